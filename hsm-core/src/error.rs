@@ -1,0 +1,119 @@
+//! The HSM's one error type.
+
+use crate::object::KeyHandle;
+
+/// Every error `keyward-hsm` returns.
+///
+/// Each variant has a stable machine-readable [`code`](Error::code). Messages name the object
+/// concerned (handle, label, record) but never contain key bytes or passwords.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// No key object has this handle.
+    #[error("no key with handle {handle}")]
+    KeyNotFound {
+        /// The handle asked for.
+        handle: KeyHandle,
+    },
+    /// No key object has this label (or no object of the asked class).
+    #[error("no key labelled {label:?}")]
+    LabelNotFound {
+        /// The label asked for.
+        label: String,
+    },
+    /// More than one key object matches a label where one was expected.
+    #[error("label {label:?} names {count} keys; use a key handle")]
+    LabelAmbiguous {
+        /// The label asked for.
+        label: String,
+        /// How many objects carry it.
+        count: usize,
+    },
+    /// The key's attributes do not allow the operation (e.g. `sign = false`).
+    #[error("key {handle} does not allow {operation} (attribute {attribute} is false)")]
+    AttributeViolation {
+        /// The key.
+        handle: KeyHandle,
+        /// What was attempted, e.g. `sign`.
+        operation: &'static str,
+        /// The attribute that forbids it.
+        attribute: &'static str,
+    },
+    /// The mechanism does not fit the key type or class.
+    #[error("mechanism {mechanism} cannot be used with key {handle} ({key_type})")]
+    MechanismInvalid {
+        /// The key.
+        handle: KeyHandle,
+        /// The mechanism asked for.
+        mechanism: &'static str,
+        /// The key's type.
+        key_type: &'static str,
+    },
+    /// Input was malformed: wrong length, unparsable, out of range.
+    #[error("invalid input: {reason}")]
+    InvalidInput {
+        /// What is wrong, without echoing secret input.
+        reason: String,
+    },
+    /// The master key does not open this store (wrong key file), or the HSM is sealed.
+    #[error("the HSM is sealed: {reason}")]
+    Sealed {
+        /// Why.
+        reason: &'static str,
+    },
+    /// A stored record failed authentication or decoding: it was edited, swapped or damaged.
+    /// Nothing is overwritten or skipped when this happens.
+    #[error("record {kind}/{id} failed authentication: the store was modified or damaged")]
+    RecordTampered {
+        /// Record kind.
+        kind: String,
+        /// Record id.
+        id: String,
+    },
+    /// A known-answer self-test failed; the HSM refuses every operation.
+    #[error("self-test failed: {algorithm}")]
+    SelfTestFailed {
+        /// The algorithm whose test failed.
+        algorithm: &'static str,
+    },
+    /// The storage backend failed.
+    #[error(transparent)]
+    Store(#[from] keyward_keystore::Error),
+    /// The cryptographic library reported a failure for valid-looking input.
+    #[error("cryptographic operation failed: {operation}")]
+    Crypto {
+        /// The operation, e.g. `ecdsa sign`.
+        operation: &'static str,
+    },
+    /// A bug in Keyward: an invariant did not hold.
+    #[error("internal error: {0}")]
+    Internal(&'static str),
+}
+
+impl Error {
+    /// The stable error code, e.g. `key_not_found`, for APIs and exit statuses.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::KeyNotFound { .. } | Error::LabelNotFound { .. } => "key_not_found",
+            Error::LabelAmbiguous { .. } => "label_ambiguous",
+            Error::AttributeViolation { .. } => "attribute_violation",
+            Error::MechanismInvalid { .. } => "mechanism_invalid",
+            Error::InvalidInput { .. } => "invalid_input",
+            Error::Sealed { .. } => "sealed",
+            Error::RecordTampered { .. } => "record_tampered",
+            Error::SelfTestFailed { .. } => "self_test_failed",
+            Error::Store(_) => "store_error",
+            Error::Crypto { .. } => "crypto_error",
+            Error::Internal(_) => "internal_error",
+        }
+    }
+
+    pub(crate) fn invalid(reason: impl Into<String>) -> Self {
+        Error::InvalidInput {
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Result type of this crate.
+pub type Result<T> = std::result::Result<T, Error>;

@@ -1,0 +1,112 @@
+//! Durable storage of Keyward's records.
+//!
+//! This crate is the bottom layer of the keystore (see `DESIGN.md`): it stores and returns
+//! opaque, already-encrypted blobs addressed by `(kind, id)` with a version number. It never
+//! sees plaintext key material; the encryption format lives in `keyward-hsm`, which uses the
+//! record kind, id and version as AES-GCM associated data so that a swapped or edited row fails
+//! to open there.
+//!
+//! Backends: [`SqliteBackend`] (the embedded default: WAL journal, `synchronous=FULL`).
+//!
+//! ```
+//! use keyward_keystore::{Backend, Record, SqliteBackend};
+//! let dir = tempfile::tempdir().unwrap();
+//! let store = SqliteBackend::create(&dir.path().join("keyward.sqlite3")).unwrap();
+//! store.insert(&Record { kind: "key".into(), id: "1".into(), version: 1, blob: vec![1, 2, 3] }).unwrap();
+//! assert_eq!(store.get("key", "1").unwrap().unwrap().blob, vec![1, 2, 3]);
+//! ```
+
+mod sqlite;
+
+pub use sqlite::SqliteBackend;
+
+/// One stored record: an opaque encrypted blob with its address and version.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Record {
+    /// Record kind, e.g. `key` or `data-key`. At most 64 bytes of ASCII.
+    pub kind: String,
+    /// Identifier unique within the kind, e.g. a key handle in decimal.
+    pub id: String,
+    /// Version, starting at 1 and increased by one on every update.
+    pub version: u64,
+    /// The encrypted record, as produced by the HSM's record format.
+    pub blob: Vec<u8>,
+}
+
+impl std::fmt::Debug for Record {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Record")
+            .field("kind", &self.kind)
+            .field("id", &self.id)
+            .field("version", &self.version)
+            .field("blob_bytes", &self.blob.len())
+            .finish()
+    }
+}
+
+/// Errors from a storage backend.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The store file or database does not exist (and was not to be created).
+    #[error("no store at {path}")]
+    NotFound {
+        /// Where the store was looked for.
+        path: String,
+    },
+    /// A store already exists where a new one was to be created.
+    #[error("a store already exists at {path}")]
+    AlreadyExists {
+        /// Where the store was found.
+        path: String,
+    },
+    /// A record with this kind and id already exists.
+    #[error("record {kind}/{id} already exists")]
+    Duplicate {
+        /// Record kind.
+        kind: String,
+        /// Record id.
+        id: String,
+    },
+    /// An update or delete named a version that is not the stored one (a concurrent change).
+    #[error("record {kind}/{id} changed concurrently (expected version {expected})")]
+    VersionConflict {
+        /// Record kind.
+        kind: String,
+        /// Record id.
+        id: String,
+        /// The version the caller expected to replace.
+        expected: u64,
+    },
+    /// The store's schema is newer than this build understands, or is not a Keyward store.
+    #[error("unsupported store schema version {found} (this build reads {supported})")]
+    Schema {
+        /// Schema version found in the store.
+        found: i64,
+        /// Schema version this build writes.
+        supported: i64,
+    },
+    /// The database itself failed (I/O error, corruption, lock timeout).
+    #[error("store database error: {0}")]
+    Database(#[from] rusqlite::Error),
+}
+
+/// Result type of this crate.
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// A storage backend: durable, ordered by nothing, addressed by `(kind, id)`.
+///
+/// Implementations must make each call atomic and durable before it returns.
+pub trait Backend: Send + Sync + 'static {
+    /// Reads one record; `Ok(None)` when it does not exist.
+    fn get(&self, kind: &str, id: &str) -> Result<Option<Record>>;
+    /// Lists every record of a kind, ordered by id.
+    fn list(&self, kind: &str) -> Result<Vec<Record>>;
+    /// Inserts a new record. Fails with [`Error::Duplicate`] if `(kind, id)` exists.
+    fn insert(&self, record: &Record) -> Result<()>;
+    /// Replaces the record whose stored version is `record.version - 1`.
+    /// Fails with [`Error::VersionConflict`] otherwise.
+    fn update(&self, record: &Record) -> Result<()>;
+    /// Deletes a record if it exists at `version`.
+    fn delete(&self, kind: &str, id: &str, version: u64) -> Result<()>;
+}
