@@ -1,0 +1,60 @@
+//! The proxy's error type.
+
+use std::path::PathBuf;
+
+/// Errors building or starting the proxy. Runtime errors on one connection are logged and
+/// answered (502/504), never returned here.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A certificate chain file could not be read or holds no certificate.
+    #[error("certificate file {path}: {reason}")]
+    CertificateFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The HSM refused or does not have the key a certificate names.
+    #[error("HSM key {label:?} for certificate {path}: {source}")]
+    Key {
+        /// The key label from the configuration.
+        label: String,
+        /// The certificate file.
+        path: PathBuf,
+        /// The HSM's error.
+        source: keyward_hsm::Error,
+    },
+    /// The certificate's public key is not the HSM key's public key.
+    #[error("certificate {path} does not belong to HSM key {label:?}: the public keys differ")]
+    KeyMismatch {
+        /// The key label.
+        label: String,
+        /// The certificate file.
+        path: PathBuf,
+    },
+    /// rustls refused the TLS settings.
+    #[error("TLS settings for listener {address}: {source}")]
+    Tls {
+        /// The listener.
+        address: std::net::SocketAddr,
+        /// rustls's error.
+        source: rustls::Error,
+    },
+    /// A listening socket could not be opened.
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        /// The address.
+        address: std::net::SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The upstream URL is not usable.
+    #[error("upstream.url {url:?}: {reason}")]
+    Upstream {
+        /// The URL.
+        url: String,
+        /// What is wrong.
+        reason: String,
+    },
+}

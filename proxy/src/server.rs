@@ -1,0 +1,241 @@
+//! Listeners: TLS accept loops serving HTTP/1.1 and HTTP/2 to the upstream.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use keyward_config::{Config, ListenerConfig, TlsVersion};
+use keyward_hsm::{Hsm, KeyClass};
+use rustls::server::ServerSessionMemoryCache;
+use rustls::sign::CertifiedKey;
+use rustls::ServerConfig;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::CertificateDer;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
+use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
+use x509_parser::x509::SubjectPublicKeyInfo;
+
+use crate::error::Error;
+use crate::forward::Upstream;
+use crate::resolver::{Entry, SniResolver};
+use crate::signer::signing_key;
+
+/// Stateful TLS session cache entries per listener (TLS 1.2 session IDs, TLS 1.3 stateful).
+const SESSION_CACHE_ENTRIES: usize = 20_000;
+
+struct Listener {
+    socket: TcpListener,
+    acceptor: TlsAcceptor,
+    handshake_timeout: Duration,
+}
+
+/// A built proxy: sockets bound, certificates loaded, keys resolved in the HSM.
+pub struct Proxy {
+    listeners: Vec<Listener>,
+    upstream: Arc<Upstream>,
+}
+
+impl std::fmt::Debug for Proxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Proxy")
+            .field("listeners", &self.local_addrs())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A certificate chain read from a PEM file, with what the leaf says about itself.
+struct Chain {
+    certs: Vec<CertificateDer<'static>>,
+    dns_names: Vec<String>,
+}
+
+fn read_chain(path: &Path) -> Result<Chain, Error> {
+    let err = |reason: String| Error::CertificateFile {
+        path: path.to_owned(),
+        reason,
+    };
+    let bytes = std::fs::read(path).map_err(|e| err(e.kind().to_string()))?;
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&bytes)
+        .collect::<Result<_, _>>()
+        .map_err(|e| err(format!("not a PEM certificate chain ({e})")))?;
+    let leaf = certs
+        .first()
+        .ok_or_else(|| err("no CERTIFICATE block in the file".into()))?;
+    let (_, parsed) = X509Certificate::from_der(leaf).map_err(|_| err("the first certificate is not valid X.509 DER".into()))?;
+    let mut dns_names = Vec::new();
+    if let Ok(Some(san)) = parsed.subject_alternative_name() {
+        for name in &san.value.general_names {
+            if let GeneralName::DNSName(n) = name {
+                dns_names.push(n.to_ascii_lowercase());
+            }
+        }
+    }
+    Ok(Chain { certs, dns_names })
+}
+
+/// Compares two SubjectPublicKeyInfo DER encodings by algorithm OID and key bits.
+fn same_public_key(a: &[u8], b: &[u8]) -> bool {
+    match (SubjectPublicKeyInfo::from_der(a), SubjectPublicKeyInfo::from_der(b)) {
+        (Ok((_, a)), Ok((_, b))) => {
+            a.algorithm.algorithm == b.algorithm.algorithm && a.subject_public_key.data == b.subject_public_key.data
+        }
+        _ => false,
+    }
+}
+
+fn leaf_spki(chain: &Chain) -> Vec<u8> {
+    X509Certificate::from_der(&chain.certs[0])
+        .map(|(_, c)| c.tbs_certificate.subject_pki.raw.to_vec())
+        .unwrap_or_default()
+}
+
+fn tls_config(listener: &ListenerConfig, hsm: &Hsm) -> Result<ServerConfig, Error> {
+    let mut resolver = SniResolver::default();
+    for (i, cert) in listener.certificates.iter().enumerate() {
+        let chain = read_chain(&cert.chain_file)?;
+        let key_err = |source| Error::Key {
+            label: cert.key_label.clone(),
+            path: cert.chain_file.clone(),
+            source,
+        };
+        let info = hsm.find_by_label(&cert.key_label, KeyClass::Private).map_err(key_err)?;
+        let signer = hsm.signer(info.handle).map_err(key_err)?;
+        if !same_public_key(&leaf_spki(&chain), signer.spki_der()) {
+            return Err(Error::KeyMismatch {
+                label: cert.key_label.clone(),
+                path: cert.chain_file.clone(),
+            });
+        }
+        let key = signing_key(signer);
+        let names = if cert.server_names.is_empty() {
+            chain.dns_names.clone()
+        } else {
+            cert.server_names.clone()
+        };
+        let is_default = cert.default || (i == 0 && !listener.certificates.iter().any(|c| c.default));
+        let certified = Arc::new(CertifiedKey::new(chain.certs, key.clone()));
+        resolver.add(&names, Entry { certified, key }, is_default);
+    }
+    let versions: Vec<&'static rustls::SupportedProtocolVersion> = listener
+        .tls_versions
+        .iter()
+        .map(|v| match v {
+            TlsVersion::Tls12 => &rustls::version::TLS12,
+            TlsVersion::Tls13 => &rustls::version::TLS13,
+        })
+        .collect();
+    let tls_err = |source| Error::Tls {
+        address: listener.address,
+        source,
+    };
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&versions)
+        .map_err(tls_err)?
+        .with_no_client_auth()
+        .with_cert_resolver(Arc::new(resolver));
+    config.alpn_protocols = listener.alpn.iter().map(|p| p.as_bytes().to_vec()).collect();
+    config.session_storage = ServerSessionMemoryCache::new(SESSION_CACHE_ENTRIES);
+    config.ticketer = rustls::crypto::aws_lc_rs::Ticketer::new().map_err(tls_err)?;
+    Ok(config)
+}
+
+impl Proxy {
+    /// Reads every certificate file, resolves each key label in the HSM, checks that each
+    /// certificate's public key is its HSM key's, and binds every listener.
+    ///
+    /// Must be called inside a tokio runtime.
+    ///
+    /// # Errors
+    /// [`Error::CertificateFile`], [`Error::Key`], [`Error::KeyMismatch`], [`Error::Tls`],
+    /// [`Error::Upstream`], [`Error::Bind`]; the first one found, with nothing left bound.
+    pub fn build(config: &Config, hsm: &Hsm) -> Result<Proxy, Error> {
+        let upstream = Arc::new(Upstream::new(&config.upstream)?);
+        let mut prepared = Vec::new();
+        for l in &config.listeners {
+            prepared.push((l, Arc::new(tls_config(l, hsm)?)));
+        }
+        let mut listeners = Vec::new();
+        for (l, tls) in prepared {
+            let socket = std::net::TcpListener::bind(l.address)
+                .and_then(|s| {
+                    s.set_nonblocking(true)?;
+                    TcpListener::from_std(s)
+                })
+                .map_err(|source| Error::Bind {
+                    address: l.address,
+                    source,
+                })?;
+            listeners.push(Listener {
+                socket,
+                acceptor: TlsAcceptor::from(tls),
+                handshake_timeout: Duration::from_millis(l.handshake_timeout_ms),
+            });
+        }
+        Ok(Proxy { listeners, upstream })
+    }
+
+    /// The bound addresses, in configuration order (useful with port 0).
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.listeners
+            .iter()
+            .filter_map(|l| l.socket.local_addr().ok())
+            .collect()
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting and returns.
+    pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
+        let mut tasks = tokio::task::JoinSet::new();
+        for l in self.listeners {
+            tasks.spawn(accept_loop(l, self.upstream.clone()));
+        }
+        shutdown.await;
+        tasks.abort_all();
+    }
+}
+
+async fn accept_loop(l: Listener, upstream: Arc<Upstream>) {
+    loop {
+        let (tcp, peer) = match l.socket.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                // EMFILE and the like: back off briefly instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let acceptor = l.acceptor.clone();
+        let upstream = upstream.clone();
+        let timeout = l.handshake_timeout;
+        tokio::spawn(serve_connection(tcp, peer, acceptor, upstream, timeout));
+    }
+}
+
+async fn serve_connection(tcp: TcpStream, peer: SocketAddr, acceptor: TlsAcceptor, upstream: Arc<Upstream>, timeout: Duration) {
+    let _ = tcp.set_nodelay(true);
+    let tls = match tokio::time::timeout(timeout, acceptor.accept(tcp)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!(%peer, "TLS handshake timed out");
+            return;
+        }
+    };
+    let service = hyper::service::service_fn(move |req| {
+        let upstream = upstream.clone();
+        async move { upstream.forward(req, peer).await }
+    });
+    let builder = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+    if let Err(e) = builder
+        .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+        .await
+    {
+        tracing::debug!(%peer, error = %e, "connection ended with an error");
+    }
+}

@@ -1,0 +1,101 @@
+//! The bridge from rustls to the HSM: a [`rustls::sign::SigningKey`] over an HSM key handle.
+//!
+//! rustls calls [`Signer::sign`] synchronously once per full handshake (TLS 1.3
+//! CertificateVerify, TLS 1.2 ServerKeyExchange) with the unhashed message; resumed handshakes
+//! never call it. The embedded signer goes straight to [`KeySigner::sign`]: a policy check and
+//! one aws-lc-rs signature, with no store access, no shared lock and no log line.
+
+use std::sync::Arc;
+
+use keyward_hsm::{KeySigner, KeySpec, SignMechanism};
+use rustls::sign::{Signer, SigningKey};
+use rustls::{SignatureAlgorithm, SignatureScheme};
+use rustls_pki_types::SubjectPublicKeyInfoDer;
+
+/// TLS signature schemes (RFC 8446 §4.2.3) a key type can use, in our order of preference,
+/// with the HSM mechanism each maps to.
+fn schemes_for(spec: KeySpec) -> &'static [(SignatureScheme, SignMechanism)] {
+    use SignMechanism as M;
+    use SignatureScheme as S;
+    match spec {
+        KeySpec::EcP256 => &[(S::ECDSA_NISTP256_SHA256, M::EcdsaSha256)],
+        KeySpec::EcP384 => &[(S::ECDSA_NISTP384_SHA384, M::EcdsaSha384)],
+        KeySpec::Ed25519 => &[(S::ED25519, M::Ed25519)],
+        KeySpec::Rsa2048 | KeySpec::Rsa3072 | KeySpec::Rsa4096 => &[
+            (S::RSA_PSS_SHA256, M::RsaPssSha256),
+            (S::RSA_PSS_SHA384, M::RsaPssSha384),
+            (S::RSA_PSS_SHA512, M::RsaPssSha512),
+            (S::RSA_PKCS1_SHA256, M::RsaPkcs1Sha256),
+            (S::RSA_PKCS1_SHA384, M::RsaPkcs1Sha384),
+            (S::RSA_PKCS1_SHA512, M::RsaPkcs1Sha512),
+        ],
+    }
+}
+
+/// An HSM private key as rustls sees it. Holds a [`KeySigner`], never key bytes.
+#[derive(Debug)]
+pub struct HsmSigningKey {
+    key: KeySigner,
+    schemes: &'static [(SignatureScheme, SignMechanism)],
+}
+
+impl HsmSigningKey {
+    /// Wraps an HSM signer for rustls.
+    pub fn new(key: KeySigner) -> Self {
+        let schemes = schemes_for(key.info().spec);
+        HsmSigningKey { key, schemes }
+    }
+
+    /// Whether the client's offered schemes include one this key can use (no allocation).
+    pub(crate) fn compatible(&self, offered: &[SignatureScheme]) -> bool {
+        self.schemes.iter().any(|(s, _)| offered.contains(s))
+    }
+}
+
+impl SigningKey for HsmSigningKey {
+    fn choose_scheme(&self, offered: &[SignatureScheme]) -> Option<Box<dyn Signer>> {
+        let (scheme, mechanism) = self.schemes.iter().find(|(s, _)| offered.contains(s))?;
+        Some(Box::new(HsmSigner {
+            key: self.key.clone(),
+            scheme: *scheme,
+            mechanism: *mechanism,
+        }))
+    }
+
+    fn public_key(&self) -> Option<SubjectPublicKeyInfoDer<'_>> {
+        Some(SubjectPublicKeyInfoDer::from(self.key.spki_der()))
+    }
+
+    fn algorithm(&self) -> SignatureAlgorithm {
+        match self.key.info().spec.key_type() {
+            "ec" => SignatureAlgorithm::ECDSA,
+            "ed25519" => SignatureAlgorithm::ED25519,
+            _ => SignatureAlgorithm::RSA,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct HsmSigner {
+    key: KeySigner,
+    scheme: SignatureScheme,
+    mechanism: SignMechanism,
+}
+
+impl Signer for HsmSigner {
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, rustls::Error> {
+        self.key.sign(self.mechanism, message).map_err(|e| {
+            // Error text names the key handle and the failing check, never key bytes.
+            rustls::Error::General(format!("HSM signature failed: {}", e.code()))
+        })
+    }
+
+    fn scheme(&self) -> SignatureScheme {
+        self.scheme
+    }
+}
+
+/// Builds an `Arc<dyn SigningKey>` for rustls.
+pub fn signing_key(key: KeySigner) -> Arc<HsmSigningKey> {
+    Arc::new(HsmSigningKey::new(key))
+}
