@@ -1,1 +1,333 @@
-fn main() {}
+//! The `keyward` command: wiring only. See `keyward --help`.
+//!
+//! Exit codes: 0 success; 1 an error (one line on stderr naming the cause); 2 a usage error.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use keyward_hsm::{Hsm, KeyClass, KeyInfo, KeyPairOptions, KeySpec};
+
+mod certs;
+mod data_dir;
+mod demo_upstream;
+
+#[derive(Parser)]
+#[command(name = "keyward", version, about = "TLS reverse proxy with keys held in a bundled HSM")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args, Clone)]
+struct DataDirArg {
+    /// HSM data directory (store and master key).
+    #[arg(long, env = "KEYWARD_DATA_DIR", default_value = "keyward-data")]
+    data_dir: PathBuf,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run an HTTPS proxy with an HSM-held key in front of a built-in demo upstream.
+    Quickstart {
+        #[command(flatten)]
+        data: DataDirArg,
+        /// Address to serve HTTPS on.
+        #[arg(long, default_value = "127.0.0.1:8443")]
+        listen: SocketAddr,
+    },
+    /// Run the proxy from a configuration file.
+    Serve {
+        /// TOML configuration file (see keyward.example.toml).
+        #[arg(long, env = "KEYWARD_CONFIG")]
+        config: PathBuf,
+    },
+    /// Manage keys in the HSM.
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// Make certificates and CSRs signed inside the HSM.
+    #[command(subcommand)]
+    Cert(CertCommand),
+}
+
+#[derive(Subcommand)]
+enum KeyCommand {
+    /// Generate a key pair inside the HSM (the private key is not extractable).
+    Generate {
+        /// ec-p256, ec-p384, rsa-2048, rsa-3072, rsa-4096 or ed25519.
+        #[arg(long = "type", value_parser = parse_spec)]
+        spec: KeySpec,
+        /// Label for both objects of the pair.
+        #[arg(long)]
+        label: String,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        data: DataDirArg,
+    },
+    /// List key objects.
+    List {
+        /// Print JSON (an array of key objects).
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        data: DataDirArg,
+    },
+}
+
+#[derive(Subcommand)]
+enum CertCommand {
+    /// Write a self-signed TLS server certificate for an HSM key.
+    SelfSigned {
+        /// Label of the HSM private key.
+        #[arg(long)]
+        key: String,
+        /// DNS subject alternative names (repeatable).
+        #[arg(long = "dns", required_unless_present = "ip")]
+        dns: Vec<String>,
+        /// IP subject alternative names (repeatable).
+        #[arg(long = "ip")]
+        ip: Vec<IpAddr>,
+        /// Validity in days.
+        #[arg(long, default_value_t = 365)]
+        days: u32,
+        /// Output PEM file.
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        data: DataDirArg,
+    },
+    /// Write a PKCS#10 certificate signing request for an HSM key.
+    Csr {
+        /// Label of the HSM private key.
+        #[arg(long)]
+        key: String,
+        /// DNS subject alternative names (repeatable).
+        #[arg(long = "dns", required = true)]
+        dns: Vec<String>,
+        /// IP subject alternative names (repeatable).
+        #[arg(long = "ip")]
+        ip: Vec<IpAddr>,
+        /// Output PEM file.
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        data: DataDirArg,
+    },
+}
+
+fn parse_spec(s: &str) -> Result<KeySpec, String> {
+    s.parse().map_err(|e: keyward_hsm::Error| e.to_string())
+}
+
+fn init_logging(level: &str, json: bool) {
+    let filter = std::env::var("KEYWARD_LOG").unwrap_or_else(|_| level.to_owned());
+    let filter = tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi)
+        .with_writer(std::io::stderr);
+    let _ = if json { builder.json().try_init() } else { builder.try_init() };
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Quickstart { data, listen } => {
+            init_logging("info", false);
+            runtime().and_then(|rt| rt.block_on(quickstart(&data.data_dir, listen)))
+        }
+        Command::Serve { config } => serve(&config),
+        Command::Key(cmd) => {
+            init_logging("warn", false);
+            key_command(cmd)
+        }
+        Command::Cert(cmd) => {
+            init_logging("warn", false);
+            cert_command(cmd)
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("keyward: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+async fn shutdown_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    tracing::info!("shutting down");
+}
+
+fn serve(config_path: &Path) -> Result<()> {
+    let config = keyward_config::Config::load(config_path, std::env::vars())?;
+    init_logging(&config.log.level, config.log.format == keyward_config::LogFormat::Json);
+    let rt = runtime()?;
+    rt.block_on(async {
+        let hsm = data_dir::open(&config.hsm.data_dir)?;
+        let proxy = keyward_proxy::Proxy::build(&config, &hsm)?;
+        for addr in proxy.local_addrs() {
+            tracing::info!(%addr, upstream = %config.upstream.url, "listening for HTTPS");
+        }
+        proxy.run(shutdown_signal()).await;
+        drop(hsm);
+        Ok(())
+    })
+}
+
+fn find_private(hsm: &Hsm, label: &str) -> Result<KeyInfo> {
+    Ok(hsm.find_by_label(label, KeyClass::Private)?)
+}
+
+async fn quickstart(dir: &Path, listen: SocketAddr) -> Result<()> {
+    const LABEL: &str = "quickstart";
+    let hsm = data_dir::open_or_create(dir)?;
+    let key = match hsm.find_by_label(LABEL, KeyClass::Private) {
+        Ok(k) => k,
+        Err(keyward_hsm::Error::LabelNotFound { .. }) => {
+            let (private, _) = hsm.generate_key_pair(
+                KeySpec::EcP256,
+                &KeyPairOptions {
+                    label: LABEL.into(),
+                    extractable: false,
+                },
+            )?;
+            tracing::info!(handle = %private.handle, "generated P-256 key \"quickstart\" in the HSM");
+            private
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let signer = hsm.signer(key.handle)?;
+    let cert_path = dir.join("quickstart.crt");
+    let reuse = std::fs::read(&cert_path)
+        .ok()
+        .and_then(|pem| cert_spki(&pem))
+        .is_some_and(|spki| spki == signer.spki_der());
+    if !reuse {
+        let rc = certs::HsmRcgenKey::new(signer.clone())?;
+        let ips: Vec<IpAddr> = vec!["127.0.0.1".parse()?, "::1".parse()?];
+        let pem = certs::self_signed(&rc, &["localhost".to_owned()], &ips, 365)?;
+        std::fs::write(&cert_path, pem).with_context(|| format!("cannot write {}", cert_path.display()))?;
+    }
+    let upstream = demo_upstream::start().await.context("cannot start the demo upstream")?;
+    let config_path = dir.join("quickstart.toml");
+    std::fs::write(
+        &config_path,
+        format!(
+            "# Written by `keyward quickstart` on every start; the upstream is the demo server's port.\n\
+             [hsm]\ndata_dir = \".\"\n\n\
+             [[listeners]]\naddress = \"{listen}\"\n\n\
+             [[listeners.certificates]]\nkey_label = \"{LABEL}\"\nchain_file = \"quickstart.crt\"\n\n\
+             [upstream]\nurl = \"http://{upstream}\"\n"
+        ),
+    )?;
+    let config = keyward_config::Config::load(&config_path, std::iter::empty())?;
+    let proxy = keyward_proxy::Proxy::build(&config, &hsm)?;
+    let addr = proxy.local_addrs().first().copied().context("no listener")?;
+    let host = if addr.ip().is_loopback() { "localhost".to_owned() } else { addr.ip().to_string() };
+    println!(
+        "Keyward is serving https://{host}:{port}/ with HSM key \"{LABEL}\" (ec-p256, handle {handle}); try: curl --cacert {cert} https://{host}:{port}/",
+        port = addr.port(),
+        handle = key.handle,
+        cert = cert_path.display(),
+    );
+    proxy.run(shutdown_signal()).await;
+    drop(hsm);
+    Ok(())
+}
+
+fn cert_spki(pem: &[u8]) -> Option<Vec<u8>> {
+    use x509_parser::prelude::FromDer;
+    let block = x509_parser::pem::parse_x509_pem(pem).ok()?.1;
+    let (_, cert) = x509_parser::certificate::X509Certificate::from_der(&block.contents).ok()?;
+    Some(cert.tbs_certificate.subject_pki.raw.to_vec())
+}
+
+fn key_command(cmd: KeyCommand) -> Result<()> {
+    match cmd {
+        KeyCommand::Generate { spec, label, json, data } => {
+            let hsm = data_dir::open_or_create(&data.data_dir)?;
+            let (private, public) = hsm.generate_key_pair(spec, &KeyPairOptions { label, extractable: false })?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "private": private, "public": public }))?);
+            } else {
+                println!(
+                    "generated {spec} key pair {:?}: private key handle {}, public key handle {}",
+                    private.attributes.label, private.handle, public.handle
+                );
+            }
+        }
+        KeyCommand::List { json, data } => {
+            let hsm = data_dir::open(&data.data_dir)?;
+            let keys = hsm.list_keys();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&keys)?);
+            } else {
+                println!("{:<18} {:<8} {:<9} {:<18} {:<12} LABEL", "HANDLE", "CLASS", "TYPE", "LINKED", "ATTRIBUTES");
+                for k in keys {
+                    let a = &k.attributes;
+                    let mut flags = Vec::new();
+                    for (on, name) in [(a.sign, "sign"), (a.verify, "verify"), (a.extractable, "extractable")] {
+                        if on {
+                            flags.push(name);
+                        }
+                    }
+                    println!(
+                        "{:<18} {:<8} {:<9} {:<18} {:<12} {}",
+                        k.handle,
+                        k.class,
+                        k.spec,
+                        k.linked_handle.map(|h| h.to_string()).unwrap_or_default(),
+                        flags.join(","),
+                        a.label
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn cert_command(cmd: CertCommand) -> Result<()> {
+    let (key, dns, ip, out, data, days, csr) = match cmd {
+        CertCommand::SelfSigned { key, dns, ip, days, out, data } => (key, dns, ip, out, data, days, false),
+        CertCommand::Csr { key, dns, ip, out, data } => (key, dns, ip, out, data, 0, true),
+    };
+    if !csr && days == 0 {
+        bail!("--days must be at least 1");
+    }
+    let hsm = data_dir::open(&data.data_dir)?;
+    let info = find_private(&hsm, &key)?;
+    let rc = certs::HsmRcgenKey::new(hsm.signer(info.handle)?)?;
+    let pem = if csr {
+        certs::csr(&rc, &dns, &ip)?
+    } else {
+        certs::self_signed(&rc, &dns, &ip, days)?
+    };
+    std::fs::write(&out, pem).with_context(|| format!("cannot write {}", out.display()))?;
+    println!("wrote {}", out.display());
+    Ok(())
+}

@@ -1,0 +1,72 @@
+//! The data directory: `keyward.sqlite3` (the encrypted store) and `master.key` (the 32-byte
+//! master key, mode 0600). Opening it unseals the HSM.
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use keyward_hsm::{Hsm, MasterKey};
+use keyward_keystore::SqliteBackend;
+use zeroize::Zeroizing;
+
+/// File name of the store inside the data directory.
+pub(crate) const STORE_FILE: &str = "keyward.sqlite3";
+/// File name of the master key inside the data directory.
+pub(crate) const MASTER_KEY_FILE: &str = "master.key";
+
+pub(crate) fn store_path(dir: &Path) -> PathBuf {
+    dir.join(STORE_FILE)
+}
+
+fn read_master_key(path: &Path) -> Result<MasterKey> {
+    let meta = fs::metadata(path).with_context(|| format!("cannot read master key file {}", path.display()))?;
+    if meta.permissions().mode() & 0o077 != 0 {
+        tracing::warn!(path = %path.display(), "master key file is readable by group or others; chmod 600 it");
+    }
+    let bytes = Zeroizing::new(fs::read(path).with_context(|| format!("cannot read master key file {}", path.display()))?);
+    MasterKey::from_bytes(&bytes).with_context(|| format!("master key file {}", path.display()))
+}
+
+/// Opens an existing data directory; creates nothing.
+pub(crate) fn open(dir: &Path) -> Result<Hsm> {
+    let store = store_path(dir);
+    if !store.is_file() {
+        bail!(
+            "no HSM store at {} (create one with `keyward key generate` or `keyward quickstart`)",
+            store.display()
+        );
+    }
+    let master = read_master_key(&dir.join(MASTER_KEY_FILE))?;
+    let backend = SqliteBackend::open(&store).with_context(|| format!("store {}", store.display()))?;
+    Hsm::open(Box::new(backend), &master).with_context(|| format!("cannot unseal the HSM in {}", dir.display()))
+}
+
+/// Opens the data directory, creating it (mode 0700), a new master key (0600) and an empty
+/// store when there is none.
+pub(crate) fn open_or_create(dir: &Path) -> Result<Hsm> {
+    if store_path(dir).is_file() {
+        return open(dir);
+    }
+    fs::create_dir_all(dir).with_context(|| format!("cannot create data directory {}", dir.display()))?;
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+        .with_context(|| format!("cannot restrict data directory {}", dir.display()))?;
+    let key_path = dir.join(MASTER_KEY_FILE);
+    let master = MasterKey::generate()?;
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&key_path)
+        .with_context(|| format!("cannot create master key file {}", key_path.display()))?;
+    f.write_all(master.as_bytes())?;
+    f.sync_all()?;
+    let store = store_path(dir);
+    let backend = SqliteBackend::create(&store).with_context(|| format!("cannot create store {}", store.display()))?;
+    fs::set_permissions(&store, fs::Permissions::from_mode(0o600))
+        .with_context(|| format!("cannot restrict store {}", store.display()))?;
+    let hsm = Hsm::create(Box::new(backend), &master)?;
+    tracing::info!(dir = %dir.display(), "created a new HSM store and master key");
+    Ok(hsm)
+}
