@@ -1,0 +1,202 @@
+//! Shared fixtures for the integration tests: temporary data directories, the real `keyward`
+//! binary and a real upstream process, waiting on ports and log lines with deadlines.
+
+#![allow(dead_code, reason = "each test binary uses a different subset")]
+#![allow(unreachable_pub, reason = "a module of each test binary, not a library")]
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+pub const DEADLINE: Duration = Duration::from_secs(30);
+
+pub fn keyward_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_keyward")
+}
+
+/// Runs `keyward ARGS` to completion.
+pub fn keyward(args: &[&str]) -> Output {
+    Command::new(keyward_bin())
+        .args(args)
+        .env_remove("KEYWARD_DATA_DIR")
+        .env_remove("KEYWARD_CONFIG")
+        .output()
+        .expect("run keyward")
+}
+
+/// Runs `keyward ARGS` and insists on success; returns stdout.
+pub fn keyward_ok(args: &[&str]) -> String {
+    let out = keyward(args);
+    assert!(
+        out.status.success(),
+        "keyward {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Lines a child writes, collected by a reader thread.
+#[derive(Clone, Default)]
+pub struct Lines(Arc<(Mutex<Vec<String>>, Condvar)>);
+
+impl Lines {
+    fn follow(&self, stream: impl std::io::Read + Send + 'static) {
+        let me = self.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines() {
+                let Ok(line) = line else { break };
+                let (lock, cv) = &*me.0;
+                lock.lock().unwrap().push(line);
+                cv.notify_all();
+            }
+        });
+    }
+
+    /// Waits until a line contains `needle`; returns it.
+    pub fn wait_for(&self, needle: &str) -> String {
+        let (lock, cv) = &*self.0;
+        let end = Instant::now() + DEADLINE;
+        let mut lines = lock.lock().unwrap();
+        loop {
+            if let Some(l) = lines.iter().find(|l| l.contains(needle)) {
+                return l.clone();
+            }
+            let left = end.saturating_duration_since(Instant::now());
+            assert!(!left.is_zero(), "no line containing {needle:?} within {DEADLINE:?}; got {lines:?}");
+            lines = cv.wait_timeout(lines, left).unwrap().0;
+        }
+    }
+
+    pub fn all(&self) -> Vec<String> {
+        self.0 .0.lock().unwrap().clone()
+    }
+}
+
+/// A child process killed when dropped.
+pub struct Running {
+    pub child: Child,
+    pub stdout: Lines,
+    pub stderr: Lines,
+}
+
+impl Running {
+    pub fn spawn(mut cmd: Command) -> Running {
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        let stdout = Lines::default();
+        let stderr = Lines::default();
+        stdout.follow(child.stdout.take().unwrap());
+        stderr.follow(child.stderr.take().unwrap());
+        Running { child, stdout, stderr }
+    }
+
+    /// Sends SIGTERM and waits for the exit status (with a deadline).
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let end = Instant::now() + DEADLINE;
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s;
+            }
+            assert!(Instant::now() < end, "process did not exit after SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The Python upstream from `tests/fixtures/upstream.py`.
+pub fn start_upstream() -> (Running, SocketAddr) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/upstream.py");
+    let mut cmd = Command::new("python3");
+    cmd.arg(script);
+    let up = Running::spawn(cmd);
+    let line = up.stdout.wait_for("PORT ");
+    let port: u16 = line.trim_start_matches("PORT ").trim().parse().unwrap();
+    (up, SocketAddr::from(([127, 0, 0, 1], port)))
+}
+
+/// An address on which nothing listens (bound, then released).
+pub fn closed_port() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap()
+}
+
+/// Starts `keyward serve --config FILE` and waits for every listener; returns their addresses.
+pub fn start_serve(config: &Path, listeners: usize) -> (Running, Vec<SocketAddr>) {
+    let mut cmd = Command::new(keyward_bin());
+    cmd.args(["serve", "--config"]).arg(config).env("KEYWARD_LOG", "info");
+    let p = Running::spawn(cmd);
+    p.stderr.wait_for("listening for HTTPS");
+    let end = Instant::now() + DEADLINE;
+    let addrs = loop {
+        let addrs: Vec<SocketAddr> = p
+            .stderr
+            .all()
+            .iter()
+            .filter(|l| l.contains("listening for HTTPS"))
+            .filter_map(|l| l.split_whitespace().find_map(|w| w.strip_prefix("addr=")).map(|a| a.parse().unwrap()))
+            .collect();
+        if addrs.len() == listeners {
+            break addrs;
+        }
+        assert!(Instant::now() < end, "listeners did not all start: {:?}", p.stderr.all());
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    (p, addrs)
+}
+
+/// SHA-256 of every file below `dir`, by relative path: a fingerprint to show "nothing written".
+pub fn fingerprint(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &std::fs::read(&p).unwrap());
+                out.insert(p.strip_prefix(dir).unwrap().to_path_buf(), digest.as_ref().to_vec());
+            }
+        }
+    }
+    out
+}
+
+/// Runs a command and returns (status ok, stdout, stderr) as text.
+pub fn run(program: &str, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(program).args(args).stdin(Stdio::null()).output().expect(program);
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `openssl s_client` against `addr` with extra flags; returns its stdout.
+pub fn s_client(addr: SocketAddr, servername: &str, extra: &[&str]) -> String {
+    let connect = addr.to_string();
+    let mut args = vec!["s_client", "-connect", &connect, "-servername", servername, "-showcerts"];
+    args.extend_from_slice(extra);
+    let out = Command::new("openssl")
+        .args(&args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("openssl s_client");
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
