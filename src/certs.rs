@@ -4,7 +4,10 @@ use std::net::IpAddr;
 
 use anyhow::{Context, Result};
 use keyward_hsm::{KeySigner, KeySpec, SignMechanism};
-use rcgen::{CertificateParams, DistinguishedName, DnType, KeyUsagePurpose, ExtendedKeyUsagePurpose, SanType, SignatureAlgorithm};
+use rcgen::{
+    CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, KeyUsagePurpose,
+    SanType, SignatureAlgorithm,
+};
 use x509_parser::prelude::FromDer;
 use x509_parser::x509::SubjectPublicKeyInfo;
 
@@ -21,10 +24,13 @@ impl HsmRcgenKey {
         let (algorithm, mechanism) = match signer.info().spec {
             KeySpec::EcP256 => (&rcgen::PKCS_ECDSA_P256_SHA256, SignMechanism::EcdsaSha256),
             KeySpec::EcP384 => (&rcgen::PKCS_ECDSA_P384_SHA384, SignMechanism::EcdsaSha384),
-            KeySpec::Rsa2048 | KeySpec::Rsa3072 | KeySpec::Rsa4096 => (&rcgen::PKCS_RSA_SHA256, SignMechanism::RsaPkcs1Sha256),
+            KeySpec::Rsa2048 | KeySpec::Rsa3072 | KeySpec::Rsa4096 => {
+                (&rcgen::PKCS_RSA_SHA256, SignMechanism::RsaPkcs1Sha256)
+            }
             KeySpec::Ed25519 => (&rcgen::PKCS_ED25519, SignMechanism::Ed25519),
         };
-        let (_, spki) = SubjectPublicKeyInfo::from_der(signer.spki_der()).context("HSM public key is not valid SPKI")?;
+        let (_, spki) = SubjectPublicKeyInfo::from_der(signer.spki_der())
+            .context("HSM public key is not valid SPKI")?;
         let raw_public_key = spki.subject_public_key.data.to_vec();
         Ok(HsmRcgenKey {
             signer,
@@ -58,7 +64,11 @@ fn params(dns: &[String], ips: &[IpAddr]) -> Result<CertificateParams> {
         p.subject_alt_names.push(SanType::IpAddress(*ip));
     }
     let mut dn = DistinguishedName::new();
-    let cn = dns.first().cloned().or_else(|| ips.first().map(|i| i.to_string())).unwrap_or_default();
+    let cn = dns
+        .first()
+        .cloned()
+        .or_else(|| ips.first().map(|i| i.to_string()))
+        .unwrap_or_default();
     dn.push(DnType::CommonName, cn);
     p.distinguished_name = dn;
     Ok(p)
@@ -66,20 +76,29 @@ fn params(dns: &[String], ips: &[IpAddr]) -> Result<CertificateParams> {
 
 /// A self-signed end-entity certificate (X.509 v3, RFC 5280) valid for `days` days from one
 /// hour ago, for TLS servers. Returns PEM.
-pub(crate) fn self_signed(key: &HsmRcgenKey, dns: &[String], ips: &[IpAddr], days: u32) -> Result<String> {
+pub(crate) fn self_signed(
+    key: &HsmRcgenKey,
+    dns: &[String],
+    ips: &[IpAddr],
+    days: u32,
+) -> Result<String> {
     let mut p = params(dns, ips)?;
     let now = time::OffsetDateTime::now_utc();
     p.not_before = now - time::Duration::hours(1);
     p.not_after = now + time::Duration::days(i64::from(days));
     p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    let cert = p.self_signed(key).context("signing the certificate in the HSM failed")?;
+    let cert = p
+        .self_signed(key)
+        .context("signing the certificate in the HSM failed")?;
     Ok(cert.pem())
 }
 
 /// A PKCS#10 certificate signing request (RFC 2986), signed by the HSM key. Returns PEM.
 pub(crate) fn csr(key: &HsmRcgenKey, dns: &[String], ips: &[IpAddr]) -> Result<String> {
     let p = params(dns, ips)?;
-    let req = p.serialize_request(key).context("signing the CSR in the HSM failed")?;
+    let req = p
+        .serialize_request(key)
+        .context("signing the CSR in the HSM failed")?;
     req.pem().context("encoding the CSR")
 }

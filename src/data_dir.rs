@@ -21,11 +21,15 @@ pub(crate) fn store_path(dir: &Path) -> PathBuf {
 }
 
 fn read_master_key(path: &Path) -> Result<MasterKey> {
-    let meta = fs::metadata(path).with_context(|| format!("cannot read master key file {}", path.display()))?;
+    let meta = fs::metadata(path)
+        .with_context(|| format!("cannot read master key file {}", path.display()))?;
     if meta.permissions().mode() & 0o077 != 0 {
         tracing::warn!(path = %path.display(), "master key file is readable by group or others; chmod 600 it");
     }
-    let bytes = Zeroizing::new(fs::read(path).with_context(|| format!("cannot read master key file {}", path.display()))?);
+    let bytes = Zeroizing::new(
+        fs::read(path)
+            .with_context(|| format!("cannot read master key file {}", path.display()))?,
+    );
     MasterKey::from_bytes(&bytes).with_context(|| format!("master key file {}", path.display()))
 }
 
@@ -39,8 +43,10 @@ pub(crate) fn open(dir: &Path) -> Result<Hsm> {
         );
     }
     let master = read_master_key(&dir.join(MASTER_KEY_FILE))?;
-    let backend = SqliteBackend::open(&store).with_context(|| format!("store {}", store.display()))?;
-    Hsm::open(Box::new(backend), &master).with_context(|| format!("cannot unseal the HSM in {}", dir.display()))
+    let backend =
+        SqliteBackend::open(&store).with_context(|| format!("store {}", store.display()))?;
+    Hsm::open(Box::new(backend), &master)
+        .with_context(|| format!("cannot unseal the HSM in {}", dir.display()))
 }
 
 /// Opens the data directory, creating it (mode 0700), a new master key (0600) and an empty
@@ -49,7 +55,8 @@ pub(crate) fn open_or_create(dir: &Path) -> Result<Hsm> {
     if store_path(dir).is_file() {
         return open(dir);
     }
-    fs::create_dir_all(dir).with_context(|| format!("cannot create data directory {}", dir.display()))?;
+    fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create data directory {}", dir.display()))?;
     fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
         .with_context(|| format!("cannot restrict data directory {}", dir.display()))?;
     let key_path = dir.join(MASTER_KEY_FILE);
@@ -63,7 +70,8 @@ pub(crate) fn open_or_create(dir: &Path) -> Result<Hsm> {
     f.write_all(master.as_bytes())?;
     f.sync_all()?;
     let store = store_path(dir);
-    let backend = SqliteBackend::create(&store).with_context(|| format!("cannot create store {}", store.display()))?;
+    let backend = SqliteBackend::create(&store)
+        .with_context(|| format!("cannot create store {}", store.display()))?;
     fs::set_permissions(&store, fs::Permissions::from_mode(0o600))
         .with_context(|| format!("cannot restrict store {}", store.display()))?;
     let hsm = Hsm::create(Box::new(backend), &master)?;

@@ -14,7 +14,12 @@ pub(crate) const GREETING: &str = "Hello from the Keyward demo upstream!";
 
 async fn answer(req: Request<hyper::body::Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
     let mut body = format!("{GREETING}\n{} {}\n", req.method(), req.uri());
-    for name in ["host", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"] {
+    for name in [
+        "host",
+        "x-forwarded-for",
+        "x-forwarded-proto",
+        "x-forwarded-host",
+    ] {
         if let Some(v) = req.headers().get(name).and_then(|v| v.to_str().ok()) {
             body.push_str(&format!("{name}: {v}\n"));
         }
@@ -31,10 +36,15 @@ pub(crate) async fn start() -> std::io::Result<SocketAddr> {
     let addr = listener.local_addr()?;
     tokio::spawn(async move {
         loop {
-            let Ok((tcp, _)) = listener.accept().await else { continue };
+            let Ok((tcp, _)) = listener.accept().await else {
+                continue;
+            };
             tokio::spawn(async move {
                 let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(hyper_util::rt::TokioIo::new(tcp), hyper::service::service_fn(answer))
+                    .serve_connection(
+                        hyper_util::rt::TokioIo::new(tcp),
+                        hyper::service::service_fn(answer),
+                    )
                     .await;
             });
         }

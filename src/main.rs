@@ -15,7 +15,11 @@ mod data_dir;
 mod demo_upstream;
 
 #[derive(Parser)]
-#[command(name = "keyward", version, about = "TLS reverse proxy with keys held in a bundled HSM")]
+#[command(
+    name = "keyward",
+    version,
+    about = "TLS reverse proxy with keys held in a bundled HSM"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -125,13 +129,18 @@ fn parse_spec(s: &str) -> Result<KeySpec, String> {
 
 fn init_logging(level: &str, json: bool) {
     let filter = std::env::var("KEYWARD_LOG").unwrap_or_else(|_| level.to_owned());
-    let filter = tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter = tracing_subscriber::EnvFilter::try_new(&filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(ansi)
         .with_writer(std::io::stderr);
-    let _ = if json { builder.json().try_init() } else { builder.try_init() };
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
 }
 
 fn main() -> ExitCode {
@@ -184,7 +193,10 @@ async fn shutdown_signal() {
 
 fn serve(config_path: &Path) -> Result<()> {
     let config = keyward_config::Config::load(config_path, std::env::vars())?;
-    init_logging(&config.log.level, config.log.format == keyward_config::LogFormat::Json);
+    init_logging(
+        &config.log.level,
+        config.log.format == keyward_config::LogFormat::Json,
+    );
     let rt = runtime()?;
     rt.block_on(async {
         let hsm = data_dir::open(&config.hsm.data_dir)?;
@@ -230,9 +242,12 @@ async fn quickstart(dir: &Path, listen: SocketAddr) -> Result<()> {
         let rc = certs::HsmRcgenKey::new(signer.clone())?;
         let ips: Vec<IpAddr> = vec!["127.0.0.1".parse()?, "::1".parse()?];
         let pem = certs::self_signed(&rc, &["localhost".to_owned()], &ips, 365)?;
-        std::fs::write(&cert_path, pem).with_context(|| format!("cannot write {}", cert_path.display()))?;
+        std::fs::write(&cert_path, pem)
+            .with_context(|| format!("cannot write {}", cert_path.display()))?;
     }
-    let upstream = demo_upstream::start().await.context("cannot start the demo upstream")?;
+    let upstream = demo_upstream::start()
+        .await
+        .context("cannot start the demo upstream")?;
     let config_path = dir.join("quickstart.toml");
     std::fs::write(
         &config_path,
@@ -246,8 +261,16 @@ async fn quickstart(dir: &Path, listen: SocketAddr) -> Result<()> {
     )?;
     let config = keyward_config::Config::load(&config_path, std::iter::empty())?;
     let proxy = keyward_proxy::Proxy::build(&config, &hsm)?;
-    let addr = proxy.local_addrs().first().copied().context("no listener")?;
-    let host = if addr.ip().is_loopback() { "localhost".to_owned() } else { addr.ip().to_string() };
+    let addr = proxy
+        .local_addrs()
+        .first()
+        .copied()
+        .context("no listener")?;
+    let host = if addr.ip().is_loopback() {
+        "localhost".to_owned()
+    } else {
+        addr.ip().to_string()
+    };
     println!(
         "Keyward is serving https://{host}:{port}/ with HSM key \"{LABEL}\" (ec-p256, handle {handle}); try: curl --cacert {cert} https://{host}:{port}/",
         port = addr.port(),
@@ -268,11 +291,27 @@ fn cert_spki(pem: &[u8]) -> Option<Vec<u8>> {
 
 fn key_command(cmd: KeyCommand) -> Result<()> {
     match cmd {
-        KeyCommand::Generate { spec, label, json, data } => {
+        KeyCommand::Generate {
+            spec,
+            label,
+            json,
+            data,
+        } => {
             let hsm = data_dir::open_or_create(&data.data_dir)?;
-            let (private, public) = hsm.generate_key_pair(spec, &KeyPairOptions { label, extractable: false })?;
+            let (private, public) = hsm.generate_key_pair(
+                spec,
+                &KeyPairOptions {
+                    label,
+                    extractable: false,
+                },
+            )?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "private": private, "public": public }))?);
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(
+                        &serde_json::json!({ "private": private, "public": public })
+                    )?
+                );
             } else {
                 println!(
                     "generated {spec} key pair {:?}: private key handle {}, public key handle {}",
@@ -286,11 +325,18 @@ fn key_command(cmd: KeyCommand) -> Result<()> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&keys)?);
             } else {
-                println!("{:<18} {:<8} {:<9} {:<18} {:<12} LABEL", "HANDLE", "CLASS", "TYPE", "LINKED", "ATTRIBUTES");
+                println!(
+                    "{:<18} {:<8} {:<9} {:<18} {:<12} LABEL",
+                    "HANDLE", "CLASS", "TYPE", "LINKED", "ATTRIBUTES"
+                );
                 for k in keys {
                     let a = &k.attributes;
                     let mut flags = Vec::new();
-                    for (on, name) in [(a.sign, "sign"), (a.verify, "verify"), (a.extractable, "extractable")] {
+                    for (on, name) in [
+                        (a.sign, "sign"),
+                        (a.verify, "verify"),
+                        (a.extractable, "extractable"),
+                    ] {
                         if on {
                             flags.push(name);
                         }
@@ -313,8 +359,21 @@ fn key_command(cmd: KeyCommand) -> Result<()> {
 
 fn cert_command(cmd: CertCommand) -> Result<()> {
     let (key, dns, ip, out, data, days, csr) = match cmd {
-        CertCommand::SelfSigned { key, dns, ip, days, out, data } => (key, dns, ip, out, data, days, false),
-        CertCommand::Csr { key, dns, ip, out, data } => (key, dns, ip, out, data, 0, true),
+        CertCommand::SelfSigned {
+            key,
+            dns,
+            ip,
+            days,
+            out,
+            data,
+        } => (key, dns, ip, out, data, days, false),
+        CertCommand::Csr {
+            key,
+            dns,
+            ip,
+            out,
+            data,
+        } => (key, dns, ip, out, data, 0, true),
     };
     if !csr && days == 0 {
         bail!("--days must be at least 1");

@@ -14,7 +14,11 @@ use x509_parser::prelude::FromDer;
 /// Opens a data directory from the test (a second reader beside a running server is fine).
 fn open_hsm(dir: &Path) -> Hsm {
     let master = MasterKey::from_bytes(&std::fs::read(dir.join("master.key")).unwrap()).unwrap();
-    Hsm::open(Box::new(SqliteBackend::open(&dir.join("keyward.sqlite3")).unwrap()), &master).unwrap()
+    Hsm::open(
+        Box::new(SqliteBackend::open(&dir.join("keyward.sqlite3")).unwrap()),
+        &master,
+    )
+    .unwrap()
 }
 
 struct Site {
@@ -37,10 +41,30 @@ impl Site {
     /// Generates a key in the HSM and a self-signed certificate for it.
     fn key_and_cert(&self, spec: &str, label: &str) -> String {
         let data = self.data();
-        keyward_ok(&["key", "generate", "--type", spec, "--label", label, "--data-dir", &data]);
+        keyward_ok(&[
+            "key",
+            "generate",
+            "--type",
+            spec,
+            "--label",
+            label,
+            "--data-dir",
+            &data,
+        ]);
         let cert = self.path(&format!("{label}.pem"));
         keyward_ok(&[
-            "cert", "self-signed", "--key", label, "--dns", "localhost", "--ip", "127.0.0.1", "--out", &cert, "--data-dir", &data,
+            "cert",
+            "self-signed",
+            "--key",
+            label,
+            "--dns",
+            "localhost",
+            "--ip",
+            "127.0.0.1",
+            "--out",
+            &cert,
+            "--data-dir",
+            &data,
         ]);
         cert
     }
@@ -64,15 +88,25 @@ fn upstream(addr: SocketAddr, extra: &str) -> String {
 fn curl(cacert: &str, addr: SocketAddr, path: &str, extra: &[&str]) -> (bool, String, String) {
     let url = format!("https://localhost:{}{path}", addr.port());
     let resolve = format!("localhost:{}:127.0.0.1", addr.port());
-    let mut args = vec!["-sS", "--max-time", "20", "--cacert", cacert, "--resolve", &resolve];
+    let mut args = vec![
+        "-sS",
+        "--max-time",
+        "20",
+        "--cacert",
+        cacert,
+        "--resolve",
+        &resolve,
+    ];
     args.extend_from_slice(extra);
     args.push(&url);
     run("curl", &args)
 }
 
 fn served_spki(s_client_out: &str) -> Vec<u8> {
-    let start = s_client_out.find("-----BEGIN CERTIFICATE-----").expect("a certificate");
-    let (_, pem) = x509_parser::pem::parse_x509_pem(s_client_out[start..].as_bytes()).unwrap();
+    let start = s_client_out
+        .find("-----BEGIN CERTIFICATE-----")
+        .expect("a certificate");
+    let (_, pem) = x509_parser::pem::parse_x509_pem(&s_client_out.as_bytes()[start..]).unwrap();
     let (_, cert) = x509_parser::certificate::X509Certificate::from_der(&pem.contents).unwrap();
     cert.tbs_certificate.subject_pki.raw.to_vec()
 }
@@ -100,7 +134,15 @@ fn https_in_front_of_a_real_upstream_with_hsm_keys_of_every_tls_type() {
         &ec,
         ec_addr,
         "/hello?x=1",
-        &["--http1.1", "-H", "Connection: keep-alive, X-Hop", "-H", "X-Hop: secret", "-H", "X-Forwarded-For: 203.0.113.9"],
+        &[
+            "--http1.1",
+            "-H",
+            "Connection: keep-alive, X-Hop",
+            "-H",
+            "X-Hop: secret",
+            "-H",
+            "X-Forwarded-For: 203.0.113.9",
+        ],
     );
     assert!(ok, "{err}");
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
@@ -109,19 +151,30 @@ fn https_in_front_of_a_real_upstream_with_hsm_keys_of_every_tls_type() {
     let h = &v["headers"];
     assert_eq!(h["x-forwarded-proto"], "https");
     assert_eq!(h["x-forwarded-for"], "203.0.113.9, 127.0.0.1");
-    assert_eq!(h["x-forwarded-host"], format!("localhost:{}", ec_addr.port()));
+    assert_eq!(
+        h["x-forwarded-host"],
+        format!("localhost:{}", ec_addr.port())
+    );
     assert_eq!(h["host"], format!("localhost:{}", ec_addr.port()));
     assert!(h.get("x-hop").is_none(), "hop-by-hop header leaked: {h}");
 
     // HTTP/2 through ALPN, with a request body.
-    let (ok, out, err) = curl(&ec, ec_addr, "/h2", &["--http2", "-d", "abc", "-w", "\n%{http_version}"]);
+    let (ok, out, err) = curl(
+        &ec,
+        ec_addr,
+        "/h2",
+        &["--http2", "-d", "abc", "-w", "\n%{http_version}"],
+    );
     assert!(ok, "{err}");
     let (body, version) = out.rsplit_once('\n').unwrap();
     assert_eq!(version, "2");
     let v: serde_json::Value = serde_json::from_str(body).unwrap();
     assert_eq!(v["method"], "POST");
     assert_eq!(v["body_bytes"], 3);
-    assert_eq!(v["headers"]["host"], format!("localhost:{}", ec_addr.port()));
+    assert_eq!(
+        v["headers"]["host"],
+        format!("localhost:{}", ec_addr.port())
+    );
 
     // TLS 1.3 with the P-256 key; the served certificate's key is the HSM key.
     let out = s_client(ec_addr, "localhost", &["-tls1_3"]);
@@ -132,24 +185,54 @@ fn https_in_front_of_a_real_upstream_with_hsm_keys_of_every_tls_type() {
     assert_eq!(served_spki(&out), hsm.public_key_spki(key.handle).unwrap());
 
     // A client limited to TLS 1.2 with ECDHE-ECDSA.
-    let out = s_client(ec_addr, "localhost", &["-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-GCM-SHA256"]);
-    assert!(out.contains("New, TLSv1.2, Cipher is ECDHE-ECDSA-AES128-GCM-SHA256"), "{out}");
-    let (ok, _, err) = curl(&ec, ec_addr, "/", &["--tls-max", "1.2", "--ciphers", "ECDHE-ECDSA-AES128-GCM-SHA256"]);
+    let out = s_client(
+        ec_addr,
+        "localhost",
+        &["-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-GCM-SHA256"],
+    );
+    assert!(
+        out.contains("New, TLSv1.2, Cipher is ECDHE-ECDSA-AES128-GCM-SHA256"),
+        "{out}"
+    );
+    let (ok, _, err) = curl(
+        &ec,
+        ec_addr,
+        "/",
+        &[
+            "--tls-max",
+            "1.2",
+            "--ciphers",
+            "ECDHE-ECDSA-AES128-GCM-SHA256",
+        ],
+    );
     assert!(ok, "{err}");
 
     // RSA-2048: TLS 1.3 signs with RSA-PSS; TLS 1.2 works too.
     let out = s_client(rsa_addr, "localhost", &["-tls1_3"]);
-    assert!(out.contains("New, TLSv1.3") && out.contains("Peer signature type: RSA-PSS"), "{out}");
+    assert!(
+        out.contains("New, TLSv1.3") && out.contains("Peer signature type: RSA-PSS"),
+        "{out}"
+    );
     let key = hsm.find_by_label("web-rsa", KeyClass::Private).unwrap();
     assert_eq!(served_spki(&out), hsm.public_key_spki(key.handle).unwrap());
-    let out = s_client(rsa_addr, "localhost", &["-tls1_2", "-cipher", "ECDHE-RSA-AES128-GCM-SHA256"]);
-    assert!(out.contains("New, TLSv1.2, Cipher is ECDHE-RSA-AES128-GCM-SHA256"), "{out}");
+    let out = s_client(
+        rsa_addr,
+        "localhost",
+        &["-tls1_2", "-cipher", "ECDHE-RSA-AES128-GCM-SHA256"],
+    );
+    assert!(
+        out.contains("New, TLSv1.2, Cipher is ECDHE-RSA-AES128-GCM-SHA256"),
+        "{out}"
+    );
     let (ok, body, err) = curl(&rsa, rsa_addr, "/rsa", &[]);
     assert!(ok && body.contains("keyward-test-upstream"), "{err}");
 
     // Ed25519.
     let out = s_client(ed_addr, "localhost", &["-tls1_3"]);
-    assert!(out.contains("New, TLSv1.3") && out.contains("Peer signature type: ed25519"), "{out}");
+    assert!(
+        out.contains("New, TLSv1.3") && out.contains("Peer signature type: ed25519"),
+        "{out}"
+    );
     let key = hsm.find_by_label("web-ed", KeyClass::Private).unwrap();
     assert_eq!(served_spki(&out), hsm.public_key_spki(key.handle).unwrap());
     let (ok, body, err) = curl(&ed, ed_addr, "/ed", &[]);
@@ -161,11 +244,18 @@ fn upstream_down_gives_502_and_slow_upstream_gives_504() {
     let site = Site::new();
     let cert = site.key_and_cert("ec-p256", "web");
     let (_up, up_addr) = start_upstream();
-    let config = site.write_config(&format!("{}{}", listener("web", &cert, ""), upstream(closed_port(), "")));
+    let config = site.write_config(&format!(
+        "{}{}",
+        listener("web", &cert, ""),
+        upstream(closed_port(), "")
+    ));
     let (_server, addrs) = start_serve(&config, 1);
     let (ok, out, err) = curl(&cert, addrs[0], "/", &["-w", "\n%{http_code}"]);
     assert!(ok, "{err}");
-    assert!(out.ends_with("\n502") && out.starts_with("502 Bad Gateway"), "{out}");
+    assert!(
+        out.ends_with("\n502") && out.starts_with("502 Bad Gateway"),
+        "{out}"
+    );
     drop(_server);
 
     let config = site.write_config(&format!(
@@ -176,7 +266,10 @@ fn upstream_down_gives_502_and_slow_upstream_gives_504() {
     let (_server, addrs) = start_serve(&config, 1);
     let (ok, out, err) = curl(&cert, addrs[0], "/slow?ms=3000", &["-w", "\n%{http_code}"]);
     assert!(ok, "{err}");
-    assert!(out.ends_with("\n504") && out.starts_with("504 Gateway Timeout"), "{out}");
+    assert!(
+        out.ends_with("\n504") && out.starts_with("504 Gateway Timeout"),
+        "{out}"
+    );
     // A fast request on the same server still succeeds.
     let (ok, out, err) = curl(&cert, addrs[0], "/slow?ms=10", &["-w", "\n%{http_code}"]);
     assert!(ok && out.ends_with("\n200"), "{out}{err}");
@@ -186,11 +279,40 @@ fn upstream_down_gives_502_and_slow_upstream_gives_504() {
 fn csr_is_signed_by_the_hsm_key() {
     let site = Site::new();
     let data = site.data();
-    keyward_ok(&["key", "generate", "--type", "ec-p384", "--label", "csr", "--data-dir", &data]);
+    keyward_ok(&[
+        "key",
+        "generate",
+        "--type",
+        "ec-p384",
+        "--label",
+        "csr",
+        "--data-dir",
+        &data,
+    ]);
     let csr = site.path("req.pem");
-    keyward_ok(&["cert", "csr", "--key", "csr", "--dns", "www.example.com", "--out", &csr, "--data-dir", &data]);
-    let (ok, out, err) = run("openssl", &["req", "-in", &csr, "-noout", "-verify", "-text"]);
+    keyward_ok(&[
+        "cert",
+        "csr",
+        "--key",
+        "csr",
+        "--dns",
+        "www.example.com",
+        "--out",
+        &csr,
+        "--data-dir",
+        &data,
+    ]);
+    let (ok, out, err) = run(
+        "openssl",
+        &["req", "-in", &csr, "-noout", "-verify", "-text"],
+    );
     assert!(ok, "{err}");
-    assert!(out.contains("DNS:www.example.com") && out.contains("NIST CURVE: P-384"), "{out}");
-    assert!(err.contains("verify OK") || out.contains("verify OK"), "{out}{err}");
+    assert!(
+        out.contains("DNS:www.example.com") && out.contains("NIST CURVE: P-384"),
+        "{out}"
+    );
+    assert!(
+        err.contains("verify OK") || out.contains("verify OK"),
+        "{out}{err}"
+    );
 }

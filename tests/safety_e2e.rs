@@ -11,7 +11,11 @@ use support::*;
 
 fn open_hsm(dir: &Path) -> Hsm {
     let master = MasterKey::from_bytes(&std::fs::read(dir.join("master.key")).unwrap()).unwrap();
-    Hsm::open(Box::new(SqliteBackend::open(&dir.join("keyward.sqlite3")).unwrap()), &master).unwrap()
+    Hsm::open(
+        Box::new(SqliteBackend::open(&dir.join("keyward.sqlite3")).unwrap()),
+        &master,
+    )
+    .unwrap()
 }
 
 /// A minimal DER reader for the test: (tag, content, rest).
@@ -60,7 +64,11 @@ fn secrets_in_pkcs8(pkcs8: &[u8]) -> Vec<Vec<u8>> {
                 rest = r;
             }
             // version, n, e, d, p, q, dp, dq, qinv
-            out.extend(ints[3..].iter().map(|v| v.iter().copied().skip_while(|b| *b == 0).collect()));
+            out.extend(
+                ints[3..]
+                    .iter()
+                    .map(|v| v.iter().copied().skip_while(|b| *b == 0).collect()),
+            );
         }
         other => panic!("unexpected key algorithm {other:02x?}"),
     }
@@ -80,16 +88,45 @@ fn no_private_key_material_in_any_file_of_the_data_directory() {
     let data = tmp.path().join("data");
     let data_s = data.display().to_string();
     let labels = ["p256", "p384", "rsa", "ed"];
-    for (spec, label) in ["ec-p256", "ec-p384", "rsa-2048", "ed25519"].iter().zip(labels) {
-        keyward_ok(&["key", "generate", "--type", spec, "--label", label, "--data-dir", &data_s]);
-        let out = tmp.path().join(format!("{label}.pem")).display().to_string();
-        keyward_ok(&["cert", "self-signed", "--key", label, "--dns", "localhost", "--out", &out, "--data-dir", &data_s]);
+    for (spec, label) in ["ec-p256", "ec-p384", "rsa-2048", "ed25519"]
+        .iter()
+        .zip(labels)
+    {
+        keyward_ok(&[
+            "key",
+            "generate",
+            "--type",
+            spec,
+            "--label",
+            label,
+            "--data-dir",
+            &data_s,
+        ]);
+        let out = tmp
+            .path()
+            .join(format!("{label}.pem"))
+            .display()
+            .to_string();
+        keyward_ok(&[
+            "cert",
+            "self-signed",
+            "--key",
+            label,
+            "--dns",
+            "localhost",
+            "--out",
+            &out,
+            "--data-dir",
+            &data_s,
+        ]);
     }
     let hsm = open_hsm(&data);
     let mut secrets = Vec::new();
     for label in labels {
         let key = hsm.find_by_label(label, KeyClass::Private).unwrap();
-        secrets.extend(secrets_in_pkcs8(&hsm.test_secret_pkcs8(key.handle).unwrap()));
+        secrets.extend(secrets_in_pkcs8(
+            &hsm.test_secret_pkcs8(key.handle).unwrap(),
+        ));
     }
     drop(hsm);
     assert!(secrets.len() >= 4 * 2);
@@ -116,10 +153,28 @@ fn setup_site() -> (tempfile::TempDir, PathBuf, PathBuf) {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     let data_s = data.display().to_string();
-    keyward_ok(&["key", "generate", "--type", "ec-p256", "--label", "web", "--data-dir", &data_s]);
+    keyward_ok(&[
+        "key",
+        "generate",
+        "--type",
+        "ec-p256",
+        "--label",
+        "web",
+        "--data-dir",
+        &data_s,
+    ]);
     let cert = tmp.path().join("web.pem");
     keyward_ok(&[
-        "cert", "self-signed", "--key", "web", "--dns", "localhost", "--out", &cert.display().to_string(), "--data-dir", &data_s,
+        "cert",
+        "self-signed",
+        "--key",
+        "web",
+        "--dns",
+        "localhost",
+        "--out",
+        &cert.display().to_string(),
+        "--data-dir",
+        &data_s,
     ]);
     (tmp, data, cert)
 }
@@ -141,7 +196,11 @@ fn refuses(root: &Path, config: &str, needles: &[&str]) {
     let out = keyward(&["serve", "--config", &file.display().to_string()]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "serve accepted: {config}");
-    assert_eq!(stderr.trim_end().lines().count(), 1, "not one line: {stderr}");
+    assert_eq!(
+        stderr.trim_end().lines().count(),
+        1,
+        "not one line: {stderr}"
+    );
     for n in needles {
         assert!(stderr.contains(n), "{stderr:?} does not name {n:?}");
     }
@@ -155,10 +214,26 @@ fn bad_configuration_is_one_line_naming_the_cause_and_writes_nothing() {
     let up = "[upstream]\nurl = \"http://127.0.0.1:9\"\n";
     let good = config_text(&data, &cert, "127.0.0.1:0", "web", up);
 
-    refuses(root, &format!("{good}\nbogus = 1\n"), &["bogus", "bad.toml"]);
-    refuses(root, &good.replace("key_label", "key_lable"), &["listeners[0].certificates[0].key_lable"]);
-    refuses(root, &config_text(&data, &cert, "127.0.0.1:0", "web", ""), &["upstream.url", "required"]);
-    refuses(root, &good.replace("127.0.0.1:0", "127.0.0.1:99999"), &["listeners[0].address"]);
+    refuses(
+        root,
+        &format!("{good}\nbogus = 1\n"),
+        &["bogus", "bad.toml"],
+    );
+    refuses(
+        root,
+        &good.replace("key_label", "key_lable"),
+        &["listeners[0].certificates[0].key_lable"],
+    );
+    refuses(
+        root,
+        &config_text(&data, &cert, "127.0.0.1:0", "web", ""),
+        &["upstream.url", "required"],
+    );
+    refuses(
+        root,
+        &good.replace("127.0.0.1:0", "127.0.0.1:99999"),
+        &["listeners[0].address"],
+    );
     let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let busy_addr = busy.local_addr().unwrap().to_string();
     refuses(
@@ -166,17 +241,46 @@ fn bad_configuration_is_one_line_naming_the_cause_and_writes_nothing() {
         &config_text(&data, &cert, &busy_addr, "web", up),
         &["cannot listen on", &busy_addr],
     );
-    refuses(root, &config_text(&data, &cert, "127.0.0.1:0", "missing", up), &["\"missing\""]);
+    refuses(
+        root,
+        &config_text(&data, &cert, "127.0.0.1:0", "missing", up),
+        &["\"missing\""],
+    );
     let nowhere = root.join("nowhere.pem");
-    refuses(root, &config_text(&data, &nowhere, "127.0.0.1:0", "web", up), &[&nowhere.display().to_string()]);
+    refuses(
+        root,
+        &config_text(&data, &nowhere, "127.0.0.1:0", "web", up),
+        &[&nowhere.display().to_string()],
+    );
     let unreadable = root.join("garbage.pem");
     std::fs::write(&unreadable, "not a certificate").unwrap();
-    refuses(root, &config_text(&data, &unreadable, "127.0.0.1:0", "web", up), &["garbage.pem"]);
+    refuses(
+        root,
+        &config_text(&data, &unreadable, "127.0.0.1:0", "web", up),
+        &["garbage.pem"],
+    );
     // A certificate that belongs to another key.
-    keyward_ok(&["key", "generate", "--type", "ec-p256", "--label", "other", "--data-dir", &data.display().to_string()]);
-    refuses(root, &config_text(&data, &cert, "127.0.0.1:0", "other", up), &["do", "not", "belong", "\"other\""]);
+    keyward_ok(&[
+        "key",
+        "generate",
+        "--type",
+        "ec-p256",
+        "--label",
+        "other",
+        "--data-dir",
+        &data.display().to_string(),
+    ]);
+    refuses(
+        root,
+        &config_text(&data, &cert, "127.0.0.1:0", "other", up),
+        &["do", "not", "belong", "\"other\""],
+    );
     let no_data = root.join("no-such-data");
-    refuses(root, &config_text(&no_data, &cert, "127.0.0.1:0", "web", up), &["no-such-data"]);
+    refuses(
+        root,
+        &config_text(&no_data, &cert, "127.0.0.1:0", "web", up),
+        &["no-such-data"],
+    );
     assert!(!no_data.exists());
     drop(busy);
 }
@@ -191,15 +295,32 @@ fn a_flipped_byte_in_a_key_record_stops_serve_by_name_and_changes_nothing() {
         let db = rusqlite::Connection::open(data.join("keyward.sqlite3")).unwrap();
         let id = key.handle.to_string();
         let mut blob: Vec<u8> = db
-            .query_row("SELECT blob FROM records WHERE kind = 'key' AND id = ?1", [&id], |r| r.get(0))
+            .query_row(
+                "SELECT blob FROM records WHERE kind = 'key' AND id = ?1",
+                [&id],
+                |r| r.get(0),
+            )
             .unwrap();
         let i = blob.len() - 20;
         blob[i] ^= 0x01;
-        db.execute("UPDATE records SET blob = ?1 WHERE kind = 'key' AND id = ?2", rusqlite::params![blob, id])
-            .unwrap();
+        db.execute(
+            "UPDATE records SET blob = ?1 WHERE kind = 'key' AND id = ?2",
+            rusqlite::params![blob, id],
+        )
+        .unwrap();
     }
-    let config = config_text(&data, &cert, "127.0.0.1:0", "web", "[upstream]\nurl = \"http://127.0.0.1:9\"\n");
-    refuses(tmp.path(), &config, &[&format!("key/{}", key.handle), "failed authentication"]);
+    let config = config_text(
+        &data,
+        &cert,
+        "127.0.0.1:0",
+        "web",
+        "[upstream]\nurl = \"http://127.0.0.1:9\"\n",
+    );
+    refuses(
+        tmp.path(),
+        &config,
+        &[&format!("key/{}", key.handle), "failed authentication"],
+    );
     // Listing keys refuses too: the store is refused loudly everywhere.
     let out = keyward(&["key", "list", "--data-dir", &data.display().to_string()]);
     assert!(!out.status.success());
@@ -212,7 +333,8 @@ fn quickstart_serves_the_demo_upstream_and_reuses_its_key() {
     let data = tmp.path().join("qs");
     let start = || {
         let mut cmd = std::process::Command::new(keyward_bin());
-        cmd.args(["quickstart", "--listen", "127.0.0.1:0", "--data-dir"]).arg(&data);
+        cmd.args(["quickstart", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(&data);
         let p = Running::spawn(cmd);
         let line = p.stdout.wait_for("curl --cacert");
         (p, line)
@@ -221,21 +343,50 @@ fn quickstart_serves_the_demo_upstream_and_reuses_its_key() {
     let curl_cmd = &line[line.find("curl --cacert").unwrap()..];
     let args: Vec<&str> = curl_cmd.split_whitespace().collect();
     assert_eq!(args.len(), 4, "{line}");
-    let (ok, body, err) = run("curl", &["-sS", "--max-time", "20", "--cacert", args[2], args[3]]);
+    let (ok, body, err) = run(
+        "curl",
+        &["-sS", "--max-time", "20", "--cacert", args[2], args[3]],
+    );
     assert!(ok, "{err}");
-    assert!(body.starts_with("Hello from the Keyward demo upstream!"), "{body}");
+    assert!(
+        body.starts_with("Hello from the Keyward demo upstream!"),
+        "{body}"
+    );
     assert!(body.contains("x-forwarded-proto: https"), "{body}");
     let cert_before = std::fs::read(args[2]).unwrap();
     assert!(p.terminate().success());
 
     let (_p, line2) = start();
-    let handle = |l: &str| l.split("handle ").nth(1).unwrap().split(')').next().unwrap().to_owned();
+    let handle = |l: &str| {
+        l.split("handle ")
+            .nth(1)
+            .unwrap()
+            .split(')')
+            .next()
+            .unwrap()
+            .to_owned()
+    };
     assert_eq!(handle(&line), handle(&line2), "the key was not reused");
-    assert_eq!(std::fs::read(args[2]).unwrap(), cert_before, "the certificate was not reused");
-    let out = keyward_ok(&["key", "list", "--json", "--data-dir", &data.display().to_string()]);
+    assert_eq!(
+        std::fs::read(args[2]).unwrap(),
+        cert_before,
+        "the certificate was not reused"
+    );
+    let out = keyward_ok(&[
+        "key",
+        "list",
+        "--json",
+        "--data-dir",
+        &data.display().to_string(),
+    ]);
     let keys: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(keys.as_array().unwrap().len(), 2, "one pair only: {out}");
-    let private = keys.as_array().unwrap().iter().find(|k| k["class"] == "private").unwrap();
+    let private = keys
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["class"] == "private")
+        .unwrap();
     assert_eq!(private["attributes"]["extractable"], false);
     assert_eq!(private["attributes"]["label"], "quickstart");
 }

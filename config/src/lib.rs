@@ -310,7 +310,10 @@ impl Config {
     ///
     /// # Errors
     /// [`Error::Read`] if the file cannot be read; [`Error::Invalid`] naming the first bad key.
-    pub fn load(file: &Path, env: impl IntoIterator<Item = (String, String)>) -> Result<Config, Error> {
+    pub fn load(
+        file: &Path,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, Error> {
         std::fs::read_to_string(file).map_err(|e| Error::Read {
             path: file.to_owned(),
             reason: e.kind().to_string(),
@@ -408,7 +411,10 @@ fn validate(raw: RawConfig, file_name: &str) -> Result<Config, Error> {
         .ok_or_else(|| invalid("upstream.url".into(), "must start with http://"))?;
     let authority = rest.split('/').next().unwrap_or("");
     if authority.is_empty() || authority.contains('@') {
-        return Err(invalid("upstream.url".into(), "must name a host (http://HOST[:PORT][/PREFIX])"));
+        return Err(invalid(
+            "upstream.url".into(),
+            "must name a host (http://HOST[:PORT][/PREFIX])",
+        ));
     }
     for (key, v) in [
         ("upstream.connect_timeout_ms", raw_up.connect_timeout_ms),
@@ -428,13 +434,19 @@ fn validate(raw: RawConfig, file_name: &str) -> Result<Config, Error> {
     for (i, l) in raw.listeners.into_iter().enumerate() {
         let key = |k: &str| format!("listeners[{i}].{k}");
         if l.tls_versions.is_empty() {
-            return Err(invalid(key("tls_versions"), "must name at least one version"));
+            return Err(invalid(
+                key("tls_versions"),
+                "must name at least one version",
+            ));
         }
         if l.alpn.iter().any(|p| p.is_empty() || p.len() > 255) {
             return Err(invalid(key("alpn"), "protocol names are 1 to 255 bytes"));
         }
         if l.handshake_timeout_ms == 0 {
-            return Err(invalid(key("handshake_timeout_ms"), "must be greater than 0"));
+            return Err(invalid(
+                key("handshake_timeout_ms"),
+                "must be greater than 0",
+            ));
         }
         if l.certificates.is_empty() {
             return Err(invalid(
@@ -443,17 +455,27 @@ fn validate(raw: RawConfig, file_name: &str) -> Result<Config, Error> {
             ));
         }
         if l.certificates.iter().filter(|c| c.default).count() > 1 {
-            return Err(invalid(key("certificates"), "at most one certificate may be the default"));
+            return Err(invalid(
+                key("certificates"),
+                "at most one certificate may be the default",
+            ));
         }
         let mut certificates = Vec::new();
         for (j, c) in l.certificates.into_iter().enumerate() {
             if c.key_label.is_empty() {
-                return Err(invalid(format!("listeners[{i}].certificates[{j}].key_label"), "must not be empty"));
+                return Err(invalid(
+                    format!("listeners[{i}].certificates[{j}].key_label"),
+                    "must not be empty",
+                ));
             }
             certificates.push(CertificateConfig {
                 key_label: c.key_label,
                 chain_file: c.chain_file.relative(),
-                server_names: c.server_names.into_iter().map(|s| s.to_ascii_lowercase()).collect(),
+                server_names: c
+                    .server_names
+                    .into_iter()
+                    .map(|s| s.to_ascii_lowercase())
+                    .collect(),
                 default: c.default,
             });
         }

@@ -36,7 +36,10 @@ fn defaults_and_relative_paths() {
     let (dir, res) = load(GOOD, &[]);
     let c = res.unwrap();
     assert_eq!(c.hsm.data_dir, dir.path().join("data"));
-    assert_eq!(c.listeners[0].tls_versions, vec![TlsVersion::Tls12, TlsVersion::Tls13]);
+    assert_eq!(
+        c.listeners[0].tls_versions,
+        vec![TlsVersion::Tls12, TlsVersion::Tls13]
+    );
     assert_eq!(c.listeners[0].alpn, vec!["h2", "http/1.1"]);
     assert_eq!(c.upstream.url, "http://127.0.0.1:8080");
     assert_eq!(c.upstream.connect_timeout_ms, 5000);
@@ -63,26 +66,50 @@ fn environment_overrides_file_and_ignores_client_variables() {
 #[test]
 fn unknown_keys_name_the_key_and_the_source() {
     let msg = message(&format!("{GOOD}\nbogus = 1\n"), &[]);
-    assert!(msg.contains("keyward.toml") && msg.contains("bogus"), "{msg}");
+    assert!(
+        msg.contains("keyward.toml") && msg.contains("bogus"),
+        "{msg}"
+    );
     let msg = message(&GOOD.replace("key_label", "key_labl"), &[]);
-    assert!(msg.contains("listeners[0].certificates[0].key_labl"), "{msg}");
+    assert!(
+        msg.contains("listeners[0].certificates[0].key_labl"),
+        "{msg}"
+    );
     let msg = message(GOOD, &[("KEYWARD_UPSTREAM__URLL", "http://x")]);
-    assert!(msg.contains("KEYWARD_UPSTREAM__URLL") && msg.contains("upstream.urll"), "{msg}");
+    assert!(
+        msg.contains("KEYWARD_UPSTREAM__URLL") && msg.contains("upstream.urll"),
+        "{msg}"
+    );
 }
 
 #[test]
 fn invalid_values_name_the_key() {
     let msg = message(&GOOD.replace("127.0.0.1:8443", "nowhere"), &[]);
     assert!(msg.contains("listeners[0].address"), "{msg}");
-    let msg = message(&GOOD.replace("[upstream]\nurl = \"http://127.0.0.1:8080/\"", ""), &[]);
-    assert!(msg.contains("upstream.url") && msg.contains("required"), "{msg}");
+    let msg = message(
+        &GOOD.replace("[upstream]\nurl = \"http://127.0.0.1:8080/\"", ""),
+        &[],
+    );
+    assert!(
+        msg.contains("upstream.url") && msg.contains("required"),
+        "{msg}"
+    );
     let msg = message(&GOOD.replace("http://127.0.0.1:8080/", "ftp://x"), &[]);
     assert!(msg.contains("upstream.url"), "{msg}");
     let msg = message(GOOD, &[("KEYWARD_UPSTREAM__CONNECT_TIMEOUT_MS", "soon")]);
-    assert!(msg.contains("KEYWARD_UPSTREAM__CONNECT_TIMEOUT_MS"), "{msg}");
+    assert!(
+        msg.contains("KEYWARD_UPSTREAM__CONNECT_TIMEOUT_MS"),
+        "{msg}"
+    );
     let msg = message("[upstream]\nurl = \"http://a\"\n", &[]);
     assert!(msg.contains("listeners"), "{msg}");
-    let msg = message(&GOOD.replace("\"127.0.0.1:8443\"", "\"127.0.0.1:8443\"\ntls_versions = [\"1.1\"]"), &[]);
+    let msg = message(
+        &GOOD.replace(
+            "\"127.0.0.1:8443\"",
+            "\"127.0.0.1:8443\"\ntls_versions = [\"1.1\"]",
+        ),
+        &[],
+    );
     assert!(msg.contains("listeners[0].tls_versions"), "{msg}");
 }
 
@@ -90,4 +117,14 @@ fn invalid_values_name_the_key() {
 fn unreadable_file_is_named() {
     let err = Config::load(Path::new("/nonexistent/keyward.toml"), Vec::new()).unwrap_err();
     assert!(err.to_string().contains("/nonexistent/keyward.toml"));
+}
+
+#[test]
+fn the_committed_example_configuration_is_valid() {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../keyward.example.toml");
+    let c = Config::load(&file, Vec::new()).unwrap();
+    assert_eq!(c.listeners[0].address.to_string(), "127.0.0.1:8443");
+    assert_eq!(c.listeners[0].certificates[0].key_label, "web");
+    assert!(c.listeners[0].certificates[0].default);
+    assert_eq!(c.upstream.url, "http://127.0.0.1:8080");
 }

@@ -142,10 +142,16 @@ impl Hsm {
             .ok_or(Error::KeyNotFound { handle })
     }
 
-    fn new_handle(&self, taken: &HashMap<KeyHandle, Arc<KeyObject>>, also: Option<KeyHandle>) -> Result<KeyHandle> {
+    fn new_handle(
+        &self,
+        taken: &HashMap<KeyHandle, Arc<KeyObject>>,
+        also: Option<KeyHandle>,
+    ) -> Result<KeyHandle> {
         loop {
             let mut b = [0u8; 8];
-            aws_lc_rs::rand::fill(&mut b).map_err(|_| Error::Crypto { operation: "random" })?;
+            aws_lc_rs::rand::fill(&mut b).map_err(|_| Error::Crypto {
+                operation: "random",
+            })?;
             // 53 bits, so handles survive JSON numbers in any client; never 0.
             let h = KeyHandle(u64::from_be_bytes(b) & ((1 << 53) - 1));
             if h.0 != 0 && !taken.contains_key(&h) && Some(h) != also {
@@ -159,7 +165,11 @@ impl Hsm {
     ///
     /// # Errors
     /// [`Error::InvalidInput`] for a bad label; [`Error::Crypto`]; [`Error::Store`].
-    pub fn generate_key_pair(&self, spec: KeySpec, options: &KeyPairOptions) -> Result<(KeyInfo, KeyInfo)> {
+    pub fn generate_key_pair(
+        &self,
+        spec: KeySpec,
+        options: &KeyPairOptions,
+    ) -> Result<(KeyInfo, KeyInfo)> {
         Attributes::check_label(&options.label)?;
         let (material, pkcs8) = PrivateMaterial::generate(spec)?;
         let spki_der = material.spki_der()?;
@@ -276,7 +286,12 @@ impl Hsm {
     /// # Errors
     /// [`Error::KeyNotFound`]; [`Error::AttributeViolation`] if the key's `sign` is false;
     /// [`Error::MechanismInvalid`] if the mechanism does not fit the key.
-    pub fn sign(&self, handle: KeyHandle, mechanism: SignMechanism, message: &[u8]) -> Result<Vec<u8>> {
+    pub fn sign(
+        &self,
+        handle: KeyHandle,
+        mechanism: SignMechanism,
+        message: &[u8],
+    ) -> Result<Vec<u8>> {
         self.signer(handle)?.sign(mechanism, message)
     }
 
@@ -301,13 +316,15 @@ impl Hsm {
     /// Reads a private key's PKCS#8 DER back from the store. Compiled only with the
     /// `test-secrets` feature, which only tests enable, so that a test can look for leaked key
     /// bytes; release builds of Keyward have no way to read a private key in plaintext.
-    #[cfg(feature = "test-secrets")]
+    #[cfg(any(test, feature = "test-secrets"))]
     pub fn test_secret_pkcs8(&self, handle: KeyHandle) -> Result<Zeroizing<Vec<u8>>> {
         let rec = self
             .store
             .get(KIND_KEY, &handle.to_string())?
             .ok_or(Error::KeyNotFound { handle })?;
-        let plain = self.data_key.open(KIND_KEY, &rec.id, rec.version, &rec.blob)?;
+        let plain = self
+            .data_key
+            .open(KIND_KEY, &rec.id, rec.version, &rec.blob)?;
         let (_, value) = decode_record(&plain).ok_or(Error::Internal("record decode"))?;
         Ok(Zeroizing::new(value.to_vec()))
     }
@@ -414,7 +431,10 @@ impl KeySigner {
 }
 
 impl KeyObject {
-    #[allow(dead_code, reason = "read by attribute updates in the key management issue")]
+    #[allow(
+        dead_code,
+        reason = "read by attribute updates in the key management issue"
+    )]
     fn record_version(&self) -> u64 {
         self.record_version
     }

@@ -28,8 +28,14 @@ impl std::fmt::Debug for PrivateMaterial {
 
 fn ecdsa_alg(spec: KeySpec) -> Option<(&'static signature::EcdsaSigningAlgorithm, SignMechanism)> {
     match spec {
-        KeySpec::EcP256 => Some((&signature::ECDSA_P256_SHA256_ASN1_SIGNING, SignMechanism::EcdsaSha256)),
-        KeySpec::EcP384 => Some((&signature::ECDSA_P384_SHA384_ASN1_SIGNING, SignMechanism::EcdsaSha384)),
+        KeySpec::EcP256 => Some((
+            &signature::ECDSA_P256_SHA256_ASN1_SIGNING,
+            SignMechanism::EcdsaSha256,
+        )),
+        KeySpec::EcP384 => Some((
+            &signature::ECDSA_P384_SHA384_ASN1_SIGNING,
+            SignMechanism::EcdsaSha384,
+        )),
         _ => None,
     }
 }
@@ -56,8 +62,11 @@ impl PrivateMaterial {
                 Zeroizing::new(der.as_ref().to_vec())
             }
             KeySpec::Ed25519 => {
-                let pair = Ed25519KeyPair::generate().map_err(|_| crypto("ed25519 key generation"))?;
-                let doc = pair.to_pkcs8().map_err(|_| crypto("ed25519 key encoding"))?;
+                let pair =
+                    Ed25519KeyPair::generate().map_err(|_| crypto("ed25519 key generation"))?;
+                let doc = pair
+                    .to_pkcs8()
+                    .map_err(|_| crypto("ed25519 key encoding"))?;
                 Zeroizing::new(doc.as_ref().to_vec())
             }
         };
@@ -89,7 +98,9 @@ impl PrivateMaterial {
                 }
                 PrivateMaterial::Rsa(pair)
             }
-            KeySpec::Ed25519 => PrivateMaterial::Ed25519(Ed25519KeyPair::from_pkcs8(pkcs8).map_err(|_| bad())?),
+            KeySpec::Ed25519 => {
+                PrivateMaterial::Ed25519(Ed25519KeyPair::from_pkcs8(pkcs8).map_err(|_| bad())?)
+            }
         })
     }
 
@@ -99,9 +110,15 @@ impl PrivateMaterial {
             operation: "public key encoding",
         };
         Ok(match self {
-            PrivateMaterial::Ec { pair, .. } => pair.public_key().as_der().map_err(enc)?.as_ref().to_vec(),
-            PrivateMaterial::Rsa(pair) => pair.public_key().as_der().map_err(enc)?.as_ref().to_vec(),
-            PrivateMaterial::Ed25519(pair) => pair.public_key().as_der().map_err(enc)?.as_ref().to_vec(),
+            PrivateMaterial::Ec { pair, .. } => {
+                pair.public_key().as_der().map_err(enc)?.as_ref().to_vec()
+            }
+            PrivateMaterial::Rsa(pair) => {
+                pair.public_key().as_der().map_err(enc)?.as_ref().to_vec()
+            }
+            PrivateMaterial::Ed25519(pair) => {
+                pair.public_key().as_der().map_err(enc)?.as_ref().to_vec()
+            }
         })
     }
 
@@ -112,7 +129,12 @@ impl PrivateMaterial {
             PrivateMaterial::Ec { mechanism: m, .. } => *m == mechanism,
             PrivateMaterial::Rsa(_) => matches!(
                 mechanism,
-                M::RsaPkcs1Sha256 | M::RsaPkcs1Sha384 | M::RsaPkcs1Sha512 | M::RsaPssSha256 | M::RsaPssSha384 | M::RsaPssSha512
+                M::RsaPkcs1Sha256
+                    | M::RsaPkcs1Sha384
+                    | M::RsaPkcs1Sha512
+                    | M::RsaPssSha256
+                    | M::RsaPssSha384
+                    | M::RsaPssSha512
             ),
             PrivateMaterial::Ed25519(_) => mechanism == M::Ed25519,
         }
@@ -125,7 +147,9 @@ impl PrivateMaterial {
             PrivateMaterial::Ec { pair, .. } => pair
                 .sign(&SystemRandom::new(), message)
                 .map(|s| s.as_ref().to_vec())
-                .map_err(|_| Error::Crypto { operation: "ecdsa sign" }),
+                .map_err(|_| Error::Crypto {
+                    operation: "ecdsa sign",
+                }),
             PrivateMaterial::Ed25519(pair) => Ok(pair.sign(message).as_ref().to_vec()),
             PrivateMaterial::Rsa(pair) => {
                 let encoding: &'static dyn signature::RsaEncoding = match mechanism {
@@ -139,7 +163,9 @@ impl PrivateMaterial {
                 };
                 let mut sig = vec![0u8; pair.public_modulus_len()];
                 pair.sign(encoding, &SystemRandom::new(), message, &mut sig)
-                    .map_err(|_| Error::Crypto { operation: "rsa sign" })?;
+                    .map_err(|_| Error::Crypto {
+                        operation: "rsa sign",
+                    })?;
                 Ok(sig)
             }
         }

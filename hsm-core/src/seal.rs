@@ -113,7 +113,13 @@ impl RecordCipher {
     }
 
     /// Encrypts `plaintext` as record `(kind, id, version)`.
-    pub(crate) fn seal(&self, kind: &str, id: &str, version: u64, plaintext: &[u8]) -> Result<Vec<u8>> {
+    pub(crate) fn seal(
+        &self,
+        kind: &str,
+        id: &str,
+        version: u64,
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>> {
         let mut body = plaintext.to_vec();
         let nonce = self
             .key
@@ -136,7 +142,13 @@ impl RecordCipher {
     ///
     /// # Errors
     /// [`Error::RecordTampered`] if the header, key version, tag or binding does not match.
-    pub(crate) fn open(&self, kind: &str, id: &str, version: u64, blob: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+    pub(crate) fn open(
+        &self,
+        kind: &str,
+        id: &str,
+        version: u64,
+        blob: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>> {
         let tampered = || Error::RecordTampered {
             kind: kind.to_owned(),
             id: id.to_owned(),
@@ -149,7 +161,8 @@ impl RecordCipher {
         {
             return Err(tampered());
         }
-        let nonce = Nonce::try_assume_unique_for_key(&blob[8..HEADER_LEN]).map_err(|_| tampered())?;
+        let nonce =
+            Nonce::try_assume_unique_for_key(&blob[8..HEADER_LEN]).map_err(|_| tampered())?;
         let mut body = Zeroizing::new(blob[HEADER_LEN..].to_vec());
         let len = self
             .key
@@ -170,13 +183,25 @@ mod tests {
         let c = RecordCipher::new(&[7u8; 32], 1).unwrap();
         let blob = c.seal("key", "42", 3, b"hello").unwrap();
         assert_eq!(&c.open("key", "42", 3, &blob).unwrap()[..], b"hello");
-        assert!(matches!(c.open("key", "43", 3, &blob), Err(Error::RecordTampered { .. })));
-        assert!(matches!(c.open("user", "42", 3, &blob), Err(Error::RecordTampered { .. })));
-        assert!(matches!(c.open("key", "42", 4, &blob), Err(Error::RecordTampered { .. })));
+        assert!(matches!(
+            c.open("key", "43", 3, &blob),
+            Err(Error::RecordTampered { .. })
+        ));
+        assert!(matches!(
+            c.open("user", "42", 3, &blob),
+            Err(Error::RecordTampered { .. })
+        ));
+        assert!(matches!(
+            c.open("key", "42", 4, &blob),
+            Err(Error::RecordTampered { .. })
+        ));
         for i in 0..blob.len() {
             let mut b = blob.clone();
             b[i] ^= 0x01;
-            assert!(c.open("key", "42", 3, &b).is_err(), "flip at byte {i} not detected");
+            assert!(
+                c.open("key", "42", 3, &b).is_err(),
+                "flip at byte {i} not detected"
+            );
         }
         for n in 0..blob.len() {
             assert!(c.open("key", "42", 3, &blob[..n]).is_err());

@@ -27,18 +27,26 @@ pub(crate) fn run() -> Result<()> {
 fn sha256() -> Result<()> {
     let d = digest::digest(&digest::SHA256, b"abc");
     if d.as_ref() != hex("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad") {
-        return Err(Error::SelfTestFailed { algorithm: "sha-256" });
+        return Err(Error::SelfTestFailed {
+            algorithm: "sha-256",
+        });
     }
     Ok(())
 }
 
 /// McGrew–Viega GCM test case 14: K = 0^256, IV = 0^96, P = 0^128.
 fn aes_256_gcm() -> Result<()> {
-    let fail = || Error::SelfTestFailed { algorithm: "aes-256-gcm" };
+    let fail = || Error::SelfTestFailed {
+        algorithm: "aes-256-gcm",
+    };
     let key = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &[0u8; 32]).map_err(|_| fail())?);
     let mut buf = vec![0u8; 16];
-    key.seal_in_place_append_tag(Nonce::assume_unique_for_key([0u8; 12]), Aad::empty(), &mut buf)
-        .map_err(|_| fail())?;
+    key.seal_in_place_append_tag(
+        Nonce::assume_unique_for_key([0u8; 12]),
+        Aad::empty(),
+        &mut buf,
+    )
+    .map_err(|_| fail())?;
     let want = hex("cea7403d4d606b6e074ec5d3baf39d18d0d1c8a799996bf0265b98b5d48ab919");
     if buf != want {
         return Err(fail());
@@ -46,7 +54,11 @@ fn aes_256_gcm() -> Result<()> {
     let mut tampered = want.clone();
     tampered[0] ^= 1;
     if key
-        .open_in_place(Nonce::assume_unique_for_key([0u8; 12]), Aad::empty(), &mut tampered)
+        .open_in_place(
+            Nonce::assume_unique_for_key([0u8; 12]),
+            Aad::empty(),
+            &mut tampered,
+        )
         .is_ok()
     {
         return Err(fail());
@@ -56,7 +68,9 @@ fn aes_256_gcm() -> Result<()> {
 
 /// RFC 8032 §7.1 TEST 1 (empty message).
 fn ed25519() -> Result<()> {
-    let fail = || Error::SelfTestFailed { algorithm: "ed25519" };
+    let fail = || Error::SelfTestFailed {
+        algorithm: "ed25519",
+    };
     let seed = hex("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60");
     let public = hex("d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a");
     let pair = Ed25519KeyPair::from_seed_and_public_key(&seed, &public).map_err(|_| fail())?;
@@ -72,13 +86,20 @@ fn ed25519() -> Result<()> {
 
 /// Pairwise consistency for ECDSA P-256 (signatures are randomized, so sign then verify).
 fn ecdsa_pairwise() -> Result<()> {
-    let fail = || Error::SelfTestFailed { algorithm: "ecdsa-p256" };
+    let fail = || Error::SelfTestFailed {
+        algorithm: "ecdsa-p256",
+    };
     let rng = aws_lc_rs::rand::SystemRandom::new();
     let pair = signature::EcdsaKeyPair::generate(&signature::ECDSA_P256_SHA256_ASN1_SIGNING)
         .map_err(|_| fail())?;
     let sig = pair.sign(&rng, b"keyward self-test").map_err(|_| fail())?;
-    let public = UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_ASN1, pair.public_key().as_ref());
-    public.verify(b"keyward self-test", sig.as_ref()).map_err(|_| fail())?;
+    let public = UnparsedPublicKey::new(
+        &signature::ECDSA_P256_SHA256_ASN1,
+        pair.public_key().as_ref(),
+    );
+    public
+        .verify(b"keyward self-test", sig.as_ref())
+        .map_err(|_| fail())?;
     if public.verify(b"keyward self-test!", sig.as_ref()).is_ok() {
         return Err(fail());
     }

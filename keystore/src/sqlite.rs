@@ -126,7 +126,9 @@ impl Backend for SqliteBackend {
     fn get(&self, kind: &str, id: &str) -> Result<Option<Record>> {
         let conn = self.conn();
         let rec = conn
-            .prepare_cached("SELECT kind, id, version, blob FROM records WHERE kind = ?1 AND id = ?2")?
+            .prepare_cached(
+                "SELECT kind, id, version, blob FROM records WHERE kind = ?1 AND id = ?2",
+            )?
             .query_row(params![kind, id], row_to_record)
             .optional()?;
         Ok(rec)
@@ -145,7 +147,12 @@ impl Backend for SqliteBackend {
         let conn = self.conn();
         let res = conn.execute(
             "INSERT INTO records (kind, id, version, blob) VALUES (?1, ?2, ?3, ?4)",
-            params![record.kind, record.id, version_sql(record.version), record.blob],
+            params![
+                record.kind,
+                record.id,
+                version_sql(record.version),
+                record.blob
+            ],
         );
         match res {
             Ok(_) => Ok(()),
@@ -222,7 +229,10 @@ mod tests {
         let path = dir.path().join("s.sqlite3");
         let s = SqliteBackend::create(&path).unwrap();
         s.insert(&rec("a", 1, b"one")).unwrap();
-        assert!(matches!(s.insert(&rec("a", 1, b"x")), Err(Error::Duplicate { .. })));
+        assert!(matches!(
+            s.insert(&rec("a", 1, b"x")),
+            Err(Error::Duplicate { .. })
+        ));
         s.update(&rec("a", 2, b"two")).unwrap();
         assert!(matches!(
             s.update(&rec("a", 2, b"stale")),

@@ -73,12 +73,17 @@ impl Upstream {
     }
 
     /// Forwards `req` from `peer`; every failure becomes a response here.
-    pub(crate) async fn forward(&self, req: Request<Incoming>, peer: SocketAddr) -> Result<Response<ProxyBody>, Infallible> {
+    pub(crate) async fn forward(
+        &self,
+        req: Request<Incoming>,
+        peer: SocketAddr,
+    ) -> Result<Response<ProxyBody>, Infallible> {
         let req = match self.rewrite(req, peer) {
             Ok(r) => r,
             Err(status) => return Ok(plain(status, "invalid request")),
         };
-        let res = match tokio::time::timeout(self.response_timeout, self.client.request(req)).await {
+        let res = match tokio::time::timeout(self.response_timeout, self.client.request(req)).await
+        {
             Err(_elapsed) => return Ok(plain(StatusCode::GATEWAY_TIMEOUT, "upstream timed out")),
             Ok(Err(e)) => {
                 tracing::debug!(error = %e, upstream = %self.authority, "upstream request failed");
@@ -96,18 +101,28 @@ impl Upstream {
         Ok(Response::from_parts(parts, body.boxed()))
     }
 
-    fn rewrite(&self, req: Request<Incoming>, peer: SocketAddr) -> Result<Request<Incoming>, StatusCode> {
+    fn rewrite(
+        &self,
+        req: Request<Incoming>,
+        peer: SocketAddr,
+    ) -> Result<Request<Incoming>, StatusCode> {
         let (mut parts, body) = req.into_parts();
         // The client's host: HTTP/2 `:authority` or the HTTP/1.1 Host header.
         let host = match parts.uri.authority() {
-            Some(a) => Some(HeaderValue::from_str(a.as_str()).map_err(|_| StatusCode::BAD_REQUEST)?),
+            Some(a) => {
+                Some(HeaderValue::from_str(a.as_str()).map_err(|_| StatusCode::BAD_REQUEST)?)
+            }
             None => parts.headers.get(header::HOST).cloned(),
         };
         strip_hop_by_hop(&mut parts.headers);
         // WebSocket and other upgrades are not forwarded yet; drop the request to upgrade.
         parts.headers.remove(header::UPGRADE);
 
-        let path = parts.uri.path_and_query().map(PathAndQuery::as_str).unwrap_or("/");
+        let path = parts
+            .uri
+            .path_and_query()
+            .map(PathAndQuery::as_str)
+            .unwrap_or("/");
         let target = format!("{}{}", self.prefix, path);
         parts.uri = Uri::builder()
             .scheme(Scheme::HTTP)
@@ -122,15 +137,22 @@ impl Upstream {
             parts.headers.insert(X_FORWARDED_HOST, host);
         }
         let ip = peer.ip().to_canonical().to_string();
-        let xff = match parts.headers.get(X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+        let xff = match parts
+            .headers
+            .get(X_FORWARDED_FOR)
+            .and_then(|v| v.to_str().ok())
+        {
             Some(prior) => format!("{prior}, {ip}"),
             None => ip,
         };
         parts.headers.remove(X_FORWARDED_FOR);
+        parts.headers.insert(
+            X_FORWARDED_FOR,
+            HeaderValue::from_str(&xff).map_err(|_| StatusCode::BAD_REQUEST)?,
+        );
         parts
             .headers
-            .insert(X_FORWARDED_FOR, HeaderValue::from_str(&xff).map_err(|_| StatusCode::BAD_REQUEST)?);
-        parts.headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("https"));
+            .insert(X_FORWARDED_PROTO, HeaderValue::from_static("https"));
         Ok(Request::from_parts(parts, body))
     }
 }
@@ -170,10 +192,16 @@ pub(crate) fn plain(status: StatusCode, detail: &str) -> Response<ProxyBody> {
         status.canonical_reason().unwrap_or(""),
         detail
     );
-    let mut res = Response::new(Full::new(Bytes::from(text)).map_err(|never| match never {}).boxed());
+    let mut res = Response::new(
+        Full::new(Bytes::from(text))
+            .map_err(|never| match never {})
+            .boxed(),
+    );
     *res.status_mut() = status;
-    res.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     res
 }
 
@@ -184,10 +212,16 @@ mod tests {
     #[test]
     fn hop_by_hop_headers_and_connection_tokens_are_removed() {
         let mut h = HeaderMap::new();
-        h.insert(header::CONNECTION, HeaderValue::from_static("close, x-secret"));
+        h.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("close, x-secret"),
+        );
         h.insert("x-secret", HeaderValue::from_static("1"));
         h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
-        h.insert(header::TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
+        h.insert(
+            header::TRANSFER_ENCODING,
+            HeaderValue::from_static("chunked"),
+        );
         h.insert("x-kept", HeaderValue::from_static("1"));
         strip_hop_by_hop(&mut h);
         assert_eq!(h.len(), 1);
@@ -198,6 +232,9 @@ mod tests {
     fn error_bodies_are_short_plain_text() {
         let r = plain(StatusCode::BAD_GATEWAY, "upstream unavailable");
         assert_eq!(r.status(), 502);
-        assert_eq!(r.headers()[header::CONTENT_TYPE], "text/plain; charset=utf-8");
+        assert_eq!(
+            r.headers()[header::CONTENT_TYPE],
+            "text/plain; charset=utf-8"
+        );
     }
 }

@@ -33,7 +33,10 @@ impl SniResolver {
         for name in names {
             let name = name.trim_end_matches('.').to_ascii_lowercase();
             match name.strip_prefix("*.") {
-                Some(suffix) => push_sorted(self.wildcard.entry(suffix.to_owned()).or_default(), entry.clone()),
+                Some(suffix) => push_sorted(
+                    self.wildcard.entry(suffix.to_owned()).or_default(),
+                    entry.clone(),
+                ),
                 None => push_sorted(self.exact.entry(name).or_default(), entry.clone()),
             }
         }
@@ -50,7 +53,9 @@ fn push_sorted(list: &mut Vec<Entry>, entry: Entry) {
 }
 
 fn pick<'a>(list: Option<&'a Vec<Entry>>, hello: &ClientHello<'_>) -> Option<&'a Entry> {
-    list?.iter().find(|e| e.key.compatible(hello.signature_schemes()))
+    list?
+        .iter()
+        .find(|e| e.key.compatible(hello.signature_schemes()))
 }
 
 impl ResolvesServerCert for SniResolver {

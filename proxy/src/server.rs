@@ -63,7 +63,8 @@ fn read_chain(path: &Path) -> Result<Chain, Error> {
     let leaf = certs
         .first()
         .ok_or_else(|| err("no CERTIFICATE block in the file".into()))?;
-    let (_, parsed) = X509Certificate::from_der(leaf).map_err(|_| err("the first certificate is not valid X.509 DER".into()))?;
+    let (_, parsed) = X509Certificate::from_der(leaf)
+        .map_err(|_| err("the first certificate is not valid X.509 DER".into()))?;
     let mut dns_names = Vec::new();
     if let Ok(Some(san)) = parsed.subject_alternative_name() {
         for name in &san.value.general_names {
@@ -77,9 +78,13 @@ fn read_chain(path: &Path) -> Result<Chain, Error> {
 
 /// Compares two SubjectPublicKeyInfo DER encodings by algorithm OID and key bits.
 fn same_public_key(a: &[u8], b: &[u8]) -> bool {
-    match (SubjectPublicKeyInfo::from_der(a), SubjectPublicKeyInfo::from_der(b)) {
+    match (
+        SubjectPublicKeyInfo::from_der(a),
+        SubjectPublicKeyInfo::from_der(b),
+    ) {
         (Ok((_, a)), Ok((_, b))) => {
-            a.algorithm.algorithm == b.algorithm.algorithm && a.subject_public_key.data == b.subject_public_key.data
+            a.algorithm.algorithm == b.algorithm.algorithm
+                && a.subject_public_key.data == b.subject_public_key.data
         }
         _ => false,
     }
@@ -100,7 +105,9 @@ fn tls_config(listener: &ListenerConfig, hsm: &Hsm) -> Result<ServerConfig, Erro
             path: cert.chain_file.clone(),
             source,
         };
-        let info = hsm.find_by_label(&cert.key_label, KeyClass::Private).map_err(key_err)?;
+        let info = hsm
+            .find_by_label(&cert.key_label, KeyClass::Private)
+            .map_err(key_err)?;
         let signer = hsm.signer(info.handle).map_err(key_err)?;
         if !same_public_key(&leaf_spki(&chain), signer.spki_der()) {
             return Err(Error::KeyMismatch {
@@ -114,7 +121,8 @@ fn tls_config(listener: &ListenerConfig, hsm: &Hsm) -> Result<ServerConfig, Erro
         } else {
             cert.server_names.clone()
         };
-        let is_default = cert.default || (i == 0 && !listener.certificates.iter().any(|c| c.default));
+        let is_default =
+            cert.default || (i == 0 && !listener.certificates.iter().any(|c| c.default));
         let certified = Arc::new(CertifiedKey::new(chain.certs, key.clone()));
         resolver.add(&names, Entry { certified, key }, is_default);
     }
@@ -136,7 +144,11 @@ fn tls_config(listener: &ListenerConfig, hsm: &Hsm) -> Result<ServerConfig, Erro
         .map_err(tls_err)?
         .with_no_client_auth()
         .with_cert_resolver(Arc::new(resolver));
-    config.alpn_protocols = listener.alpn.iter().map(|p| p.as_bytes().to_vec()).collect();
+    config.alpn_protocols = listener
+        .alpn
+        .iter()
+        .map(|p| p.as_bytes().to_vec())
+        .collect();
     config.session_storage = ServerSessionMemoryCache::new(SESSION_CACHE_ENTRIES);
     config.ticketer = rustls::crypto::aws_lc_rs::Ticketer::new().map_err(tls_err)?;
     Ok(config)
@@ -174,7 +186,10 @@ impl Proxy {
                 handshake_timeout: Duration::from_millis(l.handshake_timeout_ms),
             });
         }
-        Ok(Proxy { listeners, upstream })
+        Ok(Proxy {
+            listeners,
+            upstream,
+        })
     }
 
     /// The bound addresses, in configuration order (useful with port 0).
@@ -214,7 +229,13 @@ async fn accept_loop(l: Listener, upstream: Arc<Upstream>) {
     }
 }
 
-async fn serve_connection(tcp: TcpStream, peer: SocketAddr, acceptor: TlsAcceptor, upstream: Arc<Upstream>, timeout: Duration) {
+async fn serve_connection(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    acceptor: TlsAcceptor,
+    upstream: Arc<Upstream>,
+    timeout: Duration,
+) {
     let _ = tcp.set_nodelay(true);
     let tls = match tokio::time::timeout(timeout, acceptor.accept(tcp)).await {
         Ok(Ok(s)) => s,
@@ -231,7 +252,8 @@ async fn serve_connection(tcp: TcpStream, peer: SocketAddr, acceptor: TlsAccepto
         let upstream = upstream.clone();
         async move { upstream.forward(req, peer).await }
     });
-    let builder = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+    let builder =
+        hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
     if let Err(e) = builder
         .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
         .await

@@ -2,7 +2,10 @@
 //! binary and a real upstream process, waiting on ports and log lines with deadlines.
 
 #![allow(dead_code, reason = "each test binary uses a different subset")]
-#![allow(unreachable_pub, reason = "a module of each test binary, not a library")]
+#![allow(
+    unreachable_pub,
+    reason = "a module of each test binary, not a library"
+)]
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -66,7 +69,10 @@ impl Lines {
                 return l.clone();
             }
             let left = end.saturating_duration_since(Instant::now());
-            assert!(!left.is_zero(), "no line containing {needle:?} within {DEADLINE:?}; got {lines:?}");
+            assert!(
+                !left.is_zero(),
+                "no line containing {needle:?} within {DEADLINE:?}; got {lines:?}"
+            );
             lines = cv.wait_timeout(lines, left).unwrap().0;
         }
     }
@@ -95,12 +101,18 @@ impl Running {
         let stderr = Lines::default();
         stdout.follow(child.stdout.take().unwrap());
         stderr.follow(child.stderr.take().unwrap());
-        Running { child, stdout, stderr }
+        Running {
+            child,
+            stdout,
+            stderr,
+        }
     }
 
     /// Sends SIGTERM and waits for the exit status (with a deadline).
     pub fn terminate(&mut self) -> std::process::ExitStatus {
-        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
         let end = Instant::now() + DEADLINE;
         loop {
             if let Some(s) = self.child.try_wait().unwrap() {
@@ -139,7 +151,9 @@ pub fn closed_port() -> SocketAddr {
 /// Starts `keyward serve --config FILE` and waits for every listener; returns their addresses.
 pub fn start_serve(config: &Path, listeners: usize) -> (Running, Vec<SocketAddr>) {
     let mut cmd = Command::new(keyward_bin());
-    cmd.args(["serve", "--config"]).arg(config).env("KEYWARD_LOG", "info");
+    cmd.args(["serve", "--config"])
+        .arg(config)
+        .env("KEYWARD_LOG", "info");
     let p = Running::spawn(cmd);
     p.stderr.wait_for("listening for HTTPS");
     let end = Instant::now() + DEADLINE;
@@ -149,12 +163,20 @@ pub fn start_serve(config: &Path, listeners: usize) -> (Running, Vec<SocketAddr>
             .all()
             .iter()
             .filter(|l| l.contains("listening for HTTPS"))
-            .filter_map(|l| l.split_whitespace().find_map(|w| w.strip_prefix("addr=")).map(|a| a.parse().unwrap()))
+            .filter_map(|l| {
+                l.split_whitespace()
+                    .find_map(|w| w.strip_prefix("addr="))
+                    .map(|a| a.parse().unwrap())
+            })
             .collect();
         if addrs.len() == listeners {
             break addrs;
         }
-        assert!(Instant::now() < end, "listeners did not all start: {:?}", p.stderr.all());
+        assert!(
+            Instant::now() < end,
+            "listeners did not all start: {:?}",
+            p.stderr.all()
+        );
         std::thread::sleep(Duration::from_millis(20));
     };
     (p, addrs)
@@ -170,8 +192,14 @@ pub fn fingerprint(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
             if p.is_dir() {
                 stack.push(p);
             } else {
-                let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &std::fs::read(&p).unwrap());
-                out.insert(p.strip_prefix(dir).unwrap().to_path_buf(), digest.as_ref().to_vec());
+                let digest = aws_lc_rs::digest::digest(
+                    &aws_lc_rs::digest::SHA256,
+                    &std::fs::read(&p).unwrap(),
+                );
+                out.insert(
+                    p.strip_prefix(dir).unwrap().to_path_buf(),
+                    digest.as_ref().to_vec(),
+                );
             }
         }
     }
@@ -180,7 +208,11 @@ pub fn fingerprint(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
 
 /// Runs a command and returns (status ok, stdout, stderr) as text.
 pub fn run(program: &str, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(program).args(args).stdin(Stdio::null()).output().expect(program);
+    let out = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect(program);
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -191,12 +223,23 @@ pub fn run(program: &str, args: &[&str]) -> (bool, String, String) {
 /// `openssl s_client` against `addr` with extra flags; returns its stdout.
 pub fn s_client(addr: SocketAddr, servername: &str, extra: &[&str]) -> String {
     let connect = addr.to_string();
-    let mut args = vec!["s_client", "-connect", &connect, "-servername", servername, "-showcerts"];
+    let mut args = vec![
+        "s_client",
+        "-connect",
+        &connect,
+        "-servername",
+        servername,
+        "-showcerts",
+    ];
     args.extend_from_slice(extra);
     let out = Command::new("openssl")
         .args(&args)
         .stdin(Stdio::null())
         .output()
         .expect("openssl s_client");
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }
