@@ -18,8 +18,8 @@
 #
 # HOW
 #   - Both servers accept TLS 1.3 only (keyward: tls_versions = ["1.3"]; nginx:
-#     ssl_protocols TLSv1.3). The script checks this before it measures: a TLS 1.2
-#     handshake must fail, and it logs the negotiated cipher, group and signature.
+#     ssl_protocols TLSv1.3). The negotiated cipher, group and signature algorithm
+#     (from openssl s_client) are printed under the table.
 #   - Both servers forward every request to the same plain-HTTP upstream. The upstream is
 #     a separate nginx instance that returns "ok\n", and both servers reach it over
 #     keep-alive HTTP/1.1 (keyward's pool; nginx has `keepalive` and proxy_http_version
@@ -27,10 +27,13 @@
 #     own and is not counted in the server's CPU time.
 #   - Pinning (taskset): the server under test and the upstream run on CPU 0, and wrk
 #     runs on CPU 1. keyward runs with TOKIO_WORKER_THREADS=1.
+#   - Before measuring, each server must refuse TLS 1.2, return the upstream's "ok", and
+#     close the connection after "Connection: close".
 #   - Client: wrk -t1 -c$CONNECTIONS -d${DURATION}s -H 'Connection: close'. Each
-#     measured run comes after a 2 s warm-up whose results are thrown away. CPU time is
-#     read from /proc/PID/stat (fields 14 and 15, in `getconf CLK_TCK` ticks) just before
-#     and just after the measured run. The client's CPU time comes from bash's `time`.
+#     measured run comes after a discarded warm-up run (WARMUP s, default 2). CPU time
+#     is read from /proc/PID/stat (fields 14 and 15, in `getconf CLK_TCK` ticks) just
+#     before and just after the measured run. The client's CPU time comes from bash's
+#     `time`.
 #   - Ports are free loopback ports; everything lives in a `mktemp -d` directory; a trap
 #     stops every process the script started and removes that directory. Readiness is
 #     polled with a deadline (no sleeps used as synchronisation).
@@ -39,15 +42,15 @@
 #   wrk 4.1.0 reuses each connection's SSL object: it calls SSL_clear(), which keeps the
 #   last session, and on the next connect it offers that session as a TLS 1.3 PSK.
 #   keyward always issues tickets (rustls sends 2 NewSessionTickets per handshake, and
-#   there is no setting to turn them off). So with plain wrk almost every keyward
-#   handshake is a resumption with no signature at all. Against nginx with tickets and
-#   cache off, every handshake is full. In the check run on 2025-11 (DURATION=10,
-#   CONNECTIONS=16), plain wrk resumed 99.8% of keyward's handshakes.
-#   To get full handshakes, this script runs wrk with a small LD_PRELOAD shim (C, built
+#   there is no setting to turn them off). So with plain wrk, every keyward handshake
+#   after the first one on each wrk connection slot is a resumption that signs nothing
+#   (in the probe: 3750 of 3766 in 1 s with -c16).
+#   Against nginx, with tickets and cache off, every handshake is full.
+#   To get full handshakes, the script runs wrk with a small LD_PRELOAD shim (C, built
 #   with cc in the temp directory) that calls SSL_set_session(ssl, NULL) after each
-#   SSL_clear(). The script verifies this on every run with separate probe instances
-#   (not the measured ones, since probe logging costs CPU), using 1 s wrk runs with and
-#   without the shim:
+#   SSL_clear(). It verifies this on every run with probe instances: a fresh one per
+#   probe, stopped before its log is counted, and not the measured instances, because
+#   probe logging costs CPU. Each probe is a 1 s wrk run, with and without the shim:
 #     keyward: rustls trace logging. Every handshake logs "sending server hello", and only
 #              full handshakes log "sending certificate-verify".
 #     nginx:   an access log with $ssl_session_reused.
@@ -65,6 +68,12 @@
 #     layer; nginx: OpenSSL 3.0). That difference is part of what is being compared.
 #   - keyward sends 2 session tickets per handshake, and nginx (tickets off) sends none.
 #     That is a little extra work for keyward that it cannot switch off.
+#   - wrk sends "127.0.0.1" as SNI. rustls ignores it and logs a warning each time; the
+#     script silences that target (rustls::msgs::handshake=error) so keyward does not
+#     pay for a log line per handshake.
+#   - Other load on the machine distorts handshakes/s and, less so, CPU ms/handshake. The
+#     "other load" column shows busy time on each CPU that was not the benchmark's
+#     (includes loopback softirq, a few %); the script warns above 10%.
 #   - One sample per server per round (ROUNDS=1 by default). Rounds alternate
 #     keyward/nginx. Results are for this machine only. All traffic is on 127.0.0.1.
 #
@@ -128,7 +137,9 @@ stop_pids() {
     kill -TERM "$@" 2>/dev/null || true
     for pid in "${all[@]}"; do
         while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.05; done
-        kill -KILL "$pid" 2>/dev/null || true
+    done
+    for pid in "${all[@]}"; do
+        if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid" 2>/dev/null || true; fi
     done
     wait "$@" 2>/dev/null || true
 }
@@ -225,12 +236,6 @@ cc -O2 -shared -fPIC -Wall -Wextra -o "$SHIM" "$WORK/no-resume.c" -ldl
 
 # ---------------------------------------------------------------- servers
 
-free_port UPSTREAM_PORT
-free_port KEYWARD_PORT
-free_port NGINX_PORT
-free_port KEYWARD_PROBE_PORT
-free_port NGINX_PROBE_PORT
-
 # nginx_conf DIR: the parts every nginx instance here shares (runs in the foreground;
 # all files under DIR).
 nginx_conf() {
@@ -253,7 +258,7 @@ http {
 EOF
 }
 
-# nginx_tls_conf DIR PORT ACCESS_LOG_DIRECTIVE
+# nginx_tls_conf DIR PORT ACCESS_LOG_DIRECTIVE: the nginx under test.
 nginx_tls_conf() {
     nginx_conf "$1"
     cat <<EOF
@@ -281,13 +286,19 @@ nginx_tls_conf() {
 EOF
 }
 
-# keyward_conf PORT
+# keyward's log filter: keyward=info makes it log "listening for HTTPS" (its readiness
+# signal). wrk sends the IP address 127.0.0.1 as SNI, which rustls ignores with a warning
+# on every handshake; that warning is silenced so that keyward does not spend CPU time
+# writing a log line per handshake (nginx ignores it silently).
+KEYWARD_LOG_FILTER="warn,keyward=info,rustls::msgs::handshake=error"
+
+# keyward_conf PORT: the keyward under test.
 keyward_conf() {
     cat <<EOF
 [hsm]
 data_dir = "$KW_DATA"
 [log]
-level = "warn"
+level = "$KEYWARD_LOG_FILTER"
 [[listeners]]
 address = "127.0.0.1:$1"
 tls_versions = ["1.3"]
@@ -299,18 +310,19 @@ url = "http://127.0.0.1:$UPSTREAM_PORT"
 EOF
 }
 
-# start_nginx NAME CONF PORT -> sets STARTED_PID
+# start_nginx NAME PORT: runs $WORK/NAME.conf with prefix $WORK/NAME; sets STARTED_PID.
 start_nginx() {
     local dir=$WORK/$1
-    taskset -c "$SERVER_CPU" nginx -p "$dir" -e "$dir/error.log" -c "$2" >"$dir/stderr.log" 2>&1 &
+    taskset -c "$SERVER_CPU" nginx -p "$dir" -e "$dir/error.log" -c "$WORK/$1.conf" \
+        >"$dir/stderr.log" 2>&1 &
     STARTED_PID=$!
     PIDS+=("$STARTED_PID")
-    wait_ready "nginx ($1)" "$STARTED_PID" "$dir/error.log" port_open "$3"
-    # the worker must exist before CPU time is read
+    wait_ready "nginx ($1)" "$STARTED_PID" "$dir/error.log" port_open "$2"
+    # the worker must exist before its CPU time is read
     wait_ready "nginx ($1) worker" "$STARTED_PID" "$dir/error.log" pgrep -P "$STARTED_PID" >/dev/null
 }
 
-# start_keyward NAME PORT [ENV=VALUE...] -> sets STARTED_PID
+# start_keyward NAME PORT [ENV=VALUE...]: logs to $WORK/NAME.log; sets STARTED_PID.
 start_keyward() {
     local name=$1 port=$2 log=$WORK/$1.log
     shift 2
@@ -319,9 +331,23 @@ start_keyward() {
         "$KEYWARD_BIN" serve --config "$WORK/$name.toml" >"$log" 2>&1 &
     STARTED_PID=$!
     PIDS+=("$STARTED_PID")
-    wait_ready "keyward ($name)" "$STARTED_PID" "$log" grep -q "listening for HTTPS" "$log"
+    wait_ready "keyward ($name)" "$STARTED_PID" "$log" grep -qs "listening for HTTPS" "$log"
 }
 
+# run_wrk PORT SECONDS SHIM(yes|no) OUTFILE
+run_wrk() {
+    local preload=()
+    [[ $3 == yes ]] && preload=(env "LD_PRELOAD=$SHIM")
+    taskset -c "$CLIENT_CPU" "${preload[@]}" wrk -t1 -c"$CONNECTIONS" -d"$2s" \
+        -H 'Connection: close' "https://127.0.0.1:$1/" >"$4" 2>&1 ||
+        { cat "$4" >&2; die "wrk failed"; }
+}
+
+wrk_requests() { awk '/ requests in /{print $1; exit}' "$1"; }
+
+count() { grep -cF -- "$1" "$2" || true; } # count STRING FILE (0 when absent)
+
+free_port UPSTREAM_PORT
 mkdir -p "$WORK/upstream"
 {
     nginx_conf "$WORK/upstream"
@@ -338,19 +364,59 @@ mkdir -p "$WORK/upstream"
 }
 EOF
 } >"$WORK/upstream.conf"
-start_nginx upstream "$WORK/upstream.conf" "$UPSTREAM_PORT"
+start_nginx upstream "$UPSTREAM_PORT"
 UPSTREAM_PID=$STARTED_PID
 
-nginx_tls_conf "$WORK/nginx" "$NGINX_PORT" "access_log off;" >"$WORK/nginx.conf"
-start_nginx nginx "$WORK/nginx.conf" "$NGINX_PORT"
-NGINX_PID=$STARTED_PID
+# ---------------------------------------------------------------- resumption probe
 
+# probe TARGET SHIM(yes|no): a fresh instance that logs every handshake, one short wrk
+# run, then the instance is stopped (so its log is complete) and the handshakes counted.
+# Sets PROBE[TARGET-SHIM]="wrk_requests server_handshakes resumed".
+declare -A PROBE
+probe() {
+    local target=$1 shim=$2 name=probe-$1-$2 port hs resumed
+    free_port port
+    if [[ $target == keyward ]]; then
+        # rustls logs "sending server hello" on every handshake and "sending
+        # certificate-verify" only on full ones
+        start_keyward "$name" "$port" "KEYWARD_LOG=$KEYWARD_LOG_FILTER,rustls::server::tls13=trace"
+    else
+        nginx_tls_conf "$WORK/$name" "$port" "access_log $WORK/$name/reuse.log reuse;" >"$WORK/$name.conf"
+        start_nginx "$name" "$port"
+    fi
+    run_wrk "$port" "$PROBE_SECONDS" "$shim" "$WORK/$name.txt"
+    stop_pids "$STARTED_PID"
+    forget_pid "$STARTED_PID"
+    if [[ $target == keyward ]]; then
+        hs=$(count "sending server hello" "$WORK/$name.log")
+        resumed=$((hs - $(count "sending certificate-verify" "$WORK/$name.log")))
+    else
+        hs=$(wc -l <"$WORK/$name/reuse.log")
+        resumed=$(awk '$1 == "r"' "$WORK/$name/reuse.log" | wc -l)
+    fi
+    ((hs > 0)) || die "probe $name: the server saw no handshakes"
+    PROBE[$target-$shim]="$(wrk_requests "$WORK/$name.txt") $hs $resumed"
+    note "probe $target, shim=$shim: ${PROBE[$target-$shim]} (wrk requests, server handshakes, resumed)"
+}
+
+note "resumption probe: ${PROBE_SECONDS}s wrk runs with and without the no-resume shim"
+for target in keyward nginx; do
+    for shim in no yes; do probe "$target" "$shim"; done
+    read -r _ _ resumed <<<"${PROBE[$target-yes]}"
+    ((resumed == 0)) || die "$target resumed $resumed handshakes although wrk ran with the shim"
+done
+
+# ---------------------------------------------------------------- servers under test
+
+free_port KEYWARD_PORT
+free_port NGINX_PORT
 start_keyward keyward "$KEYWARD_PORT"
 KEYWARD_PID=$STARTED_PID
+nginx_tls_conf "$WORK/nginx" "$NGINX_PORT" "access_log off;" >"$WORK/nginx.conf"
+start_nginx nginx "$NGINX_PORT"
+NGINX_PID=$STARTED_PID
 
-# ---------------------------------------------------------------- checks before measuring
-
-# tls_info PORT -> "PROTOCOL CIPHER GROUP SIGNATURE"
+# tls_info PORT -> "PROTOCOL CIPHER GROUP SIGNATURE" as negotiated by openssl s_client
 tls_info() {
     local out proto cipher group sig
     out=$(openssl s_client -connect "127.0.0.1:$1" -tls1_3 </dev/null 2>&1) ||
@@ -361,17 +427,16 @@ tls_info() {
     echo "${proto:-?} ${cipher:-?} ${group:-?} ${sig:-?}"
 }
 
-check_server() { # NAME PORT
+# check_server NAME PORT: TLS 1.3 only, answers "ok" and honours Connection: close.
+check_server() {
     local body
     if openssl s_client -connect "127.0.0.1:$2" -tls1_2 </dev/null >/dev/null 2>&1; then
         die "$1 accepted a TLS 1.2 handshake; it must be TLS 1.3 only"
     fi
-    # One request with Connection: close: the answer must be the upstream's "ok", and the
-    # server must close the connection (otherwise wrk would reuse it).
     body=$(printf 'GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n' |
         timeout 10 openssl s_client -connect "127.0.0.1:$2" -quiet -ign_eof 2>/dev/null) ||
         die "$1: request failed, or the connection stayed open after Connection: close"
-    [[ $body == *"200 OK"* && $body == *ok ]] || die "$1: unexpected response: $body"
+    [[ $body == *" 200 OK"* && $body == *ok* ]] || die "$1: unexpected response: $body"
 }
 
 declare -A TLS
@@ -382,82 +447,45 @@ for target in keyward nginx; do
     note "$target: ${TLS[$target]} (protocol cipher group signature)"
 done
 
-# run_wrk PORT SECONDS SHIM(yes|no) OUTFILE
-run_wrk() {
-    local preload=()
-    [[ $3 == yes ]] && preload=(env "LD_PRELOAD=$SHIM")
-    taskset -c "$CLIENT_CPU" "${preload[@]}" wrk -t1 -c"$CONNECTIONS" -d"$2s" \
-        -H 'Connection: close' "https://127.0.0.1:$1/" >"$4" 2>&1 ||
-        { cat "$4" >&2; die "wrk failed"; }
-}
-
-wrk_requests() { awk '/ requests in /{print $1; exit}' "$1"; }
-
-count() { grep -cF -- "$1" "$2" || true; } # count PATTERN FILE (0 when absent)
-
-# Resumption probe: separate instances with per-handshake logging; 1 s wrk runs with and
-# without the shim. Sets PROBE_<target>_<shim>="requests handshakes resumed".
-note "resumption probe (${PROBE_SECONDS}s wrk runs with and without the shim)"
-start_keyward keyward-probe "$KEYWARD_PROBE_PORT" "KEYWARD_LOG=warn,rustls::server::tls13=trace"
-KEYWARD_PROBE_PID=$STARTED_PID
-nginx_tls_conf "$WORK/nginx-probe" "$NGINX_PROBE_PORT" \
-    "access_log $WORK/nginx-probe/reuse.log reuse;" >"$WORK/nginx-probe.conf"
-start_nginx nginx-probe "$WORK/nginx-probe.conf" "$NGINX_PROBE_PORT"
-NGINX_PROBE_PID=$STARTED_PID
-
-declare -A PROBE
-for shim in no yes; do
-    kw_log=$WORK/keyward-probe.log
-    hello0=$(count "sending server hello" "$kw_log")
-    cv0=$(count "sending certificate-verify" "$kw_log")
-    run_wrk "$KEYWARD_PROBE_PORT" "$PROBE_SECONDS" "$shim" "$WORK/probe-keyward-$shim.txt"
-    # the server may still be finishing handshakes that wrk abandoned at its deadline
-    hello=$(($(count "sending server hello" "$kw_log") - hello0))
-    cv=$(($(count "sending certificate-verify" "$kw_log") - cv0))
-    PROBE[keyward-$shim]="$(wrk_requests "$WORK/probe-keyward-$shim.txt") $hello $((hello - cv))"
-
-    ng_log=$WORK/nginx-probe/reuse.log
-    lines0=$(wc -l <"$ng_log")
-    reused0=$(awk '$1 == "r"' "$ng_log" | wc -l)
-    run_wrk "$NGINX_PROBE_PORT" "$PROBE_SECONDS" "$shim" "$WORK/probe-nginx-$shim.txt"
-    lines=$(($(wc -l <"$ng_log") - lines0))
-    reused=$(($(awk '$1 == "r"' "$ng_log" | wc -l) - reused0))
-    PROBE[nginx-$shim]="$(wrk_requests "$WORK/probe-nginx-$shim.txt") $lines $reused"
-done
-for key in keyward-no keyward-yes nginx-no nginx-yes; do
-    read -r req hs resumed <<<"${PROBE[$key]}"
-    note "probe $key-shim: $req requests, $hs handshakes seen by the server, $resumed resumed"
-    ((hs > 0)) || die "probe $key: the server saw no handshakes"
-done
-for target in keyward nginx; do
-    read -r _ _ resumed <<<"${PROBE[$target-yes]}"
-    ((resumed == 0)) || die "$target resumed $resumed handshakes although wrk ran with the shim"
-done
-stop_pids "$KEYWARD_PROBE_PID" "$NGINX_PROBE_PID"
-forget_pid "$KEYWARD_PROBE_PID"
-forget_pid "$NGINX_PROBE_PID"
-
 # ---------------------------------------------------------------- measurement
 
-# ticks PID...: utime+stime of the processes and their children (nginx workers).
+# tree_pids PID...: the processes and their children (nginx workers), one per line.
+tree_pids() {
+    local p
+    for p in "$@"; do
+        echo "$p"
+        pgrep -P "$p" || true
+    done
+}
+
+# ticks PID...: utime+stime, in clock ticks, of the processes and their children.
 ticks() {
-    local pid sum=0 stat fields
-    for pid in "$@" $(for p in "$@"; do pgrep -P "$p" || true; done); do
+    local pid pids stat fields sum=0
+    mapfile -t pids < <(tree_pids "$@")
+    for pid in "${pids[@]}"; do
         stat=$(<"/proc/$pid/stat") || die "process $pid vanished"
-        read -r -a fields <<<"${stat##*) }" # fields from 3 (state) on
+        read -r -a fields <<<"${stat##*) }" # fields[0] is field 3 (state)
         sum=$((sum + fields[11] + fields[12]))
     done
     echo "$sum"
 }
 
-pids_of() { echo "$*" $(for p in "$@"; do pgrep -P "$p" || true; done); }
-
 now() { echo "${EPOCHREALTIME:-$(date +%s.%N)}"; }
 
-RESULTS=() # one line per run: target round requests rps server_ms server_pct client_pct upstream_ms connect read write timeout non2xx latency_avg
+# cpu_busy: "CPU0 CPU1" ticks not idle (user nice system irq softirq steal) per /proc/stat.
+cpu_busy() {
+    awk -v a="cpu$SERVER_CPU" -v b="cpu$CLIENT_CPU" \
+        '$1 == a {x = $2 + $3 + $4 + $7 + $8 + $9} $1 == b {y = $2 + $3 + $4 + $7 + $8 + $9}
+         END {print x, y}' /proc/stat
+}
+
+# One line per run: target round requests rps server_ms server_pct client_pct upstream_ms
+# err_connect err_read err_write err_timeout non2xx other_server_cpu_pct other_client_cpu_pct
+RESULTS=()
 
 measure() { # TARGET ROUND
-    local target=$1 round=$2 port pid tree0 t0 u0 w0 t1 u1 w1 out=$WORK/wrk-$1-$2.txt timing
+    local target=$1 round=$2 port pid tree0 t0 t1 u0 u1 w0 w1 b0 b1 cpu
+    local out=$WORK/wrk-$1-$2.txt timefile=$WORK/time-$1-$2.txt TIMEFORMAT='%3U %3S'
     port=${target^^}_PORT
     port=${!port}
     pid=${target^^}_PID
@@ -466,23 +494,24 @@ measure() { # TARGET ROUND
     note "$target round $round: warm-up ${WARMUP}s, then ${DURATION}s"
     run_wrk "$port" "$WARMUP" yes "$WORK/warmup-$target-$round.txt"
 
-    tree0=$(pids_of "$pid")
+    tree0=$(tree_pids "$pid")
     u0=$(ticks "$UPSTREAM_PID")
+    b0=$(cpu_busy)
     w0=$(now)
     t0=$(ticks "$pid")
-    timing=$({
-        TIMEFORMAT='%3U %3S'
-        time run_wrk "$port" "$DURATION" yes "$out"
-    } 2>&1)
+    # `time` reports wrk's user and system CPU time to the group's stderr (timefile);
+    # run_wrk's own messages go to the real stderr (fd 3)
+    { time run_wrk "$port" "$DURATION" yes "$out" 2>&3; } 3>&2 2>"$timefile"
     t1=$(ticks "$pid")
     w1=$(now)
+    b1=$(cpu_busy)
     u1=$(ticks "$UPSTREAM_PID")
-    [[ $(pids_of "$pid") == "$tree0" ]] || die "$target's processes changed during the run"
+    [[ $(tree_pids "$pid") == "$tree0" ]] || die "$target's processes changed during the run"
+    read -r cpu <"$timefile"
 
-    local requests rps latency errs non2xx
+    local requests rps errs non2xx
     requests=$(wrk_requests "$out")
     rps=$(awk '/^Requests\/sec:/{print $2; exit}' "$out")
-    latency=$(awk '$1 == "Latency" {print $2; exit}' "$out")
     errs=$(awk '/Socket errors:/{gsub(",", ""); print $4, $6, $8, $10; exit}' "$out")
     non2xx=$(awk '/Non-2xx or 3xx responses:/{print $NF; exit}' "$out")
     [[ -n $requests && -n $rps ]] || { cat "$out" >&2; die "cannot parse wrk output"; }
@@ -490,12 +519,16 @@ measure() { # TARGET ROUND
 
     RESULTS+=("$(awk -v target="$target" -v round="$round" -v req="$requests" -v rps="$rps" \
         -v dt="$((t1 - t0))" -v du="$((u1 - u0))" -v hz="$CLK_TCK" -v w0="$w0" -v w1="$w1" \
-        -v timing="$timing" -v dur="$DURATION" -v errs="${errs:-0 0 0 0}" \
-        -v non2xx="${non2xx:-0}" -v lat="${latency:-?}" 'BEGIN {
-            split(timing, c, " ")
-            printf "%s %s %d %.1f %.4f %.1f %.1f %.4f %s %d %s\n", target, round, req, rps,
-                dt * 1000 / hz / req, dt / hz / (w1 - w0) * 100, (c[1] + c[2]) / dur * 100,
-                du * 1000 / hz / req, errs, non2xx, lat
+        -v cpu="$cpu" -v dur="$DURATION" -v errs="${errs:-0 0 0 0}" -v non2xx="${non2xx:-0}" \
+        -v b0="$b0" -v b1="$b1" 'BEGIN {
+            split(cpu, c, " "); split(b0, x, " "); split(b1, y, " ")
+            wall = w1 - w0
+            # busy time on each CPU that was not ours: other processes, interrupts, steal
+            other0 = ((y[1] - x[1]) - dt - du) / hz / wall * 100
+            other1 = ((y[2] - x[2]) / hz - (c[1] + c[2])) / wall * 100
+            printf "%s %s %d %.1f %.3f %.1f %.1f %.3f %s %d %.0f %.0f\n", target, round, req, rps,
+                dt * 1000 / hz / req, dt / hz / wall * 100, (c[1] + c[2]) / dur * 100,
+                du * 1000 / hz / req, errs, non2xx, other0 < 0 ? 0 : other0, other1 < 0 ? 0 : other1
         }')")
 }
 
@@ -504,35 +537,43 @@ for ((round = 1; round <= ROUNDS; round++)); do
     measure nginx "$round"
 done
 
-if [[ -s $WORK/keyward.log ]] && grep -qv "listening for HTTPS" "$WORK/keyward.log"; then
-    note "keyward logged warnings during the runs; first lines:"
-    grep -v "listening for HTTPS" "$WORK/keyward.log" | head -n 5 >&2
+if grep -qv "listening for HTTPS" "$WORK/keyward.log"; then
+    note "keyward logged $(grep -cv "listening for HTTPS" "$WORK/keyward.log") other lines; the first:"
+    grep -v -m 5 "listening for HTTPS" "$WORK/keyward.log" >&2
+fi
+if [[ -s $WORK/nginx/error.log ]]; then
+    note "nginx logged $(wc -l <"$WORK/nginx/error.log") lines; the first:"
+    sed -n 1,5p "$WORK/nginx/error.log" >&2
 fi
 
 # ---------------------------------------------------------------- report
 
+NGINX_VERSION=$(nginx -v 2>&1 | sed 's|.*nginx/||')
 label() {
     case $1 in
         keyward) echo "keyward (P-256 in HSM)" ;;
-        nginx) echo "nginx $(nginx -v 2>&1 | sed 's|.*nginx/||') (P-256 PEM)" ;;
+        nginx) echo "nginx $NGINX_VERSION (P-256 PEM)" ;;
     esac
 }
 
 echo
-echo "Full TLS 1.3 handshakes: wrk -t1 -c$CONNECTIONS -d${DURATION}s, Connection: close;" \
+echo "Full TLS 1.3 handshakes: wrk -t1 -c$CONNECTIONS -d${DURATION}s -H 'Connection: close';" \
     "server + upstream on CPU $SERVER_CPU, wrk on CPU $CLIENT_CPU; $(date -u +%Y-%m-%dT%H:%MZ)"
 echo
-echo "| server | round | handshakes/s | server CPU ms/handshake | server core % | client core % | upstream CPU ms/req | requests | socket errors c/r/w/t | non-2xx | latency avg |"
-echo "|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|"
+echo "| server | round | handshakes/s | server CPU ms/handshake | server core % | client core % | upstream CPU ms/req | other load CPU$SERVER_CPU/CPU$CLIENT_CPU % | requests | socket errors c/r/w/t | non-2xx |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|"
 for line in "${RESULTS[@]}"; do
-    read -r target round req rps ms spct cpct ums ec er ew et non2xx lat <<<"$line"
-    printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s/%s/%s/%s | %s | %s |\n' \
-        "$(label "$target")" "$round" "$rps" "$ms" "$spct" "$cpct" "$ums" "$req" \
-        "$ec" "$er" "$ew" "$et" "$non2xx" "$lat"
+    read -r target round req rps ms spct cpct ums ec er ew et non2xx o0 o1 <<<"$line"
+    printf '| %s | %s | %s | %s | %s | %s | %s | %s/%s | %s | %s/%s/%s/%s | %s |\n' \
+        "$(label "$target")" "$round" "$rps" "$ms" "$spct" "$cpct" "$ums" "$o0" "$o1" "$req" \
+        "$ec" "$er" "$ew" "$et" "$non2xx"
+    if ((o0 > 10 || o1 > 10)); then
+        note "$target round $round: other load took ${o0}%/${o1}% of CPU$SERVER_CPU/CPU$CLIENT_CPU; handshakes/s is depressed, rerun on a quiet machine"
+    fi
 done
 echo
 for target in keyward nginx; do
-    echo "- $target negotiated: ${TLS[$target]} (protocol cipher group signature)"
+    echo "- $target negotiated: ${TLS[$target]} (protocol, cipher, group, signature)"
 done
 for target in keyward nginx; do
     read -r _ hs_no res_no <<<"${PROBE[$target-no]}"
@@ -543,10 +584,9 @@ done
 printf '%s\n' "${RESULTS[@]}" | awk '
     { ms[$1] += $5; rps[$1] += $4; n[$1]++ }
     END {
-        if (n["keyward"] && n["nginx"])
-            printf "- keyward/nginx: %.2fx the server CPU per handshake, %.2fx the handshakes/s\n",
-                (ms["keyward"] / n["keyward"]) / (ms["nginx"] / n["nginx"]),
-                (rps["keyward"] / n["keyward"]) / (rps["nginx"] / n["nginx"])
+        printf "- keyward/nginx: %.2fx the server CPU per handshake, %.2fx the handshakes/s\n",
+            (ms["keyward"] / n["keyward"]) / (ms["nginx"] / n["nginx"]),
+            (rps["keyward"] / n["keyward"]) / (rps["nginx"] / n["nginx"])
     }'
 
 json_str() {
@@ -563,35 +603,47 @@ mkdir -p "$OUT"
         "$(json_str "$(awk -F': ' '/^model name/{print $2; exit}' /proc/cpuinfo)")" \
         "$(nproc --all)" "$(json_str "$(uname -r)")"
     printf '  "versions": {"keyward": %s, "nginx": %s, "wrk": %s, "openssl": %s},\n' \
-        "$(json_str "$("$KEYWARD_BIN" --version 2>&1 | head -n 1)")" \
-        "$(json_str "$(nginx -v 2>&1)")" \
-        "$(json_str "$(wrk -v 2>&1 | head -n 1 | awk '{print $2}')")" \
+        "$(json_str "$("$KEYWARD_BIN" --version 2>&1 | awk 'NR == 1')")" \
+        "$(json_str "$NGINX_VERSION")" \
+        "$(json_str "$(wrk -v 2>&1 | awk 'NR == 1 {print $2}')")" \
         "$(json_str "$(openssl version)")"
-    printf '  "settings": {"duration_s": %d, "connections": %d, "rounds": %d, "warmup_s": %d, "wrk_threads": 1, "server_cpu": %d, "client_cpu": %d, "upstream_cpu": %d, "clk_tck": %d, "wrk_session_resumption": "disabled by LD_PRELOAD shim"},\n' \
-        "$DURATION" "$CONNECTIONS" "$ROUNDS" "$WARMUP" "$SERVER_CPU" "$CLIENT_CPU" "$SERVER_CPU" "$CLK_TCK"
+    printf '  "settings": {"duration_s": %d, "connections": %d, "rounds": %d, "warmup_s": %d, ' \
+        "$DURATION" "$CONNECTIONS" "$ROUNDS" "$WARMUP"
+    printf '"wrk_threads": 1, "server_cpu": %d, "upstream_cpu": %d, "client_cpu": %d, "clk_tck": %d, ' \
+        "$SERVER_CPU" "$SERVER_CPU" "$CLIENT_CPU" "$CLK_TCK"
+    printf '"wrk_session_resumption": "disabled by LD_PRELOAD shim"},\n'
     printf '  "tls": {'
     sep=""
     for target in keyward nginx; do
         read -r proto cipher group sig <<<"${TLS[$target]}"
-        printf '%s"%s": {"protocol": %s, "cipher": %s, "group": %s, "signature": %s}' "$sep" "$target" \
-            "$(json_str "$proto")" "$(json_str "$cipher")" "$(json_str "$group")" "$(json_str "$sig")"
+        printf '%s"%s": {"protocol": %s, "cipher": %s, "group": %s, "signature": %s}' \
+            "$sep" "$target" "$(json_str "$proto")" "$(json_str "$cipher")" \
+            "$(json_str "$group")" "$(json_str "$sig")"
         sep=", "
     done
     printf '},\n'
     printf '  "resumption_probe": {"seconds": %d' "$PROBE_SECONDS"
-    for key in keyward-no keyward-yes nginx-no nginx-yes; do
-        read -r req hs resumed <<<"${PROBE[$key]}"
-        printf ', "%s": {"wrk_requests": %d, "server_handshakes": %d, "resumed": %d}' \
-            "${key/%-no/_plain_wrk}" "$req" "$hs" "$resumed"
-    done | sed 's/-yes"/_with_shim"/g'
+    for target in keyward nginx; do
+        for shim in no yes; do
+            read -r req hs resumed <<<"${PROBE[$target-$shim]}"
+            printf ', "%s_%s": {"wrk_requests": %d, "server_handshakes": %d, "resumed": %d}' \
+                "$target" "$([[ $shim == yes ]] && echo with_shim || echo plain_wrk)" \
+                "$req" "$hs" "$resumed"
+        done
+    done
     printf '},\n'
     printf '  "runs": [\n'
     sep=""
     for line in "${RESULTS[@]}"; do
-        read -r target round req rps ms spct cpct ums ec er ew et non2xx lat <<<"$line"
-        printf '%s    {"server": "%s", "round": %d, "handshakes_per_s": %s, "requests": %d, "server_cpu_ms_per_handshake": %s, "server_cpu_util_pct": %s, "client_cpu_util_pct": %s, "upstream_cpu_ms_per_request": %s, "socket_errors": {"connect": %d, "read": %d, "write": %d, "timeout": %d}, "non_2xx": %d, "latency_avg": %s}' \
-            "$sep" "$target" "$round" "$rps" "$req" "$ms" "$spct" "$cpct" "$ums" \
-            "$ec" "$er" "$ew" "$et" "$non2xx" "$(json_str "$lat")"
+        read -r target round req rps ms spct cpct ums ec er ew et non2xx o0 o1 <<<"$line"
+        printf '%s    {"server": "%s", "round": %d, "handshakes_per_s": %s, "requests": %d, ' \
+            "$sep" "$target" "$round" "$rps" "$req"
+        printf '"server_cpu_ms_per_handshake": %s, "server_cpu_util_pct": %s, ' "$ms" "$spct"
+        printf '"client_cpu_util_pct": %s, "upstream_cpu_ms_per_request": %s, ' "$cpct" "$ums"
+        printf '"socket_errors": {"connect": %d, "read": %d, "write": %d, "timeout": %d}, ' \
+            "$ec" "$er" "$ew" "$et"
+        printf '"non_2xx": %d, "other_load_server_cpu_pct": %d, "other_load_client_cpu_pct": %d}' \
+            "$non2xx" "$o0" "$o1"
         sep=$',\n'
     done
     printf '\n  ]\n}\n'
