@@ -128,7 +128,13 @@ fn parse_spec(s: &str) -> Result<KeySpec, String> {
 }
 
 fn init_logging(level: &str, json: bool) {
-    let filter = std::env::var("KEYWARD_LOG").unwrap_or_else(|_| level.to_owned());
+    let mut filter = std::env::var("KEYWARD_LOG").unwrap_or_else(|_| level.to_owned());
+    // rustls warns once per handshake about client mistakes (e.g. an IP address sent as SNI):
+    // a log line per handshake on the hot path, and log spam any client can cause. Quiet it
+    // unless the operator asks for rustls explicitly.
+    if !filter.contains("rustls") {
+        filter.push_str(",rustls=error");
+    }
     let filter = tracing_subscriber::EnvFilter::try_new(&filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());

@@ -125,7 +125,7 @@ fn https_in_front_of_a_real_upstream_with_hsm_keys_of_every_tls_type() {
         listener("web-ed", &ed, ""),
         upstream(up_addr, "")
     ));
-    let (_server, addrs) = start_serve(&config, 3);
+    let (server, addrs) = start_serve(&config, 3);
     let (ec_addr, rsa_addr, ed_addr) = (addrs[0], addrs[1], addrs[2]);
 
     // Body and forwarded headers arrive; hop-by-hop headers do not (HTTP/1.1: over h2 curl
@@ -183,6 +183,13 @@ fn https_in_front_of_a_real_upstream_with_hsm_keys_of_every_tls_type() {
     let hsm = open_hsm(&site.dir.join("data"));
     let key = hsm.find_by_label("web", KeyClass::Private).unwrap();
     assert_eq!(served_spki(&out), hsm.public_key_spki(key.handle).unwrap());
+
+    // A client that sends an IP address as SNI (not allowed, RFC 6066 §3) is served from the
+    // default certificate, and causes no log line: nothing any client does may log per handshake.
+    let out = s_client(ec_addr, "127.0.0.1", &["-tls1_3"]);
+    assert!(out.contains("New, TLSv1.3"), "{out}");
+    let noisy: Vec<String> = server.stderr.all().into_iter().filter(|l| !l.contains("listening for HTTPS")).collect();
+    assert!(noisy.is_empty(), "per-connection log lines: {noisy:?}");
 
     // A client limited to TLS 1.2 with ECDHE-ECDSA.
     let out = s_client(
