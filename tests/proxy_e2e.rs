@@ -188,7 +188,12 @@ fn https_in_front_of_a_real_upstream_with_hsm_keys_of_every_tls_type() {
     // default certificate, and causes no log line: nothing any client does may log per handshake.
     let out = s_client(ec_addr, "127.0.0.1", &["-tls1_3"]);
     assert!(out.contains("New, TLSv1.3"), "{out}");
-    let noisy: Vec<String> = server.stderr.all().into_iter().filter(|l| !l.contains("listening for HTTPS")).collect();
+    let noisy: Vec<String> = server
+        .stderr
+        .all()
+        .into_iter()
+        .filter(|l| !l.contains("listening for HTTPS"))
+        .collect();
     assert!(noisy.is_empty(), "per-connection log lines: {noisy:?}");
 
     // A client limited to TLS 1.2 with ECDHE-ECDSA.

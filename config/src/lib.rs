@@ -29,6 +29,8 @@
 //! assert_eq!(config.listeners[0].certificates[0].chain_file, dir.path().join("web.pem"));
 //! ```
 
+#![deny(missing_docs)]
+
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

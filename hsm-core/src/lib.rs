@@ -19,6 +19,8 @@
 //! assert!(der_signature.len() <= 72);
 //! ```
 
+#![deny(missing_docs)]
+
 mod error;
 mod hsm;
 mod material;

@@ -16,6 +16,8 @@
 //! assert_eq!(store.get("key", "1").unwrap().unwrap().blob, vec![1, 2, 3]);
 //! ```
 
+#![deny(missing_docs)]
+
 mod sqlite;
 
 pub use sqlite::SqliteBackend;
