@@ -4,22 +4,10 @@
 mod support;
 
 use std::net::SocketAddr;
-use std::path::Path;
 
-use keyward_hsm::{Hsm, KeyClass, MasterKey};
-use keyward_keystore::SqliteBackend;
+use keyward_hsm::KeyClass;
 use support::*;
 use x509_parser::prelude::FromDer;
-
-/// Opens a data directory from the test (a second reader beside a running server is fine).
-fn open_hsm(dir: &Path) -> Hsm {
-    let master = MasterKey::from_bytes(&std::fs::read(dir.join("master.key")).unwrap()).unwrap();
-    Hsm::open(
-        Box::new(SqliteBackend::open(&dir.join("keyward.sqlite3")).unwrap()),
-        &master,
-    )
-    .unwrap()
-}
 
 struct Site {
     _tmp: tempfile::TempDir,
@@ -40,33 +28,11 @@ impl Site {
     }
     /// Generates a key in the HSM and a self-signed certificate for it.
     fn key_and_cert(&self, spec: &str, label: &str) -> String {
-        let data = self.data();
-        keyward_ok(&[
-            "key",
-            "generate",
-            "--type",
-            spec,
-            "--label",
-            label,
-            "--data-dir",
-            &data,
-        ]);
-        let cert = self.path(&format!("{label}.pem"));
-        keyward_ok(&[
-            "cert",
-            "self-signed",
-            "--key",
-            label,
-            "--dns",
-            "localhost",
-            "--ip",
-            "127.0.0.1",
-            "--out",
-            &cert,
-            "--data-dir",
-            &data,
-        ]);
-        cert
+        let data = self.dir.join("data");
+        generate_key(&data, spec, label);
+        let cert = self.dir.join(format!("{label}.pem"));
+        self_signed(&data, label, &cert);
+        cert.display().to_string()
     }
     fn write_config(&self, body: &str) -> std::path::PathBuf {
         let p = self.dir.join("keyward.toml");
@@ -291,16 +257,7 @@ fn upstream_down_gives_502_and_slow_upstream_gives_504() {
 fn csr_is_signed_by_the_hsm_key() {
     let site = Site::new();
     let data = site.data();
-    keyward_ok(&[
-        "key",
-        "generate",
-        "--type",
-        "ec-p384",
-        "--label",
-        "csr",
-        "--data-dir",
-        &data,
-    ]);
+    generate_key(&site.dir.join("data"), "ec-p384", "csr");
     let csr = site.path("req.pem");
     keyward_ok(&[
         "cert",

@@ -5,18 +5,8 @@ mod support;
 
 use std::path::{Path, PathBuf};
 
-use keyward_hsm::{Hsm, KeyClass, MasterKey};
-use keyward_keystore::SqliteBackend;
+use keyward_hsm::KeyClass;
 use support::*;
-
-fn open_hsm(dir: &Path) -> Hsm {
-    let master = MasterKey::from_bytes(&std::fs::read(dir.join("master.key")).unwrap()).unwrap();
-    Hsm::open(
-        Box::new(SqliteBackend::open(&dir.join("keyward.sqlite3")).unwrap()),
-        &master,
-    )
-    .unwrap()
-}
 
 /// A minimal DER reader for the test: (tag, content, rest).
 fn der(input: &[u8]) -> (u8, &[u8], &[u8]) {
@@ -86,39 +76,13 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
 fn no_private_key_material_in_any_file_of_the_data_directory() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let data_s = data.display().to_string();
     let labels = ["p256", "p384", "rsa", "ed"];
     for (spec, label) in ["ec-p256", "ec-p384", "rsa-2048", "ed25519"]
         .iter()
         .zip(labels)
     {
-        keyward_ok(&[
-            "key",
-            "generate",
-            "--type",
-            spec,
-            "--label",
-            label,
-            "--data-dir",
-            &data_s,
-        ]);
-        let out = tmp
-            .path()
-            .join(format!("{label}.pem"))
-            .display()
-            .to_string();
-        keyward_ok(&[
-            "cert",
-            "self-signed",
-            "--key",
-            label,
-            "--dns",
-            "localhost",
-            "--out",
-            &out,
-            "--data-dir",
-            &data_s,
-        ]);
+        generate_key(&data, spec, label);
+        self_signed(&data, label, &tmp.path().join(format!("{label}.pem")));
     }
     let hsm = open_hsm(&data);
     let mut secrets = Vec::new();
@@ -152,30 +116,9 @@ fn no_private_key_material_in_any_file_of_the_data_directory() {
 fn setup_site() -> (tempfile::TempDir, PathBuf, PathBuf) {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let data_s = data.display().to_string();
-    keyward_ok(&[
-        "key",
-        "generate",
-        "--type",
-        "ec-p256",
-        "--label",
-        "web",
-        "--data-dir",
-        &data_s,
-    ]);
+    generate_key(&data, "ec-p256", "web");
     let cert = tmp.path().join("web.pem");
-    keyward_ok(&[
-        "cert",
-        "self-signed",
-        "--key",
-        "web",
-        "--dns",
-        "localhost",
-        "--out",
-        &cert.display().to_string(),
-        "--data-dir",
-        &data_s,
-    ]);
+    self_signed(&data, "web", &cert);
     (tmp, data, cert)
 }
 
@@ -260,16 +203,7 @@ fn bad_configuration_is_one_line_naming_the_cause_and_writes_nothing() {
         &["garbage.pem"],
     );
     // A certificate that belongs to another key.
-    keyward_ok(&[
-        "key",
-        "generate",
-        "--type",
-        "ec-p256",
-        "--label",
-        "other",
-        "--data-dir",
-        &data.display().to_string(),
-    ]);
+    generate_key(&data, "ec-p256", "other");
     refuses(
         root,
         &config_text(&data, &cert, "127.0.0.1:0", "other", up),

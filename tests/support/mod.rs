@@ -243,3 +243,46 @@ pub fn s_client(addr: SocketAddr, servername: &str, extra: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     )
 }
+
+/// `keyward key generate --type SPEC --label LABEL --data-dir DATA`.
+pub fn generate_key(data: &Path, spec: &str, label: &str) {
+    let data = data.display().to_string();
+    keyward_ok(&[
+        "key",
+        "generate",
+        "--type",
+        spec,
+        "--label",
+        label,
+        "--data-dir",
+        &data,
+    ]);
+}
+
+/// `keyward cert self-signed` for `localhost` and `127.0.0.1`, written to `out`.
+pub fn self_signed(data: &Path, label: &str, out: &Path) {
+    let (data, out) = (data.display().to_string(), out.display().to_string());
+    keyward_ok(&[
+        "cert",
+        "self-signed",
+        "--key",
+        label,
+        "--dns",
+        "localhost",
+        "--ip",
+        "127.0.0.1",
+        "--out",
+        &out,
+        "--data-dir",
+        &data,
+    ]);
+}
+
+/// Opens a data directory from the test (a second reader beside a running server is fine).
+pub fn open_hsm(dir: &Path) -> keyward_hsm::Hsm {
+    let master =
+        keyward_hsm::MasterKey::from_bytes(&std::fs::read(dir.join("master.key")).unwrap())
+            .unwrap();
+    let store = keyward_keystore::SqliteBackend::open(&dir.join("keyward.sqlite3")).unwrap();
+    keyward_hsm::Hsm::open(Box::new(store), &master).unwrap()
+}
