@@ -58,7 +58,30 @@ impl rcgen::SigningKey for HsmRcgenKey {
     }
 }
 
+/// Checks a DNS name for a certificate (RFC 5280 §4.2.1.6, RFC 1035 preferred syntax; a
+/// leading `*.` wildcard label allowed).
+fn check_dns_name(name: &str) -> Result<()> {
+    let body = name.strip_prefix("*.").unwrap_or(name);
+    let ok = !body.is_empty()
+        && body.len() <= 253
+        && body.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        });
+    if ok {
+        Ok(())
+    } else {
+        anyhow::bail!("--dns {name:?} is not a valid DNS name")
+    }
+}
+
 fn params(dns: &[String], ips: &[IpAddr]) -> Result<CertificateParams> {
+    for name in dns {
+        check_dns_name(name)?;
+    }
     let mut p = CertificateParams::new(dns.to_vec()).context("invalid DNS name")?;
     for ip in ips {
         p.subject_alt_names.push(SanType::IpAddress(*ip));
@@ -85,7 +108,10 @@ pub(crate) fn self_signed(
     let mut p = params(dns, ips)?;
     let now = time::OffsetDateTime::now_utc();
     p.not_before = now - time::Duration::hours(1);
-    p.not_after = now + time::Duration::days(i64::from(days));
+    p.not_after = now
+        .checked_add(time::Duration::days(i64::from(days)))
+        .filter(|t| t.year() <= 9999)
+        .ok_or_else(|| anyhow::anyhow!("--days {days} ends after the year 9999"))?;
     p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     let cert = p

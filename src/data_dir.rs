@@ -55,11 +55,21 @@ pub(crate) fn open_or_create(dir: &Path) -> Result<Hsm> {
     if store_path(dir).is_file() {
         return open(dir);
     }
-    fs::create_dir_all(dir)
-        .with_context(|| format!("cannot create data directory {}", dir.display()))?;
-    fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
-        .with_context(|| format!("cannot restrict data directory {}", dir.display()))?;
     let key_path = dir.join(MASTER_KEY_FILE);
+    if key_path.exists() {
+        bail!(
+            "{} exists but {} does not: restore the store from a backup, or remove the master key file to start a new, empty HSM",
+            key_path.display(),
+            store_path(dir).display()
+        );
+    }
+    if !dir.exists() {
+        // Only a folder we create is restricted; an existing one keeps its owner's mode.
+        fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create data directory {}", dir.display()))?;
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("cannot restrict data directory {}", dir.display()))?;
+    }
     let master = MasterKey::generate()?;
     let mut f = fs::OpenOptions::new()
         .write(true)

@@ -101,6 +101,9 @@ enum CertCommand {
         /// Output PEM file.
         #[arg(long)]
         out: PathBuf,
+        /// Replace `--out` if it exists.
+        #[arg(long)]
+        force: bool,
         #[command(flatten)]
         data: DataDirArg,
     },
@@ -118,6 +121,9 @@ enum CertCommand {
         /// Output PEM file.
         #[arg(long)]
         out: PathBuf,
+        /// Replace `--out` if it exists.
+        #[arg(long)]
+        force: bool,
         #[command(flatten)]
         data: DataDirArg,
     },
@@ -281,11 +287,36 @@ async fn quickstart(dir: &Path, listen: SocketAddr) -> Result<()> {
         "Keyward is serving https://{host}:{port}/ with HSM key \"{LABEL}\" (ec-p256, handle {handle}); try: curl --cacert {cert} https://{host}:{port}/",
         port = addr.port(),
         handle = key.handle,
-        cert = cert_path.display(),
+        cert = shell_quote(&cert_path.display().to_string()),
     );
     proxy.run(shutdown_signal()).await;
     drop(hsm);
     Ok(())
+}
+
+/// Whether two paths name the same existing folder (an empty parent means ".").
+fn same_dir(a: &Path, b: &Path) -> bool {
+    let a = if a.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        a
+    };
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
+}
+
+/// Quotes a path for a POSIX shell when it has anything but safe characters.
+fn shell_quote(s: &str) -> String {
+    if !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/._-+:@%".contains(&b))
+    {
+        s.to_owned()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
 }
 
 fn cert_spki(pem: &[u8]) -> Option<Vec<u8>> {
@@ -303,6 +334,8 @@ fn key_command(cmd: KeyCommand) -> Result<()> {
             json,
             data,
         } => {
+            // Refuse bad input before anything is created on disk.
+            keyward_hsm::Attributes::check_label(&label)?;
             let hsm = data_dir::open_or_create(&data.data_dir)?;
             let (private, public) = hsm.generate_key_pair(
                 spec,
@@ -364,23 +397,37 @@ fn key_command(cmd: KeyCommand) -> Result<()> {
 }
 
 fn cert_command(cmd: CertCommand) -> Result<()> {
-    let (key, dns, ip, out, data, days, csr) = match cmd {
+    let (key, dns, ip, out, force, data, days, csr) = match cmd {
         CertCommand::SelfSigned {
             key,
             dns,
             ip,
             days,
             out,
+            force,
             data,
-        } => (key, dns, ip, out, data, days, false),
+        } => (key, dns, ip, out, force, data, days, false),
         CertCommand::Csr {
             key,
             dns,
             ip,
             out,
+            force,
             data,
-        } => (key, dns, ip, out, data, 0, true),
+        } => (key, dns, ip, out, force, data, 0, true),
     };
+    if out.exists() && !force {
+        bail!("{} exists; pass --force to replace it", out.display());
+    }
+    let reserved = [data_dir::STORE_FILE, data_dir::MASTER_KEY_FILE];
+    if out.parent().is_some_and(|p| same_dir(p, &data.data_dir))
+        && out
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| reserved.iter().any(|r| n.starts_with(r)))
+    {
+        bail!("{} is one of the HSM's own files", out.display());
+    }
     if !csr && days == 0 {
         bail!("--days must be at least 1");
     }

@@ -285,3 +285,102 @@ fn csr_is_signed_by_the_hsm_key() {
         "{out}{err}"
     );
 }
+
+#[test]
+fn hostile_requests_are_refused_before_reaching_the_upstream() {
+    let site = Site::new();
+    let cert = site.key_and_cert("ec-p256", "web");
+    let (up, up_addr) = start_upstream();
+    let prefixed = SocketAddr::from(([127, 0, 0, 1], up_addr.port()));
+    let config = site.write_config(&format!(
+        "{}[upstream]\nurl = \"http://{prefixed}/public\"\n",
+        listener("web", &cert, "client_header_timeout_ms = 700\n")
+    ));
+    let (_server, addrs) = start_serve(&config, 1);
+    let addr = addrs[0];
+
+    // Dot segments could climb out of the upstream prefix.
+    for path in ["/../secret", "/%2e%2e/secret", "/a/./b", "/x/%2E%2e"] {
+        let (ok, out, err) = curl(&cert, addr, path, &["--path-as-is", "-w", "\n%{http_code}"]);
+        assert!(ok, "{err}");
+        assert!(out.ends_with("\n400"), "{path}: {out}");
+    }
+    // The prefix is kept for a normal path, and the client cannot set X-Forwarded-Host.
+    let (ok, body, err) = curl(
+        &cert,
+        addr,
+        "/ok",
+        &["-H", "X-Forwarded-Host: evil.example"],
+    );
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["path"], "/public/ok");
+    assert_eq!(
+        v["headers"]["x-forwarded-host"],
+        format!("localhost:{}", addr.port())
+    );
+
+    // HTTP/1.1 without Host, or with an invalid one, is a 400.
+    for head in [
+        "GET / HTTP/1.1\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: a b\r\n\r\n",
+    ] {
+        let out = raw_tls_exchange(addr, head);
+        assert!(out.starts_with("HTTP/1.1 400"), "{head:?}: {out}");
+    }
+    // Nothing above except /ok reached the upstream.
+    drop(up);
+
+    // An idle connection that never sends a request is closed after client_header_timeout_ms.
+    let started = std::time::Instant::now();
+    let mut idle = std::process::Command::new("openssl");
+    idle.args([
+        "s_client",
+        "-quiet",
+        "-ign_eof",
+        "-connect",
+        &addr.to_string(),
+        "-servername",
+        "localhost",
+    ]);
+    let mut idle = Running::spawn(idle);
+    let end = started + DEADLINE;
+    while idle.child.try_wait().unwrap().is_none() {
+        assert!(
+            std::time::Instant::now() < end,
+            "idle connection was never closed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(600),
+        "closed too early"
+    );
+}
+
+/// Sends `head` over TLS with `openssl s_client` and returns what came back.
+fn raw_tls_exchange(addr: SocketAddr, head: &str) -> String {
+    use std::io::Write;
+    let mut child = std::process::Command::new("openssl")
+        .args([
+            "s_client",
+            "-quiet",
+            "-connect",
+            &addr.to_string(),
+            "-servername",
+            "localhost",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(head.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}

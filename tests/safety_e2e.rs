@@ -324,3 +324,131 @@ fn quickstart_serves_the_demo_upstream_and_reuses_its_key() {
     assert_eq!(private["attributes"]["extractable"], false);
     assert_eq!(private["attributes"]["label"], "quickstart");
 }
+
+#[test]
+fn cli_refuses_bad_input_without_changing_anything() {
+    let (tmp, data, cert) = setup_site();
+    let data_s = data.display().to_string();
+    let root = tmp.path();
+    let one_line_failure = |args: &[&str], needle: &str| {
+        let before = fingerprint(root);
+        let out = keyward(args);
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert_eq!(fingerprint(root), before, "{args:?} changed files");
+    };
+    let cert_s = cert.display().to_string();
+    let new_out = root.join("new.pem").display().to_string();
+    one_line_failure(
+        &[
+            "cert",
+            "self-signed",
+            "--key",
+            "web",
+            "--dns",
+            "x",
+            "--days",
+            "3000000",
+            "--out",
+            &new_out,
+            "--data-dir",
+            &data_s,
+        ],
+        "--days",
+    );
+    one_line_failure(
+        &[
+            "cert",
+            "self-signed",
+            "--key",
+            "web",
+            "--dns",
+            "x",
+            "--out",
+            &cert_s,
+            "--data-dir",
+            &data_s,
+        ],
+        "--force",
+    );
+    let master = data.join("master.key").display().to_string();
+    one_line_failure(
+        &[
+            "cert",
+            "csr",
+            "--key",
+            "web",
+            "--dns",
+            "x",
+            "--out",
+            &master,
+            "--force",
+            "--data-dir",
+            &data_s,
+        ],
+        "HSM's own files",
+    );
+    one_line_failure(
+        &[
+            "cert",
+            "csr",
+            "--key",
+            "web",
+            "--dns",
+            "bad name",
+            "--out",
+            &new_out,
+            "--data-dir",
+            &data_s,
+        ],
+        "not a valid DNS name",
+    );
+    one_line_failure(
+        &[
+            "key",
+            "generate",
+            "--type",
+            "ec-p256",
+            "--label",
+            "web",
+            "--data-dir",
+            &data_s,
+        ],
+        "exists already",
+    );
+    let fresh = root.join("fresh").display().to_string();
+    one_line_failure(
+        &[
+            "key",
+            "generate",
+            "--type",
+            "ec-p256",
+            "--label",
+            "",
+            "--data-dir",
+            &fresh,
+        ],
+        "label",
+    );
+    assert!(!root.join("fresh").exists());
+    // An existing folder used as a data directory keeps its mode.
+    let shared = root.join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o755)).unwrap();
+    generate_key(&shared, "ed25519", "k");
+    assert_eq!(
+        std::fs::metadata(&shared).unwrap().permissions().mode() & 0o7777,
+        0o755
+    );
+    assert_eq!(
+        std::fs::metadata(shared.join("master.key"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
+}

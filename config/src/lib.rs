@@ -112,7 +112,7 @@ pub struct LogConfig {
 
 /// Log line format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "lowercase", expecting = "\"text\" or \"json\"")]
 pub enum LogFormat {
     /// Human-readable lines.
     Text,
@@ -122,6 +122,7 @@ pub enum LogFormat {
 
 /// A TLS protocol version.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize)]
+#[serde(expecting = "\"1.2\" or \"1.3\"")]
 pub enum TlsVersion {
     /// TLS 1.2 (RFC 5246).
     #[serde(rename = "1.2")]
@@ -144,6 +145,10 @@ pub struct ListenerConfig {
     /// `handshake_timeout_ms`: a client that has not finished the TLS handshake in this many
     /// milliseconds is disconnected. Default 10000.
     pub handshake_timeout_ms: u64,
+    /// `client_header_timeout_ms`: an HTTP/1.1 client must send a whole request head within
+    /// this many milliseconds, counted from when the proxy starts waiting for it, which on an
+    /// idle keep-alive connection is also the idle limit. Default 30000.
+    pub client_header_timeout_ms: u64,
     /// `[[listeners.certificates]]`: at least one.
     pub certificates: Vec<CertificateConfig>,
 }
@@ -183,7 +188,7 @@ pub struct UpstreamConfig {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a configuration table")]
 struct RawConfig {
     #[serde(default)]
     hsm: RawHsm,
@@ -195,13 +200,13 @@ struct RawConfig {
 }
 
 #[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "an [hsm] table")]
 struct RawHsm {
     data_dir: Option<RelativePathBuf>,
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a [log] table")]
 struct RawLog {
     #[serde(default = "default_level")]
     level: String,
@@ -226,7 +231,7 @@ fn default_format() -> LogFormat {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a [[listeners]] table")]
 struct RawListener {
     address: SocketAddr,
     #[serde(default = "default_versions")]
@@ -235,6 +240,8 @@ struct RawListener {
     alpn: Vec<String>,
     #[serde(default = "default_handshake_timeout")]
     handshake_timeout_ms: u64,
+    #[serde(default = "default_client_header_timeout")]
+    client_header_timeout_ms: u64,
     #[serde(default)]
     certificates: Vec<RawCertificate>,
 }
@@ -248,9 +255,12 @@ fn default_alpn() -> Vec<String> {
 fn default_handshake_timeout() -> u64 {
     10_000
 }
+fn default_client_header_timeout() -> u64 {
+    30_000
+}
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a [[listeners.certificates]] table")]
 struct RawCertificate {
     key_label: String,
     chain_file: RelativePathBuf,
@@ -261,7 +271,7 @@ struct RawCertificate {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "an [upstream] table")]
 struct RawUpstream {
     url: Option<String>,
     #[serde(default = "default_connect_timeout")]
@@ -341,8 +351,25 @@ impl Config {
             figment = figment.merge(var);
         }
         let raw: RawConfig = figment.extract().map_err(|e| from_figment(e, &file_name))?;
-        validate(raw, &file_name)
+        validate(raw, &|key: &str| source_of(&figment, key, &file_name))
     }
+}
+
+/// Where the value at `key` (e.g. `upstream.url`, `listeners[0].alpn`) came from.
+fn source_of(figment: &Figment, key: &str, file_name: &str) -> String {
+    let lookup = key.split('[').next().unwrap_or(key);
+    match figment.find_metadata(lookup) {
+        Some(md) => match &md.source {
+            Some(figment::Source::File(p)) => p.display().to_string(),
+            _ => md.name.to_string(),
+        },
+        None => file_name.to_owned(),
+    }
+}
+
+/// Folds a possibly multi-line message (TOML syntax errors quote the line) into one line.
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 fn from_figment(err: figment::Error, file_name: &str) -> Error {
@@ -356,15 +383,19 @@ fn from_figment(err: figment::Error, file_name: &str) -> Error {
     let mut path = err.path.clone();
     let message = match &err.kind {
         figment::error::Kind::UnknownField(found, expected) => {
-            path.push(found.clone());
+            if path.last() != Some(found) {
+                path.push(found.clone());
+            }
             let expected: Vec<String> = expected.iter().map(|s| s.to_string()).collect();
             format!("unknown key (expected one of: {})", expected.join(", "))
         }
         figment::error::Kind::MissingField(field) => {
-            path.push(field.to_string());
+            if path.last().map(String::as_str) != Some(field.as_ref()) {
+                path.push(field.to_string());
+            }
             "required key is missing".to_owned()
         }
-        other => other.to_string(),
+        other => one_line(&other.to_string()),
     };
     Error::Invalid {
         source_name,
@@ -393,12 +424,59 @@ fn key_path(parts: &[String]) -> String {
     }
 }
 
-fn validate(raw: RawConfig, file_name: &str) -> Result<Config, Error> {
+/// Log levels a `log.level` directive may name.
+const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+
+/// Checks a `tracing` filter: comma-separated `LEVEL` or `TARGET=LEVEL` directives.
+fn valid_log_filter(filter: &str) -> bool {
+    !filter.trim().is_empty()
+        && filter.split(',').all(|d| {
+            let level =
+                d.rsplit_once('=').map_or(
+                    d,
+                    |(target, level)| if target.trim().is_empty() { "" } else { level },
+                );
+            LEVELS.contains(&level.trim().to_ascii_lowercase().as_str())
+        })
+}
+
+/// Checks `upstream.url`: `http://HOST[:PORT][/PREFIX]`, no user info, query or fragment.
+fn check_upstream_url(url: &str) -> Result<(), &'static str> {
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or("must start with http:// (TLS to upstreams is not supported yet)")?;
+    if url.contains('?') || url.contains('#') {
+        return Err("must not have a query or a fragment");
+    }
+    let authority = rest.split('/').next().unwrap_or("");
+    if authority.is_empty() || authority.contains('@') {
+        return Err("must name a host: http://HOST[:PORT][/PREFIX]");
+    }
+    let port = if authority.starts_with('[') {
+        authority.rsplit_once("]:").map(|(_, p)| p)
+    } else {
+        authority.rsplit_once(':').map(|(_, p)| p)
+    };
+    if let Some(port) = port {
+        if port.parse::<u16>().map_or(true, |p| p == 0) {
+            return Err("the port must be 1 to 65535");
+        }
+    }
+    Ok(())
+}
+
+fn validate(raw: RawConfig, source_of: &dyn Fn(&str) -> String) -> Result<Config, Error> {
     let invalid = |key: String, message: &str| Error::Invalid {
-        source_name: file_name.to_owned(),
+        source_name: source_of(&key),
         key,
         message: message.to_owned(),
     };
+    if !valid_log_filter(&raw.log.level) {
+        return Err(invalid(
+            "log.level".into(),
+            "not a log filter: use off, error, warn, info, debug or trace, optionally per target (\"keyward_proxy=debug,info\")",
+        ));
+    }
     let raw_up = raw.upstream.ok_or_else(|| {
         invalid(
             "upstream.url".into(),
@@ -408,16 +486,7 @@ fn validate(raw: RawConfig, file_name: &str) -> Result<Config, Error> {
     let url = raw_up
         .url
         .ok_or_else(|| invalid("upstream.url".into(), "required key is missing"))?;
-    let rest = url
-        .strip_prefix("http://")
-        .ok_or_else(|| invalid("upstream.url".into(), "must start with http://"))?;
-    let authority = rest.split('/').next().unwrap_or("");
-    if authority.is_empty() || authority.contains('@') {
-        return Err(invalid(
-            "upstream.url".into(),
-            "must name a host (http://HOST[:PORT][/PREFIX])",
-        ));
-    }
+    check_upstream_url(&url).map_err(|m| invalid("upstream.url".into(), m))?;
     for (key, v) in [
         ("upstream.connect_timeout_ms", raw_up.connect_timeout_ms),
         ("upstream.response_timeout_ms", raw_up.response_timeout_ms),
@@ -486,6 +555,7 @@ fn validate(raw: RawConfig, file_name: &str) -> Result<Config, Error> {
             tls_versions: l.tls_versions,
             alpn: l.alpn,
             handshake_timeout_ms: l.handshake_timeout_ms,
+            client_header_timeout_ms: l.client_header_timeout_ms,
             certificates,
         });
     }

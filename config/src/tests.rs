@@ -114,6 +114,58 @@ fn invalid_values_name_the_key() {
 }
 
 #[test]
+fn errors_name_the_variable_that_set_the_value_and_stay_on_one_line() {
+    let msg = message(GOOD, &[("KEYWARD_UPSTREAM__URL", "https://x")]);
+    assert!(
+        msg.starts_with("environment variable KEYWARD_UPSTREAM__URL: upstream.url"),
+        "{msg}"
+    );
+    let msg = message(&format!("{GOOD}\n[upstream\n"), &[]);
+    assert!(msg.contains("keyward.toml"), "{msg}");
+    let msg = message(&GOOD.replace("url = ", "bogus = 1\nurl = "), &[]);
+    assert!(
+        msg.contains("upstream.bogus:") && !msg.contains("bogus.bogus"),
+        "{msg}"
+    );
+    let msg = message(&format!("{GOOD}\n[hsm2]\n"), &[]);
+    assert!(!msg.contains("Raw"), "{msg}");
+}
+
+#[test]
+fn upstream_urls_and_log_levels_are_checked() {
+    for bad in [
+        "http://127.0.0.1:99999",
+        "http://127.0.0.1:0",
+        "http://a/?x=1",
+        "http://a/#f",
+        "http://u@a",
+        "http://",
+    ] {
+        let msg = message(&GOOD.replace("http://127.0.0.1:8080/", bad), &[]);
+        assert!(msg.contains("upstream.url"), "{bad}: {msg}");
+    }
+    for good in [
+        "http://[::1]:8080",
+        "http://app.internal",
+        "http://a:1/prefix",
+    ] {
+        let (_d, res) = load(&GOOD.replace("http://127.0.0.1:8080/", good), &[]);
+        assert!(res.is_ok(), "{good}");
+    }
+    for bad in ["warning", "inf", "nonsense", "", "x=loud"] {
+        let msg = message(GOOD, &[("KEYWARD_LOG__LEVEL", bad)]);
+        assert!(
+            msg.contains("log.level") && msg.contains("KEYWARD_LOG__LEVEL"),
+            "{bad}: {msg}"
+        );
+    }
+    for good in ["info", "WARN", "keyward_proxy=debug,info", "off"] {
+        let (_d, res) = load(GOOD, &[("KEYWARD_LOG__LEVEL", good)]);
+        assert!(res.is_ok(), "{good}");
+    }
+}
+
+#[test]
 fn unreadable_file_is_named() {
     let err = Config::load(Path::new("/nonexistent/keyward.toml"), Vec::new()).unwrap_err();
     assert!(err.to_string().contains("/nonexistent/keyward.toml"));

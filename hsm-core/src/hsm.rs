@@ -171,6 +171,16 @@ impl Hsm {
         options: &KeyPairOptions,
     ) -> Result<(KeyInfo, KeyInfo)> {
         Attributes::check_label(&options.label)?;
+        if self
+            .read()
+            .values()
+            .any(|o| o.info.class == KeyClass::Private && o.info.attributes.label == options.label)
+        {
+            return Err(Error::invalid(format!(
+                "a private key labelled {:?} exists already; labels name keys in configurations, so they are unique",
+                options.label
+            )));
+        }
         let (material, pkcs8) = PrivateMaterial::generate(spec)?;
         let spki_der = material.spki_der()?;
         let mut objects = self.objects.write().unwrap_or_else(|e| e.into_inner());
@@ -332,8 +342,8 @@ impl Hsm {
 
 fn load_object(data_key: &RecordCipher, rec: &Record) -> Result<KeyObject> {
     let tampered = || Error::RecordTampered {
-        kind: rec.kind.clone(),
-        id: rec.id.clone(),
+        kind: crate::seal::printable(&rec.kind),
+        id: crate::seal::printable(&rec.id),
     };
     let plain = data_key.open(&rec.kind, &rec.id, rec.version, &rec.blob)?;
     let (meta, value) = decode_record(&plain).ok_or_else(tampered)?;

@@ -214,7 +214,11 @@ impl Attributes {
         }
     }
 
-    pub(crate) fn check_label(label: &str) -> Result<()> {
+    /// Checks a label: 1 to 127 bytes of UTF-8 without control characters.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`].
+    pub fn check_label(label: &str) -> Result<()> {
         if label.is_empty() || label.len() > 127 {
             return Err(Error::invalid("a label is 1 to 127 bytes of UTF-8"));
         }

@@ -79,6 +79,14 @@ impl MasterKey {
     }
 }
 
+/// A record kind or id made safe for one line of an error message.
+pub(crate) fn printable(s: &str) -> String {
+    s.chars()
+        .take(80)
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
+}
+
 /// AES-256-GCM under one key, producing and opening record blobs.
 pub(crate) struct RecordCipher {
     key: RandomizedNonceKey,
@@ -150,8 +158,8 @@ impl RecordCipher {
         blob: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>> {
         let tampered = || Error::RecordTampered {
-            kind: kind.to_owned(),
-            id: id.to_owned(),
+            kind: printable(kind),
+            id: printable(id),
         };
         if blob.len() < HEADER_LEN + TAG_LEN
             || &blob[..2] != MAGIC

@@ -16,14 +16,14 @@ pub enum Error {
         reason: String,
     },
     /// The HSM refused or does not have the key a certificate names.
-    #[error("HSM key {label:?} for certificate {path}: {source}")]
+    #[error("HSM key {label:?} for certificate {path}: {error}")]
     Key {
         /// The key label from the configuration.
         label: String,
         /// The certificate file.
         path: PathBuf,
         /// The HSM's error.
-        source: keyward_hsm::Error,
+        error: keyward_hsm::Error,
     },
     /// The certificate's public key is not the HSM key's public key.
     #[error("certificate {path} does not belong to HSM key {label:?}: the public keys differ")]
@@ -34,20 +34,20 @@ pub enum Error {
         path: PathBuf,
     },
     /// rustls refused the TLS settings.
-    #[error("TLS settings for listener {address}: {source}")]
+    #[error("TLS settings for listener {address}: {error}")]
     Tls {
         /// The listener.
         address: std::net::SocketAddr,
         /// rustls's error.
-        source: rustls::Error,
+        error: rustls::Error,
     },
     /// A listening socket could not be opened.
-    #[error("cannot listen on {address}: {source}")]
+    #[error("cannot listen on {address}: {error}")]
     Bind {
         /// The address.
         address: std::net::SocketAddr,
         /// The OS error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The upstream URL is not usable.
     #[error("upstream.url {url:?}: {reason}")]

@@ -78,6 +78,7 @@ impl Upstream {
         req: Request<Incoming>,
         peer: SocketAddr,
     ) -> Result<Response<ProxyBody>, Infallible> {
+        let client_version = req.version();
         let req = match self.rewrite(req, peer) {
             Ok(r) => r,
             Err(status) => return Ok(plain(status, "invalid request")),
@@ -87,8 +88,7 @@ impl Upstream {
             Err(_elapsed) => return Ok(plain(StatusCode::GATEWAY_TIMEOUT, "upstream timed out")),
             Ok(Err(e)) => {
                 tracing::debug!(error = %e, upstream = %self.authority, "upstream request failed");
-                let timed_out = is_timeout(&e);
-                return Ok(if timed_out {
+                return Ok(if is_timeout(&e) {
                     plain(StatusCode::GATEWAY_TIMEOUT, "upstream timed out")
                 } else {
                     plain(StatusCode::BAD_GATEWAY, "upstream unavailable")
@@ -98,6 +98,10 @@ impl Upstream {
         };
         let (mut parts, body) = res.into_parts();
         strip_hop_by_hop(&mut parts.headers);
+        parts.headers.remove(header::UPGRADE);
+        // Answer in the client's protocol, not the upstream's: an HTTP/1.0 upstream must not
+        // turn a keep-alive HTTP/1.1 client connection into HTTP/1.0.
+        parts.version = client_version;
         Ok(Response::from_parts(parts, body.boxed()))
     }
 
@@ -107,13 +111,27 @@ impl Upstream {
         peer: SocketAddr,
     ) -> Result<Request<Incoming>, StatusCode> {
         let (mut parts, body) = req.into_parts();
-        // The client's host: HTTP/2 `:authority` or the HTTP/1.1 Host header.
+        // The client's host: HTTP/2 `:authority` (or an absolute-form URI), else the Host
+        // header. HTTP/1.1 requires one (RFC 9112 §3.2), and it must be a valid authority.
         let host = match parts.uri.authority() {
-            Some(a) => {
-                Some(HeaderValue::from_str(a.as_str()).map_err(|_| StatusCode::BAD_REQUEST)?)
-            }
-            None => parts.headers.get(header::HOST).cloned(),
+            Some(a) => Some(a.clone()),
+            None => match parts.headers.get(header::HOST) {
+                Some(v) => Some(
+                    v.to_str()
+                        .ok()
+                        .and_then(|h| h.parse::<Authority>().ok())
+                        .ok_or(StatusCode::BAD_REQUEST)?,
+                ),
+                None => None,
+            },
         };
+        if host.is_none() && parts.version == Version::HTTP_11 {
+            return Err(StatusCode::BAD_REQUEST);
+        }
+        if has_dot_segment(parts.uri.path()) {
+            // "/../" could climb out of the upstream path prefix: refuse rather than guess.
+            return Err(StatusCode::BAD_REQUEST);
+        }
         strip_hop_by_hop(&mut parts.headers);
         // WebSocket and other upgrades are not forwarded yet; drop the request to upgrade.
         parts.headers.remove(header::UPGRADE);
@@ -132,29 +150,42 @@ impl Upstream {
             .map_err(|_| StatusCode::BAD_REQUEST)?;
         parts.version = Version::HTTP_11;
 
+        // Only the proxy says what the original host was.
+        parts.headers.remove(X_FORWARDED_HOST);
         if let Some(host) = host {
-            parts.headers.insert(header::HOST, host.clone());
-            parts.headers.insert(X_FORWARDED_HOST, host);
+            let value =
+                HeaderValue::from_str(host.as_str()).map_err(|_| StatusCode::BAD_REQUEST)?;
+            parts.headers.insert(header::HOST, value.clone());
+            parts.headers.insert(X_FORWARDED_HOST, value);
         }
         let ip = peer.ip().to_canonical().to_string();
-        let xff = match parts
+        let prior: Vec<&str> = parts
             .headers
-            .get(X_FORWARDED_FOR)
-            .and_then(|v| v.to_str().ok())
-        {
-            Some(prior) => format!("{prior}, {ip}"),
-            None => ip,
+            .get_all(X_FORWARDED_FOR)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        let xff = if prior.is_empty() {
+            ip
+        } else {
+            format!("{}, {ip}", prior.join(", "))
         };
-        parts.headers.remove(X_FORWARDED_FOR);
-        parts.headers.insert(
-            X_FORWARDED_FOR,
-            HeaderValue::from_str(&xff).map_err(|_| StatusCode::BAD_REQUEST)?,
-        );
+        let xff = HeaderValue::from_str(&xff).map_err(|_| StatusCode::BAD_REQUEST)?;
+        parts.headers.insert(X_FORWARDED_FOR, xff);
         parts
             .headers
             .insert(X_FORWARDED_PROTO, HeaderValue::from_static("https"));
         Ok(Request::from_parts(parts, body))
     }
+}
+
+/// Whether a path has a `.` or `..` segment, also percent-encoded (`%2e`): RFC 3986 §5.2.4
+/// would resolve it, and it could climb out of the upstream path prefix.
+pub(crate) fn has_dot_segment(path: &str) -> bool {
+    path.split('/').any(|seg| {
+        let decoded = seg.to_ascii_lowercase().replace("%2e", ".");
+        decoded == "." || decoded == ".."
+    })
 }
 
 fn is_timeout(e: &hyper_util::client::legacy::Error) -> bool {
@@ -226,6 +257,16 @@ mod tests {
         strip_hop_by_hop(&mut h);
         assert_eq!(h.len(), 1);
         assert!(h.contains_key("x-kept"));
+    }
+
+    #[test]
+    fn dot_segments_are_found_also_when_encoded() {
+        for bad in ["/..", "/../x", "/a/./b", "/%2e%2E/x", "/a/%2e", "/.%2e/"] {
+            assert!(has_dot_segment(bad), "{bad}");
+        }
+        for good in ["/", "/a/b", "/.well-known/x", "/a..b", "/%2e%2ex", "/..."] {
+            assert!(!has_dot_segment(good), "{good}");
+        }
     }
 
     #[test]

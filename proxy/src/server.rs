@@ -29,7 +29,11 @@ struct Listener {
     socket: TcpListener,
     acceptor: TlsAcceptor,
     handshake_timeout: Duration,
+    client_header_timeout: Duration,
 }
+
+/// Largest certificate chain file read, in bytes.
+const MAX_CHAIN_FILE_BYTES: u64 = 1024 * 1024;
 
 /// A built proxy: sockets bound, certificates loaded, keys resolved in the HSM.
 pub struct Proxy {
@@ -56,7 +60,17 @@ fn read_chain(path: &Path) -> Result<Chain, Error> {
         path: path.to_owned(),
         reason,
     };
+    let meta = std::fs::metadata(path).map_err(|e| err(e.kind().to_string()))?;
+    if !meta.is_file() {
+        return Err(err("not a regular file".into()));
+    }
+    if meta.len() > MAX_CHAIN_FILE_BYTES {
+        return Err(err(format!("larger than {MAX_CHAIN_FILE_BYTES} bytes")));
+    }
     let bytes = std::fs::read(path).map_err(|e| err(e.kind().to_string()))?;
+    if bytes.windows(11).any(|w| w == b"PRIVATE KEY") {
+        tracing::warn!(path = %path.display(), "the chain file also holds a PRIVATE KEY block, which Keyward ignores: keys live in the HSM; remove the key from this file");
+    }
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&bytes)
         .collect::<Result<_, _>>()
         .map_err(|e| err(format!("not a PEM certificate chain ({e})")))?;
@@ -65,6 +79,14 @@ fn read_chain(path: &Path) -> Result<Chain, Error> {
         .ok_or_else(|| err("no CERTIFICATE block in the file".into()))?;
     let (_, parsed) = X509Certificate::from_der(leaf)
         .map_err(|_| err("the first certificate is not valid X.509 DER".into()))?;
+    if !parsed.validity().is_valid() {
+        tracing::warn!(
+            path = %path.display(),
+            not_before = %parsed.validity().not_before,
+            not_after = %parsed.validity().not_after,
+            "the leaf certificate is not valid now; clients will refuse it"
+        );
+    }
     let mut dns_names = Vec::new();
     if let Ok(Some(san)) = parsed.subject_alternative_name() {
         for name in &san.value.general_names {
@@ -100,10 +122,10 @@ fn tls_config(listener: &ListenerConfig, hsm: &Hsm) -> Result<ServerConfig, Erro
     let mut resolver = SniResolver::default();
     for (i, cert) in listener.certificates.iter().enumerate() {
         let chain = read_chain(&cert.chain_file)?;
-        let key_err = |source| Error::Key {
+        let key_err = |error| Error::Key {
             label: cert.key_label.clone(),
             path: cert.chain_file.clone(),
-            source,
+            error,
         };
         let info = hsm
             .find_by_label(&cert.key_label, KeyClass::Private)
@@ -134,9 +156,9 @@ fn tls_config(listener: &ListenerConfig, hsm: &Hsm) -> Result<ServerConfig, Erro
             TlsVersion::Tls13 => &rustls::version::TLS13,
         })
         .collect();
-    let tls_err = |source| Error::Tls {
+    let tls_err = |error| Error::Tls {
         address: listener.address,
-        source,
+        error,
     };
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let mut config = ServerConfig::builder_with_provider(provider)
@@ -176,14 +198,15 @@ impl Proxy {
                     s.set_nonblocking(true)?;
                     TcpListener::from_std(s)
                 })
-                .map_err(|source| Error::Bind {
+                .map_err(|error| Error::Bind {
                     address: l.address,
-                    source,
+                    error,
                 })?;
             listeners.push(Listener {
                 socket,
                 acceptor: TlsAcceptor::from(tls),
                 handshake_timeout: Duration::from_millis(l.handshake_timeout_ms),
+                client_header_timeout: Duration::from_millis(l.client_header_timeout_ms),
             });
         }
         Ok(Proxy {
@@ -212,52 +235,78 @@ impl Proxy {
 }
 
 async fn accept_loop(l: Listener, upstream: Arc<Upstream>) {
+    let mut last_warned: Option<std::time::Instant> = None;
     loop {
         let (tcp, peer) = match l.socket.accept().await {
             Ok(c) => c,
             Err(e) => {
-                // EMFILE and the like: back off briefly instead of spinning.
-                tracing::warn!(error = %e, "accept failed");
+                // EMFILE and the like: back off instead of spinning, and say so at most once a
+                // second so that a flood of connections cannot flood the log.
+                if last_warned.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+                    tracing::warn!(error = %e, "accept failed; backing off");
+                    last_warned = Some(std::time::Instant::now());
+                }
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             }
         };
-        let acceptor = l.acceptor.clone();
-        let upstream = upstream.clone();
-        let timeout = l.handshake_timeout;
-        tokio::spawn(serve_connection(tcp, peer, acceptor, upstream, timeout));
+        let conn = Connection {
+            acceptor: l.acceptor.clone(),
+            upstream: upstream.clone(),
+            handshake_timeout: l.handshake_timeout,
+            client_header_timeout: l.client_header_timeout,
+        };
+        tokio::spawn(conn.serve(tcp, peer));
     }
 }
 
-async fn serve_connection(
-    tcp: TcpStream,
-    peer: SocketAddr,
+struct Connection {
     acceptor: TlsAcceptor,
     upstream: Arc<Upstream>,
-    timeout: Duration,
-) {
-    let _ = tcp.set_nodelay(true);
-    let tls = match tokio::time::timeout(timeout, acceptor.accept(tcp)).await {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => {
-            tracing::debug!(%peer, error = %e, "TLS handshake failed");
-            return;
+    handshake_timeout: Duration,
+    client_header_timeout: Duration,
+}
+
+impl Connection {
+    async fn serve(self, tcp: TcpStream, peer: SocketAddr) {
+        let _ = tcp.set_nodelay(true);
+        let tls =
+            match tokio::time::timeout(self.handshake_timeout, self.acceptor.accept(tcp)).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "TLS handshake timed out");
+                    return;
+                }
+            };
+        let upstream = self.upstream;
+        let service = hyper::service::service_fn(move |req| {
+            let upstream = upstream.clone();
+            async move { upstream.forward(req, peer).await }
+        });
+        // The protocol is what ALPN chose (RFC 9113 §3.2: h2 over TLS is negotiated by ALPN),
+        // so no bytes are sniffed before a timeout applies.
+        let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+        let io = hyper_util::rt::TokioIo::new(tls);
+        let result = if h2 {
+            hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+                .timer(hyper_util::rt::TokioTimer::new())
+                .serve_connection(io, service)
+                .await
+        } else {
+            // The header timeout also bounds how long an idle keep-alive HTTP/1.1 connection
+            // (or a new one that sends nothing) waits for its next request.
+            hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(self.client_header_timeout)
+                .serve_connection(io, service)
+                .await
+        };
+        if let Err(e) = result {
+            tracing::debug!(%peer, error = %e, "connection ended with an error");
         }
-        Err(_) => {
-            tracing::debug!(%peer, "TLS handshake timed out");
-            return;
-        }
-    };
-    let service = hyper::service::service_fn(move |req| {
-        let upstream = upstream.clone();
-        async move { upstream.forward(req, peer).await }
-    });
-    let builder =
-        hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
-    if let Err(e) = builder
-        .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
-        .await
-    {
-        tracing::debug!(%peer, error = %e, "connection ended with an error");
     }
 }
