@@ -21,13 +21,15 @@ pub(crate) struct HsmRcgenKey {
 
 impl HsmRcgenKey {
     pub(crate) fn new(signer: KeySigner) -> Result<Self> {
-        let (algorithm, mechanism) = match signer.info().spec {
+        let (algorithm, mechanism) = match signer.spec() {
             KeySpec::EcP256 => (&rcgen::PKCS_ECDSA_P256_SHA256, SignMechanism::EcdsaSha256),
             KeySpec::EcP384 => (&rcgen::PKCS_ECDSA_P384_SHA384, SignMechanism::EcdsaSha384),
             KeySpec::Rsa2048 | KeySpec::Rsa3072 | KeySpec::Rsa4096 => {
                 (&rcgen::PKCS_RSA_SHA256, SignMechanism::RsaPkcs1Sha256)
             }
+            KeySpec::EcP521 => (&rcgen::PKCS_ECDSA_P521_SHA512, SignMechanism::EcdsaSha512),
             KeySpec::Ed25519 => (&rcgen::PKCS_ED25519, SignMechanism::Ed25519),
+            other => anyhow::bail!("{other} keys cannot sign certificates"),
         };
         let (_, spki) = SubjectPublicKeyInfo::from_der(signer.spki_der())
             .context("HSM public key is not valid SPKI")?;

@@ -8,7 +8,9 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
-use keyward_hsm::{Hsm, KeyClass, KeyInfo, KeyPairOptions, KeySpec};
+use keyward_hsm::{
+    AttributeName, Hsm, KeyClass, KeyFilter, KeyInfo, KeySpec, KeyTemplate, Session, PROXY_USER,
+};
 
 mod certs;
 mod data_dir;
@@ -212,7 +214,9 @@ fn serve(config_path: &Path) -> Result<()> {
     let rt = runtime()?;
     rt.block_on(async {
         let hsm = data_dir::open(&config.hsm.data_dir)?;
-        let proxy = keyward_proxy::Proxy::build(&config, &hsm)?;
+        let session = hsm.service_session(PROXY_USER)?;
+        let proxy = keyward_proxy::Proxy::build(&config, &hsm, &session)?;
+        hsm.record_unseal("serve")?;
         for addr in proxy.local_addrs() {
             tracing::info!(%addr, upstream = %config.upstream.url, "listening for HTTPS");
         }
@@ -222,29 +226,38 @@ fn serve(config_path: &Path) -> Result<()> {
     })
 }
 
-fn find_private(hsm: &Hsm, label: &str) -> Result<KeyInfo> {
-    Ok(hsm.find_by_label(label, KeyClass::Private)?)
+fn find_private(hsm: &Hsm, session: &Session, label: &str) -> Result<KeyInfo> {
+    Ok(hsm.find_by_label(session, label, KeyClass::Private)?)
+}
+
+/// Generates a TLS key pair: the private key signs and never leaves the HSM.
+fn generate_tls_key(
+    hsm: &Hsm,
+    session: &Session,
+    spec: KeySpec,
+    label: &str,
+) -> Result<(KeyInfo, KeyInfo)> {
+    let private = KeyTemplate::labelled(label)
+        .with(AttributeName::Sign, true)
+        .with(AttributeName::Extractable, false);
+    let public = KeyTemplate::labelled(label).with(AttributeName::Verify, true);
+    Ok(hsm.generate_key_pair(session, spec, &private, &public)?)
 }
 
 async fn quickstart(dir: &Path, listen: SocketAddr) -> Result<()> {
     const LABEL: &str = "quickstart";
     let hsm = data_dir::open_or_create(dir)?;
-    let key = match hsm.find_by_label(LABEL, KeyClass::Private) {
+    let session = hsm.service_session(PROXY_USER)?;
+    let key = match hsm.find_by_label(&session, LABEL, KeyClass::Private) {
         Ok(k) => k,
         Err(keyward_hsm::Error::LabelNotFound { .. }) => {
-            let (private, _) = hsm.generate_key_pair(
-                KeySpec::EcP256,
-                &KeyPairOptions {
-                    label: LABEL.into(),
-                    extractable: false,
-                },
-            )?;
+            let (private, _) = generate_tls_key(&hsm, &session, KeySpec::EcP256, LABEL)?;
             tracing::info!(handle = %private.handle, "generated P-256 key \"quickstart\" in the HSM");
             private
         }
         Err(e) => return Err(e.into()),
     };
-    let signer = hsm.signer(key.handle)?;
+    let signer = hsm.signer(&session, key.handle)?;
     let cert_path = dir.join("quickstart.crt");
     let reuse = std::fs::read(&cert_path)
         .ok()
@@ -272,7 +285,8 @@ async fn quickstart(dir: &Path, listen: SocketAddr) -> Result<()> {
         ),
     )?;
     let config = keyward_config::Config::load(&config_path, std::iter::empty())?;
-    let proxy = keyward_proxy::Proxy::build(&config, &hsm)?;
+    let proxy = keyward_proxy::Proxy::build(&config, &hsm, &session)?;
+    hsm.record_unseal("quickstart")?;
     let addr = proxy
         .local_addrs()
         .first()
@@ -337,13 +351,8 @@ fn key_command(cmd: KeyCommand) -> Result<()> {
             // Refuse bad input before anything is created on disk.
             keyward_hsm::Attributes::check_label(&label)?;
             let hsm = data_dir::open_or_create(&data.data_dir)?;
-            let (private, public) = hsm.generate_key_pair(
-                spec,
-                &KeyPairOptions {
-                    label,
-                    extractable: false,
-                },
-            )?;
+            let session = hsm.service_session(PROXY_USER)?;
+            let (private, public) = generate_tls_key(&hsm, &session, spec, &label)?;
             if json {
                 println!(
                     "{}",
@@ -360,7 +369,22 @@ fn key_command(cmd: KeyCommand) -> Result<()> {
         }
         KeyCommand::List { json, data } => {
             let hsm = data_dir::open(&data.data_dir)?;
-            let keys = hsm.list_keys();
+            let session = hsm.service_session(PROXY_USER)?;
+            let mut keys = Vec::new();
+            let mut after = None;
+            loop {
+                let page = hsm.list_keys(
+                    &session,
+                    &KeyFilter::default(),
+                    after,
+                    keyward_hsm::MAX_PAGE_SIZE,
+                )?;
+                keys.extend(page.keys);
+                match page.next {
+                    Some(n) => after = Some(n),
+                    None => break,
+                }
+            }
             if json {
                 println!("{}", serde_json::to_string_pretty(&keys)?);
             } else {
@@ -432,8 +456,9 @@ fn cert_command(cmd: CertCommand) -> Result<()> {
         bail!("--days must be at least 1");
     }
     let hsm = data_dir::open(&data.data_dir)?;
-    let info = find_private(&hsm, &key)?;
-    let rc = certs::HsmRcgenKey::new(hsm.signer(info.handle)?)?;
+    let session = hsm.service_session(PROXY_USER)?;
+    let info = find_private(&hsm, &session, &key)?;
+    let rc = certs::HsmRcgenKey::new(hsm.signer(&session, info.handle)?)?;
     let pem = if csr {
         certs::csr(&rc, &dns, &ip)?
     } else {

@@ -147,8 +147,13 @@ fn https_in_front_of_a_real_upstream_with_hsm_keys_of_every_tls_type() {
     assert!(out.contains("New, TLSv1.3"), "{out}");
     assert!(out.contains("Peer signature type: ECDSA"), "{out}");
     let hsm = open_hsm(&site.dir.join("data"));
-    let key = hsm.find_by_label("web", KeyClass::Private).unwrap();
-    assert_eq!(served_spki(&out), hsm.public_key_spki(key.handle).unwrap());
+    let key = hsm
+        .find_by_label(&me(&hsm), "web", KeyClass::Private)
+        .unwrap();
+    assert_eq!(
+        served_spki(&out),
+        hsm.public_key_spki(&me(&hsm), key.handle).unwrap()
+    );
 
     // A client that sends an IP address as SNI (not allowed, RFC 6066 §3) is served from the
     // default certificate, and causes no log line: nothing any client does may log per handshake.
@@ -191,8 +196,13 @@ fn https_in_front_of_a_real_upstream_with_hsm_keys_of_every_tls_type() {
         out.contains("New, TLSv1.3") && out.contains("Peer signature type: RSA-PSS"),
         "{out}"
     );
-    let key = hsm.find_by_label("web-rsa", KeyClass::Private).unwrap();
-    assert_eq!(served_spki(&out), hsm.public_key_spki(key.handle).unwrap());
+    let key = hsm
+        .find_by_label(&me(&hsm), "web-rsa", KeyClass::Private)
+        .unwrap();
+    assert_eq!(
+        served_spki(&out),
+        hsm.public_key_spki(&me(&hsm), key.handle).unwrap()
+    );
     let out = s_client(
         rsa_addr,
         "localhost",
@@ -211,8 +221,13 @@ fn https_in_front_of_a_real_upstream_with_hsm_keys_of_every_tls_type() {
         out.contains("New, TLSv1.3") && out.contains("Peer signature type: ed25519"),
         "{out}"
     );
-    let key = hsm.find_by_label("web-ed", KeyClass::Private).unwrap();
-    assert_eq!(served_spki(&out), hsm.public_key_spki(key.handle).unwrap());
+    let key = hsm
+        .find_by_label(&me(&hsm), "web-ed", KeyClass::Private)
+        .unwrap();
+    assert_eq!(
+        served_spki(&out),
+        hsm.public_key_spki(&me(&hsm), key.handle).unwrap()
+    );
     let (ok, body, err) = curl(&ed, ed_addr, "/ed", &[]);
     assert!(ok && body.contains("keyward-test-upstream"), "{err}");
 }

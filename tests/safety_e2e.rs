@@ -87,9 +87,11 @@ fn no_private_key_material_in_any_file_of_the_data_directory() {
     let hsm = open_hsm(&data);
     let mut secrets = Vec::new();
     for label in labels {
-        let key = hsm.find_by_label(label, KeyClass::Private).unwrap();
+        let key = hsm
+            .find_by_label(&me(&hsm), label, KeyClass::Private)
+            .unwrap();
         secrets.extend(secrets_in_pkcs8(
-            &hsm.test_secret_pkcs8(key.handle).unwrap(),
+            &hsm.test_secret_value(key.handle).unwrap(),
         ));
     }
     drop(hsm);
@@ -223,7 +225,9 @@ fn bad_configuration_is_one_line_naming_the_cause_and_writes_nothing() {
 fn a_flipped_byte_in_a_key_record_stops_serve_by_name_and_changes_nothing() {
     let (tmp, data, cert) = setup_site();
     let hsm = open_hsm(&data);
-    let key = hsm.find_by_label("web", KeyClass::Private).unwrap();
+    let key = hsm
+        .find_by_label(&me(&hsm), "web", KeyClass::Private)
+        .unwrap();
     drop(hsm);
     {
         let db = rusqlite::Connection::open(data.join("keyward.sqlite3")).unwrap();
@@ -405,18 +409,24 @@ fn cli_refuses_bad_input_without_changing_anything() {
         ],
         "not a valid DNS name",
     );
-    one_line_failure(
-        &[
-            "key",
-            "generate",
-            "--type",
-            "ec-p256",
-            "--label",
-            "web",
-            "--data-dir",
-            &data_s,
-        ],
-        "exists already",
+    // A refused generation changes no key; the refusal itself is audited (the audit chain
+    // grows), as an HSM must record denied attempts.
+    let keys_before = keyward_ok(&["key", "list", "--json", "--data-dir", &data_s]);
+    let out = keyward(&[
+        "key",
+        "generate",
+        "--type",
+        "ec-p256",
+        "--label",
+        "web",
+        "--data-dir",
+        &data_s,
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("exists already"));
+    assert_eq!(
+        keyward_ok(&["key", "list", "--json", "--data-dir", &data_s]),
+        keys_before
     );
     let fresh = root.join("fresh").display().to_string();
     one_line_failure(

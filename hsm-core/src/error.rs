@@ -30,7 +30,7 @@ pub enum Error {
         count: usize,
     },
     /// The key's attributes do not allow the operation (e.g. `sign = false`).
-    #[error("key {handle} does not allow {operation} (attribute {attribute} is false)")]
+    #[error("key {handle} does not allow {operation} ({attribute})")]
     AttributeViolation {
         /// The key.
         handle: KeyHandle,
@@ -85,6 +85,44 @@ pub enum Error {
         /// The operation, e.g. `ecdsa sign`.
         operation: &'static str,
     },
+    /// The caller's role or relation to the key does not allow the operation.
+    #[error("permission denied: {reason}")]
+    PermissionDenied {
+        /// Which rule refused it.
+        reason: &'static str,
+    },
+    /// User name or password is wrong. Deliberately the same for both.
+    #[error("authentication failed: wrong user name or password")]
+    AuthenticationFailed,
+    /// The user is locked after too many failed logins; an admin must set a new password.
+    #[error(
+        "user {user:?} is locked after too many failed logins; an admin must set a new password"
+    )]
+    UserLocked {
+        /// The user.
+        user: String,
+    },
+    /// No such user.
+    #[error("no user named {user:?}")]
+    UserNotFound {
+        /// The user.
+        user: String,
+    },
+    /// A user with this name exists.
+    #[error("a user named {user:?} exists already")]
+    UserExists {
+        /// The user.
+        user: String,
+    },
+    /// The session was logged out, expired, or never existed.
+    #[error("the session is not valid (logged out or expired); log in again")]
+    SessionInvalid,
+    /// A record that the store's manifest lists is missing, or one it does not list is present.
+    #[error("the store's set of records was changed: {detail}")]
+    StoreInconsistent {
+        /// What differs, naming the record.
+        detail: String,
+    },
     /// A bug in Keyward: an invariant did not hold.
     #[error("internal error: {0}")]
     Internal(&'static str),
@@ -104,6 +142,13 @@ impl Error {
             Error::SelfTestFailed { .. } => "self_test_failed",
             Error::Store(_) => "store_error",
             Error::Crypto { .. } => "crypto_error",
+            Error::PermissionDenied { .. } => "permission_denied",
+            Error::AuthenticationFailed => "authentication_failed",
+            Error::UserLocked { .. } => "user_locked",
+            Error::UserNotFound { .. } => "user_not_found",
+            Error::UserExists { .. } => "user_exists",
+            Error::SessionInvalid => "session_invalid",
+            Error::StoreInconsistent { .. } => "record_tampered",
             Error::Internal(_) => "internal_error",
         }
     }

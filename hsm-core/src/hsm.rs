@@ -1,23 +1,56 @@
-//! The HSM: unsealed key objects in memory over an encrypted store.
+//! The HSM: key objects in memory over an encrypted store, users and sessions, policy, and
+//! the audit trail.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
-use keyward_keystore::{Backend, Record};
+use arc_swap::ArcSwap;
+use keyward_keystore::{Backend, Record, Write};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
+use crate::audit::{self, AuditEntry, AuditHead, AuditReport};
 use crate::error::{Error, Result};
-use crate::material::PrivateMaterial;
-use crate::mechanism::SignMechanism;
-use crate::object::{Attributes, KeyClass, KeyHandle, KeyInfo, KeyPairOptions, KeySpec};
-use crate::seal::{MasterKey, RecordCipher, DATA_KEY_VERSION};
+use crate::material::Material;
+use crate::mechanism::{
+    EncryptMechanism, SignInput, SignMechanism, SignatureEncoding, WrapMechanism,
+};
+use crate::object::{
+    AttributeName, AttributeValue, Attributes, KeyClass, KeyHandle, KeyInfo, KeySpec, KeyTemplate,
+};
+use crate::seal::{printable, MasterKey, RecordCipher, DATA_KEY_VERSION};
 use crate::selftest;
+use crate::users::{
+    self, Password, Role, Session, SessionToken, UserInfo, UserRecord, MAX_FAILED_LOGINS,
+    PROXY_USER,
+};
 
 const KIND_SEAL: &str = "seal";
 const ID_DATA_KEY: &str = "data-key";
 const KIND_KEY: &str = "key";
+const KIND_USER: &str = "user";
+const KIND_MANIFEST: &str = "manifest";
+const ID_MANIFEST: &str = "records";
+const KIND_AUDIT: &str = "audit";
+const KIND_AUDIT_HEAD: &str = "audit-head";
+const ID_AUDIT_HEAD: &str = "head";
+const KNOWN_KINDS: [&str; 6] = [
+    KIND_SEAL,
+    KIND_KEY,
+    KIND_USER,
+    KIND_MANIFEST,
+    KIND_AUDIT,
+    KIND_AUDIT_HEAD,
+];
+
+/// Largest random output of one call, in bytes.
+pub const MAX_RANDOM_BYTES: usize = 65_536;
+/// Largest input to one sign, verify, encrypt or decrypt call, in bytes.
+pub const MAX_DATA_BYTES: usize = 16 * 1024 * 1024;
+/// Most keys a page of [`Hsm::list_keys`] returns.
+pub const MAX_PAGE_SIZE: usize = 1000;
 
 /// The plaintext header of a key record; the key value follows it.
 #[derive(Serialize, Deserialize)]
@@ -26,38 +59,147 @@ struct KeyRecordMeta {
     info: KeyInfo,
 }
 
-/// One key object held in memory.
-struct KeyObject {
-    info: KeyInfo,
-    record_version: u64,
-    /// SubjectPublicKeyInfo DER of the key (or of the pair's public half).
-    spki_der: Vec<u8>,
-    /// Present for private keys only.
-    private: Option<PrivateMaterial>,
-    sign_count: AtomicU64,
+/// The list of key and user records with their versions, stored (encrypted) with every change
+/// in the same transaction, so that a deleted, re-added or rolled-back record is noticed.
+#[derive(Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Manifest {
+    records: BTreeMap<String, u64>,
+    #[serde(skip)]
+    version: u64,
 }
 
-/// The HSM over one store. Cheap to share: wrap it in an `Arc`.
+/// The mutable part of a key object: replaced whole on every change.
+#[derive(Clone)]
+struct KeyState {
+    info: KeyInfo,
+    record_version: u64,
+}
+
+/// Counts of operations per key since the HSM was opened (not stored).
+#[derive(Default)]
+struct Usage {
+    sign: AtomicU64,
+    verify: AtomicU64,
+    encrypt: AtomicU64,
+    decrypt: AtomicU64,
+}
+
+/// Operation counts of one key since the HSM was opened.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyUsage {
+    /// Signatures and MACs made.
+    pub sign: u64,
+    /// Verifications made.
+    pub verify: u64,
+    /// Encryptions and wraps made with this key.
+    pub encrypt: u64,
+    /// Decryptions and unwraps made with this key.
+    pub decrypt: u64,
+}
+
+struct KeyObject {
+    state: ArcSwap<KeyState>,
+    material: Material,
+    /// For session objects (`token = false`): the session that owns them.
+    session: Option<u64>,
+    destroyed: AtomicBool,
+    usage: Usage,
+}
+
+impl KeyObject {
+    fn new(info: KeyInfo, record_version: u64, material: Material, session: Option<u64>) -> Self {
+        KeyObject {
+            state: ArcSwap::from_pointee(KeyState {
+                info,
+                record_version,
+            }),
+            material,
+            session,
+            destroyed: AtomicBool::new(false),
+            usage: Usage::default(),
+        }
+    }
+}
+
+type ObjectMap = HashMap<KeyHandle, Arc<KeyObject>>;
+
+/// Filters for [`Hsm::list_keys`]; every set field must match.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KeyFilter {
+    /// Exact label.
+    pub label: Option<String>,
+    /// Key class.
+    pub class: Option<KeyClass>,
+    /// Key type (`aes`, `generic-secret`, `rsa`, `ec`, `ed25519`).
+    pub key_type: Option<String>,
+    /// Boolean attributes that must have the given values.
+    pub attributes: Vec<(AttributeName, bool)>,
+}
+
+/// One page of [`Hsm::list_keys`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyPage {
+    /// Keys, ordered by handle.
+    pub keys: Vec<KeyInfo>,
+    /// Pass as `after` to get the next page; `None` on the last page.
+    pub next: Option<KeyHandle>,
+}
+
+/// Inputs of ECDH key derivation ([`Hsm::derive_key`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EcdhParams<'a> {
+    /// The peer's public key: SubjectPublicKeyInfo DER or an uncompressed SEC 1 point.
+    pub peer_public: &'a [u8],
+    /// HKDF salt (RFC 5869 §2.2); may be empty.
+    pub salt: &'a [u8],
+    /// HKDF info (RFC 5869 §2.3); may be empty.
+    pub info: &'a [u8],
+}
+
+/// What [`Hsm::unwrap_key`] creates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UnwrapTarget {
+    /// A secret key of this spec from the unwrapped value.
+    Secret(KeySpec),
+    /// A private key from unwrapped PKCS#8 DER; the type is read from it.
+    Private,
+}
+
+/// The HSM over one store. Share it in an `Arc`.
 ///
-/// All key objects are decrypted into memory when the HSM is opened, so signing touches
-/// neither the store nor any lock shared with other keys (see [`KeySigner`]).
+/// All key objects are decrypted into memory when the HSM is opened. Operations on a key look
+/// it up in a lock-free map (`ArcSwap`) and read its attributes lock-free; no store access and
+/// no lock shared across keys are on the sign, verify, encrypt or decrypt path. Management
+/// operations write the store under one mutex and record an audit entry.
 pub struct Hsm {
     store: Box<dyn Backend>,
     data_key: RecordCipher,
-    objects: RwLock<HashMap<KeyHandle, Arc<KeyObject>>>,
+    objects: ArcSwap<ObjectMap>,
+    /// Serializes changes to keys, users and the manifest.
+    writer: Mutex<Manifest>,
+    users: Mutex<HashMap<String, (UserRecord, u64)>>,
+    sessions: Mutex<HashMap<[u8; 32], Session>>,
+    audit: Mutex<AuditHead>,
+    next_session: AtomicU64,
 }
 
 impl std::fmt::Debug for Hsm {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Hsm")
-            .field("objects", &self.read().len())
+            .field("objects", &self.objects.load().len())
             .finish_non_exhaustive()
     }
 }
 
-fn encode_record(meta: &KeyRecordMeta, value: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
-    let header = serde_json::to_vec(meta).map_err(|_| Error::Internal("key record meta encode"))?;
-    let len = u32::try_from(header.len()).map_err(|_| Error::Internal("key record meta size"))?;
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn encode_key_record(info: &KeyInfo, value: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+    let header = serde_json::to_vec(&KeyRecordMeta { info: info.clone() })
+        .map_err(|_| Error::Internal("key record encode"))?;
+    let len = u32::try_from(header.len()).map_err(|_| Error::Internal("key record size"))?;
     let mut out = Zeroizing::new(Vec::with_capacity(4 + header.len() + value.len()));
     out.extend_from_slice(&len.to_be_bytes());
     out.extend_from_slice(&header);
@@ -65,48 +207,125 @@ fn encode_record(meta: &KeyRecordMeta, value: &[u8]) -> Result<Zeroizing<Vec<u8>
     Ok(out)
 }
 
-fn decode_record(plain: &[u8]) -> Option<(KeyRecordMeta, &[u8])> {
+fn decode_key_record(plain: &[u8]) -> Option<(KeyInfo, &[u8])> {
     let len = u32::from_be_bytes(plain.get(..4)?.try_into().ok()?) as usize;
     let header = plain.get(4..4usize.checked_add(len)?)?;
     let meta: KeyRecordMeta = serde_json::from_slice(header).ok()?;
-    Some((meta, &plain[4 + len..]))
+    Some((meta.info, &plain[4 + len..]))
+}
+
+fn manifest_key(kind: &str, id: &str) -> String {
+    format!("{kind}/{id}")
+}
+
+fn tampered(kind: &str, id: &str) -> Error {
+    Error::RecordTampered {
+        kind: printable(kind),
+        id: printable(id),
+    }
+}
+
+/// The stored value of a key object: secret value, PKCS#8, or SPKI for public keys.
+fn stored_value(m: &Material) -> Result<&[u8]> {
+    m.wrappable_bytes()
+        .or_else(|| m.spki())
+        .ok_or(Error::Internal("material without a value"))
 }
 
 impl Hsm {
-    /// Creates a new HSM in an empty store, sealed by `master_key`.
-    ///
-    /// Runs the known-answer self-tests, generates a random 256-bit data key and stores it
-    /// encrypted under the master key.
+    /// Creates a new HSM in an empty store, sealed by `master_key`: runs the self-tests,
+    /// generates a random 256-bit data key (stored under the master key), creates the proxy's
+    /// service user and starts the audit chain.
     ///
     /// # Errors
-    /// [`Error::SelfTestFailed`], [`Error::Store`] (e.g. the store already holds a data key).
+    /// [`Error::SelfTestFailed`], [`Error::Store`] (e.g. the store is not empty).
     pub fn create(store: Box<dyn Backend>, master_key: &MasterKey) -> Result<Self> {
         selftest::run()?;
-        let data_key = MasterKey::generate()?;
-        let blob = master_key
-            .cipher()?
-            .seal(KIND_SEAL, ID_DATA_KEY, 1, data_key.as_bytes())?;
-        store.insert(&Record {
-            kind: KIND_SEAL.into(),
-            id: ID_DATA_KEY.into(),
+        let data_key_bytes = MasterKey::generate()?;
+        let blob =
+            master_key
+                .cipher()?
+                .seal(KIND_SEAL, ID_DATA_KEY, 1, data_key_bytes.as_bytes())?;
+        let data_key = RecordCipher::new(data_key_bytes.as_bytes(), DATA_KEY_VERSION)?;
+        let head = AuditHead {
+            seq: 0,
+            hash: audit::ZERO_HASH.into(),
+            record_version: 1,
+        };
+        let manifest = Manifest {
+            records: BTreeMap::new(),
             version: 1,
-            blob,
-        })?;
-        Ok(Hsm {
+        };
+        let writes = vec![
+            Write::Insert(Record {
+                kind: KIND_SEAL.into(),
+                id: ID_DATA_KEY.into(),
+                version: 1,
+                blob,
+            }),
+            Write::Insert(seal_json(
+                &data_key,
+                KIND_AUDIT_HEAD,
+                ID_AUDIT_HEAD,
+                1,
+                &head,
+            )?),
+            Write::Insert(seal_json(
+                &data_key,
+                KIND_MANIFEST,
+                ID_MANIFEST,
+                1,
+                &manifest,
+            )?),
+        ];
+        store.write_batch(&writes)?;
+        let hsm = Hsm::assemble(
             store,
-            data_key: RecordCipher::new(data_key.as_bytes(), DATA_KEY_VERSION)?,
-            objects: RwLock::new(HashMap::new()),
-        })
+            data_key,
+            HashMap::new(),
+            HashMap::new(),
+            manifest,
+            head,
+        );
+        hsm.insert_user(UserRecord {
+            name: PROXY_USER.into(),
+            role: Role::CryptoUser,
+            password_hash: None,
+            failed_logins: 0,
+            locked: false,
+        })?;
+        hsm.audit_append("-", "hsm.create", None, "ok")?;
+        Ok(hsm)
     }
 
-    /// Opens (unseals) an existing store with `master_key` and loads every key object.
-    ///
+    fn assemble(
+        store: Box<dyn Backend>,
+        data_key: RecordCipher,
+        objects: ObjectMap,
+        users: HashMap<String, (UserRecord, u64)>,
+        manifest: Manifest,
+        head: AuditHead,
+    ) -> Hsm {
+        Hsm {
+            store,
+            data_key,
+            objects: ArcSwap::from_pointee(objects),
+            writer: Mutex::new(manifest),
+            users: Mutex::new(users),
+            sessions: Mutex::new(HashMap::new()),
+            audit: Mutex::new(head),
+            next_session: AtomicU64::new(1),
+        }
+    }
+
+    /// Opens (unseals) an existing store with `master_key` and loads every key and user.
     /// Writes nothing to the store.
     ///
     /// # Errors
     /// [`Error::SelfTestFailed`]; [`Error::Sealed`] if the master key does not open the store;
-    /// [`Error::RecordTampered`] naming the first record that fails authentication (nothing is
-    /// skipped); [`Error::Store`].
+    /// [`Error::RecordTampered`] naming the first record that fails authentication;
+    /// [`Error::StoreInconsistent`] if a record the manifest lists is missing or another
+    /// appeared; [`Error::Store`].
     pub fn open(store: Box<dyn Backend>, master_key: &MasterKey) -> Result<Self> {
         selftest::run()?;
         let rec = store.get(KIND_SEAL, ID_DATA_KEY)?.ok_or(Error::Sealed {
@@ -119,34 +338,606 @@ impl Hsm {
                 reason: "the master key does not open this store (wrong key, or the data key record was modified)",
             })?;
         let data_key = RecordCipher::new(&data_key, DATA_KEY_VERSION)?;
+        for kind in store.kinds()? {
+            if !KNOWN_KINDS.contains(&kind.as_str()) {
+                return Err(Error::StoreInconsistent {
+                    detail: format!("unknown record kind {:?}", printable(&kind)),
+                });
+            }
+        }
+        let mut manifest: Manifest = open_json(&data_key, store.as_ref(), KIND_MANIFEST, ID_MANIFEST)?.ok_or_else(|| Error::StoreInconsistent {
+            detail: "the manifest record is missing (or this store was made by a development version before it existed)".into(),
+        })?;
+        manifest.version = store
+            .get(KIND_MANIFEST, ID_MANIFEST)?
+            .map(|r| r.version)
+            .unwrap_or(0);
+        let mut head: AuditHead =
+            open_json(&data_key, store.as_ref(), KIND_AUDIT_HEAD, ID_AUDIT_HEAD)?.ok_or_else(
+                || Error::StoreInconsistent {
+                    detail: "the audit head record is missing".into(),
+                },
+            )?;
+        head.record_version = store
+            .get(KIND_AUDIT_HEAD, ID_AUDIT_HEAD)?
+            .map(|r| r.version)
+            .unwrap_or(0);
+
+        let mut seen = BTreeMap::new();
         let mut objects = HashMap::new();
         for rec in store.list(KIND_KEY)? {
             let obj = load_object(&data_key, &rec)?;
-            objects.insert(obj.info.handle, Arc::new(obj));
+            seen.insert(manifest_key(&rec.kind, &rec.id), rec.version);
+            objects.insert(obj.state.load().info.handle, Arc::new(obj));
         }
-        Ok(Hsm {
-            store,
-            data_key,
-            objects: RwLock::new(objects),
+        let mut users = HashMap::new();
+        for rec in store.list(KIND_USER)? {
+            let plain = data_key.open(&rec.kind, &rec.id, rec.version, &rec.blob)?;
+            let user: UserRecord =
+                serde_json::from_slice(&plain).map_err(|_| tampered(&rec.kind, &rec.id))?;
+            if user.name != rec.id {
+                return Err(tampered(&rec.kind, &rec.id));
+            }
+            seen.insert(manifest_key(&rec.kind, &rec.id), rec.version);
+            users.insert(user.name.clone(), (user, rec.version));
+        }
+        for (name, version) in &manifest.records {
+            match seen.get(name) {
+                Some(v) if v == version => {}
+                Some(v) => {
+                    return Err(Error::StoreInconsistent {
+                        detail: format!(
+                            "record {} is at version {v}, the manifest says {version}",
+                            printable(name)
+                        ),
+                    })
+                }
+                None => {
+                    return Err(Error::StoreInconsistent {
+                        detail: format!("record {} is missing", printable(name)),
+                    })
+                }
+            }
+        }
+        if let Some(extra) = seen.keys().find(|k| !manifest.records.contains_key(*k)) {
+            return Err(Error::StoreInconsistent {
+                detail: format!("record {} is not in the manifest", printable(extra)),
+            });
+        }
+        Ok(Hsm::assemble(
+            store, data_key, objects, users, manifest, head,
+        ))
+    }
+
+    // ----- users and sessions -----
+
+    fn insert_user(&self, user: UserRecord) -> Result<()> {
+        let mut manifest = lock(&self.writer);
+        let rec = seal_json(&self.data_key, KIND_USER, &user.name, 1, &user)?;
+        self.commit(
+            &mut manifest,
+            vec![Write::Insert(rec)],
+            &[(KIND_USER, &user.name, Some(1))],
+        )?;
+        lock(&self.users).insert(user.name.clone(), (user, 1));
+        Ok(())
+    }
+
+    fn update_user(&self, user: UserRecord, old_version: u64) -> Result<()> {
+        let mut manifest = lock(&self.writer);
+        let v = old_version + 1;
+        let rec = seal_json(&self.data_key, KIND_USER, &user.name, v, &user)?;
+        self.commit(
+            &mut manifest,
+            vec![Write::Update(rec)],
+            &[(KIND_USER, &user.name, Some(v))],
+        )?;
+        lock(&self.users).insert(user.name.clone(), (user, v));
+        Ok(())
+    }
+
+    /// Creates a user (admin only). Passwords are 8 to 256 characters and stored as Argon2id.
+    ///
+    /// # Errors
+    /// [`Error::PermissionDenied`], [`Error::UserExists`], [`Error::InvalidInput`].
+    pub fn create_user(
+        &self,
+        admin: &Session,
+        name: &str,
+        role: Role,
+        password: &Password,
+    ) -> Result<UserInfo> {
+        let res = (|| {
+            admin.require(Role::Admin)?;
+            users::check_user_name(name)?;
+            users::check_password(password)?;
+            if lock(&self.users).contains_key(name) {
+                return Err(Error::UserExists { user: name.into() });
+            }
+            let user = UserRecord {
+                name: name.into(),
+                role,
+                password_hash: Some(users::hash_password(password)?),
+                failed_logins: 0,
+                locked: false,
+            };
+            let info = user.info();
+            self.insert_user(user)?;
+            Ok(info)
+        })();
+        self.audit_result(admin.user(), "user.create", Some(name), &res)?;
+        res
+    }
+
+    /// Creates the first admin of a new HSM. Refused once any admin exists.
+    ///
+    /// # Errors
+    /// [`Error::PermissionDenied`] if an admin exists; [`Error::InvalidInput`].
+    pub fn bootstrap_admin(&self, name: &str, password: &Password) -> Result<UserInfo> {
+        if lock(&self.users)
+            .values()
+            .any(|(u, _)| u.role == Role::Admin)
+        {
+            return Err(Error::PermissionDenied {
+                reason: "an admin exists already; admins create further users",
+            });
+        }
+        users::check_user_name(name)?;
+        users::check_password(password)?;
+        let user = UserRecord {
+            name: name.into(),
+            role: Role::Admin,
+            password_hash: Some(users::hash_password(password)?),
+            failed_logins: 0,
+            locked: false,
+        };
+        let info = user.info();
+        self.insert_user(user)?;
+        self.audit_append("-", "user.bootstrap-admin", Some(name), "ok")?;
+        Ok(info)
+    }
+
+    /// Deletes a user (admin only). A user who owns keys cannot be deleted; service users
+    /// cannot be deleted.
+    ///
+    /// # Errors
+    /// [`Error::PermissionDenied`], [`Error::UserNotFound`], [`Error::InvalidInput`].
+    pub fn delete_user(&self, admin: &Session, name: &str) -> Result<()> {
+        let res = (|| {
+            admin.require(Role::Admin)?;
+            if name == admin.user() {
+                return Err(Error::invalid("an admin cannot delete itself"));
+            }
+            let version = {
+                let users = lock(&self.users);
+                let (u, v) = users
+                    .get(name)
+                    .ok_or_else(|| Error::UserNotFound { user: name.into() })?;
+                if u.password_hash.is_none() {
+                    return Err(Error::invalid("service users cannot be deleted"));
+                }
+                *v
+            };
+            if self
+                .objects
+                .load()
+                .values()
+                .any(|o| o.state.load().info.owner == name)
+            {
+                return Err(Error::invalid("the user owns keys; destroy them first"));
+            }
+            let mut manifest = lock(&self.writer);
+            self.commit(
+                &mut manifest,
+                vec![Write::Delete(KIND_USER.into(), name.into(), version)],
+                &[(KIND_USER, name, None)],
+            )?;
+            drop(manifest);
+            lock(&self.users).remove(name);
+            self.end_sessions_of(name);
+            Ok(())
+        })();
+        self.audit_result(admin.user(), "user.delete", Some(name), &res)?;
+        res
+    }
+
+    /// Every user (any logged-in user may list them).
+    ///
+    /// # Errors
+    /// [`Error::SessionInvalid`].
+    pub fn list_users(&self, session: &Session) -> Result<Vec<UserInfo>> {
+        session.check()?;
+        let mut v: Vec<UserInfo> = lock(&self.users).values().map(|(u, _)| u.info()).collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(v)
+    }
+
+    /// Sets a user's password: an admin for anyone (this also unlocks a locked user), a user
+    /// for itself. Ends the user's other sessions.
+    ///
+    /// # Errors
+    /// [`Error::PermissionDenied`], [`Error::UserNotFound`], [`Error::InvalidInput`].
+    pub fn change_password(
+        &self,
+        session: &Session,
+        name: &str,
+        new_password: &Password,
+    ) -> Result<()> {
+        let res = (|| {
+            session.check()?;
+            if session.role() != Role::Admin && session.user() != name {
+                return Err(Error::PermissionDenied {
+                    reason: "only an admin may change another user's password",
+                });
+            }
+            users::check_password(new_password)?;
+            let (mut user, version) = lock(&self.users)
+                .get(name)
+                .cloned()
+                .ok_or_else(|| Error::UserNotFound { user: name.into() })?;
+            if user.password_hash.is_none() {
+                return Err(Error::invalid("service users have no password"));
+            }
+            user.password_hash = Some(users::hash_password(new_password)?);
+            user.failed_logins = 0;
+            user.locked = false;
+            self.update_user(user, version)?;
+            self.end_sessions_of_except(name, session.id());
+            Ok(())
+        })();
+        self.audit_result(session.user(), "user.change-password", Some(name), &res)?;
+        res
+    }
+
+    /// Logs a user in for `ttl`. Five consecutive failures lock the user.
+    ///
+    /// # Errors
+    /// [`Error::AuthenticationFailed`] (unknown user or wrong password: the same error),
+    /// [`Error::UserLocked`].
+    pub fn login(
+        &self,
+        name: &str,
+        password: &Password,
+        ttl: Duration,
+    ) -> Result<(Session, SessionToken)> {
+        let found = lock(&self.users).get(name).cloned();
+        let Some((mut user, version)) = found else {
+            // Spend the same time as a real check, so user names cannot be probed by timing.
+            let _ = users::verify_password(password, DUMMY_PHC);
+            self.audit_append("-", "login", Some(&printable(name)), "failed")?;
+            return Err(Error::AuthenticationFailed);
+        };
+        let Some(phc) = user.password_hash.clone() else {
+            self.audit_append("-", "login", Some(name), "denied")?;
+            return Err(Error::AuthenticationFailed);
+        };
+        if user.locked {
+            self.audit_append("-", "login", Some(name), "locked")?;
+            return Err(Error::UserLocked { user: name.into() });
+        }
+        if !users::verify_password(password, &phc) {
+            user.failed_logins += 1;
+            let now_locked = user.failed_logins >= MAX_FAILED_LOGINS;
+            user.locked = now_locked;
+            self.update_user(user, version)?;
+            self.audit_append(
+                "-",
+                "login",
+                Some(name),
+                if now_locked {
+                    "failed; user locked"
+                } else {
+                    "failed"
+                },
+            )?;
+            return Err(if now_locked {
+                Error::UserLocked { user: name.into() }
+            } else {
+                Error::AuthenticationFailed
+            });
+        }
+        if user.failed_logins != 0 {
+            user.failed_logins = 0;
+            self.update_user(user.clone(), version)?;
+        }
+        let session = Session::new(
+            self.next_session.fetch_add(1, Ordering::Relaxed),
+            name,
+            user.role,
+            Some(ttl),
+        );
+        let (token, digest) = SessionToken::generate()?;
+        lock(&self.sessions).insert(digest, session.clone());
+        self.audit_append(name, "login", None, "ok")?;
+        Ok((session, token))
+    }
+
+    /// The session a bearer token names.
+    ///
+    /// # Errors
+    /// [`Error::SessionInvalid`] for an unknown, logged-out or expired token.
+    pub fn session(&self, token: &SessionToken) -> Result<Session> {
+        let mut sessions = lock(&self.sessions);
+        let digest = token.digest();
+        match sessions.get(&digest) {
+            Some(s) if s.is_active() => Ok(s.clone()),
+            Some(_) => {
+                sessions.remove(&digest);
+                Err(Error::SessionInvalid)
+            }
+            None => Err(Error::SessionInvalid),
+        }
+    }
+
+    /// Ends a session; its session objects (`token = false` keys) are destroyed.
+    pub fn logout(&self, session: &Session) {
+        session.inner.closed.store(true, Ordering::Release);
+        lock(&self.sessions).retain(|_, s| s.id() != session.id());
+        self.drop_session_objects(session.id());
+        let _ = self.audit_append(session.user(), "logout", None, "ok");
+    }
+
+    fn end_sessions_of(&self, name: &str) {
+        self.end_sessions_of_except(name, u64::MAX);
+    }
+
+    fn end_sessions_of_except(&self, name: &str, keep: u64) {
+        let mut ended = Vec::new();
+        lock(&self.sessions).retain(|_, s| {
+            let end = s.user() == name && s.id() != keep;
+            if end {
+                s.inner.closed.store(true, Ordering::Release);
+                ended.push(s.id());
+            }
+            !end
+        });
+        for id in ended {
+            self.drop_session_objects(id);
+        }
+    }
+
+    fn drop_session_objects(&self, session_id: u64) {
+        let _w = lock(&self.writer);
+        let current = self.objects.load();
+        if !current.values().any(|o| o.session == Some(session_id)) {
+            return;
+        }
+        let mut next: ObjectMap = (**current).clone();
+        next.retain(|_, o| {
+            let keep = o.session != Some(session_id);
+            if !keep {
+                o.destroyed.store(true, Ordering::Release);
+            }
+            keep
+        });
+        self.objects.store(Arc::new(next));
+    }
+
+    /// An in-process session for a service user such as [`PROXY_USER`]; such users have no
+    /// password and cannot log in over a network.
+    ///
+    /// # Errors
+    /// [`Error::UserNotFound`] if `name` is not a service user.
+    pub fn service_session(&self, name: &str) -> Result<Session> {
+        let users = lock(&self.users);
+        match users.get(name) {
+            Some((u, _)) if u.password_hash.is_none() => Ok(Session::new(
+                self.next_session.fetch_add(1, Ordering::Relaxed),
+                name,
+                u.role,
+                None,
+            )),
+            _ => Err(Error::UserNotFound { user: name.into() }),
+        }
+    }
+
+    // ----- store writes -----
+
+    /// Writes `writes` plus the updated manifest in one transaction. `changes` lists
+    /// `(kind, id, new version or None for deleted)`.
+    fn commit(
+        &self,
+        manifest: &mut Manifest,
+        mut writes: Vec<Write>,
+        changes: &[(&str, &str, Option<u64>)],
+    ) -> Result<()> {
+        let mut next = manifest.clone();
+        for (kind, id, version) in changes {
+            match version {
+                Some(v) => next.records.insert(manifest_key(kind, id), *v),
+                None => next.records.remove(&manifest_key(kind, id)),
+            };
+        }
+        next.version = manifest.version + 1;
+        writes.push(Write::Update(seal_json(
+            &self.data_key,
+            KIND_MANIFEST,
+            ID_MANIFEST,
+            next.version,
+            &next,
+        )?));
+        self.store.write_batch(&writes)?;
+        *manifest = next;
+        Ok(())
+    }
+
+    fn audit_append(
+        &self,
+        actor: &str,
+        event: &str,
+        target: Option<&str>,
+        outcome: &str,
+    ) -> Result<()> {
+        let mut head = lock(&self.audit);
+        let entry = AuditEntry {
+            seq: head.seq + 1,
+            time_unix_ms: audit::now_unix_ms(),
+            actor: actor.into(),
+            event: event.into(),
+            target: target.map(Into::into),
+            outcome: outcome.into(),
+            prev_hash: head.hash.clone(),
+        };
+        let next = AuditHead {
+            seq: entry.seq,
+            hash: audit::chain_hash(&entry),
+            record_version: head.record_version + 1,
+        };
+        let writes = [
+            Write::Insert(seal_json(
+                &self.data_key,
+                KIND_AUDIT,
+                &audit::record_id(entry.seq),
+                1,
+                &entry,
+            )?),
+            Write::Update(seal_json(
+                &self.data_key,
+                KIND_AUDIT_HEAD,
+                ID_AUDIT_HEAD,
+                next.record_version,
+                &next,
+            )?),
+        ];
+        self.store.write_batch(&writes)?;
+        *head = next;
+        Ok(())
+    }
+
+    fn audit_result<T>(
+        &self,
+        actor: &str,
+        event: &str,
+        target: Option<&str>,
+        res: &Result<T>,
+    ) -> Result<()> {
+        let outcome = match res {
+            Ok(_) => "ok",
+            Err(Error::PermissionDenied { .. } | Error::AttributeViolation { .. }) => "denied",
+            Err(_) => "failed",
+        };
+        self.audit_append(actor, event, target, outcome)
+    }
+
+    /// Records that this node unsealed the HSM and started serving (the caller decides when:
+    /// opening the store itself writes nothing).
+    ///
+    /// # Errors
+    /// [`Error::Store`].
+    pub fn record_unseal(&self, node: &str) -> Result<()> {
+        self.audit_append(node, "unseal", None, "ok")
+    }
+
+    /// Audit entries `from` (sequence number, from 1) on, at most `limit` (admin only).
+    ///
+    /// # Errors
+    /// [`Error::PermissionDenied`]; [`Error::RecordTampered`] for an entry that does not open.
+    pub fn audit_entries(
+        &self,
+        admin: &Session,
+        from: u64,
+        limit: usize,
+    ) -> Result<Vec<AuditEntry>> {
+        admin.require(Role::Admin)?;
+        let mut out = Vec::new();
+        let last = lock(&self.audit).seq;
+        let mut seq = from.max(1);
+        while seq <= last && out.len() < limit {
+            let id = audit::record_id(seq);
+            let entry: AuditEntry =
+                open_json(&self.data_key, self.store.as_ref(), KIND_AUDIT, &id)?.ok_or_else(
+                    || Error::StoreInconsistent {
+                        detail: format!("audit entry {seq} is missing"),
+                    },
+                )?;
+            out.push(entry);
+            seq += 1;
+        }
+        Ok(out)
+    }
+
+    /// Checks the whole audit chain (admin only).
+    ///
+    /// # Errors
+    /// [`Error::PermissionDenied`]; [`Error::Store`]. Problems in the chain are reported in
+    /// the [`AuditReport`], not as errors.
+    pub fn verify_audit(&self, admin: &Session) -> Result<AuditReport> {
+        admin.require(Role::Admin)?;
+        let head: Option<AuditHead> = open_json(
+            &self.data_key,
+            self.store.as_ref(),
+            KIND_AUDIT_HEAD,
+            ID_AUDIT_HEAD,
+        )
+        .unwrap_or_default();
+        let records = self.store.list(KIND_AUDIT)?;
+        let fail = |entries: u64, problem: String| AuditReport {
+            entries,
+            intact: false,
+            problem: Some(problem),
+        };
+        let Some(head) = head else {
+            return Ok(fail(
+                0,
+                "the audit head record is missing or does not open".into(),
+            ));
+        };
+        let mut prev = audit::ZERO_HASH.to_owned();
+        let mut count = 0u64;
+        for rec in &records {
+            let expected_seq = count + 1;
+            if rec.id != audit::record_id(expected_seq) {
+                return Ok(fail(
+                    count,
+                    format!(
+                        "entry {expected_seq} is missing (found record {})",
+                        printable(&rec.id)
+                    ),
+                ));
+            }
+            let Ok(plain) = self
+                .data_key
+                .open(&rec.kind, &rec.id, rec.version, &rec.blob)
+            else {
+                return Ok(fail(
+                    count,
+                    format!(
+                        "entry {expected_seq} fails authentication (edited, moved or replaced)"
+                    ),
+                ));
+            };
+            let Ok(entry) = serde_json::from_slice::<AuditEntry>(&plain) else {
+                return Ok(fail(count, format!("entry {expected_seq} does not decode")));
+            };
+            if entry.seq != expected_seq || entry.prev_hash != prev {
+                return Ok(fail(
+                    count,
+                    format!("entry {expected_seq} does not follow entry {count} in the hash chain"),
+                ));
+            }
+            prev = audit::chain_hash(&entry);
+            count += 1;
+        }
+        if head.seq != count || head.hash != prev {
+            return Ok(fail(
+                count,
+                format!(
+                    "the chain ends at entry {count} but the head names entry {}",
+                    head.seq
+                ),
+            ));
+        }
+        Ok(AuditReport {
+            entries: count,
+            intact: true,
+            problem: None,
         })
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<KeyHandle, Arc<KeyObject>>> {
-        self.objects.read().unwrap_or_else(|e| e.into_inner())
-    }
+    // ----- keys: creation -----
 
-    fn object(&self, handle: KeyHandle) -> Result<Arc<KeyObject>> {
-        self.read()
-            .get(&handle)
-            .cloned()
-            .ok_or(Error::KeyNotFound { handle })
-    }
-
-    fn new_handle(
-        &self,
-        taken: &HashMap<KeyHandle, Arc<KeyObject>>,
-        also: Option<KeyHandle>,
-    ) -> Result<KeyHandle> {
+    fn new_handle(&self, taken: &ObjectMap) -> Result<KeyHandle> {
+        // Handles are random so that nodes sharing a store do not collide.
         loop {
             let mut b = [0u8; 8];
             aws_lc_rs::rand::fill(&mut b).map_err(|_| Error::Crypto {
@@ -154,217 +945,1021 @@ impl Hsm {
             })?;
             // 53 bits, so handles survive JSON numbers in any client; never 0.
             let h = KeyHandle(u64::from_be_bytes(b) & ((1 << 53) - 1));
-            if h.0 != 0 && !taken.contains_key(&h) && Some(h) != also {
+            if h.0 != 0 && !taken.contains_key(&h) {
                 return Ok(h);
             }
         }
     }
 
-    /// Generates a key pair inside the HSM: a private and a public key object with linked
-    /// handles, both stored. Returns `(private, public)`.
-    ///
-    /// # Errors
-    /// [`Error::InvalidInput`] for a bad label; [`Error::Crypto`]; [`Error::Store`].
-    pub fn generate_key_pair(
-        &self,
-        spec: KeySpec,
-        options: &KeyPairOptions,
-    ) -> Result<(KeyInfo, KeyInfo)> {
-        Attributes::check_label(&options.label)?;
-        if self
-            .read()
-            .values()
-            .any(|o| o.info.class == KeyClass::Private && o.info.attributes.label == options.label)
-        {
+    fn check_label_free(&self, label: &str, class: KeyClass) -> Result<()> {
+        if self.objects.load().values().any(|o| {
+            !o.destroyed.load(Ordering::Acquire) && {
+                let s = o.state.load();
+                s.info.class == class && s.info.attributes.label == label
+            }
+        }) {
             return Err(Error::invalid(format!(
-                "a private key labelled {:?} exists already; labels name keys in configurations, so they are unique",
-                options.label
+                "a {class} key labelled {label:?} exists already; labels name keys in configurations, so they are unique"
             )));
         }
-        let (material, pkcs8) = PrivateMaterial::generate(spec)?;
-        let spki_der = material.spki_der()?;
-        let mut objects = self.objects.write().unwrap_or_else(|e| e.into_inner());
-        let private_handle = self.new_handle(&objects, None)?;
-        let public_handle = self.new_handle(&objects, Some(private_handle))?;
-        let mut private_attrs = Attributes::private_default(&options.label);
-        private_attrs.extractable = options.extractable;
-        private_attrs.never_extractable = !options.extractable;
-        let private = KeyInfo {
-            handle: private_handle,
-            linked_handle: Some(public_handle),
-            class: KeyClass::Private,
-            spec,
-            attributes: private_attrs,
-        };
-        let public = KeyInfo {
-            handle: public_handle,
-            linked_handle: Some(private_handle),
-            class: KeyClass::Public,
-            spec,
-            attributes: Attributes::public_default(&options.label),
-        };
-        self.insert_record(&private, &pkcs8)?;
-        if let Err(e) = self.insert_record(&public, &spki_der) {
-            // Leave no half pair behind.
-            let _ = self.store.delete(KIND_KEY, &private.handle.to_string(), 1);
-            return Err(e);
-        }
-        objects.insert(
-            private_handle,
-            Arc::new(KeyObject {
-                info: private.clone(),
-                record_version: 1,
-                spki_der: spki_der.clone(),
-                private: Some(material),
-                sign_count: AtomicU64::new(0),
-            }),
-        );
-        objects.insert(
-            public_handle,
-            Arc::new(KeyObject {
-                info: public.clone(),
-                record_version: 1,
-                spki_der,
-                private: None,
-                sign_count: AtomicU64::new(0),
-            }),
-        );
-        Ok((private, public))
-    }
-
-    fn insert_record(&self, info: &KeyInfo, value: &[u8]) -> Result<()> {
-        let id = info.handle.to_string();
-        let plain = encode_record(&KeyRecordMeta { info: info.clone() }, value)?;
-        let blob = self.data_key.seal(KIND_KEY, &id, 1, &plain)?;
-        self.store.insert(&Record {
-            kind: KIND_KEY.into(),
-            id,
-            version: 1,
-            blob,
-        })?;
         Ok(())
     }
 
-    /// Every key object, ordered by handle.
-    pub fn list_keys(&self) -> Vec<KeyInfo> {
-        let mut v: Vec<KeyInfo> = self.read().values().map(|o| o.info.clone()).collect();
-        v.sort_by_key(|k| k.handle);
-        v
+    /// Adds new objects: stores the token ones (with the manifest) and publishes all of them.
+    fn add_objects(
+        &self,
+        session: &Session,
+        new: Vec<(KeyInfo, Material)>,
+    ) -> Result<Vec<KeyInfo>> {
+        let mut manifest = lock(&self.writer);
+        let mut map: ObjectMap = (**self.objects.load()).clone();
+        let mut infos = Vec::new();
+        let mut handles: Vec<KeyHandle> = Vec::new();
+        while handles.len() < new.len() {
+            let h = self.new_handle(&map)?;
+            if !handles.contains(&h) {
+                handles.push(h);
+            }
+        }
+        let mut writes = Vec::new();
+        let mut changes: Vec<(String, Option<u64>)> = Vec::new();
+        let mut objects = Vec::new();
+        for (i, (mut info, material)) in new.into_iter().enumerate() {
+            info.handle = handles[i];
+            // Link pairs created together: the second of two objects links the first.
+            if let Some(link) = info.linked_handle {
+                info.linked_handle = Some(handles[link.0 as usize]);
+            }
+            info.attributes.check_value = material.check_value()?;
+            let session_id = if info.attributes.token {
+                None
+            } else {
+                Some(session.id())
+            };
+            if info.attributes.token {
+                let id = info.handle.to_string();
+                let plain = encode_key_record(&info, stored_value(&material)?)?;
+                let blob = self.data_key.seal(KIND_KEY, &id, 1, &plain)?;
+                writes.push(Write::Insert(Record {
+                    kind: KIND_KEY.into(),
+                    id: id.clone(),
+                    version: 1,
+                    blob,
+                }));
+                changes.push((id, Some(1)));
+            }
+            infos.push(info.clone());
+            objects.push(Arc::new(KeyObject::new(info, 1, material, session_id)));
+        }
+        if !writes.is_empty() {
+            let changes: Vec<(&str, &str, Option<u64>)> = changes
+                .iter()
+                .map(|(id, v)| (KIND_KEY, id.as_str(), *v))
+                .collect();
+            self.commit(&mut manifest, writes, &changes)?;
+        }
+        for o in objects {
+            let h = o.state.load().info.handle;
+            map.insert(h, o);
+        }
+        self.objects.store(Arc::new(map));
+        Ok(infos)
     }
 
-    /// One key object's description.
+    fn new_info(
+        &self,
+        session: &Session,
+        class: KeyClass,
+        spec: KeySpec,
+        attributes: Attributes,
+        linked: Option<KeyHandle>,
+    ) -> KeyInfo {
+        KeyInfo {
+            handle: KeyHandle(0),
+            linked_handle: linked,
+            class,
+            spec,
+            owner: session.user().to_owned(),
+            shared_with: Vec::new(),
+            attributes,
+        }
+    }
+
+    /// Generates a key pair inside the HSM (crypto-users only): a private and a public key
+    /// object with linked handles. Returns `(private, public)`.
     ///
     /// # Errors
-    /// [`Error::KeyNotFound`].
-    pub fn key_info(&self, handle: KeyHandle) -> Result<KeyInfo> {
-        Ok(self.object(handle)?.info.clone())
+    /// [`Error::PermissionDenied`], [`Error::InvalidInput`] (bad template, label taken,
+    /// symmetric spec), [`Error::Crypto`], [`Error::Store`].
+    pub fn generate_key_pair(
+        &self,
+        session: &Session,
+        spec: KeySpec,
+        private: &KeyTemplate,
+        public: &KeyTemplate,
+    ) -> Result<(KeyInfo, KeyInfo)> {
+        let res = (|| {
+            session.require(Role::CryptoUser)?;
+            if spec.is_secret() {
+                return Err(Error::invalid(format!(
+                    "{spec} is a symmetric key type; generate a secret key"
+                )));
+            }
+            let pa = private.build(KeyClass::Private)?;
+            let pu = public.build(KeyClass::Public)?;
+            self.check_label_free(&pa.label, KeyClass::Private)?;
+            self.check_label_free(&pu.label, KeyClass::Public)?;
+            let material = Material::generate(spec)?;
+            let public_material = material
+                .public_half()
+                .ok_or(Error::Internal("pair without public half"))?;
+            let pi = self.new_info(session, KeyClass::Private, spec, pa, Some(KeyHandle(1)));
+            let ui = self.new_info(session, KeyClass::Public, spec, pu, Some(KeyHandle(0)));
+            let infos = self.add_objects(session, vec![(pi, material), (ui, public_material)])?;
+            Ok((infos[0].clone(), infos[1].clone()))
+        })();
+        let target = res.as_ref().ok().map(|(p, _)| p.handle.to_string());
+        self.audit_result(session.user(), "key.generate", target.as_deref(), &res)?;
+        res
     }
 
-    /// The one key object of `class` labelled `label`.
+    /// Generates a secret key (AES or generic secret) inside the HSM (crypto-users only).
+    ///
+    /// # Errors
+    /// As [`generate_key_pair`](Self::generate_key_pair).
+    pub fn generate_secret_key(
+        &self,
+        session: &Session,
+        spec: KeySpec,
+        template: &KeyTemplate,
+    ) -> Result<KeyInfo> {
+        let res = (|| {
+            session.require(Role::CryptoUser)?;
+            if !spec.is_secret() {
+                return Err(Error::invalid(format!(
+                    "{spec} is an asymmetric key type; generate a key pair"
+                )));
+            }
+            let a = template.build(KeyClass::Secret)?;
+            self.check_label_free(&a.label, KeyClass::Secret)?;
+            let material = Material::generate(spec)?;
+            let info = self.new_info(session, KeyClass::Secret, spec, a, None);
+            Ok(self.add_objects(session, vec![(info, material)])?.remove(0))
+        })();
+        let target = res.as_ref().ok().map(|k| k.handle.to_string());
+        self.audit_result(session.user(), "key.generate", target.as_deref(), &res)?;
+        res
+    }
+
+    /// Imports a public key from SubjectPublicKeyInfo DER (crypto-users only). Secret and
+    /// private keys enter only by [`unwrap_key`](Self::unwrap_key).
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for bytes that are not a supported SPKI; as above.
+    pub fn import_public_key(
+        &self,
+        session: &Session,
+        spki_der: &[u8],
+        template: &KeyTemplate,
+    ) -> Result<KeyInfo> {
+        let res = (|| {
+            session.require(Role::CryptoUser)?;
+            let material = Material::from_spki(spki_der)?;
+            let mut a = template.build(KeyClass::Public)?;
+            a.local = false;
+            self.check_label_free(&a.label, KeyClass::Public)?;
+            let info = self.new_info(session, KeyClass::Public, material.spec(), a, None);
+            Ok(self.add_objects(session, vec![(info, material)])?.remove(0))
+        })();
+        let target = res.as_ref().ok().map(|k| k.handle.to_string());
+        self.audit_result(session.user(), "key.import", target.as_deref(), &res)?;
+        res
+    }
+
+    // ----- keys: lookup and policy -----
+
+    fn object(&self, handle: KeyHandle) -> Result<Arc<KeyObject>> {
+        match self.objects.load().get(&handle) {
+            Some(o) if !o.destroyed.load(Ordering::Acquire) => Ok(o.clone()),
+            _ => Err(Error::KeyNotFound { handle }),
+        }
+    }
+
+    /// A key the session may see: its own, shared with it, any public key; admins see all.
+    fn visible(session: &Session, info: &KeyInfo) -> bool {
+        session.role() == Role::Admin
+            || info.class == KeyClass::Public
+            || Self::may_use(session, info)
+    }
+
+    fn may_use(session: &Session, info: &KeyInfo) -> bool {
+        info.owner == session.user() || info.shared_with.iter().any(|u| u == session.user())
+    }
+
+    /// Looks up a key the session may use: crypto-users, owner or shared user (public keys:
+    /// any crypto-user).
+    fn usable(
+        &self,
+        session: &Session,
+        handle: KeyHandle,
+    ) -> Result<(Arc<KeyObject>, Arc<KeyState>)> {
+        session.require(Role::CryptoUser)?;
+        let obj = self.object(handle)?;
+        let state = obj.state.load_full();
+        if state.info.class != KeyClass::Public && !Self::may_use(session, &state.info) {
+            // Not telling whether the key exists would also be fine; its handle is no secret.
+            return Err(Error::PermissionDenied {
+                reason: "the key is neither owned by nor shared with this user",
+            });
+        }
+        Ok((obj, state))
+    }
+
+    /// Looks up a key the session owns (management: export, wrap target, destroy, share,
+    /// attributes).
+    fn owned(
+        &self,
+        session: &Session,
+        handle: KeyHandle,
+    ) -> Result<(Arc<KeyObject>, Arc<KeyState>)> {
+        session.require(Role::CryptoUser)?;
+        let obj = self.object(handle)?;
+        let state = obj.state.load_full();
+        if state.info.owner != session.user() {
+            return Err(Error::PermissionDenied {
+                reason: "only the key's owner may manage it",
+            });
+        }
+        Ok((obj, state))
+    }
+
+    fn need(
+        attr_on: bool,
+        handle: KeyHandle,
+        operation: &'static str,
+        attribute: &'static str,
+    ) -> Result<()> {
+        if attr_on {
+            Ok(())
+        } else {
+            Err(Error::AttributeViolation {
+                handle,
+                operation,
+                attribute,
+            })
+        }
+    }
+
+    fn mechanism_invalid(state: &KeyState, mechanism: &'static str) -> Error {
+        Error::MechanismInvalid {
+            handle: state.info.handle,
+            mechanism,
+            key_type: state.info.spec.as_str(),
+        }
+    }
+
+    fn check_len(data: &[u8]) -> Result<()> {
+        if data.len() > MAX_DATA_BYTES {
+            return Err(Error::invalid(format!(
+                "input is larger than {MAX_DATA_BYTES} bytes"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Every key the session may see that matches `filter`, ordered by handle, `limit` (1 to
+    /// [`MAX_PAGE_SIZE`]) at a time, starting after handle `after`.
+    ///
+    /// # Errors
+    /// [`Error::SessionInvalid`]; [`Error::InvalidInput`] for a bad limit.
+    pub fn list_keys(
+        &self,
+        session: &Session,
+        filter: &KeyFilter,
+        after: Option<KeyHandle>,
+        limit: usize,
+    ) -> Result<KeyPage> {
+        session.check()?;
+        if !(1..=MAX_PAGE_SIZE).contains(&limit) {
+            return Err(Error::invalid(format!(
+                "a page holds 1 to {MAX_PAGE_SIZE} keys"
+            )));
+        }
+        let mut all: Vec<KeyInfo> = self
+            .objects
+            .load()
+            .values()
+            .filter(|o| !o.destroyed.load(Ordering::Acquire))
+            .map(|o| o.state.load().info.clone())
+            .filter(|k| Self::visible(session, k))
+            .filter(|k| {
+                filter
+                    .label
+                    .as_ref()
+                    .is_none_or(|l| &k.attributes.label == l)
+            })
+            .filter(|k| filter.class.is_none_or(|c| k.class == c))
+            .filter(|k| {
+                filter
+                    .key_type
+                    .as_ref()
+                    .is_none_or(|t| k.spec.key_type() == t)
+            })
+            .filter(|k| {
+                filter
+                    .attributes
+                    .iter()
+                    .all(|(n, v)| k.attributes.get_bool(*n) == Some(*v))
+            })
+            .filter(|k| after.is_none_or(|a| k.handle > a))
+            .collect();
+        all.sort_by_key(|k| k.handle);
+        let next = if all.len() > limit {
+            Some(all[limit - 1].handle)
+        } else {
+            None
+        };
+        all.truncate(limit);
+        Ok(KeyPage { keys: all, next })
+    }
+
+    /// One key's description, if the session may see it.
+    ///
+    /// # Errors
+    /// [`Error::KeyNotFound`] (also for keys the session may not see), [`Error::SessionInvalid`].
+    pub fn key_info(&self, session: &Session, handle: KeyHandle) -> Result<KeyInfo> {
+        session.check()?;
+        let info = self.object(handle)?.state.load().info.clone();
+        if !Self::visible(session, &info) {
+            return Err(Error::KeyNotFound { handle });
+        }
+        Ok(info)
+    }
+
+    /// The one visible key of `class` labelled `label`.
     ///
     /// # Errors
     /// [`Error::LabelNotFound`], [`Error::LabelAmbiguous`].
-    pub fn find_by_label(&self, label: &str, class: KeyClass) -> Result<KeyInfo> {
-        let objects = self.read();
-        let found: Vec<&Arc<KeyObject>> = objects
-            .values()
-            .filter(|o| o.info.class == class && o.info.attributes.label == label)
-            .collect();
-        match found.as_slice() {
-            [one] => Ok(one.info.clone()),
+    pub fn find_by_label(
+        &self,
+        session: &Session,
+        label: &str,
+        class: KeyClass,
+    ) -> Result<KeyInfo> {
+        let page = self.list_keys(
+            session,
+            &KeyFilter {
+                label: Some(label.into()),
+                class: Some(class),
+                ..KeyFilter::default()
+            },
+            None,
+            MAX_PAGE_SIZE,
+        )?;
+        match page.keys.as_slice() {
+            [one] => Ok(one.clone()),
             [] => Err(Error::LabelNotFound {
-                label: label.to_owned(),
+                label: label.into(),
             }),
             many => Err(Error::LabelAmbiguous {
-                label: label.to_owned(),
+                label: label.into(),
                 count: many.len(),
             }),
         }
     }
 
-    /// The public key of a private or public key object, as SubjectPublicKeyInfo DER
+    /// The public key of a visible private or public key, as SubjectPublicKeyInfo DER
     /// (RFC 5280 §4.1.2.7).
     ///
     /// # Errors
-    /// [`Error::KeyNotFound`].
-    pub fn public_key_spki(&self, handle: KeyHandle) -> Result<Vec<u8>> {
-        Ok(self.object(handle)?.spki_der.clone())
+    /// [`Error::KeyNotFound`]; [`Error::MechanismInvalid`] for a secret key.
+    pub fn public_key_spki(&self, session: &Session, handle: KeyHandle) -> Result<Vec<u8>> {
+        self.key_info(session, handle)?;
+        let obj = self.object(handle)?;
+        obj.material
+            .spki()
+            .map(<[u8]>::to_vec)
+            .ok_or_else(|| Self::mechanism_invalid(&obj.state.load(), "public key export"))
     }
 
-    /// Signs `message` with the private key `handle`.
+    /// Operation counts of a key the session may use.
     ///
     /// # Errors
-    /// [`Error::KeyNotFound`]; [`Error::AttributeViolation`] if the key's `sign` is false;
-    /// [`Error::MechanismInvalid`] if the mechanism does not fit the key.
+    /// As [`key_info`](Self::key_info).
+    pub fn key_usage(&self, session: &Session, handle: KeyHandle) -> Result<KeyUsage> {
+        self.key_info(session, handle)?;
+        let u = &self.object(handle)?.usage;
+        Ok(KeyUsage {
+            sign: u.sign.load(Ordering::Relaxed),
+            verify: u.verify.load(Ordering::Relaxed),
+            encrypt: u.encrypt.load(Ordering::Relaxed),
+            decrypt: u.decrypt.load(Ordering::Relaxed),
+        })
+    }
+
+    // ----- keys: cryptography -----
+
+    /// Signs (or MACs) with a key the session may use; the key needs `sign`.
+    ///
+    /// # Errors
+    /// [`Error::KeyNotFound`], [`Error::PermissionDenied`], [`Error::AttributeViolation`],
+    /// [`Error::MechanismInvalid`], [`Error::InvalidInput`] (digest length, size).
     pub fn sign(
         &self,
+        session: &Session,
         handle: KeyHandle,
         mechanism: SignMechanism,
-        message: &[u8],
+        input: SignInput<'_>,
+        encoding: SignatureEncoding,
     ) -> Result<Vec<u8>> {
-        self.signer(handle)?.sign(mechanism, message)
+        let (obj, state) = self.usable(session, handle)?;
+        sign_checked(&obj, &state, mechanism, input, encoding)
+    }
+
+    /// Verifies a signature or MAC; `Ok(false)` when it does not verify. The key needs
+    /// `verify`.
+    ///
+    /// # Errors
+    /// As [`sign`](Self::sign).
+    pub fn verify(
+        &self,
+        session: &Session,
+        handle: KeyHandle,
+        mechanism: SignMechanism,
+        input: SignInput<'_>,
+        signature: &[u8],
+        encoding: SignatureEncoding,
+    ) -> Result<bool> {
+        let (obj, state) = self.usable(session, handle)?;
+        Self::need(state.info.attributes.verify, handle, "verify", "verify")?;
+        if !obj.material.can_verify(mechanism, encoding) {
+            return Err(Self::mechanism_invalid(&state, mechanism.as_str()));
+        }
+        match input {
+            SignInput::Message(m) | SignInput::Digest(m) => Self::check_len(m)?,
+        }
+        let ok = obj.material.verify(mechanism, input, signature, encoding)?;
+        obj.usage.verify.fetch_add(1, Ordering::Relaxed);
+        Ok(ok)
+    }
+
+    /// Encrypts with a key the session may use; the key needs `encrypt`. Output layout per
+    /// [`EncryptMechanism`].
+    ///
+    /// # Errors
+    /// As [`sign`](Self::sign).
+    pub fn encrypt(
+        &self,
+        session: &Session,
+        handle: KeyHandle,
+        mechanism: EncryptMechanism,
+        plaintext: &[u8],
+        aad: &[u8],
+    ) -> Result<Vec<u8>> {
+        let (obj, state) = self.usable(session, handle)?;
+        Self::need(state.info.attributes.encrypt, handle, "encrypt", "encrypt")?;
+        if !obj.material.can_encrypt(mechanism, false) {
+            return Err(Self::mechanism_invalid(&state, mechanism.as_str()));
+        }
+        Self::check_len(plaintext)?;
+        let out = obj.material.encrypt(mechanism, plaintext, aad)?;
+        obj.usage.encrypt.fetch_add(1, Ordering::Relaxed);
+        Ok(out)
+    }
+
+    /// Decrypts with a key the session may use; the key needs `decrypt`.
+    ///
+    /// # Errors
+    /// As [`sign`](Self::sign); a failed authentication or padding check is
+    /// [`Error::InvalidInput`] "decryption failed".
+    pub fn decrypt(
+        &self,
+        session: &Session,
+        handle: KeyHandle,
+        mechanism: EncryptMechanism,
+        ciphertext: &[u8],
+        aad: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>> {
+        let (obj, state) = self.usable(session, handle)?;
+        Self::need(state.info.attributes.decrypt, handle, "decrypt", "decrypt")?;
+        if !obj.material.can_encrypt(mechanism, true) {
+            return Err(Self::mechanism_invalid(&state, mechanism.as_str()));
+        }
+        Self::check_len(ciphertext)?;
+        let out = obj.material.decrypt(mechanism, ciphertext, aad)?;
+        obj.usage.decrypt.fetch_add(1, Ordering::Relaxed);
+        Ok(out)
+    }
+
+    /// `len` random bytes from the HSM's DRBG (aws-lc-rs, NIST SP 800-90A CTR-DRBG), 1 to
+    /// [`MAX_RANDOM_BYTES`]. Any logged-in user.
+    ///
+    /// # Errors
+    /// [`Error::SessionInvalid`], [`Error::InvalidInput`].
+    pub fn random(&self, session: &Session, len: usize) -> Result<Vec<u8>> {
+        session.check()?;
+        if !(1..=MAX_RANDOM_BYTES).contains(&len) {
+            return Err(Error::invalid(format!(
+                "random output is 1 to {MAX_RANDOM_BYTES} bytes"
+            )));
+        }
+        let mut v = vec![0u8; len];
+        aws_lc_rs::rand::fill(&mut v).map_err(|_| Error::Crypto {
+            operation: "random",
+        })?;
+        Ok(v)
+    }
+
+    /// Wraps (exports) `target` under `wrapping_key`. The session must own `target`, which
+    /// must be `extractable` (and, with `wrap_with_trusted`, the wrapping key `trusted`); the
+    /// wrapping key needs `wrap` and may be owned or shared. Private keys are wrapped as PKCS#8.
+    ///
+    /// # Errors
+    /// [`Error::PermissionDenied`], [`Error::AttributeViolation`], [`Error::MechanismInvalid`].
+    pub fn wrap_key(
+        &self,
+        session: &Session,
+        wrapping_key: KeyHandle,
+        mechanism: WrapMechanism,
+        target: KeyHandle,
+    ) -> Result<Vec<u8>> {
+        let res = (|| {
+            let (wobj, wstate) = self.usable(session, wrapping_key)?;
+            let (tobj, tstate) = self.owned(session, target)?;
+            Self::need(wstate.info.attributes.wrap, wrapping_key, "wrap", "wrap")?;
+            Self::need(
+                tstate.info.attributes.extractable,
+                target,
+                "wrap (export)",
+                "extractable",
+            )?;
+            if tstate.info.attributes.wrap_with_trusted {
+                Self::need(
+                    wstate.info.attributes.trusted,
+                    wrapping_key,
+                    "wrap a wrap_with_trusted key",
+                    "trusted",
+                )?;
+            }
+            if !wobj.material.can_wrap(mechanism, false) {
+                return Err(Self::mechanism_invalid(&wstate, mechanism.as_str()));
+            }
+            let bytes = tobj
+                .material
+                .wrappable_bytes()
+                .ok_or_else(|| Error::invalid("public keys are exported as SPKI, not wrapped"))?;
+            let out = wobj.material.wrap(mechanism, bytes)?;
+            wobj.usage.encrypt.fetch_add(1, Ordering::Relaxed);
+            Ok(out)
+        })();
+        self.audit_result(session.user(), "key.wrap", Some(&target.to_string()), &res)?;
+        res
+    }
+
+    /// Unwraps (imports) a key wrapped under `unwrapping_key` (owned or shared, with `unwrap`)
+    /// as a new key object owned by the session. The new key is not `local`; its other
+    /// attributes come from `template`.
+    ///
+    /// # Errors
+    /// As [`wrap_key`](Self::wrap_key); [`Error::InvalidInput`] "unwrap failed" when the bytes
+    /// do not authenticate or do not hold a key of the asked type.
+    pub fn unwrap_key(
+        &self,
+        session: &Session,
+        unwrapping_key: KeyHandle,
+        mechanism: WrapMechanism,
+        wrapped: &[u8],
+        target: UnwrapTarget,
+        template: &KeyTemplate,
+    ) -> Result<KeyInfo> {
+        let res = (|| {
+            let (uobj, ustate) = self.usable(session, unwrapping_key)?;
+            Self::need(
+                ustate.info.attributes.unwrap,
+                unwrapping_key,
+                "unwrap",
+                "unwrap",
+            )?;
+            if !uobj.material.can_wrap(mechanism, true) {
+                return Err(Self::mechanism_invalid(&ustate, mechanism.as_str()));
+            }
+            Self::check_len(wrapped)?;
+            let value = uobj.material.unwrap(mechanism, wrapped)?;
+            uobj.usage.decrypt.fetch_add(1, Ordering::Relaxed);
+            let (class, material) = match target {
+                UnwrapTarget::Secret(spec) => {
+                    if !spec.is_secret() {
+                        return Err(Error::invalid(
+                            "UnwrapTarget::Secret takes a symmetric key type",
+                        ));
+                    }
+                    (KeyClass::Secret, Material::secret(spec, value)?)
+                }
+                UnwrapTarget::Private => (KeyClass::Private, Material::from_pkcs8(None, value)?),
+            };
+            let mut a = template.build(class)?;
+            a.local = false;
+            a.always_sensitive = false;
+            self.check_label_free(&a.label, class)?;
+            let info = self.new_info(session, class, material.spec(), a, None);
+            Ok(self.add_objects(session, vec![(info, material)])?.remove(0))
+        })();
+        let target = res.as_ref().ok().map(|k| k.handle.to_string());
+        self.audit_result(session.user(), "key.unwrap", target.as_deref(), &res)?;
+        res
+    }
+
+    /// Derives a secret key by ECDH (SEC 1 §3.3.1) between `base_key` (an EC P-256/384/521
+    /// private key with `derive`) and `params.peer_public`, then HKDF-SHA256 (RFC 5869) with
+    /// `params.salt` and `params.info`, into a new key of `spec` (AES or generic secret) owned
+    /// by the session.
+    ///
+    /// # Errors
+    /// As [`sign`](Self::sign); [`Error::InvalidInput`] for a peer key not on the curve.
+    pub fn derive_key(
+        &self,
+        session: &Session,
+        base_key: KeyHandle,
+        params: &EcdhParams<'_>,
+        spec: KeySpec,
+        template: &KeyTemplate,
+    ) -> Result<KeyInfo> {
+        let res = (|| {
+            let (bobj, bstate) = self.usable(session, base_key)?;
+            Self::need(bstate.info.attributes.derive, base_key, "derive", "derive")?;
+            if bstate.info.spec.key_type() != "ec" || bstate.info.class != KeyClass::Private {
+                return Err(Self::mechanism_invalid(&bstate, "ecdh"));
+            }
+            let len = spec
+                .secret_len()
+                .ok_or_else(|| Error::invalid("derive makes AES or generic-secret keys"))?;
+            Self::check_len(params.peer_public)?;
+            Self::check_len(params.info)?;
+            Self::check_len(params.salt)?;
+            let value =
+                bobj.material
+                    .derive_ecdh(params.peer_public, params.salt, params.info, len)?;
+            let material = Material::secret(spec, value)?;
+            let mut a = template.build(KeyClass::Secret)?;
+            a.local = false;
+            self.check_label_free(&a.label, KeyClass::Secret)?;
+            let new = self.new_info(session, KeyClass::Secret, spec, a, None);
+            Ok(self.add_objects(session, vec![(new, material)])?.remove(0))
+        })();
+        let target = res.as_ref().ok().map(|k| k.handle.to_string());
+        self.audit_result(session.user(), "key.derive", target.as_deref(), &res)?;
+        res
+    }
+
+    // ----- keys: management -----
+
+    fn store_state(&self, obj: &KeyObject, old: &KeyState, info: KeyInfo) -> Result<()> {
+        let mut manifest = lock(&self.writer);
+        // Re-check under the writer lock that nobody changed the key meanwhile.
+        if obj.state.load().record_version != old.record_version {
+            return Err(Error::Store(keyward_keystore::Error::VersionConflict {
+                kind: KIND_KEY.into(),
+                id: info.handle.to_string(),
+                expected: old.record_version,
+            }));
+        }
+        let version = old.record_version + 1;
+        if old.info.attributes.token {
+            let id = info.handle.to_string();
+            let plain = encode_key_record(&info, stored_value(&obj.material)?)?;
+            let blob = self.data_key.seal(KIND_KEY, &id, version, &plain)?;
+            self.commit(
+                &mut manifest,
+                vec![Write::Update(Record {
+                    kind: KIND_KEY.into(),
+                    id: id.clone(),
+                    version,
+                    blob,
+                })],
+                &[(KIND_KEY, &id, Some(version))],
+            )?;
+        }
+        obj.state.store(Arc::new(KeyState {
+            info,
+            record_version: version,
+        }));
+        Ok(())
+    }
+
+    /// Changes one attribute of a key the session owns (`trusted`: admins only, on any key).
+    /// Rules: read-only attributes never change; `extractable` is fixed at creation;
+    /// `modifiable` goes true → false only and, once false, nothing changes; `wrap_with_trusted`
+    /// goes false → true only; `token` goes false → true only (a session key becomes
+    /// persistent); `sensitive` goes false → true only.
+    ///
+    /// # Errors
+    /// [`Error::PermissionDenied`], [`Error::AttributeViolation`], [`Error::InvalidInput`].
+    pub fn set_attribute(
+        &self,
+        session: &Session,
+        handle: KeyHandle,
+        name: AttributeName,
+        value: AttributeValue,
+    ) -> Result<KeyInfo> {
+        let res = (|| {
+            let (obj, state) = if name == AttributeName::Trusted {
+                session.require(Role::Admin)?;
+                let obj = self.object(handle)?;
+                let state = obj.state.load_full();
+                (obj, state)
+            } else {
+                self.owned(session, handle)?
+            };
+            let violation = |attribute: &'static str| Error::AttributeViolation {
+                handle,
+                operation: "set-attribute",
+                attribute,
+            };
+            let a = &state.info.attributes;
+            if name.is_read_only() {
+                return Err(violation("read-only"));
+            }
+            if !a.modifiable {
+                return Err(violation("modifiable is false"));
+            }
+            let mut info = state.info.clone();
+            match (name, &value) {
+                (AttributeName::Label, AttributeValue::Text(t)) => {
+                    Attributes::check_label(t)?;
+                    if t != &a.label {
+                        self.check_label_free(t, info.class)?;
+                    }
+                    info.attributes.label = t.clone();
+                }
+                (AttributeName::Id, AttributeValue::Text(t)) => {
+                    Attributes::check_id(t)?;
+                    info.attributes.id = t.clone();
+                }
+                (n, AttributeValue::Bool(v)) if a.get_bool(n).is_some() => {
+                    let current = a.get_bool(n).unwrap_or(false);
+                    let one_way: Option<bool> = match n {
+                        AttributeName::Extractable => {
+                            return Err(violation("extractable is set only at creation"))
+                        }
+                        AttributeName::Modifiable => Some(false),
+                        AttributeName::WrapWithTrusted
+                        | AttributeName::Token
+                        | AttributeName::Sensitive => Some(true),
+                        _ => None,
+                    };
+                    if let Some(allowed) = one_way {
+                        if *v != current && *v != allowed {
+                            return Err(violation(match n {
+                                AttributeName::Modifiable => {
+                                    "modifiable goes from true to false only"
+                                }
+                                AttributeName::WrapWithTrusted => {
+                                    "wrap_with_trusted cannot be cleared"
+                                }
+                                AttributeName::Token => "token goes from false to true only",
+                                _ => "sensitive cannot be cleared",
+                            }));
+                        }
+                    }
+                    if n == AttributeName::Token && *v && !current {
+                        return Err(violation(
+                            "making a session key persistent is not supported yet",
+                        ));
+                    }
+                    info.attributes.set_bool(n, *v);
+                    if n == AttributeName::Sensitive {
+                        info.attributes.always_sensitive = info.attributes.always_sensitive && *v;
+                    }
+                }
+                (n, _) => {
+                    return Err(Error::invalid(format!(
+                        "wrong value type for attribute {n}"
+                    )))
+                }
+            }
+            self.store_state(&obj, &state, info.clone())?;
+            Ok(info)
+        })();
+        self.audit_result(
+            session.user(),
+            &format!("key.set-attribute.{name}"),
+            Some(&handle.to_string()),
+            &res,
+        )?;
+        res
+    }
+
+    /// Shares a key the session owns with another crypto-user, for use only.
+    ///
+    /// # Errors
+    /// [`Error::PermissionDenied`], [`Error::UserNotFound`], [`Error::InvalidInput`].
+    pub fn share_key(&self, session: &Session, handle: KeyHandle, user: &str) -> Result<KeyInfo> {
+        let res = (|| {
+            let (obj, state) = self.owned(session, handle)?;
+            match lock(&self.users).get(user) {
+                Some((u, _)) if u.role == Role::CryptoUser => {}
+                Some(_) => return Err(Error::invalid("keys are shared with crypto-users only")),
+                None => return Err(Error::UserNotFound { user: user.into() }),
+            }
+            if user == session.user() {
+                return Err(Error::invalid("the owner already uses the key"));
+            }
+            let mut info = state.info.clone();
+            if !info.shared_with.iter().any(|u| u == user) {
+                info.shared_with.push(user.into());
+                info.shared_with.sort();
+            }
+            self.store_state(&obj, &state, info.clone())?;
+            Ok(info)
+        })();
+        self.audit_result(
+            session.user(),
+            "key.share",
+            Some(&format!("{handle} {user}")),
+            &res,
+        )?;
+        res
+    }
+
+    /// Stops sharing a key the session owns.
+    ///
+    /// # Errors
+    /// As [`share_key`](Self::share_key).
+    pub fn unshare_key(&self, session: &Session, handle: KeyHandle, user: &str) -> Result<KeyInfo> {
+        let res = (|| {
+            let (obj, state) = self.owned(session, handle)?;
+            let mut info = state.info.clone();
+            let before = info.shared_with.len();
+            info.shared_with.retain(|u| u != user);
+            if info.shared_with.len() == before {
+                return Err(Error::invalid(format!(
+                    "the key is not shared with {user:?}"
+                )));
+            }
+            self.store_state(&obj, &state, info.clone())?;
+            Ok(info)
+        })();
+        self.audit_result(
+            session.user(),
+            "key.unshare",
+            Some(&format!("{handle} {user}")),
+            &res,
+        )?;
+        res
+    }
+
+    /// Destroys a key the session owns (it must be `destroyable`). Signers held elsewhere stop
+    /// working at once.
+    ///
+    /// # Errors
+    /// [`Error::PermissionDenied`], [`Error::AttributeViolation`].
+    pub fn destroy_key(&self, session: &Session, handle: KeyHandle) -> Result<()> {
+        let res = (|| {
+            let (obj, state) = self.owned(session, handle)?;
+            Self::need(
+                state.info.attributes.destroyable,
+                handle,
+                "destroy",
+                "destroyable",
+            )?;
+            let mut manifest = lock(&self.writer);
+            if state.info.attributes.token {
+                let id = handle.to_string();
+                self.commit(
+                    &mut manifest,
+                    vec![Write::Delete(
+                        KIND_KEY.into(),
+                        id.clone(),
+                        state.record_version,
+                    )],
+                    &[(KIND_KEY, &id, None)],
+                )?;
+            }
+            obj.destroyed.store(true, Ordering::Release);
+            let mut map: ObjectMap = (**self.objects.load()).clone();
+            map.remove(&handle);
+            self.objects.store(Arc::new(map));
+            Ok(())
+        })();
+        self.audit_result(
+            session.user(),
+            "key.destroy",
+            Some(&handle.to_string()),
+            &res,
+        )?;
+        res
     }
 
     /// A handle for signing with one private key without looking it up again: what the TLS
-    /// proxy keeps per certificate. Each [`KeySigner::sign`] checks policy, then makes one
-    /// aws-lc-rs call; it touches no store and no lock.
+    /// proxy keeps per certificate. The session's rights are checked now; each
+    /// [`KeySigner::sign`] then checks the key's `sign` attribute and that it was not destroyed,
+    /// and makes one aws-lc-rs call: no store, no lock.
     ///
     /// # Errors
-    /// [`Error::KeyNotFound`]; [`Error::MechanismInvalid`] if `handle` is not a private key.
-    pub fn signer(&self, handle: KeyHandle) -> Result<KeySigner> {
-        let obj = self.object(handle)?;
-        if obj.private.is_none() {
-            return Err(Error::MechanismInvalid {
-                handle,
-                mechanism: "sign",
-                key_type: obj.info.spec.as_str(),
-            });
+    /// As [`sign`](Self::sign); [`Error::MechanismInvalid`] for a key that is not private.
+    pub fn signer(&self, session: &Session, handle: KeyHandle) -> Result<KeySigner> {
+        let (obj, state) = self.usable(session, handle)?;
+        if state.info.class != KeyClass::Private {
+            return Err(Self::mechanism_invalid(&state, "sign"));
         }
         Ok(KeySigner { obj })
     }
 
-    /// Reads a private key's PKCS#8 DER back from the store. Compiled only with the
-    /// `test-secrets` feature, which only tests enable, so that a test can look for leaked key
-    /// bytes; release builds of Keyward have no way to read a private key in plaintext.
+    /// Reads a private or secret key's value back. Compiled only for tests (the
+    /// `test-secrets` feature, which only tests enable), so a test can look for leaked key
+    /// bytes; release builds have no way to read a key in plaintext.
     #[cfg(any(test, feature = "test-secrets"))]
-    pub fn test_secret_pkcs8(&self, handle: KeyHandle) -> Result<Zeroizing<Vec<u8>>> {
-        let rec = self
-            .store
-            .get(KIND_KEY, &handle.to_string())?
+    pub fn test_secret_value(&self, handle: KeyHandle) -> Result<Zeroizing<Vec<u8>>> {
+        let obj = self.object(handle)?;
+        let v = obj
+            .material
+            .wrappable_bytes()
             .ok_or(Error::KeyNotFound { handle })?;
-        let plain = self
-            .data_key
-            .open(KIND_KEY, &rec.id, rec.version, &rec.blob)?;
-        let (_, value) = decode_record(&plain).ok_or(Error::Internal("record decode"))?;
-        Ok(Zeroizing::new(value.to_vec()))
+        Ok(Zeroizing::new(v.to_vec()))
     }
 }
 
-fn load_object(data_key: &RecordCipher, rec: &Record) -> Result<KeyObject> {
-    let tampered = || Error::RecordTampered {
-        kind: crate::seal::printable(&rec.kind),
-        id: crate::seal::printable(&rec.id),
-    };
-    let plain = data_key.open(&rec.kind, &rec.id, rec.version, &rec.blob)?;
-    let (meta, value) = decode_record(&plain).ok_or_else(tampered)?;
-    if meta.info.handle.to_string() != rec.id {
-        return Err(tampered());
+/// A valid Argon2id hash of a random password, for timing-equal failed logins of unknown users.
+const DUMMY_PHC: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$rI3QVyZf9nNHxCRbc8DPa3zVy8L5PcvP0sMGmKRZAjQ";
+
+fn sign_checked(
+    obj: &KeyObject,
+    state: &KeyState,
+    mechanism: SignMechanism,
+    input: SignInput<'_>,
+    encoding: SignatureEncoding,
+) -> Result<Vec<u8>> {
+    let handle = state.info.handle;
+    if obj.destroyed.load(Ordering::Acquire) {
+        return Err(Error::KeyNotFound { handle });
     }
-    let (spki_der, private) = match meta.info.class {
-        KeyClass::Private => {
-            let m = PrivateMaterial::from_pkcs8(meta.info.spec, value).map_err(|_| tampered())?;
-            (m.spki_der()?, Some(m))
-        }
-        KeyClass::Public => (value.to_vec(), None),
-        KeyClass::Secret => return Err(tampered()),
-    };
-    Ok(KeyObject {
-        info: meta.info,
-        record_version: rec.version,
-        spki_der,
-        private,
-        sign_count: AtomicU64::new(0),
+    if !state.info.attributes.sign {
+        return Err(Error::AttributeViolation {
+            handle,
+            operation: "sign",
+            attribute: "sign",
+        });
+    }
+    if !obj.material.can_sign(mechanism) {
+        return Err(Hsm::mechanism_invalid(state, mechanism.as_str()));
+    }
+    if let SignInput::Message(m) = input {
+        Hsm::check_len(m)?;
+    }
+    let sig = obj.material.sign(mechanism, input, encoding)?;
+    obj.usage.sign.fetch_add(1, Ordering::Relaxed);
+    Ok(sig)
+}
+
+fn seal_json<T: Serialize>(
+    cipher: &RecordCipher,
+    kind: &str,
+    id: &str,
+    version: u64,
+    value: &T,
+) -> Result<Record> {
+    let plain =
+        Zeroizing::new(serde_json::to_vec(value).map_err(|_| Error::Internal("record encode"))?);
+    Ok(Record {
+        kind: kind.into(),
+        id: id.into(),
+        version,
+        blob: cipher.seal(kind, id, version, &plain)?,
     })
+}
+
+fn open_json<T: for<'de> Deserialize<'de>>(
+    cipher: &RecordCipher,
+    store: &dyn Backend,
+    kind: &str,
+    id: &str,
+) -> Result<Option<T>> {
+    let Some(rec) = store.get(kind, id)? else {
+        return Ok(None);
+    };
+    let plain = cipher.open(kind, id, rec.version, &rec.blob)?;
+    serde_json::from_slice(&plain)
+        .map(Some)
+        .map_err(|_| tampered(kind, id))
+}
+
+fn load_object(data_key: &RecordCipher, rec: &Record) -> Result<KeyObject> {
+    let plain = data_key.open(&rec.kind, &rec.id, rec.version, &rec.blob)?;
+    let (info, value) = decode_key_record(&plain).ok_or_else(|| tampered(&rec.kind, &rec.id))?;
+    if info.handle.to_string() != rec.id {
+        return Err(tampered(&rec.kind, &rec.id));
+    }
+    let value = Zeroizing::new(value.to_vec());
+    let material = match info.class {
+        KeyClass::Private => Material::from_pkcs8(Some(info.spec), value),
+        KeyClass::Public => Material::from_spki(&value),
+        KeyClass::Secret => Material::secret(info.spec, value),
+    }
+    .map_err(|_| tampered(&rec.kind, &rec.id))?;
+    if material.spec() != info.spec {
+        return Err(tampered(&rec.kind, &rec.id));
+    }
+    Ok(KeyObject::new(info, rec.version, material, None))
 }
 
 /// A private key object ready to sign, held by long-lived users such as the TLS proxy.
@@ -377,75 +1972,53 @@ pub struct KeySigner {
 
 impl std::fmt::Debug for KeySigner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = self.obj.state.load();
         f.debug_struct("KeySigner")
-            .field("handle", &self.obj.info.handle)
-            .field("label", &self.obj.info.attributes.label)
+            .field("handle", &s.info.handle)
+            .field("label", &s.info.attributes.label)
             .finish()
     }
 }
 
 impl KeySigner {
-    /// The key's description.
-    pub fn info(&self) -> &KeyInfo {
-        &self.obj.info
+    /// The key's description now.
+    pub fn info(&self) -> KeyInfo {
+        self.obj.state.load().info.clone()
+    }
+
+    /// The key's type.
+    pub fn spec(&self) -> KeySpec {
+        self.obj.material.spec()
     }
 
     /// The public key as SubjectPublicKeyInfo DER.
     pub fn spki_der(&self) -> &[u8] {
-        &self.obj.spki_der
+        self.obj.material.spki().unwrap_or_default()
     }
 
-    /// Whether `mechanism` can be used with this key (type and attributes).
+    /// Whether `mechanism` fits this key's type (attributes are checked at each sign).
     pub fn supports(&self, mechanism: SignMechanism) -> bool {
-        self.obj.info.attributes.sign
-            && self
-                .obj
-                .private
-                .as_ref()
-                .is_some_and(|m| m.supports(mechanism))
+        self.obj.material.can_sign(mechanism)
     }
 
-    /// How many signatures this key has made since the HSM was opened.
+    /// Signatures made with this key since the HSM was opened, by any caller.
     pub fn sign_count(&self) -> u64 {
-        self.obj.sign_count.load(Ordering::Relaxed)
+        self.obj.usage.sign.load(Ordering::Relaxed)
     }
 
-    /// Signs `message` (the whole message; the mechanism hashes it).
+    /// Signs `message` (the whole message; the mechanism hashes it). ECDSA signatures are DER.
     ///
     /// # Errors
-    /// [`Error::AttributeViolation`] if `sign` is false; [`Error::MechanismInvalid`];
-    /// [`Error::Crypto`].
+    /// [`Error::KeyNotFound`] once destroyed; [`Error::AttributeViolation`] if `sign` is false;
+    /// [`Error::MechanismInvalid`]; [`Error::Crypto`].
     pub fn sign(&self, mechanism: SignMechanism, message: &[u8]) -> Result<Vec<u8>> {
-        let info = &self.obj.info;
-        if !info.attributes.sign {
-            return Err(Error::AttributeViolation {
-                handle: info.handle,
-                operation: "sign",
-                attribute: "sign",
-            });
-        }
-        let material = match &self.obj.private {
-            Some(m) if m.supports(mechanism) => m,
-            _ => {
-                return Err(Error::MechanismInvalid {
-                    handle: info.handle,
-                    mechanism: mechanism.as_str(),
-                    key_type: info.spec.as_str(),
-                })
-            }
-        };
-        let sig = material.sign(mechanism, message)?;
-        self.obj.sign_count.fetch_add(1, Ordering::Relaxed);
-        Ok(sig)
-    }
-}
-
-impl KeyObject {
-    #[allow(
-        dead_code,
-        reason = "read by attribute updates in the key management issue"
-    )]
-    fn record_version(&self) -> u64 {
-        self.record_version
+        let state = self.obj.state.load();
+        sign_checked(
+            &self.obj,
+            &state,
+            mechanism,
+            SignInput::Message(message),
+            SignatureEncoding::Der,
+        )
     }
 }

@@ -4,23 +4,31 @@
 //! This crate does no network I/O and knows nothing of HTTP or TLS. Storage is reached through
 //! [`keyward_keystore::Backend`]; all cryptography is aws-lc-rs.
 //!
+//! Every operation takes a [`Session`]: a logged-in user (admin or crypto-user), or an
+//! in-process service identity such as [`PROXY_USER`]. Policy (roles, ownership, sharing,
+//! attributes) is checked here, so every entry point obeys it.
+//!
 //! ```
-//! use keyward_hsm::{Hsm, KeyPairOptions, KeySpec, MasterKey, SignMechanism};
+//! use keyward_hsm::*;
 //! use keyward_keystore::SqliteBackend;
 //!
 //! let dir = tempfile::tempdir().unwrap();
 //! let store = SqliteBackend::create(&dir.path().join("keyward.sqlite3")).unwrap();
-//! let master = MasterKey::generate().unwrap();
-//! let hsm = Hsm::create(Box::new(store), &master).unwrap();
-//! let (private, _public) = hsm
-//!     .generate_key_pair(KeySpec::EcP256, &KeyPairOptions { label: "web".into(), extractable: false })
+//! let hsm = Hsm::create(Box::new(store), &MasterKey::generate().unwrap()).unwrap();
+//! let me = hsm.service_session(PROXY_USER).unwrap();
+//! let private = KeyTemplate::labelled("web").with(AttributeName::Sign, true).with(AttributeName::Extractable, false);
+//! let (key, _public) = hsm
+//!     .generate_key_pair(&me, KeySpec::EcP256, &private, &KeyTemplate::labelled("web"))
 //!     .unwrap();
-//! let der_signature = hsm.sign(private.handle, SignMechanism::EcdsaSha256, b"message").unwrap();
-//! assert!(der_signature.len() <= 72);
-//! ```
+//! let der = hsm
+//!     .sign(&me, key.handle, SignMechanism::EcdsaSha256, SignInput::Message(b"message"), SignatureEncoding::Der)
+//!     .unwrap();
+//! assert!(der.len() <= 72);
+//! //! ```
 
 #![deny(missing_docs)]
 
+mod audit;
 mod error;
 mod hsm;
 mod material;
@@ -28,12 +36,21 @@ mod mechanism;
 mod object;
 mod seal;
 mod selftest;
+mod users;
 
+pub use audit::{AuditEntry, AuditReport};
 pub use error::{Error, Result};
-pub use hsm::{Hsm, KeySigner};
-pub use mechanism::SignMechanism;
-pub use object::{Attributes, KeyClass, KeyHandle, KeyInfo, KeyPairOptions, KeySpec};
+pub use hsm::{
+    EcdhParams, Hsm, KeyFilter, KeyPage, KeySigner, KeyUsage, UnwrapTarget, MAX_DATA_BYTES,
+    MAX_PAGE_SIZE, MAX_RANDOM_BYTES,
+};
+pub use mechanism::{EncryptMechanism, SignInput, SignMechanism, SignatureEncoding, WrapMechanism};
+pub use object::{
+    AttributeName, AttributeValue, Attributes, KeyClass, KeyHandle, KeyInfo, KeySpec, KeyTemplate,
+    GENERIC_SECRET_MAX_BYTES,
+};
 pub use seal::{MasterKey, MASTER_KEY_LEN};
+pub use users::{Password, Role, Session, SessionToken, UserInfo, MAX_FAILED_LOGINS, PROXY_USER};
 
 #[cfg(test)]
 mod tests;

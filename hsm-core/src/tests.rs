@@ -5,13 +5,13 @@ use keyward_keystore::{Backend, SqliteBackend};
 
 use crate::*;
 
-struct Fixture {
+pub(crate) struct Fixture {
     _dir: tempfile::TempDir,
-    path: std::path::PathBuf,
-    master: MasterKey,
+    pub(crate) path: std::path::PathBuf,
+    pub(crate) master: MasterKey,
 }
 
-fn fixture() -> (Fixture, Hsm) {
+pub(crate) fn fixture() -> (Fixture, Hsm) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("keyward.sqlite3");
     let master = MasterKey::generate().unwrap();
@@ -26,11 +26,14 @@ fn fixture() -> (Fixture, Hsm) {
     )
 }
 
-fn opts(label: &str) -> KeyPairOptions {
-    KeyPairOptions {
-        label: label.into(),
-        extractable: false,
-    }
+fn signing(label: &str) -> KeyTemplate {
+    KeyTemplate::labelled(label)
+        .with(AttributeName::Sign, true)
+        .with(AttributeName::Extractable, false)
+}
+
+fn verifying(label: &str) -> KeyTemplate {
+    KeyTemplate::labelled(label).with(AttributeName::Verify, true)
 }
 
 fn verifier(m: SignMechanism) -> &'static dyn VerificationAlgorithm {
@@ -44,67 +47,133 @@ fn verifier(m: SignMechanism) -> &'static dyn VerificationAlgorithm {
         M::RsaPssSha256 => &signature::RSA_PSS_2048_8192_SHA256,
         M::RsaPssSha384 => &signature::RSA_PSS_2048_8192_SHA384,
         M::RsaPssSha512 => &signature::RSA_PSS_2048_8192_SHA512,
-        M::Ed25519 => &signature::ED25519,
+        _ => &signature::ED25519,
     }
 }
 
+fn msg(m: &[u8]) -> SignInput<'_> {
+    SignInput::Message(m)
+}
+
 #[test]
-fn every_spec_signs_with_every_fitting_mechanism_and_refuses_the_rest() {
+fn tls_key_types_sign_with_every_fitting_mechanism_and_refuse_the_rest() {
     let (_f, hsm) = fixture();
+    let me = hsm.service_session(PROXY_USER).unwrap();
     for spec in [
         KeySpec::EcP256,
         KeySpec::EcP384,
         KeySpec::Rsa2048,
         KeySpec::Ed25519,
     ] {
-        let (private, public) = hsm.generate_key_pair(spec, &opts(spec.as_str())).unwrap();
+        let (private, public) = hsm
+            .generate_key_pair(
+                &me,
+                spec,
+                &signing(spec.as_str()),
+                &verifying(spec.as_str()),
+            )
+            .unwrap();
         assert_eq!(private.linked_handle, Some(public.handle));
+        assert_eq!(public.linked_handle, Some(private.handle));
         assert!(!private.attributes.extractable && private.attributes.never_extractable);
-        let spki = hsm.public_key_spki(public.handle).unwrap();
-        assert_eq!(spki, hsm.public_key_spki(private.handle).unwrap());
-        let signer = hsm.signer(private.handle).unwrap();
+        assert_eq!(private.owner, PROXY_USER);
+        assert_eq!(private.attributes.check_value.len(), 6);
+        let spki = hsm.public_key_spki(&me, public.handle).unwrap();
+        assert_eq!(spki, hsm.public_key_spki(&me, private.handle).unwrap());
+        let signer = hsm.signer(&me, private.handle).unwrap();
         let mut fitting = 0;
-        for m in SignMechanism::ALL {
-            let res = hsm.sign(private.handle, m, b"to be signed");
+        for &m in SignMechanism::ALL {
+            let res = hsm.sign(
+                &me,
+                private.handle,
+                m,
+                msg(b"to be signed"),
+                SignatureEncoding::Der,
+            );
             if signer.supports(m) {
                 fitting += 1;
                 let sig = res.unwrap();
                 UnparsedPublicKey::new(verifier(m), &spki)
                     .verify(b"to be signed", &sig)
                     .unwrap_or_else(|_| panic!("{spec} {m} signature does not verify"));
-                assert!(UnparsedPublicKey::new(verifier(m), &spki)
-                    .verify(b"to be signed!", &sig)
-                    .is_err());
+                assert!(hsm
+                    .verify(
+                        &me,
+                        public.handle,
+                        m,
+                        msg(b"to be signed"),
+                        &sig,
+                        SignatureEncoding::Der
+                    )
+                    .unwrap());
+                assert!(!hsm
+                    .verify(
+                        &me,
+                        public.handle,
+                        m,
+                        msg(b"to be signed!"),
+                        &sig,
+                        SignatureEncoding::Der
+                    )
+                    .unwrap());
             } else {
                 assert_eq!(res.unwrap_err().code(), "mechanism_invalid", "{spec} {m}");
             }
         }
         assert!(fitting >= 1);
         assert_eq!(signer.sign_count() as usize, fitting);
-        // The public half cannot sign.
         assert_eq!(
-            hsm.signer(public.handle).unwrap_err().code(),
+            hsm.signer(&me, public.handle).unwrap_err().code(),
             "mechanism_invalid"
         );
     }
 }
 
 #[test]
-fn keys_survive_reopen_and_wrong_master_key_is_refused() {
+fn keys_users_and_audit_survive_reopen_and_wrong_master_key_is_refused() {
     let (f, hsm) = fixture();
+    let me = hsm.service_session(PROXY_USER).unwrap();
     let (private, _) = hsm
-        .generate_key_pair(KeySpec::EcP256, &opts("web"))
+        .generate_key_pair(&me, KeySpec::EcP256, &signing("web"), &verifying("web"))
         .unwrap();
-    let spki = hsm.public_key_spki(private.handle).unwrap();
+    let aes = hsm
+        .generate_secret_key(
+            &me,
+            KeySpec::Aes256,
+            &KeyTemplate::labelled("aes")
+                .with(AttributeName::Encrypt, true)
+                .with(AttributeName::Decrypt, true),
+        )
+        .unwrap();
+    let ct = hsm
+        .encrypt(&me, aes.handle, EncryptMechanism::AesGcm, b"secret", b"aad")
+        .unwrap();
+    hsm.bootstrap_admin("admin", &Password::from("admin-password-1"))
+        .unwrap();
+    let spki = hsm.public_key_spki(&me, private.handle).unwrap();
     drop(hsm);
     let hsm = Hsm::open(Box::new(SqliteBackend::open(&f.path).unwrap()), &f.master).unwrap();
+    let me = hsm.service_session(PROXY_USER).unwrap();
     assert_eq!(
-        hsm.find_by_label("web", KeyClass::Private).unwrap(),
+        hsm.find_by_label(&me, "web", KeyClass::Private).unwrap(),
         private
     );
-    assert_eq!(hsm.public_key_spki(private.handle).unwrap(), spki);
-    hsm.sign(private.handle, SignMechanism::EcdsaSha256, b"x")
+    assert_eq!(hsm.public_key_spki(&me, private.handle).unwrap(), spki);
+    assert_eq!(
+        &hsm.decrypt(&me, aes.handle, EncryptMechanism::AesGcm, &ct, b"aad")
+            .unwrap()[..],
+        b"secret"
+    );
+    let (admin, _) = hsm
+        .login(
+            "admin",
+            &Password::from("admin-password-1"),
+            std::time::Duration::from_secs(60),
+        )
         .unwrap();
+    let report = hsm.verify_audit(&admin).unwrap();
+    assert!(report.intact, "{report:?}");
+    assert!(report.entries >= 4);
     drop(hsm);
     let wrong = MasterKey::generate().unwrap();
     let err = Hsm::open(Box::new(SqliteBackend::open(&f.path).unwrap()), &wrong).unwrap_err();
@@ -114,7 +183,10 @@ fn keys_survive_reopen_and_wrong_master_key_is_refused() {
 #[test]
 fn a_flipped_byte_in_any_key_record_is_refused_by_name() {
     let (f, hsm) = fixture();
-    let (private, _) = hsm.generate_key_pair(KeySpec::Ed25519, &opts("t")).unwrap();
+    let me = hsm.service_session(PROXY_USER).unwrap();
+    let (private, _) = hsm
+        .generate_key_pair(&me, KeySpec::Ed25519, &signing("t"), &verifying("t"))
+        .unwrap();
     drop(hsm);
     let store = SqliteBackend::open(&f.path).unwrap();
     let mut rec = store
@@ -123,8 +195,12 @@ fn a_flipped_byte_in_any_key_record_is_refused_by_name() {
         .unwrap();
     let mid = rec.blob.len() / 2;
     rec.blob[mid] ^= 0x80;
-    rec.version += 1;
-    store.update(&rec).unwrap();
+    store
+        .write_batch(&[
+            keyward_keystore::Write::Delete(rec.kind.clone(), rec.id.clone(), rec.version),
+            keyward_keystore::Write::Insert(rec.clone()),
+        ])
+        .unwrap();
     let err = Hsm::open(Box::new(store), &f.master).unwrap_err();
     assert_eq!(err.code(), "record_tampered");
     assert!(
@@ -134,72 +210,74 @@ fn a_flipped_byte_in_any_key_record_is_refused_by_name() {
 }
 
 #[test]
-fn a_record_moved_to_another_id_is_refused() {
+fn deleted_added_renamed_or_rolled_back_records_are_refused() {
     let (f, hsm) = fixture();
-    let (a, _) = hsm.generate_key_pair(KeySpec::EcP256, &opts("a")).unwrap();
+    let me = hsm.service_session(PROXY_USER).unwrap();
+    let (a, pa) = hsm
+        .generate_key_pair(&me, KeySpec::EcP256, &signing("a"), &verifying("a"))
+        .unwrap();
     drop(hsm);
-    let store = SqliteBackend::open(&f.path).unwrap();
-    let mut rec = store.get("key", &a.handle.to_string()).unwrap().unwrap();
-    rec.id = "12345".into();
-    store.insert(&rec).unwrap();
-    let err = Hsm::open(Box::new(store), &f.master).unwrap_err();
-    assert!(err.to_string().contains("key/12345"), "{err}");
+    let open = || Hsm::open(Box::new(SqliteBackend::open(&f.path).unwrap()), &f.master);
+    let conn = rusqlite_free_update(&f.path);
+    // Delete the public half.
+    conn(&format!(
+        "DELETE FROM records WHERE kind = 'key' AND id = '{}'",
+        pa.handle
+    ));
+    let err = open().unwrap_err();
+    assert!(
+        err.to_string()
+            .contains(&format!("key/{} is missing", pa.handle)),
+        "{err}"
+    );
+    // (Restore by recreating the fixture for the next cases.)
+    let (f, hsm) = fixture();
+    let me = hsm.service_session(PROXY_USER).unwrap();
+    let (a2, _) = hsm
+        .generate_key_pair(&me, KeySpec::EcP256, &signing("a"), &verifying("a"))
+        .unwrap();
+    drop(hsm);
+    let conn = rusqlite_free_update(&f.path);
+    conn(&format!(
+        "UPDATE records SET kind = 'kex' WHERE kind = 'key' AND id = '{}'",
+        a2.handle
+    ));
+    let err = Hsm::open(Box::new(SqliteBackend::open(&f.path).unwrap()), &f.master).unwrap_err();
+    assert_eq!(err.code(), "record_tampered", "{err}");
+    let _ = a;
 }
 
-#[test]
-fn labels_are_checked_and_lookups_explain_misses() {
-    let (_f, hsm) = fixture();
-    assert_eq!(
-        hsm.generate_key_pair(KeySpec::EcP256, &opts(""))
-            .unwrap_err()
-            .code(),
-        "invalid_input"
-    );
-    assert_eq!(
-        hsm.generate_key_pair(KeySpec::EcP256, &opts("a\nb"))
-            .unwrap_err()
-            .code(),
-        "invalid_input"
-    );
-    assert_eq!(
-        hsm.find_by_label("none", KeyClass::Private)
-            .unwrap_err()
-            .code(),
-        "key_not_found"
-    );
-    hsm.generate_key_pair(KeySpec::EcP256, &opts("dup"))
-        .unwrap();
-    assert_eq!(
-        hsm.generate_key_pair(KeySpec::Ed25519, &opts("dup"))
-            .unwrap_err()
-            .code(),
-        "invalid_input"
-    );
-    assert_eq!(hsm.list_keys().len(), 2, "the refused pair left nothing behind");
-    assert_eq!(
-        hsm.sign(KeyHandle(1), SignMechanism::Ed25519, b"")
-            .unwrap_err()
-            .code(),
-        "key_not_found"
-    );
+/// Runs raw SQL against a store file, as an attacker with file access would.
+fn rusqlite_free_update(path: &std::path::Path) -> impl Fn(&str) + '_ {
+    move |sql: &str| {
+        let status = std::process::Command::new("python3")
+            .args(["-c", "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute(sys.argv[2]); c.commit()"])
+            .arg(path)
+            .arg(sql)
+            .status()
+            .unwrap();
+        assert!(status.success(), "{sql}");
+    }
 }
 
 #[test]
 fn debug_output_never_contains_key_bytes() {
     let (_f, hsm) = fixture();
+    let me = hsm.service_session(PROXY_USER).unwrap();
     let (private, _) = hsm
-        .generate_key_pair(KeySpec::Ed25519, &opts("dbg"))
+        .generate_key_pair(&me, KeySpec::Ed25519, &signing("dbg"), &verifying("dbg"))
         .unwrap();
-    let pkcs8 = hsm.test_secret_pkcs8(private.handle).unwrap();
+    let pkcs8 = hsm.test_secret_value(private.handle).unwrap();
     // RFC 8410: the private key is an OCTET STRING (04 20) holding the 32-byte seed.
     let at = pkcs8.windows(2).position(|w| w == [0x04, 0x20]).unwrap() + 2;
     let seed = &pkcs8[at..at + 32];
     let seed_hex: String = seed.iter().map(|b| format!("{b:02x}")).collect();
-    let signer = hsm.signer(private.handle).unwrap();
+    let signer = hsm.signer(&me, private.handle).unwrap();
     for text in [
         format!("{hsm:?}"),
         format!("{signer:?}"),
         format!("{private:?}"),
+        format!("{me:?}"),
     ] {
         assert!(!text.to_lowercase().contains(&seed_hex), "{text}");
         assert!(!text.contains(&format!("{seed:?}")), "{text}");

@@ -90,7 +90,13 @@ pub enum Error {
     },
     /// The database itself failed (I/O error, corruption, lock timeout).
     #[error("store database error: {0}")]
-    Database(#[from] rusqlite::Error),
+    Database(rusqlite::Error),
+}
+
+impl From<rusqlite::Error> for Error {
+    fn from(e: rusqlite::Error) -> Self {
+        Error::Database(e)
+    }
 }
 
 /// Result type of this crate.
@@ -111,4 +117,19 @@ pub trait Backend: Send + Sync + 'static {
     fn update(&self, record: &Record) -> Result<()>;
     /// Deletes a record if it exists at `version`.
     fn delete(&self, kind: &str, id: &str, version: u64) -> Result<()>;
+    /// Every distinct record kind present, sorted.
+    fn kinds(&self) -> Result<Vec<String>>;
+    /// Applies several writes atomically: all of them, or none (the first error is returned).
+    fn write_batch(&self, writes: &[Write]) -> Result<()>;
+}
+
+/// One write of a [`Backend::write_batch`].
+#[derive(Debug, Clone)]
+pub enum Write {
+    /// As [`Backend::insert`].
+    Insert(Record),
+    /// As [`Backend::update`].
+    Update(Record),
+    /// As [`Backend::delete`]: kind, id, version.
+    Delete(String, String, u64),
 }

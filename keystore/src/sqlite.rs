@@ -122,6 +122,69 @@ fn version_sql(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
+fn insert_on(conn: &Connection, record: &Record) -> Result<()> {
+    let res = conn.execute(
+        "INSERT INTO records (kind, id, version, blob) VALUES (?1, ?2, ?3, ?4)",
+        params![
+            record.kind,
+            record.id,
+            version_sql(record.version),
+            record.blob
+        ],
+    );
+    match res {
+        Ok(_) => Ok(()),
+        Err(rusqlite::Error::SqliteFailure(e, _))
+            if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+        {
+            Err(Error::Duplicate {
+                kind: record.kind.clone(),
+                id: record.id.clone(),
+            })
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn update_on(conn: &Connection, record: &Record) -> Result<()> {
+    let expected = record.version.saturating_sub(1);
+    let n = conn.execute(
+        "UPDATE records SET version = ?3, blob = ?4 WHERE kind = ?1 AND id = ?2 AND version = ?5",
+        params![
+            record.kind,
+            record.id,
+            version_sql(record.version),
+            record.blob,
+            version_sql(expected)
+        ],
+    )?;
+    if n == 1 {
+        Ok(())
+    } else {
+        Err(Error::VersionConflict {
+            kind: record.kind.clone(),
+            id: record.id.clone(),
+            expected,
+        })
+    }
+}
+
+fn delete_on(conn: &Connection, kind: &str, id: &str, version: u64) -> Result<()> {
+    let n = conn.execute(
+        "DELETE FROM records WHERE kind = ?1 AND id = ?2 AND version = ?3",
+        params![kind, id, version_sql(version)],
+    )?;
+    if n == 1 {
+        Ok(())
+    } else {
+        Err(Error::VersionConflict {
+            kind: kind.to_owned(),
+            id: id.to_owned(),
+            expected: version,
+        })
+    }
+}
+
 impl Backend for SqliteBackend {
     fn get(&self, kind: &str, id: &str) -> Result<Option<Record>> {
         let conn = self.conn();
@@ -144,69 +207,36 @@ impl Backend for SqliteBackend {
     }
 
     fn insert(&self, record: &Record) -> Result<()> {
-        let conn = self.conn();
-        let res = conn.execute(
-            "INSERT INTO records (kind, id, version, blob) VALUES (?1, ?2, ?3, ?4)",
-            params![
-                record.kind,
-                record.id,
-                version_sql(record.version),
-                record.blob
-            ],
-        );
-        match res {
-            Ok(_) => Ok(()),
-            Err(rusqlite::Error::SqliteFailure(e, _))
-                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
-            {
-                Err(Error::Duplicate {
-                    kind: record.kind.clone(),
-                    id: record.id.clone(),
-                })
-            }
-            Err(e) => Err(e.into()),
-        }
+        insert_on(&self.conn(), record)
     }
 
     fn update(&self, record: &Record) -> Result<()> {
-        let conn = self.conn();
-        let expected = record.version.saturating_sub(1);
-        let n = conn.execute(
-            "UPDATE records SET version = ?3, blob = ?4 WHERE kind = ?1 AND id = ?2 AND version = ?5",
-            params![
-                record.kind,
-                record.id,
-                version_sql(record.version),
-                record.blob,
-                version_sql(expected)
-            ],
-        )?;
-        if n == 1 {
-            Ok(())
-        } else {
-            Err(Error::VersionConflict {
-                kind: record.kind.clone(),
-                id: record.id.clone(),
-                expected,
-            })
-        }
+        update_on(&self.conn(), record)
     }
 
     fn delete(&self, kind: &str, id: &str, version: u64) -> Result<()> {
+        delete_on(&self.conn(), kind, id, version)
+    }
+
+    fn kinds(&self) -> Result<Vec<String>> {
         let conn = self.conn();
-        let n = conn.execute(
-            "DELETE FROM records WHERE kind = ?1 AND id = ?2 AND version = ?3",
-            params![kind, id, version_sql(version)],
-        )?;
-        if n == 1 {
-            Ok(())
-        } else {
-            Err(Error::VersionConflict {
-                kind: kind.to_owned(),
-                id: id.to_owned(),
-                expected: version,
-            })
+        let mut stmt = conn.prepare_cached("SELECT DISTINCT kind FROM records ORDER BY kind")?;
+        let rows = stmt.query_map([], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<Vec<String>>>()?)
+    }
+
+    fn write_batch(&self, writes: &[crate::Write]) -> Result<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        for w in writes {
+            match w {
+                crate::Write::Insert(r) => insert_on(&tx, r)?,
+                crate::Write::Update(r) => update_on(&tx, r)?,
+                crate::Write::Delete(k, i, v) => delete_on(&tx, k, i, *v)?,
+            }
         }
+        tx.commit()?;
+        Ok(())
     }
 }
 
@@ -244,6 +274,25 @@ mod tests {
         assert_eq!(s.list("key").unwrap().len(), 1);
         s.delete("key", "a", 2).unwrap();
         assert!(s.get("key", "a").unwrap().is_none());
+    }
+
+    #[test]
+    fn a_failing_batch_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteBackend::create(&dir.path().join("s.sqlite3")).unwrap();
+        s.insert(&rec("a", 1, b"one")).unwrap();
+        let res = s.write_batch(&[
+            crate::Write::Insert(rec("b", 1, b"b")),
+            crate::Write::Update(rec("a", 5, b"stale")),
+        ]);
+        assert!(matches!(res, Err(Error::VersionConflict { .. })));
+        assert!(s.get("key", "b").unwrap().is_none());
+        s.write_batch(&[
+            crate::Write::Insert(rec("b", 1, b"b")),
+            crate::Write::Update(rec("a", 2, b"two")),
+        ])
+        .unwrap();
+        assert_eq!(s.list("key").unwrap().len(), 2);
     }
 
     #[test]

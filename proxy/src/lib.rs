@@ -10,8 +10,9 @@
 //! unreachable upstream gives `502`, one slower than `upstream.response_timeout_ms` gives `504`.
 //!
 //! ```no_run
-//! # async fn run(config: keyward_config::Config, hsm: keyward_hsm::Hsm) -> Result<(), keyward_proxy::Error> {
-//! let proxy = keyward_proxy::Proxy::build(&config, &hsm)?;
+//! # async fn run(config: keyward_config::Config, hsm: keyward_hsm::Hsm) -> Result<(), Box<dyn std::error::Error>> {
+//! let session = hsm.service_session(keyward_hsm::PROXY_USER)?;
+//! let proxy = keyward_proxy::Proxy::build(&config, &hsm, &session)?;
 //! proxy.run(async { let _ = tokio::signal::ctrl_c().await; }).await;
 //! # Ok(()) }
 //! ```

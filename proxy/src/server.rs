@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use keyward_config::{Config, ListenerConfig, TlsVersion};
-use keyward_hsm::{Hsm, KeyClass};
+use keyward_hsm::{Hsm, KeyClass, Session};
 use rustls::server::ServerSessionMemoryCache;
 use rustls::sign::CertifiedKey;
 use rustls::ServerConfig;
@@ -118,7 +118,11 @@ fn leaf_spki(chain: &Chain) -> Vec<u8> {
         .unwrap_or_default()
 }
 
-fn tls_config(listener: &ListenerConfig, hsm: &Hsm) -> Result<ServerConfig, Error> {
+fn tls_config(
+    listener: &ListenerConfig,
+    hsm: &Hsm,
+    session: &Session,
+) -> Result<ServerConfig, Error> {
     let mut resolver = SniResolver::default();
     for (i, cert) in listener.certificates.iter().enumerate() {
         let chain = read_chain(&cert.chain_file)?;
@@ -128,9 +132,9 @@ fn tls_config(listener: &ListenerConfig, hsm: &Hsm) -> Result<ServerConfig, Erro
             error,
         };
         let info = hsm
-            .find_by_label(&cert.key_label, KeyClass::Private)
+            .find_by_label(session, &cert.key_label, KeyClass::Private)
             .map_err(key_err)?;
-        let signer = hsm.signer(info.handle).map_err(key_err)?;
+        let signer = hsm.signer(session, info.handle).map_err(key_err)?;
         if !same_public_key(&leaf_spki(&chain), signer.spki_der()) {
             return Err(Error::KeyMismatch {
                 label: cert.key_label.clone(),
@@ -180,16 +184,18 @@ impl Proxy {
     /// Reads every certificate file, resolves each key label in the HSM, checks that each
     /// certificate's public key is its HSM key's, and binds every listener.
     ///
+    /// Keys are used as `session`'s user (normally [`keyward_hsm::PROXY_USER`]).
+    ///
     /// Must be called inside a tokio runtime.
     ///
     /// # Errors
     /// [`Error::CertificateFile`], [`Error::Key`], [`Error::KeyMismatch`], [`Error::Tls`],
     /// [`Error::Upstream`], [`Error::Bind`]; the first one found, with nothing left bound.
-    pub fn build(config: &Config, hsm: &Hsm) -> Result<Proxy, Error> {
+    pub fn build(config: &Config, hsm: &Hsm, session: &Session) -> Result<Proxy, Error> {
         let upstream = Arc::new(Upstream::new(&config.upstream)?);
         let mut prepared = Vec::new();
         for l in &config.listeners {
-            prepared.push((l, Arc::new(tls_config(l, hsm)?)));
+            prepared.push((l, Arc::new(tls_config(l, hsm, session)?)));
         }
         let mut listeners = Vec::new();
         for (l, tls) in prepared {

@@ -20,6 +20,7 @@ fn schemes_for(spec: KeySpec) -> &'static [(SignatureScheme, SignMechanism)] {
     match spec {
         KeySpec::EcP256 => &[(S::ECDSA_NISTP256_SHA256, M::EcdsaSha256)],
         KeySpec::EcP384 => &[(S::ECDSA_NISTP384_SHA384, M::EcdsaSha384)],
+        KeySpec::EcP521 => &[(S::ECDSA_NISTP521_SHA512, M::EcdsaSha512)],
         KeySpec::Ed25519 => &[(S::ED25519, M::Ed25519)],
         KeySpec::Rsa2048 | KeySpec::Rsa3072 | KeySpec::Rsa4096 => &[
             (S::RSA_PSS_SHA256, M::RsaPssSha256),
@@ -29,6 +30,7 @@ fn schemes_for(spec: KeySpec) -> &'static [(SignatureScheme, SignMechanism)] {
             (S::RSA_PKCS1_SHA384, M::RsaPkcs1Sha384),
             (S::RSA_PKCS1_SHA512, M::RsaPkcs1Sha512),
         ],
+        KeySpec::Aes128 | KeySpec::Aes192 | KeySpec::Aes256 | KeySpec::GenericSecret { .. } => &[],
     }
 }
 
@@ -42,7 +44,7 @@ pub struct HsmSigningKey {
 impl HsmSigningKey {
     /// Wraps an HSM signer for rustls.
     pub fn new(key: KeySigner) -> Self {
-        let schemes = schemes_for(key.info().spec);
+        let schemes = schemes_for(key.spec());
         HsmSigningKey { key, schemes }
     }
 
@@ -67,7 +69,7 @@ impl SigningKey for HsmSigningKey {
     }
 
     fn algorithm(&self) -> SignatureAlgorithm {
-        match self.key.info().spec.key_type() {
+        match self.key.spec().key_type() {
             "ec" => SignatureAlgorithm::ECDSA,
             "ed25519" => SignatureAlgorithm::ED25519,
             _ => SignatureAlgorithm::RSA,

@@ -286,3 +286,8 @@ pub fn open_hsm(dir: &Path) -> keyward_hsm::Hsm {
     let store = keyward_keystore::SqliteBackend::open(&dir.join("keyward.sqlite3")).unwrap();
     keyward_hsm::Hsm::open(Box::new(store), &master).unwrap()
 }
+
+/// The proxy's service session, which owns the keys the CLI makes.
+pub fn me(hsm: &keyward_hsm::Hsm) -> keyward_hsm::Session {
+    hsm.service_session(keyward_hsm::PROXY_USER).unwrap()
+}
