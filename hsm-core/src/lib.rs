@@ -53,4 +53,6 @@ pub use seal::{MasterKey, MASTER_KEY_LEN};
 pub use users::{Password, Role, Session, SessionToken, UserInfo, MAX_FAILED_LOGINS, PROXY_USER};
 
 #[cfg(test)]
+mod policy_tests;
+#[cfg(test)]
 mod tests;

@@ -1,0 +1,659 @@
+//! Every refusal path of the policy: attributes, ownership, sharing, roles, attribute rules,
+//! lockout, sessions; and the audit chain against edits, deletions, insertions, reordering.
+
+use std::time::Duration;
+
+use keyward_keystore::{Backend, SqliteBackend, Write};
+
+use crate::tests::fixture;
+use crate::*;
+
+const HOUR: Duration = Duration::from_secs(3600);
+
+struct World {
+    f: crate::tests::Fixture,
+    hsm: Hsm,
+    admin: Session,
+    alice: Session,
+    bob: Session,
+    carol: Session,
+}
+
+fn world() -> World {
+    let (f, hsm) = fixture();
+    hsm.bootstrap_admin("admin", &Password::from("admin-password"))
+        .unwrap();
+    let (admin, _) = hsm
+        .login("admin", &Password::from("admin-password"), HOUR)
+        .unwrap();
+    for name in ["alice", "bob", "carol"] {
+        hsm.create_user(
+            &admin,
+            name,
+            Role::CryptoUser,
+            &Password::from(format!("{name}-password").as_str()),
+        )
+        .unwrap();
+    }
+    let login = |n: &str| {
+        hsm.login(n, &Password::from(format!("{n}-password").as_str()), HOUR)
+            .unwrap()
+            .0
+    };
+    let (alice, bob, carol) = (login("alice"), login("bob"), login("carol"));
+    World {
+        f,
+        hsm,
+        admin,
+        alice,
+        bob,
+        carol,
+    }
+}
+
+fn t(label: &str) -> KeyTemplate {
+    KeyTemplate::labelled(label)
+}
+
+fn code<T: std::fmt::Debug>(r: Result<T>) -> &'static str {
+    r.unwrap_err().code()
+}
+
+fn m(b: &[u8]) -> SignInput<'_> {
+    SignInput::Message(b)
+}
+
+const DER: SignatureEncoding = SignatureEncoding::Der;
+
+#[test]
+fn each_missing_attribute_refuses_its_operation() {
+    let w = world();
+    let (h, a) = (&w.hsm, &w.alice);
+    let (ec, ec_pub) = h
+        .generate_key_pair(a, KeySpec::EcP256, &t("ec"), &t("ec"))
+        .unwrap();
+    assert!(
+        !ec.attributes.sign && !ec_pub.attributes.verify,
+        "asymmetric sign/verify default to false"
+    );
+    assert_eq!(
+        code(h.sign(a, ec.handle, SignMechanism::EcdsaSha256, m(b"x"), DER)),
+        "attribute_violation"
+    );
+    assert_eq!(
+        code(h.verify(
+            a,
+            ec_pub.handle,
+            SignMechanism::EcdsaSha256,
+            m(b"x"),
+            b"sig",
+            DER
+        )),
+        "attribute_violation"
+    );
+    assert_eq!(
+        code(h.derive_key(
+            a,
+            ec.handle,
+            &EcdhParams {
+                peer_public: &h.public_key_spki(a, ec_pub.handle).unwrap(),
+                salt: b"",
+                info: b""
+            },
+            KeySpec::Aes128,
+            &t("d")
+        )),
+        "attribute_violation"
+    );
+    let aes = h
+        .generate_secret_key(a, KeySpec::Aes256, &t("aes"))
+        .unwrap();
+    assert_eq!(
+        code(h.encrypt(a, aes.handle, EncryptMechanism::AesGcm, b"x", b"")),
+        "attribute_violation"
+    );
+    assert_eq!(
+        code(h.decrypt(a, aes.handle, EncryptMechanism::AesGcm, &[0; 28], b"")),
+        "attribute_violation"
+    );
+    let target = h
+        .generate_secret_key(a, KeySpec::Aes128, &t("target"))
+        .unwrap();
+    assert_eq!(
+        code(h.wrap_key(a, aes.handle, WrapMechanism::AesKwp, target.handle)),
+        "attribute_violation"
+    );
+    assert_eq!(
+        code(h.unwrap_key(
+            a,
+            aes.handle,
+            WrapMechanism::AesKwp,
+            &[0; 24],
+            UnwrapTarget::Secret(KeySpec::Aes128),
+            &t("u")
+        )),
+        "attribute_violation"
+    );
+    let fixed = h
+        .generate_secret_key(
+            a,
+            KeySpec::Aes128,
+            &t("fixed").with(AttributeName::Destroyable, false),
+        )
+        .unwrap();
+    assert_eq!(code(h.destroy_key(a, fixed.handle)), "attribute_violation");
+    // And with the attribute set, each works.
+    let kek = h
+        .generate_secret_key(
+            a,
+            KeySpec::Aes256,
+            &t("kek")
+                .with(AttributeName::Wrap, true)
+                .with(AttributeName::Unwrap, true),
+        )
+        .unwrap();
+    let wrapped = h
+        .wrap_key(a, kek.handle, WrapMechanism::AesKwp, target.handle)
+        .unwrap();
+    h.unwrap_key(
+        a,
+        kek.handle,
+        WrapMechanism::AesKwp,
+        &wrapped,
+        UnwrapTarget::Secret(KeySpec::Aes128),
+        &t("u"),
+    )
+    .unwrap();
+}
+
+#[test]
+fn non_extractable_and_wrap_with_trusted_keys_are_not_exported_without_rights() {
+    let w = world();
+    let (h, a) = (&w.hsm, &w.alice);
+    let kek = h
+        .generate_secret_key(
+            a,
+            KeySpec::Aes256,
+            &t("kek").with(AttributeName::Wrap, true),
+        )
+        .unwrap();
+    let sealed = h
+        .generate_secret_key(
+            a,
+            KeySpec::Aes256,
+            &t("sealed").with(AttributeName::Extractable, false),
+        )
+        .unwrap();
+    assert_eq!(
+        code(h.wrap_key(a, kek.handle, WrapMechanism::AesKw, sealed.handle)),
+        "attribute_violation"
+    );
+    let guarded = h
+        .generate_secret_key(
+            a,
+            KeySpec::Aes256,
+            &t("guarded").with(AttributeName::WrapWithTrusted, true),
+        )
+        .unwrap();
+    assert_eq!(
+        code(h.wrap_key(a, kek.handle, WrapMechanism::AesKw, guarded.handle)),
+        "attribute_violation"
+    );
+    // Only an admin makes a key trusted.
+    assert_eq!(
+        code(h.set_attribute(
+            a,
+            kek.handle,
+            AttributeName::Trusted,
+            AttributeValue::Bool(true)
+        )),
+        "permission_denied"
+    );
+    h.set_attribute(
+        &w.admin,
+        kek.handle,
+        AttributeName::Trusted,
+        AttributeValue::Bool(true),
+    )
+    .unwrap();
+    h.wrap_key(a, kek.handle, WrapMechanism::AesKw, guarded.handle)
+        .unwrap();
+    // wrap_with_trusted cannot be cleared.
+    assert_eq!(
+        code(h.set_attribute(
+            a,
+            guarded.handle,
+            AttributeName::WrapWithTrusted,
+            AttributeValue::Bool(false)
+        )),
+        "attribute_violation"
+    );
+}
+
+#[test]
+fn owners_share_for_use_only_and_others_get_nothing() {
+    let w = world();
+    let (h, a, b, c) = (&w.hsm, &w.alice, &w.bob, &w.carol);
+    let key = h
+        .generate_secret_key(
+            a,
+            KeySpec::GenericSecret { bytes: 32 },
+            &t("mac")
+                .with(AttributeName::Sign, true)
+                .with(AttributeName::Verify, true),
+        )
+        .unwrap();
+    let kek = h
+        .generate_secret_key(
+            a,
+            KeySpec::Aes256,
+            &t("kek").with(AttributeName::Wrap, true),
+        )
+        .unwrap();
+    // Not shared: Bob can neither see nor use it.
+    assert_eq!(
+        code(h.sign(b, key.handle, SignMechanism::HmacSha256, m(b"x"), DER)),
+        "permission_denied"
+    );
+    assert_eq!(code(h.key_info(b, key.handle)), "key_not_found");
+    assert_eq!(code(h.share_key(b, key.handle, "bob")), "permission_denied");
+    h.share_key(a, key.handle, "bob").unwrap();
+    h.share_key(a, kek.handle, "bob").unwrap();
+    // Shared: Bob uses it ...
+    let tag = h
+        .sign(b, key.handle, SignMechanism::HmacSha256, m(b"x"), DER)
+        .unwrap();
+    assert!(h
+        .verify(a, key.handle, SignMechanism::HmacSha256, m(b"x"), &tag, DER)
+        .unwrap());
+    assert_eq!(
+        h.key_info(b, key.handle).unwrap().shared_with,
+        vec!["bob".to_string()]
+    );
+    // ... but cannot export, delete, share or change it.
+    assert_eq!(
+        code(h.wrap_key(b, kek.handle, WrapMechanism::AesKwp, key.handle)),
+        "permission_denied"
+    );
+    assert_eq!(code(h.destroy_key(b, key.handle)), "permission_denied");
+    assert_eq!(
+        code(h.share_key(b, key.handle, "carol")),
+        "permission_denied"
+    );
+    assert_eq!(
+        code(h.unshare_key(b, key.handle, "bob")),
+        "permission_denied"
+    );
+    assert_eq!(
+        code(h.set_attribute(
+            b,
+            key.handle,
+            AttributeName::Sign,
+            AttributeValue::Bool(false)
+        )),
+        "permission_denied"
+    );
+    // Carol still has nothing; admins are not crypto-users.
+    assert_eq!(
+        code(h.sign(c, key.handle, SignMechanism::HmacSha256, m(b"x"), DER)),
+        "permission_denied"
+    );
+    assert_eq!(code(h.share_key(a, key.handle, "admin")), "invalid_input");
+    assert_eq!(code(h.share_key(a, key.handle, "nobody")), "user_not_found");
+    // Unshare ends Bob's use at once.
+    h.unshare_key(a, key.handle, "bob").unwrap();
+    assert_eq!(
+        code(h.sign(b, key.handle, SignMechanism::HmacSha256, m(b"x"), DER)),
+        "permission_denied"
+    );
+    // Lists: Bob sees Alice's kek (still shared) but not the mac key.
+    let page = h.list_keys(b, &KeyFilter::default(), None, 100).unwrap();
+    let labels: Vec<_> = page
+        .keys
+        .iter()
+        .map(|k| k.attributes.label.as_str())
+        .collect();
+    assert_eq!(labels, vec!["kek"]);
+}
+
+#[test]
+fn admins_manage_users_but_cannot_use_keys_and_crypto_users_cannot_manage_users() {
+    let w = world();
+    let (h, a) = (&w.hsm, &w.alice);
+    let key = h
+        .generate_secret_key(
+            a,
+            KeySpec::Aes128,
+            &t("k").with(AttributeName::Encrypt, true),
+        )
+        .unwrap();
+    assert_eq!(
+        code(h.encrypt(&w.admin, key.handle, EncryptMechanism::AesGcm, b"x", b"")),
+        "permission_denied"
+    );
+    assert_eq!(
+        code(h.generate_secret_key(&w.admin, KeySpec::Aes128, &t("adm"))),
+        "permission_denied"
+    );
+    assert_eq!(code(h.signer(&w.admin, key.handle)), "permission_denied");
+    // Admins see every key's description, not its value.
+    assert_eq!(h.key_info(&w.admin, key.handle).unwrap().handle, key.handle);
+    assert_eq!(
+        code(h.create_user(
+            a,
+            "mallory",
+            Role::Admin,
+            &Password::from("mallory-password")
+        )),
+        "permission_denied"
+    );
+    assert_eq!(code(h.delete_user(a, "bob")), "permission_denied");
+    assert_eq!(
+        code(h.change_password(a, "bob", &Password::from("bob-new-password"))),
+        "permission_denied"
+    );
+    assert_eq!(code(h.audit_entries(a, 1, 10)), "permission_denied");
+    assert_eq!(
+        code(h.bootstrap_admin("second", &Password::from("second-password"))),
+        "permission_denied"
+    );
+    // A user who owns keys cannot be deleted; one who owns none can.
+    assert_eq!(code(h.delete_user(&w.admin, "alice")), "invalid_input");
+    h.delete_user(&w.admin, "carol").unwrap();
+    assert!(!w.carol.is_active(), "deleting a user ends its sessions");
+    assert_eq!(code(h.delete_user(&w.admin, PROXY_USER)), "invalid_input");
+}
+
+#[test]
+fn attribute_rules_hold() {
+    let w = world();
+    let (h, a) = (&w.hsm, &w.alice);
+    let k = h.generate_secret_key(a, KeySpec::Aes128, &t("k")).unwrap();
+    let set = |n: AttributeName, v: bool| h.set_attribute(a, k.handle, n, AttributeValue::Bool(v));
+    assert_eq!(
+        code(set(AttributeName::Extractable, false)),
+        "attribute_violation"
+    );
+    assert_eq!(
+        code(set(AttributeName::Local, false)),
+        "attribute_violation"
+    );
+    assert_eq!(
+        code(set(AttributeName::NeverExtractable, true)),
+        "attribute_violation"
+    );
+    assert_eq!(
+        code(set(AttributeName::Sensitive, false)),
+        "attribute_violation"
+    );
+    assert_eq!(
+        code(h.set_attribute(
+            a,
+            k.handle,
+            AttributeName::CheckValue,
+            AttributeValue::Text("000000".into())
+        )),
+        "attribute_violation"
+    );
+    assert_eq!(
+        code(h.set_attribute(
+            a,
+            k.handle,
+            AttributeName::Label,
+            AttributeValue::Bool(true)
+        )),
+        "invalid_input"
+    );
+    set(AttributeName::Encrypt, true).unwrap();
+    h.set_attribute(
+        a,
+        k.handle,
+        AttributeName::Label,
+        AttributeValue::Text("renamed".into()),
+    )
+    .unwrap();
+    set(AttributeName::Modifiable, false).unwrap();
+    assert_eq!(
+        code(set(AttributeName::Modifiable, true)),
+        "attribute_violation"
+    );
+    assert_eq!(
+        code(set(AttributeName::Decrypt, true)),
+        "attribute_violation"
+    );
+    let info = h.key_info(a, k.handle).unwrap();
+    assert!(info.attributes.encrypt && !info.attributes.modifiable && !info.attributes.decrypt);
+    assert_eq!(info.attributes.label, "renamed");
+    // Changes persist across reopen.
+    let World { f, hsm, .. } = w;
+    drop(hsm);
+    let hsm = Hsm::open(Box::new(SqliteBackend::open(&f.path).unwrap()), &f.master).unwrap();
+    let (alice, _) = hsm
+        .login("alice", &Password::from("alice-password"), HOUR)
+        .unwrap();
+    let again = hsm.key_info(&alice, k.handle).unwrap();
+    assert_eq!(again, info);
+}
+
+#[test]
+fn five_failed_logins_lock_until_an_admin_sets_a_password() {
+    let w = world();
+    let h = &w.hsm;
+    for i in 1..=4 {
+        assert_eq!(
+            code(h.login("bob", &Password::from("wrong-password"), HOUR)),
+            "authentication_failed",
+            "try {i}"
+        );
+    }
+    assert_eq!(
+        code(h.login("bob", &Password::from("wrong-password"), HOUR)),
+        "user_locked"
+    );
+    assert_eq!(
+        code(h.login("bob", &Password::from("bob-password"), HOUR)),
+        "user_locked"
+    );
+    let info = h
+        .list_users(&w.admin)
+        .unwrap()
+        .into_iter()
+        .find(|u| u.name == "bob")
+        .unwrap();
+    assert!(info.locked && info.failed_logins == 5);
+    // Bob cannot unlock himself; the admin's reset does.
+    assert_eq!(
+        code(h.change_password(&w.alice, "bob", &Password::from("new-bob-password"))),
+        "permission_denied"
+    );
+    h.change_password(&w.admin, "bob", &Password::from("new-bob-password"))
+        .unwrap();
+    h.login("bob", &Password::from("new-bob-password"), HOUR)
+        .unwrap();
+    // A success resets the count: 4 failures, a success, 4 failures do not lock.
+    for _ in 0..4 {
+        let _ = h.login("carol", &Password::from("nope-nope"), HOUR);
+    }
+    h.login("carol", &Password::from("carol-password"), HOUR)
+        .unwrap();
+    for _ in 0..4 {
+        let _ = h.login("carol", &Password::from("nope-nope"), HOUR);
+    }
+    h.login("carol", &Password::from("carol-password"), HOUR)
+        .unwrap();
+    // Unknown users and wrong passwords look the same.
+    assert_eq!(
+        code(h.login("nobody", &Password::from("whatever-pw"), HOUR)),
+        "authentication_failed"
+    );
+    assert_eq!(
+        code(h.login(PROXY_USER, &Password::from("whatever-pw"), HOUR)),
+        "authentication_failed"
+    );
+}
+
+#[test]
+fn sessions_end_at_logout_and_expiry_and_take_session_keys_with_them() {
+    let w = world();
+    let h = &w.hsm;
+    let (s, token) = h
+        .login("alice", &Password::from("alice-password"), HOUR)
+        .unwrap();
+    assert_eq!(h.session(&token).unwrap().user(), "alice");
+    let temp = h
+        .generate_secret_key(
+            &s,
+            KeySpec::Aes128,
+            &t("temp")
+                .with(AttributeName::Token, false)
+                .with(AttributeName::Encrypt, true),
+        )
+        .unwrap();
+    h.encrypt(&s, temp.handle, EncryptMechanism::AesGcm, b"x", b"")
+        .unwrap();
+    h.logout(&s);
+    assert_eq!(code(h.session(&token)), "session_invalid");
+    assert_eq!(
+        code(h.encrypt(&s, temp.handle, EncryptMechanism::AesGcm, b"x", b"")),
+        "session_invalid"
+    );
+    assert_eq!(
+        code(h.key_info(&w.alice, temp.handle)),
+        "key_not_found",
+        "session keys die with their session"
+    );
+    let (short, _) = h
+        .login("alice", &Password::from("alice-password"), Duration::ZERO)
+        .unwrap();
+    assert_eq!(code(h.random(&short, 16)), "session_invalid");
+    assert_eq!(
+        code(h.session(&SessionToken::from_string("00".repeat(32)))),
+        "session_invalid"
+    );
+}
+
+fn audit_records(f: &crate::tests::Fixture) -> (SqliteBackend, Vec<keyward_keystore::Record>) {
+    let store = SqliteBackend::open(&f.path).unwrap();
+    let recs = store.list("audit").unwrap();
+    (store, recs)
+}
+
+#[test]
+fn audit_verify_detects_edits_deletions_insertions_and_reordering() {
+    let w = world();
+    let report = w.hsm.verify_audit(&w.admin).unwrap();
+    assert!(report.intact && report.entries >= 8, "{report:?}");
+    let entries = w.hsm.audit_entries(&w.admin, 1, 100).unwrap();
+    assert!(entries
+        .iter()
+        .any(|e| e.event == "user.create" && e.target.as_deref() == Some("alice")));
+    assert!(entries
+        .iter()
+        .any(|e| e.event == "login" && e.actor == "bob" && e.outcome == "ok"));
+    let World { f, hsm, admin, .. } = w;
+    let check = |hsm: &Hsm| hsm.verify_audit(&admin).unwrap();
+    let (store, recs) = audit_records(&f);
+    let third = recs[2].clone();
+    let fourth = recs[3].clone();
+
+    // Edit: flip a byte of entry 3.
+    let mut edited = third.clone();
+    edited.blob[20] ^= 1;
+    edited.version += 1;
+    store.update(&edited).unwrap();
+    let r = check(&hsm);
+    assert!(
+        !r.intact && r.problem.as_deref().unwrap().contains("entry 3"),
+        "{r:?}"
+    );
+    store
+        .write_batch(&[
+            Write::Delete("audit".into(), third.id.clone(), edited.version),
+            Write::Insert(third.clone()),
+        ])
+        .unwrap();
+    assert!(check(&hsm).intact);
+
+    // Delete entry 3.
+    store.delete("audit", &third.id, third.version).unwrap();
+    let r = check(&hsm);
+    assert!(
+        !r.intact && r.problem.as_deref().unwrap().contains("entry 3 is missing"),
+        "{r:?}"
+    );
+    store.insert(&third).unwrap();
+    assert!(check(&hsm).intact);
+
+    // Reorder: swap the blobs of entries 3 and 4.
+    let mut a = third.clone();
+    a.blob = fourth.blob.clone();
+    let mut b = fourth.clone();
+    b.blob = third.blob.clone();
+    store
+        .write_batch(&[
+            Write::Delete("audit".into(), third.id.clone(), third.version),
+            Write::Delete("audit".into(), fourth.id.clone(), fourth.version),
+            Write::Insert(a),
+            Write::Insert(b),
+        ])
+        .unwrap();
+    let r = check(&hsm);
+    assert!(
+        !r.intact && r.problem.as_deref().unwrap().contains("entry 3"),
+        "{r:?}"
+    );
+    store
+        .write_batch(&[
+            Write::Delete("audit".into(), third.id.clone(), third.version),
+            Write::Delete("audit".into(), fourth.id.clone(), fourth.version),
+            Write::Insert(third.clone()),
+            Write::Insert(fourth.clone()),
+        ])
+        .unwrap();
+    assert!(check(&hsm).intact);
+
+    // Insert: a copy of entry 3 as an extra entry at the end.
+    let last = recs.last().unwrap();
+    let next_id = format!("{:020}", last.id.parse::<u64>().unwrap() + 1);
+    let mut extra = third.clone();
+    extra.id = next_id.clone();
+    store.insert(&extra).unwrap();
+    let r = check(&hsm);
+    assert!(!r.intact, "{r:?}");
+    store.delete("audit", &next_id, extra.version).unwrap();
+    assert!(check(&hsm).intact);
+
+    // Truncate: delete the last entry.
+    store.delete("audit", &last.id, last.version).unwrap();
+    let r = check(&hsm);
+    assert!(
+        !r.intact && r.problem.as_deref().unwrap().contains("head"),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn per_key_usage_is_counted_without_audit_entries() {
+    let w = world();
+    let (h, a) = (&w.hsm, &w.alice);
+    let k = h
+        .generate_secret_key(
+            a,
+            KeySpec::Aes256,
+            &t("k")
+                .with(AttributeName::Encrypt, true)
+                .with(AttributeName::Decrypt, true),
+        )
+        .unwrap();
+    let before = h.verify_audit(&w.admin).unwrap().entries;
+    for _ in 0..10 {
+        let ct = h
+            .encrypt(a, k.handle, EncryptMechanism::AesGcm, b"x", b"")
+            .unwrap();
+        h.decrypt(a, k.handle, EncryptMechanism::AesGcm, &ct, b"")
+            .unwrap();
+    }
+    let u = h.key_usage(a, k.handle).unwrap();
+    assert_eq!((u.encrypt, u.decrypt, u.sign), (10, 10, 0));
+    assert_eq!(h.verify_audit(&w.admin).unwrap().entries, before);
+}
