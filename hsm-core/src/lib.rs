@@ -53,6 +53,8 @@ pub use seal::{MasterKey, MASTER_KEY_LEN};
 pub use users::{Password, Role, Session, SessionToken, UserInfo, MAX_FAILED_LOGINS, PROXY_USER};
 
 #[cfg(test)]
+mod crypto_tests;
+#[cfg(test)]
 mod policy_tests;
 #[cfg(test)]
 mod tests;
