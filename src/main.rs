@@ -221,6 +221,7 @@ fn serve(config_path: &Path) -> Result<()> {
             tracing::info!(%addr, upstream = %config.upstream.url, "listening for HTTPS");
         }
         proxy.run(shutdown_signal()).await;
+        hsm.record_seal("serve")?;
         drop(hsm);
         Ok(())
     })

@@ -477,6 +477,25 @@ fn public_keys_import_from_spki_and_verify() {
             SignatureEncoding::Der
         )
         .unwrap());
+    let pem = format!(
+        "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
+        pem::encode(&pem::Pem::new("X", spki.clone()))
+            .lines()
+            .filter(|l| !l.starts_with("-----"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    let from_pem = h
+        .import_public_key(&me, pem.as_bytes(), &t("from-pem"))
+        .unwrap();
+    assert_eq!(h.public_key_spki(&me, from_pem.handle).unwrap(), spki);
+    let wrong_tag = pem.replace("PUBLIC KEY", "PRIVATE KEY");
+    assert_eq!(
+        h.import_public_key(&me, wrong_tag.as_bytes(), &t("w"))
+            .unwrap_err()
+            .code(),
+        "invalid_input"
+    );
     for junk in [&b""[..], b"\x30\x00", &spki[..spki.len() - 1], &[4u8; 65]] {
         assert_eq!(
             h.import_public_key(&me, junk, &t("junk"))

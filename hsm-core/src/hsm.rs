@@ -828,6 +828,14 @@ impl Hsm {
         self.audit_append(node, "unseal", None, "ok")
     }
 
+    /// Records that this node stops serving and drops its unsealed keys.
+    ///
+    /// # Errors
+    /// [`Error::Store`].
+    pub fn record_seal(&self, node: &str) -> Result<()> {
+        self.audit_append(node, "seal", None, "ok")
+    }
+
     /// Audit entries `from` (sequence number, from 1) on, at most `limit` (admin only).
     ///
     /// # Errors
@@ -1111,8 +1119,9 @@ impl Hsm {
         res
     }
 
-    /// Imports a public key from SubjectPublicKeyInfo DER (crypto-users only). Secret and
-    /// private keys enter only by [`unwrap_key`](Self::unwrap_key).
+    /// Imports a public key from SubjectPublicKeyInfo (RFC 5280 §4.1.2.7), DER or PEM
+    /// (`-----BEGIN PUBLIC KEY-----`, RFC 7468 §13) (crypto-users only). Secret and private
+    /// keys enter only by [`unwrap_key`](Self::unwrap_key).
     ///
     /// # Errors
     /// [`Error::InvalidInput`] for bytes that are not a supported SPKI; as above.
@@ -1124,7 +1133,18 @@ impl Hsm {
     ) -> Result<KeyInfo> {
         let res = (|| {
             session.require(Role::CryptoUser)?;
-            let material = Material::from_spki(spki_der)?;
+            let der = if spki_der.starts_with(b"-----BEGIN") {
+                let block = pem::parse(spki_der).map_err(|_| Error::invalid("not a PEM block"))?;
+                if block.tag() != "PUBLIC KEY" {
+                    return Err(Error::invalid(
+                        "expected a PEM \"PUBLIC KEY\" block (SubjectPublicKeyInfo)",
+                    ));
+                }
+                block.into_contents()
+            } else {
+                spki_der.to_vec()
+            };
+            let material = Material::from_spki(&der)?;
             let mut a = template.build(KeyClass::Public)?;
             a.local = false;
             self.check_label_free(&a.label, KeyClass::Public)?;
