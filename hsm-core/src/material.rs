@@ -396,10 +396,15 @@ impl Material {
             (KeySpec::Ed25519, &signature::ED25519),
         ] {
             if let Ok(k) = signature::ParsedPublicKey::new(alg, spki) {
-                return Ok(Material::Public {
-                    spec,
-                    spki: normalize(k)?,
-                });
+                let der = normalize(k)?;
+                // Only the canonical form: a named curve (RFC 5480 §2.1.1 forbids explicit
+                // parameters) and an uncompressed point, exactly as the HSM would export it.
+                if der != spki {
+                    return Err(Error::invalid(
+                        "EC and Ed25519 public keys must be DER SPKI with a named curve and an uncompressed point",
+                    ));
+                }
+                return Ok(Material::Public { spec, spki: der });
             }
         }
         if let Ok(k) = PublicEncryptingKey::from_der(spki) {
@@ -976,6 +981,13 @@ impl Material {
         }
         let bad_peer =
             Error::invalid("the peer public key is not a valid point on the key's curve");
+        if peer.first() == Some(&0x30) {
+            // An SPKI must be the canonical named-curve form of a key on this curve.
+            match Material::from_spki(peer) {
+                Ok(m) if m.spec() == *spec => {}
+                _ => return Err(bad_peer),
+            }
+        }
         agreement::agree(
             &private,
             agreement::UnparsedPublicKey::new(alg, peer),

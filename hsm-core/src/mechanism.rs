@@ -58,7 +58,9 @@ named_enum! {
     /// | `hmac-sha256/384/512` | RFC 2104, FIPS 198-1 | generic-secret, AES | 32 / 48 / 64 |
     ///
     /// ECDSA pairs a curve with a hash as aws-lc-rs offers them: P-256 with SHA-256, P-384 with
-    /// SHA-384, P-521 with SHA-256/384/512; other pairs are `mechanism_invalid`.
+    /// SHA-384, P-521 with SHA-256/384/512; verification of DER signatures also accepts P-256
+    /// with SHA-384 and P-384 with SHA-256 (as TLS 1.2 peers use them); other pairs are
+    /// `mechanism_invalid`.
     SignMechanism {
         /// ECDSA with SHA-256.
         EcdsaSha256 => "ecdsa-sha256",
