@@ -10,20 +10,23 @@ fn t(label: &str) -> KeyTemplate {
     KeyTemplate::labelled(label)
 }
 
+fn with_all(label: &str, attrs: &[AttributeName]) -> KeyTemplate {
+    attrs.iter().fold(t(label), |tpl, a| tpl.with(*a, true))
+}
+
+/// Everything a data key may do (key-usage separation keeps wrap/unwrap off).
 fn all_uses(label: &str) -> KeyTemplate {
-    let mut tpl = t(label);
-    for a in [
-        AttributeName::Sign,
-        AttributeName::Verify,
-        AttributeName::Encrypt,
-        AttributeName::Decrypt,
-        AttributeName::Wrap,
-        AttributeName::Unwrap,
-        AttributeName::Derive,
-    ] {
-        tpl = tpl.with(a, true);
-    }
-    tpl
+    use AttributeName as A;
+    with_all(
+        label,
+        &[A::Sign, A::Verify, A::Encrypt, A::Decrypt, A::Derive],
+    )
+}
+
+/// Everything a key-wrapping key may do.
+fn key_uses(label: &str) -> KeyTemplate {
+    use AttributeName as A;
+    with_all(label, &[A::Sign, A::Verify, A::Wrap, A::Unwrap])
 }
 
 #[test]
@@ -289,10 +292,10 @@ fn every_wrap_mechanism_round_trips_secret_and_private_keys() {
     let (_f, h) = fixture();
     let me = h.service_session(PROXY_USER).unwrap();
     let kek = h
-        .generate_secret_key(&me, KeySpec::Aes256, &all_uses("kek"))
+        .generate_secret_key(&me, KeySpec::Aes256, &key_uses("kek"))
         .unwrap();
     let (rsa, rsa_pub) = h
-        .generate_key_pair(&me, KeySpec::Rsa3072, &all_uses("rsa"), &all_uses("rsa"))
+        .generate_key_pair(&me, KeySpec::Rsa3072, &key_uses("rsa"), &key_uses("rsa"))
         .unwrap();
     let secret = h
         .generate_secret_key(&me, KeySpec::Aes256, &all_uses("secret"))

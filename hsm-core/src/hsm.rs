@@ -45,6 +45,9 @@ const KNOWN_KINDS: [&str; 6] = [
     KIND_AUDIT_HEAD,
 ];
 
+/// Longest session a login may ask for.
+pub const MAX_SESSION_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+
 /// Largest random output of one call, in bytes.
 pub const MAX_RANDOM_BYTES: usize = 65_536;
 /// Largest input to one sign, verify, encrypt or decrypt call, in bytes.
@@ -101,14 +104,29 @@ pub struct KeyUsage {
 struct KeyObject {
     state: ArcSwap<KeyState>,
     material: Material,
-    /// For session objects (`token = false`): the session that owns them.
-    session: Option<u64>,
+    /// For session objects (`token = false`): the session that owns them; only it sees them,
+    /// and they are gone when it ends (logout or expiry).
+    session: Option<Session>,
     destroyed: AtomicBool,
     usage: Usage,
 }
 
 impl KeyObject {
-    fn new(info: KeyInfo, record_version: u64, material: Material, session: Option<u64>) -> Self {
+    /// Whether `session` may see this object at all (session objects: only their session,
+    /// while it lasts).
+    fn in_scope(&self, session: &Session) -> bool {
+        match &self.session {
+            Some(owner) => owner.id() == session.id() && owner.is_active(),
+            None => true,
+        }
+    }
+
+    fn new(
+        info: KeyInfo,
+        record_version: u64,
+        material: Material,
+        session: Option<Session>,
+    ) -> Self {
         KeyObject {
             state: ArcSwap::from_pointee(KeyState {
                 info,
@@ -287,13 +305,16 @@ impl Hsm {
             manifest,
             head,
         );
-        hsm.insert_user(UserRecord {
-            name: PROXY_USER.into(),
-            role: Role::CryptoUser,
-            password_hash: None,
-            failed_logins: 0,
-            locked: false,
-        })?;
+        hsm.insert_user(
+            UserRecord {
+                name: PROXY_USER.into(),
+                role: Role::CryptoUser,
+                password_hash: None,
+                failed_logins: 0,
+                locked: false,
+            },
+            false,
+        )?;
         hsm.audit_append("-", "hsm.create", None, "ok")?;
         Ok(hsm)
     }
@@ -362,6 +383,23 @@ impl Hsm {
             .get(KIND_AUDIT_HEAD, ID_AUDIT_HEAD)?
             .map(|r| r.version)
             .unwrap_or(0);
+        // The head must name the last entry: no entry beyond it, and its own entry present.
+        let beyond = store.get(KIND_AUDIT, &audit::record_id(head.seq + 1))?;
+        let last = if head.seq == 0 {
+            Some(())
+        } else {
+            store
+                .get(KIND_AUDIT, &audit::record_id(head.seq))?
+                .map(|_| ())
+        };
+        if beyond.is_some() || last.is_none() {
+            return Err(Error::StoreInconsistent {
+                detail: format!(
+                    "the audit head names entry {} but the audit records end elsewhere",
+                    head.seq
+                ),
+            });
+        }
 
         let mut seen = BTreeMap::new();
         let mut objects = HashMap::new();
@@ -411,8 +449,21 @@ impl Hsm {
 
     // ----- users and sessions -----
 
-    fn insert_user(&self, user: UserRecord) -> Result<()> {
+    fn insert_user(&self, user: UserRecord, only_if_no_admin: bool) -> Result<()> {
         let mut manifest = lock(&self.writer);
+        {
+            let users = lock(&self.users);
+            if users.contains_key(&user.name) {
+                return Err(Error::UserExists {
+                    user: user.name.clone(),
+                });
+            }
+            if only_if_no_admin && users.values().any(|(u, _)| u.role == Role::Admin) {
+                return Err(Error::PermissionDenied {
+                    reason: "an admin exists already; admins create further users",
+                });
+            }
+        }
         let rec = seal_json(&self.data_key, KIND_USER, &user.name, 1, &user)?;
         self.commit(
             &mut manifest,
@@ -423,17 +474,28 @@ impl Hsm {
         Ok(())
     }
 
-    fn update_user(&self, user: UserRecord, old_version: u64) -> Result<()> {
+    /// Reads, changes and writes one user under the writer lock, so that concurrent changes
+    /// (e.g. failed logins) are all counted. Returns the user as written.
+    fn modify_user(
+        &self,
+        name: &str,
+        change: impl FnOnce(&mut UserRecord) -> Result<()>,
+    ) -> Result<UserRecord> {
         let mut manifest = lock(&self.writer);
-        let v = old_version + 1;
+        let (mut user, version) = lock(&self.users)
+            .get(name)
+            .cloned()
+            .ok_or_else(|| Error::UserNotFound { user: name.into() })?;
+        change(&mut user)?;
+        let v = version + 1;
         let rec = seal_json(&self.data_key, KIND_USER, &user.name, v, &user)?;
         self.commit(
             &mut manifest,
             vec![Write::Update(rec)],
             &[(KIND_USER, &user.name, Some(v))],
         )?;
-        lock(&self.users).insert(user.name.clone(), (user, v));
-        Ok(())
+        lock(&self.users).insert(user.name.clone(), (user.clone(), v));
+        Ok(user)
     }
 
     /// Creates a user (admin only). Passwords are 8 to 256 characters and stored as Argon2id.
@@ -462,7 +524,7 @@ impl Hsm {
                 locked: false,
             };
             let info = user.info();
-            self.insert_user(user)?;
+            self.insert_user(user, false)?;
             Ok(info)
         })();
         self.audit_result(admin.user(), "user.create", Some(name), &res)?;
@@ -474,14 +536,6 @@ impl Hsm {
     /// # Errors
     /// [`Error::PermissionDenied`] if an admin exists; [`Error::InvalidInput`].
     pub fn bootstrap_admin(&self, name: &str, password: &Password) -> Result<UserInfo> {
-        if lock(&self.users)
-            .values()
-            .any(|(u, _)| u.role == Role::Admin)
-        {
-            return Err(Error::PermissionDenied {
-                reason: "an admin exists already; admins create further users",
-            });
-        }
         users::check_user_name(name)?;
         users::check_password(password)?;
         let user = UserRecord {
@@ -492,7 +546,8 @@ impl Hsm {
             locked: false,
         };
         let info = user.info();
-        self.insert_user(user)?;
+        // The "no admin yet" check and the insert happen under one lock.
+        self.insert_user(user, true)?;
         self.audit_append("-", "user.bootstrap-admin", Some(name), "ok")?;
         Ok(info)
     }
@@ -508,6 +563,7 @@ impl Hsm {
             if name == admin.user() {
                 return Err(Error::invalid("an admin cannot delete itself"));
             }
+            let mut manifest = lock(&self.writer);
             let version = {
                 let users = lock(&self.users);
                 let (u, v) = users
@@ -518,22 +574,50 @@ impl Hsm {
                 }
                 *v
             };
-            if self
-                .objects
-                .load()
-                .values()
-                .any(|o| o.state.load().info.owner == name)
-            {
+            let objects = self.objects.load();
+            if objects.values().any(|o| o.state.load().info.owner == name) {
                 return Err(Error::invalid("the user owns keys; destroy them first"));
             }
-            let mut manifest = lock(&self.writer);
-            self.commit(
-                &mut manifest,
-                vec![Write::Delete(KIND_USER.into(), name.into(), version)],
-                &[(KIND_USER, name, None)],
-            )?;
-            drop(manifest);
+            // Withdraw every share with the user in the same transaction, so that a later user
+            // of the same name inherits nothing.
+            let mut writes = vec![Write::Delete(KIND_USER.into(), name.into(), version)];
+            let mut ids = vec![(KIND_USER, name.to_owned(), None)];
+            let mut new_states = Vec::new();
+            for o in objects.values() {
+                let st = o.state.load_full();
+                if st.info.shared_with.iter().any(|u| u == name) {
+                    let mut info = st.info.clone();
+                    info.shared_with.retain(|u| u != name);
+                    let v = st.record_version + 1;
+                    if info.attributes.token {
+                        let id = info.handle.to_string();
+                        let plain = encode_key_record(&info, stored_value(&o.material)?)?;
+                        let blob = self.data_key.seal(KIND_KEY, &id, v, &plain)?;
+                        writes.push(Write::Update(Record {
+                            kind: KIND_KEY.into(),
+                            id: id.clone(),
+                            version: v,
+                            blob,
+                        }));
+                        ids.push((KIND_KEY, id, Some(v)));
+                    }
+                    new_states.push((
+                        o.clone(),
+                        KeyState {
+                            info,
+                            record_version: v,
+                        },
+                    ));
+                }
+            }
+            let changes: Vec<(&str, &str, Option<u64>)> =
+                ids.iter().map(|(k, i, v)| (*k, i.as_str(), *v)).collect();
+            self.commit(&mut manifest, writes, &changes)?;
+            for (o, st) in new_states {
+                o.state.store(Arc::new(st));
+            }
             lock(&self.users).remove(name);
+            drop(manifest);
             self.end_sessions_of(name);
             Ok(())
         })();
@@ -565,23 +649,29 @@ impl Hsm {
     ) -> Result<()> {
         let res = (|| {
             session.check()?;
-            if session.role() != Role::Admin && session.user() != name {
+            let by_admin = session.role() == Role::Admin;
+            if !by_admin && session.user() != name {
                 return Err(Error::PermissionDenied {
                     reason: "only an admin may change another user's password",
                 });
             }
             users::check_password(new_password)?;
-            let (mut user, version) = lock(&self.users)
-                .get(name)
-                .cloned()
-                .ok_or_else(|| Error::UserNotFound { user: name.into() })?;
-            if user.password_hash.is_none() {
-                return Err(Error::invalid("service users have no password"));
-            }
-            user.password_hash = Some(users::hash_password(new_password)?);
-            user.failed_logins = 0;
-            user.locked = false;
-            self.update_user(user, version)?;
+            let hash = users::hash_password(new_password)?;
+            self.modify_user(name, |user| {
+                if user.password_hash.is_none() {
+                    return Err(Error::invalid("service users have no password"));
+                }
+                if !by_admin && user.locked {
+                    return Err(Error::UserLocked { user: name.into() });
+                }
+                user.password_hash = Some(hash);
+                if by_admin {
+                    // Only an admin's reset unlocks.
+                    user.failed_logins = 0;
+                    user.locked = false;
+                }
+                Ok(())
+            })?;
             self.end_sessions_of_except(name, session.id());
             Ok(())
         })();
@@ -600,8 +690,15 @@ impl Hsm {
         password: &Password,
         ttl: Duration,
     ) -> Result<(Session, SessionToken)> {
-        let found = lock(&self.users).get(name).cloned();
-        let Some((mut user, version)) = found else {
+        if ttl > MAX_SESSION_TTL {
+            return Err(Error::invalid(format!(
+                "a session lasts at most {} s",
+                MAX_SESSION_TTL.as_secs()
+            )));
+        }
+        lock(&self.sessions).retain(|_, s| s.is_active());
+        let found = lock(&self.users).get(name).map(|(u, _)| u.clone());
+        let Some(user) = found else {
             // Spend the same time as a real check, so user names cannot be probed by timing.
             let _ = users::verify_password(password, DUMMY_PHC);
             self.audit_append("-", "login", Some(&printable(name)), "failed")?;
@@ -616,30 +713,43 @@ impl Hsm {
             return Err(Error::UserLocked { user: name.into() });
         }
         if !users::verify_password(password, &phc) {
-            user.failed_logins += 1;
-            let now_locked = user.failed_logins >= MAX_FAILED_LOGINS;
-            user.locked = now_locked;
-            self.update_user(user, version)?;
+            // Count under the writer lock: concurrent failures are all counted.
+            let after = self.modify_user(name, |u| {
+                u.failed_logins = u.failed_logins.saturating_add(1);
+                u.locked = u.locked || u.failed_logins >= MAX_FAILED_LOGINS;
+                Ok(())
+            })?;
+            if after.locked {
+                self.end_sessions_of(name);
+            }
             self.audit_append(
                 "-",
                 "login",
                 Some(name),
-                if now_locked {
+                if after.locked {
                     "failed; user locked"
                 } else {
                     "failed"
                 },
             )?;
-            return Err(if now_locked {
+            return Err(if after.locked {
                 Error::UserLocked { user: name.into() }
             } else {
                 Error::AuthenticationFailed
             });
         }
-        if user.failed_logins != 0 {
-            user.failed_logins = 0;
-            self.update_user(user.clone(), version)?;
-        }
+        let user = if user.failed_logins != 0 {
+            self.modify_user(name, |u| {
+                if u.locked {
+                    // Locked by concurrent failures while this password was checked.
+                    return Err(Error::UserLocked { user: name.into() });
+                }
+                u.failed_logins = 0;
+                Ok(())
+            })?
+        } else {
+            user
+        };
         let session = Session::new(
             self.next_session.fetch_add(1, Ordering::Relaxed),
             name,
@@ -699,12 +809,13 @@ impl Hsm {
     fn drop_session_objects(&self, session_id: u64) {
         let _w = lock(&self.writer);
         let current = self.objects.load();
-        if !current.values().any(|o| o.session == Some(session_id)) {
+        let of_session = |o: &KeyObject| o.session.as_ref().is_some_and(|s| s.id() == session_id);
+        if !current.values().any(|o| of_session(o)) {
             return;
         }
         let mut next: ObjectMap = (**current).clone();
         next.retain(|_, o| {
-            let keep = o.session != Some(session_id);
+            let keep = !of_session(o);
             if !keep {
                 o.destroyed.store(true, Ordering::Release);
             }
@@ -980,6 +1091,15 @@ impl Hsm {
         new: Vec<(KeyInfo, Material)>,
     ) -> Result<Vec<KeyInfo>> {
         let mut manifest = lock(&self.writer);
+        // Re-checked under the writer lock: the session may have ended, its user been deleted,
+        // or another call may have taken a label while this key was being generated.
+        session.check()?;
+        if !lock(&self.users).contains_key(session.user()) {
+            return Err(Error::SessionInvalid);
+        }
+        for (info, _) in &new {
+            self.check_label_free(&info.attributes.label, info.class)?;
+        }
         let mut map: ObjectMap = (**self.objects.load()).clone();
         let mut infos = Vec::new();
         let mut handles: Vec<KeyHandle> = Vec::new();
@@ -999,10 +1119,10 @@ impl Hsm {
                 info.linked_handle = Some(handles[link.0 as usize]);
             }
             info.attributes.check_value = material.check_value()?;
-            let session_id = if info.attributes.token {
+            let owner_session = if info.attributes.token {
                 None
             } else {
-                Some(session.id())
+                Some(session.clone())
             };
             if info.attributes.token {
                 let id = info.handle.to_string();
@@ -1017,7 +1137,7 @@ impl Hsm {
                 changes.push((id, Some(1)));
             }
             infos.push(info.clone());
-            objects.push(Arc::new(KeyObject::new(info, 1, material, session_id)));
+            objects.push(Arc::new(KeyObject::new(info, 1, material, owner_session)));
         }
         if !writes.is_empty() {
             let changes: Vec<(&str, &str, Option<u64>)> = changes
@@ -1075,6 +1195,7 @@ impl Hsm {
             }
             let pa = private.build(KeyClass::Private)?;
             let pu = public.build(KeyClass::Public)?;
+            pa.check_separation(Some(&pu))?;
             self.check_label_free(&pa.label, KeyClass::Private)?;
             self.check_label_free(&pu.label, KeyClass::Public)?;
             let material = Material::generate(spec)?;
@@ -1108,7 +1229,9 @@ impl Hsm {
                     "{spec} is an asymmetric key type; generate a key pair"
                 )));
             }
+            spec.check()?;
             let a = template.build(KeyClass::Secret)?;
+            a.check_separation(None)?;
             self.check_label_free(&a.label, KeyClass::Secret)?;
             let material = Material::generate(spec)?;
             let info = self.new_info(session, KeyClass::Secret, spec, a, None);
@@ -1185,6 +1308,9 @@ impl Hsm {
     ) -> Result<(Arc<KeyObject>, Arc<KeyState>)> {
         session.require(Role::CryptoUser)?;
         let obj = self.object(handle)?;
+        if !obj.in_scope(session) {
+            return Err(Error::KeyNotFound { handle });
+        }
         let state = obj.state.load_full();
         if state.info.class != KeyClass::Public && !Self::may_use(session, &state.info) {
             // Not telling whether the key exists would also be fine; its handle is no secret.
@@ -1204,6 +1330,9 @@ impl Hsm {
     ) -> Result<(Arc<KeyObject>, Arc<KeyState>)> {
         session.require(Role::CryptoUser)?;
         let obj = self.object(handle)?;
+        if !obj.in_scope(session) {
+            return Err(Error::KeyNotFound { handle });
+        }
         let state = obj.state.load_full();
         if state.info.owner != session.user() {
             return Err(Error::PermissionDenied {
@@ -1269,7 +1398,7 @@ impl Hsm {
             .objects
             .load()
             .values()
-            .filter(|o| !o.destroyed.load(Ordering::Acquire))
+            .filter(|o| !o.destroyed.load(Ordering::Acquire) && o.in_scope(session))
             .map(|o| o.state.load().info.clone())
             .filter(|k| Self::visible(session, k))
             .filter(|k| {
@@ -1309,8 +1438,9 @@ impl Hsm {
     /// [`Error::KeyNotFound`] (also for keys the session may not see), [`Error::SessionInvalid`].
     pub fn key_info(&self, session: &Session, handle: KeyHandle) -> Result<KeyInfo> {
         session.check()?;
-        let info = self.object(handle)?.state.load().info.clone();
-        if !Self::visible(session, &info) {
+        let obj = self.object(handle)?;
+        let info = obj.state.load().info.clone();
+        if !obj.in_scope(session) || !Self::visible(session, &info) {
             return Err(Error::KeyNotFound { handle });
         }
         Ok(info)
@@ -1564,22 +1694,41 @@ impl Hsm {
                 return Err(Self::mechanism_invalid(&ustate, mechanism.as_str()));
             }
             Self::check_len(wrapped)?;
+            if let UnwrapTarget::Secret(spec) = target {
+                spec.check()?;
+                if !spec.is_secret() {
+                    return Err(Error::invalid(
+                        "UnwrapTarget::Secret takes a symmetric key type",
+                    ));
+                }
+            }
             let value = uobj.material.unwrap(mechanism, wrapped)?;
             uobj.usage.decrypt.fetch_add(1, Ordering::Relaxed);
+            // One message for every mismatch: the error says nothing about the unwrapped bytes.
+            let unfit = || {
+                Error::invalid("unwrap failed: the unwrapped bytes are not a key of the asked type")
+            };
             let (class, material) = match target {
-                UnwrapTarget::Secret(spec) => {
-                    if !spec.is_secret() {
-                        return Err(Error::invalid(
-                            "UnwrapTarget::Secret takes a symmetric key type",
-                        ));
-                    }
-                    (KeyClass::Secret, Material::secret(spec, value)?)
-                }
-                UnwrapTarget::Private => (KeyClass::Private, Material::from_pkcs8(None, value)?),
+                UnwrapTarget::Secret(spec) => (
+                    KeyClass::Secret,
+                    Material::secret(spec, value).map_err(|_| unfit())?,
+                ),
+                UnwrapTarget::Private => (
+                    KeyClass::Private,
+                    Material::from_pkcs8(None, value).map_err(|_| unfit())?,
+                ),
             };
             let mut a = template.build(class)?;
+            a.check_separation(None)?;
             a.local = false;
             a.always_sensitive = false;
+            a.never_extractable = false;
+            // A key that comes through a trusted (or trusted-only) unwrapping key keeps the
+            // restriction: it may again be wrapped only by trusted keys. This is what keeps a
+            // wrap_with_trusted key from losing the attribute in a wrap/unwrap round trip.
+            if ustate.info.attributes.trusted || ustate.info.attributes.wrap_with_trusted {
+                a.wrap_with_trusted = true;
+            }
             self.check_label_free(&a.label, class)?;
             let info = self.new_info(session, class, material.spec(), a, None);
             Ok(self.add_objects(session, vec![(info, material)])?.remove(0))
@@ -1610,6 +1759,7 @@ impl Hsm {
             if bstate.info.spec.key_type() != "ec" || bstate.info.class != KeyClass::Private {
                 return Err(Self::mechanism_invalid(&bstate, "ecdh"));
             }
+            spec.check()?;
             let len = spec
                 .secret_len()
                 .ok_or_else(|| Error::invalid("derive makes AES or generic-secret keys"))?;
@@ -1621,7 +1771,14 @@ impl Hsm {
                     .derive_ecdh(params.peer_public, params.salt, params.info, len)?;
             let material = Material::secret(spec, value)?;
             let mut a = template.build(KeyClass::Secret)?;
+            a.check_separation(None)?;
             a.local = false;
+            // The derived secret is no more exportable than its base key.
+            let base = &bstate.info.attributes;
+            a.extractable = a.extractable && base.extractable;
+            a.never_extractable = base.never_extractable && !a.extractable;
+            a.always_sensitive = base.always_sensitive && a.sensitive;
+            a.wrap_with_trusted = a.wrap_with_trusted || base.wrap_with_trusted;
             self.check_label_free(&a.label, KeyClass::Secret)?;
             let new = self.new_info(session, KeyClass::Secret, spec, a, None);
             Ok(self.add_objects(session, vec![(new, material)])?.remove(0))
@@ -1633,9 +1790,26 @@ impl Hsm {
 
     // ----- keys: management -----
 
-    fn store_state(&self, obj: &KeyObject, old: &KeyState, info: KeyInfo) -> Result<()> {
-        let mut manifest = lock(&self.writer);
-        // Re-check under the writer lock that nobody changed the key meanwhile.
+    /// Writes a key's new state. The caller holds the writer lock (`manifest`) and read `old`
+    /// under it, so the read-check-write is atomic.
+    fn store_state(
+        &self,
+        manifest: &mut Manifest,
+        obj: &KeyObject,
+        old: &KeyState,
+        info: KeyInfo,
+    ) -> Result<()> {
+        let linked = info.linked_handle.and_then(|l| {
+            self.objects
+                .load()
+                .get(&l)
+                .map(|o| o.state.load().info.attributes.clone())
+        });
+        // A lone public key (imported; its private half is elsewhere) cannot open anything in
+        // the HSM, so it may both encrypt and wrap for its outside owner.
+        if info.class != KeyClass::Public || linked.is_some() {
+            info.attributes.check_separation(linked.as_ref())?;
+        }
         if obj.state.load().record_version != old.record_version {
             return Err(Error::Store(keyward_keystore::Error::VersionConflict {
                 kind: KIND_KEY.into(),
@@ -1649,7 +1823,7 @@ impl Hsm {
             let plain = encode_key_record(&info, stored_value(&obj.material)?)?;
             let blob = self.data_key.seal(KIND_KEY, &id, version, &plain)?;
             self.commit(
-                &mut manifest,
+                manifest,
                 vec![Write::Update(Record {
                     kind: KIND_KEY.into(),
                     id: id.clone(),
@@ -1682,6 +1856,7 @@ impl Hsm {
         value: AttributeValue,
     ) -> Result<KeyInfo> {
         let res = (|| {
+            let mut manifest = lock(&self.writer);
             let (obj, state) = if name == AttributeName::Trusted {
                 session.require(Role::Admin)?;
                 let obj = self.object(handle)?;
@@ -1747,6 +1922,11 @@ impl Hsm {
                         ));
                     }
                     info.attributes.set_bool(n, *v);
+                    if n == AttributeName::Trusted && *v {
+                        // A trusted key may itself be wrapped only by trusted keys, so no
+                        // untrusted copy of it can unwrap what it protects.
+                        info.attributes.wrap_with_trusted = true;
+                    }
                     if n == AttributeName::Sensitive {
                         info.attributes.always_sensitive = info.attributes.always_sensitive && *v;
                     }
@@ -1757,7 +1937,7 @@ impl Hsm {
                     )))
                 }
             }
-            self.store_state(&obj, &state, info.clone())?;
+            self.store_state(&mut manifest, &obj, &state, info.clone())?;
             Ok(info)
         })();
         self.audit_result(
@@ -1775,6 +1955,7 @@ impl Hsm {
     /// [`Error::PermissionDenied`], [`Error::UserNotFound`], [`Error::InvalidInput`].
     pub fn share_key(&self, session: &Session, handle: KeyHandle, user: &str) -> Result<KeyInfo> {
         let res = (|| {
+            let mut manifest = lock(&self.writer);
             let (obj, state) = self.owned(session, handle)?;
             match lock(&self.users).get(user) {
                 Some((u, _)) if u.role == Role::CryptoUser => {}
@@ -1789,7 +1970,7 @@ impl Hsm {
                 info.shared_with.push(user.into());
                 info.shared_with.sort();
             }
-            self.store_state(&obj, &state, info.clone())?;
+            self.store_state(&mut manifest, &obj, &state, info.clone())?;
             Ok(info)
         })();
         self.audit_result(
@@ -1807,6 +1988,7 @@ impl Hsm {
     /// As [`share_key`](Self::share_key).
     pub fn unshare_key(&self, session: &Session, handle: KeyHandle, user: &str) -> Result<KeyInfo> {
         let res = (|| {
+            let mut manifest = lock(&self.writer);
             let (obj, state) = self.owned(session, handle)?;
             let mut info = state.info.clone();
             let before = info.shared_with.len();
@@ -1816,7 +1998,7 @@ impl Hsm {
                     "the key is not shared with {user:?}"
                 )));
             }
-            self.store_state(&obj, &state, info.clone())?;
+            self.store_state(&mut manifest, &obj, &state, info.clone())?;
             Ok(info)
         })();
         self.audit_result(
@@ -1882,7 +2064,10 @@ impl Hsm {
         if state.info.class != KeyClass::Private {
             return Err(Self::mechanism_invalid(&state, "sign"));
         }
-        Ok(KeySigner { obj })
+        Ok(KeySigner {
+            obj,
+            session: session.clone(),
+        })
     }
 
     /// Reads a private or secret key's value back. Compiled only for tests (the
@@ -1988,6 +2173,9 @@ fn load_object(data_key: &RecordCipher, rec: &Record) -> Result<KeyObject> {
 #[derive(Clone)]
 pub struct KeySigner {
     obj: Arc<KeyObject>,
+    /// Whose rights the signer uses: checked at every signature, so logout, expiry, unshare
+    /// and user deletion take effect at once.
+    session: Session,
 }
 
 impl std::fmt::Debug for KeySigner {
@@ -2033,6 +2221,12 @@ impl KeySigner {
     /// [`Error::MechanismInvalid`]; [`Error::Crypto`].
     pub fn sign(&self, mechanism: SignMechanism, message: &[u8]) -> Result<Vec<u8>> {
         let state = self.obj.state.load();
+        self.session.check()?;
+        if !Hsm::may_use(&self.session, &state.info) || !self.obj.in_scope(&self.session) {
+            return Err(Error::PermissionDenied {
+                reason: "the key is no longer owned by or shared with this signer's user",
+            });
+        }
         sign_checked(
             &self.obj,
             &state,

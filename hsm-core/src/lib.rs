@@ -42,7 +42,7 @@ pub use audit::{AuditEntry, AuditReport};
 pub use error::{Error, Result};
 pub use hsm::{
     EcdhParams, Hsm, KeyFilter, KeyPage, KeySigner, KeyUsage, UnwrapTarget, MAX_DATA_BYTES,
-    MAX_PAGE_SIZE, MAX_RANDOM_BYTES,
+    MAX_PAGE_SIZE, MAX_RANDOM_BYTES, MAX_SESSION_TTL,
 };
 pub use mechanism::{EncryptMechanism, SignInput, SignMechanism, SignatureEncoding, WrapMechanism};
 pub use object::{

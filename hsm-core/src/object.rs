@@ -136,6 +136,23 @@ impl KeySpec {
         }
     }
 
+    /// Checks the spec's own bounds: a generic secret is 1 to 800 bytes.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`].
+    pub fn check(self) -> Result<()> {
+        match self {
+            KeySpec::GenericSecret { bytes }
+                if !(1..=GENERIC_SECRET_MAX_BYTES).contains(&bytes) =>
+            {
+                Err(Error::invalid(format!(
+                    "a generic secret is 1 to {GENERIC_SECRET_MAX_BYTES} bytes"
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// The PKCS#11-style key type: `aes`, `generic-secret`, `ec`, `rsa` or `ed25519`.
     pub fn key_type(self) -> &'static str {
         match self {
@@ -319,8 +336,37 @@ impl Attributes {
         if label.is_empty() || label.len() > 127 {
             return Err(Error::invalid("a label is 1 to 127 bytes of UTF-8"));
         }
-        if label.chars().any(char::is_control) {
-            return Err(Error::invalid("a label has no control characters"));
+        // Control characters, and Unicode bidirectional and invisible format characters that
+        // could make one label look like another in a listing.
+        let deceptive = |c: char| {
+            c.is_control()
+                || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}')
+        };
+        if label.chars().any(deceptive) {
+            return Err(Error::invalid(
+                "a label has no control, bidirectional or invisible characters",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Key-usage separation: one key (or key pair) either protects data (`encrypt`,
+    /// `decrypt`) or protects keys (`wrap`, `unwrap`), never both. Otherwise a wrapped key could
+    /// be decrypted as data, or data "unwrapped" into a key and exported.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`].
+    pub fn check_separation(&self, linked: Option<&Attributes>) -> Result<()> {
+        let data = |a: &Attributes| a.encrypt || a.decrypt;
+        let keys = |a: &Attributes| a.wrap || a.unwrap;
+        let (d, k) = match linked {
+            Some(l) => (data(self) || data(l), keys(self) || keys(l)),
+            None => (data(self), keys(self)),
+        };
+        if d && k {
+            return Err(Error::invalid(
+                "a key (or key pair) either encrypts and decrypts data or wraps and unwraps keys, not both",
+            ));
         }
         Ok(())
     }
@@ -558,6 +604,11 @@ impl KeyTemplate {
         for (name, value) in &self.attributes {
             if name.is_read_only() {
                 return Err(Error::invalid(format!("attribute {name} is read-only")));
+            }
+            if *name == AttributeName::Trusted {
+                return Err(Error::invalid(
+                    "trusted is set only by an admin, with set-attribute, on an existing key",
+                ));
             }
             match (name, value) {
                 (AttributeName::Label, AttributeValue::Text(t)) => {

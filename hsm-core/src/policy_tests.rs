@@ -657,3 +657,376 @@ fn per_key_usage_is_counted_without_audit_entries() {
     assert_eq!((u.encrypt, u.decrypt, u.sign), (10, 10, 0));
     assert_eq!(h.verify_audit(&w.admin).unwrap().entries, before);
 }
+
+// ----- review findings: each was a way around the policy -----
+
+#[test]
+fn trusted_cannot_be_chosen_in_a_template() {
+    let w = world();
+    for tpl in [
+        t("x").with(AttributeName::Trusted, true),
+        t("x").with(AttributeName::Trusted, false),
+    ] {
+        assert_eq!(
+            code(w.hsm.generate_secret_key(&w.alice, KeySpec::Aes256, &tpl)),
+            "invalid_input"
+        );
+    }
+}
+
+#[test]
+fn a_wrap_with_trusted_key_keeps_the_restriction_through_a_trusted_round_trip() {
+    let w = world();
+    let (h, a) = (&w.hsm, &w.alice);
+    let kek = h
+        .generate_secret_key(
+            a,
+            KeySpec::Aes256,
+            &t("kek")
+                .with(AttributeName::Wrap, true)
+                .with(AttributeName::Unwrap, true),
+        )
+        .unwrap();
+    let info = h
+        .set_attribute(
+            &w.admin,
+            kek.handle,
+            AttributeName::Trusted,
+            AttributeValue::Bool(true),
+        )
+        .unwrap();
+    assert!(
+        info.attributes.wrap_with_trusted,
+        "a trusted key is itself wrap_with_trusted"
+    );
+    let precious = h
+        .generate_secret_key(
+            a,
+            KeySpec::Aes256,
+            &t("precious").with(AttributeName::WrapWithTrusted, true),
+        )
+        .unwrap();
+    let blob = h
+        .wrap_key(a, kek.handle, WrapMechanism::AesKwp, precious.handle)
+        .unwrap();
+    let copy = h
+        .unwrap_key(
+            a,
+            kek.handle,
+            WrapMechanism::AesKwp,
+            &blob,
+            UnwrapTarget::Secret(KeySpec::Aes256),
+            &t("copy"),
+        )
+        .unwrap();
+    assert!(copy.attributes.wrap_with_trusted);
+    assert!(
+        !copy.attributes.never_extractable,
+        "an unwrapped key was extractable once"
+    );
+    let other = h
+        .generate_secret_key(
+            a,
+            KeySpec::Aes256,
+            &t("mine").with(AttributeName::Wrap, true),
+        )
+        .unwrap();
+    assert_eq!(
+        code(h.wrap_key(a, other.handle, WrapMechanism::AesKwp, copy.handle)),
+        "attribute_violation"
+    );
+}
+
+#[test]
+fn data_keys_and_key_wrapping_keys_are_separate() {
+    let w = world();
+    let (h, a) = (&w.hsm, &w.alice);
+    let both = t("both")
+        .with(AttributeName::Encrypt, true)
+        .with(AttributeName::Unwrap, true);
+    assert_eq!(
+        code(h.generate_secret_key(a, KeySpec::Aes256, &both)),
+        "invalid_input"
+    );
+    let pair = h.generate_key_pair(
+        a,
+        KeySpec::Rsa2048,
+        &t("rsa").with(AttributeName::Decrypt, true),
+        &t("rsa").with(AttributeName::Wrap, true),
+    );
+    assert_eq!(
+        code(pair),
+        "invalid_input",
+        "wrap with the public half, decrypt with the private"
+    );
+    let k = h
+        .generate_secret_key(
+            a,
+            KeySpec::Aes256,
+            &t("data").with(AttributeName::Encrypt, true),
+        )
+        .unwrap();
+    assert_eq!(
+        code(h.set_attribute(
+            a,
+            k.handle,
+            AttributeName::Unwrap,
+            AttributeValue::Bool(true)
+        )),
+        "invalid_input"
+    );
+    // Unwrap failures say nothing about the bytes inside.
+    let kek = h
+        .generate_secret_key(
+            a,
+            KeySpec::Aes256,
+            &t("kek")
+                .with(AttributeName::Wrap, true)
+                .with(AttributeName::Unwrap, true),
+        )
+        .unwrap();
+    let target = h
+        .generate_secret_key(a, KeySpec::Aes256, &t("target"))
+        .unwrap();
+    let blob = h
+        .wrap_key(a, kek.handle, WrapMechanism::AesKwp, target.handle)
+        .unwrap();
+    let err = h
+        .unwrap_key(
+            a,
+            kek.handle,
+            WrapMechanism::AesKwp,
+            &blob,
+            UnwrapTarget::Secret(KeySpec::Aes128),
+            &t("u"),
+        )
+        .unwrap_err();
+    assert!(
+        !err.to_string().contains("32") && !err.to_string().contains("16"),
+        "{err}"
+    );
+}
+
+#[test]
+fn out_of_range_generic_secrets_are_refused_and_the_store_still_opens() {
+    let w = world();
+    for bytes in [0u16, 801, 4096] {
+        let spec = KeySpec::GenericSecret { bytes };
+        assert_eq!(
+            code(w.hsm.generate_secret_key(&w.alice, spec, &t("g"))),
+            "invalid_input"
+        );
+    }
+    let short = w
+        .hsm
+        .generate_secret_key(&w.alice, KeySpec::GenericSecret { bytes: 3 }, &t("short"))
+        .unwrap();
+    assert_eq!(
+        short.attributes.check_value, "",
+        "no check value that gives a short secret away"
+    );
+    let World { f, hsm, .. } = w;
+    drop(hsm);
+    Hsm::open(Box::new(SqliteBackend::open(&f.path).unwrap()), &f.master).unwrap();
+}
+
+#[test]
+fn concurrent_failed_logins_are_all_counted_and_audited() {
+    let w = world();
+    let h = &w.hsm;
+    let before = h.verify_audit(&w.admin).unwrap().entries;
+    let results: Vec<&'static str> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..12)
+            .map(|_| s.spawn(|| code(h.login("bob", &Password::from("wrong-password"), HOUR))))
+            .collect();
+        handles.into_iter().map(|j| j.join().unwrap()).collect()
+    });
+    assert!(
+        results
+            .iter()
+            .all(|c| *c == "authentication_failed" || *c == "user_locked"),
+        "{results:?}"
+    );
+    let bob = h
+        .list_users(&w.admin)
+        .unwrap()
+        .into_iter()
+        .find(|u| u.name == "bob")
+        .unwrap();
+    assert!(bob.locked);
+    // Every attempt that got past the lock check was counted (those that found the user
+    // already locked were refused before the password check).
+    let checked = results
+        .iter()
+        .filter(|c| **c == "authentication_failed")
+        .count() as u32;
+    assert!(
+        bob.failed_logins >= 5 && bob.failed_logins >= checked,
+        "{bob:?} {results:?}"
+    );
+    assert_eq!(
+        h.verify_audit(&w.admin).unwrap().entries,
+        before + 12,
+        "every attempt is audited"
+    );
+    assert!(!w.bob.is_active(), "locking a user ends its sessions");
+    assert_eq!(
+        code(h.change_password(&w.bob, "bob", &Password::from("self-unlock-pw"))),
+        "session_invalid"
+    );
+}
+
+#[test]
+fn revocation_takes_effect_everywhere() {
+    let w = world();
+    let (h, a) = (&w.hsm, &w.alice);
+    let (k, _) = h
+        .generate_key_pair(
+            a,
+            KeySpec::EcP256,
+            &t("k").with(AttributeName::Sign, true),
+            &t("k"),
+        )
+        .unwrap();
+    h.share_key(a, k.handle, "bob").unwrap();
+    let signer = h.signer(&w.bob, k.handle).unwrap();
+    signer.sign(SignMechanism::EcdsaSha256, b"m").unwrap();
+    h.unshare_key(a, k.handle, "bob").unwrap();
+    assert_eq!(
+        code(signer.sign(SignMechanism::EcdsaSha256, b"m")),
+        "permission_denied"
+    );
+    // Deleting a user withdraws its shares, so a new user of the same name inherits nothing.
+    h.share_key(a, k.handle, "carol").unwrap();
+    h.delete_user(&w.admin, "carol").unwrap();
+    assert!(h.key_info(a, k.handle).unwrap().shared_with.is_empty());
+    h.create_user(
+        &w.admin,
+        "carol",
+        Role::CryptoUser,
+        &Password::from("new-carol-pw"),
+    )
+    .unwrap();
+    let (carol2, _) = h
+        .login("carol", &Password::from("new-carol-pw"), HOUR)
+        .unwrap();
+    assert_eq!(
+        code(h.sign(&carol2, k.handle, SignMechanism::EcdsaSha256, m(b"x"), DER)),
+        "permission_denied"
+    );
+    // Session keys are visible only in their own session.
+    let (s2, _) = h
+        .login("alice", &Password::from("alice-password"), HOUR)
+        .unwrap();
+    let temp = h
+        .generate_secret_key(
+            &s2,
+            KeySpec::Aes128,
+            &t("temp").with(AttributeName::Token, false),
+        )
+        .unwrap();
+    assert_eq!(code(h.key_info(a, temp.handle)), "key_not_found");
+    assert_eq!(h.key_info(&s2, temp.handle).unwrap().handle, temp.handle);
+}
+
+#[test]
+fn derived_keys_are_no_more_exportable_than_their_base() {
+    let w = world();
+    let (h, a) = (&w.hsm, &w.alice);
+    let (base, base_pub) = h
+        .generate_key_pair(
+            a,
+            KeySpec::EcP256,
+            &t("base")
+                .with(AttributeName::Derive, true)
+                .with(AttributeName::Extractable, false),
+            &t("base"),
+        )
+        .unwrap();
+    let peer = h.public_key_spki(a, base_pub.handle).unwrap();
+    let d = h
+        .derive_key(
+            a,
+            base.handle,
+            &EcdhParams {
+                peer_public: &peer,
+                salt: b"",
+                info: b"",
+            },
+            KeySpec::Aes256,
+            &t("d"),
+        )
+        .unwrap();
+    assert!(!d.attributes.extractable && d.attributes.never_extractable);
+}
+
+#[test]
+fn concurrent_creations_cannot_share_a_label_and_ttls_are_bounded() {
+    let w = world();
+    let ok = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..4)
+            .map(|_| {
+                s.spawn(|| {
+                    w.hsm
+                        .generate_secret_key(&w.alice, KeySpec::Aes256, &t("same"))
+                        .is_ok()
+                })
+            })
+            .collect();
+        hs.into_iter()
+            .map(|j| j.join().unwrap())
+            .filter(|b| *b)
+            .count()
+    });
+    assert_eq!(ok, 1);
+    assert_eq!(
+        code(
+            w.hsm
+                .login("alice", &Password::from("alice-password"), Duration::MAX)
+        ),
+        "invalid_input"
+    );
+    assert_eq!(
+        code(w.hsm.create_user(
+            &w.admin,
+            "-",
+            Role::CryptoUser,
+            &Password::from("dash-password")
+        )),
+        "invalid_input"
+    );
+    assert_eq!(
+        code(
+            w.hsm
+                .generate_secret_key(&w.alice, KeySpec::Aes128, &t("evil\u{202E}txt"))
+        ),
+        "invalid_input"
+    );
+}
+
+#[test]
+fn a_rolled_back_audit_head_is_refused_at_open() {
+    let w = world();
+    let World { f, hsm, admin, .. } = w;
+    let store = SqliteBackend::open(&f.path).unwrap();
+    let old_head = store.get("audit-head", "head").unwrap().unwrap();
+    hsm.audit_entries(&admin, 1, 1).unwrap();
+    hsm.create_user(
+        &admin,
+        "dave",
+        Role::CryptoUser,
+        &Password::from("dave-password"),
+    )
+    .unwrap();
+    drop(hsm);
+    let current = store.get("audit-head", "head").unwrap().unwrap();
+    store
+        .write_batch(&[
+            Write::Delete("audit-head".into(), "head".into(), current.version),
+            Write::Insert(old_head),
+        ])
+        .unwrap();
+    drop(store);
+    let err = Hsm::open(Box::new(SqliteBackend::open(&f.path).unwrap()), &f.master).unwrap_err();
+    assert!(err.to_string().contains("audit head"), "{err}");
+}

@@ -132,7 +132,10 @@ impl UserRecord {
 }
 
 pub(crate) fn check_user_name(name: &str) -> Result<()> {
-    let ok = !name.is_empty()
+    let ok = name
+        .as_bytes()
+        .first()
+        .is_some_and(u8::is_ascii_alphanumeric)
         && name.len() <= 64
         && name
             .bytes()
@@ -141,7 +144,7 @@ pub(crate) fn check_user_name(name: &str) -> Result<()> {
         Ok(())
     } else {
         Err(Error::invalid(
-            "a user name is 1 to 64 characters of A-Z a-z 0-9 - _ .",
+            "a user name is 1 to 64 characters of A-Z a-z 0-9 - _ ., starting with a letter or digit",
         ))
     }
 }

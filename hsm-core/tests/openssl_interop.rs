@@ -74,9 +74,8 @@ impl Fixture {
             &self.me,
             KeySpec::Rsa2048,
             &KeyTemplate::labelled(label).with(AttributeName::Unwrap, true),
-            &KeyTemplate::labelled(label)
-                .with(AttributeName::Wrap, true)
-                .with(AttributeName::Encrypt, true),
+            // Key-usage separation: a transport pair wraps and unwraps keys only.
+            &KeyTemplate::labelled(label).with(AttributeName::Wrap, true),
         )?;
         let spki = self.hsm.public_key_spki(&self.me, public.handle)?;
         let pem = self.write_spki_pem(&format!("{label}.pub.pem"), &spki);

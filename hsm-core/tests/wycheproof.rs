@@ -70,9 +70,7 @@ impl Lab {
                 &KeyTemplate::labelled("transport")
                     .with(AttributeName::Unwrap, true)
                     .with(AttributeName::Extractable, false),
-                &KeyTemplate::labelled("transport")
-                    .with(AttributeName::Wrap, true)
-                    .with(AttributeName::Encrypt, true),
+                &KeyTemplate::labelled("transport").with(AttributeName::Wrap, true),
             )
             .expect("generate the transport key");
         let transport_spki = hsm
