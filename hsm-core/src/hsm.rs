@@ -1860,6 +1860,9 @@ impl Hsm {
             let (obj, state) = if name == AttributeName::Trusted {
                 session.require(Role::Admin)?;
                 let obj = self.object(handle)?;
+                if !obj.in_scope(session) {
+                    return Err(Error::KeyNotFound { handle });
+                }
                 let state = obj.state.load_full();
                 (obj, state)
             } else {

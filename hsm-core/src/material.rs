@@ -208,6 +208,8 @@ pub(crate) enum Material {
     Secret {
         spec: KeySpec,
         value: Zeroizing<Vec<u8>>,
+        /// The prepared AES-GCM key for AES specs (aws-lc-rs cleanses it on drop).
+        gcm: Option<Box<LessSafeKey>>,
     },
     Ec {
         spec: KeySpec,
@@ -290,7 +292,16 @@ impl Material {
                 value.len()
             )));
         }
-        Ok(Material::Secret { spec, value })
+        let gcm = match spec {
+            KeySpec::Aes128 => Some(&aead::AES_128_GCM),
+            KeySpec::Aes192 => Some(&aead::AES_192_GCM),
+            KeySpec::Aes256 => Some(&aead::AES_256_GCM),
+            _ => None,
+        }
+        .map(|alg| UnboundKey::new(alg, &value).map(|k| Box::new(LessSafeKey::new(k))))
+        .transpose()
+        .map_err(|_| crypto("aes key"))?;
+        Ok(Material::Secret { spec, value, gcm })
     }
 
     /// A private key from PKCS#8 DER (RFC 5958). With `expected`, the key must be of that spec;
@@ -462,7 +473,7 @@ impl Material {
     /// Key check value: AES-ECB(0^128)[..3] for AES, else SHA-1(SPKI or value)[..3]; hex.
     pub(crate) fn check_value(&self) -> Result<String> {
         let bytes: Vec<u8> = match self {
-            Material::Secret { spec, value } if spec.key_type() == "aes" => {
+            Material::Secret { spec, value, .. } if spec.key_type() == "aes" => {
                 let alg = match value.len() {
                     16 => &aws_lc_rs::cipher::AES_128,
                     24 => &aws_lc_rs::cipher::AES_192,
@@ -662,6 +673,13 @@ impl Material {
         }
     }
 
+    fn gcm_key(&self) -> Result<&LessSafeKey> {
+        match self {
+            Material::Secret { gcm: Some(k), .. } => Ok(k),
+            _ => Err(Error::Internal("aes-gcm without an AES key")),
+        }
+    }
+
     fn secret_value(&self) -> Option<&[u8]> {
         match self {
             Material::Secret { value, .. } => Some(value),
@@ -695,19 +713,21 @@ impl Material {
         }
         match mechanism {
             EncryptMechanism::AesGcm => {
-                let alg = self.aead_alg().ok_or(Error::Internal("aes-gcm key"))?;
-                let key = LessSafeKey::new(
-                    UnboundKey::new(alg, self.secret_value().unwrap_or_default())
-                        .map_err(|_| crypto("aes key"))?,
-                );
-                let iv = random(NONCE_LEN)?;
-                let nonce = Nonce::try_assume_unique_for_key(&iv).map_err(|_| crypto("nonce"))?;
+                let key = self.gcm_key()?;
+                let mut iv = [0u8; NONCE_LEN];
+                aws_lc_rs::rand::fill(&mut iv).map_err(|_| crypto("random"))?;
+                // One buffer: IV ‖ plaintext sealed in place ‖ tag.
                 let mut out = Vec::with_capacity(NONCE_LEN + plaintext.len() + GCM_TAG_LEN);
                 out.extend_from_slice(&iv);
-                let mut body = plaintext.to_vec();
-                key.seal_in_place_append_tag(nonce, Aad::from(aad), &mut body)
+                out.extend_from_slice(plaintext);
+                let tag = key
+                    .seal_in_place_separate_tag(
+                        Nonce::assume_unique_for_key(iv),
+                        Aad::from(aad),
+                        &mut out[NONCE_LEN..],
+                    )
                     .map_err(|_| crypto("aes-gcm encrypt"))?;
-                out.extend_from_slice(&body);
+                out.extend_from_slice(tag.as_ref());
                 Ok(out)
             }
             EncryptMechanism::AesCbcPad => {
@@ -766,16 +786,12 @@ impl Material {
         }
         match mechanism {
             EncryptMechanism::AesGcm => {
-                let alg = self.aead_alg().ok_or(Error::Internal("aes-gcm key"))?;
                 if input.len() < NONCE_LEN + GCM_TAG_LEN {
                     return Err(Error::invalid(
                         "aes-gcm input is IV (12) ‖ ciphertext ‖ tag (16): too short",
                     ));
                 }
-                let key = LessSafeKey::new(
-                    UnboundKey::new(alg, self.secret_value().unwrap_or_default())
-                        .map_err(|_| crypto("aes key"))?,
-                );
+                let key = self.gcm_key()?;
                 let nonce =
                     Nonce::try_assume_unique_for_key(&input[..NONCE_LEN]).map_err(|_| failed())?;
                 let mut body = Zeroizing::new(input[NONCE_LEN..].to_vec());

@@ -15,10 +15,11 @@
 //!   derived keys equal the value computed outside;
 //! - at the end, the store reopens to the same token keys.
 
+use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use aws_lc_rs::aead::{self, Aad, LessSafeKey, Nonce, UnboundKey};
@@ -41,7 +42,7 @@ use keyward_hsm::{
     KeyFilter, KeyHandle, KeyInfo, KeyPage, KeySpec, KeyTemplate, MasterKey, Password, Role,
     Session, SessionToken, SignInput, SignMechanism, SignatureEncoding, UnwrapTarget,
     WrapMechanism, GENERIC_SECRET_MAX_BYTES, MAX_DATA_BYTES, MAX_FAILED_LOGINS, MAX_PAGE_SIZE,
-    MAX_RANDOM_BYTES, PROXY_USER,
+    MAX_RANDOM_BYTES, MAX_SESSION_TTL, PROXY_USER,
 };
 use keyward_keystore::SqliteBackend;
 use proptest::collection::vec;
@@ -78,6 +79,32 @@ where
     if let Err(e) = runner.run(&strategy, test) {
         panic!("{e}");
     }
+    print_outcomes();
+}
+
+/// Outcomes seen per test and call, printed with `KEYWARD_PROPTEST_STATS=1 cargo test ...
+/// -- --nocapture`, to see that the random inputs reach both the successes and the refusals.
+static OUTCOMES: Mutex<BTreeMap<(String, String, &'static str), usize>> =
+    Mutex::new(BTreeMap::new());
+
+fn count_outcome(what: &str, outcome: &'static str) {
+    let test = std::thread::current().name().unwrap_or("?").to_owned();
+    let mut m = OUTCOMES.lock().unwrap_or_else(|e| e.into_inner());
+    *m.entry((test, what.to_owned(), outcome)).or_default() += 1;
+}
+
+fn print_outcomes() {
+    if std::env::var_os("KEYWARD_PROPTEST_STATS").is_none() {
+        return;
+    }
+    let test = std::thread::current().name().unwrap_or("?").to_owned();
+    let m = OUTCOMES.lock().unwrap_or_else(|e| e.into_inner());
+    let lines: Vec<String> = m
+        .iter()
+        .filter(|((t, _, _), _)| *t == test)
+        .map(|((_, what, outcome), n)| format!("  {what}: {outcome} x{n}"))
+        .collect();
+    println!("{test}:\n{}", lines.join("\n"));
 }
 
 /// What the rules predict for one call.
@@ -94,6 +121,10 @@ fn want(f: impl FnOnce() -> Result<Want, &'static str>) -> Want {
 }
 
 fn check<T>(what: &str, got: &R<T>, want: Want) -> TestCaseResult {
+    count_outcome(
+        what.split(' ').next().unwrap_or(what),
+        got.as_ref().map_or_else(|e| e.code(), |_| "ok"),
+    );
     if let Err(e) = got {
         prop_assert!(!e.code().is_empty(), "{what}: empty error code for {e:?}");
         prop_assert!(!e.to_string().is_empty(), "{what}: empty message for {e:?}");
@@ -189,6 +220,9 @@ fn kcv_secret(spec: KeySpec, value: &[u8]) -> String {
         let mut block = [0u8; 16];
         key.encrypt(&mut block).unwrap();
         hex(&block[..3])
+    } else if value.len() < 16 {
+        // Short secrets get no check value (it would give the secret away).
+        String::new()
     } else {
         hex(&digest::digest(&digest::SHA1_FOR_LEGACY_USE_ONLY, value).as_ref()[..3])
     }
@@ -390,14 +424,33 @@ fn may_use(s: &Session, i: &KeyInfo) -> bool {
     i.owner == s.user() || i.shared_with.iter().any(|u| u == s.user())
 }
 
-fn visible(s: &Session, i: &KeyInfo) -> bool {
-    s.role() == Role::Admin || i.class == KeyClass::Public || may_use(s, i)
+/// A key as the test knows it: its description, and for a session object (`token` false) the
+/// session it belongs to (only that session sees it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct K {
+    info: KeyInfo,
+    scope: Option<u64>,
+}
+
+impl std::ops::Deref for K {
+    type Target = KeyInfo;
+    fn deref(&self) -> &KeyInfo {
+        &self.info
+    }
+}
+
+fn in_scope(s: &Session, k: &K) -> bool {
+    k.scope.is_none_or(|id| id == s.id())
+}
+
+fn visible(s: &Session, k: &K) -> bool {
+    in_scope(s, k) && (s.role() == Role::Admin || k.class == KeyClass::Public || may_use(s, k))
 }
 
 /// A key the session may use (owner, shared with it, or any public key; crypto-users only).
-fn usable<'a>(s: &Session, info: Option<&'a KeyInfo>) -> Result<&'a KeyInfo, &'static str> {
+fn usable<'a>(s: &Session, info: Option<&'a K>) -> Result<&'a KeyInfo, &'static str> {
     active_as(s, Role::CryptoUser)?;
-    let i = info.ok_or("key_not_found")?;
+    let i = info.filter(|k| in_scope(s, k)).ok_or("key_not_found")?;
     if i.class != KeyClass::Public && !may_use(s, i) {
         return Err("permission_denied");
     }
@@ -405,9 +458,9 @@ fn usable<'a>(s: &Session, info: Option<&'a KeyInfo>) -> Result<&'a KeyInfo, &'s
 }
 
 /// A key the session owns.
-fn owned<'a>(s: &Session, info: Option<&'a KeyInfo>) -> Result<&'a KeyInfo, &'static str> {
+fn owned<'a>(s: &Session, info: Option<&'a K>) -> Result<&'a KeyInfo, &'static str> {
     active_as(s, Role::CryptoUser)?;
-    let i = info.ok_or("key_not_found")?;
+    let i = info.filter(|k| in_scope(s, k)).ok_or("key_not_found")?;
     if i.owner != s.user() {
         return Err("permission_denied");
     }
@@ -480,7 +533,7 @@ fn digest_ok(m: SM, input: &Input) -> Result<(), &'static str> {
     Ok(())
 }
 
-fn expect_sign(s: &Session, info: Option<&KeyInfo>, m: SM, input: &Input) -> Want {
+fn expect_sign(s: &Session, info: Option<&K>, m: SM, input: &Input) -> Want {
     want(|| {
         let i = usable(s, info)?;
         need(i.attributes.sign)?;
@@ -494,7 +547,7 @@ fn expect_sign(s: &Session, info: Option<&KeyInfo>, m: SM, input: &Input) -> Wan
 
 fn expect_verify(
     s: &Session,
-    info: Option<&KeyInfo>,
+    info: Option<&K>,
     m: SM,
     e: SignatureEncoding,
     input: &Input,
@@ -517,7 +570,7 @@ fn encrypt_fits(i: &KeyInfo, m: EM, decrypt: bool) -> bool {
     }
 }
 
-fn expect_encrypt(s: &Session, info: Option<&KeyInfo>, m: EM, len: usize, aad: usize) -> Want {
+fn expect_encrypt(s: &Session, info: Option<&K>, m: EM, len: usize, aad: usize) -> Want {
     want(|| {
         let i = usable(s, info)?;
         need(i.attributes.encrypt)?;
@@ -532,13 +585,7 @@ fn expect_encrypt(s: &Session, info: Option<&KeyInfo>, m: EM, len: usize, aad: u
 
 /// Decrypting bytes that were not made by encrypt: at best `invalid_input`. aes-cbc-pad has
 /// no integrity, so random bytes with valid padding decrypt.
-fn expect_decrypt_random(
-    s: &Session,
-    info: Option<&KeyInfo>,
-    m: EM,
-    len: usize,
-    aad: usize,
-) -> Want {
+fn expect_decrypt_random(s: &Session, info: Option<&K>, m: EM, len: usize, aad: usize) -> Want {
     want(|| {
         let i = usable(s, info)?;
         need(i.attributes.decrypt)?;
@@ -564,7 +611,7 @@ fn wrap_fits(i: &KeyInfo, m: WM, unwrap: bool) -> bool {
     }
 }
 
-fn expect_wrap(s: &Session, w: Option<&KeyInfo>, m: WM, t: Option<&KeyInfo>) -> Want {
+fn expect_wrap(s: &Session, w: Option<&K>, m: WM, t: Option<&K>) -> Want {
     want(|| {
         let w = usable(s, w)?;
         let t = owned(s, t)?;
@@ -589,7 +636,7 @@ fn expect_wrap(s: &Session, w: Option<&KeyInfo>, m: WM, t: Option<&KeyInfo>) -> 
 }
 
 /// Policy part of unwrap; what follows is the unwrap itself.
-fn expect_unwrap_policy(s: &Session, u: Option<&KeyInfo>, m: WM) -> Result<(), &'static str> {
+fn expect_unwrap_policy(s: &Session, u: Option<&K>, m: WM) -> Result<(), &'static str> {
     let u = usable(s, u)?;
     need(u.attributes.unwrap)?;
     if !wrap_fits(u, m, true) {
@@ -606,8 +653,22 @@ fn secret_spec_valid(spec: KeySpec) -> bool {
     }
 }
 
+/// 1 to 127 bytes; no control, bidirectional or invisible format characters.
 fn label_ok(l: &str) -> Result<(), &'static str> {
-    invalid_if(l.is_empty() || l.len() > 127 || l.chars().any(char::is_control))
+    let deceptive = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}')
+    };
+    invalid_if(l.is_empty() || l.len() > 127 || l.chars().any(deceptive))
+}
+
+/// Key-usage separation: a key (with its linked half) protects data or keys, not both.
+fn separated(a: &Attributes, linked: Option<&Attributes>) -> Result<(), &'static str> {
+    let data = |a: &Attributes| a.encrypt || a.decrypt;
+    let keys = |a: &Attributes| a.wrap || a.unwrap;
+    let d = data(a) || linked.is_some_and(data);
+    let k = keys(a) || linked.is_some_and(keys);
+    invalid_if(d && k)
 }
 
 fn id_ok(id: &str) -> Result<(), &'static str> {
@@ -649,7 +710,8 @@ fn build(t: &KeyTemplate, class: KeyClass) -> Result<Attributes, &'static str> {
     label_ok(&t.label)?;
     let mut a = Attributes::defaults(&t.label, class);
     for (n, v) in &t.attributes {
-        invalid_if(n.is_read_only())?;
+        // Read-only attributes, and `trusted` (an admin sets it on an existing key).
+        invalid_if(n.is_read_only() || *n == AttributeName::Trusted)?;
         match (n, v) {
             (AttributeName::Label, AttributeValue::Text(x)) => {
                 label_ok(x)?;
@@ -676,29 +738,35 @@ fn build(t: &KeyTemplate, class: KeyClass) -> Result<Attributes, &'static str> {
 // Fixture
 // ---------------------------------------------------------------------------------------------
 
-fn usage_all(label: &str) -> KeyTemplate {
+/// A key that protects data: signs, verifies, encrypts, decrypts, derives.
+fn usage_data(label: &str) -> KeyTemplate {
     use AttributeName as A;
-    [
-        A::Sign,
-        A::Verify,
-        A::Encrypt,
-        A::Decrypt,
-        A::Wrap,
-        A::Unwrap,
-        A::Derive,
-    ]
-    .into_iter()
-    .fold(KeyTemplate::labelled(label), |t, a| t.with(a, true))
+    [A::Sign, A::Verify, A::Encrypt, A::Decrypt, A::Derive]
+        .into_iter()
+        .fold(KeyTemplate::labelled(label), |t, a| t.with(a, true))
+}
+
+/// A key that protects keys: signs, verifies, wraps, unwraps, derives.
+fn usage_kek(label: &str) -> KeyTemplate {
+    use AttributeName as A;
+    [A::Sign, A::Verify, A::Wrap, A::Unwrap, A::Derive]
+        .into_iter()
+        .fold(KeyTemplate::labelled(label), |t, a| t.with(a, true))
 }
 
 fn usage_public(label: &str) -> KeyTemplate {
     KeyTemplate::labelled(label)
         .with(AttributeName::Verify, true)
         .with(AttributeName::Encrypt, true)
+}
+
+fn usage_public_kek(label: &str) -> KeyTemplate {
+    KeyTemplate::labelled(label)
+        .with(AttributeName::Verify, true)
         .with(AttributeName::Wrap, true)
 }
 
-type Snap = (KeyPage, KeyPage);
+type Snap = (KeyPage, KeyPage, Option<KeyPage>);
 
 struct Fx {
     _dir: tempfile::TempDir,
@@ -710,14 +778,49 @@ struct Fx {
     admin: Session,
     /// Every key made at setup.
     keys: Vec<KeyHandle>,
-    /// (spec, private, public) for every asymmetric spec.
+    /// (spec, private, public) for every asymmetric spec: data keys.
     pairs: Vec<(KeySpec, KeyHandle, KeyHandle)>,
-    /// Secret keys with every usage, one per secret spec.
+    /// (spec, private, public) RSA key-encryption pairs (the public half imported alone).
+    kek_pairs: Vec<(KeySpec, KeyHandle, KeyHandle)>,
+    /// Secret data keys, one per secret spec, and AES key-encryption keys.
     secrets: Vec<(KeySpec, KeyHandle)>,
-    /// An AES-256 key (every usage) whose value the test knows.
+    keks: Vec<(KeySpec, KeyHandle)>,
+    /// AES-256 keys whose values the test knows (ECDH-derived): one for data, one for keys.
     known: KeyHandle,
     known_value: [u8; 32],
+    known_kek: KeyHandle,
+    known_kek_value: [u8; 32],
     next: AtomicU64,
+}
+
+/// Derives an AES-256 key by ECDH with the HSM's P-256 key `base`; returns it and its value,
+/// computed here with aws-lc-rs.
+fn derive_known(
+    hsm: &Hsm,
+    me: &Session,
+    base: KeyHandle,
+    info: &[u8],
+    template: &KeyTemplate,
+) -> (KeyInfo, [u8; 32]) {
+    let hsm_spki = hsm.public_key_spki(me, base).unwrap();
+    let eph = agreement::PrivateKey::generate(&agreement::ECDH_P256).unwrap();
+    let eph_pub = eph.compute_public_key().unwrap();
+    let params = EcdhParams {
+        peer_public: eph_pub.as_ref(),
+        salt: SALT,
+        info,
+    };
+    let key = hsm
+        .derive_key(me, base, &params, KeySpec::Aes256, template)
+        .unwrap();
+    let z = ecdh(&eph, &agreement::ECDH_P256, &hsm_spki).unwrap();
+    let value: [u8; 32] = hkdf_sha256(&z, SALT, info, 32).unwrap().try_into().unwrap();
+    assert_eq!(
+        key.attributes.check_value,
+        kcv_secret(KeySpec::Aes256, &value),
+        "derive_key: the HSM's ECDH+HKDF result differs from aws-lc-rs's"
+    );
+    (key, value)
 }
 
 impl Fx {
@@ -743,13 +846,14 @@ impl Fx {
                 .generate_key_pair(
                     &me,
                     spec,
-                    &usage_all(spec.as_str()),
+                    &usage_data(spec.as_str()),
                     &usage_public(spec.as_str()),
                 )
                 .unwrap();
             pairs.push((spec, p.handle, u.handle));
         }
         let mut secrets = Vec::new();
+        let mut keks = Vec::new();
         for spec in [
             S::Aes128,
             S::Aes192,
@@ -761,60 +865,67 @@ impl Fx {
             },
         ] {
             let k = hsm
-                .generate_secret_key(&me, spec, &usage_all(&spec.name()))
+                .generate_secret_key(&me, spec, &usage_data(&spec.name()))
                 .unwrap();
             secrets.push((spec, k.handle));
+            if spec.key_type() == "aes" {
+                let label = format!("{}-kek", spec.name());
+                let k = hsm
+                    .generate_secret_key(&me, spec, &usage_kek(&label))
+                    .unwrap();
+                keks.push((spec, k.handle));
+            }
         }
 
-        // A key whose value the test knows: ECDH with the HSM's P-256 key, then HKDF-SHA256.
+        // Keys whose values the test knows: ECDH with the HSM's P-256 key, then HKDF-SHA256.
         let p256 = pairs[0].1;
-        let hsm_spki = hsm.public_key_spki(&me, p256).unwrap();
-        let eph = agreement::PrivateKey::generate(&agreement::ECDH_P256).unwrap();
-        let eph_pub = eph.compute_public_key().unwrap();
-        let known = hsm
-            .derive_key(
-                &me,
-                p256,
-                &EcdhParams {
-                    peer_public: eph_pub.as_ref(),
-                    salt: SALT,
-                    info: b"known",
-                },
-                S::Aes256,
-                &usage_all("known-aes"),
-            )
-            .unwrap();
-        let z = ecdh(&eph, &agreement::ECDH_P256, &hsm_spki).unwrap();
-        let known_value: [u8; 32] = hkdf_sha256(&z, SALT, b"known", 32)
-            .unwrap()
-            .try_into()
-            .unwrap();
-        assert_eq!(
-            known.attributes.check_value,
-            kcv_secret(S::Aes256, &known_value),
-            "derive_key: the HSM's ECDH+HKDF result differs from aws-lc-rs's"
-        );
+        let (known, known_value) =
+            derive_known(&hsm, &me, p256, b"known", &usage_data("known-aes"));
+        let (known_kek, known_kek_value) =
+            derive_known(&hsm, &me, p256, b"kek", &usage_kek("known-kek"));
 
-        // RSA keys enter by unwrap under the known key.
+        // RSA keys enter by unwrap under the known key-encryption key. Each RSA key serves
+        // twice, as a data pair and as a key-encryption pair (labels differ), to keep the
+        // RSA key generation to one per size.
+        let mut kek_pairs = Vec::new();
         for (spec, pkcs8) in rsa_keys() {
-            let wrapped = aes_kw(&known_value, pkcs8, true);
-            let p = hsm
-                .unwrap_key(
-                    &me,
-                    known.handle,
-                    WM::AesKwp,
-                    &wrapped,
-                    UnwrapTarget::Private,
-                    &usage_all(spec.as_str()),
-                )
-                .unwrap();
-            assert_eq!(p.spec, *spec);
-            let spki = hsm.public_key_spki(&me, p.handle).unwrap();
-            let u = hsm
-                .import_public_key(&me, &spki, &usage_public(spec.as_str()))
-                .unwrap();
-            assert_eq!(u.spec, *spec);
-            pairs.push((*spec, p.handle, u.handle));
+            let wrapped = aes_kw(&known_kek_value, pkcs8, true);
+            for kek in [false, true] {
+                let label = if kek {
+                    format!("{}-kek", spec.as_str())
+                } else {
+                    spec.as_str().to_owned()
+                };
+                let template = if kek {
+                    usage_kek(&label)
+                } else {
+                    usage_data(&label)
+                };
+                let p = hsm
+                    .unwrap_key(
+                        &me,
+                        known_kek.handle,
+                        WM::AesKwp,
+                        &wrapped,
+                        UnwrapTarget::Private,
+                        &template,
+                    )
+                    .unwrap();
+                assert_eq!(p.spec, *spec);
+                let spki = hsm.public_key_spki(&me, p.handle).unwrap();
+                let public = if kek {
+                    usage_public_kek(&label)
+                } else {
+                    usage_public(&label)
+                };
+                let u = hsm.import_public_key(&me, &spki, &public).unwrap();
+                assert_eq!(u.spec, *spec);
+                if kek {
+                    kek_pairs.push((*spec, p.handle, u.handle));
+                } else {
+                    pairs.push((*spec, p.handle, u.handle));
+                }
+            }
         }
 
         // Keys that refuse things.
@@ -832,11 +943,11 @@ impl Fx {
         hsm.generate_secret_key(
             &me,
             S::Aes128,
-            &usage_all("wwt-aes").with(A::WrapWithTrusted, true),
+            &usage_kek("wwt-aes").with(A::WrapWithTrusted, true),
         )
         .unwrap();
         let trusted = hsm
-            .generate_secret_key(&me, S::Aes256, &usage_all("trusted-aes"))
+            .generate_secret_key(&me, S::Aes256, &usage_kek("trusted-aes"))
             .unwrap();
         hsm.set_attribute(
             &admin,
@@ -855,27 +966,20 @@ impl Fx {
         hsm.generate_secret_key(
             &me,
             S::Aes256,
-            &usage_all("session-aes").with(A::Token, false),
+            &usage_data("session-aes").with(A::Token, false),
         )
         .unwrap();
         hsm.generate_key_pair(
             &alice,
             S::EcP256,
-            &usage_all("alice-ec"),
+            &usage_data("alice-ec"),
             &usage_public("alice-ec"),
         )
         .unwrap();
-        hsm.generate_secret_key(&alice, S::Aes256, &usage_all("alice-aes"))
+        hsm.generate_secret_key(&alice, S::Aes256, &usage_data("alice-aes"))
             .unwrap();
 
-        let keys = hsm
-            .list_keys(&admin, &KeyFilter::default(), None, MAX_PAGE_SIZE)
-            .unwrap()
-            .keys
-            .iter()
-            .map(|k| k.handle)
-            .collect();
-        Fx {
+        let mut fx = Fx {
             _dir: dir,
             path,
             master,
@@ -883,13 +987,19 @@ impl Fx {
             me,
             alice,
             admin,
-            keys,
+            keys: Vec::new(),
             pairs,
+            kek_pairs,
             secrets,
+            keks,
             known: known.handle,
             known_value,
+            known_kek: known_kek.handle,
+            known_kek_value,
             next: AtomicU64::new(0),
-        }
+        };
+        fx.keys = fx.all_keys().iter().map(|k| k.handle).collect();
+        fx
     }
 
     fn session(&self, i: usize) -> &Session {
@@ -907,16 +1017,48 @@ impl Fx {
         }
     }
 
-    /// The truth about a key (an admin sees every key).
-    fn info(&self, h: KeyHandle) -> Option<KeyInfo> {
-        self.hsm.key_info(&self.admin, h).ok()
+    /// The truth about a key: an admin sees every token key; a session object is seen by
+    /// its own session only.
+    fn info(&self, h: KeyHandle) -> Option<K> {
+        if let Ok(info) = self.hsm.key_info(&self.admin, h) {
+            return Some(K { info, scope: None });
+        }
+        [&self.me, &self.alice].into_iter().find_map(|s| {
+            let info = self.hsm.key_info(s, h).ok()?;
+            (!info.attributes.token).then(|| K {
+                info,
+                scope: Some(s.id()),
+            })
+        })
     }
 
-    fn all_keys(&self) -> Vec<KeyInfo> {
-        self.hsm
-            .list_keys(&self.admin, &KeyFilter::default(), None, MAX_PAGE_SIZE)
+    /// Every key: the token keys (as an admin sees them) and the session objects of the
+    /// fixture's sessions.
+    fn all_keys(&self) -> Vec<K> {
+        let all = KeyFilter::default();
+        let mut keys: Vec<K> = self
+            .hsm
+            .list_keys(&self.admin, &all, None, MAX_PAGE_SIZE)
             .unwrap()
             .keys
+            .into_iter()
+            .map(|info| K { info, scope: None })
+            .collect();
+        for s in [&self.me, &self.alice] {
+            if let Ok(page) = self.hsm.list_keys(s, &all, None, MAX_PAGE_SIZE) {
+                keys.extend(
+                    page.keys
+                        .into_iter()
+                        .filter(|k| !k.attributes.token)
+                        .map(|info| K {
+                            info,
+                            scope: Some(s.id()),
+                        }),
+                );
+            }
+        }
+        keys.sort_by_key(|k| k.handle);
+        keys
     }
 
     fn snapshot(&self) -> Snap {
@@ -926,6 +1068,7 @@ impl Fx {
             self.hsm
                 .list_keys(&self.admin, &all, None, MAX_PAGE_SIZE)
                 .unwrap(),
+            self.hsm.list_keys(&self.alice, &all, None, 1000).ok(),
         )
     }
 
@@ -991,6 +1134,25 @@ impl Fx {
             .map(|&(_, p, u)| (p, u))
     }
 
+    fn pick_of(&self, h: KeyHandle) -> Pick {
+        Pick::Key(self.keys.iter().position(|k| *k == h).unwrap())
+    }
+
+    /// The fixture's keys that the proxy user owns (and may use).
+    fn mine(&self) -> Vec<K> {
+        self.all_keys()
+            .into_iter()
+            .filter(|k| k.owner == PROXY_USER && self.keys.contains(&k.handle))
+            .collect()
+    }
+
+    fn kek_pair(&self, spec: KeySpec) -> Option<(KeyHandle, KeyHandle)> {
+        self.kek_pairs
+            .iter()
+            .find(|(s, _, _)| *s == spec)
+            .map(|&(_, p, u)| (p, u))
+    }
+
     /// The store reopens (with the master key) to the same token keys.
     fn check_reopen(&self) {
         let store = SqliteBackend::open(&self.path).unwrap();
@@ -1028,6 +1190,19 @@ fn pick() -> impl Strategy<Value = Pick> {
         1 => any::<u64>().prop_map(Pick::Raw),
         1 => select(vec![0u64, 1, u64::MAX, 1 << 53]).prop_map(Pick::Raw),
     ]
+}
+
+/// Half the cases from `random`, half from `fitting` (calls by the proxy user that should
+/// get past policy), so that refusals and successes are both exercised.
+fn biased<T: Clone + Debug + 'static>(
+    random: impl Strategy<Value = T> + 'static,
+    fitting: Vec<T>,
+) -> BoxedStrategy<T> {
+    if fitting.is_empty() {
+        random.boxed()
+    } else {
+        prop_oneof![random, select(fitting)].boxed()
+    }
 }
 
 /// 0 = the proxy service user (owns most keys), 1 = alice (crypto-user), 2 = admin.
@@ -1225,16 +1400,19 @@ impl Tamper {
 #[test]
 fn sign_any_key_mechanism_and_input() {
     let fx = Fx::new();
+    let mut fitting = Vec::new();
+    for k in fx.mine() {
+        for &m in SM::ALL {
+            if k.class != KeyClass::Public && k.attributes.sign && sign_fits(k.spec, m) {
+                fitting.push((0, fx.pick_of(k.handle), m));
+            }
+        }
+    }
+    let call = biased((session(), pick(), select(SM::ALL.to_vec())), fitting);
     run(
         CASES,
-        (
-            session(),
-            pick(),
-            select(SM::ALL.to_vec()),
-            input(),
-            encoding(),
-        ),
-        |(s, k, m, input, e)| {
+        (call, input(), encoding()),
+        |((s, k, m), input, e)| {
             let s = fx.session(s);
             let h = fx.handle(&k);
             let info = fx.info(h);
@@ -1263,17 +1441,24 @@ fn sign_any_key_mechanism_and_input() {
 #[test]
 fn verify_of_random_signatures_is_false_or_refused() {
     let fx = Fx::new();
+    let mut fitting = Vec::new();
+    for k in fx.mine() {
+        for &m in SM::ALL {
+            for e in [SignatureEncoding::Der, SignatureEncoding::Raw] {
+                if k.attributes.verify && verify_fits(k.spec, m, e) {
+                    fitting.push((0, fx.pick_of(k.handle), m, e));
+                }
+            }
+        }
+    }
+    let call = biased(
+        (session(), pick(), select(SM::ALL.to_vec()), encoding()),
+        fitting,
+    );
     run(
         CASES,
-        (
-            session(),
-            pick(),
-            select(SM::ALL.to_vec()),
-            input(),
-            encoding(),
-            sized_bytes(),
-        ),
-        |(s, k, m, input, e, sig)| {
+        (call, input(), sized_bytes()),
+        |((s, k, m, e), input, sig)| {
             let s = fx.session(s);
             let h = fx.handle(&k);
             let before = fx.snapshot();
@@ -1302,7 +1487,8 @@ fn sign_then_verify_is_true_and_a_changed_message_or_signature_is_false() {
             }
         }
     }
-    for &(spec, k) in fx.secrets.iter().chain([&(KeySpec::Aes256, fx.known)]) {
+    let secrets = fx.secrets.iter().chain(&fx.keks);
+    for &(spec, k) in secrets.chain([&(KeySpec::Aes256, fx.known)]) {
         for &m in SM::ALL.iter().filter(|m| m.is_hmac()) {
             combos.push((k, k, spec, m));
         }
@@ -1379,59 +1565,64 @@ fn sign_then_verify_is_true_and_a_changed_message_or_signature_is_false() {
 #[test]
 fn signer_of_any_key_signs_only_what_the_key_allows() {
     let fx = Fx::new();
-    run(
-        CASES,
-        (session(), pick(), select(SM::ALL.to_vec()), bytes()),
-        |(s, k, m, msg)| {
-            let s = fx.session(s);
-            let h = fx.handle(&k);
-            let info = fx.info(h);
-            let before = fx.snapshot();
-            let got = fx.hsm.signer(s, h);
-            let w = want(|| {
-                let i = usable(s, info.as_ref())?;
-                if i.class != KeyClass::Private {
-                    return Err("mechanism_invalid");
-                }
-                Ok(Want::Ok)
-            });
-            check("signer", &got, w)?;
-            fx.unchanged("signer", &before)?;
-            let (Ok(signer), Some(info)) = (got, info) else {
-                return Ok(());
-            };
-            prop_assert_eq!(signer.info(), info.clone());
-            prop_assert_eq!(signer.spec(), info.spec);
-            let spki = fx.hsm.public_key_spki(&fx.admin, h).unwrap();
-            prop_assert_eq!(signer.spki_der(), spki.as_slice());
-            prop_assert_eq!(signer.supports(m), sign_fits(info.spec, m));
-            let count = signer.sign_count();
-            let got = signer.sign(m, &msg);
-            let w = want(|| {
-                need(info.attributes.sign)?;
-                if !sign_fits(info.spec, m) {
-                    return Err("mechanism_invalid");
-                }
-                Ok(Want::Ok)
-            });
-            check("KeySigner::sign", &got, w)?;
-            if let Ok(sig) = got {
-                prop_assert_eq!(signer.sign_count(), count + 1);
-                let ok = ext_verify(
-                    signer.spki_der(),
-                    info.spec,
-                    m,
-                    SignatureEncoding::Der,
-                    &Input::Message(msg),
-                    &sig,
-                );
-                prop_assert_eq!(ok, Some(true));
-            } else {
-                prop_assert_eq!(signer.sign_count(), count);
+    let mut fitting = Vec::new();
+    for k in fx.mine() {
+        for &m in SM::ALL {
+            if k.class == KeyClass::Private && sign_fits(k.spec, m) {
+                fitting.push((0, fx.pick_of(k.handle), m));
             }
-            fx.unchanged("KeySigner::sign", &before)
-        },
-    );
+        }
+    }
+    let call = biased((session(), pick(), select(SM::ALL.to_vec())), fitting);
+    run(CASES, (call, bytes()), |((s, k, m), msg)| {
+        let s = fx.session(s);
+        let h = fx.handle(&k);
+        let info = fx.info(h);
+        let before = fx.snapshot();
+        let w = want(|| {
+            let i = usable(s, info.as_ref())?;
+            if i.class != KeyClass::Private {
+                return Err("mechanism_invalid");
+            }
+            Ok(Want::Ok)
+        });
+        let got = fx.hsm.signer(s, h);
+        check("signer", &got, w)?;
+        fx.unchanged("signer", &before)?;
+        let (Ok(signer), Some(info)) = (got, info) else {
+            return Ok(());
+        };
+        prop_assert_eq!(signer.info(), info.info.clone());
+        prop_assert_eq!(signer.spec(), info.spec);
+        let spki = fx.hsm.public_key_spki(&fx.admin, h).unwrap();
+        prop_assert_eq!(signer.spki_der(), spki.as_slice());
+        prop_assert_eq!(signer.supports(m), sign_fits(info.spec, m));
+        let count = signer.sign_count();
+        let w = want(|| {
+            need(info.attributes.sign)?;
+            if !sign_fits(info.spec, m) {
+                return Err("mechanism_invalid");
+            }
+            Ok(Want::Ok)
+        });
+        let got = signer.sign(m, &msg);
+        check("KeySigner::sign", &got, w)?;
+        if let Ok(sig) = got {
+            prop_assert_eq!(signer.sign_count(), count + 1);
+            let ok = ext_verify(
+                signer.spki_der(),
+                info.spec,
+                m,
+                SignatureEncoding::Der,
+                &Input::Message(msg),
+                &sig,
+            );
+            prop_assert_eq!(ok, Some(true));
+        } else {
+            prop_assert_eq!(signer.sign_count(), count);
+        }
+        fx.unchanged("KeySigner::sign", &before)
+    });
     fx.check_reopen();
 }
 
@@ -1442,61 +1633,69 @@ fn signer_of_any_key_signs_only_what_the_key_allows() {
 #[test]
 fn encrypt_any_key_mechanism_and_input() {
     let fx = Fx::new();
-    run(
-        CASES,
-        (session(), pick(), select(EM::ALL.to_vec()), bytes(), aad()),
-        |(s, k, m, pt, aad)| {
-            let s = fx.session(s);
-            let h = fx.handle(&k);
-            let info = fx.info(h);
-            let before = fx.snapshot();
-            let got = fx.hsm.encrypt(s, h, m, &pt, &aad);
-            check(
-                "encrypt",
-                &got,
-                expect_encrypt(s, info.as_ref(), m, pt.len(), aad.len()),
-            )?;
-            fx.unchanged("encrypt", &before)?;
-            let (Ok(ct), Some(info)) = (got, info) else {
-                return Ok(());
-            };
-            // Layout, and decrypt gives the plaintext back.
-            let (session, dk) = if is_rsa(info.spec) {
-                prop_assert_eq!(ct.len(), rsa_bytes(info.spec));
-                (&fx.me, fx.pair(info.spec).unwrap().0)
-            } else {
-                let expected = match m {
-                    EM::AesGcm => 12 + pt.len() + 16,
-                    _ => 16 + (pt.len() / 16 + 1) * 16,
-                };
-                prop_assert_eq!(ct.len(), expected);
-                (s, h)
-            };
-            if fx.info(dk).is_some_and(|d| d.attributes.decrypt) {
-                let back = fx.hsm.decrypt(session, dk, m, &ct, &aad);
-                prop_assert!(back.is_ok(), "decrypt: {:?}", back.err());
-                let back = back.unwrap();
-                prop_assert_eq!(back.as_slice(), pt.as_slice());
+    let mut fitting = Vec::new();
+    for k in fx.mine() {
+        for &m in EM::ALL {
+            if k.attributes.encrypt && encrypt_fits(&k, m, false) {
+                fitting.push((0, fx.pick_of(k.handle), m));
             }
-            Ok(())
-        },
-    );
+        }
+    }
+    let call = biased((session(), pick(), select(EM::ALL.to_vec())), fitting);
+    run(CASES, (call, bytes(), aad()), |((s, k, m), pt, aad)| {
+        let s = fx.session(s);
+        let h = fx.handle(&k);
+        let info = fx.info(h);
+        let before = fx.snapshot();
+        let got = fx.hsm.encrypt(s, h, m, &pt, &aad);
+        check(
+            "encrypt",
+            &got,
+            expect_encrypt(s, info.as_ref(), m, pt.len(), aad.len()),
+        )?;
+        fx.unchanged("encrypt", &before)?;
+        let (Ok(ct), Some(info)) = (got, info) else {
+            return Ok(());
+        };
+        // Layout, and decrypt gives the plaintext back.
+        let (session, dk) = if is_rsa(info.spec) {
+            prop_assert_eq!(ct.len(), rsa_bytes(info.spec));
+            (&fx.me, fx.pair(info.spec).unwrap().0)
+        } else {
+            let expected = match m {
+                EM::AesGcm => 12 + pt.len() + 16,
+                _ => 16 + (pt.len() / 16 + 1) * 16,
+            };
+            prop_assert_eq!(ct.len(), expected);
+            (s, h)
+        };
+        if fx.info(dk).is_some_and(|d| d.attributes.decrypt) {
+            let back = fx.hsm.decrypt(session, dk, m, &ct, &aad);
+            prop_assert!(back.is_ok(), "decrypt: {:?}", back.err());
+            let back = back.unwrap();
+            prop_assert_eq!(back.as_slice(), pt.as_slice());
+        }
+        Ok(())
+    });
     fx.check_reopen();
 }
 
 #[test]
 fn decrypt_of_random_bytes_is_refused() {
     let fx = Fx::new();
+    let mut fitting = Vec::new();
+    for k in fx.mine() {
+        for &m in EM::ALL {
+            if k.attributes.decrypt && encrypt_fits(&k, m, true) {
+                fitting.push((0, fx.pick_of(k.handle), m));
+            }
+        }
+    }
+    let call = biased((session(), pick(), select(EM::ALL.to_vec())), fitting);
     run(
         CASES,
-        (
-            session(),
-            pick(),
-            select(EM::ALL.to_vec()),
-            sized_bytes(),
-            aad(),
-        ),
-        |(s, k, m, ct, aad)| {
+        (call, sized_bytes(), aad()),
+        |((s, k, m), ct, aad)| {
             let s = fx.session(s);
             let h = fx.handle(&k);
             let before = fx.snapshot();
@@ -1682,7 +1881,7 @@ fn tampered_cbc_ciphertext_never_decrypts() {
 /// The key and session that unwrap what `w` wrapped.
 fn unwrapper(fx: &Fx, w: &KeyInfo) -> KeyHandle {
     if is_rsa(w.spec) {
-        fx.pair(w.spec).unwrap().0
+        fx.kek_pair(w.spec).unwrap().0
     } else {
         w.handle
     }
@@ -1699,48 +1898,59 @@ fn unwrap_target(t: &KeyInfo) -> UnwrapTarget {
 #[test]
 fn wrap_any_key_under_any_key_and_unwrap_it_back() {
     let fx = Fx::new();
-    run(
-        CASES,
-        (session(), pick(), select(WM::ALL.to_vec()), pick()),
-        |(s, wk, m, tk)| {
-            let s = fx.session(s);
-            let (wh, th) = (fx.handle(&wk), fx.handle(&tk));
-            let (winfo, tinfo) = (fx.info(wh), fx.info(th));
-            let before = fx.snapshot();
-            let got = fx.hsm.wrap_key(s, wh, m, th);
-            check(
-                "wrap_key",
-                &got,
-                expect_wrap(s, winfo.as_ref(), m, tinfo.as_ref()),
-            )?;
-            fx.unchanged("wrap_key", &before)?;
-            let (Ok(blob), Some(w), Some(t)) = (got, winfo, tinfo) else {
-                return Ok(());
-            };
-            let uh = unwrapper(&fx, &w);
-            let session = if is_rsa(w.spec) { &fx.me } else { s };
-            if !fx.info(uh).is_some_and(|u| u.attributes.unwrap) {
-                return Ok(());
+    let mine = fx.mine();
+    let mut fitting = Vec::new();
+    for w in &mine {
+        for &m in WM::ALL {
+            for t in &mine {
+                if !matches!(expect_wrap(&fx.me, Some(w), m, Some(t)), Want::Err(_)) {
+                    fitting.push((0, fx.pick_of(w.handle), m, fx.pick_of(t.handle)));
+                }
             }
-            let new = fx.hsm.unwrap_key(
-                session,
-                uh,
-                m,
-                &blob,
-                unwrap_target(&t),
-                &KeyTemplate::labelled(&fx.label("unwrapped")),
-            );
-            prop_assert!(new.is_ok(), "unwrap {m}: {:?}", new.err());
-            let new = new.unwrap();
-            prop_assert_eq!(new.spec, t.spec);
-            prop_assert_eq!(new.class, t.class);
-            prop_assert_eq!(&new.attributes.check_value, &t.attributes.check_value);
-            prop_assert!(!new.attributes.local);
-            prop_assert_eq!(new.owner.as_str(), session.user());
-            fx.hsm.destroy_key(session, new.handle).unwrap();
-            fx.unchanged("wrap, unwrap and destroy", &before)
-        },
+        }
+    }
+    let call = biased(
+        (session(), pick(), select(WM::ALL.to_vec()), pick()),
+        fitting,
     );
+    run(CASES, call, |(s, wk, m, tk)| {
+        let s = fx.session(s);
+        let (wh, th) = (fx.handle(&wk), fx.handle(&tk));
+        let (winfo, tinfo) = (fx.info(wh), fx.info(th));
+        let before = fx.snapshot();
+        let got = fx.hsm.wrap_key(s, wh, m, th);
+        check(
+            "wrap_key",
+            &got,
+            expect_wrap(s, winfo.as_ref(), m, tinfo.as_ref()),
+        )?;
+        fx.unchanged("wrap_key", &before)?;
+        let (Ok(blob), Some(w), Some(t)) = (got, winfo, tinfo) else {
+            return Ok(());
+        };
+        let uh = unwrapper(&fx, &w);
+        let session = if is_rsa(w.spec) { &fx.me } else { s };
+        if !fx.info(uh).is_some_and(|u| u.attributes.unwrap) {
+            return Ok(());
+        }
+        let new = fx.hsm.unwrap_key(
+            session,
+            uh,
+            m,
+            &blob,
+            unwrap_target(&t),
+            &KeyTemplate::labelled(&fx.label("unwrapped")),
+        );
+        prop_assert!(new.is_ok(), "unwrap {m}: {:?}", new.err());
+        let new = new.unwrap();
+        prop_assert_eq!(new.spec, t.spec);
+        prop_assert_eq!(new.class, t.class);
+        prop_assert_eq!(&new.attributes.check_value, &t.attributes.check_value);
+        prop_assert!(!new.attributes.local);
+        prop_assert_eq!(new.owner.as_str(), session.user());
+        fx.hsm.destroy_key(session, new.handle).unwrap();
+        fx.unchanged("wrap, unwrap and destroy", &before)
+    });
     fx.check_reopen();
 }
 
@@ -1769,17 +1979,19 @@ fn target() -> impl Strategy<Value = Target> {
 #[test]
 fn unwrap_of_random_bytes_is_refused() {
     let fx = Fx::new();
+    let mut fitting = Vec::new();
+    for k in fx.mine() {
+        for &m in WM::ALL {
+            if expect_unwrap_policy(&fx.me, Some(&k), m).is_ok() {
+                fitting.push((0, fx.pick_of(k.handle), m));
+            }
+        }
+    }
+    let call = biased((session(), pick(), select(WM::ALL.to_vec())), fitting);
     run(
         CASES,
-        (
-            session(),
-            pick(),
-            select(WM::ALL.to_vec()),
-            sized_bytes(),
-            target(),
-            label_choice(),
-        ),
-        |(s, k, m, blob, t, l)| {
+        (call, sized_bytes(), target(), label_choice()),
+        |((s, k, m), blob, t, l)| {
             let s = fx.session(s);
             let h = fx.handle(&k);
             let before = fx.snapshot();
@@ -1809,18 +2021,13 @@ fn tampered_wrapped_key_never_unwraps() {
     // (wrapping key, unwrapping key, mechanism, target) that wrap successfully.
     let mut combos = Vec::new();
     let wrapping: Vec<(KeyHandle, KeyHandle, KeySpec)> = fx
-        .secrets
+        .keks
         .iter()
-        .filter(|(s, _)| s.key_type() == "aes")
         .map(|&(s, k)| (k, k, s))
-        .chain(
-            fx.pairs
-                .iter()
-                .filter(|(s, _, _)| is_rsa(*s))
-                .map(|&(s, p, u)| (u, p, s)),
-        )
+        .chain([(fx.known_kek, fx.known_kek, KeySpec::Aes256)])
+        .chain(fx.kek_pairs.iter().map(|&(s, p, u)| (u, p, s)))
         .collect();
-    let targets: Vec<KeyInfo> = fx
+    let targets: Vec<K> = fx
         .all_keys()
         .into_iter()
         .filter(|k| {
@@ -1835,7 +2042,7 @@ fn tampered_wrapped_key_never_unwraps() {
         for &m in WM::ALL {
             for t in &targets {
                 if expect_wrap(&fx.me, Some(&winfo), m, Some(t)) == Want::Ok {
-                    combos.push((wh, uh, ws, m, t.clone()));
+                    combos.push((wh, uh, ws, m, t.info.clone()));
                 }
             }
         }
@@ -1913,8 +2120,8 @@ fn unwrap_crafted(fx: &Fx, m: WM, c: &Crafted, strict_sizes: bool) -> TestCaseRe
             } else {
                 Want::Err("invalid_input")
             };
-            let kcv = kcv_secret(*spec, &value);
-            (value, UnwrapTarget::Secret(*spec), w, Some(kcv))
+            let kcv = (w == Want::Ok).then(|| kcv_secret(*spec, &value));
+            (value, UnwrapTarget::Secret(*spec), w, kcv)
         }
         Crafted::Pkcs8(kind, t) => {
             let rng = SystemRandom::new();
@@ -1965,9 +2172,9 @@ fn unwrap_crafted(fx: &Fx, m: WM, c: &Crafted, strict_sizes: bool) -> TestCaseRe
     };
     let m = if value.is_empty() { WM::AesGcm } else { m };
     let blob = match m {
-        WM::AesKw => aes_kw(&fx.known_value, &value, false),
-        WM::AesKwp => aes_kw(&fx.known_value, &value, true),
-        _ => gcm_seal(&fx.known_value, &value, b""),
+        WM::AesKw => aes_kw(&fx.known_kek_value, &value, false),
+        WM::AesKwp => aes_kw(&fx.known_kek_value, &value, true),
+        _ => gcm_seal(&fx.known_kek_value, &value, b""),
     };
     if let UnwrapTarget::Secret(spec) = target {
         if !spec.is_secret() {
@@ -1977,7 +2184,7 @@ fn unwrap_crafted(fx: &Fx, m: WM, c: &Crafted, strict_sizes: bool) -> TestCaseRe
     let before = fx.snapshot();
     let got = fx.hsm.unwrap_key(
         me,
-        fx.known,
+        fx.known_kek,
         m,
         &blob,
         target,
@@ -2071,18 +2278,36 @@ fn peer() -> impl Strategy<Value = Peer> {
 #[test]
 fn derive_any_key_with_any_peer() {
     let fx = Fx::new();
+    let mut fitting = Vec::new();
+    for k in fx.mine() {
+        if let (Some(curve), true, KeyClass::Private) =
+            (curve_of(k.spec), k.attributes.derive, k.class)
+        {
+            for spki in [false, true] {
+                let peer = Peer::Fresh {
+                    curve,
+                    spki,
+                    damage: None,
+                };
+                fitting.push((0, fx.pick_of(k.handle), peer));
+            }
+        }
+    }
+    let call = biased((session(), pick(), peer()), fitting);
     run(
         CASES,
         (
-            session(),
-            pick(),
-            peer(),
+            call,
             small_bytes(),
             small_bytes(),
-            prop_oneof![4 => valid_secret_spec(), 1 => any_spec()],
-            label_choice(),
+            prop_oneof![
+                4 => valid_secret_spec(),
+                1 => select(KeySpec::ASYMMETRIC.to_vec()),
+                1 => any::<u16>().prop_map(|bytes| KeySpec::GenericSecret { bytes }),
+            ],
+            template(),
         ),
-        |(s, k, peer, salt, info, spec, l)| {
+        |((s, k, peer), salt, info, spec, (l, attrs))| {
             let s = fx.session(s);
             let h = fx.handle(&k);
             let base = fx.info(h);
@@ -2133,8 +2358,32 @@ fn derive_any_key_with_any_peer() {
                 }
                 Peer::Random(b) => (b.clone(), Want::Err("invalid_input")),
             };
-            let label = fx.label_for(&l, KeyClass::Secret);
+            let t = make_template(&fx, &l, &attrs, KeyClass::Secret);
+            // The new key's attributes: the template's, no more exportable than the base key.
+            let built = build(&t, KeyClass::Secret).map(|mut a| {
+                if let Some(b) = &base {
+                    let b = &b.attributes;
+                    a.local = false;
+                    a.extractable &= b.extractable;
+                    a.never_extractable = b.never_extractable && !a.extractable;
+                    a.always_sensitive = b.always_sensitive && a.sensitive;
+                    a.wrap_with_trusted |= b.wrap_with_trusted;
+                }
+                a
+            });
             let before = fx.snapshot();
+            let w = want(|| {
+                let b = usable(s, base.as_ref())?;
+                need(b.attributes.derive)?;
+                if b.spec.key_type() != "ec" || b.class != KeyClass::Private {
+                    return Err("mechanism_invalid");
+                }
+                invalid_if(!secret_spec_valid(spec))?;
+                let a = built.clone()?;
+                separated(&a, None)?;
+                invalid_if(fx.label_taken(&a.label, KeyClass::Secret))?;
+                Ok(peer_w)
+            });
             let got = fx.hsm.derive_key(
                 s,
                 h,
@@ -2144,25 +2393,17 @@ fn derive_any_key_with_any_peer() {
                     info: &info,
                 },
                 spec,
-                &KeyTemplate::labelled(&label),
+                &t,
             );
-            let w = want(|| {
-                let b = usable(s, base.as_ref())?;
-                need(b.attributes.derive)?;
-                if b.spec.key_type() != "ec" || b.class != KeyClass::Private {
-                    return Err("mechanism_invalid");
-                }
-                invalid_if(!secret_spec_valid(spec))?;
-                label_ok(&label)?;
-                invalid_if(fx.label_taken(&label, KeyClass::Secret))?;
-                Ok(peer_w)
-            });
             fx.outcome("derive_key", &before, &got, w)?;
             let Ok(new) = got else {
                 return Ok(());
             };
             prop_assert_eq!(new.spec, spec);
             prop_assert_eq!(new.class, KeyClass::Secret);
+            let mut expected = built.unwrap();
+            expected.check_value = new.attributes.check_value.clone();
+            prop_assert_eq!(&new.attributes, &expected);
             if let (Some(p), Some(curve)) = (&mine, base_curve) {
                 let spki = fx.hsm.public_key_spki(&fx.admin, h).unwrap();
                 let z = ecdh(p, CURVES[curve], &spki).unwrap();
@@ -2170,8 +2411,11 @@ fn derive_any_key_with_any_peer() {
                 let value = hkdf_sha256(&z, &salt, &info, len).unwrap();
                 prop_assert_eq!(&new.attributes.check_value, &kcv_secret(spec, &value));
             }
-            fx.hsm.destroy_key(s, new.handle).unwrap();
-            fx.unchanged("derive and destroy", &before)
+            if new.attributes.destroyable {
+                fx.hsm.destroy_key(s, new.handle).unwrap();
+                fx.unchanged("derive and destroy", &before)?;
+            }
+            Ok(())
         },
     );
     fx.check_reopen();
@@ -2231,7 +2475,6 @@ fn import_public_key_of_any_bytes() {
             };
             let label = fx.label_for(&l, KeyClass::Public);
             let before = fx.snapshot();
-            let got = fx.hsm.import_public_key(s, &bytes, &usage_public(&label));
             let w = want(|| {
                 active_as(s, Role::CryptoUser)?;
                 label_ok(&label)?;
@@ -2240,6 +2483,7 @@ fn import_public_key_of_any_bytes() {
                 }
                 Ok(der_w)
             });
+            let got = fx.hsm.import_public_key(s, &bytes, &usage_public(&label));
             fx.outcome("import_public_key", &before, &got, w)?;
             let Ok(new) = got else {
                 return Ok(());
@@ -2258,14 +2502,24 @@ fn import_public_key_of_any_bytes() {
     fx.check_reopen();
 }
 
-fn template(
-    include_trusted: bool,
-) -> impl Strategy<Value = (LabelChoice, Vec<(AttributeName, AttributeValue)>)> {
-    let names: Vec<AttributeName> = AttributeName::ALL
+/// A random template: mostly settable boolean attributes, sometimes any name (read-only and
+/// `trusted` included) with any value.
+fn template() -> impl Strategy<Value = (LabelChoice, Vec<(AttributeName, AttributeValue)>)> {
+    let settable: Vec<AttributeName> = AttributeName::ALL
         .into_iter()
-        .filter(|n| include_trusted || *n != AttributeName::Trusted)
+        .filter(|n| {
+            !n.is_read_only()
+                && !matches!(
+                    n,
+                    AttributeName::Label | AttributeName::Id | AttributeName::Trusted
+                )
+        })
         .collect();
-    (label_choice(), vec((select(names), attr_value()), 0..5))
+    let entry = prop_oneof![
+        6 => (select(settable), any::<bool>().prop_map(AttributeValue::Bool)),
+        1 => (select(AttributeName::ALL.to_vec()), attr_value()),
+    ];
+    (label_choice(), vec(entry, 0..4))
 }
 
 fn make_template(
@@ -2296,31 +2550,27 @@ fn generate_with_any_spec_and_template() {
             KeySpec::Ed25519,
         ]),
         1 => (1u16..=GENERIC_SECRET_MAX_BYTES).prop_map(|bytes| KeySpec::GenericSecret { bytes }),
+        1 => any::<u16>().prop_map(|bytes| KeySpec::GenericSecret { bytes }),
     ];
     run(
         CASES,
-        (
-            session(),
-            spec,
-            any::<bool>(),
-            template(false),
-            template(false),
-        ),
+        (session(), spec, any::<bool>(), template(), template()),
         |(s, spec, as_secret, (l1, a1), (l2, a2))| {
             let s = fx.session(s);
             let before = fx.snapshot();
             if as_secret {
                 let t = make_template(&fx, &l1, &a1, KeyClass::Secret);
-                let got = fx.hsm.generate_secret_key(s, spec, &t);
                 let built = build(&t, KeyClass::Secret);
                 let w = want(|| {
                     active_as(s, Role::CryptoUser)?;
                     invalid_if(!spec.is_secret())?;
                     let a = built.clone()?;
+                    separated(&a, None)?;
                     invalid_if(fx.label_taken(&a.label, KeyClass::Secret))?;
                     invalid_if(!secret_spec_valid(spec))?;
                     Ok(Want::Ok)
                 });
+                let got = fx.hsm.generate_secret_key(s, spec, &t);
                 fx.outcome("generate_secret_key", &before, &got, w)?;
                 if let (Ok(k), Ok(mut a)) = (got, built) {
                     a.check_value = k.attributes.check_value.clone();
@@ -2334,16 +2584,17 @@ fn generate_with_any_spec_and_template() {
             } else {
                 let tp = make_template(&fx, &l1, &a1, KeyClass::Private);
                 let tu = make_template(&fx, &l2, &a2, KeyClass::Public);
-                let got = fx.hsm.generate_key_pair(s, spec, &tp, &tu);
                 let (bp, bu) = (build(&tp, KeyClass::Private), build(&tu, KeyClass::Public));
                 let w = want(|| {
                     active_as(s, Role::CryptoUser)?;
                     invalid_if(spec.is_secret())?;
                     let (p, u) = (bp.clone()?, bu.clone()?);
+                    separated(&p, Some(&u))?;
                     invalid_if(fx.label_taken(&p.label, KeyClass::Private))?;
                     invalid_if(fx.label_taken(&u.label, KeyClass::Public))?;
                     Ok(Want::Ok)
                 });
+                let got = fx.hsm.generate_key_pair(s, spec, &tp, &tu);
                 fx.outcome("generate_key_pair", &before, &got, w)?;
                 if let (Ok((p, u)), Ok(mut ap), Ok(mut au)) = (got, bp, bu) {
                     ap.check_value = p.attributes.check_value.clone();
@@ -2384,11 +2635,11 @@ fn random_of_any_length() {
     run(CASES, (session(), len), |(s, len)| {
         let s = fx.session(s);
         let before = fx.snapshot();
-        let got = fx.hsm.random(s, len);
         let w = want(|| {
             invalid_if(!(1..=MAX_RANDOM_BYTES).contains(&len))?;
             Ok(Want::Ok)
         });
+        let got = fx.hsm.random(s, len);
         fx.outcome("random", &before, &got, w)?;
         if let Ok(v) = got {
             prop_assert_eq!(v.len(), len);
@@ -2407,24 +2658,34 @@ fn random_of_any_length() {
 #[test]
 fn set_attribute_any_name_and_value() {
     let fx = Fx::new();
+    let fitting = fx
+        .mine()
+        .iter()
+        .map(|k| (0, fx.pick_of(k.handle)))
+        .collect();
     run(
         CASES,
         (
-            session(),
-            pick(),
+            biased((session(), pick()), fitting),
             select(AttributeName::ALL.to_vec()),
             attr_value(),
         ),
-        |(s, k, name, value)| {
+        |((s, k), name, value)| {
             let s = fx.session(s);
             let h = fx.handle(&k);
             let info = fx.info(h);
             let before = fx.snapshot();
-            let got = fx.hsm.set_attribute(s, h, name, value.clone());
-            let w = want(|| {
+            // The key as it should be afterwards, or the error.
+            let expected: Result<KeyInfo, &str> = (|| {
                 let i = if name == AttributeName::Trusted {
+                    // Admins only, on any key they can see: not on another session's
+                    // session objects (see `admins_set_trusted_only_on_keys_they_see`).
                     active_as(s, Role::Admin)?;
-                    info.as_ref().ok_or("key_not_found")?
+                    let k = info.as_ref().ok_or("key_not_found")?;
+                    if k.scope.is_some_and(|id| id != s.id()) {
+                        return Err("key_not_found");
+                    }
+                    k
                 } else {
                     owned(s, info.as_ref())?
                 };
@@ -2432,12 +2693,17 @@ fn set_attribute_any_name_and_value() {
                 if name.is_read_only() || !a.modifiable {
                     return Err("attribute_violation");
                 }
+                let mut new = i.clone();
                 match (name, &value) {
                     (AttributeName::Label, AttributeValue::Text(t)) => {
                         label_ok(t)?;
                         invalid_if(t != &a.label && fx.label_taken(t, i.class))?;
+                        new.attributes.label = t.clone();
                     }
-                    (AttributeName::Id, AttributeValue::Text(t)) => id_ok(t)?,
+                    (AttributeName::Id, AttributeValue::Text(t)) => {
+                        id_ok(t)?;
+                        new.attributes.id = t.clone();
+                    }
                     (n, AttributeValue::Bool(v)) if a.get_bool(n).is_some() => {
                         let current = a.get_bool(n).unwrap();
                         let violation = match n {
@@ -2451,31 +2717,35 @@ fn set_attribute_any_name_and_value() {
                             _ => false,
                         };
                         need(!violation)?;
+                        set_bool(&mut new.attributes, n, *v);
+                        if n == AttributeName::Sensitive {
+                            new.attributes.always_sensitive &= *v;
+                        }
+                        // A trusted key may itself be wrapped only by trusted keys.
+                        if n == AttributeName::Trusted && *v {
+                            new.attributes.wrap_with_trusted = true;
+                        }
                     }
                     _ => return Err("invalid_input"),
                 }
-                Ok(Want::Ok)
-            });
+                // Key-usage separation, over the pair; a lone public key is exempt.
+                let linked = i.linked_handle.and_then(|l| fx.info(l));
+                if i.class != KeyClass::Public || linked.is_some() {
+                    separated(&new.attributes, linked.as_ref().map(|l| &l.attributes))?;
+                }
+                Ok(new)
+            })();
+            let w = match &expected {
+                Ok(_) => Want::Ok,
+                Err(c) => Want::Err(c),
+            };
+            let got = fx.hsm.set_attribute(s, h, name, value.clone());
             fx.outcome("set_attribute", &before, &got, w)?;
-            let (Ok(returned), Some(old)) = (got, info) else {
+            let (Ok(returned), Ok(expected)) = (got, expected) else {
                 return Ok(());
             };
-            let mut expected = old.clone();
-            match (name, &value) {
-                (AttributeName::Label, AttributeValue::Text(t)) => {
-                    expected.attributes.label = t.clone()
-                }
-                (AttributeName::Id, AttributeValue::Text(t)) => expected.attributes.id = t.clone(),
-                (n, AttributeValue::Bool(v)) => {
-                    set_bool(&mut expected.attributes, n, *v);
-                    if n == AttributeName::Sensitive {
-                        expected.attributes.always_sensitive &= *v;
-                    }
-                }
-                _ => unreachable!(),
-            }
             prop_assert_eq!(&returned, &expected);
-            prop_assert_eq!(fx.info(h), Some(expected));
+            prop_assert_eq!(fx.info(h).map(|k| k.info), Some(expected));
             // Nothing else changed.
             let after = fx.snapshot();
             let others = |p: &KeyPage| -> Vec<KeyInfo> {
@@ -2505,61 +2775,67 @@ fn user_name() -> BoxedStrategy<String> {
 #[test]
 fn share_and_unshare_any_key_with_anyone() {
     let fx = Fx::new();
-    run(
-        CASES,
-        (session(), pick(), any::<bool>(), user_name()),
-        |(s, k, share, user)| {
-            let s = fx.session(s);
-            let h = fx.handle(&k);
-            let info = fx.info(h);
-            let before = fx.snapshot();
-            let got = if share {
-                fx.hsm.share_key(s, h, &user)
-            } else {
-                fx.hsm.unshare_key(s, h, &user)
-            };
-            let w = want(|| {
-                let i = owned(s, info.as_ref())?;
-                if share {
-                    match user.as_str() {
-                        "alice" | PROXY_USER => {}
-                        "admin" => return Err("invalid_input"),
-                        _ => return Err("user_not_found"),
-                    }
-                    invalid_if(user == s.user())?;
-                } else {
-                    invalid_if(!i.shared_with.contains(&user))?;
-                }
-                Ok(Want::Ok)
-            });
-            fx.outcome(
-                if share { "share_key" } else { "unshare_key" },
-                &before,
-                &got,
-                w,
-            )?;
-            let (Ok(returned), Some(old)) = (got, info) else {
-                return Ok(());
-            };
-            let mut expected = old.clone();
-            expected.shared_with.retain(|u| u != &user);
+    let mut fitting = Vec::new();
+    for k in fx.mine() {
+        if k.class != KeyClass::Public {
+            for share in [true, true, false] {
+                fitting.push((0, fx.pick_of(k.handle), share, "alice".to_string()));
+            }
+        }
+    }
+    let call = biased((session(), pick(), any::<bool>(), user_name()), fitting);
+    run(CASES, call, |(s, k, share, user)| {
+        let s = fx.session(s);
+        let h = fx.handle(&k);
+        let info = fx.info(h);
+        let before = fx.snapshot();
+        let w = want(|| {
+            let i = owned(s, info.as_ref())?;
             if share {
-                expected.shared_with.push(user.clone());
-                expected.shared_with.sort();
+                match user.as_str() {
+                    "alice" | PROXY_USER => {}
+                    "admin" => return Err("invalid_input"),
+                    _ => return Err("user_not_found"),
+                }
+                invalid_if(user == s.user())?;
+            } else {
+                invalid_if(!i.shared_with.contains(&user))?;
             }
-            prop_assert_eq!(&returned, &expected);
-            prop_assert_eq!(fx.info(h), Some(expected.clone()));
-            // The user sees (and may use) the key exactly while it is shared.
-            let grantee = match user.as_str() {
-                "alice" => &fx.alice,
-                _ => &fx.me,
-            };
-            if old.class != KeyClass::Public && grantee.user() != old.owner {
-                prop_assert_eq!(fx.hsm.key_info(grantee, h).is_ok(), share);
-            }
-            Ok(())
-        },
-    );
+            Ok(Want::Ok)
+        });
+        let got = if share {
+            fx.hsm.share_key(s, h, &user)
+        } else {
+            fx.hsm.unshare_key(s, h, &user)
+        };
+        fx.outcome(
+            if share { "share_key" } else { "unshare_key" },
+            &before,
+            &got,
+            w,
+        )?;
+        let (Ok(returned), Some(old)) = (got, info) else {
+            return Ok(());
+        };
+        let mut expected = old.info.clone();
+        expected.shared_with.retain(|u| u != &user);
+        if share {
+            expected.shared_with.push(user.clone());
+            expected.shared_with.sort();
+        }
+        prop_assert_eq!(&returned, &expected);
+        prop_assert_eq!(fx.info(h).map(|k| k.info), Some(expected.clone()));
+        // The user sees (and may use) the key exactly while it is shared (session objects
+        // stay with their session).
+        let grantee = match user.as_str() {
+            "alice" => &fx.alice,
+            _ => &fx.me,
+        };
+        if old.class != KeyClass::Public && grantee.user() != old.owner && old.scope.is_none() {
+            prop_assert_eq!(fx.hsm.key_info(grantee, h).is_ok(), share);
+        }
+        Ok(())
+    });
     fx.check_reopen();
 }
 
@@ -2583,7 +2859,7 @@ fn destroy_any_key() {
             DestroyTarget::Pick(p) => (fx.handle(p), None),
             DestroyTarget::Fresh(pair, destroyable) => {
                 let label = fx.label("doomed");
-                let tmpl = usage_all(&label).with(AttributeName::Destroyable, *destroyable);
+                let tmpl = usage_data(&label).with(AttributeName::Destroyable, *destroyable);
                 if *pair {
                     let (p, _) = fx
                         .hsm
@@ -2601,12 +2877,12 @@ fn destroy_any_key() {
         };
         let info = fx.info(h);
         let before = fx.snapshot();
-        let got = fx.hsm.destroy_key(s, h);
         let w = want(|| {
             let i = owned(s, info.as_ref())?;
             need(i.attributes.destroyable)?;
             Ok(Want::Ok)
         });
+        let got = fx.hsm.destroy_key(s, h);
         fx.outcome("destroy_key", &before, &got, w)?;
         if got.is_ok() {
             prop_assert!(fx.info(h).is_none());
@@ -2698,18 +2974,17 @@ fn lookups_with_any_handle_filter_and_page() {
             let before = fx.snapshot();
 
             // key_info
-            let got = fx.hsm.key_info(s, h);
             let w_info = want(|| {
-                invalid_if(false)?;
                 let i = info.as_ref().ok_or("key_not_found")?;
                 if !visible(s, i) {
                     return Err("key_not_found");
                 }
                 Ok(Want::Ok)
             });
+            let got = fx.hsm.key_info(s, h);
             check("key_info", &got, w_info)?;
             if let Ok(i) = &got {
-                prop_assert_eq!(Some(i), info.as_ref());
+                prop_assert_eq!(Some(i), info.as_ref().map(|k| &k.info));
             }
             // public_key_spki
             let got = fx.hsm.public_key_spki(s, h);
@@ -2739,16 +3014,17 @@ fn lookups_with_any_handle_filter_and_page() {
                 attributes: f.attributes.clone(),
             };
             let after = after.map(|p| fx.handle(&p));
-            let got = fx.hsm.list_keys(s, &kf, after, limit);
             let w = want(|| {
                 invalid_if(!(1..=MAX_PAGE_SIZE).contains(&limit))?;
                 Ok(Want::Ok)
             });
+            let got = fx.hsm.list_keys(s, &kf, after, limit);
             check("list_keys", &got, w)?;
             if let Ok(page) = got {
                 let mut matching: Vec<KeyInfo> = all
                     .iter()
                     .filter(|k| visible(s, k))
+                    .map(|k| &k.info)
                     .filter(|k| kf.label.as_ref().is_none_or(|l| &k.attributes.label == l))
                     .filter(|k| kf.class.is_none_or(|c| k.class == c))
                     .filter(|k| kf.key_type.as_ref().is_none_or(|t| k.spec.key_type() == t))
@@ -2783,6 +3059,7 @@ fn lookups_with_any_handle_filter_and_page() {
             let found: Vec<&KeyInfo> = all
                 .iter()
                 .filter(|k| visible(s, k) && k.class == cls && k.attributes.label == label)
+                .map(|k| &k.info)
                 .collect();
             let w = match found.len() {
                 0 => Want::Err("key_not_found"),
@@ -2818,17 +3095,21 @@ fn login_with_any_name_and_password_fails_and_changes_no_key() {
         1 => select(vec![PROXY_USER.to_string(), "nobody".into(), "Alice".into()]),
     ]
     .prop_filter("not a real user", |n| n != "alice" && n != "admin");
-    run(24, (name, "\\PC{0,300}"), |(name, password)| {
+    let ttl = prop_oneof![
+        4 => (0u64..3600).prop_map(Duration::from_secs),
+        1 => Just(MAX_SESSION_TTL),
+        1 => (MAX_SESSION_TTL.as_secs() + 1..=u64::MAX).prop_map(Duration::from_secs),
+    ];
+    run(24, (name, "\\PC{0,300}", ttl), |(name, password, ttl)| {
         let users = fx.hsm.list_users(&fx.admin).unwrap();
         let before = fx.snapshot();
-        let got = fx
-            .hsm
-            .login(&name, &Password::new(password), Duration::from_secs(5));
-        check(
-            "login",
-            &got.map(|_| ()),
-            Want::Err("authentication_failed"),
-        )?;
+        let got = fx.hsm.login(&name, &Password::new(password), ttl);
+        let w = if ttl > MAX_SESSION_TTL {
+            Want::Err("invalid_input")
+        } else {
+            Want::Err("authentication_failed")
+        };
+        check("login", &got.map(|_| ()), w)?;
         fx.unchanged("login", &before)?;
         prop_assert_eq!(fx.hsm.list_users(&fx.admin).unwrap(), users);
         Ok(())
@@ -2869,14 +3150,23 @@ fn user_management_with_any_input() {
         2 => "[a-z]{8,20}",
         1 => "\\PC{250,260}",
     ];
+    // Valid requests (for the admin) half the time: new users, carol's password, deletions
+    // of users made here.
+    let valid_name = "[a-z][a-z0-9]{2,8}";
+    let valid_password = "[a-z]{8,20}";
     let op = prop_oneof![
         2 => (name.clone(), any::<bool>(), password.clone())
             .prop_map(|(n, admin, p)| UserOp::Create(n, admin, p)),
         2 => (name.clone().prop_filter("keep the admin's password", |n| n != "admin"), password)
             .prop_map(|(n, p)| UserOp::ChangePassword(n, p)),
         1 => name.prop_map(UserOp::Delete),
+        2 => (valid_name, any::<bool>(), valid_password)
+            .prop_map(|(n, admin, p)| UserOp::Create(n, admin, p)),
+        1 => valid_password.prop_map(|p| UserOp::ChangePassword("carol".into(), p)),
+        1 => valid_name.prop_map(UserOp::Delete),
     ];
-    run(32, (session(), op), |(s, op)| {
+    let sessions = prop_oneof![1 => Just(0usize), 1 => Just(1usize), 4 => Just(2usize)];
+    run(32, (sessions, op), |(s, op)| {
         let s = fx.session(s);
         let users: Vec<String> = fx
             .hsm
@@ -2888,7 +3178,7 @@ fn user_management_with_any_input() {
         let exists = |n: &str| users.iter().any(|u| u == n);
         let name_ok = |n: &str| {
             invalid_if(
-                n.is_empty()
+                !n.starts_with(|c: char| c.is_ascii_alphanumeric())
                     || n.len() > 64
                     || !n
                         .bytes()
@@ -2900,7 +3190,6 @@ fn user_management_with_any_input() {
         match op {
             UserOp::Create(n, admin, p) => {
                 let role = if admin { Role::Admin } else { Role::CryptoUser };
-                let got = fx.hsm.create_user(s, &n, role, &Password::new(p.clone()));
                 let w = want(|| {
                     active_as(s, Role::Admin)?;
                     name_ok(&n)?;
@@ -2910,6 +3199,7 @@ fn user_management_with_any_input() {
                     }
                     Ok(Want::Ok)
                 });
+                let got = fx.hsm.create_user(s, &n, role, &Password::new(p.clone()));
                 check("create_user", &got, w)?;
                 if let Ok(u) = got {
                     prop_assert_eq!(&u.name, &n);
@@ -2919,7 +3209,6 @@ fn user_management_with_any_input() {
                 }
             }
             UserOp::ChangePassword(n, p) => {
-                let got = fx.hsm.change_password(s, &n, &Password::new(p.clone()));
                 let w = want(|| {
                     invalid_if(false)?;
                     if !s.is_active() {
@@ -2935,6 +3224,7 @@ fn user_management_with_any_input() {
                     invalid_if(n == PROXY_USER)?;
                     Ok(Want::Ok)
                 });
+                let got = fx.hsm.change_password(s, &n, &Password::new(p.clone()));
                 check("change_password", &got, w)?;
                 if got.is_ok() {
                     let r = fx.hsm.login(&n, &Password::new(p), Duration::from_secs(5));
@@ -2942,7 +3232,6 @@ fn user_management_with_any_input() {
                 }
             }
             UserOp::Delete(n) => {
-                let got = fx.hsm.delete_user(s, &n);
                 let w = want(|| {
                     active_as(s, Role::Admin)?;
                     invalid_if(n == s.user())?;
@@ -2953,6 +3242,7 @@ fn user_management_with_any_input() {
                     invalid_if(fx.all_keys().iter().any(|k| k.owner == n))?;
                     Ok(Want::Ok)
                 });
+                let got = fx.hsm.delete_user(s, &n);
                 check("delete_user", &got, w)?;
                 if got.is_ok() {
                     prop_assert!(!fx
@@ -2998,7 +3288,7 @@ fn lockout_sessions_and_logout() {
     assert_eq!(fx.hsm.session(&token).unwrap().id(), bob.id());
     let k = fx
         .hsm
-        .generate_secret_key(&bob, KeySpec::Aes256, &usage_all("bob-aes"))
+        .generate_secret_key(&bob, KeySpec::Aes256, &usage_data("bob-aes"))
         .unwrap();
     fx.hsm.logout(&bob);
     assert!(!bob.is_active());
@@ -3078,7 +3368,7 @@ fn oversized_inputs_are_refused() {
         fx.hsm
             .unwrap_key(
                 me,
-                fx.known,
+                fx.known_kek,
                 WM::AesGcm,
                 &big,
                 UnwrapTarget::Private,
@@ -3108,4 +3398,287 @@ fn oversized_inputs_are_refused() {
         assert_eq!(c.map(|e| e.code()), Some("invalid_input"), "call {i}");
     }
     assert_eq!(fx.snapshot(), before);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Regressions: bugs these properties found, fixed in hsm-core since (aac09f0)
+// ---------------------------------------------------------------------------------------------
+
+/// Generic secrets are 1 to 800 bytes (`KeySpec::GenericSecret`, `KeySpec::from_str`); other
+/// lengths must be refused, not stored (a stored `generic-secret-0` does not load back).
+#[test]
+fn generic_secrets_outside_1_to_800_bytes_are_refused() {
+    let fx = Fx::new();
+    let bytes = prop_oneof![Just(0u16), 801u16..=8160, 8161u16..=u16::MAX];
+    run(16, (bytes, 0usize..3), |(bytes, how)| {
+        let me = &fx.me;
+        let spec = KeySpec::GenericSecret { bytes };
+        let t = usage_data(&fx.label("generic"));
+        let before = fx.snapshot();
+        let got = match how {
+            0 => fx.hsm.generate_secret_key(me, spec, &t),
+            1 => {
+                let blob = gcm_seal(&fx.known_kek_value, &filler(usize::from(bytes), 1), b"");
+                fx.hsm.unwrap_key(
+                    me,
+                    fx.known_kek,
+                    WM::AesGcm,
+                    &blob,
+                    UnwrapTarget::Secret(spec),
+                    &t,
+                )
+            }
+            _ => {
+                let (p, u) = fx.pair(KeySpec::EcP256).unwrap();
+                let peer = fx.hsm.public_key_spki(me, u).unwrap();
+                let params = EcdhParams {
+                    peer_public: &peer,
+                    salt: b"",
+                    info: b"",
+                };
+                fx.hsm.derive_key(me, p, &params, spec, &t)
+            }
+        };
+        fx.outcome(
+            &format!("{spec} ({how})"),
+            &before,
+            &got,
+            Want::Err("invalid_input"),
+        )
+    });
+    fx.check_reopen();
+}
+
+/// `trusted` is "set only by an admin" (Attributes docs), so a crypto-user cannot vouch for
+/// its own wrapping key and then export `wrap_with_trusted` keys under it.
+#[test]
+fn only_an_admin_makes_a_key_trusted() {
+    let fx = Fx::new();
+    let wwt = fx
+        .hsm
+        .find_by_label(&fx.me, "wwt-aes", KeyClass::Secret)
+        .unwrap();
+    run(16, 0usize..4, |how| {
+        let me = &fx.me;
+        let t = usage_data(&fx.label("self-trusted")).with(AttributeName::Trusted, true);
+        let got = match how {
+            0 => fx.hsm.generate_secret_key(me, KeySpec::Aes256, &t),
+            1 => fx
+                .hsm
+                .generate_key_pair(me, KeySpec::EcP256, &t, &usage_public(&t.label))
+                .map(|(p, _)| p),
+            2 => {
+                let blob = gcm_seal(&fx.known_kek_value, &[7; 32], b"");
+                let target = UnwrapTarget::Secret(KeySpec::Aes256);
+                fx.hsm
+                    .unwrap_key(me, fx.known_kek, WM::AesGcm, &blob, target, &t)
+            }
+            _ => {
+                let (p, u) = fx.pair(KeySpec::EcP256).unwrap();
+                let peer = fx.hsm.public_key_spki(me, u).unwrap();
+                let params = EcdhParams {
+                    peer_public: &peer,
+                    salt: b"",
+                    info: b"",
+                };
+                fx.hsm.derive_key(me, p, &params, KeySpec::Aes256, &t)
+            }
+        };
+        if let Ok(k) = &got {
+            if k.attributes.trusted && k.class == KeyClass::Secret {
+                // The consequence: a wrap_with_trusted key leaves under the user's own key.
+                let out = fx.hsm.wrap_key(me, k.handle, WM::AesKwp, wwt.handle);
+                prop_assert!(
+                    out.is_err(),
+                    "wrap_with_trusted key exported under a self-made trusted key"
+                );
+            }
+            prop_assert!(
+                !k.attributes.trusted,
+                "a crypto-user made a trusted key ({how})"
+            );
+        }
+        Ok(())
+    });
+}
+
+/// A key made by unwrap came from outside the HSM: it has been extractable, so it is not
+/// `never_extractable` (as it is not `always_sensitive`, which unwrap_key already clears).
+#[test]
+fn unwrapped_keys_are_not_never_extractable() {
+    let fx = Fx::new();
+    run(
+        16,
+        (any::<bool>(), valid_secret_spec(), any::<u64>()),
+        |(extractable, spec, seed)| {
+            let value = filler(spec.secret_len().unwrap(), seed);
+            let blob = gcm_seal(&fx.known_kek_value, &value, b"");
+            let t = KeyTemplate::labelled(&fx.label("imported"))
+                .with(AttributeName::Extractable, extractable);
+            let k = fx
+                .hsm
+                .unwrap_key(
+                    &fx.me,
+                    fx.known_kek,
+                    WM::AesGcm,
+                    &blob,
+                    UnwrapTarget::Secret(spec),
+                    &t,
+                )
+                .unwrap();
+            prop_assert!(!k.attributes.local && !k.attributes.always_sensitive);
+            prop_assert!(
+                !k.attributes.never_extractable,
+                "unwrapped key claims never_extractable"
+            );
+            Ok(())
+        },
+    );
+}
+
+/// Deleting a user ends its access: a later user of the same name must not inherit the keys
+/// that were shared with the deleted one.
+#[test]
+fn deleted_users_keep_no_shares() {
+    let fx = Fx::new();
+    let shareable: Vec<KeyHandle> = fx
+        .all_keys()
+        .into_iter()
+        .filter(|k| k.owner == PROXY_USER && k.class != KeyClass::Public)
+        .map(|k| k.handle)
+        .collect();
+    run(6, (select(shareable), "[a-z]{4,10}"), |(h, name)| {
+        let name = format!("u-{name}");
+        let (admin, me) = (&fx.admin, &fx.me);
+        let first = Password::from("first-password");
+        fx.hsm
+            .create_user(admin, &name, Role::CryptoUser, &first)
+            .unwrap();
+        fx.hsm.share_key(me, h, &name).unwrap();
+        fx.hsm.delete_user(admin, &name).unwrap();
+        let info = fx.info(h).unwrap();
+        let second = Password::from("second-password");
+        fx.hsm
+            .create_user(admin, &name, Role::CryptoUser, &second)
+            .unwrap();
+        let (newcomer, _) = fx
+            .hsm
+            .login(&name, &second, Duration::from_secs(60))
+            .unwrap();
+        let seen = fx.hsm.key_info(&newcomer, h).is_ok();
+        fx.hsm.delete_user(admin, &name).unwrap();
+        prop_assert!(
+            !info.shared_with.contains(&name),
+            "deleted user still in shared_with"
+        );
+        prop_assert!(!seen, "a re-created user inherited a share");
+        Ok(())
+    });
+}
+
+/// Labels are unique per class, also when two sessions create keys at the same time.
+#[test]
+fn concurrent_creation_keeps_labels_unique() {
+    let fx = Fx::new();
+    for i in 0..10 {
+        let label = format!("race-{i}");
+        let barrier = std::sync::Barrier::new(2);
+        let made = std::thread::scope(|s| {
+            let jobs: Vec<_> = (0..2)
+                .map(|_| {
+                    s.spawn(|| {
+                        barrier.wait();
+                        let t = KeyTemplate::labelled(&label);
+                        fx.hsm
+                            .generate_key_pair(&fx.me, KeySpec::EcP384, &t, &t)
+                            .is_ok()
+                    })
+                })
+                .collect();
+            jobs.into_iter()
+                .map(|j| j.join().unwrap())
+                .filter(|ok| *ok)
+                .count()
+        });
+        assert!(made <= 1, "{made} key pairs labelled {label:?}");
+        let found = fx.hsm.find_by_label(&fx.me, &label, KeyClass::Private);
+        assert!(
+            found.is_ok(),
+            "find_by_label {label:?}: {:?}",
+            found.err().map(|e| e.code())
+        );
+    }
+}
+
+/// A signer checks its user's rights at every signature: unshare, re-share, destroy and
+/// logout take effect at once.
+#[test]
+fn signers_follow_the_rights_of_their_user() {
+    let fx = Fx::new();
+    let me = &fx.me;
+    let pw = Password::from("dave-password");
+    fx.hsm
+        .create_user(&fx.admin, "dave", Role::CryptoUser, &pw)
+        .unwrap();
+    let (dave, _) = fx.hsm.login("dave", &pw, Duration::from_secs(60)).unwrap();
+    let (p, _) = fx
+        .hsm
+        .generate_key_pair(
+            me,
+            KeySpec::EcP256,
+            &usage_data("shared-ec"),
+            &usage_public("shared-ec"),
+        )
+        .unwrap();
+    let h = p.handle;
+    let m = SM::EcdsaSha256;
+    let code = |r: R<Vec<u8>>| r.err().map(|e| e.code());
+    assert_eq!(
+        fx.hsm.signer(&dave, h).err().map(|e| e.code()),
+        Some("permission_denied")
+    );
+    fx.hsm.share_key(me, h, "dave").unwrap();
+    let signer = fx.hsm.signer(&dave, h).unwrap();
+    assert_eq!(code(signer.sign(m, b"m")), None);
+    fx.hsm.unshare_key(me, h, "dave").unwrap();
+    assert_eq!(code(signer.sign(m, b"m")), Some("permission_denied"));
+    fx.hsm.share_key(me, h, "dave").unwrap();
+    assert_eq!(code(signer.sign(m, b"m")), None);
+    fx.hsm
+        .set_attribute(me, h, AttributeName::Sign, AttributeValue::Bool(false))
+        .unwrap();
+    assert_eq!(code(signer.sign(m, b"m")), Some("attribute_violation"));
+    fx.hsm
+        .set_attribute(me, h, AttributeName::Sign, AttributeValue::Bool(true))
+        .unwrap();
+    fx.hsm.logout(&dave);
+    assert_eq!(code(signer.sign(m, b"m")), Some("session_invalid"));
+    let own = fx.hsm.signer(me, h).unwrap();
+    fx.hsm.destroy_key(me, h).unwrap();
+    assert_eq!(code(own.sign(m, b"m")), Some("key_not_found"));
+    fx.check_reopen();
+}
+
+/// Session objects are seen by their own session only; an admin, who cannot see them, should
+/// not be able to change them either (nor learn that they exist from the answer).
+#[test]
+fn admins_set_trusted_only_on_keys_they_see() {
+    let fx = Fx::new();
+    run(8, any::<bool>(), |v| {
+        let t = usage_kek(&fx.label("session-kek")).with(AttributeName::Token, false);
+        let k = fx
+            .hsm
+            .generate_secret_key(&fx.me, KeySpec::Aes256, &t)
+            .unwrap();
+        let seen = fx.hsm.key_info(&fx.admin, k.handle);
+        prop_assert_eq!(seen.err().map(|e| e.code()), Some("key_not_found"));
+        let got = fx.hsm.set_attribute(
+            &fx.admin,
+            k.handle,
+            AttributeName::Trusted,
+            AttributeValue::Bool(v),
+        );
+        prop_assert_eq!(got.err().map(|e| e.code()), Some("key_not_found"));
+        Ok(())
+    });
 }
