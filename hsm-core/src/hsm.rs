@@ -142,6 +142,9 @@ impl KeyObject {
 
 type ObjectMap = HashMap<KeyHandle, Arc<KeyObject>>;
 
+/// A key's state as read lock-free for one operation (no reference-count traffic).
+type StateGuard = arc_swap::Guard<Arc<KeyState>>;
+
 /// Filters for [`Hsm::list_keys`]; every set field must match.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct KeyFilter {
@@ -1301,17 +1304,13 @@ impl Hsm {
 
     /// Looks up a key the session may use: crypto-users, owner or shared user (public keys:
     /// any crypto-user).
-    fn usable(
-        &self,
-        session: &Session,
-        handle: KeyHandle,
-    ) -> Result<(Arc<KeyObject>, Arc<KeyState>)> {
+    fn usable(&self, session: &Session, handle: KeyHandle) -> Result<(Arc<KeyObject>, StateGuard)> {
         session.require(Role::CryptoUser)?;
         let obj = self.object(handle)?;
         if !obj.in_scope(session) {
             return Err(Error::KeyNotFound { handle });
         }
-        let state = obj.state.load_full();
+        let state = obj.state.load();
         if state.info.class != KeyClass::Public && !Self::may_use(session, &state.info) {
             // Not telling whether the key exists would also be fine; its handle is no secret.
             return Err(Error::PermissionDenied {
@@ -1323,17 +1322,13 @@ impl Hsm {
 
     /// Looks up a key the session owns (management: export, wrap target, destroy, share,
     /// attributes).
-    fn owned(
-        &self,
-        session: &Session,
-        handle: KeyHandle,
-    ) -> Result<(Arc<KeyObject>, Arc<KeyState>)> {
+    fn owned(&self, session: &Session, handle: KeyHandle) -> Result<(Arc<KeyObject>, StateGuard)> {
         session.require(Role::CryptoUser)?;
         let obj = self.object(handle)?;
         if !obj.in_scope(session) {
             return Err(Error::KeyNotFound { handle });
         }
-        let state = obj.state.load_full();
+        let state = obj.state.load();
         if state.info.owner != session.user() {
             return Err(Error::PermissionDenied {
                 reason: "only the key's owner may manage it",
@@ -1863,7 +1858,7 @@ impl Hsm {
                 if !obj.in_scope(session) {
                     return Err(Error::KeyNotFound { handle });
                 }
-                let state = obj.state.load_full();
+                let state = obj.state.load();
                 (obj, state)
             } else {
                 self.owned(session, handle)?
