@@ -1,0 +1,774 @@
+//! Handlers of `/v1`. Each returns `ApiResult<T>`; errors become responses in `error.rs` only.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request, State};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use axum::Json;
+use keyward_hsm::{
+    AttributeName, AttributeValue, EcdhParams, EncryptMechanism, Hsm, KeyClass, KeyFilter,
+    KeyHandle, KeySpec, Password, Role, Session, SessionToken, SignInput, SignMechanism,
+    SignatureEncoding, UnwrapTarget, WrapMechanism,
+};
+
+use crate::dto::*;
+use crate::error::{ApiError, ApiResult};
+
+/// Shared state of the API.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    /// The HSM.
+    pub hsm: Arc<Hsm>,
+}
+
+/// Most items in one batch request.
+pub const MAX_BATCH_ITEMS: usize = 1000;
+
+/// The caller's session, from `Authorization: Bearer <token>`.
+pub struct Caller(pub Session);
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let value = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or(ApiError::Unauthenticated)?;
+        let token = SessionToken::from_string(value.trim().to_owned());
+        Ok(Caller(state.hsm.session(&token)?))
+    }
+}
+
+/// `Json` whose rejections are API errors (`{code, message}`), not plain text.
+pub struct ApiJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for ApiJson<T>
+where
+    Json<T>: FromRequest<S, Rejection = axum::extract::rejection::JsonRejection>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(v)) => Ok(ApiJson(v)),
+            Err(r) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(ApiError::PayloadTooLarge),
+            Err(r) => Err(ApiError::BadRequest(r.body_text())),
+        }
+    }
+}
+
+fn parse<T: std::str::FromStr<Err = keyward_hsm::Error>>(s: &str) -> ApiResult<T> {
+    Ok(s.parse()?)
+}
+
+fn encoding(e: &Option<String>) -> ApiResult<SignatureEncoding> {
+    match e.as_deref() {
+        None | Some("der") => Ok(SignatureEncoding::Der),
+        Some("raw") => Ok(SignatureEncoding::Raw),
+        Some(o) => Err(ApiError::BadRequest(format!(
+            "encoding {o:?}: use der or raw"
+        ))),
+    }
+}
+
+fn role(s: &str) -> ApiResult<Role> {
+    Ok(s.parse()?)
+}
+
+#[utoipa::path(get, path = "/v1/health", tag = "health", responses((status = 200, body = HealthDto)))]
+/// Liveness: the process answers.
+pub async fn health() -> Json<HealthDto> {
+    Json(HealthDto {
+        status: "ok".into(),
+    })
+}
+
+#[utoipa::path(get, path = "/v1/ready", tag = "health", responses((status = 200, body = HealthDto)))]
+/// Readiness: the HSM is unsealed and passed its self-tests (it cannot exist otherwise).
+pub async fn ready(State(_s): State<AppState>) -> Json<HealthDto> {
+    Json(HealthDto {
+        status: "ready".into(),
+    })
+}
+
+#[utoipa::path(post, path = "/v1/auth/login", tag = "auth", request_body = LoginRequest,
+    responses((status = 200, body = LoginResponse), (status = 400, body = crate::error::ErrorBody),
+              (status = 401, body = crate::error::ErrorBody), (status = 423, body = crate::error::ErrorBody)))]
+/// Logs in; returns a bearer token.
+pub async fn login(
+    State(s): State<AppState>,
+    ApiJson(r): ApiJson<LoginRequest>,
+) -> ApiResult<Json<LoginResponse>> {
+    let ttl = Duration::from_secs(r.ttl_seconds.unwrap_or(3600));
+    if ttl.is_zero() {
+        return Err(ApiError::BadRequest(
+            "ttl_seconds must be at least 1".into(),
+        ));
+    }
+    let hsm = s.hsm.clone();
+    let (session, token) = tokio::task::spawn_blocking(move || {
+        hsm.login(&r.username, &Password::new(r.password), ttl)
+    })
+    .await
+    .map_err(|_| ApiError::Hsm(keyward_hsm::Error::Internal("login task")))??;
+    Ok(Json(LoginResponse {
+        token: token.expose().to_owned(),
+        expires_in_seconds: ttl.as_secs(),
+        username: session.user().to_owned(),
+        role: session.role().as_str().into(),
+    }))
+}
+
+#[utoipa::path(post, path = "/v1/auth/logout", tag = "auth", security(("bearer" = [])),
+    responses((status = 204), (status = 401, body = crate::error::ErrorBody)))]
+/// Ends the session; its session keys are destroyed.
+pub async fn logout(State(s): State<AppState>, Caller(c): Caller) -> StatusCode {
+    s.hsm.logout(&c);
+    StatusCode::NO_CONTENT
+}
+
+#[utoipa::path(post, path = "/v1/users", tag = "users", security(("bearer" = [])), request_body = CreateUserRequest,
+    responses((status = 201, body = UserDto), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody),
+              (status = 403, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)))]
+/// Creates a user (admin).
+pub async fn create_user(
+    State(s): State<AppState>,
+    Caller(c): Caller,
+    ApiJson(r): ApiJson<CreateUserRequest>,
+) -> ApiResult<(StatusCode, Json<UserDto>)> {
+    let role = role(&r.role)?;
+    let hsm = s.hsm.clone();
+    let info = tokio::task::spawn_blocking(move || {
+        hsm.create_user(&c, &r.username, role, &Password::new(r.password))
+    })
+    .await
+    .map_err(|_| ApiError::Hsm(keyward_hsm::Error::Internal("task")))??;
+    Ok((StatusCode::CREATED, Json(info.into())))
+}
+
+#[utoipa::path(get, path = "/v1/users", tag = "users", security(("bearer" = [])),
+    responses((status = 200, body = [UserDto]), (status = 401, body = crate::error::ErrorBody)))]
+/// Lists users.
+pub async fn list_users(
+    State(s): State<AppState>,
+    Caller(c): Caller,
+) -> ApiResult<Json<Vec<UserDto>>> {
+    Ok(Json(
+        s.hsm.list_users(&c)?.into_iter().map(Into::into).collect(),
+    ))
+}
+
+#[utoipa::path(delete, path = "/v1/users/{username}", tag = "users", security(("bearer" = [])),
+    params(("username" = String, Path, description = "User name")),
+    responses((status = 204), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody),
+              (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
+/// Deletes a user (admin).
+pub async fn delete_user(
+    State(s): State<AppState>,
+    Caller(c): Caller,
+    Path(name): Path<String>,
+) -> ApiResult<StatusCode> {
+    s.hsm.delete_user(&c, &name)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(put, path = "/v1/users/{username}/password", tag = "users", security(("bearer" = [])), request_body = PasswordRequest,
+    params(("username" = String, Path, description = "User name")),
+    responses((status = 204), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody),
+              (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody), (status = 423, body = crate::error::ErrorBody)))]
+/// Sets a password: an admin for anyone (this unlocks a locked user), a user for itself.
+pub async fn change_password(
+    State(s): State<AppState>,
+    Caller(c): Caller,
+    Path(name): Path<String>,
+    ApiJson(r): ApiJson<PasswordRequest>,
+) -> ApiResult<StatusCode> {
+    let hsm = s.hsm.clone();
+    tokio::task::spawn_blocking(move || hsm.change_password(&c, &name, &Password::new(r.password)))
+        .await
+        .map_err(|_| ApiError::Hsm(keyward_hsm::Error::Internal("task")))??;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(post, path = "/v1/keys/symmetric", tag = "keys", security(("bearer" = [])), request_body = GenerateSymmetricRequest,
+    responses((status = 201, body = KeyDto), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody)))]
+/// Generates an AES or generic-secret key.
+pub async fn generate_symmetric(
+    State(s): State<AppState>,
+    Caller(c): Caller,
+    ApiJson(r): ApiJson<GenerateSymmetricRequest>,
+) -> ApiResult<(StatusCode, Json<KeyDto>)> {
+    let spec: KeySpec = parse(&r.spec)?;
+    let k = s
+        .hsm
+        .generate_secret_key(&c, spec, &r.template.template()?)?;
+    Ok((StatusCode::CREATED, Json(k.into())))
+}
+
+#[utoipa::path(post, path = "/v1/keys/asymmetric-pair", tag = "keys", security(("bearer" = [])), request_body = GeneratePairRequest,
+    responses((status = 201, body = KeyPairDto), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody)))]
+/// Generates a key pair.
+pub async fn generate_pair(
+    State(s): State<AppState>,
+    Caller(c): Caller,
+    ApiJson(r): ApiJson<GeneratePairRequest>,
+) -> ApiResult<(StatusCode, Json<KeyPairDto>)> {
+    let spec: KeySpec = parse(&r.spec)?;
+    let (private, public) = (r.private.template()?, r.public.template()?);
+    let hsm = s.hsm.clone();
+    // RSA key generation takes long: keep it off the async workers.
+    let (p, u) =
+        tokio::task::spawn_blocking(move || hsm.generate_key_pair(&c, spec, &private, &public))
+            .await
+            .map_err(|_| ApiError::Hsm(keyward_hsm::Error::Internal("task")))??;
+    Ok((
+        StatusCode::CREATED,
+        Json(KeyPairDto {
+            private: p.into(),
+            public: u.into(),
+        }),
+    ))
+}
+
+#[utoipa::path(post, path = "/v1/keys/import-public", tag = "keys", security(("bearer" = [])), request_body = ImportPublicRequest,
+    responses((status = 201, body = KeyDto), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody)))]
+/// Imports a public key (SPKI PEM or base64 DER).
+pub async fn import_public(
+    State(s): State<AppState>,
+    Caller(c): Caller,
+    ApiJson(r): ApiJson<ImportPublicRequest>,
+) -> ApiResult<(StatusCode, Json<KeyDto>)> {
+    let bytes = match (&r.pem, &r.der) {
+        (Some(p), None) => p.as_bytes().to_vec(),
+        (None, Some(d)) => b64("der", d)?,
+        _ => {
+            return Err(ApiError::BadRequest(
+                "give exactly one of pem and der".into(),
+            ))
+        }
+    };
+    let k = s
+        .hsm
+        .import_public_key(&c, &bytes, &r.template.template()?)?;
+    Ok((StatusCode::CREATED, Json(k.into())))
+}
+
+#[utoipa::path(get, path = "/v1/keys", tag = "keys", security(("bearer" = [])), params(ListQuery),
+    responses((status = 200, body = KeyPageDto), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody)))]
+/// Lists keys the caller may see, with filters and pagination.
+pub async fn list_keys(
+    State(s): State<AppState>,
+    Caller(c): Caller,
+    q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<KeyPageDto>> {
+    let Query(q) = q.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let mut filter = KeyFilter {
+        label: q.label,
+        class: match q.class.as_deref() {
+            None => None,
+            Some("secret") => Some(KeyClass::Secret),
+            Some("private") => Some(KeyClass::Private),
+            Some("public") => Some(KeyClass::Public),
+            Some(o) => {
+                return Err(ApiError::BadRequest(format!(
+                    "class {o:?}: use secret, private or public"
+                )))
+            }
+        },
+        key_type: q.key_type,
+        attributes: Vec::new(),
+    };
+    for pair in q
+        .attributes
+        .iter()
+        .flat_map(|a| a.split(','))
+        .filter(|p| !p.is_empty())
+    {
+        let (n, v) = pair.split_once('=').ok_or_else(|| {
+            ApiError::BadRequest(format!("attribute filter {pair:?}: use name=true|false"))
+        })?;
+        let v = match v {
+            "true" => true,
+            "false" => false,
+            _ => {
+                return Err(ApiError::BadRequest(format!(
+                    "attribute filter {pair:?}: use name=true|false"
+                )))
+            }
+        };
+        filter.attributes.push((parse::<AttributeName>(n)?, v));
+    }
+    let page = s
+        .hsm
+        .list_keys(&c, &filter, q.after.map(KeyHandle), q.limit.unwrap_or(100))?;
+    Ok(Json(KeyPageDto {
+        keys: page.keys.into_iter().map(Into::into).collect(),
+        next: page.next.map(|h| h.0),
+    }))
+}
+
+#[utoipa::path(get, path = "/v1/keys/{handle}", tag = "keys", security(("bearer" = [])), params(("handle" = u64, Path, description = "Key handle")),
+    responses((status = 200, body = KeyDto), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
+/// One key.
+pub async fn get_key(
+    State(s): State<AppState>,
+    Caller(c): Caller,
+    Path(h): Path<u64>,
+) -> ApiResult<Json<KeyDto>> {
+    Ok(Json(s.hsm.key_info(&c, KeyHandle(h))?.into()))
+}
+
+#[utoipa::path(patch, path = "/v1/keys/{handle}/attributes", tag = "keys", security(("bearer" = [])), request_body = SetAttributeRequest,
+    params(("handle" = u64, Path, description = "Key handle")),
+    responses((status = 200, body = KeyDto), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody),
+              (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
+/// Changes one attribute.
+pub async fn set_attribute(
+    State(s): State<AppState>,
+    Caller(c): Caller,
+    Path(h): Path<u64>,
+    ApiJson(r): ApiJson<SetAttributeRequest>,
+) -> ApiResult<Json<KeyDto>> {
+    let name: AttributeName = parse(&r.name)?;
+    let value = match r.value {
+        serde_json::Value::Bool(b) => AttributeValue::Bool(b),
+        serde_json::Value::String(t) => AttributeValue::Text(t),
+        _ => {
+            return Err(ApiError::BadRequest(
+                "value is true, false or a string".into(),
+            ))
+        }
+    };
+    Ok(Json(
+        s.hsm.set_attribute(&c, KeyHandle(h), name, value)?.into(),
+    ))
+}
+
+#[utoipa::path(post, path = "/v1/keys/{handle}/share", tag = "keys", security(("bearer" = [])), request_body = ShareRequest,
+    params(("handle" = u64, Path, description = "Key handle")),
+    responses((status = 200, body = KeyDto), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody),
+              (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
+/// Shares a key for use only.
+pub async fn share(
+    State(s): State<AppState>,
+    Caller(c): Caller,
+    Path(h): Path<u64>,
+    ApiJson(r): ApiJson<ShareRequest>,
+) -> ApiResult<Json<KeyDto>> {
+    Ok(Json(s.hsm.share_key(&c, KeyHandle(h), &r.username)?.into()))
+}
+
+#[utoipa::path(delete, path = "/v1/keys/{handle}/share/{username}", tag = "keys", security(("bearer" = [])),
+    params(("handle" = u64, Path, description = "Key handle"), ("username" = String, Path, description = "User")),
+    responses((status = 200, body = KeyDto), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody),
+              (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
+/// Stops sharing a key.
+pub async fn unshare(
+    State(s): State<AppState>,
+    Caller(c): Caller,
+    Path((h, user)): Path<(u64, String)>,
+) -> ApiResult<Json<KeyDto>> {
+    Ok(Json(s.hsm.unshare_key(&c, KeyHandle(h), &user)?.into()))
+}
+
+#[utoipa::path(delete, path = "/v1/keys/{handle}", tag = "keys", security(("bearer" = [])), params(("handle" = u64, Path, description = "Key handle")),
+    responses((status = 204), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody),
+              (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
+/// Destroys a key.
+pub async fn destroy(
+    State(s): State<AppState>,
+    Caller(c): Caller,
+    Path(h): Path<u64>,
+) -> ApiResult<StatusCode> {
+    s.hsm.destroy_key(&c, KeyHandle(h))?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(get, path = "/v1/keys/{handle}/public-key", tag = "keys", security(("bearer" = [])), params(("handle" = u64, Path, description = "Key handle")),
+    responses((status = 200, body = PublicKeyDto), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
+/// The public key as PEM, base64 DER and JWK.
+pub async fn public_key(
+    State(s): State<AppState>,
+    Caller(c): Caller,
+    Path(h): Path<u64>,
+) -> ApiResult<Json<PublicKeyDto>> {
+    let spki = s.hsm.public_key_spki(&c, KeyHandle(h))?;
+    let spec = s.hsm.key_info(&c, KeyHandle(h))?.spec;
+    let pem = format!(
+        "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
+        enc(&spki)
+            .as_bytes()
+            .chunks(64)
+            .map(|c| String::from_utf8_lossy(c).into_owned())
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    Ok(Json(PublicKeyDto {
+        pem,
+        der: enc(&spki),
+        jwk: crate::jwk::jwk(spec, &spki),
+    }))
+}
+
+#[utoipa::path(post, path = "/v1/keys/{handle}/wrap", tag = "keys", security(("bearer" = [])), request_body = WrapRequest,
+    params(("handle" = u64, Path, description = "Wrapping key handle")),
+    responses((status = 200, body = WrappedDto), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody),
+              (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
+/// Wraps (exports) a key under the wrapping key `{handle}`.
+pub async fn wrap(
+    State(s): State<AppState>,
+    Caller(c): Caller,
+    Path(h): Path<u64>,
+    ApiJson(r): ApiJson<WrapRequest>,
+) -> ApiResult<Json<WrappedDto>> {
+    let m: WrapMechanism = parse(&r.mechanism)?;
+    let out = s.hsm.wrap_key(&c, KeyHandle(h), m, KeyHandle(r.target))?;
+    Ok(Json(WrappedDto { wrapped: enc(&out) }))
+}
+
+#[utoipa::path(post, path = "/v1/keys/{handle}/unwrap", tag = "keys", security(("bearer" = [])), request_body = UnwrapRequest,
+    params(("handle" = u64, Path, description = "Unwrapping key handle")),
+    responses((status = 201, body = KeyDto), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody),
+              (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
+/// Unwraps (imports) a key under the unwrapping key `{handle}`.
+pub async fn unwrap(
+    State(s): State<AppState>,
+    Caller(c): Caller,
+    Path(h): Path<u64>,
+    ApiJson(r): ApiJson<UnwrapRequest>,
+) -> ApiResult<(StatusCode, Json<KeyDto>)> {
+    let m: WrapMechanism = parse(&r.mechanism)?;
+    let target = match &r.secret_spec {
+        Some(spec) => UnwrapTarget::Secret(parse(spec)?),
+        None => UnwrapTarget::Private,
+    };
+    let wrapped = b64("wrapped", &r.wrapped)?;
+    let k = s.hsm.unwrap_key(
+        &c,
+        KeyHandle(h),
+        m,
+        &wrapped,
+        target,
+        &r.template.template()?,
+    )?;
+    Ok((StatusCode::CREATED, Json(k.into())))
+}
+
+#[utoipa::path(post, path = "/v1/keys/{handle}/derive", tag = "keys", security(("bearer" = [])), request_body = DeriveRequest,
+    params(("handle" = u64, Path, description = "EC private key handle")),
+    responses((status = 201, body = KeyDto), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody),
+              (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
+/// ECDH + HKDF-SHA256 into a new secret key.
+pub async fn derive(
+    State(s): State<AppState>,
+    Caller(c): Caller,
+    Path(h): Path<u64>,
+    ApiJson(r): ApiJson<DeriveRequest>,
+) -> ApiResult<(StatusCode, Json<KeyDto>)> {
+    let spec: KeySpec = parse(&r.spec)?;
+    let peer = b64("peer_public", &r.peer_public)?;
+    let salt = r
+        .salt
+        .as_deref()
+        .map(|v| b64("salt", v))
+        .transpose()?
+        .unwrap_or_default();
+    let info = r
+        .info
+        .as_deref()
+        .map(|v| b64("info", v))
+        .transpose()?
+        .unwrap_or_default();
+    let k = s.hsm.derive_key(
+        &c,
+        KeyHandle(h),
+        &EcdhParams {
+            peer_public: &peer,
+            salt: &salt,
+            info: &info,
+        },
+        spec,
+        &r.template.template()?,
+    )?;
+    Ok((StatusCode::CREATED, Json(k.into())))
+}
+
+fn message_or_digest<'a>(
+    message: &'a Option<Vec<u8>>,
+    digest: &'a Option<Vec<u8>>,
+) -> ApiResult<SignInput<'a>> {
+    match (message, digest) {
+        (Some(m), None) => Ok(SignInput::Message(m)),
+        (None, Some(d)) => Ok(SignInput::Digest(d)),
+        _ => Err(ApiError::BadRequest(
+            "give exactly one of message and digest".into(),
+        )),
+    }
+}
+
+pub(crate) fn do_sign(hsm: &Hsm, c: &Session, r: &SignRequest) -> ApiResult<SignatureDto> {
+    let m: SignMechanism = parse(&r.mechanism)?;
+    let message = r
+        .message
+        .as_deref()
+        .map(|v| b64("message", v))
+        .transpose()?;
+    let digest = r.digest.as_deref().map(|v| b64("digest", v)).transpose()?;
+    let sig = hsm.sign(
+        c,
+        KeyHandle(r.key),
+        m,
+        message_or_digest(&message, &digest)?,
+        encoding(&r.encoding)?,
+    )?;
+    Ok(SignatureDto {
+        signature: enc(&sig),
+    })
+}
+
+pub(crate) fn do_verify(hsm: &Hsm, c: &Session, r: &VerifyRequest) -> ApiResult<VerifiedDto> {
+    let m: SignMechanism = parse(&r.mechanism)?;
+    let message = r
+        .message
+        .as_deref()
+        .map(|v| b64("message", v))
+        .transpose()?;
+    let digest = r.digest.as_deref().map(|v| b64("digest", v)).transpose()?;
+    let sig = b64("signature", &r.signature)?;
+    let valid = hsm.verify(
+        c,
+        KeyHandle(r.key),
+        m,
+        message_or_digest(&message, &digest)?,
+        &sig,
+        encoding(&r.encoding)?,
+    )?;
+    Ok(VerifiedDto { valid })
+}
+
+pub(crate) fn do_encrypt(hsm: &Hsm, c: &Session, r: &EncryptRequest) -> ApiResult<CiphertextDto> {
+    let m: EncryptMechanism = parse(&r.mechanism)?;
+    let pt = b64("plaintext", &r.plaintext)?;
+    let aad = r
+        .aad
+        .as_deref()
+        .map(|v| b64("aad", v))
+        .transpose()?
+        .unwrap_or_default();
+    Ok(CiphertextDto {
+        ciphertext: enc(&hsm.encrypt(c, KeyHandle(r.key), m, &pt, &aad)?),
+    })
+}
+
+pub(crate) fn do_decrypt(hsm: &Hsm, c: &Session, r: &DecryptRequest) -> ApiResult<PlaintextDto> {
+    let m: EncryptMechanism = parse(&r.mechanism)?;
+    let ct = b64("ciphertext", &r.ciphertext)?;
+    let aad = r
+        .aad
+        .as_deref()
+        .map(|v| b64("aad", v))
+        .transpose()?
+        .unwrap_or_default();
+    Ok(PlaintextDto {
+        plaintext: enc(&hsm.decrypt(c, KeyHandle(r.key), m, &ct, &aad)?),
+    })
+}
+
+#[utoipa::path(post, path = "/v1/crypto/sign", tag = "crypto", security(("bearer" = [])), request_body = SignRequest,
+    responses((status = 200, body = SignatureDto), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody),
+              (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
+/// Signs (or MACs) a message or digest.
+pub async fn sign(
+    State(s): State<AppState>,
+    Caller(c): Caller,
+    ApiJson(r): ApiJson<SignRequest>,
+) -> ApiResult<Json<SignatureDto>> {
+    Ok(Json(do_sign(&s.hsm, &c, &r)?))
+}
+
+#[utoipa::path(post, path = "/v1/crypto/verify", tag = "crypto", security(("bearer" = [])), request_body = VerifyRequest,
+    responses((status = 200, body = VerifiedDto), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody),
+              (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
+/// Verifies a signature or MAC.
+pub async fn verify(
+    State(s): State<AppState>,
+    Caller(c): Caller,
+    ApiJson(r): ApiJson<VerifyRequest>,
+) -> ApiResult<Json<VerifiedDto>> {
+    Ok(Json(do_verify(&s.hsm, &c, &r)?))
+}
+
+#[utoipa::path(post, path = "/v1/crypto/encrypt", tag = "crypto", security(("bearer" = [])), request_body = EncryptRequest,
+    responses((status = 200, body = CiphertextDto), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody),
+              (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
+/// Encrypts.
+pub async fn encrypt(
+    State(s): State<AppState>,
+    Caller(c): Caller,
+    ApiJson(r): ApiJson<EncryptRequest>,
+) -> ApiResult<Json<CiphertextDto>> {
+    Ok(Json(do_encrypt(&s.hsm, &c, &r)?))
+}
+
+#[utoipa::path(post, path = "/v1/crypto/decrypt", tag = "crypto", security(("bearer" = [])), request_body = DecryptRequest,
+    responses((status = 200, body = PlaintextDto), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody),
+              (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
+/// Decrypts.
+pub async fn decrypt(
+    State(s): State<AppState>,
+    Caller(c): Caller,
+    ApiJson(r): ApiJson<DecryptRequest>,
+) -> ApiResult<Json<PlaintextDto>> {
+    Ok(Json(do_decrypt(&s.hsm, &c, &r)?))
+}
+
+#[utoipa::path(post, path = "/v1/crypto/hmac", tag = "crypto", security(("bearer" = [])), request_body = SignRequest,
+    responses((status = 200, body = SignatureDto), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody),
+              (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
+/// Computes an HMAC (`hmac-sha256/384/512` only).
+pub async fn hmac(
+    State(s): State<AppState>,
+    Caller(c): Caller,
+    ApiJson(r): ApiJson<SignRequest>,
+) -> ApiResult<Json<SignatureDto>> {
+    if !parse::<SignMechanism>(&r.mechanism)?.is_hmac() {
+        return Err(ApiError::BadRequest(
+            "hmac takes hmac-sha256, hmac-sha384 or hmac-sha512".into(),
+        ));
+    }
+    Ok(Json(do_sign(&s.hsm, &c, &r)?))
+}
+
+#[utoipa::path(post, path = "/v1/crypto/random", tag = "crypto", security(("bearer" = [])), request_body = RandomRequest,
+    responses((status = 200, body = RandomDto), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody)))]
+/// Random bytes from the HSM's DRBG.
+pub async fn random(
+    State(s): State<AppState>,
+    Caller(c): Caller,
+    ApiJson(r): ApiJson<RandomRequest>,
+) -> ApiResult<Json<RandomDto>> {
+    Ok(Json(RandomDto {
+        bytes: enc(&s.hsm.random(&c, r.length)?),
+    }))
+}
+
+fn batch<I, O>(items: &[I], f: impl Fn(&I) -> ApiResult<O>) -> ApiResult<BatchResults<O>> {
+    if items.is_empty() || items.len() > MAX_BATCH_ITEMS {
+        return Err(ApiError::BadRequest(format!(
+            "a batch has 1 to {MAX_BATCH_ITEMS} items"
+        )));
+    }
+    Ok(BatchResults {
+        results: items
+            .iter()
+            .map(|i| match f(i) {
+                Ok(v) => BatchItem {
+                    ok: Some(v),
+                    error: None,
+                },
+                Err(e) => BatchItem {
+                    ok: None,
+                    error: Some(e.body().1),
+                },
+            })
+            .collect(),
+    })
+}
+
+#[utoipa::path(post, path = "/v1/crypto/sign/batch", tag = "crypto", security(("bearer" = [])), request_body = Batch<SignRequest>,
+    responses((status = 200, body = BatchResults<SignatureDto>), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody)))]
+/// Signs up to 1000 items; each has its own result or error.
+pub async fn sign_batch(
+    State(s): State<AppState>,
+    Caller(c): Caller,
+    ApiJson(r): ApiJson<Batch<SignRequest>>,
+) -> ApiResult<Json<BatchResults<SignatureDto>>> {
+    Ok(Json(batch(&r.items, |i| do_sign(&s.hsm, &c, i))?))
+}
+
+#[utoipa::path(post, path = "/v1/crypto/verify/batch", tag = "crypto", security(("bearer" = [])), request_body = Batch<VerifyRequest>,
+    responses((status = 200, body = BatchResults<VerifiedDto>), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody)))]
+/// Verifies up to 1000 items.
+pub async fn verify_batch(
+    State(s): State<AppState>,
+    Caller(c): Caller,
+    ApiJson(r): ApiJson<Batch<VerifyRequest>>,
+) -> ApiResult<Json<BatchResults<VerifiedDto>>> {
+    Ok(Json(batch(&r.items, |i| do_verify(&s.hsm, &c, i))?))
+}
+
+#[utoipa::path(post, path = "/v1/crypto/encrypt/batch", tag = "crypto", security(("bearer" = [])), request_body = Batch<EncryptRequest>,
+    responses((status = 200, body = BatchResults<CiphertextDto>), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody)))]
+/// Encrypts up to 1000 items.
+pub async fn encrypt_batch(
+    State(s): State<AppState>,
+    Caller(c): Caller,
+    ApiJson(r): ApiJson<Batch<EncryptRequest>>,
+) -> ApiResult<Json<BatchResults<CiphertextDto>>> {
+    Ok(Json(batch(&r.items, |i| do_encrypt(&s.hsm, &c, i))?))
+}
+
+#[utoipa::path(post, path = "/v1/crypto/decrypt/batch", tag = "crypto", security(("bearer" = [])), request_body = Batch<DecryptRequest>,
+    responses((status = 200, body = BatchResults<PlaintextDto>), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody)))]
+/// Decrypts up to 1000 items.
+pub async fn decrypt_batch(
+    State(s): State<AppState>,
+    Caller(c): Caller,
+    ApiJson(r): ApiJson<Batch<DecryptRequest>>,
+) -> ApiResult<Json<BatchResults<PlaintextDto>>> {
+    Ok(Json(batch(&r.items, |i| do_decrypt(&s.hsm, &c, i))?))
+}
+
+#[utoipa::path(get, path = "/v1/audit", tag = "audit", security(("bearer" = [])), params(AuditQuery),
+    responses((status = 200, body = [AuditEntryDto]), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody)))]
+/// Audit entries (admin).
+pub async fn audit_entries(
+    State(s): State<AppState>,
+    Caller(c): Caller,
+    q: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<Vec<AuditEntryDto>>> {
+    let Query(q) = q.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::BadRequest("limit is 1 to 1000".into()));
+    }
+    let entries = s.hsm.audit_entries(&c, q.from.unwrap_or(1), limit)?;
+    Ok(Json(
+        entries
+            .into_iter()
+            .map(|e| AuditEntryDto {
+                seq: e.seq,
+                time_unix_ms: e.time_unix_ms,
+                actor: e.actor,
+                event: e.event,
+                target: e.target,
+                outcome: e.outcome,
+                prev_hash: e.prev_hash,
+            })
+            .collect(),
+    ))
+}
+
+#[utoipa::path(post, path = "/v1/audit/verify", tag = "audit", security(("bearer" = [])),
+    responses((status = 200, body = AuditReportDto), (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody)))]
+/// Checks the audit hash chain (admin).
+pub async fn audit_verify(
+    State(s): State<AppState>,
+    Caller(c): Caller,
+) -> ApiResult<Json<AuditReportDto>> {
+    let r = s.hsm.verify_audit(&c)?;
+    Ok(Json(AuditReportDto {
+        entries: r.entries,
+        intact: r.intact,
+        problem: r.problem,
+    }))
+}

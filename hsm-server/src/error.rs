@@ -1,0 +1,122 @@
+//! The one place errors become HTTP responses: `{ "code": "...", "message": "..." }`.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// The body of every error response.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// Stable machine-readable code, e.g. `key_not_found`, `permission_denied`, `invalid_input`.
+    pub code: String,
+    /// What went wrong, for people. 5xx messages are generic; details go to the server log.
+    pub message: String,
+}
+
+/// An API error: an HSM error or a request the API itself refuses.
+#[derive(Debug)]
+pub enum ApiError {
+    /// From the HSM core.
+    Hsm(keyward_hsm::Error),
+    /// The request is malformed before it reaches the HSM (bad base64, bad JSON, bad query).
+    BadRequest(String),
+    /// No or malformed `Authorization: Bearer` header.
+    Unauthenticated,
+    /// No such route or resource.
+    NotFound,
+    /// The request body is larger than the API accepts.
+    PayloadTooLarge,
+}
+
+impl From<keyward_hsm::Error> for ApiError {
+    fn from(e: keyward_hsm::Error) -> Self {
+        ApiError::Hsm(e)
+    }
+}
+
+/// The status of each HSM error code.
+pub fn status_of(e: &keyward_hsm::Error) -> StatusCode {
+    match e.code() {
+        "key_not_found" | "user_not_found" => StatusCode::NOT_FOUND,
+        "permission_denied" | "attribute_violation" => StatusCode::FORBIDDEN,
+        "mechanism_invalid" | "invalid_input" => StatusCode::BAD_REQUEST,
+        "authentication_failed" | "session_invalid" => StatusCode::UNAUTHORIZED,
+        "user_locked" => StatusCode::LOCKED,
+        "user_exists" | "label_ambiguous" => StatusCode::CONFLICT,
+        "sealed" | "self_test_failed" => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+impl ApiError {
+    /// The response body, as a batch item also reports it.
+    pub fn body(&self) -> (StatusCode, ErrorBody) {
+        match self {
+            ApiError::Hsm(e) => {
+                let status = status_of(e);
+                let message = if status.is_server_error()
+                    && status != StatusCode::SERVICE_UNAVAILABLE
+                {
+                    tracing::error!(error = %e, code = e.code(), "request failed inside the HSM");
+                    "internal error; see the server log".to_owned()
+                } else {
+                    e.to_string()
+                };
+                (
+                    status,
+                    ErrorBody {
+                        code: e.code().to_owned(),
+                        message,
+                    },
+                )
+            }
+            ApiError::BadRequest(m) => (
+                StatusCode::BAD_REQUEST,
+                ErrorBody {
+                    code: "invalid_input".into(),
+                    message: m.clone(),
+                },
+            ),
+            ApiError::Unauthenticated => (
+                StatusCode::UNAUTHORIZED,
+                ErrorBody {
+                    code: "session_invalid".into(),
+                    message: "send Authorization: Bearer <token> from POST /v1/auth/login".into(),
+                },
+            ),
+            ApiError::PayloadTooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                ErrorBody {
+                    code: "payload_too_large".into(),
+                    message: format!("request bodies are at most {} bytes", crate::MAX_BODY_BYTES),
+                },
+            ),
+            ApiError::NotFound => (
+                StatusCode::NOT_FOUND,
+                ErrorBody {
+                    code: "not_found".into(),
+                    message: "no such route".into(),
+                },
+            ),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, body) = self.body();
+        let mut res = (status, Json(body)).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            res.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer"),
+            );
+        }
+        res
+    }
+}
+
+/// Result of a handler.
+pub type ApiResult<T> = Result<T, ApiError>;

@@ -1,0 +1,131 @@
+//! Keyward's HSM REST API: every `keyward-hsm` operation over HTTP/JSON, under `/v1`.
+//!
+//! - Authentication: `POST /v1/auth/login` returns a bearer token; send it as
+//!   `Authorization: Bearer <token>`.
+//! - Bytes are standard padded base64 (RFC 4648 §4) in JSON.
+//! - Every error is `{ "code": "...", "message": "..." }`; the status comes from the code in
+//!   one place ([`error::status_of`]); 5xx messages are generic.
+//! - Request bodies are at most [`MAX_BODY_BYTES`].
+//! - The OpenAPI 3.1 document is served at `/v1/openapi.json` and committed as
+//!   `hsm-server/openapi.json`.
+//!
+//! The router needs no socket: tests call it with `tower::ServiceExt::oneshot`.
+//!
+//! ```no_run
+//! # fn run(hsm: std::sync::Arc<keyward_hsm::Hsm>) {
+//! let router = keyward_server::router(hsm);
+//! # let _ = router; }
+//! ```
+
+#![deny(missing_docs)]
+
+pub mod api;
+pub mod dto;
+pub mod error;
+mod jwk;
+
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{delete, get, patch, post, put};
+use axum::{Json, Router};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+pub use api::AppState;
+pub use error::{ApiError, ErrorBody};
+
+/// Largest request body, in bytes (16 MiB of data as base64 fits).
+pub const MAX_BODY_BYTES: usize = 24 * 1024 * 1024;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The OpenAPI document of the API.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Keyward HSM API", description = "Key management, cryptography, users and audit of the Keyward HSM."),
+    modifiers(&BearerAuth),
+    paths(
+        api::health, api::ready, api::login, api::logout,
+        api::create_user, api::list_users, api::delete_user, api::change_password,
+        api::generate_symmetric, api::generate_pair, api::import_public, api::list_keys, api::get_key,
+        api::set_attribute, api::share, api::unshare, api::destroy, api::public_key, api::wrap, api::unwrap, api::derive,
+        api::sign, api::verify, api::encrypt, api::decrypt, api::hmac, api::random,
+        api::sign_batch, api::verify_batch, api::encrypt_batch, api::decrypt_batch,
+        api::audit_entries, api::audit_verify,
+    )
+)]
+pub struct ApiDoc;
+
+async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound
+}
+
+async fn method_not_allowed() -> (axum::http::StatusCode, Json<ErrorBody>) {
+    (
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        Json(ErrorBody {
+            code: "method_not_allowed".into(),
+            message: "this route does not take that method".into(),
+        }),
+    )
+}
+
+/// The API's router over one HSM.
+pub fn router(hsm: Arc<keyward_hsm::Hsm>) -> Router {
+    use api::*;
+    Router::new()
+        .route("/v1/health", get(health))
+        .route("/v1/ready", get(ready))
+        .route("/v1/openapi.json", get(openapi))
+        .route("/v1/auth/login", post(login))
+        .route("/v1/auth/logout", post(logout))
+        .route("/v1/users", post(create_user).get(list_users))
+        .route("/v1/users/{username}", delete(delete_user))
+        .route("/v1/users/{username}/password", put(change_password))
+        .route("/v1/keys", get(list_keys))
+        .route("/v1/keys/symmetric", post(generate_symmetric))
+        .route("/v1/keys/asymmetric-pair", post(generate_pair))
+        .route("/v1/keys/import-public", post(import_public))
+        .route("/v1/keys/{handle}", get(get_key).delete(destroy))
+        .route("/v1/keys/{handle}/attributes", patch(set_attribute))
+        .route("/v1/keys/{handle}/share", post(share))
+        .route("/v1/keys/{handle}/share/{username}", delete(unshare))
+        .route("/v1/keys/{handle}/public-key", get(public_key))
+        .route("/v1/keys/{handle}/wrap", post(wrap))
+        .route("/v1/keys/{handle}/unwrap", post(unwrap))
+        .route("/v1/keys/{handle}/derive", post(derive))
+        .route("/v1/crypto/sign", post(sign))
+        .route("/v1/crypto/verify", post(verify))
+        .route("/v1/crypto/encrypt", post(encrypt))
+        .route("/v1/crypto/decrypt", post(decrypt))
+        .route("/v1/crypto/hmac", post(hmac))
+        .route("/v1/crypto/random", post(random))
+        .route("/v1/crypto/sign/batch", post(sign_batch))
+        .route("/v1/crypto/verify/batch", post(verify_batch))
+        .route("/v1/crypto/encrypt/batch", post(encrypt_batch))
+        .route("/v1/crypto/decrypt/batch", post(decrypt_batch))
+        .route("/v1/audit", get(audit_entries))
+        .route("/v1/audit/verify", post(audit_verify))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(AppState { hsm })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,379 @@
+//! The API through its router, without sockets.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use keyward_hsm::{Hsm, MasterKey, Password};
+use serde_json::{json, Value};
+use tower::ServiceExt;
+
+use crate::router;
+
+struct Api {
+    _dir: tempfile::TempDir,
+    hsm: Arc<Hsm>,
+}
+
+fn api() -> Api {
+    let dir = tempfile::tempdir().unwrap();
+    let store = keyward_keystore::SqliteBackend::create(&dir.path().join("s.sqlite3")).unwrap();
+    let hsm = Arc::new(Hsm::create(Box::new(store), &MasterKey::generate().unwrap()).unwrap());
+    hsm.bootstrap_admin("admin", &Password::from("admin-password"))
+        .unwrap();
+    Api { _dir: dir, hsm }
+}
+
+impl Api {
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = Request::builder().method(method).uri(path);
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        let req = match body {
+            Some(b) => req
+                .header("content-type", "application/json")
+                .body(Body::from(b.to_string())),
+            None => req.body(Body::empty()),
+        }
+        .unwrap();
+        self.raw(req).await
+    }
+
+    async fn raw(&self, req: Request<Body>) -> (StatusCode, Value) {
+        let res = router(self.hsm.clone()).oneshot(req).await.unwrap();
+        let status = res.status();
+        let bytes = res.into_body().collect().await.unwrap().to_bytes();
+        let v = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()))
+        };
+        (status, v)
+    }
+
+    async fn login(&self, user: &str, pw: &str) -> String {
+        let (s, v) = self
+            .call(
+                "POST",
+                "/v1/auth/login",
+                None,
+                Some(json!({"username": user, "password": pw})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        v["token"].as_str().unwrap().to_owned()
+    }
+
+    async fn keys(&self, token: &str) -> Value {
+        self.call("GET", "/v1/keys", Some(token), None).await.1
+    }
+}
+
+fn b64(b: &[u8]) -> String {
+    crate::dto::enc(b)
+}
+
+#[tokio::test]
+async fn login_generate_sign_verify_encrypt_and_batches() {
+    let a = api();
+    let admin = a.login("admin", "admin-password").await;
+    let (s, v) = a
+        .call(
+            "POST",
+            "/v1/users",
+            Some(&admin),
+            Some(json!({"username": "alice", "role": "crypto-user", "password": "alice-password"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let alice = a.login("alice", "alice-password").await;
+    let (s, pair) = a
+        .call(
+            "POST",
+            "/v1/keys/asymmetric-pair",
+            Some(&alice),
+            Some(json!({
+                "spec": "ec-p256",
+                "private": {"label": "web", "attributes": {"sign": true, "extractable": false}},
+                "public": {"label": "web", "attributes": {"verify": true}}
+            })),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{pair}");
+    let (k, p) = (
+        pair["private"]["handle"].as_u64().unwrap(),
+        pair["public"]["handle"].as_u64().unwrap(),
+    );
+    let (s, sig) = a
+        .call(
+            "POST",
+            "/v1/crypto/sign",
+            Some(&alice),
+            Some(json!({"key": k, "mechanism": "ecdsa-sha256", "message": b64(b"hello")})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{sig}");
+    let (s, ok) = a
+        .call("POST", "/v1/crypto/verify", Some(&alice), Some(json!({"key": p, "mechanism": "ecdsa-sha256", "message": b64(b"hello"), "signature": sig["signature"]})))
+        .await;
+    assert_eq!((s, ok["valid"].as_bool()), (StatusCode::OK, Some(true)));
+    let (s, pk) = a
+        .call(
+            "GET",
+            &format!("/v1/keys/{p}/public-key"),
+            Some(&alice),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(pk["pem"]
+        .as_str()
+        .unwrap()
+        .starts_with("-----BEGIN PUBLIC KEY-----"));
+    assert_eq!(pk["jwk"]["crv"], "P-256");
+    let (s, aes) = a
+        .call("POST", "/v1/keys/symmetric", Some(&alice), Some(json!({"spec": "aes-256", "template": {"label": "data", "attributes": {"encrypt": true, "decrypt": true}}})))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{aes}");
+    let h = aes["handle"].as_u64().unwrap();
+    let (_, ct) = a.call("POST", "/v1/crypto/encrypt", Some(&alice), Some(json!({"key": h, "mechanism": "aes-gcm", "plaintext": b64(b"secret"), "aad": b64(b"ctx")}))).await;
+    let (s, pt) = a
+        .call("POST", "/v1/crypto/decrypt", Some(&alice), Some(json!({"key": h, "mechanism": "aes-gcm", "ciphertext": ct["ciphertext"], "aad": b64(b"ctx")})))
+        .await;
+    assert_eq!(
+        (s, pt["plaintext"].as_str()),
+        (StatusCode::OK, Some(b64(b"secret").as_str()))
+    );
+    // A batch with one good and one bad item.
+    let (s, r) = a
+        .call(
+            "POST",
+            "/v1/crypto/sign/batch",
+            Some(&alice),
+            Some(json!({"items": [
+                {"key": k, "mechanism": "ecdsa-sha256", "message": b64(b"a")},
+                {"key": 1, "mechanism": "ecdsa-sha256", "message": b64(b"b")}
+            ]})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(r["results"][0]["ok"]["signature"].is_string());
+    assert_eq!(r["results"][1]["error"]["code"], "key_not_found");
+    // Audit, as the admin.
+    let (s, rep) = a.call("POST", "/v1/audit/verify", Some(&admin), None).await;
+    assert_eq!((s, rep["intact"].as_bool()), (StatusCode::OK, Some(true)));
+}
+
+/// method, path, token, body, expected status, expected code
+type Case<'a> = (&'a str, &'a str, Option<&'a str>, Option<Value>, StatusCode, &'a str);
+
+#[tokio::test]
+async fn bad_input_gets_a_4xx_with_a_code_and_changes_nothing() {
+    let a = api();
+    let admin = a.login("admin", "admin-password").await;
+    a.call(
+        "POST",
+        "/v1/users",
+        Some(&admin),
+        Some(json!({"username": "alice", "role": "crypto-user", "password": "alice-password"})),
+    )
+    .await;
+    let alice = a.login("alice", "alice-password").await;
+    let before = a.keys(&alice).await;
+    let unknown = "00".repeat(32);
+    let cases: Vec<Case<'_>> = vec![
+        (
+            "POST",
+            "/v1/crypto/sign",
+            Some(&alice),
+            Some(json!({"key": 1, "mechanism": "ecdsa-sha256", "message": "!!!"})),
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+        ),
+        (
+            "POST",
+            "/v1/keys/symmetric",
+            Some(&alice),
+            Some(json!({"spec": 5, "template": {"label": "x"}})),
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+        ),
+        (
+            "POST",
+            "/v1/keys/symmetric",
+            Some(&alice),
+            Some(json!({"spec": "aes-999", "template": {"label": "x"}})),
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+        ),
+        (
+            "GET",
+            "/v1/keys/12345",
+            Some(&alice),
+            None,
+            StatusCode::NOT_FOUND,
+            "key_not_found",
+        ),
+        (
+            "GET",
+            "/v1/keys",
+            Some(&unknown),
+            None,
+            StatusCode::UNAUTHORIZED,
+            "session_invalid",
+        ),
+        (
+            "GET",
+            "/v1/keys",
+            None,
+            None,
+            StatusCode::UNAUTHORIZED,
+            "session_invalid",
+        ),
+        (
+            "GET",
+            "/v1/users",
+            Some("forged"),
+            None,
+            StatusCode::UNAUTHORIZED,
+            "session_invalid",
+        ),
+        (
+            "POST",
+            "/v1/users",
+            Some(&alice),
+            Some(json!({"username": "eve", "role": "admin", "password": "eve-password"})),
+            StatusCode::FORBIDDEN,
+            "permission_denied",
+        ),
+        (
+            "GET",
+            "/v1/audit",
+            Some(&alice),
+            None,
+            StatusCode::FORBIDDEN,
+            "permission_denied",
+        ),
+        (
+            "POST",
+            "/v1/crypto/random",
+            Some(&alice),
+            Some(json!({"length": 0})),
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+        ),
+        (
+            "GET",
+            "/v1/keys?limit=0",
+            Some(&alice),
+            None,
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+        ),
+        (
+            "GET",
+            "/v1/keys?limit=x",
+            Some(&alice),
+            None,
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+        ),
+        (
+            "GET",
+            "/v1/nope",
+            Some(&alice),
+            None,
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            "DELETE",
+            "/v1/crypto/sign",
+            Some(&alice),
+            None,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+        ),
+        (
+            "POST",
+            "/v1/auth/login",
+            None,
+            Some(json!({"username": "alice", "password": "wrong-password"})),
+            StatusCode::UNAUTHORIZED,
+            "authentication_failed",
+        ),
+    ];
+    for (method, path, token, body, status, code) in cases {
+        let (s, v) = a.call(method, path, token, body.clone()).await;
+        assert_eq!(
+            (s, v["code"].as_str()),
+            (status, Some(code)),
+            "{method} {path} {body:?}: {v}"
+        );
+        assert!(v["message"].is_string());
+    }
+    // Not JSON, and oversized.
+    let req = Request::builder()
+        .method("POST")
+        .uri("/v1/crypto/sign")
+        .header("authorization", format!("Bearer {alice}"))
+        .header("content-type", "application/json")
+        .body(Body::from("{not json"))
+        .unwrap();
+    let (s, v) = a.raw(req).await;
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_input")),
+        "{v}"
+    );
+    let huge = format!(
+        "{{\"key\":1,\"mechanism\":\"ed25519\",\"message\":\"{}\"}}",
+        "A".repeat(crate::MAX_BODY_BYTES + 10)
+    );
+    let req = Request::builder()
+        .method("POST")
+        .uri("/v1/crypto/sign")
+        .header("authorization", format!("Bearer {alice}"))
+        .header("content-type", "application/json")
+        .body(Body::from(huge))
+        .unwrap();
+    let (s, v) = a.raw(req).await;
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (StatusCode::PAYLOAD_TOO_LARGE, Some("payload_too_large")),
+        "{v}"
+    );
+    assert_eq!(a.keys(&alice).await, before, "nothing changed");
+}
+
+#[tokio::test]
+async fn the_served_openapi_document_is_the_committed_one() {
+    let a = api();
+    let (s, doc) = a.call("GET", "/v1/openapi.json", None, None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(doc["paths"]["/v1/crypto/sign"]["post"].is_object());
+    let committed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.json"))
+        .unwrap_or_default();
+    let served = serde_json::to_string_pretty(&doc).unwrap() + "\n";
+    if std::env::var_os("KEYWARD_UPDATE_OPENAPI").is_some() {
+        std::fs::write(
+            concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.json"),
+            &served,
+        )
+        .unwrap();
+        return;
+    }
+    assert_eq!(
+        committed, served,
+        "hsm-server/openapi.json is stale: run with KEYWARD_UPDATE_OPENAPI=1"
+    );
+}
