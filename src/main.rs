@@ -12,6 +12,7 @@ use keyward_hsm::{
     AttributeName, Hsm, KeyClass, KeyFilter, KeyInfo, KeySpec, KeyTemplate, Session, PROXY_USER,
 };
 
+mod api_server;
 mod certs;
 mod data_dir;
 mod demo_upstream;
@@ -50,12 +51,45 @@ enum Command {
         #[arg(long, env = "KEYWARD_CONFIG")]
         config: PathBuf,
     },
+    /// Create a new HSM: store, master key, the API's TLS key and certificate, first admin.
+    Init {
+        #[command(flatten)]
+        data: DataDirArg,
+        /// Name of the first admin.
+        #[arg(long, default_value = "admin")]
+        admin: String,
+        /// File holding the first admin's password (else env KEYWARD_ADMIN_PASSWORD, else one
+        /// is generated and printed once).
+        #[arg(long)]
+        admin_password_file: Option<PathBuf>,
+        /// DNS names of the API's certificate (repeatable).
+        #[arg(long = "api-dns", default_value = "localhost")]
+        api_dns: Vec<String>,
+        /// IP addresses of the API's certificate (repeatable).
+        #[arg(long = "api-ip", default_values = ["127.0.0.1", "::1"])]
+        api_ip: Vec<IpAddr>,
+    },
+    /// Run an HSM-only node: the REST API over TLS.
+    #[command(subcommand)]
+    Hsm(HsmCommand),
     /// Manage keys in the HSM.
     #[command(subcommand)]
     Key(KeyCommand),
     /// Make certificates and CSRs signed inside the HSM.
     #[command(subcommand)]
     Cert(CertCommand),
+}
+
+#[derive(Subcommand)]
+enum HsmCommand {
+    /// Serve the HSM REST API (TLS; the key is the HSM's `api-tls` key).
+    Serve {
+        #[command(flatten)]
+        data: DataDirArg,
+        /// Address of the API listener.
+        #[arg(long, default_value = "127.0.0.1:9200")]
+        listen: SocketAddr,
+    },
 }
 
 #[derive(Subcommand)]
@@ -165,6 +199,26 @@ fn main() -> ExitCode {
             runtime().and_then(|rt| rt.block_on(quickstart(&data.data_dir, listen)))
         }
         Command::Serve { config } => serve(&config),
+        Command::Init {
+            data,
+            admin,
+            admin_password_file,
+            api_dns,
+            api_ip,
+        } => {
+            init_logging("warn", false);
+            init(
+                &data.data_dir,
+                &admin,
+                admin_password_file.as_deref(),
+                &api_dns,
+                &api_ip,
+            )
+        }
+        Command::Hsm(HsmCommand::Serve { data, listen }) => {
+            init_logging("info", false);
+            runtime().and_then(|rt| rt.block_on(hsm_serve(&data.data_dir, listen)))
+        }
         Command::Key(cmd) => {
             init_logging("warn", false);
             key_command(cmd)
@@ -225,6 +279,72 @@ fn serve(config_path: &Path) -> Result<()> {
         drop(hsm);
         Ok(())
     })
+}
+
+fn init(
+    dir: &Path,
+    admin: &str,
+    password_file: Option<&Path>,
+    dns: &[String],
+    ips: &[IpAddr],
+) -> Result<()> {
+    if data_dir::store_path(dir).exists() {
+        bail!("{} already holds an HSM store", dir.display());
+    }
+    let (password, generated) = match (password_file, std::env::var("KEYWARD_ADMIN_PASSWORD")) {
+        (Some(f), _) => {
+            let text = std::fs::read_to_string(f)
+                .with_context(|| format!("cannot read {}", f.display()))?;
+            (text.trim_end_matches(['\r', '\n']).to_owned(), false)
+        }
+        (None, Ok(p)) => (p, false),
+        (None, Err(_)) => {
+            let mut raw = [0u8; 18];
+            aws_lc_rs::rand::fill(&mut raw)
+                .map_err(|_| anyhow::anyhow!("random generator failed"))?;
+            use base64::Engine;
+            (
+                base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw),
+                true,
+            )
+        }
+    };
+    let password = keyward_hsm::Password::new(password);
+    // Check inputs before anything is written.
+    if password.expose().chars().count() < 8 {
+        bail!("the admin password must be at least 8 characters");
+    }
+    let hsm = data_dir::open_or_create(dir)?;
+    let session = hsm.service_session(PROXY_USER)?;
+    let (key, _) = generate_tls_key(&hsm, &session, KeySpec::EcP256, api_server::API_KEY_LABEL)?;
+    let rc = certs::HsmRcgenKey::new(hsm.signer(&session, key.handle)?)?;
+    let pem = certs::self_signed(&rc, dns, ips, 3650)?;
+    std::fs::write(api_server::api_cert_path(dir), pem)?;
+    hsm.bootstrap_admin(admin, &password)?;
+    println!("initialized the HSM in {}", dir.display());
+    println!(
+        "API certificate (trust it with --ca-cert): {}",
+        api_server::api_cert_path(dir).display()
+    );
+    if generated {
+        println!(
+            "admin {admin:?} password (shown once): {}",
+            password.expose()
+        );
+    }
+    Ok(())
+}
+
+async fn hsm_serve(dir: &Path, listen: SocketAddr) -> Result<()> {
+    let listener = api_server::bind(listen).await?;
+    let hsm = std::sync::Arc::new(data_dir::open(dir)?);
+    let session = hsm.service_session(PROXY_USER)?;
+    let tls = api_server::tls_config(&hsm, &session, dir)?;
+    hsm.record_unseal("hsm serve")?;
+    tracing::info!(addr = %listener.local_addr()?, "serving the HSM API");
+    api_server::serve(listener, tls, hsm.clone(), shutdown_signal()).await;
+    hsm.record_seal("hsm serve")?;
+    Ok(())
 }
 
 fn find_private(hsm: &Hsm, session: &Session, label: &str) -> Result<KeyInfo> {

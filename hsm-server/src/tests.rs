@@ -174,7 +174,14 @@ async fn login_generate_sign_verify_encrypt_and_batches() {
 }
 
 /// method, path, token, body, expected status, expected code
-type Case<'a> = (&'a str, &'a str, Option<&'a str>, Option<Value>, StatusCode, &'a str);
+type Case<'a> = (
+    &'a str,
+    &'a str,
+    Option<&'a str>,
+    Option<Value>,
+    StatusCode,
+    &'a str,
+);
 
 #[tokio::test]
 async fn bad_input_gets_a_4xx_with_a_code_and_changes_nothing() {
