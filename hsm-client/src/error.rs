@@ -1,0 +1,67 @@
+//! The one error type of the SDK.
+
+/// A boxed error from the transport layer.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Everything a call can fail with. Never contains a token or a password.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The server answered with an error body `{ "code", "message" }`.
+    #[error("API error {status} {code}: {message}")]
+    Api {
+        /// HTTP status.
+        status: u16,
+        /// Stable machine-readable code, e.g. `key_not_found`.
+        code: String,
+        /// Human-readable message.
+        message: String,
+    },
+    /// The node could not be reached (TCP connect, TLS handshake): the request was not sent.
+    #[error("cannot connect: {0}")]
+    Connect(#[source] BoxError),
+    /// The connection failed after the request may have been sent (reset, closed, HTTP error).
+    #[error("transport error: {0}")]
+    Transport(#[source] BoxError),
+    /// No complete answer within the configured request timeout.
+    #[error("request timed out")]
+    Timeout,
+    /// The response was not the JSON the API documents.
+    #[error("cannot decode the response: {0}")]
+    Decode(String),
+    /// Every node (and every retry) failed; `last` is the last failure.
+    #[error("all nodes failed; last error: {last}")]
+    AllNodesFailed {
+        /// The last failure.
+        last: Box<Error>,
+    },
+    /// The client configuration is invalid (node URL, CA certificate, ...).
+    #[error("invalid client configuration: {0}")]
+    Config(String),
+    /// The call needs a session: call [`crate::Client::login`] first.
+    #[error("not logged in")]
+    NotLoggedIn,
+}
+
+impl Error {
+    /// The API error code (`key_not_found`, ...), also through [`Error::AllNodesFailed`].
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            Error::Api { code, .. } => Some(code),
+            Error::AllNodesFailed { last } => last.code(),
+            _ => None,
+        }
+    }
+
+    /// The HTTP status of an API error, also through [`Error::AllNodesFailed`].
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Error::Api { status, .. } => Some(*status),
+            Error::AllNodesFailed { last } => last.status(),
+            _ => None,
+        }
+    }
+}
+
+/// Result of an SDK call.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,191 @@
+//! The HSM API through the real binary: `keyward init`, `keyward hsm serve`, and curl.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Command;
+
+use support::*;
+
+fn curl_json(
+    ca: &Path,
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+) -> (u16, serde_json::Value) {
+    let url = format!("https://localhost:{}{path}", addr.port());
+    let resolve = format!("localhost:{}:127.0.0.1", addr.port());
+    let ca = ca.display().to_string();
+    let mut args = vec![
+        "-sS",
+        "--max-time",
+        "20",
+        "--cacert",
+        &ca,
+        "--resolve",
+        &resolve,
+        "-X",
+        method,
+        "-w",
+        "\n%{http_code}",
+    ];
+    let auth;
+    if let Some(t) = token {
+        auth = format!("authorization: Bearer {t}");
+        args.extend(["-H", &auth]);
+    }
+    if let Some(b) = body {
+        args.extend(["-H", "content-type: application/json", "-d", b]);
+    }
+    args.push(&url);
+    let (ok, out, err) = run("curl", &args);
+    assert!(ok, "{err}");
+    let (body, code) = out.rsplit_once('\n').unwrap();
+    (
+        code.parse().unwrap(),
+        serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+#[test]
+fn init_then_serve_the_api_over_tls_with_an_hsm_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("hsm");
+    let pw_file = tmp.path().join("admin.pw");
+    std::fs::write(&pw_file, "admin-password\n").unwrap();
+    let out = keyward_ok(&[
+        "init",
+        "--data-dir",
+        &data.display().to_string(),
+        "--admin-password-file",
+        &pw_file.display().to_string(),
+    ]);
+    assert!(
+        out.contains("api-ca.pem") && !out.contains("admin-password"),
+        "{out}"
+    );
+    // A second init refuses.
+    assert!(!keyward(&[
+        "init",
+        "--data-dir",
+        &data.display().to_string(),
+        "--admin-password-file",
+        &pw_file.display().to_string()
+    ])
+    .status
+    .success());
+
+    let mut cmd = Command::new(keyward_bin());
+    cmd.args(["hsm", "serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data)
+        .env("KEYWARD_LOG", "info");
+    let server = Running::spawn(cmd);
+    let line = server.stderr.wait_for("serving the HSM API");
+    let addr: SocketAddr = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("addr="))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let ca = data.join("api-ca.pem");
+
+    let (s, v) = curl_json(&ca, addr, "GET", "/v1/health", None, None);
+    assert_eq!((s, v["status"].as_str()), (200, Some("ok")));
+    let (s, v) = curl_json(
+        &ca,
+        addr,
+        "POST",
+        "/v1/auth/login",
+        None,
+        Some(r#"{"username":"admin","password":"admin-password"}"#),
+    );
+    assert_eq!(s, 200, "{v}");
+    let admin = v["token"].as_str().unwrap().to_owned();
+    let (s, _) = curl_json(
+        &ca,
+        addr,
+        "POST",
+        "/v1/users",
+        Some(&admin),
+        Some(r#"{"username":"alice","role":"crypto-user","password":"alice-password"}"#),
+    );
+    assert_eq!(s, 201);
+    let (_, v) = curl_json(
+        &ca,
+        addr,
+        "POST",
+        "/v1/auth/login",
+        None,
+        Some(r#"{"username":"alice","password":"alice-password"}"#),
+    );
+    let alice = v["token"].as_str().unwrap().to_owned();
+    let (s, v) = curl_json(
+        &ca,
+        addr,
+        "POST",
+        "/v1/keys/asymmetric-pair",
+        Some(&alice),
+        Some(
+            r#"{"spec":"ed25519","private":{"label":"k","attributes":{"sign":true}},"public":{"label":"k","attributes":{"verify":true}}}"#,
+        ),
+    );
+    assert_eq!(s, 201, "{v}");
+    let k = v["private"]["handle"].as_u64().unwrap();
+    let (s, v) = curl_json(
+        &ca,
+        addr,
+        "POST",
+        "/v1/crypto/sign",
+        Some(&alice),
+        Some(&format!(
+            r#"{{"key":{k},"mechanism":"ed25519","message":"aGVsbG8="}}"#
+        )),
+    );
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(
+        v["signature"].as_str().unwrap().len(),
+        88,
+        "64 bytes in base64"
+    );
+    // The admin cannot use keys; alice cannot manage users; a forged token is refused.
+    let (s, v) = curl_json(
+        &ca,
+        addr,
+        "POST",
+        "/v1/crypto/sign",
+        Some(&admin),
+        Some(&format!(
+            r#"{{"key":{k},"mechanism":"ed25519","message":"aGVsbG8="}}"#
+        )),
+    );
+    assert_eq!((s, v["code"].as_str()), (403, Some("permission_denied")));
+    let (s, _) = curl_json(&ca, addr, "GET", "/v1/audit", Some(&alice), None);
+    assert_eq!(s, 403);
+    let (s, _) = curl_json(&ca, addr, "GET", "/v1/keys", Some("forged"), None);
+    assert_eq!(s, 401);
+    // The API's TLS key is an HSM key, not extractable.
+    let (_, v) = curl_json(
+        &ca,
+        addr,
+        "GET",
+        "/v1/keys?label=api-tls",
+        Some(&admin),
+        None,
+    );
+    assert_eq!(v["keys"][0]["attributes"]["extractable"], false);
+    // Five bad passwords lock alice.
+    for i in 1..=5 {
+        let (s, _) = curl_json(
+            &ca,
+            addr,
+            "POST",
+            "/v1/auth/login",
+            None,
+            Some(r#"{"username":"alice","password":"wrong-password"}"#),
+        );
+        assert_eq!(s, if i < 5 { 401 } else { 423 }, "attempt {i}");
+    }
+}
