@@ -1,1 +1,59 @@
-//! x
+//! Keyward client: a typed async Rust SDK for the Keyward HSM REST API (`/v1`).
+//!
+//! - HTTPS only: rustls with the aws-lc-rs provider, trust anchors from the CA certificate
+//!   you give ([`ClientConfig::ca_cert_pem`]), pooled HTTP/2 connections (ALPN `h2`, with
+//!   `http/1.1` fallback).
+//! - Several nodes: health-aware round-robin; a node that fails is skipped for a cool-down
+//!   (5 s by default). A request that fails at the transport level moves to the next node.
+//! - Retries with jittered exponential backoff (50 ms base, 3 passes over the nodes) for
+//!   calls that are safe to repeat (reads, deletes, sign, verify, encrypt, decrypt, hmac,
+//!   random, wrap, batches). Calls that create something (key generation, import, unwrap,
+//!   derive, user creation, share) are retried only with an idempotency key
+//!   ([`CallOptions::idempotency_key`]); without one they move to another node only when
+//!   the request was never sent. API errors (4xx) are never retried.
+//! - Sessions: nodes do not share sessions, so the client keeps one token per node. It
+//!   logs in on one node with [`Client::login`], keeps the credentials (zeroized, never
+//!   printed), and logs in on each other node the first time a call goes there, and again
+//!   (repeating the call once) when a node answers `401 session_invalid`.
+//! - Bytes are `Vec<u8>`/`&[u8]` here, standard base64 on the wire.
+//! - Key handles are per node: a key generated on one node does not exist on another.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), keyward_client::Error> {
+//! use keyward_client::{CallOptions, Client, ClientConfig, KeyTemplate, SignItem, VerifyItem};
+//!
+//! let config = ClientConfig::new(["https://hsm-a:8443", "https://hsm-b:8443"])
+//!     .ca_cert_pem_file("/etc/keyward/ca.pem")?;
+//! let client = Client::new(config)?;
+//! client.login("alice", "alice-password").await?;
+//! let pair = client
+//!     .generate_pair(
+//!         "ec-p256",
+//!         &KeyTemplate::new("signing").with("sign", true),
+//!         &KeyTemplate::new("signing").with("verify", true),
+//!         CallOptions::default(),
+//!     )
+//!     .await?;
+//! let sig = client.sign(&SignItem::message(pair.private.handle, "ecdsa-sha256", b"hello".to_vec())).await?;
+//! let ok = client
+//!     .verify(&VerifyItem::message(pair.public.handle, "ecdsa-sha256", b"hello".to_vec(), sig))
+//!     .await?;
+//! assert!(ok);
+//! # Ok(()) }
+//! ```
+
+#![deny(missing_docs)]
+
+mod client;
+mod config;
+mod error;
+mod secret;
+mod transport;
+mod types;
+
+pub use client::Client;
+pub use config::ClientConfig;
+pub use error::{BoxError, Error, Result};
+pub use secret::{Password, SessionToken};
+pub use transport::NodeStatus;
+pub use types::*;

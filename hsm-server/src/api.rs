@@ -47,6 +47,24 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
+/// `Path` whose rejections are API errors (`{code, message}`), not plain text.
+pub struct ApiPath<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for ApiPath<T>
+where
+    Path<T>: FromRequestParts<S, Rejection = axum::extract::rejection::PathRejection>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match Path::<T>::from_request_parts(parts, state).await {
+            Ok(Path(v)) => Ok(ApiPath(v)),
+            Err(r) => Err(ApiError::BadRequest(r.body_text())),
+        }
+    }
+}
+
 /// `Json` whose rejections are API errors (`{code, message}`), not plain text.
 pub struct ApiJson<T>(pub T);
 
@@ -175,7 +193,7 @@ pub async fn list_users(
 pub async fn delete_user(
     State(s): State<AppState>,
     Caller(c): Caller,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
     s.hsm.delete_user(&c, &name)?;
     Ok(StatusCode::NO_CONTENT)
@@ -189,7 +207,7 @@ pub async fn delete_user(
 pub async fn change_password(
     State(s): State<AppState>,
     Caller(c): Caller,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     ApiJson(r): ApiJson<PasswordRequest>,
 ) -> ApiResult<StatusCode> {
     let hsm = s.hsm.clone();
@@ -322,7 +340,7 @@ pub async fn list_keys(
 pub async fn get_key(
     State(s): State<AppState>,
     Caller(c): Caller,
-    Path(h): Path<u64>,
+    ApiPath(h): ApiPath<u64>,
 ) -> ApiResult<Json<KeyDto>> {
     Ok(Json(s.hsm.key_info(&c, KeyHandle(h))?.into()))
 }
@@ -335,7 +353,7 @@ pub async fn get_key(
 pub async fn set_attribute(
     State(s): State<AppState>,
     Caller(c): Caller,
-    Path(h): Path<u64>,
+    ApiPath(h): ApiPath<u64>,
     ApiJson(r): ApiJson<SetAttributeRequest>,
 ) -> ApiResult<Json<KeyDto>> {
     let name: AttributeName = parse(&r.name)?;
@@ -361,7 +379,7 @@ pub async fn set_attribute(
 pub async fn share(
     State(s): State<AppState>,
     Caller(c): Caller,
-    Path(h): Path<u64>,
+    ApiPath(h): ApiPath<u64>,
     ApiJson(r): ApiJson<ShareRequest>,
 ) -> ApiResult<Json<KeyDto>> {
     Ok(Json(s.hsm.share_key(&c, KeyHandle(h), &r.username)?.into()))
@@ -375,7 +393,7 @@ pub async fn share(
 pub async fn unshare(
     State(s): State<AppState>,
     Caller(c): Caller,
-    Path((h, user)): Path<(u64, String)>,
+    ApiPath((h, user)): ApiPath<(u64, String)>,
 ) -> ApiResult<Json<KeyDto>> {
     Ok(Json(s.hsm.unshare_key(&c, KeyHandle(h), &user)?.into()))
 }
@@ -387,7 +405,7 @@ pub async fn unshare(
 pub async fn destroy(
     State(s): State<AppState>,
     Caller(c): Caller,
-    Path(h): Path<u64>,
+    ApiPath(h): ApiPath<u64>,
 ) -> ApiResult<StatusCode> {
     s.hsm.destroy_key(&c, KeyHandle(h))?;
     Ok(StatusCode::NO_CONTENT)
@@ -399,7 +417,7 @@ pub async fn destroy(
 pub async fn public_key(
     State(s): State<AppState>,
     Caller(c): Caller,
-    Path(h): Path<u64>,
+    ApiPath(h): ApiPath<u64>,
 ) -> ApiResult<Json<PublicKeyDto>> {
     let spki = s.hsm.public_key_spki(&c, KeyHandle(h))?;
     let spec = s.hsm.key_info(&c, KeyHandle(h))?.spec;
@@ -427,7 +445,7 @@ pub async fn public_key(
 pub async fn wrap(
     State(s): State<AppState>,
     Caller(c): Caller,
-    Path(h): Path<u64>,
+    ApiPath(h): ApiPath<u64>,
     ApiJson(r): ApiJson<WrapRequest>,
 ) -> ApiResult<Json<WrappedDto>> {
     let m: WrapMechanism = parse(&r.mechanism)?;
@@ -443,7 +461,7 @@ pub async fn wrap(
 pub async fn unwrap(
     State(s): State<AppState>,
     Caller(c): Caller,
-    Path(h): Path<u64>,
+    ApiPath(h): ApiPath<u64>,
     ApiJson(r): ApiJson<UnwrapRequest>,
 ) -> ApiResult<(StatusCode, Json<KeyDto>)> {
     let m: WrapMechanism = parse(&r.mechanism)?;
@@ -471,7 +489,7 @@ pub async fn unwrap(
 pub async fn derive(
     State(s): State<AppState>,
     Caller(c): Caller,
-    Path(h): Path<u64>,
+    ApiPath(h): ApiPath<u64>,
     ApiJson(r): ApiJson<DeriveRequest>,
 ) -> ApiResult<(StatusCode, Json<KeyDto>)> {
     let spec: KeySpec = parse(&r.spec)?;

@@ -509,9 +509,11 @@ pub struct Batch<T> {
 /// One batch result: the item's result or its error.
 #[derive(Serialize, ToSchema)]
 pub struct BatchItem<T> {
-    /// The result, when the item succeeded.
+    /// The result, when the item succeeded (absent otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub ok: Option<T>,
-    /// The error, when it failed.
+    /// The error, when it failed (absent otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<crate::error::ErrorBody>,
 }
 

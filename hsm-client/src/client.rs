@@ -1,0 +1,728 @@
+//! [`Client`]: one typed async method per route.
+
+use std::sync::{Arc, PoisonError};
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use http::Method;
+use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::config::ClientConfig;
+use crate::error::{Error, Result};
+use crate::secret::{Credentials, Password, SessionToken};
+use crate::transport::{decode, login_call, Call, Inner, LoginResponse, NodeStatus, Retry};
+use crate::types::*;
+
+/// A client of one or more HSM nodes. Cheap to clone (clones share connections and sessions).
+#[derive(Clone, Debug)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+fn enc(b: &[u8]) -> String {
+    B64.encode(b)
+}
+
+fn dec(field: &str, s: &str) -> Result<Vec<u8>> {
+    B64.decode(s)
+        .map_err(|e| Error::Decode(format!("{field} is not base64: {e}")))
+}
+
+fn seg(s: &str) -> String {
+    utf8_percent_encode(s, NON_ALPHANUMERIC).to_string()
+}
+
+#[derive(Serialize)]
+struct SignWire<'a> {
+    key: u64,
+    mechanism: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    digest: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    encoding: Option<&'a str>,
+}
+
+fn input(i: &SignInput) -> (Option<String>, Option<String>) {
+    match i {
+        SignInput::Message(m) => (Some(enc(m)), None),
+        SignInput::Digest(d) => (None, Some(enc(d))),
+    }
+}
+
+impl<'a> From<&'a SignItem> for SignWire<'a> {
+    fn from(s: &'a SignItem) -> Self {
+        let (message, digest) = input(&s.input);
+        SignWire {
+            key: s.key,
+            mechanism: &s.mechanism,
+            message,
+            digest,
+            encoding: s.encoding.as_deref(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct VerifyWire<'a> {
+    key: u64,
+    mechanism: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    digest: Option<String>,
+    signature: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    encoding: Option<&'a str>,
+}
+
+impl<'a> From<&'a VerifyItem> for VerifyWire<'a> {
+    fn from(s: &'a VerifyItem) -> Self {
+        let (message, digest) = input(&s.input);
+        VerifyWire {
+            key: s.key,
+            mechanism: &s.mechanism,
+            message,
+            digest,
+            signature: enc(&s.signature),
+            encoding: s.encoding.as_deref(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct EncryptWire<'a> {
+    key: u64,
+    mechanism: &'a str,
+    plaintext: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    aad: Option<String>,
+}
+
+impl<'a> From<&'a EncryptItem> for EncryptWire<'a> {
+    fn from(s: &'a EncryptItem) -> Self {
+        EncryptWire {
+            key: s.key,
+            mechanism: &s.mechanism,
+            plaintext: enc(&s.plaintext),
+            aad: s.aad.as_deref().map(enc),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct DecryptWire<'a> {
+    key: u64,
+    mechanism: &'a str,
+    ciphertext: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    aad: Option<String>,
+}
+
+impl<'a> From<&'a DecryptItem> for DecryptWire<'a> {
+    fn from(s: &'a DecryptItem) -> Self {
+        DecryptWire {
+            key: s.key,
+            mechanism: &s.mechanism,
+            ciphertext: enc(&s.ciphertext),
+            aad: s.aad.as_deref().map(enc),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct SignatureWire {
+    signature: String,
+}
+#[derive(Deserialize)]
+struct VerifiedWire {
+    valid: bool,
+}
+#[derive(Deserialize)]
+struct CiphertextWire {
+    ciphertext: String,
+}
+#[derive(Deserialize)]
+struct PlaintextWire {
+    plaintext: String,
+}
+#[derive(Deserialize)]
+struct BatchItemWire<T> {
+    ok: Option<T>,
+    error: Option<ItemError>,
+}
+#[derive(Deserialize)]
+struct BatchWire<T> {
+    results: Vec<BatchItemWire<T>>,
+}
+#[derive(Serialize)]
+struct Items<T> {
+    items: Vec<T>,
+}
+#[derive(Deserialize)]
+struct HealthWire {
+    status: String,
+}
+
+impl Client {
+    /// A client of the configured nodes. Makes no request.
+    pub fn new(config: ClientConfig) -> Result<Self> {
+        Ok(Client {
+            inner: Arc::new(Inner::new(config)?),
+        })
+    }
+
+    /// Health of each node (after failures nodes cool down before they are tried again).
+    pub fn nodes(&self) -> Vec<NodeStatus> {
+        self.inner.status()
+    }
+
+    async fn run<T: DeserializeOwned>(&self, call: Call<'_>) -> Result<T> {
+        let (_, body) = self.inner.execute(&call).await?;
+        decode(&body)
+    }
+
+    async fn run_empty(&self, call: Call<'_>) -> Result<()> {
+        self.inner.execute(&call).await.map(|_| ())
+    }
+
+    // ---- health and sessions ----
+
+    /// `GET /v1/health` on some node: `"ok"` when it answers.
+    pub async fn health(&self) -> Result<String> {
+        let mut c = Call::new(Method::GET, "/v1/health".into(), Retry::Safe);
+        c.auth = false;
+        Ok(self.run::<HealthWire>(c).await?.status)
+    }
+
+    /// `GET /v1/ready` on some node: `"ready"` when it serves requests.
+    pub async fn ready(&self) -> Result<String> {
+        let mut c = Call::new(Method::GET, "/v1/ready".into(), Retry::Safe);
+        c.auth = false;
+        Ok(self.run::<HealthWire>(c).await?.status)
+    }
+
+    /// Logs in on one node and keeps the credentials (zeroized on drop) for the others.
+    ///
+    /// Nodes do not share sessions: each node gets its own token, logged in lazily the
+    /// first time a call goes to it, and again when it answers `401 session_invalid`.
+    pub async fn login(&self, username: &str, password: impl Into<Password>) -> Result<Session> {
+        self.login_with_ttl(username, password, None).await
+    }
+
+    /// [`Client::login`] with a session lifetime in seconds (1 to 604800).
+    pub async fn login_with_ttl(
+        &self,
+        username: &str,
+        password: impl Into<Password>,
+        ttl_seconds: Option<u64>,
+    ) -> Result<Session> {
+        let creds = Arc::new(Credentials {
+            username: username.to_owned(),
+            password: password.into(),
+            ttl_seconds,
+        });
+        let call = login_call(&creds)?;
+        let (idx, body) = self.inner.execute(&call).await?;
+        let r: LoginResponse = decode(&body)?;
+        for n in 0..self.inner.nodes.len() {
+            self.inner.node(n).set_token(None);
+        }
+        self.inner
+            .node(idx)
+            .set_token(Some(Arc::new(SessionToken::new(r.token))));
+        *self
+            .inner
+            .credentials
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(creds);
+        Ok(Session {
+            username: r.username,
+            role: r.role,
+            expires_in_seconds: r.expires_in_seconds,
+        })
+    }
+
+    /// Ends the session on every node that has one and forgets the credentials.
+    /// Returns the first failure, after trying all nodes.
+    pub async fn logout(&self) -> Result<()> {
+        self.inner
+            .credentials
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        let mut first_err = None;
+        for idx in 0..self.inner.nodes.len() {
+            let Some(token) = self.inner.node_token(idx) else {
+                continue;
+            };
+            self.inner.node(idx).set_token(None);
+            let call = Call::new(Method::POST, "/v1/auth/logout".into(), Retry::Safe);
+            match self
+                .inner
+                .send(self.inner.node(idx), &call, Some(&token))
+                .await
+            {
+                Ok(_) => {}
+                Err(Error::Api { status: 401, .. }) => {}
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+
+    // ---- users ----
+
+    /// Creates a user (admin). `role` is `admin` or `crypto-user`.
+    pub async fn create_user(
+        &self,
+        username: &str,
+        role: &str,
+        password: &Password,
+        opts: CallOptions,
+    ) -> Result<User> {
+        #[derive(Serialize)]
+        struct W<'a> {
+            username: &'a str,
+            role: &'a str,
+            password: &'a str,
+        }
+        let c = Call::new(Method::POST, "/v1/users".into(), Retry::Unsafe)
+            .json(&W {
+                username,
+                role,
+                password: password.expose(),
+            })?
+            .idempotency_key(opts.idempotency_key.as_deref());
+        self.run(c).await
+    }
+
+    /// Lists users.
+    pub async fn list_users(&self) -> Result<Vec<User>> {
+        self.run(Call::new(Method::GET, "/v1/users".into(), Retry::Safe))
+            .await
+    }
+
+    /// Deletes a user (admin).
+    pub async fn delete_user(&self, username: &str) -> Result<()> {
+        let path = format!("/v1/users/{}", seg(username));
+        self.run_empty(Call::new(Method::DELETE, path, Retry::Safe))
+            .await
+    }
+
+    /// Sets a password: an admin for anyone (unlocks a locked user), a user for itself.
+    pub async fn change_password(&self, username: &str, password: &Password) -> Result<()> {
+        #[derive(Serialize)]
+        struct W<'a> {
+            password: &'a str,
+        }
+        let path = format!("/v1/users/{}/password", seg(username));
+        let c = Call::new(Method::PUT, path, Retry::Safe).json(&W {
+            password: password.expose(),
+        })?;
+        self.run_empty(c).await
+    }
+
+    // ---- keys ----
+
+    /// Generates an AES or generic-secret key (`aes-256`, `generic-secret-32`, ...).
+    pub async fn generate_symmetric(
+        &self,
+        spec: &str,
+        template: &KeyTemplate,
+        opts: CallOptions,
+    ) -> Result<Key> {
+        #[derive(Serialize)]
+        struct W<'a> {
+            spec: &'a str,
+            template: &'a KeyTemplate,
+        }
+        let c = Call::new(Method::POST, "/v1/keys/symmetric".into(), Retry::Unsafe)
+            .json(&W { spec, template })?
+            .idempotency_key(opts.idempotency_key.as_deref());
+        self.run(c).await
+    }
+
+    /// Generates a key pair (`ec-p256`, `rsa-3072`, `ed25519`, ...).
+    pub async fn generate_pair(
+        &self,
+        spec: &str,
+        private: &KeyTemplate,
+        public: &KeyTemplate,
+        opts: CallOptions,
+    ) -> Result<KeyPair> {
+        #[derive(Serialize)]
+        struct W<'a> {
+            spec: &'a str,
+            private: &'a KeyTemplate,
+            public: &'a KeyTemplate,
+        }
+        let c = Call::new(
+            Method::POST,
+            "/v1/keys/asymmetric-pair".into(),
+            Retry::Unsafe,
+        )
+        .json(&W {
+            spec,
+            private,
+            public,
+        })?
+        .idempotency_key(opts.idempotency_key.as_deref());
+        self.run(c).await
+    }
+
+    /// Imports a public key (SPKI PEM or DER).
+    pub async fn import_public(
+        &self,
+        key: &PublicKeyInput,
+        template: &KeyTemplate,
+        opts: CallOptions,
+    ) -> Result<Key> {
+        #[derive(Serialize)]
+        struct W<'a> {
+            #[serde(skip_serializing_if = "Option::is_none")]
+            pem: Option<&'a str>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            der: Option<String>,
+            template: &'a KeyTemplate,
+        }
+        let (pem, der) = match key {
+            PublicKeyInput::Pem(p) => (Some(p.as_str()), None),
+            PublicKeyInput::Der(d) => (None, Some(enc(d))),
+        };
+        let c = Call::new(Method::POST, "/v1/keys/import-public".into(), Retry::Unsafe)
+            .json(&W { pem, der, template })?
+            .idempotency_key(opts.idempotency_key.as_deref());
+        self.run(c).await
+    }
+
+    /// Lists the keys the caller may see, one page at a time.
+    pub async fn list_keys(&self, filter: &KeyFilter) -> Result<KeyPage> {
+        let mut query =
+            serde_urlencoded::to_string(filter).map_err(|e| Error::Config(e.to_string()))?;
+        if !filter.attributes.is_empty() {
+            let attrs = filter
+                .attributes
+                .iter()
+                .map(|(n, v)| format!("{n}={v}"))
+                .collect::<Vec<_>>()
+                .join(",");
+            let a = serde_urlencoded::to_string([("attributes", attrs)])
+                .map_err(|e| Error::Config(e.to_string()))?;
+            if !query.is_empty() {
+                query.push('&');
+            }
+            query.push_str(&a);
+        }
+        let path = if query.is_empty() {
+            "/v1/keys".to_owned()
+        } else {
+            format!("/v1/keys?{query}")
+        };
+        self.run(Call::new(Method::GET, path, Retry::Safe)).await
+    }
+
+    /// One key.
+    pub async fn get_key(&self, handle: u64) -> Result<Key> {
+        self.run(Call::new(
+            Method::GET,
+            format!("/v1/keys/{handle}"),
+            Retry::Safe,
+        ))
+        .await
+    }
+
+    /// Changes one attribute; `value` is a JSON boolean, or a string for `label` and `id`.
+    pub async fn set_attribute(
+        &self,
+        handle: u64,
+        name: &str,
+        value: serde_json::Value,
+    ) -> Result<Key> {
+        #[derive(Serialize)]
+        struct W<'a> {
+            name: &'a str,
+            value: serde_json::Value,
+        }
+        let path = format!("/v1/keys/{handle}/attributes");
+        // Setting an attribute to a value is idempotent.
+        let c = Call::new(Method::PATCH, path, Retry::Safe).json(&W { name, value })?;
+        self.run(c).await
+    }
+
+    /// Shares a key with a crypto-user, for use only.
+    pub async fn share(&self, handle: u64, username: &str, opts: CallOptions) -> Result<Key> {
+        #[derive(Serialize)]
+        struct W<'a> {
+            username: &'a str,
+        }
+        let c = Call::new(
+            Method::POST,
+            format!("/v1/keys/{handle}/share"),
+            Retry::Unsafe,
+        )
+        .json(&W { username })?
+        .idempotency_key(opts.idempotency_key.as_deref());
+        self.run(c).await
+    }
+
+    /// Stops sharing a key.
+    pub async fn unshare(&self, handle: u64, username: &str) -> Result<Key> {
+        let path = format!("/v1/keys/{handle}/share/{}", seg(username));
+        self.run(Call::new(Method::DELETE, path, Retry::Safe)).await
+    }
+
+    /// Destroys a key.
+    pub async fn destroy(&self, handle: u64) -> Result<()> {
+        self.run_empty(Call::new(
+            Method::DELETE,
+            format!("/v1/keys/{handle}"),
+            Retry::Safe,
+        ))
+        .await
+    }
+
+    /// The public key as PEM, DER and JWK.
+    pub async fn public_key(&self, handle: u64) -> Result<PublicKey> {
+        #[derive(Deserialize)]
+        struct W {
+            pem: String,
+            der: String,
+            jwk: Option<serde_json::Value>,
+        }
+        let path = format!("/v1/keys/{handle}/public-key");
+        let w: W = self.run(Call::new(Method::GET, path, Retry::Safe)).await?;
+        Ok(PublicKey {
+            pem: w.pem,
+            der: dec("der", &w.der)?,
+            jwk: w.jwk,
+        })
+    }
+
+    /// Wraps (exports) key `target` under the wrapping key `handle`.
+    pub async fn wrap(&self, handle: u64, mechanism: &str, target: u64) -> Result<Vec<u8>> {
+        #[derive(Serialize)]
+        struct W<'a> {
+            mechanism: &'a str,
+            target: u64,
+        }
+        #[derive(Deserialize)]
+        struct R {
+            wrapped: String,
+        }
+        let c = Call::new(Method::POST, format!("/v1/keys/{handle}/wrap"), Retry::Safe)
+            .json(&W { mechanism, target })?;
+        let r: R = self.run(c).await?;
+        dec("wrapped", &r.wrapped)
+    }
+
+    /// Unwraps (imports) a key under the unwrapping key `handle`. `secret_spec` is the spec
+    /// of a secret key, `None` for a PKCS#8 private key.
+    pub async fn unwrap(
+        &self,
+        handle: u64,
+        mechanism: &str,
+        wrapped: &[u8],
+        secret_spec: Option<&str>,
+        template: &KeyTemplate,
+        opts: CallOptions,
+    ) -> Result<Key> {
+        #[derive(Serialize)]
+        struct W<'a> {
+            mechanism: &'a str,
+            wrapped: String,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            secret_spec: Option<&'a str>,
+            template: &'a KeyTemplate,
+        }
+        let c = Call::new(
+            Method::POST,
+            format!("/v1/keys/{handle}/unwrap"),
+            Retry::Unsafe,
+        )
+        .json(&W {
+            mechanism,
+            wrapped: enc(wrapped),
+            secret_spec,
+            template,
+        })?
+        .idempotency_key(opts.idempotency_key.as_deref());
+        self.run(c).await
+    }
+
+    /// ECDH with `peer_public` (SPKI DER or uncompressed point) + HKDF-SHA256 into a new
+    /// secret key of `spec`.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn derive(
+        &self,
+        handle: u64,
+        peer_public: &[u8],
+        salt: &[u8],
+        info: &[u8],
+        spec: &str,
+        template: &KeyTemplate,
+        opts: CallOptions,
+    ) -> Result<Key> {
+        #[derive(Serialize)]
+        struct W<'a> {
+            peer_public: String,
+            salt: String,
+            info: String,
+            spec: &'a str,
+            template: &'a KeyTemplate,
+        }
+        let c = Call::new(
+            Method::POST,
+            format!("/v1/keys/{handle}/derive"),
+            Retry::Unsafe,
+        )
+        .json(&W {
+            peer_public: enc(peer_public),
+            salt: enc(salt),
+            info: enc(info),
+            spec,
+            template,
+        })?
+        .idempotency_key(opts.idempotency_key.as_deref());
+        self.run(c).await
+    }
+
+    // ---- crypto ----
+
+    /// Signs (or MACs) a message or digest.
+    pub async fn sign(&self, item: &SignItem) -> Result<Vec<u8>> {
+        let c = Call::new(Method::POST, "/v1/crypto/sign".into(), Retry::Safe)
+            .json(&SignWire::from(item))?;
+        let r: SignatureWire = self.run(c).await?;
+        dec("signature", &r.signature)
+    }
+
+    /// Verifies a signature or MAC.
+    pub async fn verify(&self, item: &VerifyItem) -> Result<bool> {
+        let c = Call::new(Method::POST, "/v1/crypto/verify".into(), Retry::Safe)
+            .json(&VerifyWire::from(item))?;
+        Ok(self.run::<VerifiedWire>(c).await?.valid)
+    }
+
+    /// Encrypts; aes-gcm returns IV ‖ ciphertext ‖ tag.
+    pub async fn encrypt(&self, item: &EncryptItem) -> Result<Vec<u8>> {
+        let c = Call::new(Method::POST, "/v1/crypto/encrypt".into(), Retry::Safe)
+            .json(&EncryptWire::from(item))?;
+        let r: CiphertextWire = self.run(c).await?;
+        dec("ciphertext", &r.ciphertext)
+    }
+
+    /// Decrypts.
+    pub async fn decrypt(&self, item: &DecryptItem) -> Result<Vec<u8>> {
+        let c = Call::new(Method::POST, "/v1/crypto/decrypt".into(), Retry::Safe)
+            .json(&DecryptWire::from(item))?;
+        let r: PlaintextWire = self.run(c).await?;
+        dec("plaintext", &r.plaintext)
+    }
+
+    /// Computes an HMAC (`hmac-sha256/384/512`).
+    pub async fn hmac(&self, item: &SignItem) -> Result<Vec<u8>> {
+        let c = Call::new(Method::POST, "/v1/crypto/hmac".into(), Retry::Safe)
+            .json(&SignWire::from(item))?;
+        let r: SignatureWire = self.run(c).await?;
+        dec("signature", &r.signature)
+    }
+
+    /// `length` random bytes (1 to 65536) from the HSM's DRBG.
+    pub async fn random(&self, length: usize) -> Result<Vec<u8>> {
+        #[derive(Serialize)]
+        struct W {
+            length: usize,
+        }
+        #[derive(Deserialize)]
+        struct R {
+            bytes: String,
+        }
+        let c =
+            Call::new(Method::POST, "/v1/crypto/random".into(), Retry::Safe).json(&W { length })?;
+        let r: R = self.run(c).await?;
+        dec("bytes", &r.bytes)
+    }
+
+    async fn batch<W: Serialize, R: DeserializeOwned, T>(
+        &self,
+        path: &str,
+        items: Vec<W>,
+        f: impl Fn(R) -> Result<T>,
+    ) -> Result<Vec<Result<T, ItemError>>> {
+        let c = Call::new(Method::POST, path.into(), Retry::Safe).json(&Items { items })?;
+        let r: BatchWire<R> = self.run(c).await?;
+        r.results
+            .into_iter()
+            .map(|i| match (i.ok, i.error) {
+                (Some(v), _) => f(v).map(Ok),
+                (None, Some(e)) => Ok(Err(e)),
+                (None, None) => Err(Error::Decode("batch item without ok or error".into())),
+            })
+            .collect()
+    }
+
+    /// Signs 1 to 1000 items; each has its own result, in order.
+    pub async fn sign_batch(&self, items: &[SignItem]) -> Result<Vec<Result<Vec<u8>, ItemError>>> {
+        let w = items.iter().map(SignWire::from).collect();
+        self.batch("/v1/crypto/sign/batch", w, |r: SignatureWire| {
+            dec("signature", &r.signature)
+        })
+        .await
+    }
+
+    /// Verifies 1 to 1000 items.
+    pub async fn verify_batch(&self, items: &[VerifyItem]) -> Result<Vec<Result<bool, ItemError>>> {
+        let w = items.iter().map(VerifyWire::from).collect();
+        self.batch("/v1/crypto/verify/batch", w, |r: VerifiedWire| Ok(r.valid))
+            .await
+    }
+
+    /// Encrypts 1 to 1000 items.
+    pub async fn encrypt_batch(
+        &self,
+        items: &[EncryptItem],
+    ) -> Result<Vec<Result<Vec<u8>, ItemError>>> {
+        let w = items.iter().map(EncryptWire::from).collect();
+        self.batch("/v1/crypto/encrypt/batch", w, |r: CiphertextWire| {
+            dec("ciphertext", &r.ciphertext)
+        })
+        .await
+    }
+
+    /// Decrypts 1 to 1000 items.
+    pub async fn decrypt_batch(
+        &self,
+        items: &[DecryptItem],
+    ) -> Result<Vec<Result<Vec<u8>, ItemError>>> {
+        let w = items.iter().map(DecryptWire::from).collect();
+        self.batch("/v1/crypto/decrypt/batch", w, |r: PlaintextWire| {
+            dec("plaintext", &r.plaintext)
+        })
+        .await
+    }
+
+    // ---- audit ----
+
+    /// Audit entries from sequence number `from` (from 1), at most `limit` (1 to 1000).
+    /// The audit log is per node: this reads the node that answers.
+    pub async fn audit_entries(&self, from: u64, limit: usize) -> Result<Vec<AuditEntry>> {
+        let path = format!("/v1/audit?from={from}&limit={limit}");
+        self.run(Call::new(Method::GET, path, Retry::Safe)).await
+    }
+
+    /// Checks the audit hash chain of the node that answers (admin).
+    pub async fn audit_verify(&self) -> Result<AuditReport> {
+        self.run(Call::new(
+            Method::POST,
+            "/v1/audit/verify".into(),
+            Retry::Safe,
+        ))
+        .await
+    }
+}

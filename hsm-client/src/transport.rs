@@ -1,0 +1,490 @@
+//! Nodes, health, failover, retries, per-node sessions and the HTTPS client.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+use bytes::Bytes;
+use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
+use http::{HeaderValue, Method, Request};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::CertificateDer;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use zeroize::Zeroizing;
+
+use crate::config::ClientConfig;
+use crate::error::{Error, Result};
+use crate::secret::{Credentials, SessionToken};
+
+/// Largest response body accepted.
+const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
+
+type Http = hyper_util::client::legacy::Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// Whether a call may be sent twice.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Retry {
+    /// Repeating it has no further effect: retried with backoff, fails over on any transport error.
+    Safe,
+    /// Creates something: fails over only when the request was not sent (connect error),
+    /// unless the caller gave an idempotency key.
+    Unsafe,
+}
+
+/// One request, independent of the node.
+pub(crate) struct Call<'a> {
+    pub(crate) method: Method,
+    pub(crate) path: String,
+    pub(crate) body: Option<Zeroizing<Vec<u8>>>,
+    pub(crate) auth: bool,
+    pub(crate) retry: Retry,
+    pub(crate) idempotency_key: Option<&'a str>,
+}
+
+impl<'a> Call<'a> {
+    pub(crate) fn new(method: Method, path: String, retry: Retry) -> Self {
+        Call {
+            method,
+            path,
+            body: None,
+            auth: true,
+            retry,
+            idempotency_key: None,
+        }
+    }
+
+    pub(crate) fn json(mut self, body: &impl serde::Serialize) -> Result<Self> {
+        let v = serde_json::to_vec(body).map_err(|e| Error::Decode(e.to_string()))?;
+        self.body = Some(Zeroizing::new(v));
+        Ok(self)
+    }
+
+    pub(crate) fn idempotency_key(mut self, key: Option<&'a str>) -> Self {
+        self.idempotency_key = key;
+        self
+    }
+
+    fn safe(&self) -> bool {
+        self.retry == Retry::Safe || self.idempotency_key.is_some()
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct Node {
+    base: String,
+    down_until: Mutex<Option<Instant>>,
+    token: Mutex<Option<Arc<SessionToken>>>,
+    login_gate: tokio::sync::Mutex<()>,
+}
+
+impl Node {
+    fn down_until(&self) -> Option<Instant> {
+        *self
+            .down_until
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn is_up(&self, now: Instant) -> bool {
+        self.down_until().is_none_or(|t| t <= now)
+    }
+
+    fn mark_down(&self, cool_down: Duration) {
+        *self
+            .down_until
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(Instant::now() + cool_down);
+    }
+
+    fn mark_up(&self) {
+        *self
+            .down_until
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = None;
+    }
+
+    fn token(&self) -> Option<Arc<SessionToken>> {
+        self.token
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    pub(crate) fn set_token(&self, t: Option<Arc<SessionToken>>) {
+        *self.token.lock().unwrap_or_else(PoisonError::into_inner) = t;
+    }
+
+    fn clear_token_if(&self, t: &Arc<SessionToken>) {
+        let mut g = self.token.lock().unwrap_or_else(PoisonError::into_inner);
+        if g.as_ref().is_some_and(|cur| Arc::ptr_eq(cur, t)) {
+            *g = None;
+        }
+    }
+}
+
+/// The health of one node, as [`crate::Client::nodes`] reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeStatus {
+    /// The node's base URL.
+    pub url: String,
+    /// False while the node is in its cool-down after a failure.
+    pub healthy: bool,
+    /// Whether the client holds a session token for this node.
+    pub logged_in: bool,
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    code: String,
+    message: String,
+}
+
+#[derive(Deserialize)]
+pub(crate) struct LoginResponse {
+    pub(crate) token: String,
+    pub(crate) expires_in_seconds: u64,
+    pub(crate) username: String,
+    pub(crate) role: String,
+}
+
+/// What to do after a failed attempt on one node.
+enum Next {
+    /// Return this error to the caller now.
+    Stop,
+    /// Try the next node; mark this one down first when `true`.
+    Failover(bool),
+}
+
+fn classify(e: &Error, safe: bool) -> Next {
+    match e {
+        Error::Connect(_) => Next::Failover(true),
+        Error::Transport(_) | Error::Timeout if safe => Next::Failover(true),
+        Error::Api { status, .. } if safe && *status >= 500 => Next::Failover(*status == 503),
+        _ => Next::Stop,
+    }
+}
+
+pub(crate) struct Inner {
+    http: Http,
+    pub(crate) nodes: Vec<Node>,
+    next: AtomicUsize,
+    pub(crate) credentials: Mutex<Option<Arc<Credentials>>>,
+    config: ClientConfig,
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field(
+                "nodes",
+                &self.nodes.iter().map(|n| &n.base).collect::<Vec<_>>(),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+fn tls_config(ca_pem: &[u8]) -> Result<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(ca_pem) {
+        let cert = cert.map_err(|e| Error::Config(format!("ca_cert_pem: {e}")))?;
+        roots
+            .add(cert)
+            .map_err(|e| Error::Config(format!("ca_cert_pem: {e}")))?;
+    }
+    if roots.is_empty() {
+        return Err(Error::Config(
+            "ca_cert_pem holds no CERTIFICATE block".into(),
+        ));
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::Config(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}
+
+fn node_base(url: &str) -> Result<String> {
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|e| Error::Config(format!("node URL {url:?}: {e}")))?;
+    if uri.scheme_str() != Some("https") {
+        return Err(Error::Config(format!(
+            "node URL {url:?}: only https is allowed"
+        )));
+    }
+    if uri.authority().is_none() || uri.query().is_some() {
+        return Err(Error::Config(format!(
+            "node URL {url:?}: use https://host:port[/prefix]"
+        )));
+    }
+    Ok(url.trim_end_matches('/').to_owned())
+}
+
+impl Inner {
+    pub(crate) fn new(config: ClientConfig) -> Result<Self> {
+        if config.nodes.is_empty() {
+            return Err(Error::Config("no node URL".into()));
+        }
+        let nodes = config
+            .nodes
+            .iter()
+            .map(|u| {
+                Ok(Node {
+                    base: node_base(u)?,
+                    down_until: Mutex::new(None),
+                    token: Mutex::new(None),
+                    login_gate: tokio::sync::Mutex::new(()),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let mut connector = HttpConnector::new();
+        connector.enforce_http(false);
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(config.connect_timeout));
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls_config(&config.ca_cert_pem)?)
+            .https_only()
+            .enable_http1()
+            .enable_http2()
+            .wrap_connector(connector);
+        let http = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .build(https);
+        Ok(Inner {
+            http,
+            nodes,
+            next: AtomicUsize::new(0),
+            credentials: Mutex::new(None),
+            config,
+        })
+    }
+
+    pub(crate) fn credentials(&self) -> Option<Arc<Credentials>> {
+        self.credentials
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    pub(crate) fn status(&self) -> Vec<NodeStatus> {
+        let now = Instant::now();
+        self.nodes
+            .iter()
+            .map(|n| NodeStatus {
+                url: n.base.clone(),
+                healthy: n.is_up(now),
+                logged_in: n.token().is_some(),
+            })
+            .collect()
+    }
+
+    /// Round-robin over healthy nodes, then the ones cooling down (soonest back first).
+    fn order(&self) -> Vec<usize> {
+        let n = self.nodes.len();
+        let start = self.next.fetch_add(1, Ordering::Relaxed) % n;
+        let now = Instant::now();
+        let (mut up, mut down): (Vec<usize>, Vec<usize>) = (0..n)
+            .map(|i| (start + i) % n)
+            .partition(|&i| self.nodes[i].is_up(now));
+        down.sort_by_key(|&i| self.nodes[i].down_until());
+        up.extend(down);
+        up
+    }
+
+    /// Runs a call with failover and retries; returns the answering node and the body.
+    pub(crate) async fn execute(&self, call: &Call<'_>) -> Result<(usize, Bytes)> {
+        let safe = call.safe();
+        let mut delays = ExponentialBuilder::new()
+            .with_min_delay(self.config.backoff_base)
+            .with_max_delay(Duration::from_secs(2))
+            .with_max_times(self.config.max_attempts.saturating_sub(1))
+            .with_jitter()
+            .build();
+        let mut last = None;
+        loop {
+            for idx in self.order() {
+                match self.attempt(idx, call).await {
+                    Ok(body) => {
+                        self.nodes[idx].mark_up();
+                        return Ok((idx, body));
+                    }
+                    Err(e) => match classify(&e, safe) {
+                        Next::Stop => {
+                            if matches!(e, Error::Transport(_) | Error::Timeout) {
+                                self.nodes[idx].mark_down(self.config.cool_down);
+                            }
+                            return Err(e);
+                        }
+                        Next::Failover(down) => {
+                            tracing::debug!(node = %self.nodes[idx].base, error = %e, "node failed; trying the next");
+                            if down {
+                                self.nodes[idx].mark_down(self.config.cool_down);
+                            }
+                            last = Some(e);
+                        }
+                    },
+                }
+            }
+            if !safe {
+                break;
+            }
+            match delays.next() {
+                Some(d) => tokio::time::sleep(d).await,
+                None => break,
+            }
+        }
+        Err(Error::AllNodesFailed {
+            last: Box::new(last.unwrap_or(Error::Config("no node".into()))),
+        })
+    }
+
+    /// One node: log in if needed, send, and on `401 session_invalid` log in again and resend once.
+    async fn attempt(&self, idx: usize, call: &Call<'_>) -> Result<Bytes> {
+        let node = &self.nodes[idx];
+        let mut relogged = false;
+        loop {
+            let token = if call.auth {
+                Some(self.token_for(idx).await?)
+            } else {
+                None
+            };
+            match self.send(node, call, token.as_deref()).await {
+                Err(Error::Api {
+                    status: 401, code, ..
+                }) if code == "session_invalid" && !relogged && token.is_some() => {
+                    if let Some(t) = &token {
+                        node.clear_token_if(t);
+                    }
+                    relogged = true;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// The node's token, logging in with the stored credentials when it has none.
+    async fn token_for(&self, idx: usize) -> Result<Arc<SessionToken>> {
+        let node = &self.nodes[idx];
+        if let Some(t) = node.token() {
+            return Ok(t);
+        }
+        let creds = self.credentials().ok_or(Error::NotLoggedIn)?;
+        let _gate = node.login_gate.lock().await;
+        if let Some(t) = node.token() {
+            return Ok(t);
+        }
+        let login = login_call(&creds)?;
+        let body = self.send(node, &login, None).await?;
+        let r: LoginResponse = decode(&body)?;
+        let t = Arc::new(SessionToken::new(r.token));
+        node.set_token(Some(t.clone()));
+        Ok(t)
+    }
+
+    pub(crate) async fn send(
+        &self,
+        node: &Node,
+        call: &Call<'_>,
+        token: Option<&SessionToken>,
+    ) -> Result<Bytes> {
+        let uri = format!("{}{}", node.base, call.path);
+        let mut req = Request::builder()
+            .method(call.method.clone())
+            .uri(uri)
+            .header(ACCEPT, "application/json");
+        if let Some(t) = token {
+            let mut v = HeaderValue::from_str(&format!("Bearer {}", t.expose()))
+                .map_err(|_| Error::Config("token is not a header value".into()))?;
+            v.set_sensitive(true);
+            req = req.header(AUTHORIZATION, v);
+        }
+        if let Some(k) = call.idempotency_key {
+            let v = HeaderValue::from_str(k)
+                .map_err(|_| Error::Config("idempotency key is not a header value".into()))?;
+            req = req.header("idempotency-key", v);
+        }
+        let body = match &call.body {
+            Some(b) => {
+                req = req.header(CONTENT_TYPE, "application/json");
+                Full::new(Bytes::copy_from_slice(b))
+            }
+            None => Full::new(Bytes::new()),
+        };
+        let req = req
+            .body(body)
+            .map_err(|e| Error::Config(format!("request: {e}")))?;
+        let exchange = async {
+            let res = self.http.request(req).await.map_err(|e| {
+                if e.is_connect() {
+                    Error::Connect(Box::new(e))
+                } else {
+                    Error::Transport(Box::new(e))
+                }
+            })?;
+            let status = res.status();
+            let body = Limited::new(res.into_body(), MAX_RESPONSE_BYTES)
+                .collect()
+                .await
+                .map_err(Error::Transport)?
+                .to_bytes();
+            Ok::<_, Error>((status, body))
+        };
+        let (status, body) = tokio::time::timeout(self.config.request_timeout, exchange)
+            .await
+            .map_err(|_| Error::Timeout)??;
+        if status.is_success() {
+            return Ok(body);
+        }
+        Err(match serde_json::from_slice::<ErrorBody>(&body) {
+            Ok(e) => Error::Api {
+                status: status.as_u16(),
+                code: e.code,
+                message: e.message,
+            },
+            Err(_) => Error::Api {
+                status: status.as_u16(),
+                code: "unknown".into(),
+                message: String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned(),
+            },
+        })
+    }
+
+    /// Sends one call to one node, without failover (used by logout).
+    pub(crate) fn node(&self, idx: usize) -> &Node {
+        &self.nodes[idx]
+    }
+
+    pub(crate) fn node_token(&self, idx: usize) -> Option<Arc<SessionToken>> {
+        self.nodes[idx].token()
+    }
+}
+
+pub(crate) fn login_call(creds: &Credentials) -> Result<Call<'static>> {
+    #[derive(serde::Serialize)]
+    struct Login<'a> {
+        username: &'a str,
+        password: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        ttl_seconds: Option<u64>,
+    }
+    let mut c = Call::new(Method::POST, "/v1/auth/login".into(), Retry::Safe).json(&Login {
+        username: &creds.username,
+        password: creds.password.expose(),
+        ttl_seconds: creds.ttl_seconds,
+    })?;
+    c.auth = false;
+    Ok(c)
+}
+
+pub(crate) fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T> {
+    serde_json::from_slice(body).map_err(|e| Error::Decode(e.to_string()))
+}
