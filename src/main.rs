@@ -267,14 +267,35 @@ fn serve(config_path: &Path) -> Result<()> {
     );
     let rt = runtime()?;
     rt.block_on(async {
-        let hsm = data_dir::open(&config.hsm.data_dir)?;
+        let api_listener = match &config.api {
+            Some(api) => Some(api_server::bind(api.address).await?),
+            None => None,
+        };
+        let hsm = std::sync::Arc::new(data_dir::open(&config.hsm.data_dir)?);
         let session = hsm.service_session(PROXY_USER)?;
         let proxy = keyward_proxy::Proxy::build(&config, &hsm, &session)?;
+        let api_tls = match &api_listener {
+            Some(_) => Some(api_server::tls_config(
+                &hsm,
+                &session,
+                &config.hsm.data_dir,
+            )?),
+            None => None,
+        };
         hsm.record_unseal("serve")?;
         for addr in proxy.local_addrs() {
             tracing::info!(%addr, upstream = %config.upstream.url, "listening for HTTPS");
         }
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        if let (Some(listener), Some(tls)) = (api_listener, api_tls) {
+            tracing::info!(addr = %listener.local_addr()?, "serving the HSM API");
+            let mut rx = stop_rx.clone();
+            tokio::spawn(api_server::serve(listener, tls, hsm.clone(), async move {
+                let _ = rx.changed().await;
+            }));
+        }
         proxy.run(shutdown_signal()).await;
+        let _ = stop_tx.send(true);
         hsm.record_seal("serve")?;
         drop(hsm);
         Ok(())

@@ -171,7 +171,7 @@ fn init_then_serve_the_api_over_tls_with_an_hsm_key() {
         &ca,
         addr,
         "GET",
-        "/v1/keys?label=api-tls",
+        "/v1/keys?label=api-tls&class=private",
         Some(&admin),
         None,
     );

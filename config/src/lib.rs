@@ -89,6 +89,16 @@ pub struct Config {
     pub listeners: Vec<ListenerConfig>,
     /// Where requests are forwarded.
     pub upstream: UpstreamConfig,
+    /// `[api]`: the HSM REST API beside the proxy; absent = not served.
+    pub api: Option<ApiConfig>,
+}
+
+/// `[api]`: serve the HSM REST API (TLS with the HSM's `api-tls` key from `keyward init`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ApiConfig {
+    /// `address`: `IP:port`, e.g. `127.0.0.1:9200`.
+    pub address: SocketAddr,
 }
 
 /// `[hsm]`
@@ -197,6 +207,13 @@ struct RawConfig {
     #[serde(default)]
     listeners: Vec<RawListener>,
     upstream: Option<RawUpstream>,
+    api: Option<RawApi>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, expecting = "an [api] table")]
+struct RawApi {
+    address: SocketAddr,
 }
 
 #[derive(Deserialize, Default)]
@@ -559,6 +576,7 @@ fn validate(raw: RawConfig, source_of: &dyn Fn(&str) -> String) -> Result<Config
             certificates,
         });
     }
+    let api = raw.api.map(|a| ApiConfig { address: a.address });
     Ok(Config {
         hsm: HsmConfig {
             data_dir: raw
@@ -579,6 +597,7 @@ fn validate(raw: RawConfig, source_of: &dyn Fn(&str) -> String) -> Result<Config
             pool_idle_timeout_ms: raw_up.pool_idle_timeout_ms,
             pool_max_idle_per_host: raw_up.pool_max_idle_per_host,
         },
+        api,
     })
 }
 

@@ -1,0 +1,533 @@
+//! The SDK against real in-process API servers over TLS.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use keyward_client::{
+    CallOptions, Client, ClientConfig, DecryptItem, EncryptItem, Error, KeyFilter, KeyTemplate,
+    Password, SignItem, VerifyItem,
+};
+use keyward_hsm::{Hsm, MasterKey};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use tokio::net::TcpListener;
+use tokio::task::{JoinHandle, JoinSet};
+use tower::ServiceExt;
+
+/// A self-signed certificate for 127.0.0.1 that is also the client's trust anchor.
+struct Cert {
+    pem: String,
+    der: CertificateDer<'static>,
+    key: Vec<u8>,
+}
+
+fn cert() -> Cert {
+    let ck = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned(), "localhost".into()])
+        .unwrap();
+    Cert {
+        pem: ck.cert.pem(),
+        der: ck.cert.der().clone(),
+        key: ck.signing_key.serialize_der(),
+    }
+}
+
+/// One API server; dropping it (or [`Server::kill`]) closes the listener and every connection.
+struct Server {
+    url: String,
+    task: JoinHandle<()>,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    async fn start(cert: &Cert) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let store = keyward_keystore::SqliteBackend::create(&dir.path().join("s.sqlite3")).unwrap();
+        let hsm = Arc::new(Hsm::create(Box::new(store), &MasterKey::generate().unwrap()).unwrap());
+        hsm.bootstrap_admin("admin", &keyward_hsm::Password::from("admin-password"))
+            .unwrap();
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let mut tls = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![cert.der.clone()],
+                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(cert.key.clone())),
+            )
+            .unwrap();
+        tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr: SocketAddr = listener.local_addr().unwrap();
+        let router = keyward_server::router(hsm);
+        let task = tokio::spawn(async move {
+            // Connections live in this set: aborting the task drops them all.
+            let mut conns = JoinSet::new();
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else {
+                    continue;
+                };
+                while conns.try_join_next().is_some() {}
+                let acceptor = acceptor.clone();
+                let router = router.clone();
+                conns.spawn(async move {
+                    let Ok(tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let svc = hyper::service::service_fn(move |req| router.clone().oneshot(req));
+                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(tls), svc)
+                        .await;
+                });
+            }
+        });
+        Server {
+            url: format!("https://{addr}"),
+            task,
+            _dir: dir,
+        }
+    }
+
+    /// Stops the server: listener and connections are gone when this returns.
+    async fn kill(&self) {
+        self.task.abort();
+        while !self.task.is_finished() {
+            tokio::task::yield_now().await;
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn client(cert: &Cert, urls: &[&str]) -> Client {
+    Client::new(ClientConfig::new(urls.iter().copied()).ca_cert_pem(cert.pem.clone())).unwrap()
+}
+
+/// An admin client that created crypto-user `alice`, and a client logged in as alice.
+async fn alice(cert: &Cert, server: &Server) -> (Client, Client) {
+    let admin = client(cert, &[&server.url]);
+    let s = admin.login("admin", "admin-password").await.unwrap();
+    assert_eq!(s.role, "admin");
+    let u = admin
+        .create_user(
+            "alice",
+            "crypto-user",
+            &Password::from("alice-password"),
+            CallOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(u.role, "crypto-user");
+    let alice = client(cert, &[&server.url]);
+    alice.login("alice", "alice-password").await.unwrap();
+    (admin, alice)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_users_health_and_audit() {
+    let cert = cert();
+    let server = Server::start(&cert).await;
+    let anon = client(&cert, &[&server.url]);
+    assert_eq!(anon.health().await.unwrap(), "ok");
+    assert_eq!(anon.ready().await.unwrap(), "ready");
+    assert!(matches!(anon.list_users().await, Err(Error::NotLoggedIn)));
+    let bad = anon.login("admin", "wrong-password").await.unwrap_err();
+    assert_eq!(bad.status(), Some(401), "{bad}");
+    assert_eq!(bad.code(), Some("authentication_failed"));
+
+    let (admin, alice) = alice(&cert, &server).await;
+    let users = admin.list_users().await.unwrap();
+    assert!(users.iter().any(|u| u.username == "alice" && !u.locked));
+    let dup = admin
+        .create_user(
+            "alice",
+            "crypto-user",
+            &Password::from("other-password"),
+            CallOptions::idempotency_key("k1"),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&dup, Error::Api { status: 409, code, .. } if code == "user_exists"),
+        "{dup}"
+    );
+
+    admin
+        .change_password("alice", &Password::from("new-alice-password"))
+        .await
+        .unwrap();
+    let alice2 = client(&cert, &[&server.url]);
+    alice2.login("alice", "new-alice-password").await.unwrap();
+
+    // The old session ended with the password change; the stored password is stale now.
+    let stale = alice.list_users().await.unwrap_err();
+    assert_eq!(stale.code(), Some("authentication_failed"), "{stale}");
+    let forbidden = alice2.audit_verify().await.unwrap_err();
+    assert_eq!(forbidden.status(), Some(403), "{forbidden}");
+    let entries = admin.audit_entries(1, 100).await.unwrap();
+    assert!(
+        entries.iter().any(|e| e.event.contains("login")),
+        "{entries:?}"
+    );
+    let report = admin.audit_verify().await.unwrap();
+    assert!(report.intact && report.entries > 0, "{report:?}");
+
+    admin.delete_user("alice").await.unwrap();
+    assert!(!admin
+        .list_users()
+        .await
+        .unwrap()
+        .iter()
+        .any(|u| u.username == "alice"));
+
+    admin.logout().await.unwrap();
+    assert!(matches!(admin.list_users().await, Err(Error::NotLoggedIn)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_and_crypto() {
+    let cert = cert();
+    let server = Server::start(&cert).await;
+    let (_admin, c) = alice(&cert, &server).await;
+
+    let pair = c
+        .generate_pair(
+            "ec-p256",
+            &KeyTemplate::new("sig").with("sign", true),
+            &KeyTemplate::new("sig").with("verify", true),
+            CallOptions::idempotency_key("gen-sig-1"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(pair.private.class, "private");
+    assert_eq!(pair.public.linked_handle, Some(pair.private.handle));
+    let sig = c
+        .sign(&SignItem::message(
+            pair.private.handle,
+            "ecdsa-sha256",
+            b"hello".to_vec(),
+        ))
+        .await
+        .unwrap();
+    let ok = VerifyItem::message(
+        pair.public.handle,
+        "ecdsa-sha256",
+        b"hello".to_vec(),
+        sig.clone(),
+    );
+    assert!(c.verify(&ok).await.unwrap());
+    let tampered = VerifyItem::message(pair.public.handle, "ecdsa-sha256", b"hellO".to_vec(), sig);
+    assert!(!c.verify(&tampered).await.unwrap());
+
+    let pk = c.public_key(pair.public.handle).await.unwrap();
+    assert!(pk.pem.starts_with("-----BEGIN PUBLIC KEY-----"));
+    assert_eq!(pk.jwk.as_ref().unwrap()["crv"], "P-256");
+    let imported = c
+        .import_public(
+            &keyward_client::PublicKeyInput::Der(pk.der.clone()),
+            &KeyTemplate::new("imported").with("verify", true),
+            CallOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(imported.class, "public");
+
+    let aes = c
+        .generate_symmetric(
+            "aes-256",
+            &KeyTemplate::new("data")
+                .with("encrypt", true)
+                .with("decrypt", true),
+            CallOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(aes.spec, "aes-256");
+    let mut e = EncryptItem::new(aes.handle, "aes-gcm", b"secret data".to_vec());
+    e.aad = Some(b"ctx".to_vec());
+    let ct = c.encrypt(&e).await.unwrap();
+    assert_eq!(ct.len(), 12 + 11 + 16);
+    let mut d = DecryptItem::new(aes.handle, "aes-gcm", ct.clone());
+    d.aad = Some(b"ctx".to_vec());
+    assert_eq!(c.decrypt(&d).await.unwrap(), b"secret data");
+    d.aad = Some(b"other".to_vec());
+    assert!(c.decrypt(&d).await.is_err());
+
+    let mac_key = c
+        .generate_symmetric(
+            "generic-secret-32",
+            &KeyTemplate::new("mac")
+                .with("sign", true)
+                .with("verify", true),
+            CallOptions::default(),
+        )
+        .await
+        .unwrap();
+    let mac = c
+        .hmac(&SignItem::message(
+            mac_key.handle,
+            "hmac-sha256",
+            b"m".to_vec(),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(mac.len(), 32);
+    let r = c.random(48).await.unwrap();
+    assert_eq!(r.len(), 48);
+    assert_ne!(r, c.random(48).await.unwrap());
+
+    // Listing with filters and pagination.
+    let secrets = c
+        .list_keys(&KeyFilter {
+            class: Some("secret".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(secrets.keys.len(), 2);
+    let signers = c
+        .list_keys(&KeyFilter {
+            attributes: vec![("sign".into(), true)],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let handles: Vec<u64> = signers.keys.iter().map(|k| k.handle).collect();
+    assert!(
+        signers.keys.iter().all(|k| k.attributes.sign),
+        "{signers:?}"
+    );
+    assert!(handles.contains(&pair.private.handle) && handles.contains(&mac_key.handle));
+    assert!(!handles.contains(&pair.public.handle));
+    let mut seen = Vec::new();
+    let mut filter = KeyFilter {
+        limit: Some(2),
+        ..Default::default()
+    };
+    loop {
+        let page = c.list_keys(&filter).await.unwrap();
+        seen.extend(page.keys.iter().map(|k| k.handle));
+        match page.next {
+            Some(n) => filter.after = Some(n),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 5, "{seen:?}");
+
+    let got = c.get_key(aes.handle).await.unwrap();
+    assert_eq!(got.attributes.label, "data");
+    let renamed = c
+        .set_attribute(aes.handle, "label", serde_json::json!("data2"))
+        .await
+        .unwrap();
+    assert_eq!(renamed.attributes.label, "data2");
+
+    // Error mapping.
+    let missing = c
+        .sign(&SignItem::message(1, "ecdsa-sha256", b"x".to_vec()))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&missing, Error::Api { status: 404, code, .. } if code == "key_not_found"),
+        "{missing:?}"
+    );
+
+    // Batches: 100 signatures, all verified; one bad item has its own error.
+    let items: Vec<SignItem> = (0..100)
+        .map(|i| {
+            SignItem::message(
+                pair.private.handle,
+                "ecdsa-sha256",
+                format!("m{i}").into_bytes(),
+            )
+        })
+        .collect();
+    let sigs = c.sign_batch(&items).await.unwrap();
+    assert_eq!(sigs.len(), 100);
+    let checks: Vec<VerifyItem> = sigs
+        .into_iter()
+        .enumerate()
+        .map(|(i, s)| {
+            VerifyItem::message(
+                pair.public.handle,
+                "ecdsa-sha256",
+                format!("m{i}").into_bytes(),
+                s.unwrap(),
+            )
+        })
+        .collect();
+    let valid = c.verify_batch(&checks).await.unwrap();
+    assert!(valid.iter().all(|v| v == &Ok(true)), "{valid:?}");
+    let mixed = c
+        .sign_batch(&[
+            SignItem::message(pair.private.handle, "ecdsa-sha256", b"a".to_vec()),
+            SignItem::message(1, "ecdsa-sha256", b"b".to_vec()),
+        ])
+        .await
+        .unwrap();
+    assert!(mixed[0].is_ok());
+    assert_eq!(mixed[1].as_ref().unwrap_err().code, "key_not_found");
+    let cts = c
+        .encrypt_batch(&[
+            EncryptItem::new(aes.handle, "aes-gcm", b"one".to_vec()),
+            EncryptItem::new(aes.handle, "aes-gcm", b"two".to_vec()),
+        ])
+        .await
+        .unwrap();
+    let pts = c
+        .decrypt_batch(
+            &cts.into_iter()
+                .map(|ct| DecryptItem::new(aes.handle, "aes-gcm", ct.unwrap()))
+                .collect::<Vec<_>>(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(pts, vec![Ok(b"one".to_vec()), Ok(b"two".to_vec())]);
+
+    c.destroy(imported.handle).await.unwrap();
+    let gone = c.get_key(imported.handle).await.unwrap_err();
+    assert_eq!(gone.code(), Some("key_not_found"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failover_to_the_surviving_node() {
+    let cert = cert();
+    let (a, b) = (Server::start(&cert).await, Server::start(&cert).await);
+    // Each node has its own store: alice and a "shared" HMAC key exist on both, with
+    // different handles and different key material.
+    let mut handles = Vec::new();
+    for s in [&a, &b] {
+        let (_admin, alice) = alice(&cert, s).await;
+        let k = alice
+            .generate_symmetric(
+                "generic-secret-32",
+                &KeyTemplate::new("shared").with("sign", true),
+                CallOptions::default(),
+            )
+            .await
+            .unwrap();
+        handles.push(k.handle);
+    }
+    let (ha, hb) = (handles[0], handles[1]);
+    assert_ne!(ha, hb);
+    let b_only = client(&cert, &[&b.url]);
+    b_only.login("alice", "alice-password").await.unwrap();
+    let sig_b = b_only
+        .sign(&SignItem::message(hb, "hmac-sha256", b"msg".to_vec()))
+        .await
+        .unwrap();
+
+    let both = client(&cert, &[&a.url, &b.url]);
+    both.login("alice", "alice-password").await.unwrap();
+    // Round-robin reaches both nodes; each answers with its own handle for the label, and
+    // the second node is logged in lazily.
+    let by_label = KeyFilter {
+        label: Some("shared".into()),
+        ..Default::default()
+    };
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..4 {
+        let page = both.list_keys(&by_label).await.unwrap();
+        seen.insert(page.keys[0].handle);
+    }
+    assert_eq!(seen, [ha, hb].into_iter().collect());
+    assert!(both.nodes().iter().all(|n| n.healthy && n.logged_in));
+
+    // Kill A in the middle of a run of concurrent calls: every call must succeed.
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<()>(1);
+    let runner = {
+        let both = both.clone();
+        tokio::spawn(async move {
+            let mut results = Vec::new();
+            for i in 0..200 {
+                if i == 50 {
+                    tx.send(()).await.unwrap();
+                }
+                results.push(both.random(16).await.map(|r| r.len()));
+            }
+            results
+        })
+    };
+    rx.recv().await.unwrap();
+    a.kill().await;
+    let results = runner.await.unwrap();
+    assert!(results.iter().all(|r| matches!(r, Ok(16))), "{results:?}");
+
+    // Every later call is served by B: A's handle is unknown there, B's gives B's MAC.
+    for _ in 0..10 {
+        let sig = both
+            .sign(&SignItem::message(hb, "hmac-sha256", b"msg".to_vec()))
+            .await
+            .unwrap();
+        assert_eq!(sig, sig_b);
+        assert_eq!(both.list_keys(&by_label).await.unwrap().keys[0].handle, hb);
+    }
+    let status = both.nodes();
+    assert!(!status[0].healthy, "{status:?}");
+    assert!(status[1].healthy, "{status:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_nodes_and_untrusted_certificates() {
+    let cert = cert();
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let c = Client::new(
+        ClientConfig::new([format!("https://{closed}")])
+            .ca_cert_pem(cert.pem.clone())
+            .backoff_base(std::time::Duration::from_millis(1)),
+    )
+    .unwrap();
+    let e = c.health().await.unwrap_err();
+    assert!(
+        matches!(&e, Error::AllNodesFailed { last } if matches!(**last, Error::Connect(_))),
+        "{e:?}"
+    );
+    // Not retried beyond the node set, but still only connect failures: key generation
+    // (not idempotent) fails over too, since nothing was sent.
+    let e = c
+        .generate_symmetric("aes-256", &KeyTemplate::new("x"), CallOptions::default())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, Error::AllNodesFailed { .. } | Error::NotLoggedIn),
+        "{e:?}"
+    );
+
+    // A server whose certificate is not the configured anchor is refused.
+    let server = Server::start(&cert).await;
+    let other = self::cert();
+    let wrong = client(&other, &[&server.url]);
+    let e = wrong.health().await.unwrap_err();
+    assert!(matches!(e, Error::AllNodesFailed { .. }), "{e:?}");
+
+    // Configuration errors.
+    assert!(matches!(
+        Client::new(ClientConfig::new(["http://127.0.0.1:1"]).ca_cert_pem(cert.pem.clone())),
+        Err(Error::Config(_))
+    ));
+    assert!(matches!(
+        Client::new(ClientConfig::new([server.url.clone()]).ca_cert_pem("not a pem")),
+        Err(Error::Config(_))
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_are_redacted() {
+    let p = Password::from("hunter2-password");
+    assert!(!format!("{p:?}").contains("hunter2"));
+    let cert = cert();
+    let server = Server::start(&cert).await;
+    let c = client(&cert, &[&server.url]);
+    c.login("admin", "admin-password").await.unwrap();
+    let shown = format!("{c:?}");
+    assert!(!shown.contains("admin-password"), "{shown}");
+    let e = c.login("admin", "wrong-password-x").await.unwrap_err();
+    assert!(!format!("{e:?} {e}").contains("wrong-password-x"));
+}
