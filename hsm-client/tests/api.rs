@@ -1,6 +1,7 @@
 //! The SDK against real in-process API servers over TLS.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -34,6 +35,8 @@ fn cert() -> Cert {
 /// One API server; dropping it (or [`Server::kill`]) closes the listener and every connection.
 struct Server {
     url: String,
+    /// TLS connections accepted, and how many of them negotiated `h2`.
+    conns: Arc<(AtomicUsize, AtomicUsize)>,
     task: JoinHandle<()>,
     _dir: tempfile::TempDir,
 }
@@ -60,6 +63,8 @@ impl Server {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr: SocketAddr = listener.local_addr().unwrap();
         let router = keyward_server::router(hsm);
+        let conns = Arc::new((AtomicUsize::new(0), AtomicUsize::new(0)));
+        let counters = conns.clone();
         let task = tokio::spawn(async move {
             // Connections live in this set: aborting the task drops them all.
             let mut conns = JoinSet::new();
@@ -70,10 +75,15 @@ impl Server {
                 while conns.try_join_next().is_some() {}
                 let acceptor = acceptor.clone();
                 let router = router.clone();
+                let counters = counters.clone();
                 conns.spawn(async move {
                     let Ok(tls) = acceptor.accept(tcp).await else {
                         return;
                     };
+                    counters.0.fetch_add(1, Ordering::SeqCst);
+                    if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
+                        counters.1.fetch_add(1, Ordering::SeqCst);
+                    }
                     let svc = hyper::service::service_fn(move |req| router.clone().oneshot(req));
                     let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                         .serve_connection(TokioIo::new(tls), svc)
@@ -83,6 +93,7 @@ impl Server {
         });
         Server {
             url: format!("https://{addr}"),
+            conns,
             task,
             _dir: dir,
         }
@@ -388,6 +399,14 @@ async fn keys_and_crypto() {
         .unwrap();
     assert_eq!(pts, vec![Ok(b"one".to_vec()), Ok(b"two".to_vec())]);
 
+    // Three clients (admin, alice, this one) each keep one pooled HTTP/2 connection.
+    let (total, h2) = (
+        server.conns.0.load(Ordering::SeqCst),
+        server.conns.1.load(Ordering::SeqCst),
+    );
+    assert_eq!(total, h2, "every connection negotiated h2");
+    assert!(total <= 3, "{total} connections for one client");
+
     c.destroy(imported.handle).await.unwrap();
     let gone = c.get_key(imported.handle).await.unwrap_err();
     assert_eq!(gone.code(), Some("key_not_found"));
@@ -489,16 +508,12 @@ async fn unreachable_nodes_and_untrusted_certificates() {
         matches!(&e, Error::AllNodesFailed { last } if matches!(**last, Error::Connect(_))),
         "{e:?}"
     );
-    // Not retried beyond the node set, but still only connect failures: key generation
-    // (not idempotent) fails over too, since nothing was sent.
+    // A call that needs a session fails before any request without credentials.
     let e = c
         .generate_symmetric("aes-256", &KeyTemplate::new("x"), CallOptions::default())
         .await
         .unwrap_err();
-    assert!(
-        matches!(e, Error::AllNodesFailed { .. } | Error::NotLoggedIn),
-        "{e:?}"
-    );
+    assert!(matches!(e, Error::NotLoggedIn), "{e:?}");
 
     // A server whose certificate is not the configured anchor is refused.
     let server = Server::start(&cert).await;
