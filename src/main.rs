@@ -16,16 +16,22 @@ mod api_server;
 mod certs;
 mod data_dir;
 mod demo_upstream;
+mod remote;
 
 #[derive(Parser)]
 #[command(
     name = "keyward",
     version,
-    about = "TLS reverse proxy with keys held in a bundled HSM"
+    about = "TLS reverse proxy with keys held in a bundled HSM",
+    after_help = "Exit codes: 0 success; 1 error (one line on stderr, `keyward: error: ...`, with \
+                  the API's error code such as key_not_found), or `crypto verify` found the \
+                  signature invalid; 2 usage error."
 )]
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    conn: remote::Conn,
 }
 
 #[derive(clap::Args, Clone)]
@@ -78,6 +84,21 @@ enum Command {
     /// Make certificates and CSRs signed inside the HSM.
     #[command(subcommand)]
     Cert(CertCommand),
+    /// Log in to the HSM node(s) given by --server and print the user's role.
+    Login {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Manage HSM users on the node(s) given by --server.
+    #[command(subcommand)]
+    User(remote::UserCommand),
+    /// Sign, verify, encrypt, decrypt and MAC with keys on the node(s) given by --server.
+    #[command(subcommand)]
+    Crypto(remote::CryptoCommand),
+    /// The audit log of the node given by --server.
+    #[command(subcommand)]
+    Audit(remote::AuditCommand),
 }
 
 #[derive(Subcommand)]
@@ -108,14 +129,20 @@ enum KeyCommand {
         #[command(flatten)]
         data: DataDirArg,
     },
-    /// List key objects.
+    /// List key objects (on the --server nodes when given, else in the local data dir).
     List {
         /// Print JSON (an array of key objects).
         #[arg(long)]
         json: bool,
+        /// With --server: attr.label=L, class=private|public|secret, type=ec, attr.NAME=true
+        /// (repeatable).
+        #[arg(long = "filter")]
+        filter: Vec<String>,
         #[command(flatten)]
         data: DataDirArg,
     },
+    #[command(flatten)]
+    Remote(remote::KeyRemote),
 }
 
 #[derive(Subcommand)]
@@ -193,6 +220,7 @@ fn init_logging(level: &str, json: bool) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let conn = cli.conn;
     let result = match cli.command {
         Command::Quickstart { data, listen } => {
             init_logging("info", false);
@@ -219,9 +247,37 @@ fn main() -> ExitCode {
             init_logging("info", false);
             runtime().and_then(|rt| rt.block_on(hsm_serve(&data.data_dir, listen)))
         }
+        Command::Key(KeyCommand::Remote(cmd)) => {
+            init_logging("warn", false);
+            remote::key(&conn, cmd)
+        }
+        Command::Key(KeyCommand::List { json, filter, .. }) if conn.is_remote() => {
+            init_logging("warn", false);
+            remote::key_list(&conn, &filter, json)
+        }
         Command::Key(cmd) => {
             init_logging("warn", false);
             key_command(cmd)
+        }
+        Command::Login { json } => {
+            init_logging("warn", false);
+            remote::login(&conn, json)
+        }
+        Command::User(cmd) => {
+            init_logging("warn", false);
+            remote::user(&conn, cmd)
+        }
+        Command::Crypto(cmd) => {
+            init_logging("warn", false);
+            match remote::crypto(&conn, cmd) {
+                Ok(true) => Ok(()),
+                Ok(false) => return ExitCode::FAILURE,
+                Err(e) => Err(e),
+            }
+        }
+        Command::Audit(cmd) => {
+            init_logging("warn", false);
+            remote::audit(&conn, cmd)
         }
         Command::Cert(cmd) => {
             init_logging("warn", false);
@@ -509,7 +565,11 @@ fn key_command(cmd: KeyCommand) -> Result<()> {
                 );
             }
         }
-        KeyCommand::List { json, data } => {
+        KeyCommand::Remote(_) => unreachable!("dispatched to remote"),
+        KeyCommand::List { json, filter, data } => {
+            if !filter.is_empty() {
+                bail!("--filter needs --server (the local key list shows every key)");
+            }
             let hsm = data_dir::open(&data.data_dir)?;
             let session = hsm.service_session(PROXY_USER)?;
             let mut keys = Vec::new();

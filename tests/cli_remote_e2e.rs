@@ -1,0 +1,875 @@
+//! The remote CLI (`keyward login|user|key|crypto|audit --server ...`) through the real binary
+//! against a real `keyward hsm serve` node.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use support::*;
+
+/// A node: `keyward init` + `keyward hsm serve` on an ephemeral port.
+struct Node {
+    server: Running,
+    url: String,
+    ca: PathBuf,
+    data: PathBuf,
+}
+
+fn start_node(dir: &Path, name: &str) -> Node {
+    let data = dir.join(name);
+    let pw_file = dir.join(format!("{name}-admin.pw"));
+    std::fs::write(&pw_file, "admin-password\n").unwrap();
+    keyward_ok(&[
+        "init",
+        "--data-dir",
+        &data.display().to_string(),
+        "--admin-password-file",
+        &pw_file.display().to_string(),
+    ]);
+    let mut cmd = Command::new(keyward_bin());
+    cmd.args(["hsm", "serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data)
+        .env("KEYWARD_LOG", "info");
+    let server = Running::spawn(cmd);
+    let line = server.stderr.wait_for("serving the HSM API");
+    let addr: SocketAddr = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("addr="))
+        .unwrap()
+        .parse()
+        .unwrap();
+    Node {
+        server,
+        url: format!("https://localhost:{}", addr.port()),
+        ca: data.join("api-ca.pem"),
+        data,
+    }
+}
+
+/// Runs `keyward ARGS --server URL --ca-cert CA --user USER --password PW`.
+fn kw(node: &Node, user: &str, password: &str, args: &[&str]) -> Output {
+    Command::new(keyward_bin())
+        .args(args)
+        .args(["--server", &node.url, "--ca-cert"])
+        .arg(&node.ca)
+        .args(["--user", user, "--password", password])
+        .env_remove("KEYWARD_DATA_DIR")
+        .env_remove("KEYWARD_SERVER")
+        .env_remove("KEYWARD_USER")
+        .env_remove("KEYWARD_PASSWORD")
+        .env_remove("KEYWARD_CA_CERT")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run keyward")
+}
+
+fn kw_ok(node: &Node, user: &str, password: &str, args: &[&str]) -> String {
+    let out = kw(node, user, password, args);
+    assert!(
+        out.status.success(),
+        "keyward {args:?} as {user} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Expects exit 1 and one `keyward: error:` line containing `code`.
+fn kw_err(node: &Node, user: &str, password: &str, args: &[&str], code: &str) {
+    let out = kw(node, user, password, args);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "keyward {args:?}: {err}");
+    assert!(
+        err.starts_with("keyward: error: ") && err.contains(code) && err.lines().count() == 1,
+        "keyward {args:?}: expected {code}, got {err}"
+    );
+}
+
+fn json(s: &str) -> serde_json::Value {
+    serde_json::from_str(s).unwrap_or_else(|e| panic!("{e}: {s}"))
+}
+
+fn p(path: &Path) -> String {
+    path.display().to_string()
+}
+
+const ALICE: &str = "alice-password";
+const BOB: &str = "bob-password";
+
+#[test]
+fn remote_cli_users_keys_crypto_import_share_and_lockout() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let node = start_node(dir, "hsm");
+    let n = &node;
+
+    // Login prints the role; a wrong password is authentication_failed; no password is a clear
+    // error; a bad flag is a usage error.
+    let out = kw_ok(n, "admin", "admin-password", &["login"]);
+    assert!(out.contains("role admin"), "{out}");
+    kw_err(
+        n,
+        "admin",
+        "wrong-password",
+        &["login"],
+        "authentication_failed",
+    );
+    let out = Command::new(keyward_bin())
+        .args([
+            "login",
+            "--server",
+            &node.url,
+            "--user",
+            "admin",
+            "--ca-cert",
+        ])
+        .arg(&node.ca)
+        .env_remove("KEYWARD_PASSWORD")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no password"));
+    assert_eq!(
+        kw(n, "admin", "x", &["key", "share", "--key", "notanumber"])
+            .status
+            .code(),
+        Some(2)
+    );
+
+    // Users.
+    let alice_pw = dir.join("alice.pw");
+    std::fs::write(&alice_pw, format!("{ALICE}\n")).unwrap();
+    let bob_pw = dir.join("bob.pw");
+    std::fs::write(&bob_pw, BOB).unwrap();
+    for (name, f) in [("alice", &alice_pw), ("bob", &bob_pw)] {
+        let out = kw_ok(
+            n,
+            "admin",
+            "admin-password",
+            &[
+                "user",
+                "create",
+                "--name",
+                name,
+                "--role",
+                "crypto-user",
+                "--password-file",
+                &p(f),
+            ],
+        );
+        assert!(out.contains(name), "{out}");
+    }
+    let users = json(&kw_ok(
+        n,
+        "admin",
+        "admin-password",
+        &["user", "list", "--json"],
+    ));
+    assert!(users
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|u| u["username"] == "alice" && u["role"] == "crypto-user"));
+    assert!(kw_ok(n, "alice", ALICE, &["login"]).contains("role crypto-user"));
+    kw_err(
+        n,
+        "alice",
+        ALICE,
+        &["user", "delete", "--name", "bob"],
+        "permission_denied",
+    );
+
+    // Key generation, every type.
+    let pair = |kind: &str, extra: &[&str], label: &str| -> (u64, u64) {
+        let mut args = vec!["key", "generate-asymmetric-pair", kind];
+        args.extend_from_slice(extra);
+        args.extend([
+            "--label",
+            label,
+            "--private-attr",
+            "sign=true",
+            "--public-attr",
+            "verify=true",
+            "--json",
+        ]);
+        let v = json(&kw_ok(n, "alice", ALICE, &args));
+        (
+            v["private"]["handle"].as_u64().unwrap(),
+            v["public"]["handle"].as_u64().unwrap(),
+        )
+    };
+    let (ec_priv, ec_pub) = pair("ec", &["--curve", "p256"], "ec1");
+    let (rsa_priv, rsa_pub) = pair("rsa", &["--bits", "2048"], "rsa1");
+    let (ed_priv, ed_pub) = pair("ed25519", &[], "ed1");
+    let sym = |args: &[&str]| -> (u64, serde_json::Value) {
+        let mut a = vec!["key", "generate-symmetric"];
+        a.extend_from_slice(args);
+        a.push("--json");
+        let v = json(&kw_ok(n, "alice", ALICE, &a));
+        (v["handle"].as_u64().unwrap(), v)
+    };
+    let (aes, v) = sym(&[
+        "aes",
+        "--bits",
+        "256",
+        "--label",
+        "aes1",
+        "--attr",
+        "encrypt=true",
+        "--attr",
+        "decrypt=true",
+    ]);
+    assert_eq!(v["spec"], "aes-256");
+    let (kek, _) = sym(&[
+        "aes",
+        "--bits",
+        "256",
+        "--label",
+        "kek1",
+        "--attr",
+        "wrap=true",
+        "--attr",
+        "unwrap=true",
+    ]);
+    let kek_s = kek.to_string();
+    let (target, target_v) = sym(&[
+        "aes",
+        "--bits",
+        "128",
+        "--label",
+        "exportable",
+        "--attr",
+        "extractable=true",
+    ]);
+    let (mac, v) = sym(&[
+        "generic-secret",
+        "--bytes",
+        "32",
+        "--label",
+        "mac1",
+        "--attr",
+        "sign=true",
+        "--attr",
+        "verify=true",
+    ]);
+    assert_eq!(v["spec"], "generic-secret-32");
+
+    // List with filters, as a table and as JSON.
+    let table = kw_ok(n, "alice", ALICE, &["key", "list"]);
+    assert!(table.starts_with("HANDLE") && table.contains("ec1") && table.contains("mac1"));
+    let listed = json(&kw_ok(
+        n,
+        "alice",
+        ALICE,
+        &[
+            "key",
+            "list",
+            "--filter",
+            "attr.label=ec1",
+            "--filter",
+            "class=private",
+            "--json",
+        ],
+    ));
+    let listed = listed.as_array().unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0]["handle"].as_u64(), Some(ec_priv));
+
+    // Sign and verify a file with each pair; openssl checks the EC signature.
+    let msg = dir.join("msg.txt");
+    std::fs::write(&msg, b"the message to sign\n").unwrap();
+    for (priv_h, pub_h, mech) in [
+        (ec_priv, ec_pub, "ecdsa-sha256"),
+        (rsa_priv, rsa_pub, "rsa-pss-sha256"),
+        (ed_priv, ed_pub, "ed25519"),
+    ] {
+        let sig = dir.join(format!("{mech}.sig"));
+        kw_ok(
+            n,
+            "alice",
+            ALICE,
+            &[
+                "crypto",
+                "sign",
+                "--key",
+                &priv_h.to_string(),
+                "--mechanism",
+                mech,
+                "--in",
+                &p(&msg),
+                "--out",
+                &p(&sig),
+            ],
+        );
+        let verify = |file: &Path| {
+            kw(
+                n,
+                "alice",
+                ALICE,
+                &[
+                    "crypto",
+                    "verify",
+                    "--key",
+                    &pub_h.to_string(),
+                    "--mechanism",
+                    mech,
+                    "--in",
+                    &p(file),
+                    "--signature",
+                    &p(&sig),
+                ],
+            )
+        };
+        let ok = verify(&msg);
+        assert_eq!(ok.status.code(), Some(0), "{mech}");
+        assert_eq!(String::from_utf8_lossy(&ok.stdout).trim(), "valid");
+        let other = dir.join("other.txt");
+        std::fs::write(&other, b"another message\n").unwrap();
+        let bad = verify(&other);
+        assert_eq!(bad.status.code(), Some(1), "{mech}");
+        assert_eq!(String::from_utf8_lossy(&bad.stdout).trim(), "invalid");
+    }
+    let ec_pem = dir.join("ec1.pub.pem");
+    std::fs::write(
+        &ec_pem,
+        kw_ok(
+            n,
+            "alice",
+            ALICE,
+            &["key", "public", "--key", &ec_pub.to_string()],
+        ),
+    )
+    .unwrap();
+    let (ok, _, err) = run(
+        "openssl",
+        &[
+            "dgst",
+            "-sha256",
+            "-verify",
+            &p(&ec_pem),
+            "-signature",
+            &p(&dir.join("ecdsa-sha256.sig")),
+            &p(&msg),
+        ],
+    );
+    assert!(ok, "{err}");
+    let jwk = json(&kw_ok(
+        n,
+        "alice",
+        ALICE,
+        &[
+            "key",
+            "public",
+            "--key",
+            &ed_pub.to_string(),
+            "--format",
+            "jwk",
+        ],
+    ));
+    assert_eq!(jwk["kty"], "OKP");
+
+    // Encrypt / decrypt with AAD; HMAC.
+    let ct = dir.join("msg.enc");
+    let pt = dir.join("msg.dec");
+    let aad = dir.join("aad");
+    std::fs::write(&aad, b"context").unwrap();
+    let aes_s = aes.to_string();
+    kw_ok(
+        n,
+        "alice",
+        ALICE,
+        &[
+            "crypto",
+            "encrypt",
+            "--key",
+            &aes_s,
+            "--mechanism",
+            "aes-gcm",
+            "--in",
+            &p(&msg),
+            "--out",
+            &p(&ct),
+            "--aad-file",
+            &p(&aad),
+        ],
+    );
+    assert_eq!(
+        std::fs::read(&ct).unwrap().len(),
+        12 + std::fs::read(&msg).unwrap().len() + 16
+    );
+    kw_ok(
+        n,
+        "alice",
+        ALICE,
+        &[
+            "crypto",
+            "decrypt",
+            "--key",
+            &aes_s,
+            "--mechanism",
+            "aes-gcm",
+            "--in",
+            &p(&ct),
+            "--out",
+            &p(&pt),
+            "--aad-file",
+            &p(&aad),
+        ],
+    );
+    assert_eq!(std::fs::read(&pt).unwrap(), std::fs::read(&msg).unwrap());
+    kw_err(
+        n,
+        "alice",
+        ALICE,
+        &[
+            "crypto",
+            "decrypt",
+            "--key",
+            &aes_s,
+            "--mechanism",
+            "aes-gcm",
+            "--in",
+            &p(&ct),
+            "--out",
+            &p(&pt),
+        ],
+        "invalid_input",
+    );
+    let out = kw(
+        n,
+        "alice",
+        ALICE,
+        &[
+            "crypto",
+            "hmac",
+            "--key",
+            &mac.to_string(),
+            "--mechanism",
+            "hmac-sha256",
+            "--in",
+            &p(&msg),
+        ],
+    );
+    assert!(out.status.success());
+    assert_eq!(out.stdout.len(), 32, "raw HMAC on stdout");
+
+    // Wrap and unwrap: the unwrapped key has the same check value.
+    let wrapped = dir.join("target.wrapped");
+    kw_ok(
+        n,
+        "alice",
+        ALICE,
+        &[
+            "key",
+            "wrap",
+            "--key",
+            &kek_s,
+            "--target",
+            &target.to_string(),
+            "--mechanism",
+            "aes-kwp",
+            "--out",
+            &p(&wrapped),
+        ],
+    );
+    let v = json(&kw_ok(
+        n,
+        "alice",
+        ALICE,
+        &[
+            "key",
+            "unwrap",
+            "--key",
+            &kek_s,
+            "--mechanism",
+            "aes-kwp",
+            "--in",
+            &p(&wrapped),
+            "--label",
+            "unwrapped",
+            "--secret-spec",
+            "aes-128",
+            "--attr",
+            "encrypt=true",
+            "--json",
+        ],
+    ));
+    assert_eq!(v["spec"], "aes-128");
+    assert_eq!(
+        v["attributes"]["check_value"],
+        target_v["attributes"]["check_value"]
+    );
+
+    // Import an openssl P-256 private key (through a transport key) and a public key.
+    let key_pem = dir.join("imported.key.pem");
+    let (ok, _, err) = run(
+        "openssl",
+        &[
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-out",
+            &p(&key_pem),
+        ],
+    );
+    assert!(ok, "{err}");
+    let pub_pem = dir.join("imported.pub.pem");
+    let (ok, _, err) = run(
+        "openssl",
+        &["pkey", "-in", &p(&key_pem), "-pubout", "-out", &p(&pub_pem)],
+    );
+    assert!(ok, "{err}");
+    let v = json(&kw_ok(
+        n,
+        "alice",
+        ALICE,
+        &[
+            "key",
+            "import",
+            "pem",
+            "--in",
+            &p(&key_pem),
+            "--label",
+            "imported",
+            "--json",
+        ],
+    ));
+    assert_eq!(
+        (v["class"].as_str(), v["spec"].as_str()),
+        (Some("private"), Some("ec-p256"))
+    );
+    assert_eq!(v["attributes"]["sign"], true);
+    assert_eq!(v["attributes"]["local"], false);
+    let imported = v["handle"].as_u64().unwrap();
+    let v = json(&kw_ok(
+        n,
+        "alice",
+        ALICE,
+        &[
+            "key",
+            "import",
+            "pem",
+            "--in",
+            &p(&pub_pem),
+            "--label",
+            "imported",
+            "--attr",
+            "verify=true",
+            "--json",
+        ],
+    ));
+    assert_eq!(v["class"], "public");
+    let all = kw_ok(n, "alice", ALICE, &["key", "list"]);
+    assert!(
+        !all.contains("import-transport-"),
+        "the transport pair is destroyed: {all}"
+    );
+    let isig = dir.join("imported.sig");
+    kw_ok(
+        n,
+        "alice",
+        ALICE,
+        &[
+            "crypto",
+            "sign",
+            "--key",
+            &imported.to_string(),
+            "--mechanism",
+            "ecdsa-sha256",
+            "--in",
+            &p(&msg),
+            "--out",
+            &p(&isig),
+        ],
+    );
+    let (ok, out, err) = run(
+        "openssl",
+        &[
+            "dgst",
+            "-sha256",
+            "-verify",
+            &p(&pub_pem),
+            "-signature",
+            &p(&isig),
+            &p(&msg),
+        ],
+    );
+    assert!(ok, "{out}{err}");
+
+    // Set an attribute; errors carry the API's code.
+    let v = json(&kw_ok(
+        n,
+        "alice",
+        ALICE,
+        &[
+            "key",
+            "set-attribute",
+            "--key",
+            &imported.to_string(),
+            "--name",
+            "label",
+            "--value",
+            "imported-2",
+            "--json",
+        ],
+    ));
+    assert_eq!(v["attributes"]["label"], "imported-2");
+    kw_err(
+        n,
+        "alice",
+        ALICE,
+        &["key", "delete", "--key", "999999"],
+        "key_not_found",
+    );
+
+    // Sharing: bob may use alice's key but not delete it; unshare takes it away.
+    let ec_s = ec_priv.to_string();
+    kw_ok(
+        n,
+        "alice",
+        ALICE,
+        &["key", "share", "--key", &ec_s, "--with", "bob"],
+    );
+    let bob_sig = dir.join("bob.sig");
+    let sign_as_bob = || {
+        kw(
+            n,
+            "bob",
+            BOB,
+            &[
+                "crypto",
+                "sign",
+                "--key",
+                &ec_s,
+                "--mechanism",
+                "ecdsa-sha256",
+                "--in",
+                &p(&msg),
+                "--out",
+                &p(&bob_sig),
+            ],
+        )
+    };
+    assert!(sign_as_bob().status.success());
+    let out = kw(n, "bob", BOB, &["key", "delete", "--key", &ec_s]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("permission_denied"), "{err}");
+    kw_ok(
+        n,
+        "alice",
+        ALICE,
+        &["key", "unshare", "--key", &ec_s, "--with", "bob"],
+    );
+    assert!(!sign_as_bob().status.success());
+    kw_ok(n, "alice", ALICE, &["key", "delete", "--key", &ec_s]);
+
+    // The audit chain is intact.
+    let out = kw_ok(n, "admin", "admin-password", &["audit", "verify"]);
+    assert!(out.contains("intact"), "{out}");
+
+    // Five bad passwords lock bob; an admin's unlock sets a new password.
+    for i in 1..=5 {
+        let code = if i < 5 {
+            "authentication_failed"
+        } else {
+            "user_locked"
+        };
+        kw_err(n, "bob", "wrong-password", &["login"], code);
+    }
+    kw_err(n, "bob", BOB, &["login"], "user_locked");
+    let new_pw = dir.join("bob-new.pw");
+    std::fs::write(&new_pw, "bob-new-password\n").unwrap();
+    kw_ok(
+        n,
+        "admin",
+        "admin-password",
+        &[
+            "user",
+            "unlock",
+            "--name",
+            "bob",
+            "--password-file",
+            &p(&new_pw),
+        ],
+    );
+    assert!(kw_ok(n, "bob", "bob-new-password", &["login"]).contains("crypto-user"));
+    kw_ok(
+        n,
+        "admin",
+        "admin-password",
+        &["user", "delete", "--name", "bob"],
+    );
+    kw_err(
+        n,
+        "bob",
+        "bob-new-password",
+        &["login"],
+        "authentication_failed",
+    );
+
+    // Without --server, `key list` still reads the local data directory.
+    let local = keyward_ok(&["key", "list", "--data-dir", &p(&node.data)]);
+    assert!(local.contains("api-tls"), "{local}");
+}
+
+/// Runs a remote command against several nodes (each `--server` repeated).
+fn kw_nodes(nodes: &[&Node], user: &str, password: &str, args: &[&str]) -> Output {
+    let mut cmd = Command::new(keyward_bin());
+    cmd.args(args);
+    for n in nodes {
+        cmd.args(["--server", &n.url]);
+    }
+    // The nodes' certificates are self-signed by each node: trust both (one PEM bundle).
+    let bundle = nodes[0].data.parent().unwrap().join("bundle.pem");
+    let mut pems = Vec::new();
+    for n in nodes {
+        pems.extend(std::fs::read(&n.ca).unwrap());
+    }
+    std::fs::write(&bundle, pems).unwrap();
+    cmd.arg("--ca-cert")
+        .arg(&bundle)
+        .args(["--user", user, "--password", password])
+        .env_remove("KEYWARD_SERVER")
+        .env_remove("KEYWARD_PASSWORD")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run keyward")
+}
+
+#[test]
+fn remote_cli_fails_over_when_a_node_dies() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let mut a = start_node(dir, "a");
+    let b = start_node(dir, "b");
+    let pw = dir.join("alice.pw");
+    std::fs::write(&pw, ALICE).unwrap();
+    let key_pem = dir.join("k.pem");
+    let pub_pem = dir.join("k.pub.pem");
+    assert!(
+        run(
+            "openssl",
+            &[
+                "genpkey",
+                "-algorithm",
+                "EC",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-out",
+                &p(&key_pem),
+            ],
+        )
+        .0
+    );
+    assert!(
+        run(
+            "openssl",
+            &["pkey", "-in", &p(&key_pem), "-pubout", "-out", &p(&pub_pem)]
+        )
+        .0
+    );
+    // The same user and the same imported key on both nodes.
+    let mut handles = Vec::new();
+    for n in [&a, &b] {
+        kw_ok(
+            n,
+            "admin",
+            "admin-password",
+            &[
+                "user",
+                "create",
+                "--name",
+                "alice",
+                "--role",
+                "crypto-user",
+                "--password-file",
+                &p(&pw),
+            ],
+        );
+        let v = json(&kw_ok(
+            n,
+            "alice",
+            ALICE,
+            &[
+                "key",
+                "import",
+                "pem",
+                "--in",
+                &p(&key_pem),
+                "--label",
+                "shared",
+                "--json",
+            ],
+        ));
+        handles.push(v["handle"].as_u64().unwrap());
+    }
+    let msg = dir.join("msg");
+    std::fs::write(&msg, b"failover").unwrap();
+    let list = [
+        "key",
+        "list",
+        "--filter",
+        "attr.label=shared",
+        "--filter",
+        "class=private",
+        "--json",
+    ];
+    for i in 0..8 {
+        if i == 3 {
+            a.server.terminate();
+        }
+        let out = kw_nodes(&[&a, &b], "alice", ALICE, &list);
+        assert!(
+            out.status.success(),
+            "round {i}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v = json(&String::from_utf8_lossy(&out.stdout));
+        let h = v[0]["handle"].as_u64().unwrap();
+        assert!(handles.contains(&h), "round {i}");
+        if i >= 3 {
+            // Node A is gone: B answered, and B's copy of the key signs.
+            assert_eq!(h, handles[1], "round {i}");
+            let sig = dir.join(format!("sig{i}"));
+            let out = kw_nodes(
+                &[&a, &b],
+                "alice",
+                ALICE,
+                &[
+                    "crypto",
+                    "sign",
+                    "--key",
+                    &h.to_string(),
+                    "--mechanism",
+                    "ecdsa-sha256",
+                    "--in",
+                    &p(&msg),
+                    "--out",
+                    &p(&sig),
+                ],
+            );
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let (ok, o, e) = run(
+                "openssl",
+                &[
+                    "dgst",
+                    "-sha256",
+                    "-verify",
+                    &p(&pub_pem),
+                    "-signature",
+                    &p(&sig),
+                    &p(&msg),
+                ],
+            );
+            assert!(ok, "round {i}: {o}{e}");
+        }
+    }
+}
