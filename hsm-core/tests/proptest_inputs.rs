@@ -3257,7 +3257,11 @@ fn user_management_with_any_input() {
         // User management never changes a key. (A password change ends the user's other
         // sessions by design, so alice's view may be gone; when it is there it is unchanged.)
         let after = fx.snapshot();
-        prop_assert_eq!(&after.0, &before.0, "user management changed the proxy's keys");
+        prop_assert_eq!(
+            &after.0,
+            &before.0,
+            "user management changed the proxy's keys"
+        );
         prop_assert_eq!(&after.1, &before.1, "user management changed keys");
         if after.2.is_some() {
             prop_assert_eq!(&after.2, &before.2, "user management changed alice's keys");
