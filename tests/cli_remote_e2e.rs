@@ -873,3 +873,136 @@ fn remote_cli_fails_over_when_a_node_dies() {
         }
     }
 }
+
+/// A PEM private key made by `openssl genpkey`, imported through the API (wrapped on the
+/// client, never in plaintext), shared with the proxy's identity, then serves TLS in
+/// `keyward serve` from the same data directory.
+#[test]
+fn an_imported_openssl_key_serves_tls_in_the_proxy() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let node = start_node(dir, "hsm");
+    let alice_pw = dir.join("alice.pw");
+    std::fs::write(&alice_pw, format!("{ALICE}\n")).unwrap();
+    kw_ok(
+        &node,
+        "admin",
+        "admin-password",
+        &[
+            "user",
+            "create",
+            "--name",
+            "alice",
+            "--role",
+            "crypto-user",
+            "--password-file",
+            &p(&alice_pw),
+        ],
+    );
+    let key_pem = dir.join("web.key.pem");
+    let cert_pem = dir.join("web.cert.pem");
+    let (ok, _, err) = run(
+        "openssl",
+        &[
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-out",
+            &p(&key_pem),
+        ],
+    );
+    assert!(ok, "{err}");
+    let (ok, _, err) = run(
+        "openssl",
+        &[
+            "req",
+            "-x509",
+            "-new",
+            "-key",
+            &p(&key_pem),
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+            "-days",
+            "30",
+            "-out",
+            &p(&cert_pem),
+        ],
+    );
+    assert!(ok, "{err}");
+    let v = json(&kw_ok(
+        &node,
+        "alice",
+        ALICE,
+        &[
+            "key",
+            "import",
+            "pem",
+            "--in",
+            &p(&key_pem),
+            "--label",
+            "web-imported",
+            "--json",
+        ],
+    ));
+    let handle = v["handle"].as_u64().unwrap().to_string();
+    kw_ok(
+        &node,
+        "alice",
+        ALICE,
+        &[
+            "key",
+            "share",
+            "--key",
+            &handle,
+            "--with",
+            keyward_hsm::PROXY_USER,
+        ],
+    );
+    let data = node.data.clone();
+    drop(node);
+
+    let (_up, up_addr) = start_upstream();
+    let config = dir.join("proxy.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[hsm]\ndata_dir = \"{}\"\n\n[[listeners]]\naddress = \"127.0.0.1:0\"\n\n[[listeners.certificates]]\nkey_label = \"web-imported\"\nchain_file = \"{}\"\n\n[upstream]\nurl = \"http://{up_addr}\"\n",
+            data.display(),
+            cert_pem.display()
+        ),
+    )
+    .unwrap();
+    let (_server, addrs) = start_serve(&config, 1);
+    let port = addrs[0].port();
+    let resolve = format!("localhost:{port}:127.0.0.1");
+    let url = format!("https://localhost:{port}/via-imported-key");
+    let (ok, body, err) = run(
+        "curl",
+        &[
+            "-sS",
+            "--max-time",
+            "20",
+            "--cacert",
+            &p(&cert_pem),
+            "--resolve",
+            &resolve,
+            &url,
+        ],
+    );
+    assert!(ok, "{err}");
+    assert!(
+        body.contains("keyward-test-upstream") && body.contains("/via-imported-key"),
+        "{body}"
+    );
+    // The handshake was signed by the imported key: openssl's public key is the served one.
+    let out = s_client(addrs[0], "localhost", &["-tls1_3"]);
+    assert!(out.contains("New, TLSv1.3"), "{out}");
+    let (ok, served_pub, _) = run("sh", &["-c", &format!("echo | openssl s_client -connect 127.0.0.1:{port} -servername localhost 2>/dev/null | openssl x509 -pubkey -noout")]);
+    let (ok2, file_pub, _) = run("openssl", &["pkey", "-in", &p(&key_pem), "-pubout"]);
+    assert!(ok && ok2 && served_pub.contains("BEGIN PUBLIC KEY"));
+    assert_eq!(served_pub, file_pub);
+}
