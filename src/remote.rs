@@ -147,6 +147,12 @@ pub(crate) enum PublicFormat {
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
+pub(crate) enum FileEncoding {
+    /// A PEM that names the HSM key and holds no key material.
+    ReferencePem,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
 pub(crate) enum ImportFormat {
     Pem,
 }
@@ -224,6 +230,20 @@ pub(crate) enum KeyRemote {
     Delete {
         #[arg(long)]
         key: u64,
+    },
+    /// Write a file that stands for a private key where tools expect a key file: a reference
+    /// PEM that names the HSM key (label and public-key hash) and holds no key material; the
+    /// proxy accepts it as `key_file` in a certificate entry.
+    GenerateFile {
+        /// Private key handle.
+        #[arg(long)]
+        key: u64,
+        /// File encoding.
+        #[arg(long, value_enum, default_value = "reference-pem")]
+        encoding: FileEncoding,
+        /// Output file.
+        #[arg(long)]
+        out: PathBuf,
     },
     /// Print a public key (PEM or JWK).
     Public {
@@ -743,6 +763,33 @@ async fn key_inner(client: &Client, cmd: KeyRemote) -> Result<()> {
         KeyRemote::Delete { key } => {
             client.destroy(key).await?;
             println!("deleted key {key}");
+        }
+        KeyRemote::GenerateFile {
+            key,
+            encoding: FileEncoding::ReferencePem,
+            out,
+        } => {
+            let info = client.get_key(key).await?;
+            if info.class != "private" {
+                return Err(anyhow!(
+                    "key {key} is a {} key; reference files name private keys",
+                    info.class
+                ));
+            }
+            let public = client.public_key(key).await?;
+            let reference = keyward_hsm::KeyReference {
+                v: 1,
+                label: info.attributes.label.clone(),
+                handle: key,
+                spec: info.spec.clone(),
+                spki_sha256: keyward_hsm::spki_sha256(&public.der),
+            };
+            write_output(Some(&out), reference.to_pem().as_bytes())?;
+            println!(
+                "wrote a reference to key {key} ({:?}) to {}",
+                reference.label,
+                out.display()
+            );
         }
         KeyRemote::Public { key, format } => {
             let p = client.public_key(key).await?;

@@ -962,6 +962,28 @@ fn an_imported_openssl_key_serves_tls_in_the_proxy() {
             keyward_hsm::PROXY_USER,
         ],
     );
+    // A reference file names the key for the proxy; it holds no key material.
+    let reference = dir.join("web.ref.pem");
+    kw_ok(
+        &node,
+        "alice",
+        ALICE,
+        &[
+            "key",
+            "generate-file",
+            "--encoding",
+            "reference-pem",
+            "--key",
+            &handle,
+            "--out",
+            &p(&reference),
+        ],
+    );
+    let text = std::fs::read_to_string(&reference).unwrap();
+    assert!(
+        text.starts_with("-----BEGIN KEYWARD KEY REFERENCE-----") && !text.contains("PRIVATE"),
+        "{text}"
+    );
     let data = node.data.clone();
     drop(node);
 
@@ -970,8 +992,9 @@ fn an_imported_openssl_key_serves_tls_in_the_proxy() {
     std::fs::write(
         &config,
         format!(
-            "[hsm]\ndata_dir = \"{}\"\n\n[[listeners]]\naddress = \"127.0.0.1:0\"\n\n[[listeners.certificates]]\nkey_label = \"web-imported\"\nchain_file = \"{}\"\n\n[upstream]\nurl = \"http://{up_addr}\"\n",
+            "[hsm]\ndata_dir = \"{}\"\n\n[[listeners]]\naddress = \"127.0.0.1:0\"\n\n[[listeners.certificates]]\nkey_file = \"{}\"\nchain_file = \"{}\"\n\n[upstream]\nurl = \"http://{up_addr}\"\n",
             data.display(),
+            reference.display(),
             cert_pem.display()
         ),
     )

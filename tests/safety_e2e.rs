@@ -462,3 +462,29 @@ fn cli_refuses_bad_input_without_changing_anything() {
         0o600
     );
 }
+
+#[test]
+fn a_reference_file_for_another_key_is_refused() {
+    let (tmp, data, cert) = setup_site();
+    let hsm = open_hsm(&data);
+    let key = hsm
+        .find_by_label(&me(&hsm), "web", KeyClass::Private)
+        .unwrap();
+    drop(hsm);
+    let forged = keyward_hsm::KeyReference {
+        v: 1,
+        label: "web".into(),
+        handle: key.handle.0,
+        spec: "ec-p256".into(),
+        spki_sha256: keyward_hsm::spki_sha256(b"some other key"),
+    };
+    let reference = tmp.path().join("web.ref.pem");
+    std::fs::write(&reference, forged.to_pem()).unwrap();
+    let config = format!(
+        "[hsm]\ndata_dir = \"{}\"\n\n[[listeners]]\naddress = \"127.0.0.1:0\"\n\n[[listeners.certificates]]\nkey_file = \"{}\"\nchain_file = \"{}\"\n\n[upstream]\nurl = \"http://127.0.0.1:9\"\n",
+        data.display(),
+        reference.display(),
+        cert.display()
+    );
+    refuses(tmp.path(), &config, &["web.ref.pem", "another public key"]);
+}

@@ -167,8 +167,11 @@ pub struct ListenerConfig {
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct CertificateConfig {
-    /// `key_label`: label of the private key in the HSM.
+    /// `key_label`: label of the private key in the HSM (empty when `key_file` names it).
     pub key_label: String,
+    /// `key_file`: a reference PEM (`keyward key generate-file --encoding reference-pem`) that
+    /// names the key instead of `key_label`; its public-key hash is checked.
+    pub key_file: Option<PathBuf>,
     /// `chain_file`: PEM file, leaf certificate first, then intermediates.
     pub chain_file: PathBuf,
     /// `server_names`: SNI names this certificate answers (`*.example.com` allowed). Default:
@@ -279,7 +282,10 @@ fn default_client_header_timeout() -> u64 {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, expecting = "a [[listeners.certificates]] table")]
 struct RawCertificate {
-    key_label: String,
+    #[serde(default)]
+    key_label: Option<String>,
+    #[serde(default)]
+    key_file: Option<RelativePathBuf>,
     chain_file: RelativePathBuf,
     #[serde(default)]
     server_names: Vec<String>,
@@ -550,14 +556,25 @@ fn validate(raw: RawConfig, source_of: &dyn Fn(&str) -> String) -> Result<Config
         }
         let mut certificates = Vec::new();
         for (j, c) in l.certificates.into_iter().enumerate() {
-            if c.key_label.is_empty() {
-                return Err(invalid(
-                    format!("listeners[{i}].certificates[{j}].key_label"),
-                    "must not be empty",
-                ));
-            }
+            let key_label = match (c.key_label, &c.key_file) {
+                (Some(l), None) if !l.is_empty() => l,
+                (None, Some(_)) => String::new(),
+                (Some(l), None) if l.is_empty() => {
+                    return Err(invalid(
+                        format!("listeners[{i}].certificates[{j}].key_label"),
+                        "must not be empty",
+                    ))
+                }
+                _ => {
+                    return Err(invalid(
+                        format!("listeners[{i}].certificates[{j}]"),
+                        "name the key with exactly one of key_label and key_file",
+                    ))
+                }
+            };
             certificates.push(CertificateConfig {
-                key_label: c.key_label,
+                key_label,
+                key_file: c.key_file.map(|f| f.relative()),
                 chain_file: c.chain_file.relative(),
                 server_names: c
                     .server_names

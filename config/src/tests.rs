@@ -180,3 +180,32 @@ fn the_committed_example_configuration_is_valid() {
     assert!(c.listeners[0].certificates[0].default);
     assert_eq!(c.upstream.url, "http://127.0.0.1:8080");
 }
+
+#[test]
+fn a_certificate_names_its_key_by_label_or_by_reference_file_but_not_both() {
+    let (dir, res) = load(
+        &GOOD.replace("key_label = \"web\"", "key_file = \"web.ref.pem\""),
+        &[],
+    );
+    let c = res.unwrap();
+    assert_eq!(
+        c.listeners[0].certificates[0].key_file,
+        Some(dir.path().join("web.ref.pem"))
+    );
+    let msg = message(
+        &GOOD.replace(
+            "key_label = \"web\"",
+            "key_label = \"web\"\nkey_file = \"x.pem\"",
+        ),
+        &[],
+    );
+    assert!(
+        msg.contains("exactly one of key_label and key_file"),
+        "{msg}"
+    );
+    let msg = message(&GOOD.replace("key_label = \"web\"\n", ""), &[]);
+    assert!(
+        msg.contains("exactly one of key_label and key_file"),
+        "{msg}"
+    );
+}

@@ -34,6 +34,7 @@ mod hsm;
 mod material;
 mod mechanism;
 mod object;
+mod reference;
 mod seal;
 mod selftest;
 mod users;
@@ -49,6 +50,7 @@ pub use object::{
     AttributeName, AttributeValue, Attributes, KeyClass, KeyHandle, KeyInfo, KeySpec, KeyTemplate,
     GENERIC_SECRET_MAX_BYTES,
 };
+pub use reference::{spki_sha256, KeyReference, REFERENCE_PEM_TAG};
 pub use seal::{MasterKey, MASTER_KEY_LEN};
 pub use users::{Password, Role, Session, SessionToken, UserInfo, MAX_FAILED_LOGINS, PROXY_USER};
 

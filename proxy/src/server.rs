@@ -98,6 +98,20 @@ fn read_chain(path: &Path) -> Result<Chain, Error> {
     Ok(Chain { certs, dns_names })
 }
 
+/// Reads a reference PEM that names an HSM key.
+fn read_reference(path: &Path) -> Result<keyward_hsm::KeyReference, Error> {
+    let err = |reason: String| Error::CertificateFile {
+        path: path.to_owned(),
+        reason,
+    };
+    let meta = std::fs::metadata(path).map_err(|e| err(e.kind().to_string()))?;
+    if !meta.is_file() || meta.len() > 64 * 1024 {
+        return Err(err("not a small regular file".into()));
+    }
+    let bytes = std::fs::read(path).map_err(|e| err(e.kind().to_string()))?;
+    keyward_hsm::KeyReference::from_pem(&bytes).map_err(|e| err(e.to_string()))
+}
+
 /// Compares two SubjectPublicKeyInfo DER encodings by algorithm OID and key bits.
 fn same_public_key(a: &[u8], b: &[u8]) -> bool {
     match (
@@ -126,18 +140,36 @@ fn tls_config(
     let mut resolver = SniResolver::default();
     for (i, cert) in listener.certificates.iter().enumerate() {
         let chain = read_chain(&cert.chain_file)?;
+        let reference = match &cert.key_file {
+            Some(path) => Some(read_reference(path)?),
+            None => None,
+        };
+        let label = reference
+            .as_ref()
+            .map_or(cert.key_label.as_str(), |r| r.label.as_str());
         let key_err = |error| Error::Key {
-            label: cert.key_label.clone(),
+            label: label.to_owned(),
             path: cert.chain_file.clone(),
             error,
         };
         let info = hsm
-            .find_by_label(session, &cert.key_label, KeyClass::Private)
+            .find_by_label(session, label, KeyClass::Private)
             .map_err(key_err)?;
         let signer = hsm.signer(session, info.handle).map_err(key_err)?;
+        if let (Some(r), Some(path)) = (&reference, &cert.key_file) {
+            if keyward_hsm::spki_sha256(signer.spki_der()) != r.spki_sha256 {
+                return Err(Error::CertificateFile {
+                    path: path.clone(),
+                    reason: format!(
+                        "names key {:?}, but the HSM key of that label has another public key",
+                        r.label
+                    ),
+                });
+            }
+        }
         if !same_public_key(&leaf_spki(&chain), signer.spki_der()) {
             return Err(Error::KeyMismatch {
-                label: cert.key_label.clone(),
+                label: label.to_owned(),
                 path: cert.chain_file.clone(),
             });
         }
