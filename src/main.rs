@@ -50,6 +50,10 @@ enum Command {
         /// Address to serve HTTPS on.
         #[arg(long, default_value = "127.0.0.1:8443")]
         listen: SocketAddr,
+        /// Address of the HSM REST API (TLS; trust DATA_DIR/api-ca.pem; admin password in
+        /// DATA_DIR/admin.password).
+        #[arg(long, default_value = "127.0.0.1:9200")]
+        api_listen: SocketAddr,
     },
     /// Run the proxy from a configuration file.
     Serve {
@@ -222,9 +226,13 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let conn = cli.conn;
     let result = match cli.command {
-        Command::Quickstart { data, listen } => {
+        Command::Quickstart {
+            data,
+            listen,
+            api_listen,
+        } => {
             init_logging("info", false);
-            runtime().and_then(|rt| rt.block_on(quickstart(&data.data_dir, listen)))
+            runtime().and_then(|rt| rt.block_on(quickstart(&data.data_dir, listen, api_listen)))
         }
         Command::Serve { config } => serve(&config),
         Command::Init {
@@ -442,10 +450,12 @@ fn generate_tls_key(
     Ok(hsm.generate_key_pair(session, spec, &private, &public)?)
 }
 
-async fn quickstart(dir: &Path, listen: SocketAddr) -> Result<()> {
+async fn quickstart(dir: &Path, listen: SocketAddr, api_listen: SocketAddr) -> Result<()> {
     const LABEL: &str = "quickstart";
-    let hsm = data_dir::open_or_create(dir)?;
+    let api_listener = api_server::bind(api_listen).await?;
+    let hsm = std::sync::Arc::new(data_dir::open_or_create(dir)?);
     let session = hsm.service_session(PROXY_USER)?;
+    quickstart_api_setup(&hsm, &session, dir)?;
     let key = match hsm.find_by_label(&session, LABEL, KeyClass::Private) {
         Ok(k) => k,
         Err(keyward_hsm::Error::LabelNotFound { .. }) => {
@@ -501,8 +511,68 @@ async fn quickstart(dir: &Path, listen: SocketAddr) -> Result<()> {
         handle = key.handle,
         cert = shell_quote(&cert_path.display().to_string()),
     );
+    let api_tls = api_server::tls_config(&hsm, &session, dir)?;
+    tracing::info!(
+        addr = %api_listener.local_addr()?,
+        ca = %api_server::api_cert_path(dir).display(),
+        admin_password_file = %dir.join(ADMIN_PASSWORD_FILE).display(),
+        "serving the HSM API (user admin)"
+    );
+    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(api_server::serve(
+        api_listener,
+        api_tls,
+        hsm.clone(),
+        async move {
+            let _ = stop_rx.changed().await;
+        },
+    ));
     proxy.run(shutdown_signal()).await;
-    drop(hsm);
+    let _ = stop_tx.send(true);
+    hsm.record_seal("quickstart")?;
+    Ok(())
+}
+
+/// File (mode 0600) where the quickstart keeps the generated password of its admin.
+const ADMIN_PASSWORD_FILE: &str = "admin.password";
+
+/// What `keyward init` does, for the quickstart: the API's TLS key and certificate, and an
+/// admin whose generated password goes to `DIR/admin.password` (mode 0600). Idempotent.
+fn quickstart_api_setup(hsm: &Hsm, session: &Session, dir: &Path) -> Result<()> {
+    if hsm
+        .find_by_label(session, api_server::API_KEY_LABEL, KeyClass::Private)
+        .is_err()
+    {
+        let (key, _) = generate_tls_key(hsm, session, KeySpec::EcP256, api_server::API_KEY_LABEL)?;
+        let rc = certs::HsmRcgenKey::new(hsm.signer(session, key.handle)?)?;
+        let ips: Vec<IpAddr> = vec!["127.0.0.1".parse()?, "::1".parse()?];
+        let pem = certs::self_signed(&rc, &["localhost".to_owned()], &ips, 3650)?;
+        std::fs::write(api_server::api_cert_path(dir), pem)?;
+    }
+    let admin_exists = hsm
+        .list_users(session)?
+        .iter()
+        .any(|u| u.role == keyward_hsm::Role::Admin);
+    if !admin_exists {
+        let mut raw = [0u8; 18];
+        aws_lc_rs::rand::fill(&mut raw).map_err(|_| anyhow::anyhow!("random generator failed"))?;
+        use base64::Engine;
+        let password = keyward_hsm::Password::new(
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw),
+        );
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let path = dir.join(ADMIN_PASSWORD_FILE);
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&path)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        f.write_all(password.expose().as_bytes())?;
+        hsm.bootstrap_admin("admin", &password)?;
+    }
     Ok(())
 }
 

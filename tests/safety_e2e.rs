@@ -271,8 +271,15 @@ fn quickstart_serves_the_demo_upstream_and_reuses_its_key() {
     let data = tmp.path().join("qs");
     let start = || {
         let mut cmd = std::process::Command::new(keyward_bin());
-        cmd.args(["quickstart", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(&data);
+        cmd.args([
+            "quickstart",
+            "--listen",
+            "127.0.0.1:0",
+            "--api-listen",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
+        .arg(&data);
         let p = Running::spawn(cmd);
         let line = p.stdout.wait_for("curl --cacert");
         (p, line)
@@ -292,6 +299,44 @@ fn quickstart_serves_the_demo_upstream_and_reuses_its_key() {
     );
     assert!(body.contains("x-forwarded-proto: https"), "{body}");
     let cert_before = std::fs::read(args[2]).unwrap();
+    // The quickstart also serves the HSM API; its admin password is in admin.password.
+    let api_line = p.stderr.wait_for("serving the HSM API");
+    let api_port: u16 = api_line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("addr="))
+        .and_then(|a| a.parse::<std::net::SocketAddr>().ok())
+        .unwrap()
+        .port();
+    let admin_pw = std::fs::read_to_string(data.join("admin.password")).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(data.join("admin.password"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
+    let resolve = format!("localhost:{api_port}:127.0.0.1");
+    let login = format!(r#"{{"username":"admin","password":"{admin_pw}"}}"#);
+    let api_ca = data.join("api-ca.pem").display().to_string();
+    let url = format!("https://localhost:{api_port}/v1/auth/login");
+    let (ok, body, err) = run(
+        "curl",
+        &[
+            "-sS",
+            "--cacert",
+            &api_ca,
+            "--resolve",
+            &resolve,
+            "-H",
+            "content-type: application/json",
+            "-d",
+            &login,
+            &url,
+        ],
+    );
+    assert!(ok && body.contains("\"token\""), "{body}{err}");
     assert!(p.terminate().success());
 
     let (_p, line2) = start();
@@ -318,15 +363,20 @@ fn quickstart_serves_the_demo_upstream_and_reuses_its_key() {
         &data.display().to_string(),
     ]);
     let keys: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(keys.as_array().unwrap().len(), 2, "one pair only: {out}");
+    let quickstart_keys = keys
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|k| k["attributes"]["label"] == "quickstart")
+        .count();
+    assert_eq!(quickstart_keys, 2, "one quickstart pair only: {out}");
     let private = keys
         .as_array()
         .unwrap()
         .iter()
-        .find(|k| k["class"] == "private")
+        .find(|k| k["class"] == "private" && k["attributes"]["label"] == "quickstart")
         .unwrap();
     assert_eq!(private["attributes"]["extractable"], false);
-    assert_eq!(private["attributes"]["label"], "quickstart");
 }
 
 #[test]
