@@ -22,6 +22,7 @@
 pub mod api;
 pub mod dto;
 pub mod error;
+pub mod idempotency;
 mod jwk;
 
 use std::sync::Arc;
@@ -88,27 +89,35 @@ async fn method_not_allowed() -> (axum::http::StatusCode, Json<ErrorBody>) {
 /// The API's router over one HSM.
 pub fn router(hsm: Arc<keyward_hsm::Hsm>) -> Router {
     use api::*;
+    let cache = Arc::new(idempotency::IdempotencyCache::default());
+    // The routes that create something honour Idempotency-Key.
+    let creating = Router::new()
+        .route("/v1/users", post(create_user))
+        .route("/v1/keys/symmetric", post(generate_symmetric))
+        .route("/v1/keys/asymmetric-pair", post(generate_pair))
+        .route("/v1/keys/import-public", post(import_public))
+        .route("/v1/keys/{handle}/share", post(share))
+        .route("/v1/keys/{handle}/unwrap", post(unwrap))
+        .route("/v1/keys/{handle}/derive", post(derive))
+        .route_layer(axum::middleware::from_fn_with_state(
+            cache,
+            idempotency::idempotency,
+        ));
     Router::new()
         .route("/v1/health", get(health))
         .route("/v1/ready", get(ready))
         .route("/v1/openapi.json", get(openapi))
         .route("/v1/auth/login", post(login))
         .route("/v1/auth/logout", post(logout))
-        .route("/v1/users", post(create_user).get(list_users))
+        .route("/v1/users", get(list_users))
         .route("/v1/users/{username}", delete(delete_user))
         .route("/v1/users/{username}/password", put(change_password))
         .route("/v1/keys", get(list_keys))
-        .route("/v1/keys/symmetric", post(generate_symmetric))
-        .route("/v1/keys/asymmetric-pair", post(generate_pair))
-        .route("/v1/keys/import-public", post(import_public))
         .route("/v1/keys/{handle}", get(get_key).delete(destroy))
         .route("/v1/keys/{handle}/attributes", patch(set_attribute))
-        .route("/v1/keys/{handle}/share", post(share))
         .route("/v1/keys/{handle}/share/{username}", delete(unshare))
         .route("/v1/keys/{handle}/public-key", get(public_key))
         .route("/v1/keys/{handle}/wrap", post(wrap))
-        .route("/v1/keys/{handle}/unwrap", post(unwrap))
-        .route("/v1/keys/{handle}/derive", post(derive))
         .route("/v1/crypto/sign", post(sign))
         .route("/v1/crypto/verify", post(verify))
         .route("/v1/crypto/encrypt", post(encrypt))
@@ -121,6 +130,7 @@ pub fn router(hsm: Arc<keyward_hsm::Hsm>) -> Router {
         .route("/v1/crypto/decrypt/batch", post(decrypt_batch))
         .route("/v1/audit", get(audit_entries))
         .route("/v1/audit/verify", post(audit_verify))
+        .merge(creating)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

@@ -13,7 +13,8 @@ use crate::router;
 
 struct Api {
     _dir: tempfile::TempDir,
-    hsm: Arc<Hsm>,
+    /// Built once, as a server does: the router holds state (the idempotency cache).
+    router: axum::Router,
 }
 
 fn api() -> Api {
@@ -22,7 +23,10 @@ fn api() -> Api {
     let hsm = Arc::new(Hsm::create(Box::new(store), &MasterKey::generate().unwrap()).unwrap());
     hsm.bootstrap_admin("admin", &Password::from("admin-password"))
         .unwrap();
-    Api { _dir: dir, hsm }
+    Api {
+        _dir: dir,
+        router: router(hsm),
+    }
 }
 
 impl Api {
@@ -48,7 +52,7 @@ impl Api {
     }
 
     async fn raw(&self, req: Request<Body>) -> (StatusCode, Value) {
-        let res = router(self.hsm.clone()).oneshot(req).await.unwrap();
+        let res = self.router.clone().oneshot(req).await.unwrap();
         let status = res.status();
         let bytes = res.into_body().collect().await.unwrap().to_bytes();
         let v = if bytes.is_empty() {
@@ -382,5 +386,66 @@ async fn the_served_openapi_document_is_the_committed_one() {
     assert_eq!(
         committed, served,
         "hsm-server/openapi.json is stale: run with KEYWARD_UPDATE_OPENAPI=1"
+    );
+}
+
+#[tokio::test]
+async fn an_idempotency_key_makes_a_retried_creation_return_the_first_result() {
+    let a = api();
+    let admin = a.login("admin", "admin-password").await;
+    a.call(
+        "POST",
+        "/v1/users",
+        Some(&admin),
+        Some(json!({"username": "alice", "role": "crypto-user", "password": "alice-password"})),
+    )
+    .await;
+    let alice = a.login("alice", "alice-password").await;
+    let create = |key: Option<&'static str>| {
+        let mut req = Request::builder()
+            .method("POST")
+            .uri("/v1/keys/symmetric")
+            .header("authorization", format!("Bearer {alice}"))
+            .header("content-type", "application/json");
+        if let Some(k) = key {
+            req = req.header("idempotency-key", k);
+        }
+        req.body(Body::from(json!({"spec": "aes-256", "template": {"label": "once", "attributes": {"encrypt": true}}}).to_string()))
+            .unwrap()
+    };
+    let (s1, first) = a.raw(create(Some("k-1"))).await;
+    assert_eq!(s1, StatusCode::CREATED, "{first}");
+    let (s2, again) = a.raw(create(Some("k-1"))).await;
+    assert_eq!(
+        (s2, &again),
+        (StatusCode::CREATED, &first),
+        "the replay is the first response"
+    );
+    // Without the key, the same request is a new creation (refused here: the label is taken).
+    let (s3, v) = a.raw(create(None)).await;
+    assert_eq!(
+        (s3, v["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_input"))
+    );
+    let keys = a.keys(&alice).await;
+    assert_eq!(keys["keys"].as_array().unwrap().len(), 1);
+    // Another token does not see alice's replay.
+    let (s4, v) = a
+        .raw(
+            Request::builder()
+                .method("POST")
+                .uri("/v1/keys/symmetric")
+                .header("authorization", format!("Bearer {admin}"))
+                .header("content-type", "application/json")
+                .header("idempotency-key", "k-1")
+                .body(Body::from(
+                    json!({"spec": "aes-256", "template": {"label": "x"}}).to_string(),
+                ))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(
+        (s4, v["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("permission_denied"))
     );
 }
