@@ -33,10 +33,13 @@ enum Entry {
     },
 }
 
+/// Entries by scope, and scopes in insertion order (for eviction).
+type Entries = (HashMap<[u8; 32], Entry>, VecDeque<[u8; 32]>);
+
 /// The remembered responses.
 #[derive(Default)]
 pub struct IdempotencyCache {
-    inner: Mutex<(HashMap<[u8; 32], Entry>, VecDeque<[u8; 32]>)>,
+    inner: Mutex<Entries>,
 }
 
 impl std::fmt::Debug for IdempotencyCache {
