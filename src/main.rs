@@ -114,6 +114,10 @@ enum HsmCommand {
         /// Address of the API listener.
         #[arg(long, default_value = "127.0.0.1:9200")]
         listen: SocketAddr,
+        /// CA certificate(s), PEM: clients may log in with a certificate it issued (mutual
+        /// TLS); the certificate's subject common name is the user name.
+        #[arg(long)]
+        client_ca: Option<PathBuf>,
     },
 }
 
@@ -251,9 +255,14 @@ fn main() -> ExitCode {
                 &api_ip,
             )
         }
-        Command::Hsm(HsmCommand::Serve { data, listen }) => {
+        Command::Hsm(HsmCommand::Serve {
+            data,
+            listen,
+            client_ca,
+        }) => {
             init_logging("info", false);
-            runtime().and_then(|rt| rt.block_on(hsm_serve(&data.data_dir, listen)))
+            runtime()
+                .and_then(|rt| rt.block_on(hsm_serve(&data.data_dir, listen, client_ca.as_deref())))
         }
         Command::Key(KeyCommand::Remote(cmd)) => {
             init_logging("warn", false);
@@ -343,6 +352,7 @@ fn serve(config_path: &Path) -> Result<()> {
                 &hsm,
                 &session,
                 &config.hsm.data_dir,
+                None,
             )?),
             None => None,
         };
@@ -420,11 +430,11 @@ fn init(
     Ok(())
 }
 
-async fn hsm_serve(dir: &Path, listen: SocketAddr) -> Result<()> {
+async fn hsm_serve(dir: &Path, listen: SocketAddr, client_ca: Option<&Path>) -> Result<()> {
     let listener = api_server::bind(listen).await?;
     let hsm = std::sync::Arc::new(data_dir::open(dir)?);
     let session = hsm.service_session(PROXY_USER)?;
-    let tls = api_server::tls_config(&hsm, &session, dir)?;
+    let tls = api_server::tls_config(&hsm, &session, dir, client_ca)?;
     hsm.record_unseal("hsm serve")?;
     tracing::info!(addr = %listener.local_addr()?, "serving the HSM API");
     api_server::serve(listener, tls, hsm.clone(), shutdown_signal()).await;
@@ -511,7 +521,7 @@ async fn quickstart(dir: &Path, listen: SocketAddr, api_listen: SocketAddr) -> R
         handle = key.handle,
         cert = shell_quote(&cert_path.display().to_string()),
     );
-    let api_tls = api_server::tls_config(&hsm, &session, dir)?;
+    let api_tls = api_server::tls_config(&hsm, &session, dir, None)?;
     tracing::info!(
         addr = %api_listener.local_addr()?,
         ca = %api_server::api_cert_path(dir).display(),

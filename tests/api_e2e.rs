@@ -189,3 +189,192 @@ fn init_then_serve_the_api_over_tls_with_an_hsm_key() {
         assert_eq!(s, if i < 5 { 401 } else { 423 }, "attempt {i}");
     }
 }
+
+fn openssl(args: &[&str]) {
+    let (ok, _, err) = run("openssl", args);
+    assert!(ok, "openssl {args:?}: {err}");
+}
+
+/// Makes a client certificate for `cn` signed by the CA in `dir` (`ca.pem`, `ca.key`).
+fn client_cert(dir: &Path, cn: &str) -> (String, String) {
+    let key = dir.join(format!("{cn}.key")).display().to_string();
+    let csr = dir.join(format!("{cn}.csr")).display().to_string();
+    let pem = dir.join(format!("{cn}.pem")).display().to_string();
+    let subj = format!("/CN={cn}");
+    openssl(&[
+        "req",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        &key,
+        "-out",
+        &csr,
+        "-subj",
+        &subj,
+    ]);
+    let ext = dir.join("client.ext");
+    std::fs::write(&ext, "extendedKeyUsage=clientAuth\n").unwrap();
+    let (ca, ca_key) = (
+        dir.join("ca.pem").display().to_string(),
+        dir.join("ca.key").display().to_string(),
+    );
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        &csr,
+        "-CA",
+        &ca,
+        "-CAkey",
+        &ca_key,
+        "-CAcreateserial",
+        "-out",
+        &pem,
+        "-days",
+        "2",
+        "-extfile",
+        &ext.display().to_string(),
+    ]);
+    (pem, key)
+}
+
+#[test]
+fn a_client_certificate_from_the_configured_ca_logs_its_user_in() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let data = dir.join("hsm");
+    let pw_file = dir.join("admin.pw");
+    std::fs::write(&pw_file, "admin-password\n").unwrap();
+    keyward_ok(&[
+        "init",
+        "--data-dir",
+        &data.display().to_string(),
+        "--admin-password-file",
+        &pw_file.display().to_string(),
+    ]);
+    let ca_dir = dir.join("ca");
+    std::fs::create_dir(&ca_dir).unwrap();
+    let (ca, ca_key) = (
+        ca_dir.join("ca.pem").display().to_string(),
+        ca_dir.join("ca.key").display().to_string(),
+    );
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        &ca_key,
+        "-out",
+        &ca,
+        "-subj",
+        "/CN=client-ca",
+        "-days",
+        "2",
+    ]);
+    let (alice_pem, alice_key) = client_cert(&ca_dir, "alice");
+    let (nobody_pem, nobody_key) = client_cert(&ca_dir, "nobody");
+    let other = dir.join("other");
+    std::fs::create_dir(&other).unwrap();
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        &other.join("ca.key").display().to_string(),
+        "-out",
+        &other.join("ca.pem").display().to_string(),
+        "-subj",
+        "/CN=other-ca",
+        "-days",
+        "2",
+    ]);
+    let (forged_pem, forged_key) = client_cert(&other, "alice");
+
+    let mut cmd = Command::new(keyward_bin());
+    cmd.args([
+        "hsm",
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--client-ca",
+        &ca,
+        "--data-dir",
+    ])
+    .arg(&data)
+    .env("KEYWARD_LOG", "info");
+    let server = Running::spawn(cmd);
+    let line = server.stderr.wait_for("serving the HSM API");
+    let addr: SocketAddr = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("addr="))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let api_ca = data.join("api-ca.pem");
+    let (_, v) = curl_json(
+        &api_ca,
+        addr,
+        "POST",
+        "/v1/auth/login",
+        None,
+        Some(r#"{"username":"admin","password":"admin-password"}"#),
+    );
+    let admin = v["token"].as_str().unwrap().to_owned();
+    let (s, _) = curl_json(
+        &api_ca,
+        addr,
+        "POST",
+        "/v1/users",
+        Some(&admin),
+        Some(r#"{"username":"alice","role":"crypto-user","password":"alice-password"}"#),
+    );
+    assert_eq!(s, 201);
+
+    let with_cert = |pem: &str, key: &str, path: &str| {
+        let url = format!("https://localhost:{}{path}", addr.port());
+        let resolve = format!("localhost:{}:127.0.0.1", addr.port());
+        let api_ca = api_ca.display().to_string();
+        run(
+            "curl",
+            &[
+                "-sS",
+                "--cacert",
+                &api_ca,
+                "--resolve",
+                &resolve,
+                "--cert",
+                pem,
+                "--key",
+                key,
+                "-w",
+                "\n%{http_code}",
+                &url,
+            ],
+        )
+    };
+    // alice's certificate is alice, without a password.
+    let (ok, out, err) = with_cert(&alice_pem, &alice_key, "/v1/keys");
+    assert!(ok && out.ends_with("\n200"), "{out}{err}");
+    let (ok, out, _) = with_cert(&alice_pem, &alice_key, "/v1/users");
+    assert!(ok && out.contains("\"alice\""), "{out}");
+    // A certificate of a user that does not exist logs nobody in.
+    let (ok, out, _) = with_cert(&nobody_pem, &nobody_key, "/v1/keys");
+    assert!(ok && out.ends_with("\n401"), "{out}");
+    // A certificate from another CA does not even complete the handshake.
+    let (ok, _, _) = with_cert(&forged_pem, &forged_key, "/v1/keys");
+    assert!(!ok);
+    // No certificate and no token: 401; passwords still work.
+    let (s, _) = curl_json(&api_ca, addr, "GET", "/v1/keys", None, None);
+    assert_eq!(s, 401);
+}

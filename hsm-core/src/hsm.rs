@@ -765,6 +765,39 @@ impl Hsm {
         Ok((session, token))
     }
 
+    /// A session for a user authenticated by a TLS client certificate that the caller (the
+    /// API's TLS layer) verified against its client CA; the certificate's subject common name
+    /// is the user name. Service users and locked users are refused; the login is audited.
+    ///
+    /// # Errors
+    /// [`Error::AuthenticationFailed`] (unknown or service user), [`Error::UserLocked`],
+    /// [`Error::InvalidInput`] for a TTL above [`MAX_SESSION_TTL`].
+    pub fn certificate_session(&self, name: &str, ttl: Duration) -> Result<Session> {
+        if ttl > MAX_SESSION_TTL {
+            return Err(Error::invalid("session too long"));
+        }
+        let found = lock(&self.users).get(name).map(|(u, _)| u.clone());
+        let user = match found {
+            Some(u) if u.password_hash.is_some() => u,
+            _ => {
+                self.audit_append("-", "login.certificate", Some(&printable(name)), "failed")?;
+                return Err(Error::AuthenticationFailed);
+            }
+        };
+        if user.locked {
+            self.audit_append("-", "login.certificate", Some(name), "locked")?;
+            return Err(Error::UserLocked { user: name.into() });
+        }
+        let session = Session::new(
+            self.next_session.fetch_add(1, Ordering::Relaxed),
+            name,
+            user.role,
+            Some(ttl),
+        );
+        self.audit_append(name, "login.certificate", None, "ok")?;
+        Ok(session)
+    }
+
     /// The session a bearer token names.
     ///
     /// # Errors

@@ -26,7 +26,13 @@ pub struct AppState {
 /// Most items in one batch request.
 pub const MAX_BATCH_ITEMS: usize = 1000;
 
-/// The caller's session, from `Authorization: Bearer <token>`.
+/// The session of a connection whose TLS client certificate the server verified (mutual TLS);
+/// the TLS layer puts it into every request of that connection.
+#[derive(Clone, Debug)]
+pub struct ClientCertificateSession(pub Session);
+
+/// The caller's session, from `Authorization: Bearer <token>`, else from the connection's
+/// client certificate.
 pub struct Caller(pub Session);
 
 impl FromRequestParts<AppState> for Caller {
@@ -36,9 +42,19 @@ impl FromRequestParts<AppState> for Caller {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let value = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
+        let header = parts.headers.get(axum::http::header::AUTHORIZATION);
+        if header.is_none() {
+            // A connection authenticated by a client certificate carries its session.
+            if let Some(ClientCertificateSession(s)) =
+                parts.extensions.get::<ClientCertificateSession>()
+            {
+                if !s.is_active() {
+                    return Err(ApiError::Hsm(keyward_hsm::Error::SessionInvalid));
+                }
+                return Ok(Caller(s.clone()));
+            }
+        }
+        let value = header
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .ok_or(ApiError::Unauthenticated)?;
