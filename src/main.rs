@@ -88,6 +88,8 @@ enum Command {
     /// Make certificates and CSRs signed inside the HSM.
     #[command(subcommand)]
     Cert(CertCommand),
+    /// End the saved session(s) of `keyward login --save` and delete the token file.
+    Logout,
     /// Log in to the HSM node(s) given by --server and print the user's role.
     Login {
         /// Print JSON.
@@ -279,6 +281,10 @@ fn main() -> ExitCode {
         Command::Login { json } => {
             init_logging("warn", false);
             remote::login(&conn, json)
+        }
+        Command::Logout => {
+            init_logging("warn", false);
+            remote::logout(&conn)
         }
         Command::User(cmd) => {
             init_logging("warn", false);

@@ -1,7 +1,16 @@
 //! Commands that talk to HSM nodes over the REST API, through `keyward-client`.
 //!
 //! Connection flags are global (`--server`, `--user`, `--password`, `--ca-cert`, or their
-//! `KEYWARD_*` environment variables). Every command logs in first.
+//! `KEYWARD_*` environment variables). With a password every command logs in first and logs
+//! out at the end.
+//!
+//! Saved sessions: `keyward login --save` logs in on each `--server` node and writes the
+//! session tokens to a token file (`--token-file` / `KEYWARD_TOKEN_FILE`; default
+//! `$XDG_RUNTIME_DIR/keyward/session.json`, else `~/.keyward/session.json`): per server URL
+//! the bearer token, the user and the expiry (unix seconds); the file is 0600 (written to a
+//! temp file created with O_EXCL, then renamed), its folder 0700. A later command without a
+//! password uses the saved token of each server and does not log out; `keyward logout` ends
+//! the saved sessions and deletes the file. Tokens are never printed.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -10,7 +19,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 use keyward_client::{
     CallOptions, Client, ClientConfig, DecryptItem, EncryptItem, Key, KeyFilter, KeyTemplate,
-    Password, PublicKeyInput, SignItem, VerifyItem,
+    Password, PublicKeyInput, SessionToken, SignItem, VerifyItem,
 };
 
 /// Where the HSM nodes are and who logs in.
@@ -35,6 +44,121 @@ pub(crate) struct Conn {
     /// CA certificate (PEM) that signed the nodes' API certificate, e.g. DATA_DIR/api-ca.pem.
     #[arg(long = "ca-cert", env = "KEYWARD_CA_CERT", global = true)]
     ca_cert: Option<PathBuf>,
+    /// Session token file (default $XDG_RUNTIME_DIR/keyward/session.json, else
+    /// ~/.keyward/session.json). Written by `login --save`, used by commands given no
+    /// password, deleted by `logout`.
+    #[arg(long = "token-file", env = "KEYWARD_TOKEN_FILE", global = true)]
+    token_file: Option<PathBuf>,
+    /// With `keyward login`: save the session token(s) to the token file, so that later
+    /// commands need no password (until `keyward logout` or the session expires).
+    #[arg(long, global = true)]
+    save: bool,
+}
+
+/// A connected client; `saved` when it runs on tokens of the token file (then it must not log
+/// out at the end, and a `401 session_invalid` means the saved session is gone).
+struct Remote {
+    client: Client,
+    saved: bool,
+}
+
+impl Remote {
+    /// Logs out unless the client runs on a saved session; maps a dead saved session to a
+    /// clear message.
+    async fn finish<T>(self, r: Result<T>) -> Result<T> {
+        if !self.saved {
+            let _ = self.client.logout().await;
+            return r;
+        }
+        r.map_err(|e| {
+            let dead = e.chain().any(|c| {
+                c.downcast_ref::<keyward_client::Error>()
+                    .is_some_and(|e| e.status() == Some(401) && e.code() == Some("session_invalid"))
+            });
+            if dead {
+                anyhow!("the saved session is no longer valid (logged out or expired): run `keyward login --save` again")
+            } else {
+                e
+            }
+        })
+    }
+}
+
+fn now_unix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn server_key(url: &str) -> String {
+    url.trim().trim_end_matches('/').to_owned()
+}
+
+/// The session token file: `{"version":1,"sessions":{URL:{"user","token","expires_at"}}}`.
+struct TokenFile {
+    path: PathBuf,
+}
+
+impl TokenFile {
+    fn read(&self) -> Result<serde_json::Map<String, serde_json::Value>> {
+        let text = match std::fs::read_to_string(&self.path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Default::default()),
+            Err(e) => {
+                return Err(e).with_context(|| format!("cannot read {}", self.path.display()))
+            }
+        };
+        let v: serde_json::Value = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not a keyward token file", self.path.display()))?;
+        Ok(v.get("sessions")
+            .and_then(|s| s.as_object())
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    /// Writes the sessions: a new 0600 temp file (O_EXCL) in the same folder, renamed over.
+    fn write(&self, sessions: serde_json::Map<String, serde_json::Value>) -> Result<()> {
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+        let dir = match self.path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        if !dir.exists() {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+        let mut rnd = [0u8; 8];
+        aws_lc_rs::rand::fill(&mut rnd).map_err(|_| anyhow!("random generator failed"))?;
+        let tmp = dir.join(format!(
+            ".{}.tmp-{}",
+            self.path
+                .file_name()
+                .map_or("session.json".into(), |n| n.to_string_lossy()),
+            rnd.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        ));
+        let body = zeroize::Zeroizing::new(serde_json::to_vec_pretty(
+            &serde_json::json!({ "version": 1, "sessions": sessions }),
+        )?);
+        let r = (|| -> Result<()> {
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&tmp)
+                .with_context(|| format!("cannot create {}", tmp.display()))?;
+            f.write_all(&body)?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, &self.path)
+                .with_context(|| format!("cannot write {}", self.path.display()))
+        })();
+        if r.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        r
+    }
 }
 
 impl Conn {
@@ -53,6 +177,76 @@ impl Conn {
         let config = ClientConfig::new(self.server.iter().map(|s| s.trim().to_owned()))
             .ca_cert_pem_file(ca)?;
         Ok(Client::new(config)?)
+    }
+
+    fn token_file(&self) -> Result<TokenFile> {
+        if let Some(p) = &self.token_file {
+            return Ok(TokenFile { path: p.clone() });
+        }
+        let path = match std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
+            Some(d) => PathBuf::from(d).join("keyward").join("session.json"),
+            None => PathBuf::from(std::env::var_os("HOME").context(
+                "no token file: pass --token-file FILE or set KEYWARD_TOKEN_FILE (HOME is not set)",
+            )?)
+            .join(".keyward")
+            .join("session.json"),
+        };
+        Ok(TokenFile { path })
+    }
+
+    /// A client of the nodes: logged in as `--user` with the password, or, when no password
+    /// is given, on the sessions saved by `keyward login --save` for every `--server`.
+    async fn connect(&self) -> Result<Remote> {
+        if self.save {
+            bail!("--save is only for `keyward login`");
+        }
+        if self.password.is_some() {
+            let (client, _) = self.login().await?;
+            return Ok(Remote {
+                client,
+                saved: false,
+            });
+        }
+        let client = self.client()?;
+        let sessions = self.token_file()?.read()?;
+        let now = now_unix();
+        let mut missing = Vec::new();
+        for url in &self.server {
+            let key = server_key(url);
+            let entry = sessions.get(&key);
+            let user = entry.and_then(|e| e.get("user")).and_then(|u| u.as_str());
+            let token = entry.and_then(|e| e.get("token")).and_then(|t| t.as_str());
+            let expires = entry
+                .and_then(|e| e.get("expires_at"))
+                .and_then(|t| t.as_u64())
+                .unwrap_or(0);
+            match (user, token) {
+                (Some(u), Some(t)) if self.user.as_deref().is_none_or(|want| want == u) => {
+                    if expires <= now {
+                        bail!(
+                            "the saved session for {key} has expired: run `keyward login --save` again"
+                        );
+                    }
+                    client.set_session_token(&key, SessionToken::new(t.to_owned()))?;
+                }
+                _ => missing.push(key),
+            }
+        }
+        if !missing.is_empty() {
+            bail!(
+                "no password: pass --password or set KEYWARD_PASSWORD, or run `keyward login --save` \
+                 first (no saved session{} for {})",
+                self.user
+                    .as_deref()
+                    .map(|u| format!(" of {u:?}"))
+                    .unwrap_or_default(),
+                missing.join(", ")
+            );
+        }
+        Ok(Remote {
+            client,
+            saved: true,
+        })
     }
 
     /// A client logged in as `--user`; returns the role too.
@@ -500,9 +694,13 @@ fn print_keys(keys: &[Key], json: bool) -> Result<()> {
     Ok(())
 }
 
-/// `keyward login`: checks the credentials and prints the role.
+/// `keyward login`: checks the credentials and prints the role. With `--save` it logs in on
+/// every `--server` node and keeps the sessions in the token file instead of logging out.
 pub(crate) fn login(conn: &Conn, json: bool) -> Result<()> {
     runtime()?.block_on(async {
+        if conn.save {
+            return login_save(conn, json).await;
+        }
         let (client, s) = conn.login().await?;
         if json {
             print_json(&serde_json::json!({ "username": s.username, "role": s.role }))?;
@@ -514,13 +712,127 @@ pub(crate) fn login(conn: &Conn, json: bool) -> Result<()> {
     })
 }
 
+async fn login_save(conn: &Conn, json: bool) -> Result<()> {
+    let file = conn.token_file()?;
+    let mut sessions = file.read().unwrap_or_default();
+    let now = now_unix();
+    sessions.retain(|_, e| {
+        e.get("expires_at")
+            .and_then(|t| t.as_u64())
+            .is_some_and(|t| t > now)
+    });
+    let mut role = None;
+    let mut logged_in: Vec<Client> = Vec::new();
+    let r: Result<()> = async {
+        for url in &conn.server {
+            let one = Conn {
+                server: vec![url.clone()],
+                ..conn.clone()
+            };
+            let (client, s) = one.login().await?;
+            logged_in.push(client.clone());
+            let key = server_key(url);
+            let token = client
+                .session_token(&key)
+                .ok_or_else(|| anyhow!("{key}: the login returned no session"))?;
+            sessions.insert(
+                key,
+                serde_json::json!({
+                    "user": s.username,
+                    "token": token.expose_secret(),
+                    "expires_at": now_unix() + s.expires_in_seconds,
+                }),
+            );
+            role = Some((s.username, s.role));
+        }
+        file.write(sessions)
+    }
+    .await;
+    if let Err(e) = r {
+        for c in logged_in {
+            let _ = c.logout().await;
+        }
+        return Err(e);
+    }
+    let (username, role) =
+        role.context("no HSM server: pass --server URL or set KEYWARD_SERVER")?;
+    if json {
+        print_json(&serde_json::json!({
+            "username": username, "role": role, "token_file": file.path.display().to_string(),
+        }))?;
+    } else {
+        println!(
+            "logged in as {username} (role {role}); session saved to {}",
+            file.path.display()
+        );
+    }
+    Ok(())
+}
+
+/// `keyward logout`: ends the sessions saved in the token file on their servers (with
+/// `--ca-cert`) and deletes the file.
+pub(crate) fn logout(conn: &Conn) -> Result<()> {
+    let file = conn.token_file()?;
+    let sessions = file.read()?;
+    if sessions.is_empty() && !file.path.exists() {
+        println!("no saved session ({} does not exist)", file.path.display());
+        return Ok(());
+    }
+    let now = now_unix();
+    let mut problems = Vec::new();
+    runtime()?.block_on(async {
+        for (url, e) in &sessions {
+            let (Some(token), Some(exp)) = (
+                e.get("token").and_then(|t| t.as_str()),
+                e.get("expires_at").and_then(|t| t.as_u64()),
+            ) else {
+                continue;
+            };
+            if exp <= now {
+                continue;
+            }
+            let one = Conn {
+                server: vec![url.clone()],
+                ..conn.clone()
+            };
+            let r = async {
+                let client = one.client()?;
+                client.set_session_token(url, SessionToken::new(token.to_owned()))?;
+                client.logout().await?;
+                Ok::<_, anyhow::Error>(())
+            }
+            .await;
+            if let Err(e) = r {
+                problems.push(format!("{url}: {e:#}"));
+            }
+        }
+    });
+    std::fs::remove_file(&file.path)
+        .or_else(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                Ok(())
+            } else {
+                Err(e)
+            }
+        })
+        .with_context(|| format!("cannot delete {}", file.path.display()))?;
+    for p in &problems {
+        eprintln!("keyward: warning: cannot end the session on {p}");
+    }
+    println!(
+        "logged out {} saved session(s); deleted {}",
+        sessions.len() - problems.len(),
+        file.path.display()
+    );
+    Ok(())
+}
+
 /// `keyward user ...`.
 pub(crate) fn user(conn: &Conn, cmd: UserCommand) -> Result<()> {
     runtime()?.block_on(async {
-        let (client, _) = conn.login().await?;
-        let r = user_inner(&client, cmd).await;
-        let _ = client.logout().await;
-        r
+        let remote = conn.connect().await?;
+        let r = user_inner(&remote.client, cmd).await;
+        remote.finish(r).await
     })
 }
 
@@ -625,7 +937,8 @@ fn key_filter(filters: &[String]) -> Result<KeyFilter> {
 pub(crate) fn key_list(conn: &Conn, filters: &[String], json: bool) -> Result<()> {
     let mut filter = key_filter(filters)?;
     runtime()?.block_on(async {
-        let (client, _) = conn.login().await?;
+        let remote = conn.connect().await?;
+        let client = &remote.client;
         let mut keys = Vec::new();
         let r: Result<()> = async {
             loop {
@@ -638,8 +951,7 @@ pub(crate) fn key_list(conn: &Conn, filters: &[String], json: bool) -> Result<()
             }
         }
         .await;
-        let _ = client.logout().await;
-        r?;
+        remote.finish(r).await?;
         print_keys(&keys, json)
     })
 }
@@ -647,10 +959,9 @@ pub(crate) fn key_list(conn: &Conn, filters: &[String], json: bool) -> Result<()
 /// `keyward key <remote command>`.
 pub(crate) fn key(conn: &Conn, cmd: KeyRemote) -> Result<()> {
     runtime()?.block_on(async {
-        let (client, _) = conn.login().await?;
-        let r = key_inner(&client, cmd).await;
-        let _ = client.logout().await;
-        r
+        let remote = conn.connect().await?;
+        let r = key_inner(&remote.client, cmd).await;
+        remote.finish(r).await
     })
 }
 
@@ -951,10 +1262,9 @@ fn rsa_aes_wrap(spki: &[u8], target: &[u8]) -> Result<Vec<u8>> {
 /// `keyward crypto ...`. Returns whether a verification succeeded (always true otherwise).
 pub(crate) fn crypto(conn: &Conn, cmd: CryptoCommand) -> Result<bool> {
     runtime()?.block_on(async {
-        let (client, _) = conn.login().await?;
-        let r = crypto_inner(&client, cmd).await;
-        let _ = client.logout().await;
-        r
+        let remote = conn.connect().await?;
+        let r = crypto_inner(&remote.client, cmd).await;
+        remote.finish(r).await
     })
 }
 
@@ -1008,7 +1318,8 @@ async fn crypto_inner(client: &Client, cmd: CryptoCommand) -> Result<bool> {
 /// `keyward audit verify`.
 pub(crate) fn audit(conn: &Conn, cmd: AuditCommand) -> Result<()> {
     runtime()?.block_on(async {
-        let (client, _) = conn.login().await?;
+        let remote = conn.connect().await?;
+        let client = &remote.client;
         let r = async {
             match cmd {
                 AuditCommand::Verify { out } => {
@@ -1032,7 +1343,6 @@ pub(crate) fn audit(conn: &Conn, cmd: AuditCommand) -> Result<()> {
             }
         }
         .await;
-        let _ = client.logout().await;
-        r
+        remote.finish(r).await
     })
 }

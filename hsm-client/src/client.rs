@@ -276,6 +276,40 @@ impl Client {
         first_err.map_or(Ok(()), Err)
     }
 
+    /// Starts from an existing session token of one node (e.g. one a CLI saved after an
+    /// earlier [`Client::login`]) without storing a password. Calls that go to that node use
+    /// the token; as the client holds no credentials, a `401 session_invalid` from the node
+    /// (logged out, expired, forged) is returned as [`Error::Api`] instead of a new login.
+    /// Nodes without a token answer [`Error::NotLoggedIn`]. [`Client::logout`] ends it.
+    pub fn set_session_token(&self, node_url: &str, token: SessionToken) -> Result<()> {
+        let idx = self
+            .inner
+            .node_index(node_url)
+            .ok_or_else(|| Error::Config(format!("{node_url:?} is not a configured node")))?;
+        self.inner.node(idx).set_token(Some(Arc::new(token)));
+        Ok(())
+    }
+
+    /// A client of the configured nodes that starts from an existing session token of one
+    /// node; see [`Client::set_session_token`].
+    pub fn with_session_token(
+        config: ClientConfig,
+        node_url: &str,
+        token: SessionToken,
+    ) -> Result<Self> {
+        let client = Client::new(config)?;
+        client.set_session_token(node_url, token)?;
+        Ok(client)
+    }
+
+    /// The session token this client holds for a node, if any (to save it for a later
+    /// process; treat it as a secret: its `Debug` is redacted, never print it).
+    pub fn session_token(&self, node_url: &str) -> Option<Arc<SessionToken>> {
+        self.inner
+            .node_index(node_url)
+            .and_then(|idx| self.inner.node_token(idx))
+    }
+
     // ---- users ----
 
     /// Creates a user (admin). `role` is `admin` or `crypto-user`.

@@ -40,11 +40,18 @@ impl fmt::Debug for Password {
 pub struct SessionToken(Zeroizing<String>);
 
 impl SessionToken {
-    pub(crate) fn new(token: String) -> Self {
+    /// Wraps a bearer token, e.g. one saved by an earlier process (see
+    /// [`crate::Client::set_session_token`]).
+    pub fn new(token: String) -> Self {
         SessionToken(Zeroizing::new(token))
     }
 
     pub(crate) fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// The token text, to store it somewhere private (a 0600 file). Never log or print it.
+    pub fn expose_secret(&self) -> &str {
         &self.0
     }
 }

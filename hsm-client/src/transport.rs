@@ -348,6 +348,7 @@ impl Inner {
     }
 
     /// One node: log in if needed, send, and on `401 session_invalid` log in again and resend once.
+    /// Without stored credentials (a client started from a saved token) the 401 is returned.
     async fn attempt(&self, idx: usize, call: &Call<'_>) -> Result<Bytes> {
         let node = &self.nodes[idx];
         let mut relogged = false;
@@ -360,7 +361,11 @@ impl Inner {
             match self.send(node, call, token.as_deref()).await {
                 Err(Error::Api {
                     status: 401, code, ..
-                }) if code == "session_invalid" && !relogged && token.is_some() => {
+                }) if code == "session_invalid"
+                    && !relogged
+                    && token.is_some()
+                    && self.credentials().is_some() =>
+                {
                     if let Some(t) = &token {
                         node.clear_token_if(t);
                     }
@@ -465,6 +470,12 @@ impl Inner {
 
     pub(crate) fn node_token(&self, idx: usize) -> Option<Arc<SessionToken>> {
         self.nodes[idx].token()
+    }
+
+    /// The index of the node whose base URL is `url` (a trailing `/` is ignored).
+    pub(crate) fn node_index(&self, url: &str) -> Option<usize> {
+        let url = url.trim_end_matches('/');
+        self.nodes.iter().position(|n| n.base == url)
     }
 }
 
