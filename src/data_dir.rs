@@ -88,3 +88,45 @@ pub(crate) fn open_or_create(dir: &Path) -> Result<Hsm> {
     tracing::info!(dir = %dir.display(), "created a new HSM store and master key");
     Ok(hsm)
 }
+
+/// An exclusive lock on the data directory's store, held while a process may write to it.
+/// Dropping it releases the lock.
+#[derive(Debug)]
+pub(crate) struct WriterLock(#[allow(dead_code, reason = "held for its lock")] fs::File);
+
+/// Takes the writer lock on `dir` (an advisory `flock` on the store file, so nothing new is
+/// written): one process at a time may write a data directory; readers (`key list`, `cert`)
+/// need no lock. Two writers would each keep their own view of the audit chain and the
+/// manifest and break each other.
+pub(crate) fn lock_for_writing(dir: &Path) -> Result<WriterLock> {
+    let path = store_path(dir);
+    let f = fs::File::open(&path).with_context(|| format!("cannot open {}", path.display()))?;
+    match f.try_lock() {
+        Ok(()) => Ok(WriterLock(f)),
+        Err(fs::TryLockError::WouldBlock) => bail!(
+            "the data directory {} is in use by another keyward process (serve, hsm serve or quickstart): stop it, or manage keys through its API with --server",
+            dir.display()
+        ),
+        Err(fs::TryLockError::Error(e)) => Err(e).with_context(|| format!("cannot lock {}", path.display())),
+    }
+}
+
+/// [`open`] for a process that writes: takes the writer lock first.
+pub(crate) fn open_for_writing(dir: &Path) -> Result<(Hsm, WriterLock)> {
+    if !store_path(dir).is_file() {
+        // Let `open` report the missing store.
+        open(dir)?;
+    }
+    let lock = lock_for_writing(dir)?;
+    Ok((open(dir)?, lock))
+}
+
+/// [`open_or_create`] for a process that writes: the new or existing store, locked.
+pub(crate) fn open_or_create_for_writing(dir: &Path) -> Result<(Hsm, WriterLock)> {
+    if store_path(dir).is_file() {
+        return open_for_writing(dir);
+    }
+    let hsm = open_or_create(dir)?;
+    let lock = lock_for_writing(dir)?;
+    Ok((hsm, lock))
+}

@@ -90,6 +90,10 @@ enum Command {
     Cert(CertCommand),
     /// End the saved session(s) of `keyward login --save` and delete the token file.
     Logout,
+    /// Recovery on the machine that holds the data directory and master key, with every
+    /// keyward process on it stopped.
+    #[command(subcommand)]
+    Recover(RecoverCommand),
     /// Log in to the HSM node(s) given by --server and print the user's role.
     Login {
         /// Print JSON.
@@ -105,6 +109,22 @@ enum Command {
     /// The audit log of the node given by --server.
     #[command(subcommand)]
     Audit(remote::AuditCommand),
+}
+
+#[derive(Subcommand)]
+enum RecoverCommand {
+    /// Set a user's password and unlock it without logging in (e.g. when every admin is
+    /// locked out). Audited.
+    ResetPassword {
+        #[command(flatten)]
+        data: DataDirArg,
+        /// The user.
+        #[arg(long)]
+        name: String,
+        /// File holding the new password.
+        #[arg(long)]
+        password_file: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -282,6 +302,23 @@ fn main() -> ExitCode {
             init_logging("warn", false);
             remote::login(&conn, json)
         }
+        Command::Recover(RecoverCommand::ResetPassword {
+            data,
+            name,
+            password_file,
+        }) => {
+            init_logging("warn", false);
+            (|| {
+                let text = std::fs::read_to_string(&password_file)
+                    .with_context(|| format!("cannot read {}", password_file.display()))?;
+                let password =
+                    keyward_hsm::Password::new(text.trim_end_matches(['\r', '\n']).to_owned());
+                let (hsm, _writer) = data_dir::open_for_writing(&data.data_dir)?;
+                hsm.offline_reset_password(&name, &password)?;
+                println!("reset the password of {name:?} and unlocked it");
+                Ok(())
+            })()
+        }
         Command::Logout => {
             init_logging("warn", false);
             remote::logout(&conn)
@@ -350,7 +387,8 @@ fn serve(config_path: &Path) -> Result<()> {
             Some(api) => Some(api_server::bind(api.address).await?),
             None => None,
         };
-        let hsm = std::sync::Arc::new(data_dir::open(&config.hsm.data_dir)?);
+        let (hsm, _writer) = data_dir::open_for_writing(&config.hsm.data_dir)?;
+        let hsm = std::sync::Arc::new(hsm);
         let session = hsm.service_session(PROXY_USER)?;
         let proxy = keyward_proxy::Proxy::build(&config, &hsm, &session)?;
         let api_tls = match &api_listener {
@@ -415,7 +453,7 @@ fn init(
     if password.expose().chars().count() < 8 {
         bail!("the admin password must be at least 8 characters");
     }
-    let hsm = data_dir::open_or_create(dir)?;
+    let (hsm, _writer) = data_dir::open_or_create_for_writing(dir)?;
     let session = hsm.service_session(PROXY_USER)?;
     let (key, _) = generate_tls_key(&hsm, &session, KeySpec::EcP256, api_server::API_KEY_LABEL)?;
     let rc = certs::HsmRcgenKey::new(hsm.signer(&session, key.handle)?)?;
@@ -438,7 +476,8 @@ fn init(
 
 async fn hsm_serve(dir: &Path, listen: SocketAddr, client_ca: Option<&Path>) -> Result<()> {
     let listener = api_server::bind(listen).await?;
-    let hsm = std::sync::Arc::new(data_dir::open(dir)?);
+    let (hsm, _writer) = data_dir::open_for_writing(dir)?;
+    let hsm = std::sync::Arc::new(hsm);
     let session = hsm.service_session(PROXY_USER)?;
     let tls = api_server::tls_config(&hsm, &session, dir, client_ca)?;
     hsm.record_unseal("hsm serve")?;
@@ -469,7 +508,8 @@ fn generate_tls_key(
 async fn quickstart(dir: &Path, listen: SocketAddr, api_listen: SocketAddr) -> Result<()> {
     const LABEL: &str = "quickstart";
     let api_listener = api_server::bind(api_listen).await?;
-    let hsm = std::sync::Arc::new(data_dir::open_or_create(dir)?);
+    let (hsm, _writer) = data_dir::open_or_create_for_writing(dir)?;
+    let hsm = std::sync::Arc::new(hsm);
     let session = hsm.service_session(PROXY_USER)?;
     quickstart_api_setup(&hsm, &session, dir)?;
     let key = match hsm.find_by_label(&session, LABEL, KeyClass::Private) {
@@ -565,11 +605,7 @@ fn quickstart_api_setup(hsm: &Hsm, session: &Session, dir: &Path) -> Result<()> 
         let pem = certs::self_signed(&rc, &["localhost".to_owned()], &ips, 3650)?;
         std::fs::write(api_server::api_cert_path(dir), pem)?;
     }
-    let admin_exists = hsm
-        .list_users(session)?
-        .iter()
-        .any(|u| u.role == keyward_hsm::Role::Admin);
-    if !admin_exists {
+    if !hsm.has_admin() {
         let mut raw = [0u8; 18];
         aws_lc_rs::rand::fill(&mut raw).map_err(|_| anyhow::anyhow!("random generator failed"))?;
         use base64::Engine;
@@ -634,7 +670,7 @@ fn key_command(cmd: KeyCommand) -> Result<()> {
         } => {
             // Refuse bad input before anything is created on disk.
             keyward_hsm::Attributes::check_label(&label)?;
-            let hsm = data_dir::open_or_create(&data.data_dir)?;
+            let (hsm, _writer) = data_dir::open_or_create_for_writing(&data.data_dir)?;
             let session = hsm.service_session(PROXY_USER)?;
             let (private, public) = generate_tls_key(&hsm, &session, spec, &label)?;
             if json {

@@ -366,8 +366,12 @@ fn a_client_certificate_from_the_configured_ca_logs_its_user_in() {
     // alice's certificate is alice, without a password.
     let (ok, out, err) = with_cert(&alice_pem, &alice_key, "/v1/keys");
     assert!(ok && out.ends_with("\n200"), "{out}{err}");
+    // ... a crypto-user: the admin-only user list is refused.
     let (ok, out, _) = with_cert(&alice_pem, &alice_key, "/v1/users");
-    assert!(ok && out.contains("\"alice\""), "{out}");
+    assert!(
+        ok && out.ends_with("\n403") && out.contains("permission_denied"),
+        "{out}"
+    );
     // A certificate of a user that does not exist logs nobody in.
     let (ok, out, _) = with_cert(&nobody_pem, &nobody_key, "/v1/keys");
     assert!(ok && out.ends_with("\n401"), "{out}");
@@ -377,4 +381,109 @@ fn a_client_certificate_from_the_configured_ca_logs_its_user_in() {
     // No certificate and no token: 401; passwords still work.
     let (s, _) = curl_json(&api_ca, addr, "GET", "/v1/keys", None, None);
     assert_eq!(s, 401);
+}
+
+#[test]
+fn a_second_writer_is_refused_and_a_locked_out_admin_is_recovered_offline() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("hsm");
+    let pw_file = tmp.path().join("admin.pw");
+    std::fs::write(&pw_file, "admin-password\n").unwrap();
+    let d = data.display().to_string();
+    keyward_ok(&[
+        "init",
+        "--data-dir",
+        &d,
+        "--admin-password-file",
+        &pw_file.display().to_string(),
+    ]);
+    let mut cmd = Command::new(keyward_bin());
+    cmd.args(["hsm", "serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data)
+        .env("KEYWARD_LOG", "info");
+    let mut server = Running::spawn(cmd);
+    let line = server.stderr.wait_for("serving the HSM API");
+    let addr: SocketAddr = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("addr="))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let ca = data.join("api-ca.pem");
+    // Another writer on the same data directory is refused; the node keeps working.
+    let out = keyward(&[
+        "key",
+        "generate",
+        "--type",
+        "ec-p256",
+        "--label",
+        "local",
+        "--data-dir",
+        &d,
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("in use by another keyward process"));
+    // Five bad passwords lock the admin.
+    for _ in 0..5 {
+        curl_json(
+            &ca,
+            addr,
+            "POST",
+            "/v1/auth/login",
+            None,
+            Some(r#"{"username":"admin","password":"wrong-password"}"#),
+        );
+    }
+    let (s, _) = curl_json(
+        &ca,
+        addr,
+        "POST",
+        "/v1/auth/login",
+        None,
+        Some(r#"{"username":"admin","password":"admin-password"}"#),
+    );
+    assert_eq!(s, 423);
+    // Recovery needs the node stopped (it writes), then works offline.
+    let new_pw = tmp.path().join("new.pw");
+    std::fs::write(&new_pw, "new-admin-password\n").unwrap();
+    let args = [
+        "recover",
+        "reset-password",
+        "--data-dir",
+        &d,
+        "--name",
+        "admin",
+        "--password-file",
+        &new_pw.display().to_string(),
+    ];
+    assert!(
+        !keyward(&args).status.success(),
+        "refused while the node runs"
+    );
+    assert!(server.terminate().success());
+    keyward_ok(&args);
+    let mut cmd = Command::new(keyward_bin());
+    cmd.args(["hsm", "serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data)
+        .env("KEYWARD_LOG", "info");
+    let server = Running::spawn(cmd);
+    let line = server.stderr.wait_for("serving the HSM API");
+    let addr: SocketAddr = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("addr="))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let (s, v) = curl_json(
+        &ca,
+        addr,
+        "POST",
+        "/v1/auth/login",
+        None,
+        Some(r#"{"username":"admin","password":"new-admin-password"}"#),
+    );
+    assert_eq!(s, 200, "{v}");
+    let admin = v["token"].as_str().unwrap().to_owned();
+    let (_, report) = curl_json(&ca, addr, "POST", "/v1/audit/verify", Some(&admin), None);
+    assert_eq!(report["intact"], true);
 }

@@ -628,12 +628,41 @@ impl Hsm {
         res
     }
 
-    /// Every user (any logged-in user may list them).
+    /// Whether any admin exists (for bootstrapping).
+    pub fn has_admin(&self) -> bool {
+        lock(&self.users)
+            .values()
+            .any(|(u, _)| u.role == Role::Admin)
+    }
+
+    /// Sets a user's password and unlocks it, without a session: for the holder of the data
+    /// directory and master key only (the `keyward user reset-password --data-dir` recovery
+    /// path when every admin is locked out). Never reachable over the network.
+    ///
+    /// # Errors
+    /// [`Error::UserNotFound`], [`Error::InvalidInput`].
+    pub fn offline_reset_password(&self, name: &str, new_password: &Password) -> Result<()> {
+        users::check_password(new_password)?;
+        let hash = users::hash_password(new_password)?;
+        self.modify_user(name, |user| {
+            if user.password_hash.is_none() {
+                return Err(Error::invalid("service users have no password"));
+            }
+            user.password_hash = Some(hash);
+            user.failed_logins = 0;
+            user.locked = false;
+            Ok(())
+        })?;
+        self.end_sessions_of(name);
+        self.audit_append("local", "user.offline-reset-password", Some(name), "ok")
+    }
+
+    /// Every user (admins only).
     ///
     /// # Errors
     /// [`Error::SessionInvalid`].
     pub fn list_users(&self, session: &Session) -> Result<Vec<UserInfo>> {
-        session.check()?;
+        session.require(Role::Admin)?;
         let mut v: Vec<UserInfo> = lock(&self.users).values().map(|(u, _)| u.info()).collect();
         v.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(v)
@@ -794,6 +823,10 @@ impl Hsm {
             user.role,
             Some(ttl),
         );
+        // Registered like token sessions (under a random, never-issued token digest), so that
+        // deleting, locking or resetting the user ends it too.
+        let (_unused_token, digest) = SessionToken::generate()?;
+        lock(&self.sessions).insert(digest, session.clone());
         self.audit_append(name, "login.certificate", None, "ok")?;
         Ok(session)
     }

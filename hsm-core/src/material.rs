@@ -804,7 +804,7 @@ impl Material {
             }
             EncryptMechanism::AesCbcPad => {
                 let alg = self.cipher_alg().ok_or(Error::Internal("aes-cbc key"))?;
-                if input.len() < CBC_IV_LEN + 16 || (input.len() - CBC_IV_LEN) % 16 != 0 {
+                if input.len() < CBC_IV_LEN + 16 || !(input.len() - CBC_IV_LEN).is_multiple_of(16) {
                     return Err(Error::invalid(
                         "aes-cbc-pad input is IV (16) ‖ ciphertext (a positive multiple of 16)",
                     ));
@@ -882,7 +882,7 @@ impl Material {
     pub(crate) fn wrap(&self, mechanism: WrapMechanism, target: &[u8]) -> Result<Vec<u8>> {
         match mechanism {
             WrapMechanism::AesKw => {
-                if target.len() < 16 || target.len() % 8 != 0 {
+                if target.len() < 16 || !target.len().is_multiple_of(8) {
                     return Err(Error::invalid(
                         "aes-kw wraps a multiple of 8 bytes, at least 16; use aes-kwp",
                     ));
@@ -931,7 +931,7 @@ impl Material {
         let failed = || Error::invalid("unwrap failed");
         match mechanism {
             WrapMechanism::AesKw => {
-                if wrapped.len() < 24 || wrapped.len() % 8 != 0 {
+                if wrapped.len() < 24 || !wrapped.len().is_multiple_of(8) {
                     return Err(failed());
                 }
                 let mut out = Zeroizing::new(vec![0u8; wrapped.len()]);
@@ -944,7 +944,7 @@ impl Material {
                 Ok(out)
             }
             WrapMechanism::AesKwp => {
-                if wrapped.len() < 16 || wrapped.len() % 8 != 0 {
+                if wrapped.len() < 16 || !wrapped.len().is_multiple_of(8) {
                     return Err(failed());
                 }
                 let mut out = Zeroizing::new(vec![0u8; wrapped.len()]);

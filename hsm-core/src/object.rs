@@ -373,7 +373,7 @@ impl Attributes {
 
     pub(crate) fn check_id(id: &str) -> Result<()> {
         if id.len() > 128
-            || id.len() % 2 != 0
+            || !id.len().is_multiple_of(2)
             || !id
                 .bytes()
                 .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))

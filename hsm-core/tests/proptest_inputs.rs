@@ -595,7 +595,9 @@ fn expect_decrypt_random(s: &Session, info: Option<&K>, m: EM, len: usize, aad: 
         invalid_if(m != EM::AesGcm && aad > 0)?;
         Ok(match m {
             EM::AesGcm => Want::Err("invalid_input"),
-            EM::AesCbcPad if len >= 32 && (len - 16) % 16 == 0 => Want::OkOr("invalid_input"),
+            EM::AesCbcPad if len >= 32 && (len - 16).is_multiple_of(16) => {
+                Want::OkOr("invalid_input")
+            }
             EM::AesCbcPad => Want::Err("invalid_input"),
             _ => Want::Err("invalid_input"),
         })
@@ -674,7 +676,7 @@ fn separated(a: &Attributes, linked: Option<&Attributes>) -> Result<(), &'static
 fn id_ok(id: &str) -> Result<(), &'static str> {
     invalid_if(
         id.len() > 128
-            || id.len() % 2 != 0
+            || !id.len().is_multiple_of(2)
             || !id
                 .bytes()
                 .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),

@@ -56,7 +56,12 @@ impl FromRequestParts<AppState> for Caller {
         }
         let value = header
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
+            // RFC 9110 §11.1: the scheme name is case-insensitive.
+            .and_then(|v| {
+                v.get(..7)
+                    .filter(|p| p.eq_ignore_ascii_case("bearer "))
+                    .map(|_| &v[7..])
+            })
             .ok_or(ApiError::Unauthenticated)?;
         let token = SessionToken::from_string(value.trim().to_owned());
         Ok(Caller(state.hsm.session(&token)?))

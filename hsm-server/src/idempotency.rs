@@ -1,9 +1,11 @@
 //! `Idempotency-Key` on the creating routes (key generation, import, unwrap, derive, share,
-//! user creation): a retried request with the same key, from the same bearer token, to the
-//! same route gets the first response again instead of creating a second object. Entries live
-//! 24 h (at most 10,000; the oldest go first). A request whose key is still being processed is
-//! refused with 409 `idempotency_conflict`. 5xx responses are not kept, so such a call can be
-//! retried. Responses of these routes hold descriptions of keys and users, never key bytes.
+//! user creation): a retried request with the same key, from the same authenticated user, to
+//! the same route, with the same body, gets the first successful response again instead of
+//! creating a second object. The same key with another body is refused with 422
+//! `idempotency_key_reused`; one still being processed with 409 `idempotency_conflict`.
+//! Unauthenticated requests are never answered from the cache. Entries live 24 h (at most
+//! 10,000; the oldest go first); only 2xx responses are kept. Responses of these routes hold
+//! descriptions of keys and users, never key bytes.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -24,8 +26,9 @@ const MAX_KEY_LEN: usize = 255;
 const MAX_KEPT_BODY: usize = 1024 * 1024;
 
 enum Entry {
-    InFlight,
+    InFlight([u8; 32]),
     Done {
+        body_hash: [u8; 32],
         status: StatusCode,
         content_type: Option<HeaderValue>,
         body: bytes::Bytes,
@@ -48,21 +51,25 @@ impl std::fmt::Debug for IdempotencyCache {
     }
 }
 
-fn scope(auth: &[u8], path: &str, key: &str) -> [u8; 32] {
+fn sha256(parts: &[&[u8]]) -> [u8; 32] {
     let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
-    ctx.update(auth);
-    ctx.update(&[0]);
-    ctx.update(path.as_bytes());
-    ctx.update(&[0]);
-    ctx.update(key.as_bytes());
+    for p in parts {
+        ctx.update(&(p.len() as u64).to_be_bytes());
+        ctx.update(p);
+    }
     let mut out = [0u8; 32];
     out.copy_from_slice(ctx.finish().as_ref());
     out
 }
 
-/// The middleware.
+fn error(status: StatusCode, code: &str, message: &str) -> Response {
+    let body = serde_json::json!({"code": code, "message": message});
+    (status, axum::Json(body)).into_response()
+}
+
+/// The middleware; its state is the cache and the HSM (to authenticate before replaying).
 pub async fn idempotency(
-    State(cache): State<Arc<IdempotencyCache>>,
+    State((cache, hsm)): State<(Arc<IdempotencyCache>, Arc<keyward_hsm::Hsm>)>,
     req: Request,
     next: Next,
 ) -> Response {
@@ -78,30 +85,69 @@ pub async fn idempotency(
             .into_response()
         }
     };
-    let auth = req
+    // Who is asking: replays are per authenticated user, never for anonymous requests.
+    let bearer = req
         .headers()
         .get(axum::http::header::AUTHORIZATION)
-        .map(|v| v.as_bytes().to_vec())
-        .unwrap_or_default();
-    let id = scope(&auth, req.uri().path(), &key);
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.get(..7)
+                .filter(|p| p.eq_ignore_ascii_case("bearer "))
+                .map(|_| v[7..].trim().to_owned())
+        });
+    let user = match bearer {
+        Some(t) => hsm
+            .session(&keyward_hsm::SessionToken::from_string(t))
+            .ok()
+            .map(|s| s.user().to_owned()),
+        None => req
+            .extensions()
+            .get::<crate::api::ClientCertificateSession>()
+            .filter(|s| s.0.is_active())
+            .map(|s| s.0.user().to_owned()),
+    };
+    let Some(user) = user else {
+        return next.run(req).await;
+    };
+    let (parts, body) = req.into_parts();
+    let Ok(bytes) = to_bytes(body, crate::MAX_BODY_BYTES).await else {
+        return ApiError::PayloadTooLarge.into_response();
+    };
+    let body_hash = sha256(&[&bytes]);
+    let id = sha256(&[user.as_bytes(), parts.uri.path().as_bytes(), key.as_bytes()]);
     {
         let mut guard = cache.inner.lock().unwrap_or_else(|e| e.into_inner());
         let (map, order) = &mut *guard;
         match map.get(&id) {
-            Some(Entry::InFlight) => {
-                let mut res = ApiError::BadRequest(String::new()).into_response();
-                *res.status_mut() = StatusCode::CONFLICT;
-                *res.body_mut() = Body::from(
-                    r#"{"code":"idempotency_conflict","message":"a request with this Idempotency-Key is still being processed"}"#,
-                );
-                return res;
+            Some(Entry::InFlight(h)) => {
+                return if *h == body_hash {
+                    error(
+                        StatusCode::CONFLICT,
+                        "idempotency_conflict",
+                        "a request with this Idempotency-Key is still being processed",
+                    )
+                } else {
+                    error(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "idempotency_key_reused",
+                        "this Idempotency-Key was used with another request body",
+                    )
+                };
             }
             Some(Entry::Done {
+                body_hash: h,
                 status,
                 content_type,
                 body,
                 at,
             }) if at.elapsed() < TTL => {
+                if *h != body_hash {
+                    return error(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "idempotency_key_reused",
+                        "this Idempotency-Key was used with another request body",
+                    );
+                }
                 let mut res = Response::new(Body::from(body.clone()));
                 *res.status_mut() = *status;
                 if let Some(ct) = content_type {
@@ -114,7 +160,7 @@ pub async fn idempotency(
             }
             _ => {}
         }
-        map.insert(id, Entry::InFlight);
+        map.insert(id, Entry::InFlight(body_hash));
         order.push_back(id);
         while order.len() > MAX_ENTRIES {
             if let Some(old) = order.pop_front() {
@@ -122,22 +168,25 @@ pub async fn idempotency(
             }
         }
     }
-    let res = next.run(req).await;
+    let res = next
+        .run(Request::from_parts(parts, Body::from(bytes)))
+        .await;
     let (parts, body) = res.into_parts();
     let bytes = to_bytes(body, MAX_KEPT_BODY).await.unwrap_or_default();
     let mut guard = cache.inner.lock().unwrap_or_else(|e| e.into_inner());
-    if parts.status.is_server_error() {
-        guard.0.remove(&id);
-    } else {
+    if parts.status.is_success() {
         guard.0.insert(
             id,
             Entry::Done {
+                body_hash,
                 status: parts.status,
                 content_type: parts.headers.get(axum::http::header::CONTENT_TYPE).cloned(),
                 body: bytes.clone(),
                 at: Instant::now(),
             },
         );
+    } else {
+        guard.0.remove(&id);
     }
     drop(guard);
     Response::from_parts(parts, Body::from(bytes))

@@ -100,7 +100,7 @@ pub fn router(hsm: Arc<keyward_hsm::Hsm>) -> Router {
         .route("/v1/keys/{handle}/unwrap", post(unwrap))
         .route("/v1/keys/{handle}/derive", post(derive))
         .route_layer(axum::middleware::from_fn_with_state(
-            cache,
+            (cache, hsm.clone()),
             idempotency::idempotency,
         ));
     Router::new()

@@ -429,6 +429,38 @@ async fn an_idempotency_key_makes_a_retried_creation_return_the_first_result() {
     );
     let keys = a.keys(&alice).await;
     assert_eq!(keys["keys"].as_array().unwrap().len(), 1);
+    // The same key with another body is refused, not answered with the first result.
+    let other = Request::builder()
+        .method("POST")
+        .uri("/v1/keys/symmetric")
+        .header("authorization", format!("Bearer {alice}"))
+        .header("content-type", "application/json")
+        .header("idempotency-key", "k-1")
+        .body(Body::from(
+            json!({"spec": "aes-128", "template": {"label": "other"}}).to_string(),
+        ))
+        .unwrap();
+    let (s, v) = a.raw(other).await;
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("idempotency_key_reused")
+        )
+    );
+    // Without a valid session nothing is replayed.
+    let anonymous = Request::builder()
+        .method("POST")
+        .uri("/v1/keys/symmetric")
+        .header("content-type", "application/json")
+        .header("idempotency-key", "k-1")
+        .body(Body::from("{}"))
+        .unwrap();
+    let (s, v) = a.raw(anonymous).await;
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("session_invalid"))
+    );
     // Another token does not see alice's replay.
     let (s4, v) = a
         .raw(
