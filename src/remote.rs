@@ -613,7 +613,17 @@ fn read_input(path: Option<&Path>) -> Result<Vec<u8>> {
 fn write_output(path: Option<&Path>, bytes: &[u8]) -> Result<()> {
     match path {
         Some(p) => {
-            std::fs::write(p, bytes).with_context(|| format!("cannot write {}", p.display()))
+            // Outputs may be plaintexts or wrapped keys: readable by the owner only.
+            use std::os::unix::fs::OpenOptionsExt;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(p)
+                .with_context(|| format!("cannot write {}", p.display()))?;
+            f.write_all(bytes)
+                .with_context(|| format!("cannot write {}", p.display()))
         }
         None => {
             let mut out = std::io::stdout().lock();
