@@ -195,7 +195,7 @@ pub async fn create_user(
 }
 
 #[utoipa::path(get, path = "/v1/users", tag = "users", security(("bearer" = [])),
-    responses((status = 200, body = [UserDto]), (status = 401, body = crate::error::ErrorBody)))]
+    responses((status = 200, body = [UserDto]), (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody)))]
 /// Lists users.
 pub async fn list_users(
     State(s): State<AppState>,
