@@ -8,6 +8,25 @@ use std::process::Command;
 
 use support::*;
 
+/// Starts `keyward hsm serve --listen 127.0.0.1:0 --data-dir DATA EXTRA...` and waits for it.
+fn serve_node(data: &Path, extra: &[&str]) -> (Running, SocketAddr) {
+    let mut cmd = Command::new(keyward_bin());
+    cmd.args(["hsm", "serve", "--listen", "127.0.0.1:0"])
+        .args(extra)
+        .arg("--data-dir")
+        .arg(data)
+        .env("KEYWARD_LOG", "info");
+    let server = Running::spawn(cmd);
+    let line = server.stderr.wait_for("serving the HSM API");
+    let addr = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("addr="))
+        .unwrap()
+        .parse()
+        .unwrap();
+    (server, addr)
+}
+
 fn curl_json(
     ca: &Path,
     addr: SocketAddr,
@@ -78,18 +97,7 @@ fn init_then_serve_the_api_over_tls_with_an_hsm_key() {
     .status
     .success());
 
-    let mut cmd = Command::new(keyward_bin());
-    cmd.args(["hsm", "serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(&data)
-        .env("KEYWARD_LOG", "info");
-    let server = Running::spawn(cmd);
-    let line = server.stderr.wait_for("serving the HSM API");
-    let addr: SocketAddr = line
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("addr="))
-        .unwrap()
-        .parse()
-        .unwrap();
+    let (_server, addr) = serve_node(&data, &[]);
     let ca = data.join("api-ca.pem");
 
     let (s, v) = curl_json(&ca, addr, "GET", "/v1/health", None, None);
@@ -301,26 +309,7 @@ fn a_client_certificate_from_the_configured_ca_logs_its_user_in() {
     ]);
     let (forged_pem, forged_key) = client_cert(&other, "alice");
 
-    let mut cmd = Command::new(keyward_bin());
-    cmd.args([
-        "hsm",
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--client-ca",
-        &ca,
-        "--data-dir",
-    ])
-    .arg(&data)
-    .env("KEYWARD_LOG", "info");
-    let server = Running::spawn(cmd);
-    let line = server.stderr.wait_for("serving the HSM API");
-    let addr: SocketAddr = line
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("addr="))
-        .unwrap()
-        .parse()
-        .unwrap();
+    let (_server, addr) = serve_node(&data, &["--client-ca", &ca]);
     let api_ca = data.join("api-ca.pem");
     let (_, v) = curl_json(
         &api_ca,
@@ -397,18 +386,7 @@ fn a_second_writer_is_refused_and_a_locked_out_admin_is_recovered_offline() {
         "--admin-password-file",
         &pw_file.display().to_string(),
     ]);
-    let mut cmd = Command::new(keyward_bin());
-    cmd.args(["hsm", "serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(&data)
-        .env("KEYWARD_LOG", "info");
-    let mut server = Running::spawn(cmd);
-    let line = server.stderr.wait_for("serving the HSM API");
-    let addr: SocketAddr = line
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("addr="))
-        .unwrap()
-        .parse()
-        .unwrap();
+    let (mut server, addr) = serve_node(&data, &[]);
     let ca = data.join("api-ca.pem");
     // Another writer on the same data directory is refused; the node keeps working.
     let out = keyward(&[
@@ -462,18 +440,7 @@ fn a_second_writer_is_refused_and_a_locked_out_admin_is_recovered_offline() {
     );
     assert!(server.terminate().success());
     keyward_ok(&args);
-    let mut cmd = Command::new(keyward_bin());
-    cmd.args(["hsm", "serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(&data)
-        .env("KEYWARD_LOG", "info");
-    let server = Running::spawn(cmd);
-    let line = server.stderr.wait_for("serving the HSM API");
-    let addr: SocketAddr = line
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("addr="))
-        .unwrap()
-        .parse()
-        .unwrap();
+    let (_server, addr) = serve_node(&data, &[]);
     let (s, v) = curl_json(
         &ca,
         addr,
