@@ -402,7 +402,7 @@ fn serve(config_path: &Path) -> Result<()> {
         };
         hsm.record_unseal("serve")?;
         for addr in proxy.local_addrs() {
-            tracing::info!(%addr, upstream = %config.upstream.url, "listening for HTTPS");
+            tracing::info!(%addr, "listening for HTTPS");
         }
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         if let (Some(listener), Some(tls)) = (api_listener, api_tls) {

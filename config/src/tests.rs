@@ -41,8 +41,20 @@ fn defaults_and_relative_paths() {
         vec![TlsVersion::Tls12, TlsVersion::Tls13]
     );
     assert_eq!(c.listeners[0].alpn, vec!["h2", "http/1.1"]);
-    assert_eq!(c.upstream.url, "http://127.0.0.1:8080");
-    assert_eq!(c.upstream.connect_timeout_ms, 5000);
+    assert_eq!(
+        c.upstreams["default"].servers[0].url,
+        "http://127.0.0.1:8080"
+    );
+    assert_eq!(c.upstreams["default"].connect_timeout_ms, 5000);
+    assert_eq!(
+        c.upstreams["default"].servers[0].authority,
+        "127.0.0.1:8080"
+    );
+    assert_eq!(c.listeners[0].kx_groups[0], "X25519MLKEM768");
+    assert_eq!(c.listeners[0].mode, ListenerMode::Http);
+    assert_eq!(c.admin.address, Some("127.0.0.1:9090".parse().unwrap()));
+    assert_eq!(c.session_resumption.ticket_key_rotation_s, 21600);
+    assert_eq!(c.listeners[0].forwarded_headers, ForwardedTrust::Replace);
     assert_eq!(c.log.format, LogFormat::Text);
 }
 
@@ -59,7 +71,10 @@ fn environment_overrides_file_and_ignores_client_variables() {
         ],
     );
     let c = res.unwrap();
-    assert_eq!(c.upstream.url, "http://10.0.0.1:9000");
+    assert_eq!(
+        c.upstreams["default"].servers[0].url,
+        "http://10.0.0.1:9000"
+    );
     assert_eq!(c.log.format, LogFormat::Json);
 }
 
@@ -115,7 +130,7 @@ fn invalid_values_name_the_key() {
 
 #[test]
 fn errors_name_the_variable_that_set_the_value_and_stay_on_one_line() {
-    let msg = message(GOOD, &[("KEYWARD_UPSTREAM__URL", "https://x")]);
+    let msg = message(GOOD, &[("KEYWARD_UPSTREAM__URL", "ftp://x")]);
     assert!(
         msg.starts_with("environment variable KEYWARD_UPSTREAM__URL: upstream.url"),
         "{msg}"
@@ -148,6 +163,7 @@ fn upstream_urls_and_log_levels_are_checked() {
         "http://[::1]:8080",
         "http://app.internal",
         "http://a:1/prefix",
+        "https://a.example",
     ] {
         let (_d, res) = load(&GOOD.replace("http://127.0.0.1:8080/", good), &[]);
         assert!(res.is_ok(), "{good}");
@@ -178,7 +194,10 @@ fn the_committed_example_configuration_is_valid() {
     assert_eq!(c.listeners[0].address.to_string(), "127.0.0.1:8443");
     assert_eq!(c.listeners[0].certificates[0].key_label, "web");
     assert!(c.listeners[0].certificates[0].default);
-    assert_eq!(c.upstream.url, "http://127.0.0.1:8080");
+    assert_eq!(
+        c.upstreams["default"].servers[0].url,
+        "http://127.0.0.1:8080"
+    );
 }
 
 #[test]
@@ -208,4 +227,158 @@ fn a_certificate_names_its_key_by_label_or_by_reference_file_but_not_both() {
         msg.contains("exactly one of key_label and key_file"),
         "{msg}"
     );
+}
+
+const POOLS: &str = r#"
+[[listeners]]
+address = "127.0.0.1:8443"
+hsts = "max-age=63072000"
+forwarded_headers = "append"
+[listeners.proxy_protocol]
+trusted_cidrs = ["10.0.0.0/8", "127.0.0.1"]
+[listeners.client_auth]
+ca_file = "clients.pem"
+[[listeners.certificates]]
+key_label = "web"
+chain_file = "web.pem"
+ocsp_file = "web.ocsp"
+
+[[listeners]]
+address = "127.0.0.1:8444"
+mode = "tcp"
+upstream = "db"
+[[listeners.certificates]]
+key_label = "web"
+chain_file = "web.pem"
+
+[[listeners]]
+address = "127.0.0.1:8080"
+mode = "redirect"
+redirect_https_port = 8443
+
+[upstreams.api]
+servers = ["http://10.0.0.1:8080", "https://api.internal/v1"]
+balance = "least_requests"
+[upstreams.api.health_check]
+path = "/healthz"
+interval_ms = 1000
+rise = 1
+fall = 2
+
+[upstreams.web]
+servers = ["http://[::1]:8081"]
+
+[upstreams.db]
+servers = ["tcp://10.0.0.9:5432"]
+
+[[routes]]
+host = "*.Example.com"
+path_prefix = "/api"
+upstream = "api"
+
+[[routes]]
+name = "site"
+upstream = "web"
+"#;
+
+#[test]
+fn pools_routes_and_listener_modes() {
+    let (dir, res) = load(POOLS, &[]);
+    let c = res.unwrap();
+    assert_eq!(c.listeners.len(), 3);
+    assert_eq!(c.listeners[1].mode, ListenerMode::Tcp);
+    assert!(c.listeners[1].alpn.is_empty());
+    assert_eq!(c.listeners[2].mode, ListenerMode::Redirect);
+    let l = &c.listeners[0];
+    assert_eq!(l.hsts.as_deref(), Some("max-age=63072000"));
+    assert_eq!(l.forwarded_headers, ForwardedTrust::Append);
+    let pp = l.proxy_protocol.as_ref().unwrap();
+    assert!(pp.trusted_cidrs[1].contains(&"127.0.0.1".parse::<std::net::IpAddr>().unwrap()));
+    let ca = l.client_auth.as_ref().unwrap();
+    assert_eq!(ca.ca_file, dir.path().join("clients.pem"));
+    assert!(ca.required);
+    assert_eq!(ca.subject_header, "X-Client-Cert-Subject");
+    assert_eq!(
+        l.certificates[0].ocsp_file,
+        Some(dir.path().join("web.ocsp"))
+    );
+    let api = &c.upstreams["api"];
+    assert_eq!(api.balance, Balance::LeastRequests);
+    assert_eq!(api.servers[1].scheme, UpstreamScheme::Https);
+    assert_eq!(api.servers[1].authority, "api.internal:443");
+    assert_eq!(api.servers[1].prefix, "/v1");
+    assert_eq!(api.health_check.as_ref().unwrap().fall, 2);
+    assert_eq!(c.upstreams["web"].servers[0].host, "::1");
+    assert_eq!(c.upstreams["db"].servers[0].scheme, UpstreamScheme::Tcp);
+    assert_eq!(c.routes[0].host.as_deref(), Some("*.example.com"));
+    assert_eq!(c.routes[0].name, "api:0");
+    assert_eq!(c.routes[1].name, "site");
+    assert_eq!(c.routes[1].path_prefix, "/");
+}
+
+#[test]
+fn bad_pools_routes_and_listener_settings_name_the_key() {
+    for (from, to, key) in [
+        ("upstream = \"api\"", "upstream = \"nope\"", "routes[0].upstream"),
+        ("upstream = \"db\"", "upstream = \"web\"", "listeners[1].upstream"),
+        ("tcp://10.0.0.9:5432", "tcp://10.0.0.9", "upstreams.db.servers[0]"),
+        ("tcp://10.0.0.9:5432", "tcp://10.0.0.9:5432/x", "upstreams.db.servers[0]"),
+        ("\"http://[::1]:8081\"", "\"http://[::1]:8081\", \"tcp://a:1\"", "upstreams.web.servers"),
+        ("path = \"/healthz\"", "path = \"healthz\"", "upstreams.api.health_check.path"),
+        ("fall = 2", "fall = 0", "upstreams.api.health_check.fall"),
+        ("\"127.0.0.1\"]", "\"10.0.0.300\"]", "listeners[0].proxy_protocol.trusted_cidrs"),
+        ("hsts = \"max-age=63072000\"", "hsts = \"\"", "listeners[0].hsts"),
+        ("host = \"*.Example.com\"", "host = \"a.com:443\"", "routes[0].host"),
+        ("path_prefix = \"/api\"", "path_prefix = \"api\"", "routes[0].path_prefix"),
+        ("address = \"127.0.0.1:8444\"", "address = \"127.0.0.1:8443\"", "listeners[1].address"),
+        ("balance = \"least_requests\"", "balance = \"random\"", "upstreams.api.balance"),
+        ("mode = \"redirect\"", "mode = \"redirect\"\n[[listeners.certificates]]\nkey_label = \"x\"\nchain_file = \"x\"", "listeners[2].certificates"),
+    ] {
+        assert!(POOLS.contains(from), "{from}");
+        let msg = message(&POOLS.replacen(from, to, 1), &[]);
+        assert!(msg.contains(key), "{to}: {msg}");
+    }
+    let msg = message(
+        &GOOD.replace(
+            "address = \"127.0.0.1:8443\"",
+            "address = \"127.0.0.1:8443\"\nkx_groups = [\"X448\"]",
+        ),
+        &[],
+    );
+    assert!(
+        msg.contains("listeners[0].kx_groups") && msg.contains("X25519MLKEM768"),
+        "{msg}"
+    );
+    let msg = message(
+        &GOOD.replace(
+            "address = \"127.0.0.1:8443\"",
+            "address = \"127.0.0.1:8443\"\ncipher_suites = [\"RC4\"]",
+        ),
+        &[],
+    );
+    assert!(msg.contains("listeners[0].cipher_suites"), "{msg}");
+    let msg = message(
+        &GOOD.replace(
+            "address = \"127.0.0.1:8443\"",
+            "address = \"127.0.0.1:8443\"\nmax_header_bytes = 100",
+        ),
+        &[],
+    );
+    assert!(msg.contains("listeners[0].max_header_bytes"), "{msg}");
+    let msg = message(
+        &format!("{GOOD}\n[upstreams.default]\nservers = [\"http://b\"]\n"),
+        &[],
+    );
+    assert!(msg.contains("upstream"), "{msg}");
+}
+
+#[test]
+fn the_admin_listener_can_be_moved_or_turned_off() {
+    let (_d, res) = load(GOOD, &[("KEYWARD_ADMIN__ADDRESS", "127.0.0.1:9999")]);
+    assert_eq!(
+        res.unwrap().admin.address,
+        Some("127.0.0.1:9999".parse().unwrap())
+    );
+    let (_d, res) = load(GOOD, &[("KEYWARD_ADMIN__ENABLED", "false")]);
+    assert_eq!(res.unwrap().admin.address, None);
 }

@@ -49,12 +49,32 @@ pub enum Error {
         /// The OS error.
         error: std::io::Error,
     },
-    /// The upstream URL is not usable.
-    #[error("upstream.url {url:?}: {reason}")]
+    /// An upstream pool cannot be set up (e.g. its CA file is unreadable).
+    #[error("upstream pool {pool:?}: {reason}")]
     Upstream {
-        /// The URL.
-        url: String,
+        /// The pool's name.
+        pool: String,
         /// What is wrong.
+        reason: String,
+    },
+    /// A file the configuration names (client CA bundle, OCSP response) is unusable.
+    #[error("{path}: {reason}")]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Session-ticket keys could not be loaded or made in the HSM.
+    #[error("session tickets: {reason}")]
+    Tickets {
+        /// What is wrong.
+        reason: String,
+    },
+    /// A reload changed what needs a restart (e.g. the set of listener addresses).
+    #[error("reload: {reason}")]
+    Reload {
+        /// What changed.
         reason: String,
     },
 }

@@ -46,12 +46,15 @@ pub(crate) struct Upstream {
 }
 
 impl Upstream {
-    pub(crate) fn new(cfg: &keyward_config::UpstreamConfig) -> Result<Self, Error> {
+    pub(crate) fn new(cfg: &keyward_config::PoolConfig) -> Result<Self, Error> {
         let bad = |reason: &str| Error::Upstream {
-            url: cfg.url.clone(),
+            pool: "default".into(),
             reason: reason.to_owned(),
         };
-        let uri: Uri = cfg.url.parse().map_err(|_| bad("not a valid URL"))?;
+        let uri: Uri = cfg.servers[0]
+            .url
+            .parse()
+            .map_err(|_| bad("not a valid URL"))?;
         if uri.scheme() != Some(&Scheme::HTTP) {
             return Err(bad("only http:// upstreams are supported"));
         }

@@ -21,10 +21,15 @@
 
 mod error;
 mod forward;
+pub mod metrics;
+mod pool;
 mod resolver;
+mod route;
 mod server;
 mod signer;
+mod tickets;
 
 pub use error::Error;
 pub use server::Proxy;
 pub use signer::{signing_key, HsmSigningKey};
+pub use tickets::NodeRole;

@@ -224,7 +224,14 @@ impl Proxy {
     /// [`Error::CertificateFile`], [`Error::Key`], [`Error::KeyMismatch`], [`Error::Tls`],
     /// [`Error::Upstream`], [`Error::Bind`]; the first one found, with nothing left bound.
     pub fn build(config: &Config, hsm: &Hsm, session: &Session) -> Result<Proxy, Error> {
-        let upstream = Arc::new(Upstream::new(&config.upstream)?);
+        let pool = config
+            .upstreams
+            .get("default")
+            .ok_or_else(|| Error::Upstream {
+                pool: "default".into(),
+                reason: "not configured".into(),
+            })?;
+        let upstream = Arc::new(Upstream::new(pool)?);
         let mut prepared = Vec::new();
         for l in &config.listeners {
             prepared.push((l, Arc::new(tls_config(l, hsm, session)?)));

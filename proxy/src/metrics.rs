@@ -1,0 +1,143 @@
+//! Prometheus metrics of the proxy (the `prometheus` crate), served by the admin listener.
+//!
+//! Names follow Prometheus's conventions: `keyward_` prefix, base units (seconds), `_total`
+//! for counters. One process-wide registry: [`metrics()`] is cheap (a static reference) and
+//! every update is an atomic operation, so the handshake path takes no lock here.
+
+use std::sync::LazyLock;
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+
+/// Every metric the proxy exports.
+pub struct Metrics {
+    registry: Registry,
+    /// `keyward_tls_handshakes_total{version,result,resumed}`: `version` `1.2`/`1.3`/`unknown`,
+    /// `result` `ok`/`error`/`timeout`, `resumed` `true`/`false`.
+    pub tls_handshakes: IntCounterVec,
+    /// `keyward_tls_handshake_duration_seconds`: from the first ClientHello byte read to the
+    /// handshake's end, successful handshakes only.
+    pub tls_handshake_duration: Histogram,
+    /// `keyward_hsm_sign_duration_seconds`: one HSM signature in a handshake.
+    pub hsm_sign_duration: Histogram,
+    /// `keyward_hsm_errors_total`: HSM operations that failed in the proxy (signatures,
+    /// ticket encryption).
+    pub hsm_errors: IntCounter,
+    /// `keyward_connections_active{listener}`: client connections open now.
+    pub connections_active: IntGaugeVec,
+    /// `keyward_http_requests_total{route,status}`: requests answered, by route name (or
+    /// `none` when no route matched) and status code.
+    pub http_requests: IntCounterVec,
+    /// `keyward_upstream_request_duration_seconds{pool}`: from sending a request upstream to
+    /// the response headers.
+    pub upstream_request_duration: HistogramVec,
+    /// `keyward_upstream_healthy{pool,server}`: 1 when the server receives requests, else 0.
+    pub upstream_healthy: IntGaugeVec,
+    /// `keyward_certificate_not_after_seconds{name}`: the leaf certificate's notAfter as a
+    /// Unix time, by its first server name (or key label).
+    pub certificate_not_after: IntGaugeVec,
+    /// `keyward_config_reloads_total{result}`: SIGHUP reloads, `ok` or `error`.
+    pub config_reloads: IntCounterVec,
+    /// `keyward_proxy_protocol_rejected_total`: connections refused for a missing, malformed
+    /// or untrusted PROXY header.
+    pub proxy_protocol_rejected: IntCounter,
+}
+
+/// Buckets for sub-millisecond to second latencies, in seconds.
+const FAST_BUCKETS: [f64; 14] = [
+    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+    1.0,
+];
+/// Buckets for upstream requests, in seconds.
+const REQUEST_BUCKETS: [f64; 14] = [
+    0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+fn build() -> Result<Metrics, prometheus::Error> {
+    let registry = Registry::new();
+    let m = Metrics {
+        tls_handshakes: IntCounterVec::new(
+            Opts::new("keyward_tls_handshakes_total", "TLS handshakes by protocol version, result and whether the session was resumed."),
+            &["version", "result", "resumed"],
+        )?,
+        tls_handshake_duration: Histogram::with_opts(
+            HistogramOpts::new("keyward_tls_handshake_duration_seconds", "Duration of successful TLS handshakes.")
+                .buckets(FAST_BUCKETS.to_vec()),
+        )?,
+        hsm_sign_duration: Histogram::with_opts(
+            HistogramOpts::new("keyward_hsm_sign_duration_seconds", "Duration of one HSM signature made for a TLS handshake.")
+                .buckets(FAST_BUCKETS.to_vec()),
+        )?,
+        hsm_errors: IntCounter::new("keyward_hsm_errors_total", "HSM operations of the proxy that failed.")?,
+        connections_active: IntGaugeVec::new(
+            Opts::new("keyward_connections_active", "Client connections open now."),
+            &["listener"],
+        )?,
+        http_requests: IntCounterVec::new(
+            Opts::new("keyward_http_requests_total", "HTTP requests answered, by route and status code."),
+            &["route", "status"],
+        )?,
+        upstream_request_duration: HistogramVec::new(
+            HistogramOpts::new("keyward_upstream_request_duration_seconds", "Time from sending a request upstream to its response headers.")
+                .buckets(REQUEST_BUCKETS.to_vec()),
+            &["pool"],
+        )?,
+        upstream_healthy: IntGaugeVec::new(
+            Opts::new("keyward_upstream_healthy", "1 when the upstream server receives requests, 0 when ejected or failing its health check."),
+            &["pool", "server"],
+        )?,
+        certificate_not_after: IntGaugeVec::new(
+            Opts::new("keyward_certificate_not_after_seconds", "The served leaf certificate's notAfter, as a Unix time in seconds."),
+            &["name"],
+        )?,
+        config_reloads: IntCounterVec::new(
+            Opts::new("keyward_config_reloads_total", "Configuration reloads (SIGHUP) by result."),
+            &["result"],
+        )?,
+        proxy_protocol_rejected: IntCounter::new(
+            "keyward_proxy_protocol_rejected_total",
+            "Connections refused for a missing, malformed or untrusted PROXY protocol header.",
+        )?,
+        registry,
+    };
+    m.registry.register(Box::new(m.tls_handshakes.clone()))?;
+    m.registry
+        .register(Box::new(m.tls_handshake_duration.clone()))?;
+    m.registry.register(Box::new(m.hsm_sign_duration.clone()))?;
+    m.registry.register(Box::new(m.hsm_errors.clone()))?;
+    m.registry
+        .register(Box::new(m.connections_active.clone()))?;
+    m.registry.register(Box::new(m.http_requests.clone()))?;
+    m.registry
+        .register(Box::new(m.upstream_request_duration.clone()))?;
+    m.registry.register(Box::new(m.upstream_healthy.clone()))?;
+    m.registry
+        .register(Box::new(m.certificate_not_after.clone()))?;
+    m.registry.register(Box::new(m.config_reloads.clone()))?;
+    m.registry
+        .register(Box::new(m.proxy_protocol_rejected.clone()))?;
+    Ok(m)
+}
+
+static METRICS: LazyLock<Metrics> =
+    LazyLock::new(|| build().expect("metric names and labels are valid constants"));
+
+/// The process-wide metrics.
+pub fn metrics() -> &'static Metrics {
+    &METRICS
+}
+
+impl Metrics {
+    /// The Prometheus text exposition format (version 0.0.4) of every metric.
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        // Encoding into a Vec cannot fail for well-formed metric families.
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+/// The content type of [`Metrics::render`]'s output.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
