@@ -19,8 +19,11 @@
 
 #![deny(missing_docs)]
 
+pub mod admin;
 mod error;
 mod forward;
+mod http;
+mod listener;
 pub mod metrics;
 mod pool;
 mod resolver;
@@ -28,8 +31,9 @@ mod route;
 mod server;
 mod signer;
 mod tickets;
+mod tls;
 
 pub use error::Error;
-pub use server::Proxy;
+pub use server::{Proxy, ProxyHandle};
 pub use signer::{signing_key, HsmSigningKey};
 pub use tickets::NodeRole;
