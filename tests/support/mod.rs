@@ -27,6 +27,7 @@ pub fn keyward(args: &[&str]) -> Output {
         .args(args)
         .env_remove("KEYWARD_DATA_DIR")
         .env_remove("KEYWARD_CONFIG")
+        .env("KEYWARD_ADMIN__ADDRESS", "127.0.0.1:0")
         .output()
         .expect("run keyward")
 }
