@@ -21,6 +21,7 @@
 
 mod error;
 mod forward;
+mod h1guard;
 pub mod metrics;
 mod pool;
 mod resolver;
