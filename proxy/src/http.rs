@@ -16,6 +16,7 @@ use hyper::body::Incoming;
 use keyward_config::{ForwardedTrust, ListenerMode};
 
 use crate::forward::{has_dot_segment, plain, strip_hop_by_hop, ProxyBody};
+use crate::h1guard::{GuardVerdicts, RequestId, Verdict};
 use crate::listener::{Activity, ListenerState};
 use crate::metrics::metrics;
 use crate::pool::{UpstreamError, UpstreamRequest};
@@ -44,6 +45,8 @@ pub(crate) struct Handler {
     request_id_header: HeaderName,
     subject_header: Option<HeaderName>,
     hsts: Option<HeaderValue>,
+    /// HTTP/1.1 only: the smuggling guard's verdicts, one per request.
+    verdicts: Option<GuardVerdicts>,
 }
 
 /// Counts a request in flight on its connection until dropped.
@@ -78,6 +81,7 @@ impl Handler {
         st: Arc<ListenerState>,
         info: Arc<ConnInfo>,
         activity: Arc<Activity>,
+        verdicts: Option<GuardVerdicts>,
     ) -> Self {
         let request_id_header = HeaderName::from_bytes(st.cfg.request_id_header.as_bytes())
             .unwrap_or(HeaderName::from_static("x-request-id"));
@@ -98,6 +102,7 @@ impl Handler {
             request_id_header,
             subject_header,
             hsts,
+            verdicts,
         }
     }
 
@@ -113,10 +118,22 @@ impl Handler {
         let path = req.uri().path().to_owned();
         let version = req.version();
         let id = request_id();
-        let (mut res, route, pool) = if self.st.cfg.mode == ListenerMode::Redirect {
-            (self.redirect(&req), "redirect".to_owned(), None)
-        } else {
-            self.proxy(req, &id).await
+        let head = self.verdicts.as_ref().map(GuardVerdicts::next_head);
+        let (mut res, route, pool) = match head {
+            Some(h) if !h.verdict.is_ok() => {
+                let status = match h.verdict {
+                    Verdict::Reject(reason) => reason.status(),
+                    _ => StatusCode::BAD_REQUEST,
+                };
+                let mut res = plain(status, "ambiguous or invalid HTTP/1.1 framing");
+                res.headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                (res, "none".to_owned(), None)
+            }
+            _ if self.st.cfg.mode == ListenerMode::Redirect => {
+                (self.redirect(&req), "redirect".to_owned(), None)
+            }
+            _ => self.proxy(req, &id, head.map(|h| h.request)).await,
         };
         let status = res.status();
         if let Ok(v) = HeaderValue::from_str(&id) {
@@ -194,6 +211,7 @@ impl Handler {
         &self,
         req: Request<Incoming>,
         id: &str,
+        guarded: Option<RequestId>,
     ) -> (Response<ProxyBody>, String, Option<String>) {
         let bad = |detail: &str| {
             (
@@ -325,6 +343,14 @@ impl Handler {
                 }
             }
         };
+        if let (Some(v), Some(request)) = (&self.verdicts, guarded) {
+            if !v.body_verdict(request).is_ok() {
+                let mut res = plain(StatusCode::BAD_REQUEST, "invalid chunked framing");
+                res.headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                return (res, route_name, None);
+            }
+        }
         parts.headers.remove(header::CONTENT_LENGTH);
         parts.version = Version::HTTP_11;
         let req = UpstreamRequest {
@@ -353,6 +379,13 @@ impl Handler {
         let (mut parts, body) = res.into_parts();
         strip_hop_by_hop(&mut parts.headers);
         parts.headers.remove(header::UPGRADE);
+        if upgrade {
+            // The guard stopped inspecting at the upgrade request; a refused upgrade ends the
+            // connection rather than leave later requests unchecked.
+            parts
+                .headers
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         // Answer in the client's protocol, not the upstream's: an HTTP/1.0 upstream must not
         // turn a keep-alive HTTP/1.1 client connection into HTTP/1.0.
         parts.version = client_version;

@@ -22,6 +22,7 @@
 pub mod admin;
 mod error;
 mod forward;
+mod h1guard;
 mod http;
 mod listener;
 pub mod metrics;

@@ -16,6 +16,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 use tokio_rustls::LazyConfigAcceptor;
 
+use crate::h1guard::H1Guard;
 use crate::http::{ConnInfo, Handler};
 use crate::metrics::metrics;
 use crate::pool::{Pool, Pools};
@@ -502,7 +503,15 @@ async fn serve_http<IO>(
 ) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let handler = Arc::new(Handler::new(st.clone(), info.clone(), activity.clone()));
+    // HTTP/1.1 framing is checked by the smuggling guard before hyper sees it.
+    let (io, verdicts) = H1Guard::new(io, st.cfg.max_header_bytes.max(8192));
+    let verdicts = (!h2).then_some(verdicts);
+    let handler = Arc::new(Handler::new(
+        st.clone(),
+        info.clone(),
+        activity.clone(),
+        verdicts,
+    ));
     let service = hyper::service::service_fn(move |req| {
         let handler = handler.clone();
         async move { handler.handle(req).await }
