@@ -316,6 +316,20 @@ impl Pool {
         &self,
         req: UpstreamRequest,
     ) -> Result<Response<Incoming>, UpstreamError> {
+        self.send_counted(req).await.map(|(resp, _)| resp)
+    }
+
+    /// [`Pool::send`], returning also the [`InFlight`] guard of the server that answered:
+    /// keep it until the response body has been relayed so that `least_requests` counts
+    /// long responses (and upgraded connections) as busy. [`Pool::send`] drops it at the
+    /// response headers.
+    ///
+    /// # Errors
+    /// As [`Pool::send`].
+    pub(crate) async fn send_counted(
+        &self,
+        req: UpstreamRequest,
+    ) -> Result<(Response<Incoming>, InFlight), UpstreamError> {
         let UpstreamRequest {
             parts,
             body,
@@ -335,7 +349,7 @@ impl Pool {
                 break;
             };
             let server = &self.servers[i];
-            let _in_flight = InFlight::new(server);
+            let in_flight = InFlight::new(server);
             let uri = server
                 .uri(parts.uri.path_and_query())
                 .ok_or(UpstreamError::Failed)?;
@@ -350,7 +364,7 @@ impl Pool {
                     self.request_duration
                         .observe(started.elapsed().as_secs_f64());
                     server.record_success();
-                    return Ok(resp);
+                    return Ok((resp, in_flight));
                 }
                 Ok(Err(e)) if e.is_connect() => {
                     debug!(pool = %self.name, server = %server.url, error = %ErrorChain(&e), "upstream connect failed");
@@ -411,6 +425,15 @@ impl Pool {
         } else {
             UpstreamError::Connect
         })
+    }
+
+    /// How many servers are healthy now (e.g. for a readiness check).
+    pub(crate) fn healthy_count(&self) -> usize {
+        let Some(first) = self.servers.first() else {
+            return 0;
+        };
+        let now = first.now_ms();
+        self.servers.iter().filter(|s| s.is_healthy(now)).count()
     }
 
     /// A healthy server not in `tried`, by the pool's balance; `None` when there is none.
