@@ -367,12 +367,22 @@ impl Pool {
                     return Ok((resp, in_flight));
                 }
                 Ok(Err(e)) if e.is_connect() => {
-                    debug!(pool = %self.name, server = %server.url, error = %ErrorChain(&e), "upstream connect failed");
+                    debug!(
+                        pool = %self.name,
+                        server = %server.url,
+                        error = %ErrorChain(&e),
+                        "upstream connect failed",
+                    );
                     server.record_failure(&self.name);
                     tried.push(i);
                 }
                 Ok(Err(e)) => {
-                    debug!(pool = %self.name, server = %server.url, error = %ErrorChain(&e), "upstream request failed");
+                    debug!(
+                        pool = %self.name,
+                        server = %server.url,
+                        error = %ErrorChain(&e),
+                        "upstream request failed",
+                    );
                     return Err(UpstreamError::Failed);
                 }
                 Err(_) => {
@@ -411,7 +421,12 @@ impl Pool {
                     return Ok((stream, guard));
                 }
                 Ok(Err(e)) => {
-                    debug!(pool = %self.name, server = %server.url, error = %e, "upstream connect failed");
+                    debug!(
+                        pool = %self.name,
+                        server = %server.url,
+                        error = %e,
+                        "upstream connect failed",
+                    );
                 }
                 Err(_) => {
                     debug!(pool = %self.name, server = %server.url, "upstream connect timeout");
@@ -519,7 +534,12 @@ async fn health_loop(pool: Arc<Pool>, server: Arc<Server>, hc: HealthCheckConfig
         .ok()
         .and_then(|pq| server.uri(Some(&pq)));
     let (Some(uri), Ok(host)) = (uri, HeaderValue::from_str(&server.authority_text)) else {
-        warn!(pool = %pool.name, server = %server.url, path = %hc.path, "health check path does not make a valid URI; not checking");
+        warn!(
+            pool = %pool.name,
+            server = %server.url,
+            path = %hc.path,
+            "health check path does not make a valid URI; not checking",
+        );
         return;
     };
     let mut ticker = tokio::time::interval(Duration::from_millis(hc.interval_ms));
@@ -544,9 +564,19 @@ async fn health_loop(pool: Arc<Pool>, server: Arc<Server>, hc: HealthCheckConfig
         server.check_ok.store(passed, Ordering::Relaxed);
         server.refresh_gauge();
         if passed {
-            info!(pool = %pool.name, server = %server.url, reason = %result, "upstream server healthy again");
+            info!(
+                pool = %pool.name,
+                server = %server.url,
+                reason = %result,
+                "upstream server healthy again",
+            );
         } else {
-            info!(pool = %pool.name, server = %server.url, reason = %result, "upstream server unhealthy");
+            info!(
+                pool = %pool.name,
+                server = %server.url,
+                reason = %result,
+                "upstream server unhealthy",
+            );
         }
     }
 }
@@ -642,7 +672,13 @@ impl Server {
         if previous > now {
             return; // Already ejected: the window was extended.
         }
-        info!(pool = %pool, server = %self.url, consecutive_failures = fails, ejected_ms = window, "upstream server ejected");
+        info!(
+            pool = %pool,
+            server = %self.url,
+            consecutive_failures = fails,
+            ejected_ms = window,
+            "upstream server ejected",
+        );
         self.refresh_gauge();
         let weak: Weak<Server> = Arc::downgrade(self);
         tokio::spawn(async move {
@@ -676,7 +712,8 @@ impl Drop for InFlight {
     }
 }
 
-/// rustls client settings for `https://` servers: aws-lc-rs, TLS 1.2 and 1.3; roots from `tls_ca_file` (PEM `CERTIFICATE` blocks) or webpki-roots.
+/// rustls client settings for `https://` servers: aws-lc-rs, TLS 1.2 and 1.3; roots from
+/// `tls_ca_file` (PEM `CERTIFICATE` blocks) or webpki-roots.
 fn tls_config(cfg: &PoolConfig) -> Result<rustls::ClientConfig, String> {
     let mut roots = rustls::RootCertStore::empty();
     match &cfg.tls_ca_file {
