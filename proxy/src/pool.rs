@@ -316,6 +316,20 @@ impl Pool {
         &self,
         req: UpstreamRequest,
     ) -> Result<Response<Incoming>, UpstreamError> {
+        self.send_counted(req).await.map(|(resp, _)| resp)
+    }
+
+    /// [`Pool::send`], returning also the [`InFlight`] guard of the server that answered:
+    /// keep it until the response body has been relayed so that `least_requests` counts
+    /// long responses (and upgraded connections) as busy. [`Pool::send`] drops it at the
+    /// response headers.
+    ///
+    /// # Errors
+    /// As [`Pool::send`].
+    pub(crate) async fn send_counted(
+        &self,
+        req: UpstreamRequest,
+    ) -> Result<(Response<Incoming>, InFlight), UpstreamError> {
         let UpstreamRequest {
             parts,
             body,
@@ -335,7 +349,7 @@ impl Pool {
                 break;
             };
             let server = &self.servers[i];
-            let _in_flight = InFlight::new(server);
+            let in_flight = InFlight::new(server);
             let uri = server
                 .uri(parts.uri.path_and_query())
                 .ok_or(UpstreamError::Failed)?;
@@ -350,15 +364,25 @@ impl Pool {
                     self.request_duration
                         .observe(started.elapsed().as_secs_f64());
                     server.record_success();
-                    return Ok(resp);
+                    return Ok((resp, in_flight));
                 }
                 Ok(Err(e)) if e.is_connect() => {
-                    debug!(pool = %self.name, server = %server.url, error = %ErrorChain(&e), "upstream connect failed");
+                    debug!(
+                        pool = %self.name,
+                        server = %server.url,
+                        error = %ErrorChain(&e),
+                        "upstream connect failed",
+                    );
                     server.record_failure(&self.name);
                     tried.push(i);
                 }
                 Ok(Err(e)) => {
-                    debug!(pool = %self.name, server = %server.url, error = %ErrorChain(&e), "upstream request failed");
+                    debug!(
+                        pool = %self.name,
+                        server = %server.url,
+                        error = %ErrorChain(&e),
+                        "upstream request failed",
+                    );
                     return Err(UpstreamError::Failed);
                 }
                 Err(_) => {
@@ -397,7 +421,12 @@ impl Pool {
                     return Ok((stream, guard));
                 }
                 Ok(Err(e)) => {
-                    debug!(pool = %self.name, server = %server.url, error = %e, "upstream connect failed");
+                    debug!(
+                        pool = %self.name,
+                        server = %server.url,
+                        error = %e,
+                        "upstream connect failed",
+                    );
                 }
                 Err(_) => {
                     debug!(pool = %self.name, server = %server.url, "upstream connect timeout");
@@ -411,6 +440,15 @@ impl Pool {
         } else {
             UpstreamError::Connect
         })
+    }
+
+    /// How many servers are healthy now (e.g. for a readiness check).
+    pub(crate) fn healthy_count(&self) -> usize {
+        let Some(first) = self.servers.first() else {
+            return 0;
+        };
+        let now = first.now_ms();
+        self.servers.iter().filter(|s| s.is_healthy(now)).count()
     }
 
     /// A healthy server not in `tried`, by the pool's balance; `None` when there is none.
@@ -496,7 +534,12 @@ async fn health_loop(pool: Arc<Pool>, server: Arc<Server>, hc: HealthCheckConfig
         .ok()
         .and_then(|pq| server.uri(Some(&pq)));
     let (Some(uri), Ok(host)) = (uri, HeaderValue::from_str(&server.authority_text)) else {
-        warn!(pool = %pool.name, server = %server.url, path = %hc.path, "health check path does not make a valid URI; not checking");
+        warn!(
+            pool = %pool.name,
+            server = %server.url,
+            path = %hc.path,
+            "health check path does not make a valid URI; not checking",
+        );
         return;
     };
     let mut ticker = tokio::time::interval(Duration::from_millis(hc.interval_ms));
@@ -521,9 +564,19 @@ async fn health_loop(pool: Arc<Pool>, server: Arc<Server>, hc: HealthCheckConfig
         server.check_ok.store(passed, Ordering::Relaxed);
         server.refresh_gauge();
         if passed {
-            info!(pool = %pool.name, server = %server.url, reason = %result, "upstream server healthy again");
+            info!(
+                pool = %pool.name,
+                server = %server.url,
+                reason = %result,
+                "upstream server healthy again",
+            );
         } else {
-            info!(pool = %pool.name, server = %server.url, reason = %result, "upstream server unhealthy");
+            info!(
+                pool = %pool.name,
+                server = %server.url,
+                reason = %result,
+                "upstream server unhealthy",
+            );
         }
     }
 }
@@ -619,7 +672,13 @@ impl Server {
         if previous > now {
             return; // Already ejected: the window was extended.
         }
-        info!(pool = %pool, server = %self.url, consecutive_failures = fails, ejected_ms = window, "upstream server ejected");
+        info!(
+            pool = %pool,
+            server = %self.url,
+            consecutive_failures = fails,
+            ejected_ms = window,
+            "upstream server ejected",
+        );
         self.refresh_gauge();
         let weak: Weak<Server> = Arc::downgrade(self);
         tokio::spawn(async move {
@@ -653,7 +712,8 @@ impl Drop for InFlight {
     }
 }
 
-/// rustls client settings for `https://` servers: aws-lc-rs, TLS 1.2 and 1.3; roots from `tls_ca_file` (PEM `CERTIFICATE` blocks) or webpki-roots.
+/// rustls client settings for `https://` servers: aws-lc-rs, TLS 1.2 and 1.3; roots from
+/// `tls_ca_file` (PEM `CERTIFICATE` blocks) or webpki-roots.
 fn tls_config(cfg: &PoolConfig) -> Result<rustls::ClientConfig, String> {
     let mut roots = rustls::RootCertStore::empty();
     match &cfg.tls_ca_file {

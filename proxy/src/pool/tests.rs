@@ -294,6 +294,21 @@ async fn least_requests_prefers_the_idle_server() {
         pool.send(get("/x")).await.unwrap();
     }
     assert!(busy.hits() > 1, "the formerly busy server is used again");
+    // A guard kept past the response headers keeps its server busy.
+    let (_resp, guard) = pool.send_counted(get("/x")).await.unwrap();
+    let kept = Arc::clone(&guard.0);
+    let kept_hits = if kept.url == a.url() { &a } else { &b };
+    let before = kept_hits.hits();
+    for _ in 0..10 {
+        pool.send(get("/x")).await.unwrap();
+    }
+    assert_eq!(
+        kept_hits.hits(),
+        before,
+        "the server with a kept guard is busy"
+    );
+    drop(guard);
+    assert_eq!(kept.in_flight.load(Ordering::SeqCst), 0);
 }
 
 #[tokio::test]
@@ -381,6 +396,7 @@ async fn active_health_checks_fall_and_rise() {
         b.url()
     ));
     let pool = pools.get("active").unwrap();
+    assert_eq!(pool.healthy_count(), 2);
     let baseline = Arc::strong_count(&pool);
     let checks = pools.start_health_checks();
     eventually("checks of both servers", || {
@@ -437,6 +453,7 @@ async fn all_unhealthy_is_no_server() {
     let _checks = pools.start_health_checks();
     eventually("a to be marked unhealthy", || gauge("down", &a.url()) == 0).await;
     let pool = pools.get("down").unwrap();
+    assert_eq!(pool.healthy_count(), 0);
     assert_eq!(
         pool.send(get("/x")).await.map(|r| r.status()),
         Err(UpstreamError::NoServer)
