@@ -25,7 +25,7 @@
 //! "#).unwrap();
 //! let env = [("KEYWARD_UPSTREAM__RESPONSE_TIMEOUT_MS".to_string(), "2500".to_string())];
 //! let config = keyward_config::Config::load(&file, env).unwrap();
-//! assert_eq!(config.upstream.response_timeout_ms, 2500);
+//! assert_eq!(config.upstreams["default"].response_timeout_ms, 2500);
 //! assert_eq!(config.listeners[0].certificates[0].chain_file, dir.path().join("web.pem"));
 //! ```
 

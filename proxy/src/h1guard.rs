@@ -294,16 +294,6 @@ impl<IO> H1Guard<IO> {
         let inspector = Inspector::new(max_head_bytes, verdicts.clone());
         (Self { io, inspector }, verdicts)
     }
-
-    /// The wrapped stream (e.g. to read the TLS session's ALPN or SNI).
-    pub(crate) fn get_ref(&self) -> &IO {
-        &self.io
-    }
-
-    /// Unwraps the stream.
-    pub(crate) fn into_inner(self) -> IO {
-        self.io
-    }
 }
 
 impl<IO: AsyncRead + Unpin> AsyncRead for H1Guard<IO> {

@@ -358,7 +358,7 @@ impl Handler {
             body: bytes,
             trailers,
         };
-        let res = match pool.send(req).await {
+        let (res, in_flight) = match pool.send_counted(req).await {
             Ok(r) => r,
             Err(e) => {
                 let (status, detail) = match e {
@@ -374,7 +374,11 @@ impl Handler {
             }
         };
         if upgrade && res.status() == StatusCode::SWITCHING_PROTOCOLS {
-            return (self.splice(res, on_upgrade), route_name, Some(pool_name));
+            return (
+                self.splice(res, on_upgrade, in_flight),
+                route_name,
+                Some(pool_name),
+            );
         }
         let (mut parts, body) = res.into_parts();
         strip_hop_by_hop(&mut parts.headers);
@@ -389,6 +393,11 @@ impl Handler {
         // Answer in the client's protocol, not the upstream's: an HTTP/1.0 upstream must not
         // turn a keep-alive HTTP/1.1 client connection into HTTP/1.0.
         parts.version = client_version;
+        // The server counts as busy (least_requests) until the body has been sent.
+        let body = body.map_frame(move |frame| {
+            let _ = &in_flight;
+            frame
+        });
         (
             Response::from_parts(parts, body.boxed()),
             route_name,
@@ -479,6 +488,7 @@ impl Handler {
         &self,
         mut upstream_res: Response<Incoming>,
         client: Option<hyper::upgrade::OnUpgrade>,
+        in_flight: crate::pool::InFlight,
     ) -> Response<ProxyBody> {
         let upstream = hyper::upgrade::on(&mut upstream_res);
         let (mut parts, _) = upstream_res.into_parts();
@@ -504,6 +514,7 @@ impl Handler {
                 let mut c = hyper_util::rt::TokioIo::new(c);
                 let mut u = hyper_util::rt::TokioIo::new(u);
                 let _ = tokio::io::copy_bidirectional(&mut c, &mut u).await;
+                drop(in_flight);
             });
         }
         let body = http_body_util::Empty::<Bytes>::new()

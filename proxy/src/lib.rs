@@ -1,18 +1,27 @@
-//! Keyward's edge proxy: terminates TLS with keys held in the HSM and forwards HTTP.
+//! Keyward's edge proxy: terminates TLS with keys held in the HSM and forwards HTTP (or, in
+//! layer-4 mode, a byte stream).
 //!
 //! The proxy never holds private key bytes. Each configured certificate names an HSM key by
 //! label; [`HsmSigningKey`] implements rustls's `SigningKey` over that key, so the TLS 1.3
-//! CertificateVerify and TLS 1.2 ServerKeyExchange signatures are made by the HSM.
-//! Certificates are chosen by SNI (exact, then wildcard, then default) and by the client's
-//! signature schemes (ECDSA/Ed25519 before RSA). Requests are served over HTTP/1.1 or HTTP/2
-//! (ALPN) and forwarded over pooled HTTP/1.1 keep-alive connections with `X-Forwarded-For`,
-//! `X-Forwarded-Proto` and `X-Forwarded-Host` set and hop-by-hop headers removed. An
-//! unreachable upstream gives `502`, one slower than `upstream.response_timeout_ms` gives `504`.
+//! CertificateVerify and TLS 1.2 ServerKeyExchange signatures are made by the HSM. Session
+//! tickets are sealed with AES-256 key objects in the HSM, so every node sharing a store
+//! resumes every other node's sessions.
+//!
+//! Per connection: an optional PROXY protocol v1/v2 header (from trusted sources only), the
+//! TLS handshake (certificate by SNI: exact, wildcard, default; ECDSA/Ed25519 before RSA by
+//! the client's signature schemes; optional client certificates), then by ALPN HTTP/1.1 (behind
+//! a request-smuggling guard) or HTTP/2. Per request: routing by Host and path prefix to an
+//! upstream pool (round robin or least requests, active and passive health checks, retries of
+//! idempotent requests), `X-Forwarded-*` and `Forwarded` (RFC 7239), a request id, limits
+//! (`413`, `431`), WebSocket upgrades spliced through. `502` for an unreachable upstream,
+//! `503` when no server is healthy, `504` for a slow one. Prometheus metrics in [`metrics`],
+//! served with `/healthz` and `/readyz` by [`admin::serve_admin`].
 //!
 //! ```no_run
-//! # async fn run(config: keyward_config::Config, hsm: keyward_hsm::Hsm) -> Result<(), Box<dyn std::error::Error>> {
+//! # async fn run(config: keyward_config::Config, hsm: std::sync::Arc<keyward_hsm::Hsm>) -> Result<(), Box<dyn std::error::Error>> {
 //! let session = hsm.service_session(keyward_hsm::PROXY_USER)?;
-//! let proxy = keyward_proxy::Proxy::build(&config, &hsm, &session)?;
+//! let proxy = keyward_proxy::Proxy::build(&config, &hsm, &session, keyward_proxy::NodeRole::Writer)?;
+//! let reload = proxy.handle(); // reload.reload(&new_config) on SIGHUP
 //! proxy.run(async { let _ = tokio::signal::ctrl_c().await; }).await;
 //! # Ok(()) }
 //! ```

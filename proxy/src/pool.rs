@@ -31,13 +31,6 @@
 //! its response headers.
 
 // The listener (http.rs/listener.rs) that calls this module is being written in parallel.
-#![cfg_attr(
-    not(test),
-    allow(
-        dead_code,
-        reason = "called by the HTTP and TCP listeners, being wired in"
-    )
-)]
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -303,6 +296,7 @@ impl Pool {
         &self.name
     }
 
+    #[cfg(test)]
     /// Sends `req` to a healthy server: `scheme://authority{prefix}{path_and_query}`, HTTP/1.1,
     /// the client's `Host` kept. A connect failure of an idempotent request is retried on
     /// up to `retries` other healthy servers.
@@ -442,6 +436,7 @@ impl Pool {
         })
     }
 
+    #[cfg(test)]
     /// How many servers are healthy now (e.g. for a readiness check).
     pub(crate) fn healthy_count(&self) -> usize {
         let Some(first) = self.servers.first() else {

@@ -10,11 +10,6 @@
 //! [`Router::new`] sorts the routes once into that order, so [`Router::route`] is a linear
 //! scan that returns the first match and allocates nothing.
 
-#![cfg_attr(
-    not(test),
-    allow(dead_code, reason = "called by the HTTP listener, being wired in")
-)]
-
 use keyward_config::RouteConfig;
 
 /// A matched route: its name (the metrics label) and its pool's name.
