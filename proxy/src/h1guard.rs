@@ -38,8 +38,9 @@
 //! after it on the connection can be trusted, and the service must answer `400` (or the
 //! reason's [`RejectReason::status`]) with `Connection: close`. Invalid chunked framing marks
 //! the *current* request's body as rejected ([`GuardVerdicts::body_verdict`]) and also stops
-//! inspection. A request with `Upgrade` (HTTP/1.1) or the method `CONNECT` stops inspection
-//! after its head, since after a `101`/`2xx` the stream is no longer HTTP. Any request head
+//! inspection. An HTTP/1.1 request with `Upgrade` and `Connection: upgrade` (RFC 9110 §7.8),
+//! or with the method `CONNECT`, stops inspection after its head, since after a `101`/`2xx`
+//! the stream is no longer HTTP. Any request head
 //! that arrives after inspection stopped gets [`Verdict::Uninspected`]: the service should
 //! refuse it (fail closed), so a refused upgrade should be answered with `Connection: close`.
 //!
@@ -294,16 +295,6 @@ impl<IO> H1Guard<IO> {
         let inspector = Inspector::new(max_head_bytes, verdicts.clone());
         (Self { io, inspector }, verdicts)
     }
-
-    /// The wrapped stream (e.g. to read the TLS session's ALPN or SNI).
-    pub(crate) fn get_ref(&self) -> &IO {
-        &self.io
-    }
-
-    /// Unwraps the stream.
-    pub(crate) fn into_inner(self) -> IO {
-        self.io
-    }
 }
 
 impl<IO: AsyncRead + Unpin> AsyncRead for H1Guard<IO> {
@@ -446,7 +437,10 @@ enum Framing {
 /// The outcome of parsing a (possibly incomplete) head.
 enum Parsed {
     /// A complete head of `len` bytes, judged.
-    Complete { len: usize, judged: Result<Framing, RejectReason> },
+    Complete {
+        len: usize,
+        judged: Result<Framing, RejectReason>,
+    },
     /// More bytes are needed.
     Partial,
     /// httparse refused the bytes.
@@ -492,7 +486,8 @@ impl Inspector {
                 State::Stopped => return,
                 State::Head => self.feed_head(input),
                 State::Body { remaining } => {
-                    let skip = usize::try_from(remaining).map_or(input.len(), |r| r.min(input.len()));
+                    let skip =
+                        usize::try_from(remaining).map_or(input.len(), |r| r.min(input.len()));
                     let remaining = remaining - skip as u64;
                     self.state = if remaining == 0 {
                         State::Head
@@ -781,6 +776,7 @@ fn judge(request: &httparse::Request<'_, '_>) -> Result<Framing, RejectReason> {
     let mut transfer_encoding: Option<&[u8]> = None;
     let mut hosts = 0_usize;
     let mut upgrade = false;
+    let mut connection_upgrade = false;
     for header in request.headers.iter() {
         let name = header.name.as_bytes();
         if name.eq_ignore_ascii_case(b"content-length") {
@@ -794,8 +790,12 @@ fn judge(request: &httparse::Request<'_, '_>) -> Result<Framing, RejectReason> {
         } else if name.eq_ignore_ascii_case(b"host") {
             hosts += 1;
         } else if name.eq_ignore_ascii_case(b"upgrade") {
-            // hyper upgrades only HTTP/1.1 requests.
-            upgrade = !http10;
+            upgrade = true;
+        } else if name.eq_ignore_ascii_case(b"connection") {
+            connection_upgrade |= header
+                .value
+                .split(|&b| b == b',')
+                .any(|option| trim_ows(option).eq_ignore_ascii_case(b"upgrade"));
         }
     }
     if hosts > 1 {
@@ -815,7 +815,9 @@ fn judge(request: &httparse::Request<'_, '_>) -> Result<Framing, RejectReason> {
         (None, Some(length)) => Framing::Length(length),
         (None, None) => Framing::Empty,
     };
-    if upgrade || request.method == Some("CONNECT") {
+    // An upgrade (RFC 9110 §7.8) is an HTTP/1.1 request with `Upgrade` and the `upgrade`
+    // connection option; the service upgrades exactly those (and hyper only HTTP/1.1 ones).
+    if (upgrade && connection_upgrade && !http10) || request.method == Some("CONNECT") {
         return Ok(Framing::Opaque);
     }
     Ok(framing)
@@ -832,7 +834,9 @@ fn parse_content_length(value: &[u8]) -> Result<u64, RejectReason> {
     }
     value
         .iter()
-        .try_fold(0_u64, |n, &d| n.checked_mul(10)?.checked_add(u64::from(d - b'0')))
+        .try_fold(0_u64, |n, &d| {
+            n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+        })
         .ok_or(RejectReason::InvalidContentLength)
 }
 
@@ -875,7 +879,10 @@ fn has_obs_fold(head: &[u8]) -> bool {
 fn trim_ows(value: &[u8]) -> &[u8] {
     let is_ows = |b: &u8| *b == b' ' || *b == b'\t';
     let start = value.iter().position(|b| !is_ows(b)).unwrap_or(value.len());
-    let end = value.iter().rposition(|b| !is_ows(b)).map_or(start, |i| i + 1);
+    let end = value
+        .iter()
+        .rposition(|b| !is_ows(b))
+        .map_or(start, |i| i + 1);
     &value[start..end]
 }
 
@@ -997,7 +1004,8 @@ mod tests {
         check(&cat(&[&post, b"hello world", GET]), &ok(2));
         check(&cat(&[&head_with("Content-Length:  0 \r\n"), GET]), &ok(2));
         // A body that looks like a bad request head is data, not a head.
-        let smuggled = b"GET /x HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n";
+        let smuggled =
+            b"GET /x HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n";
         let post = head_with(&format!("Content-Length: {}\r\n", smuggled.len()));
         check(&cat(&[&post, smuggled, GET]), &ok(2));
     }
@@ -1045,7 +1053,10 @@ mod tests {
             "transfer-encoding: chunked\r\ncontent-length: 0\r\n",
         ] {
             check(&cat(&[&head_with(fields), body, GET]), &rejected(0, reason));
-            check(&cat(&[GET, &head_with(fields), body, GET]), &rejected(1, reason));
+            check(
+                &cat(&[GET, &head_with(fields), body, GET]),
+                &rejected(1, reason),
+            );
         }
     }
 
@@ -1058,7 +1069,10 @@ mod tests {
             "Content-Length: 5, 5\r\n",
             "Content-Length: 5,\r\n",
         ] {
-            check(&cat(&[&head_with(fields), b"hello", GET]), &rejected(0, reason));
+            check(
+                &cat(&[&head_with(fields), b"hello", GET]),
+                &rejected(0, reason),
+            );
         }
     }
 
@@ -1066,7 +1080,10 @@ mod tests {
     fn invalid_content_length() {
         for value in ["+5", "-5", "0x5", "5 5", "", "5.0", "99999999999999999999"] {
             let head = head_with(&format!("Content-Length: {value}\r\n"));
-            check(&cat(&[&head, b"hello"]), &rejected(0, RejectReason::InvalidContentLength));
+            check(
+                &cat(&[&head, b"hello"]),
+                &rejected(0, RejectReason::InvalidContentLength),
+            );
         }
         // The largest u64 is a valid length (hyper refuses it itself if it must).
         let head = head_with(&format!("Content-Length: {}\r\n", u64::MAX));
@@ -1115,8 +1132,15 @@ mod tests {
 
     #[test]
     fn obs_fold() {
-        for fields in ["X-A: b\r\n c\r\n", "X-A: b\r\n\tc\r\n", "Content-Length: 0\r\n 5\r\n"] {
-            check(&cat(&[&head_with(fields), GET]), &rejected(0, RejectReason::ObsFold));
+        for fields in [
+            "X-A: b\r\n c\r\n",
+            "X-A: b\r\n\tc\r\n",
+            "Content-Length: 0\r\n 5\r\n",
+        ] {
+            check(
+                &cat(&[&head_with(fields), GET]),
+                &rejected(0, RejectReason::ObsFold),
+            );
         }
     }
 
@@ -1148,7 +1172,10 @@ mod tests {
     #[test]
     fn too_many_headers() {
         let fields: String = (0..MAX_HEADERS).map(|i| format!("X-{i}: v\r\n")).collect();
-        check(&head_with(&fields), &rejected(0, RejectReason::TooManyHeaders));
+        check(
+            &head_with(&fields),
+            &rejected(0, RejectReason::TooManyHeaders),
+        );
         let fields: String = (1..MAX_HEADERS).map(|i| format!("X-{i}: v\r\n")).collect();
         check(&head_with(&fields), &ok(1));
     }
@@ -1177,7 +1204,10 @@ mod tests {
             check(&cat(&[GET, CHUNKED_HEAD, body, GET]), &bad_body(2));
         }
         // Leading zeros do not overflow.
-        check(&cat(&[CHUNKED_HEAD, b"00000000000000000000003\r\nabc\r\n0\r\n\r\n"]), &ok(1));
+        check(
+            &cat(&[CHUNKED_HEAD, b"00000000000000000000003\r\nabc\r\n0\r\n\r\n"]),
+            &ok(1),
+        );
         let verdicts = GuardVerdicts::default();
         Inspector::new(LIMIT, verdicts.clone()).feed(&cat(&[CHUNKED_HEAD, b"zz\r\n"]));
         let head = verdicts.next_head();
@@ -1195,9 +1225,15 @@ mod tests {
         assert_eq!(inspect_with(LIMIT, &[CHUNKED_HEAD, body.as_bytes()]), ok(1));
         let ext = "a".repeat(MAX_CHUNK_EXTENSION_BYTES);
         let body = format!("1;{ext}\r\nx\r\n0\r\n\r\n");
-        assert_eq!(inspect_with(LIMIT, &[CHUNKED_HEAD, body.as_bytes()]), bad_body(1));
+        assert_eq!(
+            inspect_with(LIMIT, &[CHUNKED_HEAD, body.as_bytes()]),
+            bad_body(1)
+        );
         let trailer = format!("0\r\nX-A: {}\r\n\r\n", "v".repeat(LIMIT));
-        assert_eq!(inspect_with(LIMIT, &[CHUNKED_HEAD, trailer.as_bytes()]), bad_body(1));
+        assert_eq!(
+            inspect_with(LIMIT, &[CHUNKED_HEAD, trailer.as_bytes()]),
+            bad_body(1)
+        );
     }
 
     #[test]
@@ -1212,9 +1248,19 @@ mod tests {
             stopped: true,
         };
         check(&cat(&[upgrade, after]), &opaque);
-        check(&cat(&[b"CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n", after]), &opaque);
-        // hyper does not upgrade HTTP/1.0, so neither does the guard.
-        check(&cat(&[b"GET / HTTP/1.0\r\nUpgrade: websocket\r\n\r\n", GET]), &ok(2));
+        check(
+            &cat(&[b"CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n", after]),
+            &opaque,
+        );
+        let h2c: &[u8] =
+            b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: h2c\r\nConnection: close ,\tUpgrade\r\n\r\n";
+        check(&cat(&[h2c, after]), &opaque);
+        // hyper does not upgrade HTTP/1.0, and `Upgrade` without the connection option is no
+        // upgrade (the service does not upgrade it either): inspection goes on.
+        let http10: &[u8] = b"GET / HTTP/1.0\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n";
+        check(&cat(&[http10, GET]), &ok(2));
+        let no_option: &[u8] = b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\r\n";
+        check(&cat(&[no_option, GET]), &ok(2));
 
         let verdicts = GuardVerdicts::default();
         Inspector::new(LIMIT, verdicts.clone()).feed(&cat(&[upgrade, GET]));
@@ -1441,7 +1487,11 @@ mod tests {
                 "5\r\nhelloX\r\n0\r\n\r\n",
             ] {
                 let response = server.exchange(format!("{head}{body}").as_bytes()).await;
-                assert_eq!(statuses(&response), ["400 Bad Request"], "{body:?}: {response}");
+                assert_eq!(
+                    statuses(&response),
+                    ["400 Bad Request"],
+                    "{body:?}: {response}"
+                );
             }
             let folded = b"GET / HTTP/1.1\r\nHost: a\r\nX-A: b\r\n c\r\n\r\n";
             let response = server.exchange(folded).await;
@@ -1465,7 +1515,11 @@ mod tests {
                 3;x=y\r\nabc\r\n0\r\nX-T: 1\r\n\r\n\
                 POST /3 HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi";
             let response = server.exchange(pipelined).await;
-            assert_eq!(statuses(&response), ["200 OK", "200 OK", "200 OK"], "{response}");
+            assert_eq!(
+                statuses(&response),
+                ["200 OK", "200 OK", "200 OK"],
+                "{response}"
+            );
             assert!(response.contains("forwarded 3"), "{response}");
             assert_eq!(server.forwarded(), 4);
         }
@@ -1477,7 +1531,11 @@ mod tests {
                 POST /2 HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello\
                 GET /3 HTTP/1.1\r\nHost: a\r\n\r\n";
             let response = server.exchange(pipelined).await;
-            assert_eq!(statuses(&response), ["200 OK", "400 Bad Request"], "{response}");
+            assert_eq!(
+                statuses(&response),
+                ["200 OK", "400 Bad Request"],
+                "{response}"
+            );
             assert_eq!(server.forwarded(), 1);
         }
     }
