@@ -78,14 +78,6 @@
 //! that head; the end is found incrementally, so a head sent one byte at a time is not
 //! re-parsed. Bodies cost nothing per byte beyond chunk-size lines.
 
-#![cfg_attr(
-    not(test),
-    allow(
-        dead_code,
-        reason = "the guard is wired into server.rs's HTTP/1.1 path by the lead; remove then"
-    )
-)]
-
 use std::collections::VecDeque;
 use std::fmt;
 use std::io;
