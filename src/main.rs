@@ -54,8 +54,11 @@ enum Command {
         /// DATA_DIR/admin.password).
         #[arg(long, default_value = "127.0.0.1:9200")]
         api_listen: SocketAddr,
+        /// Address of the admin endpoints (plain HTTP): /metrics, /healthz, /readyz.
+        #[arg(long, default_value = "127.0.0.1:9090")]
+        admin_listen: SocketAddr,
     },
-    /// Run the proxy from a configuration file.
+    /// Run the proxy from a configuration file (SIGHUP reloads it; SIGTERM drains and exits).
     Serve {
         /// TOML configuration file (see keyward.example.toml).
         #[arg(long, env = "KEYWARD_CONFIG")]
@@ -256,9 +259,12 @@ fn main() -> ExitCode {
             data,
             listen,
             api_listen,
+            admin_listen,
         } => {
             init_logging("info", false);
-            runtime().and_then(|rt| rt.block_on(quickstart(&data.data_dir, listen, api_listen)))
+            runtime().and_then(|rt| {
+                rt.block_on(quickstart(&data.data_dir, listen, api_listen, admin_listen))
+            })
         }
         Command::Serve { config } => serve(&config),
         Command::Init {
@@ -375,6 +381,69 @@ async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
+/// Binds the admin listener of `config` (if any) and logs its address.
+async fn bind_admin(config: &keyward_config::Config) -> Result<Option<tokio::net::TcpListener>> {
+    let Some(addr) = config.admin.address else {
+        return Ok(None);
+    };
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} (admin.address)"))?;
+    Ok(Some(listener))
+}
+
+/// Serves `proxy` with its admin endpoints until SIGTERM/Ctrl-C, reloading `config_path` on
+/// SIGHUP when given, then drains.
+async fn run_proxy(
+    proxy: keyward_proxy::Proxy,
+    admin: Option<tokio::net::TcpListener>,
+    config_path: Option<&Path>,
+) -> Result<()> {
+    let ready = keyward_proxy::admin::Readiness::default();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    if let Some(listener) = admin {
+        tracing::info!(addr = %listener.local_addr()?, "serving admin endpoints (/metrics, /healthz, /readyz)");
+        let mut rx = stop_rx.clone();
+        tokio::spawn(keyward_proxy::admin::serve_admin(
+            listener,
+            ready.clone(),
+            async move {
+                let _ = rx.changed().await;
+            },
+        ));
+    }
+    if let Some(path) = config_path {
+        let handle = proxy.handle();
+        let path = path.to_owned();
+        let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+        tokio::spawn(async move {
+            while hup.recv().await.is_some() {
+                let result = keyward_config::Config::load(&path, std::env::vars())
+                    .map_err(anyhow::Error::from)
+                    .and_then(|c| handle.reload(&c).map_err(anyhow::Error::from));
+                match result {
+                    Ok(()) => tracing::info!(config = %path.display(), "configuration reloaded"),
+                    Err(e) => tracing::error!(
+                        config = %path.display(),
+                        error = %format!("{e:#}"),
+                        "reload failed; the running configuration is kept"
+                    ),
+                }
+            }
+        });
+    }
+    ready.set(true);
+    let ready_on_stop = ready.clone();
+    proxy
+        .run(async move {
+            shutdown_signal().await;
+            ready_on_stop.set(false);
+        })
+        .await;
+    let _ = stop_tx.send(true);
+    Ok(())
+}
+
 fn serve(config_path: &Path) -> Result<()> {
     let config = keyward_config::Config::load(config_path, std::env::vars())?;
     init_logging(
@@ -387,10 +456,12 @@ fn serve(config_path: &Path) -> Result<()> {
             Some(api) => Some(api_server::bind(api.address).await?),
             None => None,
         };
+        let admin = bind_admin(&config).await?;
         let (hsm, _writer) = data_dir::open_for_writing(&config.hsm.data_dir)?;
         let hsm = std::sync::Arc::new(hsm);
         let session = hsm.service_session(PROXY_USER)?;
-        let proxy = keyward_proxy::Proxy::build(&config, &hsm, &session)?;
+        let proxy =
+            keyward_proxy::Proxy::build(&config, &hsm, &session, keyward_proxy::NodeRole::Writer)?;
         let api_tls = match &api_listener {
             Some(_) => Some(api_server::tls_config(
                 &hsm,
@@ -412,7 +483,7 @@ fn serve(config_path: &Path) -> Result<()> {
                 let _ = rx.changed().await;
             }));
         }
-        proxy.run(shutdown_signal()).await;
+        run_proxy(proxy, admin, Some(config_path)).await?;
         let _ = stop_tx.send(true);
         hsm.record_seal("serve")?;
         drop(hsm);
@@ -505,7 +576,12 @@ fn generate_tls_key(
     Ok(hsm.generate_key_pair(session, spec, &private, &public)?)
 }
 
-async fn quickstart(dir: &Path, listen: SocketAddr, api_listen: SocketAddr) -> Result<()> {
+async fn quickstart(
+    dir: &Path,
+    listen: SocketAddr,
+    api_listen: SocketAddr,
+    admin_listen: SocketAddr,
+) -> Result<()> {
     const LABEL: &str = "quickstart";
     let api_listener = api_server::bind(api_listen).await?;
     let (hsm, _writer) = data_dir::open_or_create_for_writing(dir)?;
@@ -545,11 +621,14 @@ async fn quickstart(dir: &Path, listen: SocketAddr, api_listen: SocketAddr) -> R
              [hsm]\ndata_dir = \".\"\n\n\
              [[listeners]]\naddress = \"{listen}\"\n\n\
              [[listeners.certificates]]\nkey_label = \"{LABEL}\"\nchain_file = \"quickstart.crt\"\n\n\
-             [upstream]\nurl = \"http://{upstream}\"\n"
+             [upstream]\nurl = \"http://{upstream}\"\n\n\
+             [admin]\naddress = \"{admin_listen}\"\n"
         ),
     )?;
     let config = keyward_config::Config::load(&config_path, std::iter::empty())?;
-    let proxy = keyward_proxy::Proxy::build(&config, &hsm, &session)?;
+    let admin = bind_admin(&config).await?;
+    let proxy =
+        keyward_proxy::Proxy::build(&config, &hsm, &session, keyward_proxy::NodeRole::Writer)?;
     hsm.record_unseal("quickstart")?;
     let addr = proxy
         .local_addrs()
@@ -583,7 +662,7 @@ async fn quickstart(dir: &Path, listen: SocketAddr, api_listen: SocketAddr) -> R
             let _ = stop_rx.changed().await;
         },
     ));
-    proxy.run(shutdown_signal()).await;
+    run_proxy(proxy, admin, None).await?;
     let _ = stop_tx.send(true);
     hsm.record_seal("quickstart")?;
     Ok(())

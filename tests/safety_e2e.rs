@@ -277,6 +277,8 @@ fn quickstart_serves_the_demo_upstream_and_reuses_its_key() {
             "127.0.0.1:0",
             "--api-listen",
             "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
             "--data-dir",
         ])
         .arg(&data);

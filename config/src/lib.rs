@@ -1237,9 +1237,10 @@ fn validate(raw: RawConfig, source_of: &dyn Fn(&str) -> String) -> Result<Config
     let mut listeners = Vec::new();
     for (i, l) in raw.listeners.into_iter().enumerate() {
         let key = |k: &str| format!("listeners[{i}].{k}");
-        if listeners
-            .iter()
-            .any(|o: &ListenerConfig| o.address == l.address)
+        if l.address.port() != 0
+            && listeners
+                .iter()
+                .any(|o: &ListenerConfig| o.address == l.address)
         {
             return Err(invalid(key("address"), "another listener has this address"));
         }

@@ -1,21 +1,10 @@
-//! Forwarding one HTTP request to the upstream.
-
-use std::convert::Infallible;
-use std::net::SocketAddr;
-use std::time::Duration;
+//! Helpers for forwarding: hop-by-hop headers, path checks, short error responses.
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::uri::{Authority, PathAndQuery, Scheme};
-use http::{Request, Response, StatusCode, Uri, Version};
+use http::{Response, StatusCode};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
-
-use crate::error::Error;
 
 /// The body type of every response the proxy sends.
 pub(crate) type ProxyBody = BoxBody<Bytes, hyper::Error>;
@@ -32,156 +21,6 @@ const HOP_BY_HOP: [HeaderName; 8] = [
     header::TRANSFER_ENCODING,
 ];
 
-const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
-const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
-
-/// Upstream settings, taken from `[upstream]`.
-#[derive(Debug, Clone)]
-pub(crate) struct Upstream {
-    authority: Authority,
-    prefix: String,
-    response_timeout: Duration,
-    client: Client<HttpConnector, Incoming>,
-}
-
-impl Upstream {
-    pub(crate) fn new(cfg: &keyward_config::PoolConfig) -> Result<Self, Error> {
-        let bad = |reason: &str| Error::Upstream {
-            pool: "default".into(),
-            reason: reason.to_owned(),
-        };
-        let uri: Uri = cfg.servers[0]
-            .url
-            .parse()
-            .map_err(|_| bad("not a valid URL"))?;
-        if uri.scheme() != Some(&Scheme::HTTP) {
-            return Err(bad("only http:// upstreams are supported"));
-        }
-        let authority = uri.authority().cloned().ok_or_else(|| bad("no host"))?;
-        let prefix = uri.path().trim_end_matches('/').to_owned();
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(Duration::from_millis(cfg.connect_timeout_ms)));
-        connector.set_nodelay(true);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_millis(cfg.pool_idle_timeout_ms))
-            .pool_max_idle_per_host(cfg.pool_max_idle_per_host)
-            .build(connector);
-        Ok(Upstream {
-            authority,
-            prefix,
-            response_timeout: Duration::from_millis(cfg.response_timeout_ms),
-            client,
-        })
-    }
-
-    /// Forwards `req` from `peer`; every failure becomes a response here.
-    pub(crate) async fn forward(
-        &self,
-        req: Request<Incoming>,
-        peer: SocketAddr,
-    ) -> Result<Response<ProxyBody>, Infallible> {
-        let client_version = req.version();
-        let req = match self.rewrite(req, peer) {
-            Ok(r) => r,
-            Err(status) => return Ok(plain(status, "invalid request")),
-        };
-        let res = match tokio::time::timeout(self.response_timeout, self.client.request(req)).await
-        {
-            Err(_elapsed) => return Ok(plain(StatusCode::GATEWAY_TIMEOUT, "upstream timed out")),
-            Ok(Err(e)) => {
-                tracing::debug!(error = %e, upstream = %self.authority, "upstream request failed");
-                return Ok(if is_timeout(&e) {
-                    plain(StatusCode::GATEWAY_TIMEOUT, "upstream timed out")
-                } else {
-                    plain(StatusCode::BAD_GATEWAY, "upstream unavailable")
-                });
-            }
-            Ok(Ok(res)) => res,
-        };
-        let (mut parts, body) = res.into_parts();
-        strip_hop_by_hop(&mut parts.headers);
-        parts.headers.remove(header::UPGRADE);
-        // Answer in the client's protocol, not the upstream's: an HTTP/1.0 upstream must not
-        // turn a keep-alive HTTP/1.1 client connection into HTTP/1.0.
-        parts.version = client_version;
-        Ok(Response::from_parts(parts, body.boxed()))
-    }
-
-    fn rewrite(
-        &self,
-        req: Request<Incoming>,
-        peer: SocketAddr,
-    ) -> Result<Request<Incoming>, StatusCode> {
-        let (mut parts, body) = req.into_parts();
-        // The client's host: HTTP/2 `:authority` (or an absolute-form URI), else the Host
-        // header. HTTP/1.1 requires one (RFC 9112 §3.2), and it must be a valid authority.
-        let host = match parts.uri.authority() {
-            Some(a) => Some(a.clone()),
-            None => match parts.headers.get(header::HOST) {
-                Some(v) => Some(
-                    v.to_str()
-                        .ok()
-                        .and_then(|h| h.parse::<Authority>().ok())
-                        .ok_or(StatusCode::BAD_REQUEST)?,
-                ),
-                None => None,
-            },
-        };
-        if host.is_none() && parts.version == Version::HTTP_11 {
-            return Err(StatusCode::BAD_REQUEST);
-        }
-        if has_dot_segment(parts.uri.path()) {
-            // "/../" could climb out of the upstream path prefix: refuse rather than guess.
-            return Err(StatusCode::BAD_REQUEST);
-        }
-        strip_hop_by_hop(&mut parts.headers);
-        // WebSocket and other upgrades are not forwarded yet; drop the request to upgrade.
-        parts.headers.remove(header::UPGRADE);
-
-        let path = parts
-            .uri
-            .path_and_query()
-            .map(PathAndQuery::as_str)
-            .unwrap_or("/");
-        let target = format!("{}{}", self.prefix, path);
-        parts.uri = Uri::builder()
-            .scheme(Scheme::HTTP)
-            .authority(self.authority.clone())
-            .path_and_query(target)
-            .build()
-            .map_err(|_| StatusCode::BAD_REQUEST)?;
-        parts.version = Version::HTTP_11;
-
-        // Only the proxy says what the original host was.
-        parts.headers.remove(X_FORWARDED_HOST);
-        if let Some(host) = host {
-            let value =
-                HeaderValue::from_str(host.as_str()).map_err(|_| StatusCode::BAD_REQUEST)?;
-            parts.headers.insert(header::HOST, value.clone());
-            parts.headers.insert(X_FORWARDED_HOST, value);
-        }
-        let ip = peer.ip().to_canonical().to_string();
-        let prior: Vec<&str> = parts
-            .headers
-            .get_all(X_FORWARDED_FOR)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .collect();
-        let xff = if prior.is_empty() {
-            ip
-        } else {
-            format!("{}, {ip}", prior.join(", "))
-        };
-        let xff = HeaderValue::from_str(&xff).map_err(|_| StatusCode::BAD_REQUEST)?;
-        parts.headers.insert(X_FORWARDED_FOR, xff);
-        parts
-            .headers
-            .insert(X_FORWARDED_PROTO, HeaderValue::from_static("https"));
-        Ok(Request::from_parts(parts, body))
-    }
-}
-
 /// Whether a path has a `.` or `..` segment, also percent-encoded (`%2e`): RFC 3986 §5.2.4
 /// would resolve it, and it could climb out of the upstream path prefix.
 pub(crate) fn has_dot_segment(path: &str) -> bool {
@@ -189,19 +28,6 @@ pub(crate) fn has_dot_segment(path: &str) -> bool {
         let decoded = seg.to_ascii_lowercase().replace("%2e", ".");
         decoded == "." || decoded == ".."
     })
-}
-
-fn is_timeout(e: &hyper_util::client::legacy::Error) -> bool {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
-    while let Some(s) = source {
-        if let Some(io) = s.downcast_ref::<std::io::Error>() {
-            if io.kind() == std::io::ErrorKind::TimedOut {
-                return true;
-            }
-        }
-        source = s.source();
-    }
-    false
 }
 
 /// Removes hop-by-hop headers, including those the `Connection` header names.

@@ -19,9 +19,12 @@
 
 #![deny(missing_docs)]
 
+pub mod admin;
 mod error;
 mod forward;
 mod h1guard;
+mod http;
+mod listener;
 pub mod metrics;
 mod pool;
 mod resolver;
@@ -29,8 +32,9 @@ mod route;
 mod server;
 mod signer;
 mod tickets;
+mod tls;
 
 pub use error::Error;
-pub use server::Proxy;
+pub use server::{Proxy, ProxyHandle};
 pub use signer::{signing_key, HsmSigningKey};
 pub use tickets::NodeRole;

@@ -1,4 +1,19 @@
-//! Routing by Host and path prefix. (Stub: being built.)
+//! Routing by Host and path prefix to upstream pools.
+//!
+//! The rules are those documented on [`keyward_config::RouteConfig`]: an exact host beats a
+//! wildcard host (`*.example.com`, exactly one label in place of `*`), which beats a route
+//! without a host; among routes of the same host class the longest `path_prefix` wins, and
+//! ties go to the route that comes first in the configuration. A prefix matches whole path
+//! segments: `/api` matches `/api`, `/api/` and `/api/x` but not `/apix`; a prefix ending in
+//! `/` (such as `/` itself) matches every path that starts with it.
+//!
+//! [`Router::new`] sorts the routes once into that order, so [`Router::route`] is a linear
+//! scan that returns the first match and allocates nothing.
+
+#![cfg_attr(
+    not(test),
+    allow(dead_code, reason = "called by the HTTP listener, being wired in")
+)]
 
 use keyward_config::RouteConfig;
 
@@ -9,18 +24,94 @@ pub(crate) struct Route {
     pub(crate) upstream: String,
 }
 
+/// Which hosts a route accepts; the variant order is the precedence order.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum HostMatch {
+    /// Exactly this lower-case host.
+    Exact(String),
+    /// `*.example.com`, stored as `.example.com`: one non-empty label, then this suffix.
+    Wildcard(String),
+    /// Any host, and requests without one.
+    Any,
+}
+
+impl HostMatch {
+    fn matches(&self, host: Option<&str>) -> bool {
+        match (self, host) {
+            (HostMatch::Any, _) => true,
+            (HostMatch::Exact(h), Some(host)) => h == host,
+            (HostMatch::Wildcard(suffix), Some(host)) => host
+                .strip_suffix(suffix.as_str())
+                .is_some_and(|label| !label.is_empty() && !label.contains('.')),
+            (_, None) => false,
+        }
+    }
+}
+
+/// One route, ready to match.
+#[derive(Debug, Clone)]
+struct Entry {
+    host: HostMatch,
+    path_prefix: String,
+    route: Route,
+}
+
+/// Whether `prefix` matches `path` on whole segments.
+fn prefix_matches(prefix: &str, path: &str) -> bool {
+    match path.strip_prefix(prefix) {
+        None => false,
+        Some(rest) => prefix.ends_with('/') || rest.is_empty() || rest.starts_with('/'),
+    }
+}
+
 /// Routes of the configuration, plus a listener's fallback pool.
 #[derive(Debug, Clone)]
 pub(crate) struct Router {
-    routes: Vec<RouteConfig>,
+    /// In precedence order: host class, then longest prefix, then configuration order.
+    entries: Vec<Entry>,
     fallback: Option<Route>,
 }
 
 impl Router {
-    /// `fallback`: the pool used when no route matches (named `default` in metrics).
+    /// Compiles `routes` (as validated by `keyward_config`: hosts lower-case, prefixes
+    /// starting with `/`). `fallback`: the pool used when no route matches (route name
+    /// `default` in metrics).
     pub(crate) fn new(routes: &[RouteConfig], fallback: Option<String>) -> Router {
+        let mut entries: Vec<(usize, Entry)> = routes
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let host = match r.host.as_deref().map(|h| h.trim_end_matches('.')) {
+                    None => HostMatch::Any,
+                    Some(h) => match h.strip_prefix('*') {
+                        Some(suffix) => HostMatch::Wildcard(suffix.to_ascii_lowercase()),
+                        None => HostMatch::Exact(h.to_ascii_lowercase()),
+                    },
+                };
+                let entry = Entry {
+                    host,
+                    path_prefix: r.path_prefix.clone(),
+                    route: Route {
+                        name: r.name.clone(),
+                        upstream: r.upstream.clone(),
+                    },
+                };
+                (i, entry)
+            })
+            .collect();
+        entries.sort_by(|(ia, a), (ib, b)| {
+            let class = |h: &HostMatch| match h {
+                HostMatch::Exact(_) => 0u8,
+                HostMatch::Wildcard(_) => 1,
+                HostMatch::Any => 2,
+            };
+            class(&a.host)
+                .cmp(&class(&b.host))
+                .then(b.path_prefix.len().cmp(&a.path_prefix.len()))
+                .then(ia.cmp(ib))
+        });
         Router {
-            routes: routes.to_vec(),
+            entries: entries.into_iter().map(|(_, e)| e).collect(),
             fallback: fallback.map(|upstream| Route {
                 name: "default".into(),
                 upstream,
@@ -28,9 +119,145 @@ impl Router {
         }
     }
 
-    /// `host`: lower-case, without port. `path`: the request path.
-    pub(crate) fn route(&self, _host: Option<&str>, _path: &str) -> Option<&Route> {
-        let _ = &self.routes;
-        self.fallback.as_ref()
+    /// The route for a request, or the fallback, or `None` when neither applies.
+    ///
+    /// `host`: lower-case, without port (a trailing `.` is ignored); `None` when the request
+    /// has no Host. `path`: the request path, without the query. Allocates nothing.
+    pub(crate) fn route(&self, host: Option<&str>, path: &str) -> Option<&Route> {
+        let host = host.map(|h| h.strip_suffix('.').unwrap_or(h));
+        self.entries
+            .iter()
+            .find(|e| e.host.matches(host) && prefix_matches(&e.path_prefix, path))
+            .map(|e| &e.route)
+            .or(self.fallback.as_ref())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Builds validated routes the way the binary does: through `keyward_config`.
+    fn routes(toml_routes: &str) -> Vec<RouteConfig> {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("keyward.toml");
+        let pools: String = ["a", "b", "c", "d", "e", "f", "g"]
+            .iter()
+            .map(|p| format!("[upstreams.{p}]\nservers = [\"http://127.0.0.1:1\"]\n"))
+            .collect();
+        std::fs::write(
+            &file,
+            format!(
+                "[[listeners]]\naddress = \"127.0.0.1:8443\"\n\
+                 [[listeners.certificates]]\nkey_label = \"web\"\nchain_file = \"web.pem\"\n\
+                 {pools}{toml_routes}"
+            ),
+        )
+        .unwrap();
+        keyward_config::Config::load(&file, Vec::new())
+            .unwrap()
+            .routes
+    }
+
+    #[test]
+    fn precedence_table() {
+        let r = routes(
+            r#"
+[[routes]]
+upstream = "a"
+[[routes]]
+upstream = "b"
+path_prefix = "/api"
+[[routes]]
+upstream = "c"
+host = "WWW.Example.com"
+[[routes]]
+upstream = "d"
+host = "*.example.com"
+path_prefix = "/api"
+[[routes]]
+upstream = "e"
+host = "www.example.com"
+path_prefix = "/static/"
+[[routes]]
+upstream = "f"
+path_prefix = "/api"
+[[routes]]
+name = "deep"
+upstream = "g"
+path_prefix = "/api/v2"
+"#,
+        );
+        let router = Router::new(&r, Some("fallback".into()));
+        let cases: &[(Option<&str>, &str, &str)] = &[
+            // Any host: longest prefix, whole segments, first on ties ("b" before "f").
+            (None, "/", "a"),
+            (None, "/apix", "a"),
+            (None, "/api", "b"),
+            (None, "/api/", "b"),
+            (None, "/api/x", "b"),
+            (None, "/api/v2", "g"),
+            (None, "/api/v2/users", "g"),
+            (None, "/api/v20", "b"),
+            (Some("other.test"), "/api/x", "b"),
+            // Exact host beats everything, longest prefix within it.
+            (Some("www.example.com"), "/api/v2", "c"),
+            (Some("www.example.com."), "/", "c"),
+            (Some("www.example.com"), "/static/x", "e"),
+            (Some("www.example.com"), "/static", "c"),
+            // Wildcard: one label only; falls through to any-host routes when its path fails.
+            (Some("api.example.com"), "/api/x", "d"),
+            (Some("api.example.com"), "/other", "a"),
+            (Some("a.b.example.com"), "/api", "b"),
+            (Some("example.com"), "/api", "b"),
+        ];
+        for (host, path, want) in cases {
+            let got = router.route(*host, path).unwrap();
+            assert_eq!(&got.upstream, want, "host {host:?} path {path:?}");
+        }
+        assert_eq!(router.route(None, "/api/v2").unwrap().name, "deep");
+        assert_eq!(router.route(None, "/").unwrap().name, "a:0");
+    }
+
+    #[test]
+    fn fallback_and_none() {
+        let r = routes(
+            r#"
+[[routes]]
+upstream = "a"
+host = "*.example.com"
+path_prefix = "/only"
+"#,
+        );
+        let with = Router::new(&r, Some("b".into()));
+        assert_eq!(
+            with.route(Some("x.example.com"), "/only/1"),
+            Some(&Route {
+                name: "a:0".into(),
+                upstream: "a".into()
+            })
+        );
+        assert_eq!(
+            with.route(Some("x.example.com"), "/else"),
+            Some(&Route {
+                name: "default".into(),
+                upstream: "b".into()
+            })
+        );
+        assert_eq!(with.route(None, "/only"), with.fallback.as_ref());
+        let without = Router::new(&r, None);
+        assert_eq!(without.route(Some("x.example.org"), "/only"), None);
+        assert_eq!(Router::new(&[], None).route(Some("a"), "/"), None);
+    }
+
+    #[test]
+    fn prefix_segments() {
+        assert!(prefix_matches("/", "/anything"));
+        assert!(prefix_matches("/api", "/api"));
+        assert!(prefix_matches("/api", "/api/"));
+        assert!(!prefix_matches("/api", "/apix"));
+        assert!(!prefix_matches("/api/", "/api"));
+        assert!(prefix_matches("/api/", "/api/x"));
+        assert!(!prefix_matches("/api", "/"));
     }
 }

@@ -86,7 +86,12 @@ struct HsmSigner {
 
 impl Signer for HsmSigner {
     fn sign(&self, message: &[u8]) -> Result<Vec<u8>, rustls::Error> {
-        self.key.sign(self.mechanism, message).map_err(|e| {
+        let started = std::time::Instant::now();
+        let result = self.key.sign(self.mechanism, message);
+        let m = crate::metrics::metrics();
+        m.hsm_sign_duration.observe(started.elapsed().as_secs_f64());
+        result.map_err(|e| {
+            m.hsm_errors.inc();
             // Error text names the key handle and the failing check, never key bytes.
             rustls::Error::General(format!("HSM signature failed: {}", e.code()))
         })

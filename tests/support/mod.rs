@@ -27,6 +27,7 @@ pub fn keyward(args: &[&str]) -> Output {
         .args(args)
         .env_remove("KEYWARD_DATA_DIR")
         .env_remove("KEYWARD_CONFIG")
+        .env("KEYWARD_ADMIN__ADDRESS", "127.0.0.1:0")
         .output()
         .expect("run keyward")
 }
@@ -153,7 +154,9 @@ pub fn start_serve(config: &Path, listeners: usize) -> (Running, Vec<SocketAddr>
     let mut cmd = Command::new(keyward_bin());
     cmd.args(["serve", "--config"])
         .arg(config)
-        .env("KEYWARD_LOG", "info");
+        .env("KEYWARD_LOG", "info")
+        // Tests run in parallel: each admin listener on its own port.
+        .env("KEYWARD_ADMIN__ADDRESS", "127.0.0.1:0");
     let p = Running::spawn(cmd);
     p.stderr.wait_for("listening for HTTPS");
     let end = Instant::now() + DEADLINE;

@@ -1,0 +1,514 @@
+//! One HTTP request: checks, routing, header rewriting, forwarding to a pool, upgrades,
+//! the access log line and request metrics.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::uri::Authority;
+use http::{Request, Response, StatusCode, Version};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use keyward_config::{ForwardedTrust, ListenerMode};
+
+use crate::forward::{has_dot_segment, plain, strip_hop_by_hop, ProxyBody};
+use crate::h1guard::{GuardVerdicts, RequestId, Verdict};
+use crate::listener::{Activity, ListenerState};
+use crate::metrics::metrics;
+use crate::pool::{UpstreamError, UpstreamRequest};
+
+/// What the connection knows about its client.
+#[derive(Debug)]
+pub(crate) struct ConnInfo {
+    /// The client's address: the TCP peer, or the PROXY header's source.
+    pub(crate) client: SocketAddr,
+    /// The verified client certificate's subject (RFC 4514 string), with mTLS.
+    pub(crate) client_subject: Option<String>,
+    /// Whether the connection is TLS (false on a redirect listener).
+    pub(crate) tls: bool,
+}
+
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const FORWARDED: HeaderName = HeaderName::from_static("forwarded");
+
+/// Serves the requests of one connection.
+pub(crate) struct Handler {
+    st: Arc<ListenerState>,
+    info: Arc<ConnInfo>,
+    activity: Arc<Activity>,
+    request_id_header: HeaderName,
+    subject_header: Option<HeaderName>,
+    hsts: Option<HeaderValue>,
+    /// HTTP/1.1 only: the smuggling guard's verdicts, one per request.
+    verdicts: Option<GuardVerdicts>,
+}
+
+/// Counts a request in flight on its connection until dropped.
+struct InFlight(Arc<Activity>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A fresh request id: 16 random bytes as 32 lower-case hex digits.
+fn request_id() -> String {
+    let bytes: [u8; 16] = rand::random();
+    let mut s = String::with_capacity(32);
+    for b in bytes {
+        s.push_str(&format!("{b:02x}"));
+    }
+    s
+}
+
+/// RFC 7239 §6: an IPv6 node is quoted and bracketed; IPv4 is bare.
+fn forwarded_node(addr: &SocketAddr) -> String {
+    match addr.ip().to_canonical() {
+        std::net::IpAddr::V4(ip) => ip.to_string(),
+        std::net::IpAddr::V6(ip) => format!("\"[{ip}]\""),
+    }
+}
+
+impl Handler {
+    pub(crate) fn new(
+        st: Arc<ListenerState>,
+        info: Arc<ConnInfo>,
+        activity: Arc<Activity>,
+        verdicts: Option<GuardVerdicts>,
+    ) -> Self {
+        let request_id_header = HeaderName::from_bytes(st.cfg.request_id_header.as_bytes())
+            .unwrap_or(HeaderName::from_static("x-request-id"));
+        let subject_header = st
+            .cfg
+            .client_auth
+            .as_ref()
+            .and_then(|c| HeaderName::from_bytes(c.subject_header.as_bytes()).ok());
+        let hsts = st
+            .cfg
+            .hsts
+            .as_deref()
+            .and_then(|h| HeaderValue::from_str(h).ok());
+        Handler {
+            st,
+            info,
+            activity,
+            request_id_header,
+            subject_header,
+            hsts,
+            verdicts,
+        }
+    }
+
+    /// Answers one request; every failure becomes a response here.
+    pub(crate) async fn handle(
+        &self,
+        req: Request<Incoming>,
+    ) -> Result<Response<ProxyBody>, Infallible> {
+        self.activity.in_flight.fetch_add(1, Ordering::Relaxed);
+        let _in_flight = InFlight(self.activity.clone());
+        let started = Instant::now();
+        let method = req.method().clone();
+        let path = req.uri().path().to_owned();
+        let version = req.version();
+        let id = request_id();
+        let head = self.verdicts.as_ref().map(GuardVerdicts::next_head);
+        let (mut res, route, pool) = match head {
+            Some(h) if !h.verdict.is_ok() => {
+                let status = match h.verdict {
+                    Verdict::Reject(reason) => reason.status(),
+                    _ => StatusCode::BAD_REQUEST,
+                };
+                let mut res = plain(status, "ambiguous or invalid HTTP/1.1 framing");
+                res.headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                (res, "none".to_owned(), None)
+            }
+            _ if self.st.cfg.mode == ListenerMode::Redirect => {
+                (self.redirect(&req), "redirect".to_owned(), None)
+            }
+            _ => self.proxy(req, &id, head.map(|h| h.request)).await,
+        };
+        let status = res.status();
+        if let Ok(v) = HeaderValue::from_str(&id) {
+            res.headers_mut().insert(self.request_id_header.clone(), v);
+        }
+        if let Some(h) = &self.hsts {
+            if self.info.tls {
+                res.headers_mut()
+                    .insert(header::STRICT_TRANSPORT_SECURITY, h.clone());
+            }
+        }
+        metrics()
+            .http_requests
+            .with_label_values(&[route.as_str(), status.as_str()])
+            .inc();
+        if self.st.access_log {
+            tracing::info!(
+                target: "keyward::access",
+                request_id = %id,
+                client = %self.info.client,
+                method = %method,
+                path = %path,
+                version = ?version,
+                status = status.as_u16(),
+                route = %route,
+                pool = pool.as_deref().unwrap_or("-"),
+                duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+                listener = %self.st.label,
+                "request"
+            );
+        }
+        Ok(res)
+    }
+
+    /// A plain-HTTP request on a redirect listener: `308` to the same host and path over HTTPS.
+    fn redirect(&self, req: &Request<Incoming>) -> Response<ProxyBody> {
+        let host = req
+            .uri()
+            .authority()
+            .map(|a| a.host().to_owned())
+            .or_else(|| {
+                req.headers()
+                    .get(header::HOST)
+                    .and_then(|h| h.to_str().ok())
+                    .and_then(|h| h.parse::<Authority>().ok())
+                    .map(|a| a.host().to_owned())
+            });
+        let Some(host) = host else {
+            return plain(StatusCode::BAD_REQUEST, "a Host header is required");
+        };
+        let port = self.st.cfg.redirect_https_port;
+        let authority = if port == 443 {
+            host
+        } else {
+            format!("{host}:{port}")
+        };
+        let path = req
+            .uri()
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .to_owned();
+        let location = format!("https://{authority}{path}");
+        let mut res = plain(StatusCode::PERMANENT_REDIRECT, "use HTTPS");
+        match HeaderValue::from_str(&location) {
+            Ok(v) => {
+                res.headers_mut().insert(header::LOCATION, v);
+                res
+            }
+            Err(_) => plain(StatusCode::BAD_REQUEST, "invalid request target"),
+        }
+    }
+
+    /// Routes and forwards; returns the response, the route name and the pool name.
+    async fn proxy(
+        &self,
+        req: Request<Incoming>,
+        id: &str,
+        guarded: Option<RequestId>,
+    ) -> (Response<ProxyBody>, String, Option<String>) {
+        let bad = |detail: &str| {
+            (
+                plain(StatusCode::BAD_REQUEST, detail),
+                "none".to_owned(),
+                None,
+            )
+        };
+        let mut req = req;
+        // WebSocket and other HTTP/1.1 upgrades (RFC 9110 §7.8) are spliced through.
+        let upgrade = req.version() == Version::HTTP_11
+            && req.headers().contains_key(header::UPGRADE)
+            && req
+                .headers()
+                .get_all(header::CONNECTION)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(','))
+                .any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
+        let on_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+        let client_version = req.version();
+        let (mut parts, body) = req.into_parts();
+
+        // The client's host: HTTP/2 `:authority` (or an absolute-form URI), else the Host
+        // header. HTTP/1.1 requires one (RFC 9112 §3.2), and it must be a valid authority.
+        let host = match parts.uri.authority() {
+            Some(a) => Some(a.clone()),
+            None => match parts.headers.get(header::HOST) {
+                Some(v) => match v.to_str().ok().and_then(|h| h.parse::<Authority>().ok()) {
+                    Some(a) => Some(a),
+                    None => return bad("invalid Host header"),
+                },
+                None => None,
+            },
+        };
+        if host.is_none() && parts.version == Version::HTTP_11 {
+            return bad("a Host header is required");
+        }
+        if parts.headers.get_all(header::HOST).iter().count() > 1 {
+            return bad("more than one Host header");
+        }
+        if has_dot_segment(parts.uri.path()) {
+            // "/../" could climb out of an upstream path prefix: refuse rather than guess.
+            return bad("dot segments in the path");
+        }
+        let host_name = host.as_ref().map(|a| a.host().to_ascii_lowercase());
+        let Some(route) = self.st.router.route(host_name.as_deref(), parts.uri.path()) else {
+            return (
+                plain(StatusCode::NOT_FOUND, "no route for this host and path"),
+                "none".into(),
+                None,
+            );
+        };
+        let route_name = route.name.clone();
+        let Some(pool) = self.st.pools.get(&route.upstream) else {
+            return (
+                plain(StatusCode::BAD_GATEWAY, "upstream pool missing"),
+                route_name,
+                None,
+            );
+        };
+        let pool_name = pool.name().to_owned();
+
+        let upgrade_value = parts.headers.get(header::UPGRADE).cloned();
+        strip_hop_by_hop(&mut parts.headers);
+        parts.headers.remove(header::UPGRADE);
+        // The request id: ours, replacing any the client sent.
+        parts.headers.remove(&self.request_id_header);
+        if let Ok(v) = HeaderValue::from_str(id) {
+            parts.headers.insert(self.request_id_header.clone(), v);
+        }
+        // The verified client certificate's subject, and only that.
+        if let Some(name) = &self.subject_header {
+            parts.headers.remove(name);
+            if let Some(subject) = &self.info.client_subject {
+                if let Ok(v) = HeaderValue::from_str(subject) {
+                    parts.headers.insert(name.clone(), v);
+                }
+            }
+        }
+        if let Err(detail) = self.set_forwarded(&mut parts.headers, host.as_ref()) {
+            return (plain(StatusCode::BAD_REQUEST, detail), route_name, None);
+        }
+        if upgrade {
+            if let Some(u) = upgrade_value {
+                parts.headers.insert(header::UPGRADE, u);
+                parts
+                    .headers
+                    .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+            }
+        }
+
+        // Buffer the body (as nginx does by default): a body over the limit is refused
+        // before anything reaches the upstream, broken framing too, and retries can resend.
+        let limit = usize::try_from(self.st.cfg.max_body_bytes).unwrap_or(usize::MAX);
+        let declared = parts
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > self.st.cfg.max_body_bytes) {
+            return (
+                plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large"),
+                route_name,
+                None,
+            );
+        }
+        let (bytes, trailers) = if upgrade {
+            drop(body);
+            (Bytes::new(), None)
+        } else {
+            match Limited::new(body, limit).collect().await {
+                Ok(c) => {
+                    let trailers = c.trailers().cloned();
+                    (c.to_bytes(), trailers)
+                }
+                Err(e) => {
+                    let status = if e.is::<http_body_util::LengthLimitError>() {
+                        StatusCode::PAYLOAD_TOO_LARGE
+                    } else {
+                        StatusCode::BAD_REQUEST
+                    };
+                    let detail = if status == StatusCode::PAYLOAD_TOO_LARGE {
+                        "request body too large"
+                    } else {
+                        "invalid request body"
+                    };
+                    return (plain(status, detail), route_name, None);
+                }
+            }
+        };
+        if let (Some(v), Some(request)) = (&self.verdicts, guarded) {
+            if !v.body_verdict(request).is_ok() {
+                let mut res = plain(StatusCode::BAD_REQUEST, "invalid chunked framing");
+                res.headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                return (res, route_name, None);
+            }
+        }
+        parts.headers.remove(header::CONTENT_LENGTH);
+        parts.version = Version::HTTP_11;
+        let req = UpstreamRequest {
+            parts,
+            body: bytes,
+            trailers,
+        };
+        let res = match pool.send(req).await {
+            Ok(r) => r,
+            Err(e) => {
+                let (status, detail) = match e {
+                    UpstreamError::NoServer => (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "no healthy upstream server",
+                    ),
+                    UpstreamError::Connect => (StatusCode::BAD_GATEWAY, "upstream unavailable"),
+                    UpstreamError::Timeout => (StatusCode::GATEWAY_TIMEOUT, "upstream timed out"),
+                    UpstreamError::Failed => (StatusCode::BAD_GATEWAY, "upstream failed"),
+                };
+                return (plain(status, detail), route_name, Some(pool_name));
+            }
+        };
+        if upgrade && res.status() == StatusCode::SWITCHING_PROTOCOLS {
+            return (self.splice(res, on_upgrade), route_name, Some(pool_name));
+        }
+        let (mut parts, body) = res.into_parts();
+        strip_hop_by_hop(&mut parts.headers);
+        parts.headers.remove(header::UPGRADE);
+        if upgrade {
+            // The guard stopped inspecting at the upgrade request; a refused upgrade ends the
+            // connection rather than leave later requests unchecked.
+            parts
+                .headers
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        // Answer in the client's protocol, not the upstream's: an HTTP/1.0 upstream must not
+        // turn a keep-alive HTTP/1.1 client connection into HTTP/1.0.
+        parts.version = client_version;
+        (
+            Response::from_parts(parts, body.boxed()),
+            route_name,
+            Some(pool_name),
+        )
+    }
+
+    /// Sets `X-Forwarded-For/Proto/Host` and `Forwarded` (RFC 7239), replacing or appending
+    /// to what the client sent, per `forwarded_headers`.
+    fn set_forwarded(
+        &self,
+        headers: &mut HeaderMap,
+        host: Option<&Authority>,
+    ) -> Result<(), &'static str> {
+        let append = self.st.cfg.forwarded_headers == ForwardedTrust::Append;
+        let ip = self.info.client.ip().to_canonical().to_string();
+        let proto = if self.info.tls { "https" } else { "http" };
+        let joined = |headers: &HeaderMap, name: &HeaderName| -> Vec<String> {
+            headers
+                .get_all(name)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .map(str::to_owned)
+                .collect()
+        };
+        let prior_xff = if append {
+            joined(headers, &X_FORWARDED_FOR)
+        } else {
+            Vec::new()
+        };
+        let prior_fwd = if append {
+            joined(headers, &FORWARDED)
+        } else {
+            Vec::new()
+        };
+        let prior_proto = headers.get(&X_FORWARDED_PROTO).cloned();
+        let prior_host = headers.get(&X_FORWARDED_HOST).cloned();
+        for name in [
+            &X_FORWARDED_FOR,
+            &X_FORWARDED_PROTO,
+            &X_FORWARDED_HOST,
+            &FORWARDED,
+        ] {
+            headers.remove(name);
+        }
+        let mut xff = prior_xff;
+        xff.push(ip);
+        headers.insert(
+            X_FORWARDED_FOR,
+            HeaderValue::from_str(&xff.join(", ")).map_err(|_| "invalid X-Forwarded-For")?,
+        );
+        match (append, prior_proto) {
+            (true, Some(p)) => headers.insert(X_FORWARDED_PROTO, p),
+            _ => headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto)),
+        };
+        let host_value = match host {
+            Some(h) => Some(HeaderValue::from_str(h.as_str()).map_err(|_| "invalid Host")?),
+            None => None,
+        };
+        if let Some(h) = &host_value {
+            headers.insert(header::HOST, h.clone());
+        }
+        match (append, prior_host, &host_value) {
+            (true, Some(p), _) => {
+                headers.insert(X_FORWARDED_HOST, p);
+            }
+            (_, _, Some(h)) => {
+                headers.insert(X_FORWARDED_HOST, h.clone());
+            }
+            _ => {}
+        }
+        let mut element = format!("for={};proto={proto}", forwarded_node(&self.info.client));
+        if let Some(h) = host {
+            element.push_str(&format!(";host=\"{}\"", h.as_str()));
+        }
+        let mut fwd = prior_fwd;
+        fwd.push(element);
+        headers.insert(
+            FORWARDED,
+            HeaderValue::from_str(&fwd.join(", ")).map_err(|_| "invalid Forwarded")?,
+        );
+        Ok(())
+    }
+
+    /// Answers `101` to the client and copies bytes both ways between the two upgraded
+    /// connections until either side closes.
+    fn splice(
+        &self,
+        mut upstream_res: Response<Incoming>,
+        client: Option<hyper::upgrade::OnUpgrade>,
+    ) -> Response<ProxyBody> {
+        let upstream = hyper::upgrade::on(&mut upstream_res);
+        let (mut parts, _) = upstream_res.into_parts();
+        // Keep Upgrade and Connection: upgrade; they are this response's point.
+        let upgrade = parts.headers.get(header::UPGRADE).cloned();
+        strip_hop_by_hop(&mut parts.headers);
+        if let Some(u) = upgrade {
+            parts.headers.insert(header::UPGRADE, u);
+            parts
+                .headers
+                .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        }
+        let client_addr = self.info.client;
+        if let Some(client) = client {
+            tokio::spawn(async move {
+                let (c, u) = match tokio::join!(client, upstream) {
+                    (Ok(c), Ok(u)) => (c, u),
+                    _ => {
+                        tracing::debug!(client = %client_addr, "upgrade failed on one side");
+                        return;
+                    }
+                };
+                let mut c = hyper_util::rt::TokioIo::new(c);
+                let mut u = hyper_util::rt::TokioIo::new(u);
+                let _ = tokio::io::copy_bidirectional(&mut c, &mut u).await;
+            });
+        }
+        let body = http_body_util::Empty::<Bytes>::new()
+            .map_err(|never| match never {})
+            .boxed();
+        Response::from_parts(parts, body)
+    }
+}

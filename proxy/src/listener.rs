@@ -1,0 +1,570 @@
+//! Accept loops and connections: PROXY protocol, limits, the TLS handshake (with metrics),
+//! then HTTP/1.1, HTTP/2, a TCP byte stream (layer 4) or a plain-HTTP redirect.
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use keyward_config::{ListenerConfig, ListenerMode};
+use rustls::server::Acceptor;
+use rustls::ServerConfig;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, Semaphore};
+use tokio_rustls::LazyConfigAcceptor;
+
+use crate::h1guard::H1Guard;
+use crate::http::{ConnInfo, Handler};
+use crate::metrics::metrics;
+use crate::pool::{Pool, Pools};
+use crate::route::Router;
+
+/// What one listening socket does now; replaced as a whole on reload.
+pub(crate) struct ListenerState {
+    pub(crate) cfg: ListenerConfig,
+    /// `None` for a plain-HTTP redirect listener.
+    pub(crate) tls: Option<Arc<ServerConfig>>,
+    pub(crate) router: Router,
+    pub(crate) pools: Arc<Pools>,
+    /// The pool of a `tcp` listener.
+    pub(crate) tcp_pool: Option<Arc<Pool>>,
+    pub(crate) handshakes: Arc<Semaphore>,
+    pub(crate) connections: Arc<Semaphore>,
+    /// The `listener` metric label: the configured address.
+    pub(crate) label: String,
+    pub(crate) access_log: bool,
+}
+
+/// Shared by every accept loop and connection of the process.
+pub(crate) struct Lifecycle {
+    /// Becomes true when draining starts (SIGTERM).
+    pub(crate) draining: watch::Receiver<bool>,
+    /// Connections open now, of every listener.
+    pub(crate) active: AtomicUsize,
+    /// Woken when `active` drops to zero.
+    pub(crate) idle: tokio::sync::Notify,
+}
+
+/// Counts a connection in `keyward_connections_active` and in the drain count until dropped.
+struct Active {
+    lifecycle: Arc<Lifecycle>,
+    gauge: prometheus::IntGauge,
+}
+
+impl Active {
+    fn new(lifecycle: Arc<Lifecycle>, label: &str) -> Active {
+        let gauge = metrics().connections_active.with_label_values(&[label]);
+        gauge.inc();
+        lifecycle.active.fetch_add(1, Ordering::SeqCst);
+        Active { lifecycle, gauge }
+    }
+}
+
+impl Drop for Active {
+    fn drop(&mut self) {
+        self.gauge.dec();
+        if self.lifecycle.active.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.lifecycle.idle.notify_waiters();
+        }
+    }
+}
+
+/// Accepts connections on `socket` until draining starts. `state` gives the listener's
+/// current settings (reloads swap it).
+pub(crate) async fn accept_loop(
+    socket: TcpListener,
+    state: impl Fn() -> Arc<ListenerState> + Send + 'static,
+    lifecycle: Arc<Lifecycle>,
+) {
+    let mut last_warned: Option<Instant> = None;
+    let mut draining = lifecycle.draining.clone();
+    loop {
+        let st = state();
+        // At most `max_connections` open: the rest wait in the kernel's backlog.
+        let permit = tokio::select! {
+            p = st.connections.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => return,
+            },
+            _ = draining.wait_for(|d| *d) => return,
+        };
+        let accepted = tokio::select! {
+            a = socket.accept() => a,
+            _ = draining.wait_for(|d| *d) => return,
+        };
+        let (tcp, peer) = match accepted {
+            Ok(c) => c,
+            Err(e) => {
+                // EMFILE and the like: back off instead of spinning, and say so at most once a
+                // second so that a flood of connections cannot flood the log.
+                if last_warned.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+                    tracing::warn!(error = %e, "accept failed; backing off");
+                    last_warned = Some(Instant::now());
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let active = Active::new(lifecycle.clone(), &st.label);
+        let lifecycle = lifecycle.clone();
+        tokio::spawn(async move {
+            serve_connection(st, tcp, peer, lifecycle).await;
+            drop(active);
+            drop(permit);
+        });
+    }
+}
+
+/// Bytes read ahead of the TLS stream (after a PROXY header), replayed first.
+pub(crate) struct Prefixed<IO> {
+    prefix: Vec<u8>,
+    pos: usize,
+    inner: IO,
+}
+
+impl<IO: AsyncRead + Unpin> AsyncRead for Prefixed<IO> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        if self.pos < self.prefix.len() {
+            let n = (self.prefix.len() - self.pos).min(buf.remaining());
+            let start = self.pos;
+            buf.put_slice(&self.prefix[start..start + n]);
+            self.pos += n;
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<IO: AsyncWrite + Unpin> AsyncWrite for Prefixed<IO> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// The PROXY protocol v2 signature (12 bytes).
+const PROXY_V2_SIGNATURE: &[u8; 12] = b"\r\n\r\n\0\r\nQUIT\n";
+/// The longest v1 header, CRLF included (the spec's 107 bytes).
+const PROXY_V1_MAX: usize = 107;
+/// The longest v2 header accepted (16-byte fixed part plus addresses and TLVs).
+const PROXY_V2_MAX: usize = 16 + 1024;
+
+/// Reads a PROXY protocol v1 or v2 header (haproxy's proxy-protocol.txt) from `tcp` and
+/// returns the client address it carries (`None` for `LOCAL`/`UNKNOWN`: use the peer's),
+/// plus the bytes read after it.
+async fn read_proxy_header(
+    tcp: &mut TcpStream,
+) -> Result<(Option<SocketAddr>, Vec<u8>), &'static str> {
+    let mut buf = Vec::with_capacity(256);
+    let mut chunk = [0u8; 512];
+    loop {
+        let n = tcp
+            .read(&mut chunk)
+            .await
+            .map_err(|_| "read error before the PROXY header")?;
+        if n == 0 {
+            return Err("connection closed before a PROXY header");
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if buf.len() >= 12 && buf[..12] == PROXY_V2_SIGNATURE[..] {
+            if buf.len() < 16 {
+                continue;
+            }
+            let len = 16 + usize::from(u16::from_be_bytes([buf[14], buf[15]]));
+            if len > PROXY_V2_MAX {
+                return Err("PROXY v2 header too long");
+            }
+            if buf.len() < len {
+                continue;
+            }
+            let header =
+                ppp::v2::Header::try_from(&buf[..len]).map_err(|_| "malformed PROXY v2 header")?;
+            let addr = match (header.command, header.addresses) {
+                (ppp::v2::Command::Local, _) => None,
+                (_, ppp::v2::Addresses::IPv4(a)) => {
+                    Some(SocketAddr::from((a.source_address, a.source_port)))
+                }
+                (_, ppp::v2::Addresses::IPv6(a)) => {
+                    Some(SocketAddr::from((a.source_address, a.source_port)))
+                }
+                _ => None,
+            };
+            return Ok((addr, buf[len..].to_vec()));
+        }
+        if buf.len() >= 6 && buf.starts_with(b"PROXY ") {
+            let Some(end) = buf.windows(2).position(|w| w == b"\r\n") else {
+                if buf.len() >= PROXY_V1_MAX {
+                    return Err("PROXY v1 header too long");
+                }
+                continue;
+            };
+            let text =
+                std::str::from_utf8(&buf[..end + 2]).map_err(|_| "malformed PROXY v1 header")?;
+            let header =
+                ppp::v1::Header::try_from(text).map_err(|_| "malformed PROXY v1 header")?;
+            let addr = match header.addresses {
+                ppp::v1::Addresses::Tcp4(a) => {
+                    Some(SocketAddr::from((a.source_address, a.source_port)))
+                }
+                ppp::v1::Addresses::Tcp6(a) => {
+                    Some(SocketAddr::from((a.source_address, a.source_port)))
+                }
+                ppp::v1::Addresses::Unknown => None,
+            };
+            return Ok((addr, buf[end + 2..].to_vec()));
+        }
+        let could_be_v2 = PROXY_V2_SIGNATURE.starts_with(&buf[..buf.len().min(12)]);
+        let could_be_v1 = b"PROXY ".starts_with(&buf[..buf.len().min(6)]);
+        if !could_be_v1 && !could_be_v2 {
+            return Err("no PROXY header");
+        }
+    }
+}
+
+/// Records when bytes last moved, to close idle connections.
+#[derive(Default)]
+pub(crate) struct Activity {
+    base: Option<Instant>,
+    last_ms: AtomicU64,
+    /// Requests in flight on the connection (an HTTP connection is idle only with none).
+    pub(crate) in_flight: AtomicUsize,
+}
+
+impl Activity {
+    fn new() -> Arc<Activity> {
+        Arc::new(Activity {
+            base: Some(Instant::now()),
+            ..Activity::default()
+        })
+    }
+    fn touch(&self) {
+        if let Some(base) = self.base {
+            let ms = u64::try_from(base.elapsed().as_millis()).unwrap_or(u64::MAX);
+            self.last_ms.store(ms, Ordering::Relaxed);
+        }
+    }
+    fn idle_for(&self) -> Duration {
+        let now = self.base.map_or(0, |b| b.elapsed().as_millis() as u64);
+        Duration::from_millis(now.saturating_sub(self.last_ms.load(Ordering::Relaxed)))
+    }
+    /// Resolves once nothing moved and no request was in flight for `limit`.
+    async fn idle(&self, limit: Duration) {
+        loop {
+            let idle = self.idle_for();
+            if idle >= limit && self.in_flight.load(Ordering::Relaxed) == 0 {
+                return;
+            }
+            let wait = limit.saturating_sub(idle).max(Duration::from_millis(100));
+            tokio::time::sleep(wait).await;
+        }
+    }
+}
+
+/// An IO wrapper that touches an [`Activity`] on every read and write.
+pub(crate) struct Tracked<IO> {
+    inner: IO,
+    activity: Arc<Activity>,
+}
+
+impl<IO: AsyncRead + Unpin> AsyncRead for Tracked<IO> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.activity.touch();
+        }
+        r
+    }
+}
+
+impl<IO: AsyncWrite + Unpin> AsyncWrite for Tracked<IO> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
+            self.activity.touch();
+        }
+        r
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+fn version_label(v: Option<rustls::ProtocolVersion>) -> &'static str {
+    match v {
+        Some(rustls::ProtocolVersion::TLSv1_3) => "1.3",
+        Some(rustls::ProtocolVersion::TLSv1_2) => "1.2",
+        _ => "unknown",
+    }
+}
+
+async fn serve_connection(
+    st: Arc<ListenerState>,
+    mut tcp: TcpStream,
+    peer: SocketAddr,
+    lifecycle: Arc<Lifecycle>,
+) {
+    let _ = tcp.set_nodelay(true);
+    let handshake_timeout = Duration::from_millis(st.cfg.handshake_timeout_ms);
+    let mut client = peer;
+    let mut prefix = Vec::new();
+    if let Some(pp) = &st.cfg.proxy_protocol {
+        let ip = peer.ip().to_canonical();
+        if !pp.trusted_cidrs.iter().any(|net| net.contains(&ip)) {
+            metrics().proxy_protocol_rejected.inc();
+            tracing::debug!(%peer, "PROXY header expected from a trusted source only; connection refused");
+            return;
+        }
+        match tokio::time::timeout(handshake_timeout, read_proxy_header(&mut tcp)).await {
+            Ok(Ok((addr, rest))) => {
+                client = addr.unwrap_or(peer);
+                prefix = rest;
+            }
+            Ok(Err(reason)) => {
+                metrics().proxy_protocol_rejected.inc();
+                tracing::debug!(%peer, reason, "PROXY header refused");
+                return;
+            }
+            Err(_) => {
+                metrics().proxy_protocol_rejected.inc();
+                tracing::debug!(%peer, "no PROXY header before the handshake timeout");
+                return;
+            }
+        }
+    }
+    let activity = Activity::new();
+    let io = Tracked {
+        inner: Prefixed {
+            prefix,
+            pos: 0,
+            inner: tcp,
+        },
+        activity: activity.clone(),
+    };
+    let Some(tls_config) = st.tls.clone() else {
+        // A plain-HTTP redirect listener.
+        let info = Arc::new(ConnInfo {
+            client,
+            client_subject: None,
+            tls: false,
+        });
+        serve_http(st, io, false, info, activity, lifecycle).await;
+        return;
+    };
+
+    // The TLS handshake, at most `max_concurrent_handshakes` at a time.
+    let Ok(_permit) = st.handshakes.clone().acquire_owned().await else {
+        return;
+    };
+    let handshake = async {
+        let start = LazyConfigAcceptor::new(Acceptor::default(), io).await?;
+        let began = Instant::now();
+        let stream = start.into_stream(tls_config).await?;
+        Ok::<_, std::io::Error>((stream, began))
+    };
+    let (tls, began) = match tokio::time::timeout(handshake_timeout, handshake).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            metrics()
+                .tls_handshakes
+                .with_label_values(&["unknown", "error", "false"])
+                .inc();
+            tracing::debug!(%client, error = %e, "TLS handshake failed");
+            return;
+        }
+        Err(_) => {
+            metrics()
+                .tls_handshakes
+                .with_label_values(&["unknown", "timeout", "false"])
+                .inc();
+            tracing::debug!(%client, "TLS handshake timed out");
+            return;
+        }
+    };
+    drop(_permit);
+    let conn = tls.get_ref().1;
+    let resumed = conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
+    metrics()
+        .tls_handshakes
+        .with_label_values(&[
+            version_label(conn.protocol_version()),
+            "ok",
+            if resumed { "true" } else { "false" },
+        ])
+        .inc();
+    metrics()
+        .tls_handshake_duration
+        .observe(began.elapsed().as_secs_f64());
+    let client_subject = conn
+        .peer_certificates()
+        .and_then(|certs| certs.first())
+        .and_then(|leaf| {
+            x509_parser::prelude::X509Certificate::from_der(leaf)
+                .ok()
+                .map(|(_, c)| c.subject().to_string())
+        });
+    let h2 = conn.alpn_protocol() == Some(b"h2");
+
+    if st.cfg.mode == ListenerMode::Tcp {
+        serve_tcp(st, tls, client, activity, lifecycle).await;
+        return;
+    }
+    let info = Arc::new(ConnInfo {
+        client,
+        client_subject,
+        tls: true,
+    });
+    serve_http(st, tls, h2, info, activity, lifecycle).await;
+}
+
+use x509_parser::prelude::FromDer as _;
+
+async fn serve_tcp<IO>(
+    st: Arc<ListenerState>,
+    mut client_io: IO,
+    client: SocketAddr,
+    activity: Arc<Activity>,
+    lifecycle: Arc<Lifecycle>,
+) where
+    IO: AsyncRead + AsyncWrite + Unpin,
+{
+    let Some(pool) = st.tcp_pool.clone() else {
+        return;
+    };
+    let (upstream, _in_flight) = match pool.connect_tcp().await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(%client, pool = pool.name(), error = ?e, "layer-4 upstream unavailable");
+            return;
+        }
+    };
+    let mut upstream = upstream;
+    let idle = Duration::from_millis(st.cfg.idle_timeout_ms);
+    let mut draining = lifecycle.draining.clone();
+    let started = Instant::now();
+    tokio::select! {
+        r = tokio::io::copy_bidirectional(&mut client_io, &mut upstream) => {
+            if let Err(e) = r {
+                tracing::debug!(%client, error = %e, "layer-4 stream ended with an error");
+            }
+        }
+        _ = activity.idle(idle) => {
+            tracing::debug!(%client, "layer-4 stream idle; closed");
+        }
+        // A byte stream cannot be drained gracefully: it runs until the drain deadline.
+        _ = async { let _ = draining.wait_for(|d| *d).await; std::future::pending::<()>().await } => {}
+    }
+    if st.access_log {
+        tracing::info!(
+            target: "keyward::access",
+            client = %client,
+            listener = %st.label,
+            pool = pool.name(),
+            duration_ms = started.elapsed().as_millis() as u64,
+            "tcp"
+        );
+    }
+}
+
+async fn serve_http<IO>(
+    st: Arc<ListenerState>,
+    io: IO,
+    h2: bool,
+    info: Arc<ConnInfo>,
+    activity: Arc<Activity>,
+    lifecycle: Arc<Lifecycle>,
+) where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    // HTTP/1.1 framing is checked by the smuggling guard before hyper sees it.
+    let (io, verdicts) = H1Guard::new(io, st.cfg.max_header_bytes.max(8192));
+    let verdicts = (!h2).then_some(verdicts);
+    let handler = Arc::new(Handler::new(
+        st.clone(),
+        info.clone(),
+        activity.clone(),
+        verdicts,
+    ));
+    let service = hyper::service::service_fn(move |req| {
+        let handler = handler.clone();
+        async move { handler.handle(req).await }
+    });
+    let io = hyper_util::rt::TokioIo::new(io);
+    let idle = Duration::from_millis(st.cfg.idle_timeout_ms);
+    let mut draining = lifecycle.draining.clone();
+    let result = if h2 {
+        let conn = hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+            .timer(hyper_util::rt::TokioTimer::new())
+            .max_header_list_size(u32::try_from(st.cfg.max_header_bytes).unwrap_or(u32::MAX))
+            .serve_connection(io, service);
+        tokio::pin!(conn);
+        let mut shutting = false;
+        loop {
+            tokio::select! {
+                r = conn.as_mut() => break r,
+                _ = draining.wait_for(|d| *d), if !shutting => {
+                    shutting = true;
+                    conn.as_mut().graceful_shutdown();
+                }
+                _ = activity.idle(idle), if !shutting => {
+                    shutting = true;
+                    conn.as_mut().graceful_shutdown();
+                }
+            }
+        }
+    } else {
+        // The header timeout runs from the first byte of a request head (slowloris); the idle
+        // timeout closes keep-alive connections with no request in flight.
+        let conn = hyper::server::conn::http1::Builder::new()
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(Duration::from_millis(st.cfg.client_header_timeout_ms))
+            .max_buf_size(st.cfg.max_header_bytes.max(8192))
+            .serve_connection(io, service)
+            .with_upgrades();
+        tokio::pin!(conn);
+        let mut shutting = false;
+        loop {
+            tokio::select! {
+                r = conn.as_mut() => break r,
+                _ = draining.wait_for(|d| *d), if !shutting => {
+                    shutting = true;
+                    conn.as_mut().graceful_shutdown();
+                }
+                _ = activity.idle(idle), if !shutting => {
+                    shutting = true;
+                    conn.as_mut().graceful_shutdown();
+                }
+            }
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(client = %info.client, error = %e, "connection ended with an error");
+    }
+}

@@ -1,0 +1,299 @@
+//! A listener's rustls `ServerConfig`: certificates with HSM keys, versions, cipher suites,
+//! key-exchange groups, ALPN, client-certificate verification, OCSP staples, tickets.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use keyward_config::{ListenerConfig, ResumptionConfig, TlsVersion};
+use keyward_hsm::{Hsm, KeyClass, Session};
+use rustls::crypto::CryptoProvider;
+use rustls::server::{ProducesTickets, ServerSessionMemoryCache, WebPkiClientVerifier};
+use rustls::sign::CertifiedKey;
+use rustls::{RootCertStore, ServerConfig};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::CertificateDer;
+use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
+use x509_parser::x509::SubjectPublicKeyInfo;
+
+use crate::error::Error;
+use crate::metrics::metrics;
+use crate::resolver::{Entry, SniResolver};
+use crate::signer::signing_key;
+
+/// Largest certificate chain, CA bundle or OCSP response file read, in bytes.
+const MAX_FILE_BYTES: u64 = 1024 * 1024;
+
+/// A certificate chain read from a PEM file, with what the leaf says about itself.
+struct Chain {
+    certs: Vec<CertificateDer<'static>>,
+    dns_names: Vec<String>,
+    not_after: i64,
+}
+
+/// Reads a small regular file (at most [`MAX_FILE_BYTES`]).
+fn read_small(path: &Path) -> Result<Vec<u8>, String> {
+    let meta = std::fs::metadata(path).map_err(|e| e.kind().to_string())?;
+    if !meta.is_file() {
+        return Err("not a regular file".into());
+    }
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(format!("larger than {MAX_FILE_BYTES} bytes"));
+    }
+    std::fs::read(path).map_err(|e| e.kind().to_string())
+}
+
+fn read_chain(path: &Path) -> Result<Chain, Error> {
+    let err = |reason: String| Error::CertificateFile {
+        path: path.to_owned(),
+        reason,
+    };
+    let bytes = read_small(path).map_err(err)?;
+    if bytes.windows(11).any(|w| w == b"PRIVATE KEY") {
+        tracing::warn!(path = %path.display(), "the chain file also holds a PRIVATE KEY block, which Keyward ignores: keys live in the HSM; remove the key from this file");
+    }
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&bytes)
+        .collect::<Result<_, _>>()
+        .map_err(|e| err(format!("not a PEM certificate chain ({e})")))?;
+    let leaf = certs
+        .first()
+        .ok_or_else(|| err("no CERTIFICATE block in the file".into()))?;
+    let (_, parsed) = X509Certificate::from_der(leaf)
+        .map_err(|_| err("the first certificate is not valid X.509 DER".into()))?;
+    if !parsed.validity().is_valid() {
+        tracing::warn!(
+            path = %path.display(),
+            not_before = %parsed.validity().not_before,
+            not_after = %parsed.validity().not_after,
+            "the leaf certificate is not valid now; clients will refuse it"
+        );
+    }
+    let mut dns_names = Vec::new();
+    if let Ok(Some(san)) = parsed.subject_alternative_name() {
+        for name in &san.value.general_names {
+            if let GeneralName::DNSName(n) = name {
+                dns_names.push(n.to_ascii_lowercase());
+            }
+        }
+    }
+    let not_after = parsed.validity().not_after.timestamp();
+    Ok(Chain {
+        certs,
+        dns_names,
+        not_after,
+    })
+}
+
+/// Reads a reference PEM that names an HSM key.
+fn read_reference(path: &Path) -> Result<keyward_hsm::KeyReference, Error> {
+    let err = |reason: String| Error::CertificateFile {
+        path: path.to_owned(),
+        reason,
+    };
+    let meta = std::fs::metadata(path).map_err(|e| err(e.kind().to_string()))?;
+    if !meta.is_file() || meta.len() > 64 * 1024 {
+        return Err(err("not a small regular file".into()));
+    }
+    let bytes = std::fs::read(path).map_err(|e| err(e.kind().to_string()))?;
+    keyward_hsm::KeyReference::from_pem(&bytes).map_err(|e| err(e.to_string()))
+}
+
+/// Compares two SubjectPublicKeyInfo DER encodings by algorithm OID and key bits.
+fn same_public_key(a: &[u8], b: &[u8]) -> bool {
+    match (
+        SubjectPublicKeyInfo::from_der(a),
+        SubjectPublicKeyInfo::from_der(b),
+    ) {
+        (Ok((_, a)), Ok((_, b))) => {
+            a.algorithm.algorithm == b.algorithm.algorithm
+                && a.subject_public_key.data == b.subject_public_key.data
+        }
+        _ => false,
+    }
+}
+
+fn leaf_spki(chain: &Chain) -> Vec<u8> {
+    X509Certificate::from_der(&chain.certs[0])
+        .map(|(_, c)| c.tbs_certificate.subject_pki.raw.to_vec())
+        .unwrap_or_default()
+}
+
+/// The crypto provider with the listener's cipher suites and key-exchange groups, in the
+/// configured order (names as rustls spells them, e.g. `TLS13_AES_128_GCM_SHA256`,
+/// `X25519MLKEM768`).
+fn provider(listener: &ListenerConfig) -> CryptoProvider {
+    let mut p = rustls::crypto::aws_lc_rs::default_provider();
+    if !listener.cipher_suites.is_empty() {
+        let all = rustls::crypto::aws_lc_rs::ALL_CIPHER_SUITES;
+        p.cipher_suites = listener
+            .cipher_suites
+            .iter()
+            .filter_map(|name| {
+                all.iter()
+                    .find(|s| format!("{:?}", s.suite()) == *name)
+                    .copied()
+            })
+            .collect();
+    }
+    let groups = rustls::crypto::aws_lc_rs::ALL_KX_GROUPS;
+    p.kx_groups = listener
+        .kx_groups
+        .iter()
+        .filter_map(|name| {
+            groups
+                .iter()
+                .find(|g| format!("{:?}", g.name()) == *name)
+                .copied()
+        })
+        .collect();
+    p
+}
+
+/// The CA bundle that issues client certificates.
+fn client_roots(path: &Path) -> Result<RootCertStore, Error> {
+    let err = |reason: String| Error::File {
+        path: path.to_owned(),
+        reason,
+    };
+    let bytes = read_small(path).map_err(err)?;
+    let mut roots = RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(&bytes) {
+        let cert = cert.map_err(|e| err(format!("not a PEM certificate bundle ({e})")))?;
+        roots
+            .add(cert)
+            .map_err(|e| err(format!("a certificate is not a usable CA ({e})")))?;
+    }
+    if roots.is_empty() {
+        return Err(err("no CERTIFICATE block in the file".into()));
+    }
+    Ok(roots)
+}
+
+/// Builds the `ServerConfig` of one TLS listener: resolves every certificate's key in the
+/// HSM, checks it matches the chain, reads OCSP staples and the client CA bundle.
+pub(crate) fn server_config(
+    listener: &ListenerConfig,
+    resumption: &ResumptionConfig,
+    ticketer: &Arc<dyn ProducesTickets>,
+    hsm: &Hsm,
+    session: &Session,
+) -> Result<ServerConfig, Error> {
+    let mut resolver = SniResolver::default();
+    for (i, cert) in listener.certificates.iter().enumerate() {
+        let chain = read_chain(&cert.chain_file)?;
+        let reference = match &cert.key_file {
+            Some(path) => Some(read_reference(path)?),
+            None => None,
+        };
+        let label = reference
+            .as_ref()
+            .map_or(cert.key_label.as_str(), |r| r.label.as_str());
+        let key_err = |error| Error::Key {
+            label: label.to_owned(),
+            path: cert.chain_file.clone(),
+            error,
+        };
+        let info = hsm
+            .find_by_label(session, label, KeyClass::Private)
+            .map_err(key_err)?;
+        let signer = hsm.signer(session, info.handle).map_err(key_err)?;
+        if let (Some(r), Some(path)) = (&reference, &cert.key_file) {
+            if keyward_hsm::spki_sha256(signer.spki_der()) != r.spki_sha256 {
+                return Err(Error::CertificateFile {
+                    path: path.clone(),
+                    reason: format!(
+                        "names key {:?}, but the HSM key of that label has another public key",
+                        r.label
+                    ),
+                });
+            }
+        }
+        if !same_public_key(&leaf_spki(&chain), signer.spki_der()) {
+            return Err(Error::KeyMismatch {
+                label: label.to_owned(),
+                path: cert.chain_file.clone(),
+            });
+        }
+        let key = signing_key(signer);
+        let names = if cert.server_names.is_empty() {
+            chain.dns_names.clone()
+        } else {
+            cert.server_names.clone()
+        };
+        let metric_name = names.first().cloned().unwrap_or_else(|| label.to_owned());
+        metrics()
+            .certificate_not_after
+            .with_label_values(&[metric_name.as_str()])
+            .set(chain.not_after);
+        let is_default =
+            cert.default || (i == 0 && !listener.certificates.iter().any(|c| c.default));
+        let mut certified = CertifiedKey::new(chain.certs, key.clone());
+        if let Some(path) = &cert.ocsp_file {
+            let ocsp = read_small(path).map_err(|reason| Error::File {
+                path: path.clone(),
+                reason,
+            })?;
+            // An OCSPResponse is a DER SEQUENCE (RFC 6960 §4.2.1).
+            if ocsp.first() != Some(&0x30) {
+                return Err(Error::File {
+                    path: path.clone(),
+                    reason: "not a DER OCSP response".into(),
+                });
+            }
+            certified.ocsp = Some(ocsp);
+        }
+        resolver.add(
+            &names,
+            Entry {
+                certified: Arc::new(certified),
+                key,
+            },
+            is_default,
+        );
+    }
+    let versions: Vec<&'static rustls::SupportedProtocolVersion> = listener
+        .tls_versions
+        .iter()
+        .map(|v| match v {
+            TlsVersion::Tls12 => &rustls::version::TLS12,
+            TlsVersion::Tls13 => &rustls::version::TLS13,
+        })
+        .collect();
+    let tls_err = |error| Error::Tls {
+        address: listener.address,
+        error,
+    };
+    let provider = Arc::new(provider(listener));
+    let builder = ServerConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&versions)
+        .map_err(tls_err)?;
+    let builder = match &listener.client_auth {
+        None => builder.with_no_client_auth(),
+        Some(auth) => {
+            let roots = Arc::new(client_roots(&auth.ca_file)?);
+            let verifier = WebPkiClientVerifier::builder_with_provider(roots, provider);
+            let verifier = if auth.required {
+                verifier.build()
+            } else {
+                verifier.allow_unauthenticated().build()
+            }
+            .map_err(|e| Error::File {
+                path: auth.ca_file.clone(),
+                reason: e.to_string(),
+            })?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let mut config = builder.with_cert_resolver(Arc::new(resolver));
+    config.alpn_protocols = listener
+        .alpn
+        .iter()
+        .map(|p| p.as_bytes().to_vec())
+        .collect();
+    config.session_storage = if resumption.session_cache_entries == 0 {
+        Arc::new(rustls::server::NoServerSessionStorage {})
+    } else {
+        ServerSessionMemoryCache::new(resumption.session_cache_entries)
+    };
+    config.ticketer = ticketer.clone();
+    Ok(config)
+}

@@ -1,0 +1,683 @@
+//! Issue 5's edge features end to end, with the real binary, a real upstream process and real
+//! clients (curl, openssl, a rustls client over raw sockets).
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use support::*;
+
+struct Site {
+    _tmp: tempfile::TempDir,
+    dir: PathBuf,
+}
+
+impl Site {
+    fn new() -> Site {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().to_path_buf();
+        Site { _tmp: tmp, dir }
+    }
+    fn data(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+    /// A key in the HSM and a self-signed certificate for `names` (first = CN).
+    fn cert(&self, spec: &str, label: &str, names: &[&str]) -> PathBuf {
+        generate_key(&self.data(), spec, label);
+        let out = self.dir.join(format!("{label}.pem"));
+        let data = self.data().display().to_string();
+        let out_s = out.display().to_string();
+        let mut args = vec![
+            "cert",
+            "self-signed",
+            "--key",
+            label,
+            "--out",
+            &out_s,
+            "--data-dir",
+            &data,
+            "--ip",
+            "127.0.0.1",
+        ];
+        for n in names {
+            args.push("--dns");
+            args.push(n);
+        }
+        keyward_ok(&args);
+        out
+    }
+    fn config(&self, body: &str) -> PathBuf {
+        let p = self.dir.join("keyward.toml");
+        std::fs::write(&p, format!("[hsm]\ndata_dir = \"data\"\n\n{body}")).unwrap();
+        p
+    }
+}
+
+fn listener(cert: &Path, label: &str, extra: &str) -> String {
+    format!(
+        "[[listeners]]\naddress = \"127.0.0.1:0\"\n{extra}\n[[listeners.certificates]]\nkey_label = \"{label}\"\nchain_file = \"{}\"\n\n",
+        cert.display()
+    )
+}
+
+/// A rustls client that trusts exactly the certificates in `ca` (PEM files).
+fn client_config(ca: &[&Path]) -> Arc<rustls::ClientConfig> {
+    use rustls_pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for f in ca {
+        for c in rustls_pki_types::CertificateDer::pem_file_iter(f).unwrap() {
+            roots.add(c.unwrap()).unwrap();
+        }
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    Arc::new(
+        rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    )
+}
+
+type Tls = rustls::StreamOwned<rustls::ClientConnection, TcpStream>;
+
+/// TLS over `tcp` (which may already carry a PROXY header).
+fn tls_over(tcp: TcpStream, ca: &Path) -> Tls {
+    tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let conn = rustls::ClientConnection::new(
+        client_config(&[ca]),
+        rustls_pki_types::ServerName::try_from("localhost").unwrap(),
+    )
+    .unwrap();
+    rustls::StreamOwned::new(conn, tcp)
+}
+
+/// Sends `request` and reads until the server closes (requests carry `Connection: close`).
+fn exchange(stream: &mut impl ReadWrite, request: &[u8]) -> String {
+    stream.write_all(request).unwrap();
+    stream.flush().unwrap();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(_) => break,
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+trait ReadWrite: Read + Write {}
+impl<T: Read + Write> ReadWrite for T {}
+
+fn get(addr: SocketAddr, ca: &Path, path: &str, headers: &str) -> String {
+    let mut s = tls_over(TcpStream::connect(addr).unwrap(), ca);
+    exchange(
+        &mut s,
+        format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n{headers}Connection: close\r\n\r\n")
+            .as_bytes(),
+    )
+}
+
+fn json_body(response: &str) -> serde_json::Value {
+    let body = &response[response.find("\r\n\r\n").expect("a response") + 4..];
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {response}"))
+}
+
+/// The upstream saw a request for `path` (it prints `REQUEST <method> <path>`).
+fn upstream_saw(up: &Running, path: &str) -> bool {
+    up.stdout
+        .all()
+        .iter()
+        .any(|l| l.starts_with("REQUEST ") && l.ends_with(&format!(" {path}")))
+}
+
+fn admin_addr(p: &Running) -> SocketAddr {
+    let line = p.stderr.wait_for("serving admin endpoints");
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix("addr="))
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+fn http_get(addr: SocketAddr, path: &str) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    exchange(
+        &mut s,
+        format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+}
+
+#[test]
+fn sni_picks_exact_wildcard_or_default_and_the_key_type_the_client_can_verify() {
+    let site = Site::new();
+    let (_up, up_addr) = start_upstream();
+    let ec = site.cert("ec-p256", "a-ec", &["a.test"]);
+    let rsa = site.cert("rsa-2048", "a-rsa", &["a.test"]);
+    let b = site.cert("ec-p256", "b", &["b.test"]);
+    let wild = site.cert("ec-p384", "wild", &["*.w.test"]);
+    let dflt = site.cert("ec-p256", "dflt", &["localhost"]);
+    let cert = |label: &str, path: &Path, extra: &str| {
+        format!(
+            "[[listeners.certificates]]\nkey_label = \"{label}\"\nchain_file = \"{}\"\n{extra}\n",
+            path.display()
+        )
+    };
+    let config = site.config(&format!(
+        "[[listeners]]\naddress = \"127.0.0.1:0\"\n{}{}{}{}{}\n[upstream]\nurl = \"http://{up_addr}\"\n",
+        cert("a-rsa", &rsa, ""),
+        cert("a-ec", &ec, ""),
+        cert("b", &b, ""),
+        cert("wild", &wild, ""),
+        cert("dflt", &dflt, "default = true"),
+    ));
+    let (_p, addrs) = start_serve(&config, 1);
+    let served = |name: &str, extra: &[&str]| -> String {
+        let out = s_client(addrs[0], name, extra);
+        let start = out.find("-----BEGIN CERTIFICATE-----").expect(&out);
+        let end = out[start..].find("-----END CERTIFICATE-----").unwrap() + start;
+        out[start..end].to_owned()
+    };
+    let file_cert = |p: &Path| {
+        let text = std::fs::read_to_string(p).unwrap();
+        let start = text.find("-----BEGIN CERTIFICATE-----").unwrap();
+        let end = text.find("-----END CERTIFICATE-----").unwrap();
+        text[start..end].to_owned()
+    };
+    // An ECDSA-only client (TLS 1.3) and an RSA-only TLS 1.2 client, same name.
+    assert_eq!(
+        served("a.test", &["-sigalgs", "ECDSA+SHA256"]),
+        file_cert(&ec)
+    );
+    assert_eq!(
+        served(
+            "a.test",
+            &["-tls1_2", "-cipher", "ECDHE-RSA-AES128-GCM-SHA256"]
+        ),
+        file_cert(&rsa)
+    );
+    assert_eq!(served("b.test", &[]), file_cert(&b));
+    assert_eq!(served("x.w.test", &[]), file_cert(&wild));
+    // A wildcard covers one label only; unknown names get the default.
+    assert_eq!(served("y.x.w.test", &[]), file_cert(&dflt));
+    assert_eq!(served("unknown.test", &[]), file_cert(&dflt));
+}
+
+#[test]
+fn a_slowloris_client_is_cut_at_the_header_timeout_while_others_are_served() {
+    let site = Site::new();
+    let (_up, up_addr) = start_upstream();
+    let cert = site.cert("ec-p256", "web", &["localhost"]);
+    let config = site.config(&format!(
+        "{}[upstream]\nurl = \"http://{up_addr}\"\n",
+        listener(&cert, "web", "client_header_timeout_ms = 2000")
+    ));
+    let (_p, addrs) = start_serve(&config, 1);
+    let addr = addrs[0];
+    let slow = std::thread::spawn({
+        let cert = cert.clone();
+        move || {
+            let mut s = tls_over(TcpStream::connect(addr).unwrap(), &cert);
+            let started = Instant::now();
+            let head = b"GET / HTTP/1.1\r\nHost: localhost\r\nX-Slow: aaaaaaaaaaaaaaaaaaaa\r\n\r\n";
+            let mut sent = 0;
+            for b in head {
+                if s.write_all(&[*b]).and_then(|_| s.flush()).is_err() {
+                    break;
+                }
+                sent += 1;
+                std::thread::sleep(Duration::from_secs(1));
+                if started.elapsed() > Duration::from_secs(15) {
+                    break;
+                }
+            }
+            let mut rest = Vec::new();
+            let _ = s.read_to_end(&mut rest);
+            (
+                sent,
+                started.elapsed(),
+                String::from_utf8_lossy(&rest).into_owned(),
+            )
+        }
+    });
+    // Meanwhile another client is served normally.
+    for _ in 0..3 {
+        let r = get(addr, &cert, "/fast", "");
+        assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+    }
+    let (sent, elapsed, rest) = slow.join().unwrap();
+    assert!(
+        sent < 10,
+        "the slow client sent {sent} bytes without being cut"
+    );
+    assert!(elapsed < Duration::from_secs(10), "{elapsed:?}");
+    assert!(!rest.contains("200 OK"), "{rest}");
+}
+
+#[test]
+fn smuggling_attempts_get_400_and_never_reach_the_upstream() {
+    let site = Site::new();
+    let (up, up_addr) = start_upstream();
+    let cert = site.cert("ec-p256", "web", &["localhost"]);
+    let config = site.config(&format!(
+        "{}[upstream]\nurl = \"http://{up_addr}\"\n",
+        listener(&cert, "web", "")
+    ));
+    let (_p, addrs) = start_serve(&config, 1);
+    let cases: [(&str, &str); 6] = [
+        (
+            "/cl-te",
+            "POST /cl-te HTTP/1.1\r\nHost: localhost\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n0\r\n\r\n",
+        ),
+        (
+            "/te-cl",
+            "POST /te-cl HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\nContent-Length: 4\r\nConnection: close\r\n\r\n0\r\n\r\n",
+        ),
+        (
+            "/dup-cl",
+            "POST /dup-cl HTTP/1.1\r\nHost: localhost\r\nContent-Length: 3\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc",
+        ),
+        (
+            "/dup-cl-differ",
+            "POST /dup-cl-differ HTTP/1.1\r\nHost: localhost\r\nContent-Length: 3\r\nContent-Length: 4\r\nConnection: close\r\n\r\nabcd",
+        ),
+        (
+            "/bad-chunk",
+            "POST /bad-chunk HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\nzz\r\nabc\r\n0\r\n\r\n",
+        ),
+        (
+            "/obs-fold",
+            "GET /obs-fold HTTP/1.1\r\nHost: localhost\r\nX-A: 1\r\n folded\r\nConnection: close\r\n\r\n",
+        ),
+    ];
+    for (path, raw) in cases {
+        let mut s = tls_over(TcpStream::connect(addrs[0]).unwrap(), &cert);
+        let r = exchange(&mut s, raw.as_bytes());
+        assert!(r.starts_with("HTTP/1.1 400"), "{path}: {r}");
+    }
+    // A clean request afterwards reaches it, so the upstream's log is live.
+    let r = get(addrs[0], &cert, "/clean", "");
+    assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+    up.stdout.wait_for("REQUEST GET /clean");
+    for (path, _) in cases {
+        assert!(!upstream_saw(&up, path), "{path} reached the upstream");
+    }
+}
+
+/// PROXY protocol v2 header for TCP over IPv4 (haproxy's proxy-protocol.txt §2.2).
+fn proxy_v2(src: [u8; 4], src_port: u16) -> Vec<u8> {
+    let mut h = b"\r\n\r\n\0\r\nQUIT\n".to_vec();
+    h.push(0x21); // version 2, PROXY
+    h.push(0x11); // TCP over IPv4
+    h.extend_from_slice(&12u16.to_be_bytes());
+    h.extend_from_slice(&src);
+    h.extend_from_slice(&[127, 0, 0, 1]);
+    h.extend_from_slice(&src_port.to_be_bytes());
+    h.extend_from_slice(&443u16.to_be_bytes());
+    h
+}
+
+#[test]
+fn proxy_protocol_sets_the_client_address_and_untrusted_sources_are_refused() {
+    let site = Site::new();
+    let (_up, up_addr) = start_upstream();
+    let cert = site.cert("ec-p256", "web", &["localhost"]);
+    let config = site.config(&format!(
+        "{}{}[upstream]\nurl = \"http://{up_addr}\"\n",
+        listener(
+            &cert,
+            "web",
+            "[listeners.proxy_protocol]\ntrusted_cidrs = [\"127.0.0.0/8\"]"
+        ),
+        listener(
+            &cert,
+            "web",
+            "[listeners.proxy_protocol]\ntrusted_cidrs = [\"10.0.0.0/8\"]"
+        ),
+    ));
+    let (_p, addrs) = start_serve(&config, 2);
+    let request = b"GET /who HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+
+    let mut tcp = TcpStream::connect(addrs[0]).unwrap();
+    tcp.write_all(b"PROXY TCP4 203.0.113.7 127.0.0.1 55555 443\r\n")
+        .unwrap();
+    let r = exchange(&mut tls_over(tcp, &cert), request);
+    let j = json_body(&r);
+    assert_eq!(j["headers"]["x-forwarded-for"], "203.0.113.7", "{r}");
+
+    let mut tcp = TcpStream::connect(addrs[0]).unwrap();
+    tcp.write_all(&proxy_v2([198, 51, 100, 9], 40000)).unwrap();
+    let r = exchange(&mut tls_over(tcp, &cert), request);
+    let j = json_body(&r);
+    assert_eq!(j["headers"]["x-forwarded-for"], "198.51.100.9", "{r}");
+    assert!(j["headers"]["forwarded"]
+        .as_str()
+        .unwrap()
+        .contains("for=198.51.100.9"));
+
+    // No header from a trusted source: refused.
+    let mut s = tls_over(TcpStream::connect(addrs[0]).unwrap(), &cert);
+    assert!(
+        s.write_all(request).and_then(|_| s.flush()).is_err() || {
+            let mut buf = [0u8; 16];
+            !matches!(s.read(&mut buf), Ok(n) if n > 0)
+        }
+    );
+    // A header from a source outside trusted_cidrs: closed without a handshake.
+    let mut tcp = TcpStream::connect(addrs[1]).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    tcp.write_all(b"PROXY TCP4 203.0.113.7 127.0.0.1 55555 443\r\n")
+        .unwrap();
+    let mut buf = [0u8; 16];
+    assert!(matches!(tcp.read(&mut buf), Ok(0) | Err(_)));
+}
+
+#[test]
+fn redirect_listener_hsts_request_ids_forwarded_headers_and_limits() {
+    let site = Site::new();
+    let (up, up_addr) = start_upstream();
+    let cert = site.cert("ec-p256", "web", &["localhost"]);
+    let config = site.config(&format!(
+        "{}[[listeners]]\naddress = \"127.0.0.1:0\"\nmode = \"redirect\"\nredirect_https_port = 8443\n\n[upstream]\nurl = \"http://{up_addr}\"\n",
+        listener(
+            &cert,
+            "web",
+            "hsts = \"max-age=63072000; includeSubDomains\"\nmax_body_bytes = 1000\nmax_header_bytes = 8192"
+        ),
+    ));
+    let (_p, addrs) = start_serve(&config, 2);
+    let r = http_get(addrs[1], "/a/b?c=d");
+    assert!(r.starts_with("HTTP/1.1 308"), "{r}");
+    assert!(
+        r.to_ascii_lowercase()
+            .contains("location: https://localhost:8443/a/b?c=d"),
+        "{r}"
+    );
+
+    let r = get(
+        addrs[0],
+        &cert,
+        "/h",
+        "X-Forwarded-For: 6.6.6.6\r\nForwarded: for=6.6.6.6\r\nX-Request-Id: spoofed\r\n",
+    );
+    assert!(
+        r.to_ascii_lowercase()
+            .contains("strict-transport-security: max-age=63072000; includesubdomains"),
+        "{r}"
+    );
+    let j = json_body(&r);
+    // Replace (the default): the client's own forwarding headers are dropped.
+    assert_eq!(j["headers"]["x-forwarded-for"], "127.0.0.1");
+    assert_eq!(
+        j["headers"]["forwarded"],
+        "for=127.0.0.1;proto=https;host=\"localhost\""
+    );
+    let id = j["headers"]["x-request-id"].as_str().unwrap().to_owned();
+    assert_eq!(id.len(), 32);
+    assert_ne!(id, "spoofed");
+    assert!(r.contains(&format!("x-request-id: {id}")), "{r}");
+
+    // Bodies over max_body_bytes: 413, by Content-Length and by chunked size.
+    let mut s = tls_over(TcpStream::connect(addrs[0]).unwrap(), &cert);
+    let body = "x".repeat(1001);
+    let r = exchange(
+        &mut s,
+        format!("POST /big HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1001\r\nConnection: close\r\n\r\n{body}").as_bytes(),
+    );
+    assert!(r.starts_with("HTTP/1.1 413"), "{r}");
+    let mut s = tls_over(TcpStream::connect(addrs[0]).unwrap(), &cert);
+    let r = exchange(
+        &mut s,
+        format!("POST /big-chunked HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n3e9\r\n{body}\r\n0\r\n\r\n").as_bytes(),
+    );
+    assert!(r.starts_with("HTTP/1.1 413"), "{r}");
+    // Headers over max_header_bytes: 431.
+    let r = get(
+        addrs[0],
+        &cert,
+        "/big-header",
+        &format!("X-Big: {}\r\n", "y".repeat(9000)),
+    );
+    assert!(r.starts_with("HTTP/1.1 431"), "{r}");
+    let r = get(addrs[0], &cert, "/after", "");
+    assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+    up.stdout.wait_for("REQUEST GET /after");
+    for path in ["/big", "/big-chunked", "/big-header"] {
+        assert!(!upstream_saw(&up, path), "{path}");
+    }
+}
+
+#[test]
+fn websocket_upgrades_are_spliced_through() {
+    let site = Site::new();
+    let (_up, up_addr) = start_upstream();
+    let cert = site.cert("ec-p256", "web", &["localhost"]);
+    let config = site.config(&format!(
+        "{}[upstream]\nurl = \"http://{up_addr}\"\n",
+        listener(&cert, "web", "")
+    ));
+    let (_p, addrs) = start_serve(&config, 1);
+    let mut s = tls_over(TcpStream::connect(addrs[0]).unwrap(), &cert);
+    s.write_all(b"GET /ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n").unwrap();
+    s.flush().unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        s.read_exact(&mut byte).unwrap();
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+    // RFC 6455 §1.3's example key and accept value.
+    assert!(
+        head.contains("sec-websocket-accept: s3pplmbitxaq9kygzzhzrbk+xoo="),
+        "{head}"
+    );
+    for msg in ["hello", "second frame"] {
+        let mask = [1u8, 2, 3, 4];
+        let mut frame = vec![0x81, 0x80 | msg.len() as u8];
+        frame.extend_from_slice(&mask);
+        frame.extend(msg.bytes().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        s.write_all(&frame).unwrap();
+        s.flush().unwrap();
+        let mut hdr = [0u8; 2];
+        s.read_exact(&mut hdr).unwrap();
+        let mut payload = vec![0u8; usize::from(hdr[1] & 0x7f)];
+        s.read_exact(&mut payload).unwrap();
+        assert_eq!(hdr[0], 0x81);
+        assert_eq!(String::from_utf8(payload).unwrap(), format!("echo: {msg}"));
+    }
+}
+
+#[test]
+fn h2_requests_reach_an_http1_upstream_with_authority_and_trailers() {
+    let site = Site::new();
+    let (_up, up_addr) = start_upstream();
+    let cert = site.cert("ec-p256", "web", &["localhost"]);
+    let config = site.config(&format!(
+        "{}[upstream]\nurl = \"http://{up_addr}\"\n",
+        listener(&cert, "web", "")
+    ));
+    let (_p, addrs) = start_serve(&config, 1);
+    let addr = addrs[0];
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let body = rt.block_on(async move {
+        use http_body_util::BodyExt;
+        let mut cfg = (*client_config(&[&cert])).clone();
+        cfg.alpn_protocols = vec![b"h2".to_vec()];
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let tls = tokio_rustls::TlsConnector::from(Arc::new(cfg))
+            .connect(
+                rustls_pki_types::ServerName::try_from("localhost").unwrap(),
+                tcp,
+            )
+            .await
+            .unwrap();
+        assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+        let (mut send, conn) = hyper::client::conn::http2::handshake(
+            hyper_util::rt::TokioExecutor::new(),
+            hyper_util::rt::TokioIo::new(tls),
+        )
+        .await
+        .unwrap();
+        tokio::spawn(conn);
+        let mut trailers = http::HeaderMap::new();
+        trailers.insert("x-checksum", "abc123".parse().unwrap());
+        let frames = vec![
+            Ok::<_, std::convert::Infallible>(hyper::body::Frame::data(bytes::Bytes::from_static(
+                b"hello",
+            ))),
+            Ok(hyper::body::Frame::trailers(trailers)),
+        ];
+        let req = http::Request::post(format!("https://localhost:{}/h2", addr.port()))
+            .header("te", "trailers")
+            .header("connection-specific", "kept")
+            .body(http_body_util::StreamBody::new(futures_util_stream(frames)))
+            .unwrap();
+        let res = send.send_request(req).await.unwrap();
+        assert_eq!(res.status(), 200);
+        let bytes = res.into_body().collect().await.unwrap().to_bytes();
+        String::from_utf8(bytes.to_vec()).unwrap()
+    });
+    let j: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(j["method"], "POST");
+    assert_eq!(j["headers"]["host"], format!("localhost:{}", addr.port()));
+    assert_eq!(j["body_bytes"], 5);
+    assert_eq!(j["trailers"]["x-checksum"], "abc123", "{j}");
+    assert!(j["headers"].get("te").is_none(), "{j}");
+}
+
+/// A stream over a vector of frames, without depending on futures-util.
+fn futures_util_stream<T: Unpin>(items: Vec<T>) -> impl tokio_stream_like::Stream<Item = T> {
+    tokio_stream_like::Iter(items.into_iter())
+}
+
+mod tokio_stream_like {
+    pub(crate) use futures_core::Stream;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+    pub(crate) struct Iter<I>(pub(crate) I);
+    impl<I: Iterator + Unpin> Stream for Iter<I> {
+        type Item = I::Item;
+        fn poll_next(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<I::Item>> {
+            Poll::Ready(self.0.next())
+        }
+    }
+}
+
+#[test]
+fn metrics_parse_and_name_every_required_family_after_one_request() {
+    let site = Site::new();
+    let (_up, up_addr) = start_upstream();
+    let cert = site.cert("ec-p256", "web", &["localhost"]);
+    let config = site.config(&format!(
+        "{}[upstream]\nurl = \"http://{up_addr}\"\n[upstream.health_check]\npath = \"/health\"\ninterval_ms = 500\n",
+        listener(&cert, "web", "")
+    ));
+    let (p, addrs) = start_serve(&config, 1);
+    let admin = admin_addr(&p);
+    assert!(http_get(admin, "/healthz").starts_with("HTTP/1.1 200"));
+    assert!(http_get(admin, "/readyz").starts_with("HTTP/1.1 200"));
+    let r = get(addrs[0], &cert, "/one", "");
+    assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+    let text = http_get(admin, "/metrics");
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    let body = &text[text.find("\r\n\r\n").unwrap() + 4..];
+    let lines = body.lines().map(|l| Ok(l.to_owned()));
+    let scrape = prometheus_parse::Scrape::parse(lines).expect("Prometheus text format");
+    let names: std::collections::BTreeSet<&str> =
+        scrape.samples.iter().map(|s| s.metric.as_str()).collect();
+    for family in [
+        "keyward_tls_handshakes_total",
+        "keyward_tls_handshake_duration_seconds_count",
+        "keyward_hsm_sign_duration_seconds_count",
+        "keyward_hsm_errors_total",
+        "keyward_connections_active",
+        "keyward_http_requests_total",
+        "keyward_upstream_request_duration_seconds_count",
+        "keyward_upstream_healthy",
+        "keyward_certificate_not_after_seconds",
+    ] {
+        assert!(names.contains(family), "{family} missing from {names:?}");
+    }
+    let handshake = scrape
+        .samples
+        .iter()
+        .find(|s| {
+            s.metric == "keyward_tls_handshakes_total"
+                && s.labels.get("result") == Some("ok")
+                && s.labels.get("version") == Some("1.3")
+                && s.labels.get("resumed") == Some("false")
+        })
+        .expect("a full TLS 1.3 handshake counted");
+    assert!(matches!(handshake.value, prometheus_parse::Value::Counter(v) if v >= 1.0));
+    let req = scrape
+        .samples
+        .iter()
+        .find(|s| {
+            s.metric == "keyward_http_requests_total" && s.labels.get("status") == Some("200")
+        })
+        .expect("a 200 counted");
+    assert_eq!(req.labels.get("route"), Some("default"));
+    let signs = scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == "keyward_hsm_sign_duration_seconds_count")
+        .unwrap();
+    assert!(
+        matches!(signs.value, prometheus_parse::Value::Untyped(v) | prometheus_parse::Value::Counter(v) if v >= 1.0),
+        "{:?}",
+        signs.value
+    );
+    let healthy = scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == "keyward_upstream_healthy")
+        .unwrap();
+    assert_eq!(healthy.labels.get("pool"), Some("default"));
+}
+
+#[test]
+fn layer4_listener_forwards_the_decrypted_stream_to_a_tcp_upstream() {
+    let site = Site::new();
+    let cert = site.cert("ec-p256", "web", &["localhost"]);
+    // A TCP echo server.
+    let echo = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let echo_addr = echo.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for conn in echo.incoming() {
+            let Ok(mut c) = conn else { break };
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 1024];
+                while let Ok(n) = c.read(&mut buf) {
+                    if n == 0 || c.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    let config = site.config(&format!(
+        "{}[upstreams.echo]\nservers = [\"tcp://{echo_addr}\"]\n",
+        listener(&cert, "web", "mode = \"tcp\"\nupstream = \"echo\"")
+    ));
+    let (_p, addrs) = start_serve(&config, 1);
+    let mut s = tls_over(TcpStream::connect(addrs[0]).unwrap(), &cert);
+    for msg in [&b"ping"[..], b"not http at all\x00\x01"] {
+        s.write_all(msg).unwrap();
+        s.flush().unwrap();
+        let mut back = vec![0u8; msg.len()];
+        s.read_exact(&mut back).unwrap();
+        assert_eq!(back, msg);
+    }
+}
