@@ -400,6 +400,9 @@ async fn run_proxy(
     config_path: Option<&Path>,
 ) -> Result<()> {
     let ready = keyward_proxy::admin::Readiness::default();
+    // The sockets are bound and listening (connections queue in the backlog until the accept
+    // loops below start), so the proxy is ready before the admin address is announced.
+    ready.set(true);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     if let Some(listener) = admin {
         tracing::info!(addr = %listener.local_addr()?, "serving admin endpoints (/metrics, /healthz, /readyz)");
@@ -432,7 +435,6 @@ async fn run_proxy(
             }
         });
     }
-    ready.set(true);
     let ready_on_stop = ready.clone();
     proxy
         .run(async move {

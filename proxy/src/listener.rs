@@ -503,23 +503,20 @@ async fn serve_http<IO>(
 ) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    // HTTP/1.1 framing is checked by the smuggling guard before hyper sees it.
-    let (io, verdicts) = H1Guard::new(io, st.cfg.max_header_bytes.max(8192));
-    let verdicts = (!h2).then_some(verdicts);
-    let handler = Arc::new(Handler::new(
-        st.clone(),
-        info.clone(),
-        activity.clone(),
-        verdicts,
-    ));
-    let service = hyper::service::service_fn(move |req| {
-        let handler = handler.clone();
-        async move { handler.handle(req).await }
-    });
-    let io = hyper_util::rt::TokioIo::new(io);
     let idle = Duration::from_millis(st.cfg.idle_timeout_ms);
     let mut draining = lifecycle.draining.clone();
     let result = if h2 {
+        let handler = Arc::new(Handler::new(
+            st.clone(),
+            info.clone(),
+            activity.clone(),
+            None,
+        ));
+        let service = hyper::service::service_fn(move |req| {
+            let handler = handler.clone();
+            async move { handler.handle(req).await }
+        });
+        let io = hyper_util::rt::TokioIo::new(io);
         let conn = hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
             .timer(hyper_util::rt::TokioTimer::new())
             .max_header_list_size(u32::try_from(st.cfg.max_header_bytes).unwrap_or(u32::MAX))
@@ -540,6 +537,20 @@ async fn serve_http<IO>(
             }
         }
     } else {
+        // HTTP/1.1 framing is checked by the smuggling guard before hyper sees it; both get
+        // the same head-size limit, so hyper answers 431 first.
+        let (io, verdicts) = H1Guard::new(io, st.cfg.max_header_bytes.max(8192));
+        let handler = Arc::new(Handler::new(
+            st.clone(),
+            info.clone(),
+            activity.clone(),
+            Some(verdicts),
+        ));
+        let service = hyper::service::service_fn(move |req| {
+            let handler = handler.clone();
+            async move { handler.handle(req).await }
+        });
+        let io = hyper_util::rt::TokioIo::new(io);
         // The header timeout runs from the first byte of a request head (slowloris); the idle
         // timeout closes keep-alive connections with no request in flight.
         let conn = hyper::server::conn::http1::Builder::new()
