@@ -34,7 +34,10 @@ struct Shared {
     hsm: Arc<Hsm>,
     session: Session,
     ticketer: Arc<dyn ProducesTickets>,
+    /// The configured addresses (a reload must keep them).
     addresses: Vec<SocketAddr>,
+    /// The bound addresses: the `listener` label of metrics and logs.
+    labels: Vec<String>,
 }
 
 /// A built proxy: sockets bound, certificates loaded, keys resolved in the HSM.
@@ -67,26 +70,31 @@ impl std::fmt::Debug for ProxyHandle {
 }
 
 /// Builds every listener's settings from `config` (reading certificate files, resolving HSM
-/// keys, building pools) without touching sockets.
+/// keys, building pools) without touching sockets. `ticketer` is called last, once everything
+/// else is known to be valid (a writer node may create ticket keys in the store then).
 fn build_state(
     config: &Config,
     hsm: &Hsm,
     session: &Session,
-    ticketer: &Arc<dyn ProducesTickets>,
-) -> Result<State, Error> {
+    ticketer: impl FnOnce() -> Result<Arc<dyn ProducesTickets>, Error>,
+    labels: &[String],
+) -> Result<(State, Arc<dyn ProducesTickets>), Error> {
     let pools = Arc::new(Pools::build(&config.upstreams)?);
-    let mut listeners = Vec::new();
+    let mut prepared = Vec::new();
     for l in &config.listeners {
         let tls = match l.mode {
             ListenerMode::Redirect => None,
-            _ => Some(Arc::new(server_config(
-                l,
-                &config.session_resumption,
-                ticketer,
-                hsm,
-                session,
-            )?)),
+            _ => Some(server_config(l, &config.session_resumption, hsm, session)?),
         };
+        prepared.push((l, tls));
+    }
+    let ticketer = ticketer()?;
+    let mut listeners = Vec::new();
+    for (i, (l, tls)) in prepared.into_iter().enumerate() {
+        let tls = tls.map(|mut c| {
+            c.ticketer = ticketer.clone();
+            Arc::new(c)
+        });
         let fallback = l.upstream.clone().or_else(|| {
             config
                 .upstreams
@@ -105,15 +113,21 @@ fn build_state(
             tcp_pool,
             handshakes: Arc::new(Semaphore::new(l.max_concurrent_handshakes)),
             connections: Arc::new(Semaphore::new(l.max_connections)),
-            label: l.address.to_string(),
+            label: labels
+                .get(i)
+                .cloned()
+                .unwrap_or_else(|| l.address.to_string()),
             access_log: config.log.access_log,
         }));
     }
     let health = pools.start_health_checks();
-    Ok(State {
-        listeners,
-        _health: health,
-    })
+    Ok((
+        State {
+            listeners,
+            _health: health,
+        },
+        ticketer,
+    ))
 }
 
 impl Proxy {
@@ -136,8 +150,6 @@ impl Proxy {
         session: &Session,
         role: NodeRole,
     ) -> Result<Proxy, Error> {
-        let ticketer = ticketer(hsm, session, &config.session_resumption, role)?;
-        let state = build_state(config, hsm, session, &ticketer)?;
         let mut sockets = Vec::new();
         for l in &config.listeners {
             let socket = std::net::TcpListener::bind(l.address)
@@ -151,6 +163,20 @@ impl Proxy {
                 })?;
             sockets.push(socket);
         }
+        let labels: Vec<String> = sockets
+            .iter()
+            .map(|s| {
+                s.local_addr()
+                    .map_or_else(|_| "?".into(), |a| a.to_string())
+            })
+            .collect();
+        let (state, ticketer) = build_state(
+            config,
+            hsm,
+            session,
+            || ticketer(hsm, session, &config.session_resumption, role),
+            &labels,
+        )?;
         Ok(Proxy {
             sockets,
             shared: Arc::new(Shared {
@@ -159,6 +185,7 @@ impl Proxy {
                 session: session.clone(),
                 ticketer,
                 addresses: config.listeners.iter().map(|l| l.address).collect(),
+                labels,
             }),
             drain_timeout: Duration::from_millis(config.lifecycle.drain_timeout_ms),
         })
@@ -250,11 +277,12 @@ impl ProxyHandle {
                 reason: "the listener addresses changed; restart keyward to apply that".into(),
             });
         }
-        let state = build_state(
+        let (state, _) = build_state(
             config,
             &self.shared.hsm,
             &self.shared.session,
-            &self.shared.ticketer,
+            || Ok(self.shared.ticketer.clone()),
+            &self.shared.labels,
         )?;
         self.shared.state.store(Arc::new(state));
         Ok(())

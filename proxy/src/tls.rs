@@ -7,7 +7,7 @@ use std::sync::Arc;
 use keyward_config::{ListenerConfig, ResumptionConfig, TlsVersion};
 use keyward_hsm::{Hsm, KeyClass, Session};
 use rustls::crypto::CryptoProvider;
-use rustls::server::{ProducesTickets, ServerSessionMemoryCache, WebPkiClientVerifier};
+use rustls::server::{ServerSessionMemoryCache, WebPkiClientVerifier};
 use rustls::sign::CertifiedKey;
 use rustls::{RootCertStore, ServerConfig};
 use rustls_pki_types::pem::PemObject;
@@ -169,11 +169,11 @@ fn client_roots(path: &Path) -> Result<RootCertStore, Error> {
 }
 
 /// Builds the `ServerConfig` of one TLS listener: resolves every certificate's key in the
-/// HSM, checks it matches the chain, reads OCSP staples and the client CA bundle.
+/// HSM, checks it matches the chain, reads OCSP staples and the client CA bundle. The caller
+/// sets `ticketer` last.
 pub(crate) fn server_config(
     listener: &ListenerConfig,
     resumption: &ResumptionConfig,
-    ticketer: &Arc<dyn ProducesTickets>,
     hsm: &Hsm,
     session: &Session,
 ) -> Result<ServerConfig, Error> {
@@ -294,6 +294,5 @@ pub(crate) fn server_config(
     } else {
         ServerSessionMemoryCache::new(resumption.session_cache_entries)
     };
-    config.ticketer = ticketer.clone();
     Ok(config)
 }
