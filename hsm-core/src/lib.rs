@@ -42,8 +42,8 @@ mod users;
 pub use audit::{AuditEntry, AuditReport};
 pub use error::{Error, Result};
 pub use hsm::{
-    EcdhParams, Hsm, KeyFilter, KeyPage, KeySigner, KeyUsage, UnwrapTarget, MAX_DATA_BYTES,
-    MAX_PAGE_SIZE, MAX_RANDOM_BYTES, MAX_SESSION_TTL,
+    EcdhParams, Hsm, KeyCipher, KeyFilter, KeyPage, KeySigner, KeyUsage, TokenObjectChanges,
+    UnwrapTarget, MAX_DATA_BYTES, MAX_PAGE_SIZE, MAX_RANDOM_BYTES, MAX_SESSION_TTL,
 };
 pub use mechanism::{EncryptMechanism, SignInput, SignMechanism, SignatureEncoding, WrapMechanism};
 pub use object::{
@@ -58,5 +58,7 @@ pub use users::{Password, Role, Session, SessionToken, UserInfo, MAX_FAILED_LOGI
 mod crypto_tests;
 #[cfg(test)]
 mod policy_tests;
+#[cfg(test)]
+mod shared_store_tests;
 #[cfg(test)]
 mod tests;
