@@ -10,9 +10,9 @@
 //! unreachable upstream gives `502`, one slower than `upstream.response_timeout_ms` gives `504`.
 //!
 //! ```no_run
-//! # async fn run(config: keyward_config::Config, hsm: keyward_hsm::Hsm) -> Result<(), Box<dyn std::error::Error>> {
+//! # async fn run(config: keyward_config::Config, hsm: std::sync::Arc<keyward_hsm::Hsm>) -> Result<(), Box<dyn std::error::Error>> {
 //! let session = hsm.service_session(keyward_hsm::PROXY_USER)?;
-//! let proxy = keyward_proxy::Proxy::build(&config, &hsm, &session)?;
+//! let proxy = keyward_proxy::Proxy::build(&config, &hsm, &session, keyward_proxy::NodeRole::Writer)?;
 //! proxy.run(async { let _ = tokio::signal::ctrl_c().await; }).await;
 //! # Ok(()) }
 //! ```

@@ -136,6 +136,7 @@ fn tls_config(
     listener: &ListenerConfig,
     hsm: &Hsm,
     session: &Session,
+    ticketer: &Arc<dyn rustls::server::ProducesTickets>,
 ) -> Result<ServerConfig, Error> {
     let mut resolver = SniResolver::default();
     for (i, cert) in listener.certificates.iter().enumerate() {
@@ -208,7 +209,7 @@ fn tls_config(
         .map(|p| p.as_bytes().to_vec())
         .collect();
     config.session_storage = ServerSessionMemoryCache::new(SESSION_CACHE_ENTRIES);
-    config.ticketer = rustls::crypto::aws_lc_rs::Ticketer::new().map_err(tls_err)?;
+    config.ticketer = ticketer.clone();
     Ok(config)
 }
 
@@ -223,7 +224,12 @@ impl Proxy {
     /// # Errors
     /// [`Error::CertificateFile`], [`Error::Key`], [`Error::KeyMismatch`], [`Error::Tls`],
     /// [`Error::Upstream`], [`Error::Bind`]; the first one found, with nothing left bound.
-    pub fn build(config: &Config, hsm: &Hsm, session: &Session) -> Result<Proxy, Error> {
+    pub fn build(
+        config: &Config,
+        hsm: &Arc<Hsm>,
+        session: &Session,
+        role: crate::tickets::NodeRole,
+    ) -> Result<Proxy, Error> {
         let pool = config
             .upstreams
             .get("default")
@@ -232,9 +238,11 @@ impl Proxy {
                 reason: "not configured".into(),
             })?;
         let upstream = Arc::new(Upstream::new(pool)?);
+        let ticketer =
+            crate::tickets::ticketer(hsm, session, &config.session_resumption, role)?;
         let mut prepared = Vec::new();
         for l in &config.listeners {
-            prepared.push((l, Arc::new(tls_config(l, hsm, session)?)));
+            prepared.push((l, Arc::new(tls_config(l, hsm, session, &ticketer)?)));
         }
         let mut listeners = Vec::new();
         for (l, tls) in prepared {
