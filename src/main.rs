@@ -387,8 +387,7 @@ fn serve(config_path: &Path) -> Result<()> {
             Some(api) => Some(api_server::bind(api.address).await?),
             None => None,
         };
-        let (hsm, writer) =
-            data_dir::open_for_serving(&config.hsm.data_dir, config.api.is_some())?;
+        let (hsm, writer) = data_dir::open_for_serving(&config.hsm.data_dir, config.api.is_some())?;
         let role = match writer {
             Some(_) => keyward_proxy::NodeRole::Writer,
             None => keyward_proxy::NodeRole::Reader,
@@ -563,12 +562,8 @@ async fn quickstart(dir: &Path, listen: SocketAddr, api_listen: SocketAddr) -> R
         ),
     )?;
     let config = keyward_config::Config::load(&config_path, std::iter::empty())?;
-    let proxy = keyward_proxy::Proxy::build(
-        &config,
-        &hsm,
-        &session,
-        keyward_proxy::NodeRole::Writer,
-    )?;
+    let proxy =
+        keyward_proxy::Proxy::build(&config, &hsm, &session, keyward_proxy::NodeRole::Writer)?;
     hsm.record_unseal("quickstart")?;
     let addr = proxy
         .local_addrs()

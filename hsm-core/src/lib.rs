@@ -8,6 +8,11 @@
 //! in-process service identity such as [`PROXY_USER`]. Policy (roles, ownership, sharing,
 //! attributes) is checked here, so every entry point obeys it.
 //!
+//! One process writes a store ([`Hsm::open`]); other nodes sharing it open it with
+//! [`Hsm::open_read_only`], never write, and learn the writer's new key objects with
+//! [`Hsm::sync_token_objects`]. Long-lived users hold [`KeySigner`] (sign) and [`KeyCipher`]
+//! (AES-GCM) handles, which use a key without a lookup, a store access or a shared lock.
+//!
 //! ```
 //! use keyward_hsm::*;
 //! use keyward_keystore::SqliteBackend;

@@ -217,13 +217,17 @@ impl Proxy {
     /// Reads every certificate file, resolves each key label in the HSM, checks that each
     /// certificate's public key is its HSM key's, and binds every listener.
     ///
-    /// Keys are used as `session`'s user (normally [`keyward_hsm::PROXY_USER`]).
+    /// Keys are used as `session`'s user (normally [`keyward_hsm::PROXY_USER`]). Session
+    /// tickets use HSM ticket keys shared by every node on the store; `role` says whether this
+    /// node makes and rotates them ([`NodeRole::Writer`](crate::NodeRole)) or loads those the
+    /// writer makes.
     ///
     /// Must be called inside a tokio runtime.
     ///
     /// # Errors
     /// [`Error::CertificateFile`], [`Error::Key`], [`Error::KeyMismatch`], [`Error::Tls`],
-    /// [`Error::Upstream`], [`Error::Bind`]; the first one found, with nothing left bound.
+    /// [`Error::Upstream`], [`Error::Tickets`], [`Error::Bind`]; the first one found, with
+    /// nothing left bound.
     pub fn build(
         config: &Config,
         hsm: &Arc<Hsm>,
@@ -238,8 +242,7 @@ impl Proxy {
                 reason: "not configured".into(),
             })?;
         let upstream = Arc::new(Upstream::new(pool)?);
-        let ticketer =
-            crate::tickets::ticketer(hsm, session, &config.session_resumption, role)?;
+        let ticketer = crate::tickets::ticketer(hsm, session, &config.session_resumption, role)?;
         let mut prepared = Vec::new();
         for l in &config.listeners {
             prepared.push((l, Arc::new(tls_config(l, hsm, session, &ticketer)?)));

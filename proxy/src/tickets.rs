@@ -597,7 +597,10 @@ mod tests {
         assert_eq!(key.owner, PROXY_USER);
         assert_eq!(&ticket[8..16], &key.handle.0.to_be_bytes());
         let debug = format!("{t:?}");
-        assert!(debug.contains("1000") && debug.contains("Writer"), "{debug}");
+        assert!(
+            debug.contains("1000") && debug.contains("Writer"),
+            "{debug}"
+        );
     }
 
     #[test]
@@ -680,7 +683,11 @@ mod tests {
         assert_eq!(reader.decrypt(&w3), None, "not learned yet");
         reader.inner.maintain().unwrap();
         assert_eq!(reader.decrypt(&w3).unwrap(), b"w3");
-        assert_eq!(reader.decrypt(&from_writer), None, "expired on the reader too");
+        assert_eq!(
+            reader.decrypt(&from_writer),
+            None,
+            "expired on the reader too"
+        );
         // The reader never wrote: the writer's view of the store is still consistent.
         drop(reader);
         drop(reader_hsm);
@@ -718,8 +725,8 @@ mod tests {
     async fn the_configured_ticketer_is_disabled_or_hsm_backed_with_a_clamped_lifetime() {
         let (_s, hsm) = store();
         let me = hsm.service_session(PROXY_USER).unwrap();
-        let off = super::ticketer(&hsm, &me, &resumption("tickets = false"), NodeRole::Writer)
-            .unwrap();
+        let off =
+            super::ticketer(&hsm, &me, &resumption("tickets = false"), NodeRole::Writer).unwrap();
         assert!(!off.enabled());
         assert_eq!(off.encrypt(b"x"), None);
         assert!(ticket_labels(&hsm).is_empty(), "no keys made when disabled");
