@@ -136,7 +136,6 @@ fn tls_config(
     listener: &ListenerConfig,
     hsm: &Hsm,
     session: &Session,
-    ticketer: &Arc<dyn rustls::server::ProducesTickets>,
 ) -> Result<ServerConfig, Error> {
     let mut resolver = SniResolver::default();
     for (i, cert) in listener.certificates.iter().enumerate() {
@@ -209,7 +208,7 @@ fn tls_config(
         .map(|p| p.as_bytes().to_vec())
         .collect();
     config.session_storage = ServerSessionMemoryCache::new(SESSION_CACHE_ENTRIES);
-    config.ticketer = ticketer.clone();
+    // `config.ticketer` is set by `Proxy::build`, last.
     Ok(config)
 }
 
@@ -242,12 +241,11 @@ impl Proxy {
                 reason: "not configured".into(),
             })?;
         let upstream = Arc::new(Upstream::new(pool)?);
-        let ticketer = crate::tickets::ticketer(hsm, session, &config.session_resumption, role)?;
         let mut prepared = Vec::new();
         for l in &config.listeners {
-            prepared.push((l, Arc::new(tls_config(l, hsm, session, &ticketer)?)));
+            prepared.push((l, tls_config(l, hsm, session)?));
         }
-        let mut listeners = Vec::new();
+        let mut bound = Vec::new();
         for (l, tls) in prepared {
             let socket = std::net::TcpListener::bind(l.address)
                 .and_then(|s| {
@@ -258,9 +256,17 @@ impl Proxy {
                     address: l.address,
                     error,
                 })?;
+            bound.push((l, tls, socket));
+        }
+        // Last: a writer node may create ticket keys in the store, which a start refused for
+        // a bad configuration must not do.
+        let ticketer = crate::tickets::ticketer(hsm, session, &config.session_resumption, role)?;
+        let mut listeners = Vec::new();
+        for (l, mut tls, socket) in bound {
+            tls.ticketer = ticketer.clone();
             listeners.push(Listener {
                 socket,
-                acceptor: TlsAcceptor::from(tls),
+                acceptor: TlsAcceptor::from(Arc::new(tls)),
                 handshake_timeout: Duration::from_millis(l.handshake_timeout_ms),
                 client_header_timeout: Duration::from_millis(l.client_header_timeout_ms),
             });

@@ -28,7 +28,7 @@
 //! - **Lifetime.** [`ProducesTickets::lifetime`] is the rotation period, at most RFC 8446's
 //!   7 days: a ticket stays usable at least that long.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -67,6 +67,18 @@ const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(60);
 /// A reader re-reads the store for an unknown key name at most this often, in seconds.
 const UNKNOWN_KEY_REFRESH_S: u64 = 5;
 
+/// Logs a key change at info once the proxy runs (rotations are rare and worth seeing), at
+/// debug while it starts (start-up output stays the listener lines).
+macro_rules! key_event {
+    ($inner:expr, $($arg:tt)+) => {
+        if $inner.started.load(Ordering::Relaxed) {
+            tracing::info!($($arg)+)
+        } else {
+            tracing::debug!($($arg)+)
+        }
+    };
+}
+
 /// Builds the ticketer shared by every listener (and kept across reloads).
 ///
 /// With `tickets = false`, a ticketer that is not enabled (rustls then sends no tickets and
@@ -96,7 +108,8 @@ pub(crate) fn ticketer(
         Box::new(unix_time_s),
     )?;
     let keys = ticketer.inner.maintain()?;
-    tracing::info!(
+    ticketer.inner.started.store(true, Ordering::Relaxed);
+    tracing::debug!(
         role = ?role,
         rotation_s = cfg.ticket_key_rotation_s,
         keys = keys,
@@ -173,6 +186,8 @@ struct Inner {
     keys: ArcSwap<Vec<TicketKey>>,
     /// When (unix seconds) a reader last asked for an early re-read.
     last_wake_s: AtomicU64,
+    /// Set once the start-up maintenance is done (for the log level of key changes).
+    started: AtomicBool,
 }
 
 impl std::fmt::Debug for HsmTicketer {
@@ -211,6 +226,7 @@ impl HsmTicketer {
                 clock,
                 keys: ArcSwap::from_pointee(Vec::new()),
                 last_wake_s: AtomicU64::new(0),
+                started: AtomicBool::new(false),
             }),
             wake: Arc::new(tokio::sync::Notify::new()),
         })
@@ -357,7 +373,7 @@ impl Inner {
                 self.hsm
                     .destroy_key(&self.session, handle)
                     .map_err(|e| hsm_err("destroying an old ticket key", e))?;
-                tracing::info!(period, %handle, "destroyed a session ticket key outside the rotation window");
+                key_event!(self, period, %handle, "destroyed a session ticket key outside the rotation window");
             }
         }
         let old = self.keys.load();
@@ -416,7 +432,7 @@ impl Inner {
             .map_err(|e| Error::Tickets {
                 reason: format!("creating ticket key {label:?}: {e}"),
             })?;
-        tracing::info!(period, handle = %info.handle, label = %label, "created a session ticket key in the HSM");
+        key_event!(self, period, handle = %info.handle, label = %label, "created a session ticket key in the HSM");
         Ok(())
     }
 }
@@ -704,6 +720,35 @@ mod tests {
         let before = metrics().hsm_errors.get();
         assert_eq!(reader.encrypt(b"x"), None);
         assert!(metrics().hsm_errors.get() > before);
+    }
+
+    #[tokio::test]
+    async fn a_reader_re_reads_the_store_soon_after_it_sees_an_unknown_key_name() {
+        let (s, hsm) = store();
+        let reader_hsm = read_only(&s);
+        let reader_me = reader_hsm.service_session(PROXY_USER).unwrap();
+        // The reader starts first: no keys yet.
+        let reader =
+            super::ticketer(&reader_hsm, &reader_me, &resumption(""), NodeRole::Reader).unwrap();
+        let me = hsm.service_session(PROXY_USER).unwrap();
+        let writer = super::ticketer(&hsm, &me, &resumption(""), NodeRole::Writer).unwrap();
+        let ticket = writer.encrypt(b"state").unwrap();
+        // The first refusal wakes the reader's background task, which loads the new keys long
+        // before its next scheduled run (a minute away).
+        assert_eq!(reader.decrypt(&ticket), None);
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(plain) = reader.decrypt(&ticket) {
+                assert_eq!(plain, b"state");
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the reader did not learn the writer's key"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(reader.encrypt(b"now").is_some());
     }
 
     fn resumption(extra: &str) -> ResumptionConfig {
