@@ -99,16 +99,57 @@ pub(crate) struct WriterLock(#[allow(dead_code, reason = "held for its lock")] f
 /// need no lock. Two writers would each keep their own view of the audit chain and the
 /// manifest and break each other.
 pub(crate) fn lock_for_writing(dir: &Path) -> Result<WriterLock> {
-    let path = store_path(dir);
-    let f = fs::File::open(&path).with_context(|| format!("cannot open {}", path.display()))?;
-    match f.try_lock() {
-        Ok(()) => Ok(WriterLock(f)),
-        Err(fs::TryLockError::WouldBlock) => bail!(
+    match try_lock_for_writing(dir)? {
+        Some(lock) => Ok(lock),
+        None => bail!(
             "the data directory {} is in use by another keyward process (serve, hsm serve or quickstart): stop it, or manage keys through its API with --server",
             dir.display()
         ),
-        Err(fs::TryLockError::Error(e)) => Err(e).with_context(|| format!("cannot lock {}", path.display())),
     }
+}
+
+/// [`lock_for_writing`], but `None` when another process holds the lock.
+fn try_lock_for_writing(dir: &Path) -> Result<Option<WriterLock>> {
+    let path = store_path(dir);
+    let f = fs::File::open(&path).with_context(|| format!("cannot open {}", path.display()))?;
+    match f.try_lock() {
+        Ok(()) => Ok(Some(WriterLock(f))),
+        Err(fs::TryLockError::WouldBlock) => Ok(None),
+        Err(fs::TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("cannot lock {}", path.display()))
+        }
+    }
+}
+
+/// Opens the data directory for `keyward serve`: as the writer (with the writer lock) when no
+/// other process holds the lock; otherwise as a reader node sharing the store with that
+/// writer: the HSM is opened read-only (it never writes the store; the writer's ticket keys
+/// are re-read from it), and the `[api]` (which writes) is refused.
+pub(crate) fn open_for_serving(dir: &Path, serves_api: bool) -> Result<(Hsm, Option<WriterLock>)> {
+    if !store_path(dir).is_file() {
+        // Let `open` report the missing store.
+        open(dir)?;
+    }
+    if let Some(lock) = try_lock_for_writing(dir)? {
+        return Ok((open(dir)?, Some(lock)));
+    }
+    if serves_api {
+        bail!(
+            "the data directory {} is in use by another keyward process, so this one can only be a reader node, which cannot serve the HSM API ([api] writes to the store): remove [api] from this node's configuration, or serve the API from the writer",
+            dir.display()
+        );
+    }
+    let store = store_path(dir);
+    let master = read_master_key(&dir.join(MASTER_KEY_FILE))?;
+    let backend =
+        SqliteBackend::open(&store).with_context(|| format!("store {}", store.display()))?;
+    let hsm = Hsm::open_read_only(Box::new(backend), &master)
+        .with_context(|| format!("cannot unseal the HSM in {}", dir.display()))?;
+    tracing::info!(
+        dir = %dir.display(),
+        "this node shares the data directory with a writer (another keyward process holds its lock): it runs as a reader node, never writes the store, and loads the session ticket keys the writer makes"
+    );
+    Ok((hsm, None))
 }
 
 /// [`open`] for a process that writes: takes the writer lock first.

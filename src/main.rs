@@ -459,11 +459,14 @@ fn serve(config_path: &Path) -> Result<()> {
             None => None,
         };
         let admin = bind_admin(&config).await?;
-        let (hsm, _writer) = data_dir::open_for_writing(&config.hsm.data_dir)?;
+        let (hsm, writer) = data_dir::open_for_serving(&config.hsm.data_dir, config.api.is_some())?;
+        let role = match writer {
+            Some(_) => keyward_proxy::NodeRole::Writer,
+            None => keyward_proxy::NodeRole::Reader,
+        };
         let hsm = std::sync::Arc::new(hsm);
         let session = hsm.service_session(PROXY_USER)?;
-        let proxy =
-            keyward_proxy::Proxy::build(&config, &hsm, &session, keyward_proxy::NodeRole::Writer)?;
+        let proxy = keyward_proxy::Proxy::build(&config, &hsm, &session, role)?;
         let api_tls = match &api_listener {
             Some(_) => Some(api_server::tls_config(
                 &hsm,
@@ -473,7 +476,12 @@ fn serve(config_path: &Path) -> Result<()> {
             )?),
             None => None,
         };
-        hsm.record_unseal("serve")?;
+        // A reader node writes no audit records (the writer's chain is the store's).
+        if writer.is_some() {
+            hsm.record_unseal("serve")?;
+        } else {
+            tracing::info!("reader node unsealed (not recorded in the audit trail)");
+        }
         for addr in proxy.local_addrs() {
             tracing::info!(%addr, "listening for HTTPS");
         }
@@ -487,7 +495,11 @@ fn serve(config_path: &Path) -> Result<()> {
         }
         run_proxy(proxy, admin, Some(config_path)).await?;
         let _ = stop_tx.send(true);
-        hsm.record_seal("serve")?;
+        if writer.is_some() {
+            hsm.record_seal("serve")?;
+        } else {
+            tracing::info!("reader node sealed (not recorded in the audit trail)");
+        }
         drop(hsm);
         Ok(())
     })

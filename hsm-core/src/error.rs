@@ -123,6 +123,14 @@ pub enum Error {
         /// What differs, naming the record.
         detail: String,
     },
+    /// The HSM was opened read-only ([`Hsm::open_read_only`](crate::Hsm::open_read_only)):
+    /// another process holds the store's writer lock, and this one never writes to the store
+    /// (keys, users, audit). Make the change on the writer node.
+    #[error("the HSM was opened read-only (another process writes this store): cannot {operation}; do it on the writer node")]
+    ReadOnly {
+        /// What was refused, e.g. `write the store`.
+        operation: &'static str,
+    },
     /// A bug in Keyward: an invariant did not hold.
     #[error("internal error: {0}")]
     Internal(&'static str),
@@ -149,6 +157,7 @@ impl Error {
             Error::UserExists { .. } => "user_exists",
             Error::SessionInvalid => "session_invalid",
             Error::StoreInconsistent { .. } => "record_tampered",
+            Error::ReadOnly { .. } => "read_only",
             Error::Internal(_) => "internal_error",
         }
     }

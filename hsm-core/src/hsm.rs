@@ -142,8 +142,76 @@ impl KeyObject {
 
 type ObjectMap = HashMap<KeyHandle, Arc<KeyObject>>;
 
+/// How often a read of a store that another process writes is repeated when that process
+/// committed during the read.
+const SNAPSHOT_ATTEMPTS: usize = 5;
+
+/// What [`Hsm::open`] reads from the store, verified.
+struct Loaded {
+    data_key: RecordCipher,
+    objects: ObjectMap,
+    users: HashMap<String, (UserRecord, u64)>,
+    manifest: Manifest,
+    head: AuditHead,
+}
+
+/// The versions of the manifest and the audit head: every commit changes one of them, so equal
+/// marks before and after a read mean nothing was committed in between.
+fn change_marks(store: &dyn Backend) -> Result<(Option<u64>, Option<u64>)> {
+    Ok((
+        store.get(KIND_MANIFEST, ID_MANIFEST)?.map(|r| r.version),
+        store
+            .get(KIND_AUDIT_HEAD, ID_AUDIT_HEAD)?
+            .map(|r| r.version),
+    ))
+}
+
 /// A key's state as read lock-free for one operation (no reference-count traffic).
 type StateGuard = arc_swap::Guard<Arc<KeyState>>;
+
+/// What [`Hsm::sync_token_objects`] changed, by handle (each list ordered).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TokenObjectChanges {
+    /// Key objects another process created; now usable here.
+    pub added: Vec<KeyHandle>,
+    /// Key objects whose attributes (or sharing) another process changed.
+    pub updated: Vec<KeyHandle>,
+    /// Key objects another process destroyed; destroyed here too.
+    pub removed: Vec<KeyHandle>,
+}
+
+impl TokenObjectChanges {
+    /// Whether nothing changed.
+    pub fn is_empty(&self) -> bool {
+        self.added.is_empty() && self.updated.is_empty() && self.removed.is_empty()
+    }
+}
+
+/// The verified changes [`Hsm::sync_token_objects`] applies.
+#[derive(Default)]
+struct SyncPlan {
+    added: Vec<Arc<KeyObject>>,
+    updated: Vec<(Arc<KeyObject>, KeyState)>,
+    removed: Vec<KeyHandle>,
+}
+
+impl SyncPlan {
+    fn changes(&self) -> TokenObjectChanges {
+        let mut c = TokenObjectChanges {
+            added: self
+                .added
+                .iter()
+                .map(|o| o.state.load().info.handle)
+                .collect(),
+            updated: self.updated.iter().map(|(_, s)| s.info.handle).collect(),
+            removed: self.removed.clone(),
+        };
+        c.added.sort();
+        c.updated.sort();
+        c.removed.sort();
+        c
+    }
+}
 
 /// Filters for [`Hsm::list_keys`]; every set field must match.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -203,12 +271,15 @@ pub struct Hsm {
     sessions: Mutex<HashMap<[u8; 32], Session>>,
     audit: Mutex<AuditHead>,
     next_session: AtomicU64,
+    /// Opened by [`Hsm::open_read_only`]: every store write is refused.
+    read_only: bool,
 }
 
 impl std::fmt::Debug for Hsm {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Hsm")
             .field("objects", &self.objects.load().len())
+            .field("read_only", &self.read_only)
             .finish_non_exhaustive()
     }
 }
@@ -307,6 +378,7 @@ impl Hsm {
             HashMap::new(),
             manifest,
             head,
+            false,
         );
         hsm.insert_user(
             UserRecord {
@@ -329,6 +401,7 @@ impl Hsm {
         users: HashMap<String, (UserRecord, u64)>,
         manifest: Manifest,
         head: AuditHead,
+        read_only: bool,
     ) -> Hsm {
         Hsm {
             store,
@@ -339,6 +412,7 @@ impl Hsm {
             sessions: Mutex::new(HashMap::new()),
             audit: Mutex::new(head),
             next_session: AtomicU64::new(1),
+            read_only,
         }
     }
 
@@ -352,6 +426,60 @@ impl Hsm {
     /// appeared; [`Error::Store`].
     pub fn open(store: Box<dyn Backend>, master_key: &MasterKey) -> Result<Self> {
         selftest::run()?;
+        let l = Self::load(store.as_ref(), master_key)?;
+        Ok(Hsm::assemble(
+            store, l.data_key, l.objects, l.users, l.manifest, l.head, false,
+        ))
+    }
+
+    /// Opens a store that another process writes (it holds the store's writer lock), as
+    /// [`open`](Self::open) does, for a node that only reads: every operation that would write
+    /// the store (creating, changing or destroying keys and users, logins, audit records such
+    /// as [`record_unseal`](Self::record_unseal)) fails with [`Error::ReadOnly`]; using keys
+    /// (sign, verify, encrypt, decrypt) works. Keys the writer makes later are loaded by
+    /// [`sync_token_objects`](Self::sync_token_objects).
+    ///
+    /// The store is read while the writer may commit: the load is repeated (a few times) until
+    /// the manifest and the audit head kept their versions from start to end, so what was
+    /// read is one consistent state.
+    ///
+    /// # Errors
+    /// As [`open`](Self::open); [`Error::StoreInconsistent`] also when the store kept changing
+    /// during every attempt.
+    pub fn open_read_only(store: Box<dyn Backend>, master_key: &MasterKey) -> Result<Self> {
+        selftest::run()?;
+        for _ in 0..SNAPSHOT_ATTEMPTS {
+            let before = change_marks(store.as_ref())?;
+            let loaded = Self::load(store.as_ref(), master_key);
+            if change_marks(store.as_ref())? != before {
+                continue;
+            }
+            let l = loaded?;
+            return Ok(Hsm::assemble(
+                store, l.data_key, l.objects, l.users, l.manifest, l.head, true,
+            ));
+        }
+        Err(Error::StoreInconsistent {
+            detail: format!(
+                "the store changed while it was read, {SNAPSHOT_ATTEMPTS} times in a row"
+            ),
+        })
+    }
+
+    /// Whether this HSM was opened by [`open_read_only`](Self::open_read_only).
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
+    }
+
+    fn check_writable(&self, operation: &'static str) -> Result<()> {
+        if self.read_only {
+            return Err(Error::ReadOnly { operation });
+        }
+        Ok(())
+    }
+
+    /// Reads and verifies everything [`open`](Self::open) needs.
+    fn load(store: &dyn Backend, master_key: &MasterKey) -> Result<Loaded> {
         let rec = store.get(KIND_SEAL, ID_DATA_KEY)?.ok_or(Error::Sealed {
             reason: "the store has no data key",
         })?;
@@ -369,19 +497,17 @@ impl Hsm {
                 });
             }
         }
-        let mut manifest: Manifest = open_json(&data_key, store.as_ref(), KIND_MANIFEST, ID_MANIFEST)?.ok_or_else(|| Error::StoreInconsistent {
+        let mut manifest: Manifest = open_json(&data_key, store, KIND_MANIFEST, ID_MANIFEST)?.ok_or_else(|| Error::StoreInconsistent {
             detail: "the manifest record is missing (or this store was made by a development version before it existed)".into(),
         })?;
         manifest.version = store
             .get(KIND_MANIFEST, ID_MANIFEST)?
             .map(|r| r.version)
             .unwrap_or(0);
-        let mut head: AuditHead =
-            open_json(&data_key, store.as_ref(), KIND_AUDIT_HEAD, ID_AUDIT_HEAD)?.ok_or_else(
-                || Error::StoreInconsistent {
-                    detail: "the audit head record is missing".into(),
-                },
-            )?;
+        let mut head: AuditHead = open_json(&data_key, store, KIND_AUDIT_HEAD, ID_AUDIT_HEAD)?
+            .ok_or_else(|| Error::StoreInconsistent {
+                detail: "the audit head record is missing".into(),
+            })?;
         head.record_version = store
             .get(KIND_AUDIT_HEAD, ID_AUDIT_HEAD)?
             .map(|r| r.version)
@@ -445,9 +571,13 @@ impl Hsm {
                 detail: format!("record {} is not in the manifest", printable(extra)),
             });
         }
-        Ok(Hsm::assemble(
-            store, data_key, objects, users, manifest, head,
-        ))
+        Ok(Loaded {
+            data_key,
+            objects,
+            users,
+            manifest,
+            head,
+        })
     }
 
     // ----- users and sessions -----
@@ -911,6 +1041,175 @@ impl Hsm {
         }
     }
 
+    // ----- token objects another process made -----
+
+    /// Re-reads the token (persistent) key objects from the store, to learn of keys another
+    /// process created, changed or destroyed since this HSM was opened: what a node opened by
+    /// [`open_read_only`](Self::open_read_only) calls now and then, the way a PKCS#11
+    /// application finds objects another session created. On the writer node it finds
+    /// nothing new. Session objects and users are not re-read.
+    ///
+    /// Records are verified as [`open`](Self::open) verifies them: each decrypts under the data
+    /// key with its kind, id and version as AAD; the manifest record is re-read and must list
+    /// exactly the key records present, at their versions, and must not be older than the one
+    /// this HSM knows. A changed record may change attributes only, never the key's class,
+    /// type or value. Nothing is applied unless everything verifies. If the other process
+    /// commits while the store is read, the read is repeated.
+    ///
+    /// Not for the signing path: it reads the whole key table and holds the writer lock.
+    ///
+    /// # Errors
+    /// [`Error::RecordTampered`] naming the record that fails authentication;
+    /// [`Error::StoreInconsistent`] for a record missing from or not listed in the manifest,
+    /// a manifest older than the one known, or a store that changed during every attempt;
+    /// [`Error::Store`].
+    pub fn sync_token_objects(&self) -> Result<TokenObjectChanges> {
+        let mut manifest = lock(&self.writer);
+        for _ in 0..SNAPSHOT_ATTEMPTS {
+            let Some(manifest_rec) = self.store.get(KIND_MANIFEST, ID_MANIFEST)? else {
+                return Err(Error::StoreInconsistent {
+                    detail: "the manifest record is missing".into(),
+                });
+            };
+            let records = self.store.list(KIND_KEY)?;
+            let after = self
+                .store
+                .get(KIND_MANIFEST, ID_MANIFEST)?
+                .map(|r| r.version);
+            if after != Some(manifest_rec.version) {
+                continue;
+            }
+            let plain = self.data_key.open(
+                KIND_MANIFEST,
+                ID_MANIFEST,
+                manifest_rec.version,
+                &manifest_rec.blob,
+            )?;
+            let mut next: Manifest =
+                serde_json::from_slice(&plain).map_err(|_| tampered(KIND_MANIFEST, ID_MANIFEST))?;
+            next.version = manifest_rec.version;
+            if next.version < manifest.version {
+                return Err(Error::StoreInconsistent {
+                    detail: format!(
+                        "the manifest went back from version {} to {} (a rolled-back or restored store)",
+                        manifest.version, next.version
+                    ),
+                });
+            }
+            let plan = self.plan_sync(&next, &records)?;
+            let changes = plan.changes();
+            if !changes.is_empty() {
+                let mut map: ObjectMap = (**self.objects.load()).clone();
+                for (obj, state) in plan.updated {
+                    obj.state.store(Arc::new(state));
+                }
+                for obj in plan.added {
+                    let h = obj.state.load().info.handle;
+                    map.insert(h, obj);
+                }
+                for h in &plan.removed {
+                    if let Some(o) = map.remove(h) {
+                        o.destroyed.store(true, Ordering::Release);
+                    }
+                }
+                self.objects.store(Arc::new(map));
+            }
+            *manifest = next;
+            return Ok(changes);
+        }
+        Err(Error::StoreInconsistent {
+            detail: format!(
+                "the store changed while it was read, {SNAPSHOT_ATTEMPTS} times in a row"
+            ),
+        })
+    }
+
+    /// Verifies `records` (every key record) against `manifest` and works out what changes;
+    /// applies nothing.
+    fn plan_sync(&self, manifest: &Manifest, records: &[Record]) -> Result<SyncPlan> {
+        let key_prefix = manifest_key(KIND_KEY, "");
+        for rec in records {
+            let name = manifest_key(&rec.kind, &rec.id);
+            match manifest.records.get(&name) {
+                Some(v) if *v == rec.version => {}
+                Some(v) => {
+                    return Err(Error::StoreInconsistent {
+                        detail: format!(
+                            "record {} is at version {}, the manifest says {v}",
+                            printable(&name),
+                            rec.version
+                        ),
+                    })
+                }
+                None => {
+                    return Err(Error::StoreInconsistent {
+                        detail: format!("record {} is not in the manifest", printable(&name)),
+                    })
+                }
+            }
+        }
+        let present: std::collections::HashSet<&str> =
+            records.iter().map(|r| r.id.as_str()).collect();
+        if let Some(missing) = manifest
+            .records
+            .keys()
+            .filter_map(|k| k.strip_prefix(&key_prefix))
+            .find(|id| !present.contains(id))
+        {
+            return Err(Error::StoreInconsistent {
+                detail: format!(
+                    "record {} is missing",
+                    printable(&manifest_key(KIND_KEY, missing))
+                ),
+            });
+        }
+        let current = self.objects.load();
+        let mut plan = SyncPlan::default();
+        let mut in_store = std::collections::HashSet::new();
+        for rec in records {
+            let handle: KeyHandle = rec.id.parse().map_err(|_| tampered(&rec.kind, &rec.id))?;
+            in_store.insert(handle);
+            match current.get(&handle) {
+                Some(o) if o.session.is_some() => {
+                    return Err(Error::StoreInconsistent {
+                        detail: format!(
+                            "record {} has the handle of a session object of this node",
+                            printable(&manifest_key(&rec.kind, &rec.id))
+                        ),
+                    })
+                }
+                Some(o) => {
+                    let old = o.state.load_full();
+                    if old.record_version == rec.version {
+                        continue;
+                    }
+                    let loaded = load_object(&self.data_key, rec)?;
+                    let info = loaded.state.load().info.clone();
+                    if info.class != old.info.class
+                        || info.spec != old.info.spec
+                        || info.attributes.check_value != old.info.attributes.check_value
+                    {
+                        return Err(tampered(&rec.kind, &rec.id));
+                    }
+                    plan.updated.push((
+                        o.clone(),
+                        KeyState {
+                            info,
+                            record_version: rec.version,
+                        },
+                    ));
+                }
+                None => plan.added.push(Arc::new(load_object(&self.data_key, rec)?)),
+            }
+        }
+        plan.removed = current
+            .iter()
+            .filter(|(h, o)| o.session.is_none() && !in_store.contains(*h))
+            .map(|(h, _)| *h)
+            .collect();
+        Ok(plan)
+    }
+
     // ----- store writes -----
 
     /// Writes `writes` plus the updated manifest in one transaction. `changes` lists
@@ -921,6 +1220,7 @@ impl Hsm {
         mut writes: Vec<Write>,
         changes: &[(&str, &str, Option<u64>)],
     ) -> Result<()> {
+        self.check_writable("write the store")?;
         let mut next = manifest.clone();
         for (kind, id, version) in changes {
             match version {
@@ -948,6 +1248,7 @@ impl Hsm {
         target: Option<&str>,
         outcome: &str,
     ) -> Result<()> {
+        self.check_writable("write an audit record")?;
         let mut head = lock(&self.audit);
         let entry = AuditEntry {
             seq: head.seq + 1,
@@ -1159,6 +1460,8 @@ impl Hsm {
         session: &Session,
         new: Vec<(KeyInfo, Material)>,
     ) -> Result<Vec<KeyInfo>> {
+        // Session objects would not be written, but their creation could not be audited.
+        self.check_writable("create a key")?;
         let mut manifest = lock(&self.writer);
         // Re-checked under the writer lock: the session may have ended, its user been deleted,
         // or another call may have taken a label while this key was being generated.
@@ -2134,6 +2437,32 @@ impl Hsm {
         })
     }
 
+    /// A handle for AES-GCM encryption and decryption with one secret AES key object without
+    /// looking it up again: what the TLS proxy keeps per session-ticket key. The session's
+    /// rights are checked now; each [`KeyCipher::encrypt`] / [`KeyCipher::decrypt`] then
+    /// checks the key's `encrypt` / `decrypt` attribute, that it was not destroyed and that the
+    /// session may still use it, and makes one aws-lc-rs call: no store, no lock. The key's
+    /// value never leaves the HSM.
+    ///
+    /// # Errors
+    /// [`Error::KeyNotFound`], [`Error::PermissionDenied`], [`Error::SessionInvalid`];
+    /// [`Error::MechanismInvalid`] for a key that is not a secret AES key.
+    pub fn cipher(&self, session: &Session, handle: KeyHandle) -> Result<KeyCipher> {
+        let (obj, state) = self.usable(session, handle)?;
+        if state.info.class != KeyClass::Secret
+            || !obj.material.can_encrypt(EncryptMechanism::AesGcm, true)
+        {
+            return Err(Self::mechanism_invalid(
+                &state,
+                EncryptMechanism::AesGcm.as_str(),
+            ));
+        }
+        Ok(KeyCipher {
+            obj,
+            session: session.clone(),
+        })
+    }
+
     /// Reads a private or secret key's value back. Compiled only for tests (the
     /// `test-secrets` feature, which only tests enable), so a test can look for leaked key
     /// bytes; release builds have no way to read a key in plaintext.
@@ -2298,5 +2627,104 @@ impl KeySigner {
             SignInput::Message(message),
             SignatureEncoding::Der,
         )
+    }
+}
+
+/// A secret AES key object ready for AES-GCM (NIST SP 800-38D), held by long-lived users such
+/// as the TLS proxy's session-ticket encrypter.
+///
+/// Output of [`encrypt`](Self::encrypt): 12-byte IV chosen by the HSM ‖ ciphertext ‖ 16-byte
+/// tag, as [`EncryptMechanism::AesGcm`]. Cloning is cheap (one `Arc`); the key's value stays
+/// inside the HSM (zeroized when the last holder drops it). `Debug` prints the handle and
+/// label only.
+#[derive(Clone)]
+pub struct KeyCipher {
+    obj: Arc<KeyObject>,
+    /// Whose rights the cipher uses: checked at every call, as for [`KeySigner`].
+    session: Session,
+}
+
+impl std::fmt::Debug for KeyCipher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = self.obj.state.load();
+        f.debug_struct("KeyCipher")
+            .field("handle", &s.info.handle)
+            .field("label", &s.info.attributes.label)
+            .finish()
+    }
+}
+
+impl KeyCipher {
+    /// The key's description now.
+    pub fn info(&self) -> KeyInfo {
+        self.obj.state.load().info.clone()
+    }
+
+    /// The key's handle.
+    pub fn handle(&self) -> KeyHandle {
+        self.obj.state.load().info.handle
+    }
+
+    /// Checks, for one operation, that the key still exists, that the session may still use
+    /// it and that `allowed` (the attribute named `attribute`) is set.
+    fn check(
+        &self,
+        allowed: impl Fn(&Attributes) -> bool,
+        operation: &'static str,
+        attribute: &'static str,
+    ) -> Result<()> {
+        let state = self.obj.state.load();
+        let handle = state.info.handle;
+        self.session.check()?;
+        if self.obj.destroyed.load(Ordering::Acquire) {
+            return Err(Error::KeyNotFound { handle });
+        }
+        if !Hsm::may_use(&self.session, &state.info) || !self.obj.in_scope(&self.session) {
+            return Err(Error::PermissionDenied {
+                reason: "the key is no longer owned by or shared with this cipher's user",
+            });
+        }
+        Hsm::need(
+            allowed(&state.info.attributes),
+            handle,
+            operation,
+            attribute,
+        )
+    }
+
+    /// Encrypts `plaintext` (at most [`MAX_DATA_BYTES`]) with AES-GCM and a fresh random
+    /// 96-bit IV, authenticating `aad` too. The key needs `encrypt`.
+    ///
+    /// # Errors
+    /// [`Error::KeyNotFound`] once destroyed; [`Error::AttributeViolation`] if `encrypt` is
+    /// false; [`Error::PermissionDenied`], [`Error::SessionInvalid`]; [`Error::InvalidInput`]
+    /// for too much input; [`Error::Crypto`].
+    pub fn encrypt(&self, plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>> {
+        self.check(|a| a.encrypt, "encrypt", "encrypt")?;
+        Hsm::check_len(plaintext)?;
+        let out = self
+            .obj
+            .material
+            .encrypt(EncryptMechanism::AesGcm, plaintext, aad)?;
+        self.obj.usage.encrypt.fetch_add(1, Ordering::Relaxed);
+        Ok(out)
+    }
+
+    /// Decrypts what [`encrypt`](Self::encrypt) made with this key and the same `aad`. The key
+    /// needs `decrypt`.
+    ///
+    /// # Errors
+    /// As [`encrypt`](Self::encrypt) (with `decrypt`); input that was changed, made under
+    /// another key or with another `aad`, or is too short, is [`Error::InvalidInput`]
+    /// ("decryption failed"), with nothing to tell the cases apart.
+    pub fn decrypt(&self, sealed: &[u8], aad: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        self.check(|a| a.decrypt, "decrypt", "decrypt")?;
+        Hsm::check_len(sealed)?;
+        let out = self
+            .obj
+            .material
+            .decrypt(EncryptMechanism::AesGcm, sealed, aad)?;
+        self.obj.usage.decrypt.fetch_add(1, Ordering::Relaxed);
+        Ok(out)
     }
 }

@@ -8,6 +8,11 @@
 //! in-process service identity such as [`PROXY_USER`]. Policy (roles, ownership, sharing,
 //! attributes) is checked here, so every entry point obeys it.
 //!
+//! One process writes a store ([`Hsm::open`]); other nodes sharing it open it with
+//! [`Hsm::open_read_only`], never write, and learn the writer's new key objects with
+//! [`Hsm::sync_token_objects`]. Long-lived users hold [`KeySigner`] (sign) and [`KeyCipher`]
+//! (AES-GCM) handles, which use a key without a lookup, a store access or a shared lock.
+//!
 //! ```
 //! use keyward_hsm::*;
 //! use keyward_keystore::SqliteBackend;
@@ -42,8 +47,8 @@ mod users;
 pub use audit::{AuditEntry, AuditReport};
 pub use error::{Error, Result};
 pub use hsm::{
-    EcdhParams, Hsm, KeyFilter, KeyPage, KeySigner, KeyUsage, UnwrapTarget, MAX_DATA_BYTES,
-    MAX_PAGE_SIZE, MAX_RANDOM_BYTES, MAX_SESSION_TTL,
+    EcdhParams, Hsm, KeyCipher, KeyFilter, KeyPage, KeySigner, KeyUsage, TokenObjectChanges,
+    UnwrapTarget, MAX_DATA_BYTES, MAX_PAGE_SIZE, MAX_RANDOM_BYTES, MAX_SESSION_TTL,
 };
 pub use mechanism::{EncryptMechanism, SignInput, SignMechanism, SignatureEncoding, WrapMechanism};
 pub use object::{
@@ -58,5 +63,7 @@ pub use users::{Password, Role, Session, SessionToken, UserInfo, MAX_FAILED_LOGI
 mod crypto_tests;
 #[cfg(test)]
 mod policy_tests;
+#[cfg(test)]
+mod shared_store_tests;
 #[cfg(test)]
 mod tests;

@@ -1,12 +1,47 @@
-//! TLS session tickets whose keys are AES key objects in the HSM. (Stub: being built.)
+//! TLS session tickets whose keys are AES-256 key objects in the HSM, shared by every node
+//! that uses the same store.
+//!
+//! A session ticket (TLS 1.3: RFC 8446 §4.6.1 NewSessionTicket; TLS 1.2: RFC 5077) carries the
+//! server's session state, encrypted under a key only the servers hold, so a client resumes
+//! without the server keeping state. Here that key is an HSM key object:
+//!
+//! - **Keys.** One AES-256 secret key per rotation period, labelled
+//!   `tls-ticket-key-<period>` where `period = unix_time_s / ticket_key_rotation_s`, owned
+//!   by the proxy's service user, `extractable = false`, `encrypt = decrypt = true`. Their
+//!   values never leave the HSM: the proxy holds [`KeyCipher`] handles.
+//! - **Ticket format.** `key name (16 bytes) ‖ IV (12) ‖ AES-256-GCM ciphertext ‖ tag (16)`,
+//!   the key name being the AAD. The key name is the period (8 bytes, big-endian) followed by
+//!   the key's handle (8 bytes, big-endian): not secret, the same on every node.
+//! - **Rotation.** New tickets use the current period's key; tickets under the previous
+//!   period's key (and the next one's, for clocks slightly ahead) are still accepted; older
+//!   ones give a full handshake. The node holding the data directory's writer lock
+//!   ([`NodeRole::Writer`]) makes sure the keys of the current and next periods exist, so
+//!   other nodes learn the next key a whole period before they need it, and destroys keys
+//!   outside the window (older than the previous period, or too far ahead, e.g. after the
+//!   rotation setting changed). [`NodeRole::Reader`] nodes re-read the store's key objects
+//!   (verified as at start-up, [`keyward_hsm::Hsm::sync_token_objects`]) every minute or
+//!   sooner, and soon after they see a ticket under a key name they do not know.
+//! - **Hot path.** `encrypt` and `decrypt` (once per handshake) read the key set lock-free
+//!   (`ArcSwap`) and make one AES-GCM call in the HSM's memory: no store access, no lock,
+//!   nothing logged. Maintenance runs in a background tokio task, the store work on the
+//!   blocking pool.
+//! - **Lifetime.** [`ProducesTickets::lifetime`] is the rotation period, at most RFC 8446's
+//!   7 days: a ticket stays usable at least that long.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use arc_swap::ArcSwap;
 use keyward_config::ResumptionConfig;
-use keyward_hsm::{Hsm, Session};
+use keyward_hsm::{
+    AttributeName, Hsm, KeyCipher, KeyClass, KeyFilter, KeyHandle, KeySpec, KeyTemplate, Session,
+    MAX_PAGE_SIZE,
+};
 use rustls::server::ProducesTickets;
 
 use crate::error::Error;
+use crate::metrics::metrics;
 
 /// Whether this process may create ticket keys (it holds the data directory's writer lock)
 /// or only reads those another node made.
@@ -18,14 +53,742 @@ pub enum NodeRole {
     Reader,
 }
 
+/// Label prefix of ticket keys; the period number follows.
+pub(crate) const LABEL_PREFIX: &str = "tls-ticket-key-";
+/// Bytes of the key name at the start of every ticket.
+const KEY_NAME_LEN: usize = 16;
+/// AES-GCM IV and tag lengths (NIST SP 800-38D).
+const IV_LEN: usize = 12;
+const TAG_LEN: usize = 16;
+/// RFC 8446 §4.6.1: a ticket lifetime is at most 7 days.
+const MAX_TICKET_LIFETIME_S: u64 = 7 * 24 * 3600;
+/// How often the background task runs at most apart (a reader re-reads the store this often).
+const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(60);
+/// A reader re-reads the store for an unknown key name at most this often, in seconds.
+const UNKNOWN_KEY_REFRESH_S: u64 = 5;
+
+/// Logs a key change at info once the proxy runs (rotations are rare and worth seeing), at
+/// debug while it starts (start-up output stays the listener lines).
+macro_rules! key_event {
+    ($inner:expr, $($arg:tt)+) => {
+        if $inner.started.load(Ordering::Relaxed) {
+            tracing::info!($($arg)+)
+        } else {
+            tracing::debug!($($arg)+)
+        }
+    };
+}
+
 /// Builds the ticketer shared by every listener (and kept across reloads).
+///
+/// With `tickets = false`, a ticketer that is not enabled (rustls then sends no tickets and
+/// uses the stateful cache). Otherwise the ticket keys are prepared now, as `role` allows
+/// (a writer creates the keys of the current and next periods), and a background task keeps
+/// them rotated. Must be called inside a tokio runtime.
+///
+/// # Errors
+/// [`Error::Tickets`] if the keys cannot be made or loaded, or there is no tokio runtime.
 pub(crate) fn ticketer(
-    _hsm: &Arc<Hsm>,
-    _session: &Session,
-    _cfg: &ResumptionConfig,
-    _role: NodeRole,
+    hsm: &Arc<Hsm>,
+    session: &Session,
+    cfg: &ResumptionConfig,
+    role: NodeRole,
 ) -> Result<Arc<dyn ProducesTickets>, Error> {
-    rustls::crypto::aws_lc_rs::Ticketer::new().map_err(|error| Error::Tickets {
-        reason: error.to_string(),
-    })
+    if !cfg.tickets {
+        return Ok(Arc::new(NoTickets));
+    }
+    let runtime = tokio::runtime::Handle::try_current().map_err(|_| Error::Tickets {
+        reason: "the ticket key rotation needs a tokio runtime".into(),
+    })?;
+    let ticketer = HsmTicketer::new(
+        hsm.clone(),
+        session.clone(),
+        cfg.ticket_key_rotation_s,
+        role,
+        Box::new(unix_time_s),
+    )?;
+    let keys = ticketer.inner.maintain()?;
+    ticketer.inner.started.store(true, Ordering::Relaxed);
+    tracing::debug!(
+        role = ?role,
+        rotation_s = cfg.ticket_key_rotation_s,
+        keys = keys,
+        "session tickets use HSM ticket keys"
+    );
+    ticketer.spawn_maintenance(&runtime);
+    Ok(Arc::new(ticketer))
+}
+
+fn unix_time_s() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// The ticketer when `tickets = false`.
+#[derive(Debug)]
+struct NoTickets;
+
+impl ProducesTickets for NoTickets {
+    fn enabled(&self) -> bool {
+        false
+    }
+    fn lifetime(&self) -> u32 {
+        0
+    }
+    fn encrypt(&self, _plain: &[u8]) -> Option<Vec<u8>> {
+        None
+    }
+    fn decrypt(&self, _cipher: &[u8]) -> Option<Vec<u8>> {
+        None
+    }
+}
+
+/// One ticket key: its period, its name in tickets, and the HSM handle that uses it.
+struct TicketKey {
+    period: u64,
+    name: [u8; KEY_NAME_LEN],
+    cipher: KeyCipher,
+}
+
+/// The key name of the key object `handle` for `period` (not secret).
+fn key_name(period: u64, handle: KeyHandle) -> [u8; KEY_NAME_LEN] {
+    let mut name = [0u8; KEY_NAME_LEN];
+    name[..8].copy_from_slice(&period.to_be_bytes());
+    name[8..].copy_from_slice(&handle.0.to_be_bytes());
+    name
+}
+
+/// The period a ticket key label names, if it is a ticket key label.
+fn label_period(label: &str) -> Option<u64> {
+    let digits = label.strip_prefix(LABEL_PREFIX)?;
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// Session tickets under HSM key objects (see the module documentation).
+pub(crate) struct HsmTicketer {
+    inner: Arc<Inner>,
+    /// Wakes the maintenance task early (a reader saw an unknown key name).
+    wake: Arc<tokio::sync::Notify>,
+}
+
+struct Inner {
+    hsm: Arc<Hsm>,
+    session: Session,
+    rotation_s: u64,
+    role: NodeRole,
+    /// Unix time in seconds (a parameter so that tests control it).
+    clock: Box<dyn Fn() -> u64 + Send + Sync>,
+    /// The keys of the previous, current and next periods that exist; replaced whole.
+    keys: ArcSwap<Vec<TicketKey>>,
+    /// When (unix seconds) a reader last asked for an early re-read.
+    last_wake_s: AtomicU64,
+    /// Set once the start-up maintenance is done (for the log level of key changes).
+    started: AtomicBool,
+}
+
+impl std::fmt::Debug for HsmTicketer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let keys = self.inner.keys.load();
+        f.debug_struct("HsmTicketer")
+            .field("role", &self.inner.role)
+            .field("rotation_s", &self.inner.rotation_s)
+            .field(
+                "key_periods",
+                &keys.iter().map(|k| k.period).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+impl HsmTicketer {
+    fn new(
+        hsm: Arc<Hsm>,
+        session: Session,
+        rotation_s: u64,
+        role: NodeRole,
+        clock: Box<dyn Fn() -> u64 + Send + Sync>,
+    ) -> Result<HsmTicketer, Error> {
+        if rotation_s == 0 {
+            return Err(Error::Tickets {
+                reason: "ticket_key_rotation_s must be positive".into(),
+            });
+        }
+        Ok(HsmTicketer {
+            inner: Arc::new(Inner {
+                hsm,
+                session,
+                rotation_s,
+                role,
+                clock,
+                keys: ArcSwap::from_pointee(Vec::new()),
+                last_wake_s: AtomicU64::new(0),
+                started: AtomicBool::new(false),
+            }),
+            wake: Arc::new(tokio::sync::Notify::new()),
+        })
+    }
+
+    /// Starts the background task: maintenance at every period boundary and at least every
+    /// [`MAINTENANCE_INTERVAL`], or when woken. It ends when the ticketer is dropped.
+    fn spawn_maintenance(&self, runtime: &tokio::runtime::Handle) {
+        let weak: Weak<Inner> = Arc::downgrade(&self.inner);
+        let wake = self.wake.clone();
+        runtime.spawn(async move {
+            loop {
+                let Some(delay) = weak.upgrade().map(|i| i.next_maintenance()) else {
+                    return;
+                };
+                tokio::select! {
+                    () = tokio::time::sleep(delay) => {}
+                    () = wake.notified() => {}
+                }
+                let Some(inner) = weak.upgrade() else {
+                    return;
+                };
+                let result = tokio::task::spawn_blocking(move || inner.maintain()).await;
+                match result {
+                    Ok(Ok(_)) => {}
+                    // Already counted and logged by `maintain`.
+                    Ok(Err(_)) => {}
+                    Err(e) => {
+                        metrics().hsm_errors.inc();
+                        tracing::warn!(error = %e, "session ticket key maintenance failed");
+                    }
+                }
+            }
+        });
+    }
+
+    /// Asks the maintenance task for an early re-read, at most every
+    /// [`UNKNOWN_KEY_REFRESH_S`] seconds (readers only). Lock-free unless it wakes the task.
+    fn want_refresh(&self) {
+        if self.inner.role != NodeRole::Reader {
+            return;
+        }
+        let now = (self.inner.clock)();
+        let last = self.inner.last_wake_s.load(Ordering::Relaxed);
+        if now >= last.saturating_add(UNKNOWN_KEY_REFRESH_S)
+            && self
+                .inner
+                .last_wake_s
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            self.wake.notify_one();
+        }
+    }
+}
+
+impl Inner {
+    fn period_now(&self) -> u64 {
+        (self.clock)() / self.rotation_s
+    }
+
+    fn label(period: u64) -> String {
+        format!("{LABEL_PREFIX}{period}")
+    }
+
+    /// Time until the next run: the next period boundary, or the interval if sooner (1 s at
+    /// least).
+    fn next_maintenance(&self) -> Duration {
+        let now = (self.clock)();
+        let to_boundary = self.rotation_s - now % self.rotation_s;
+        Duration::from_secs(to_boundary.max(1)).min(MAINTENANCE_INTERVAL)
+    }
+
+    /// Brings the key set up to date: the writer creates and destroys keys, a reader re-reads
+    /// the store; then the set of usable keys is rebuilt. Returns how many keys are usable.
+    /// Failures are counted in `keyward_hsm_errors_total` and logged.
+    fn maintain(&self) -> Result<usize, Error> {
+        let result = self.maintain_inner();
+        if let Err(e) = &result {
+            metrics().hsm_errors.inc();
+            tracing::warn!(error = %e, "session ticket keys could not be brought up to date; the keys known so far stay in use");
+        }
+        result
+    }
+
+    fn maintain_inner(&self) -> Result<usize, Error> {
+        let now = self.period_now();
+        let hsm_err = |what: &str, e: keyward_hsm::Error| Error::Tickets {
+            reason: format!("{what}: {e}"),
+        };
+        match self.role {
+            NodeRole::Writer => {
+                for period in [now, now.saturating_add(1)] {
+                    self.ensure_key(period)?;
+                }
+            }
+            NodeRole::Reader => {
+                let changes = self
+                    .hsm
+                    .sync_token_objects()
+                    .map_err(|e| hsm_err("re-reading key objects from the store", e))?;
+                if !changes.is_empty() {
+                    tracing::debug!(
+                        added = changes.added.len(),
+                        updated = changes.updated.len(),
+                        removed = changes.removed.len(),
+                        "learned key objects another node changed"
+                    );
+                }
+            }
+        }
+        let mut found = Vec::new();
+        let mut after = None;
+        loop {
+            let page = self
+                .hsm
+                .list_keys(
+                    &self.session,
+                    &KeyFilter {
+                        class: Some(KeyClass::Secret),
+                        key_type: Some("aes".into()),
+                        ..KeyFilter::default()
+                    },
+                    after,
+                    MAX_PAGE_SIZE,
+                )
+                .map_err(|e| hsm_err("listing ticket keys", e))?;
+            for k in page.keys {
+                if k.owner != self.session.user() {
+                    continue;
+                }
+                if let Some(period) = label_period(&k.attributes.label) {
+                    found.push((period, k.handle));
+                }
+            }
+            match page.next {
+                Some(n) => after = Some(n),
+                None => break,
+            }
+        }
+        let in_window = |p: u64| p.saturating_add(1) >= now && p <= now.saturating_add(1);
+        if self.role == NodeRole::Writer {
+            for &(period, handle) in found.iter().filter(|(p, _)| !in_window(*p)) {
+                self.hsm
+                    .destroy_key(&self.session, handle)
+                    .map_err(|e| hsm_err("destroying an old ticket key", e))?;
+                key_event!(self, period, %handle, "destroyed a session ticket key outside the rotation window");
+            }
+        }
+        let old = self.keys.load();
+        let mut keys = Vec::new();
+        for (period, handle) in found.into_iter().filter(|(p, _)| in_window(*p)) {
+            let name = key_name(period, handle);
+            let cipher = match old.iter().find(|k| k.name == name) {
+                Some(k) => k.cipher.clone(),
+                None => self
+                    .hsm
+                    .cipher(&self.session, handle)
+                    .map_err(|e| hsm_err("using a ticket key", e))?,
+            };
+            keys.push(TicketKey {
+                period,
+                name,
+                cipher,
+            });
+        }
+        keys.sort_by_key(|k| k.period);
+        let count = keys.len();
+        if !keys.iter().any(|k| k.period == now) {
+            tracing::warn!(
+                period = now,
+                "no session ticket key for the current period yet; is a writer node running?"
+            );
+        }
+        self.keys.store(Arc::new(keys));
+        Ok(count)
+    }
+
+    /// The writer: creates the key of `period` unless it exists.
+    fn ensure_key(&self, period: u64) -> Result<(), Error> {
+        let label = Self::label(period);
+        match self
+            .hsm
+            .find_by_label(&self.session, &label, KeyClass::Secret)
+        {
+            Ok(_) => return Ok(()),
+            Err(keyward_hsm::Error::LabelNotFound { .. }) => {}
+            Err(e) => {
+                return Err(Error::Tickets {
+                    reason: format!("looking up ticket key {label:?}: {e}"),
+                })
+            }
+        }
+        let template = KeyTemplate::labelled(&label)
+            .with(AttributeName::Encrypt, true)
+            .with(AttributeName::Decrypt, true)
+            .with(AttributeName::Sign, false)
+            .with(AttributeName::Verify, false)
+            .with(AttributeName::Extractable, false);
+        let info = self
+            .hsm
+            .generate_secret_key(&self.session, KeySpec::Aes256, &template)
+            .map_err(|e| Error::Tickets {
+                reason: format!("creating ticket key {label:?}: {e}"),
+            })?;
+        key_event!(self, period, handle = %info.handle, label = %label, "created a session ticket key in the HSM");
+        Ok(())
+    }
+}
+
+impl ProducesTickets for HsmTicketer {
+    fn enabled(&self) -> bool {
+        true
+    }
+
+    /// The rotation period, at most 7 days (RFC 8446 §4.6.1), in seconds.
+    fn lifetime(&self) -> u32 {
+        u32::try_from(self.inner.rotation_s.min(MAX_TICKET_LIFETIME_S)).unwrap_or(u32::MAX)
+    }
+
+    fn encrypt(&self, plain: &[u8]) -> Option<Vec<u8>> {
+        let now = self.inner.period_now();
+        let keys = self.inner.keys.load();
+        // The current key; before a reader has learned it, the previous one.
+        let key = keys
+            .iter()
+            .find(|k| k.period == now)
+            .or_else(|| keys.iter().find(|k| k.period.saturating_add(1) == now));
+        let Some(key) = key else {
+            metrics().hsm_errors.inc();
+            self.want_refresh();
+            return None;
+        };
+        if key.period != now {
+            self.want_refresh();
+        }
+        match key.cipher.encrypt(plain, &key.name) {
+            Ok(sealed) => {
+                let mut ticket = Vec::with_capacity(KEY_NAME_LEN + sealed.len());
+                ticket.extend_from_slice(&key.name);
+                ticket.extend_from_slice(&sealed);
+                Some(ticket)
+            }
+            Err(e) => {
+                metrics().hsm_errors.inc();
+                tracing::debug!(error = %e, "session ticket encryption failed");
+                None
+            }
+        }
+    }
+
+    fn decrypt(&self, ticket: &[u8]) -> Option<Vec<u8>> {
+        if ticket.len() < KEY_NAME_LEN + IV_LEN + TAG_LEN {
+            return None;
+        }
+        let (name, sealed) = ticket.split_at(KEY_NAME_LEN);
+        let now = self.inner.period_now();
+        let in_window = |p: u64| p.saturating_add(1) >= now && p <= now.saturating_add(1);
+        let keys = self.inner.keys.load();
+        let Some(key) = keys.iter().find(|k| k.name == name) else {
+            // A key this node may not know yet: only if its period is current (a reader
+            // that has not re-read the store since the writer made it).
+            let period = u64::from_be_bytes(name[..8].try_into().ok()?);
+            if in_window(period) {
+                self.want_refresh();
+            }
+            return None;
+        };
+        if !in_window(key.period) {
+            return None;
+        }
+        match key.cipher.decrypt(sealed, name) {
+            Ok(mut plain) => Some(std::mem::take(&mut *plain)),
+            Err(e) => {
+                // A ticket that does not authenticate is the client's problem, not the HSM's.
+                if e.code() != "invalid_input" {
+                    metrics().hsm_errors.inc();
+                }
+                tracing::debug!(error = %e, "session ticket refused");
+                None
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicU64;
+
+    use keyward_hsm::{MasterKey, PROXY_USER};
+    use keyward_keystore::SqliteBackend;
+
+    use super::*;
+
+    const ROTATION_S: u64 = 100;
+
+    struct Store {
+        _dir: tempfile::TempDir,
+        path: std::path::PathBuf,
+        master: MasterKey,
+    }
+
+    fn store() -> (Store, Arc<Hsm>) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keyward.sqlite3");
+        let master = MasterKey::generate().unwrap();
+        let hsm = Hsm::create(Box::new(SqliteBackend::create(&path).unwrap()), &master).unwrap();
+        (
+            Store {
+                _dir: dir,
+                path,
+                master,
+            },
+            Arc::new(hsm),
+        )
+    }
+
+    fn read_only(s: &Store) -> Arc<Hsm> {
+        Arc::new(
+            Hsm::open_read_only(Box::new(SqliteBackend::open(&s.path).unwrap()), &s.master)
+                .unwrap(),
+        )
+    }
+
+    fn ticketer(hsm: &Arc<Hsm>, role: NodeRole, clock: &Arc<AtomicU64>) -> HsmTicketer {
+        let c = clock.clone();
+        let t = HsmTicketer::new(
+            hsm.clone(),
+            hsm.service_session(PROXY_USER).unwrap(),
+            ROTATION_S,
+            role,
+            Box::new(move || c.load(Ordering::Relaxed)),
+        )
+        .unwrap();
+        t.inner.maintain().unwrap();
+        t
+    }
+
+    fn ticket_labels(hsm: &Hsm) -> Vec<String> {
+        let me = hsm.service_session(PROXY_USER).unwrap();
+        let mut v: Vec<String> = hsm
+            .list_keys(&me, &KeyFilter::default(), None, MAX_PAGE_SIZE)
+            .unwrap()
+            .keys
+            .into_iter()
+            .map(|k| k.attributes.label)
+            .filter(|l| l.starts_with(LABEL_PREFIX))
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn tickets_round_trip_and_edited_or_foreign_tickets_are_refused() {
+        let (_s, hsm) = store();
+        let clock = Arc::new(AtomicU64::new(1_000 * ROTATION_S + 5));
+        let t = ticketer(&hsm, NodeRole::Writer, &clock);
+        assert!(t.enabled());
+        assert_eq!(t.lifetime(), 100);
+        let plain = b"resumption state".to_vec();
+        let ticket = t.encrypt(&plain).unwrap();
+        assert_eq!(ticket.len(), 16 + 12 + plain.len() + 16);
+        assert_eq!(&ticket[..8], &1_000u64.to_be_bytes());
+        assert_eq!(t.decrypt(&ticket).unwrap(), plain);
+        for at in [0, 8, 16, 30, ticket.len() - 1] {
+            let mut bad = ticket.clone();
+            bad[at] ^= 1;
+            assert_eq!(t.decrypt(&bad), None, "byte {at} flipped");
+        }
+        assert_eq!(t.decrypt(&ticket[..43]), None);
+        assert_eq!(t.decrypt(b""), None);
+        // Another store's ticketer, same period: another key, refused.
+        let (_s2, other) = store();
+        let t2 = ticketer(&other, NodeRole::Writer, &clock);
+        assert_eq!(t2.decrypt(&ticket), None);
+        // The keys are what the module says.
+        let me = hsm.service_session(PROXY_USER).unwrap();
+        let key = hsm
+            .find_by_label(&me, "tls-ticket-key-1000", KeyClass::Secret)
+            .unwrap();
+        let a = &key.attributes;
+        assert!(a.encrypt && a.decrypt && !a.sign && !a.extractable && a.never_extractable);
+        assert_eq!(key.spec, KeySpec::Aes256);
+        assert_eq!(key.owner, PROXY_USER);
+        assert_eq!(&ticket[8..16], &key.handle.0.to_be_bytes());
+        let debug = format!("{t:?}");
+        assert!(
+            debug.contains("1000") && debug.contains("Writer"),
+            "{debug}"
+        );
+    }
+
+    #[test]
+    fn rotation_keeps_the_previous_key_and_drops_older_ones() {
+        let (_s, hsm) = store();
+        let clock = Arc::new(AtomicU64::new(1_000 * ROTATION_S));
+        let t = ticketer(&hsm, NodeRole::Writer, &clock);
+        assert_eq!(
+            ticket_labels(&hsm),
+            ["tls-ticket-key-1000", "tls-ticket-key-1001"]
+        );
+        let first = t.encrypt(b"one").unwrap();
+
+        clock.store(1_001 * ROTATION_S + 1, Ordering::Relaxed);
+        t.inner.maintain().unwrap();
+        assert_eq!(
+            ticket_labels(&hsm),
+            [
+                "tls-ticket-key-1000",
+                "tls-ticket-key-1001",
+                "tls-ticket-key-1002"
+            ]
+        );
+        let second = t.encrypt(b"two").unwrap();
+        assert_eq!(&second[..8], &1_001u64.to_be_bytes());
+        assert_eq!(t.decrypt(&first).unwrap(), b"one", "previous key accepted");
+        assert_eq!(t.decrypt(&second).unwrap(), b"two");
+
+        clock.store(1_002 * ROTATION_S + 1, Ordering::Relaxed);
+        // Even before maintenance runs, the hot path refuses the expired key.
+        assert_eq!(t.decrypt(&first), None, "two periods old");
+        assert_eq!(t.decrypt(&second).unwrap(), b"two");
+        t.inner.maintain().unwrap();
+        assert_eq!(
+            ticket_labels(&hsm),
+            [
+                "tls-ticket-key-1001",
+                "tls-ticket-key-1002",
+                "tls-ticket-key-1003"
+            ],
+            "the key older than the previous period is destroyed"
+        );
+        assert_eq!(t.decrypt(&first), None);
+        assert_eq!(t.decrypt(&second).unwrap(), b"two");
+
+        // A rotation setting that changed: keys far in the future are destroyed too.
+        clock.store(3_000 * ROTATION_S, Ordering::Relaxed);
+        t.inner.maintain().unwrap();
+        clock.store(1_003 * ROTATION_S, Ordering::Relaxed);
+        t.inner.maintain().unwrap();
+        assert_eq!(
+            ticket_labels(&hsm),
+            ["tls-ticket-key-1003", "tls-ticket-key-1004"]
+        );
+    }
+
+    #[test]
+    fn a_reader_over_the_same_store_resumes_the_writers_tickets_and_learns_new_keys() {
+        let (s, hsm) = store();
+        let clock = Arc::new(AtomicU64::new(1_000 * ROTATION_S));
+        let writer = ticketer(&hsm, NodeRole::Writer, &clock);
+        let reader_hsm = read_only(&s);
+        let reader = ticketer(&reader_hsm, NodeRole::Reader, &clock);
+        let from_writer = writer.encrypt(b"w").unwrap();
+        let from_reader = reader.encrypt(b"r").unwrap();
+        assert_eq!(reader.decrypt(&from_writer).unwrap(), b"w");
+        assert_eq!(writer.decrypt(&from_reader).unwrap(), b"r");
+        assert_eq!(&from_writer[..16], &from_reader[..16], "the same key");
+
+        // Next period: the reader already knows its key (made a period ahead).
+        clock.store(1_001 * ROTATION_S, Ordering::Relaxed);
+        let r2 = reader.encrypt(b"r2").unwrap();
+        assert_eq!(&r2[..8], &1_001u64.to_be_bytes());
+        assert_eq!(writer.decrypt(&r2).unwrap(), b"r2");
+        // The writer makes the key after next; the reader learns it on its next run.
+        writer.inner.maintain().unwrap();
+        clock.store(1_002 * ROTATION_S, Ordering::Relaxed);
+        writer.inner.maintain().unwrap();
+        let w3 = writer.encrypt(b"w3").unwrap();
+        assert_eq!(reader.decrypt(&w3), None, "not learned yet");
+        reader.inner.maintain().unwrap();
+        assert_eq!(reader.decrypt(&w3).unwrap(), b"w3");
+        assert_eq!(
+            reader.decrypt(&from_writer),
+            None,
+            "expired on the reader too"
+        );
+        // The reader never wrote: the writer's view of the store is still consistent.
+        drop(reader);
+        drop(reader_hsm);
+        Hsm::open(Box::new(SqliteBackend::open(&s.path).unwrap()), &s.master).unwrap();
+    }
+
+    #[test]
+    fn a_reader_without_keys_issues_no_tickets_and_counts_an_hsm_error() {
+        let (s, hsm) = store();
+        drop(hsm);
+        let clock = Arc::new(AtomicU64::new(1_000 * ROTATION_S));
+        let reader_hsm = read_only(&s);
+        let reader = ticketer(&reader_hsm, NodeRole::Reader, &clock);
+        let before = metrics().hsm_errors.get();
+        assert_eq!(reader.encrypt(b"x"), None);
+        assert!(metrics().hsm_errors.get() > before);
+    }
+
+    #[tokio::test]
+    async fn a_reader_re_reads_the_store_soon_after_it_sees_an_unknown_key_name() {
+        let (s, hsm) = store();
+        let reader_hsm = read_only(&s);
+        let reader_me = reader_hsm.service_session(PROXY_USER).unwrap();
+        // The reader starts first: no keys yet.
+        let reader =
+            super::ticketer(&reader_hsm, &reader_me, &resumption(""), NodeRole::Reader).unwrap();
+        let me = hsm.service_session(PROXY_USER).unwrap();
+        let writer = super::ticketer(&hsm, &me, &resumption(""), NodeRole::Writer).unwrap();
+        let ticket = writer.encrypt(b"state").unwrap();
+        // The first refusal wakes the reader's background task, which loads the new keys long
+        // before its next scheduled run (a minute away).
+        assert_eq!(reader.decrypt(&ticket), None);
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(plain) = reader.decrypt(&ticket) {
+                assert_eq!(plain, b"state");
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the reader did not learn the writer's key"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(reader.encrypt(b"now").is_some());
+    }
+
+    fn resumption(extra: &str) -> ResumptionConfig {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("keyward.toml");
+        std::fs::write(
+            &file,
+            format!(
+                "[[listeners]]\naddress = \"127.0.0.1:0\"\n[[listeners.certificates]]\nkey_label = \"web\"\nchain_file = \"web.pem\"\n[upstream]\nurl = \"http://127.0.0.1:1\"\n[session_resumption]\n{extra}\n"
+            ),
+        )
+        .unwrap();
+        keyward_config::Config::load(&file, std::iter::empty())
+            .unwrap()
+            .session_resumption
+    }
+
+    #[tokio::test]
+    async fn the_configured_ticketer_is_disabled_or_hsm_backed_with_a_clamped_lifetime() {
+        let (_s, hsm) = store();
+        let me = hsm.service_session(PROXY_USER).unwrap();
+        let off =
+            super::ticketer(&hsm, &me, &resumption("tickets = false"), NodeRole::Writer).unwrap();
+        assert!(!off.enabled());
+        assert_eq!(off.encrypt(b"x"), None);
+        assert!(ticket_labels(&hsm).is_empty(), "no keys made when disabled");
+
+        let on = super::ticketer(
+            &hsm,
+            &me,
+            &resumption("ticket_key_rotation_s = 2592000"),
+            NodeRole::Writer,
+        )
+        .unwrap();
+        assert!(on.enabled());
+        assert_eq!(on.lifetime(), 604_800, "RFC 8446 §4.6.1: at most 7 days");
+        let ticket = on.encrypt(b"state").unwrap();
+        assert_eq!(on.decrypt(&ticket).unwrap(), b"state");
+        assert_eq!(ticket_labels(&hsm).len(), 2);
+        let default = resumption("");
+        assert_eq!(default.ticket_key_rotation_s, 21_600);
+    }
 }

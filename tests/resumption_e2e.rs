@@ -1,0 +1,233 @@
+//! Session resumption across nodes: two real `keyward serve` processes over one data
+//! directory (the second runs as a reader node), checked with `openssl s_client -sess_out` /
+//! `-sess_in` for TLS 1.3 and TLS 1.2 session tickets whose keys live in the HSM.
+
+mod support;
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use support::*;
+
+/// The rotation period configured below, in seconds.
+const ROTATION_S: u64 = 21_600;
+
+struct Site {
+    _tmp: tempfile::TempDir,
+    dir: PathBuf,
+}
+
+impl Site {
+    fn new() -> Site {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().to_path_buf();
+        Site { _tmp: tmp, dir }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    /// A configuration file named `name` for one node: its own listener port (0), no admin
+    /// listener, the shared data directory.
+    fn config(&self, name: &str, cert: &Path, upstream: SocketAddr, extra: &str) -> PathBuf {
+        let p = self.path(name);
+        std::fs::write(
+            &p,
+            format!(
+                "[hsm]\ndata_dir = \"data\"\n\n\
+                 [admin]\nenabled = false\n\n\
+                 [session_resumption]\nticket_key_rotation_s = {ROTATION_S}\n\n\
+                 [[listeners]]\naddress = \"127.0.0.1:0\"\n\n\
+                 [[listeners.certificates]]\nkey_label = \"web\"\nchain_file = \"{}\"\n\n\
+                 [upstream]\nurl = \"http://{upstream}\"\n\n{extra}",
+                cert.display()
+            ),
+        )
+        .unwrap();
+        p
+    }
+}
+
+/// One `openssl s_client` connection that sends a small request and reads the answer (so a
+/// TLS 1.3 NewSessionTicket, sent after the handshake, is read before the connection ends).
+/// `session` is `("-sess_out" | "-sess_in", file)`. Returns stdout and stderr.
+fn s_client_request(addr: SocketAddr, session: (&str, &Path), extra: &[&str]) -> String {
+    let connect = addr.to_string();
+    let mut args = vec![
+        "s_client",
+        "-connect",
+        &connect,
+        "-servername",
+        "localhost",
+        "-ign_eof",
+        session.0,
+        session.1.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let mut child = Command::new("openssl")
+        .args(&args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("openssl s_client");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"GET /resume HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    // `-ign_eof`: s_client reads until the server closes (after its response).
+    let out = wait_with_deadline(child);
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn wait_with_deadline(mut child: std::process::Child) -> std::process::Output {
+    let end = std::time::Instant::now() + DEADLINE;
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return child.wait_with_output().unwrap();
+        }
+        if std::time::Instant::now() > end {
+            let _ = child.kill();
+            panic!(
+                "openssl s_client did not finish within {DEADLINE:?}: {:?}",
+                child.wait_with_output()
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// The `New, TLSv1.x` / `Reused, TLSv1.x` line s_client prints.
+fn session_line(out: &str) -> &str {
+    out.lines()
+        .find(|l| l.starts_with("New, ") || l.starts_with("Reused, "))
+        .unwrap_or_else(|| panic!("no New/Reused line in s_client output:\n{out}"))
+}
+
+/// Writes a new session file from `addr`, checks it was a full handshake of `version`.
+fn new_session(addr: SocketAddr, file: &Path, version: &str, extra: &[&str]) {
+    let out = s_client_request(addr, ("-sess_out", file), extra);
+    assert!(
+        session_line(&out).starts_with(&format!("New, {version}")),
+        "{out}"
+    );
+    assert!(
+        out.contains("keyward-test-upstream"),
+        "no answer from the upstream: {out}"
+    );
+    let pem = std::fs::read_to_string(file).unwrap();
+    assert!(pem.contains("BEGIN SSL SESSION PARAMETERS"), "{pem}");
+}
+
+/// Resumes the session in `file` on `addr`; returns the New/Reused line.
+fn resume(addr: SocketAddr, file: &Path, extra: &[&str]) -> String {
+    let out = s_client_request(addr, ("-sess_in", file), extra);
+    assert!(
+        out.contains("keyward-test-upstream"),
+        "no answer from the upstream: {out}"
+    );
+    session_line(&out).to_owned()
+}
+
+/// Copies the session file `from` to `to` with one byte of the ticket's ciphertext flipped.
+/// The ticket starts with the key name, whose first 8 bytes are the period (big-endian).
+fn mangle_ticket(from: &Path, to: &Path) {
+    let block = pem::parse(std::fs::read(from).unwrap()).unwrap();
+    let mut der = block.contents().to_vec();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        / ROTATION_S;
+    let at = [now, now - 1]
+        .iter()
+        .find_map(|p| der.windows(8).position(|w| w == p.to_be_bytes()))
+        .expect("the ticket's key name in the session file");
+    // Key name (16) and IV (12), then ciphertext.
+    der[at + 16 + 12 + 4] ^= 0x55;
+    std::fs::write(to, pem::encode(&pem::Pem::new(block.tag(), der))).unwrap();
+}
+
+#[test]
+fn a_ticket_from_one_node_resumes_on_another_sharing_the_store() {
+    let site = Site::new();
+    let data = site.path("data");
+    generate_key(&data, "ec-p256", "web");
+    let cert = site.path("web.pem");
+    self_signed(&data, "web", &cert);
+    let (_up, up_addr) = start_upstream();
+    let config_a = site.config("a.toml", &cert, up_addr, "");
+    let config_b = site.config("b.toml", &cert, up_addr, "");
+
+    let (node_a, addrs_a) = start_serve(&config_a, 1);
+    let (node_b, addrs_b) = start_serve(&config_b, 1);
+    let (a, b) = (addrs_a[0], addrs_b[0]);
+    assert_ne!(a, b);
+    // The second node found the data directory locked and runs as a reader.
+    node_b.stderr.wait_for("runs as a reader node");
+    assert!(
+        !node_a
+            .stderr
+            .all()
+            .iter()
+            .any(|l| l.contains("reader node")),
+        "{:?}",
+        node_a.stderr.all()
+    );
+
+    for (version, extra) in [("TLSv1.3", &[][..]), ("TLSv1.2", &["-tls1_2"][..])] {
+        // A → B.
+        let from_a = site.path(&format!("a-{version}.pem"));
+        new_session(a, &from_a, version, extra);
+        let line = resume(b, &from_a, extra);
+        assert!(
+            line.starts_with(&format!("Reused, {version}")),
+            "a {version} ticket from node A on node B: {line}"
+        );
+        // B → A, and B's own ticket on B.
+        let from_b = site.path(&format!("b-{version}.pem"));
+        new_session(b, &from_b, version, extra);
+        assert!(
+            resume(a, &from_b, extra).starts_with(&format!("Reused, {version}")),
+            "a {version} ticket from node B on node A"
+        );
+        assert!(resume(b, &from_b, extra).starts_with(&format!("Reused, {version}")));
+
+        // A ticket whose ciphertext was changed gives a full handshake, on both nodes.
+        let mangled = site.path(&format!("mangled-{version}.pem"));
+        mangle_ticket(&from_a, &mangled);
+        for node in [a, b] {
+            assert!(
+                resume(node, &mangled, extra).starts_with(&format!("New, {version}")),
+                "a mangled {version} ticket must not resume"
+            );
+        }
+    }
+
+    // A reader node cannot serve the HSM API, which writes: refused with a clear error.
+    let config_api = site.config(
+        "api.toml",
+        &cert,
+        up_addr,
+        &format!("[api]\naddress = \"{}\"\n", closed_port()),
+    );
+    let out = keyward(&["serve", "--config", config_api.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("reader node") && err.contains("[api]"),
+        "{err}"
+    );
+    drop(node_b);
+    drop(node_a);
+}
