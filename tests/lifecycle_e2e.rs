@@ -231,6 +231,7 @@ fn sighup_swaps_a_certificate_and_a_route_under_wrk_load_without_a_failed_reques
     let out = wrk.wait_with_output().unwrap();
     let report = String::from_utf8_lossy(&out.stdout).into_owned()
         + &String::from_utf8_lossy(&out.stderr);
+    eprintln!("{report}");
     assert!(out.status.success(), "{report}");
     let requests: u64 = report
         .lines()
