@@ -78,9 +78,11 @@ fn get(addr: SocketAddr, ca: &Path, path: &str) -> String {
     )
     .unwrap();
     let mut s = rustls::StreamOwned::new(conn, tcp);
-    let request =
-        format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
-    if s.write_all(request.as_bytes()).and_then(|_| s.flush()).is_err() {
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    if s.write_all(request.as_bytes())
+        .and_then(|_| s.flush())
+        .is_err()
+    {
         return String::new();
     }
     let mut out = Vec::new();
@@ -229,8 +231,8 @@ fn sighup_swaps_a_certificate_and_a_route_under_wrk_load_without_a_failed_reques
         std::thread::sleep(Duration::from_millis(50));
     }
     let out = wrk.wait_with_output().unwrap();
-    let report = String::from_utf8_lossy(&out.stdout).into_owned()
-        + &String::from_utf8_lossy(&out.stderr);
+    let report =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     eprintln!("{report}");
     assert!(out.status.success(), "{report}");
     let requests: u64 = report
@@ -243,7 +245,7 @@ fn sighup_swaps_a_certificate_and_a_route_under_wrk_load_without_a_failed_reques
     assert!(!report.contains("Non-2xx"), "failed requests: {report}");
     if let Some(line) = report.lines().find(|l| l.contains("Socket errors")) {
         let counts: Vec<&str> = line
-            .split(|c: char| c == ',' || c == ':')
+            .split([',', ':'])
             .skip(1)
             .map(|s| s.split_whitespace().last().unwrap_or(""))
             .collect();

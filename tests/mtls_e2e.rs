@@ -200,11 +200,7 @@ fn a_required_client_certificate_is_verified_and_its_subject_forwarded() {
 
     // Both TLS versions demand the certificate.
     for version in ["--tlsv1.2", "--tlsv1.3"] {
-        let max = if version == "--tlsv1.2" {
-            "1.2"
-        } else {
-            "1.3"
-        };
+        let max = if version == "--tlsv1.2" { "1.2" } else { "1.3" };
         let err = curl(addrs[0], &cert, &[version, "--tls-max", max])
             .expect_err("no client certificate, no request");
         assert!(!err.is_empty());
