@@ -108,6 +108,8 @@ pub(crate) async fn accept_loop(
                 continue;
             }
         };
+        // The settings of now, not of before the wait: a reload while waiting applies here.
+        let st = state();
         let active = Active::new(lifecycle.clone(), &st.label);
         let lifecycle = lifecycle.clone();
         tokio::spawn(async move {

@@ -294,3 +294,75 @@ pub fn open_hsm(dir: &Path) -> keyward_hsm::Hsm {
 pub fn me(hsm: &keyward_hsm::Hsm) -> keyward_hsm::Session {
     hsm.service_session(keyward_hsm::PROXY_USER).unwrap()
 }
+
+/// The Python upstream from `tests/fixtures/upstream.py` with extra environment variables
+/// (`UPSTREAM_NAME`, `UPSTREAM_HEALTH_FILE`).
+pub fn start_upstream_env(env: &[(&str, &str)]) -> (Running, SocketAddr) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/upstream.py");
+    let mut cmd = Command::new("python3");
+    cmd.arg(script);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let up = Running::spawn(cmd);
+    let line = up.stdout.wait_for("PORT ");
+    let port: u16 = line.trim_start_matches("PORT ").trim().parse().unwrap();
+    (up, SocketAddr::from(([127, 0, 0, 1], port)))
+}
+
+/// Waits (with [`DEADLINE`]) until at least `n` lines of `lines` contain `needle`.
+pub fn wait_for_count(lines: &Lines, needle: &str, n: usize) {
+    let (lock, cv) = &*lines.0;
+    let end = Instant::now() + DEADLINE;
+    let mut all = lock.lock().unwrap();
+    loop {
+        if all.iter().filter(|l| l.contains(needle)).count() >= n {
+            return;
+        }
+        let left = end.saturating_duration_since(Instant::now());
+        assert!(
+            !left.is_zero(),
+            "fewer than {n} lines containing {needle:?} within {DEADLINE:?}; got {all:?}"
+        );
+        all = cv.wait_timeout(all, left).unwrap().0;
+    }
+}
+
+/// Polls `check` every 50 ms until it returns true; fails with `what` after `within`.
+pub fn eventually(within: Duration, what: &str, mut check: impl FnMut() -> bool) {
+    let end = Instant::now() + within;
+    loop {
+        if check() {
+            return;
+        }
+        assert!(Instant::now() < end, "not within {within:?}: {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Waits until a TCP connection to `addr` succeeds (a server started by the test).
+pub fn wait_for_port(addr: SocketAddr) {
+    eventually(DEADLINE, &format!("{addr} accepts connections"), || {
+        std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
+    });
+}
+
+/// A free TCP port on 127.0.0.1 for a server that cannot take port 0 (bound, then released).
+pub fn free_port() -> u16 {
+    closed_port().port()
+}
+
+/// The value of one sample in Prometheus text `metrics`: the line starting with `name{` whose
+/// labels contain every `labels` pair (`key="value"`); `None` when there is no such line.
+pub fn metric_value(metrics: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    metrics
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} ")))
+        .filter(|l| {
+            labels
+                .iter()
+                .all(|(k, v)| l.contains(&format!("{k}=\"{v}\"")))
+        })
+        .find_map(|l| l.rsplit(' ').next()?.parse().ok())
+}
