@@ -381,6 +381,12 @@ async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
+/// SIGHUP, caught from the start so that an early one cannot end the process.
+fn hangup_signal() -> Result<tokio::signal::unix::Signal> {
+    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("cannot install the SIGHUP handler")
+}
+
 /// Binds the admin listener of `config` (if any) and logs its address.
 async fn bind_admin(config: &keyward_config::Config) -> Result<Option<tokio::net::TcpListener>> {
     let Some(addr) = config.admin.address else {
@@ -398,6 +404,7 @@ async fn run_proxy(
     proxy: keyward_proxy::Proxy,
     admin: Option<tokio::net::TcpListener>,
     config_path: Option<&Path>,
+    mut hup: tokio::signal::unix::Signal,
 ) -> Result<()> {
     let ready = keyward_proxy::admin::Readiness::default();
     // The sockets are bound and listening (connections queue in the backlog until the accept
@@ -415,26 +422,27 @@ async fn run_proxy(
             },
         ));
     }
-    if let Some(path) = config_path {
-        let handle = proxy.handle();
-        let path = path.to_owned();
-        let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
-        tokio::spawn(async move {
-            while hup.recv().await.is_some() {
-                let result = keyward_config::Config::load(&path, std::env::vars())
-                    .map_err(anyhow::Error::from)
-                    .and_then(|c| handle.reload(&c).map_err(anyhow::Error::from));
-                match result {
-                    Ok(()) => tracing::info!(config = %path.display(), "configuration reloaded"),
-                    Err(e) => tracing::error!(
-                        config = %path.display(),
-                        error = %format!("{e:#}"),
-                        "reload failed; the running configuration is kept"
-                    ),
-                }
+    let handle = proxy.handle();
+    let path = config_path.map(Path::to_owned);
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            let Some(path) = &path else {
+                tracing::warn!("SIGHUP ignored: quickstart has no configuration file to reload");
+                continue;
+            };
+            let result = keyward_config::Config::load(path, std::env::vars())
+                .map_err(anyhow::Error::from)
+                .and_then(|c| handle.reload(&c).map_err(anyhow::Error::from));
+            match result {
+                Ok(()) => tracing::info!(config = %path.display(), "configuration reloaded"),
+                Err(e) => tracing::error!(
+                    config = %path.display(),
+                    error = %format!("{e:#}"),
+                    "reload failed; the running configuration is kept"
+                ),
             }
-        });
-    }
+        }
+    });
     let ready_on_stop = ready.clone();
     proxy
         .run(async move {
@@ -454,6 +462,7 @@ fn serve(config_path: &Path) -> Result<()> {
     );
     let rt = runtime()?;
     rt.block_on(async {
+        let hup = hangup_signal()?;
         let api_listener = match &config.api {
             Some(api) => Some(api_server::bind(api.address).await?),
             None => None,
@@ -493,7 +502,7 @@ fn serve(config_path: &Path) -> Result<()> {
                 let _ = rx.changed().await;
             }));
         }
-        run_proxy(proxy, admin, Some(config_path)).await?;
+        run_proxy(proxy, admin, Some(config_path), hup).await?;
         let _ = stop_tx.send(true);
         if writer.is_some() {
             hsm.record_seal("serve")?;
@@ -597,6 +606,7 @@ async fn quickstart(
     admin_listen: SocketAddr,
 ) -> Result<()> {
     const LABEL: &str = "quickstart";
+    let hup = hangup_signal()?;
     let api_listener = api_server::bind(api_listen).await?;
     let (hsm, _writer) = data_dir::open_or_create_for_writing(dir)?;
     let hsm = std::sync::Arc::new(hsm);
@@ -676,7 +686,7 @@ async fn quickstart(
             let _ = stop_rx.changed().await;
         },
     ));
-    run_proxy(proxy, admin, None).await?;
+    run_proxy(proxy, admin, None, hup).await?;
     let _ = stop_tx.send(true);
     hsm.record_seal("quickstart")?;
     Ok(())

@@ -31,11 +31,50 @@ pub(crate) struct ListenerState {
     pub(crate) pools: Arc<Pools>,
     /// The pool of a `tcp` listener.
     pub(crate) tcp_pool: Option<Arc<Pool>>,
-    pub(crate) handshakes: Arc<Semaphore>,
-    pub(crate) connections: Arc<Semaphore>,
+    /// Per socket, kept across reloads (resized to the new limit).
+    pub(crate) handshakes: Arc<Limit>,
+    /// Per socket, kept across reloads (resized to the new limit).
+    pub(crate) connections: Arc<Limit>,
     /// The `listener` metric label: the configured address.
     pub(crate) label: String,
     pub(crate) access_log: bool,
+}
+
+/// A concurrency limit that keeps counting across reloads: connections opened before a
+/// reload still hold their permits, and a new limit resizes the same semaphore.
+pub(crate) struct Limit {
+    pub(crate) semaphore: Arc<Semaphore>,
+    size: std::sync::Mutex<usize>,
+}
+
+impl Limit {
+    pub(crate) fn new(size: usize) -> Arc<Limit> {
+        Arc::new(Limit {
+            semaphore: Arc::new(Semaphore::new(size)),
+            size: std::sync::Mutex::new(size),
+        })
+    }
+
+    /// Grows or shrinks the limit. Shrinking takes effect as permits come back.
+    pub(crate) fn resize(self: &Arc<Self>, size: usize) {
+        let mut current = self.size.lock().unwrap_or_else(|e| e.into_inner());
+        if size > *current {
+            self.semaphore.add_permits(size - *current);
+        } else if size < *current {
+            let mut excess = *current - size;
+            excess -= self.semaphore.forget_permits(excess);
+            if excess > 0 {
+                // Permits in use now: take them out as they are released.
+                let me = self.clone();
+                tokio::spawn(async move {
+                    if let Ok(p) = me.semaphore.acquire_many(excess as u32).await {
+                        p.forget();
+                    }
+                });
+            }
+        }
+        *current = size;
+    }
 }
 
 /// Shared by every accept loop and connection of the process.
@@ -85,15 +124,17 @@ pub(crate) async fn accept_loop(
         let st = state();
         // At most `max_connections` open: the rest wait in the kernel's backlog.
         let permit = tokio::select! {
-            p = st.connections.clone().acquire_owned() => match p {
+            biased;
+            _ = draining.wait_for(|d| *d) => return,
+            p = st.connections.semaphore.clone().acquire_owned() => match p {
                 Ok(p) => p,
                 Err(_) => return,
             },
-            _ = draining.wait_for(|d| *d) => return,
         };
         let accepted = tokio::select! {
-            a = socket.accept() => a,
+            biased;
             _ = draining.wait_for(|d| *d) => return,
+            a = socket.accept() => a,
         };
         let (tcp, peer) = match accepted {
             Ok(c) => c,
@@ -382,7 +423,7 @@ async fn serve_connection(
     };
 
     // The TLS handshake, at most `max_concurrent_handshakes` at a time.
-    let Ok(_permit) = st.handshakes.clone().acquire_owned().await else {
+    let Ok(_permit) = st.handshakes.semaphore.clone().acquire_owned().await else {
         return;
     };
     let handshake = async {

@@ -11,10 +11,10 @@ use keyward_config::{Config, ListenerMode};
 use keyward_hsm::{Hsm, Session};
 use rustls::server::ProducesTickets;
 use tokio::net::TcpListener;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::watch;
 
 use crate::error::Error;
-use crate::listener::{accept_loop, Lifecycle, ListenerState};
+use crate::listener::{accept_loop, Lifecycle, Limit, ListenerState};
 use crate::metrics::metrics;
 use crate::pool::{HealthChecks, Pools};
 use crate::route::Router;
@@ -38,6 +38,8 @@ struct Shared {
     addresses: Vec<SocketAddr>,
     /// The bound addresses: the `listener` label of metrics and logs.
     labels: Vec<String>,
+    /// Per socket: (connections, handshakes), kept across reloads.
+    limits: Vec<(Arc<Limit>, Arc<Limit>)>,
 }
 
 /// A built proxy: sockets bound, certificates loaded, keys resolved in the HSM.
@@ -78,6 +80,7 @@ fn build_state(
     session: &Session,
     ticketer: impl FnOnce() -> Result<Arc<dyn ProducesTickets>, Error>,
     labels: &[String],
+    limits: &[(Arc<Limit>, Arc<Limit>)],
 ) -> Result<(State, Arc<dyn ProducesTickets>), Error> {
     let pools = Arc::new(Pools::build(&config.upstreams)?);
     let mut prepared = Vec::new();
@@ -111,14 +114,19 @@ fn build_state(
             router: Router::new(&config.routes, fallback),
             pools: pools.clone(),
             tcp_pool,
-            handshakes: Arc::new(Semaphore::new(l.max_concurrent_handshakes)),
-            connections: Arc::new(Semaphore::new(l.max_connections)),
+            connections: limits[i].0.clone(),
+            handshakes: limits[i].1.clone(),
             label: labels
                 .get(i)
                 .cloned()
                 .unwrap_or_else(|| l.address.to_string()),
             access_log: config.log.access_log,
         }));
+    }
+    // Only now that nothing can fail: apply the (possibly changed) limits.
+    for (l, (connections, handshakes)) in config.listeners.iter().zip(limits) {
+        connections.resize(l.max_connections);
+        handshakes.resize(l.max_concurrent_handshakes);
     }
     let health = pools.start_health_checks();
     Ok((
@@ -170,12 +178,23 @@ impl Proxy {
                     .map_or_else(|_| "?".into(), |a| a.to_string())
             })
             .collect();
+        let limits: Vec<(Arc<Limit>, Arc<Limit>)> = config
+            .listeners
+            .iter()
+            .map(|l| {
+                (
+                    Limit::new(l.max_connections),
+                    Limit::new(l.max_concurrent_handshakes),
+                )
+            })
+            .collect();
         let (state, ticketer) = build_state(
             config,
             hsm,
             session,
             || ticketer(hsm, session, &config.session_resumption, role),
             &labels,
+            &limits,
         )?;
         Ok(Proxy {
             sockets,
@@ -186,6 +205,7 @@ impl Proxy {
                 ticketer,
                 addresses: config.listeners.iter().map(|l| l.address).collect(),
                 labels,
+                limits,
             }),
             drain_timeout: Duration::from_millis(config.lifecycle.drain_timeout_ms),
         })
@@ -283,6 +303,7 @@ impl ProxyHandle {
             &self.shared.session,
             || Ok(self.shared.ticketer.clone()),
             &self.shared.labels,
+            &self.shared.limits,
         )?;
         self.shared.state.store(Arc::new(state));
         Ok(())

@@ -284,6 +284,8 @@ pub(crate) fn server_config(
         }
     };
     let mut config = builder.with_cert_resolver(Arc::new(resolver));
+    // The server's cipher-suite order wins (`cipher_suites` is a preference order).
+    config.ignore_client_order = true;
     config.alpn_protocols = listener
         .alpn
         .iter()
