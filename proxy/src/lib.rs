@@ -44,6 +44,25 @@ mod tickets;
 mod tls;
 
 pub use error::Error;
+
+/// Entry points for the fuzz targets in `fuzz/` (not a stable API).
+#[doc(hidden)]
+pub mod fuzzing {
+    /// Parses a PROXY protocol header at the start of `data`; must never panic.
+    pub fn proxy_header(data: &[u8]) -> bool {
+        matches!(crate::listener::parse_proxy_header(data), Ok(Some(_)))
+    }
+
+    /// Runs the HTTP/1.1 smuggling guard over `data` cut into `split`-byte reads; returns how
+    /// many request heads it judged acceptable. Must never panic, and the verdicts must not
+    /// depend on `split`.
+    pub fn h1_guard(data: &[u8], split: usize) -> usize {
+        crate::h1guard::inspect_all(data, split, 8192)
+            .iter()
+            .filter(|v| v.is_ok())
+            .count()
+    }
+}
 pub use server::{Proxy, ProxyHandle};
 pub use signer::{signing_key, HsmSigningKey};
 pub use tickets::NodeRole;
