@@ -681,3 +681,203 @@ fn layer4_listener_forwards_the_decrypted_stream_to_a_tcp_upstream() {
         assert_eq!(back, msg);
     }
 }
+
+#[test]
+fn key_exchange_groups_default_to_the_post_quantum_hybrid_and_can_be_restricted() {
+    let site = Site::new();
+    let (_up, up_addr) = start_upstream();
+    let cert = site.cert("ec-p256", "web", &["localhost"]);
+    let config = site.config(&format!(
+        "{}{}[upstream]\nurl = \"http://{up_addr}\"\n",
+        listener(&cert, "web", ""),
+        listener(&cert, "web", "kx_groups = [\"secp256r1\"]"),
+    ));
+    let (_p, addrs) = start_serve(&config, 2);
+    let handshake = |addr: SocketAddr, group: &'static dyn rustls::crypto::SupportedKxGroup| {
+        use rustls_pki_types::pem::PemObject;
+        let mut roots = rustls::RootCertStore::empty();
+        for c in rustls_pki_types::CertificateDer::pem_file_iter(&cert).unwrap() {
+            roots.add(c.unwrap()).unwrap();
+        }
+        let mut provider = rustls::crypto::aws_lc_rs::default_provider();
+        provider.kx_groups = vec![group];
+        let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(provider))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let mut conn = rustls::ClientConnection::new(
+            Arc::new(cfg),
+            rustls_pki_types::ServerName::try_from("localhost").unwrap(),
+        )
+        .unwrap();
+        let mut tcp = TcpStream::connect(addr).unwrap();
+        tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let result = conn.complete_io(&mut tcp);
+        (
+            result.is_ok() && !conn.is_handshaking(),
+            conn.negotiated_key_exchange_group().map(|g| g.name()),
+        )
+    };
+    use rustls::crypto::aws_lc_rs::kx_group;
+    let (ok, group) = handshake(addrs[0], kx_group::X25519MLKEM768);
+    assert!(ok);
+    assert_eq!(group, Some(rustls::NamedGroup::X25519MLKEM768));
+    let (ok, _) = handshake(addrs[1], kx_group::X25519);
+    assert!(!ok, "a group the listener does not offer must fail");
+    let (ok, group) = handshake(addrs[1], kx_group::SECP256R1);
+    assert!(ok);
+    assert_eq!(group, Some(rustls::NamedGroup::secp256r1));
+}
+
+#[test]
+fn idle_keep_alive_connections_are_closed_and_max_connections_queues_the_rest() {
+    let site = Site::new();
+    let (_up, up_addr) = start_upstream();
+    let cert = site.cert("ec-p256", "web", &["localhost"]);
+    let config = site.config(&format!(
+        "{}{}[upstream]\nurl = \"http://{up_addr}\"\n",
+        listener(&cert, "web", "idle_timeout_ms = 1000"),
+        listener(&cert, "web", "max_connections = 2"),
+    ));
+    let (_p, addrs) = start_serve(&config, 2);
+
+    // One keep-alive request, then nothing: the server closes after about a second.
+    let mut s = tls_over(TcpStream::connect(addrs[0]).unwrap(), &cert);
+    s.write_all(b"GET /keep HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .unwrap();
+    s.flush().unwrap();
+    let mut buf = vec![0u8; 65536];
+    let n = s.read(&mut buf).unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    let idle_from = Instant::now();
+    let mut rest = Vec::new();
+    let _ = s.read_to_end(&mut rest);
+    let waited = idle_from.elapsed();
+    assert!(
+        waited >= Duration::from_millis(800) && waited < Duration::from_secs(8),
+        "closed after {waited:?}"
+    );
+
+    // max_connections = 2: a third connection waits in the backlog until one closes.
+    let open = |addr| {
+        let mut s = tls_over(TcpStream::connect(addr).unwrap(), &cert);
+        s.conn.complete_io(&mut s.sock).unwrap();
+        s
+    };
+    let first = open(addrs[1]);
+    let _second = open(addrs[1]);
+    let mut third_tcp = TcpStream::connect(addrs[1]).unwrap();
+    third_tcp
+        .set_read_timeout(Some(Duration::from_millis(1500)))
+        .unwrap();
+    let mut third = rustls::ClientConnection::new(
+        client_config(&[&cert]),
+        rustls_pki_types::ServerName::try_from("localhost").unwrap(),
+    )
+    .unwrap();
+    assert!(
+        third.complete_io(&mut third_tcp).is_err(),
+        "a third connection must not be served while two are open"
+    );
+    drop(first);
+    third_tcp
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    while third.is_handshaking() {
+        third.complete_io(&mut third_tcp).unwrap();
+    }
+}
+
+#[test]
+fn json_access_log_lines_carry_the_request_id_sent_upstream() {
+    let site = Site::new();
+    let (_up, up_addr) = start_upstream();
+    let cert = site.cert("ec-p256", "web", &["localhost"]);
+    let config = site.config(&format!(
+        "[log]\nformat = \"json\"\n\n{}[upstream]\nurl = \"http://{up_addr}\"\n",
+        listener(&cert, "web", ""),
+    ));
+    let (p, addrs) = start_serve_json(&config);
+    let r = get(addrs[0], &cert, "/logged?secret=hunter2", "");
+    let id = json_body(&r)["headers"]["x-request-id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let line = p.stderr.wait_for(&id);
+    let v: serde_json::Value = serde_json::from_str(&line).expect("a JSON log line");
+    assert_eq!(v["target"], "keyward::access");
+    assert_eq!(v["fields"]["request_id"], id.as_str());
+    assert_eq!(v["fields"]["status"], 200);
+    assert_eq!(v["fields"]["path"], "/logged");
+    assert!(
+        !line.contains("hunter2"),
+        "query strings are not logged: {line}"
+    );
+}
+
+/// `start_serve` for a JSON-logging server: waits for the listener's JSON line.
+fn start_serve_json(config: &Path) -> (Running, Vec<SocketAddr>) {
+    let mut cmd = std::process::Command::new(keyward_bin());
+    cmd.args(["serve", "--config"])
+        .arg(config)
+        .env("KEYWARD_LOG", "info")
+        .env("KEYWARD_ADMIN__ADDRESS", "127.0.0.1:0");
+    let p = Running::spawn(cmd);
+    let line = p.stderr.wait_for("listening for HTTPS");
+    let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+    let addr = v["fields"]["addr"].as_str().unwrap().parse().unwrap();
+    (p, vec![addr])
+}
+
+#[test]
+fn an_ocsp_response_file_is_stapled() {
+    let site = Site::new();
+    let (_up, up_addr) = start_upstream();
+    let dir = &site.dir;
+    let sh = |cmd: &str| {
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(cmd)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{cmd}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    // A CA (openssl), a leaf certificate for an HSM key issued by it, and the CA's OCSP
+    // response for that leaf (RFC 6960), made by `openssl ocsp`.
+    sh("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.pem -subj /CN=Test-CA -days 2 2>/dev/null");
+    generate_key(&site.data(), "ec-p256", "web");
+    let data = site.data().display().to_string();
+    keyward_ok(&[
+        "cert",
+        "csr",
+        "--key",
+        "web",
+        "--dns",
+        "localhost",
+        "--out",
+        &dir.join("web.csr").display().to_string(),
+        "--data-dir",
+        &data,
+    ]);
+    sh("printf 'basicConstraints=CA:FALSE\\nsubjectAltName=DNS:localhost\\n' > ext.cnf && openssl x509 -req -in web.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out web.pem -days 1 -extfile ext.cnf 2>/dev/null");
+    sh("serial=$(openssl x509 -in web.pem -noout -serial | cut -d= -f2); printf 'V\\t301231000000Z\\t\\t%s\\tunknown\\t/CN=localhost\\n' \"$serial\" > index.txt");
+    sh("openssl ocsp -issuer ca.pem -cert web.pem -reqout req.der -no_nonce >/dev/null 2>&1 && openssl ocsp -index index.txt -rsigner ca.pem -rkey ca.key -CA ca.pem -reqin req.der -respout web.ocsp -ndays 1 >/dev/null 2>&1");
+    let config = site.config(&format!(
+        "[[listeners]]\naddress = \"127.0.0.1:0\"\n[[listeners.certificates]]\nkey_label = \"web\"\nchain_file = \"web.pem\"\nocsp_file = \"web.ocsp\"\n\n[upstream]\nurl = \"http://{up_addr}\"\n"
+    ));
+    let (_p, addrs) = start_serve(&config, 1);
+    for version in ["-tls1_3", "-tls1_2"] {
+        let out = s_client(addrs[0], "localhost", &["-status", version]);
+        assert!(
+            out.contains("OCSP Response Status: successful"),
+            "{version}: {out}"
+        );
+        assert!(out.contains("Cert Status: good"), "{version}: {out}");
+    }
+}
