@@ -40,6 +40,17 @@ struct Shared {
     labels: Vec<String>,
     /// Per socket: (connections, handshakes), kept across reloads.
     limits: Vec<(Arc<Limit>, Arc<Limit>)>,
+    /// The `{pool, server}` labels of `keyward_upstream_healthy` now (reloads only).
+    upstream_labels: std::sync::Mutex<Vec<(String, String)>>,
+}
+
+/// Every `(pool, server URL)` pair of `config`.
+fn upstream_labels(config: &Config) -> Vec<(String, String)> {
+    config
+        .upstreams
+        .iter()
+        .flat_map(|(pool, p)| p.servers.iter().map(|s| (pool.clone(), s.url.clone())))
+        .collect()
 }
 
 /// A built proxy: sockets bound, certificates loaded, keys resolved in the HSM.
@@ -206,6 +217,7 @@ impl Proxy {
                 addresses: config.listeners.iter().map(|l| l.address).collect(),
                 labels,
                 limits,
+                upstream_labels: std::sync::Mutex::new(upstream_labels(config)),
             }),
             drain_timeout: Duration::from_millis(config.lifecycle.drain_timeout_ms),
         })
@@ -306,6 +318,19 @@ impl ProxyHandle {
             &self.shared.limits,
         )?;
         self.shared.state.store(Arc::new(state));
+        // Servers no longer configured leave the health gauge.
+        let now = upstream_labels(config);
+        let mut labels = self
+            .shared
+            .upstream_labels
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        for (pool, server) in labels.iter().filter(|l| !now.contains(l)) {
+            let _ = metrics()
+                .upstream_healthy
+                .remove_label_values(&[pool.as_str(), server.as_str()]);
+        }
+        *labels = now;
         Ok(())
     }
 }
