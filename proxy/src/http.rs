@@ -278,6 +278,9 @@ impl Handler {
         let upgrade_value = parts.headers.get(header::UPGRADE).cloned();
         strip_hop_by_hop(&mut parts.headers);
         parts.headers.remove(header::UPGRADE);
+        // The body is read before forwarding (hyper answers the client's `100-continue`), so
+        // the upstream is not asked to wait for it.
+        parts.headers.remove(header::EXPECT);
         // The request id: ours, replacing any the client sent.
         parts.headers.remove(&self.request_id_header);
         if let Ok(v) = HeaderValue::from_str(id) {
