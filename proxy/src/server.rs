@@ -18,7 +18,7 @@ use crate::listener::{accept_loop, Lifecycle, Limit, ListenerState};
 use crate::metrics::metrics;
 use crate::pool::{HealthChecks, Pools};
 use crate::route::Router;
-use crate::tickets::{ticketer, NodeRole};
+use crate::tickets::{ticketer, ContextTicketer, NodeRole};
 use crate::tls::server_config;
 
 /// Everything a configuration builds, replaced as a whole on reload.
@@ -105,10 +105,22 @@ fn build_state(
     let ticketer = ticketer()?;
     let mut listeners = Vec::new();
     for (i, (l, tls)) in prepared.into_iter().enumerate() {
-        let tls = tls.map(|mut c| {
-            c.ticketer = ticketer.clone();
-            Arc::new(c)
-        });
+        let tls = match tls {
+            None => None,
+            Some(mut c) => {
+                c.ticketer = match &l.client_auth {
+                    None => ticketer.clone(),
+                    Some(auth) => {
+                        // Tickets of this listener are bound to its client-auth policy.
+                        let mut policy =
+                            format!("client-auth required={}\n", auth.required).into_bytes();
+                        policy.extend_from_slice(&std::fs::read(&auth.ca_file).unwrap_or_default());
+                        ContextTicketer::new(ticketer.clone(), &policy)
+                    }
+                };
+                Some(Arc::new(c))
+            }
+        };
         let fallback = l.upstream.clone().or_else(|| {
             config
                 .upstreams
