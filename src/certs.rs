@@ -116,6 +116,13 @@ pub(crate) fn self_signed(
         .ok_or_else(|| anyhow::anyhow!("--days {days} ends after the year 9999"))?;
     p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    // A fresh random serial for every certificate (RFC 5280 §4.1.2.2: unique per issuer; CA/B
+    // Forum: at least 64 random bits). 16 bytes, top bit clear so the INTEGER is positive.
+    let mut serial = [0u8; 16];
+    aws_lc_rs::rand::fill(&mut serial).context("no randomness for the serial number")?;
+    serial[0] &= 0x7f;
+    serial[0] |= 0x01;
+    p.serial_number = Some(rcgen::SerialNumber::from_slice(&serial));
     let cert = p
         .self_signed(key)
         .context("signing the certificate in the HSM failed")?;

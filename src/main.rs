@@ -430,9 +430,17 @@ async fn run_proxy(
                 tracing::warn!("SIGHUP ignored: quickstart has no configuration file to reload");
                 continue;
             };
-            let result = keyward_config::Config::load(path, std::env::vars())
-                .map_err(anyhow::Error::from)
-                .and_then(|c| handle.reload(&c).map_err(anyhow::Error::from));
+            let result = match keyward_config::Config::load(path, std::env::vars()) {
+                Ok(c) => handle.reload(&c).map_err(anyhow::Error::from),
+                Err(e) => {
+                    // `reload` counts its own failures; a file that does not load is one too.
+                    keyward_proxy::metrics::metrics()
+                        .config_reloads
+                        .with_label_values(&["error"])
+                        .inc();
+                    Err(e.into())
+                }
+            };
             match result {
                 Ok(()) => tracing::info!(config = %path.display(), "configuration reloaded"),
                 Err(e) => tracing::error!(
@@ -491,8 +499,20 @@ fn serve(config_path: &Path) -> Result<()> {
         } else {
             tracing::info!("reader node unsealed (not recorded in the audit trail)");
         }
-        for addr in proxy.local_addrs() {
-            tracing::info!(%addr, "listening for HTTPS");
+        for (addr, mode) in proxy
+            .local_addrs()
+            .into_iter()
+            .zip(config.listeners.iter().map(|l| l.mode))
+        {
+            match mode {
+                keyward_config::ListenerMode::Http => tracing::info!(%addr, "listening for HTTPS"),
+                keyward_config::ListenerMode::Tcp => {
+                    tracing::info!(%addr, "listening for HTTPS (TLS to TCP, layer 4)")
+                }
+                keyward_config::ListenerMode::Redirect => {
+                    tracing::info!(%addr, "listening for HTTP (redirects to HTTPS)")
+                }
+            }
         }
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         if let (Some(listener), Some(tls)) = (api_listener, api_tls) {

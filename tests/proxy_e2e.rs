@@ -165,7 +165,7 @@ fn https_in_front_of_a_real_upstream_with_hsm_keys_of_every_tls_type() {
         .all()
         .into_iter()
         .filter(|l| {
-            !l.contains("listening for HTTPS")
+            !l.contains("listening for HTTP")
                 && !l.contains("serving admin endpoints")
                 && !l.contains("keyward::access")
         })
@@ -403,4 +403,21 @@ fn raw_tls_exchange(addr: SocketAddr, head: &str) -> String {
         .unwrap();
     let out = child.wait_with_output().unwrap();
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn every_self_signed_certificate_gets_a_fresh_random_serial() {
+    let site = Site::new();
+    generate_key(&site.dir.join("data"), "ec-p256", "web");
+    let serial = |name: &str| {
+        let out = site.dir.join(name);
+        self_signed(&site.dir.join("data"), "web", &out);
+        let pem = std::fs::read(&out).unwrap();
+        let (_, pem) = x509_parser::pem::parse_x509_pem(&pem).unwrap();
+        let (_, cert) = x509_parser::certificate::X509Certificate::from_der(&pem.contents).unwrap();
+        cert.tbs_certificate.raw_serial().to_vec()
+    };
+    let (a, b) = (serial("a.pem"), serial("b.pem"));
+    assert_ne!(a, b, "RFC 5280 §4.1.2.2: serials are unique per issuer");
+    assert!(a.len() >= 9, "at least 64 random bits: {a:?}");
 }

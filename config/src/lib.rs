@@ -267,6 +267,9 @@ pub struct ListenerConfig {
     /// `idle_timeout_ms`: a connection with no request in flight and no bytes moving is closed
     /// after this long (HTTP keep-alive; for `tcp`, no bytes either way). Default 60000.
     pub idle_timeout_ms: u64,
+    /// `client_body_timeout_ms`: longest wait between two reads of a request body; beyond it
+    /// the client gets `408`. Default 60000.
+    pub client_body_timeout_ms: u64,
     /// `max_connections`: connections open at once; more wait in the kernel backlog. Default
     /// 10000.
     pub max_connections: usize,
@@ -391,6 +394,10 @@ pub struct PoolConfig {
     /// `response_timeout_ms`: from sending the request to the response headers; beyond it
     /// the client gets 504. Default 60000.
     pub response_timeout_ms: u64,
+    /// `read_timeout_ms`: longest wait between two reads of a response body; beyond it the
+    /// response is cut (HTTP/1.1: the connection closes; HTTP/2: the stream is reset).
+    /// Default 60000.
+    pub read_timeout_ms: u64,
     /// `pool_idle_timeout_ms`: idle keep-alive connections close after this long. Default
     /// 90000.
     pub pool_idle_timeout_ms: u64,
@@ -610,6 +617,8 @@ struct RawListener {
     client_header_timeout_ms: u64,
     #[serde(default = "default_idle_timeout")]
     idle_timeout_ms: u64,
+    #[serde(default = "default_idle_timeout")]
+    client_body_timeout_ms: u64,
     #[serde(default = "default_max_connections")]
     max_connections: usize,
     #[serde(default = "default_max_handshakes")]
@@ -706,6 +715,8 @@ struct RawPool {
     connect_timeout_ms: u64,
     #[serde(default = "default_response_timeout")]
     response_timeout_ms: u64,
+    #[serde(default = "default_response_timeout")]
+    read_timeout_ms: u64,
     #[serde(default = "default_pool_idle")]
     pool_idle_timeout_ms: u64,
     #[serde(default = "default_pool_max_idle")]
@@ -1032,6 +1043,29 @@ fn is_header_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
+/// Headers the proxy sets or that frame the message: not usable for ids or subjects.
+fn is_reserved_header(name: &str) -> bool {
+    const RESERVED: [&str; 16] = [
+        "host",
+        "content-length",
+        "transfer-encoding",
+        "connection",
+        "keep-alive",
+        "upgrade",
+        "te",
+        "trailer",
+        "proxy-connection",
+        "proxy-authorization",
+        "proxy-authenticate",
+        "forwarded",
+        "x-forwarded-for",
+        "x-forwarded-proto",
+        "x-forwarded-host",
+        "expect",
+    ];
+    RESERVED.iter().any(|r| r.eq_ignore_ascii_case(name))
+}
+
 /// A host name in a route or server name list: lower-cased, `*.` allowed first.
 fn check_host_pattern(host: &str) -> Result<String, &'static str> {
     let h = host.trim_end_matches('.').to_ascii_lowercase();
@@ -1133,6 +1167,7 @@ fn validate(raw: RawConfig, source_of: &dyn Fn(&str) -> String) -> Result<Config
         }
         positive(k("connect_timeout_ms"), p.connect_timeout_ms)?;
         positive(k("response_timeout_ms"), p.response_timeout_ms)?;
+        positive(k("read_timeout_ms"), p.read_timeout_ms)?;
         positive(k("fail_timeout_ms"), p.fail_timeout_ms)?;
         if let Some(n) = &p.tls_server_name {
             check_host_pattern(n)
@@ -1180,6 +1215,7 @@ fn validate(raw: RawConfig, source_of: &dyn Fn(&str) -> String) -> Result<Config
                 balance: p.balance,
                 connect_timeout_ms: p.connect_timeout_ms,
                 response_timeout_ms: p.response_timeout_ms,
+                read_timeout_ms: p.read_timeout_ms,
                 pool_idle_timeout_ms: p.pool_idle_timeout_ms,
                 pool_max_idle_per_host: p.pool_max_idle_per_host,
                 retries: p.retries,
@@ -1218,6 +1254,15 @@ fn validate(raw: RawConfig, source_of: &dyn Fn(&str) -> String) -> Result<Config
             return Err(invalid(
                 key("path_prefix"),
                 "must start with / and have no spaces",
+            ));
+        }
+        if routes
+            .iter()
+            .any(|o: &RouteConfig| o.host == host && o.path_prefix == r.path_prefix)
+        {
+            return Err(invalid(
+                key("path_prefix"),
+                "another route has the same host and path_prefix",
             ));
         }
         routes.push(RouteConfig {
@@ -1273,6 +1318,11 @@ fn validate(raw: RawConfig, source_of: &dyn Fn(&str) -> String) -> Result<Config
                             "names a tcp:// pool; an http listener needs an HTTP pool",
                         ));
                     }
+                } else if l.upstream.is_none() && is_tcp_pool("default") {
+                    return Err(invalid(
+                        "upstream.url".into(),
+                        "is a tcp:// server, but an http listener forwards HTTP: use http:// or https://, or mode = \"tcp\" on the listener",
+                    ));
                 } else if routes.is_empty() && !upstreams.contains_key("default") {
                     return Err(invalid(
                         "upstream.url".into(),
@@ -1339,6 +1389,7 @@ fn validate(raw: RawConfig, source_of: &dyn Fn(&str) -> String) -> Result<Config
         positive(key("handshake_timeout_ms"), l.handshake_timeout_ms)?;
         positive(key("client_header_timeout_ms"), l.client_header_timeout_ms)?;
         positive(key("idle_timeout_ms"), l.idle_timeout_ms)?;
+        positive(key("client_body_timeout_ms"), l.client_body_timeout_ms)?;
         positive(key("max_connections"), l.max_connections as u64)?;
         positive(
             key("max_concurrent_handshakes"),
@@ -1355,8 +1406,11 @@ fn validate(raw: RawConfig, source_of: &dyn Fn(&str) -> String) -> Result<Config
                 ));
             }
         }
-        if !is_header_name(&l.request_id_header) {
-            return Err(invalid(key("request_id_header"), "must be a header name"));
+        if !is_header_name(&l.request_id_header) || is_reserved_header(&l.request_id_header) {
+            return Err(invalid(
+                key("request_id_header"),
+                "must be a header name of its own (not Host, framing, hop-by-hop or forwarding headers)",
+            ));
         }
         let proxy_protocol = match l.proxy_protocol {
             None => None,
@@ -1388,10 +1442,13 @@ fn validate(raw: RawConfig, source_of: &dyn Fn(&str) -> String) -> Result<Config
         let client_auth = match l.client_auth {
             None => None,
             Some(c) => {
-                if !is_header_name(&c.subject_header) {
+                if !is_header_name(&c.subject_header)
+                    || is_reserved_header(&c.subject_header)
+                    || c.subject_header.eq_ignore_ascii_case(&l.request_id_header)
+                {
                     return Err(invalid(
                         key("client_auth.subject_header"),
-                        "must be a header name",
+                        "must be a header name of its own (not Host, framing, hop-by-hop or forwarding headers, nor the request id header)",
                     ));
                 }
                 Some(ClientAuthConfig {
@@ -1457,6 +1514,7 @@ fn validate(raw: RawConfig, source_of: &dyn Fn(&str) -> String) -> Result<Config
             handshake_timeout_ms: l.handshake_timeout_ms,
             client_header_timeout_ms: l.client_header_timeout_ms,
             idle_timeout_ms: l.idle_timeout_ms,
+            client_body_timeout_ms: l.client_body_timeout_ms,
             max_connections: l.max_connections,
             max_concurrent_handshakes: l.max_concurrent_handshakes,
             max_header_bytes: l.max_header_bytes,

@@ -891,6 +891,26 @@ fn hex_value(b: u8) -> u8 {
     }
 }
 
+/// Feeds `data` to a fresh inspector in pieces of `split` bytes (at least 1) and drains every
+/// verdict: the fuzz target's entry point. Never panics on any input.
+pub(crate) fn inspect_all(data: &[u8], split: usize, max_head_bytes: usize) -> Vec<Verdict> {
+    let verdicts = GuardVerdicts::default();
+    let mut inspector = Inspector::new(max_head_bytes.max(64), verdicts.clone());
+    for piece in data.chunks(split.max(1)) {
+        inspector.feed(piece);
+    }
+    let mut out = Vec::new();
+    loop {
+        let head = verdicts.next_head();
+        if head.request == RequestId::UNKNOWN {
+            break;
+        }
+        out.push(head.verdict);
+        let _ = verdicts.body_verdict(head.request);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1531,24 +1551,4 @@ mod tests {
             assert_eq!(server.forwarded(), 1);
         }
     }
-}
-
-/// Feeds `data` to a fresh inspector in pieces of `split` bytes (at least 1) and drains every
-/// verdict: the fuzz target's entry point. Never panics on any input.
-pub(crate) fn inspect_all(data: &[u8], split: usize, max_head_bytes: usize) -> Vec<Verdict> {
-    let verdicts = GuardVerdicts::default();
-    let mut inspector = Inspector::new(max_head_bytes.max(64), verdicts.clone());
-    for piece in data.chunks(split.max(1)) {
-        inspector.feed(piece);
-    }
-    let mut out = Vec::new();
-    loop {
-        let head = verdicts.next_head();
-        if head.request == RequestId::UNKNOWN {
-            break;
-        }
-        out.push(head.verdict);
-        let _ = verdicts.body_verdict(head.request);
-    }
-    out
 }

@@ -15,7 +15,7 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use keyward_config::{ForwardedTrust, ListenerMode};
 
-use crate::forward::{has_dot_segment, plain, strip_hop_by_hop, ProxyBody};
+use crate::forward::{has_dot_segment, plain, strip_hop_by_hop, ProxyBody, ReadTimeout};
 use crate::h1guard::{GuardVerdicts, RequestId, Verdict};
 use crate::listener::{Activity, ListenerState};
 use crate::metrics::metrics;
@@ -36,6 +36,22 @@ const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 const FORWARDED: HeaderName = HeaderName::from_static("forwarded");
+
+/// A Host value is `host[:port]` only: no user info, a numeric port (RFC 9110 §7.2).
+fn valid_authority(a: &Authority) -> bool {
+    let rebuilt = match a.port_u16() {
+        Some(p) => format!("{}:{p}", a.host()),
+        None => a.host().to_owned(),
+    };
+    !a.host().is_empty() && rebuilt.eq_ignore_ascii_case(a.as_str())
+}
+
+/// Whether an `Upgrade` header names exactly the WebSocket protocol.
+fn is_websocket(value: Option<&HeaderValue>) -> bool {
+    value
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("websocket"))
+}
 
 /// Serves the requests of one connection.
 pub(crate) struct Handler {
@@ -173,12 +189,14 @@ impl Handler {
         let host = req
             .uri()
             .authority()
+            .filter(|a| valid_authority(a))
             .map(|a| a.host().to_owned())
             .or_else(|| {
                 req.headers()
                     .get(header::HOST)
                     .and_then(|h| h.to_str().ok())
                     .and_then(|h| h.parse::<Authority>().ok())
+                    .filter(valid_authority)
                     .map(|a| a.host().to_owned())
             });
         let Some(host) = host else {
@@ -221,8 +239,18 @@ impl Handler {
             )
         };
         let mut req = req;
-        // WebSocket and other HTTP/1.1 upgrades (RFC 9110 §7.8) are spliced through.
-        let upgrade = req.version() == Version::HTTP_11
+        if req.method() == http::Method::CONNECT {
+            // Not a tunnel: CONNECT (and HTTP/2 extended CONNECT) is refused, never forwarded.
+            let mut res = plain(StatusCode::METHOD_NOT_ALLOWED, "CONNECT is not supported");
+            res.headers_mut().insert(
+                header::ALLOW,
+                HeaderValue::from_static("GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH"),
+            );
+            return (res, "none".to_owned(), None);
+        }
+        // WebSocket upgrades (RFC 6455 §4, RFC 9110 §7.8) are spliced through; no other
+        // protocol (h2c upgrades could bypass the proxy's checks).
+        let asks_upgrade = req.version() == Version::HTTP_11
             && req.headers().contains_key(header::UPGRADE)
             && req
                 .headers()
@@ -231,6 +259,7 @@ impl Handler {
                 .filter_map(|v| v.to_str().ok())
                 .flat_map(|v| v.split(','))
                 .any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
+        let upgrade = asks_upgrade && is_websocket(req.headers().get(header::UPGRADE));
         let on_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
         let client_version = req.version();
         let (mut parts, body) = req.into_parts();
@@ -247,7 +276,13 @@ impl Handler {
                 None => None,
             },
         };
-        if host.is_none() && parts.version == Version::HTTP_11 {
+        if host.as_ref().is_some_and(|a| !valid_authority(a)) {
+            return bad("invalid Host header");
+        }
+        if host.is_none() && parts.version != Version::HTTP_10 && parts.version != Version::HTTP_09
+        {
+            // HTTP/1.1 needs Host (RFC 9112 §3.2); HTTP/2 needs :authority or Host (RFC 9113
+            // §8.3.1) for the proxy to know the target.
             return bad("a Host header is required");
         }
         if parts.headers.get_all(header::HOST).iter().count() > 1 {
@@ -286,9 +321,12 @@ impl Handler {
         if let Ok(v) = HeaderValue::from_str(id) {
             parts.headers.insert(self.request_id_header.clone(), v);
         }
-        // The verified client certificate's subject, and only that.
-        if let Some(name) = &self.subject_header {
+        // The verified client certificate's subject, and only that: no client may send a
+        // subject header of any listener's, even where no certificate is asked for.
+        for name in self.st.subject_headers.iter() {
             parts.headers.remove(name);
+        }
+        if let Some(name) = &self.subject_header {
             if let Some(subject) = &self.info.client_subject {
                 if let Ok(v) = HeaderValue::from_str(subject) {
                     parts.headers.insert(name.clone(), v);
@@ -326,24 +364,9 @@ impl Handler {
             drop(body);
             (Bytes::new(), None)
         } else {
-            match Limited::new(body, limit).collect().await {
-                Ok(c) => {
-                    let trailers = c.trailers().cloned();
-                    (c.to_bytes(), trailers)
-                }
-                Err(e) => {
-                    let status = if e.is::<http_body_util::LengthLimitError>() {
-                        StatusCode::PAYLOAD_TOO_LARGE
-                    } else {
-                        StatusCode::BAD_REQUEST
-                    };
-                    let detail = if status == StatusCode::PAYLOAD_TOO_LARGE {
-                        "request body too large"
-                    } else {
-                        "invalid request body"
-                    };
-                    return (plain(status, detail), route_name, None);
-                }
+            match self.read_body(body, limit).await {
+                Ok(b) => b,
+                Err((status, detail)) => return (plain(status, detail), route_name, None),
             }
         };
         if let (Some(v), Some(request)) = (&self.verdicts, guarded) {
@@ -376,6 +399,19 @@ impl Handler {
                 return (plain(status, detail), route_name, Some(pool_name));
             }
         };
+        if res.status() == StatusCode::SWITCHING_PROTOCOLS
+            && !(upgrade && is_websocket(res.headers().get(header::UPGRADE)))
+        {
+            // A 101 we did not ask for, or to another protocol: not spliced.
+            return (
+                plain(
+                    StatusCode::BAD_GATEWAY,
+                    "unexpected protocol switch from upstream",
+                ),
+                route_name,
+                Some(pool_name),
+            );
+        }
         if upgrade && res.status() == StatusCode::SWITCHING_PROTOCOLS {
             return (
                 self.splice(res, on_upgrade, in_flight),
@@ -386,7 +422,7 @@ impl Handler {
         let (mut parts, body) = res.into_parts();
         strip_hop_by_hop(&mut parts.headers);
         parts.headers.remove(header::UPGRADE);
-        if upgrade {
+        if asks_upgrade {
             // The guard stopped inspecting at the upgrade request; a refused upgrade ends the
             // connection rather than leave later requests unchecked.
             parts
@@ -397,7 +433,7 @@ impl Handler {
         // turn a keep-alive HTTP/1.1 client connection into HTTP/1.0.
         parts.version = client_version;
         // The server counts as busy (least_requests) until the body has been sent.
-        let body = body.map_frame(move |frame| {
+        let body = ReadTimeout::new(body, pool.read_timeout()).map_frame(move |frame| {
             let _ = &in_flight;
             frame
         });
@@ -406,6 +442,41 @@ impl Handler {
             route_name,
             Some(pool_name),
         )
+    }
+
+    /// Reads the whole request body, at most `limit` bytes, waiting at most
+    /// `client_body_timeout_ms` between two reads.
+    async fn read_body(
+        &self,
+        body: Incoming,
+        limit: usize,
+    ) -> Result<(Bytes, Option<HeaderMap>), (StatusCode, &'static str)> {
+        let timeout = std::time::Duration::from_millis(self.st.cfg.client_body_timeout_ms);
+        let mut body = Limited::new(body, limit);
+        let mut data = bytes::BytesMut::new();
+        let mut trailers = None;
+        loop {
+            match tokio::time::timeout(timeout, body.frame()).await {
+                Err(_) => return Err((StatusCode::REQUEST_TIMEOUT, "request body timed out")),
+                Ok(None) => break,
+                Ok(Some(Err(e))) => {
+                    return Err(if e.is::<http_body_util::LengthLimitError>() {
+                        (StatusCode::PAYLOAD_TOO_LARGE, "request body too large")
+                    } else {
+                        (StatusCode::BAD_REQUEST, "invalid request body")
+                    })
+                }
+                Ok(Some(Ok(frame))) => match frame.into_data() {
+                    Ok(d) => data.extend_from_slice(&d),
+                    Err(frame) => {
+                        if let Ok(t) = frame.into_trailers() {
+                            trailers = Some(t);
+                        }
+                    }
+                },
+            }
+        }
+        Ok((data.freeze(), trailers))
     }
 
     /// Sets `X-Forwarded-For/Proto/Host` and `Forwarded` (RFC 7239), replacing or appending

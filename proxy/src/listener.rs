@@ -35,8 +35,11 @@ pub(crate) struct ListenerState {
     pub(crate) handshakes: Arc<Limit>,
     /// Per socket, kept across reloads (resized to the new limit).
     pub(crate) connections: Arc<Limit>,
-    /// The `listener` metric label: the configured address.
+    /// The `listener` metric label: the bound address.
     pub(crate) label: String,
+    /// Client-certificate subject headers of every listener: removed from every request, so
+    /// a client cannot forge one on a listener without client authentication.
+    pub(crate) subject_headers: Arc<Vec<http::HeaderName>>,
     pub(crate) access_log: bool,
 }
 
@@ -200,6 +203,9 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Prefixed<IO> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
+
+/// How long an idle connection may take to close after being asked to.
+const IDLE_GRACE: Duration = Duration::from_secs(2);
 
 /// The PROXY protocol v2 signature (12 bytes).
 const PROXY_V2_SIGNATURE: &[u8; 12] = b"\r\n\r\n\0\r\nQUIT\n";
@@ -485,7 +491,7 @@ async fn serve_connection(
         .and_then(|leaf| {
             x509_parser::prelude::X509Certificate::from_der(leaf)
                 .ok()
-                .map(|(_, c)| c.subject().to_string())
+                .map(|(_, c)| rfc4514(c.subject()))
         });
     let h2 = conn.alpn_protocol() == Some(b"h2");
 
@@ -502,6 +508,72 @@ async fn serve_connection(
 }
 
 use x509_parser::prelude::FromDer as _;
+
+/// The RFC 4514 string of a distinguished name: RDNs last-to-first, `+` between the
+/// attributes of a multi-valued RDN, short names for the types RFC 4514 §3 lists (others as
+/// dotted OIDs with `#` and the hex DER value), and special characters escaped (§2.4).
+/// Control and non-ASCII bytes are escaped as `\XX` hex pairs, so the result is always a
+/// valid HTTP header value.
+pub(crate) fn rfc4514(name: &x509_parser::x509::X509Name<'_>) -> String {
+    use x509_parser::der_parser::asn1_rs::ToDer;
+    const SHORT: [(&str, &str); 9] = [
+        ("2.5.4.3", "CN"),
+        ("2.5.4.7", "L"),
+        ("2.5.4.8", "ST"),
+        ("2.5.4.10", "O"),
+        ("2.5.4.11", "OU"),
+        ("2.5.4.6", "C"),
+        ("2.5.4.9", "STREET"),
+        ("0.9.2342.19200300.100.1.25", "DC"),
+        ("0.9.2342.19200300.100.1.1", "UID"),
+    ];
+    let mut out = String::new();
+    let rdns: Vec<_> = name.iter().collect();
+    for (i, rdn) in rdns.iter().rev().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        for (j, attr) in rdn.iter().enumerate() {
+            if j > 0 {
+                out.push('+');
+            }
+            let oid = attr.attr_type().to_id_string();
+            let short = SHORT.iter().find(|(o, _)| *o == oid).map(|(_, n)| *n);
+            match (short, attr.as_str()) {
+                (Some(n), Ok(value)) => {
+                    out.push_str(n);
+                    out.push('=');
+                    escape_value(value, &mut out);
+                }
+                _ => {
+                    out.push_str(&oid);
+                    out.push_str("=#");
+                    for b in attr.attr_value().to_der_vec().unwrap_or_default() {
+                        out.push_str(&format!("{b:02X}"));
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+fn escape_value(value: &str, out: &mut String) {
+    let bytes = value.as_bytes();
+    for (i, &b) in bytes.iter().enumerate() {
+        let special = matches!(b, b'"' | b'+' | b',' | b';' | b'<' | b'>' | b'\\')
+            || (i == 0 && (b == b' ' || b == b'#'))
+            || (i + 1 == bytes.len() && b == b' ');
+        if special {
+            out.push('\\');
+            out.push(char::from(b));
+        } else if !(0x20..0x7f).contains(&b) {
+            out.push_str(&format!("\\{b:02X}"));
+        } else {
+            out.push(char::from(b));
+        }
+    }
+}
 
 async fn serve_tcp<IO>(
     st: Arc<ListenerState>,
@@ -580,6 +652,9 @@ async fn serve_http<IO>(
             .serve_connection(io, service);
         tokio::pin!(conn);
         let mut shutting = false;
+        let grace = tokio::time::sleep(IDLE_GRACE);
+        tokio::pin!(grace);
+        let mut grace_armed = false;
         loop {
             tokio::select! {
                 r = conn.as_mut() => break r,
@@ -590,7 +665,12 @@ async fn serve_http<IO>(
                 _ = activity.idle(idle), if !shutting => {
                     shutting = true;
                     conn.as_mut().graceful_shutdown();
+                    // A client that ignores the shutdown (or never sent the HTTP/2 preface)
+                    // gets a short grace period, then the connection is dropped.
+                    grace.as_mut().reset(tokio::time::Instant::now() + IDLE_GRACE);
+                    grace_armed = true;
                 }
+                _ = grace.as_mut(), if grace_armed => break Ok(()),
             }
         }
     } else {
@@ -618,6 +698,9 @@ async fn serve_http<IO>(
             .with_upgrades();
         tokio::pin!(conn);
         let mut shutting = false;
+        let grace = tokio::time::sleep(IDLE_GRACE);
+        tokio::pin!(grace);
+        let mut grace_armed = false;
         loop {
             tokio::select! {
                 r = conn.as_mut() => break r,
@@ -628,7 +711,12 @@ async fn serve_http<IO>(
                 _ = activity.idle(idle), if !shutting => {
                     shutting = true;
                     conn.as_mut().graceful_shutdown();
+                    // A client that ignores the shutdown (or never sent the HTTP/2 preface)
+                    // gets a short grace period, then the connection is dropped.
+                    grace.as_mut().reset(tokio::time::Instant::now() + IDLE_GRACE);
+                    grace_armed = true;
                 }
+                _ = grace.as_mut(), if grace_armed => break Ok(()),
             }
         }
     };
@@ -639,7 +727,25 @@ async fn serve_http<IO>(
 
 #[cfg(test)]
 mod tests {
-    use super::parse_proxy_header;
+    use super::{parse_proxy_header, rfc4514};
+    use x509_parser::prelude::FromDer;
+
+    #[test]
+    fn subjects_are_rfc4514_strings_with_escapes() {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        let mut dn = rcgen::DistinguishedName::new();
+        dn.push(rcgen::DnType::CountryName, "DE");
+        dn.push(rcgen::DnType::OrganizationName, "Acme, Inc.");
+        dn.push(rcgen::DnType::CommonName, "guest, O=Admins\r\n#x ");
+        params.distinguished_name = dn;
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        let (_, parsed) = x509_parser::certificate::X509Certificate::from_der(cert.der()).unwrap();
+        assert_eq!(
+            rfc4514(parsed.subject()),
+            "CN=guest\\, O=Admins\\0D\\0A#x\\ ,O=Acme\\, Inc.,C=DE"
+        );
+    }
 
     #[test]
     fn proxy_headers_v1_v2_partial_and_bad() {

@@ -109,6 +109,7 @@ pub(crate) struct Pool {
     retries: u32,
     connect_timeout: Duration,
     response_timeout: Duration,
+    read_timeout: Duration,
     health_check: Option<HealthCheckConfig>,
     /// `keyward_upstream_request_duration_seconds{pool=name}`.
     request_duration: Histogram,
@@ -240,6 +241,11 @@ fn set_framing(
 }
 
 impl Pool {
+    /// `read_timeout_ms`: the longest wait between two reads of a response body.
+    pub(crate) fn read_timeout(&self) -> Duration {
+        self.read_timeout
+    }
+
     fn build(name: &str, cfg: &PoolConfig) -> Result<Pool, Error> {
         let bad = |reason: String| Error::Upstream {
             pool: name.to_owned(),
@@ -284,6 +290,7 @@ impl Pool {
             retries: cfg.retries,
             connect_timeout,
             response_timeout: Duration::from_millis(cfg.response_timeout_ms),
+            read_timeout: Duration::from_millis(cfg.read_timeout_ms),
             health_check: cfg.health_check.clone(),
             request_duration: metrics()
                 .upstream_request_duration
@@ -361,7 +368,7 @@ impl Pool {
                     return Ok((resp, in_flight));
                 }
                 Ok(Err(e)) if e.is_connect() => {
-                    debug!(
+                    warn!(
                         pool = %self.name,
                         server = %server.url,
                         error = %ErrorChain(&e),
@@ -371,7 +378,7 @@ impl Pool {
                     tried.push(i);
                 }
                 Ok(Err(e)) => {
-                    debug!(
+                    warn!(
                         pool = %self.name,
                         server = %server.url,
                         error = %ErrorChain(&e),
@@ -382,7 +389,7 @@ impl Pool {
                 Err(_) => {
                     self.request_duration
                         .observe(started.elapsed().as_secs_f64());
-                    debug!(pool = %self.name, server = %server.url, "upstream response timeout");
+                    warn!(pool = %self.name, server = %server.url, "upstream response timeout");
                     server.record_failure(&self.name);
                     return Err(UpstreamError::Timeout);
                 }

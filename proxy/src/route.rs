@@ -175,9 +175,6 @@ upstream = "e"
 host = "www.example.com"
 path_prefix = "/static/"
 [[routes]]
-upstream = "f"
-path_prefix = "/api"
-[[routes]]
 name = "deep"
 upstream = "g"
 path_prefix = "/api/v2"
@@ -185,7 +182,7 @@ path_prefix = "/api/v2"
         );
         let router = Router::new(&r, Some("fallback".into()));
         let cases: &[(Option<&str>, &str, &str)] = &[
-            // Any host: longest prefix, whole segments, first on ties ("b" before "f").
+            // Any host: longest prefix, whole segments (the configuration refuses duplicates).
             (None, "/", "a"),
             (None, "/apix", "a"),
             (None, "/api", "b"),

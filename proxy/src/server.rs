@@ -103,6 +103,16 @@ fn build_state(
         prepared.push((l, tls));
     }
     let ticketer = ticketer()?;
+    let mut names: Vec<http::HeaderName> = config
+        .listeners
+        .iter()
+        .filter_map(|l| l.client_auth.as_ref())
+        .filter_map(|c| http::HeaderName::from_bytes(c.subject_header.as_bytes()).ok())
+        .collect();
+    names.push(http::HeaderName::from_static("x-client-cert-subject"));
+    names.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+    names.dedup();
+    let subject_headers = Arc::new(names);
     let mut listeners = Vec::new();
     for (i, (l, tls)) in prepared.into_iter().enumerate() {
         let tls = match tls {
@@ -115,7 +125,7 @@ fn build_state(
                         let mut policy =
                             format!("client-auth required={}\n", auth.required).into_bytes();
                         policy.extend_from_slice(&std::fs::read(&auth.ca_file).unwrap_or_default());
-                        ContextTicketer::new(ticketer.clone(), &policy)
+                        ContextTicketer::bind(ticketer.clone(), &policy)
                     }
                 };
                 Some(Arc::new(c))
@@ -144,6 +154,7 @@ fn build_state(
                 .cloned()
                 .unwrap_or_else(|| l.address.to_string()),
             access_log: config.log.access_log,
+            subject_headers: subject_headers.clone(),
         }));
     }
     // Only now that nothing can fail: apply the (possibly changed) limits.

@@ -512,6 +512,52 @@ impl ProducesTickets for HsmTicketer {
     }
 }
 
+/// Binds tickets to a client-authentication policy: a listener that verifies client
+/// certificates accepts only tickets issued under the same policy (the same CA bundle and
+/// `required` setting), so a session resumed from a listener without (or with another) client
+/// authentication cannot skip the certificate check. The context (a SHA-256 digest of the
+/// policy) is prefixed to the session state before sealing and checked after opening.
+pub(crate) struct ContextTicketer {
+    inner: Arc<dyn ProducesTickets>,
+    context: [u8; 32],
+}
+
+impl std::fmt::Debug for ContextTicketer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ContextTicketer").finish_non_exhaustive()
+    }
+}
+
+impl ContextTicketer {
+    /// `policy`: bytes describing the client-authentication policy (CA bundle and flags).
+    pub(crate) fn bind(inner: Arc<dyn ProducesTickets>, policy: &[u8]) -> Arc<dyn ProducesTickets> {
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, policy);
+        let mut context = [0u8; 32];
+        context.copy_from_slice(digest.as_ref());
+        Arc::new(ContextTicketer { inner, context })
+    }
+}
+
+impl ProducesTickets for ContextTicketer {
+    fn enabled(&self) -> bool {
+        self.inner.enabled()
+    }
+    fn lifetime(&self) -> u32 {
+        self.inner.lifetime()
+    }
+    fn encrypt(&self, plain: &[u8]) -> Option<Vec<u8>> {
+        let mut bound = Vec::with_capacity(self.context.len() + plain.len());
+        bound.extend_from_slice(&self.context);
+        bound.extend_from_slice(plain);
+        self.inner.encrypt(&bound)
+    }
+    fn decrypt(&self, cipher: &[u8]) -> Option<Vec<u8>> {
+        let plain = self.inner.decrypt(cipher)?;
+        let rest = plain.strip_prefix(&self.context[..])?;
+        Some(rest.to_vec())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::AtomicU64;
@@ -790,51 +836,5 @@ mod tests {
         assert_eq!(ticket_labels(&hsm).len(), 2);
         let default = resumption("");
         assert_eq!(default.ticket_key_rotation_s, 21_600);
-    }
-}
-
-/// Binds tickets to a client-authentication policy: a listener that verifies client
-/// certificates accepts only tickets issued under the same policy (the same CA bundle and
-/// `required` setting), so a session resumed from a listener without (or with another) client
-/// authentication cannot skip the certificate check. The context (a SHA-256 digest of the
-/// policy) is prefixed to the session state before sealing and checked after opening.
-pub(crate) struct ContextTicketer {
-    inner: Arc<dyn ProducesTickets>,
-    context: [u8; 32],
-}
-
-impl std::fmt::Debug for ContextTicketer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ContextTicketer").finish_non_exhaustive()
-    }
-}
-
-impl ContextTicketer {
-    /// `policy`: bytes describing the client-authentication policy (CA bundle and flags).
-    pub(crate) fn new(inner: Arc<dyn ProducesTickets>, policy: &[u8]) -> Arc<dyn ProducesTickets> {
-        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, policy);
-        let mut context = [0u8; 32];
-        context.copy_from_slice(digest.as_ref());
-        Arc::new(ContextTicketer { inner, context })
-    }
-}
-
-impl ProducesTickets for ContextTicketer {
-    fn enabled(&self) -> bool {
-        self.inner.enabled()
-    }
-    fn lifetime(&self) -> u32 {
-        self.inner.lifetime()
-    }
-    fn encrypt(&self, plain: &[u8]) -> Option<Vec<u8>> {
-        let mut bound = Vec::with_capacity(self.context.len() + plain.len());
-        bound.extend_from_slice(&self.context);
-        bound.extend_from_slice(plain);
-        self.inner.encrypt(&bound)
-    }
-    fn decrypt(&self, cipher: &[u8]) -> Option<Vec<u8>> {
-        let plain = self.inner.decrypt(cipher)?;
-        let rest = plain.strip_prefix(&self.context[..])?;
-        Some(rest.to_vec())
     }
 }

@@ -30,16 +30,25 @@ struct Chain {
     not_after: i64,
 }
 
+/// An I/O error as a short phrase ("no such file", "permission denied").
+fn io_reason(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file".into(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".into(),
+        _ => e.to_string(),
+    }
+}
+
 /// Reads a small regular file (at most [`MAX_FILE_BYTES`]).
 fn read_small(path: &Path) -> Result<Vec<u8>, String> {
-    let meta = std::fs::metadata(path).map_err(|e| e.kind().to_string())?;
+    let meta = std::fs::metadata(path).map_err(|e| io_reason(&e))?;
     if !meta.is_file() {
         return Err("not a regular file".into());
     }
     if meta.len() > MAX_FILE_BYTES {
         return Err(format!("larger than {MAX_FILE_BYTES} bytes"));
     }
-    std::fs::read(path).map_err(|e| e.kind().to_string())
+    std::fs::read(path).map_err(|e| io_reason(&e))
 }
 
 fn read_chain(path: &Path) -> Result<Chain, Error> {
@@ -89,11 +98,11 @@ fn read_reference(path: &Path) -> Result<keyward_hsm::KeyReference, Error> {
         path: path.to_owned(),
         reason,
     };
-    let meta = std::fs::metadata(path).map_err(|e| err(e.kind().to_string()))?;
+    let meta = std::fs::metadata(path).map_err(|e| err(io_reason(&e)))?;
     if !meta.is_file() || meta.len() > 64 * 1024 {
         return Err(err("not a small regular file".into()));
     }
-    let bytes = std::fs::read(path).map_err(|e| err(e.kind().to_string()))?;
+    let bytes = std::fs::read(path).map_err(|e| err(io_reason(&e)))?;
     keyward_hsm::KeyReference::from_pem(&bytes).map_err(|e| err(e.to_string()))
 }
 

@@ -158,14 +158,14 @@ pub fn start_serve(config: &Path, listeners: usize) -> (Running, Vec<SocketAddr>
         // Tests run in parallel: each admin listener on its own port.
         .env("KEYWARD_ADMIN__ADDRESS", "127.0.0.1:0");
     let p = Running::spawn(cmd);
-    p.stderr.wait_for("listening for HTTPS");
+    p.stderr.wait_for("listening for HTTP");
     let end = Instant::now() + DEADLINE;
     let addrs = loop {
         let addrs: Vec<SocketAddr> = p
             .stderr
             .all()
             .iter()
-            .filter(|l| l.contains("listening for HTTPS"))
+            .filter(|l| l.contains("listening for HTTP"))
             .filter_map(|l| {
                 l.split_whitespace()
                     .find_map(|w| w.strip_prefix("addr="))
