@@ -881,3 +881,125 @@ fn an_ocsp_response_file_is_stapled() {
         assert!(out.contains("Cert Status: good"), "{version}: {out}");
     }
 }
+
+#[test]
+fn connect_upgrades_to_other_protocols_forged_subjects_and_bad_hosts_are_refused() {
+    let site = Site::new();
+    let (up, up_addr) = start_upstream();
+    let cert = site.cert("ec-p256", "web", &["localhost"]);
+    let config = site.config(&format!(
+        "{}[upstream]\nurl = \"http://{up_addr}\"\n",
+        listener(&cert, "web", "client_body_timeout_ms = 1000")
+    ));
+    let (_p, addrs) = start_serve(&config, 1);
+    let send = |raw: &str| {
+        let mut s = tls_over(TcpStream::connect(addrs[0]).unwrap(), &cert);
+        exchange(&mut s, raw.as_bytes())
+    };
+    // CONNECT is not a tunnel here.
+    let r = send("CONNECT localhost:22 HTTP/1.1\r\nHost: localhost:22\r\n\r\n");
+    assert!(r.starts_with("HTTP/1.1 405"), "{r}");
+    // Host with user info, or a port that is not a number.
+    for host in ["user@localhost", "localhost:abc"] {
+        let r = send(&format!(
+            "GET /bad-host HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+        ));
+        assert!(r.starts_with("HTTP/1.1 400"), "{host}: {r}");
+    }
+    // An h2c upgrade is not spliced: a plain request, then the connection closes.
+    let r = send("GET /h2c HTTP/1.1\r\nHost: localhost\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA\r\nConnection: Upgrade, HTTP2-Settings\r\n\r\n");
+    assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+    assert!(r.to_ascii_lowercase().contains("connection: close"), "{r}");
+    let j = json_body(&r);
+    assert!(j["headers"].get("upgrade").is_none(), "{j}");
+    // A client's own certificate-subject header is removed even without client auth.
+    let r = get(
+        addrs[0],
+        &cert,
+        "/forged",
+        "X-Client-Cert-Subject: CN=admin\r\n",
+    );
+    assert!(
+        json_body(&r)["headers"]
+            .get("x-client-cert-subject")
+            .is_none(),
+        "{r}"
+    );
+    // A body that stops arriving: 408 after client_body_timeout_ms.
+    let started = Instant::now();
+    let r = send("POST /stalled HTTP/1.1\r\nHost: localhost\r\nContent-Length: 900\r\n\r\nabc");
+    assert!(r.starts_with("HTTP/1.1 408"), "{r}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    for path in ["/bad-host", "/stalled"] {
+        assert!(!upstream_saw(&up, path), "{path}");
+    }
+}
+
+#[test]
+fn an_upstream_that_stalls_mid_body_is_cut_at_the_read_timeout() {
+    let site = Site::new();
+    let cert = site.cert("ec-p256", "web", &["localhost"]);
+    // An upstream that sends its headers and 7 of 100 body bytes, then nothing.
+    let stall = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let stall_addr = stall.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for conn in stall.incoming() {
+            let Ok(mut c) = conn else { break };
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                let _ = c.read(&mut buf);
+                let _ = c.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial");
+                std::thread::sleep(Duration::from_secs(30));
+            });
+        }
+    });
+    let config = site.config(&format!(
+        "{}[upstream]\nurl = \"http://{stall_addr}\"\nread_timeout_ms = 1000\n",
+        listener(&cert, "web", "")
+    ));
+    let (_p, addrs) = start_serve(&config, 1);
+    let started = Instant::now();
+    let r = get(addrs[0], &cert, "/", "");
+    assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+    assert!(
+        r.ends_with("partial"),
+        "the response is cut, not completed: {r}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn an_http2_client_that_never_sends_its_preface_is_closed_when_idle() {
+    let site = Site::new();
+    let (_up, up_addr) = start_upstream();
+    let cert = site.cert("ec-p256", "web", &["localhost"]);
+    let config = site.config(&format!(
+        "{}[upstream]\nurl = \"http://{up_addr}\"\n",
+        listener(&cert, "web", "idle_timeout_ms = 1000")
+    ));
+    let (_p, addrs) = start_serve(&config, 1);
+    let mut cfg = (*client_config(&[&cert])).clone();
+    cfg.alpn_protocols = vec![b"h2".to_vec()];
+    let tcp = TcpStream::connect(addrs[0]).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let conn = rustls::ClientConnection::new(
+        Arc::new(cfg),
+        rustls_pki_types::ServerName::try_from("localhost").unwrap(),
+    )
+    .unwrap();
+    let mut s = rustls::StreamOwned::new(conn, tcp);
+    s.conn.complete_io(&mut s.sock).unwrap();
+    assert_eq!(s.conn.alpn_protocol(), Some(&b"h2"[..]));
+    let started = Instant::now();
+    let mut rest = Vec::new();
+    let _ = s.read_to_end(&mut rest);
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(800) && waited < Duration::from_secs(8),
+        "closed after {waited:?}"
+    );
+}
