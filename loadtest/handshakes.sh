@@ -299,6 +299,10 @@ keyward_conf() {
 data_dir = "$KW_DATA"
 [log]
 level = "$KEYWARD_LOG_FILTER"
+# nginx runs with access_log off; so does keyward (set ACCESS_LOG=true to measure its cost).
+access_log = ${ACCESS_LOG:-false}
+[admin]
+address = "127.0.0.1:0"
 [[listeners]]
 address = "127.0.0.1:$1"
 tls_versions = ["1.3"]
