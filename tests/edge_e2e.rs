@@ -464,36 +464,17 @@ fn websocket_upgrades_are_spliced_through() {
         listener(&cert, "web", "")
     ));
     let (_p, addrs) = start_serve(&config, 1);
-    let mut s = tls_over(TcpStream::connect(addrs[0]).unwrap(), &cert);
-    s.write_all(b"GET /ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n").unwrap();
-    s.flush().unwrap();
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        s.read_exact(&mut byte).unwrap();
-        head.push(byte[0]);
-    }
-    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
-    assert!(head.starts_with("http/1.1 101"), "{head}");
-    // RFC 6455 §1.3's example key and accept value.
-    assert!(
-        head.contains("sec-websocket-accept: s3pplmbitxaq9kygzzhzrbk+xoo="),
-        "{head}"
-    );
+    // tungstenite, a WebSocket client library, over the proxy's TLS.
+    let tls = tls_over(TcpStream::connect(addrs[0]).unwrap(), &cert);
+    let url = format!("wss://localhost:{}/ws", addrs[0].port());
+    let (mut ws, response) = tungstenite::client(url.as_str(), tls).expect("WebSocket handshake");
+    assert_eq!(response.status(), 101);
     for msg in ["hello", "second frame"] {
-        let mask = [1u8, 2, 3, 4];
-        let mut frame = vec![0x81, 0x80 | msg.len() as u8];
-        frame.extend_from_slice(&mask);
-        frame.extend(msg.bytes().enumerate().map(|(i, b)| b ^ mask[i % 4]));
-        s.write_all(&frame).unwrap();
-        s.flush().unwrap();
-        let mut hdr = [0u8; 2];
-        s.read_exact(&mut hdr).unwrap();
-        let mut payload = vec![0u8; usize::from(hdr[1] & 0x7f)];
-        s.read_exact(&mut payload).unwrap();
-        assert_eq!(hdr[0], 0x81);
-        assert_eq!(String::from_utf8(payload).unwrap(), format!("echo: {msg}"));
+        ws.send(tungstenite::Message::text(msg)).unwrap();
+        let back = ws.read().unwrap();
+        assert_eq!(back.into_text().unwrap().as_str(), format!("echo: {msg}"));
     }
+    ws.close(None).unwrap();
 }
 
 #[test]
