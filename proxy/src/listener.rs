@@ -256,7 +256,13 @@ pub(crate) fn parse_proxy_header(
         if end + 2 > PROXY_V1_MAX {
             return Err("PROXY v1 header too long");
         }
-        let text = std::str::from_utf8(&buf[..end + 2]).map_err(|_| "malformed PROXY v1 header")?;
+        // The v1 header is ASCII (spec §2.1). Checking that here also keeps ppp from slicing a
+        // multi-byte character after a stray CR (it panics there; found by fuzzing).
+        let line = &buf[..end + 2];
+        if !line.is_ascii() || line[..end].contains(&b'\r') {
+            return Err("malformed PROXY v1 header");
+        }
+        let text = std::str::from_utf8(line).map_err(|_| "malformed PROXY v1 header")?;
         let header = ppp::v1::Header::try_from(text).map_err(|_| "malformed PROXY v1 header")?;
         let addr = match header.addresses {
             ppp::v1::Addresses::Tcp4(a) => {
@@ -780,6 +786,9 @@ mod tests {
         ] {
             assert!(parse_proxy_header(bad).is_err(), "{bad:?}");
         }
+        // Found by cargo fuzz: a CR followed by a multi-byte UTF-8 character.
+        let crash = b"PROXY \xdb\xafPROXY \xdb\xaf\xd4\xad\xca\xbf\r\xd4\xad\xca\xbf\r\n";
+        assert!(parse_proxy_header(crash).is_err());
         let long = [b"PROXY ".as_slice(), &[b'A'; 200]].concat();
         assert!(parse_proxy_header(&long).is_err());
     }
