@@ -54,6 +54,7 @@ const NOT_CONFIG: &[&str] = &[
     "CA_CERT",
     "ADMIN_PASSWORD",
     "LOG",
+    "BIN",
 ];
 
 /// A configuration error: one line that names the key and its source.
