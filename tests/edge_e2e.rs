@@ -11,20 +11,7 @@ use std::time::{Duration, Instant};
 
 use support::*;
 
-struct Site {
-    _tmp: tempfile::TempDir,
-    dir: PathBuf,
-}
-
 impl Site {
-    fn new() -> Site {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().to_path_buf();
-        Site { _tmp: tmp, dir }
-    }
-    fn data(&self) -> PathBuf {
-        self.dir.join("data")
-    }
     /// A key in the HSM and a self-signed certificate for `names` (first = CN).
     fn cert(&self, spec: &str, label: &str, names: &[&str]) -> PathBuf {
         generate_key(&self.data(), spec, label);
@@ -49,11 +36,6 @@ impl Site {
         }
         keyward_ok(&args);
         out
-    }
-    fn config(&self, body: &str) -> PathBuf {
-        let p = self.dir.join("keyward.toml");
-        std::fs::write(&p, format!("[hsm]\ndata_dir = \"data\"\n\n{body}")).unwrap();
-        p
     }
 }
 

@@ -7,41 +7,12 @@ mod support;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use support::*;
-
-struct Site {
-    _tmp: tempfile::TempDir,
-    dir: PathBuf,
-}
-
-impl Site {
-    fn new() -> Site {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().to_path_buf();
-        Site { _tmp: tmp, dir }
-    }
-    fn data(&self) -> PathBuf {
-        self.dir.join("data")
-    }
-    /// A key in the HSM and a self-signed certificate for `localhost` and 127.0.0.1.
-    fn cert(&self, label: &str) -> PathBuf {
-        generate_key(&self.data(), "ec-p256", label);
-        let out = self.dir.join(format!("{label}.pem"));
-        self_signed(&self.data(), label, &out);
-        out
-    }
-    /// Writes (or rewrites) the configuration file.
-    fn config(&self, body: &str) -> PathBuf {
-        let p = self.dir.join("keyward.toml");
-        std::fs::write(&p, format!("[hsm]\ndata_dir = \"data\"\n\n{body}")).unwrap();
-        p
-    }
-}
 
 fn listener(cert: &Path, label: &str, extra: &str) -> String {
     format!(
@@ -182,8 +153,8 @@ fn sighup_swaps_a_certificate_and_a_route_under_wrk_load_without_a_failed_reques
     let (up_one, one) = start_upstream_env(&[("UPSTREAM_NAME", "one")]);
     let (_up_two, two) = start_upstream_env(&[("UPSTREAM_NAME", "two")]);
     // Both keys before serve: serve holds the data directory's writer lock.
-    let old = site.cert("old");
-    let new = site.cert("new");
+    let old = site.localhost_cert("old");
+    let new = site.localhost_cert("new");
     let config = site.config(&format!(
         "{}{}[[routes]]\npath_prefix = \"/\"\nupstream = \"one\"\n",
         listener(&old, "old", ""),
@@ -267,7 +238,7 @@ fn sighup_swaps_a_certificate_and_a_route_under_wrk_load_without_a_failed_reques
 fn a_broken_reload_is_refused_and_the_old_certificate_keeps_being_served() {
     let site = Site::new();
     let (_up, up) = start_upstream();
-    let cert = site.cert("web");
+    let cert = site.localhost_cert("web");
     let good = format!(
         "{}[upstream]\nurl = \"http://{up}\"\n",
         listener(&cert, "web", "")
@@ -324,7 +295,7 @@ fn a_broken_reload_is_refused_and_the_old_certificate_keeps_being_served() {
 fn sigterm_refuses_new_connections_finishes_the_request_in_flight_and_exits_0() {
     let site = Site::new();
     let (up, up_addr) = start_upstream();
-    let cert = site.cert("web");
+    let cert = site.localhost_cert("web");
     let config = site.config(&format!(
         "{}[upstream]\nurl = \"http://{up_addr}\"\n",
         listener(&cert, "web", "")
@@ -372,7 +343,7 @@ fn sigterm_refuses_new_connections_finishes_the_request_in_flight_and_exits_0() 
 fn the_drain_deadline_cuts_a_long_request_and_the_process_still_exits_0() {
     let site = Site::new();
     let (up, up_addr) = start_upstream();
-    let cert = site.cert("web");
+    let cert = site.localhost_cert("web");
     let config = site.config(&format!(
         "{}[upstream]\nurl = \"http://{up_addr}\"\n\n[lifecycle]\ndrain_timeout_ms = 500\n",
         listener(&cert, "web", "")

@@ -5,38 +5,13 @@
 mod support;
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use support::*;
 
-struct Site {
-    _tmp: tempfile::TempDir,
-    dir: PathBuf,
-}
-
 impl Site {
-    fn new() -> Site {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().to_path_buf();
-        Site { _tmp: tmp, dir }
-    }
-    fn data(&self) -> PathBuf {
-        self.dir.join("data")
-    }
     fn path(&self, name: &str) -> String {
         self.dir.join(name).display().to_string()
-    }
-    /// A key in the HSM and a self-signed server certificate for `localhost` and 127.0.0.1.
-    fn server_cert(&self, label: &str) -> PathBuf {
-        generate_key(&self.data(), "ec-p256", label);
-        let out = self.dir.join(format!("{label}.pem"));
-        self_signed(&self.data(), label, &out);
-        out
-    }
-    fn config(&self, body: &str) -> PathBuf {
-        let p = self.dir.join("keyward.toml");
-        std::fs::write(&p, format!("[hsm]\ndata_dir = \"data\"\n\n{body}")).unwrap();
-        p
     }
     /// `openssl ARGS` in the site folder; must succeed.
     fn openssl(&self, args: &[&str]) {
@@ -167,7 +142,7 @@ fn a_required_client_certificate_is_verified_and_its_subject_forwarded() {
     site.client("alice", "clients-ca");
     site.client("mallory", "other-ca");
     let (up, up_addr) = start_upstream();
-    let cert = site.server_cert("web");
+    let cert = site.localhost_cert("web");
     let config = site.config(&format!(
         "{}[upstream]\nurl = \"http://{up_addr}\"\n",
         listener(
@@ -226,7 +201,7 @@ fn an_optional_client_certificate_listener_strips_a_forged_subject_header() {
     site.ca("clients-ca");
     site.client("bob", "clients-ca");
     let (_up, up_addr) = start_upstream();
-    let cert = site.server_cert("web");
+    let cert = site.localhost_cert("web");
     let config = site.config(&format!(
         "{}[upstream]\nurl = \"http://{up_addr}\"\n",
         listener(
@@ -321,7 +296,7 @@ fn a_session_ticket_from_a_listener_without_client_auth_cannot_skip_the_certific
     let site = Site::new();
     site.ca("clients-ca");
     let (up, up_addr) = start_upstream();
-    let cert = site.server_cert("web");
+    let cert = site.localhost_cert("web");
     let config = site.config(&format!(
         "{}{}[upstream]\nurl = \"http://{up_addr}\"\n",
         listener(&cert, "web", ""),

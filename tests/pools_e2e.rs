@@ -7,7 +7,7 @@ mod support;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,34 +15,6 @@ use std::time::{Duration, Instant};
 use support::*;
 
 const NGINX: &str = "/usr/sbin/nginx";
-
-struct Site {
-    _tmp: tempfile::TempDir,
-    dir: PathBuf,
-}
-
-impl Site {
-    fn new() -> Site {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().to_path_buf();
-        Site { _tmp: tmp, dir }
-    }
-    fn data(&self) -> PathBuf {
-        self.dir.join("data")
-    }
-    /// A key in the HSM and a self-signed certificate for `localhost` and 127.0.0.1.
-    fn cert(&self, label: &str) -> PathBuf {
-        generate_key(&self.data(), "ec-p256", label);
-        let out = self.dir.join(format!("{label}.pem"));
-        self_signed(&self.data(), label, &out);
-        out
-    }
-    fn config(&self, body: &str) -> PathBuf {
-        let p = self.dir.join("keyward.toml");
-        std::fs::write(&p, format!("[hsm]\ndata_dir = \"data\"\n\n{body}")).unwrap();
-        p
-    }
-}
 
 fn listener(cert: &Path, label: &str, extra: &str) -> String {
     format!(
@@ -204,7 +176,7 @@ fn a_server_failing_its_health_check_stops_receiving_requests_and_returns_when_h
     let down = site.dir.join("down");
     let down_s = down.display().to_string();
     let (_py, py) = start_upstream_env(&[("UPSTREAM_HEALTH_FILE", &down_s)]);
-    let cert = site.cert("web");
+    let cert = site.localhost_cert("web");
     let (interval_ms, fall, rise) = (200u64, 2u64, 2u64);
     let config = site.config(&format!(
         "{}[upstreams.mixed]\nservers = [\"http://{nginx}\", \"http://{py}\"]\nbalance = \"round_robin\"\n\n\
@@ -262,7 +234,7 @@ fn a_dead_server_costs_no_get_while_a_post_is_never_resent_and_passive_ejection_
     let site = Site::new();
     let (py_proc, py) = start_upstream();
     let dead = closed_port();
-    let cert = site.cert("web");
+    let cert = site.localhost_cert("web");
     // Listener 0: no passive ejection, so the dead server keeps its turn. Listener 1: one
     // failure ejects it for a minute.
     let config = site.config(&format!(
@@ -357,7 +329,7 @@ fn routes_pick_a_pool_by_host_and_path_prefix() {
     let (_nginx, nginx) = start_nginx(&site.dir);
     let (_api, api) = start_upstream_env(&[("UPSTREAM_NAME", "api")]);
     let (_fb, fallback) = start_upstream_env(&[("UPSTREAM_NAME", "fallback")]);
-    let cert = site.cert("web");
+    let cert = site.localhost_cert("web");
     let config = site.config(&format!(
         "{}[upstreams.api]\nservers = [\"http://{api}\"]\n\n[upstreams.web]\nservers = [\"http://{nginx}\"]\n\n\
          [upstreams.fallback]\nservers = [\"http://{fallback}\"]\n\n\

@@ -15,25 +15,14 @@ use support::*;
 /// The rotation period configured below, in seconds.
 const ROTATION_S: u64 = 21_600;
 
-struct Site {
-    _tmp: tempfile::TempDir,
-    dir: PathBuf,
-}
-
 impl Site {
-    fn new() -> Site {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().to_path_buf();
-        Site { _tmp: tmp, dir }
-    }
-
     fn path(&self, name: &str) -> PathBuf {
         self.dir.join(name)
     }
 
     /// A configuration file named `name` for one node: its own listener port (0), no admin
     /// listener, the shared data directory.
-    fn config(&self, name: &str, cert: &Path, upstream: SocketAddr, extra: &str) -> PathBuf {
+    fn node_config(&self, name: &str, cert: &Path, upstream: SocketAddr, extra: &str) -> PathBuf {
         let p = self.path(name);
         std::fs::write(
             &p,
@@ -166,8 +155,8 @@ fn a_ticket_from_one_node_resumes_on_another_sharing_the_store() {
     let cert = site.path("web.pem");
     self_signed(&data, "web", &cert);
     let (_up, up_addr) = start_upstream();
-    let config_a = site.config("a.toml", &cert, up_addr, "");
-    let config_b = site.config("b.toml", &cert, up_addr, "");
+    let config_a = site.node_config("a.toml", &cert, up_addr, "");
+    let config_b = site.node_config("b.toml", &cert, up_addr, "");
 
     let (node_a, addrs_a) = start_serve(&config_a, 1);
     let (node_b, addrs_b) = start_serve(&config_b, 1);
@@ -215,7 +204,7 @@ fn a_ticket_from_one_node_resumes_on_another_sharing_the_store() {
     }
 
     // A reader node cannot serve the HSM API, which writes: refused with a clear error.
-    let config_api = site.config(
+    let config_api = site.node_config(
         "api.toml",
         &cert,
         up_addr,

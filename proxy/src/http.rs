@@ -178,7 +178,8 @@ impl Handler {
                 status = status.as_u16(),
                 route = %route,
                 pool = pool.as_deref().unwrap_or("-"),
-                duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+                // Milliseconds with microsecond resolution.
+                duration_ms = started.elapsed().as_micros() as f64 / 1000.0,
                 listener = %self.st.label,
                 "request"
             );

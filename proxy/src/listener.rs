@@ -628,6 +628,42 @@ async fn serve_tcp<IO>(
     }
 }
 
+/// Runs a hyper connection until it ends: on draining or when idle it is asked to shut down
+/// gracefully (HTTP/1.1: close after the current response; HTTP/2: GOAWAY); an idle one that
+/// ignores that (or never sent the HTTP/2 preface) is dropped after [`IDLE_GRACE`].
+async fn drive<C, E>(
+    conn: C,
+    mut graceful_shutdown: impl FnMut(Pin<&mut C>),
+    activity: &Activity,
+    idle: Duration,
+    draining: &mut watch::Receiver<bool>,
+) -> Result<(), E>
+where
+    C: std::future::Future<Output = Result<(), E>>,
+{
+    tokio::pin!(conn);
+    let mut shutting = false;
+    let grace = tokio::time::sleep(IDLE_GRACE);
+    tokio::pin!(grace);
+    let mut grace_armed = false;
+    loop {
+        tokio::select! {
+            r = conn.as_mut() => return r,
+            _ = draining.wait_for(|d| *d), if !shutting => {
+                shutting = true;
+                graceful_shutdown(conn.as_mut());
+            }
+            _ = activity.idle(idle), if !shutting => {
+                shutting = true;
+                graceful_shutdown(conn.as_mut());
+                grace.as_mut().reset(tokio::time::Instant::now() + IDLE_GRACE);
+                grace_armed = true;
+            }
+            _ = grace.as_mut(), if grace_armed => return Ok(()),
+        }
+    }
+}
+
 async fn serve_http<IO>(
     st: Arc<ListenerState>,
     io: IO,
@@ -656,29 +692,14 @@ async fn serve_http<IO>(
             .timer(hyper_util::rt::TokioTimer::new())
             .max_header_list_size(u32::try_from(st.cfg.max_header_bytes).unwrap_or(u32::MAX))
             .serve_connection(io, service);
-        tokio::pin!(conn);
-        let mut shutting = false;
-        let grace = tokio::time::sleep(IDLE_GRACE);
-        tokio::pin!(grace);
-        let mut grace_armed = false;
-        loop {
-            tokio::select! {
-                r = conn.as_mut() => break r,
-                _ = draining.wait_for(|d| *d), if !shutting => {
-                    shutting = true;
-                    conn.as_mut().graceful_shutdown();
-                }
-                _ = activity.idle(idle), if !shutting => {
-                    shutting = true;
-                    conn.as_mut().graceful_shutdown();
-                    // A client that ignores the shutdown (or never sent the HTTP/2 preface)
-                    // gets a short grace period, then the connection is dropped.
-                    grace.as_mut().reset(tokio::time::Instant::now() + IDLE_GRACE);
-                    grace_armed = true;
-                }
-                _ = grace.as_mut(), if grace_armed => break Ok(()),
-            }
-        }
+        drive(
+            conn,
+            |c| c.graceful_shutdown(),
+            &activity,
+            idle,
+            &mut draining,
+        )
+        .await
     } else {
         // HTTP/1.1 framing is checked by the smuggling guard before hyper sees it; both get
         // the same head-size limit, so hyper answers 431 first.
@@ -702,29 +723,14 @@ async fn serve_http<IO>(
             .max_buf_size(st.cfg.max_header_bytes.max(8192))
             .serve_connection(io, service)
             .with_upgrades();
-        tokio::pin!(conn);
-        let mut shutting = false;
-        let grace = tokio::time::sleep(IDLE_GRACE);
-        tokio::pin!(grace);
-        let mut grace_armed = false;
-        loop {
-            tokio::select! {
-                r = conn.as_mut() => break r,
-                _ = draining.wait_for(|d| *d), if !shutting => {
-                    shutting = true;
-                    conn.as_mut().graceful_shutdown();
-                }
-                _ = activity.idle(idle), if !shutting => {
-                    shutting = true;
-                    conn.as_mut().graceful_shutdown();
-                    // A client that ignores the shutdown (or never sent the HTTP/2 preface)
-                    // gets a short grace period, then the connection is dropped.
-                    grace.as_mut().reset(tokio::time::Instant::now() + IDLE_GRACE);
-                    grace_armed = true;
-                }
-                _ = grace.as_mut(), if grace_armed => break Ok(()),
-            }
-        }
+        drive(
+            conn,
+            |c| c.graceful_shutdown(),
+            &activity,
+            idle,
+            &mut draining,
+        )
+        .await
     };
     if let Err(e) = result {
         tracing::debug!(client = %info.client, error = %e, "connection ended with an error");

@@ -573,7 +573,7 @@ async fn health_loop(pool: Arc<Pool>, server: Arc<Server>, hc: HealthCheckConfig
                 "upstream server healthy again",
             );
         } else {
-            info!(
+            warn!(
                 pool = %pool.name,
                 server = %server.url,
                 reason = %result,
@@ -674,7 +674,7 @@ impl Server {
         if previous > now {
             return; // Already ejected: the window was extended.
         }
-        info!(
+        warn!(
             pool = %pool,
             server = %self.url,
             consecutive_failures = fails,

@@ -366,3 +366,38 @@ pub fn metric_value(metrics: &str, name: &str, labels: &[(&str, &str)]) -> Optio
         })
         .find_map(|l| l.rsplit(' ').next()?.parse().ok())
 }
+
+/// A temporary folder for one test: the HSM data directory `data/`, certificates and the
+/// configuration file. Removed when dropped. Test files add their own helper methods.
+pub struct Site {
+    _tmp: tempfile::TempDir,
+    pub dir: PathBuf,
+}
+
+impl Site {
+    pub fn new() -> Site {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().to_path_buf();
+        Site { _tmp: tmp, dir }
+    }
+
+    /// The HSM data directory.
+    pub fn data(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    /// A P-256 key in the HSM and a self-signed certificate for `localhost` and 127.0.0.1.
+    pub fn localhost_cert(&self, label: &str) -> PathBuf {
+        generate_key(&self.data(), "ec-p256", label);
+        let out = self.dir.join(format!("{label}.pem"));
+        self_signed(&self.data(), label, &out);
+        out
+    }
+
+    /// Writes (or rewrites) `keyward.toml`: `[hsm] data_dir = "data"`, then `body`.
+    pub fn config(&self, body: &str) -> PathBuf {
+        let p = self.dir.join("keyward.toml");
+        std::fs::write(&p, format!("[hsm]\ndata_dir = \"data\"\n\n{body}")).unwrap();
+        p
+    }
+}
