@@ -9,34 +9,9 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::{Command, ExitStatus, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use support::*;
-
-fn listener(cert: &Path, label: &str, extra: &str) -> String {
-    format!(
-        "[[listeners]]\naddress = \"127.0.0.1:0\"\n{extra}\n[[listeners.certificates]]\nkey_label = \"{label}\"\nchain_file = \"{}\"\n\n",
-        cert.display()
-    )
-}
-
-/// A rustls client that trusts exactly the certificate in `ca`.
-fn client_config(ca: &Path) -> Arc<rustls::ClientConfig> {
-    use rustls_pki_types::pem::PemObject;
-    let mut roots = rustls::RootCertStore::empty();
-    for c in rustls_pki_types::CertificateDer::pem_file_iter(ca).unwrap() {
-        roots.add(c.unwrap()).unwrap();
-    }
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    Arc::new(
-        rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth(),
-    )
-}
 
 /// `GET path` over TLS (trusting only `ca`) with `Connection: close`; the raw response, or
 /// what was read before the connection ended.
@@ -44,7 +19,7 @@ fn get(addr: SocketAddr, ca: &Path, path: &str) -> String {
     let tcp = TcpStream::connect(addr).unwrap();
     tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     let conn = rustls::ClientConnection::new(
-        client_config(ca),
+        client_config(&[ca]),
         rustls_pki_types::ServerName::try_from("localhost").unwrap(),
     )
     .unwrap();
@@ -65,32 +40,6 @@ fn get(addr: SocketAddr, ca: &Path, path: &str) -> String {
         }
     }
     String::from_utf8_lossy(&out).into_owned()
-}
-
-fn json_body(response: &str) -> serde_json::Value {
-    let body = &response[response.find("\r\n\r\n").expect("a response") + 4..];
-    serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {response}"))
-}
-
-fn admin_addr(p: &Running) -> SocketAddr {
-    let line = p.stderr.wait_for("serving admin endpoints");
-    line.split_whitespace()
-        .find_map(|w| w.strip_prefix("addr="))
-        .unwrap()
-        .parse()
-        .unwrap()
-}
-
-fn http_get(addr: SocketAddr, path: &str) -> String {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    s.write_all(
-        format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes(),
-    )
-    .unwrap();
-    let mut out = String::new();
-    let _ = s.read_to_string(&mut out);
-    out
 }
 
 /// The first certificate `openssl s_client` is served, as PEM text without the END line.

@@ -98,13 +98,6 @@ impl Site {
     }
 }
 
-fn listener(cert: &Path, label: &str, extra: &str) -> String {
-    format!(
-        "[[listeners]]\naddress = \"127.0.0.1:0\"\n{extra}\n[[listeners.certificates]]\nkey_label = \"{label}\"\nchain_file = \"{}\"\n\n",
-        cert.display()
-    )
-}
-
 /// What curl got: `Ok(body)` for a 200, `Err(reason)` when the exchange failed.
 fn curl(addr: SocketAddr, server_ca: &Path, extra: &[&str]) -> Result<serde_json::Value, String> {
     let url = format!("https://localhost:{}/who", addr.port());

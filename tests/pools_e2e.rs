@@ -9,19 +9,11 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::Command;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use support::*;
 
 const NGINX: &str = "/usr/sbin/nginx";
-
-fn listener(cert: &Path, label: &str, extra: &str) -> String {
-    format!(
-        "[[listeners]]\naddress = \"127.0.0.1:0\"\n{extra}\n[[listeners.certificates]]\nkey_label = \"{label}\"\nchain_file = \"{}\"\n\n",
-        cert.display()
-    )
-}
 
 /// nginx from Debian in the foreground with its own configuration in a temp folder: `/`
 /// answers `nginx\n`, `/health` answers 200.
@@ -56,30 +48,13 @@ fn start_nginx(dir: &Path) -> (Running, SocketAddr) {
     (running, addr)
 }
 
-/// A rustls client that trusts exactly the certificate in `ca`.
-fn client_config(ca: &Path) -> Arc<rustls::ClientConfig> {
-    use rustls_pki_types::pem::PemObject;
-    let mut roots = rustls::RootCertStore::empty();
-    for c in rustls_pki_types::CertificateDer::pem_file_iter(ca).unwrap() {
-        roots.add(c.unwrap()).unwrap();
-    }
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    Arc::new(
-        rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth(),
-    )
-}
-
 /// Sends `METHOD path` over TLS with `Connection: close` (and a small body for POST); the raw
 /// response.
 fn request(addr: SocketAddr, ca: &Path, method: &str, path: &str) -> String {
     let tcp = TcpStream::connect(addr).unwrap();
     tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     let conn = rustls::ClientConnection::new(
-        client_config(ca),
+        client_config(&[ca]),
         rustls_pki_types::ServerName::try_from("localhost").unwrap(),
     )
     .unwrap();
@@ -120,15 +95,6 @@ fn who(response: &str) -> String {
         Some("") | None => "python".into(),
         Some(n) => n.into(),
     }
-}
-
-fn admin_addr(p: &Running) -> SocketAddr {
-    let line = p.stderr.wait_for("serving admin endpoints");
-    line.split_whitespace()
-        .find_map(|w| w.strip_prefix("addr="))
-        .unwrap()
-        .parse()
-        .unwrap()
 }
 
 fn metrics(admin: SocketAddr) -> String {
