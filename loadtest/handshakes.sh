@@ -211,28 +211,9 @@ openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$WORK/nginx
 openssl req -x509 -new -key "$WORK/nginx-key.pem" -sha256 -days 1 -subj /CN=localhost \
     -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" -out "$WORK/nginx-cert.pem" 2>/dev/null
 
-# Makes wrk forget the session it would otherwise resume (see the header). Symbols are
-# looked up at run time, so the shim has no link-time dependency on libssl.
+# Makes wrk forget the session it would otherwise resume (see the header and wrk/no-resume.c).
 SHIM=$WORK/no-resume.so
-cat >"$WORK/no-resume.c" <<'EOF'
-#define _GNU_SOURCE
-#include <dlfcn.h>
-#include <stdlib.h>
-typedef struct ssl_st SSL;
-int SSL_clear(SSL *s) {
-    static int (*real_clear)(SSL *);
-    static int (*set_session)(SSL *, void *);
-    if (real_clear == NULL) {
-        real_clear = (int (*)(SSL *))dlsym(RTLD_NEXT, "SSL_clear");
-        set_session = (int (*)(SSL *, void *))dlsym(RTLD_DEFAULT, "SSL_set_session");
-        if (real_clear == NULL || set_session == NULL) abort();
-    }
-    int rc = real_clear(s);
-    set_session(s, NULL);
-    return rc;
-}
-EOF
-cc -O2 -shared -fPIC -Wall -Wextra -o "$SHIM" "$WORK/no-resume.c" -ldl
+cc -O2 -shared -fPIC -Wall -Wextra -o "$SHIM" "$REPO/loadtest/wrk/no-resume.c" -ldl
 
 # ---------------------------------------------------------------- servers
 
