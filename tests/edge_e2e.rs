@@ -898,3 +898,40 @@ fn an_http2_client_that_never_sends_its_preface_is_closed_when_idle() {
         "closed after {waited:?}"
     );
 }
+
+#[test]
+fn forwarding_headers_are_appended_only_for_trusted_proxies() {
+    let site = Site::new();
+    let (_up, up_addr) = start_upstream();
+    let cert = site.cert("ec-p256", "web", &["localhost"]);
+    let config = site.config(&format!(
+        "{}{}[upstream]\nurl = \"http://{up_addr}\"\n",
+        listener(
+            &cert,
+            "web",
+            "forwarded_headers = \"append\"\ntrusted_proxies = [\"127.0.0.1\"]"
+        ),
+        listener(
+            &cert,
+            "web",
+            "forwarded_headers = \"append\"\ntrusted_proxies = [\"10.0.0.0/8\"]"
+        ),
+    ));
+    let (_p, addrs) = start_serve(&config, 2);
+    let sent = "X-Forwarded-For: 203.0.113.5\r\nForwarded: for=203.0.113.5\r\n";
+    let trusted = json_body(&get(addrs[0], &cert, "/t", sent));
+    assert_eq!(
+        trusted["headers"]["x-forwarded-for"],
+        "203.0.113.5, 127.0.0.1"
+    );
+    assert!(trusted["headers"]["forwarded"]
+        .as_str()
+        .unwrap()
+        .starts_with("for=203.0.113.5, for=127.0.0.1"));
+    let untrusted = json_body(&get(addrs[1], &cert, "/u", sent));
+    assert_eq!(untrusted["headers"]["x-forwarded-for"], "127.0.0.1");
+    assert!(untrusted["headers"]["forwarded"]
+        .as_str()
+        .unwrap()
+        .starts_with("for=127.0.0.1;"));
+}

@@ -286,6 +286,10 @@ pub struct ListenerConfig {
     pub hsts: Option<String>,
     /// `forwarded_headers`: `replace` (default) or `append`.
     pub forwarded_headers: ForwardedTrust,
+    /// `trusted_proxies`: with `append`, only clients from these addresses or CIDR blocks have
+    /// their forwarding headers kept; the others' are replaced. Empty (the default) = every
+    /// client. The client address is the PROXY header's when one is used.
+    pub trusted_proxies: Vec<IpNet>,
     /// `request_id_header`: header carrying the request id to the upstream and back to the
     /// client. Default `X-Request-Id`.
     pub request_id_header: String,
@@ -632,6 +636,8 @@ struct RawListener {
     hsts: Option<String>,
     #[serde(default = "default_forwarded")]
     forwarded_headers: ForwardedTrust,
+    #[serde(default)]
+    trusted_proxies: Vec<String>,
     #[serde(default = "default_request_id_header")]
     request_id_header: String,
     #[serde(default = "default_redirect_port")]
@@ -1413,6 +1419,24 @@ fn validate(raw: RawConfig, source_of: &dyn Fn(&str) -> String) -> Result<Config
                 "must be a header name of its own (not Host, framing, hop-by-hop or forwarding headers)",
             ));
         }
+        let parse_nets = |list: &[String], k: &str| -> Result<Vec<IpNet>, Error> {
+            list.iter()
+                .map(|c| {
+                    c.parse::<IpNet>()
+                        .or_else(|_| c.parse::<std::net::IpAddr>().map(IpNet::from))
+                        .map_err(|_| {
+                            invalid(key(k), &format!("{c:?} is not an address or CIDR block"))
+                        })
+                })
+                .collect()
+        };
+        let trusted_proxies = parse_nets(&l.trusted_proxies, "trusted_proxies")?;
+        if !trusted_proxies.is_empty() && l.forwarded_headers != ForwardedTrust::Append {
+            return Err(invalid(
+                key("trusted_proxies"),
+                "only means something with forwarded_headers = \"append\"",
+            ));
+        }
         let proxy_protocol = match l.proxy_protocol {
             None => None,
             Some(p) => {
@@ -1522,6 +1546,7 @@ fn validate(raw: RawConfig, source_of: &dyn Fn(&str) -> String) -> Result<Config
             max_body_bytes: l.max_body_bytes,
             hsts: l.hsts,
             forwarded_headers: l.forwarded_headers,
+            trusted_proxies,
             request_id_header: l.request_id_header,
             redirect_https_port: l.redirect_https_port,
             proxy_protocol,

@@ -332,6 +332,11 @@ fn bad_pools_routes_and_listener_settings_name_the_key() {
         ("path_prefix = \"/api\"", "path_prefix = \"api\"", "routes[0].path_prefix"),
         ("address = \"127.0.0.1:8444\"", "address = \"127.0.0.1:8443\"", "listeners[1].address"),
         ("balance = \"least_requests\"", "balance = \"random\"", "upstreams.api.balance"),
+        (
+            "mode = \"tcp\"",
+            "mode = \"tcp\"\ntrusted_proxies = [\"10.0.0.1\"]",
+            "listeners[1].trusted_proxies",
+        ),
         ("mode = \"redirect\"", "mode = \"redirect\"\n[[listeners.certificates]]\nkey_label = \"x\"\nchain_file = \"x\"", "listeners[2].certificates"),
     ] {
         assert!(POOLS.contains(from), "{from}");

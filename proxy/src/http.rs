@@ -489,7 +489,15 @@ impl Handler {
         headers: &mut HeaderMap,
         host: Option<&Authority>,
     ) -> Result<(), &'static str> {
-        let append = self.st.cfg.forwarded_headers == ForwardedTrust::Append;
+        let client_ip = self.info.client.ip().to_canonical();
+        let append = self.st.cfg.forwarded_headers == ForwardedTrust::Append
+            && (self.st.cfg.trusted_proxies.is_empty()
+                || self
+                    .st
+                    .cfg
+                    .trusted_proxies
+                    .iter()
+                    .any(|net| net.contains(&client_ip)));
         let ip = self.info.client.ip().to_canonical().to_string();
         let proto = if self.info.tls { "https" } else { "http" };
         let joined = |headers: &HeaderMap, name: &HeaderName| -> Vec<String> {
