@@ -775,6 +775,21 @@ fn an_ocsp_response_file_is_stapled() {
         );
         assert!(out.contains("Cert Status: good"), "{version}: {out}");
     }
+    drop(_p);
+    // A response for another certificate of the same CA is refused at start, naming the file.
+    sh("openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout other.key -out other.csr -subj /CN=other 2>/dev/null && openssl x509 -req -in other.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out other.pem -days 1 2>/dev/null");
+    sh("serial=$(openssl x509 -in other.pem -noout -serial | cut -d= -f2); printf 'V\\t301231000000Z\\t\\t%s\\tunknown\\t/CN=other\\n' \"$serial\" > index2.txt");
+    sh("openssl ocsp -issuer ca.pem -cert other.pem -reqout req2.der -no_nonce >/dev/null 2>&1 && openssl ocsp -index index2.txt -rsigner ca.pem -rkey ca.key -CA ca.pem -reqin req2.der -respout other.ocsp -ndays 1 >/dev/null 2>&1");
+    let config = site.config(&format!(
+        "[[listeners]]\naddress = \"127.0.0.1:0\"\n[[listeners.certificates]]\nkey_label = \"web\"\nchain_file = \"web.pem\"\nocsp_file = \"other.ocsp\"\n\n[upstream]\nurl = \"http://{up_addr}\"\n"
+    ));
+    let out = keyward(&["serve", "--config", &config.display().to_string()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("other.ocsp") && err.contains("another certificate"),
+        "{err}"
+    );
 }
 
 #[test]

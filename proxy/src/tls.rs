@@ -28,6 +28,8 @@ struct Chain {
     certs: Vec<CertificateDer<'static>>,
     dns_names: Vec<String>,
     not_after: i64,
+    /// The leaf's serial number (DER INTEGER content bytes).
+    serial: Vec<u8>,
 }
 
 /// An I/O error as a short phrase ("no such file", "permission denied").
@@ -85,10 +87,12 @@ fn read_chain(path: &Path) -> Result<Chain, Error> {
         }
     }
     let not_after = parsed.validity().not_after.timestamp();
+    let serial = parsed.tbs_certificate.raw_serial().to_vec();
     Ok(Chain {
         certs,
         dns_names,
         not_after,
+        serial,
     })
 }
 
@@ -155,6 +159,46 @@ fn provider(listener: &ListenerConfig) -> CryptoProvider {
         })
         .collect();
     p
+}
+
+/// Checks an OCSP response (RFC 6960 §4.2.1) before stapling it: a successful basic response
+/// that says `good` for the leaf's serial number and whose `nextUpdate`, if any, is still ahead.
+/// The responder's signature is the client's to check; this catches the wrong file or a stale
+/// one, which would make clients that require stapling refuse the certificate.
+fn check_ocsp(der_bytes: &[u8], leaf_serial: &[u8]) -> Result<(), String> {
+    use der::Decode;
+    use x509_ocsp::{BasicOcspResponse, CertStatus, OcspResponse, OcspResponseStatus};
+    let response =
+        OcspResponse::from_der(der_bytes).map_err(|_| "not a DER OCSP response".to_owned())?;
+    if response.response_status != OcspResponseStatus::Successful {
+        return Err(format!(
+            "the OCSP response status is {:?}, not successful",
+            response.response_status
+        ));
+    }
+    let bytes = response
+        .response_bytes
+        .ok_or("the OCSP response has no response bytes")?;
+    let basic = BasicOcspResponse::from_der(bytes.response.as_bytes())
+        .map_err(|_| "the OCSP response is not a basic OCSP response".to_owned())?;
+    let single = basic
+        .tbs_response_data
+        .responses
+        .iter()
+        .find(|r| r.cert_id.serial_number.as_bytes() == leaf_serial)
+        .ok_or("the OCSP response is for another certificate (serial number differs)")?;
+    if !matches!(single.cert_status, CertStatus::Good(_)) {
+        return Err("the OCSP response does not say \"good\" for this certificate".into());
+    }
+    if let Some(next) = &single.next_update {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        if next.0.to_unix_duration() <= now {
+            return Err("the OCSP response is past its nextUpdate; fetch a fresh one".into());
+        }
+    }
+    Ok(())
 }
 
 /// The CA bundle that issues client certificates.
@@ -235,19 +279,17 @@ pub(crate) fn server_config(
             .set(chain.not_after);
         let is_default =
             cert.default || (i == 0 && !listener.certificates.iter().any(|c| c.default));
+        let chain_serial = chain.serial.clone();
         let mut certified = CertifiedKey::new(chain.certs, key.clone());
         if let Some(path) = &cert.ocsp_file {
             let ocsp = read_small(path).map_err(|reason| Error::File {
                 path: path.clone(),
                 reason,
             })?;
-            // An OCSPResponse is a DER SEQUENCE (RFC 6960 §4.2.1).
-            if ocsp.first() != Some(&0x30) {
-                return Err(Error::File {
-                    path: path.clone(),
-                    reason: "not a DER OCSP response".into(),
-                });
-            }
+            check_ocsp(&ocsp, &chain_serial).map_err(|reason| Error::File {
+                path: path.clone(),
+                reason,
+            })?;
             certified.ocsp = Some(ocsp);
         }
         resolver.add(
