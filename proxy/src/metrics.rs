@@ -35,7 +35,7 @@ pub struct Metrics {
     pub upstream_request_duration: HistogramVec,
     /// `keyward_upstream_healthy{pool,server}`: 1 when the server receives requests, else 0.
     pub upstream_healthy: IntGaugeVec,
-    /// `keyward_certificate_not_after_seconds{name}`: the leaf certificate's notAfter as a
+    /// `keyward_certificate_not_after_seconds{name,key}`: the leaf certificate's notAfter as a
     /// Unix time, by its first server name (or key label).
     pub certificate_not_after: IntGaugeVec,
     /// `keyward_config_reloads_total{result}`: SIGHUP reloads, `ok` or `error`.
@@ -90,7 +90,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
         )?,
         certificate_not_after: IntGaugeVec::new(
             Opts::new("keyward_certificate_not_after_seconds", "The served leaf certificate's notAfter, as a Unix time in seconds."),
-            &["name"],
+            &["name", "key"],
         )?,
         config_reloads: IntCounterVec::new(
             Opts::new("keyward_config_reloads_total", "Configuration reloads (SIGHUP) by result."),

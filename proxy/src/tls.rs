@@ -275,7 +275,7 @@ pub(crate) fn server_config(
         let metric_name = names.first().cloned().unwrap_or_else(|| label.to_owned());
         metrics()
             .certificate_not_after
-            .with_label_values(&[metric_name.as_str()])
+            .with_label_values(&[metric_name.as_str(), label])
             .set(chain.not_after);
         let is_default =
             cert.default || (i == 0 && !listener.certificates.iter().any(|c| c.default));
