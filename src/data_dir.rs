@@ -84,6 +84,15 @@ pub(crate) fn open_or_create(dir: &Path) -> Result<Hsm> {
         .with_context(|| format!("cannot create store {}", store.display()))?;
     fs::set_permissions(&store, fs::Permissions::from_mode(0o600))
         .with_context(|| format!("cannot restrict store {}", store.display()))?;
+    // SQLite made its WAL and shared-memory files before the chmod; later ones copy the
+    // store's mode.
+    for suffix in ["-wal", "-shm"] {
+        let side = PathBuf::from(format!("{}{suffix}", store.display()));
+        if side.exists() {
+            fs::set_permissions(&side, fs::Permissions::from_mode(0o600))
+                .with_context(|| format!("cannot restrict {}", side.display()))?;
+        }
+    }
     let hsm = Hsm::create(Box::new(backend), &master)?;
     tracing::info!(dir = %dir.display(), "created a new HSM store and master key");
     Ok(hsm)
