@@ -408,6 +408,7 @@ async fn target(common: &CommonArgs, resume: bool, alpn: Vec<Vec<u8>>) -> anyhow
         version: common.tls,
         group: common.group,
         sigalgs: common.sigalgs,
+        cipher: common.cipher,
         pin_cert: common.pin_cert.as_deref(),
         ca: common.ca.as_deref(),
         resume,
@@ -431,6 +432,7 @@ fn settings(common: &CommonArgs) -> BTreeMap<&'static str, serde_json::Value> {
     s.insert("tls", json!(format!("{:?}", common.tls)));
     s.insert("group", json!(format!("{:?}", common.group)));
     s.insert("sigalgs", json!(format!("{:?}", common.sigalgs)));
+    s.insert("cipher", json!(format!("{:?}", common.cipher)));
     s.insert("count", json!(common.count));
     s.insert(
         "duration_s",

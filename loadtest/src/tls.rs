@@ -1,5 +1,5 @@
-//! The rustls client configuration: offered version, group and signature schemes,
-//! resumption, and server certificate verification (pinned or WebPKI).
+//! The rustls client configuration: offered version, group, cipher suites and signature
+//! schemes, resumption, and server certificate verification (pinned or WebPKI).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -12,10 +12,10 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{
     CertificateError, ClientConfig, DigitallySignedStruct, Error, PeerMisbehaved, RootCertStore,
-    SignatureScheme,
+    SignatureScheme, SupportedCipherSuite,
 };
 
-use crate::cli::{Group, SigAlgs, TlsVersion};
+use crate::cli::{Cipher, Group, SigAlgs, TlsVersion};
 
 /// Everything that shapes the client's TLS handshakes.
 #[derive(Debug)]
@@ -26,6 +26,8 @@ pub struct TlsOptions<'a> {
     pub group: Group,
     /// The signature schemes offered.
     pub sigalgs: SigAlgs,
+    /// The cipher suites offered.
+    pub cipher: Cipher,
     /// Pinned end-entity certificate (PEM file), or
     pub pin_cert: Option<&'a Path>,
     /// WebPKI roots (PEM file).
@@ -133,6 +135,34 @@ fn offered_schemes(
         .supported_schemes()
         .into_iter()
         .filter(|s| wanted.contains(s))
+        .collect()
+}
+
+/// The suites of `suites` that use the AEAD `cipher`, in the provider's order.
+fn offered_suites(cipher: Cipher, suites: &[SupportedCipherSuite]) -> Vec<SupportedCipherSuite> {
+    use rustls::CipherSuite as C;
+    let wanted: &[C] = match cipher {
+        Cipher::Aes128Gcm => &[
+            C::TLS13_AES_128_GCM_SHA256,
+            C::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+            C::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+        ],
+        Cipher::Aes256Gcm => &[
+            C::TLS13_AES_256_GCM_SHA384,
+            C::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+            C::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+        ],
+        Cipher::Chacha20Poly1305 => &[
+            C::TLS13_CHACHA20_POLY1305_SHA256,
+            C::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+            C::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+        ],
+        Cipher::All => return suites.to_vec(),
+    };
+    suites
+        .iter()
+        .filter(|s| wanted.contains(&s.suite()))
+        .copied()
         .collect()
 }
 
@@ -245,5 +275,24 @@ mod tests {
         assert!(offered_schemes(SigAlgs::Ecdsa, &algs)
             .contains(&SignatureScheme::ECDSA_NISTP256_SHA256));
         assert!(!offered_schemes(SigAlgs::Ecdsa, &algs).contains(&SignatureScheme::RSA_PSS_SHA256));
+    }
+
+    #[test]
+    fn cipher_families_have_one_tls13_and_two_tls12_suites() {
+        let suites = aws_lc_rs::default_provider().cipher_suites;
+        for cipher in [
+            Cipher::Aes128Gcm,
+            Cipher::Aes256Gcm,
+            Cipher::Chacha20Poly1305,
+        ] {
+            let some = offered_suites(cipher, &suites);
+            assert_eq!(some.len(), 3, "{cipher:?}: {some:?}");
+            assert_eq!(
+                some.iter().filter(|s| s.tls13().is_some()).count(),
+                1,
+                "{cipher:?}"
+            );
+        }
+        assert_eq!(offered_suites(Cipher::All, &suites).len(), suites.len());
     }
 }

@@ -194,11 +194,17 @@ fn tls12_full_and_resumed() {
             "--resume",
             "--group",
             "secp256r1",
+            "--cipher",
+            "chacha20-poly1305",
         ],
     );
     assert_eq!(u(&resumed, "handshakes"), 200, "{resumed}");
     assert_eq!(u(&resumed, "resumed"), 199, "{resumed}");
     assert_eq!(resumed["negotiated"]["group"], "secp256r1", "{resumed}");
+    assert_eq!(
+        resumed["negotiated"]["cipher_suite"], "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
+        "{resumed}"
+    );
 }
 
 #[test]
@@ -247,12 +253,18 @@ fn handshake_with_one_request_per_connection() {
             "--request",
             "--group",
             "x25519mlkem768",
+            "--cipher",
+            "aes128-gcm",
         ],
     );
     assert_eq!(u(&report, "handshakes"), 200, "{report}");
     assert_eq!(u(&report, "requests"), 200, "{report}");
     assert_eq!(u(&report, "error_total"), 0, "{report}");
     assert_eq!(report["negotiated"]["group"], "X25519MLKEM768", "{report}");
+    assert_eq!(
+        report["negotiated"]["cipher_suite"], "TLS13_AES_128_GCM_SHA256",
+        "{report}"
+    );
     assert_eq!(report["negotiated"]["alpn"], "http/1.1", "{report}");
 }
 
