@@ -59,8 +59,10 @@ pub fn client_config(opts: &TlsOptions<'_>) -> anyhow::Result<Arc<ClientConfig>>
             group.name()
         );
     }
+    let cipher_suites = offered_suites(opts.cipher, &base.cipher_suites);
     let provider = Arc::new(CryptoProvider {
         kx_groups: vec![group],
+        cipher_suites,
         ..base
     });
     let schemes = offered_schemes(opts.sigalgs, &provider.signature_verification_algorithms);
