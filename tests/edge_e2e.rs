@@ -950,3 +950,21 @@ fn forwarding_headers_are_appended_only_for_trusted_proxies() {
         .unwrap()
         .starts_with("for=127.0.0.1;"));
 }
+
+#[test]
+fn private_key_files_are_refused_outside_benchmark_builds() {
+    let site = Site::new();
+    let cert = site.localhost_cert("web");
+    std::fs::write(site.dir.join("key.pem"), "not used").unwrap();
+    let config = site.config(&format!(
+        "[[listeners]]\naddress = \"127.0.0.1:0\"\n[[listeners.certificates]]\nprivate_key_file = \"key.pem\"\nchain_file = \"{}\"\n\n[upstream]\nurl = \"http://127.0.0.1:1\"\n",
+        cert.display()
+    ));
+    let out = keyward(&["serve", "--config", &config.display().to_string()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("bench-plain-keys") && err.contains("key.pem"),
+        "{err}"
+    );
+}

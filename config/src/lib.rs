@@ -313,6 +313,10 @@ pub struct CertificateConfig {
     /// `key_file`: a reference PEM (`keyward key generate-file --encoding reference-pem`) that
     /// names the key instead of `key_label`; its public-key hash is checked.
     pub key_file: Option<PathBuf>,
+    /// `private_key_file`: a PKCS#8 PEM private key held in process memory instead of the
+    /// HSM. Benchmarks only (the baseline that isolates the HSM's cost): refused unless keyward
+    /// was built with the `bench-plain-keys` feature.
+    pub private_key_file: Option<PathBuf>,
     /// `chain_file`: PEM file, leaf certificate first, then intermediates.
     pub chain_file: PathBuf,
     /// `server_names`: SNI names this certificate answers (`*.example.com` allowed). Default:
@@ -699,6 +703,8 @@ struct RawCertificate {
     key_label: Option<String>,
     #[serde(default)]
     key_file: Option<RelativePathBuf>,
+    #[serde(default)]
+    private_key_file: Option<RelativePathBuf>,
     chain_file: RelativePathBuf,
     #[serde(default)]
     server_names: Vec<String>,
@@ -1498,6 +1504,13 @@ fn validate(raw: RawConfig, source_of: &dyn Fn(&str) -> String) -> Result<Config
         let mut certificates = Vec::new();
         for (j, c) in l.certificates.into_iter().enumerate() {
             let key_label = match (c.key_label, &c.key_file) {
+                (None, None) if c.private_key_file.is_some() => String::new(),
+                (_, _) if c.private_key_file.is_some() => {
+                    return Err(invalid(
+                        format!("listeners[{i}].certificates[{j}]"),
+                        "private_key_file replaces key_label and key_file; give only one",
+                    ))
+                }
                 (Some(l), None) if !l.is_empty() => l,
                 (None, Some(_)) => String::new(),
                 (Some(l), None) if l.is_empty() => {
@@ -1522,6 +1535,7 @@ fn validate(raw: RawConfig, source_of: &dyn Fn(&str) -> String) -> Result<Config
             certificates.push(CertificateConfig {
                 key_label,
                 key_file: c.key_file.map(|f| f.relative()),
+                private_key_file: c.private_key_file.map(|f| f.relative()),
                 chain_file: c.chain_file.relative(),
                 server_names,
                 default: c.default,

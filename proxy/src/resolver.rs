@@ -8,11 +8,37 @@ use rustls::sign::CertifiedKey;
 
 use crate::signer::HsmSigningKey;
 
-/// One certificate chain with its HSM key.
+/// The key of a certificate entry.
+#[derive(Debug, Clone)]
+pub(crate) enum EntryKey {
+    /// An HSM key (the product).
+    Hsm(Arc<HsmSigningKey>),
+    /// A key in process memory (`bench-plain-keys` builds: the benchmark baseline).
+    #[cfg_attr(not(feature = "bench-plain-keys"), allow(dead_code))]
+    Plain(Arc<dyn rustls::sign::SigningKey>),
+}
+
+impl EntryKey {
+    pub(crate) fn signing_key(&self) -> Arc<dyn rustls::sign::SigningKey> {
+        match self {
+            EntryKey::Hsm(k) => k.clone(),
+            EntryKey::Plain(k) => k.clone(),
+        }
+    }
+
+    fn compatible(&self, offered: &[rustls::SignatureScheme]) -> bool {
+        match self {
+            EntryKey::Hsm(k) => k.compatible(offered),
+            EntryKey::Plain(k) => k.choose_scheme(offered).is_some(),
+        }
+    }
+}
+
+/// One certificate chain with its key.
 #[derive(Debug, Clone)]
 pub(crate) struct Entry {
     pub(crate) certified: Arc<CertifiedKey>,
-    pub(crate) key: Arc<HsmSigningKey>,
+    pub(crate) key: EntryKey,
 }
 
 /// Picks a certificate: exact SNI name, then wildcard (`*.example.com` matches one label),

@@ -17,7 +17,7 @@ use x509_parser::x509::SubjectPublicKeyInfo;
 
 use crate::error::Error;
 use crate::metrics::metrics;
-use crate::resolver::{Entry, SniResolver};
+use crate::resolver::{Entry, EntryKey, SniResolver};
 use crate::signer::signing_key;
 
 /// Largest certificate chain, CA bundle or OCSP response file read, in bytes.
@@ -221,6 +221,80 @@ fn client_roots(path: &Path) -> Result<RootCertStore, Error> {
     Ok(roots)
 }
 
+/// Resolves a certificate's HSM key (by label or reference PEM) and checks it matches the
+/// chain. Returns the key for rustls and the label.
+fn hsm_key(
+    cert: &keyward_config::CertificateConfig,
+    chain: &Chain,
+    hsm: &Hsm,
+    session: &Session,
+) -> Result<(EntryKey, String), Error> {
+    let reference = match &cert.key_file {
+        Some(path) => Some(read_reference(path)?),
+        None => None,
+    };
+    let label_owned = reference.as_ref().map(|r| r.label.clone());
+    let label = label_owned.as_deref().unwrap_or(cert.key_label.as_str());
+    let key_err = |error| Error::Key {
+        label: label.to_owned(),
+        path: cert.chain_file.clone(),
+        error,
+    };
+    let info = hsm
+        .find_by_label(session, label, KeyClass::Private)
+        .map_err(key_err)?;
+    let signer = hsm.signer(session, info.handle).map_err(key_err)?;
+    if let (Some(r), Some(path)) = (&reference, &cert.key_file) {
+        if keyward_hsm::spki_sha256(signer.spki_der()) != r.spki_sha256 {
+            return Err(Error::CertificateFile {
+                path: path.clone(),
+                reason: format!(
+                    "names key {:?}, but the HSM key of that label has another public key",
+                    r.label
+                ),
+            });
+        }
+    }
+    if !same_public_key(&leaf_spki(chain), signer.spki_der()) {
+        return Err(Error::KeyMismatch {
+            label: label.to_owned(),
+            path: cert.chain_file.clone(),
+        });
+    }
+    Ok((EntryKey::Hsm(signing_key(signer)), label.to_owned()))
+}
+
+/// A private key read from a PEM file into process memory: the benchmark baseline only.
+#[cfg(feature = "bench-plain-keys")]
+fn plain_key(path: &Path, chain: &Chain) -> Result<EntryKey, Error> {
+    let err = |reason: String| Error::File {
+        path: path.to_owned(),
+        reason,
+    };
+    let pem = read_small(path).map_err(err)?;
+    let der = rustls_pki_types::PrivateKeyDer::from_pem_slice(&pem)
+        .map_err(|_| err("not a PEM private key".into()))?;
+    let key = rustls::crypto::aws_lc_rs::sign::any_supported_type(&der)
+        .map_err(|e| err(format!("unusable private key ({e})")))?;
+    let spki = key
+        .public_key()
+        .ok_or_else(|| err("no public key".into()))?;
+    if !same_public_key(&leaf_spki(chain), &spki) {
+        return Err(err("the certificate's public key is not this key's".into()));
+    }
+    tracing::warn!(path = %path.display(), "a private key is held in process memory (bench-plain-keys build): for benchmarks only");
+    Ok(EntryKey::Plain(key))
+}
+
+/// Without the `bench-plain-keys` feature, keys in files are refused.
+#[cfg(not(feature = "bench-plain-keys"))]
+fn plain_key(path: &Path, _chain: &Chain) -> Result<EntryKey, Error> {
+    Err(Error::File {
+        path: path.to_owned(),
+        reason: "private_key_file is for benchmarks only: this keyward was built without the bench-plain-keys feature; keys belong in the HSM (key_label)".into(),
+    })
+}
+
 /// Builds the `ServerConfig` of one TLS listener: resolves every certificate's key in the
 /// HSM, checks it matches the chain, reads OCSP staples and the client CA bundle. The caller
 /// sets `ticketer` last.
@@ -233,40 +307,11 @@ pub(crate) fn server_config(
     let mut resolver = SniResolver::default();
     for (i, cert) in listener.certificates.iter().enumerate() {
         let chain = read_chain(&cert.chain_file)?;
-        let reference = match &cert.key_file {
-            Some(path) => Some(read_reference(path)?),
-            None => None,
+        let (key, label): (EntryKey, String) = match &cert.private_key_file {
+            Some(path) => (plain_key(path, &chain)?, "plain-key-file".to_owned()),
+            None => hsm_key(cert, &chain, hsm, session)?,
         };
-        let label = reference
-            .as_ref()
-            .map_or(cert.key_label.as_str(), |r| r.label.as_str());
-        let key_err = |error| Error::Key {
-            label: label.to_owned(),
-            path: cert.chain_file.clone(),
-            error,
-        };
-        let info = hsm
-            .find_by_label(session, label, KeyClass::Private)
-            .map_err(key_err)?;
-        let signer = hsm.signer(session, info.handle).map_err(key_err)?;
-        if let (Some(r), Some(path)) = (&reference, &cert.key_file) {
-            if keyward_hsm::spki_sha256(signer.spki_der()) != r.spki_sha256 {
-                return Err(Error::CertificateFile {
-                    path: path.clone(),
-                    reason: format!(
-                        "names key {:?}, but the HSM key of that label has another public key",
-                        r.label
-                    ),
-                });
-            }
-        }
-        if !same_public_key(&leaf_spki(&chain), signer.spki_der()) {
-            return Err(Error::KeyMismatch {
-                label: label.to_owned(),
-                path: cert.chain_file.clone(),
-            });
-        }
-        let key = signing_key(signer);
+        let label = label.as_str();
         let names = if cert.server_names.is_empty() {
             chain.dns_names.clone()
         } else {
@@ -280,7 +325,7 @@ pub(crate) fn server_config(
         let is_default =
             cert.default || (i == 0 && !listener.certificates.iter().any(|c| c.default));
         let chain_serial = chain.serial.clone();
-        let mut certified = CertifiedKey::new(chain.certs, key.clone());
+        let mut certified = CertifiedKey::new(chain.certs, key.signing_key());
         if let Some(path) = &cert.ocsp_file {
             let ocsp = read_small(path).map_err(|reason| Error::File {
                 path: path.clone(),
@@ -348,4 +393,78 @@ pub(crate) fn server_config(
         ServerSessionMemoryCache::new(resumption.session_cache_entries)
     };
     Ok(config)
+}
+
+#[cfg(all(test, feature = "bench-plain-keys"))]
+mod plain_key_tests {
+    use super::*;
+
+    /// Runs a rustls handshake between `client` and `server` in memory.
+    fn handshake(
+        client: &mut rustls::ClientConnection,
+        server: &mut rustls::ServerConnection,
+    ) -> Result<(), rustls::Error> {
+        for _ in 0..10 {
+            let mut buf = Vec::new();
+            client.write_tls(&mut buf).unwrap();
+            server.read_tls(&mut buf.as_slice()).unwrap();
+            server.process_new_packets()?;
+            let mut buf = Vec::new();
+            server.write_tls(&mut buf).unwrap();
+            client.read_tls(&mut buf.as_slice()).unwrap();
+            client.process_new_packets()?;
+            if !client.is_handshaking() && !server.is_handshaking() {
+                return Ok(());
+            }
+        }
+        Err(rustls::Error::General("handshake did not finish".into()))
+    }
+
+    #[test]
+    fn a_plain_key_file_serves_handshakes_in_bench_builds() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        std::fs::write(dir.path().join("key.pem"), key.serialize_pem()).unwrap();
+        std::fs::write(dir.path().join("cert.pem"), cert.pem()).unwrap();
+        let toml = dir.path().join("keyward.toml");
+        std::fs::write(
+            &toml,
+            "[[listeners]]\naddress = \"127.0.0.1:0\"\n[[listeners.certificates]]\nprivate_key_file = \"key.pem\"\nchain_file = \"cert.pem\"\n[upstream]\nurl = \"http://127.0.0.1:1\"\n",
+        )
+        .unwrap();
+        let config = keyward_config::Config::load(&toml, Vec::new()).unwrap();
+        let master = keyward_hsm::MasterKey::generate().unwrap();
+        let store = keyward_keystore::SqliteBackend::create(&dir.path().join("s.sqlite3")).unwrap();
+        let hsm = Hsm::create(Box::new(store), &master).unwrap();
+        let session = hsm.service_session(keyward_hsm::PROXY_USER).unwrap();
+        let server_config = server_config(
+            &config.listeners[0],
+            &config.session_resumption,
+            &hsm,
+            &session,
+        )
+        .unwrap();
+        let mut roots = RootCertStore::empty();
+        roots.add(cert.der().clone()).unwrap();
+        let client_config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        let mut client = rustls::ClientConnection::new(
+            Arc::new(client_config),
+            rustls_pki_types::ServerName::try_from("localhost").unwrap(),
+        )
+        .unwrap();
+        let mut server = rustls::ServerConnection::new(Arc::new(server_config)).unwrap();
+        handshake(&mut client, &mut server).unwrap();
+        assert_eq!(
+            client.peer_certificates().unwrap()[0].as_ref(),
+            cert.der().as_ref()
+        );
+    }
 }
