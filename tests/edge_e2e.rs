@@ -547,19 +547,12 @@ fn layer4_listener_forwards_the_decrypted_stream_to_a_tcp_upstream() {
     let site = Site::new();
     let cert = site.cert("ec-p256", "web", &["localhost"]);
     // A TCP echo server.
-    let echo = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let echo_addr = echo.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for conn in echo.incoming() {
-            let Ok(mut c) = conn else { break };
-            std::thread::spawn(move || {
-                let mut buf = [0u8; 1024];
-                while let Ok(n) = c.read(&mut buf) {
-                    if n == 0 || c.write_all(&buf[..n]).is_err() {
-                        break;
-                    }
-                }
-            });
+    let echo_addr = spawn_tcp_server(|mut c| {
+        let mut buf = [0u8; 1024];
+        while let Ok(n) = c.read(&mut buf) {
+            if n == 0 || c.write_all(&buf[..n]).is_err() {
+                break;
+            }
         }
     });
     let config = site.config(&format!(
@@ -850,18 +843,11 @@ fn an_upstream_that_stalls_mid_body_is_cut_at_the_read_timeout() {
     let site = Site::new();
     let cert = site.cert("ec-p256", "web", &["localhost"]);
     // An upstream that sends its headers and 7 of 100 body bytes, then nothing.
-    let stall = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let stall_addr = stall.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for conn in stall.incoming() {
-            let Ok(mut c) = conn else { break };
-            std::thread::spawn(move || {
-                let mut buf = [0u8; 4096];
-                let _ = c.read(&mut buf);
-                let _ = c.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial");
-                std::thread::sleep(Duration::from_secs(30));
-            });
-        }
+    let stall_addr = spawn_tcp_server(|mut c| {
+        let mut buf = [0u8; 4096];
+        let _ = c.read(&mut buf);
+        let _ = c.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial");
+        std::thread::sleep(Duration::from_secs(30));
     });
     let config = site.config(&format!(
         "{}[upstream]\nurl = \"http://{stall_addr}\"\nread_timeout_ms = 1000\n",

@@ -470,3 +470,16 @@ pub fn exchange(stream: &mut impl ReadWrite, request: &[u8]) -> String {
 /// Any byte stream (TCP, TLS over TCP).
 pub trait ReadWrite: std::io::Read + std::io::Write {}
 impl<T: std::io::Read + std::io::Write> ReadWrite for T {}
+
+/// A TCP server on a loopback port that runs `handler` on a thread per connection.
+pub fn spawn_tcp_server(handler: fn(TcpStream)) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(c) = conn else { break };
+            std::thread::spawn(move || handler(c));
+        }
+    });
+    addr
+}
