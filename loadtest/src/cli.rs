@@ -25,6 +25,13 @@ pub enum Mode {
     Handshake(HandshakeArgs),
     /// Keep-alive HTTP/1.1 or HTTP/2 requests over a fixed set of TLS connections.
     Request(RequestArgs),
+    /// Open many keep-alive TLS connections (handshake + one HTTP/1.1 request each), hold
+    /// them idle, then check they still answer (measures the server's memory per idle
+    /// connection, read by whoever runs this).
+    Idle(IdleArgs),
+    /// Benchmark keyward, nginx, nginx + SoftHSM2 and HAProxy side by side on this
+    /// machine (see `loadtest/README.md`); writes results.json, results.md, results.png.
+    Compare(crate::compare::CompareArgs),
 }
 
 /// Options shared by both modes.
@@ -55,9 +62,12 @@ pub struct CommonArgs {
     #[arg(long = "tls", value_enum, default_value = "1.3")]
     pub tls: TlsVersion,
 
-    /// Key-exchange group offered (only this one).
-    #[arg(long, value_enum, default_value = "x25519")]
-    pub group: Group,
+    /// Key-exchange groups offered, in preference order (comma-separated). TLS 1.3 sends
+    /// a key share for the first. A TLS 1.2 server with an ECDSA certificate may also
+    /// require the certificate's curve in the list (OpenSSL does, RFC 4492 §5.1), so
+    /// `x25519,secp256r1` is what browsers offer there.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "x25519")]
+    pub group: Vec<Group>,
 
     /// Signature schemes offered for the server's handshake signature.
     #[arg(long, value_enum, default_value = "all")]
@@ -93,6 +103,12 @@ pub struct CommonArgs {
     /// Print one JSON object instead of the text report.
     #[arg(long)]
     pub json: bool,
+
+    /// With `--pin-cert`: check the server's handshake signature on one handshake in N
+    /// instead of every one, so the client spends less per handshake than the server (a
+    /// P-256 verification costs more than the signature). 1 checks every handshake.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub verify_every: u64,
 }
 
 /// `handshake` mode options.
@@ -139,6 +155,27 @@ pub struct RequestArgs {
     pub connections: usize,
 }
 
+/// `idle` mode options. `--duration` and `--count` do not apply.
+#[derive(Debug, Args)]
+pub struct IdleArgs {
+    /// Options shared by all modes.
+    #[command(flatten)]
+    pub common: CommonArgs,
+
+    /// Connections to open and hold.
+    #[arg(long, default_value_t = 1000)]
+    pub connections: usize,
+
+    /// Connections being opened at the same time.
+    #[arg(long, default_value_t = 16)]
+    pub concurrency: usize,
+
+    /// Hold the open connections this long. Without it they are held until standard input
+    /// reaches end of file (how `compare` measures memory while they are open).
+    #[arg(long, value_parser = parse_duration)]
+    pub hold: Option<Duration>,
+}
+
 /// A TLS protocol version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum TlsVersion {
@@ -168,8 +205,12 @@ pub enum Group {
 pub enum SigAlgs {
     /// ECDSA with P-256/SHA-256, P-384/SHA-384, P-521/SHA-512.
     Ecdsa,
+    /// Only ecdsa_secp256r1_sha256 (so every server makes the same signature).
+    EcdsaP256Sha256,
     /// RSASSA-PSS (rsae) with SHA-256/384/512.
     RsaPss,
+    /// Only rsa_pss_rsae_sha256.
+    RsaPssSha256,
     /// RSASSA-PKCS1-v1_5 with SHA-256/384/512 (TLS 1.2 only: TLS 1.3 forbids it in
     /// CertificateVerify, RFC 8446 §4.2.3).
     RsaPkcs1,

@@ -7,6 +7,7 @@
 //! See `loadtest/README.md` for usage and method.
 
 pub mod cli;
+pub mod compare;
 pub mod report;
 pub mod run;
 pub mod tls;

@@ -4,13 +4,15 @@
 use anyhow::Context;
 use clap::Parser;
 use keyward_loadtest::cli::{Cli, Mode};
-use keyward_loadtest::run;
+use keyward_loadtest::{compare, run};
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let common = match &cli.mode {
         Mode::Handshake(a) => &a.common,
         Mode::Request(a) => &a.common,
+        Mode::Idle(a) => &a.common,
+        Mode::Compare(args) => return compare::run(args),
     };
     let threads = match common.threads {
         Some(n) => n.max(1),
@@ -26,6 +28,8 @@ fn main() -> anyhow::Result<()> {
         match cli.mode {
             Mode::Handshake(args) => run::handshake(args).await,
             Mode::Request(args) => run::request(args).await,
+            Mode::Idle(args) => run::idle(args).await,
+            Mode::Compare(_) => unreachable!("handled above"),
         }
     })?;
     report

@@ -130,6 +130,31 @@ pub struct Negotiated {
     pub group: String,
     /// ALPN protocol, if any.
     pub alpn: Option<String>,
+    /// The server's handshake signature scheme (first full handshake), e.g.
+    /// `ECDSA_NISTP256_SHA256`; absent when every handshake was resumed.
+    pub signature_scheme: Option<String>,
+}
+
+/// How many of the server's handshake signatures the client checked (`--verify-every`).
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Signatures {
+    /// Checked against the certificate's public key.
+    pub verified: u64,
+    /// Accepted unchecked by sampling.
+    pub unchecked: u64,
+}
+
+/// `idle` mode: connections held open.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Idle {
+    /// Connections asked for.
+    pub requested: usize,
+    /// Connections open (handshake and first request done) when the hold began.
+    pub held: usize,
+    /// Of those, connections that answered a second request after the hold.
+    pub alive_after_hold: usize,
+    /// Seconds the connections were held.
+    pub hold_s: f64,
 }
 
 /// Latency percentiles in milliseconds.
@@ -195,6 +220,13 @@ pub struct Report {
     pub cpu: Cpu,
     /// Parameters of the first successful handshake (absent if none succeeded).
     pub negotiated: Option<Negotiated>,
+    /// The server's handshake signatures the client checked or, sampling, did not.
+    pub server_signatures: Signatures,
+    /// `idle` mode only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idle: Option<Idle>,
+    /// The error of the first failed TLS handshake, if any (rustls's message).
+    pub first_tls_error: Option<String>,
 }
 
 impl Report {
@@ -253,6 +285,9 @@ impl Report {
                 core_percent: cpu.as_secs_f64() / secs * 100.0,
             },
             negotiated,
+            server_signatures: Signatures::default(),
+            idle: None,
+            first_tls_error: None,
         }
     }
 }
@@ -266,10 +301,26 @@ impl fmt::Display for Report {
         )?;
         if let Some(n) = &self.negotiated {
             let alpn = n.alpn.as_deref().unwrap_or("-");
+            let sig = n.signature_scheme.as_deref().unwrap_or("-");
             writeln!(
                 f,
-                "  negotiated     {} {} {} alpn={alpn}",
+                "  negotiated     {} {} {} signature={sig} alpn={alpn}",
                 n.version, n.cipher_suite, n.group
+            )?;
+        }
+        let s = self.server_signatures;
+        if s.unchecked > 0 {
+            writeln!(
+                f,
+                "  signatures     {} checked, {} accepted unchecked (--verify-every)",
+                s.verified, s.unchecked
+            )?;
+        }
+        if let Some(i) = &self.idle {
+            writeln!(
+                f,
+                "  idle           {} of {} held for {:.1} s, {} answered afterwards",
+                i.held, i.requested, i.hold_s, i.alive_after_hold
             )?;
         }
         writeln!(
@@ -287,6 +338,9 @@ impl fmt::Display for Report {
             write!(f, " {kind}={n}")?;
         }
         writeln!(f)?;
+        if let Some(e) = &self.first_tls_error {
+            writeln!(f, "  first TLS error {e}")?;
+        }
         if self.late_starts > 0 {
             writeln!(f, "  late starts    {}", self.late_starts)?;
         }

@@ -22,9 +22,9 @@ use tokio::time::{timeout, Instant};
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
-use crate::cli::{CommonArgs, HandshakeArgs, HttpVersion, RequestArgs};
-use crate::report::{ErrorKind, Negotiated, Outcome, Report, Stats};
-use crate::tls::{client_config, TlsOptions};
+use crate::cli::{CommonArgs, HandshakeArgs, HttpVersion, IdleArgs, RequestArgs};
+use crate::report::{ErrorKind, Idle, Negotiated, Outcome, Report, Signatures, Stats};
+use crate::tls::{client_config, Observed, TlsOptions};
 
 /// An open-loop start this far behind its scheduled time counts as late. Tokio's timer
 /// has millisecond resolution, so anything below about 1 ms is timer noise.
@@ -43,6 +43,29 @@ struct Target {
     connector: TlsConnector,
     timeout: Duration,
     negotiated: OnceLock<Negotiated>,
+    observed: Arc<Observed>,
+    /// The message of the first failed TLS handshake.
+    first_tls_error: OnceLock<String>,
+}
+
+impl Target {
+    /// What was negotiated, with the signature scheme the verifier saw.
+    fn negotiated(&self) -> Option<Negotiated> {
+        let mut n = self.negotiated.get().cloned()?;
+        n.signature_scheme = self
+            .observed
+            .signature_scheme
+            .get()
+            .map(|s| format!("{s:?}"));
+        Some(n)
+    }
+
+    fn signatures(&self) -> Signatures {
+        Signatures {
+            verified: self.observed.verified.load(Ordering::Relaxed),
+            unchecked: self.observed.unchecked.load(Ordering::Relaxed),
+        }
+    }
 }
 
 /// When to stop starting operations.
@@ -132,16 +155,18 @@ pub async fn handshake(args: HandshakeArgs) -> anyhow::Result<Report> {
     drop(tx);
     let stats = collector.await.context("collector task")?;
     let (elapsed, cpu) = (start.elapsed(), cpu_time().saturating_sub(cpu0));
-    let negotiated = target.negotiated.get().cloned();
-    Ok(Report::new(
+    let mut report = Report::new(
         "handshake",
         common.target.clone(),
         settings,
         &stats,
         elapsed,
         cpu,
-        negotiated,
-    ))
+        target.negotiated(),
+    );
+    report.server_signatures = target.signatures();
+    report.first_tls_error = target.first_tls_error.get().cloned();
+    Ok(report)
 }
 
 /// Runs `request` mode and returns its report.
@@ -178,16 +203,139 @@ pub async fn request(args: RequestArgs) -> anyhow::Result<Report> {
     drop(tx);
     let stats = collector.await.context("collector task")?;
     let (elapsed, cpu) = (start.elapsed(), cpu_time().saturating_sub(cpu0));
-    let negotiated = target.negotiated.get().cloned();
-    Ok(Report::new(
+    let mut report = Report::new(
         "request",
         common.target.clone(),
         settings,
         &stats,
         elapsed,
         cpu,
-        negotiated,
-    ))
+        target.negotiated(),
+    );
+    report.server_signatures = target.signatures();
+    report.first_tls_error = target.first_tls_error.get().cloned();
+    Ok(report)
+}
+
+/// Runs `idle` mode: opens `--connections` keep-alive HTTP/1.1 connections (handshake and
+/// one request each, at most `--concurrency` being opened at once), prints one JSON line
+/// `{"event":"held","held":N,"failed":M}` to standard output, holds them for `--hold` or
+/// until standard input ends, then sends one more request on each and returns the report.
+///
+/// # Errors
+/// As [`handshake`], and `--duration`/`--count`, which do not apply.
+pub async fn idle(args: IdleArgs) -> anyhow::Result<Report> {
+    let common = &args.common;
+    anyhow::ensure!(
+        common.duration.is_none() && common.count.is_none(),
+        "idle mode takes --connections and --hold, not --duration or --count"
+    );
+    let target = Arc::new(target(common, false, vec![b"http/1.1".to_vec()]).await?);
+    let mut settings = settings(common);
+    settings.insert("connections", json!(args.connections));
+    settings.insert("concurrency", json!(args.concurrency));
+    let (tx, collector) = collector();
+    let cpu0 = cpu_time();
+    let start = Instant::now();
+
+    // Open: each task opens one connection while holding a permit, then keeps it.
+    let permits = Arc::new(tokio::sync::Semaphore::new(args.concurrency.max(1)));
+    let mut opening = tokio::task::JoinSet::new();
+    for _ in 0..args.connections {
+        let (target, permits, tx) = (target.clone(), permits.clone(), tx.clone());
+        opening.spawn(async move {
+            let _permit = permits.acquire_owned().await.ok()?;
+            keep_alive_open(&target, &tx).await
+        });
+    }
+    let mut held = Vec::with_capacity(args.connections);
+    while let Some(result) = opening.join_next().await {
+        if let Ok(Some(sender)) = result {
+            held.push(sender);
+        }
+    }
+    let event = json!({
+        "event": "held",
+        "held": held.len(),
+        "failed": args.connections - held.len(),
+    });
+    println!("{event}");
+
+    let hold_start = Instant::now();
+    match args.hold {
+        Some(hold) => tokio::time::sleep(hold).await,
+        None => {
+            let mut stdin = tokio::io::stdin();
+            let mut buf = [0u8; 64];
+            while matches!(stdin.read(&mut buf).await, Ok(n) if n > 0) {}
+        }
+    }
+    let hold_s = hold_start.elapsed().as_secs_f64();
+
+    // Afterwards: one more request on every held connection.
+    let mut checking = tokio::task::JoinSet::new();
+    for mut sender in held.drain(..) {
+        let (target, permits) = (target.clone(), permits.clone());
+        checking.spawn(async move {
+            let _permit = permits.acquire_owned().await.ok()?;
+            let ok = matches!(
+                timeout(target.timeout, send(&target, &mut sender)).await,
+                Ok(Ok(()))
+            );
+            Some(ok)
+        });
+    }
+    let held_count = checking.len();
+    let mut alive = 0;
+    while let Some(result) = checking.join_next().await {
+        alive += usize::from(matches!(result, Ok(Some(true))));
+    }
+    drop(tx);
+    let stats = collector.await.context("collector task")?;
+    let (elapsed, cpu) = (start.elapsed(), cpu_time().saturating_sub(cpu0));
+    let mut report = Report::new(
+        "idle",
+        common.target.clone(),
+        settings,
+        &stats,
+        elapsed,
+        cpu,
+        target.negotiated(),
+    );
+    report.server_signatures = target.signatures();
+    report.first_tls_error = target.first_tls_error.get().cloned();
+    report.idle = Some(Idle {
+        requested: args.connections,
+        held: held_count,
+        alive_after_hold: alive,
+        hold_s,
+    });
+    Ok(report)
+}
+
+/// Opens one keep-alive HTTP/1.1 connection and completes one request on it; `None` (and
+/// the failure counted) when any step fails.
+async fn keep_alive_open(target: &Target, tx: &Tx) -> Option<Sender> {
+    let t0 = Instant::now();
+    let opened = timeout(target.timeout, async {
+        let mut sender = open(target, HttpVersion::Http1, tx).await?;
+        send(target, &mut sender).await?;
+        Ok::<_, ErrorKind>(sender)
+    })
+    .await;
+    let (outcome, sender) = match opened {
+        Err(_) => (Outcome::Failed(ErrorKind::Timeout), None),
+        Ok(Err(kind)) => (Outcome::Failed(kind), None),
+        Ok(Ok(sender)) => (
+            Outcome::Done {
+                request: true,
+                latency: t0.elapsed(),
+            },
+            Some(sender),
+        ),
+    };
+    let _ = tx.send(outcome);
+    sender
 }
 
 /// One handshake-mode operation: connect, handshake, optionally one request, close.
@@ -236,7 +384,10 @@ async fn connect(target: &Target, tx: &Tx) -> Result<TlsStream<TcpStream>, Error
         .connector
         .connect(target.server_name.clone(), tcp)
         .await
-        .map_err(|_| ErrorKind::Tls)?;
+        .map_err(|e| {
+            let _ = target.first_tls_error.set(e.to_string());
+            ErrorKind::Tls
+        })?;
     let conn = tls.get_ref().1;
     let resumed = conn.handshake_kind() == Some(HandshakeKind::Resumed);
     let _ = tx.send(Outcome::Handshake { resumed });
@@ -257,6 +408,7 @@ async fn connect(target: &Target, tx: &Tx) -> Result<TlsStream<TcpStream>, Error
             alpn: conn
                 .alpn_protocol()
                 .map(|p| String::from_utf8_lossy(p).into_owned()),
+            signature_scheme: None,
         });
     }
     Ok(tls)
@@ -404,15 +556,16 @@ async fn target(common: &CommonArgs, resume: bool, alpn: Vec<Vec<u8>>) -> anyhow
         .with_context(|| format!("{} resolves to no address", common.target))?;
     let server_name = ServerName::try_from(common.server_name.clone())
         .with_context(|| format!("invalid --server-name {}", common.server_name))?;
-    let config = client_config(&TlsOptions {
+    let (config, observed) = client_config(&TlsOptions {
         version: common.tls,
-        group: common.group,
+        groups: &common.group,
         sigalgs: common.sigalgs,
         cipher: common.cipher,
         pin_cert: common.pin_cert.as_deref(),
         ca: common.ca.as_deref(),
         resume,
         alpn,
+        verify_every: common.verify_every,
     })?;
     anyhow::ensure!(common.path.starts_with('/'), "--path must start with /");
     Ok(Target {
@@ -423,6 +576,8 @@ async fn target(common: &CommonArgs, resume: bool, alpn: Vec<Vec<u8>>) -> anyhow
         connector: TlsConnector::from(config),
         timeout: common.timeout,
         negotiated: OnceLock::new(),
+        observed,
+        first_tls_error: OnceLock::new(),
     })
 }
 
@@ -439,6 +594,7 @@ fn settings(common: &CommonArgs) -> BTreeMap<&'static str, serde_json::Value> {
         json!(common.duration.map(|d| d.as_secs_f64())),
     );
     s.insert("timeout_s", json!(common.timeout.as_secs_f64()));
+    s.insert("verify_every", json!(common.verify_every));
     s
 }
 

@@ -2,7 +2,8 @@
 //! schemes, resumption, and server certificate verification (pinned or WebPKI).
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use anyhow::{bail, Context};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -22,8 +23,8 @@ use crate::cli::{Cipher, Group, SigAlgs, TlsVersion};
 pub struct TlsOptions<'a> {
     /// The only protocol version offered.
     pub version: TlsVersion,
-    /// The only key-exchange group offered.
-    pub group: Group,
+    /// The key-exchange groups offered, in preference order (at least one).
+    pub groups: &'a [Group],
     /// The signature schemes offered.
     pub sigalgs: SigAlgs,
     /// The cipher suites offered.
@@ -36,32 +37,57 @@ pub struct TlsOptions<'a> {
     pub resume: bool,
     /// ALPN protocols offered, in preference order.
     pub alpn: Vec<Vec<u8>>,
+    /// Check the server's handshake signature on one handshake in this many (1: every
+    /// handshake). Only with a pinned certificate.
+    pub verify_every: u64,
 }
 
-/// Builds the client configuration shared by every connection of a run.
+/// What the verifier saw during a run, shared by every connection.
+#[derive(Debug, Default)]
+pub struct Observed {
+    /// The server's handshake signature scheme on the first full handshake.
+    pub signature_scheme: OnceLock<SignatureScheme>,
+    /// Handshake signatures checked.
+    pub verified: AtomicU64,
+    /// Handshake signatures not checked (sampling with `verify_every` > 1).
+    pub unchecked: AtomicU64,
+}
+
+/// Builds the client configuration shared by every connection of a run, and the record of
+/// what its verifier sees.
 ///
 /// # Errors
 /// Unreadable or empty PEM files, a group that cannot be used with the version (ML-KEM
-/// with TLS 1.2), or no signature scheme left to offer.
-pub fn client_config(opts: &TlsOptions<'_>) -> anyhow::Result<Arc<ClientConfig>> {
+/// with TLS 1.2), no signature scheme left to offer, or `verify_every` other than 1
+/// without a pinned certificate.
+pub fn client_config(
+    opts: &TlsOptions<'_>,
+) -> anyhow::Result<(Arc<ClientConfig>, Arc<Observed>)> {
     let base = aws_lc_rs::default_provider();
-    let group = match opts.group {
-        Group::X25519 => aws_lc_rs::kx_group::X25519,
-        Group::Secp256r1 => aws_lc_rs::kx_group::SECP256R1,
-        Group::Secp384r1 => aws_lc_rs::kx_group::SECP384R1,
-        Group::X25519mlkem768 => aws_lc_rs::kx_group::X25519MLKEM768,
-    };
-    if opts.version == TlsVersion::Tls12
-        && !group.usable_for_version(rustls::ProtocolVersion::TLSv1_2)
-    {
-        bail!(
-            "key-exchange group {:?} cannot be used with TLS 1.2",
-            group.name()
-        );
+    if opts.groups.is_empty() {
+        bail!("no key-exchange group to offer");
+    }
+    let mut kx_groups = Vec::new();
+    for g in opts.groups {
+        let group = match g {
+            Group::X25519 => aws_lc_rs::kx_group::X25519,
+            Group::Secp256r1 => aws_lc_rs::kx_group::SECP256R1,
+            Group::Secp384r1 => aws_lc_rs::kx_group::SECP384R1,
+            Group::X25519mlkem768 => aws_lc_rs::kx_group::X25519MLKEM768,
+        };
+        if opts.version == TlsVersion::Tls12
+            && !group.usable_for_version(rustls::ProtocolVersion::TLSv1_2)
+        {
+            bail!(
+                "key-exchange group {:?} cannot be used with TLS 1.2",
+                group.name()
+            );
+        }
+        kx_groups.push(group);
     }
     let cipher_suites = offered_suites(opts.cipher, &base.cipher_suites);
     let provider = Arc::new(CryptoProvider {
-        kx_groups: vec![group],
+        kx_groups,
         cipher_suites,
         ..base
     });
@@ -88,10 +114,17 @@ pub fn client_config(opts: &TlsOptions<'_>) -> anyhow::Result<Arc<ClientConfig>>
         }
         (None, None) => bail!("give --pin-cert FILE or --ca FILE"),
     };
+    if opts.verify_every == 0 || (opts.verify_every > 1 && opts.pin_cert.is_none()) {
+        bail!("--verify-every must be 1, or more than 1 with --pin-cert");
+    }
+    let observed = Arc::new(Observed::default());
     let verifier = Arc::new(Verifier {
         check,
         algorithms: provider.signature_verification_algorithms,
         schemes,
+        verify_every: opts.verify_every,
+        signed: AtomicU64::new(0),
+        observed: observed.clone(),
     });
 
     let versions: &[&'static rustls::SupportedProtocolVersion] = match opts.version {
@@ -110,7 +143,7 @@ pub fn client_config(opts: &TlsOptions<'_>) -> anyhow::Result<Arc<ClientConfig>>
         Resumption::disabled()
     };
     config.alpn_protocols.clone_from(&opts.alpn);
-    Ok(Arc::new(config))
+    Ok((Arc::new(config), observed))
 }
 
 /// The signature schemes of `family` that `algorithms` can verify, in the provider's order.
@@ -125,7 +158,9 @@ fn offered_schemes(
             S::ECDSA_NISTP384_SHA384,
             S::ECDSA_NISTP521_SHA512,
         ],
+        SigAlgs::EcdsaP256Sha256 => &[S::ECDSA_NISTP256_SHA256],
         SigAlgs::RsaPss => &[S::RSA_PSS_SHA256, S::RSA_PSS_SHA384, S::RSA_PSS_SHA512],
+        SigAlgs::RsaPssSha256 => &[S::RSA_PSS_SHA256],
         SigAlgs::RsaPkcs1 => &[
             S::RSA_PKCS1_SHA256,
             S::RSA_PKCS1_SHA384,
@@ -189,24 +224,39 @@ enum Check {
 }
 
 /// A [`ServerCertVerifier`] that accepts a pinned certificate (or delegates to WebPKI),
-/// offers only the chosen signature schemes, and always verifies the handshake signature
-/// (RFC 5246 §7.4.3 ServerKeyExchange, RFC 8446 §4.4.3 CertificateVerify).
+/// offers only the chosen signature schemes, and verifies the handshake signature
+/// (RFC 5246 §7.4.3 ServerKeyExchange, RFC 8446 §4.4.3 CertificateVerify) on every
+/// handshake, or with a pinned certificate on one in `verify_every` (a benchmark-only
+/// saving: the client then spends less per handshake than the server; a server that signs
+/// wrongly still fails the sampled handshakes).
 #[derive(Debug)]
 struct Verifier {
     check: Check,
     algorithms: WebPkiSupportedAlgorithms,
     schemes: Vec<SignatureScheme>,
+    verify_every: u64,
+    /// Signed handshakes seen so far (the sampling position).
+    signed: AtomicU64,
+    observed: Arc<Observed>,
 }
 
 impl Verifier {
-    fn offered(&self, dss: &DigitallySignedStruct) -> Result<(), Error> {
-        if self.schemes.contains(&dss.scheme) {
-            Ok(())
-        } else {
-            Err(Error::PeerMisbehaved(
+    /// Checks the scheme was offered and records it; false when this handshake's signature
+    /// is skipped by sampling.
+    fn admit(&self, dss: &DigitallySignedStruct) -> Result<bool, Error> {
+        if !self.schemes.contains(&dss.scheme) {
+            return Err(Error::PeerMisbehaved(
                 PeerMisbehaved::SignedHandshakeWithUnadvertisedSigScheme,
-            ))
+            ));
         }
+        let _ = self.observed.signature_scheme.set(dss.scheme);
+        let n = self.signed.fetch_add(1, Ordering::Relaxed);
+        if n % self.verify_every != 0 {
+            self.observed.unchecked.fetch_add(1, Ordering::Relaxed);
+            return Ok(false);
+        }
+        self.observed.verified.fetch_add(1, Ordering::Relaxed);
+        Ok(true)
     }
 }
 
@@ -242,7 +292,9 @@ impl ServerCertVerifier for Verifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
-        self.offered(dss)?;
+        if !self.admit(dss)? {
+            return Ok(HandshakeSignatureValid::assertion());
+        }
         rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
     }
 
@@ -252,7 +304,9 @@ impl ServerCertVerifier for Verifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
-        self.offered(dss)?;
+        if !self.admit(dss)? {
+            return Ok(HandshakeSignatureValid::assertion());
+        }
         rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
     }
 
