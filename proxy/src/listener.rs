@@ -710,9 +710,12 @@ async fn serve_http<IO>(
             activity.clone(),
             Some(verdicts),
         ));
+        // Boxed: hyper keeps a slot the size of this future for the whole connection, also
+        // while it idles between requests; boxed, the request's state (~3 KiB) exists only
+        // while a request is in flight.
         let service = hyper::service::service_fn(move |req| {
             let handler = handler.clone();
-            async move { handler.handle(req).await }
+            Box::pin(async move { handler.handle(req).await })
         });
         let io = hyper_util::rt::TokioIo::new(io);
         // The header timeout runs from the first byte of a request head (slowloris); the idle

@@ -41,12 +41,12 @@ pub struct CompareArgs {
     #[arg(long)]
     pub tiny: bool,
 
-    /// Rounds (each target restarted per round); the tables show medians. Default 3, or 1
+    /// Rounds (each target restarted per round); the tables show medians. Default 5, or 1
     /// with --quick/--tiny.
     #[arg(long)]
     pub rounds: Option<u32>,
 
-    /// Measured time per scenario and round (default 5s; --quick 2s).
+    /// Measured time per scenario and round (default 3s; --quick 2s).
     #[arg(long, value_parser = parse_duration)]
     pub duration: Option<Duration>,
 
@@ -68,6 +68,11 @@ pub struct CompareArgs {
     #[arg(long, value_enum, value_delimiter = ',')]
     pub targets: Vec<TargetKind>,
 
+    /// Scenarios, comma-separated (default all): tls13-full, tls13-full-mlkem, tls12-full,
+    /// tls13-resumed, tls12-resumed, keep-alive, idle.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub scenarios: Vec<Scenario>,
+
     /// Key types, comma-separated (default both): p256, rsa2048.
     #[arg(long, value_enum, value_delimiter = ',')]
     pub keys: Vec<KeyKind>,
@@ -77,7 +82,7 @@ pub struct CompareArgs {
     pub keyward_bin: PathBuf,
 
     /// A keyward binary built with `--features bench-plain-keys` (needed for the
-    /// keyward-plain target).
+    /// keyward-plain target). Default: `keyward-bench-plain` next to `--keyward-bin`.
     #[arg(long)]
     pub keyward_plain_bin: Option<PathBuf>,
 
@@ -187,7 +192,7 @@ impl Profile {
         } else if a.quick {
             ("quick", 1, Some(2.0), 1000, Some(0.3))
         } else {
-            ("full", 3, Some(5.0), 10_000, Some(1.0))
+            ("full", 5, Some(3.0), 10_000, Some(1.0))
         };
         let duration_s = a.duration.map(|d| d.as_secs_f64()).or(duration);
         Profile {
@@ -288,11 +293,19 @@ pub fn run(args: &CompareArgs) -> anyhow::Result<()> {
         k.dedup();
         k
     };
+    let scenarios: Vec<Scenario> = if args.scenarios.is_empty() {
+        Scenario::ALL.to_vec()
+    } else {
+        let mut s = args.scenarios.clone();
+        s.sort();
+        s.dedup();
+        s
+    };
     let mut profile = profile;
     preflight(args, &targets, &mut profile)?;
     let bins = Binaries {
         keyward: args.keyward_bin.clone(),
-        keyward_plain: args.keyward_plain_bin.clone(),
+        keyward_plain: plain_bin(args),
         nginx: targets::nginx_path(),
         haproxy: targets::find_program("haproxy"),
     };
@@ -337,7 +350,7 @@ pub fn run(args: &CompareArgs) -> anyhow::Result<()> {
                     upstream_port,
                     profile.idle_connections,
                 )?;
-                let measured = measure_target(&profile, &material, &mut started, key, target, round)
+                let measured = measure_target(&profile, &scenarios, &material, &mut started, key, target, round)
                     .with_context(|| format!("{} with {} (round {round})", target.name(), key.name()));
                 let measured = match measured {
                     Ok(m) => m,
@@ -383,6 +396,14 @@ fn log(msg: &str) {
     eprintln!("compare: {msg}");
 }
 
+/// `--keyward-plain-bin`, else `keyward-bench-plain` next to `--keyward-bin` if it exists.
+fn plain_bin(args: &CompareArgs) -> Option<PathBuf> {
+    args.keyward_plain_bin.clone().or_else(|| {
+        let beside = args.keyward_bin.with_file_name("keyward-bench-plain");
+        beside.is_file().then_some(beside)
+    })
+}
+
 /// Every tool is there, the CPUs exist, keyward binaries run.
 fn preflight(args: &CompareArgs, targets: &[TargetKind], p: &mut Profile) -> anyhow::Result<()> {
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -424,7 +445,7 @@ fn preflight(args: &CompareArgs, targets: &[TargetKind], p: &mut Profile) -> any
         bail!("keyward binary {} not found (cargo build --release)", args.keyward_bin.display());
     }
     if targets.contains(&TargetKind::KeywardPlain) {
-        match &args.keyward_plain_bin {
+        match &plain_bin(args) {
             Some(p) if p.is_file() => {}
             Some(p) => bail!("--keyward-plain-bin {} not found", p.display()),
             None => bail!(
@@ -438,6 +459,7 @@ fn preflight(args: &CompareArgs, targets: &[TargetKind], p: &mut Profile) -> any
 /// Everything measured on one started target.
 fn measure_target(
     p: &Profile,
+    scenarios: &[Scenario],
     m: &Material,
     started: &mut Started,
     key: KeyKind,
@@ -457,7 +479,7 @@ fn measure_target(
         bail!("the probe request failed: {:?}", probe.errors);
     }
     let mut runs = Vec::new();
-    for scenario in Scenario::ALL {
+    for &scenario in scenarios {
         if !scenario.applies_to(target) {
             continue;
         }

@@ -29,6 +29,8 @@ pub(crate) struct Summary {
     pub(crate) ops_per_s: f64,
     /// Median server CPU per operation, ms.
     pub(crate) server_cpu_ms_per_op: f64,
+    /// Lowest and highest server CPU per operation over the rounds, ms.
+    pub(crate) server_cpu_ms_per_op_range: (f64, f64),
     /// Median server core use, %.
     pub(crate) server_core_percent: f64,
     /// Median client CPU per operation, ms.
@@ -143,6 +145,9 @@ impl Results {
                     runs: rs.len(),
                     ops_per_s: m(|r| r.ops_per_s),
                     server_cpu_ms_per_op: m(|r| r.server_cpu_ms_per_op),
+                    server_cpu_ms_per_op_range: rs.iter().fold((f64::MAX, 0.0f64), |(lo, hi), r| {
+                        (lo.min(r.server_cpu_ms_per_op), hi.max(r.server_cpu_ms_per_op))
+                    }),
                     server_core_percent: m(|r| r.server_core_percent),
                     client_cpu_ms_per_op: m(|r| r.client_cpu_ms_per_op),
                     client_core_percent: m(|r| r.client_core_percent),
@@ -279,8 +284,8 @@ impl Results {
             let _ = writeln!(md, "\n### {}\n", key.name());
             let _ = writeln!(
                 md,
-                "| scenario | target | ops/s | server CPU ms/op | server core % | client CPU ms/op | p99 ms | errors | notes |\n\
-                 |---|---|---:|---:|---:|---:|---:|---:|---|"
+                "| scenario | target | ops/s | server CPU ms/op | (range) | server core % | client CPU ms/op | p99 ms | errors | notes |\n\
+                 |---|---|---:|---:|---|---:|---:|---:|---:|---|"
             );
             for scenario in Scenario::ALL {
                 for &target in &self.targets {
@@ -302,12 +307,20 @@ impl Results {
                     }
                     let _ = writeln!(
                         md,
-                        "| {} | {} | {:.0} {}s/s | {:.3} | {:.0} | {:.3} | {:.2} | {} | {} |",
+                        "| {} | {} | {:.0} {}s/s | {:.3} | {} | {:.0} | {:.3} | {:.2} | {} | {} |",
                         scenario.name(),
                         target.name(),
                         s.ops_per_s,
                         scenario.unit(),
                         s.server_cpu_ms_per_op,
+                        if s.runs > 1 {
+                            format!(
+                                "{:.3}–{:.3}",
+                                s.server_cpu_ms_per_op_range.0, s.server_cpu_ms_per_op_range.1
+                            )
+                        } else {
+                            String::new()
+                        },
                         s.server_core_percent,
                         s.client_cpu_ms_per_op,
                         s.p99_ms,
