@@ -86,8 +86,16 @@ fn tiny_comparison_runs_every_target_and_writes_json_markdown_and_png() {
             assert_eq!(r["hsm_signs"].as_u64(), Some(full), "{r}");
         }
     }
+    // Every goal was measured (with 20 idle connections, nginx's memory growth can round
+    // to 0 KiB, which leaves that ratio undefined; the figures of a tiny run mean nothing).
     let goals = results["goals"].as_array().unwrap();
-    assert!(goals.iter().all(|g| !g["met"].is_null()), "{goals:#?}");
+    assert_eq!(goals.len(), 9, "{goals:#?}");
+    assert!(
+        goals
+            .iter()
+            .all(|g| !g["measured"].as_str().unwrap().contains("not run")),
+        "{goals:#?}"
+    );
 
     let md = std::fs::read_to_string(out.path().join("results.md")).unwrap();
     for needle in [
