@@ -271,12 +271,15 @@ fn import_into_keyward(
         .env("KEYWARD_LOG", "info");
     let mut node = Server::start("keyward hsm serve", 0, &mut node_cmd, &log)?;
     node.wait_listening(SocketAddr::from(([127, 0, 0, 1], port)), false)?;
+    // Throwaway credentials of a throwaway HSM; the password goes in the environment, not
+    // on the command line.
     let remote = |user: &str, password: &str| {
         let mut cmd = keyward(bin);
         cmd.args(["--server", &format!("https://localhost:{port}")])
             .arg("--ca-cert")
             .arg(data.join("api-ca.pem"))
-            .args(["--user", user, "--password", password]);
+            .args(["--user", user])
+            .env("KEYWARD_PASSWORD", password);
         cmd
     };
     run_ok(
