@@ -60,9 +60,7 @@ pub struct Observed {
 /// Unreadable or empty PEM files, a group that cannot be used with the version (ML-KEM
 /// with TLS 1.2), no signature scheme left to offer, or `verify_every` other than 1
 /// without a pinned certificate.
-pub fn client_config(
-    opts: &TlsOptions<'_>,
-) -> anyhow::Result<(Arc<ClientConfig>, Arc<Observed>)> {
+pub fn client_config(opts: &TlsOptions<'_>) -> anyhow::Result<(Arc<ClientConfig>, Arc<Observed>)> {
     let base = aws_lc_rs::default_provider();
     if opts.groups.is_empty() {
         bail!("no key-exchange group to offer");
@@ -251,7 +249,7 @@ impl Verifier {
         }
         let _ = self.observed.signature_scheme.set(dss.scheme);
         let n = self.signed.fetch_add(1, Ordering::Relaxed);
-        if n % self.verify_every != 0 {
+        if !n.is_multiple_of(self.verify_every) {
             self.observed.unchecked.fetch_add(1, Ordering::Relaxed);
             return Ok(false);
         }

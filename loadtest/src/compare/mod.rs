@@ -25,8 +25,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::cli::{parse_duration, Cipher, Group, TlsVersion};
 use procs::run_ok;
-pub use targets::{KeyKind, TargetKind};
 use targets::{Binaries, Material, Started};
+pub use targets::{KeyKind, TargetKind};
 
 /// `compare` options.
 #[derive(Debug, Args)]
@@ -350,8 +350,16 @@ pub fn run(args: &CompareArgs) -> anyhow::Result<()> {
                     upstream_port,
                     profile.idle_connections,
                 )?;
-                let measured = measure_target(&profile, &scenarios, &material, &mut started, key, target, round)
-                    .with_context(|| format!("{} with {} (round {round})", target.name(), key.name()));
+                let measured = measure_target(
+                    &profile,
+                    &scenarios,
+                    &material,
+                    &mut started,
+                    key,
+                    target,
+                    round,
+                )
+                .with_context(|| format!("{} with {} (round {round})", target.name(), key.name()));
                 let measured = match measured {
                     Ok(m) => m,
                     Err(e) => {
@@ -367,7 +375,8 @@ pub fn run(args: &CompareArgs) -> anyhow::Result<()> {
     }
     upstream.stop();
 
-    let results = output::Results::new(&profile, &bins, &targets, &keys, runs, started_at.elapsed())?;
+    let results =
+        output::Results::new(&profile, &bins, &targets, &keys, runs, started_at.elapsed())?;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
     let json_path = args.out.join("results.json");
@@ -424,7 +433,9 @@ fn preflight(args: &CompareArgs, targets: &[TargetKind], p: &mut Profile) -> any
     for tool in tools {
         let path = targets::find_program(tool);
         if !path.is_file() {
-            bail!("`{tool}` not found; `loadtest/compare` installs what is missing (Debian packages)");
+            bail!(
+                "`{tool}` not found; `loadtest/compare` installs what is missing (Debian packages)"
+            );
         }
     }
     // The open-file limit decides how many idle connections HAProxy can be given.
@@ -442,7 +453,10 @@ fn preflight(args: &CompareArgs, targets: &[TargetKind], p: &mut Profile) -> any
         p.idle_connections = limit;
     }
     if !args.keyward_bin.is_file() {
-        bail!("keyward binary {} not found (cargo build --release)", args.keyward_bin.display());
+        bail!(
+            "keyward binary {} not found (cargo build --release)",
+            args.keyward_bin.display()
+        );
     }
     if targets.contains(&TargetKind::KeywardPlain) {
         match &plain_bin(args) {
@@ -525,7 +539,11 @@ impl Client<'_> {
             "--tls".into(),
             value_name(tls),
             "--group".into(),
-            groups.iter().map(|g| value_name(*g)).collect::<Vec<_>>().join(","),
+            groups
+                .iter()
+                .map(|g| value_name(*g))
+                .collect::<Vec<_>>()
+                .join(","),
             "--cipher".into(),
             value_name(Cipher::Aes128Gcm),
             "--sigalgs".into(),
@@ -671,7 +689,10 @@ impl Client<'_> {
             bail!("keyward-loadtest idle failed ({status}): {err}");
         }
         let report = parse_report(rest.join("\n").as_bytes())?;
-        let idle = report.idle.as_ref().context("no idle section in the report")?;
+        let idle = report
+            .idle
+            .as_ref()
+            .context("no idle section in the report")?;
         let memory = IdleMemory {
             held: held_n,
             alive_after_hold: idle.alive_after_hold,

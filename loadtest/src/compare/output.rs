@@ -99,7 +99,11 @@ fn median(mut v: Vec<f64>) -> f64 {
 fn version_of(cmd: &mut Command) -> String {
     match cmd.output() {
         Ok(o) => {
-            let text = if o.stdout.is_empty() { o.stderr } else { o.stdout };
+            let text = if o.stdout.is_empty() {
+                o.stderr
+            } else {
+                o.stdout
+            };
             String::from_utf8_lossy(&text)
                 .lines()
                 .next()
@@ -130,7 +134,10 @@ impl Results {
     ) -> anyhow::Result<Results> {
         let mut groups: BTreeMap<(KeyKind, TargetKind, Scenario), Vec<&Run>> = BTreeMap::new();
         for r in &runs {
-            groups.entry((r.key, r.target, r.scenario)).or_default().push(r);
+            groups
+                .entry((r.key, r.target, r.scenario))
+                .or_default()
+                .push(r);
         }
         let summary: Vec<Summary> = groups
             .into_iter()
@@ -145,9 +152,15 @@ impl Results {
                     runs: rs.len(),
                     ops_per_s: m(|r| r.ops_per_s),
                     server_cpu_ms_per_op: m(|r| r.server_cpu_ms_per_op),
-                    server_cpu_ms_per_op_range: rs.iter().fold((f64::MAX, 0.0f64), |(lo, hi), r| {
-                        (lo.min(r.server_cpu_ms_per_op), hi.max(r.server_cpu_ms_per_op))
-                    }),
+                    server_cpu_ms_per_op_range: rs.iter().fold(
+                        (f64::MAX, 0.0f64),
+                        |(lo, hi), r| {
+                            (
+                                lo.min(r.server_cpu_ms_per_op),
+                                hi.max(r.server_cpu_ms_per_op),
+                            )
+                        },
+                    ),
                     server_core_percent: m(|r| r.server_core_percent),
                     client_cpu_ms_per_op: m(|r| r.client_cpu_ms_per_op),
                     client_core_percent: m(|r| r.client_core_percent),
@@ -163,16 +176,13 @@ impl Results {
                         .map(|r| r.hsm_signs)
                         .try_fold(0, |acc, s| s.map(|s| acc + s)),
                     full_handshakes: handshakes - resumed,
-                    kib_per_connection: rs
-                        .iter()
-                        .all(|r| r.idle.is_some())
-                        .then(|| {
-                            median(
-                                rs.iter()
-                                    .filter_map(|r| r.idle.map(|i| i.kib_per_connection))
-                                    .collect(),
-                            )
-                        }),
+                    kib_per_connection: rs.iter().all(|r| r.idle.is_some()).then(|| {
+                        median(
+                            rs.iter()
+                                .filter_map(|r| r.idle.map(|i| i.kib_per_connection))
+                                .collect(),
+                        )
+                    }),
                 }
             })
             .collect();
@@ -189,7 +199,9 @@ impl Results {
         );
         machine.insert(
             "cpus",
-            std::thread::available_parallelism().map_or(1, |n| n.get()).to_string(),
+            std::thread::available_parallelism()
+                .map_or(1, |n| n.get())
+                .to_string(),
         );
         machine.insert("kernel", version_of(Command::new("uname").arg("-r")));
         let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
@@ -202,16 +214,25 @@ impl Results {
                 .unwrap_or_default(),
         );
         let mut versions = BTreeMap::new();
-        versions.insert("keyward", version_of(Command::new(&bins.keyward).arg("--version")));
+        versions.insert(
+            "keyward",
+            version_of(Command::new(&bins.keyward).arg("--version")),
+        );
         versions.insert("keyward-loadtest", env!("CARGO_PKG_VERSION").to_owned());
         versions.insert("nginx", version_of(Command::new(&bins.nginx).arg("-v")));
         if targets.contains(&TargetKind::Haproxy) {
             versions.insert("haproxy", version_of(Command::new(&bins.haproxy).arg("-v")));
         }
-        versions.insert("openssl", version_of(Command::new("openssl").arg("version")));
+        versions.insert(
+            "openssl",
+            version_of(Command::new("openssl").arg("version")),
+        );
         if targets.contains(&TargetKind::NginxSofthsm) {
             versions.insert("softhsm2", dpkg_version("softhsm2"));
-            versions.insert("libengine-pkcs11-openssl", dpkg_version("libengine-pkcs11-openssl"));
+            versions.insert(
+                "libengine-pkcs11-openssl",
+                dpkg_version("libengine-pkcs11-openssl"),
+            );
         }
         versions.insert("rustls", "0.23 (aws-lc-rs provider)".to_owned());
         Ok(Results {
@@ -236,7 +257,11 @@ impl Results {
     pub(crate) fn markdown(&self) -> String {
         let mut md = String::new();
         let p = &self.profile;
-        let _ = writeln!(md, "## Comparison ({} run, {})\n", p.name, self.generated_at);
+        let _ = writeln!(
+            md,
+            "## Comparison ({} run, {})\n",
+            p.name, self.generated_at
+        );
         let _ = writeln!(
             md,
             "Machine: {} × {}, {}, kernel {}. Server (and upstream) on CPU {}, load generator on CPU {}.",
@@ -247,7 +272,11 @@ impl Results {
             p.server_cpu,
             p.client_cpu
         );
-        let versions: Vec<String> = self.versions.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        let versions: Vec<String> = self
+            .versions
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
         let _ = writeln!(md, "Versions: {}.", versions.join("; "));
         let per_run = match (p.duration_s, p.count) {
             (Some(d), _) => format!("{d} s per run"),
@@ -342,7 +371,9 @@ impl Results {
                     n["version"].as_str().unwrap_or(""),
                     n["cipher_suite"].as_str().unwrap_or(""),
                     n["group"].as_str().unwrap_or(""),
-                    n["signature_scheme"].as_str().unwrap_or("(no full handshake)"),
+                    n["signature_scheme"]
+                        .as_str()
+                        .unwrap_or("(no full handshake)"),
                 );
                 lines
                     .entry((r.key, r.scenario, line))
@@ -416,17 +447,17 @@ impl Results {
                 let caption = if col == 0 {
                     format!("{}: handshakes per second (higher is better)", key.name())
                 } else {
-                    format!("{}: server CPU µs per handshake (lower is better)", key.name())
+                    format!(
+                        "{}: server CPU µs per handshake (lower is better)",
+                        key.name()
+                    )
                 };
                 let mut chart = ChartBuilder::on(area)
                     .caption(caption, ("sans-serif", 20))
                     .margin(12)
                     .x_label_area_size(40)
                     .y_label_area_size(70)
-                    .build_cartesian_2d(
-                        (0.0..n).step(0.5),
-                        0.0..max,
-                    )
+                    .build_cartesian_2d((0.0..n).step(0.5), 0.0..max)
                     .map_err(plot_err)?;
                 chart
                     .configure_mesh()
@@ -447,7 +478,11 @@ impl Results {
                     .map_err(plot_err)?;
                 let width = 0.8 / self.targets.len().max(1) as f64;
                 for (ti, &target) in self.targets.iter().enumerate() {
-                    let color = colors[TargetKind::ALL.iter().position(|t| *t == target).unwrap_or(0) % colors.len()];
+                    let color = colors[TargetKind::ALL
+                        .iter()
+                        .position(|t| *t == target)
+                        .unwrap_or(0)
+                        % colors.len()];
                     let bars: Vec<_> = scenarios
                         .iter()
                         .enumerate()
@@ -507,15 +542,25 @@ fn register_font() -> anyhow::Result<()> {
     if DONE.get().is_some() {
         return Ok(());
     }
-    let bytes = std::fs::read(FONT)
-        .with_context(|| format!("reading {FONT} (install the Debian package fonts-dejavu-core)"))?;
-    plotters::style::register_font("sans-serif", FontStyle::Normal, Box::leak(bytes.into_boxed_slice()))
-        .map_err(|_| anyhow::anyhow!("{FONT} is not a usable font"))?;
+    let bytes = std::fs::read(FONT).with_context(|| {
+        format!("reading {FONT} (install the Debian package fonts-dejavu-core)")
+    })?;
+    plotters::style::register_font(
+        "sans-serif",
+        FontStyle::Normal,
+        Box::leak(bytes.into_boxed_slice()),
+    )
+    .map_err(|_| anyhow::anyhow!("{FONT} is not a usable font"))?;
     let _ = DONE.set(());
     Ok(())
 }
 
-fn find(summary: &[Summary], key: KeyKind, target: TargetKind, scenario: Scenario) -> Option<&Summary> {
+fn find(
+    summary: &[Summary],
+    key: KeyKind,
+    target: TargetKind,
+    scenario: Scenario,
+) -> Option<&Summary> {
     summary
         .iter()
         .find(|s| s.key == key && s.target == target && s.scenario == scenario)
@@ -563,7 +608,11 @@ fn goals(summary: &[Summary]) -> Vec<Goal> {
             // run, before the client has a session); none to a resumed one.
             let met = s.hsm_signs.map(|n| n <= s.full_handshakes);
             goals.push(Goal {
-                goal: format!("{}, {}: a resumed handshake makes no HSM sign call", key.name(), sc.name()),
+                goal: format!(
+                    "{}, {}: a resumed handshake makes no HSM sign call",
+                    key.name(),
+                    sc.name()
+                ),
                 measured: match s.hsm_signs {
                     Some(n) => format!(
                         "{n} HSM signs for {} full handshakes; {:.1}% of handshakes resumed",
@@ -585,7 +634,10 @@ fn goals(summary: &[Summary]) -> Vec<Goal> {
         };
         if resumed.is_some() || full.is_some() {
             goals.push(Goal {
-                goal: format!("{}: resumed TLS 1.2 handshakes/s ≥ 4× full TLS 1.2 (keyward, key in HSM)", key.name()),
+                goal: format!(
+                    "{}: resumed TLS 1.2 handshakes/s ≥ 4× full TLS 1.2 (keyward, key in HSM)",
+                    key.name()
+                ),
                 measured: match (resumed, full) {
                     (Some(r), Some(f)) => format!("{r:.0} vs {f:.0} handshakes/s"),
                     _ => "a scenario was not run".to_owned(),
@@ -595,7 +647,8 @@ fn goals(summary: &[Summary]) -> Vec<Goal> {
             });
         }
     }
-    let kib = |t| find(summary, KeyKind::P256, t, Scenario::Idle).and_then(|s| s.kib_per_connection);
+    let kib =
+        |t| find(summary, KeyKind::P256, t, Scenario::Idle).and_then(|s| s.kib_per_connection);
     goals.push(ratio_goal(
         "memory per idle TLS connection (P-256) ≤ nginx's",
         kib(TargetKind::KeywardHsm),

@@ -29,7 +29,12 @@ impl Server {
     ///
     /// # Errors
     /// The log cannot be created or the process cannot be started.
-    pub(crate) fn start(name: &str, cpu: usize, cmd: &mut Command, log: &Path) -> anyhow::Result<Server> {
+    pub(crate) fn start(
+        name: &str,
+        cpu: usize,
+        cmd: &mut Command,
+        log: &Path,
+    ) -> anyhow::Result<Server> {
         let out = fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
         let err = out.try_clone()?;
         let mut pinned = Command::new("taskset");
@@ -169,8 +174,7 @@ impl Server {
         }
         let deadline = Instant::now() + DEADLINE;
         while Instant::now() < deadline {
-            if matches!(self.child.try_wait(), Ok(Some(_))) && children.iter().all(|p| !alive(*p))
-            {
+            if matches!(self.child.try_wait(), Ok(Some(_))) && children.iter().all(|p| !alive(*p)) {
                 return;
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -200,7 +204,11 @@ fn descendants(root: u32) -> Vec<u32> {
     let mut parent_of: Vec<(u32, u32)> = Vec::new();
     if let Ok(dir) = fs::read_dir("/proc") {
         for entry in dir.flatten() {
-            let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|s| s.parse::<u32>().ok())
+            else {
                 continue;
             };
             if let Some(ppid) = stat_fields(pid).and_then(|f| f.get(1).and_then(|p| p.parse().ok()))
@@ -284,7 +292,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         // A shell with a busy child: both count.
         let mut cmd = Command::new("sh");
-        cmd.args(["-c", "sh -c 'i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done; sleep 30' & wait"]);
+        cmd.args([
+            "-c",
+            "sh -c 'i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done; sleep 30' & wait",
+        ]);
         let mut s = Server::start("busy", 0, &mut cmd, &dir.path().join("log")).unwrap();
         let deadline = Instant::now() + Duration::from_secs(20);
         while s.cpu().unwrap() < Duration::from_millis(50) {

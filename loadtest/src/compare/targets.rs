@@ -448,16 +448,16 @@ pub(crate) fn start(
         TargetKind::KeywardHsm | TargetKind::KeywardPlain => {
             let admin_port = free_port()?;
             let (bin, cert) = if target == TargetKind::KeywardHsm {
-                (
-                    &bins.keyward,
-                    format!("key_label = {:?}", files.label),
-                )
+                (&bins.keyward, format!("key_label = {:?}", files.label))
             } else {
                 (
                     bins.keyward_plain
                         .as_ref()
                         .context("--keyward-plain-bin is needed for the keyward-plain target")?,
-                    format!("private_key_file = {:?}", files.key_pem.display().to_string()),
+                    format!(
+                        "private_key_file = {:?}",
+                        files.key_pem.display().to_string()
+                    ),
                 )
             };
             let config = format!(
@@ -581,7 +581,11 @@ fn nginx_head(dir: &Path, master_process: bool) -> anyhow::Result<String> {
          http {{\n    access_log off;\n    client_body_temp_path {t}/body;\n\
          \x20   proxy_temp_path {t}/proxy;\n    fastcgi_temp_path {t}/fastcgi;\n\
          \x20   uwsgi_temp_path {t}/uwsgi;\n    scgi_temp_path {t}/scgi;\n",
-        if master_process { "" } else { "ssl_engine pkcs11;\n" },
+        if master_process {
+            ""
+        } else {
+            "ssl_engine pkcs11;\n"
+        },
     ))
 }
 
