@@ -309,13 +309,11 @@ impl fmt::Display for Report {
             )?;
         }
         let s = self.server_signatures;
-        if s.unchecked > 0 {
-            writeln!(
-                f,
-                "  signatures     {} checked, {} accepted unchecked (--verify-every)",
-                s.verified, s.unchecked
-            )?;
-        }
+        writeln!(
+            f,
+            "  signatures     {} server handshake signatures checked, {} accepted unchecked (--verify-every)",
+            s.verified, s.unchecked
+        )?;
         if let Some(i) = &self.idle {
             writeln!(
                 f,

@@ -219,7 +219,8 @@ pub async fn request(args: RequestArgs) -> anyhow::Result<Report> {
 
 /// Runs `idle` mode: opens `--connections` keep-alive HTTP/1.1 connections (handshake and
 /// one request each, at most `--concurrency` being opened at once), prints one JSON line
-/// `{"event":"held","held":N,"failed":M}` to standard output, holds them for `--hold` or
+/// `{"event":"held","held":N,"failed":M,"open_s":S,"client_cpu_ms":C}` (time and CPU spent
+/// opening) to standard output, holds them for `--hold` or
 /// until standard input ends, then sends one more request on each and returns the report.
 ///
 /// # Errors
@@ -258,6 +259,8 @@ pub async fn idle(args: IdleArgs) -> anyhow::Result<Report> {
         "event": "held",
         "held": held.len(),
         "failed": args.connections - held.len(),
+        "open_s": start.elapsed().as_secs_f64(),
+        "client_cpu_ms": cpu_time().saturating_sub(cpu0).as_secs_f64() * 1000.0,
     });
     println!("{event}");
 

@@ -89,7 +89,7 @@ fn tiny_comparison_runs_every_target_and_writes_json_markdown_and_png() {
     // Every goal was measured (with 20 idle connections, nginx's memory growth can round
     // to 0 KiB, which leaves that ratio undefined; the figures of a tiny run mean nothing).
     let goals = results["goals"].as_array().unwrap();
-    assert_eq!(goals.len(), 9, "{goals:#?}");
+    assert_eq!(goals.len(), 10, "{goals:#?}");
     assert!(
         goals
             .iter()

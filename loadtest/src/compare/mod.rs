@@ -2,9 +2,9 @@
 //! machine in one run, each server pinned to one core and this load generator to another.
 //!
 //! For each round, key type and target: start the target (fresh process) with the shared
-//! key and certificate; check one proxied request; the idle scenario (memory per held
-//! connection); then each handshake / request scenario, each after a short unmeasured
-//! warm-up. Server CPU comes from `/proc/PID/stat` (process and descendants, before and
+//! key and certificate; check one proxied request; then each scenario in `Scenario::ALL`
+//! order (the idle scenario, memory per held connection, last), each after a short
+//! unmeasured warm-up. Server CPU comes from `/proc/PID/stat` (process and descendants, before and
 //! after each run), memory from `/proc/PID/status` (VmRSS), the client side from the load
 //! generator's own report (run as a child process pinned with `taskset`).
 //! Outputs: `results.json`, `results.md` and `results.png` in `--out`.
@@ -17,6 +17,7 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
@@ -101,10 +102,29 @@ pub struct CompareArgs {
     /// Keep the work directory (configurations, logs, keys) and print its path.
     #[arg(long)]
     pub keep_work: bool,
+
+    /// Measure nothing: recompute the medians and targets from DIR/results.json (a
+    /// previous run) and rewrite results.json, results.md and results.png in DIR.
+    #[arg(long, value_name = "DIR")]
+    pub render: Option<PathBuf>,
+}
+
+/// Set by SIGINT/SIGTERM: the run stops at the next step, stopping every server and
+/// removing the work directory (unless `--keep-work`).
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// Fails once SIGINT or SIGTERM has arrived.
+fn check_interrupted() -> anyhow::Result<()> {
+    if INTERRUPTED.load(Ordering::SeqCst) {
+        bail!("interrupted; servers stopped");
+    }
+    Ok(())
 }
 
 /// What is measured.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, ValueEnum, Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, ValueEnum, Serialize, Deserialize,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Scenario {
     /// New connection, full TLS 1.3 handshake (X25519), no request.
@@ -164,9 +184,9 @@ impl Scenario {
 }
 
 /// How long or how much each run is.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Profile {
-    name: &'static str,
+    name: String,
     rounds: u32,
     /// Measured duration per run (None: `count`).
     duration_s: Option<f64>,
@@ -196,7 +216,7 @@ impl Profile {
         };
         let duration_s = a.duration.map(|d| d.as_secs_f64()).or(duration);
         Profile {
-            name,
+            name: name.to_owned(),
             rounds: a.rounds.unwrap_or(rounds).max(1),
             duration_s,
             count: duration_s.is_none().then_some(60),
@@ -206,7 +226,7 @@ impl Profile {
             idle_connections_note: None,
             idle_settle_s: if a.tiny { 0.1 } else { 1.0 },
             connections: a.connections.max(1),
-            verify_every: a.verify_every.max(1),
+            verify_every: a.verify_every,
             server_cpu: a.server_cpu,
             client_cpu: a.client_cpu,
         }
@@ -214,7 +234,7 @@ impl Profile {
 }
 
 /// One measured run.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Run {
     /// Key type.
     pub key: KeyKind,
@@ -257,7 +277,7 @@ pub struct Run {
 }
 
 /// Memory of the idle scenario.
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 pub struct IdleMemory {
     /// Connections open while memory was read.
     pub held: usize,
@@ -276,6 +296,9 @@ pub struct IdleMemory {
 /// # Errors
 /// A missing tool, a target that fails to start or to answer, or unwritable outputs.
 pub fn run(args: &CompareArgs) -> anyhow::Result<()> {
+    if let Some(dir) = &args.render {
+        return render(dir);
+    }
     let profile = Profile::from_args(args);
     let targets: Vec<TargetKind> = if args.targets.is_empty() {
         TargetKind::ALL.to_vec()
@@ -309,10 +332,15 @@ pub fn run(args: &CompareArgs) -> anyhow::Result<()> {
         nginx: targets::nginx_path(),
         haproxy: targets::find_program("haproxy"),
     };
+    // The work directory holds private keys, a master key and passwords: owner only, and
+    // removed (with every server stopped) also when the run is interrupted.
     let work = tempfile::Builder::new()
         .prefix("keyward-compare.")
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
         .tempdir()
         .context("creating the work directory")?;
+    ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::SeqCst))
+        .context("installing the SIGINT/SIGTERM handler")?;
     // Kept (for reading configurations and logs) when asked, also after a failure.
     let (_cleanup, work_dir) = if args.keep_work {
         (None, work.keep())
@@ -332,7 +360,10 @@ pub fn run(args: &CompareArgs) -> anyhow::Result<()> {
     let material = targets::prepare(
         &work_dir,
         &keys,
-        &bins.keyward,
+        targets
+            .iter()
+            .any(|t| t.is_keyward())
+            .then_some(bins.keyward.as_path()),
         targets.contains(&TargetKind::NginxSofthsm),
     )?;
     let (mut upstream, upstream_port) = targets::start_upstream(&material, profile.server_cpu)?;
@@ -379,26 +410,46 @@ pub fn run(args: &CompareArgs) -> anyhow::Result<()> {
         output::Results::new(&profile, &bins, &targets, &keys, runs, started_at.elapsed())?;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
-    let json_path = args.out.join("results.json");
-    std::fs::write(&json_path, serde_json::to_string_pretty(&results)? + "\n")
-        .with_context(|| format!("writing {}", json_path.display()))?;
-    let md_path = args.out.join("results.md");
-    std::fs::write(&md_path, results.markdown())
-        .with_context(|| format!("writing {}", md_path.display()))?;
-    let png_path = args.out.join("results.png");
-    results.chart(&png_path)?;
-    println!("{}", results.markdown());
+    write_outputs(&results, &args.out)?;
     log(&format!(
-        "wrote {}, {} and {} in {:.0} s",
-        json_path.display(),
-        md_path.display(),
-        png_path.display(),
+        "finished in {:.0} s",
         started_at.elapsed().as_secs_f64()
     ));
     if args.keep_work {
         log(&format!("kept the work directory {}", work_dir.display()));
     }
     Ok(())
+}
+
+/// Writes results.json, results.md and results.png into `out` and prints the Markdown.
+fn write_outputs(results: &output::Results, out: &std::path::Path) -> anyhow::Result<()> {
+    let json_path = out.join("results.json");
+    std::fs::write(&json_path, serde_json::to_string_pretty(results)? + "\n")
+        .with_context(|| format!("writing {}", json_path.display()))?;
+    let md_path = out.join("results.md");
+    std::fs::write(&md_path, results.markdown())
+        .with_context(|| format!("writing {}", md_path.display()))?;
+    let png_path = out.join("results.png");
+    results.chart(&png_path)?;
+    println!("{}", results.markdown());
+    log(&format!(
+        "wrote {}, {} and {}",
+        json_path.display(),
+        md_path.display(),
+        png_path.display()
+    ));
+    Ok(())
+}
+
+/// `--render DIR`: the outputs again from the runs recorded in DIR/results.json.
+fn render(dir: &std::path::Path) -> anyhow::Result<()> {
+    let path = dir.join("results.json");
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let mut results: output::Results =
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    results.recompute();
+    write_outputs(&results, dir)
 }
 
 fn log(msg: &str) {
@@ -415,6 +466,15 @@ fn plain_bin(args: &CompareArgs) -> Option<PathBuf> {
 
 /// Every tool is there, the CPUs exist, keyward binaries run.
 fn preflight(args: &CompareArgs, targets: &[TargetKind], p: &mut Profile) -> anyhow::Result<()> {
+    if p.idle_connections == 0 {
+        bail!("--idle-connections must be at least 1");
+    }
+    if args.verify_every == 0 {
+        bail!("--verify-every must be at least 1 (1 checks every handshake signature)");
+    }
+    if p.duration_s.is_some_and(|d| d <= 0.0) {
+        bail!("--duration must be positive");
+    }
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     if p.server_cpu == p.client_cpu || p.server_cpu.max(p.client_cpu) >= cpus {
         bail!(
@@ -497,6 +557,7 @@ fn measure_target(
         if !scenario.applies_to(target) {
             continue;
         }
+        check_interrupted()?;
         log(&format!(
             "round {round}: {} / {} / {}",
             key.name(),
@@ -610,7 +671,9 @@ impl Client<'_> {
 
     /// Runs the load generator to completion and parses its report.
     fn loadgen(&self, args: &[String]) -> anyhow::Result<Report> {
+        check_interrupted()?;
         let out = run_ok("keyward-loadtest", &mut self.command(args)?)?;
+        check_interrupted()?;
         parse_report(&out.stdout)
     }
 
@@ -672,6 +735,11 @@ impl Client<'_> {
         let held: serde_json::Value =
             serde_json::from_str(&held_line).context("parsing the idle event line")?;
         let held_n = held["held"].as_u64().unwrap_or(0) as usize;
+        let open_s = held["open_s"]
+            .as_f64()
+            .unwrap_or(0.0)
+            .max(f64::MIN_POSITIVE);
+        let client_cpu_ms = held["client_cpu_ms"].as_f64().unwrap_or(0.0);
         std::thread::sleep(Duration::from_secs_f64(p.idle_settle_s));
         let rss_held = s.server.rss_kib()?;
         let cpu = s.server.cpu()?.saturating_sub(cpu0);
@@ -704,7 +772,7 @@ impl Client<'_> {
                 0.0
             },
         };
-        Ok(Run::from_report(
+        let mut run = Run::from_report(
             self.key,
             target,
             Scenario::Idle,
@@ -714,7 +782,15 @@ impl Client<'_> {
             cpu,
             None,
             Some(memory),
-        ))
+        );
+        // Rates and CPU of the opening phase only (the report's totals also cover the check
+        // after the hold); the server's CPU was read right after it, before the hold ended.
+        let per = |ms: f64| if held_n > 0 { ms / held_n as f64 } else { 0.0 };
+        run.ops_per_s = held_n as f64 / open_s;
+        run.client_cpu_ms_per_op = per(client_cpu_ms);
+        run.client_core_percent = client_cpu_ms / 10.0 / open_s;
+        run.server_core_percent = cpu.as_secs_f64() * 100.0 / (open_s + p.idle_settle_s);
+        Ok(run)
     }
 }
 
@@ -763,7 +839,6 @@ struct ReportCpu {
 #[derive(Debug, Deserialize)]
 struct ReportIdle {
     alive_after_hold: usize,
-    hold_s: f64,
 }
 
 fn parse_report(stdout: &[u8]) -> anyhow::Result<Report> {
@@ -789,9 +864,7 @@ impl Run {
         hsm_signs: Option<u64>,
         idle: Option<IdleMemory>,
     ) -> Run {
-        // idle: the rate and CPU share of opening the connections (the hold excluded).
-        let hold = r.idle.as_ref().map_or(0.0, |i| i.hold_s);
-        let secs = (r.elapsed_s - hold).max(f64::MIN_POSITIVE);
+        let secs = r.elapsed_s.max(f64::MIN_POSITIVE);
         let per = |total_ms: f64| if ops > 0 { total_ms / ops as f64 } else { 0.0 };
         let server_ms = server_cpu.as_secs_f64() * 1000.0;
         Run {
@@ -804,11 +877,7 @@ impl Run {
             server_cpu_ms_per_op: per(server_ms),
             server_core_percent: server_ms / 10.0 / secs,
             client_cpu_ms_per_op: per(r.cpu.total_ms),
-            client_core_percent: if hold > 0.0 {
-                r.cpu.total_ms / 10.0 / secs
-            } else {
-                r.cpu.core_percent
-            },
+            client_core_percent: r.cpu.core_percent,
             p50_ms: r.latency_ms.p50,
             p99_ms: r.latency_ms.p99,
             errors: r.errors.clone(),

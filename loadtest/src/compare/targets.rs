@@ -10,7 +10,7 @@ use std::process::Command;
 
 use anyhow::{bail, Context};
 use clap::ValueEnum;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::procs::{free_port, run_ok, Server};
 use crate::cli::SigAlgs;
@@ -37,7 +37,9 @@ pub(crate) fn idle_connection_limit(hard: u64) -> usize {
 }
 
 /// A server key type; every target serves the same key and certificate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, ValueEnum, Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, ValueEnum, Serialize, Deserialize,
+)]
 pub enum KeyKind {
     /// ECDSA P-256 (signature scheme ecdsa_secp256r1_sha256).
     #[value(name = "p256")]
@@ -83,7 +85,9 @@ impl KeyKind {
 }
 
 /// A system under test.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, ValueEnum, Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, ValueEnum, Serialize, Deserialize,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum TargetKind {
     /// keyward; the key imported into its HSM (signing through the HSM layer).
@@ -165,14 +169,14 @@ pub(crate) struct Material {
 }
 
 /// Makes the keys and certificates with the OpenSSL CLI and loads them into keyward's HSM
-/// (`keyward_bin`) and, when `softhsm`, a SoftHSM2 token.
+/// (with `keyward_bin`, when given) and, when `softhsm`, a SoftHSM2 token.
 ///
 /// # Errors
 /// A tool fails; its output is in the error.
 pub(crate) fn prepare(
     dir: &Path,
     keys: &[KeyKind],
-    keyward_bin: &Path,
+    keyward_bin: Option<&Path>,
     softhsm: bool,
 ) -> anyhow::Result<Material> {
     let mut files = BTreeMap::new();
@@ -214,7 +218,9 @@ pub(crate) fn prepare(
         );
     }
     let keyward_data = dir.join("keyward-data");
-    import_into_keyward(dir, keyward_bin, &keyward_data, &files)?;
+    if let Some(bin) = keyward_bin {
+        import_into_keyward(dir, bin, &keyward_data, &files)?;
+    }
     let softhsm_env = if softhsm {
         softhsm_token(dir, &files)?
     } else {
