@@ -60,6 +60,30 @@ impl Target {
         Some(n)
     }
 
+    /// The report of a run against this target.
+    fn report(
+        &self,
+        mode: &'static str,
+        common: &CommonArgs,
+        settings: BTreeMap<&'static str, serde_json::Value>,
+        stats: &Stats,
+        elapsed: Duration,
+        cpu: Duration,
+    ) -> Report {
+        let mut report = Report::new(
+            mode,
+            common.target.clone(),
+            settings,
+            stats,
+            elapsed,
+            cpu,
+            self.negotiated(),
+        );
+        report.server_signatures = self.signatures();
+        report.first_tls_error = self.first_tls_error.get().cloned();
+        report
+    }
+
     fn signatures(&self) -> Signatures {
         Signatures {
             verified: self.observed.verified.load(Ordering::Relaxed),
@@ -155,18 +179,7 @@ pub async fn handshake(args: HandshakeArgs) -> anyhow::Result<Report> {
     drop(tx);
     let stats = collector.await.context("collector task")?;
     let (elapsed, cpu) = (start.elapsed(), cpu_time().saturating_sub(cpu0));
-    let mut report = Report::new(
-        "handshake",
-        common.target.clone(),
-        settings,
-        &stats,
-        elapsed,
-        cpu,
-        target.negotiated(),
-    );
-    report.server_signatures = target.signatures();
-    report.first_tls_error = target.first_tls_error.get().cloned();
-    Ok(report)
+    Ok(target.report("handshake", common, settings, &stats, elapsed, cpu))
 }
 
 /// Runs `request` mode and returns its report.
@@ -203,18 +216,7 @@ pub async fn request(args: RequestArgs) -> anyhow::Result<Report> {
     drop(tx);
     let stats = collector.await.context("collector task")?;
     let (elapsed, cpu) = (start.elapsed(), cpu_time().saturating_sub(cpu0));
-    let mut report = Report::new(
-        "request",
-        common.target.clone(),
-        settings,
-        &stats,
-        elapsed,
-        cpu,
-        target.negotiated(),
-    );
-    report.server_signatures = target.signatures();
-    report.first_tls_error = target.first_tls_error.get().cloned();
-    Ok(report)
+    Ok(target.report("request", common, settings, &stats, elapsed, cpu))
 }
 
 /// Runs `idle` mode: opens `--connections` keep-alive HTTP/1.1 connections (handshake and
@@ -296,17 +298,7 @@ pub async fn idle(args: IdleArgs) -> anyhow::Result<Report> {
     drop(tx);
     let stats = collector.await.context("collector task")?;
     let (elapsed, cpu) = (start.elapsed(), cpu_time().saturating_sub(cpu0));
-    let mut report = Report::new(
-        "idle",
-        common.target.clone(),
-        settings,
-        &stats,
-        elapsed,
-        cpu,
-        target.negotiated(),
-    );
-    report.server_signatures = target.signatures();
-    report.first_tls_error = target.first_tls_error.get().cloned();
+    let mut report = target.report("idle", common, settings, &stats, elapsed, cpu);
     report.idle = Some(Idle {
         requested: args.connections,
         held: held_count,

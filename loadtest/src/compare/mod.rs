@@ -300,30 +300,9 @@ pub fn run(args: &CompareArgs) -> anyhow::Result<()> {
         return render(dir);
     }
     let profile = Profile::from_args(args);
-    let targets: Vec<TargetKind> = if args.targets.is_empty() {
-        TargetKind::ALL.to_vec()
-    } else {
-        let mut t = args.targets.clone();
-        t.sort();
-        t.dedup();
-        t
-    };
-    let keys: Vec<KeyKind> = if args.keys.is_empty() {
-        vec![KeyKind::P256, KeyKind::Rsa2048]
-    } else {
-        let mut k = args.keys.clone();
-        k.sort();
-        k.dedup();
-        k
-    };
-    let scenarios: Vec<Scenario> = if args.scenarios.is_empty() {
-        Scenario::ALL.to_vec()
-    } else {
-        let mut s = args.scenarios.clone();
-        s.sort();
-        s.dedup();
-        s
-    };
+    let targets = selected(&args.targets, &TargetKind::ALL);
+    let keys = selected(&args.keys, &[KeyKind::P256, KeyKind::Rsa2048]);
+    let scenarios = selected(&args.scenarios, &Scenario::ALL);
     let mut profile = profile;
     preflight(args, &targets, &mut profile)?;
     let bins = Binaries {
@@ -419,6 +398,18 @@ pub fn run(args: &CompareArgs) -> anyhow::Result<()> {
         log(&format!("kept the work directory {}", work_dir.display()));
     }
     Ok(())
+}
+
+/// The values given on the command line (sorted, each once), or `all` when none were.
+fn selected<T: Ord + Clone>(given: &[T], all: &[T]) -> Vec<T> {
+    let mut v = if given.is_empty() {
+        all.to_vec()
+    } else {
+        given.to_vec()
+    };
+    v.sort();
+    v.dedup();
+    v
 }
 
 /// Writes results.json, results.md and results.png into `out` and prints the Markdown.
