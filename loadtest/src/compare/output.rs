@@ -663,6 +663,9 @@ fn ratio_goal(
         (Some(x), Some(y), Some((_, lo, hi))) => {
             format!("{x:.3} vs {y:.3} {unit} (medians); per-round ratios {lo:.2}–{hi:.2}")
         }
+        (Some(x), Some(y), None) => {
+            format!("{x:.3} vs {y:.3} {unit} (medians); no ratio (a divisor is 0)")
+        }
         _ => "a target or scenario was not run".to_owned(),
     };
     Goal {
