@@ -248,42 +248,6 @@ fn an_optional_client_certificate_listener_strips_a_forged_subject_header() {
     assert!(!subject.contains("admin"), "{subject}");
 }
 
-/// `openssl s_client` with a request on stdin; returns its stdout and stderr.
-fn s_client_request(addr: SocketAddr, extra: &[&str]) -> String {
-    use std::io::Write;
-    let connect = addr.to_string();
-    let mut args = vec![
-        "s_client",
-        "-connect",
-        &connect,
-        "-servername",
-        "localhost",
-        "-alpn",
-        "http/1.1",
-        "-ign_eof",
-    ];
-    args.extend_from_slice(extra);
-    let mut child = std::process::Command::new("openssl")
-        .args(&args)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"GET /resumed HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
 #[test]
 fn a_session_ticket_from_a_listener_without_client_auth_cannot_skip_the_certificate_check() {
     let site = Site::new();
@@ -306,12 +270,15 @@ fn a_session_ticket_from_a_listener_without_client_auth_cannot_skip_the_certific
     for version in ["-tls1_3", "-tls1_2"] {
         let sess = site.path(&format!("open{version}.sess"));
         // A ticket from the listener that asks for no certificate (and it resumes there).
-        let out = s_client_request(addrs[0], &[version, "-sess_out", &sess]);
+        let out = s_client_request(
+            addrs[0],
+            &[version, "-alpn", "http/1.1", "-sess_out", &sess],
+        );
         assert!(out.contains("HTTP/1.1 200"), "{version}: {out}");
-        let out = s_client_request(addrs[0], &[version, "-sess_in", &sess]);
+        let out = s_client_request(addrs[0], &[version, "-alpn", "http/1.1", "-sess_in", &sess]);
         assert!(out.contains("Reused"), "{version}: {out}");
         // The mTLS listener does not resume it: a full handshake, which needs a certificate.
-        let out = s_client_request(addrs[1], &[version, "-sess_in", &sess]);
+        let out = s_client_request(addrs[1], &[version, "-alpn", "http/1.1", "-sess_in", &sess]);
         assert!(!out.contains("Reused"), "{version}: {out}");
         assert!(!out.contains("HTTP/1.1 200"), "{version}: {out}");
     }

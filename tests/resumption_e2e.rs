@@ -4,10 +4,8 @@
 
 mod support;
 
-use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use support::*;
@@ -41,61 +39,6 @@ impl Site {
     }
 }
 
-/// One `openssl s_client` connection that sends a small request and reads the answer (so a
-/// TLS 1.3 NewSessionTicket, sent after the handshake, is read before the connection ends).
-/// `session` is `("-sess_out" | "-sess_in", file)`. Returns stdout and stderr.
-fn s_client_request(addr: SocketAddr, session: (&str, &Path), extra: &[&str]) -> String {
-    let connect = addr.to_string();
-    let mut args = vec![
-        "s_client",
-        "-connect",
-        &connect,
-        "-servername",
-        "localhost",
-        "-ign_eof",
-        session.0,
-        session.1.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    let mut child = Command::new("openssl")
-        .args(&args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("openssl s_client");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"GET /resume HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-        .unwrap();
-    // `-ign_eof`: s_client reads until the server closes (after its response).
-    let out = wait_with_deadline(child);
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn wait_with_deadline(mut child: std::process::Child) -> std::process::Output {
-    let end = std::time::Instant::now() + DEADLINE;
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            return child.wait_with_output().unwrap();
-        }
-        if std::time::Instant::now() > end {
-            let _ = child.kill();
-            panic!(
-                "openssl s_client did not finish within {DEADLINE:?}: {:?}",
-                child.wait_with_output()
-            );
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-}
-
 /// The `New, TLSv1.x` / `Reused, TLSv1.x` line s_client prints.
 fn session_line(out: &str) -> &str {
     out.lines()
@@ -105,7 +48,10 @@ fn session_line(out: &str) -> &str {
 
 /// Writes a new session file from `addr`, checks it was a full handshake of `version`.
 fn new_session(addr: SocketAddr, file: &Path, version: &str, extra: &[&str]) {
-    let out = s_client_request(addr, ("-sess_out", file), extra);
+    let out = s_client_request(
+        addr,
+        &[&["-sess_out", file.to_str().unwrap()], extra].concat(),
+    );
     assert!(
         session_line(&out).starts_with(&format!("New, {version}")),
         "{out}"
@@ -120,7 +66,10 @@ fn new_session(addr: SocketAddr, file: &Path, version: &str, extra: &[&str]) {
 
 /// Resumes the session in `file` on `addr`; returns the New/Reused line.
 fn resume(addr: SocketAddr, file: &Path, extra: &[&str]) -> String {
-    let out = s_client_request(addr, ("-sess_in", file), extra);
+    let out = s_client_request(
+        addr,
+        &[&["-sess_in", file.to_str().unwrap()], extra].concat(),
+    );
     assert!(
         out.contains("keyward-test-upstream"),
         "no answer from the upstream: {out}"

@@ -676,17 +676,24 @@ async fn serve_http<IO>(
 {
     let idle = Duration::from_millis(st.cfg.idle_timeout_ms);
     let mut draining = lifecycle.draining.clone();
-    let result = if h2 {
+    // One handler per connection (with the smuggling guard's verdicts on HTTP/1.1). The
+    // request future is boxed: hyper keeps a slot the size of the service future for the
+    // whole connection, also while it idles between requests; boxed, the request's state
+    // (~3 KiB) exists only while a request is in flight.
+    let service_with = |verdicts| {
         let handler = Arc::new(Handler::new(
             st.clone(),
             info.clone(),
             activity.clone(),
-            None,
+            verdicts,
         ));
-        let service = hyper::service::service_fn(move |req| {
+        hyper::service::service_fn(move |req| {
             let handler = handler.clone();
-            async move { handler.handle(req).await }
-        });
+            Box::pin(async move { handler.handle(req).await })
+        })
+    };
+    let result = if h2 {
+        let service = service_with(None);
         let io = hyper_util::rt::TokioIo::new(io);
         let conn = hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
             .timer(hyper_util::rt::TokioTimer::new())
@@ -704,19 +711,7 @@ async fn serve_http<IO>(
         // HTTP/1.1 framing is checked by the smuggling guard before hyper sees it; both get
         // the same head-size limit, so hyper answers 431 first.
         let (io, verdicts) = H1Guard::new(io, st.cfg.max_header_bytes.max(8192));
-        let handler = Arc::new(Handler::new(
-            st.clone(),
-            info.clone(),
-            activity.clone(),
-            Some(verdicts),
-        ));
-        // Boxed: hyper keeps a slot the size of this future for the whole connection, also
-        // while it idles between requests; boxed, the request's state (~3 KiB) exists only
-        // while a request is in flight.
-        let service = hyper::service::service_fn(move |req| {
-            let handler = handler.clone();
-            Box::pin(async move { handler.handle(req).await })
-        });
+        let service = service_with(Some(verdicts));
         let io = hyper_util::rt::TokioIo::new(io);
         // The header timeout runs from the first byte of a request head (slowloris); the idle
         // timeout closes keep-alive connections with no request in flight.

@@ -223,6 +223,54 @@ pub fn run(program: &str, args: &[&str]) -> (bool, String, String) {
     )
 }
 
+/// One `openssl s_client` connection to `addr` (SNI `localhost`, `-ign_eof`, plus `extra`)
+/// that sends a small `GET` with `Connection: close` and reads until the server closes (so a
+/// TLS 1.3 NewSessionTicket, sent after the handshake, is read too). Returns stdout followed
+/// by stderr; fails the test after [`DEADLINE`].
+pub fn s_client_request(addr: SocketAddr, extra: &[&str]) -> String {
+    use std::io::Write as _;
+    let connect = addr.to_string();
+    let mut args = vec![
+        "s_client",
+        "-connect",
+        &connect,
+        "-servername",
+        "localhost",
+        "-ign_eof",
+    ];
+    args.extend_from_slice(extra);
+    let mut child = Command::new("openssl")
+        .args(&args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("openssl s_client");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"GET /s_client HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let end = Instant::now() + DEADLINE;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > end {
+            let _ = child.kill();
+            panic!(
+                "openssl s_client did not finish within {DEADLINE:?}: {:?}",
+                child.wait_with_output()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
 /// `openssl s_client` against `addr` with extra flags; returns its stdout.
 pub fn s_client(addr: SocketAddr, servername: &str, extra: &[&str]) -> String {
     let connect = addr.to_string();
