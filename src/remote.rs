@@ -420,10 +420,14 @@ pub(crate) enum KeyRemote {
         #[arg(long = "with", alias = "share-user")]
         with: String,
     },
-    /// Destroy a key.
+    /// Destroy a key: your own (it must be destroyable), or as an admin with
+    /// --force-by-admin any user's key (audited as key.destroy-by-admin).
     Delete {
         #[arg(long)]
         key: u64,
+        /// As an admin: destroy another user's key, even one that is not destroyable.
+        #[arg(long = "force-by-admin")]
+        force_by_admin: bool,
     },
     /// Write a file that stands for a private key where tools expect a key file: a reference
     /// PEM that names the HSM key (label and public-key hash) and holds no key material; the
@@ -1081,8 +1085,15 @@ async fn key_inner(client: &Client, cmd: KeyRemote) -> Result<()> {
             client.unshare(key, &with).await?;
             println!("stopped sharing key {key} with {with}");
         }
-        KeyRemote::Delete { key } => {
-            client.destroy(key).await?;
+        KeyRemote::Delete {
+            key,
+            force_by_admin,
+        } => {
+            if force_by_admin {
+                client.destroy_as_admin(key).await?;
+            } else {
+                client.destroy(key).await?;
+            }
             println!("deleted key {key}");
         }
         KeyRemote::GenerateFile {

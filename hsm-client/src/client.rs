@@ -521,6 +521,17 @@ impl Client {
         .await
     }
 
+    /// Destroys any user's token key, `destroyable` or not (admins only; audited as
+    /// `key.destroy-by-admin`).
+    pub async fn destroy_as_admin(&self, handle: u64) -> Result<()> {
+        self.run_empty(Call::new(
+            Method::DELETE,
+            format!("/v1/keys/{handle}?force_by_admin=true"),
+            Retry::Safe,
+        ))
+        .await
+    }
+
     /// The public key as PEM, DER and JWK.
     pub async fn public_key(&self, handle: u64) -> Result<PublicKey> {
         #[derive(Deserialize)]

@@ -29,6 +29,16 @@ pub enum Error {
         /// How many objects carry it.
         count: usize,
     },
+    /// The caller already owns a key of this class with this label. Labels are unique per
+    /// owner and class (two users may each own a key labelled `data`), so this never tells of
+    /// another user's keys.
+    #[error("you already own a {class} key labelled {label:?}; labels are unique per owner and class")]
+    LabelExists {
+        /// The label asked for.
+        label: String,
+        /// The key class (`secret`, `private`, `public`).
+        class: &'static str,
+    },
     /// The key's attributes do not allow the operation (e.g. `sign = false`).
     #[error("key {handle} does not allow {operation} ({attribute})")]
     AttributeViolation {
@@ -142,6 +152,7 @@ impl Error {
         match self {
             Error::KeyNotFound { .. } | Error::LabelNotFound { .. } => "key_not_found",
             Error::LabelAmbiguous { .. } => "label_ambiguous",
+            Error::LabelExists { .. } => "label_exists",
             Error::AttributeViolation { .. } => "attribute_violation",
             Error::MechanismInvalid { .. } => "mechanism_invalid",
             Error::InvalidInput { .. } => "invalid_input",

@@ -45,6 +45,10 @@ const KNOWN_KINDS: [&str; 6] = [
     KIND_AUDIT_HEAD,
 ];
 
+/// Label prefixes only service users (such as [`PROXY_USER`]) may give keys: the proxy's
+/// session-ticket keys are `tls-ticket-key-<period>`.
+pub const RESERVED_LABEL_PREFIXES: [&str; 2] = ["keyward-", "tls-ticket-key-"];
+
 /// Longest session a login may ask for.
 pub const MAX_SESSION_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 
@@ -218,6 +222,8 @@ impl SyncPlan {
 pub struct KeyFilter {
     /// Exact label.
     pub label: Option<String>,
+    /// Exact owner (user name).
+    pub owner: Option<String>,
     /// Key class.
     pub class: Option<KeyClass>,
     /// Key type (`aes`, `generic-secret`, `rsa`, `ec`, `ed25519`).
@@ -1440,18 +1446,38 @@ impl Hsm {
         }
     }
 
-    fn check_label_free(&self, label: &str, class: KeyClass) -> Result<()> {
+    /// Checks a label for a key `session` creates or relabels: labels with a reserved prefix
+    /// ([`RESERVED_LABEL_PREFIXES`]) are for service users only, and the session's user must not
+    /// own another key of `class` with this label (labels are unique per owner and class, as
+    /// CloudHSM keys are found by owner and label; two users may each own a key `data`).
+    fn check_new_label(&self, session: &Session, label: &str, class: KeyClass) -> Result<()> {
+        if RESERVED_LABEL_PREFIXES.iter().any(|p| label.starts_with(p))
+            && !self.is_service_user(session.user())
+        {
+            return Err(Error::PermissionDenied {
+                reason: "labels starting with keyward- or tls-ticket-key- are reserved for Keyward's own service keys",
+            });
+        }
         if self.objects.load().values().any(|o| {
             !o.destroyed.load(Ordering::Acquire) && {
                 let s = o.state.load();
-                s.info.class == class && s.info.attributes.label == label
+                s.info.class == class
+                    && s.info.owner == session.user()
+                    && s.info.attributes.label == label
             }
         }) {
-            return Err(Error::invalid(format!(
-                "a {class} key labelled {label:?} exists already; labels name keys in configurations, so they are unique"
-            )));
+            return Err(Error::LabelExists {
+                label: label.to_owned(),
+                class: class.as_str(),
+            });
         }
         Ok(())
+    }
+
+    fn is_service_user(&self, name: &str) -> bool {
+        lock(&self.users)
+            .get(name)
+            .is_some_and(|(u, _)| u.password_hash.is_none())
     }
 
     /// Adds new objects: stores the token ones (with the manifest) and publishes all of them.
@@ -1470,7 +1496,7 @@ impl Hsm {
             return Err(Error::SessionInvalid);
         }
         for (info, _) in &new {
-            self.check_label_free(&info.attributes.label, info.class)?;
+            self.check_new_label(session, &info.attributes.label, info.class)?;
         }
         let mut map: ObjectMap = (**self.objects.load()).clone();
         let mut infos = Vec::new();
@@ -1568,8 +1594,8 @@ impl Hsm {
             let pa = private.build(KeyClass::Private)?;
             let pu = public.build(KeyClass::Public)?;
             pa.check_separation(Some(&pu))?;
-            self.check_label_free(&pa.label, KeyClass::Private)?;
-            self.check_label_free(&pu.label, KeyClass::Public)?;
+            self.check_new_label(session, &pa.label, KeyClass::Private)?;
+            self.check_new_label(session, &pu.label, KeyClass::Public)?;
             let material = Material::generate(spec)?;
             let public_material = material
                 .public_half()
@@ -1604,7 +1630,7 @@ impl Hsm {
             spec.check()?;
             let a = template.build(KeyClass::Secret)?;
             a.check_separation(None)?;
-            self.check_label_free(&a.label, KeyClass::Secret)?;
+            self.check_new_label(session, &a.label, KeyClass::Secret)?;
             let material = Material::generate(spec)?;
             let info = self.new_info(session, KeyClass::Secret, spec, a, None);
             Ok(self.add_objects(session, vec![(info, material)])?.remove(0))
@@ -1642,7 +1668,7 @@ impl Hsm {
             let material = Material::from_spki(&der)?;
             let mut a = template.build(KeyClass::Public)?;
             a.local = false;
-            self.check_label_free(&a.label, KeyClass::Public)?;
+            self.check_new_label(session, &a.label, KeyClass::Public)?;
             let info = self.new_info(session, KeyClass::Public, material.spec(), a, None);
             Ok(self.add_objects(session, vec![(info, material)])?.remove(0))
         })();
@@ -1660,31 +1686,27 @@ impl Hsm {
         }
     }
 
-    /// A key the session may see: its own, shared with it, any public key; admins see all.
+    /// A key the session may see: its own or shared with it; admins see all. Other users'
+    /// keys, public keys included, are not visible (their labels and owners are other
+    /// tenants' metadata): looking one up answers [`Error::KeyNotFound`], as for a handle that
+    /// does not exist.
     fn visible(session: &Session, info: &KeyInfo) -> bool {
-        session.role() == Role::Admin
-            || info.class == KeyClass::Public
-            || Self::may_use(session, info)
+        session.role() == Role::Admin || Self::may_use(session, info)
     }
 
     fn may_use(session: &Session, info: &KeyInfo) -> bool {
         info.owner == session.user() || info.shared_with.iter().any(|u| u == session.user())
     }
 
-    /// Looks up a key the session may use: crypto-users, owner or shared user (public keys:
-    /// any crypto-user).
+    /// Looks up a key the session may use: crypto-users, owner or shared user. A key the
+    /// session may not use answers [`Error::KeyNotFound`], exactly as a missing handle does,
+    /// so handles cannot be probed for existence.
     fn usable(&self, session: &Session, handle: KeyHandle) -> Result<(Arc<KeyObject>, StateGuard)> {
         session.require(Role::CryptoUser)?;
         let obj = self.object(handle)?;
-        if !obj.in_scope(session) {
-            return Err(Error::KeyNotFound { handle });
-        }
         let state = obj.state.load();
-        if state.info.class != KeyClass::Public && !Self::may_use(session, &state.info) {
-            // Not telling whether the key exists would also be fine; its handle is no secret.
-            return Err(Error::PermissionDenied {
-                reason: "the key is neither owned by nor shared with this user",
-            });
+        if !obj.in_scope(session) || !Self::may_use(session, &state.info) {
+            return Err(Error::KeyNotFound { handle });
         }
         Ok((obj, state))
     }
@@ -1692,13 +1714,9 @@ impl Hsm {
     /// Looks up a key the session owns (management: export, wrap target, destroy, share,
     /// attributes).
     fn owned(&self, session: &Session, handle: KeyHandle) -> Result<(Arc<KeyObject>, StateGuard)> {
-        session.require(Role::CryptoUser)?;
-        let obj = self.object(handle)?;
-        if !obj.in_scope(session) {
-            return Err(Error::KeyNotFound { handle });
-        }
-        let state = obj.state.load();
+        let (obj, state) = self.usable(session, handle)?;
         if state.info.owner != session.user() {
+            // A shared user sees the key, so refusing it tells nothing new.
             return Err(Error::PermissionDenied {
                 reason: "only the key's owner may manage it",
             });
@@ -1772,6 +1790,7 @@ impl Hsm {
                     .is_none_or(|l| &k.attributes.label == l)
             })
             .filter(|k| filter.class.is_none_or(|c| k.class == c))
+            .filter(|k| filter.owner.as_ref().is_none_or(|o| &k.owner == o))
             .filter(|k| {
                 filter
                     .key_type
@@ -1810,17 +1829,21 @@ impl Hsm {
         Ok(info)
     }
 
-    /// The one visible key of `class` labelled `label`.
+    /// The key of `class` labelled `label` that the session's user owns; if it owns none, the
+    /// one such key shared with it. Labels are unique per owner, so a user's own key always
+    /// wins over keys others share with it, and a key another user labels alike cannot take
+    /// its place.
     ///
     /// # Errors
-    /// [`Error::LabelNotFound`], [`Error::LabelAmbiguous`].
+    /// [`Error::LabelNotFound`]; [`Error::LabelAmbiguous`] when the user owns none and several
+    /// users share a key so labelled with it.
     pub fn find_by_label(
         &self,
         session: &Session,
         label: &str,
         class: KeyClass,
     ) -> Result<KeyInfo> {
-        let page = self.list_keys(
+        let mut page = self.list_keys(
             session,
             &KeyFilter {
                 label: Some(label.into()),
@@ -1830,6 +1853,9 @@ impl Hsm {
             None,
             MAX_PAGE_SIZE,
         )?;
+        if let Some(own) = page.keys.iter().position(|k| k.owner == session.user()) {
+            return Ok(page.keys.swap_remove(own));
+        }
         match page.keys.as_slice() {
             [one] => Ok(one.clone()),
             [] => Err(Error::LabelNotFound {
@@ -2093,7 +2119,7 @@ impl Hsm {
             if ustate.info.attributes.trusted || ustate.info.attributes.wrap_with_trusted {
                 a.wrap_with_trusted = true;
             }
-            self.check_label_free(&a.label, class)?;
+            self.check_new_label(session, &a.label, class)?;
             let info = self.new_info(session, class, material.spec(), a, None);
             Ok(self.add_objects(session, vec![(info, material)])?.remove(0))
         })();
@@ -2143,7 +2169,7 @@ impl Hsm {
             a.never_extractable = base.never_extractable && !a.extractable;
             a.always_sensitive = base.always_sensitive && a.sensitive;
             a.wrap_with_trusted = a.wrap_with_trusted || base.wrap_with_trusted;
-            self.check_label_free(&a.label, KeyClass::Secret)?;
+            self.check_new_label(session, &a.label, KeyClass::Secret)?;
             let new = self.new_info(session, KeyClass::Secret, spec, a, None);
             Ok(self.add_objects(session, vec![(new, material)])?.remove(0))
         })();
@@ -2249,7 +2275,7 @@ impl Hsm {
                 (AttributeName::Label, AttributeValue::Text(t)) => {
                     Attributes::check_label(t)?;
                     if t != &a.label {
-                        self.check_label_free(t, info.class)?;
+                        self.check_new_label(session, t, info.class)?;
                     }
                     info.attributes.label = t.clone();
                 }
@@ -2391,24 +2417,7 @@ impl Hsm {
                 "destroy",
                 "destroyable",
             )?;
-            let mut manifest = lock(&self.writer);
-            if state.info.attributes.token {
-                let id = handle.to_string();
-                self.commit(
-                    &mut manifest,
-                    vec![Write::Delete(
-                        KIND_KEY.into(),
-                        id.clone(),
-                        state.record_version,
-                    )],
-                    &[(KIND_KEY, &id, None)],
-                )?;
-            }
-            obj.destroyed.store(true, Ordering::Release);
-            let mut map: ObjectMap = (**self.objects.load()).clone();
-            map.remove(&handle);
-            self.objects.store(Arc::new(map));
-            Ok(())
+            self.remove_object(&obj, &state)
         })();
         self.audit_result(
             session.user(),
@@ -2417,6 +2426,58 @@ impl Hsm {
             &res,
         )?;
         res
+    }
+
+    /// Destroys any user's token key (admins only): the way to remove a key whose owner is
+    /// gone or that should not exist, without shell access to the store. Unlike
+    /// [`destroy_key`](Self::destroy_key) it ignores `destroyable`, so it is a separate call
+    /// and audit event (`key.destroy-by-admin`, naming the key's owner and label). Session keys
+    /// belong to one session and are not reachable here.
+    ///
+    /// # Errors
+    /// [`Error::PermissionDenied`] for a non-admin; [`Error::KeyNotFound`].
+    pub fn destroy_key_as_admin(&self, admin: &Session, handle: KeyHandle) -> Result<()> {
+        let mut target = handle.to_string();
+        let res = (|| {
+            admin.require(Role::Admin)?;
+            let obj = self.object(handle)?;
+            if obj.session.is_some() {
+                return Err(Error::KeyNotFound { handle });
+            }
+            let state = obj.state.load();
+            target = format!(
+                "{handle} owner={} label={:?}",
+                state.info.owner,
+                printable(&state.info.attributes.label)
+            );
+            self.remove_object(&obj, &state)
+        })();
+        self.audit_result(admin.user(), "key.destroy-by-admin", Some(&target), &res)?;
+        res
+    }
+
+    /// Deletes a key object's record (token keys) and drops it from memory; signers and
+    /// ciphers held elsewhere stop working at once.
+    fn remove_object(&self, obj: &KeyObject, state: &KeyState) -> Result<()> {
+        let handle = state.info.handle;
+        let mut manifest = lock(&self.writer);
+        if state.info.attributes.token {
+            let id = handle.to_string();
+            self.commit(
+                &mut manifest,
+                vec![Write::Delete(
+                    KIND_KEY.into(),
+                    id.clone(),
+                    state.record_version,
+                )],
+                &[(KIND_KEY, &id, None)],
+            )?;
+        }
+        obj.destroyed.store(true, Ordering::Release);
+        let mut map: ObjectMap = (**self.objects.load()).clone();
+        map.remove(&handle);
+        self.objects.store(Arc::new(map));
+        Ok(())
     }
 
     /// A handle for signing with one private key without looking it up again: what the TLS

@@ -49,6 +49,7 @@ pub use error::{Error, Result};
 pub use hsm::{
     EcdhParams, Hsm, KeyCipher, KeyFilter, KeyPage, KeySigner, KeyUsage, TokenObjectChanges,
     UnwrapTarget, MAX_DATA_BYTES, MAX_PAGE_SIZE, MAX_RANDOM_BYTES, MAX_SESSION_TTL,
+    RESERVED_LABEL_PREFIXES,
 };
 pub use mechanism::{EncryptMechanism, SignInput, SignMechanism, SignatureEncoding, WrapMechanism};
 pub use object::{

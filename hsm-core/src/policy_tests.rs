@@ -250,13 +250,33 @@ fn owners_share_for_use_only_and_others_get_nothing() {
             &t("kek").with(AttributeName::Wrap, true),
         )
         .unwrap();
-    // Not shared: Bob can neither see nor use it.
+    // Not shared: Bob can neither see nor use it, and cannot tell it from a missing handle.
+    let missing = KeyHandle(key.handle.0 ^ 1);
+    for handle in [key.handle, missing] {
+        assert_eq!(
+            code(h.sign(b, handle, SignMechanism::HmacSha256, m(b"x"), DER)),
+            "key_not_found"
+        );
+        assert_eq!(code(h.key_info(b, handle)), "key_not_found");
+        assert_eq!(code(h.share_key(b, handle, "bob")), "key_not_found");
+        assert_eq!(code(h.destroy_key(b, handle)), "key_not_found");
+        assert_eq!(code(h.public_key_spki(b, handle)), "key_not_found");
+        assert_eq!(
+            code(h.wrap_key(b, kek.handle, WrapMechanism::AesKwp, handle)),
+            "key_not_found"
+        );
+    }
     assert_eq!(
-        code(h.sign(b, key.handle, SignMechanism::HmacSha256, m(b"x"), DER)),
-        "permission_denied"
+        h.sign(b, missing, SignMechanism::HmacSha256, m(b"x"), DER)
+            .unwrap_err()
+            .to_string()
+            .replace(&missing.to_string(), "H"),
+        h.sign(b, key.handle, SignMechanism::HmacSha256, m(b"x"), DER)
+            .unwrap_err()
+            .to_string()
+            .replace(&key.handle.to_string(), "H"),
+        "the same message for a hidden and a missing key"
     );
-    assert_eq!(code(h.key_info(b, key.handle)), "key_not_found");
-    assert_eq!(code(h.share_key(b, key.handle, "bob")), "permission_denied");
     h.share_key(a, key.handle, "bob").unwrap();
     h.share_key(a, kek.handle, "bob").unwrap();
     // Shared: Bob uses it ...
@@ -296,7 +316,7 @@ fn owners_share_for_use_only_and_others_get_nothing() {
     // Carol still has nothing; admins are not crypto-users.
     assert_eq!(
         code(h.sign(c, key.handle, SignMechanism::HmacSha256, m(b"x"), DER)),
-        "permission_denied"
+        "key_not_found"
     );
     assert_eq!(code(h.share_key(a, key.handle, "admin")), "invalid_input");
     assert_eq!(code(h.share_key(a, key.handle, "nobody")), "user_not_found");
@@ -304,7 +324,7 @@ fn owners_share_for_use_only_and_others_get_nothing() {
     h.unshare_key(a, key.handle, "bob").unwrap();
     assert_eq!(
         code(h.sign(b, key.handle, SignMechanism::HmacSha256, m(b"x"), DER)),
-        "permission_denied"
+        "key_not_found"
     );
     // Lists: Bob sees Alice's kek (still shared) but not the mac key.
     let page = h.list_keys(b, &KeyFilter::default(), None, 100).unwrap();
@@ -912,7 +932,7 @@ fn revocation_takes_effect_everywhere() {
         .unwrap();
     assert_eq!(
         code(h.sign(&carol2, k.handle, SignMechanism::EcdsaSha256, m(b"x"), DER)),
-        "permission_denied"
+        "key_not_found"
     );
     // Session keys are visible only in their own session.
     let (s2, _) = h
@@ -1029,4 +1049,129 @@ fn a_rolled_back_audit_head_is_refused_at_open() {
     drop(store);
     let err = Hsm::open(Box::new(SqliteBackend::open(&f.path).unwrap()), &f.master).unwrap_err();
     assert!(err.to_string().contains("audit head"), "{err}");
+}
+
+#[test]
+fn labels_are_unique_per_owner_and_reserved_prefixes_belong_to_service_users() {
+    let w = world();
+    let (h, a, b) = (&w.hsm, &w.alice, &w.bob);
+    let aes = |s: &Session, label: &str| {
+        h.generate_secret_key(s, KeySpec::Aes256, &t(label).with(AttributeName::Encrypt, true))
+    };
+    // Two users each own a key labelled `data`; neither learns of the other's.
+    let alices = aes(a, "data").unwrap();
+    let bobs = aes(b, "data").unwrap();
+    assert_ne!(alices.handle, bobs.handle);
+    // The same owner cannot take a label twice: 409-class error naming only its own key.
+    let e = aes(a, "data").unwrap_err();
+    assert_eq!(e.code(), "label_exists");
+    assert!(e.to_string().contains("you already own"), "{e}");
+    // Relabelling into a taken label is refused the same way; into bob's label is fine.
+    let other = aes(a, "other").unwrap();
+    assert_eq!(
+        code(h.set_attribute(
+            a,
+            other.handle,
+            AttributeName::Label,
+            AttributeValue::Text("data".into())
+        )),
+        "label_exists"
+    );
+    // Lookup by label finds the caller's own key first, even when another user shares a key
+    // labelled alike with it.
+    h.share_key(b, bobs.handle, "alice").unwrap();
+    assert_eq!(
+        h.find_by_label(a, "data", KeyClass::Secret).unwrap().handle,
+        alices.handle
+    );
+    assert_eq!(
+        h.find_by_label(&w.carol, "data", KeyClass::Secret)
+            .unwrap_err()
+            .code(),
+        "key_not_found"
+    );
+    // Reserved prefixes: crypto-users get a refusal, the proxy's service user does not.
+    for label in ["tls-ticket-key-99", "keyward-anything"] {
+        assert_eq!(code(aes(a, label)), "permission_denied", "{label}");
+        assert_eq!(
+            code(h.set_attribute(
+                a,
+                other.handle,
+                AttributeName::Label,
+                AttributeValue::Text(label.into())
+            )),
+            "permission_denied"
+        );
+    }
+    let proxy = h.service_session(PROXY_USER).unwrap();
+    aes(&proxy, "tls-ticket-key-99").unwrap();
+}
+
+#[test]
+fn other_users_public_keys_are_hidden_like_missing_ones() {
+    let w = world();
+    let (h, a, b) = (&w.hsm, &w.alice, &w.bob);
+    let (_, public) = h
+        .generate_key_pair(
+            a,
+            KeySpec::EcP256,
+            &t("signing").with(AttributeName::Sign, true),
+            &t("signing"),
+        )
+        .unwrap();
+    assert_eq!(code(h.key_info(b, public.handle)), "key_not_found");
+    assert_eq!(code(h.public_key_spki(b, public.handle)), "key_not_found");
+    assert!(h
+        .list_keys(b, &KeyFilter::default(), None, 100)
+        .unwrap()
+        .keys
+        .is_empty());
+    // Shared, it is visible and usable (verify) by bob.
+    h.share_key(a, public.handle, "bob").unwrap();
+    assert_eq!(h.key_info(b, public.handle).unwrap().owner, "alice");
+    // Admins see every key, for management.
+    assert_eq!(
+        h.list_keys(&w.admin, &KeyFilter::default(), None, 100)
+            .unwrap()
+            .keys
+            .len(),
+        2
+    );
+}
+
+#[test]
+fn an_admin_destroys_any_token_key_only_through_the_audited_admin_call() {
+    let w = world();
+    let (h, a) = (&w.hsm, &w.alice);
+    let key = h
+        .generate_secret_key(
+            a,
+            KeySpec::Aes256,
+            &t("stuck")
+                .with(AttributeName::Encrypt, true)
+                .with(AttributeName::Destroyable, false),
+        )
+        .unwrap();
+    // The owner cannot (not destroyable); the admin cannot through the owner's call, nor can
+    // a crypto-user through the admin's.
+    assert_eq!(code(h.destroy_key(a, key.handle)), "attribute_violation");
+    assert_eq!(code(h.destroy_key(&w.admin, key.handle)), "permission_denied");
+    assert_eq!(
+        code(h.destroy_key_as_admin(&w.bob, key.handle)),
+        "permission_denied"
+    );
+    h.destroy_key_as_admin(&w.admin, key.handle).unwrap();
+    assert_eq!(code(h.key_info(a, key.handle)), "key_not_found");
+    assert_eq!(
+        code(h.destroy_key_as_admin(&w.admin, key.handle)),
+        "key_not_found"
+    );
+    let entries = h.audit_entries(&w.admin, 1, 1000).unwrap();
+    let e = entries
+        .iter()
+        .find(|e| e.event == "key.destroy-by-admin" && e.outcome == "ok")
+        .expect("audited");
+    assert_eq!(e.actor, "admin");
+    let target = e.target.as_deref().unwrap();
+    assert!(target.contains("owner=alice") && target.contains("\"stuck\""), "{target}");
 }

@@ -159,7 +159,7 @@ fn key_cipher_checks_attributes_key_type_rights_and_destruction_at_every_call() 
         .unwrap();
     assert_eq!(
         hsm.cipher(&bob, enc_only.handle).unwrap_err().code(),
-        "permission_denied"
+        "key_not_found"
     );
     assert_eq!(
         hsm.cipher(&admin, enc_only.handle).unwrap_err().code(),

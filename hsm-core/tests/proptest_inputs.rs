@@ -42,7 +42,7 @@ use keyward_hsm::{
     KeyFilter, KeyHandle, KeyInfo, KeyPage, KeySpec, KeyTemplate, MasterKey, Password, Role,
     Session, SessionToken, SignInput, SignMechanism, SignatureEncoding, UnwrapTarget,
     WrapMechanism, GENERIC_SECRET_MAX_BYTES, MAX_DATA_BYTES, MAX_FAILED_LOGINS, MAX_PAGE_SIZE,
-    MAX_RANDOM_BYTES, MAX_SESSION_TTL, PROXY_USER,
+    MAX_RANDOM_BYTES, MAX_SESSION_TTL, PROXY_USER, RESERVED_LABEL_PREFIXES,
 };
 use keyward_keystore::SqliteBackend;
 use proptest::collection::vec;
@@ -444,23 +444,21 @@ fn in_scope(s: &Session, k: &K) -> bool {
 }
 
 fn visible(s: &Session, k: &K) -> bool {
-    in_scope(s, k) && (s.role() == Role::Admin || k.class == KeyClass::Public || may_use(s, k))
+    in_scope(s, k) && (s.role() == Role::Admin || may_use(s, k))
 }
 
-/// A key the session may use (owner, shared with it, or any public key; crypto-users only).
+/// A key the session may use (owner or shared with it; crypto-users only). Any other key is
+/// "not found", exactly like a missing handle.
 fn usable<'a>(s: &Session, info: Option<&'a K>) -> Result<&'a KeyInfo, &'static str> {
     active_as(s, Role::CryptoUser)?;
-    let i = info.filter(|k| in_scope(s, k)).ok_or("key_not_found")?;
-    if i.class != KeyClass::Public && !may_use(s, i) {
-        return Err("permission_denied");
-    }
-    Ok(i)
+    info.filter(|k| in_scope(s, k) && may_use(s, k))
+        .map(|k| &k.info)
+        .ok_or("key_not_found")
 }
 
-/// A key the session owns.
+/// A key the session owns (a shared user sees it but gets "permission denied").
 fn owned<'a>(s: &Session, info: Option<&'a K>) -> Result<&'a KeyInfo, &'static str> {
-    active_as(s, Role::CryptoUser)?;
-    let i = info.filter(|k| in_scope(s, k)).ok_or("key_not_found")?;
+    let i = usable(s, info)?;
     if i.owner != s.user() {
         return Err("permission_denied");
     }
@@ -1123,10 +1121,19 @@ impl Fx {
         }
     }
 
-    fn label_taken(&self, label: &str, class: KeyClass) -> bool {
-        self.all_keys()
-            .iter()
-            .any(|k| k.class == class && k.attributes.label == label)
+    /// Whether `s` may give a new key of `class` this label: reserved prefixes are for the
+    /// service user only; labels are unique per owner and class.
+    fn label_free(&self, s: &Session, label: &str, class: KeyClass) -> Result<(), &'static str> {
+        if RESERVED_LABEL_PREFIXES.iter().any(|p| label.starts_with(p)) && s.user() != PROXY_USER
+        {
+            return Err("permission_denied");
+        }
+        if self.all_keys().iter().any(|k| {
+            k.class == class && k.owner == s.user() && k.attributes.label == label
+        }) {
+            return Err("label_exists");
+        }
+        Ok(())
     }
 
     fn pair(&self, spec: KeySpec) -> Option<(KeyHandle, KeyHandle)> {
@@ -2383,7 +2390,7 @@ fn derive_any_key_with_any_peer() {
                 invalid_if(!secret_spec_valid(spec))?;
                 let a = built.clone()?;
                 separated(&a, None)?;
-                invalid_if(fx.label_taken(&a.label, KeyClass::Secret))?;
+                fx.label_free(s, &a.label, KeyClass::Secret)?;
                 Ok(peer_w)
             });
             let got = fx.hsm.derive_key(
@@ -2481,7 +2488,7 @@ fn import_public_key_of_any_bytes() {
                 active_as(s, Role::CryptoUser)?;
                 label_ok(&label)?;
                 if der_w == Want::Ok {
-                    invalid_if(fx.label_taken(&label, KeyClass::Public))?;
+                    fx.label_free(s, &label, KeyClass::Public)?;
                 }
                 Ok(der_w)
             });
@@ -2566,10 +2573,10 @@ fn generate_with_any_spec_and_template() {
                 let w = want(|| {
                     active_as(s, Role::CryptoUser)?;
                     invalid_if(!spec.is_secret())?;
+                    invalid_if(!secret_spec_valid(spec))?;
                     let a = built.clone()?;
                     separated(&a, None)?;
-                    invalid_if(fx.label_taken(&a.label, KeyClass::Secret))?;
-                    invalid_if(!secret_spec_valid(spec))?;
+                    fx.label_free(s, &a.label, KeyClass::Secret)?;
                     Ok(Want::Ok)
                 });
                 let got = fx.hsm.generate_secret_key(s, spec, &t);
@@ -2592,8 +2599,8 @@ fn generate_with_any_spec_and_template() {
                     invalid_if(spec.is_secret())?;
                     let (p, u) = (bp.clone()?, bu.clone()?);
                     separated(&p, Some(&u))?;
-                    invalid_if(fx.label_taken(&p.label, KeyClass::Private))?;
-                    invalid_if(fx.label_taken(&u.label, KeyClass::Public))?;
+                    fx.label_free(s, &p.label, KeyClass::Private)?;
+                    fx.label_free(s, &u.label, KeyClass::Public)?;
                     Ok(Want::Ok)
                 });
                 let got = fx.hsm.generate_key_pair(s, spec, &tp, &tu);
@@ -2699,7 +2706,9 @@ fn set_attribute_any_name_and_value() {
                 match (name, &value) {
                     (AttributeName::Label, AttributeValue::Text(t)) => {
                         label_ok(t)?;
-                        invalid_if(t != &a.label && fx.label_taken(t, i.class))?;
+                        if t != &a.label {
+                            fx.label_free(s, t, i.class)?;
+                        }
                         new.attributes.label = t.clone();
                     }
                     (AttributeName::Id, AttributeValue::Text(t)) => {
@@ -3014,6 +3023,7 @@ fn lookups_with_any_handle_filter_and_page() {
                 class: f.class.map(|c| CLASSES[c]),
                 key_type: f.key_type.clone(),
                 attributes: f.attributes.clone(),
+                owner: None,
             };
             let after = after.map(|p| fx.handle(&p));
             let w = want(|| {
@@ -3589,7 +3599,7 @@ fn deleted_users_keep_no_shares() {
     });
 }
 
-/// Labels are unique per class, also when two sessions create keys at the same time.
+/// Labels are unique per owner and class, also when two sessions create keys at the same time.
 #[test]
 fn concurrent_creation_keeps_labels_unique() {
     let fx = Fx::new();
@@ -3648,7 +3658,7 @@ fn signers_follow_the_rights_of_their_user() {
     let code = |r: R<Vec<u8>>| r.err().map(|e| e.code());
     assert_eq!(
         fx.hsm.signer(&dave, h).err().map(|e| e.code()),
-        Some("permission_denied")
+        Some("key_not_found")
     );
     fx.hsm.share_key(me, h, "dave").unwrap();
     let signer = fx.hsm.signer(&dave, h).unwrap();

@@ -325,6 +325,7 @@ pub async fn list_keys(
         },
         key_type: q.key_type,
         attributes: Vec::new(),
+        owner: q.owner,
     };
     for pair in q
         .attributes
@@ -419,16 +420,24 @@ pub async fn unshare(
     Ok(Json(s.hsm.unshare_key(&c, KeyHandle(h), &user)?.into()))
 }
 
-#[utoipa::path(delete, path = "/v1/keys/{handle}", tag = "keys", security(("bearer" = [])), params(("handle" = u64, Path, description = "Key handle")),
+#[utoipa::path(delete, path = "/v1/keys/{handle}", tag = "keys", security(("bearer" = [])), params(("handle" = u64, Path, description = "Key handle"), DestroyQuery),
     responses((status = 204), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody),
               (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
-/// Destroys a key.
+/// Destroys a key: its owner (the key must be `destroyable`), or an admin with
+/// `force_by_admin=true` (any user's token key, `destroyable` or not; audited as
+/// `key.destroy-by-admin`).
 pub async fn destroy(
     State(s): State<AppState>,
     Caller(c): Caller,
     ApiPath(h): ApiPath<u64>,
+    q: Result<Query<DestroyQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<StatusCode> {
-    s.hsm.destroy_key(&c, KeyHandle(h))?;
+    let Query(q) = q.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    if q.force_by_admin.unwrap_or(false) {
+        s.hsm.destroy_key_as_admin(&c, KeyHandle(h))?;
+    } else {
+        s.hsm.destroy_key(&c, KeyHandle(h))?;
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -280,6 +280,9 @@ pub struct ImportPublicRequest {
 pub struct ListQuery {
     /// Exact label.
     pub label: Option<String>,
+    /// Exact owner (user name). Labels are unique per owner and class, so `label` and
+    /// `owner` together name at most one key of a class.
+    pub owner: Option<String>,
     /// `secret`, `private` or `public`.
     pub class: Option<String>,
     /// `aes`, `generic-secret`, `rsa`, `ec` or `ed25519`.
@@ -522,6 +525,15 @@ pub struct BatchItem<T> {
 pub struct BatchResults<T> {
     /// One entry per item.
     pub results: Vec<BatchItem<T>>,
+}
+
+/// `DELETE /v1/keys/{handle}` query.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DestroyQuery {
+    /// `true`: an admin destroys any user's token key, `destroyable` or not (audited as
+    /// `key.destroy-by-admin`). Default `false`: the owner destroys its own key.
+    pub force_by_admin: Option<bool>,
 }
 
 /// `GET /v1/audit` query.

@@ -44,7 +44,7 @@ pub fn status_of(e: &keyward_hsm::Error) -> StatusCode {
         "mechanism_invalid" | "invalid_input" => StatusCode::BAD_REQUEST,
         "authentication_failed" | "session_invalid" => StatusCode::UNAUTHORIZED,
         "user_locked" => StatusCode::LOCKED,
-        "user_exists" | "label_ambiguous" => StatusCode::CONFLICT,
+        "user_exists" | "label_exists" | "label_ambiguous" => StatusCode::CONFLICT,
         "sealed" | "self_test_failed" => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }

@@ -425,7 +425,7 @@ async fn an_idempotency_key_makes_a_retried_creation_return_the_first_result() {
     let (s3, v) = a.raw(create(None)).await;
     assert_eq!(
         (s3, v["code"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("invalid_input"))
+        (StatusCode::CONFLICT, Some("label_exists"))
     );
     let keys = a.keys(&alice).await;
     assert_eq!(keys["keys"].as_array().unwrap().len(), 1);

@@ -408,12 +408,19 @@ impl Inner {
     /// The writer: creates the key of `period` unless it exists.
     fn ensure_key(&self, period: u64) -> Result<(), Error> {
         let label = Self::label(period);
+        // Only a key this service user owns counts: a key another user labelled alike (from a
+        // store made before such labels were reserved) and shared with it must not take the
+        // place of the ticket key.
         match self
             .hsm
             .find_by_label(&self.session, &label, KeyClass::Secret)
         {
-            Ok(_) => return Ok(()),
-            Err(keyward_hsm::Error::LabelNotFound { .. }) => {}
+            Ok(k) if k.owner == self.session.user() => return Ok(()),
+            Ok(_)
+            | Err(
+                keyward_hsm::Error::LabelNotFound { .. }
+                | keyward_hsm::Error::LabelAmbiguous { .. },
+            ) => {}
             Err(e) => {
                 return Err(Error::Tickets {
                     reason: format!("looking up ticket key {label:?}: {e}"),
