@@ -140,6 +140,9 @@ pub(crate) async fn serve(
                             None
                         }
                     });
+                let router = router.layer(axum::Extension(keyward_server::api::ClientAddr(
+                    peer.ip(),
+                )));
                 let router = match &cert_session {
                     Some(s) => router.layer(axum::Extension(
                         keyward_server::api::ClientCertificateSession(s.clone()),

@@ -36,6 +36,7 @@
 mod audit;
 mod error;
 mod hsm;
+mod kdf;
 mod material;
 mod mechanism;
 mod object;
@@ -46,9 +47,10 @@ mod users;
 
 pub use audit::{AuditEntry, AuditReport};
 pub use error::{Error, Result};
+pub use kdf::kdf_slots;
 pub use hsm::{
     EcdhParams, Hsm, KeyCipher, KeyFilter, KeyPage, KeySigner, KeyUsage, TokenObjectChanges,
-    UnwrapTarget, MAX_DATA_BYTES, MAX_PAGE_SIZE, MAX_RANDOM_BYTES, MAX_SESSION_TTL,
+    UnwrapTarget, DEFAULT_ADMIN_LOCKOUT, MAX_DATA_BYTES, MAX_PAGE_SIZE, MAX_RANDOM_BYTES, MAX_SESSION_TTL,
     RESERVED_LABEL_PREFIXES,
 };
 pub use mechanism::{EncryptMechanism, SignInput, SignMechanism, SignatureEncoding, WrapMechanism};

@@ -466,14 +466,21 @@ fn five_failed_logins_lock_until_an_admin_sets_a_password() {
             "try {i}"
         );
     }
-    assert_eq!(
-        code(h.login("bob", &Password::from("wrong-password"), HOUR)),
-        "user_locked"
-    );
-    assert_eq!(
-        code(h.login("bob", &Password::from("bob-password"), HOUR)),
-        "user_locked"
-    );
+    // Locked, and to an unauthenticated caller indistinguishable from a wrong password or
+    // an unknown user (same error, same message).
+    let locking = h
+        .login("bob", &Password::from("wrong-password"), HOUR)
+        .unwrap_err();
+    let locked = h
+        .login("bob", &Password::from("bob-password"), HOUR)
+        .unwrap_err();
+    let unknown = h
+        .login("nobody", &Password::from("bob-password"), HOUR)
+        .unwrap_err();
+    for e in [&locking, &locked] {
+        assert_eq!(e.code(), unknown.code());
+        assert_eq!(e.to_string(), unknown.to_string());
+    }
     let info = h
         .list_users(&w.admin)
         .unwrap()
@@ -481,6 +488,16 @@ fn five_failed_logins_lock_until_an_admin_sets_a_password() {
         .find(|u| u.name == "bob")
         .unwrap();
     assert!(info.locked && info.failed_logins == 5);
+    // A crypto-user's lockout does not end by itself.
+    assert_eq!(info.lockout_ends_unix_ms, None);
+    let outcomes: Vec<String> = h
+        .audit_entries(&w.admin, 1, 10_000)
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.event == "login" && e.target.as_deref() == Some("bob"))
+        .map(|e| e.outcome)
+        .collect();
+    assert_eq!(outcomes[4..], ["failed; user locked", "locked"]);
     // Bob cannot unlock himself; the admin's reset does.
     assert_eq!(
         code(h.change_password(&w.alice, "bob", &Password::from("new-bob-password"))),
@@ -1174,4 +1191,61 @@ fn an_admin_destroys_any_token_key_only_through_the_audited_admin_call() {
     assert_eq!(e.actor, "admin");
     let target = e.target.as_deref().unwrap();
     assert!(target.contains("owner=alice") && target.contains("\"stuck\""), "{target}");
+}
+
+#[test]
+fn an_admin_lockout_ends_by_itself_after_the_configured_time_and_is_audited() {
+    let w = world();
+    let h = &w.hsm;
+    h.create_user(&w.admin, "admin2", Role::Admin, &Password::from("admin2-password"))
+        .unwrap();
+    h.set_admin_lockout(Duration::from_millis(300));
+    for _ in 0..MAX_FAILED_LOGINS {
+        let _ = h.login("admin2", &Password::from("wrong-password"), HOUR);
+    }
+    let info = |name: &str| {
+        h.list_users(&w.admin)
+            .unwrap()
+            .into_iter()
+            .find(|u| u.name == name)
+            .unwrap()
+    };
+    let locked = info("admin2");
+    assert!(locked.locked);
+    let ends = locked.lockout_ends_unix_ms.expect("an admin lockout ends");
+    // Still locked before the end, even with the right password.
+    assert_eq!(
+        code(h.login("admin2", &Password::from("admin2-password"), HOUR)),
+        "authentication_failed"
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let (s, _) = loop {
+        match h.login("admin2", &Password::from("admin2-password"), HOUR) {
+            Ok(ok) => break ok,
+            Err(e) => {
+                assert_eq!(e.code(), "authentication_failed");
+                assert!(std::time::Instant::now() < deadline, "never unlocked");
+                std::thread::yield_now();
+            }
+        }
+    };
+    assert!(crate::audit::now_unix_ms() >= ends);
+    assert_eq!(s.role(), Role::Admin);
+    let after = info("admin2");
+    assert!(!after.locked && after.failed_logins == 0);
+    let expired: Vec<_> = h
+        .audit_entries(&w.admin, 1, 10_000)
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.event == "user.lockout-expired")
+        .collect();
+    assert_eq!(expired.len(), 1);
+    assert_eq!(expired[0].target.as_deref(), Some("admin2"));
+    // With a zero duration, admins stay locked until a reset, like crypto-users.
+    h.set_admin_lockout(Duration::ZERO);
+    for _ in 0..MAX_FAILED_LOGINS {
+        let _ = h.login("admin2", &Password::from("wrong-password"), HOUR);
+    }
+    assert_eq!(info("admin2").lockout_ends_unix_ms, None);
+    assert!(info("admin2").locked);
 }

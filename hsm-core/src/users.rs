@@ -9,8 +9,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
@@ -22,9 +20,6 @@ pub const MAX_FAILED_LOGINS: u32 = 5;
 /// The crypto-user the TLS proxy and the local data-directory commands act as.
 pub const PROXY_USER: &str = "keyward-proxy";
 
-/// Argon2id cost (RFC 9106 §4, OWASP's second recommended setting): 19 MiB, 2 passes, 1 lane.
-const ARGON2_MEMORY_KIB: u32 = 19 * 1024;
-const ARGON2_PASSES: u32 = 2;
 
 /// A user's role.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -102,6 +97,11 @@ pub(crate) struct UserRecord {
     pub(crate) password_hash: Option<String>,
     pub(crate) failed_logins: u32,
     pub(crate) locked: bool,
+    /// When the user was locked (ms since the Unix epoch): admin lockouts end
+    /// [`Hsm::set_admin_lockout`](crate::Hsm::set_admin_lockout) later. Absent in records
+    /// written before lockouts expired.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) locked_at_unix_ms: Option<u64>,
 }
 
 /// What the HSM tells about a user.
@@ -115,19 +115,34 @@ pub struct UserInfo {
     pub locked: bool,
     /// Consecutive failed logins so far.
     pub failed_logins: u32,
+    /// For a locked admin: when the lockout ends by itself (ms since the Unix epoch); `None`
+    /// for a user who is not locked or stays locked until an admin sets a new password.
+    pub lockout_ends_unix_ms: Option<u64>,
     /// A service identity without a password (e.g. the proxy).
     pub service: bool,
 }
 
 impl UserRecord {
-    pub(crate) fn info(&self) -> UserInfo {
+    pub(crate) fn info(&self, admin_lockout: Duration) -> UserInfo {
         UserInfo {
             name: self.name.clone(),
             role: self.role,
             locked: self.locked,
             failed_logins: self.failed_logins,
+            lockout_ends_unix_ms: self.lockout_ends_unix_ms(admin_lockout),
             service: self.password_hash.is_none(),
         }
+    }
+
+    /// When this user's lockout ends by itself: only admins' lockouts do, `admin_lockout`
+    /// after they began (a zero duration: never). A locked admin record from before lockouts
+    /// expired has no start time and ends at once.
+    pub(crate) fn lockout_ends_unix_ms(&self, admin_lockout: Duration) -> Option<u64> {
+        if !self.locked || self.role != Role::Admin || admin_lockout.is_zero() {
+            return None;
+        }
+        let ms = u64::try_from(admin_lockout.as_millis()).unwrap_or(u64::MAX);
+        Some(self.locked_at_unix_ms.unwrap_or(0).saturating_add(ms))
     }
 }
 
@@ -155,37 +170,6 @@ pub(crate) fn check_password(p: &Password) -> Result<()> {
         return Err(Error::invalid("a password is 8 to 256 characters"));
     }
     Ok(())
-}
-
-fn argon2() -> Result<Argon2<'static>> {
-    let params = Params::new(ARGON2_MEMORY_KIB, ARGON2_PASSES, 1, None)
-        .map_err(|_| Error::Internal("argon2 params"))?;
-    Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
-}
-
-/// Hashes a password with Argon2id and a random 16-byte salt; returns a PHC string.
-pub(crate) fn hash_password(p: &Password) -> Result<String> {
-    let mut salt = [0u8; 16];
-    aws_lc_rs::rand::fill(&mut salt).map_err(|_| Error::Crypto {
-        operation: "random",
-    })?;
-    let salt = SaltString::encode_b64(&salt).map_err(|_| Error::Internal("salt encoding"))?;
-    Ok(argon2()?
-        .hash_password(p.expose().as_bytes(), &salt)
-        .map_err(|_| Error::Crypto {
-            operation: "argon2id",
-        })?
-        .to_string())
-}
-
-/// Checks a password against a PHC string in constant time (argon2's verifier).
-pub(crate) fn verify_password(p: &Password, phc: &str) -> bool {
-    let Ok(hash) = PasswordHash::new(phc) else {
-        return false;
-    };
-    argon2()
-        .map(|a| a.verify_password(p.expose().as_bytes(), &hash).is_ok())
-        .unwrap_or(false)
 }
 
 /// A logged-in user. Cloning is cheap and clones share the session's state (logout ends all).
@@ -313,19 +297,6 @@ impl std::fmt::Debug for SessionToken {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn argon2id_hash_verifies_and_names_its_parameters() {
-        let p = Password::from("correct horse battery");
-        let phc = hash_password(&p).unwrap();
-        assert!(phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{phc}");
-        assert!(verify_password(&p, &phc));
-        assert!(!verify_password(
-            &Password::from("correct horse battery!"),
-            &phc
-        ));
-        assert!(!verify_password(&p, "not a phc string"));
-    }
 
     #[test]
     fn secrets_are_redacted() {

@@ -15,13 +15,21 @@ use keyward_hsm::{
 
 use crate::dto::*;
 use crate::error::{ApiError, ApiResult};
+use crate::login_guard::LoginGuard;
 
 /// Shared state of the API.
 #[derive(Clone, Debug)]
 pub struct AppState {
     /// The HSM.
     pub hsm: Arc<Hsm>,
+    /// Admission control and failure throttling of logins.
+    pub login: Arc<LoginGuard>,
 }
+
+/// The address of the connection's client, which the serving layer puts into every request
+/// (for login throttling). Absent when the router is called without a socket.
+#[derive(Clone, Copy, Debug)]
+pub struct ClientAddr(pub std::net::IpAddr);
 
 /// Most items in one batch request.
 pub const MAX_BATCH_ITEMS: usize = 1000;
@@ -141,10 +149,15 @@ pub async fn ready(State(_s): State<AppState>) -> Json<HealthDto> {
 
 #[utoipa::path(post, path = "/v1/auth/login", tag = "auth", request_body = LoginRequest,
     responses((status = 200, body = LoginResponse), (status = 400, body = crate::error::ErrorBody),
-              (status = 401, body = crate::error::ErrorBody), (status = 423, body = crate::error::ErrorBody)))]
-/// Logs in; returns a bearer token.
+              (status = 401, body = crate::error::ErrorBody),
+              (status = 429, body = crate::error::ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait before the next attempt")))))]
+/// Logs in; returns a bearer token. A wrong password, an unknown user and a locked user all
+/// answer `401 authentication_failed`. Repeated failures from one address or for one name, or
+/// more concurrent logins than the server checks at once, answer `429 too_many_requests` with
+/// `Retry-After` (seconds).
 pub async fn login(
     State(s): State<AppState>,
+    addr: Option<axum::Extension<ClientAddr>>,
     ApiJson(r): ApiJson<LoginRequest>,
 ) -> ApiResult<Json<LoginResponse>> {
     let ttl = Duration::from_secs(r.ttl_seconds.unwrap_or(3600));
@@ -153,12 +166,19 @@ pub async fn login(
             "ttl_seconds must be at least 1".into(),
         ));
     }
+    let admission = s.login.admit(addr.map(|a| a.0 .0), &r.username)?;
     let hsm = s.hsm.clone();
-    let (session, token) = tokio::task::spawn_blocking(move || {
+    let res = tokio::task::spawn_blocking(move || {
         hsm.login(&r.username, &Password::new(r.password), ttl)
     })
     .await
-    .map_err(|_| ApiError::Hsm(keyward_hsm::Error::Internal("login task")))??;
+    .map_err(|_| ApiError::Hsm(keyward_hsm::Error::Internal("login task")))?;
+    match &res {
+        Ok(_) => admission.succeeded(),
+        Err(keyward_hsm::Error::AuthenticationFailed) => admission.failed(),
+        Err(_) => drop(admission),
+    }
+    let (session, token) = res?;
     Ok(Json(LoginResponse {
         token: token.expose().to_owned(),
         expires_in_seconds: ttl.as_secs(),

@@ -52,10 +52,15 @@ pub struct UserDto {
     pub username: String,
     /// `admin` or `crypto-user`.
     pub role: String,
-    /// Locked after 5 failed logins.
+    /// Locked after 5 consecutive failed logins: a crypto-user until an admin sets a new
+    /// password, an admin until `lockout_ends_unix_ms`.
     pub locked: bool,
     /// Consecutive failed logins.
     pub failed_logins: u32,
+    /// For a locked admin: when the lockout ends by itself, milliseconds since the Unix
+    /// epoch; absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lockout_ends_unix_ms: Option<u64>,
     /// A service identity without a password.
     pub service: bool,
 }
@@ -67,6 +72,7 @@ impl From<UserInfo> for UserDto {
             role: u.role.as_str().into(),
             locked: u.locked,
             failed_logins: u.failed_logins,
+            lockout_ends_unix_ms: u.lockout_ends_unix_ms,
             service: u.service,
         }
     }

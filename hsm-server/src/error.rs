@@ -28,6 +28,15 @@ pub enum ApiError {
     NotFound,
     /// The request body is larger than the API accepts.
     PayloadTooLarge,
+    /// A login refused before it is checked: too many recent failures from the caller's
+    /// address or for the name, or every password-checking place is taken (`429`, with
+    /// `Retry-After`).
+    TooManyRequests {
+        /// Seconds the caller should wait (the `Retry-After` header).
+        retry_after_s: u64,
+        /// Which limit refused it.
+        reason: &'static str,
+    },
 }
 
 impl From<keyward_hsm::Error> for ApiError {
@@ -93,6 +102,16 @@ impl ApiError {
                     message: format!("request bodies are at most {} bytes", crate::MAX_BODY_BYTES),
                 },
             ),
+            ApiError::TooManyRequests {
+                retry_after_s,
+                reason,
+            } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                ErrorBody {
+                    code: "too_many_requests".into(),
+                    message: format!("{reason}; retry after {retry_after_s} s"),
+                },
+            ),
             ApiError::NotFound => (
                 StatusCode::NOT_FOUND,
                 ErrorBody {
@@ -108,6 +127,12 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, body) = self.body();
         let mut res = (status, Json(body)).into_response();
+        if let ApiError::TooManyRequests { retry_after_s, .. } = self {
+            res.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(retry_after_s),
+            );
+        }
         if status == StatusCode::UNAUTHORIZED {
             res.headers_mut().insert(
                 axum::http::header::WWW_AUTHENTICATE,

@@ -24,6 +24,7 @@ pub mod dto;
 pub mod error;
 pub mod idempotency;
 mod jwk;
+pub mod login_guard;
 
 use std::sync::Arc;
 
@@ -134,7 +135,10 @@ pub fn router(hsm: Arc<keyward_hsm::Hsm>) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(AppState { hsm })
+        .with_state(AppState {
+            hsm,
+            login: Arc::new(login_guard::LoginGuard::default()),
+        })
 }
 
 #[cfg(test)]

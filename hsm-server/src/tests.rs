@@ -481,3 +481,78 @@ async fn an_idempotency_key_makes_a_retried_creation_return_the_first_result() {
         (StatusCode::FORBIDDEN, Some("permission_denied"))
     );
 }
+
+#[tokio::test]
+async fn failed_logins_for_a_name_are_throttled_alike_for_every_name_and_locked_users_look_unknown(
+) {
+    let a = api();
+    let admin = a.login("admin", "admin-password").await;
+    a.call(
+        "POST",
+        "/v1/users",
+        Some(&admin),
+        Some(json!({"username": "bob", "role": "crypto-user", "password": "bob-password"})),
+    )
+    .await;
+    let attempt = |user: &'static str, pw: &'static str| {
+        Request::builder()
+            .method("POST")
+            .uri("/v1/auth/login")
+            .header("content-type", "application/json")
+            .body(Body::from(
+                json!({"username": user, "password": pw}).to_string(),
+            ))
+            .unwrap()
+    };
+    // Three free failures each, for an existing name and an unknown one: identical answers.
+    for _ in 0..3 {
+        let (s1, v1) = a.raw(attempt("bob", "wrong-password")).await;
+        let (s2, v2) = a.raw(attempt("nobody", "wrong-password")).await;
+        assert_eq!((s1, &v1), (s2, &v2));
+        assert_eq!(s1, StatusCode::UNAUTHORIZED);
+        assert_eq!(v1["code"], "authentication_failed");
+    }
+    // The fourth attempt must wait, for both names alike, with Retry-After.
+    for user in ["bob", "nobody"] {
+        let res = a
+            .router
+            .clone()
+            .oneshot(attempt(user, "bob-password"))
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS, "{user}");
+        assert_eq!(res.headers()["retry-after"], "1");
+    }
+    // Other names are not slowed.
+    a.login("admin", "admin-password").await;
+    // A locked user (five failures, waiting out the delays) answers as an unknown one.
+    let mut failures = 3;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while failures < 5 {
+        assert!(std::time::Instant::now() < deadline);
+        let (s, _) = a.raw(attempt("bob", "wrong-password")).await;
+        if s == StatusCode::UNAUTHORIZED {
+            failures += 1;
+        } else {
+            assert_eq!(s, StatusCode::TOO_MANY_REQUESTS);
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    }
+    let (s, v) = a.call("GET", "/v1/users", Some(&admin), None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(v
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|u| u["username"] == "bob" && u["locked"] == true));
+    let locked = loop {
+        let (s, v) = a.raw(attempt("bob", "bob-password")).await;
+        if s != StatusCode::TOO_MANY_REQUESTS {
+            break (s, v);
+        }
+        assert!(std::time::Instant::now() < deadline);
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    let unknown = a.raw(attempt("nobody-else", "bob-password")).await;
+    assert_eq!(locked, unknown);
+}
