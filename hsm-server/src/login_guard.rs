@@ -4,7 +4,9 @@
 //! - **Bounded hashing.** At most [`keyward_hsm::kdf_slots`] logins hash at once and
 //!   [`QUEUE_PER_SLOT`] times as many wait; any further login is refused at once with `429` and
 //!   `Retry-After: 1`, before it reaches the HSM. Memory stays bounded whatever the request
-//!   rate (the HSM core keeps one reused Argon2id buffer per slot).
+//!   rate (the HSM core keeps one reused Argon2id buffer per slot). One slot's worth of these
+//!   places is kept for addresses without a recent failure, so that an operator can still log
+//!   in while addresses that keep failing fill the rest.
 //! - **Throttling of failures**, per source address (IPv6 by /64) and per user name (any
 //!   name, existing or not, so the throttle tells nothing about which users exist): after a
 //!   number of free failures, each further attempt must wait an exponentially growing delay
@@ -90,6 +92,13 @@ impl<K: Hash + Eq> FailureThrottle<K> {
         (now < ready).then(|| ready - now)
     }
 
+    /// Whether `key` failed within [`FORGET_AFTER`].
+    fn has_failures(&self, key: &K, now: Instant) -> bool {
+        self.entries()
+            .get(key)
+            .is_some_and(|f| now.duration_since(f.last) < FORGET_AFTER)
+    }
+
     fn failed(&self, key: K, now: Instant) {
         let mut entries = self.entries();
         if entries.len() >= MAX_TRACKED && !entries.contains_key(&key) {
@@ -135,14 +144,18 @@ const MAX_TRACKED_NAME_BYTES: usize = 64;
 /// Admission control and failure throttling for logins; one per API server.
 #[derive(Debug)]
 pub struct LoginGuard {
-    hashing: Arc<Semaphore>,
+    /// Places any login may take.
+    shared: Arc<Semaphore>,
+    /// Places only logins from addresses without a recent failure may take.
+    reserved: Arc<Semaphore>,
     by_address: FailureThrottle<IpAddr>,
     by_user: FailureThrottle<String>,
 }
 
 impl Default for LoginGuard {
     fn default() -> Self {
-        LoginGuard::new(keyward_hsm::kdf_slots() * (1 + QUEUE_PER_SLOT))
+        let slots = keyward_hsm::kdf_slots();
+        LoginGuard::new(slots * QUEUE_PER_SLOT, slots)
     }
 }
 
@@ -157,10 +170,12 @@ pub struct Admission {
 }
 
 impl LoginGuard {
-    /// A guard letting `in_progress` logins run or wait for a hashing slot at once.
-    pub fn new(in_progress: usize) -> Self {
+    /// A guard letting `shared + reserved` logins run or wait for a hashing slot at once,
+    /// `reserved` of them only for addresses without a recent failure.
+    pub fn new(shared: usize, reserved: usize) -> Self {
         LoginGuard {
-            hashing: Arc::new(Semaphore::new(in_progress.max(1))),
+            shared: Arc::new(Semaphore::new(shared.max(1))),
+            reserved: Arc::new(Semaphore::new(reserved)),
             by_address: FailureThrottle::new(BY_ADDRESS),
             by_user: FailureThrottle::new(BY_USER),
         }
@@ -193,10 +208,18 @@ impl LoginGuard {
                 reason: "too many failed logins from this address or for this user",
             });
         }
+        let clean = address.is_none_or(|a| !self.by_address.has_failures(&a, now));
         let place = self
-            .hashing
+            .shared
             .clone()
             .try_acquire_owned()
+            .or_else(|e| {
+                if clean {
+                    self.reserved.clone().try_acquire_owned()
+                } else {
+                    Err(e)
+                }
+            })
             .map_err(|_| ApiError::TooManyRequests {
                 retry_after_s: 1,
                 reason: "the server is busy checking passwords",
@@ -271,22 +294,29 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn places_are_bounded_and_returned() {
-        let g = Arc::new(LoginGuard::new(2));
-        let a = g.admit(None, "x").unwrap();
+    async fn places_are_bounded_and_returned_and_the_reserve_is_for_clean_addresses() {
+        let g = Arc::new(LoginGuard::new(2, 1));
+        let bad: IpAddr = "192.0.2.66".parse().unwrap();
+        g.admit(Some(bad), "x").unwrap().failed();
+        let a = g.admit(Some(bad), "x").unwrap();
         let b = g.admit(None, "y").unwrap();
-        let Err(ApiError::TooManyRequests { retry_after_s, .. }) = g.admit(None, "z") else {
-            panic!("a third login was let in");
+        // The shared places are taken: an address that failed is refused ...
+        let Err(ApiError::TooManyRequests { retry_after_s, .. }) = g.admit(Some(bad), "z") else {
+            panic!("a failing address got the reserved place");
         };
         assert_eq!(retry_after_s, 1);
+        // ... a clean one gets the reserved place, and then nobody gets in.
+        let c = g.admit(Some("192.0.2.7".parse().unwrap()), "admin").unwrap();
+        assert!(g.admit(None, "w").is_err());
         a.failed();
         b.succeeded();
+        c.succeeded();
         assert!(g.admit(None, "z").is_ok());
     }
 
     #[tokio::test]
     async fn an_address_with_many_failures_waits_whatever_the_name() {
-        let g = Arc::new(LoginGuard::new(4));
+        let g = Arc::new(LoginGuard::new(4, 1));
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
         for i in 0..BY_ADDRESS.free_failures {
             g.admit(Some(ip), &format!("name-{i}")).unwrap().failed();
