@@ -8,7 +8,10 @@
 //! entry (authentication fails), a deleted or inserted one (gap, or chain break), a reordered
 //! one (the record id binds the sequence number), and a truncated tail (head mismatch).
 
+use keyward_keystore::Record;
 use serde::{Deserialize, Serialize};
+
+use crate::seal::{printable, RecordCipher};
 
 /// One audit entry.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -75,6 +78,109 @@ pub(crate) struct AuditHead {
     pub(crate) hash: String,
     #[serde(skip)]
     pub(crate) record_version: u64,
+}
+
+/// An operator's acceptance of damage in the audit chain (`--accept-audit-damage`), stored
+/// (encrypted, authenticated) beside the chain: entries up to `through_seq` are taken as they
+/// are, and the chain goes on from `head_hash`, the head's hash when the damage was accepted.
+/// Later damage is found as before.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AcceptedDamage {
+    pub(crate) through_seq: u64,
+    pub(crate) head_hash: String,
+    /// What was wrong, as found then.
+    pub(crate) problem: String,
+}
+
+/// Checks the whole chain in `records` (every audit record, ordered by id) against `head`:
+/// each entry opens under `cipher` (its kind, id and version are the AEAD's associated data),
+/// decodes, has the next sequence number and names the previous entry's hash; the head names
+/// the last entry and its hash. With `accepted`, a problem at or before its `through_seq`
+/// skips to it. Returns the report; nothing here is an error, every problem is reported.
+pub(crate) fn verify_chain(
+    cipher: &RecordCipher,
+    records: &[Record],
+    head: &AuditHead,
+    accepted: Option<&AcceptedDamage>,
+) -> AuditReport {
+    let fail = |entries: u64, problem: String| AuditReport {
+        entries,
+        intact: false,
+        problem: Some(problem),
+    };
+    let mut prev = ZERO_HASH.to_owned();
+    let mut count = 0u64;
+    let mut i = 0;
+    while i < records.len() {
+        match check_entry(cipher, &records[i], count + 1, &prev) {
+            Ok(hash) => {
+                prev = hash;
+                count += 1;
+                i += 1;
+            }
+            Err(problem) => match accepted.filter(|a| a.through_seq > count) {
+                Some(a) => {
+                    let last = record_id(a.through_seq);
+                    while i < records.len() && records[i].id <= last {
+                        i += 1;
+                    }
+                    count = a.through_seq;
+                    prev.clone_from(&a.head_hash);
+                }
+                None => return fail(count, problem),
+            },
+        }
+    }
+    // A chain whose tail was damaged and accepted ends at the accepted head.
+    let accepted_end = accepted.is_some_and(|a| {
+        a.through_seq == head.seq && a.head_hash == head.hash && count <= a.through_seq
+    });
+    if (head.seq != count || head.hash != prev) && !accepted_end {
+        return fail(
+            count,
+            format!(
+                "the chain ends at entry {count} but the head names entry {}",
+                head.seq
+            ),
+        );
+    }
+    AuditReport {
+        entries: head.seq,
+        intact: true,
+        problem: None,
+    }
+}
+
+/// One entry of the chain: the record with sequence number `seq`, following `prev`; returns
+/// its chain hash or the problem.
+fn check_entry(
+    cipher: &RecordCipher,
+    rec: &Record,
+    seq: u64,
+    prev: &str,
+) -> std::result::Result<String, String> {
+    if rec.id != record_id(seq) {
+        return Err(format!(
+            "entry {seq} is missing (found record {})",
+            printable(&rec.id)
+        ));
+    }
+    let Ok(plain) = cipher.open(&rec.kind, &rec.id, rec.version, &rec.blob) else {
+        return Err(format!(
+            "entry {seq} fails authentication (edited, moved or replaced)"
+        ));
+    };
+    let Ok(entry) = serde_json::from_slice::<AuditEntry>(&plain) else {
+        return Err(format!("entry {seq} does not decode"));
+    };
+    if entry.seq != seq || entry.prev_hash != prev {
+        return Err(format!(
+            "entry {seq} does not follow entry {} in the hash chain",
+            seq - 1
+        ));
+    }
+    Ok(chain_hash(&entry))
 }
 
 pub(crate) fn now_unix_ms() -> u64 {

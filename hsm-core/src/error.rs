@@ -133,6 +133,22 @@ pub enum Error {
         /// What differs, naming the record.
         detail: String,
     },
+    /// The audit chain does not verify at open: an entry was edited, swapped, deleted or
+    /// inserted, or the tail was cut. The store is not opened unless the damage is accepted
+    /// (`OpenOptions::accept_audit_damage`, audited).
+    #[error("the audit trail is damaged: {problem}")]
+    AuditDamaged {
+        /// The first problem, naming the entry.
+        problem: String,
+    },
+    /// The store is older than its rollback anchor (changes the HSM confirmed are missing),
+    /// or the anchor is missing or does not open. The store is not opened unless this is
+    /// accepted (`OpenOptions::accept_rollback`, audited).
+    #[error("the store was rolled back or replaced: {detail}")]
+    StoreRolledBack {
+        /// What differs, with how many changes are missing.
+        detail: String,
+    },
     /// The HSM was opened read-only ([`Hsm::open_read_only`](crate::Hsm::open_read_only)):
     /// another process holds the store's writer lock, and this one never writes to the store
     /// (keys, users, audit). Make the change on the writer node.
@@ -169,6 +185,8 @@ impl Error {
             Error::SessionInvalid => "session_invalid",
             Error::StoreInconsistent { .. } => "record_tampered",
             Error::ReadOnly { .. } => "read_only",
+            Error::AuditDamaged { .. } => "audit_damaged",
+            Error::StoreRolledBack { .. } => "store_rolled_back",
             Error::Internal(_) => "internal_error",
         }
     }

@@ -29,6 +29,10 @@ use crate::users::{
 };
 
 mod accounts;
+mod integrity;
+
+pub use integrity::OpenOptions;
+use integrity::{Acceptances, Anchor};
 
 const KIND_SEAL: &str = "seal";
 const ID_DATA_KEY: &str = "data-key";
@@ -39,13 +43,14 @@ const ID_MANIFEST: &str = "records";
 const KIND_AUDIT: &str = "audit";
 const KIND_AUDIT_HEAD: &str = "audit-head";
 const ID_AUDIT_HEAD: &str = "head";
-const KNOWN_KINDS: [&str; 6] = [
+const KNOWN_KINDS: [&str; 7] = [
     KIND_SEAL,
     KIND_KEY,
     KIND_USER,
     KIND_MANIFEST,
     KIND_AUDIT,
     KIND_AUDIT_HEAD,
+    integrity::KIND_AUDIT_ACCEPT,
 ];
 
 /// Label prefixes only service users (such as [`PROXY_USER`]) may give keys: the proxy's
@@ -79,6 +84,9 @@ struct KeyRecordMeta {
 #[serde(deny_unknown_fields)]
 struct Manifest {
     records: BTreeMap<String, u64>,
+    /// Set by every commit since rollback anchors exist: a store so marked must have one.
+    #[serde(default)]
+    anchored: bool,
     #[serde(skip)]
     version: u64,
 }
@@ -164,6 +172,7 @@ struct Loaded {
     users: HashMap<String, (UserRecord, u64)>,
     manifest: Manifest,
     head: AuditHead,
+    acceptances: Acceptances,
 }
 
 /// The versions of the manifest and the audit head: every commit changes one of them, so equal
@@ -283,6 +292,8 @@ pub struct Hsm {
     users: Mutex<HashMap<String, (UserRecord, u64)>>,
     sessions: Mutex<HashMap<[u8; 32], Session>>,
     audit: Mutex<AuditHead>,
+    /// What the rollback anchor records; written after every commit (innermost lock).
+    anchor: Mutex<Anchor>,
     next_session: AtomicU64,
     /// How long an admin stays locked after [`MAX_FAILED_LOGINS`] failures, in ms; 0: until
     /// another admin (or `keyward recover`) sets a new password.
@@ -362,8 +373,18 @@ impl Hsm {
         };
         let manifest = Manifest {
             records: BTreeMap::new(),
+            anchored: true,
             version: 1,
         };
+        // The anchor first: a store that says it is anchored never exists without one.
+        store.write_anchor(&integrity::seal_anchor(
+            &data_key,
+            &Anchor {
+                manifest_version: manifest.version,
+                audit_seq: head.seq,
+                audit_hash: head.hash.clone(),
+            },
+        )?)?;
         let writes = vec![
             Write::Insert(Record {
                 kind: KIND_SEAL.into(),
@@ -420,6 +441,11 @@ impl Hsm {
         head: AuditHead,
         read_only: bool,
     ) -> Hsm {
+        let anchor = Anchor {
+            manifest_version: manifest.version,
+            audit_seq: head.seq,
+            audit_hash: head.hash.clone(),
+        };
         Hsm {
             store,
             data_key,
@@ -428,6 +454,7 @@ impl Hsm {
             users: Mutex::new(users),
             sessions: Mutex::new(HashMap::new()),
             audit: Mutex::new(head),
+            anchor: Mutex::new(anchor),
             next_session: AtomicU64::new(1),
             admin_lockout_ms: AtomicU64::new(
                 u64::try_from(DEFAULT_ADMIN_LOCKOUT.as_millis()).unwrap_or(u64::MAX),
@@ -436,20 +463,18 @@ impl Hsm {
         }
     }
 
-    /// Opens (unseals) an existing store with `master_key` and loads every key and user.
-    /// Writes nothing to the store.
+    /// Opens (unseals) an existing store with `master_key`, verifies it (every record, the
+    /// whole audit chain, the rollback anchor: see [`OpenOptions`]) and loads every key and
+    /// user. Writes nothing to the store.
     ///
     /// # Errors
     /// [`Error::SelfTestFailed`]; [`Error::Sealed`] if the master key does not open the store;
     /// [`Error::RecordTampered`] naming the first record that fails authentication;
     /// [`Error::StoreInconsistent`] if a record the manifest lists is missing or another
-    /// appeared; [`Error::Store`].
+    /// appeared; [`Error::AuditDamaged`] naming the first bad audit entry;
+    /// [`Error::StoreRolledBack`] with the number of missing changes; [`Error::Store`].
     pub fn open(store: Box<dyn Backend>, master_key: &MasterKey) -> Result<Self> {
-        selftest::run()?;
-        let l = Self::load(store.as_ref(), master_key)?;
-        Ok(Hsm::assemble(
-            store, l.data_key, l.objects, l.users, l.manifest, l.head, false,
-        ))
+        Self::open_with(store, master_key, OpenOptions::default())
     }
 
     /// Opens a store that another process writes (it holds the store's writer lock), as
@@ -470,7 +495,7 @@ impl Hsm {
         selftest::run()?;
         for _ in 0..SNAPSHOT_ATTEMPTS {
             let before = change_marks(store.as_ref())?;
-            let loaded = Self::load(store.as_ref(), master_key);
+            let loaded = Self::load(store.as_ref(), master_key, OpenOptions::default());
             if change_marks(store.as_ref())? != before {
                 continue;
             }
@@ -499,7 +524,10 @@ impl Hsm {
     }
 
     /// Reads and verifies everything [`open`](Self::open) needs.
-    fn load(store: &dyn Backend, master_key: &MasterKey) -> Result<Loaded> {
+    fn load(store: &dyn Backend, master_key: &MasterKey, options: OpenOptions) -> Result<Loaded> {
+        // Before anything else: a writer committing meanwhile makes the store newer than the
+        // anchor read here, never older.
+        let anchor_blob = store.read_anchor()?;
         let rec = store.get(KIND_SEAL, ID_DATA_KEY)?.ok_or(Error::Sealed {
             reason: "the store has no data key",
         })?;
@@ -532,23 +560,8 @@ impl Hsm {
             .get(KIND_AUDIT_HEAD, ID_AUDIT_HEAD)?
             .map(|r| r.version)
             .unwrap_or(0);
-        // The head must name the last entry: no entry beyond it, and its own entry present.
-        let beyond = store.get(KIND_AUDIT, &audit::record_id(head.seq + 1))?;
-        let last = if head.seq == 0 {
-            Some(())
-        } else {
-            store
-                .get(KIND_AUDIT, &audit::record_id(head.seq))?
-                .map(|_| ())
-        };
-        if beyond.is_some() || last.is_none() {
-            return Err(Error::StoreInconsistent {
-                detail: format!(
-                    "the audit head names entry {} but the audit records end elsewhere",
-                    head.seq
-                ),
-            });
-        }
+        let acceptances =
+            integrity::check(store, &data_key, &manifest, &head, anchor_blob, options)?;
 
         let mut seen = BTreeMap::new();
         let mut objects = HashMap::new();
@@ -597,6 +610,7 @@ impl Hsm {
             users,
             manifest,
             head,
+            acceptances,
         })
     }
 
@@ -780,7 +794,12 @@ impl Hsm {
         changes: &[(&str, &str, Option<u64>)],
     ) -> Result<()> {
         self.check_writable("write the store")?;
+        if !manifest.anchored {
+            // A store from before rollback anchors: anchor it before marking it anchored.
+            self.advance_anchor(|_| {})?;
+        }
         let mut next = manifest.clone();
+        next.anchored = true;
         for (kind, id, version) in changes {
             match version {
                 Some(v) => next.records.insert(manifest_key(kind, id), *v),
@@ -796,8 +815,9 @@ impl Hsm {
             &next,
         )?));
         self.store.write_batch(&writes)?;
+        let version = next.version;
         *manifest = next;
-        Ok(())
+        self.advance_anchor(|a| a.manifest_version = version)
     }
 
     fn audit_append(
@@ -840,8 +860,12 @@ impl Hsm {
             )?),
         ];
         self.store.write_batch(&writes)?;
+        let (seq, hash) = (next.seq, next.hash.clone());
         *head = next;
-        Ok(())
+        self.advance_anchor(|a| {
+            a.audit_seq = seq;
+            a.audit_hash = hash;
+        })
     }
 
     fn audit_result<T>(
@@ -918,68 +942,16 @@ impl Hsm {
             ID_AUDIT_HEAD,
         )
         .unwrap_or_default();
-        let records = self.store.list(KIND_AUDIT)?;
-        let fail = |entries: u64, problem: String| AuditReport {
-            entries,
-            intact: false,
-            problem: Some(problem),
-        };
         let Some(head) = head else {
-            return Ok(fail(
-                0,
-                "the audit head record is missing or does not open".into(),
-            ));
+            return Ok(AuditReport {
+                entries: 0,
+                intact: false,
+                problem: Some("the audit head record is missing or does not open".into()),
+            });
         };
-        let mut prev = audit::ZERO_HASH.to_owned();
-        let mut count = 0u64;
-        for rec in &records {
-            let expected_seq = count + 1;
-            if rec.id != audit::record_id(expected_seq) {
-                return Ok(fail(
-                    count,
-                    format!(
-                        "entry {expected_seq} is missing (found record {})",
-                        printable(&rec.id)
-                    ),
-                ));
-            }
-            let Ok(plain) = self
-                .data_key
-                .open(&rec.kind, &rec.id, rec.version, &rec.blob)
-            else {
-                return Ok(fail(
-                    count,
-                    format!(
-                        "entry {expected_seq} fails authentication (edited, moved or replaced)"
-                    ),
-                ));
-            };
-            let Ok(entry) = serde_json::from_slice::<AuditEntry>(&plain) else {
-                return Ok(fail(count, format!("entry {expected_seq} does not decode")));
-            };
-            if entry.seq != expected_seq || entry.prev_hash != prev {
-                return Ok(fail(
-                    count,
-                    format!("entry {expected_seq} does not follow entry {count} in the hash chain"),
-                ));
-            }
-            prev = audit::chain_hash(&entry);
-            count += 1;
-        }
-        if head.seq != count || head.hash != prev {
-            return Ok(fail(
-                count,
-                format!(
-                    "the chain ends at entry {count} but the head names entry {}",
-                    head.seq
-                ),
-            ));
-        }
-        Ok(AuditReport {
-            entries: count,
-            intact: true,
-            problem: None,
-        })
+        // The whole truth: damage an operator accepted at start-up is reported here too.
+        let records = self.store.list(KIND_AUDIT)?;
+        Ok(audit::verify_chain(&self.data_key, &records, &head, None))
     }
 
     // ----- keys: creation -----

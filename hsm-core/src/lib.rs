@@ -49,7 +49,7 @@ pub use audit::{AuditEntry, AuditReport};
 pub use error::{Error, Result};
 pub use kdf::kdf_slots;
 pub use hsm::{
-    EcdhParams, Hsm, KeyCipher, KeyFilter, KeyPage, KeySigner, KeyUsage, TokenObjectChanges,
+    EcdhParams, Hsm, KeyCipher, OpenOptions, KeyFilter, KeyPage, KeySigner, KeyUsage, TokenObjectChanges,
     UnwrapTarget, DEFAULT_ADMIN_LOCKOUT, MAX_DATA_BYTES, MAX_PAGE_SIZE, MAX_RANDOM_BYTES, MAX_SESSION_TTL,
     RESERVED_LABEL_PREFIXES,
 };
@@ -64,6 +64,8 @@ pub use users::{Password, Role, Session, SessionToken, UserInfo, MAX_FAILED_LOGI
 
 #[cfg(test)]
 mod crypto_tests;
+#[cfg(test)]
+mod integrity_tests;
 #[cfg(test)]
 mod policy_tests;
 #[cfg(test)]

@@ -1065,7 +1065,8 @@ fn a_rolled_back_audit_head_is_refused_at_open() {
         .unwrap();
     drop(store);
     let err = Hsm::open(Box::new(SqliteBackend::open(&f.path).unwrap()), &f.master).unwrap_err();
-    assert!(err.to_string().contains("audit head"), "{err}");
+    assert_eq!(err.code(), "audit_damaged");
+    assert!(err.to_string().contains("the head names entry"), "{err}");
 }
 
 #[test]

@@ -6,7 +6,8 @@
 //! record kind, id and version as AES-GCM associated data so that a swapped or edited row fails
 //! to open there.
 //!
-//! Backends: [`SqliteBackend`] (the embedded default: WAL journal, `synchronous=FULL`).
+//! Backends: [`SqliteBackend`] (the embedded default: WAL journal, `synchronous=FULL`; its
+//! rollback anchor is the file `<store>.anchor` beside the database).
 //!
 //! ```
 //! use keyward_keystore::{Backend, Record, SqliteBackend};
@@ -91,6 +92,14 @@ pub enum Error {
     /// The database itself failed (I/O error, corruption, lock timeout).
     #[error("store database error: {0}")]
     Database(rusqlite::Error),
+    /// A file beside the database (the rollback anchor) could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// What the operating system said.
+        source: std::io::Error,
+    },
 }
 
 impl From<rusqlite::Error> for Error {
@@ -121,6 +130,13 @@ pub trait Backend: Send + Sync + 'static {
     fn kinds(&self) -> Result<Vec<String>>;
     /// Applies several writes atomically: all of them, or none (the first error is returned).
     fn write_batch(&self, writes: &[Write]) -> Result<()>;
+    /// Reads the rollback anchor: a small blob (written by [`write_anchor`](Self::write_anchor))
+    /// kept where restoring an older copy of the store does not roll it back. `Ok(None)` if
+    /// none was written.
+    fn read_anchor(&self) -> Result<Option<Vec<u8>>>;
+    /// Replaces the rollback anchor atomically and durably (a crash leaves the old or the new
+    /// one, never a mix).
+    fn write_anchor(&self, blob: &[u8]) -> Result<()>;
 }
 
 /// One write of a [`Backend::write_batch`].

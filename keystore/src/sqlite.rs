@@ -1,6 +1,8 @@
 //! SQLite backend: one file, WAL journal, `synchronous=FULL`.
 
-use std::path::Path;
+use std::io::Write as _;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
@@ -16,6 +18,23 @@ const SCHEMA_VERSION: i64 = 1;
 /// and on management operations only, never on the signing path.
 pub struct SqliteBackend {
     conn: Mutex<Connection>,
+    /// The rollback anchor file, `<store>.anchor`.
+    anchor: PathBuf,
+}
+
+/// `<store>.anchor`: beside the database, so that copying an older database over the current
+/// one (or losing its WAL) leaves the anchor ahead of it.
+fn anchor_path(store: &Path) -> PathBuf {
+    let mut name = store.as_os_str().to_owned();
+    name.push(".anchor");
+    PathBuf::from(name)
+}
+
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |source| Error::Io {
+        path: path.display().to_string(),
+        source,
+    }
 }
 
 impl std::fmt::Debug for SqliteBackend {
@@ -56,6 +75,7 @@ impl SqliteBackend {
         )?;
         Ok(Self {
             conn: Mutex::new(conn),
+            anchor: anchor_path(path),
         })
     }
 
@@ -84,6 +104,7 @@ impl SqliteBackend {
         }
         Ok(Self {
             conn: Mutex::new(conn),
+            anchor: anchor_path(path),
         })
     }
 
@@ -238,6 +259,38 @@ impl Backend for SqliteBackend {
         tx.commit()?;
         Ok(())
     }
+
+    fn read_anchor(&self) -> Result<Option<Vec<u8>>> {
+        match std::fs::read(&self.anchor) {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_error(&self.anchor)(e)),
+        }
+    }
+
+    /// Writes `<store>.anchor.tmp` (mode 0600), syncs it, renames it over `<store>.anchor`
+    /// and syncs the folder.
+    fn write_anchor(&self, blob: &[u8]) -> Result<()> {
+        let mut tmp = self.anchor.as_os_str().to_owned();
+        tmp.push(".tmp");
+        let tmp = PathBuf::from(tmp);
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(io_error(&tmp))?;
+        f.write_all(blob).map_err(io_error(&tmp))?;
+        f.sync_all().map_err(io_error(&tmp))?;
+        std::fs::rename(&tmp, &self.anchor).map_err(io_error(&self.anchor))?;
+        if let Some(dir) = self.anchor.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(io_error(dir))?;
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -251,6 +304,28 @@ mod tests {
             version,
             blob: blob.to_vec(),
         }
+    }
+
+    #[test]
+    fn the_anchor_lives_beside_the_store_owner_only_and_is_replaced_whole() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sqlite3");
+        let s = SqliteBackend::create(&path).unwrap();
+        assert_eq!(s.read_anchor().unwrap(), None);
+        s.write_anchor(b"first").unwrap();
+        s.write_anchor(b"second").unwrap();
+        let file = dir.path().join("s.sqlite3.anchor");
+        assert_eq!(std::fs::read(&file).unwrap(), b"second");
+        assert_eq!(
+            std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert!(!dir.path().join("s.sqlite3.anchor.tmp").exists());
+        // Copying an older database over the store leaves the anchor as it was.
+        drop(s);
+        let s = SqliteBackend::open(&path).unwrap();
+        assert_eq!(s.read_anchor().unwrap().as_deref(), Some(&b"second"[..]));
     }
 
     #[test]

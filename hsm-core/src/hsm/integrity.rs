@@ -1,0 +1,205 @@
+//! What [`Hsm::open`] checks beyond each record's authentication, and the operator's
+//! overrides.
+//!
+//! - **The whole audit chain** is verified at every open (each entry opens, decodes and names
+//!   its predecessor's hash; the head names the last one). A flipped byte, a swapped, deleted
+//!   or inserted entry, or a cut tail stops the open with [`Error::AuditDamaged`] naming the
+//!   entry. Cost: one AES-GCM open, one JSON decode and one SHA-256 per entry (see the
+//!   `open-100k-audit` benchmark in `benches/ops.rs`).
+//! - **Rollback.** After every commit the HSM writes a *rollback anchor* through the backend
+//!   (SQLite: the file `<store>.anchor` beside the database): the manifest version and the
+//!   audit head (sequence number and hash), sealed under the data key. At open, a store older
+//!   than its anchor (a deleted WAL after a crash, an older copy of the store file put back)
+//!   is refused with [`Error::StoreRolledBack`] saying how many changes are missing. A store
+//!   whose manifest says it is anchored but has no anchor is refused too.
+//!
+//!   What this does **not** detect: the store and its anchor rolled back together (an older
+//!   copy of the whole data directory), or a store from which the anchor file and the
+//!   `anchored` mark were both removed by someone holding the master key. Backups and the
+//!   cluster database (later) cover those.
+//! - **Overrides** ([`OpenOptions`]): `accept_audit_damage` records, authenticated, that the
+//!   chain up to the current head is taken as it is (later entries are checked as before) and
+//!   appends `audit.damage-accepted`; `accept_rollback` starts from the store as it is, writes
+//!   a new anchor and appends `store.rollback-accepted`. Both are audited, by the actor
+//!   `local` (whoever holds the data directory and its master key). `audit verify` still
+//!   reports accepted damage.
+
+use serde::{Deserialize, Serialize};
+
+use super::*;
+use crate::audit::AcceptedDamage;
+
+pub(super) const KIND_ANCHOR: &str = "anchor";
+const ID_ANCHOR: &str = "anchor";
+pub(super) const KIND_AUDIT_ACCEPT: &str = "audit-accept";
+const ID_AUDIT_ACCEPT: &str = "accepted";
+
+/// What [`Hsm::open_with`] accepts instead of refusing to open. Both default to `false`; each
+/// acceptance is audited.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OpenOptions {
+    /// Open although the audit chain is damaged; the damage up to the current head is
+    /// recorded as accepted (`audit.damage-accepted`).
+    pub accept_audit_damage: bool,
+    /// Open although the store is older than its rollback anchor (or the anchor is missing
+    /// or does not open); a new anchor is written (`store.rollback-accepted`).
+    pub accept_rollback: bool,
+}
+
+/// The state the rollback anchor records: every commit raises one of these.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Anchor {
+    pub(super) manifest_version: u64,
+    pub(super) audit_seq: u64,
+    pub(super) audit_hash: String,
+}
+
+/// Problems [`Hsm::open_with`] found and was told to accept; recorded once the HSM is up.
+#[derive(Default)]
+pub(super) struct Acceptances {
+    audit_damage: Option<(String, u64)>,
+    rollback: Option<String>,
+}
+
+pub(super) fn seal_anchor(data_key: &RecordCipher, anchor: &Anchor) -> Result<Vec<u8>> {
+    Ok(seal_json(data_key, KIND_ANCHOR, ID_ANCHOR, 1, anchor)?.blob)
+}
+
+/// Checks the audit chain and the rollback anchor of a store being opened. `anchor_blob` was
+/// read before anything else of the store, so a concurrent writer can only make the store
+/// newer than it, never older.
+pub(super) fn check(
+    store: &dyn Backend,
+    data_key: &RecordCipher,
+    manifest: &Manifest,
+    head: &AuditHead,
+    anchor_blob: Option<Vec<u8>>,
+    options: OpenOptions,
+) -> Result<Acceptances> {
+    let mut found = Acceptances::default();
+    let accepted = accepted_damage(store, data_key)?;
+    let records = store.list(KIND_AUDIT)?;
+    let report = audit::verify_chain(data_key, &records, head, accepted.as_ref().map(|a| &a.0));
+    if let Some(problem) = report.problem {
+        if !options.accept_audit_damage {
+            return Err(Error::AuditDamaged { problem });
+        }
+        found.audit_damage = Some((problem, accepted.map_or(0, |a| a.1)));
+    }
+    let rollback = match anchor_blob {
+        None if manifest.anchored => Some("the store's rollback anchor is missing".to_owned()),
+        None => None,
+        Some(blob) => match data_key
+            .open(KIND_ANCHOR, ID_ANCHOR, 1, &blob)
+            .ok()
+            .and_then(|p| serde_json::from_slice::<Anchor>(&p).ok())
+        {
+            None => Some(
+                "the store's rollback anchor does not open (edited, or from another HSM)".into(),
+            ),
+            Some(a) => behind(&a, manifest, head),
+        },
+    };
+    if let Some(detail) = rollback {
+        if !options.accept_rollback {
+            return Err(Error::StoreRolledBack { detail });
+        }
+        found.rollback = Some(detail);
+    }
+    Ok(found)
+}
+
+/// How far the store is behind `anchor`, if it is.
+fn behind(anchor: &Anchor, manifest: &Manifest, head: &AuditHead) -> Option<String> {
+    let entries = anchor.audit_seq.saturating_sub(head.seq);
+    let changes = anchor.manifest_version.saturating_sub(manifest.version);
+    if entries > 0 || changes > 0 {
+        return Some(format!(
+            "the store is older than its rollback anchor: {entries} audit entries and {changes} record changes are missing (the store ends at audit entry {}, the anchor names entry {})",
+            head.seq, anchor.audit_seq
+        ));
+    }
+    if anchor.audit_seq == head.seq && anchor.audit_hash != head.hash {
+        return Some(format!(
+            "the store's audit trail differs from its rollback anchor at entry {} (another store was put in its place)",
+            head.seq
+        ));
+    }
+    None
+}
+
+/// The stored acceptance of audit damage, with its record version.
+fn accepted_damage(
+    store: &dyn Backend,
+    data_key: &RecordCipher,
+) -> Result<Option<(AcceptedDamage, u64)>> {
+    let Some(rec) = store.get(KIND_AUDIT_ACCEPT, ID_AUDIT_ACCEPT)? else {
+        return Ok(None);
+    };
+    let plain = data_key.open(&rec.kind, &rec.id, rec.version, &rec.blob)?;
+    let a = serde_json::from_slice(&plain).map_err(|_| tampered(&rec.kind, &rec.id))?;
+    Ok(Some((a, rec.version)))
+}
+
+impl Hsm {
+    /// Opens (unseals) an existing store as [`open`](Self::open) does, accepting what
+    /// `options` says instead of refusing to open; each acceptance is recorded in the store
+    /// and audited before this returns.
+    ///
+    /// # Errors
+    /// As [`open`](Self::open); [`Error::AuditDamaged`] and [`Error::StoreRolledBack`] unless
+    /// accepted.
+    pub fn open_with(
+        store: Box<dyn Backend>,
+        master_key: &MasterKey,
+        options: OpenOptions,
+    ) -> Result<Self> {
+        selftest::run()?;
+        let l = Self::load(store.as_ref(), master_key, options)?;
+        let acceptances = l.acceptances;
+        let hsm = Hsm::assemble(
+            store, l.data_key, l.objects, l.users, l.manifest, l.head, false,
+        );
+        hsm.record_acceptances(acceptances)?;
+        Ok(hsm)
+    }
+
+    fn record_acceptances(&self, found: Acceptances) -> Result<()> {
+        if let Some(detail) = found.rollback {
+            // The anchor is rewritten from this store's state by the audit entry's commit.
+            self.audit_append("local", "store.rollback-accepted", Some(&detail), "ok")?;
+        }
+        if let Some((problem, version)) = found.audit_damage {
+            let head = lock(&self.audit).clone();
+            let accepted = AcceptedDamage {
+                through_seq: head.seq,
+                head_hash: head.hash.clone(),
+                problem: problem.clone(),
+            };
+            let rec = seal_json(
+                &self.data_key,
+                KIND_AUDIT_ACCEPT,
+                ID_AUDIT_ACCEPT,
+                version + 1,
+                &accepted,
+            )?;
+            self.store.write_batch(&[if version == 0 {
+                Write::Insert(rec)
+            } else {
+                Write::Update(rec)
+            }])?;
+            self.audit_append("local", "audit.damage-accepted", Some(&problem), "ok")?;
+        }
+        Ok(())
+    }
+
+    /// Moves the rollback anchor on after a commit and writes it.
+    pub(super) fn advance_anchor(&self, change: impl FnOnce(&mut Anchor)) -> Result<()> {
+        let mut anchor = lock(&self.anchor);
+        change(&mut anchor);
+        let blob = seal_anchor(&self.data_key, &anchor)?;
+        self.store.write_anchor(&blob)?;
+        Ok(())
+    }
+}
