@@ -881,6 +881,7 @@ async fn user_inner(client: &Client, cmd: UserCommand) -> Result<()> {
                         serde_json::json!({
                             "username": u.username, "role": u.role, "locked": u.locked,
                             "failed_logins": u.failed_logins, "service": u.service,
+                            "lockout_ends_unix_ms": u.lockout_ends_unix_ms,
                         })
                     })
                     .collect();

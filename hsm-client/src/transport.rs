@@ -153,6 +153,23 @@ pub(crate) struct LoginResponse {
     pub(crate) role: String,
 }
 
+/// Longest `Retry-After` of a `429` that [`Inner::send`] waits out itself.
+pub(crate) const MAX_THROTTLE_WAIT: Duration = Duration::from_secs(5);
+/// How often [`Inner::send`] waits out a `429` for one call.
+pub(crate) const THROTTLE_RETRIES: u32 = 3;
+
+/// A failed send: a `429` with the wait it asked for, or any other error.
+enum Throttled {
+    Wait(Duration, Error),
+    No(Error),
+}
+
+impl From<Error> for Throttled {
+    fn from(e: Error) -> Self {
+        Throttled::No(e)
+    }
+}
+
 /// What to do after a failed attempt on one node.
 enum Next {
     /// Return this error to the caller now.
@@ -395,12 +412,39 @@ impl Inner {
         Ok(t)
     }
 
+    /// Sends one call to one node. A `429` whose `Retry-After` is at most
+    /// [`MAX_THROTTLE_WAIT`] is waited out and sent again, up to [`THROTTLE_RETRIES`] times (the
+    /// node refused it before doing anything, so this is safe for every call; CloudHSM's SDK
+    /// does the same for its throttling answers). Longer waits are returned to the caller.
     pub(crate) async fn send(
         &self,
         node: &Node,
         call: &Call<'_>,
         token: Option<&SessionToken>,
     ) -> Result<Bytes> {
+        let mut throttled = 0;
+        loop {
+            match self.send_once(node, call, token).await {
+                Err(Throttled::Wait(wait, e)) => {
+                    if throttled >= THROTTLE_RETRIES || wait > MAX_THROTTLE_WAIT {
+                        return Err(e);
+                    }
+                    throttled += 1;
+                    tracing::debug!(node = %node.base, wait_s = wait.as_secs(), "throttled; waiting");
+                    tokio::time::sleep(wait).await;
+                }
+                Err(Throttled::No(e)) => return Err(e),
+                Ok(body) => return Ok(body),
+            }
+        }
+    }
+
+    async fn send_once(
+        &self,
+        node: &Node,
+        call: &Call<'_>,
+        token: Option<&SessionToken>,
+    ) -> std::result::Result<Bytes, Throttled> {
         let uri = format!("{}{}", node.base, call.path);
         let mut req = Request::builder()
             .method(call.method.clone())
@@ -436,20 +480,26 @@ impl Inner {
                 }
             })?;
             let status = res.status();
+            let retry_after = res
+                .headers()
+                .get(hyper::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok())
+                .map(Duration::from_secs);
             let body = Limited::new(res.into_body(), MAX_RESPONSE_BYTES)
                 .collect()
                 .await
                 .map_err(Error::Transport)?
                 .to_bytes();
-            Ok::<_, Error>((status, body))
+            Ok::<_, Error>((status, retry_after, body))
         };
-        let (status, body) = tokio::time::timeout(self.config.request_timeout, exchange)
-            .await
-            .map_err(|_| Error::Timeout)??;
+        let (status, retry_after, body) =
+            tokio::time::timeout(self.config.request_timeout, exchange)
+                .await
+                .map_err(|_| Error::Timeout)??;
         if status.is_success() {
             return Ok(body);
         }
-        Err(match serde_json::from_slice::<ErrorBody>(&body) {
+        let e = match serde_json::from_slice::<ErrorBody>(&body) {
             Ok(e) => Error::Api {
                 status: status.as_u16(),
                 code: e.code,
@@ -460,6 +510,12 @@ impl Inner {
                 code: "unknown".into(),
                 message: String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned(),
             },
+        };
+        Err(match retry_after {
+            Some(wait) if status == hyper::StatusCode::TOO_MANY_REQUESTS => {
+                Throttled::Wait(wait, e)
+            }
+            _ => Throttled::No(e),
         })
     }
 

@@ -22,10 +22,14 @@ pub struct User {
     pub username: String,
     /// `admin` or `crypto-user`.
     pub role: String,
-    /// Locked after too many failed logins.
+    /// Locked after 5 consecutive failed logins: a crypto-user until an admin sets a new
+    /// password, an admin until `lockout_ends_unix_ms`.
     pub locked: bool,
     /// Consecutive failed logins.
     pub failed_logins: u32,
+    /// For a locked admin: when the lockout ends by itself (ms since the Unix epoch).
+    #[serde(default)]
+    pub lockout_ends_unix_ms: Option<u64>,
     /// A service identity without a password.
     pub service: bool,
 }
@@ -33,7 +37,7 @@ pub struct User {
 /// A key object's attributes.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct Attributes {
-    /// Label, unique per key class.
+    /// Label, unique per owner and key class.
     pub label: String,
     /// Application id, lower-case hex.
     pub id: String,

@@ -252,9 +252,12 @@ pub async fn change_password(
     ApiJson(r): ApiJson<PasswordRequest>,
 ) -> ApiResult<StatusCode> {
     let hsm = s.hsm.clone();
+    let user = name.clone();
     tokio::task::spawn_blocking(move || hsm.change_password(&c, &name, &Password::new(r.password)))
         .await
         .map_err(|_| ApiError::Hsm(keyward_hsm::Error::Internal("task")))??;
+    // A new password starts the name's login throttling afresh.
+    s.login.forget_user(&user);
     Ok(StatusCode::NO_CONTENT)
 }
 

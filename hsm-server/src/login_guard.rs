@@ -233,6 +233,13 @@ impl LoginGuard {
     }
 }
 
+impl LoginGuard {
+    /// Forgets the failures of `user`: an admin set a new password for it.
+    pub fn forget_user(&self, user: &str) {
+        self.by_user.clear(&user.to_owned());
+    }
+}
+
 impl Admission {
     /// The login failed (wrong name or password, or a locked user).
     pub fn failed(self) {
