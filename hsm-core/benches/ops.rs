@@ -9,6 +9,9 @@
 //!   and from two threads at once (each doing half), timed by wall clock: the reported time
 //!   per signature is the aggregate, so `1 thread / 2 threads` is the speed-up.
 //!
+//! - `open-100k-audit/Hsm::open`: opening a store with 100,000 audit entries (the whole chain
+//!   is verified at every open).
+//!
 //! Run: `cargo bench -p keyward-hsm --bench ops -- --warm-up-time 1 --measurement-time 3`
 
 use std::hint::black_box;
@@ -232,5 +235,28 @@ fn two_threads(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, sign, aes_gcm, two_threads);
+/// `open-100k-audit`: [`Hsm::open`] of a store with 100,000 audit entries, which verifies
+/// the whole chain (and every key and user record, and the rollback anchor).
+fn open_with_long_audit_trail(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.sqlite3");
+    let master = MasterKey::generate().unwrap();
+    let hsm = Hsm::create(Box::new(SqliteBackend::create(&path).unwrap()), &master).unwrap();
+    hsm.test_fill_audit(100_000).unwrap();
+    drop(hsm);
+    let mut g = c.benchmark_group("open-100k-audit");
+    g.sample_size(10);
+    g.bench_function("Hsm::open", |b| {
+        b.iter(|| black_box(Hsm::open(Box::new(SqliteBackend::open(&path).unwrap()), &master)))
+    });
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    sign,
+    aes_gcm,
+    two_threads,
+    open_with_long_audit_trail
+);
 criterion_main!(benches);

@@ -203,3 +203,56 @@ impl Hsm {
         Ok(())
     }
 }
+
+impl Hsm {
+    /// Appends `entries` audit entries (event `test.fill`) in large batches: a store with a
+    /// long audit trail in seconds, for measuring [`open`](Hsm::open). Compiled only for tests
+    /// and benchmarks (the `test-secrets` feature).
+    #[cfg(any(test, feature = "test-secrets"))]
+    #[doc(hidden)]
+    pub fn test_fill_audit(&self, entries: u64) -> Result<()> {
+        let mut head = lock(&self.audit);
+        let mut left = entries;
+        while left > 0 {
+            let n = left.min(5_000);
+            let mut writes = Vec::new();
+            let mut next = head.clone();
+            for _ in 0..n {
+                let entry = AuditEntry {
+                    seq: next.seq + 1,
+                    time_unix_ms: audit::now_unix_ms(),
+                    actor: "-".into(),
+                    event: "test.fill".into(),
+                    target: None,
+                    outcome: "ok".into(),
+                    prev_hash: next.hash.clone(),
+                };
+                next.seq = entry.seq;
+                next.hash = audit::chain_hash(&entry);
+                writes.push(Write::Insert(seal_json(
+                    &self.data_key,
+                    KIND_AUDIT,
+                    &audit::record_id(entry.seq),
+                    1,
+                    &entry,
+                )?));
+            }
+            next.record_version += 1;
+            writes.push(Write::Update(seal_json(
+                &self.data_key,
+                KIND_AUDIT_HEAD,
+                ID_AUDIT_HEAD,
+                next.record_version,
+                &next,
+            )?));
+            self.store.write_batch(&writes)?;
+            *head = next;
+            left -= n;
+        }
+        let (seq, hash) = (head.seq, head.hash.clone());
+        self.advance_anchor(|a| {
+            a.audit_seq = seq;
+            a.audit_hash = hash;
+        })
+    }
+}
