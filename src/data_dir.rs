@@ -275,7 +275,10 @@ mod tests {
         let key = dir.join(MASTER_KEY_FILE);
         for loose in [0o640, 0o604, 0o660, 0o644] {
             chmod(&key, loose);
-            for message in [error_of(open(&dir)), error_of(open_for_serving(&dir, false))] {
+            for message in [
+                error_of(open(&dir)),
+                error_of(open_for_serving(&dir, false)),
+            ] {
                 assert!(
                     message.contains(&format!("master key file {}", key.display())),
                     "{message}"

@@ -554,7 +554,14 @@ fn a_master_key_that_group_may_read_stops_every_start_by_name() {
     let data_s = data.display().to_string();
     let before = fingerprint(tmp.path());
     for args in [
-        &["hsm", "serve", "--listen", "127.0.0.1:0", "--data-dir", &data_s][..],
+        &[
+            "hsm",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            &data_s,
+        ][..],
         &["key", "list", "--data-dir", &data_s],
     ] {
         let out = keyward(args);

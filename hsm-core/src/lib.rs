@@ -36,6 +36,7 @@
 mod audit;
 mod error;
 mod hsm;
+mod key_type;
 mod material;
 mod mechanism;
 mod object;
