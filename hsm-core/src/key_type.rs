@@ -3,6 +3,19 @@
 //! secp256k1"). Reads only the algorithm identifier (and an RSA modulus's length): the words it
 //! returns never contain key bytes.
 
+use crate::{KeySpec, Result};
+
+/// The type of a PKCS#8 private key (RFC 5958), checked as the HSM checks a key it unwraps, so
+/// that a client refuses an unsupported key before it sends or creates anything.
+///
+/// # Errors
+/// [`crate::Error::UnsupportedKeyType`] naming the type (e.g. `EC secp256k1`) and the types
+/// the HSM takes; [`crate::Error::InvalidInput`] for bytes that are no valid private key.
+pub fn private_key_spec(pkcs8: &[u8]) -> Result<KeySpec> {
+    let copy = zeroize::Zeroizing::new(pkcs8.to_vec());
+    Ok(crate::material::Material::from_pkcs8(None, copy)?.spec())
+}
+
 /// The asymmetric key types the HSM takes, as an error message lists them.
 pub(crate) const SUPPORTED: &str =
     "RSA 2048, 3072 or 4096 bits, EC P-256, P-384 or P-521, and Ed25519";
@@ -172,6 +185,25 @@ mod tests {
         ] {
             assert_eq!(describe_pkcs8(der).as_deref(), Some(want));
         }
+    }
+
+    #[test]
+    fn private_key_spec_takes_supported_keys_and_names_the_others() {
+        assert_eq!(
+            private_key_spec(include_bytes!("../testdata/selftest-rsa2048.pk8.der")).unwrap(),
+            KeySpec::Rsa2048
+        );
+        let e =
+            private_key_spec(include_bytes!("../testdata/unsupported-x25519.pk8.der")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!("unsupported key type: got X25519; the HSM takes {SUPPORTED}")
+        );
+        assert_eq!(e.code(), "invalid_input");
+        assert_eq!(
+            private_key_spec(b"junk").unwrap_err().code(),
+            "invalid_input"
+        );
     }
 
     #[test]
