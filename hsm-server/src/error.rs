@@ -28,6 +28,9 @@ pub enum ApiError {
     NotFound,
     /// The request body is larger than the API accepts.
     PayloadTooLarge,
+    /// The client paused longer than the listener's body timeout between two reads of the
+    /// request body.
+    RequestTimeout,
 }
 
 impl From<keyward_hsm::Error> for ApiError {
@@ -91,6 +94,13 @@ impl ApiError {
                 ErrorBody {
                     code: "payload_too_large".into(),
                     message: format!("request bodies are at most {} bytes", crate::MAX_BODY_BYTES),
+                },
+            ),
+            ApiError::RequestTimeout => (
+                StatusCode::REQUEST_TIMEOUT,
+                ErrorBody {
+                    code: "request_timeout".into(),
+                    message: "the request body stopped arriving (the server's body timeout)".into(),
                 },
             ),
             ApiError::NotFound => (
