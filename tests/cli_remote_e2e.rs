@@ -3,7 +3,6 @@
 
 mod support;
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
@@ -19,27 +18,8 @@ struct Node {
 
 fn start_node(dir: &Path, name: &str) -> Node {
     let data = dir.join(name);
-    let pw_file = dir.join(format!("{name}-admin.pw"));
-    std::fs::write(&pw_file, "admin-password\n").unwrap();
-    keyward_ok(&[
-        "init",
-        "--data-dir",
-        &data.display().to_string(),
-        "--admin-password-file",
-        &pw_file.display().to_string(),
-    ]);
-    let mut cmd = Command::new(keyward_bin());
-    cmd.args(["hsm", "serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(&data)
-        .env("KEYWARD_LOG", "info");
-    let server = Running::spawn(cmd);
-    let line = server.stderr.wait_for("serving the HSM API");
-    let addr: SocketAddr = line
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("addr="))
-        .unwrap()
-        .parse()
-        .unwrap();
+    init_hsm(&data, "admin-password");
+    let (server, addr) = start_hsm_serve(&data, &[]);
     Node {
         server,
         url: format!("https://localhost:{}", addr.port()),
