@@ -495,9 +495,7 @@ pub(crate) fn certificate_problem(error: &(dyn std::error::Error + 'static)) -> 
         if let Some(rustls::Error::InvalidCertificate(c)) = e.downcast_ref::<rustls::Error>() {
             return Some(match c {
                 C::UnknownIssuer => "it was issued by a CA that is not in it".to_owned(),
-                C::BadSignature => {
-                    "its issuer has the name of a CA in it but another key".to_owned()
-                }
+                C::BadSignature => "it was signed by a different CA of the same name".to_owned(),
                 C::NotValidForName | C::NotValidForNameContext { .. } => {
                     "it does not cover the host name in the node URL".to_owned()
                 }
