@@ -164,6 +164,35 @@ impl LimitArgs {
     }
 }
 
+/// `keyward hsm serve`: opens `dir` as its writer, serves the API on `listen` until
+/// `shutdown`, drains, and records the unseal and the seal in the audit trail.
+pub(crate) async fn run_node(
+    dir: &Path,
+    listen: SocketAddr,
+    client_ca: Option<&Path>,
+    limits: &LimitArgs,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<()> {
+    let listener = bind(listen).await?;
+    let (hsm, _writer) = crate::data_dir::open_for_writing(dir)?;
+    let hsm = Arc::new(hsm);
+    let session = hsm.service_session(keyward_hsm::PROXY_USER)?;
+    let tls = tls_config(&hsm, &session, dir, client_ca)?;
+    hsm.record_unseal("hsm serve")?;
+    tracing::info!(addr = %listener.local_addr()?, "serving the HSM API");
+    serve(
+        listener,
+        tls,
+        hsm.clone(),
+        limits.limits(),
+        limits.drain_timeout(),
+        shutdown,
+    )
+    .await;
+    hsm.record_seal("hsm serve")?;
+    Ok(())
+}
+
 /// What every connection of one API listener shares.
 struct Connections {
     acceptor: tokio_rustls::TlsAcceptor,

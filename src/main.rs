@@ -293,11 +293,12 @@ fn main() -> ExitCode {
         }) => {
             init_logging("info", false);
             runtime().and_then(|rt| {
-                rt.block_on(hsm_serve(
+                rt.block_on(api_server::run_node(
                     &data.data_dir,
                     listen,
                     client_ca.as_deref(),
                     &limits,
+                    shutdown_signal(),
                 ))
             })
         }
@@ -607,32 +608,6 @@ fn init(
             password.expose()
         );
     }
-    Ok(())
-}
-
-async fn hsm_serve(
-    dir: &Path,
-    listen: SocketAddr,
-    client_ca: Option<&Path>,
-    limits: &api_server::LimitArgs,
-) -> Result<()> {
-    let listener = api_server::bind(listen).await?;
-    let (hsm, _writer) = data_dir::open_for_writing(dir)?;
-    let hsm = std::sync::Arc::new(hsm);
-    let session = hsm.service_session(PROXY_USER)?;
-    let tls = api_server::tls_config(&hsm, &session, dir, client_ca)?;
-    hsm.record_unseal("hsm serve")?;
-    tracing::info!(addr = %listener.local_addr()?, "serving the HSM API");
-    api_server::serve(
-        listener,
-        tls,
-        hsm.clone(),
-        limits.limits(),
-        limits.drain_timeout(),
-        shutdown_signal(),
-    )
-    .await;
-    hsm.record_seal("hsm serve")?;
     Ok(())
 }
 
