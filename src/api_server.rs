@@ -1,8 +1,8 @@
 //! Serving the HSM API over TLS whose key is itself an HSM key (label `api-tls`).
 //!
 //! The listener has the proxy's defences, built from the same parts
-//! ([`keyward_proxy::conn`]): a TLS handshake timeout, hyper's HTTP/1.1 header timeout (from
-//! the first byte of a request head: slowloris), a timeout between two reads of a request body
+//! ([`keyward_proxy::conn`]): a TLS handshake timeout, hyper's HTTP/1.1 header timeout
+//! (slowloris), a timeout between two reads of a request body
 //! (`408 request_timeout`), an idle timeout (HTTP/2 included), at most `max_connections` open
 //! (the rest wait in the kernel's backlog), and a drain: when `shutdown` completes the
 //! listening socket is closed (new connections are refused), requests in flight finish
@@ -123,7 +123,8 @@ pub(crate) struct LimitArgs {
     /// Deadline of a client's TLS handshake, in ms.
     #[arg(long, default_value_t = ApiLimits::default().handshake_timeout_ms, value_parser = positive)]
     handshake_timeout_ms: u64,
-    /// Deadline of an HTTP/1.1 request head from its first byte, in ms (slowloris defence).
+    /// Deadline of an HTTP/1.1 request head, in ms (slowloris defence; also while a keep-alive
+    /// connection waits for its next request).
     #[arg(long, default_value_t = ApiLimits::default().client_header_timeout_ms, value_parser = positive)]
     client_header_timeout_ms: u64,
     /// Longest wait between two reads of a request body, in ms (then 408).

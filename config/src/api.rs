@@ -23,8 +23,9 @@ pub struct ApiConfig {
 pub struct ApiLimits {
     /// `handshake_timeout_ms`: a client must finish the TLS handshake within it. Default 10000.
     pub handshake_timeout_ms: u64,
-    /// `client_header_timeout_ms`: an HTTP/1.1 request head must arrive whole within it, from
-    /// its first byte (slowloris defence); the connection is closed otherwise. Default 30000.
+    /// `client_header_timeout_ms`: an HTTP/1.1 request head must arrive whole within it
+    /// (slowloris defence); the connection is closed otherwise. It also runs while a keep-alive
+    /// connection waits for its next request. Default 30000.
     pub client_header_timeout_ms: u64,
     /// `client_body_timeout_ms`: longest wait between two reads of a request body; beyond it
     /// the request is answered `408 request_timeout`. Default 60000.
