@@ -1,5 +1,12 @@
 //! The data directory: `keyward.sqlite3` (the encrypted store) and `master.key` (the 32-byte
 //! master key, mode 0600). Opening it unseals the HSM.
+//!
+//! File modes, checked on every open (as OpenSSH checks private key files): a master key that
+//! group or others may access (any of mode `0o077`) is refused, and so is a data directory
+//! that group or others may write (`0o022`: they could swap the master key or the store); a
+//! directory that group or others may only read is allowed with a warning. A directory that
+//! `init` or a first use creates, or populates with a new store and master key, is set to
+//! mode 0700.
 
 use std::fs;
 use std::io::Write;
@@ -20,11 +27,19 @@ pub(crate) fn store_path(dir: &Path) -> PathBuf {
     dir.join(STORE_FILE)
 }
 
+/// Mode of a data directory that `init` or a first use creates or populates.
+const DIR_MODE: u32 = 0o700;
+
+/// Refuses a master key file that group or others may access.
 fn read_master_key(path: &Path) -> Result<MasterKey> {
     let meta = fs::metadata(path)
         .with_context(|| format!("cannot read master key file {}", path.display()))?;
-    if meta.permissions().mode() & 0o077 != 0 {
-        tracing::warn!(path = %path.display(), "master key file is readable by group or others; chmod 600 it");
+    let mode = meta.permissions().mode() & 0o7777;
+    if mode & 0o077 != 0 {
+        bail!(
+            "master key file {path} is accessible by group or others (mode {mode:04o}); it must be readable by its owner only: run `chmod 600 {path}`",
+            path = path.display()
+        );
     }
     let bytes = Zeroizing::new(
         fs::read(path)
@@ -33,15 +48,43 @@ fn read_master_key(path: &Path) -> Result<MasterKey> {
     MasterKey::from_bytes(&bytes).with_context(|| format!("master key file {}", path.display()))
 }
 
+/// Refuses a data directory that group or others may write; warns when they may read it.
+fn check_dir_mode(dir: &Path) -> Result<()> {
+    let meta = fs::metadata(dir)
+        .with_context(|| format!("cannot read data directory {}", dir.display()))?;
+    let mode = meta.permissions().mode() & 0o7777;
+    if mode & 0o022 != 0 {
+        bail!(
+            "data directory {dir} is writable by group or others (mode {mode:04o}), so they could replace its master key or store: run `chmod 700 {dir}`",
+            dir = dir.display()
+        );
+    }
+    if mode & 0o044 != 0 {
+        tracing::warn!(
+            dir = %dir.display(),
+            mode = %format!("{mode:04o}"),
+            "data directory is readable by group or others; chmod 700 it"
+        );
+    }
+    Ok(())
+}
+
+/// The error for a data directory without a store: `keyward init` first.
+fn no_store(dir: &Path) -> anyhow::Error {
+    anyhow::anyhow!(
+        "no HSM store at {}: create one with `keyward init --data-dir {}` (`keyward quickstart` and `keyward key generate` also create an empty one)",
+        store_path(dir).display(),
+        dir.display()
+    )
+}
+
 /// Opens an existing data directory; creates nothing.
 pub(crate) fn open(dir: &Path) -> Result<Hsm> {
     let store = store_path(dir);
     if !store.is_file() {
-        bail!(
-            "no HSM store at {} (create one with `keyward key generate` or `keyward quickstart`)",
-            store.display()
-        );
+        return Err(no_store(dir));
     }
+    check_dir_mode(dir)?;
     let master = read_master_key(&dir.join(MASTER_KEY_FILE))?;
     let backend =
         SqliteBackend::open(&store).with_context(|| format!("store {}", store.display()))?;
@@ -49,8 +92,8 @@ pub(crate) fn open(dir: &Path) -> Result<Hsm> {
         .with_context(|| format!("cannot unseal the HSM in {}", dir.display()))
 }
 
-/// Opens the data directory, creating it (mode 0700), a new master key (0600) and an empty
-/// store when there is none.
+/// Opens the data directory, creating it, a new master key (0600) and an empty store when
+/// there is none; a directory it creates or populates gets mode 0700.
 pub(crate) fn open_or_create(dir: &Path) -> Result<Hsm> {
     if store_path(dir).is_file() {
         return open(dir);
@@ -64,12 +107,17 @@ pub(crate) fn open_or_create(dir: &Path) -> Result<Hsm> {
         );
     }
     if !dir.exists() {
-        // Only a folder we create is restricted; an existing one keeps its owner's mode.
         fs::create_dir_all(dir)
             .with_context(|| format!("cannot create data directory {}", dir.display()))?;
-        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
-            .with_context(|| format!("cannot restrict data directory {}", dir.display()))?;
     }
+    // A folder that is about to hold a master key is the owner's alone, whether we made it or
+    // it existed (`init` into a 0777 folder must not leave it 0777).
+    fs::set_permissions(dir, fs::Permissions::from_mode(DIR_MODE)).with_context(|| {
+        format!(
+            "cannot restrict data directory {} to mode 0700 before writing a master key into it (use a directory you own)",
+            dir.display()
+        )
+    })?;
     let master = MasterKey::generate()?;
     let mut f = fs::OpenOptions::new()
         .write(true)
@@ -136,8 +184,7 @@ fn try_lock_for_writing(dir: &Path) -> Result<Option<WriterLock>> {
 /// are re-read from it), and the `[api]` (which writes) is refused.
 pub(crate) fn open_for_serving(dir: &Path, serves_api: bool) -> Result<(Hsm, Option<WriterLock>)> {
     if !store_path(dir).is_file() {
-        // Let `open` report the missing store.
-        open(dir)?;
+        return Err(no_store(dir));
     }
     if let Some(lock) = try_lock_for_writing(dir)? {
         return Ok((open(dir)?, Some(lock)));
@@ -148,6 +195,7 @@ pub(crate) fn open_for_serving(dir: &Path, serves_api: bool) -> Result<(Hsm, Opt
             dir.display()
         );
     }
+    check_dir_mode(dir)?;
     let store = store_path(dir);
     let master = read_master_key(&dir.join(MASTER_KEY_FILE))?;
     let backend =
@@ -164,8 +212,7 @@ pub(crate) fn open_for_serving(dir: &Path, serves_api: bool) -> Result<(Hsm, Opt
 /// [`open`] for a process that writes: takes the writer lock first.
 pub(crate) fn open_for_writing(dir: &Path) -> Result<(Hsm, WriterLock)> {
     if !store_path(dir).is_file() {
-        // Let `open` report the missing store.
-        open(dir)?;
+        return Err(no_store(dir));
     }
     let lock = lock_for_writing(dir)?;
     Ok((open(dir)?, lock))
@@ -179,4 +226,117 @@ pub(crate) fn open_or_create_for_writing(dir: &Path) -> Result<(Hsm, WriterLock)
     let hsm = open_or_create(dir)?;
     let lock = lock_for_writing(dir)?;
     Ok((hsm, lock))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mode(path: &Path) -> u32 {
+        fs::metadata(path).unwrap().permissions().mode() & 0o7777
+    }
+
+    fn chmod(path: &Path, mode: u32) {
+        fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    fn error_of<T>(r: Result<T>) -> String {
+        match r {
+            Ok(_) => panic!("expected an error"),
+            Err(e) => format!("{e:#}"),
+        }
+    }
+
+    #[test]
+    fn a_missing_store_names_keyward_init_first() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("data");
+        for message in [
+            error_of(open(&dir)),
+            error_of(open_for_writing(&dir)),
+            error_of(open_for_serving(&dir, false)),
+        ] {
+            assert!(
+                message.contains(&store_path(&dir).display().to_string()),
+                "{message}"
+            );
+            let init = message.find("`keyward init --data-dir").expect(&message);
+            let others = message.find("quickstart").expect(&message);
+            assert!(init < others, "{message}");
+        }
+        assert!(!dir.exists(), "opening created nothing");
+    }
+
+    #[test]
+    fn a_master_key_that_group_or_others_may_read_is_refused_by_name() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("data");
+        drop(open_or_create(&dir).unwrap());
+        let key = dir.join(MASTER_KEY_FILE);
+        for loose in [0o640, 0o604, 0o660, 0o644] {
+            chmod(&key, loose);
+            for message in [
+                error_of(open(&dir)),
+                error_of(open_for_serving(&dir, false)),
+            ] {
+                assert!(
+                    message.contains(&format!("master key file {}", key.display())),
+                    "{message}"
+                );
+                assert!(
+                    message.contains(&format!("run `chmod 600 {}`", key.display())),
+                    "{message}"
+                );
+                assert!(message.contains(&format!("mode {loose:04o}")), "{message}");
+            }
+        }
+        chmod(&key, 0o600);
+        open(&dir).unwrap();
+        chmod(&key, 0o400);
+        open(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_data_directory_that_group_or_others_may_write_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("data");
+        drop(open_or_create(&dir).unwrap());
+        for loose in [0o770, 0o702, 0o777] {
+            chmod(&dir, loose);
+            let message = error_of(open(&dir));
+            assert!(
+                message.contains(&format!(
+                    "data directory {} is writable by group or others (mode {loose:04o})",
+                    dir.display()
+                )),
+                "{message}"
+            );
+            assert!(
+                message.contains(&format!("run `chmod 700 {}`", dir.display())),
+                "{message}"
+            );
+            // A first use does not tighten an existing store's folder: it refuses it too.
+            assert!(error_of(open_or_create(&dir)).contains("chmod 700"));
+            assert_eq!(mode(&dir), loose, "refusing changed nothing");
+        }
+        // Readable (not writable) by others: opened, with a warning.
+        chmod(&dir, 0o755);
+        open(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_directory_that_a_first_use_creates_or_populates_becomes_0700() {
+        let tmp = tempfile::tempdir().unwrap();
+        let created = tmp.path().join("new/data");
+        drop(open_or_create(&created).unwrap());
+        assert_eq!(mode(&created), 0o700);
+        assert_eq!(mode(&created.join(MASTER_KEY_FILE)), 0o600);
+        let existing = tmp.path().join("existing");
+        fs::create_dir(&existing).unwrap();
+        chmod(&existing, 0o777);
+        drop(open_or_create(&existing).unwrap());
+        assert_eq!(mode(&existing), 0o700);
+        assert_eq!(mode(&existing.join(MASTER_KEY_FILE)), 0o600);
+        open(&existing).unwrap();
+    }
 }

@@ -143,6 +143,8 @@ enum HsmCommand {
         /// TLS); the certificate's subject common name is the user name.
         #[arg(long)]
         client_ca: Option<PathBuf>,
+        #[command(flatten)]
+        limits: api_server::LimitArgs,
     },
 }
 
@@ -287,10 +289,18 @@ fn main() -> ExitCode {
             data,
             listen,
             client_ca,
+            limits,
         }) => {
             init_logging("info", false);
-            runtime()
-                .and_then(|rt| rt.block_on(hsm_serve(&data.data_dir, listen, client_ca.as_deref())))
+            runtime().and_then(|rt| {
+                rt.block_on(api_server::run_node(
+                    &data.data_dir,
+                    listen,
+                    client_ca.as_deref(),
+                    &limits,
+                    shutdown_signal(),
+                ))
+            })
         }
         Command::Key(KeyCommand::Remote(cmd)) => {
             init_logging("warn", false);
@@ -399,12 +409,14 @@ async fn bind_admin(config: &keyward_config::Config) -> Result<Option<tokio::net
 }
 
 /// Serves `proxy` with its admin endpoints until SIGTERM/Ctrl-C, reloading `config_path` on
-/// SIGHUP when given, then drains.
+/// SIGHUP when given, then drains. `stopping` becomes true at SIGTERM (the HSM API drains at
+/// the same time as the proxy).
 async fn run_proxy(
     proxy: keyward_proxy::Proxy,
     admin: Option<tokio::net::TcpListener>,
     config_path: Option<&Path>,
     mut hup: tokio::signal::unix::Signal,
+    stopping: tokio::sync::watch::Sender<bool>,
 ) -> Result<()> {
     let ready = keyward_proxy::admin::Readiness::default();
     // The sockets are bound and listening (connections queue in the backlog until the accept
@@ -456,6 +468,7 @@ async fn run_proxy(
         .run(async move {
             shutdown_signal().await;
             ready_on_stop.set(false);
+            let _ = stopping.send(true);
         })
         .await;
     let _ = stop_tx.send(true);
@@ -514,16 +527,26 @@ fn serve(config_path: &Path) -> Result<()> {
                 }
             }
         }
-        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        if let (Some(listener), Some(tls)) = (api_listener, api_tls) {
+        let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+        let mut api = None;
+        if let (Some(listener), Some(tls), Some(a)) = (api_listener, api_tls, &config.api) {
             tracing::info!(addr = %listener.local_addr()?, "serving the HSM API");
-            let mut rx = stop_rx.clone();
-            tokio::spawn(api_server::serve(listener, tls, hsm.clone(), async move {
-                let _ = rx.changed().await;
-            }));
+            api = Some(tokio::spawn(api_server::serve(
+                listener,
+                tls,
+                hsm.clone(),
+                a.limits,
+                std::time::Duration::from_millis(config.lifecycle.drain_timeout_ms),
+                async move {
+                    let _ = stop_rx.changed().await;
+                },
+            )));
         }
-        run_proxy(proxy, admin, Some(config_path), hup).await?;
-        let _ = stop_tx.send(true);
+        run_proxy(proxy, admin, Some(config_path), hup, stop_tx).await?;
+        if let Some(api) = api {
+            // It drained beside the proxy, within the same deadline.
+            let _ = api.await;
+        }
         if writer.is_some() {
             hsm.record_seal("serve")?;
         } else {
@@ -585,19 +608,6 @@ fn init(
             password.expose()
         );
     }
-    Ok(())
-}
-
-async fn hsm_serve(dir: &Path, listen: SocketAddr, client_ca: Option<&Path>) -> Result<()> {
-    let listener = api_server::bind(listen).await?;
-    let (hsm, _writer) = data_dir::open_for_writing(dir)?;
-    let hsm = std::sync::Arc::new(hsm);
-    let session = hsm.service_session(PROXY_USER)?;
-    let tls = api_server::tls_config(&hsm, &session, dir, client_ca)?;
-    hsm.record_unseal("hsm serve")?;
-    tracing::info!(addr = %listener.local_addr()?, "serving the HSM API");
-    api_server::serve(listener, tls, hsm.clone(), shutdown_signal()).await;
-    hsm.record_seal("hsm serve")?;
     Ok(())
 }
 
@@ -698,16 +708,18 @@ async fn quickstart(
         "serving the HSM API (user admin)"
     );
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
-    tokio::spawn(api_server::serve(
+    let api = tokio::spawn(api_server::serve(
         api_listener,
         api_tls,
         hsm.clone(),
+        keyward_config::ApiLimits::default(),
+        std::time::Duration::from_millis(config.lifecycle.drain_timeout_ms),
         async move {
             let _ = stop_rx.changed().await;
         },
     ));
-    run_proxy(proxy, admin, None, hup).await?;
-    let _ = stop_tx.send(true);
+    run_proxy(proxy, admin, None, hup, stop_tx).await?;
+    let _ = api.await;
     hsm.record_seal("quickstart")?;
     Ok(())
 }

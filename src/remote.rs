@@ -1213,6 +1213,8 @@ async fn key_inner(client: &Client, cmd: KeyRemote) -> Result<()> {
 /// wrapped locally with `rsa-aes` (CKM_RSA_AES_KEY_WRAP) under its public half, unwrapped on
 /// the HSM, and the transport pair destroyed.
 async fn import_private(client: &Client, pkcs8: &[u8], template: &KeyTemplate) -> Result<Key> {
+    // An unsupported or broken key is refused here, before a transport key is made.
+    keyward_hsm::private_key_spec(pkcs8)?;
     let mut rnd = [0u8; 8];
     aws_lc_rs::rand::fill(&mut rnd).map_err(|_| anyhow!("random generator failed"))?;
     let label = format!(

@@ -3,7 +3,6 @@
 
 mod support;
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
@@ -19,27 +18,8 @@ struct Node {
 
 fn start_node(dir: &Path, name: &str) -> Node {
     let data = dir.join(name);
-    let pw_file = dir.join(format!("{name}-admin.pw"));
-    std::fs::write(&pw_file, "admin-password\n").unwrap();
-    keyward_ok(&[
-        "init",
-        "--data-dir",
-        &data.display().to_string(),
-        "--admin-password-file",
-        &pw_file.display().to_string(),
-    ]);
-    let mut cmd = Command::new(keyward_bin());
-    cmd.args(["hsm", "serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(&data)
-        .env("KEYWARD_LOG", "info");
-    let server = Running::spawn(cmd);
-    let line = server.stderr.wait_for("serving the HSM API");
-    let addr: SocketAddr = line
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("addr="))
-        .unwrap()
-        .parse()
-        .unwrap();
+    init_hsm(&data, "admin-password");
+    let (server, addr) = start_hsm_serve(&data, &[]);
     Node {
         server,
         url: format!("https://localhost:{}", addr.port()),
@@ -1202,4 +1182,89 @@ fn login_save_keeps_a_session_in_a_token_file_until_logout() {
     // With no token file at all it is the plain "no password" error.
     let out = kw_saved(n, &token_file, &["key", "list"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("no password"));
+}
+
+/// Messages that used to mislead: a wrong `--ca-cert` (not "cannot connect"), a server that is
+/// down ("cannot connect"), and an unsupported private key type on import.
+#[test]
+fn messages_name_an_untrusted_certificate_a_dead_server_and_an_unsupported_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let node = start_node(dir, "node");
+    // Another HSM's CA file: the node's certificate is not issued by it.
+    let other = dir.join("other");
+    init_hsm(&other, "other-password");
+    let other_ca = other.join("api-ca.pem");
+    let remote = |server: &str, ca: &Path, args: &[&str]| {
+        Command::new(keyward_bin())
+            .args(args)
+            .args(["--server", server, "--ca-cert"])
+            .arg(ca)
+            .args(["--user", "admin", "--password", "admin-password"])
+            .env_remove("KEYWARD_TOKEN_FILE")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let out = remote(&node.url, &other_ca, &["key", "list"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "the TLS certificate of {} is not trusted by the CA file {}",
+            node.url,
+            other_ca.display()
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("cannot connect"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+
+    let down = format!("https://localhost:{}", closed_port().port());
+    let out = remote(&down, &node.ca, &["key", "list"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("cannot connect"), "{err}");
+    assert!(!err.contains("not trusted"), "{err}");
+
+    // A secp256k1 key is refused by name, with the supported types, before anything is made.
+    let key_pem = dir.join("k1.pem");
+    let (ok, _, e) = run(
+        "openssl",
+        &[
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:secp256k1",
+            "-out",
+            &p(&key_pem),
+        ],
+    );
+    assert!(ok, "{e}");
+    let before = kw_ok(&node, "admin", "admin-password", &["key", "list", "--json"]);
+    let out = remote(
+        &node.url,
+        &node.ca,
+        &[
+            "key",
+            "import",
+            "pem",
+            "--in",
+            &p(&key_pem),
+            "--label",
+            "k1",
+        ],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("unsupported key type: got EC secp256k1; the HSM takes RSA 2048, 3072 or 4096 bits, EC P-256, P-384 or P-521, and Ed25519"),
+        "{err}"
+    );
+    assert_eq!(
+        kw_ok(&node, "admin", "admin-password", &["key", "list", "--json"]),
+        before,
+        "nothing was created"
+    );
 }

@@ -495,15 +495,15 @@ fn cli_refuses_bad_input_without_changing_anything() {
         "label",
     );
     assert!(!root.join("fresh").exists());
-    // An existing folder used as a data directory keeps its mode.
+    // An existing folder that a first use populates becomes the owner's alone.
     let shared = root.join("shared");
     std::fs::create_dir(&shared).unwrap();
     use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).unwrap();
     generate_key(&shared, "ed25519", "k");
     assert_eq!(
         std::fs::metadata(&shared).unwrap().permissions().mode() & 0o7777,
-        0o755
+        0o700
     );
     assert_eq!(
         std::fs::metadata(shared.join("master.key"))
@@ -539,4 +539,68 @@ fn a_reference_file_for_another_key_is_refused() {
         cert.display()
     );
     refuses(tmp.path(), &config, &["web.ref.pem", "another public key"]);
+}
+
+#[test]
+fn a_master_key_that_group_may_read_stops_every_start_by_name() {
+    use std::os::unix::fs::PermissionsExt;
+    let (tmp, data, cert) = setup_site();
+    let key = data.join("master.key");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let fix = format!("chmod 600 {}", key.display());
+    let up = "[upstream]\nurl = \"http://127.0.0.1:9\"\n";
+    let config = config_text(&data, &cert, "127.0.0.1:0", "web", up);
+    refuses(tmp.path(), &config, &[&key.display().to_string(), &fix]);
+    let data_s = data.display().to_string();
+    let before = fingerprint(tmp.path());
+    for args in [
+        &[
+            "hsm",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            &data_s,
+        ][..],
+        &["key", "list", "--data-dir", &data_s],
+    ] {
+        let out = keyward(args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?} accepted: {stderr}");
+        assert!(
+            stderr.contains(&format!("master key file {}", key.display())) && stderr.contains(&fix),
+            "{args:?}: {stderr}"
+        );
+    }
+    // A data directory that others may write is refused the same way.
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o777)).unwrap();
+    refuses(
+        tmp.path(),
+        &config,
+        &[&data.display().to_string(), &format!("chmod 700 {data_s}")],
+    );
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o700)).unwrap();
+    assert_eq!(fingerprint(tmp.path()), before, "refusing wrote something");
+}
+
+#[test]
+fn init_into_an_open_folder_makes_it_the_owners_alone() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let password = tmp.path().join("pw");
+    std::fs::write(&password, "correct horse battery").unwrap();
+    keyward_ok(&[
+        "init",
+        "--data-dir",
+        &data.display().to_string(),
+        "--admin-password-file",
+        &password.display().to_string(),
+    ]);
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode(&data), 0o700);
+    assert_eq!(mode(&data.join("master.key")), 0o600);
 }

@@ -42,7 +42,11 @@ use figment::value::{Dict, Map, Value};
 use figment::{Figment, Metadata, Profile, Provider};
 use serde::Deserialize;
 
+pub use api::{ApiConfig, ApiLimits};
 pub use ipnet::IpNet;
+
+mod api;
+use api::RawApi;
 
 /// Environment variables with the `KEYWARD_` prefix that are not configuration keys.
 const NOT_CONFIG: &[&str] = &[
@@ -103,14 +107,6 @@ pub struct Config {
     pub lifecycle: LifecycleConfig,
     /// `[api]`: the HSM REST API beside the proxy; absent = not served.
     pub api: Option<ApiConfig>,
-}
-
-/// `[api]`: serve the HSM REST API (TLS with the HSM's `api-tls` key from `keyward init`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct ApiConfig {
-    /// `address`: `IP:port`, e.g. `127.0.0.1:9200`.
-    pub address: SocketAddr,
 }
 
 /// `[admin]`: the plain-HTTP admin listener with `/metrics`, `/healthz` and `/readyz`.
@@ -472,12 +468,6 @@ struct RawConfig {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields, expecting = "an [api] table")]
-struct RawApi {
-    address: SocketAddr,
-}
-
-#[derive(Deserialize)]
 #[serde(deny_unknown_fields, expecting = "an [admin] table")]
 struct RawAdmin {
     #[serde(default = "default_admin_address")]
@@ -514,8 +504,11 @@ impl Default for RawLifecycle {
     }
 }
 
+/// Default of `[lifecycle] drain_timeout_ms` (also of `keyward hsm serve --drain-timeout-ms`).
+pub const DEFAULT_DRAIN_TIMEOUT_MS: u64 = 30_000;
+
 fn default_drain() -> u64 {
-    30_000
+    DEFAULT_DRAIN_TIMEOUT_MS
 }
 
 #[derive(Deserialize)]
@@ -1573,7 +1566,11 @@ fn validate(raw: RawConfig, source_of: &dyn Fn(&str) -> String) -> Result<Config
         "session_resumption.ticket_key_rotation_s".into(),
         r.ticket_key_rotation_s,
     )?;
-    let api = raw.api.map(|a| ApiConfig { address: a.address });
+    let api = raw
+        .api
+        .map(RawApi::validate)
+        .transpose()
+        .map_err(|key| invalid(key, "must be greater than 0"))?;
     Ok(Config {
         hsm: HsmConfig {
             data_dir: raw

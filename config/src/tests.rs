@@ -387,3 +387,50 @@ fn the_admin_listener_can_be_moved_or_turned_off() {
     let (_d, res) = load(GOOD, &[("KEYWARD_ADMIN__ENABLED", "false")]);
     assert_eq!(res.unwrap().admin.address, None);
 }
+
+#[test]
+fn api_limits_default_like_the_proxy_and_are_validated() {
+    let (_d, res) = load(GOOD, &[]);
+    assert_eq!(res.unwrap().api, None);
+    let text = format!("{GOOD}\n[api]\naddress = \"127.0.0.1:9200\"\n");
+    let (_d, res) = load(&text, &[]);
+    let api = res.unwrap().api.unwrap();
+    assert_eq!(api.address, "127.0.0.1:9200".parse().unwrap());
+    assert_eq!(api.limits, ApiLimits::default());
+    assert_eq!(api.limits.handshake_timeout_ms, 10_000);
+    assert_eq!(api.limits.client_header_timeout_ms, 30_000);
+    assert_eq!(api.limits.client_body_timeout_ms, 60_000);
+    assert_eq!(api.limits.idle_timeout_ms, 60_000);
+    assert_eq!(api.limits.max_connections, 1024);
+    let text = format!(
+        "{GOOD}\n[api]\naddress = \"127.0.0.1:9200\"\nhandshake_timeout_ms = 1\nclient_header_timeout_ms = 2\nclient_body_timeout_ms = 3\nidle_timeout_ms = 4\nmax_connections = 5\n"
+    );
+    let (_d, res) = load(&text, &[("KEYWARD_API__IDLE_TIMEOUT_MS", "40")]);
+    let limits = res.unwrap().api.unwrap().limits;
+    assert_eq!(
+        (
+            limits.handshake_timeout_ms,
+            limits.client_header_timeout_ms,
+            limits.client_body_timeout_ms,
+            limits.idle_timeout_ms,
+            limits.max_connections
+        ),
+        (1, 2, 3, 40, 5)
+    );
+    for key in [
+        "handshake_timeout_ms",
+        "client_header_timeout_ms",
+        "client_body_timeout_ms",
+        "idle_timeout_ms",
+        "max_connections",
+    ] {
+        let text = format!("{GOOD}\n[api]\naddress = \"127.0.0.1:9200\"\n{key} = 0\n");
+        let msg = message(&text, &[]);
+        assert!(
+            msg.contains(&format!("api.{key}")) && msg.contains("greater than 0"),
+            "{msg}"
+        );
+    }
+    let text = format!("{GOOD}\n[api]\naddress = \"127.0.0.1:9200\"\nheader_timeout = 5\n");
+    assert!(message(&text, &[]).contains("header_timeout"));
+}

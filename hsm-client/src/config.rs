@@ -5,11 +5,16 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 
+/// How messages name trust anchors given as bytes.
+const DEFAULT_CA_SOURCE: &str = "the configured CA certificate";
+
 /// How to reach the HSM nodes. Build with [`ClientConfig::new`] and the `with`-style setters.
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
     pub(crate) nodes: Vec<String>,
     pub(crate) ca_cert_pem: Vec<u8>,
+    /// Where the trust anchors came from, for messages: `the CA file PATH`.
+    pub(crate) ca_source: String,
     pub(crate) connect_timeout: Duration,
     pub(crate) request_timeout: Duration,
     pub(crate) cool_down: Duration,
@@ -27,6 +32,7 @@ impl ClientConfig {
         ClientConfig {
             nodes: nodes.into_iter().map(Into::into).collect(),
             ca_cert_pem: Vec::new(),
+            ca_source: DEFAULT_CA_SOURCE.to_owned(),
             connect_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(30),
             cool_down: Duration::from_secs(5),
@@ -38,6 +44,7 @@ impl ClientConfig {
     /// The trust anchors: one or more CA certificates as PEM bytes.
     pub fn ca_cert_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
         self.ca_cert_pem = pem.into();
+        DEFAULT_CA_SOURCE.clone_into(&mut self.ca_source);
         self
     }
 
@@ -46,7 +53,9 @@ impl ClientConfig {
         let path = path.as_ref();
         let pem = std::fs::read(path)
             .map_err(|e| Error::Config(format!("reading {}: {e}", path.display())))?;
-        Ok(self.ca_cert_pem(pem))
+        let mut config = self.ca_cert_pem(pem);
+        config.ca_source = format!("the CA file {}", path.display());
+        Ok(config)
     }
 
     /// TCP connect plus TLS handshake timeout (default 5 s).

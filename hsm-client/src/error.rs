@@ -20,6 +20,19 @@ pub enum Error {
     /// The node could not be reached (TCP connect, TLS handshake): the request was not sent.
     #[error("cannot connect: {0}")]
     Connect(#[source] BoxError),
+    /// The node's TLS certificate did not verify with the configured CA certificate(s): it was
+    /// issued by another CA, does not cover the node's host name, or has expired. The request
+    /// was not sent.
+    #[error("the TLS certificate of {node} is not trusted by {ca}: {reason}")]
+    UntrustedCertificate {
+        /// The node's base URL.
+        node: String,
+        /// The trust anchors: `the CA file PATH` (from [`crate::ClientConfig::ca_cert_pem_file`])
+        /// or `the configured CA certificate`.
+        ca: String,
+        /// Why verification failed, in words.
+        reason: String,
+    },
     /// The connection failed after the request may have been sent (reset, closed, HTTP error).
     #[error("transport error: {0}")]
     Transport(#[source] BoxError),

@@ -180,7 +180,7 @@ enum Next {
 
 fn classify(e: &Error, safe: bool) -> Next {
     match e {
-        Error::Connect(_) => Next::Failover(true),
+        Error::Connect(_) | Error::UntrustedCertificate { .. } => Next::Failover(true),
         Error::Transport(_) | Error::Timeout if safe => Next::Failover(true),
         Error::Api { status, .. } if safe && *status >= 500 => Next::Failover(*status == 503),
         _ => Next::Stop,
@@ -473,10 +473,16 @@ impl Inner {
             .map_err(|e| Error::Config(format!("request: {e}")))?;
         let exchange = async {
             let res = self.http.request(req).await.map_err(|e| {
-                if e.is_connect() {
-                    Error::Connect(Box::new(e))
-                } else {
-                    Error::Transport(Box::new(e))
+                if !e.is_connect() {
+                    return Error::Transport(Box::new(e));
+                }
+                match certificate_problem(&e) {
+                    Some(reason) => Error::UntrustedCertificate {
+                        node: node.base.clone(),
+                        ca: self.config.ca_source.clone(),
+                        reason,
+                    },
+                    None => Error::Connect(Box::new(e)),
                 }
             })?;
             let status = res.status();
@@ -535,6 +541,36 @@ impl Inner {
     }
 }
 
+/// Why the server's certificate failed verification, in words, when rustls's certificate
+/// error is in `error`'s chain (an `io::Error` from the TLS connector hides it: it is looked
+/// for inside each `io::Error` too); `None` for any other failure (refused, unreachable).
+pub(crate) fn certificate_problem(error: &(dyn std::error::Error + 'static)) -> Option<String> {
+    use rustls::CertificateError as C;
+    let mut next = Some(error);
+    while let Some(e) = next {
+        if let Some(rustls::Error::InvalidCertificate(c)) = e.downcast_ref::<rustls::Error>() {
+            return Some(match c {
+                C::UnknownIssuer => "it was issued by a CA that is not in it".to_owned(),
+                C::BadSignature => "it was signed by a different CA of the same name".to_owned(),
+                C::NotValidForName | C::NotValidForNameContext { .. } => {
+                    "it does not cover the host name in the node URL".to_owned()
+                }
+                C::Expired | C::ExpiredContext { .. } => "it has expired".to_owned(),
+                C::NotValidYet | C::NotValidYetContext { .. } => "it is not valid yet".to_owned(),
+                other => format!("{other:?}"),
+            });
+        }
+        // An io::Error's `source()` skips the error it wraps: step into that one instead.
+        next = match e.downcast_ref::<std::io::Error>() {
+            Some(io) => io
+                .get_ref()
+                .map(|inner| inner as &(dyn std::error::Error + 'static)),
+            None => e.source(),
+        };
+    }
+    None
+}
+
 pub(crate) fn login_call(creds: &Credentials) -> Result<Call<'static>> {
     #[derive(serde::Serialize)]
     struct Login<'a> {
@@ -554,4 +590,38 @@ pub(crate) fn login_call(creds: &Credentials) -> Result<Call<'static>> {
 
 pub(crate) fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T> {
     serde_json::from_slice(body).map_err(|e| Error::Decode(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::certificate_problem;
+
+    #[test]
+    fn a_certificate_error_is_found_inside_io_errors_and_nothing_else_is() {
+        let rustls_error =
+            rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer);
+        let io = std::io::Error::new(std::io::ErrorKind::InvalidData, rustls_error);
+        // As the connector wraps it: a boxed error whose source is the io::Error.
+        #[derive(Debug, thiserror::Error)]
+        #[error("connect failed")]
+        struct Outer(#[source] std::io::Error);
+        // The connector nests io::Errors.
+        let outer = Outer(std::io::Error::other(io));
+        assert_eq!(
+            certificate_problem(&outer).as_deref(),
+            Some("it was issued by a CA that is not in it")
+        );
+        let refused = Outer(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+        assert_eq!(certificate_problem(&refused), None);
+        let other_tls = Outer(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            rustls::Error::DecryptError,
+        ));
+        assert_eq!(certificate_problem(&other_tls), None);
+        let name = rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidForName);
+        assert_eq!(
+            certificate_problem(&name).as_deref(),
+            Some("it does not cover the host name in the node URL")
+        );
+    }
 }

@@ -508,6 +508,7 @@ async fn unreachable_nodes_and_untrusted_certificates() {
         matches!(&e, Error::AllNodesFailed { last } if matches!(**last, Error::Connect(_))),
         "{e:?}"
     );
+    assert!(e.to_string().contains("cannot connect"), "{e}");
     // A call that needs a session fails before any request without credentials.
     let e = c
         .generate_symmetric("aes-256", &KeyTemplate::new("x"), CallOptions::default())
@@ -520,7 +521,37 @@ async fn unreachable_nodes_and_untrusted_certificates() {
     let other = self::cert();
     let wrong = client(&other, &[&server.url]);
     let e = wrong.health().await.unwrap_err();
-    assert!(matches!(e, Error::AllNodesFailed { .. }), "{e:?}");
+    let Error::AllNodesFailed { last } = &e else {
+        panic!("{e:?}");
+    };
+    assert!(
+        matches!(&**last, Error::UntrustedCertificate { node, .. } if *node == server.url),
+        "{e:?}"
+    );
+    assert_eq!(
+        last.to_string(),
+        format!(
+            "the TLS certificate of {} is not trusted by the configured CA certificate: it was signed by a different CA of the same name",
+            server.url
+        )
+    );
+    assert!(!e.to_string().contains("cannot connect"), "{e}");
+    // From a file, the message names it.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("other-ca.pem");
+    std::fs::write(&file, &other.pem).unwrap();
+    let from_file = Client::new(
+        ClientConfig::new([server.url.clone()])
+            .ca_cert_pem_file(&file)
+            .unwrap()
+            .backoff_base(std::time::Duration::from_millis(1)),
+    )
+    .unwrap();
+    let e = from_file.health().await.unwrap_err().to_string();
+    assert!(
+        e.contains(&format!("not trusted by the CA file {}", file.display())),
+        "{e}"
+    );
 
     // Configuration errors.
     assert!(matches!(

@@ -566,3 +566,90 @@ fn random_bytes_have_the_asked_length_and_differ() {
         "invalid_input"
     );
 }
+
+#[test]
+fn unsupported_key_types_are_named_with_the_supported_ones_and_nothing_is_created() {
+    let (_f, h) = fixture();
+    let me = h.service_session(PROXY_USER).unwrap();
+    let (rsa, rsa_pub) = h
+        .generate_key_pair(&me, KeySpec::Rsa2048, &key_uses("rsa"), &key_uses("rsa"))
+        .unwrap();
+    let transport =
+        crate::material::Material::from_spki(&h.public_key_spki(&me, rsa_pub.handle).unwrap())
+            .unwrap();
+    let count = || {
+        h.list_keys(&me, &KeyFilter::default(), None, MAX_PAGE_SIZE)
+            .unwrap()
+            .keys
+            .len()
+    };
+    let before = count();
+    let supported =
+        "the HSM takes RSA 2048, 3072 or 4096 bits, EC P-256, P-384 or P-521, and Ed25519";
+    for (pkcs8, spki, got) in [
+        (
+            &include_bytes!("../testdata/unsupported-rsa1024.pk8.der")[..],
+            Some(&include_bytes!("../testdata/unsupported-rsa1024.spki.der")[..]),
+            "got RSA 1024 bits",
+        ),
+        (
+            include_bytes!("../testdata/unsupported-secp256k1.pk8.der"),
+            Some(include_bytes!("../testdata/unsupported-secp256k1.spki.der")),
+            "got EC secp256k1",
+        ),
+        (
+            include_bytes!("../testdata/unsupported-x25519.pk8.der"),
+            Some(include_bytes!("../testdata/unsupported-x25519.spki.der")),
+            "got X25519",
+        ),
+        (
+            include_bytes!("../testdata/unsupported-ed448.pk8.der"),
+            None,
+            "got Ed448",
+        ),
+    ] {
+        let wrapped = transport.wrap(WrapMechanism::RsaAes, pkcs8).unwrap();
+        let e = h
+            .unwrap_key(
+                &me,
+                rsa.handle,
+                WrapMechanism::RsaAes,
+                &wrapped,
+                UnwrapTarget::Private,
+                &all_uses("imported"),
+            )
+            .unwrap_err();
+        let message = e.to_string();
+        assert_eq!(e.code(), "invalid_input");
+        assert!(message.contains(got), "{message}");
+        assert!(message.contains(supported), "{message}");
+        if let Some(spki) = spki {
+            let message = h
+                .import_public_key(&me, spki, &t("imported-public"))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                message.contains(got) && message.contains(supported),
+                "{message}"
+            );
+        }
+    }
+    assert_eq!(count(), before, "a refused import created a key");
+    // A supported type whose bytes are damaged keeps the generic message.
+    let mut broken = include_bytes!("../testdata/selftest-rsa2048.pk8.der").to_vec();
+    let last = broken.len() - 1;
+    broken[last] ^= 0xff;
+    let wrapped = transport.wrap(WrapMechanism::RsaAes, &broken).unwrap();
+    let message = h
+        .unwrap_key(
+            &me,
+            rsa.handle,
+            WrapMechanism::RsaAes,
+            &wrapped,
+            UnwrapTarget::Private,
+            &all_uses("broken"),
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(message.contains("not a key of the asked type"), "{message}");
+}

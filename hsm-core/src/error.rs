@@ -65,6 +65,17 @@ pub enum Error {
         /// What is wrong, without echoing secret input.
         reason: String,
     },
+    /// A key (imported, unwrapped) is of a type the HSM does not take, e.g. RSA-1024 or
+    /// secp256k1.
+    #[error(
+        "unsupported key type: got {found}; the HSM takes {}",
+        crate::key_type::SUPPORTED
+    )]
+    UnsupportedKeyType {
+        /// The type found, in words (`EC secp256k1`, `RSA 1024 bits`, `X25519`); never key
+        /// bytes.
+        found: String,
+    },
     /// The master key does not open this store (wrong key file), or the HSM is sealed.
     #[error("the HSM is sealed: {reason}")]
     Sealed {
@@ -171,7 +182,7 @@ impl Error {
             Error::LabelExists { .. } => "label_exists",
             Error::AttributeViolation { .. } => "attribute_violation",
             Error::MechanismInvalid { .. } => "mechanism_invalid",
-            Error::InvalidInput { .. } => "invalid_input",
+            Error::InvalidInput { .. } | Error::UnsupportedKeyType { .. } => "invalid_input",
             Error::Sealed { .. } => "sealed",
             Error::RecordTampered { .. } => "record_tampered",
             Error::SelfTestFailed { .. } => "self_test_failed",

@@ -1619,7 +1619,8 @@ impl Hsm {
             }
             let value = uobj.material.unwrap(mechanism, wrapped)?;
             uobj.usage.decrypt.fetch_add(1, Ordering::Relaxed);
-            // One message for every mismatch: the error says nothing about the unwrapped bytes.
+            // One message for every mismatch: the error says nothing about the unwrapped bytes,
+            // except the name of a key type the HSM does not take (never key bytes).
             let unfit = || {
                 Error::invalid("unwrap failed: the unwrapped bytes are not a key of the asked type")
             };
@@ -1630,7 +1631,10 @@ impl Hsm {
                 ),
                 UnwrapTarget::Private => (
                     KeyClass::Private,
-                    Material::from_pkcs8(None, value).map_err(|_| unfit())?,
+                    Material::from_pkcs8(None, value).map_err(|e| match e {
+                        Error::UnsupportedKeyType { .. } => e,
+                        _ => unfit(),
+                    })?,
                 ),
             };
             let mut a = template.build(class)?;

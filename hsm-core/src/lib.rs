@@ -37,6 +37,7 @@ mod audit;
 mod error;
 mod hsm;
 mod kdf;
+mod key_type;
 mod material;
 mod mechanism;
 mod object;
@@ -53,6 +54,7 @@ pub use hsm::{
     UnwrapTarget, DEFAULT_ADMIN_LOCKOUT, MAX_DATA_BYTES, MAX_PAGE_SIZE, MAX_RANDOM_BYTES, MAX_SESSION_TTL,
     RESERVED_LABEL_PREFIXES,
 };
+pub use key_type::private_key_spec;
 pub use mechanism::{EncryptMechanism, SignInput, SignMechanism, SignatureEncoding, WrapMechanism};
 pub use object::{
     AttributeName, AttributeValue, Attributes, KeyClass, KeyHandle, KeyInfo, KeySpec, KeyTemplate,

@@ -194,6 +194,22 @@ fn rsa_spec(bits: usize) -> Option<KeySpec> {
     }
 }
 
+/// [`Error::UnsupportedKeyType`] for a key whose type (in [`crate::key_type`]'s words) the HSM
+/// does not take; `None` for a type it takes (the key is then malformed) or unknown bytes.
+fn unsupported(found: Option<String>) -> Option<Error> {
+    const TAKEN: [&str; 7] = [
+        "EC P-256",
+        "EC P-384",
+        "EC P-521",
+        "Ed25519",
+        "RSA 2048 bits",
+        "RSA 3072 bits",
+        "RSA 4096 bits",
+    ];
+    let found = found?;
+    (!TAKEN.contains(&found.as_str())).then_some(Error::UnsupportedKeyType { found })
+}
+
 fn ecdh_alg(spec: KeySpec) -> Option<&'static agreement::Algorithm> {
     match spec {
         KeySpec::EcP256 => Some(&agreement::ECDH_P256),
@@ -349,7 +365,9 @@ impl Material {
                         }
                         // Detect the size from the key itself.
                         let Some(actual) = rsa_spec(pair.public_modulus_len() * 8) else {
-                            return Err(Error::invalid("RSA keys are 2048, 3072 or 4096 bits"));
+                            return Err(Error::UnsupportedKeyType {
+                                found: format!("RSA {} bits", pair.public_modulus_len() * 8),
+                            });
                         };
                         return Material::from_pkcs8(Some(actual), pkcs8);
                     }
@@ -386,7 +404,10 @@ impl Material {
                 _ => return Err(bad()),
             }
         }
-        Err(bad())
+        Err(match expected {
+            None => unsupported(crate::key_type::describe_pkcs8(&pkcs8)).unwrap_or_else(bad),
+            Some(_) => bad(),
+        })
     }
 
     /// A public key from SubjectPublicKeyInfo DER (RFC 5280 §4.1.2.7); the type is detected.
@@ -421,12 +442,13 @@ impl Material {
             }
         }
         if let Ok(k) = PublicEncryptingKey::from_der(spki) {
-            let spec = rsa_spec(k.key_size_bits())
-                .ok_or_else(|| Error::invalid("RSA keys are 2048, 3072 or 4096 bits"))?;
+            let spec = rsa_spec(k.key_size_bits()).ok_or_else(|| Error::UnsupportedKeyType {
+                found: format!("RSA {} bits", k.key_size_bits()),
+            })?;
             let der = k.as_der().map_err(|_| bad())?.as_ref().to_vec();
             return Ok(Material::Public { spec, spki: der });
         }
-        Err(bad())
+        Err(unsupported(crate::key_type::describe_spki(spki)).unwrap_or_else(bad))
     }
 
     /// The public half of a private key.

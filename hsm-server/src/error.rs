@@ -37,6 +37,9 @@ pub enum ApiError {
         /// Which limit refused it.
         reason: &'static str,
     },
+    /// The client paused longer than the listener's body timeout between two reads of the
+    /// request body.
+    RequestTimeout,
 }
 
 impl From<keyward_hsm::Error> for ApiError {
@@ -110,6 +113,13 @@ impl ApiError {
                 ErrorBody {
                     code: "too_many_requests".into(),
                     message: format!("{reason}; retry after {retry_after_s} s"),
+                },
+            ),
+            ApiError::RequestTimeout => (
+                StatusCode::REQUEST_TIMEOUT,
+                ErrorBody {
+                    code: "request_timeout".into(),
+                    message: "the request body stopped arriving (the server's body timeout)".into(),
                 },
             ),
             ApiError::NotFound => (

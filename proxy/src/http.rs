@@ -3,7 +3,6 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -11,7 +10,7 @@ use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::uri::Authority;
 use http::{Request, Response, StatusCode, Version};
-use http_body_util::{BodyExt, Limited};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use keyward_config::{ForwardedTrust, ListenerMode};
 
@@ -63,15 +62,6 @@ pub(crate) struct Handler {
     hsts: Option<HeaderValue>,
     /// HTTP/1.1 only: the smuggling guard's verdicts, one per request.
     verdicts: Option<GuardVerdicts>,
-}
-
-/// Counts a request in flight on its connection until dropped.
-struct InFlight(Arc<Activity>);
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
-    }
 }
 
 /// A fresh request id: 16 random bytes as 32 lower-case hex digits.
@@ -129,8 +119,7 @@ impl Handler {
         &self,
         req: Request<Incoming>,
     ) -> Result<Response<ProxyBody>, Infallible> {
-        self.activity.in_flight.fetch_add(1, Ordering::Relaxed);
-        let _in_flight = InFlight(self.activity.clone());
+        let _in_flight = self.activity.request();
         let started = Instant::now();
         let method = req.method().clone();
         let path = req.uri().path().to_owned();
@@ -455,31 +444,7 @@ impl Handler {
         limit: usize,
     ) -> Result<(Bytes, Option<HeaderMap>), (StatusCode, &'static str)> {
         let timeout = std::time::Duration::from_millis(self.st.cfg.client_body_timeout_ms);
-        let mut body = Limited::new(body, limit);
-        let mut data = bytes::BytesMut::new();
-        let mut trailers = None;
-        loop {
-            match tokio::time::timeout(timeout, body.frame()).await {
-                Err(_) => return Err((StatusCode::REQUEST_TIMEOUT, "request body timed out")),
-                Ok(None) => break,
-                Ok(Some(Err(e))) => {
-                    return Err(if e.is::<http_body_util::LengthLimitError>() {
-                        (StatusCode::PAYLOAD_TOO_LARGE, "request body too large")
-                    } else {
-                        (StatusCode::BAD_REQUEST, "invalid request body")
-                    })
-                }
-                Ok(Some(Ok(frame))) => match frame.into_data() {
-                    Ok(d) => data.extend_from_slice(&d),
-                    Err(frame) => {
-                        if let Ok(t) = frame.into_trailers() {
-                            trailers = Some(t);
-                        }
-                    }
-                },
-            }
-        }
-        Ok((data.freeze(), trailers))
+        crate::conn::read_body(body, limit, timeout).await
     }
 
     /// Sets `X-Forwarded-For/Proto/Host` and `Forwarded` (RFC 7239), replacing or appending

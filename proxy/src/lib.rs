@@ -29,6 +29,7 @@
 #![deny(missing_docs)]
 
 pub mod admin;
+pub mod conn;
 mod error;
 mod forward;
 mod h1guard;

@@ -80,8 +80,9 @@ impl Limit {
     }
 }
 
-/// Shared by every accept loop and connection of the process.
-pub(crate) struct Lifecycle {
+/// Shared by the accept loops and connections of a server (the proxy's listeners; the HSM
+/// API's): whether it drains, and how many connections are still open.
+pub struct Lifecycle {
     /// Becomes true when draining starts (SIGTERM).
     pub(crate) draining: watch::Receiver<bool>,
     /// Connections open now, of every listener.
@@ -90,14 +91,47 @@ pub(crate) struct Lifecycle {
     pub(crate) idle: tokio::sync::Notify,
 }
 
+impl Lifecycle {
+    /// A lifecycle that starts draining when `draining` becomes true.
+    pub fn new(draining: watch::Receiver<bool>) -> Arc<Lifecycle> {
+        Arc::new(Lifecycle {
+            draining,
+            active: AtomicUsize::new(0),
+            idle: tokio::sync::Notify::new(),
+        })
+    }
+
+    /// Connections open now.
+    pub fn open_connections(&self) -> usize {
+        self.active.load(Ordering::SeqCst)
+    }
+
+    /// Waits until every connection has closed, at most `within`; false when some are still
+    /// open then.
+    pub async fn wait_closed(&self, within: Duration) -> bool {
+        tokio::time::timeout(within, async {
+            loop {
+                let notified = self.idle.notified();
+                if self.active.load(Ordering::SeqCst) == 0 {
+                    return;
+                }
+                notified.await;
+            }
+        })
+        .await
+        .is_ok()
+    }
+}
+
 /// Counts a connection in `keyward_connections_active` and in the drain count until dropped.
-struct Active {
+pub struct Active {
     lifecycle: Arc<Lifecycle>,
     gauge: prometheus::IntGauge,
 }
 
 impl Active {
-    fn new(lifecycle: Arc<Lifecycle>, label: &str) -> Active {
+    /// Counts a connection of the listener labelled `label` (its bound address).
+    pub fn new(lifecycle: Arc<Lifecycle>, label: &str) -> Active {
         let gauge = metrics().connections_active.with_label_values(&[label]);
         gauge.inc();
         lifecycle.active.fetch_add(1, Ordering::SeqCst);
@@ -306,9 +340,10 @@ async fn read_proxy_header(
     }
 }
 
-/// Records when bytes last moved, to close idle connections.
+/// Records when bytes last moved on a connection and how many requests are in flight on it,
+/// to close idle connections.
 #[derive(Default)]
-pub(crate) struct Activity {
+pub struct Activity {
     base: Option<Instant>,
     last_ms: AtomicU64,
     /// Requests in flight on the connection (an HTTP connection is idle only with none).
@@ -316,12 +351,19 @@ pub(crate) struct Activity {
 }
 
 impl Activity {
-    fn new() -> Arc<Activity> {
+    /// A connection's activity, starting now.
+    pub fn new() -> Arc<Activity> {
         Arc::new(Activity {
             base: Some(Instant::now()),
             ..Activity::default()
         })
     }
+    /// Counts a request in flight (the connection is not idle) until the guard is dropped.
+    pub fn request(self: &Arc<Self>) -> ActiveRequest {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        ActiveRequest(self.clone())
+    }
+
     fn touch(&self) {
         if let Some(base) = self.base {
             let ms = u64::try_from(base.elapsed().as_millis()).unwrap_or(u64::MAX);
@@ -345,10 +387,26 @@ impl Activity {
     }
 }
 
+/// A request in flight on its connection, from [`Activity::request`], until dropped.
+pub struct ActiveRequest(Arc<Activity>);
+
+impl Drop for ActiveRequest {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// An IO wrapper that touches an [`Activity`] on every read and write.
-pub(crate) struct Tracked<IO> {
+pub struct Tracked<IO> {
     inner: IO,
     activity: Arc<Activity>,
+}
+
+impl<IO> Tracked<IO> {
+    /// Wraps `inner`; every byte read or written counts as activity.
+    pub fn new(inner: IO, activity: Arc<Activity>) -> Tracked<IO> {
+        Tracked { inner, activity }
+    }
 }
 
 impl<IO: AsyncRead + Unpin> AsyncRead for Tracked<IO> {
@@ -631,7 +689,7 @@ async fn serve_tcp<IO>(
 /// Runs a hyper connection until it ends: on draining or when idle it is asked to shut down
 /// gracefully (HTTP/1.1: close after the current response; HTTP/2: GOAWAY); an idle one that
 /// ignores that (or never sent the HTTP/2 preface) is dropped after [`IDLE_GRACE`].
-async fn drive<C, E>(
+pub async fn drive<C, E>(
     conn: C,
     mut graceful_shutdown: impl FnMut(Pin<&mut C>),
     activity: &Activity,

@@ -2,7 +2,6 @@
 //! lifecycle (serve, reload, drain).
 
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -267,11 +266,7 @@ impl Proxy {
     /// open then are dropped with the runtime.
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
         let (drain_tx, drain_rx) = watch::channel(false);
-        let lifecycle = Arc::new(Lifecycle {
-            draining: drain_rx,
-            active: Default::default(),
-            idle: Default::default(),
-        });
+        let lifecycle = Lifecycle::new(drain_rx);
         let mut tasks = tokio::task::JoinSet::new();
         for (i, socket) in self.sockets.into_iter().enumerate() {
             let shared = self.shared.clone();
@@ -279,7 +274,7 @@ impl Proxy {
             tasks.spawn(accept_loop(socket, state, lifecycle.clone()));
         }
         shutdown.await;
-        let open = lifecycle.active.load(Ordering::SeqCst);
+        let open = lifecycle.open_connections();
         tracing::info!(
             connections = open,
             deadline_ms = self.drain_timeout.as_millis() as u64,
@@ -288,22 +283,13 @@ impl Proxy {
         let _ = drain_tx.send(true);
         // The accept loops end at once and close the listening sockets.
         while tasks.join_next().await.is_some() {}
-        let drained = tokio::time::timeout(self.drain_timeout, async {
-            loop {
-                let notified = lifecycle.idle.notified();
-                if lifecycle.active.load(Ordering::SeqCst) == 0 {
-                    return;
-                }
-                notified.await;
-            }
-        })
-        .await;
-        match drained {
-            Ok(()) => tracing::info!("drained: every connection closed"),
-            Err(_) => tracing::warn!(
-                connections = lifecycle.active.load(Ordering::SeqCst),
+        if lifecycle.wait_closed(self.drain_timeout).await {
+            tracing::info!("drained: every connection closed");
+        } else {
+            tracing::warn!(
+                connections = lifecycle.open_connections(),
                 "drain deadline reached; closing the remaining connections"
-            ),
+            );
         }
     }
 }

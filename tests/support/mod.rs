@@ -111,15 +111,31 @@ impl Running {
 
     /// Sends SIGTERM and waits for the exit status (with a deadline).
     pub fn terminate(&mut self) -> std::process::ExitStatus {
-        let _ = Command::new("kill")
+        self.send_sigterm();
+        self.wait_exit(DEADLINE)
+    }
+
+    /// Sends SIGTERM; returns at once.
+    pub fn send_sigterm(&self) {
+        let sent = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let end = Instant::now() + DEADLINE;
+            .status()
+            .expect("kill");
+        assert!(sent.success(), "kill -TERM failed");
+    }
+
+    /// Waits for the process to exit; fails the test after `within`.
+    pub fn wait_exit(&mut self, within: Duration) -> std::process::ExitStatus {
+        let end = Instant::now() + within;
         loop {
             if let Some(s) = self.child.try_wait().unwrap() {
                 return s;
             }
-            assert!(Instant::now() < end, "process did not exit after SIGTERM");
+            assert!(
+                Instant::now() < end,
+                "process did not exit within {within:?}: {:?}",
+                self.stderr.all()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -530,4 +546,52 @@ pub fn spawn_tcp_server(handler: fn(TcpStream)) -> SocketAddr {
         }
     });
     addr
+}
+
+/// `keyward init --data-dir DATA` with the first admin `admin` whose password is `password`.
+pub fn init_hsm(data: &Path, password: &str) {
+    let pw_file = data.with_extension("admin.pw");
+    std::fs::write(&pw_file, format!("{password}\n")).unwrap();
+    keyward_ok(&[
+        "init",
+        "--data-dir",
+        &data.display().to_string(),
+        "--admin-password-file",
+        &pw_file.display().to_string(),
+    ]);
+}
+
+/// Starts `keyward hsm serve --listen 127.0.0.1:0 --data-dir DATA EXTRA...` and waits for its
+/// "serving the HSM API" line; returns the process and the bound address.
+pub fn start_hsm_serve(data: &Path, extra: &[&str]) -> (Running, SocketAddr) {
+    let mut cmd = Command::new(keyward_bin());
+    cmd.args(["hsm", "serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data)
+        .args(extra)
+        .env("KEYWARD_LOG", "info");
+    let server = Running::spawn(cmd);
+    let line = server.stderr.wait_for("serving the HSM API");
+    let addr: SocketAddr = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("addr="))
+        .unwrap()
+        .parse()
+        .unwrap();
+    (server, addr)
+}
+
+/// A TLS connection to `addr` (SNI `localhost`, no ALPN: HTTP/1.1) trusting the PEM file `ca`,
+/// handshake done.
+pub fn tls_connect(
+    addr: SocketAddr,
+    ca: &Path,
+) -> rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
+    let server_name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+    let mut conn = rustls::ClientConnection::new(client_config(&[ca]), server_name).unwrap();
+    let mut tcp = TcpStream::connect(addr).unwrap();
+    tcp.set_read_timeout(Some(DEADLINE)).unwrap();
+    while conn.is_handshaking() {
+        conn.complete_io(&mut tcp).expect("TLS handshake");
+    }
+    rustls::StreamOwned::new(conn, tcp)
 }
