@@ -29,6 +29,7 @@
 #![deny(missing_docs)]
 
 pub mod admin;
+mod authority;
 mod error;
 mod forward;
 mod h1guard;
@@ -37,6 +38,7 @@ mod listener;
 pub mod metrics;
 mod pool;
 mod resolver;
+mod respond;
 mod route;
 mod server;
 mod signer;
@@ -61,6 +63,19 @@ pub mod fuzzing {
             .iter()
             .filter(|v| v.is_ok())
             .count()
+    }
+
+    /// Normalises a `Host` / `:authority` value; returns whether it was accepted. Must never
+    /// panic, and an accepted value must normalise to itself (checked here with an assert).
+    pub fn host_authority(raw: &str) -> bool {
+        match crate::authority::normalize(raw) {
+            Ok(a) => {
+                let again = crate::authority::normalize(&a.to_string());
+                assert_eq!(again.as_ref(), Ok(&a), "not canonical: {raw:?}");
+                true
+            }
+            Err(_) => false,
+        }
     }
 }
 pub use server::{Proxy, ProxyHandle};

@@ -20,6 +20,7 @@ use crate::h1guard::H1Guard;
 use crate::http::{ConnInfo, Handler};
 use crate::metrics::metrics;
 use crate::pool::{Pool, Pools};
+use crate::respond::{record, Refusal, Refused};
 use crate::route::Router;
 
 /// What one listening socket does now; replaced as a whole on reload.
@@ -711,7 +712,7 @@ async fn serve_http<IO>(
         // HTTP/1.1 framing is checked by the smuggling guard before hyper sees it; both get
         // the same head-size limit, so hyper answers 431 first.
         let (io, verdicts) = H1Guard::new(io, st.cfg.max_header_bytes.max(8192));
-        let service = service_with(Some(verdicts));
+        let service = service_with(Some(verdicts.clone()));
         let io = hyper_util::rt::TokioIo::new(io);
         // The header timeout runs from the first byte of a request head (slowloris); the idle
         // timeout closes keep-alive connections with no request in flight.
@@ -721,14 +722,28 @@ async fn serve_http<IO>(
             .max_buf_size(st.cfg.max_header_bytes.max(8192))
             .serve_connection(io, service)
             .with_upgrades();
-        drive(
+        let result = drive(
             conn,
             |c| c.graceful_shutdown(),
             &activity,
             idle,
             &mut draining,
         )
-        .await
+        .await;
+        // hyper answers a head its parser refuses (400, 431, 414) and ends the connection
+        // without calling the service: count and log that refusal here.
+        if let Err(e) = &result {
+            if let Some(refusal) = Refusal::from_hyper(e, verdicts.unserved_rejection()) {
+                record(
+                    refusal,
+                    Refused {
+                        client: info.client,
+                        listener: &st.label,
+                    },
+                );
+            }
+        }
+        result
     };
     if let Err(e) = result {
         tracing::debug!(client = %info.client, error = %e, "connection ended with an error");
