@@ -896,3 +896,70 @@ async fn a_post_written_on_a_stale_connection_is_not_sent_again() {
     assert!(failed.is_some(), "no POST met a reused connection");
     assert_eq!(retried("stale_post", "closed_idle"), 0);
 }
+
+/// A raw keep-alive upstream that answers every request `200` and reports, per connection,
+/// how long after its last answer the proxy closed it; also counts connections.
+async fn idle_meter() -> (SocketAddr, Arc<AtomicUsize>, mpsc::UnboundedReceiver<Duration>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let connections = Arc::new(AtomicUsize::new(0));
+    let (tx, rx) = mpsc::unbounded_channel();
+    let count = connections.clone();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            count.fetch_add(1, Ordering::SeqCst);
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 1024];
+                let mut answered = Instant::now();
+                loop {
+                    let n = stream.read(&mut chunk).await.unwrap_or(0);
+                    if n == 0 {
+                        let _ = tx.send(answered.elapsed());
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    if request_complete(&buf) {
+                        buf.clear();
+                        let _ = stream
+                            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                            .await;
+                        answered = Instant::now();
+                    }
+                }
+            });
+        }
+    });
+    (addr, connections, rx)
+}
+
+/// What hyper-util's pool does with `pool_idle_timeout_ms` (the basis of its default): a
+/// connection idle for less is reused; one idle for longer is never handed out again (checked
+/// at checkout), and its idle sweep, which runs once per timeout, closes it between one and
+/// two timeouts after its last use.
+#[tokio::test]
+async fn idle_connections_are_reused_within_the_idle_timeout_and_closed_within_two() {
+    let (addr, connections, mut closed) = idle_meter().await;
+    let pools = pools(&format!(
+        "[upstreams.idle]\npool_idle_timeout_ms = 400\nservers = [\"http://{addr}\"]\n"
+    ));
+    let pool = pools.get("idle").unwrap();
+    let timeout = Duration::from_millis(400);
+    let _ = body_of(pool.send(get("/1")).await.unwrap()).await;
+    // Idle for a quarter of the timeout (the idle time is what is tested): reused.
+    tokio::time::sleep(timeout / 4).await;
+    let _ = body_of(pool.send(get("/2")).await.unwrap()).await;
+    assert_eq!(connections.load(Ordering::SeqCst), 1, "reused within the timeout");
+    let idle_for = tokio::time::timeout(Duration::from_secs(10), closed.recv())
+        .await
+        .expect("the proxy closes an idle connection")
+        .unwrap();
+    assert!(
+        idle_for >= timeout && idle_for < timeout * 2 + Duration::from_millis(200),
+        "closed after {idle_for:?} idle"
+    );
+    // After the timeout: a new connection.
+    let _ = body_of(pool.send(get("/3")).await.unwrap()).await;
+    assert_eq!(connections.load(Ordering::SeqCst), 2);
+}
