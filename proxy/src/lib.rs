@@ -33,6 +33,7 @@ mod authority;
 mod error;
 mod forward;
 mod h1guard;
+mod h2conn;
 mod http;
 mod listener;
 pub mod metrics;
