@@ -25,11 +25,12 @@ use std::fmt;
 pub(crate) const MAX_NAME_BYTES: usize = 253;
 
 /// A normalised authority: `name` lower-case without the trailing dot (or a bracketed IPv6
-/// address), and the port if one was given.
+/// address), and the port if one was given; also the text as received.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct HostAuthority {
     name: String,
     port: Option<u16>,
+    received: String,
 }
 
 impl HostAuthority {
@@ -43,10 +44,16 @@ impl HostAuthority {
     pub(crate) fn port(&self) -> Option<u16> {
         self.port
     }
+
+    /// The authority as the client sent it (valid, since it normalised): forwarded upstream
+    /// in `Host`, `X-Forwarded-Host` and `Forwarded`, as nginx's `$http_host` is.
+    pub(crate) fn received(&self) -> &str {
+        &self.received
+    }
 }
 
 impl fmt::Display for HostAuthority {
-    /// `name` or `name:port`: the form forwarded upstream in `Host` and `X-Forwarded-Host`.
+    /// The normalised form: `name` or `name:port`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.port {
             Some(p) => write!(f, "{}:{p}", self.name),
@@ -87,7 +94,7 @@ impl fmt::Display for AuthorityError {
 }
 
 /// Normalises `raw` (the `Host` header value or the URI authority, as received): see the
-/// module documentation. Allocates one string, the result's name.
+/// module documentation. Allocates the result's two strings.
 ///
 /// # Errors
 /// An [`AuthorityError`] naming the first problem found.
@@ -103,6 +110,7 @@ pub(crate) fn normalize(raw: &str) -> Result<HostAuthority, AuthorityError> {
         return Ok(HostAuthority {
             name: host.to_ascii_lowercase(),
             port,
+            received: raw.to_owned(),
         });
     }
     let name = host.strip_suffix('.').unwrap_or(host);
@@ -128,6 +136,7 @@ pub(crate) fn normalize(raw: &str) -> Result<HostAuthority, AuthorityError> {
     Ok(HostAuthority {
         name: name.to_ascii_lowercase(),
         port,
+        received: raw.to_owned(),
     })
 }
 
@@ -272,7 +281,9 @@ mod tests {
         #[test]
         fn accepted_names_are_canonical(raw in "[a-zA-Z0-9._:@%\\[\\] -]{0,40}") {
             if let Ok(a) = normalize(&raw) {
-                prop_assert_eq!(normalize(&a.to_string()), Ok(a.clone()));
+                let again = normalize(&a.to_string()).unwrap();
+                prop_assert_eq!((again.name(), again.port()), (a.name(), a.port()));
+                prop_assert_eq!(a.received(), raw.as_str());
                 prop_assert!(a.name().len() <= MAX_NAME_BYTES);
                 prop_assert!(!a.name().bytes().any(|b| b.is_ascii_uppercase()));
                 if !a.name().starts_with('[') {
@@ -284,7 +295,8 @@ mod tests {
         /// Case never changes the verdict or the result.
         #[test]
         fn case_does_not_matter(raw in "[a-zA-Z0-9.:]{0,30}") {
-            prop_assert_eq!(normalize(&raw), normalize(&raw.to_ascii_uppercase()));
+            let key = |r: Result<HostAuthority, AuthorityError>| r.map(|a| (a.name, a.port));
+            prop_assert_eq!(key(normalize(&raw)), key(normalize(&raw.to_ascii_uppercase())));
         }
     }
 }

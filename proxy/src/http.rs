@@ -560,8 +560,8 @@ impl Handler {
             (true, Some(p)) => headers.insert(X_FORWARDED_PROTO, p),
             _ => headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto)),
         };
-        // The normalised authority: the upstream sees the name the route was chosen by.
-        let host_text = host.map(HostAuthority::to_string);
+        // The client's authority as sent (it normalised, so it is well-formed).
+        let host_text = host.map(HostAuthority::received);
         let host_value = match &host_text {
             Some(h) => Some(HeaderValue::from_str(h).map_err(|_| Refusal::InvalidForwarded)?),
             None => None,
