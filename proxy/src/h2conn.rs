@@ -7,8 +7,9 @@
 //! hyper sends the `100` when the service first reads the body; this module does the same
 //! for HTTP/2 with `h2::server::SendResponse::send_informational`, which hyper does not
 //! expose. A request the proxy refuses before reading the body (no route, `413` by
-//! `content-length`, a bad Host) gets its final response without a `100`, and `h2` then
-//! resets the stream with `NO_ERROR` so the client stops sending (RFC 9113 §8.1).
+//! `content-length`, a bad Host) gets its final response without a `100`, as over HTTP/1.1;
+//! the stream is then reset with `NO_ERROR` (RFC 9113 §8.1) once the client has ended its
+//! side, or after [`EARLY_RESPONSE_LINGER`].
 //!
 //! The rest is what hyper's server did: the same settings (1 MiB stream and connection
 //! windows, 16 KiB frames, 200 concurrent streams, 400 KiB send buffer, `max_header_bytes` as
@@ -43,6 +44,9 @@ const MAX_FRAME_BYTES: u32 = 16 * 1024;
 const MAX_CONCURRENT_STREAMS: u32 = 200;
 const MAX_SEND_BUFFER_BYTES: usize = 400 * 1024;
 const MAX_LOCAL_ERROR_RESET_STREAMS: usize = 1024;
+
+/// How long a stream answered before its request ended waits for the client to end it.
+const EARLY_RESPONSE_LINGER: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Serves one HTTP/2 connection until the client closes it, an error ends it, or `shutdown`
 /// is notified (then: GOAWAY, and in-flight streams finish). `max_header_list_bytes`: the
@@ -114,10 +118,12 @@ async fn serve_stream(
         } else {
             (None, None)
         };
+    let (stash, mut stashed) = oneshot::channel();
     let body = StreamBody {
-        recv,
+        recv: Some(recv),
         wants_continue,
         data_done: false,
+        stash: Some(stash),
     };
     let handling = handler.handle(Request::from_parts(parts, body));
     tokio::pin!(handling);
@@ -170,8 +176,31 @@ async fn serve_stream(
         Err(e) => {
             tracing::debug!(error = %e, "HTTP/2 response not sent");
             respond.send_reset(Reason::INTERNAL_ERROR);
+            return;
         }
     }
+    // Answered before the whole request arrived (413, 404, a refusal): dropping the stream
+    // now would reset it (NO_ERROR, RFC 9113 §8.1), and some clients (curl 7.88) then drop
+    // the response they were reading. Let the client end its side first, for a little while.
+    if let Ok(recv) = stashed.try_recv() {
+        if !recv.is_end_stream() {
+            let _ = tokio::time::timeout(EARLY_RESPONSE_LINGER, linger(recv)).await;
+        }
+    }
+}
+
+/// Waits for the client to end (or reset) a request stream whose body is no longer wanted.
+/// Data is discarded without releasing flow-control capacity: the client can send no more
+/// than its window.
+async fn linger(mut recv: RecvStream) {
+    poll_fn(|cx| loop {
+        match recv.poll_data(cx) {
+            Poll::Ready(Some(Ok(_))) => continue,
+            Poll::Ready(_) => return Poll::Ready(()),
+            Poll::Pending => return Poll::Pending,
+        }
+    })
+    .await;
 }
 
 /// Sends `body` on `send` as the client's flow-control window allows, then its trailers or
@@ -242,11 +271,21 @@ async fn send_data(
 }
 
 /// A request body read from an HTTP/2 stream. Its first poll asks the stream task to send
-/// `100 Continue`, when the client asked for one.
+/// `100 Continue`, when the client asked for one. Dropped, it hands the stream back to the
+/// stream task (`stash`), which decides when the stream may be reset.
 pub(crate) struct StreamBody {
-    recv: RecvStream,
+    recv: Option<RecvStream>,
     wants_continue: Option<oneshot::Sender<()>>,
     data_done: bool,
+    stash: Option<oneshot::Sender<RecvStream>>,
+}
+
+impl Drop for StreamBody {
+    fn drop(&mut self) {
+        if let (Some(recv), Some(stash)) = (self.recv.take(), self.stash.take()) {
+            let _ = stash.send(recv);
+        }
+    }
 }
 
 impl Body for StreamBody {
@@ -260,19 +299,23 @@ impl Body for StreamBody {
         if let Some(tx) = self.wants_continue.take() {
             let _ = tx.send(());
         }
-        if !self.data_done {
-            match self.recv.poll_data(cx) {
+        let this = &mut *self;
+        let Some(recv) = this.recv.as_mut() else {
+            return Poll::Ready(None);
+        };
+        if !this.data_done {
+            match recv.poll_data(cx) {
                 Poll::Ready(Some(Ok(data))) => {
                     // The bytes are ours now: let the client send as many more.
-                    let _ = self.recv.flow_control().release_capacity(data.len());
+                    let _ = recv.flow_control().release_capacity(data.len());
                     return Poll::Ready(Some(Ok(Frame::data(data))));
                 }
                 Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
-                Poll::Ready(None) => self.data_done = true,
+                Poll::Ready(None) => this.data_done = true,
                 Poll::Pending => return Poll::Pending,
             }
         }
-        match self.recv.poll_trailers(cx) {
+        match recv.poll_trailers(cx) {
             Poll::Ready(Ok(Some(trailers))) => Poll::Ready(Some(Ok(Frame::trailers(trailers)))),
             Poll::Ready(Ok(None)) => Poll::Ready(None),
             Poll::Ready(Err(e)) => Poll::Ready(Some(Err(e))),
@@ -281,6 +324,6 @@ impl Body for StreamBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.recv.is_end_stream()
+        self.recv.as_ref().is_none_or(RecvStream::is_end_stream)
     }
 }
