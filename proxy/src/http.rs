@@ -632,3 +632,92 @@ impl Handler {
         Response::from_parts(parts, body)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::Full;
+
+    fn response(status: u16, body: ProxyBody) -> Response<ProxyBody> {
+        let mut res = Response::new(body);
+        *res.status_mut() = StatusCode::from_u16(status).unwrap();
+        res
+    }
+
+    fn known(text: &'static str) -> ProxyBody {
+        Full::new(Bytes::from_static(text.as_bytes()))
+            .map_err(|never| match never {})
+            .boxed()
+    }
+
+    /// A body whose length is not known in advance (as a chunked upstream response).
+    fn unknown(text: &'static str) -> ProxyBody {
+        known(text).map_frame(|f| f).boxed()
+    }
+
+    fn connection(res: &Response<ProxyBody>) -> Option<&str> {
+        res.headers()
+            .get(header::CONNECTION)
+            .and_then(|v| v.to_str().ok())
+    }
+
+    #[test]
+    fn http10_keep_alive_only_when_the_length_is_known() {
+        assert!(unknown("x").size_hint().exact().is_none());
+        let cases: Vec<(Response<ProxyBody>, Method, &str)> = vec![
+            (response(200, known("hello")), Method::GET, "keep-alive"),
+            (
+                {
+                    let mut r = response(200, unknown("hello"));
+                    r.headers_mut()
+                        .insert(header::CONTENT_LENGTH, HeaderValue::from_static("5"));
+                    r
+                },
+                Method::GET,
+                "keep-alive",
+            ),
+            (response(200, unknown("hello")), Method::GET, "close"),
+            (response(200, unknown("")), Method::HEAD, "keep-alive"),
+            (response(204, unknown("")), Method::DELETE, "keep-alive"),
+            (response(304, unknown("")), Method::GET, "keep-alive"),
+        ];
+        for (mut res, method, want) in cases {
+            let status = res.status();
+            http10_keep_alive(&mut res, &method);
+            assert_eq!(connection(&res), Some(want), "{method} {status}");
+        }
+        // A response that closes anyway is left alone.
+        let mut res = response(400, known("no"));
+        res.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        http10_keep_alive(&mut res, &Method::GET);
+        assert_eq!(connection(&res), Some("close"));
+    }
+
+    #[test]
+    fn the_authority_comes_from_the_uri_before_the_host_header() {
+        let parts = |uri: &str, host: Option<&str>| {
+            let mut b = Request::builder().uri(uri);
+            if let Some(h) = host {
+                b = b.header(header::HOST, h);
+            }
+            b.body(()).unwrap().into_parts().0
+        };
+        let name = |p: &http::request::Parts| {
+            request_authority(p).map(|h| h.map(|h| h.name().to_owned()))
+        };
+        assert_eq!(
+            name(&parts("https://Tenant.test./x", Some("other.test"))),
+            Ok(Some("tenant.test".into()))
+        );
+        assert_eq!(
+            name(&parts("/x", Some("TENANT.test.:443"))),
+            Ok(Some("tenant.test".into()))
+        );
+        assert_eq!(name(&parts("/x", None)), Ok(None));
+        assert_eq!(
+            name(&parts("/x", Some("tenant.test.."))),
+            Err(Refusal::InvalidHost(AuthorityError::EmptyLabel))
+        );
+    }
+}
