@@ -104,10 +104,7 @@ fn an_upstream_closing_idle_connections_after_one_second_costs_no_request() {
             "[[routes]]\nupstream = \"c{c}\"\npath_prefix = \"/c{c}\"\n\n"
         ));
     }
-    let config = site.config(&format!(
-        "{}{pools}{routes}",
-        listener(&cert, "web", "")
-    ));
+    let config = site.config(&format!("{}{pools}{routes}", listener(&cert, "web", "")));
     let (p, addrs) = start_serve(&config, 1);
     let admin = admin_addr(&p);
     let (addr, started) = (addrs[0], Instant::now());
@@ -234,7 +231,10 @@ fn host_names_with_empty_labels_are_refused_and_never_reach_another_tenant() {
         assert!(head.starts_with("HTTP/1.1 400"), "{host:?}: {head}{body}");
         let path = format!("/bad-h2-{i}");
         let (status, body) = h2(host, &path);
-        assert!(status.starts_with("400 "), "{host:?} over h2: {status} {body}");
+        assert!(
+            status.starts_with("400 "),
+            "{host:?} over h2: {status} {body}"
+        );
     }
     // The normalised name reaches its own route, over both protocols.
     for host in ["tenant.test", "TENANT.test.", "tenant.test.:443"] {
@@ -252,7 +252,11 @@ fn host_names_with_empty_labels_are_refused_and_never_reach_another_tenant() {
             .filter(|l| l.starts_with(&format!("REQUEST GET {prefix}")))
             .count()
     };
-    assert_eq!(reached(&other, "/bad"), 0, "another tenant's upstream was reached");
+    assert_eq!(
+        reached(&other, "/bad"),
+        0,
+        "another tenant's upstream was reached"
+    );
     assert_eq!(reached(&tenant, "/bad"), 0);
     assert_eq!(reached(&tenant, "/good"), 6);
     let text = metrics(admin);
@@ -340,7 +344,11 @@ fn http2_expect_100_continue_gets_100_at_once() {
         .unwrap_or_else(|| panic!("no 100 Continue: {trace}"));
     // The trace line before "0000: HTTP/2 100" is the timestamped "<= Recv header".
     let waited = at(lines[interim - 1]) - at(lines[sent]);
-    eprintln!("100 Continue after {:.1} ms; whole request {} s", waited * 1000.0, fields[2]);
+    eprintln!(
+        "100 Continue after {:.1} ms; whole request {} s",
+        waited * 1000.0,
+        fields[2]
+    );
     assert!(waited < 0.1, "100 Continue after {waited} s");
     let total: f64 = fields[2].parse().unwrap();
     assert!(total < 5.0, "{total} s: curl waited for its expect timeout");
@@ -366,7 +374,8 @@ fn http10_keep_alive_serves_two_requests_on_one_connection() {
     let (_p, addrs) = start_serve(&config, 1);
     let mut s = connect(addrs[0], &cert);
     for path in ["/ka-1", "/ka-2"] {
-        let req = format!("GET {path} HTTP/1.0\r\nHost: localhost\r\nConnection: Keep-Alive\r\n\r\n");
+        let req =
+            format!("GET {path} HTTP/1.0\r\nHost: localhost\r\nConnection: Keep-Alive\r\n\r\n");
         s.write_all(req.as_bytes()).unwrap();
         s.flush().unwrap();
         let (head, body) = read_response(&mut s).expect("a response on the same connection");
@@ -468,21 +477,20 @@ fn requests_refused_by_the_http_parser_are_counted_and_logged_once_per_reason() 
         )
     };
     // The refusal is recorded as the connection ends: wait for the last one.
-    let mut now = String::new();
     eventually(DEADLINE, "every refusal counted", || {
-        now = metrics(admin);
-        let counted: Vec<(&str, f64)> = cases
+        let now = metrics(admin);
+        cases
             .iter()
-            .map(|(r, _, _)| (*r, label(&now, r) - label(&before, r)))
-            .collect();
-        counted.iter().all(|(_, n)| *n == SENT as f64)
+            .all(|(r, _, _)| label(&now, r) - label(&before, r) == SENT as f64)
     });
     for (reason, _, _) in &cases {
         let lines = p
             .stderr
             .all()
             .iter()
-            .filter(|l| l.contains("request refused") && l.contains(&format!("reason=\"{reason}\"")))
+            .filter(|l| {
+                l.contains("request refused") && l.contains(&format!("reason=\"{reason}\""))
+            })
             .count();
         assert_eq!(lines, 1, "{reason}: one log line per reason and interval");
     }

@@ -171,12 +171,18 @@ mod tests {
     fn names_are_lower_cased_with_one_trailing_dot_and_the_port_split_off() {
         assert_eq!(ok("Example.TEST"), ("example.test".into(), None));
         assert_eq!(ok("example.test."), ("example.test".into(), None));
-        assert_eq!(ok("example.test.:8443"), ("example.test".into(), Some(8443)));
+        assert_eq!(
+            ok("example.test.:8443"),
+            ("example.test".into(), Some(8443))
+        );
         assert_eq!(ok("localhost:0"), ("localhost".into(), Some(0)));
         assert_eq!(ok("a_b-c.test:65535"), ("a_b-c.test".into(), Some(65535)));
         assert_eq!(ok("127.0.0.1:443"), ("127.0.0.1".into(), Some(443)));
         assert_eq!(ok("[::1]"), ("[::1]".into(), None));
-        assert_eq!(ok("[2001:DB8::1]:8443"), ("[2001:db8::1]".into(), Some(8443)));
+        assert_eq!(
+            ok("[2001:DB8::1]:8443"),
+            ("[2001:db8::1]".into(), Some(8443))
+        );
         assert_eq!(
             normalize("WWW.Example.test.:8443").unwrap().to_string(),
             "www.example.test:8443"

@@ -703,9 +703,8 @@ mod tests {
             }
             b.body(()).unwrap().into_parts().0
         };
-        let name = |p: &http::request::Parts| {
-            request_authority(p).map(|h| h.map(|h| h.name().to_owned()))
-        };
+        let name =
+            |p: &http::request::Parts| request_authority(p).map(|h| h.map(|h| h.name().to_owned()));
         assert_eq!(
             name(&parts("https://Tenant.test./x", Some("other.test"))),
             Ok(Some("tenant.test".into()))

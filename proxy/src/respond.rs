@@ -274,9 +274,7 @@ static SLOTS: LazyLock<Vec<Slot>> = LazyLock::new(|| {
         .iter()
         .map(|label| Slot {
             label,
-            counter: metrics()
-                .http_requests_rejected
-                .with_label_values(&[label]),
+            counter: metrics().http_requests_rejected.with_label_values(&[label]),
             gate: LogGate::default(),
         })
         .collect()
@@ -328,7 +326,10 @@ mod tests {
         labels.dedup();
         let mut listed = LABELS.to_vec();
         listed.sort_unstable();
-        assert_eq!(labels, listed, "LABELS must list every refusal's label, once");
+        assert_eq!(
+            labels, listed,
+            "LABELS must list every refusal's label, once"
+        );
         for r in every_refusal() {
             assert!(
                 SLOTS.iter().any(|s| s.label == r.label()),
@@ -391,7 +392,11 @@ mod tests {
         let admitted: usize = (0..8)
             .map(|_| {
                 let gate = gate.clone();
-                std::thread::spawn(move || (0..1000).filter(|_| gate.admit(7, 60_000).is_some()).count())
+                std::thread::spawn(move || {
+                    (0..1000)
+                        .filter(|_| gate.admit(7, 60_000).is_some())
+                        .count()
+                })
             })
             .collect::<Vec<_>>()
             .into_iter()

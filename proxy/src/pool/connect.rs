@@ -264,10 +264,7 @@ impl Stale {
 /// Whether `error` (a request error that is not a connect error) shows a stale pooled
 /// connection rather than a server that may have processed the request: see the module
 /// documentation. [`Stale::ClosedIdle`] only when `idempotent`.
-pub(super) fn stale(
-    error: &hyper_util::client::legacy::Error,
-    idempotent: bool,
-) -> Option<Stale> {
+pub(super) fn stale(error: &hyper_util::client::legacy::Error, idempotent: bool) -> Option<Stale> {
     let canceled = std::error::Error::source(error)
         .and_then(|s| s.downcast_ref::<hyper::Error>())
         .is_some_and(hyper::Error::is_canceled);

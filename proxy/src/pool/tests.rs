@@ -887,7 +887,11 @@ async fn a_post_written_on_a_stale_connection_is_not_sent_again() {
             }
             Err(e) => {
                 assert_eq!(e, UpstreamError::Failed);
-                assert_eq!(up.dropped(), dropped + 1, "the POST reached the server once");
+                assert_eq!(
+                    up.dropped(),
+                    dropped + 1,
+                    "the POST reached the server once"
+                );
                 failed = Some(attempt);
                 break;
             }
@@ -899,7 +903,11 @@ async fn a_post_written_on_a_stale_connection_is_not_sent_again() {
 
 /// A raw keep-alive upstream that answers every request `200` and reports, per connection,
 /// how long after its last answer the proxy closed it; also counts connections.
-async fn idle_meter() -> (SocketAddr, Arc<AtomicUsize>, mpsc::UnboundedReceiver<Duration>) {
+async fn idle_meter() -> (
+    SocketAddr,
+    Arc<AtomicUsize>,
+    mpsc::UnboundedReceiver<Duration>,
+) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let connections = Arc::new(AtomicUsize::new(0));
@@ -950,7 +958,11 @@ async fn idle_connections_are_reused_within_the_idle_timeout_and_closed_within_t
     // Idle for a quarter of the timeout (the idle time is what is tested): reused.
     tokio::time::sleep(timeout / 4).await;
     let _ = body_of(pool.send(get("/2")).await.unwrap()).await;
-    assert_eq!(connections.load(Ordering::SeqCst), 1, "reused within the timeout");
+    assert_eq!(
+        connections.load(Ordering::SeqCst),
+        1,
+        "reused within the timeout"
+    );
     let idle_for = tokio::time::timeout(Duration::from_secs(10), closed.recv())
         .await
         .expect("the proxy closes an idle connection")
