@@ -403,8 +403,11 @@ pub struct PoolConfig {
     /// response is cut (HTTP/1.1: the connection closes; HTTP/2: the stream is reset).
     /// Default 60000.
     pub read_timeout_ms: u64,
-    /// `pool_idle_timeout_ms`: idle keep-alive connections close after this long. Default
-    /// 90000.
+    /// `pool_idle_timeout_ms`: an idle keep-alive connection is not reused once idle this
+    /// long (and is closed within twice that). Default 4000: below the 5 s keep-alive timeout
+    /// of Node, Apache and uvicorn, so Keyward gives up an idle connection before the server
+    /// does; shorter upstream timeouts (gunicorn's 2 s) meet the race only at the instant the
+    /// server closes, and the request is then sent again on a new connection.
     pub pool_idle_timeout_ms: u64,
     /// `pool_max_idle_per_host`: idle keep-alive connections kept per server. Default 128.
     pub pool_max_idle_per_host: usize,
@@ -783,7 +786,7 @@ fn default_response_timeout() -> u64 {
     60_000
 }
 fn default_pool_idle() -> u64 {
-    90_000
+    4_000
 }
 fn default_pool_max_idle() -> usize {
     128

@@ -255,6 +255,19 @@ impl GuardVerdicts {
         }
     }
 
+    /// The guard's reason for refusing the oldest head the service never took, if it refused
+    /// it. After hyper ended the connection with a parse error, that is the head hyper refused
+    /// (hyper answered it itself, so the service never asked).
+    pub(crate) fn unserved_rejection(&self) -> Option<RejectReason> {
+        match self.lock().heads.front() {
+            Some(HeadVerdict {
+                verdict: Verdict::Reject(reason),
+                ..
+            }) => Some(*reason),
+            _ => None,
+        }
+    }
+
     fn push_head(&self, head: HeadVerdict) {
         self.lock().heads.push_back(head);
     }

@@ -8,17 +8,18 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::uri::Authority;
-use http::{Request, Response, StatusCode, Version};
+use http::{Method, Request, Response, StatusCode, Version};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
+use hyper::body::{Body, Incoming};
 use keyward_config::{ForwardedTrust, ListenerMode};
 
-use crate::forward::{has_dot_segment, plain, strip_hop_by_hop, ProxyBody, ReadTimeout};
+use crate::authority::{normalize, AuthorityError, HostAuthority};
+use crate::forward::{has_dot_segment, plain, strip_hop_by_hop, BodyError, ProxyBody, ReadTimeout};
 use crate::h1guard::{GuardVerdicts, RequestId, Verdict};
 use crate::listener::{Activity, ListenerState};
 use crate::metrics::metrics;
 use crate::pool::{UpstreamError, UpstreamRequest};
+use crate::respond::{refuse, Refusal, Refused};
 
 /// What the connection knows about its client.
 #[derive(Debug)]
@@ -36,13 +37,50 @@ const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 const FORWARDED: HeaderName = HeaderName::from_static("forwarded");
 
-/// A Host value is `host[:port]` only: no user info, a numeric port (RFC 9110 §7.2).
-fn valid_authority(a: &Authority) -> bool {
-    let rebuilt = match a.port_u16() {
-        Some(p) => format!("{}:{p}", a.host()),
-        None => a.host().to_owned(),
+/// The request's authority, normalised: the URI's (HTTP/2 `:authority`, an absolute-form
+/// target) or else the `Host` header's. `Ok(None)` when there is neither.
+fn request_authority(parts: &http::request::Parts) -> Result<Option<HostAuthority>, Refusal> {
+    let raw = match parts.uri.authority() {
+        Some(a) => a.as_str(),
+        None => match parts.headers.get(header::HOST) {
+            Some(v) => v
+                .to_str()
+                .map_err(|_| Refusal::InvalidHost(AuthorityError::InvalidCharacter))?,
+            None => return Ok(None),
+        },
     };
-    !a.host().is_empty() && rebuilt.eq_ignore_ascii_case(a.as_str())
+    normalize(raw).map(Some).map_err(Refusal::InvalidHost)
+}
+
+/// Whether a `Connection` header of `headers` lists `token` (case-insensitive).
+fn connection_has(headers: &HeaderMap, token: &str) -> bool {
+    headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case(token))
+}
+
+/// HTTP/1.0 keep-alive (RFC 9112 Appendix C.2.2): the client sent `Connection: keep-alive`.
+/// HTTP/1.0 has no chunked coding, so the connection can stay open only when the response's
+/// length is known: then the response says `Connection: keep-alive` (hyper keeps an HTTP/1.0
+/// connection only when the response does). Otherwise the body is delimited by closing the
+/// connection, and the response says `Connection: close`.
+fn http10_keep_alive(res: &mut Response<ProxyBody>, method: &Method) {
+    if connection_has(res.headers(), "close") {
+        return;
+    }
+    let status = res.status();
+    let known = res.headers().contains_key(header::CONTENT_LENGTH)
+        || res.body().size_hint().exact().is_some()
+        || *method == Method::HEAD
+        || status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED;
+    let value = if known { "keep-alive" } else { "close" };
+    res.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static(value));
 }
 
 /// Whether an `Upgrade` header names exactly the WebSocket protocol.
@@ -114,34 +152,46 @@ impl Handler {
         }
     }
 
-    /// Answers one request; every failure becomes a response here.
-    pub(crate) async fn handle(
-        &self,
-        req: Request<Incoming>,
-    ) -> Result<Response<ProxyBody>, Infallible> {
+    /// Who a refusal was for, for its log line.
+    fn refused(&self) -> Refused<'_> {
+        Refused {
+            client: self.info.client,
+            listener: &self.st.label,
+        }
+    }
+
+    /// Answers one request (HTTP/1.1's `Incoming` body, or an HTTP/2 stream's); every failure
+    /// becomes a response here.
+    pub(crate) async fn handle<B>(&self, req: Request<B>) -> Result<Response<ProxyBody>, Infallible>
+    where
+        B: Body<Data = Bytes> + Send + Unpin + 'static,
+        B::Error: Into<BodyError>,
+    {
         let _in_flight = self.activity.request();
         let started = Instant::now();
         let method = req.method().clone();
         let path = req.uri().path().to_owned();
         let version = req.version();
+        let keep_alive_10 =
+            version == Version::HTTP_10 && connection_has(req.headers(), "keep-alive");
         let id = request_id();
         let head = self.verdicts.as_ref().map(GuardVerdicts::next_head);
         let (mut res, route, pool) = match head {
             Some(h) if !h.verdict.is_ok() => {
-                let status = match h.verdict {
-                    Verdict::Reject(reason) => reason.status(),
-                    _ => StatusCode::BAD_REQUEST,
+                let refusal = match h.verdict {
+                    Verdict::Reject(reason) => Refusal::Framing(reason),
+                    _ => Refusal::Uninspected,
                 };
-                let mut res = plain(status, "ambiguous or invalid HTTP/1.1 framing");
-                res.headers_mut()
-                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
-                (res, "none".to_owned(), None)
+                (refuse(refusal, self.refused()), "none".to_owned(), None)
             }
             _ if self.st.cfg.mode == ListenerMode::Redirect => {
-                (self.redirect(&req), "redirect".to_owned(), None)
+                (self.redirect(req), "redirect".to_owned(), None)
             }
             _ => self.proxy(req, &id, head.map(|h| h.request)).await,
         };
+        if keep_alive_10 {
+            http10_keep_alive(&mut res, &method);
+        }
         let status = res.status();
         if let Ok(v) = HeaderValue::from_str(&id) {
             res.headers_mut().insert(self.request_id_header.clone(), v);
@@ -177,31 +227,21 @@ impl Handler {
     }
 
     /// A plain-HTTP request on a redirect listener: `308` to the same host and path over HTTPS.
-    fn redirect(&self, req: &Request<Incoming>) -> Response<ProxyBody> {
-        let host = req
-            .uri()
-            .authority()
-            .filter(|a| valid_authority(a))
-            .map(|a| a.host().to_owned())
-            .or_else(|| {
-                req.headers()
-                    .get(header::HOST)
-                    .and_then(|h| h.to_str().ok())
-                    .and_then(|h| h.parse::<Authority>().ok())
-                    .filter(valid_authority)
-                    .map(|a| a.host().to_owned())
-            });
-        let Some(host) = host else {
-            return plain(StatusCode::BAD_REQUEST, "a Host header is required");
+    fn redirect<B>(&self, req: Request<B>) -> Response<ProxyBody> {
+        let (parts, _) = req.into_parts();
+        let host = match request_authority(&parts) {
+            Ok(Some(h)) => h,
+            Ok(None) => return refuse(Refusal::MissingHost, self.refused()),
+            Err(refusal) => return refuse(refusal, self.refused()),
         };
         let port = self.st.cfg.redirect_https_port;
         let authority = if port == 443 {
-            host
+            host.name().to_owned()
         } else {
-            format!("{host}:{port}")
+            format!("{}:{port}", host.name())
         };
-        let path = req
-            .uri()
+        let path = parts
+            .uri
             .path_and_query()
             .map_or("/", |p| p.as_str())
             .to_owned();
@@ -212,80 +252,60 @@ impl Handler {
                 res.headers_mut().insert(header::LOCATION, v);
                 res
             }
-            Err(_) => plain(StatusCode::BAD_REQUEST, "invalid request target"),
+            Err(_) => refuse(Refusal::Unparsable, self.refused()),
         }
     }
 
     /// Routes and forwards; returns the response, the route name and the pool name.
-    async fn proxy(
+    async fn proxy<B>(
         &self,
-        req: Request<Incoming>,
+        req: Request<B>,
         id: &str,
         guarded: Option<RequestId>,
-    ) -> (Response<ProxyBody>, String, Option<String>) {
-        let bad = |detail: &str| {
-            (
-                plain(StatusCode::BAD_REQUEST, detail),
-                "none".to_owned(),
-                None,
-            )
-        };
+    ) -> (Response<ProxyBody>, String, Option<String>)
+    where
+        B: Body<Data = Bytes> + Send + Unpin + 'static,
+        B::Error: Into<BodyError>,
+    {
+        let bad = |refusal: Refusal| (refuse(refusal, self.refused()), "none".to_owned(), None);
         let mut req = req;
         if req.method() == http::Method::CONNECT {
             // Not a tunnel: CONNECT (and HTTP/2 extended CONNECT) is refused, never forwarded.
-            let mut res = plain(StatusCode::METHOD_NOT_ALLOWED, "CONNECT is not supported");
-            res.headers_mut().insert(
-                header::ALLOW,
-                HeaderValue::from_static("GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH"),
-            );
-            return (res, "none".to_owned(), None);
+            return bad(Refusal::Connect);
         }
         // WebSocket upgrades (RFC 6455 §4, RFC 9110 §7.8) are spliced through; no other
         // protocol (h2c upgrades could bypass the proxy's checks).
         let asks_upgrade = req.version() == Version::HTTP_11
             && req.headers().contains_key(header::UPGRADE)
-            && req
-                .headers()
-                .get_all(header::CONNECTION)
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .flat_map(|v| v.split(','))
-                .any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
+            && connection_has(req.headers(), "upgrade");
         let upgrade = asks_upgrade && is_websocket(req.headers().get(header::UPGRADE));
         let on_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
         let client_version = req.version();
         let (mut parts, body) = req.into_parts();
 
         // The client's host: HTTP/2 `:authority` (or an absolute-form URI), else the Host
-        // header. HTTP/1.1 requires one (RFC 9112 §3.2), and it must be a valid authority.
-        let host = match parts.uri.authority() {
-            Some(a) => Some(a.clone()),
-            None => match parts.headers.get(header::HOST) {
-                Some(v) => match v.to_str().ok().and_then(|h| h.parse::<Authority>().ok()) {
-                    Some(a) => Some(a),
-                    None => return bad("invalid Host header"),
-                },
-                None => None,
-            },
+        // header, normalised once (lower-case, no trailing dot, port apart); a malformed one
+        // (an empty label, say) is refused rather than left to miss its route and fall
+        // through to the default pool. HTTP/1.1 requires one (RFC 9112 §3.2).
+        let host = match request_authority(&parts) {
+            Ok(h) => h,
+            Err(refusal) => return bad(refusal),
         };
-        if host.as_ref().is_some_and(|a| !valid_authority(a)) {
-            return bad("invalid Host header");
-        }
         if host.is_none() && parts.version != Version::HTTP_10 && parts.version != Version::HTTP_09
         {
             // HTTP/1.1 needs Host (RFC 9112 §3.2); HTTP/2 needs :authority or Host (RFC 9113
             // §8.3.1) for the proxy to know the target.
-            return bad("a Host header is required");
+            return bad(Refusal::MissingHost);
         }
         if parts.headers.get_all(header::HOST).iter().count() > 1 {
-            return bad("more than one Host header");
+            return bad(Refusal::DuplicateHost);
         }
         if has_dot_segment(parts.uri.path()) {
             // "/../" could climb out of an upstream path prefix: refuse rather than guess.
-            return bad("dot segments in the path");
+            return bad(Refusal::DotSegment);
         }
-        let host_name = host.as_ref().map(|a| a.host().to_ascii_lowercase());
-        let Some(route) = self.st.router.route(host_name.as_deref(), parts.uri.path()) else {
+        let host_name = host.as_ref().map(HostAuthority::name);
+        let Some(route) = self.st.router.route(host_name, parts.uri.path()) else {
             return (
                 plain(StatusCode::NOT_FOUND, "no route for this host and path"),
                 "none".into(),
@@ -325,8 +345,8 @@ impl Handler {
                 }
             }
         }
-        if let Err(detail) = self.set_forwarded(&mut parts.headers, host.as_ref()) {
-            return (plain(StatusCode::BAD_REQUEST, detail), route_name, None);
+        if let Err(refusal) = self.set_forwarded(&mut parts.headers, host.as_ref()) {
+            return (refuse(refusal, self.refused()), route_name, None);
         }
         if upgrade {
             if let Some(u) = upgrade_value {
@@ -347,7 +367,7 @@ impl Handler {
             .and_then(|v| v.parse::<u64>().ok());
         if declared.is_some_and(|n| n > self.st.cfg.max_body_bytes) {
             return (
-                plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large"),
+                refuse(Refusal::BodyTooLarge, self.refused()),
                 route_name,
                 None,
             );
@@ -358,15 +378,13 @@ impl Handler {
         } else {
             match self.read_body(body, limit).await {
                 Ok(b) => b,
-                Err((status, detail)) => return (plain(status, detail), route_name, None),
+                Err(refusal) => return (refuse(refusal, self.refused()), route_name, None),
             }
         };
         if let (Some(v), Some(request)) = (&self.verdicts, guarded) {
             if !v.body_verdict(request).is_ok() {
-                let mut res = plain(StatusCode::BAD_REQUEST, "invalid chunked framing");
-                res.headers_mut()
-                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
-                return (res, route_name, None);
+                let refusal = Refusal::Framing(crate::h1guard::RejectReason::InvalidChunkedFraming);
+                return (refuse(refusal, self.refused()), route_name, None);
             }
         }
         parts.headers.remove(header::CONTENT_LENGTH);
@@ -438,13 +456,23 @@ impl Handler {
 
     /// Reads the whole request body, at most `limit` bytes, waiting at most
     /// `client_body_timeout_ms` between two reads.
-    async fn read_body(
+    async fn read_body<B>(
         &self,
-        body: Incoming,
+        body: B,
         limit: usize,
-    ) -> Result<(Bytes, Option<HeaderMap>), (StatusCode, &'static str)> {
+    ) -> Result<(Bytes, Option<HeaderMap>), Refusal>
+    where
+        B: Body<Data = Bytes> + Unpin,
+        B::Error: Into<BodyError>,
+    {
         let timeout = std::time::Duration::from_millis(self.st.cfg.client_body_timeout_ms);
-        crate::conn::read_body(body, limit, timeout).await
+        crate::conn::read_body(body, limit, timeout)
+            .await
+            .map_err(|(status, _)| match status {
+                StatusCode::REQUEST_TIMEOUT => Refusal::BodyTimeout,
+                StatusCode::PAYLOAD_TOO_LARGE => Refusal::BodyTooLarge,
+                _ => Refusal::InvalidBody,
+            })
     }
 
     /// Sets `X-Forwarded-For/Proto/Host` and `Forwarded` (RFC 7239), replacing or appending
@@ -452,8 +480,8 @@ impl Handler {
     fn set_forwarded(
         &self,
         headers: &mut HeaderMap,
-        host: Option<&Authority>,
-    ) -> Result<(), &'static str> {
+        host: Option<&HostAuthority>,
+    ) -> Result<(), Refusal> {
         let client_ip = self.info.client.ip().to_canonical();
         let append = self.st.cfg.forwarded_headers == ForwardedTrust::Append
             && (self.st.cfg.trusted_proxies.is_empty()
@@ -497,14 +525,16 @@ impl Handler {
         xff.push(ip);
         headers.insert(
             X_FORWARDED_FOR,
-            HeaderValue::from_str(&xff.join(", ")).map_err(|_| "invalid X-Forwarded-For")?,
+            HeaderValue::from_str(&xff.join(", ")).map_err(|_| Refusal::InvalidForwarded)?,
         );
         match (append, prior_proto) {
             (true, Some(p)) => headers.insert(X_FORWARDED_PROTO, p),
             _ => headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto)),
         };
-        let host_value = match host {
-            Some(h) => Some(HeaderValue::from_str(h.as_str()).map_err(|_| "invalid Host")?),
+        // The client's authority as sent (it normalised, so it is well-formed).
+        let host_text = host.map(HostAuthority::received);
+        let host_value = match &host_text {
+            Some(h) => Some(HeaderValue::from_str(h).map_err(|_| Refusal::InvalidForwarded)?),
             None => None,
         };
         if let Some(h) = &host_value {
@@ -520,14 +550,14 @@ impl Handler {
             _ => {}
         }
         let mut element = format!("for={};proto={proto}", forwarded_node(&self.info.client));
-        if let Some(h) = host {
-            element.push_str(&format!(";host=\"{}\"", h.as_str()));
+        if let Some(h) = &host_text {
+            element.push_str(&format!(";host=\"{h}\""));
         }
         let mut fwd = prior_fwd;
         fwd.push(element);
         headers.insert(
             FORWARDED,
-            HeaderValue::from_str(&fwd.join(", ")).map_err(|_| "invalid Forwarded")?,
+            HeaderValue::from_str(&fwd.join(", ")).map_err(|_| Refusal::InvalidForwarded)?,
         );
         Ok(())
     }
@@ -571,5 +601,93 @@ impl Handler {
             .map_err(|never| match never {})
             .boxed();
         Response::from_parts(parts, body)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::Full;
+
+    fn response(status: u16, body: ProxyBody) -> Response<ProxyBody> {
+        let mut res = Response::new(body);
+        *res.status_mut() = StatusCode::from_u16(status).unwrap();
+        res
+    }
+
+    fn known(text: &'static str) -> ProxyBody {
+        Full::new(Bytes::from_static(text.as_bytes()))
+            .map_err(|never| match never {})
+            .boxed()
+    }
+
+    /// A body whose length is not known in advance (as a chunked upstream response).
+    fn unknown(text: &'static str) -> ProxyBody {
+        known(text).map_frame(|f| f).boxed()
+    }
+
+    fn connection(res: &Response<ProxyBody>) -> Option<&str> {
+        res.headers()
+            .get(header::CONNECTION)
+            .and_then(|v| v.to_str().ok())
+    }
+
+    #[test]
+    fn http10_keep_alive_only_when_the_length_is_known() {
+        assert!(unknown("x").size_hint().exact().is_none());
+        let cases: Vec<(Response<ProxyBody>, Method, &str)> = vec![
+            (response(200, known("hello")), Method::GET, "keep-alive"),
+            (
+                {
+                    let mut r = response(200, unknown("hello"));
+                    r.headers_mut()
+                        .insert(header::CONTENT_LENGTH, HeaderValue::from_static("5"));
+                    r
+                },
+                Method::GET,
+                "keep-alive",
+            ),
+            (response(200, unknown("hello")), Method::GET, "close"),
+            (response(200, unknown("")), Method::HEAD, "keep-alive"),
+            (response(204, unknown("")), Method::DELETE, "keep-alive"),
+            (response(304, unknown("")), Method::GET, "keep-alive"),
+        ];
+        for (mut res, method, want) in cases {
+            let status = res.status();
+            http10_keep_alive(&mut res, &method);
+            assert_eq!(connection(&res), Some(want), "{method} {status}");
+        }
+        // A response that closes anyway is left alone.
+        let mut res = response(400, known("no"));
+        res.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        http10_keep_alive(&mut res, &Method::GET);
+        assert_eq!(connection(&res), Some("close"));
+    }
+
+    #[test]
+    fn the_authority_comes_from_the_uri_before_the_host_header() {
+        let parts = |uri: &str, host: Option<&str>| {
+            let mut b = Request::builder().uri(uri);
+            if let Some(h) = host {
+                b = b.header(header::HOST, h);
+            }
+            b.body(()).unwrap().into_parts().0
+        };
+        let name =
+            |p: &http::request::Parts| request_authority(p).map(|h| h.map(|h| h.name().to_owned()));
+        assert_eq!(
+            name(&parts("https://Tenant.test./x", Some("other.test"))),
+            Ok(Some("tenant.test".into()))
+        );
+        assert_eq!(
+            name(&parts("/x", Some("TENANT.test.:443"))),
+            Ok(Some("tenant.test".into()))
+        );
+        assert_eq!(name(&parts("/x", None)), Ok(None));
+        assert_eq!(
+            name(&parts("/x", Some("tenant.test.."))),
+            Err(Refusal::InvalidHost(AuthorityError::EmptyLabel))
+        );
     }
 }

@@ -29,15 +29,18 @@
 #![deny(missing_docs)]
 
 pub mod admin;
+mod authority;
 pub mod conn;
 mod error;
 mod forward;
 mod h1guard;
+mod h2conn;
 mod http;
 mod listener;
 pub mod metrics;
 mod pool;
 mod resolver;
+mod respond;
 mod route;
 mod server;
 mod signer;
@@ -62,6 +65,19 @@ pub mod fuzzing {
             .iter()
             .filter(|v| v.is_ok())
             .count()
+    }
+
+    /// Normalises a `Host` / `:authority` value; returns whether it was accepted. Must never
+    /// panic, and an accepted value must normalise to itself (checked here with an assert).
+    pub fn host_authority(raw: &str) -> bool {
+        match crate::authority::normalize(raw) {
+            Ok(a) => {
+                let again = crate::authority::normalize(&a.to_string()).expect("canonical form");
+                assert_eq!(again.to_string(), a.to_string(), "not canonical: {raw:?}");
+                true
+            }
+            Err(_) => false,
+        }
     }
 }
 pub use server::{Proxy, ProxyHandle};

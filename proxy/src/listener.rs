@@ -20,6 +20,7 @@ use crate::h1guard::H1Guard;
 use crate::http::{ConnInfo, Handler};
 use crate::metrics::metrics;
 use crate::pool::{Pool, Pools};
+use crate::respond::{record, Refusal, Refused};
 use crate::route::Router;
 
 /// What one listening socket does now; replaced as a whole on reload.
@@ -734,42 +735,50 @@ async fn serve_http<IO>(
 {
     let idle = Duration::from_millis(st.cfg.idle_timeout_ms);
     let mut draining = lifecycle.draining.clone();
-    // One handler per connection (with the smuggling guard's verdicts on HTTP/1.1). The
-    // request future is boxed: hyper keeps a slot the size of the service future for the
-    // whole connection, also while it idles between requests; boxed, the request's state
-    // (~3 KiB) exists only while a request is in flight.
-    let service_with = |verdicts| {
-        let handler = Arc::new(Handler::new(
+    // One handler per connection (with the smuggling guard's verdicts on HTTP/1.1).
+    let handler_with = |verdicts| {
+        Arc::new(Handler::new(
             st.clone(),
             info.clone(),
             activity.clone(),
             verdicts,
-        ));
-        hyper::service::service_fn(move |req| {
-            let handler = handler.clone();
-            Box::pin(async move { handler.handle(req).await })
-        })
+        ))
     };
-    let result = if h2 {
-        let service = service_with(None);
-        let io = hyper_util::rt::TokioIo::new(io);
-        let conn = hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
-            .timer(hyper_util::rt::TokioTimer::new())
-            .max_header_list_size(u32::try_from(st.cfg.max_header_bytes).unwrap_or(u32::MAX))
-            .serve_connection(io, service);
-        drive(
+    if h2 {
+        // HTTP/2 with the h2 crate directly (h2conn.rs: `100 Continue`, which hyper's HTTP/2
+        // server never sends).
+        let shutdown = Arc::new(tokio::sync::Notify::new());
+        let conn = crate::h2conn::serve(
+            io,
+            handler_with(None),
+            u32::try_from(st.cfg.max_header_bytes).unwrap_or(u32::MAX),
+            shutdown.clone(),
+        );
+        let result = drive(
             conn,
-            |c| c.graceful_shutdown(),
+            |_| shutdown.notify_one(),
             &activity,
             idle,
             &mut draining,
         )
-        .await
-    } else {
+        .await;
+        if let Err(e) = result {
+            tracing::debug!(client = %info.client, error = %e, "HTTP/2 connection ended with an error");
+        }
+        return;
+    }
+    let result = {
         // HTTP/1.1 framing is checked by the smuggling guard before hyper sees it; both get
         // the same head-size limit, so hyper answers 431 first.
         let (io, verdicts) = H1Guard::new(io, st.cfg.max_header_bytes.max(8192));
-        let service = service_with(Some(verdicts));
+        let handler = handler_with(Some(verdicts.clone()));
+        // The request future is boxed: hyper keeps a slot the size of the service future for
+        // the whole connection, also while it idles between requests; boxed, the request's
+        // state (~3 KiB) exists only while a request is in flight.
+        let service = hyper::service::service_fn(move |req| {
+            let handler = handler.clone();
+            Box::pin(async move { handler.handle(req).await })
+        });
         let io = hyper_util::rt::TokioIo::new(io);
         // The header timeout runs from the first byte of a request head (slowloris); the idle
         // timeout closes keep-alive connections with no request in flight.
@@ -779,14 +788,28 @@ async fn serve_http<IO>(
             .max_buf_size(st.cfg.max_header_bytes.max(8192))
             .serve_connection(io, service)
             .with_upgrades();
-        drive(
+        let result = drive(
             conn,
             |c| c.graceful_shutdown(),
             &activity,
             idle,
             &mut draining,
         )
-        .await
+        .await;
+        // hyper answers a head its parser refuses (400, 431, 414) and ends the connection
+        // without calling the service: count and log that refusal here.
+        if let Err(e) = &result {
+            if let Some(refusal) = Refusal::from_hyper(e, verdicts.unserved_rejection()) {
+                record(
+                    refusal,
+                    Refused {
+                        client: info.client,
+                        listener: &st.label,
+                    },
+                );
+            }
+        }
+        result
     };
     if let Err(e) = result {
         tracing::debug!(client = %info.client, error = %e, "connection ended with an error");

@@ -43,6 +43,15 @@ pub struct Metrics {
     /// `keyward_proxy_protocol_rejected_total`: connections refused for a missing, malformed
     /// or untrusted PROXY header.
     pub proxy_protocol_rejected: IntCounter,
+    /// `keyward_http_requests_rejected_total{reason}`: client requests refused before
+    /// forwarding, by the proxy or by hyper's own HTTP/1.1 parser (which answers those
+    /// itself); `reason` is a stable snake_case name such as `obs_fold` or `invalid_host`.
+    pub http_requests_rejected: IntCounterVec,
+    /// `keyward_upstream_retries_total{pool,reason}`: requests sent again: `connect` (the
+    /// connect failed; another server), `unsent` (the pooled connection closed before the
+    /// request was written), `closed_idle` (a reused connection closed after the request was
+    /// written but before any response byte; idempotent requests only).
+    pub upstream_retries: IntCounterVec,
 }
 
 /// Buckets for sub-millisecond to second latencies, in seconds.
@@ -100,6 +109,14 @@ fn build() -> Result<Metrics, prometheus::Error> {
             "keyward_proxy_protocol_rejected_total",
             "Connections refused for a missing, malformed or untrusted PROXY protocol header.",
         )?,
+        http_requests_rejected: IntCounterVec::new(
+            Opts::new("keyward_http_requests_rejected_total", "Client requests refused before forwarding (by the proxy or by the HTTP/1.1 parser), by reason."),
+            &["reason"],
+        )?,
+        upstream_retries: IntCounterVec::new(
+            Opts::new("keyward_upstream_retries_total", "Upstream requests sent again, by pool and reason (connect, unsent, closed_idle)."),
+            &["pool", "reason"],
+        )?,
         registry,
     };
     m.registry.register(Box::new(m.tls_handshakes.clone()))?;
@@ -118,6 +135,9 @@ fn build() -> Result<Metrics, prometheus::Error> {
     m.registry.register(Box::new(m.config_reloads.clone()))?;
     m.registry
         .register(Box::new(m.proxy_protocol_rejected.clone()))?;
+    m.registry
+        .register(Box::new(m.http_requests_rejected.clone()))?;
+    m.registry.register(Box::new(m.upstream_retries.clone()))?;
     Ok(m)
 }
 

@@ -3,9 +3,11 @@
 //!
 //! A [`Pool`] is built from one `[upstreams.NAME]` table. HTTP pools own one hyper-util
 //! legacy [`Client`] (HTTP/1.1 keep-alive, idle connections per server capped by
-//! `pool_max_idle_per_host` and closed after `pool_idle_timeout_ms`) whose connector speaks
-//! plain TCP to `http://` servers and TLS (rustls, aws-lc-rs) to `https://` servers, the whole
-//! connect (TCP and TLS handshake) bounded by `connect_timeout_ms`.
+//! `pool_max_idle_per_host` and never reused once idle for `pool_idle_timeout_ms`) whose
+//! connector ([`connect`]) speaks plain TCP to `http://` servers and TLS (rustls, aws-lc-rs)
+//! to `https://` servers, the whole connect (TCP and TLS handshake) bounded by
+//! `connect_timeout_ms`; plus a second client without idle connections, for requests that
+//! must go out on a new connection.
 //!
 //! A server receives requests while it is *healthy*: not passively ejected and not failing its
 //! active health check. Every state is an atomic, so the request path takes no lock:
@@ -23,19 +25,24 @@
 //!   consecutive passes.
 //! - **Retries**: a request whose connection to a server could not be established (refused,
 //!   connect timeout, TLS handshake failure) is sent to another healthy server, up to
-//!   `retries` times, if its method is idempotent (RFC 9110 §9.2.2). Nothing that reached a
-//!   server is ever re-sent.
+//!   `retries` times, if its method is idempotent (RFC 9110 §9.2.2).
+//! - **Stale pooled connections** ([`connect::stale`]): a request that failed on a reused
+//!   connection the server had closed (it was handed back unwritten, or, for an idempotent
+//!   method, it was written but not one response byte came back) is sent once more, to the
+//!   same server on a new connection. That does not count against `retries` and is not a
+//!   failure of the server (nginx does the same for its cached connections). Anything else
+//!   that reached a server is never re-sent.
 //!
 //! `keyward_upstream_healthy{pool,server}` is 1 while a server is healthy and 0 otherwise;
 //! `keyward_upstream_request_duration_seconds{pool}` observes each request from sending to
-//! its response headers.
+//! its response headers; `keyward_upstream_retries_total{pool,reason}` counts the requests
+//! sent again (`connect`, `unsent`, `closed_idle`).
 
 // The listener (http.rs/listener.rs) that calls this module is being written in parallel.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::fmt;
-use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
@@ -48,14 +55,11 @@ use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, Uri, Version};
 use http_body_util::BodyExt;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
-use hyper_rustls::{FixedServerNameResolver, HttpsConnector, MaybeHttpsStream};
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use keyward_config::{Balance, HealthCheckConfig, PoolConfig, UpstreamScheme, UpstreamServer};
-use prometheus::{Histogram, IntGauge};
+use prometheus::{Histogram, IntCounter, IntGauge};
 use rand::Rng;
-use rustls_pki_types::{CertificateDer, ServerName};
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
@@ -64,7 +68,9 @@ use tracing::{debug, info, warn};
 use crate::error::Error;
 use crate::metrics::metrics;
 
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
+mod connect;
+
+use connect::{stale, Connector, Stale};
 
 /// A request ready for a pool: `parts.uri` is origin-form (path and query as the client sent
 /// them); headers are final except what the pool sets per server (URI scheme/authority, path
@@ -95,9 +101,6 @@ pub(crate) struct Pools {
     pools: BTreeMap<String, Arc<Pool>>,
 }
 
-/// The connector of a pool's client: HTTP or HTTPS, the whole connect bounded by a timeout.
-type Connector = TimeoutConnector<HttpsConnector<HttpConnector>>;
-
 /// One pool.
 pub(crate) struct Pool {
     name: String,
@@ -106,6 +109,8 @@ pub(crate) struct Pool {
     /// Round-robin position.
     next: AtomicUsize,
     client: Client<Connector, UpstreamBody>,
+    /// The same connector without idle connections: each request on a new connection.
+    fresh_client: Client<Connector, UpstreamBody>,
     retries: u32,
     connect_timeout: Duration,
     response_timeout: Duration,
@@ -113,6 +118,11 @@ pub(crate) struct Pool {
     health_check: Option<HealthCheckConfig>,
     /// `keyward_upstream_request_duration_seconds{pool=name}`.
     request_duration: Histogram,
+    /// `keyward_upstream_retries_total{pool=name,reason}`: `connect`, `unsent`,
+    /// `closed_idle`.
+    retried_connect: IntCounter,
+    retried_unsent: IntCounter,
+    retried_closed_idle: IntCounter,
 }
 
 /// One server of a pool and its health.
@@ -257,36 +267,31 @@ impl Pool {
             servers.push(Arc::new(Server::new(name, s, cfg, epoch).map_err(&bad)?));
         }
         let connect_timeout = Duration::from_millis(cfg.connect_timeout_ms);
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_nodelay(true);
-        http.set_connect_timeout(Some(connect_timeout));
-        let builder = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls_config(cfg).map_err(&bad)?)
-            .https_or_http();
-        let builder = match &cfg.tls_server_name {
-            Some(n) => {
-                let sn = ServerName::try_from(n.clone())
-                    .map_err(|_| bad(format!("tls_server_name {n:?} is not a valid name")))?;
-                builder.with_server_name_resolver(FixedServerNameResolver::new(sn))
-            }
-            None => builder,
-        };
-        let https = builder.enable_http1().wrap_connector(http);
+        let connector = Connector::new(cfg).map_err(&bad)?;
+        // Requests handed back unwritten are retried here, not inside hyper-util, so that
+        // they are counted and go out on a new connection.
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_millis(cfg.pool_idle_timeout_ms))
             .pool_max_idle_per_host(cfg.pool_max_idle_per_host)
             .pool_timer(TokioTimer::new())
-            .build(TimeoutConnector {
-                inner: https,
-                timeout: connect_timeout,
-            });
+            .retry_canceled_requests(false)
+            .build(connector.clone());
+        let fresh_client = Client::builder(TokioExecutor::new())
+            .pool_max_idle_per_host(0)
+            .retry_canceled_requests(false)
+            .build(connector);
+        let retried = |reason: &str| {
+            metrics()
+                .upstream_retries
+                .with_label_values(&[name, reason])
+        };
         Ok(Pool {
             name: name.to_owned(),
             servers,
             balance: cfg.balance,
             next: AtomicUsize::new(0),
             client,
+            fresh_client,
             retries: cfg.retries,
             connect_timeout,
             response_timeout: Duration::from_millis(cfg.response_timeout_ms),
@@ -295,6 +300,9 @@ impl Pool {
             request_duration: metrics()
                 .upstream_request_duration
                 .with_label_values(&[name]),
+            retried_connect: retried("connect"),
+            retried_unsent: retried(Stale::Unsent.label()),
+            retried_closed_idle: retried(Stale::ClosedIdle.label()),
         })
     }
 
@@ -338,16 +346,38 @@ impl Pool {
         } = req;
         let mut headers = parts.headers;
         set_framing(&parts.method, &mut headers, &body, trailers.as_ref());
-        let attempts = if is_idempotent(&parts.method) {
+        let idempotent = is_idempotent(&parts.method);
+        // Connect attempts left: the first, and `retries` more for idempotent methods.
+        let mut connects_left = if idempotent {
             self.retries.saturating_add(1)
         } else {
             1
         };
         // Servers whose connect failed; allocated only on a failure.
         let mut tried: Vec<usize> = Vec::new();
-        for _ in 0..attempts {
-            let Some(i) = self.pick(&tried) else {
-                break;
+        // After a stale pooled connection: the server to send to again on a new connection,
+        // and the retry counter. At most once per request.
+        let mut again: Option<(usize, &IntCounter)> = None;
+        let mut stale_retried = false;
+        loop {
+            let (i, fresh) = match again.take() {
+                Some((i, counter)) => {
+                    counter.inc();
+                    (i, true)
+                }
+                None => {
+                    if connects_left == 0 {
+                        break;
+                    }
+                    let Some(i) = self.pick(&tried) else {
+                        break;
+                    };
+                    if !tried.is_empty() {
+                        self.retried_connect.inc();
+                    }
+                    connects_left -= 1;
+                    (i, false)
+                }
             };
             let server = &self.servers[i];
             let in_flight = InFlight::new(server);
@@ -360,7 +390,12 @@ impl Pool {
             *upstream.version_mut() = Version::HTTP_11;
             *upstream.headers_mut() = headers.clone();
             let started = Instant::now();
-            match tokio::time::timeout(self.response_timeout, self.client.request(upstream)).await {
+            let client = if fresh {
+                &self.fresh_client
+            } else {
+                &self.client
+            };
+            match tokio::time::timeout(self.response_timeout, client.request(upstream)).await {
                 Ok(Ok(resp)) => {
                     self.request_duration
                         .observe(started.elapsed().as_secs_f64());
@@ -378,6 +413,22 @@ impl Pool {
                     tried.push(i);
                 }
                 Ok(Err(e)) => {
+                    if let Some(why) = stale(&e, idempotent).filter(|_| !stale_retried) {
+                        debug!(
+                            pool = %self.name,
+                            server = %server.url,
+                            reason = why.label(),
+                            error = %ErrorChain(&e),
+                            "stale pooled connection; sending again on a new connection",
+                        );
+                        stale_retried = true;
+                        let counter = match why {
+                            Stale::Unsent => &self.retried_unsent,
+                            Stale::ClosedIdle => &self.retried_closed_idle,
+                        };
+                        again = Some((i, counter));
+                        continue;
+                    }
                     warn!(
                         pool = %self.name,
                         server = %server.url,
@@ -711,71 +762,6 @@ impl InFlight {
 impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-/// rustls client settings for `https://` servers: aws-lc-rs, TLS 1.2 and 1.3; roots from
-/// `tls_ca_file` (PEM `CERTIFICATE` blocks) or webpki-roots.
-fn tls_config(cfg: &PoolConfig) -> Result<rustls::ClientConfig, String> {
-    let mut roots = rustls::RootCertStore::empty();
-    match &cfg.tls_ca_file {
-        Some(path) => {
-            let text = std::fs::read(path)
-                .map_err(|e| format!("tls_ca_file {}: {}", path.display(), e.kind()))?;
-            let blocks = pem::parse_many(&text)
-                .map_err(|e| format!("tls_ca_file {}: {e}", path.display()))?;
-            for block in blocks.iter().filter(|b| b.tag() == "CERTIFICATE") {
-                roots
-                    .add(CertificateDer::from(block.contents().to_vec()))
-                    .map_err(|e| format!("tls_ca_file {}: {e}", path.display()))?;
-            }
-            if roots.is_empty() {
-                return Err(format!(
-                    "tls_ca_file {}: no CERTIFICATE block",
-                    path.display()
-                ));
-            }
-        }
-        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
-    }
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    // No ALPN (hyper-rustls sets it; HTTP/1.1-only connectors send none): HTTP/1.1.
-    Ok(rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS settings: {e}"))?
-        .with_root_certificates(roots)
-        .with_no_client_auth())
-}
-
-/// Wraps a connector so that the whole connect (TCP and TLS) fails after `timeout`.
-#[derive(Clone)]
-struct TimeoutConnector<C> {
-    inner: C,
-    timeout: Duration,
-}
-
-impl tower::Service<Uri> for TimeoutConnector<HttpsConnector<HttpConnector>> {
-    type Response = MaybeHttpsStream<TokioIo<TcpStream>>;
-    type Error = BoxError;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, BoxError>> + Send>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, dst: Uri) -> Self::Future {
-        let connecting = self.inner.call(dst);
-        let timeout = self.timeout;
-        Box::pin(async move {
-            match tokio::time::timeout(timeout, connecting).await {
-                Ok(result) => result,
-                Err(_) => Err(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    "upstream connect timed out",
-                )
-                .into()),
-            }
-        })
     }
 }
 

@@ -116,10 +116,10 @@ impl Router {
 
     /// The route for a request, or the fallback, or `None` when neither applies.
     ///
-    /// `host`: lower-case, without port (a trailing `.` is ignored); `None` when the request
-    /// has no Host. `path`: the request path, without the query. Allocates nothing.
+    /// `host`: the name normalised by [`crate::authority::normalize`] (lower-case, without
+    /// the trailing dot and the port); `None` when the request has no Host. `path`: the
+    /// request path, without the query. Allocates nothing.
     pub(crate) fn route(&self, host: Option<&str>, path: &str) -> Option<&Route> {
-        let host = host.map(|h| h.strip_suffix('.').unwrap_or(h));
         self.entries
             .iter()
             .find(|e| e.host.matches(host) && prefix_matches(&e.path_prefix, path))
@@ -194,7 +194,6 @@ path_prefix = "/api/v2"
             (Some("other.test"), "/api/x", "b"),
             // Exact host beats everything, longest prefix within it.
             (Some("www.example.com"), "/api/v2", "c"),
-            (Some("www.example.com."), "/", "c"),
             (Some("www.example.com"), "/static/x", "e"),
             (Some("www.example.com"), "/static", "c"),
             // Wildcard: one label only; falls through to any-host routes when its path fails.

@@ -9,6 +9,7 @@ use std::sync::Mutex;
 use http::StatusCode;
 use http_body_util::Full;
 use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, Semaphore};
@@ -755,4 +756,222 @@ fn idempotent_methods_follow_rfc_9110() {
             "{m}"
         );
     }
+}
+
+/// A raw HTTP/1.1 upstream that answers the first request of each connection (`200`, with a
+/// length, keep-alive) and then reads the next request and closes without a byte of answer:
+/// what a server does when its keep-alive timer fires as a request arrives. `reset`: close
+/// with RST (SO_LINGER 0) instead of FIN. Counts answered and dropped requests.
+struct Forgetful {
+    addr: SocketAddr,
+    answered: Arc<AtomicUsize>,
+    dropped: Arc<AtomicUsize>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for Forgetful {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Forgetful {
+    async fn start(reset: bool) -> Forgetful {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let answered = Arc::new(AtomicUsize::new(0));
+        let dropped = Arc::new(AtomicUsize::new(0));
+        let (a, d) = (answered.clone(), dropped.clone());
+        let task = tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let (a, d) = (a.clone(), d.clone());
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 1024];
+                    let mut served = 0;
+                    loop {
+                        let n = stream.read(&mut chunk).await.unwrap_or(0);
+                        if n == 0 {
+                            return;
+                        }
+                        buf.extend_from_slice(&chunk[..n]);
+                        if !request_complete(&buf) {
+                            continue;
+                        }
+                        buf.clear();
+                        if served == 0 {
+                            served += 1;
+                            a.fetch_add(1, Ordering::SeqCst);
+                            let _ = stream
+                                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                                .await;
+                            continue;
+                        }
+                        d.fetch_add(1, Ordering::SeqCst);
+                        if reset {
+                            #[allow(
+                                deprecated,
+                                reason = "a zero linger resets at once; nothing blocks on drop"
+                            )]
+                            let _ = stream.set_linger(Some(Duration::ZERO));
+                        }
+                        return; // Closed without an answer.
+                    }
+                });
+            }
+        });
+        Forgetful {
+            addr,
+            answered,
+            dropped,
+            task,
+        }
+    }
+
+    fn dropped(&self) -> usize {
+        self.dropped.load(Ordering::SeqCst)
+    }
+}
+
+fn retried(pool: &str, reason: &str) -> u64 {
+    metrics()
+        .upstream_retries
+        .with_label_values(&[pool, reason])
+        .get()
+}
+
+#[tokio::test]
+async fn a_reused_connection_closed_before_any_response_byte_is_retried_on_a_new_one() {
+    for (name, reset) in [("stale_fin", false), ("stale_rst", true)] {
+        let up = Forgetful::start(reset).await;
+        let pools = pools(&format!(
+            "[upstreams.{name}]\nmax_fails = 1\nretries = 0\nservers = [\"http://{}\"]\n",
+            up.addr
+        ));
+        let pool = pools.get(name).unwrap();
+        for method in [Method::GET, Method::PUT, Method::GET, Method::DELETE] {
+            for _ in 0..3 {
+                let resp = pool.send(request(method.clone(), "/x", b"data")).await;
+                let resp = resp.unwrap_or_else(|e| panic!("{name} {method}: {e:?}"));
+                assert_eq!(resp.status(), StatusCode::OK);
+                assert_eq!(body_of(resp).await, "ok");
+            }
+        }
+        // Every request that met a closed reused connection was sent once more, and nothing
+        // else was: the retries are exactly the dropped requests.
+        assert!(up.dropped() >= 1, "{name}: no connection was reused");
+        assert_eq!(retried(name, "closed_idle"), up.dropped() as u64, "{name}");
+        assert_eq!(up.answered.load(Ordering::SeqCst), 12, "{name}");
+        // A stale connection is not a failure of the server (max_fails = 1).
+        assert_eq!(pool.healthy_count(), 1, "{name}");
+        assert_eq!(retried(name, "connect"), 0);
+    }
+}
+
+#[tokio::test]
+async fn a_post_written_on_a_stale_connection_is_not_sent_again() {
+    let up = Forgetful::start(false).await;
+    let pools = pools(&format!(
+        "[upstreams.stale_post]\nmax_fails = 0\nservers = [\"http://{}\"]\n",
+        up.addr
+    ));
+    let pool = pools.get("stale_post").unwrap();
+    // The first POST of a connection is answered; a POST on a reused connection reaches the
+    // server, which closes without answering: 502, never a second copy.
+    let mut failed = None;
+    for attempt in 0..20 {
+        let dropped = up.dropped();
+        match pool.send(request(Method::POST, "/x", b"data")).await {
+            Ok(resp) => {
+                let _ = body_of(resp).await;
+            }
+            Err(e) => {
+                assert_eq!(e, UpstreamError::Failed);
+                assert_eq!(
+                    up.dropped(),
+                    dropped + 1,
+                    "the POST reached the server once"
+                );
+                failed = Some(attempt);
+                break;
+            }
+        }
+    }
+    assert!(failed.is_some(), "no POST met a reused connection");
+    assert_eq!(retried("stale_post", "closed_idle"), 0);
+}
+
+/// A raw keep-alive upstream that answers every request `200` and reports, per connection,
+/// how long after its last answer the proxy closed it; also counts connections.
+async fn idle_meter() -> (
+    SocketAddr,
+    Arc<AtomicUsize>,
+    mpsc::UnboundedReceiver<Duration>,
+) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let connections = Arc::new(AtomicUsize::new(0));
+    let (tx, rx) = mpsc::unbounded_channel();
+    let count = connections.clone();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            count.fetch_add(1, Ordering::SeqCst);
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 1024];
+                let mut answered = Instant::now();
+                loop {
+                    let n = stream.read(&mut chunk).await.unwrap_or(0);
+                    if n == 0 {
+                        let _ = tx.send(answered.elapsed());
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    if request_complete(&buf) {
+                        buf.clear();
+                        let _ = stream
+                            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                            .await;
+                        answered = Instant::now();
+                    }
+                }
+            });
+        }
+    });
+    (addr, connections, rx)
+}
+
+/// What hyper-util's pool does with `pool_idle_timeout_ms` (the basis of its default): a
+/// connection idle for less is reused; one idle for longer is never handed out again (checked
+/// at checkout), and its idle sweep, which runs once per timeout, closes it between one and
+/// two timeouts after its last use.
+#[tokio::test]
+async fn idle_connections_are_reused_within_the_idle_timeout_and_closed_within_two() {
+    let (addr, connections, mut closed) = idle_meter().await;
+    let pools = pools(&format!(
+        "[upstreams.idle]\npool_idle_timeout_ms = 400\nservers = [\"http://{addr}\"]\n"
+    ));
+    let pool = pools.get("idle").unwrap();
+    let timeout = Duration::from_millis(400);
+    let _ = body_of(pool.send(get("/1")).await.unwrap()).await;
+    // Idle for a quarter of the timeout (the idle time is what is tested): reused.
+    tokio::time::sleep(timeout / 4).await;
+    let _ = body_of(pool.send(get("/2")).await.unwrap()).await;
+    assert_eq!(
+        connections.load(Ordering::SeqCst),
+        1,
+        "reused within the timeout"
+    );
+    let idle_for = tokio::time::timeout(Duration::from_secs(10), closed.recv())
+        .await
+        .expect("the proxy closes an idle connection")
+        .unwrap();
+    assert!(
+        idle_for >= timeout && idle_for < timeout * 2 + Duration::from_millis(200),
+        "closed after {idle_for:?} idle"
+    );
+    // After the timeout: a new connection.
+    let _ = body_of(pool.send(get("/3")).await.unwrap()).await;
+    assert_eq!(connections.load(Ordering::SeqCst), 2);
 }
