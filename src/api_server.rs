@@ -139,6 +139,39 @@ pub(crate) struct LimitArgs {
     /// After SIGTERM, requests in flight get this long to finish, in ms.
     #[arg(long, default_value_t = keyward_config::DEFAULT_DRAIN_TIMEOUT_MS, value_parser = positive)]
     drain_timeout_ms: u64,
+    /// How long an admin stays locked after 5 consecutive failed logins, in s; 0: until another
+    /// admin (or `keyward recover reset-password`) sets a new password. Crypto-users stay
+    /// locked until an admin resets them.
+    #[arg(long, default_value_t = keyward_config::DEFAULT_ADMIN_LOCKOUT_S)]
+    admin_lockout_s: u64,
+    #[command(flatten)]
+    accept: AcceptArgs,
+}
+
+/// What `serve` and `hsm serve` accept at start instead of refusing to open the store; each
+/// acceptance is written to the audit trail.
+#[derive(clap::Args, Clone, Copy, Debug, Default)]
+pub(crate) struct AcceptArgs {
+    /// Start although the audit trail is damaged (an entry edited, swapped, deleted or
+    /// inserted): the damage up to now is recorded as accepted and audited
+    /// (`audit.damage-accepted`); later damage still stops the node; `audit verify` keeps
+    /// reporting it. For one start, after investigating: do not leave it in a unit file.
+    #[arg(long)]
+    pub(crate) accept_audit_damage: bool,
+    /// Start although the store is older than its rollback anchor (`keyward.sqlite3.anchor`:
+    /// confirmed changes are missing) or the anchor is missing: the node starts from the store
+    /// as it is, writes a new anchor and audits it (`store.rollback-accepted`).
+    #[arg(long)]
+    pub(crate) accept_rollback: bool,
+}
+
+impl AcceptArgs {
+    pub(crate) fn options(self) -> keyward_hsm::OpenOptions {
+        keyward_hsm::OpenOptions {
+            accept_audit_damage: self.accept_audit_damage,
+            accept_rollback: self.accept_rollback,
+        }
+    }
 }
 
 fn positive(s: &str) -> Result<u64, String> {
@@ -175,7 +208,8 @@ pub(crate) async fn run_node(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<()> {
     let listener = bind(listen).await?;
-    let (hsm, _writer) = crate::data_dir::open_for_writing(dir)?;
+    let (hsm, _writer) = crate::data_dir::open_for_writing(dir, limits.accept.options())?;
+    hsm.set_admin_lockout(Duration::from_secs(limits.admin_lockout_s));
     let hsm = Arc::new(hsm);
     let session = hsm.service_session(keyward_hsm::PROXY_USER)?;
     let tls = tls_config(&hsm, &session, dir, client_ca)?;

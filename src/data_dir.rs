@@ -14,7 +14,7 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use keyward_hsm::{Hsm, MasterKey};
+use keyward_hsm::{Hsm, MasterKey, OpenOptions};
 use keyward_keystore::SqliteBackend;
 use zeroize::Zeroizing;
 
@@ -80,6 +80,24 @@ fn no_store(dir: &Path) -> anyhow::Error {
 
 /// Opens an existing data directory; creates nothing.
 pub(crate) fn open(dir: &Path) -> Result<Hsm> {
+    open_with(dir, OpenOptions::default())
+}
+
+/// [`open`], accepting (and auditing) what `options` says instead of refusing to open.
+fn open_with(dir: &Path, options: OpenOptions) -> Result<Hsm> {
+    let (backend, master) = backend(dir)?;
+    Hsm::open_with(Box::new(backend), &master, options).map_err(|e| unsealing_failed(dir, e))
+}
+
+/// Opens an existing data directory that another process may be writing, only to read it
+/// (`key list`, `cert`): the store is read as one consistent snapshot and never written.
+pub(crate) fn open_to_read(dir: &Path) -> Result<Hsm> {
+    let (backend, master) = backend(dir)?;
+    Hsm::open_read_only(Box::new(backend), &master).map_err(|e| unsealing_failed(dir, e))
+}
+
+/// The store and master key of an existing data directory, modes checked.
+fn backend(dir: &Path) -> Result<(SqliteBackend, MasterKey)> {
     let store = store_path(dir);
     if !store.is_file() {
         return Err(no_store(dir));
@@ -88,8 +106,18 @@ pub(crate) fn open(dir: &Path) -> Result<Hsm> {
     let master = read_master_key(&dir.join(MASTER_KEY_FILE))?;
     let backend =
         SqliteBackend::open(&store).with_context(|| format!("store {}", store.display()))?;
-    Hsm::open(Box::new(backend), &master)
-        .with_context(|| format!("cannot unseal the HSM in {}", dir.display()))
+    Ok((backend, master))
+}
+
+/// The error of an open that failed inside the HSM, with the way out for the refusals an
+/// operator may override.
+fn unsealing_failed(dir: &Path, e: keyward_hsm::Error) -> anyhow::Error {
+    let hint = match e.code() {
+        "audit_damaged" => "; to start anyway, accepting the damage up to now (audited; `audit verify` keeps reporting it), add --accept-audit-damage",
+        "store_rolled_back" => "; restore the newest copy of the store if you have one; to start from this store as it is (audited), add --accept-rollback",
+        _ => "",
+    };
+    anyhow::Error::new(e).context(format!("cannot unseal the HSM in {}{hint}", dir.display()))
 }
 
 /// Opens the data directory, creating it, a new master key (0600) and an empty store when
@@ -182,12 +210,16 @@ fn try_lock_for_writing(dir: &Path) -> Result<Option<WriterLock>> {
 /// other process holds the lock; otherwise as a reader node sharing the store with that
 /// writer: the HSM is opened read-only (it never writes the store; the writer's ticket keys
 /// are re-read from it), and the `[api]` (which writes) is refused.
-pub(crate) fn open_for_serving(dir: &Path, serves_api: bool) -> Result<(Hsm, Option<WriterLock>)> {
+pub(crate) fn open_for_serving(
+    dir: &Path,
+    serves_api: bool,
+    options: OpenOptions,
+) -> Result<(Hsm, Option<WriterLock>)> {
     if !store_path(dir).is_file() {
         return Err(no_store(dir));
     }
     if let Some(lock) = try_lock_for_writing(dir)? {
-        return Ok((open(dir)?, Some(lock)));
+        return Ok((open_with(dir, options)?, Some(lock)));
     }
     if serves_api {
         bail!(
@@ -195,13 +227,7 @@ pub(crate) fn open_for_serving(dir: &Path, serves_api: bool) -> Result<(Hsm, Opt
             dir.display()
         );
     }
-    check_dir_mode(dir)?;
-    let store = store_path(dir);
-    let master = read_master_key(&dir.join(MASTER_KEY_FILE))?;
-    let backend =
-        SqliteBackend::open(&store).with_context(|| format!("store {}", store.display()))?;
-    let hsm = Hsm::open_read_only(Box::new(backend), &master)
-        .with_context(|| format!("cannot unseal the HSM in {}", dir.display()))?;
+    let hsm = open_to_read(dir)?;
     tracing::info!(
         dir = %dir.display(),
         "this node shares the data directory with a writer (another keyward process holds its lock): it runs as a reader node, never writes the store, and loads the session ticket keys the writer makes"
@@ -209,19 +235,19 @@ pub(crate) fn open_for_serving(dir: &Path, serves_api: bool) -> Result<(Hsm, Opt
     Ok((hsm, None))
 }
 
-/// [`open`] for a process that writes: takes the writer lock first.
-pub(crate) fn open_for_writing(dir: &Path) -> Result<(Hsm, WriterLock)> {
+/// [`open_with`] for a process that writes: takes the writer lock first.
+pub(crate) fn open_for_writing(dir: &Path, options: OpenOptions) -> Result<(Hsm, WriterLock)> {
     if !store_path(dir).is_file() {
         return Err(no_store(dir));
     }
     let lock = lock_for_writing(dir)?;
-    Ok((open(dir)?, lock))
+    Ok((open_with(dir, options)?, lock))
 }
 
 /// [`open_or_create`] for a process that writes: the new or existing store, locked.
 pub(crate) fn open_or_create_for_writing(dir: &Path) -> Result<(Hsm, WriterLock)> {
     if store_path(dir).is_file() {
-        return open_for_writing(dir);
+        return open_for_writing(dir, OpenOptions::default());
     }
     let hsm = open_or_create(dir)?;
     let lock = lock_for_writing(dir)?;
@@ -253,8 +279,8 @@ mod tests {
         let dir = tmp.path().join("data");
         for message in [
             error_of(open(&dir)),
-            error_of(open_for_writing(&dir)),
-            error_of(open_for_serving(&dir, false)),
+            error_of(open_for_writing(&dir, OpenOptions::default())),
+            error_of(open_for_serving(&dir, false, OpenOptions::default())),
         ] {
             assert!(
                 message.contains(&store_path(&dir).display().to_string()),
@@ -277,7 +303,7 @@ mod tests {
             chmod(&key, loose);
             for message in [
                 error_of(open(&dir)),
-                error_of(open_for_serving(&dir, false)),
+                error_of(open_for_serving(&dir, false, OpenOptions::default())),
             ] {
                 assert!(
                     message.contains(&format!("master key file {}", key.display())),

@@ -63,6 +63,8 @@ enum Command {
         /// TOML configuration file (see keyward.example.toml).
         #[arg(long, env = "KEYWARD_CONFIG")]
         config: PathBuf,
+        #[command(flatten)]
+        accept: api_server::AcceptArgs,
     },
     /// Create a new HSM: store, master key, the API's TLS key and certificate, first admin.
     Init {
@@ -268,7 +270,7 @@ fn main() -> ExitCode {
                 rt.block_on(quickstart(&data.data_dir, listen, api_listen, admin_listen))
             })
         }
-        Command::Serve { config } => serve(&config),
+        Command::Serve { config, accept } => serve(&config, accept.options()),
         Command::Init {
             data,
             admin,
@@ -329,7 +331,8 @@ fn main() -> ExitCode {
                     .with_context(|| format!("cannot read {}", password_file.display()))?;
                 let password =
                     keyward_hsm::Password::new(text.trim_end_matches(['\r', '\n']).to_owned());
-                let (hsm, _writer) = data_dir::open_for_writing(&data.data_dir)?;
+                let (hsm, _writer) =
+                    data_dir::open_for_writing(&data.data_dir, keyward_hsm::OpenOptions::default())?;
                 hsm.offline_reset_password(&name, &password)?;
                 println!("reset the password of {name:?} and unlocked it");
                 Ok(())
@@ -475,7 +478,7 @@ async fn run_proxy(
     Ok(())
 }
 
-fn serve(config_path: &Path) -> Result<()> {
+fn serve(config_path: &Path, options: keyward_hsm::OpenOptions) -> Result<()> {
     let config = keyward_config::Config::load(config_path, std::env::vars())?;
     init_logging(
         &config.log.level,
@@ -489,7 +492,11 @@ fn serve(config_path: &Path) -> Result<()> {
             None => None,
         };
         let admin = bind_admin(&config).await?;
-        let (hsm, writer) = data_dir::open_for_serving(&config.hsm.data_dir, config.api.is_some())?;
+        let (hsm, writer) =
+            data_dir::open_for_serving(&config.hsm.data_dir, config.api.is_some(), options)?;
+        if let Some(api) = &config.api {
+            hsm.set_admin_lockout(std::time::Duration::from_secs(api.admin_lockout_s));
+        }
         let role = match writer {
             Some(_) => keyward_proxy::NodeRole::Writer,
             None => keyward_proxy::NodeRole::Reader,
@@ -827,7 +834,7 @@ fn key_command(cmd: KeyCommand) -> Result<()> {
             if !filter.is_empty() {
                 bail!("--filter needs --server (the local key list shows every key)");
             }
-            let hsm = data_dir::open(&data.data_dir)?;
+            let hsm = data_dir::open_to_read(&data.data_dir)?;
             let session = hsm.service_session(PROXY_USER)?;
             let mut keys = Vec::new();
             let mut after = None;
@@ -914,7 +921,7 @@ fn cert_command(cmd: CertCommand) -> Result<()> {
     if !csr && days == 0 {
         bail!("--days must be at least 1");
     }
-    let hsm = data_dir::open(&data.data_dir)?;
+    let hsm = data_dir::open_to_read(&data.data_dir)?;
     let session = hsm.service_session(PROXY_USER)?;
     let info = find_private(&hsm, &session, &key)?;
     let rc = certs::HsmRcgenKey::new(hsm.signer(&session, info.handle)?)?;

@@ -4,70 +4,8 @@ mod support;
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::Command;
 
 use support::*;
-
-/// Starts `keyward hsm serve --listen 127.0.0.1:0 --data-dir DATA EXTRA...` and waits for it.
-fn serve_node(data: &Path, extra: &[&str]) -> (Running, SocketAddr) {
-    let mut cmd = Command::new(keyward_bin());
-    cmd.args(["hsm", "serve", "--listen", "127.0.0.1:0"])
-        .args(extra)
-        .arg("--data-dir")
-        .arg(data)
-        .env("KEYWARD_LOG", "info");
-    let server = Running::spawn(cmd);
-    let line = server.stderr.wait_for("serving the HSM API");
-    let addr = line
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("addr="))
-        .unwrap()
-        .parse()
-        .unwrap();
-    (server, addr)
-}
-
-fn curl_json(
-    ca: &Path,
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    token: Option<&str>,
-    body: Option<&str>,
-) -> (u16, serde_json::Value) {
-    let url = format!("https://localhost:{}{path}", addr.port());
-    let resolve = format!("localhost:{}:127.0.0.1", addr.port());
-    let ca = ca.display().to_string();
-    let mut args = vec![
-        "-sS",
-        "--max-time",
-        "20",
-        "--cacert",
-        &ca,
-        "--resolve",
-        &resolve,
-        "-X",
-        method,
-        "-w",
-        "\n%{http_code}",
-    ];
-    let auth;
-    if let Some(t) = token {
-        auth = format!("authorization: Bearer {t}");
-        args.extend(["-H", &auth]);
-    }
-    if let Some(b) = body {
-        args.extend(["-H", "content-type: application/json", "-d", b]);
-    }
-    args.push(&url);
-    let (ok, out, err) = run("curl", &args);
-    assert!(ok, "{err}");
-    let (body, code) = out.rsplit_once('\n').unwrap();
-    (
-        code.parse().unwrap(),
-        serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
-    )
-}
 
 #[test]
 fn init_then_serve_the_api_over_tls_with_an_hsm_key() {
@@ -97,7 +35,7 @@ fn init_then_serve_the_api_over_tls_with_an_hsm_key() {
     .status
     .success());
 
-    let (_server, addr) = serve_node(&data, &[]);
+    let (_server, addr) = start_hsm_serve(&data, &[]);
     let ca = data.join("api-ca.pem");
 
     let (s, v) = curl_json(&ca, addr, "GET", "/v1/health", None, None);
@@ -335,7 +273,7 @@ fn a_client_certificate_from_the_configured_ca_logs_its_user_in() {
     ]);
     let (forged_pem, forged_key) = client_cert(&other, "alice");
 
-    let (_server, addr) = serve_node(&data, &["--client-ca", &ca]);
+    let (_server, addr) = start_hsm_serve(&data, &["--client-ca", &ca]);
     let api_ca = data.join("api-ca.pem");
     let (_, v) = curl_json(
         &api_ca,
@@ -412,7 +350,7 @@ fn a_second_writer_is_refused_and_a_locked_out_admin_is_recovered_offline() {
         "--admin-password-file",
         &pw_file.display().to_string(),
     ]);
-    let (mut server, addr) = serve_node(&data, &[]);
+    let (mut server, addr) = start_hsm_serve(&data, &[]);
     let ca = data.join("api-ca.pem");
     // Another writer on the same data directory is refused; the node keeps working.
     let out = keyward(&[
@@ -450,7 +388,7 @@ fn a_second_writer_is_refused_and_a_locked_out_admin_is_recovered_offline() {
     );
     assert!(server.terminate().success());
     keyward_ok(&args);
-    let (_server, addr) = serve_node(&data, &[]);
+    let (_server, addr) = start_hsm_serve(&data, &[]);
     let (s, v) = curl_json(
         &ca,
         addr,

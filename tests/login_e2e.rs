@@ -6,7 +6,6 @@ mod support;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,27 +19,8 @@ const ADMIN_PASSWORD: &str = "admin-password-1";
 /// `keyward init` into `dir/hsm`, then `keyward hsm serve` on a free loopback port.
 fn start_node(dir: &Path) -> (Running, SocketAddr, std::path::PathBuf) {
     let data = dir.join("hsm");
-    let pw = dir.join("admin.pw");
-    std::fs::write(&pw, ADMIN_PASSWORD).unwrap();
-    keyward_ok(&[
-        "init",
-        "--data-dir",
-        data.to_str().unwrap(),
-        "--admin-password-file",
-        pw.to_str().unwrap(),
-    ]);
-    let mut cmd = Command::new(keyward_bin());
-    cmd.args(["hsm", "serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(&data)
-        .env("KEYWARD_LOG", "info");
-    let node = Running::spawn(cmd);
-    let line = node.stderr.wait_for("serving the HSM API");
-    let addr = line
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("addr="))
-        .unwrap()
-        .parse()
-        .unwrap();
+    init_hsm(&data, ADMIN_PASSWORD);
+    let (node, addr) = start_hsm_serve(&data, &[]);
     (node, addr, data.join("api-ca.pem"))
 }
 
@@ -84,6 +64,7 @@ impl ApiConnection {
             .header("content-type", "application/json")
             .body(Full::new(Bytes::from(body)))
             .unwrap();
+        self.0.ready().await.unwrap();
         let res = self.0.send_request(req).await.unwrap();
         let status = res.status().as_u16();
         let retry = res

@@ -475,7 +475,7 @@ fn cli_refuses_bad_input_without_changing_anything() {
         &data_s,
     ]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("exists already"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("you already own"));
     assert_eq!(
         keyward_ok(&["key", "list", "--json", "--data-dir", &data_s]),
         keys_before

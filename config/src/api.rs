@@ -15,7 +15,15 @@ pub struct ApiConfig {
     pub address: SocketAddr,
     /// The listener's timeouts and connection limit (the other keys of `[api]`).
     pub limits: ApiLimits,
+    /// `admin_lockout_s`: how long an admin stays locked after 5 consecutive failed logins,
+    /// in seconds; `0` = until another admin (or `keyward recover reset-password`) sets a new
+    /// password. Default 900 (15 minutes). Crypto-users stay locked until an admin resets
+    /// them, whatever this says.
+    pub admin_lockout_s: u64,
 }
+
+/// Default of `[api] admin_lockout_s` and `hsm serve --admin-lockout-s`: 15 minutes.
+pub const DEFAULT_ADMIN_LOCKOUT_S: u64 = 900;
 
 /// The API listener's defences. Every value is greater than 0.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -75,6 +83,7 @@ pub(crate) struct RawApi {
     client_body_timeout_ms: Option<u64>,
     idle_timeout_ms: Option<u64>,
     max_connections: Option<usize>,
+    admin_lockout_s: Option<u64>,
 }
 
 impl RawApi {
@@ -98,6 +107,7 @@ impl RawApi {
         Ok(ApiConfig {
             address: self.address,
             limits,
+            admin_lockout_s: self.admin_lockout_s.unwrap_or(DEFAULT_ADMIN_LOCKOUT_S),
         })
     }
 }

@@ -42,7 +42,7 @@ use figment::value::{Dict, Map, Value};
 use figment::{Figment, Metadata, Profile, Provider};
 use serde::Deserialize;
 
-pub use api::{ApiConfig, ApiLimits};
+pub use api::{ApiConfig, ApiLimits, DEFAULT_ADMIN_LOCKOUT_S};
 pub use ipnet::IpNet;
 
 mod api;

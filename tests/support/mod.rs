@@ -595,3 +595,47 @@ pub fn tls_connect(
     }
     rustls::StreamOwned::new(conn, tcp)
 }
+
+/// An HSM API call with curl over TLS (trusting `ca`): the status and the JSON body (`Null`
+/// when the body is not JSON).
+pub fn curl_json(
+    ca: &Path,
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+) -> (u16, serde_json::Value) {
+    let url = format!("https://localhost:{}{path}", addr.port());
+    let resolve = format!("localhost:{}:127.0.0.1", addr.port());
+    let ca = ca.display().to_string();
+    let mut args = vec![
+        "-sS",
+        "--max-time",
+        "20",
+        "--cacert",
+        &ca,
+        "--resolve",
+        &resolve,
+        "-X",
+        method,
+        "-w",
+        "\n%{http_code}",
+    ];
+    let auth;
+    if let Some(t) = token {
+        auth = format!("authorization: Bearer {t}");
+        args.extend(["-H", &auth]);
+    }
+    if let Some(b) = body {
+        args.extend(["-H", "content-type: application/json", "-d", b]);
+    }
+    args.push(&url);
+    let (ok, out, err) = run("curl", &args);
+    assert!(ok, "{err}");
+    let (body, code) = out.rsplit_once('\n').unwrap();
+    (
+        code.parse().unwrap(),
+        serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
+    )
+}
