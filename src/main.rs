@@ -331,8 +331,10 @@ fn main() -> ExitCode {
                     .with_context(|| format!("cannot read {}", password_file.display()))?;
                 let password =
                     keyward_hsm::Password::new(text.trim_end_matches(['\r', '\n']).to_owned());
-                let (hsm, _writer) =
-                    data_dir::open_for_writing(&data.data_dir, keyward_hsm::OpenOptions::default())?;
+                let (hsm, _writer) = data_dir::open_for_writing(
+                    &data.data_dir,
+                    keyward_hsm::OpenOptions::default(),
+                )?;
                 hsm.offline_reset_password(&name, &password)?;
                 println!("reset the password of {name:?} and unlocked it");
                 Ok(())

@@ -125,7 +125,10 @@ fn init_then_serve_the_api_over_tls_with_an_hsm_key() {
     // Five bad passwords lock alice; locked, she answers as any wrong password does.
     fail_logins(&ca, addr, "alice", 5);
     let (s, v) = login_waiting(&ca, addr, "alice", "alice-password");
-    assert_eq!((s, v["code"].as_str()), (401, Some("authentication_failed")));
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (401, Some("authentication_failed"))
+    );
     let (s, users) = curl_json(&ca, addr, "GET", "/v1/users", Some(&admin), None);
     assert_eq!(s, 200);
     assert!(users

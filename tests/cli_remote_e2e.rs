@@ -654,15 +654,24 @@ fn remote_cli_users_keys_crypto_import_share_and_lockout() {
     // Five bad passwords lock bob (the CLI waits out the node's short throttling delays);
     // locked, he gets the answer of a wrong password; an admin's unlock sets a new password.
     for _ in 1..=5 {
-        kw_err(n, "bob", "wrong-password", &["login"], "authentication_failed");
+        kw_err(
+            n,
+            "bob",
+            "wrong-password",
+            &["login"],
+            "authentication_failed",
+        );
     }
     kw_err(n, "bob", BOB, &["login"], "authentication_failed");
     let users = kw_ok(n, "admin", "admin-password", &["user", "list", "--json"]);
-    assert!(json(&users)
-        .as_array()
-        .unwrap()
-        .iter()
-        .any(|u| u["username"] == "bob" && u["locked"] == true), "{users}");
+    assert!(
+        json(&users)
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|u| u["username"] == "bob" && u["locked"] == true),
+        "{users}"
+    );
     let new_pw = dir.join("bob-new.pw");
     std::fs::write(&new_pw, "bob-new-password\n").unwrap();
     kw_ok(

@@ -23,8 +23,9 @@ fn create_user(data: &Path, addr: SocketAddr, name: &str) -> String {
     let (s, v) = curl_json(&ca, addr, "POST", "/v1/auth/login", None, Some(&body));
     assert_eq!(s, 200, "{v}");
     let token = v["token"].as_str().unwrap().to_owned();
-    let body = serde_json::json!({"username": name, "role": "crypto-user", "password": "password-1"})
-        .to_string();
+    let body =
+        serde_json::json!({"username": name, "role": "crypto-user", "password": "password-1"})
+            .to_string();
     let (s, v) = curl_json(&ca, addr, "POST", "/v1/users", Some(&token), Some(&body));
     assert_eq!(s, 201, "{v}");
     token
@@ -154,12 +155,17 @@ fn a_deleted_wal_after_confirmed_writes_stops_the_node_and_says_how_much_is_miss
     node.child.kill().unwrap();
     node.child.wait().unwrap();
     let wal = PathBuf::from(format!("{}-wal", store(&data).display()));
-    assert!(std::fs::metadata(&wal).unwrap().len() > 0, "the writes are in the WAL");
+    assert!(
+        std::fs::metadata(&wal).unwrap().len() > 0,
+        "the writes are in the WAL"
+    );
     std::fs::remove_file(&wal).unwrap();
     let _ = std::fs::remove_file(format!("{}-shm", store(&data).display()));
     let err = refused(&data);
     assert!(
-        err.contains("rolled back") && err.contains("audit entries and") && err.contains("are missing"),
+        err.contains("rolled back")
+            && err.contains("audit entries and")
+            && err.contains("are missing"),
         "{err}"
     );
     assert!(err.contains("--accept-rollback"), "the way out: {err}");

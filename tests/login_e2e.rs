@@ -148,7 +148,10 @@ fn a_login_flood_keeps_memory_bounded_gets_429_and_an_operator_still_logs_in() {
     });
     let took = begin.elapsed();
     assert_eq!(status, 200, "the operator's login during the flood");
-    assert!(took < Duration::from_secs(2), "the operator waited {took:?}");
+    assert!(
+        took < Duration::from_secs(2),
+        "the operator waited {took:?}"
+    );
 
     // Keep the flood on for a few more seconds, sampling memory.
     let flood_end = Instant::now() + Duration::from_secs(5);
@@ -173,7 +176,10 @@ fn a_login_flood_keeps_memory_bounded_gets_429_and_an_operator_still_logs_in() {
         peak >> 20
     );
     assert_eq!(o, 0, "every flood request got 401 or 429");
-    assert!(u > 0 && t > u, "excess logins are refused with 429 ({u} vs {t})");
+    assert!(
+        u > 0 && t > u,
+        "excess logins are refused with 429 ({u} vs {t})"
+    );
     assert!(peak < LIMIT, "RSS peaked at {} MiB", peak >> 20);
 
     // And 60 s after, memory is still bounded (and the node still answers).
@@ -201,7 +207,10 @@ fn repeated_failures_from_one_address_are_refused_with_429_until_the_delay_passe
         let mut c = ApiConnection::open(addr, source, tls.clone()).await;
         // Ten free failures (different names, so the per-name throttle stays out of it).
         for i in 0..10 {
-            assert_eq!(c.login(&format!("guess-{i}"), "wrong-password").await.0, 401);
+            assert_eq!(
+                c.login(&format!("guess-{i}"), "wrong-password").await.0,
+                401
+            );
         }
         // Then the address waits, whatever the name and even with a right password.
         let (status, retry) = c.login("admin", ADMIN_PASSWORD).await;

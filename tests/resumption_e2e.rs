@@ -169,3 +169,105 @@ fn a_ticket_from_one_node_resumes_on_another_sharing_the_store() {
     drop(node_b);
     drop(node_a);
 }
+
+/// A crypto-user cannot take the proxy's ticket-key labels (the next periods' included) and a
+/// key it labels like the proxy's certificate key is its own: across several 2 s rotations,
+/// tickets keep resuming and the proxy reports no ticket-key failure.
+#[test]
+fn a_crypto_user_cannot_squat_ticket_key_labels_and_rotation_keeps_resuming() {
+    const PERIOD_S: u64 = 2;
+    let site = Site::new();
+    let data = site.data();
+    init_hsm(&data, "admin-password-1");
+    let cert = site.localhost_cert("web");
+    let (_up, up) = start_upstream();
+    let api_port = free_port();
+    let config = site.config(&format!(
+        "[admin]\nenabled = false\n\n\
+         [api]\naddress = \"127.0.0.1:{api_port}\"\n\n\
+         [session_resumption]\nticket_key_rotation_s = {PERIOD_S}\n\n{}\
+         [upstream]\nurl = \"http://{up}\"\n",
+        listener(&cert, "web", "")
+    ));
+    let (node, addrs) = start_serve(&config, 1);
+    let addr = addrs[0];
+    let api: SocketAddr = format!("127.0.0.1:{api_port}").parse().unwrap();
+    let ca = data.join("api-ca.pem");
+    let login = |user: &str, pw: &str| {
+        let body = serde_json::json!({"username": user, "password": pw}).to_string();
+        let (s, v) = curl_json(&ca, api, "POST", "/v1/auth/login", None, Some(&body));
+        assert_eq!(s, 200, "{v}");
+        v["token"].as_str().unwrap().to_owned()
+    };
+    let admin = login("admin", "admin-password-1");
+    let body = serde_json::json!({"username": "mallory", "role": "crypto-user", "password": "mallory-password"});
+    let (s, v) = curl_json(
+        &ca,
+        api,
+        "POST",
+        "/v1/users",
+        Some(&admin),
+        Some(&body.to_string()),
+    );
+    assert_eq!(s, 201, "{v}");
+    let mallory = login("mallory", "mallory-password");
+    let aes = |label: &str| {
+        let body = serde_json::json!({"spec": "aes-256", "template": {"label": label, "attributes": {"encrypt": true, "decrypt": true}}});
+        curl_json(
+            &ca,
+            api,
+            "POST",
+            "/v1/keys/symmetric",
+            Some(&mallory),
+            Some(&body.to_string()),
+        )
+    };
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        / PERIOD_S;
+    for period in now..now + 5 {
+        let (s, v) = aes(&format!("tls-ticket-key-{period}"));
+        assert_eq!(
+            (s, v["code"].as_str()),
+            (403, Some("permission_denied")),
+            "{v}"
+        );
+    }
+    // Another user's label is free for mallory: labels are unique per owner.
+    let (s, v) = aes("web");
+    assert_eq!(s, 201, "{v}");
+
+    // Across three rotations, every new ticket resumes.
+    let end = now + 4;
+    let mut checked = 0;
+    while SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        / PERIOD_S
+        < end
+    {
+        let file = site.dir.join(format!("s-{checked}.pem"));
+        new_session(addr, &file, "TLSv1.3", &[]);
+        let line = resume(addr, &file, &[]);
+        assert!(
+            line.starts_with("Reused, TLSv1.3"),
+            "round {checked}: {line}"
+        );
+        checked += 1;
+    }
+    assert!(checked >= 3, "{checked} rounds");
+    let log = node.stderr.all();
+    assert!(
+        !log.iter()
+            .any(|l| l.contains("ticket") && (l.contains("WARN") || l.contains("ERROR"))),
+        "{log:?}"
+    );
+    assert!(
+        log.iter()
+            .any(|l| l.contains("created a session ticket key")),
+        "rotation ran: {log:?}"
+    );
+}

@@ -247,7 +247,12 @@ fn open_with_long_audit_trail(c: &mut Criterion) {
     let mut g = c.benchmark_group("open-100k-audit");
     g.sample_size(10);
     g.bench_function("Hsm::open", |b| {
-        b.iter(|| black_box(Hsm::open(Box::new(SqliteBackend::open(&path).unwrap()), &master)))
+        b.iter(|| {
+            black_box(Hsm::open(
+                Box::new(SqliteBackend::open(&path).unwrap()),
+                &master,
+            ))
+        })
     });
     g.finish();
 }

@@ -32,7 +32,9 @@ pub enum Error {
     /// The caller already owns a key of this class with this label. Labels are unique per
     /// owner and class (two users may each own a key labelled `data`), so this never tells of
     /// another user's keys.
-    #[error("you already own a {class} key labelled {label:?}; labels are unique per owner and class")]
+    #[error(
+        "you already own a {class} key labelled {label:?}; labels are unique per owner and class"
+    )]
     LabelExists {
         /// The label asked for.
         label: String,

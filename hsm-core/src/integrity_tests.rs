@@ -19,8 +19,13 @@ fn store_with_history() -> Fixture {
         .login("admin", &Password::from("admin-password"), HOUR)
         .unwrap();
     for name in ["alice", "bob"] {
-        hsm.create_user(&admin, name, Role::CryptoUser, &Password::from("password-1"))
-            .unwrap();
+        hsm.create_user(
+            &admin,
+            name,
+            Role::CryptoUser,
+            &Password::from("password-1"),
+        )
+        .unwrap();
     }
     f
 }
@@ -30,7 +35,12 @@ fn open(f: &Fixture) -> Result<Hsm> {
 }
 
 fn open_accepting(f: &Fixture, options: OpenOptions) -> Hsm {
-    Hsm::open_with(Box::new(SqliteBackend::open(&f.path).unwrap()), &f.master, options).unwrap()
+    Hsm::open_with(
+        Box::new(SqliteBackend::open(&f.path).unwrap()),
+        &f.master,
+        options,
+    )
+    .unwrap()
 }
 
 fn audit(f: &Fixture) -> Vec<Record> {
@@ -70,7 +80,10 @@ fn a_flipped_byte_in_an_audit_record_stops_the_open_naming_the_entry() {
     replace(&f, &[&recs[2]], vec![third]);
     let err = open(&f).unwrap_err();
     assert_eq!(err.code(), "audit_damaged");
-    assert!(err.to_string().contains("entry 3 fails authentication"), "{err}");
+    assert!(
+        err.to_string().contains("entry 3 fails authentication"),
+        "{err}"
+    );
     // A reader node refuses too.
     let err = Hsm::open_read_only(Box::new(SqliteBackend::open(&f.path).unwrap()), &f.master)
         .unwrap_err();
@@ -150,8 +163,13 @@ fn an_older_copy_of_the_store_is_refused_with_the_number_of_missing_changes() {
     let (admin, _) = hsm
         .login("admin", &Password::from("admin-password"), HOUR)
         .unwrap();
-    hsm.create_user(&admin, "carol", Role::CryptoUser, &Password::from("password-1"))
-        .unwrap();
+    hsm.create_user(
+        &admin,
+        "carol",
+        Role::CryptoUser,
+        &Password::from("password-1"),
+    )
+    .unwrap();
     drop(hsm);
     std::fs::write(&f.path, &old).unwrap();
     for (p, content) in &sides {
@@ -213,11 +231,20 @@ fn every_commit_moves_the_anchor_and_a_newer_store_than_the_anchor_opens() {
     let (admin, _) = hsm
         .login("admin", &Password::from("admin-password"), HOUR)
         .unwrap();
-    assert_ne!(std::fs::read(&anchor).unwrap(), before, "the login moved it");
+    assert_ne!(
+        std::fs::read(&anchor).unwrap(),
+        before,
+        "the login moved it"
+    );
     // A crash between a commit and its anchor write leaves the anchor behind: still opens.
     let behind = std::fs::read(&anchor).unwrap();
-    hsm.create_user(&admin, "dave", Role::CryptoUser, &Password::from("password-1"))
-        .unwrap();
+    hsm.create_user(
+        &admin,
+        "dave",
+        Role::CryptoUser,
+        &Password::from("password-1"),
+    )
+    .unwrap();
     drop(hsm);
     std::fs::write(&anchor, behind).unwrap();
     open(&f).unwrap();

@@ -141,8 +141,7 @@ pub(crate) fn verify_password(p: &Password, phc: &str) -> bool {
     if hash.algorithm != Algorithm::Argon2id.ident() {
         return false;
     }
-    let (Ok(params), Some(salt), Some(expected)) =
-        (Params::try_from(&hash), hash.salt, hash.hash)
+    let (Ok(params), Some(salt), Some(expected)) = (Params::try_from(&hash), hash.salt, hash.hash)
     else {
         return false;
     };
@@ -178,7 +177,9 @@ mod tests {
         // The argon2 crate's own verifier accepts our hash, and ours accepts its hash.
         let reference = Argon2::new(Algorithm::Argon2id, Version::V0x13, params().unwrap());
         let parsed = PasswordHash::new(&phc).unwrap();
-        assert!(reference.verify_password(b"correct horse battery", &parsed).is_ok());
+        assert!(reference
+            .verify_password(b"correct horse battery", &parsed)
+            .is_ok());
         let salt = SaltString::encode_b64(b"0123456789abcdef").unwrap();
         let theirs = reference
             .hash_password(b"correct horse battery", &salt)

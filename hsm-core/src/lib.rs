@@ -48,12 +48,12 @@ mod users;
 
 pub use audit::{AuditEntry, AuditReport};
 pub use error::{Error, Result};
-pub use kdf::kdf_slots;
 pub use hsm::{
-    EcdhParams, Hsm, KeyCipher, OpenOptions, KeyFilter, KeyPage, KeySigner, KeyUsage, TokenObjectChanges,
-    UnwrapTarget, DEFAULT_ADMIN_LOCKOUT, MAX_DATA_BYTES, MAX_PAGE_SIZE, MAX_RANDOM_BYTES, MAX_SESSION_TTL,
-    RESERVED_LABEL_PREFIXES,
+    EcdhParams, Hsm, KeyCipher, KeyFilter, KeyPage, KeySigner, KeyUsage, OpenOptions,
+    TokenObjectChanges, UnwrapTarget, DEFAULT_ADMIN_LOCKOUT, MAX_DATA_BYTES, MAX_PAGE_SIZE,
+    MAX_RANDOM_BYTES, MAX_SESSION_TTL, RESERVED_LABEL_PREFIXES,
 };
+pub use kdf::kdf_slots;
 pub use key_type::private_key_spec;
 pub use mechanism::{EncryptMechanism, SignInput, SignMechanism, SignatureEncoding, WrapMechanism};
 pub use object::{

@@ -1074,7 +1074,11 @@ fn labels_are_unique_per_owner_and_reserved_prefixes_belong_to_service_users() {
     let w = world();
     let (h, a, b) = (&w.hsm, &w.alice, &w.bob);
     let aes = |s: &Session, label: &str| {
-        h.generate_secret_key(s, KeySpec::Aes256, &t(label).with(AttributeName::Encrypt, true))
+        h.generate_secret_key(
+            s,
+            KeySpec::Aes256,
+            &t(label).with(AttributeName::Encrypt, true),
+        )
     };
     // Two users each own a key labelled `data`; neither learns of the other's.
     let alices = aes(a, "data").unwrap();
@@ -1173,7 +1177,10 @@ fn an_admin_destroys_any_token_key_only_through_the_audited_admin_call() {
     // The owner cannot (not destroyable); the admin cannot through the owner's call, nor can
     // a crypto-user through the admin's.
     assert_eq!(code(h.destroy_key(a, key.handle)), "attribute_violation");
-    assert_eq!(code(h.destroy_key(&w.admin, key.handle)), "permission_denied");
+    assert_eq!(
+        code(h.destroy_key(&w.admin, key.handle)),
+        "permission_denied"
+    );
     assert_eq!(
         code(h.destroy_key_as_admin(&w.bob, key.handle)),
         "permission_denied"
@@ -1191,15 +1198,23 @@ fn an_admin_destroys_any_token_key_only_through_the_audited_admin_call() {
         .expect("audited");
     assert_eq!(e.actor, "admin");
     let target = e.target.as_deref().unwrap();
-    assert!(target.contains("owner=alice") && target.contains("\"stuck\""), "{target}");
+    assert!(
+        target.contains("owner=alice") && target.contains("\"stuck\""),
+        "{target}"
+    );
 }
 
 #[test]
 fn an_admin_lockout_ends_by_itself_after_the_configured_time_and_is_audited() {
     let w = world();
     let h = &w.hsm;
-    h.create_user(&w.admin, "admin2", Role::Admin, &Password::from("admin2-password"))
-        .unwrap();
+    h.create_user(
+        &w.admin,
+        "admin2",
+        Role::Admin,
+        &Password::from("admin2-password"),
+    )
+    .unwrap();
     h.set_admin_lockout(Duration::from_millis(300));
     for _ in 0..MAX_FAILED_LOGINS {
         let _ = h.login("admin2", &Password::from("wrong-password"), HOUR);

@@ -20,7 +20,6 @@ pub const MAX_FAILED_LOGINS: u32 = 5;
 /// The crypto-user the TLS proxy and the local data-directory commands act as.
 pub const PROXY_USER: &str = "keyward-proxy";
 
-
 /// A user's role.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]

@@ -1128,13 +1128,14 @@ impl Fx {
     /// Whether `s` may give a new key of `class` this label: reserved prefixes are for the
     /// service user only; labels are unique per owner and class.
     fn label_free(&self, s: &Session, label: &str, class: KeyClass) -> Result<(), &'static str> {
-        if RESERVED_LABEL_PREFIXES.iter().any(|p| label.starts_with(p)) && s.user() != PROXY_USER
-        {
+        if RESERVED_LABEL_PREFIXES.iter().any(|p| label.starts_with(p)) && s.user() != PROXY_USER {
             return Err("permission_denied");
         }
-        if self.all_keys().iter().any(|k| {
-            k.class == class && k.owner == s.user() && k.attributes.label == label
-        }) {
+        if self
+            .all_keys()
+            .iter()
+            .any(|k| k.class == class && k.owner == s.user() && k.attributes.label == label)
+        {
             return Err("label_exists");
         }
         Ok(())

@@ -313,7 +313,9 @@ mod tests {
         };
         assert_eq!(retry_after_s, 1);
         // ... a clean one gets the reserved place, and then nobody gets in.
-        let c = g.admit(Some("192.0.2.7".parse().unwrap()), "admin").unwrap();
+        let c = g
+            .admit(Some("192.0.2.7".parse().unwrap()), "admin")
+            .unwrap();
         assert!(g.admit(None, "w").is_err());
         a.failed();
         b.succeeded();
@@ -333,6 +335,8 @@ mod tests {
             Err(ApiError::TooManyRequests { .. })
         ));
         // Another address is served.
-        assert!(g.admit(Some("192.0.2.2".parse().unwrap()), "fresh-name").is_ok());
+        assert!(g
+            .admit(Some("192.0.2.2".parse().unwrap()), "fresh-name")
+            .is_ok());
     }
 }

@@ -483,8 +483,8 @@ async fn an_idempotency_key_makes_a_retried_creation_return_the_first_result() {
 }
 
 #[tokio::test]
-async fn failed_logins_for_a_name_are_throttled_alike_for_every_name_and_locked_users_look_unknown(
-) {
+async fn failed_logins_for_a_name_are_throttled_alike_for_every_name_and_locked_users_look_unknown()
+{
     let a = api();
     let admin = a.login("admin", "admin-password").await;
     a.call(
@@ -555,4 +555,87 @@ async fn failed_logins_for_a_name_are_throttled_alike_for_every_name_and_locked_
     };
     let unknown = a.raw(attempt("nobody-else", "bob-password")).await;
     assert_eq!(locked, unknown);
+}
+
+#[tokio::test]
+async fn a_key_another_user_may_not_see_answers_like_a_missing_one_and_labels_are_per_owner() {
+    let a = api();
+    let admin = a.login("admin", "admin-password").await;
+    for name in ["alice", "bob"] {
+        let (s, _) = a
+            .call(
+                "POST",
+                "/v1/users",
+                Some(&admin),
+                Some(json!({"username": name, "role": "crypto-user", "password": format!("{name}-password")})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED);
+    }
+    let alice = a.login("alice", "alice-password").await;
+    let bob = a.login("bob", "bob-password").await;
+    let make = |token: String| {
+        let a = &a;
+        async move {
+            a.call(
+                "POST",
+                "/v1/keys/symmetric",
+                Some(&token),
+                Some(json!({"spec": "aes-256", "template": {"label": "data", "attributes": {"encrypt": true, "decrypt": true}}})),
+            )
+            .await
+        }
+    };
+    let (s, alices) = make(alice.clone()).await;
+    assert_eq!(s, StatusCode::CREATED, "{alices}");
+    // Bob owns a key labelled `data` too.
+    let (s, bobs) = make(bob.clone()).await;
+    assert_eq!(s, StatusCode::CREATED, "{bobs}");
+    let (s, again) = make(alice.clone()).await;
+    assert_eq!(
+        (s, again["code"].as_str()),
+        (StatusCode::CONFLICT, Some("label_exists"))
+    );
+    // Alice's key and a handle that does not exist look the same to bob.
+    let h = alices["handle"].as_u64().unwrap();
+    let missing = h ^ 1;
+    for (method, path, body) in [
+        ("GET", "/v1/keys/{h}", None),
+        ("DELETE", "/v1/keys/{h}", None),
+        ("GET", "/v1/keys/{h}/public-key", None),
+        (
+            "POST",
+            "/v1/crypto/encrypt",
+            Some(json!({"key": "{h}", "mechanism": "aes-gcm", "plaintext": "aGk="})),
+        ),
+    ] {
+        let call = |handle: u64| {
+            let path = path.replace("{h}", &handle.to_string());
+            let body = body.clone().map(|b: Value| {
+                serde_json::from_str(&b.to_string().replace("\"{h}\"", &handle.to_string()))
+                    .unwrap()
+            });
+            let a = &a;
+            let bob = bob.clone();
+            async move { a.call(method, &path, Some(&bob), body).await }
+        };
+        let (s1, v1) = call(h).await;
+        let (s2, v2) = call(missing).await;
+        assert_eq!(s1, StatusCode::NOT_FOUND, "{method} {path}: {v1}");
+        assert_eq!(s2, StatusCode::NOT_FOUND, "{method} {path}: {v2}");
+        assert_eq!(v1["code"], v2["code"]);
+        assert_eq!(
+            v1["message"].as_str().unwrap().replace(&h.to_string(), "H"),
+            v2["message"]
+                .as_str()
+                .unwrap()
+                .replace(&missing.to_string(), "H"),
+            "{method} {path}"
+        );
+    }
+    // Bob's list shows only his own key.
+    let (_, page) = a.call("GET", "/v1/keys", Some(&bob), None).await;
+    let keys = page["keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 1);
+    assert_eq!(keys[0]["owner"], "bob");
 }

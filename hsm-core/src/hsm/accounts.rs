@@ -224,7 +224,10 @@ impl Hsm {
     /// [`Error::SessionInvalid`].
     pub fn list_users(&self, session: &Session) -> Result<Vec<UserInfo>> {
         session.require(Role::Admin)?;
-        let mut v: Vec<UserInfo> = lock(&self.users).values().map(|(u, _)| u.info(self.admin_lockout())).collect();
+        let mut v: Vec<UserInfo> = lock(&self.users)
+            .values()
+            .map(|(u, _)| u.info(self.admin_lockout()))
+            .collect();
         v.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(v)
     }
