@@ -47,15 +47,16 @@ enum Command {
     Quickstart {
         #[command(flatten)]
         data: DataDirArg,
-        /// Address to serve HTTPS on.
+        /// Address to serve HTTPS on. The quickstart's three default ports are used by no
+        /// other command's defaults, so it can keep running while you try the others.
         #[arg(long, default_value = "127.0.0.1:8443")]
         listen: SocketAddr,
         /// Address of the HSM REST API (TLS; trust DATA_DIR/api-ca.pem; admin password in
         /// DATA_DIR/admin.password).
-        #[arg(long, default_value = "127.0.0.1:9200")]
+        #[arg(long, default_value = "127.0.0.1:9201")]
         api_listen: SocketAddr,
         /// Address of the admin endpoints (plain HTTP): /metrics, /healthz, /readyz.
-        #[arg(long, default_value = "127.0.0.1:9090")]
+        #[arg(long, default_value = "127.0.0.1:9091")]
         admin_listen: SocketAddr,
     },
     /// Run the proxy from a configuration file (SIGHUP reloads it; SIGTERM drains and exits).

@@ -191,7 +191,7 @@ fn unreadable_file_is_named() {
 fn the_committed_example_configuration_is_valid() {
     let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../keyward.example.toml");
     let c = Config::load(&file, Vec::new()).unwrap();
-    assert_eq!(c.listeners[0].address.to_string(), "127.0.0.1:8443");
+    assert_eq!(c.listeners[0].address.to_string(), "127.0.0.1:9443");
     assert_eq!(c.listeners[0].certificates[0].key_label, "web");
     assert!(c.listeners[0].certificates[0].default);
     assert_eq!(

@@ -19,7 +19,7 @@ fn all_uses(label: &str) -> KeyTemplate {
     use AttributeName as A;
     with_all(
         label,
-        &[A::Sign, A::Verify, A::Encrypt, A::Decrypt, A::Derive],
+        &[A::Sign, A::Verify, A::Encrypt, A::Decrypt, A::Derive, A::Extractable],
     )
 }
 

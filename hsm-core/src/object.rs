@@ -301,8 +301,10 @@ pub struct Attributes {
 
 impl Attributes {
     /// Defaults for a new object: everything usable is false until asked for, except as
-    /// CloudHSM does (`sign` true for secret keys), `extractable`, `modifiable`,
-    /// `destroyable` and `token` true.
+    /// CloudHSM does (`sign` true for secret keys), `modifiable`, `destroyable` and `token`
+    /// true. `extractable` is false (CloudHSM's default is true; Vault transit's `exportable`
+    /// is false, as here): a key leaves the HSM, wrapped, only if its creator asked for that,
+    /// and `extractable` cannot be set later.
     pub fn defaults(label: &str, class: KeyClass) -> Self {
         Attributes {
             label: label.to_owned(),
@@ -314,7 +316,7 @@ impl Attributes {
             wrap: false,
             unwrap: false,
             derive: false,
-            extractable: true,
+            extractable: false,
             sensitive: class != KeyClass::Public,
             token: true,
             trusted: false,

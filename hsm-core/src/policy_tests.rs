@@ -117,7 +117,11 @@ fn each_missing_attribute_refuses_its_operation() {
         "attribute_violation"
     );
     let target = h
-        .generate_secret_key(a, KeySpec::Aes128, &t("target"))
+        .generate_secret_key(
+            a,
+            KeySpec::Aes128,
+            &t("target").with(AttributeName::Extractable, true),
+        )
         .unwrap();
     assert_eq!(
         code(h.wrap_key(a, aes.handle, WrapMechanism::AesKwp, target.handle)),
@@ -192,7 +196,9 @@ fn non_extractable_and_wrap_with_trusted_keys_are_not_exported_without_rights() 
         .generate_secret_key(
             a,
             KeySpec::Aes256,
-            &t("guarded").with(AttributeName::WrapWithTrusted, true),
+            &t("guarded")
+                .with(AttributeName::WrapWithTrusted, true)
+                .with(AttributeName::Extractable, true),
         )
         .unwrap();
     assert_eq!(
@@ -740,7 +746,9 @@ fn a_wrap_with_trusted_key_keeps_the_restriction_through_a_trusted_round_trip() 
         .generate_secret_key(
             a,
             KeySpec::Aes256,
-            &t("precious").with(AttributeName::WrapWithTrusted, true),
+            &t("precious")
+                .with(AttributeName::WrapWithTrusted, true)
+                .with(AttributeName::Extractable, true),
         )
         .unwrap();
     let blob = h
@@ -823,7 +831,11 @@ fn data_keys_and_key_wrapping_keys_are_separate() {
         )
         .unwrap();
     let target = h
-        .generate_secret_key(a, KeySpec::Aes256, &t("target"))
+        .generate_secret_key(
+            a,
+            KeySpec::Aes256,
+            &t("target").with(AttributeName::Extractable, true),
+        )
         .unwrap();
     let blob = h
         .wrap_key(a, kek.handle, WrapMechanism::AesKwp, target.handle)

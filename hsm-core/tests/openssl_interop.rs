@@ -1285,7 +1285,9 @@ fn kwp_of_unaligned_generic_secrets_matches_openssl() -> TestResult {
         let generated = fx.hsm.generate_secret_key(
             &fx.me,
             spec,
-            &KeyTemplate::labelled(&format!("out-{len}")).with(AttributeName::Sign, true),
+            &KeyTemplate::labelled(&format!("out-{len}"))
+                .with(AttributeName::Sign, true)
+                .with(AttributeName::Extractable, true),
         )?;
         let wrapped = fx
             .hsm

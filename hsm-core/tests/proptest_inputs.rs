@@ -745,7 +745,8 @@ fn build(t: &KeyTemplate, class: KeyClass) -> Result<Attributes, &'static str> {
 /// A key that protects data: signs, verifies, encrypts, decrypts, derives.
 fn usage_data(label: &str) -> KeyTemplate {
     use AttributeName as A;
-    [A::Sign, A::Verify, A::Encrypt, A::Decrypt, A::Derive]
+    // Extractable, as every key was by default before keys became non-extractable by default.
+    [A::Sign, A::Verify, A::Encrypt, A::Decrypt, A::Derive, A::Extractable]
         .into_iter()
         .fold(KeyTemplate::labelled(label), |t, a| t.with(a, true))
 }
@@ -753,7 +754,7 @@ fn usage_data(label: &str) -> KeyTemplate {
 /// A key that protects keys: signs, verifies, wraps, unwraps, derives.
 fn usage_kek(label: &str) -> KeyTemplate {
     use AttributeName as A;
-    [A::Sign, A::Verify, A::Wrap, A::Unwrap, A::Derive]
+    [A::Sign, A::Verify, A::Wrap, A::Unwrap, A::Derive, A::Extractable]
         .into_iter()
         .fold(KeyTemplate::labelled(label), |t, a| t.with(a, true))
 }

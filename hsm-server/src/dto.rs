@@ -208,12 +208,17 @@ impl From<KeyInfo> for KeyDto {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TemplateDto {
-    /// Label (required, unique per key class).
+    /// Label (required), 1 to 127 bytes of UTF-8; unique among the caller's own keys of one
+    /// class (another user may own a key with the same label). Labels starting with
+    /// `keyward-` or `tls-ticket-key-` are reserved for Keyward's service keys (403).
     pub label: String,
     /// Optional application id, lower-case hex.
     #[serde(default)]
     pub id: Option<String>,
-    /// Boolean attributes, e.g. `{"sign": true, "extractable": false}`.
+    /// Boolean attributes, e.g. `{"sign": true, "extractable": true}`. Unset ones take the
+    /// defaults: `modifiable`, `destroyable` and `token` true; `sign` and `verify` true for
+    /// secret keys; every other one false, `extractable` included: a key can be exported
+    /// (wrapped) only if it is created `extractable`, which cannot be set later.
     #[serde(default)]
     pub attributes: std::collections::BTreeMap<String, bool>,
 }
