@@ -17,6 +17,7 @@ mod certs;
 mod data_dir;
 mod demo_upstream;
 mod remote;
+mod table;
 
 #[derive(Parser)]
 #[command(
@@ -857,32 +858,28 @@ fn key_command(cmd: KeyCommand) -> Result<()> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&keys)?);
             } else {
-                println!(
-                    "{:<18} {:<8} {:<9} {:<18} {:<12} LABEL",
-                    "HANDLE", "CLASS", "TYPE", "LINKED", "ATTRIBUTES"
+                table::print(
+                    &["HANDLE", "CLASS", "TYPE", "LINKED", "ATTRIBUTES", "LABEL"],
+                    keys.iter().map(|k| {
+                        let a = &k.attributes;
+                        let flags: Vec<&str> = [
+                            (a.sign, "sign"),
+                            (a.verify, "verify"),
+                            (a.extractable, "extractable"),
+                        ]
+                        .into_iter()
+                        .filter_map(|(on, name)| on.then_some(name))
+                        .collect();
+                        [
+                            k.handle.to_string(),
+                            k.class.to_string(),
+                            k.spec.to_string(),
+                            k.linked_handle.map(|h| h.to_string()).unwrap_or_default(),
+                            flags.join(","),
+                            a.label.clone(),
+                        ]
+                    }),
                 );
-                for k in keys {
-                    let a = &k.attributes;
-                    let mut flags = Vec::new();
-                    for (on, name) in [
-                        (a.sign, "sign"),
-                        (a.verify, "verify"),
-                        (a.extractable, "extractable"),
-                    ] {
-                        if on {
-                            flags.push(name);
-                        }
-                    }
-                    println!(
-                        "{:<18} {:<8} {:<9} {:<18} {:<12} {}",
-                        k.handle,
-                        k.class,
-                        k.spec,
-                        k.linked_handle.map(|h| h.to_string()).unwrap_or_default(),
-                        flags.join(","),
-                        a.label
-                    );
-                }
             }
         }
     }

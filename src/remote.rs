@@ -568,6 +568,29 @@ pub(crate) enum AuditCommand {
         #[command(flatten)]
         out: JsonFlag,
     },
+    /// Show audit entries (admin): sequence number, time (UTC), actor, event, target, outcome.
+    List {
+        /// First entry (sequence number, from 1).
+        #[arg(long, default_value_t = 1)]
+        from: u64,
+        /// Most entries to show, 1 to 1000.
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=1000))]
+        limit: u64,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+}
+
+/// `ms` since the Unix epoch as RFC 3339 UTC, to the second.
+fn utc(ms: u64) -> String {
+    let secs = i64::try_from(ms / 1000).unwrap_or(i64::MAX);
+    time::OffsetDateTime::from_unix_timestamp(secs)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| format!("{ms} ms"))
 }
 
 fn parse_attr(s: &str) -> Result<(String, bool), String> {
@@ -689,22 +712,28 @@ fn print_keys(keys: &[Key], json: bool) -> Result<()> {
             keys.iter().map(key_json).collect(),
         ));
     }
-    println!(
-        "{:<8} {:<8} {:<18} {:<8} {:<14} {:<40} LABEL",
-        "HANDLE", "CLASS", "TYPE", "LINKED", "OWNER", "ATTRIBUTES"
+    crate::table::print(
+        &[
+            "HANDLE",
+            "CLASS",
+            "TYPE",
+            "LINKED",
+            "OWNER",
+            "ATTRIBUTES",
+            "LABEL",
+        ],
+        keys.iter().map(|k| {
+            [
+                k.handle.to_string(),
+                k.class.clone(),
+                k.spec.clone(),
+                k.linked_handle.map(|h| h.to_string()).unwrap_or_default(),
+                k.owner.clone(),
+                flags(k),
+                k.attributes.label.clone(),
+            ]
+        }),
     );
-    for k in keys {
-        println!(
-            "{:<8} {:<8} {:<18} {:<8} {:<14} {:<40} {}",
-            k.handle,
-            k.class,
-            k.spec,
-            k.linked_handle.map(|h| h.to_string()).unwrap_or_default(),
-            k.owner,
-            flags(k),
-            k.attributes.label
-        );
-    }
     Ok(())
 }
 
@@ -887,16 +916,21 @@ async fn user_inner(client: &Client, cmd: UserCommand) -> Result<()> {
                     .collect();
                 print_json(&serde_json::Value::Array(v))?;
             } else {
-                println!(
-                    "{:<24} {:<12} {:<7} {:<14} SERVICE",
-                    "USER", "ROLE", "LOCKED", "FAILED-LOGINS"
+                crate::table::print(
+                    &["USER", "ROLE", "LOCKED", "FAILED-LOGINS", "SERVICE"],
+                    users.iter().map(|u| {
+                        [
+                            u.username.clone(),
+                            u.role.clone(),
+                            match u.lockout_ends_unix_ms {
+                                Some(ms) if u.locked => format!("until {}", utc(ms)),
+                                _ => u.locked.to_string(),
+                            },
+                            u.failed_logins.to_string(),
+                            u.service.to_string(),
+                        ]
+                    }),
                 );
-                for u in users {
-                    println!(
-                        "{:<24} {:<12} {:<7} {:<14} {}",
-                        u.username, u.role, u.locked, u.failed_logins, u.service
-                    );
-                }
             }
         }
         UserCommand::Delete { name } => {
@@ -1339,13 +1373,35 @@ async fn crypto_inner(client: &Client, cmd: CryptoCommand) -> Result<bool> {
     Ok(true)
 }
 
-/// `keyward audit verify`.
+/// `keyward audit verify` and `keyward audit list`.
 pub(crate) fn audit(conn: &Conn, cmd: AuditCommand) -> Result<()> {
     runtime()?.block_on(async {
         let remote = conn.connect().await?;
         let client = &remote.client;
         let r = async {
             match cmd {
+                AuditCommand::List { from, limit, out } => {
+                    let limit = usize::try_from(limit).unwrap_or(1000);
+                    let entries = client.audit_entries(from, limit).await?;
+                    if out.json {
+                        print_json(&serde_json::to_value(&entries)?)?;
+                    } else {
+                        crate::table::print(
+                            &["SEQ", "TIME", "ACTOR", "EVENT", "TARGET", "OUTCOME"],
+                            entries.iter().map(|e| {
+                                [
+                                    e.seq.to_string(),
+                                    utc(e.time_unix_ms),
+                                    e.actor.clone(),
+                                    e.event.clone(),
+                                    e.target.clone().unwrap_or_default(),
+                                    e.outcome.clone(),
+                                ]
+                            }),
+                        );
+                    }
+                    Ok(())
+                }
                 AuditCommand::Verify { out } => {
                     let rep = client.audit_verify().await?;
                     if out.json {

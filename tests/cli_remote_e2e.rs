@@ -647,9 +647,40 @@ fn remote_cli_users_keys_crypto_import_share_and_lockout() {
     assert!(!sign_as_bob().status.success());
     kw_ok(n, "alice", ALICE, &["key", "delete", "--key", &ec_s]);
 
-    // The audit chain is intact.
+    // The audit chain is intact, and its entries can be read back, as a table and as JSON.
     let out = kw_ok(n, "admin", "admin-password", &["audit", "verify"]);
     assert!(out.contains("intact"), "{out}");
+    let table = kw_ok(
+        n,
+        "admin",
+        "admin-password",
+        &["audit", "list", "--limit", "1000"],
+    );
+    let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        header,
+        ["SEQ", "TIME", "ACTOR", "EVENT", "TARGET", "OUTCOME"]
+    );
+    assert!(
+        table
+            .lines()
+            .any(|l| l.contains("user.create") && l.contains("alice")),
+        "{table}"
+    );
+    let entries = json(&kw_ok(
+        n,
+        "admin",
+        "admin-password",
+        &["audit", "list", "--from", "2", "--limit", "3", "--json"],
+    ));
+    let seqs: Vec<u64> = entries
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seqs, [2, 3, 4]);
+    kw_err(n, "alice", ALICE, &["audit", "list"], "permission_denied");
 
     // Five bad passwords lock bob (the CLI waits out the node's short throttling delays);
     // locked, he gets the answer of a wrong password; an admin's unlock sets a new password.

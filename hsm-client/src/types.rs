@@ -322,7 +322,7 @@ pub struct ItemError {
 }
 
 /// An audit entry.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
 pub struct AuditEntry {
     /// Position in the chain.
     pub seq: u64,

@@ -19,7 +19,14 @@ fn all_uses(label: &str) -> KeyTemplate {
     use AttributeName as A;
     with_all(
         label,
-        &[A::Sign, A::Verify, A::Encrypt, A::Decrypt, A::Derive, A::Extractable],
+        &[
+            A::Sign,
+            A::Verify,
+            A::Encrypt,
+            A::Decrypt,
+            A::Derive,
+            A::Extractable,
+        ],
     )
 }
 

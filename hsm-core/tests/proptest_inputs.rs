@@ -746,17 +746,31 @@ fn build(t: &KeyTemplate, class: KeyClass) -> Result<Attributes, &'static str> {
 fn usage_data(label: &str) -> KeyTemplate {
     use AttributeName as A;
     // Extractable, as every key was by default before keys became non-extractable by default.
-    [A::Sign, A::Verify, A::Encrypt, A::Decrypt, A::Derive, A::Extractable]
-        .into_iter()
-        .fold(KeyTemplate::labelled(label), |t, a| t.with(a, true))
+    [
+        A::Sign,
+        A::Verify,
+        A::Encrypt,
+        A::Decrypt,
+        A::Derive,
+        A::Extractable,
+    ]
+    .into_iter()
+    .fold(KeyTemplate::labelled(label), |t, a| t.with(a, true))
 }
 
 /// A key that protects keys: signs, verifies, wraps, unwraps, derives.
 fn usage_kek(label: &str) -> KeyTemplate {
     use AttributeName as A;
-    [A::Sign, A::Verify, A::Wrap, A::Unwrap, A::Derive, A::Extractable]
-        .into_iter()
-        .fold(KeyTemplate::labelled(label), |t, a| t.with(a, true))
+    [
+        A::Sign,
+        A::Verify,
+        A::Wrap,
+        A::Unwrap,
+        A::Derive,
+        A::Extractable,
+    ]
+    .into_iter()
+    .fold(KeyTemplate::labelled(label), |t, a| t.with(a, true))
 }
 
 fn usage_public(label: &str) -> KeyTemplate {
