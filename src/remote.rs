@@ -504,9 +504,10 @@ pub(crate) enum KeyRemote {
 /// Options shared by the crypto commands.
 #[derive(Args, Debug)]
 pub(crate) struct CryptoArgs {
-    /// Key handle.
+    /// Key handle, or label: your own key of that label (of a class that fits the
+    /// operation), else the one such key shared with you.
     #[arg(long)]
-    key: u64,
+    key: String,
     /// Mechanism, e.g. ecdsa-sha256, ed25519, rsa-pss-sha256, aes-gcm, hmac-sha256.
     #[arg(long)]
     mechanism: String,
@@ -1321,9 +1322,50 @@ fn rsa_aes_wrap(spki: &[u8], target: &[u8]) -> Result<Vec<u8>> {
 pub(crate) fn crypto(conn: &Conn, cmd: CryptoCommand) -> Result<bool> {
     runtime()?.block_on(async {
         let remote = conn.connect().await?;
-        let r = crypto_inner(&remote.client, cmd).await;
+        let r = crypto_inner(&remote.client, conn.user.as_deref(), cmd).await;
         remote.finish(r).await
     })
+}
+
+/// The handle `key` names: a number is a handle; anything else a label, looked up among the
+/// keys of `classes` that `me` owns, else among those shared with the caller.
+async fn key_handle(client: &Client, me: Option<&str>, key: &str, classes: &[&str]) -> Result<u64> {
+    if let Ok(h) = key.parse::<u64>() {
+        return Ok(h);
+    }
+    let mut found = Vec::new();
+    for class in classes {
+        let page = client
+            .list_keys(&KeyFilter {
+                label: Some(key.to_owned()),
+                class: Some((*class).to_owned()),
+                limit: Some(1000),
+                ..KeyFilter::default()
+            })
+            .await?;
+        found.extend(page.keys);
+    }
+    let own: Vec<&Key> = found
+        .iter()
+        .filter(|k| Some(k.owner.as_str()) == me)
+        .collect();
+    match (own.as_slice(), found.as_slice()) {
+        ([one], _) => Ok(one.handle),
+        ([], [one]) => Ok(one.handle),
+        ([], []) => bail!(
+            "no {} key labelled {key:?} that you own or that is shared with you",
+            classes.join(" or ")
+        ),
+        _ => bail!(
+            "the label {key:?} names {} keys ({}); use a handle",
+            found.len(),
+            found
+                .iter()
+                .map(|k| format!("{} {} of {}", k.handle, k.class, k.owner))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
 }
 
 fn read_aad(path: Option<&Path>) -> Result<Option<Vec<u8>>> {
@@ -1331,19 +1373,30 @@ fn read_aad(path: Option<&Path>) -> Result<Option<Vec<u8>>> {
         .transpose()
 }
 
-async fn crypto_inner(client: &Client, cmd: CryptoCommand) -> Result<bool> {
+async fn crypto_inner(client: &Client, me: Option<&str>, cmd: CryptoCommand) -> Result<bool> {
+    // The classes a key used by each operation may have (the private or secret half first).
+    let using = ["private", "secret"];
+    let checking = ["public", "secret"];
     match cmd {
         CryptoCommand::Sign { a, out } => {
             let data = read_input(a.input.as_deref())?;
             let sig = client
-                .sign(&SignItem::message(a.key, a.mechanism, data))
+                .sign(&SignItem::message(
+                    key_handle(client, me, &a.key, &using).await?,
+                    a.mechanism,
+                    data,
+                ))
                 .await?;
             write_output(out.as_deref(), &sig)?;
         }
         CryptoCommand::Hmac { a, out } => {
             let data = read_input(a.input.as_deref())?;
             let mac = client
-                .hmac(&SignItem::message(a.key, a.mechanism, data))
+                .hmac(&SignItem::message(
+                    key_handle(client, me, &a.key, &["secret"]).await?,
+                    a.mechanism,
+                    data,
+                ))
                 .await?;
             write_output(out.as_deref(), &mac)?;
         }
@@ -1352,19 +1405,26 @@ async fn crypto_inner(client: &Client, cmd: CryptoCommand) -> Result<bool> {
             let sig = std::fs::read(&signature)
                 .with_context(|| format!("cannot read {}", signature.display()))?;
             let ok = client
-                .verify(&VerifyItem::message(a.key, a.mechanism, data, sig))
+                .verify(&VerifyItem::message(
+                    key_handle(client, me, &a.key, &checking).await?,
+                    a.mechanism,
+                    data,
+                    sig,
+                ))
                 .await?;
             println!("{}", if ok { "valid" } else { "invalid" });
             return Ok(ok);
         }
         CryptoCommand::Encrypt { a, out, aad_file } => {
-            let mut item = EncryptItem::new(a.key, a.mechanism, read_input(a.input.as_deref())?);
+            let key = key_handle(client, me, &a.key, &checking).await?;
+            let mut item = EncryptItem::new(key, a.mechanism, read_input(a.input.as_deref())?);
             item.aad = read_aad(aad_file.as_deref())?;
             let ct = client.encrypt(&item).await?;
             write_output(out.as_deref(), &ct)?;
         }
         CryptoCommand::Decrypt { a, out, aad_file } => {
-            let mut item = DecryptItem::new(a.key, a.mechanism, read_input(a.input.as_deref())?);
+            let key = key_handle(client, me, &a.key, &using).await?;
+            let mut item = DecryptItem::new(key, a.mechanism, read_input(a.input.as_deref())?);
             item.aad = read_aad(aad_file.as_deref())?;
             let pt = zeroize::Zeroizing::new(client.decrypt(&item).await?);
             write_output(out.as_deref(), &pt)?;

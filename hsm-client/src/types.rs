@@ -163,6 +163,9 @@ pub struct KeyFilter {
     /// `aes`, `generic-secret`, `rsa`, `ec` or `ed25519`.
     #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
     pub key_type: Option<String>,
+    /// Exact owner (user name).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
     /// Boolean attribute filters.
     #[serde(skip)]
     pub attributes: Vec<(String, bool)>,
