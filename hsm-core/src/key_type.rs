@@ -20,135 +20,77 @@ pub fn private_key_spec(pkcs8: &[u8]) -> Result<KeySpec> {
 pub(crate) const SUPPORTED: &str =
     "RSA 2048, 3072 or 4096 bits, EC P-256, P-384 or P-521, and Ed25519";
 
-/// One DER element: (tag, contents, the bytes after it); `None` when malformed.
-fn tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
-    let (&tag, rest) = input.split_first()?;
-    let (&first, rest) = rest.split_first()?;
-    let (len, rest) = if first < 0x80 {
-        (usize::from(first), rest)
-    } else {
-        let n = usize::from(first & 0x7f);
-        if n == 0 || n > 4 || rest.len() < n {
-            return None;
-        }
-        let len = rest[..n]
-            .iter()
-            .fold(0usize, |acc, &b| (acc << 8) | usize::from(b));
-        (len, &rest[n..])
-    };
-    (rest.len() >= len).then(|| (tag, &rest[..len], &rest[len..]))
-}
-
-/// The element at the start of `input` if it has `tag`: (contents, rest).
-fn expect(tag: u8, input: &[u8]) -> Option<(&[u8], &[u8])> {
-    let (t, content, rest) = tlv(input)?;
-    (t == tag).then_some((content, rest))
-}
-
-/// An OBJECT IDENTIFIER's contents in dotted decimal (X.690 §8.19).
-fn dotted(oid: &[u8]) -> Option<String> {
-    let mut arcs: Vec<u64> = Vec::new();
-    let mut value: u64 = 0;
-    for (i, &b) in oid.iter().enumerate() {
-        value = value.checked_mul(128)? | u64::from(b & 0x7f);
-        if b & 0x80 == 0 {
-            if arcs.is_empty() {
-                let first = (value / 40).min(2);
-                arcs.push(first);
-                arcs.push(value - first * 40);
-            } else {
-                arcs.push(value);
-            }
-            value = 0;
-        } else if i + 1 == oid.len() {
-            return None;
-        }
-    }
-    (!arcs.is_empty()).then(|| {
-        arcs.iter()
-            .map(u64::to_string)
-            .collect::<Vec<_>>()
-            .join(".")
-    })
-}
-
-/// The bit length of a DER INTEGER's contents (an RSA modulus).
-fn bits(integer: &[u8]) -> usize {
-    let Some(start) = integer.iter().position(|&b| b != 0) else {
-        return 0;
-    };
-    (integer.len() - start) * 8 - integer[start].leading_zeros() as usize
-}
-
-fn curve_name(oid: &str) -> Option<&'static str> {
-    Some(match oid {
-        "1.2.840.10045.3.1.7" => "P-256",
-        "1.3.132.0.34" => "P-384",
-        "1.3.132.0.35" => "P-521",
-        "1.3.132.0.10" => "secp256k1",
-        "1.3.132.0.33" => "P-224",
-        "1.2.840.10045.3.1.1" => "P-192",
-        "1.3.36.3.3.2.8.1.1.7" => "brainpoolP256r1",
-        "1.3.36.3.3.2.8.1.1.11" => "brainpoolP384r1",
-        "1.3.36.3.3.2.8.1.1.13" => "brainpoolP512r1",
-        "1.2.156.10197.1.301" => "SM2",
-        _ => return None,
-    })
-}
-
-/// Words for an AlgorithmIdentifier; `rsa_modulus` gives the RSA modulus once asked.
-fn describe(algorithm: &[u8], rsa_modulus: impl FnOnce() -> Option<usize>) -> Option<String> {
-    let (oid, params) = expect(0x06, algorithm)?;
-    let oid = dotted(oid)?;
-    let rsa = |name: &str| match rsa_modulus() {
+/// Words for an algorithm identifier (RFC 5280 §4.1.1.2); `rsa_modulus_bits` gives the RSA
+/// modulus's length once asked. Names come from const-oid's database of registered OIDs.
+fn describe(
+    algorithm: &spki::AlgorithmIdentifierRef<'_>,
+    rsa_modulus_bits: impl FnOnce() -> Option<u32>,
+) -> String {
+    use const_oid::db::{rfc5912, rfc8410, DB};
+    let rsa = |name: &str| match rsa_modulus_bits() {
         Some(b) => format!("{name} {b} bits"),
         None => name.to_owned(),
     };
-    Some(match oid.as_str() {
-        "1.2.840.113549.1.1.1" => rsa("RSA"),
-        "1.2.840.113549.1.1.10" => rsa("RSASSA-PSS"),
-        "1.2.840.10045.2.1" => match expect(0x06, params).and_then(|(c, _)| dotted(c)) {
-            Some(curve) => match curve_name(&curve) {
-                Some(name) => format!("EC {name}"),
-                None => format!("EC curve {curve}"),
-            },
+    // SEC 2 §2.4.1; not in const-oid's database.
+    const SECP_256_K_1: const_oid::ObjectIdentifier =
+        const_oid::ObjectIdentifier::new_unwrap("1.3.132.0.10");
+    let named = |oid: &const_oid::ObjectIdentifier| match *oid {
+        SECP_256_K_1 => "secp256k1".to_owned(),
+        rfc5912::SECP_256_R_1 => "P-256".to_owned(),
+        rfc5912::SECP_384_R_1 => "P-384".to_owned(),
+        rfc5912::SECP_521_R_1 => "P-521".to_owned(),
+        rfc5912::SECP_224_R_1 => "P-224".to_owned(),
+        _ => DB
+            .by_oid(oid)
+            .map_or_else(|| oid.to_string(), str::to_owned),
+    };
+    match algorithm.oid {
+        rfc5912::RSA_ENCRYPTION => rsa("RSA"),
+        rfc5912::ID_RSASSA_PSS => rsa("RSASSA-PSS"),
+        rfc5912::ID_EC_PUBLIC_KEY => match algorithm
+            .parameters
+            .and_then(|p| p.decode_as::<const_oid::ObjectIdentifier>().ok())
+        {
+            Some(curve) => format!("EC {}", named(&curve)),
             None => "EC with explicit curve parameters".to_owned(),
         },
-        "1.3.101.110" => "X25519".to_owned(),
-        "1.3.101.111" => "X448".to_owned(),
-        "1.3.101.112" => "Ed25519".to_owned(),
-        "1.3.101.113" => "Ed448".to_owned(),
-        "1.2.840.10040.4.1" => "DSA".to_owned(),
-        "1.2.840.10046.2.1" | "1.2.840.113549.1.3.1" => "Diffie-Hellman".to_owned(),
-        _ => format!("algorithm {oid}"),
-    })
+        rfc8410::ID_X_25519 => "X25519".to_owned(),
+        rfc8410::ID_X_448 => "X448".to_owned(),
+        rfc8410::ID_ED_25519 => "Ed25519".to_owned(),
+        rfc8410::ID_ED_448 => "Ed448".to_owned(),
+        rfc5912::ID_DSA => "DSA".to_owned(),
+        rfc5912::DHPUBLICNUMBER => "Diffie-Hellman".to_owned(),
+        ref oid => format!("algorithm {}", named(oid)),
+    }
 }
 
-/// What a PKCS#8 PrivateKeyInfo holds, e.g. `EC secp256k1`, `RSA 1024 bits`, `X25519`;
-/// `None` when the bytes are not PKCS#8.
+/// The length in bits of a big-endian unsigned integer's value.
+fn bits(n: &[u8]) -> u32 {
+    let Some(start) = n.iter().position(|&b| b != 0) else {
+        return 0;
+    };
+    u32::try_from(n.len() - start).unwrap_or(u32::MAX / 8) * 8 - n[start].leading_zeros()
+}
+
+/// What a PKCS#8 PrivateKeyInfo (RFC 5958) holds, e.g. `EC secp256k1`, `RSA 1024 bits`,
+/// `X25519`; `None` when the bytes are not PKCS#8. Decoded with RustCrypto's `pkcs8`/`pkcs1`.
 pub(crate) fn describe_pkcs8(der: &[u8]) -> Option<String> {
-    let (info, _) = expect(0x30, der)?;
-    let (_version, rest) = expect(0x02, info)?;
-    let (algorithm, rest) = expect(0x30, rest)?;
-    let (private_key, _) = expect(0x04, rest)?;
-    describe(algorithm, || {
-        // RSAPrivateKey (RFC 8017 A.1.2): version, modulus, ...
-        let (key, _) = expect(0x30, private_key)?;
-        let (_, rest) = expect(0x02, key)?;
-        Some(bits(expect(0x02, rest)?.0))
-    })
+    use der::Decode;
+    let info = pkcs8::PrivateKeyInfo::from_der(der).ok()?;
+    Some(describe(&info.algorithm, || {
+        let key = pkcs1::RsaPrivateKey::from_der(info.private_key).ok()?;
+        Some(bits(key.modulus.as_bytes()))
+    }))
 }
 
-/// What a SubjectPublicKeyInfo holds (as [`describe_pkcs8`]); `None` when not an SPKI.
+/// What a SubjectPublicKeyInfo (RFC 5280 §4.1.2.7) holds; `None` when the bytes are not one.
 pub(crate) fn describe_spki(der: &[u8]) -> Option<String> {
-    let (info, _) = expect(0x30, der)?;
-    let (algorithm, rest) = expect(0x30, info)?;
-    let (key, _) = expect(0x03, rest)?;
-    describe(algorithm, || {
-        // RSAPublicKey (RFC 8017 A.1.1) after the BIT STRING's unused-bits byte: modulus, ...
-        let (public, _) = expect(0x30, key.get(1..)?)?;
-        Some(bits(expect(0x02, public)?.0))
-    })
+    use der::Decode;
+    let info = spki::SubjectPublicKeyInfoRef::from_der(der).ok()?;
+    Some(describe(&info.algorithm, || {
+        let key = pkcs1::RsaPublicKey::from_der(info.subject_public_key.as_bytes()?).ok()?;
+        Some(bits(key.modulus.as_bytes()))
+    }))
 }
 
 #[cfg(test)]
@@ -235,11 +177,6 @@ mod tests {
         }
         assert_eq!(describe_pkcs8(b"not DER at all"), None);
         assert_eq!(describe_pkcs8(&[]), None);
-        assert_eq!(
-            dotted(&[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01]).as_deref(),
-            Some("1.2.840.10045.2.1")
-        );
-        assert_eq!(dotted(&[0x2a, 0x86]), None);
         assert_eq!(bits(&[0x00, 0x80, 0x00]), 16);
         assert_eq!(bits(&[0x01]), 1);
     }

@@ -8,45 +8,14 @@ fn b64url(b: &[u8]) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
 }
 
-/// Reads one DER TLV; returns (tag, content, rest).
-fn tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
-    let (&tag, rest) = input.split_first()?;
-    let (&first, rest) = rest.split_first()?;
-    let (len, rest) = if first < 0x80 {
-        (usize::from(first), rest)
-    } else {
-        let n = usize::from(first & 0x7f);
-        if n == 0 || n > 4 || rest.len() < n {
-            return None;
-        }
-        let len = rest[..n]
-            .iter()
-            .fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
-        (len, &rest[n..])
-    };
-    if rest.len() < len {
-        return None;
-    }
-    Some((tag, &rest[..len], &rest[len..]))
-}
-
-/// The subjectPublicKey BIT STRING's bytes of an SPKI.
+/// The subjectPublicKey BIT STRING's bytes of an SPKI (RFC 5280 §4.1.2.7), decoded with
+/// RustCrypto's `spki`.
 fn spk(spki: &[u8]) -> Option<&[u8]> {
-    let (_, seq, _) = tlv(spki)?;
-    let (_, _alg, rest) = tlv(seq)?;
-    let (tag, bits, _) = tlv(rest)?;
-    if tag != 0x03 || bits.first() != Some(&0) {
-        return None;
-    }
-    Some(&bits[1..])
-}
-
-fn strip(int: &[u8]) -> &[u8] {
-    let mut i = int;
-    while i.len() > 1 && i[0] == 0 {
-        i = &i[1..];
-    }
-    i
+    use der::Decode;
+    spki::SubjectPublicKeyInfoRef::from_der(spki)
+        .ok()?
+        .subject_public_key
+        .as_bytes()
 }
 
 /// The JWK of a public key, or `None` for types without one here.
@@ -68,11 +37,53 @@ pub(crate) fn jwk(spec: KeySpec, spki: &[u8]) -> Option<Value> {
         }
         KeySpec::Ed25519 => Some(json!({"kty": "OKP", "crv": "Ed25519", "x": b64url(key)})),
         KeySpec::Rsa2048 | KeySpec::Rsa3072 | KeySpec::Rsa4096 => {
-            let (_, seq, _) = tlv(key)?;
-            let (_, n, rest) = tlv(seq)?;
-            let (_, e, _) = tlv(rest)?;
-            Some(json!({"kty": "RSA", "n": b64url(strip(n)), "e": b64url(strip(e))}))
+            // RSAPublicKey (RFC 8017 §A.1.1); the integers without leading zero bytes.
+            use der::Decode;
+            let rsa = pkcs1::RsaPublicKey::from_der(key).ok()?;
+            Some(json!({
+                "kty": "RSA",
+                "n": b64url(rsa.modulus.as_bytes()),
+                "e": b64url(rsa.public_exponent.as_bytes()),
+            }))
         }
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spki_of(spec: KeySpec) -> Vec<u8> {
+        let dir = tempfile::tempdir().unwrap();
+        let store = keyward_keystore::SqliteBackend::create(&dir.path().join("s")).unwrap();
+        let hsm = keyward_hsm::Hsm::create(
+            Box::new(store),
+            &keyward_hsm::MasterKey::generate().unwrap(),
+        )
+        .unwrap();
+        let me = hsm.service_session(keyward_hsm::PROXY_USER).unwrap();
+        let t = keyward_hsm::KeyTemplate::labelled("k");
+        let (_, public) = hsm.generate_key_pair(&me, spec, &t, &t).unwrap();
+        hsm.public_key_spki(&me, public.handle).unwrap()
+    }
+
+    #[test]
+    fn rsa_and_ec_keys_become_rfc_7518_jwks() {
+        use base64::Engine;
+        let rsa = jwk(KeySpec::Rsa2048, &spki_of(KeySpec::Rsa2048)).unwrap();
+        assert_eq!(
+            (rsa["kty"].as_str(), rsa["e"].as_str()),
+            (Some("RSA"), Some("AQAB"))
+        );
+        let n = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(rsa["n"].as_str().unwrap())
+            .unwrap();
+        assert_eq!(n.len(), 256, "no leading zero byte, 2048 bits");
+        assert!(n[0] & 0x80 != 0);
+        let ec = jwk(KeySpec::EcP384, &spki_of(KeySpec::EcP384)).unwrap();
+        assert_eq!(ec["crv"], "P-384");
+        assert_eq!(ec["x"].as_str().unwrap().len(), 64, "48 bytes in base64url");
+        assert_eq!(jwk(KeySpec::EcP256, b"not an spki"), None);
     }
 }
