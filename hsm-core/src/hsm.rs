@@ -1957,14 +1957,17 @@ impl Hsm {
         res
     }
 
-    /// Destroys any user's token key (admins only): the way to remove a key whose owner is
-    /// gone or that should not exist, without shell access to the store. Unlike
+    /// Destroys any crypto-user's token key (admins only): the way to remove a key whose owner
+    /// is gone or that should not exist, without shell access to the store. Unlike
     /// [`destroy_key`](Self::destroy_key) it ignores `destroyable`, so it is a separate call
-    /// and audit event (`key.destroy-by-admin`, naming the key's owner and label). Session keys
-    /// belong to one session and are not reachable here.
+    /// and audit event (`key.destroy-by-admin`, naming the key's owner and label). Keys of
+    /// service users (the node's own API TLS key, the proxy's certificate and ticket keys) are
+    /// refused: destroying them would take the node down; they are managed on the node. Session
+    /// keys belong to one session and are not reachable here.
     ///
     /// # Errors
-    /// [`Error::PermissionDenied`] for a non-admin; [`Error::KeyNotFound`].
+    /// [`Error::PermissionDenied`] for a non-admin or a service user's key;
+    /// [`Error::KeyNotFound`].
     pub fn destroy_key_as_admin(&self, admin: &Session, handle: KeyHandle) -> Result<()> {
         let mut target = handle.to_string();
         let res = (|| {
@@ -1979,6 +1982,11 @@ impl Hsm {
                 state.info.owner,
                 printable(&state.info.attributes.label)
             );
+            if self.is_service_user(&state.info.owner) {
+                return Err(Error::PermissionDenied {
+                    reason: "keys of Keyward's service users (the node's API and proxy keys) are managed on the node, not through the API",
+                });
+            }
             self.remove_object(&obj, &state)
         })();
         self.audit_result(admin.user(), "key.destroy-by-admin", Some(&target), &res)?;

@@ -1214,6 +1214,20 @@ fn an_admin_destroys_any_token_key_only_through_the_audited_admin_call() {
         target.contains("owner=alice") && target.contains("\"stuck\""),
         "{target}"
     );
+    // The node's own keys (service users') are out of its reach.
+    let proxy = h.service_session(PROXY_USER).unwrap();
+    let service_key = h
+        .generate_secret_key(
+            &proxy,
+            KeySpec::Aes256,
+            &t("tls-ticket-key-1").with(AttributeName::Encrypt, true),
+        )
+        .unwrap();
+    assert_eq!(
+        code(h.destroy_key_as_admin(&w.admin, service_key.handle)),
+        "permission_denied"
+    );
+    assert!(h.key_info(&proxy, service_key.handle).is_ok());
 }
 
 #[test]

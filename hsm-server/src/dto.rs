@@ -542,8 +542,8 @@ pub struct BatchResults<T> {
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct DestroyQuery {
-    /// `true`: an admin destroys any user's token key, `destroyable` or not (audited as
-    /// `key.destroy-by-admin`). Default `false`: the owner destroys its own key.
+    /// `true`: an admin destroys any crypto-user's token key, `destroyable` or not (audited as
+    /// `key.destroy-by-admin`); keys of the node's service user are refused (403). Default `false`: the owner destroys its own key.
     pub force_by_admin: Option<bool>,
 }
 
