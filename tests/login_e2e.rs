@@ -124,10 +124,11 @@ fn a_login_flood_keeps_memory_bounded_gets_429_and_an_operator_still_logs_in() {
         })
         .collect();
 
-    // Wait until the flood is on: the node refuses logins with 429.
+    // Wait until the flood is on: the node refuses logins with 429, and has checked (and
+    // recorded as failed) a first round of the flood's passwords.
     let started = Instant::now();
-    while throttled.load(Ordering::Relaxed) < 300 {
-        assert!(started.elapsed() < DEADLINE, "the flood never got a 429");
+    while throttled.load(Ordering::Relaxed) < 300 || unauthorized.load(Ordering::Relaxed) < 20 {
+        assert!(started.elapsed() < DEADLINE, "the flood never got going");
         std::thread::sleep(Duration::from_millis(20));
     }
     let mut peak = rss_bytes(pid);
