@@ -297,13 +297,17 @@ fn main() -> ExitCode {
         }) => {
             init_logging("info", false);
             runtime().and_then(|rt| {
-                rt.block_on(api_server::run_node(
-                    &data.data_dir,
-                    listen,
-                    client_ca.as_deref(),
-                    &limits,
-                    shutdown_signal(),
-                ))
+                rt.block_on(async {
+                    let Signals { term, int, .. } = Signals::catch()?;
+                    api_server::run_node(
+                        &data.data_dir,
+                        listen,
+                        client_ca.as_deref(),
+                        &limits,
+                        shutdown_signal(term, int),
+                    )
+                    .await
+                })
             })
         }
         Command::Key(KeyCommand::Remote(cmd)) => {
@@ -383,25 +387,38 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
-async fn shutdown_signal() {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        }
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
-    tracing::info!("shutting down");
+/// The signals a long-running command handles, caught before it announces anything (call
+/// `catch` inside the runtime, first thing): a SIGTERM, SIGINT or SIGHUP that arrives early is
+/// handled, never the default action that would kill the process without a drain.
+struct Signals {
+    hup: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
 }
 
-/// SIGHUP, caught from the start so that an early one cannot end the process.
-fn hangup_signal() -> Result<tokio::signal::unix::Signal> {
-    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-        .context("cannot install the SIGHUP handler")
+impl Signals {
+    fn catch() -> Result<Signals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        let kind =
+            |k: SignalKind, name: &str| signal(k).with_context(|| format!("cannot handle {name}"));
+        Ok(Signals {
+            hup: kind(SignalKind::hangup(), "SIGHUP")?,
+            term: kind(SignalKind::terminate(), "SIGTERM")?,
+            int: kind(SignalKind::interrupt(), "SIGINT")?,
+        })
+    }
+}
+
+/// Resolves at the first SIGTERM or SIGINT (Ctrl-C).
+async fn shutdown_signal(
+    mut term: tokio::signal::unix::Signal,
+    mut int: tokio::signal::unix::Signal,
+) {
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    tracing::info!("shutting down");
 }
 
 /// Binds the admin listener of `config` (if any) and logs its address.
@@ -422,9 +439,10 @@ async fn run_proxy(
     proxy: keyward_proxy::Proxy,
     admin: Option<tokio::net::TcpListener>,
     config_path: Option<&Path>,
-    mut hup: tokio::signal::unix::Signal,
+    signals: Signals,
     stopping: tokio::sync::watch::Sender<bool>,
 ) -> Result<()> {
+    let Signals { mut hup, term, int } = signals;
     let ready = keyward_proxy::admin::Readiness::default();
     // The sockets are bound and listening (connections queue in the backlog until the accept
     // loops below start), so the proxy is ready before the admin address is announced.
@@ -473,7 +491,7 @@ async fn run_proxy(
     let ready_on_stop = ready.clone();
     proxy
         .run(async move {
-            shutdown_signal().await;
+            shutdown_signal(term, int).await;
             ready_on_stop.set(false);
             let _ = stopping.send(true);
         })
@@ -490,7 +508,7 @@ fn serve(config_path: &Path, options: keyward_hsm::OpenOptions) -> Result<()> {
     );
     let rt = runtime()?;
     rt.block_on(async {
-        let hup = hangup_signal()?;
+        let signals = Signals::catch()?;
         let api_listener = match &config.api {
             Some(api) => Some(api_server::bind(api.address).await?),
             None => None,
@@ -553,7 +571,7 @@ fn serve(config_path: &Path, options: keyward_hsm::OpenOptions) -> Result<()> {
                 },
             )));
         }
-        run_proxy(proxy, admin, Some(config_path), hup, stop_tx).await?;
+        run_proxy(proxy, admin, Some(config_path), signals, stop_tx).await?;
         if let Some(api) = api {
             // It drained beside the proxy, within the same deadline.
             let _ = api.await;
@@ -647,7 +665,7 @@ async fn quickstart(
     admin_listen: SocketAddr,
 ) -> Result<()> {
     const LABEL: &str = "quickstart";
-    let hup = hangup_signal()?;
+    let signals = Signals::catch()?;
     let api_listener = api_server::bind(api_listen).await?;
     let (hsm, _writer) = data_dir::open_or_create_for_writing(dir)?;
     let hsm = std::sync::Arc::new(hsm);
@@ -729,7 +747,7 @@ async fn quickstart(
             let _ = stop_rx.changed().await;
         },
     ));
-    run_proxy(proxy, admin, None, hup, stop_tx).await?;
+    run_proxy(proxy, admin, None, signals, stop_tx).await?;
     let _ = api.await;
     hsm.record_seal("quickstart")?;
     Ok(())

@@ -75,7 +75,8 @@ fn stopped_node_with_history(dir: &Path) -> PathBuf {
     init_hsm(&data, ADMIN_PASSWORD);
     let (mut node, addr) = start_hsm_serve(&data, &[]);
     create_user(&data, addr, "alice");
-    assert!(node.terminate().success());
+    let status = node.terminate();
+    assert!(status.success(), "{status}: {:?}", node.stderr.all());
     data
 }
 
@@ -125,10 +126,12 @@ fn a_flipped_byte_in_an_audit_record_stops_the_node_until_the_damage_is_accepted
             .any(|(e, t)| e == "audit.damage-accepted" && t.contains("entry 3")),
         "{events:?}"
     );
-    assert!(node.terminate().success());
+    let status = node.terminate();
+    assert!(status.success(), "{status}: {:?}", node.stderr.all());
     // The next start needs no flag.
     let (mut node, _) = start_hsm_serve(&data, &[]);
-    assert!(node.terminate().success());
+    let status = node.terminate();
+    assert!(status.success(), "{status}: {:?}", node.stderr.all());
 }
 
 #[test]
@@ -178,7 +181,8 @@ fn an_older_copy_of_the_store_stops_the_node_until_the_rollback_is_accepted() {
     let old = std::fs::read(store(&data)).unwrap();
     let (mut node, addr) = start_hsm_serve(&data, &[]);
     create_user(&data, addr, "dave");
-    assert!(node.terminate().success());
+    let status = node.terminate();
+    assert!(status.success(), "{status}: {:?}", node.stderr.all());
     std::fs::write(store(&data), &old).unwrap();
     let err = refused(&data);
     assert!(err.contains("older than its rollback anchor"), "{err}");
@@ -195,7 +199,9 @@ fn an_older_copy_of_the_store_stops_the_node_until_the_rollback_is_accepted() {
         !events.iter().any(|(_, t)| t == "dave"),
         "dave's creation was rolled back"
     );
-    assert!(node.terminate().success());
+    let status = node.terminate();
+    assert!(status.success(), "{status}: {:?}", node.stderr.all());
     let (mut node, _) = start_hsm_serve(&data, &[]);
-    assert!(node.terminate().success());
+    let status = node.terminate();
+    assert!(status.success(), "{status}: {:?}", node.stderr.all());
 }

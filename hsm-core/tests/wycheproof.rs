@@ -87,12 +87,14 @@ impl Lab {
         }
     }
 
-    /// A template with a fresh label, `token = false` (session objects: nothing to store), and
-    /// `attributes` set to true.
+    /// A template with a fresh label, `token = false` (session objects: nothing to store),
+    /// `extractable` (vectors are wrapped again to check the round trip), and `attributes` set
+    /// to true.
     fn template(&mut self, attributes: &[AttributeName]) -> KeyTemplate {
         self.labels += 1;
         let mut t = KeyTemplate::labelled(&format!("{}-{}", self.prefix, self.labels))
-            .with(AttributeName::Token, false);
+            .with(AttributeName::Token, false)
+            .with(AttributeName::Extractable, true);
         for a in attributes {
             t = t.with(*a, true);
         }
