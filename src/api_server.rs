@@ -19,8 +19,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use keyward_config::ApiLimits;
 use keyward_hsm::{Hsm, KeyClass, Session};
-use keyward_proxy::conn::{drive, read_body, Active, Activity, Lifecycle, Tracked};
-use keyward_server::ApiError;
+use keyward_proxy::conn::{drive, Active, Activity, Lifecycle, Tracked};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
 use tokio::net::{TcpListener, TcpStream};
@@ -365,12 +364,14 @@ impl Connections {
             let in_flight = counted.request();
             async move {
                 let _in_flight = in_flight;
+                // The body streams into the router, which authenticates before it reads a body
+                // (and reads at most the route's limit): nothing is buffered for a caller that
+                // is refused. Each read waits at most `client_body_timeout_ms` (then 408).
                 let (parts, body) = req.into_parts();
-                let body = match read_body(body, keyward_server::MAX_BODY_BYTES, body_timeout).await
-                {
-                    Ok((bytes, _trailers)) => axum::body::Body::from(bytes),
-                    Err((status, detail)) => return Ok(body_refused(status, detail)),
-                };
+                let body = axum::body::Body::new(tower_http::timeout::TimeoutBody::new(
+                    body_timeout,
+                    body,
+                ));
                 router
                     .oneshot(hyper::Request::from_parts(parts, body))
                     .await
@@ -412,15 +413,4 @@ impl Connections {
             self.hsm.logout(&s);
         }
     }
-}
-
-/// The API's answer to a request body that could not be read (as [`read_body`] reports it).
-fn body_refused(status: axum::http::StatusCode, detail: &str) -> axum::response::Response {
-    use axum::response::IntoResponse;
-    match status {
-        axum::http::StatusCode::REQUEST_TIMEOUT => ApiError::RequestTimeout,
-        axum::http::StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
-        _ => ApiError::BadRequest(detail.to_owned()),
-    }
-    .into_response()
 }

@@ -108,6 +108,7 @@ where
         match Json::<T>::from_request(req, state).await {
             Ok(Json(v)) => Ok(ApiJson(v)),
             Err(r) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(ApiError::PayloadTooLarge),
+            Err(r) if crate::error::is_body_timeout(&r) => Err(ApiError::RequestTimeout),
             Err(r) => Err(ApiError::BadRequest(r.body_text())),
         }
     }

@@ -153,5 +153,18 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// Whether `e` (or an error it wraps) is the listener's body timeout: a client stopped sending
+/// its body for longer than `client_body_timeout_ms`.
+pub fn is_body_timeout(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if err.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
+}
+
 /// Result of a handler.
 pub type ApiResult<T> = Result<T, ApiError>;

@@ -110,8 +110,12 @@ pub async fn idempotency(
         return next.run(req).await;
     };
     let (parts, body) = req.into_parts();
-    let Ok(bytes) = to_bytes(body, crate::MAX_BODY_BYTES).await else {
-        return ApiError::PayloadTooLarge.into_response();
+    let bytes = match to_bytes(body, crate::MAX_BODY_BYTES).await {
+        Ok(b) => b,
+        Err(e) if crate::error::is_body_timeout(&e) => {
+            return ApiError::RequestTimeout.into_response()
+        }
+        Err(_) => return ApiError::PayloadTooLarge.into_response(),
     };
     let body_hash = sha256(&[&bytes]);
     let id = sha256(&[user.as_bytes(), parts.uri.path().as_bytes(), key.as_bytes()]);

@@ -37,8 +37,13 @@ use utoipa::{Modify, OpenApi};
 pub use api::AppState;
 pub use error::{ApiError, ErrorBody};
 
-/// Largest request body, in bytes (16 MiB of data as base64 fits).
+/// Largest request body, in bytes (16 MiB of data as base64 fits). Bodies are read only after
+/// the caller is authenticated (a route's extractors check the session first).
 pub const MAX_BODY_BYTES: usize = 24 * 1024 * 1024;
+
+/// Largest body of `POST /v1/auth/login`, the one route that reads a body from callers not yet
+/// authenticated, in bytes (user names are at most 64 bytes, passwords 256 characters).
+pub const MAX_LOGIN_BODY_BYTES: usize = 4096;
 
 struct BearerAuth;
 
@@ -108,7 +113,10 @@ pub fn router(hsm: Arc<keyward_hsm::Hsm>) -> Router {
         .route("/v1/health", get(health))
         .route("/v1/ready", get(ready))
         .route("/v1/openapi.json", get(openapi))
-        .route("/v1/auth/login", post(login))
+        .route(
+            "/v1/auth/login",
+            post(login).layer(DefaultBodyLimit::max(MAX_LOGIN_BODY_BYTES)),
+        )
         .route("/v1/auth/logout", post(logout))
         .route("/v1/users", get(list_users))
         .route("/v1/users/{username}", delete(delete_user))
