@@ -80,29 +80,60 @@ pub(crate) struct AuditHead {
     pub(crate) record_version: u64,
 }
 
-/// An operator's acceptance of damage in the audit chain (`--accept-audit-damage`), stored
-/// (encrypted, authenticated) beside the chain: entries up to `through_seq` are taken as they
-/// are, and the chain goes on from `head_hash`, the head's hash when the damage was accepted.
-/// Later damage is found as before.
+/// A stretch of the audit chain an operator accepted as damaged (`--accept-audit-damage`),
+/// stored (encrypted, authenticated) beside the chain: entries `first_seq..=through_seq` are
+/// taken exactly as they were then (`digest` covers those records, so a later edit, deletion
+/// or insertion in the stretch is found), and the chain goes on from `head_hash`, the head's
+/// hash when the damage was accepted.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct AcceptedDamage {
+    /// The first entry that did not verify.
+    pub(crate) first_seq: u64,
+    /// The head's sequence number when the damage was accepted.
     pub(crate) through_seq: u64,
+    /// The head's chain hash then, hex.
     pub(crate) head_hash: String,
+    /// SHA-256 (hex) of the audit records of the stretch as stored then ([`stretch_digest`]).
+    pub(crate) digest: String,
     /// What was wrong, as found then.
     pub(crate) problem: String,
+}
+
+/// SHA-256 over records (each: id, version and blob, length-prefixed), hex.
+pub(crate) fn stretch_digest(records: &[Record]) -> String {
+    let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    for r in records {
+        for part in [r.id.as_bytes(), &r.version.to_be_bytes(), &r.blob] {
+            ctx.update(&(part.len() as u64).to_be_bytes());
+            ctx.update(part);
+        }
+    }
+    ctx.finish()
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The records (a slice of `records`, from index `from`) with ids up to entry `through_seq`.
+pub(crate) fn stretch(records: &[Record], from: usize, through_seq: u64) -> &[Record] {
+    let last = record_id(through_seq);
+    let n = records[from..].iter().take_while(|r| r.id <= last).count();
+    &records[from..from + n]
 }
 
 /// Checks the whole chain in `records` (every audit record, ordered by id) against `head`:
 /// each entry opens under `cipher` (its kind, id and version are the AEAD's associated data),
 /// decodes, has the next sequence number and names the previous entry's hash; the head names
-/// the last entry and its hash. With `accepted`, a problem at or before its `through_seq`
-/// skips to it. Returns the report; nothing here is an error, every problem is reported.
+/// the last entry and its hash. Where the chain breaks at the first entry of an `accepted`
+/// stretch whose records are unchanged, it goes on after the stretch. Returns the report (in
+/// `entries`, how many entries verified before a problem); nothing here is an error.
 pub(crate) fn verify_chain(
     cipher: &RecordCipher,
     records: &[Record],
     head: &AuditHead,
-    accepted: Option<&AcceptedDamage>,
+    accepted: &[AcceptedDamage],
 ) -> AuditReport {
     let fail = |entries: u64, problem: String| AuditReport {
         entries,
@@ -112,41 +143,43 @@ pub(crate) fn verify_chain(
     let mut prev = ZERO_HASH.to_owned();
     let mut count = 0u64;
     let mut i = 0;
-    while i < records.len() {
-        match check_entry(cipher, &records[i], count + 1, &prev) {
+    loop {
+        let step = match records.get(i) {
+            Some(rec) => check_entry(cipher, rec, count + 1, &prev),
+            None if head.seq != count || head.hash != prev => Err(format!(
+                "the chain ends at entry {count} but the head names entry {}",
+                head.seq
+            )),
+            None => break,
+        };
+        match step {
             Ok(hash) => {
                 prev = hash;
                 count += 1;
                 i += 1;
             }
-            Err(problem) => match accepted.filter(|a| a.through_seq > count) {
-                Some(a) => {
-                    let last = record_id(a.through_seq);
-                    while i < records.len() && records[i].id <= last {
-                        i += 1;
-                    }
-                    count = a.through_seq;
-                    prev.clone_from(&a.head_hash);
+            Err(problem) => {
+                let Some(a) = accepted.iter().find(|a| a.first_seq == count + 1) else {
+                    return fail(count, problem);
+                };
+                let taken = stretch(records, i, a.through_seq);
+                if stretch_digest(taken) != a.digest {
+                    return fail(
+                        count,
+                        format!(
+                            "entries {} to {} changed after their damage was accepted",
+                            a.first_seq, a.through_seq
+                        ),
+                    );
                 }
-                None => return fail(count, problem),
-            },
+                i += taken.len();
+                count = a.through_seq;
+                prev.clone_from(&a.head_hash);
+            }
         }
     }
-    // A chain whose tail was damaged and accepted ends at the accepted head.
-    let accepted_end = accepted.is_some_and(|a| {
-        a.through_seq == head.seq && a.head_hash == head.hash && count <= a.through_seq
-    });
-    if (head.seq != count || head.hash != prev) && !accepted_end {
-        return fail(
-            count,
-            format!(
-                "the chain ends at entry {count} but the head names entry {}",
-                head.seq
-            ),
-        );
-    }
     AuditReport {
-        entries: head.seq,
+        entries: count,
         intact: true,
         problem: None,
     }

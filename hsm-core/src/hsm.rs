@@ -951,7 +951,7 @@ impl Hsm {
         };
         // The whole truth: damage an operator accepted at start-up is reported here too.
         let records = self.store.list(KIND_AUDIT)?;
-        Ok(audit::verify_chain(&self.data_key, &records, &head, None))
+        Ok(audit::verify_chain(&self.data_key, &records, &head, &[]))
     }
 
     // ----- keys: creation -----

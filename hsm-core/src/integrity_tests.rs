@@ -18,7 +18,7 @@ fn store_with_history() -> Fixture {
     let (admin, _) = hsm
         .login("admin", &Password::from("admin-password"), HOUR)
         .unwrap();
-    for name in ["alice", "bob"] {
+    for name in ["alice", "bob", "erin", "frank"] {
         hsm.create_user(
             &admin,
             name,
@@ -248,4 +248,53 @@ fn every_commit_moves_the_anchor_and_a_newer_store_than_the_anchor_opens() {
     drop(hsm);
     std::fs::write(&anchor, behind).unwrap();
     open(&f).unwrap();
+}
+
+#[test]
+fn an_accepted_stretch_is_pinned_changes_in_it_or_before_it_are_found() {
+    let accept = OpenOptions {
+        accept_audit_damage: true,
+        ..OpenOptions::default()
+    };
+    let f = store_with_history();
+    let recs = audit(&f);
+    assert!(recs.len() >= 6, "{}", recs.len());
+    let flip = |r: &Record| {
+        let mut r = r.clone();
+        r.blob[20] ^= 1;
+        r
+    };
+    // Damage at entry 3, accepted.
+    replace(&f, &[&recs[2]], vec![flip(&recs[2])]);
+    drop(open_accepting(&f, accept));
+    open(&f).unwrap();
+    let recs = audit(&f);
+    // An edit inside the accepted stretch (entry 5) is found, naming the stretch.
+    replace(&f, &[&recs[4]], vec![flip(&recs[4])]);
+    let err = open(&f).unwrap_err();
+    assert_eq!(err.code(), "audit_damaged");
+    assert!(
+        err.to_string()
+            .contains("changed after their damage was accepted"),
+        "{err}"
+    );
+    replace(&f, &[&audit(&f)[4]], vec![recs[4].clone()]);
+    open(&f).unwrap();
+    // So is a deletion in it, and an edit before it (entry 1).
+    replace(&f, &[&recs[3]], vec![]);
+    assert!(open(&f).unwrap_err().to_string().contains("changed after"));
+    replace(&f, &[], vec![recs[3].clone()]);
+    open(&f).unwrap();
+    replace(&f, &[&recs[0]], vec![flip(&recs[0])]);
+    let err = open(&f).unwrap_err();
+    assert!(
+        err.to_string().contains("entry 1 fails authentication"),
+        "{err}"
+    );
+    // A second acceptance adds a stretch; both stay pinned.
+    drop(open_accepting(&f, accept));
+    open(&f).unwrap();
+    let now = audit(&f);
+    replace(&f, &[&now[4]], vec![flip(&now[4])]);
+    assert!(open(&f).unwrap_err().to_string().contains("changed after"));
 }

@@ -17,8 +17,9 @@
 //!   copy of the whole data directory), or a store from which the anchor file and the
 //!   `anchored` mark were both removed by someone holding the master key. Backups and the
 //!   cluster database (later) cover those.
-//! - **Overrides** ([`OpenOptions`]): `accept_audit_damage` records, authenticated, that the
-//!   chain up to the current head is taken as it is (later entries are checked as before) and
+//! - **Overrides** ([`OpenOptions`]): `accept_audit_damage` records, authenticated, the
+//!   stretch from the first bad entry to the current head as it is now (its records' digest:
+//!   any later change in it is found; entries before and after it are checked as before) and
 //!   appends `audit.damage-accepted`; `accept_rollback` starts from the store as it is, writes
 //!   a new anchor and appends `store.rollback-accepted`. Both are audited, by the actor
 //!   `local` (whoever holds the data directory and its master key). `audit verify` still
@@ -58,7 +59,9 @@ pub(super) struct Anchor {
 /// Problems [`Hsm::open_with`] found and was told to accept; recorded once the HSM is up.
 #[derive(Default)]
 pub(super) struct Acceptances {
-    audit_damage: Option<(String, u64)>,
+    /// Every accepted stretch (those accepted before, then the new one) and the version of the
+    /// record that lists them (0: none yet).
+    audit_damage: Option<(Vec<AcceptedDamage>, u64)>,
     rollback: Option<String>,
 }
 
@@ -78,14 +81,32 @@ pub(super) fn check(
     options: OpenOptions,
 ) -> Result<Acceptances> {
     let mut found = Acceptances::default();
-    let accepted = accepted_damage(store, data_key)?;
+    let (mut accepted, version) = accepted_damage(store, data_key)?;
     let records = store.list(KIND_AUDIT)?;
-    let report = audit::verify_chain(data_key, &records, head, accepted.as_ref().map(|a| &a.0));
+    let report = audit::verify_chain(data_key, &records, head, &accepted);
     if let Some(problem) = report.problem {
         if !options.accept_audit_damage {
             return Err(Error::AuditDamaged { problem });
         }
-        found.audit_damage = Some((problem, accepted.map_or(0, |a| a.1)));
+        // The stretch from the first bad entry to the head, exactly as it is now.
+        let first_seq = report.entries + 1;
+        if first_seq > head.seq {
+            return Err(Error::AuditDamaged {
+                problem: format!(
+                    "{problem}; a record lies beyond the audit head, which cannot be accepted: remove record audit/{} from the store or restore a backup",
+                    audit::record_id(first_seq)
+                ),
+            });
+        }
+        let from = records.partition_point(|r| r.id < audit::record_id(first_seq));
+        accepted.push(AcceptedDamage {
+            first_seq,
+            through_seq: head.seq,
+            head_hash: head.hash.clone(),
+            digest: audit::stretch_digest(audit::stretch(&records, from, head.seq)),
+            problem,
+        });
+        found.audit_damage = Some((accepted, version));
     }
     let rollback = match anchor_blob {
         None if manifest.anchored => Some("the store's rollback anchor is missing".to_owned()),
@@ -129,17 +150,18 @@ fn behind(anchor: &Anchor, manifest: &Manifest, head: &AuditHead) -> Option<Stri
     None
 }
 
-/// The stored acceptance of audit damage, with its record version.
+/// The stretches of the audit chain accepted as damaged, with the version of their record (0:
+/// none).
 fn accepted_damage(
     store: &dyn Backend,
     data_key: &RecordCipher,
-) -> Result<Option<(AcceptedDamage, u64)>> {
+) -> Result<(Vec<AcceptedDamage>, u64)> {
     let Some(rec) = store.get(KIND_AUDIT_ACCEPT, ID_AUDIT_ACCEPT)? else {
-        return Ok(None);
+        return Ok((Vec::new(), 0));
     };
     let plain = data_key.open(&rec.kind, &rec.id, rec.version, &rec.blob)?;
     let a = serde_json::from_slice(&plain).map_err(|_| tampered(&rec.kind, &rec.id))?;
-    Ok(Some((a, rec.version)))
+    Ok((a, rec.version))
 }
 
 impl Hsm {
@@ -170,13 +192,11 @@ impl Hsm {
             // The anchor is rewritten from this store's state by the audit entry's commit.
             self.audit_append("local", "store.rollback-accepted", Some(&detail), "ok")?;
         }
-        if let Some((problem, version)) = found.audit_damage {
-            let head = lock(&self.audit).clone();
-            let accepted = AcceptedDamage {
-                through_seq: head.seq,
-                head_hash: head.hash.clone(),
-                problem: problem.clone(),
-            };
+        if let Some((accepted, version)) = found.audit_damage {
+            let problem = accepted
+                .last()
+                .map(|a| a.problem.clone())
+                .unwrap_or_default();
             let rec = seal_json(
                 &self.data_key,
                 KIND_AUDIT_ACCEPT,
