@@ -91,6 +91,14 @@ struct Manifest {
     version: u64,
 }
 
+/// One audit entry to append: who, what, on what, how it ended.
+struct AuditEvent<'a> {
+    actor: &'a str,
+    event: &'a str,
+    target: Option<&'a str>,
+    outcome: &'a str,
+}
+
 /// The mutable part of a key object: replaced whole on every change.
 #[derive(Clone)]
 struct KeyState {
@@ -790,8 +798,23 @@ impl Hsm {
     fn commit(
         &self,
         manifest: &mut Manifest,
+        writes: Vec<Write>,
+        changes: &[(&str, &str, Option<u64>)],
+    ) -> Result<()> {
+        self.commit_audited(manifest, writes, changes, None)
+    }
+
+    /// Writes `writes`, the updated manifest and, with `audit`, its audit entry in one
+    /// transaction (so the change and its record cannot part, and every such change costs the
+    /// same one commit). `changes` lists `(kind, id, new version or None for deleted)`.
+    /// Lock order: the caller holds the writer lock (`manifest`); the audit head's is taken
+    /// here.
+    fn commit_audited(
+        &self,
+        manifest: &mut Manifest,
         mut writes: Vec<Write>,
         changes: &[(&str, &str, Option<u64>)],
+        audit: Option<AuditEvent<'_>>,
     ) -> Result<()> {
         self.check_writable("write the store")?;
         if !manifest.anchored {
@@ -814,28 +837,43 @@ impl Hsm {
             next.version,
             &next,
         )?));
+        let mut head = audit.as_ref().map(|_| lock(&self.audit));
+        let next_head = match (&audit, head.as_deref()) {
+            (Some(event), Some(current)) => {
+                let (audit_writes, h) = self.audit_writes(current, event)?;
+                writes.extend(audit_writes);
+                Some(h)
+            }
+            _ => None,
+        };
         self.store.write_batch(&writes)?;
         let version = next.version;
         *manifest = next;
-        self.advance_anchor(|a| a.manifest_version = version)
+        let audited = match (head.as_deref_mut(), next_head) {
+            (Some(current), Some(h)) => {
+                *current = h;
+                Some((current.seq, current.hash.clone()))
+            }
+            _ => None,
+        };
+        self.advance_anchor(|a| {
+            a.manifest_version = version;
+            if let Some((seq, hash)) = audited {
+                a.audit_seq = seq;
+                a.audit_hash = hash;
+            }
+        })
     }
 
-    fn audit_append(
-        &self,
-        actor: &str,
-        event: &str,
-        target: Option<&str>,
-        outcome: &str,
-    ) -> Result<()> {
-        self.check_writable("write an audit record")?;
-        let mut head = lock(&self.audit);
+    /// The writes that append `event` after `head`, and the head they make.
+    fn audit_writes(&self, head: &AuditHead, event: &AuditEvent<'_>) -> Result<(Vec<Write>, AuditHead)> {
         let entry = AuditEntry {
             seq: head.seq + 1,
             time_unix_ms: audit::now_unix_ms(),
-            actor: actor.into(),
-            event: event.into(),
-            target: target.map(Into::into),
-            outcome: outcome.into(),
+            actor: event.actor.into(),
+            event: event.event.into(),
+            target: event.target.map(Into::into),
+            outcome: event.outcome.into(),
             prev_hash: head.hash.clone(),
         };
         let next = AuditHead {
@@ -843,7 +881,7 @@ impl Hsm {
             hash: audit::chain_hash(&entry),
             record_version: head.record_version + 1,
         };
-        let writes = [
+        let writes = vec![
             Write::Insert(seal_json(
                 &self.data_key,
                 KIND_AUDIT,
@@ -859,6 +897,27 @@ impl Hsm {
                 &next,
             )?),
         ];
+        Ok((writes, next))
+    }
+
+    fn audit_append(
+        &self,
+        actor: &str,
+        event: &str,
+        target: Option<&str>,
+        outcome: &str,
+    ) -> Result<()> {
+        self.check_writable("write an audit record")?;
+        let mut head = lock(&self.audit);
+        let (writes, next) = self.audit_writes(
+            &head,
+            &AuditEvent {
+                actor,
+                event,
+                target,
+                outcome,
+            },
+        )?;
         self.store.write_batch(&writes)?;
         let (seq, hash) = (next.seq, next.hash.clone());
         *head = next;

@@ -42,6 +42,17 @@ impl Hsm {
         name: &str,
         change: impl FnOnce(&mut UserRecord) -> Result<()>,
     ) -> Result<UserRecord> {
+        self.modify_user_audited(name, change, |_| None)
+    }
+
+    /// [`modify_user`](Self::modify_user), with the audit entry `audit` gives for the changed
+    /// user written in the same transaction.
+    fn modify_user_audited(
+        &self,
+        name: &str,
+        change: impl FnOnce(&mut UserRecord) -> Result<()>,
+        audit: impl FnOnce(&UserRecord) -> Option<(&'static str, &'static str)>,
+    ) -> Result<UserRecord> {
         let mut manifest = lock(&self.writer);
         let (mut user, version) = lock(&self.users)
             .get(name)
@@ -50,10 +61,17 @@ impl Hsm {
         change(&mut user)?;
         let v = version + 1;
         let rec = seal_json(&self.data_key, KIND_USER, &user.name, v, &user)?;
-        self.commit(
+        let event = audit(&user).map(|(event, outcome)| AuditEvent {
+            actor: "-",
+            event,
+            target: Some(name),
+            outcome,
+        });
+        self.commit_audited(
             &mut manifest,
             vec![Write::Update(rec)],
             &[(KIND_USER, &user.name, Some(v))],
+            event,
         )?;
         lock(&self.users).insert(user.name.clone(), (user.clone(), v));
         Ok(user)
@@ -347,28 +365,32 @@ impl Hsm {
             user
         };
         if !password_ok {
-            // Count under the writer lock: concurrent failures are all counted.
-            let after = self.modify_user(name, |u| {
-                u.failed_logins = u.failed_logins.saturating_add(1);
-                if !u.locked && u.failed_logins >= MAX_FAILED_LOGINS {
-                    u.locked = true;
-                    u.locked_at_unix_ms = Some(audit::now_unix_ms());
-                }
-                Ok(())
-            })?;
+            // Counted under the writer lock (concurrent failures are all counted) and audited in
+            // the same transaction: one commit, as an unknown or locked user's failure costs.
+            let after = self.modify_user_audited(
+                name,
+                |u| {
+                    u.failed_logins = u.failed_logins.saturating_add(1);
+                    if !u.locked && u.failed_logins >= MAX_FAILED_LOGINS {
+                        u.locked = true;
+                        u.locked_at_unix_ms = Some(audit::now_unix_ms());
+                    }
+                    Ok(())
+                },
+                |u| {
+                    Some((
+                        "login",
+                        if u.locked {
+                            "failed; user locked"
+                        } else {
+                            "failed"
+                        },
+                    ))
+                },
+            )?;
             if after.locked {
                 self.end_sessions_of(name);
             }
-            self.audit_append(
-                "-",
-                "login",
-                Some(name),
-                if after.locked {
-                    "failed; user locked"
-                } else {
-                    "failed"
-                },
-            )?;
             return Err(Error::AuthenticationFailed);
         }
         let user = if user.failed_logins != 0 {
