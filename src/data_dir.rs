@@ -69,6 +69,27 @@ fn check_dir_mode(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Refuses a store file (the database, its WAL and shared-memory files, the rollback anchor)
+/// that group or others may write: they could roll the store and its anchor back together,
+/// which no check at open can see. Files that do not exist (yet) pass.
+fn check_store_modes(dir: &Path) -> Result<()> {
+    let store = store_path(dir);
+    for suffix in ["", "-wal", "-shm", ".anchor"] {
+        let path = PathBuf::from(format!("{}{suffix}", store.display()));
+        let Ok(meta) = fs::metadata(&path) else {
+            continue;
+        };
+        let mode = meta.permissions().mode() & 0o7777;
+        if mode & 0o022 != 0 {
+            bail!(
+                "{path} is writable by group or others (mode {mode:04o}), so they could roll the store back: run `chmod 600 {path}`",
+                path = path.display()
+            );
+        }
+    }
+    Ok(())
+}
+
 /// The error for a data directory without a store: `keyward init` first.
 fn no_store(dir: &Path) -> anyhow::Error {
     anyhow::anyhow!(
@@ -86,7 +107,12 @@ pub(crate) fn open(dir: &Path) -> Result<Hsm> {
 /// [`open`], accepting (and auditing) what `options` says instead of refusing to open.
 fn open_with(dir: &Path, options: OpenOptions) -> Result<Hsm> {
     let (backend, master) = backend(dir)?;
-    Hsm::open_with(Box::new(backend), &master, options).map_err(|e| unsealing_failed(dir, e))
+    let hsm =
+        Hsm::open_with(Box::new(backend), &master, options).map_err(|e| unsealing_failed(dir, e))?;
+    for what in hsm.accepted_at_open() {
+        tracing::warn!(dir = %dir.display(), "{what} (recorded in the audit trail)");
+    }
+    Ok(hsm)
 }
 
 /// Opens an existing data directory that another process may be writing, only to read it
@@ -103,6 +129,7 @@ fn backend(dir: &Path) -> Result<(SqliteBackend, MasterKey)> {
         return Err(no_store(dir));
     }
     check_dir_mode(dir)?;
+    check_store_modes(dir)?;
     let master = read_master_key(&dir.join(MASTER_KEY_FILE))?;
     let backend =
         SqliteBackend::open(&store).with_context(|| format!("store {}", store.display()))?;
@@ -319,6 +346,25 @@ mod tests {
         chmod(&key, 0o600);
         open(&dir).unwrap();
         chmod(&key, 0o400);
+        open(&dir).unwrap();
+    }
+
+    #[test]
+    fn store_files_that_group_or_others_may_write_are_refused_by_name() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("data");
+        drop(open_or_create(&dir).unwrap());
+        for name in [STORE_FILE.to_owned(), format!("{STORE_FILE}.anchor")] {
+            let file = dir.join(&name);
+            chmod(&file, 0o666);
+            let message = error_of(open(&dir));
+            assert!(
+                message.contains(&format!("run `chmod 600 {}`", file.display()))
+                    && message.contains("roll the store back"),
+                "{message}"
+            );
+            chmod(&file, 0o600);
+        }
         open(&dir).unwrap();
     }
 

@@ -308,6 +308,8 @@ pub struct Hsm {
     admin_lockout_ms: AtomicU64,
     /// Opened by [`Hsm::open_read_only`]: every store write is refused.
     read_only: bool,
+    /// What [`Hsm::open_with`] found wrong and accepted (audited), for the caller to report.
+    accepted_at_open: Vec<String>,
 }
 
 impl std::fmt::Debug for Hsm {
@@ -468,6 +470,7 @@ impl Hsm {
                 u64::try_from(DEFAULT_ADMIN_LOCKOUT.as_millis()).unwrap_or(u64::MAX),
             ),
             read_only,
+            accepted_at_open: Vec::new(),
         }
     }
 

@@ -180,17 +180,25 @@ impl Hsm {
         selftest::run()?;
         let l = Self::load(store.as_ref(), master_key, options)?;
         let acceptances = l.acceptances;
-        let hsm = Hsm::assemble(
+        let mut hsm = Hsm::assemble(
             store, l.data_key, l.objects, l.users, l.manifest, l.head, false,
         );
-        hsm.record_acceptances(acceptances)?;
+        hsm.accepted_at_open = hsm.record_acceptances(acceptances)?;
         Ok(hsm)
     }
 
-    fn record_acceptances(&self, found: Acceptances) -> Result<()> {
+    /// What [`open_with`](Self::open_with) found wrong and accepted (each also in the audit
+    /// trail): empty when the store opened clean.
+    pub fn accepted_at_open(&self) -> &[String] {
+        &self.accepted_at_open
+    }
+
+    fn record_acceptances(&self, found: Acceptances) -> Result<Vec<String>> {
+        let mut reported = Vec::new();
         if let Some(detail) = found.rollback {
             // The anchor is rewritten from this store's state by the audit entry's commit.
             self.audit_append("local", "store.rollback-accepted", Some(&detail), "ok")?;
+            reported.push(format!("rolled-back store accepted: {detail}"));
         }
         if let Some((accepted, version)) = found.audit_damage {
             let problem = accepted
@@ -210,8 +218,9 @@ impl Hsm {
                 Write::Update(rec)
             }])?;
             self.audit_append("local", "audit.damage-accepted", Some(&problem), "ok")?;
+            reported.push(format!("damaged audit trail accepted: {problem}"));
         }
-        Ok(())
+        Ok(reported)
     }
 
     /// Moves the rollback anchor on after a commit and writes it.
