@@ -107,8 +107,8 @@ pub(crate) fn open(dir: &Path) -> Result<Hsm> {
 /// [`open`], accepting (and auditing) what `options` says instead of refusing to open.
 fn open_with(dir: &Path, options: OpenOptions) -> Result<Hsm> {
     let (backend, master) = backend(dir)?;
-    let hsm =
-        Hsm::open_with(Box::new(backend), &master, options).map_err(|e| unsealing_failed(dir, e))?;
+    let hsm = Hsm::open_with(Box::new(backend), &master, options)
+        .map_err(|e| unsealing_failed(dir, e))?;
     for what in hsm.accepted_at_open() {
         tracing::warn!(dir = %dir.display(), "{what} (recorded in the audit trail)");
     }

@@ -119,7 +119,10 @@ fn a_flipped_byte_in_an_audit_record_stops_the_node_until_the_damage_is_accepted
     // Accepted: the node starts, warns, and the acceptance is in the audit trail.
     let (mut node, addr) = start_hsm_serve(&data, &["--accept-audit-damage"]);
     let warning = node.stderr.wait_for("damaged audit trail accepted");
-    assert!(warning.contains("WARN") && warning.contains("entry 3"), "{warning}");
+    assert!(
+        warning.contains("WARN") && warning.contains("entry 3"),
+        "{warning}"
+    );
     let token = create_user(&data, addr, "bob");
     let events = audit_events(&data, addr, &token, 4);
     assert!(

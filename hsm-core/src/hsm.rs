@@ -869,7 +869,11 @@ impl Hsm {
     }
 
     /// The writes that append `event` after `head`, and the head they make.
-    fn audit_writes(&self, head: &AuditHead, event: &AuditEvent<'_>) -> Result<(Vec<Write>, AuditHead)> {
+    fn audit_writes(
+        &self,
+        head: &AuditHead,
+        event: &AuditEvent<'_>,
+    ) -> Result<(Vec<Write>, AuditHead)> {
         let entry = AuditEntry {
             seq: head.seq + 1,
             time_unix_ms: audit::now_unix_ms(),
@@ -1273,6 +1277,15 @@ impl Hsm {
         }
     }
 
+    /// `info` as `session` may see it: a user a key is shared with sees itself in
+    /// `shared_with`, not the other users (their names and access are the owner's business).
+    fn as_seen_by(session: &Session, mut info: KeyInfo) -> KeyInfo {
+        if session.role() != Role::Admin && info.owner != session.user() {
+            info.shared_with.retain(|u| u == session.user());
+        }
+        info
+    }
+
     /// A key the session may see: its own or shared with it; admins see all. Other users'
     /// keys, public keys included, are not visible (their labels and owners are other
     /// tenants' metadata): looking one up answers [`Error::KeyNotFound`], as for a handle that
@@ -1370,6 +1383,7 @@ impl Hsm {
             .filter(|o| !o.destroyed.load(Ordering::Acquire) && o.in_scope(session))
             .map(|o| o.state.load().info.clone())
             .filter(|k| Self::visible(session, k))
+            .map(|k| Self::as_seen_by(session, k))
             .filter(|k| {
                 filter
                     .label
@@ -1413,7 +1427,7 @@ impl Hsm {
         if !obj.in_scope(session) || !Self::visible(session, &info) {
             return Err(Error::KeyNotFound { handle });
         }
-        Ok(info)
+        Ok(Self::as_seen_by(session, info))
     }
 
     /// The key of `class` labelled `label` that the session's user owns; if it owns none, the
@@ -1943,8 +1957,14 @@ impl Hsm {
             let (obj, state) = self.owned(session, handle)?;
             match lock(&self.users).get(user) {
                 Some((u, _)) if u.role == Role::CryptoUser => {}
-                Some(_) => return Err(Error::invalid("keys are shared with crypto-users only")),
-                None => return Err(Error::UserNotFound { user: user.into() }),
+                // One answer whether the name is unknown or not a crypto-user: a crypto-user
+                // does not learn other users' roles this way.
+                _ => {
+                    return Err(Error::invalid(format!(
+                        "cannot share with {:?}: keys are shared with existing crypto-users only",
+                        printable(user)
+                    )))
+                }
             }
             if user == session.user() {
                 return Err(Error::invalid("the owner already uses the key"));

@@ -325,7 +325,38 @@ fn owners_share_for_use_only_and_others_get_nothing() {
         "key_not_found"
     );
     assert_eq!(code(h.share_key(a, key.handle, "admin")), "invalid_input");
-    assert_eq!(code(h.share_key(a, key.handle, "nobody")), "user_not_found");
+    // The same answer for an unknown user as for an admin: roles are not disclosed.
+    let (to_admin, to_nobody) = (
+        h.share_key(a, key.handle, "admin").unwrap_err(),
+        h.share_key(a, key.handle, "nobody").unwrap_err(),
+    );
+    assert_eq!(to_nobody.code(), "invalid_input");
+    assert_eq!(
+        to_admin.to_string().replace("admin", "X"),
+        to_nobody.to_string().replace("nobody", "X")
+    );
+    // A user a key is shared with sees itself in shared_with, not the others; the owner sees
+    // everyone.
+    h.share_key(a, key.handle, "bob").unwrap();
+    h.share_key(a, key.handle, "carol").unwrap();
+    assert_eq!(h.key_info(b, key.handle).unwrap().shared_with, ["bob"]);
+    assert_eq!(
+        h.key_info(a, key.handle).unwrap().shared_with,
+        ["bob", "carol"]
+    );
+    let listed = h.list_keys(c, &KeyFilter::default(), None, 100).unwrap();
+    assert!(listed.keys.iter().all(|k| k.shared_with == ["carol"]));
+    h.unshare_key(a, key.handle, "carol").unwrap();
+    // User names are unique whatever their case.
+    assert_eq!(
+        code(h.create_user(
+            &w.admin,
+            "BOB",
+            Role::CryptoUser,
+            &Password::from("bob-password-2")
+        )),
+        "user_exists"
+    );
     // Unshare ends Bob's use at once.
     h.unshare_key(a, key.handle, "bob").unwrap();
     assert_eq!(

@@ -14,7 +14,8 @@ impl Hsm {
         let mut manifest = lock(&self.writer);
         {
             let users = lock(&self.users);
-            if users.contains_key(&user.name) {
+            // Names differing only in case would read alike in the audit trail: one of them.
+            if users.keys().any(|n| n.eq_ignore_ascii_case(&user.name)) {
                 return Err(Error::UserExists {
                     user: user.name.clone(),
                 });
@@ -92,7 +93,10 @@ impl Hsm {
             admin.require(Role::Admin)?;
             users::check_user_name(name)?;
             users::check_password(password)?;
-            if lock(&self.users).contains_key(name) {
+            if lock(&self.users)
+                .keys()
+                .any(|n| n.eq_ignore_ascii_case(name))
+            {
                 return Err(Error::UserExists { user: name.into() });
             }
             let user = UserRecord {
