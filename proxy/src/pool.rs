@@ -26,10 +26,10 @@
 //! - **Retries**: a request whose connection to a server could not be established (refused,
 //!   connect timeout, TLS handshake failure) is sent to another healthy server, up to
 //!   `retries` times, if its method is idempotent (RFC 9110 §9.2.2).
-//! - **Stale pooled connections** ([`connect::stale`]): a request that failed on a reused
+//! - **Stale pooled connections** ([`connect::stale`]): a request that failed on a pooled
 //!   connection the server had closed (it was handed back unwritten, or, for an idempotent
-//!   method, it was written but not one response byte came back) is sent once more, to the
-//!   same server on a new connection. That does not count against `retries` and is not a
+//!   method, it was written but not one response byte came back on that connection, reused
+//!   or not) is sent once more, to the same server on a new connection. That does not count against `retries` and is not a
 //!   failure of the server (nginx does the same for its cached connections). Anything else
 //!   that reached a server is never re-sent.
 //!
@@ -37,8 +37,6 @@
 //! `keyward_upstream_request_duration_seconds{pool}` observes each request from sending to
 //! its response headers; `keyward_upstream_retries_total{pool,reason}` counts the requests
 //! sent again (`connect`, `unsent`, `closed_idle`).
-
-// The listener (http.rs/listener.rs) that calls this module is being written in parallel.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;

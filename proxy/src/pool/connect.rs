@@ -247,7 +247,9 @@ impl<S: Connection> Connection for Tracked<S> {
 pub(super) enum Stale {
     /// hyper gave the request back unwritten.
     Unsent,
-    /// A reused connection failed after the request was written, before any response byte.
+    /// The connection failed after an idempotent request was written, before any response
+    /// byte: typically a pooled connection the server closed as it idled (also one that was
+    /// opened, never used and pooled), or a server that closed without answering.
     ClosedIdle,
 }
 
@@ -276,11 +278,13 @@ pub(super) fn stale(error: &hyper_util::client::legacy::Error, idempotent: bool)
     }
     let mut extras = http::Extensions::new();
     error.connect_info()?.get_extras(&mut extras);
+    // Any connection, reused or not: one that the pool opened for another request and kept
+    // idle is as stale as a reused one, and an idempotent request may be repeated (RFC 9110
+    // §9.2.2), as nginx's `proxy_next_upstream error` does before any response byte.
     let history = &extras.get::<HistoryHandle>()?.0;
-    let reused = history.exchanges.load(Ordering::Acquire) >= 2;
     let answered = history.read_bytes.load(Ordering::Acquire)
         != history.read_at_exchange.load(Ordering::Acquire);
-    (reused && !answered).then_some(Stale::ClosedIdle)
+    (!answered).then_some(Stale::ClosedIdle)
 }
 
 #[cfg(test)]

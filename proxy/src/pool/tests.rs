@@ -975,3 +975,47 @@ async fn idle_connections_are_reused_within_the_idle_timeout_and_closed_within_t
     let _ = body_of(pool.send(get("/3")).await.unwrap()).await;
     assert_eq!(connections.load(Ordering::SeqCst), 2);
 }
+
+#[tokio::test]
+async fn an_idempotent_request_on_a_first_exchange_closed_without_an_answer_is_sent_once_more() {
+    // The first connection is closed at its first request without an answer (as a pooled,
+    // never-used connection the server timed out is); later connections answer.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = Arc::new(AtomicUsize::new(0));
+    let s = seen.clone();
+    let task = tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let first = s.fetch_add(1, Ordering::SeqCst) == 0;
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 1024];
+                loop {
+                    let n = stream.read(&mut chunk).await.unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    if request_complete(&buf) {
+                        break;
+                    }
+                }
+                if !first {
+                    let _ = stream
+                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                        .await;
+                }
+            });
+        }
+    });
+    let pools = pools(&format!(
+        "[upstreams.first_close]\nmax_fails = 1\nretries = 0\nservers = [\"http://{addr}\"]\n"
+    ));
+    let pool = pools.get("first_close").unwrap();
+    let resp = pool.send(request(Method::GET, "/x", b"")).await.unwrap();
+    assert_eq!(body_of(resp).await, "ok");
+    assert_eq!(retried("first_close", "closed_idle"), 1);
+    assert_eq!(seen.load(Ordering::SeqCst), 2);
+    assert_eq!(pool.healthy_count(), 1);
+    task.abort();
+}
