@@ -1042,7 +1042,11 @@ impl Hsm {
     /// own another key of `class` with this label (labels are unique per owner and class, as
     /// CloudHSM keys are found by owner and label; two users may each own a key `data`).
     fn check_new_label(&self, session: &Session, label: &str, class: KeyClass) -> Result<()> {
-        if RESERVED_LABEL_PREFIXES.iter().any(|p| label.starts_with(p))
+        // Case and leading spaces do not make another name (`KEYWARD-x`, ` keyward-x`).
+        let folded = label.trim_start().to_ascii_lowercase();
+        if RESERVED_LABEL_PREFIXES
+            .iter()
+            .any(|p| folded.starts_with(p))
             && !self.is_service_user(session.user())
         {
             return Err(Error::PermissionDenied {

@@ -1156,7 +1156,12 @@ fn labels_are_unique_per_owner_and_reserved_prefixes_belong_to_service_users() {
         "key_not_found"
     );
     // Reserved prefixes: crypto-users get a refusal, the proxy's service user does not.
-    for label in ["tls-ticket-key-99", "keyward-anything"] {
+    for label in [
+        "tls-ticket-key-99",
+        "keyward-anything",
+        "KEYWARD-x",
+        " TLS-Ticket-Key-1",
+    ] {
         assert_eq!(code(aes(a, label)), "permission_denied", "{label}");
         assert_eq!(
             code(h.set_attribute(

@@ -1143,7 +1143,12 @@ impl Fx {
     /// Whether `s` may give a new key of `class` this label: reserved prefixes are for the
     /// service user only; labels are unique per owner and class.
     fn label_free(&self, s: &Session, label: &str, class: KeyClass) -> Result<(), &'static str> {
-        if RESERVED_LABEL_PREFIXES.iter().any(|p| label.starts_with(p)) && s.user() != PROXY_USER {
+        let folded = label.trim_start().to_ascii_lowercase();
+        if RESERVED_LABEL_PREFIXES
+            .iter()
+            .any(|p| folded.starts_with(p))
+            && s.user() != PROXY_USER
+        {
             return Err("permission_denied");
         }
         if self
