@@ -152,9 +152,10 @@ pub(crate) struct LimitArgs {
 #[derive(clap::Args, Clone, Copy, Debug, Default)]
 pub(crate) struct AcceptArgs {
     /// Start although the audit trail is damaged (an entry edited, swapped, deleted or
-    /// inserted): the damage up to now is recorded as accepted and audited
-    /// (`audit.damage-accepted`); later damage still stops the node; `audit verify` keeps
-    /// reporting it. For one start, after investigating: do not leave it in a unit file.
+    /// inserted): the stretch from the first bad entry to now is recorded as accepted, pinned
+    /// by a digest, and audited (`audit.damage-accepted`); any later change in it, and damage
+    /// elsewhere, still stops the node; `audit verify` keeps reporting it. For one start, after
+    /// investigating: do not leave it in a unit file.
     #[arg(long)]
     pub(crate) accept_audit_damage: bool,
     /// Start although the store is older than its rollback anchor (`keyward.sqlite3.anchor`:
