@@ -44,6 +44,7 @@ mod object;
 mod reference;
 mod seal;
 mod selftest;
+mod store;
 mod users;
 
 pub use audit::{AuditEntry, AuditReport};

@@ -377,7 +377,7 @@ impl Hsm {
                     u.failed_logins = u.failed_logins.saturating_add(1);
                     if !u.locked && u.failed_logins >= MAX_FAILED_LOGINS {
                         u.locked = true;
-                        u.locked_at_unix_ms = Some(audit::now_unix_ms());
+                        u.locked_at_unix_ms = Some(crate::audit::now_unix_ms());
                     }
                     Ok(())
                 },
@@ -428,7 +428,7 @@ impl Hsm {
         let admin_lockout = self.admin_lockout();
         let expired = |u: &UserRecord| {
             u.lockout_ends_unix_ms(admin_lockout)
-                .is_some_and(|end| audit::now_unix_ms() >= end)
+                .is_some_and(|end| crate::audit::now_unix_ms() >= end)
         };
         let current = lock(&self.users).get(name).map(|(u, _)| u.clone());
         match current {
@@ -572,3 +572,6 @@ impl Hsm {
         }
     }
 }
+
+/// A valid Argon2id hash of a random password, for timing-equal failed logins of unknown users.
+pub(super) const DUMMY_PHC: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$rI3QVyZf9nNHxCRbc8DPa3zVy8L5PcvP0sMGmKRZAjQ";

@@ -32,7 +32,6 @@ use crate::audit::AcceptedDamage;
 
 pub(super) const KIND_ANCHOR: &str = "anchor";
 const ID_ANCHOR: &str = "anchor";
-pub(super) const KIND_AUDIT_ACCEPT: &str = "audit-accept";
 const ID_AUDIT_ACCEPT: &str = "accepted";
 
 /// What [`Hsm::open_with`] accepts instead of refusing to open. Both default to `false`; each
@@ -83,7 +82,7 @@ pub(super) fn check(
     let mut found = Acceptances::default();
     let (mut accepted, version) = accepted_damage(store, data_key)?;
     let records = store.list(KIND_AUDIT)?;
-    let report = audit::verify_chain(data_key, &records, head, &accepted);
+    let report = crate::audit::verify_chain(data_key, &records, head, &accepted);
     if let Some(problem) = report.problem {
         if !options.accept_audit_damage {
             return Err(Error::AuditDamaged { problem });
@@ -94,16 +93,16 @@ pub(super) fn check(
             return Err(Error::AuditDamaged {
                 problem: format!(
                     "{problem}; a record lies beyond the audit head, which cannot be accepted: remove record audit/{} from the store or restore a backup",
-                    audit::record_id(first_seq)
+                    crate::audit::record_id(first_seq)
                 ),
             });
         }
-        let from = records.partition_point(|r| r.id < audit::record_id(first_seq));
+        let from = records.partition_point(|r| r.id < crate::audit::record_id(first_seq));
         accepted.push(AcceptedDamage {
             first_seq,
             through_seq: head.seq,
             head_hash: head.hash.clone(),
-            digest: audit::stretch_digest(audit::stretch(&records, from, head.seq)),
+            digest: crate::audit::stretch_digest(crate::audit::stretch(&records, from, head.seq)),
             problem,
         });
         found.audit_damage = Some((accepted, version));
@@ -249,7 +248,7 @@ impl Hsm {
             for _ in 0..n {
                 let entry = AuditEntry {
                     seq: next.seq + 1,
-                    time_unix_ms: audit::now_unix_ms(),
+                    time_unix_ms: crate::audit::now_unix_ms(),
                     actor: "-".into(),
                     event: "test.fill".into(),
                     target: None,
@@ -257,11 +256,11 @@ impl Hsm {
                     prev_hash: next.hash.clone(),
                 };
                 next.seq = entry.seq;
-                next.hash = audit::chain_hash(&entry);
+                next.hash = crate::audit::chain_hash(&entry);
                 writes.push(Write::Insert(seal_json(
                     &self.data_key,
                     KIND_AUDIT,
-                    &audit::record_id(entry.seq),
+                    &crate::audit::record_id(entry.seq),
                     1,
                     &entry,
                 )?));

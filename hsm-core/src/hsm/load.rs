@@ -1,0 +1,130 @@
+//! Reading a whole store at open: the data key, every record verified against the manifest,
+//! the audit head, and what [`integrity`](super::integrity) checks.
+
+use super::*;
+
+/// What [`Hsm::open`] reads from the store, verified.
+pub(super) struct Loaded {
+    pub(super) data_key: RecordCipher,
+    pub(super) objects: ObjectMap,
+    pub(super) users: HashMap<String, (UserRecord, u64)>,
+    pub(super) manifest: Manifest,
+    pub(super) head: AuditHead,
+    pub(super) acceptances: Acceptances,
+}
+
+pub(super) fn load_object(data_key: &RecordCipher, rec: &Record) -> Result<KeyObject> {
+    let plain = data_key.open(&rec.kind, &rec.id, rec.version, &rec.blob)?;
+    let (info, value) = decode_key_record(&plain).ok_or_else(|| tampered(&rec.kind, &rec.id))?;
+    if info.handle.to_string() != rec.id {
+        return Err(tampered(&rec.kind, &rec.id));
+    }
+    let value = Zeroizing::new(value.to_vec());
+    let material = match info.class {
+        KeyClass::Private => Material::from_pkcs8(Some(info.spec), value),
+        KeyClass::Public => Material::from_spki(&value),
+        KeyClass::Secret => Material::secret(info.spec, value),
+    }
+    .map_err(|_| tampered(&rec.kind, &rec.id))?;
+    if material.spec() != info.spec {
+        return Err(tampered(&rec.kind, &rec.id));
+    }
+    Ok(KeyObject::new(info, rec.version, material, None))
+}
+
+impl Hsm {
+    /// Reads and verifies everything [`open`](Self::open) needs.
+    pub(super) fn load(
+        store: &dyn Backend,
+        master_key: &MasterKey,
+        options: OpenOptions,
+    ) -> Result<Loaded> {
+        // Before anything else: a writer committing meanwhile makes the store newer than the
+        // anchor read here, never older.
+        let anchor_blob = store.read_anchor()?;
+        let rec = store.get(KIND_SEAL, ID_DATA_KEY)?.ok_or(Error::Sealed {
+            reason: "the store has no data key",
+        })?;
+        let data_key = master_key
+            .cipher()?
+            .open(KIND_SEAL, ID_DATA_KEY, rec.version, &rec.blob)
+            .map_err(|_| Error::Sealed {
+                reason: "the master key does not open this store (wrong key, or the data key record was modified)",
+            })?;
+        let data_key = RecordCipher::new(&data_key, DATA_KEY_VERSION)?;
+        for kind in store.kinds()? {
+            if !KNOWN_KINDS.contains(&kind.as_str()) {
+                return Err(Error::StoreInconsistent {
+                    detail: format!("unknown record kind {:?}", printable(&kind)),
+                });
+            }
+        }
+        let mut manifest: Manifest = open_json(&data_key, store, KIND_MANIFEST, ID_MANIFEST)?.ok_or_else(|| Error::StoreInconsistent {
+            detail: "the manifest record is missing (or this store was made by a development version before it existed)".into(),
+        })?;
+        manifest.version = store
+            .get(KIND_MANIFEST, ID_MANIFEST)?
+            .map(|r| r.version)
+            .unwrap_or(0);
+        let mut head: AuditHead = open_json(&data_key, store, KIND_AUDIT_HEAD, ID_AUDIT_HEAD)?
+            .ok_or_else(|| Error::StoreInconsistent {
+                detail: "the audit head record is missing".into(),
+            })?;
+        head.record_version = store
+            .get(KIND_AUDIT_HEAD, ID_AUDIT_HEAD)?
+            .map(|r| r.version)
+            .unwrap_or(0);
+        let acceptances =
+            integrity::check(store, &data_key, &manifest, &head, anchor_blob, options)?;
+
+        let mut seen = BTreeMap::new();
+        let mut objects = HashMap::new();
+        for rec in store.list(KIND_KEY)? {
+            let obj = load_object(&data_key, &rec)?;
+            seen.insert(manifest_key(&rec.kind, &rec.id), rec.version);
+            objects.insert(obj.state.load().info.handle, Arc::new(obj));
+        }
+        let mut users = HashMap::new();
+        for rec in store.list(KIND_USER)? {
+            let plain = data_key.open(&rec.kind, &rec.id, rec.version, &rec.blob)?;
+            let user: UserRecord =
+                serde_json::from_slice(&plain).map_err(|_| tampered(&rec.kind, &rec.id))?;
+            if user.name != rec.id {
+                return Err(tampered(&rec.kind, &rec.id));
+            }
+            seen.insert(manifest_key(&rec.kind, &rec.id), rec.version);
+            users.insert(user.name.clone(), (user, rec.version));
+        }
+        for (name, version) in &manifest.records {
+            match seen.get(name) {
+                Some(v) if v == version => {}
+                Some(v) => {
+                    return Err(Error::StoreInconsistent {
+                        detail: format!(
+                            "record {} is at version {v}, the manifest says {version}",
+                            printable(name)
+                        ),
+                    })
+                }
+                None => {
+                    return Err(Error::StoreInconsistent {
+                        detail: format!("record {} is missing", printable(name)),
+                    })
+                }
+            }
+        }
+        if let Some(extra) = seen.keys().find(|k| !manifest.records.contains_key(*k)) {
+            return Err(Error::StoreInconsistent {
+                detail: format!("record {} is not in the manifest", printable(extra)),
+            });
+        }
+        Ok(Loaded {
+            data_key,
+            objects,
+            users,
+            manifest,
+            head,
+            acceptances,
+        })
+    }
+}
