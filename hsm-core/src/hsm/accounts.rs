@@ -10,7 +10,12 @@ use super::*;
 impl Hsm {
     // ----- users and sessions -----
 
-    pub(super) fn insert_user(&self, user: UserRecord, only_if_no_admin: bool) -> Result<()> {
+    pub(super) fn insert_user(
+        &self,
+        user: UserRecord,
+        only_if_no_admin: bool,
+        audit: Option<&Audit<'_>>,
+    ) -> Result<()> {
         let mut manifest = lock(&self.writer);
         {
             let users = lock(&self.users);
@@ -31,28 +36,20 @@ impl Hsm {
             &mut manifest,
             vec![Write::Insert(rec)],
             &[(KIND_USER, &user.name, Some(1))],
+            audit,
         )?;
         lock(&self.users).insert(user.name.clone(), (user, 1));
         Ok(())
     }
 
     /// Reads, changes and writes one user under the writer lock, so that concurrent changes
-    /// (e.g. failed logins) are all counted. Returns the user as written.
+    /// (e.g. failed logins) are all counted, with `audit`'s entry in the same transaction.
+    /// Returns the user as written.
     pub(super) fn modify_user(
         &self,
         name: &str,
         change: impl FnOnce(&mut UserRecord) -> Result<()>,
-    ) -> Result<UserRecord> {
-        self.modify_user_audited(name, change, |_| None)
-    }
-
-    /// [`modify_user`](Self::modify_user), with the audit entry `audit` gives for the changed
-    /// user written in the same transaction.
-    fn modify_user_audited(
-        &self,
-        name: &str,
-        change: impl FnOnce(&mut UserRecord) -> Result<()>,
-        audit: impl FnOnce(&UserRecord) -> Option<(&'static str, &'static str)>,
+        audit: Option<&Audit<'_>>,
     ) -> Result<UserRecord> {
         let mut manifest = lock(&self.writer);
         let (mut user, version) = lock(&self.users)
@@ -62,17 +59,11 @@ impl Hsm {
         change(&mut user)?;
         let v = version + 1;
         let rec = seal_json(&self.data_key, KIND_USER, &user.name, v, &user)?;
-        let event = audit(&user).map(|(event, outcome)| AuditEvent {
-            actor: "-",
-            event,
-            target: Some(name),
-            outcome,
-        });
-        self.commit_audited(
+        self.commit(
             &mut manifest,
             vec![Write::Update(rec)],
             &[(KIND_USER, &user.name, Some(v))],
-            event,
+            audit,
         )?;
         lock(&self.users).insert(user.name.clone(), (user.clone(), v));
         Ok(user)
@@ -89,30 +80,33 @@ impl Hsm {
         role: Role,
         password: &Password,
     ) -> Result<UserInfo> {
-        let res = (|| {
-            admin.require(Role::Admin)?;
-            users::check_user_name(name)?;
-            users::check_password(password)?;
-            if lock(&self.users)
-                .keys()
-                .any(|n| n.eq_ignore_ascii_case(name))
-            {
-                return Err(Error::UserExists { user: name.into() });
-            }
-            let user = UserRecord {
-                name: name.into(),
-                role,
-                password_hash: Some(kdf::hash_password(password)?),
-                failed_logins: 0,
-                locked: false,
-                locked_at_unix_ms: None,
-            };
-            let info = user.info(self.admin_lockout());
-            self.insert_user(user, false)?;
-            Ok(info)
-        })();
-        self.audit_result(admin.user(), "user.create", Some(name), &res)?;
-        res
+        self.audited(
+            admin.user(),
+            AuditEvent::UserCreate,
+            Some(name.to_owned()),
+            |audit| {
+                admin.require(Role::Admin)?;
+                users::check_user_name(name)?;
+                users::check_password(password)?;
+                if lock(&self.users)
+                    .keys()
+                    .any(|n| n.eq_ignore_ascii_case(name))
+                {
+                    return Err(Error::UserExists { user: name.into() });
+                }
+                let user = UserRecord {
+                    name: name.into(),
+                    role,
+                    password_hash: Some(kdf::hash_password(password)?),
+                    failed_logins: 0,
+                    locked: false,
+                    locked_at_unix_ms: None,
+                };
+                let info = user.info(self.admin_lockout());
+                self.insert_user(user, false, Some(audit))?;
+                Ok(info)
+            },
+        )
     }
 
     /// Creates the first admin of a new HSM. Refused once any admin exists.
@@ -132,8 +126,8 @@ impl Hsm {
         };
         let info = user.info(self.admin_lockout());
         // The "no admin yet" check and the insert happen under one lock.
-        self.insert_user(user, true)?;
-        self.audit_append("-", "user.bootstrap-admin", Some(name), "ok")?;
+        let audit = Audit::new("-", AuditEvent::UserBootstrapAdmin, Some(name.to_owned()));
+        self.insert_user(user, true, Some(&audit))?;
         Ok(info)
     }
 
@@ -143,71 +137,74 @@ impl Hsm {
     /// # Errors
     /// [`Error::PermissionDenied`], [`Error::UserNotFound`], [`Error::InvalidInput`].
     pub fn delete_user(&self, admin: &Session, name: &str) -> Result<()> {
-        let res = (|| {
-            admin.require(Role::Admin)?;
-            if name == admin.user() {
-                return Err(Error::invalid("an admin cannot delete itself"));
-            }
-            let mut manifest = lock(&self.writer);
-            let version = {
-                let users = lock(&self.users);
-                let (u, v) = users
-                    .get(name)
-                    .ok_or_else(|| Error::UserNotFound { user: name.into() })?;
-                if u.password_hash.is_none() {
-                    return Err(Error::invalid("service users cannot be deleted"));
+        self.audited(
+            admin.user(),
+            AuditEvent::UserDelete,
+            Some(name.to_owned()),
+            |audit| {
+                admin.require(Role::Admin)?;
+                if name == admin.user() {
+                    return Err(Error::invalid("an admin cannot delete itself"));
                 }
-                *v
-            };
-            let objects = self.objects.load();
-            if objects.values().any(|o| o.state.load().info.owner == name) {
-                return Err(Error::invalid("the user owns keys; destroy them first"));
-            }
-            // Withdraw every share with the user in the same transaction, so that a later user
-            // of the same name inherits nothing.
-            let mut writes = vec![Write::Delete(KIND_USER.into(), name.into(), version)];
-            let mut ids = vec![(KIND_USER, name.to_owned(), None)];
-            let mut new_states = Vec::new();
-            for o in objects.values() {
-                let st = o.state.load_full();
-                if st.info.shared_with.iter().any(|u| u == name) {
-                    let mut info = st.info.clone();
-                    info.shared_with.retain(|u| u != name);
-                    let v = st.record_version + 1;
-                    if info.attributes.token {
-                        let id = info.handle.to_string();
-                        let plain = encode_key_record(&info, stored_value(&o.material)?)?;
-                        let blob = self.data_key.seal(KIND_KEY, &id, v, &plain)?;
-                        writes.push(Write::Update(Record {
-                            kind: KIND_KEY.into(),
-                            id: id.clone(),
-                            version: v,
-                            blob,
-                        }));
-                        ids.push((KIND_KEY, id, Some(v)));
+                let mut manifest = lock(&self.writer);
+                let version = {
+                    let users = lock(&self.users);
+                    let (u, v) = users
+                        .get(name)
+                        .ok_or_else(|| Error::UserNotFound { user: name.into() })?;
+                    if u.password_hash.is_none() {
+                        return Err(Error::invalid("service users cannot be deleted"));
                     }
-                    new_states.push((
-                        o.clone(),
-                        KeyState {
-                            info,
-                            record_version: v,
-                        },
-                    ));
+                    *v
+                };
+                let objects = self.objects.load();
+                if objects.values().any(|o| o.state.load().info.owner == name) {
+                    return Err(Error::invalid("the user owns keys; destroy them first"));
                 }
-            }
-            let changes: Vec<(&str, &str, Option<u64>)> =
-                ids.iter().map(|(k, i, v)| (*k, i.as_str(), *v)).collect();
-            self.commit(&mut manifest, writes, &changes)?;
-            for (o, st) in new_states {
-                o.state.store(Arc::new(st));
-            }
-            lock(&self.users).remove(name);
-            drop(manifest);
-            self.end_sessions_of(name);
-            Ok(())
-        })();
-        self.audit_result(admin.user(), "user.delete", Some(name), &res)?;
-        res
+                // Withdraw every share with the user in the same transaction, so that a later user
+                // of the same name inherits nothing.
+                let mut writes = vec![Write::Delete(KIND_USER.into(), name.into(), version)];
+                let mut ids = vec![(KIND_USER, name.to_owned(), None)];
+                let mut new_states = Vec::new();
+                for o in objects.values() {
+                    let st = o.state.load_full();
+                    if st.info.shared_with.iter().any(|u| u == name) {
+                        let mut info = st.info.clone();
+                        info.shared_with.retain(|u| u != name);
+                        let v = st.record_version + 1;
+                        if info.attributes.token {
+                            let id = info.handle.to_string();
+                            let plain = encode_key_record(&info, stored_value(&o.material)?)?;
+                            let blob = self.data_key.seal(KIND_KEY, &id, v, &plain)?;
+                            writes.push(Write::Update(Record {
+                                kind: KIND_KEY.into(),
+                                id: id.clone(),
+                                version: v,
+                                blob,
+                            }));
+                            ids.push((KIND_KEY, id, Some(v)));
+                        }
+                        new_states.push((
+                            o.clone(),
+                            KeyState {
+                                info,
+                                record_version: v,
+                            },
+                        ));
+                    }
+                }
+                let changes: Vec<(&str, &str, Option<u64>)> =
+                    ids.iter().map(|(k, i, v)| (*k, i.as_str(), *v)).collect();
+                self.commit(&mut manifest, writes, &changes, Some(audit))?;
+                for (o, st) in new_states {
+                    o.state.store(Arc::new(st));
+                }
+                lock(&self.users).remove(name);
+                drop(manifest);
+                self.end_sessions_of(name);
+                Ok(())
+            },
+        )
     }
 
     /// Whether any admin exists (for bootstrapping).
@@ -226,18 +223,27 @@ impl Hsm {
     pub fn offline_reset_password(&self, name: &str, new_password: &Password) -> Result<()> {
         users::check_password(new_password)?;
         let hash = kdf::hash_password(new_password)?;
-        self.modify_user(name, |user| {
-            if user.password_hash.is_none() {
-                return Err(Error::invalid("service users have no password"));
-            }
-            user.password_hash = Some(hash);
-            user.failed_logins = 0;
-            user.locked = false;
-            user.locked_at_unix_ms = None;
-            Ok(())
-        })?;
+        let audit = Audit::new(
+            "local",
+            AuditEvent::UserOfflineResetPassword,
+            Some(name.into()),
+        );
+        self.modify_user(
+            name,
+            |user| {
+                if user.password_hash.is_none() {
+                    return Err(Error::invalid("service users have no password"));
+                }
+                user.password_hash = Some(hash);
+                user.failed_logins = 0;
+                user.locked = false;
+                user.locked_at_unix_ms = None;
+                Ok(())
+            },
+            Some(&audit),
+        )?;
         self.end_sessions_of(name);
-        self.audit_append("local", "user.offline-reset-password", Some(name), "ok")
+        Ok(())
     }
 
     /// Every user (admins only).
@@ -265,37 +271,44 @@ impl Hsm {
         name: &str,
         new_password: &Password,
     ) -> Result<()> {
-        let res = (|| {
-            session.check()?;
-            let by_admin = session.role() == Role::Admin;
-            if !by_admin && session.user() != name {
-                return Err(Error::PermissionDenied {
-                    reason: "only an admin may change another user's password",
-                });
-            }
-            users::check_password(new_password)?;
-            let hash = kdf::hash_password(new_password)?;
-            self.modify_user(name, |user| {
-                if user.password_hash.is_none() {
-                    return Err(Error::invalid("service users have no password"));
+        self.audited(
+            session.user(),
+            AuditEvent::UserChangePassword,
+            Some(name.to_owned()),
+            |audit| {
+                session.check()?;
+                let by_admin = session.role() == Role::Admin;
+                if !by_admin && session.user() != name {
+                    return Err(Error::PermissionDenied {
+                        reason: "only an admin may change another user's password",
+                    });
                 }
-                if !by_admin && user.locked {
-                    return Err(Error::UserLocked { user: name.into() });
-                }
-                user.password_hash = Some(hash);
-                if by_admin {
-                    // Only an admin's reset unlocks.
-                    user.failed_logins = 0;
-                    user.locked = false;
-                    user.locked_at_unix_ms = None;
-                }
+                users::check_password(new_password)?;
+                let hash = kdf::hash_password(new_password)?;
+                self.modify_user(
+                    name,
+                    |user| {
+                        if user.password_hash.is_none() {
+                            return Err(Error::invalid("service users have no password"));
+                        }
+                        if !by_admin && user.locked {
+                            return Err(Error::UserLocked { user: name.into() });
+                        }
+                        user.password_hash = Some(hash);
+                        if by_admin {
+                            // Only an admin's reset unlocks.
+                            user.failed_logins = 0;
+                            user.locked = false;
+                            user.locked_at_unix_ms = None;
+                        }
+                        Ok(())
+                    },
+                    Some(audit),
+                )?;
+                self.end_sessions_of_except(name, session.id());
                 Ok(())
-            })?;
-            self.end_sessions_of_except(name, session.id());
-            Ok(())
-        })();
-        self.audit_result(session.user(), "user.change-password", Some(name), &res)?;
-        res
+            },
+        )
     }
 
     /// How long an admin stays locked after [`MAX_FAILED_LOGINS`] consecutive failed logins
@@ -349,9 +362,13 @@ impl Hsm {
             let known = lock(&self.users).contains_key(name);
             self.audit_append(
                 "-",
-                "login",
+                AuditEvent::Login,
                 Some(&printable(name)),
-                if known { "denied" } else { "failed" },
+                if known {
+                    Outcome::Denied
+                } else {
+                    Outcome::Failed
+                },
             )?;
             return Err(Error::AuthenticationFailed);
         };
@@ -361,7 +378,7 @@ impl Hsm {
             match self.end_expired_lockout(name)? {
                 Some(unlocked) => unlocked,
                 None => {
-                    self.audit_append("-", "login", Some(name), "locked")?;
+                    self.audit_append("-", AuditEvent::Login, Some(name), Outcome::Locked)?;
                     return Err(Error::AuthenticationFailed);
                 }
             }
@@ -371,7 +388,8 @@ impl Hsm {
         if !password_ok {
             // Counted under the writer lock (concurrent failures are all counted) and audited in
             // the same transaction: one commit, as an unknown or locked user's failure costs.
-            let after = self.modify_user_audited(
+            let audit = Audit::new("-", AuditEvent::Login, Some(name.to_owned()));
+            let after = self.modify_user(
                 name,
                 |u| {
                     u.failed_logins = u.failed_logins.saturating_add(1);
@@ -379,18 +397,14 @@ impl Hsm {
                         u.locked = true;
                         u.locked_at_unix_ms = Some(crate::audit::now_unix_ms());
                     }
+                    audit.set_outcome(if u.locked {
+                        Outcome::FailedAndLocked
+                    } else {
+                        Outcome::Failed
+                    });
                     Ok(())
                 },
-                |u| {
-                    Some((
-                        "login",
-                        if u.locked {
-                            "failed; user locked"
-                        } else {
-                            "failed"
-                        },
-                    ))
-                },
+                Some(&audit),
             )?;
             if after.locked {
                 self.end_sessions_of(name);
@@ -398,14 +412,18 @@ impl Hsm {
             return Err(Error::AuthenticationFailed);
         }
         let user = if user.failed_logins != 0 {
-            self.modify_user(name, |u| {
-                if u.locked {
-                    // Locked by concurrent failures while this password was checked.
-                    return Err(Error::AuthenticationFailed);
-                }
-                u.failed_logins = 0;
-                Ok(())
-            })?
+            self.modify_user(
+                name,
+                |u| {
+                    if u.locked {
+                        // Locked by concurrent failures while this password was checked.
+                        return Err(Error::AuthenticationFailed);
+                    }
+                    u.failed_logins = 0;
+                    Ok(())
+                },
+                None,
+            )?
         } else {
             user
         };
@@ -417,7 +435,7 @@ impl Hsm {
         );
         let (token, digest) = SessionToken::generate()?;
         lock(&self.sessions).insert(digest, session.clone());
-        self.audit_append(name, "login", None, "ok")?;
+        self.audit_append(name, AuditEvent::Login, None, Outcome::Ok)?;
         Ok((session, token))
     }
 
@@ -437,20 +455,24 @@ impl Hsm {
             _ => {}
         }
         let mut ended = false;
-        let user = self.modify_user(name, |u| {
-            if u.locked && expired(u) {
-                u.locked = false;
-                u.failed_logins = 0;
-                u.locked_at_unix_ms = None;
-                ended = true;
-            }
-            Ok(())
-        })?;
+        let user = self.modify_user(
+            name,
+            |u| {
+                if u.locked && expired(u) {
+                    u.locked = false;
+                    u.failed_logins = 0;
+                    u.locked_at_unix_ms = None;
+                    ended = true;
+                }
+                Ok(())
+            },
+            None,
+        )?;
         if user.locked {
             return Ok(None);
         }
         if ended {
-            self.audit_append("-", "user.lockout-expired", Some(name), "ok")?;
+            self.audit_append("-", AuditEvent::UserLockoutExpired, Some(name), Outcome::Ok)?;
         }
         Ok(Some(user))
     }
@@ -470,12 +492,22 @@ impl Hsm {
         let user = match found {
             Some(u) if u.password_hash.is_some() => u,
             _ => {
-                self.audit_append("-", "login.certificate", Some(&printable(name)), "failed")?;
+                self.audit_append(
+                    "-",
+                    AuditEvent::LoginCertificate,
+                    Some(&printable(name)),
+                    Outcome::Failed,
+                )?;
                 return Err(Error::AuthenticationFailed);
             }
         };
         if user.locked && self.end_expired_lockout(name)?.is_none() {
-            self.audit_append("-", "login.certificate", Some(name), "locked")?;
+            self.audit_append(
+                "-",
+                AuditEvent::LoginCertificate,
+                Some(name),
+                Outcome::Locked,
+            )?;
             return Err(Error::UserLocked { user: name.into() });
         }
         let session = Session::new(
@@ -488,7 +520,7 @@ impl Hsm {
         // deleting, locking or resetting the user ends it too.
         let (_unused_token, digest) = SessionToken::generate()?;
         lock(&self.sessions).insert(digest, session.clone());
-        self.audit_append(name, "login.certificate", None, "ok")?;
+        self.audit_append(name, AuditEvent::LoginCertificate, None, Outcome::Ok)?;
         Ok(session)
     }
 
@@ -514,7 +546,7 @@ impl Hsm {
         session.inner.closed.store(true, Ordering::Release);
         lock(&self.sessions).retain(|_, s| s.id() != session.id());
         self.drop_session_objects(session.id());
-        let _ = self.audit_append(session.user(), "logout", None, "ok");
+        let _ = self.audit_append(session.user(), AuditEvent::Logout, None, Outcome::Ok);
     }
 
     pub(super) fn end_sessions_of(&self, name: &str) {

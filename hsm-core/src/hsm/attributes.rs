@@ -12,6 +12,7 @@ impl Hsm {
         obj: &KeyObject,
         old: &KeyState,
         info: KeyInfo,
+        audit: &Audit<'_>,
     ) -> Result<()> {
         let linked = info.linked_handle.and_then(|l| {
             self.objects
@@ -45,6 +46,7 @@ impl Hsm {
                     blob,
                 })],
                 &[(KIND_KEY, &id, Some(version))],
+                Some(audit),
             )?;
         }
         obj.state.store(Arc::new(KeyState {
@@ -69,101 +71,100 @@ impl Hsm {
         name: AttributeName,
         value: AttributeValue,
     ) -> Result<KeyInfo> {
-        let res = (|| {
-            let mut manifest = lock(&self.writer);
-            let (obj, state) = if name == AttributeName::Trusted {
-                session.require(Role::Admin)?;
-                let obj = self.object(handle)?;
-                if !obj.in_scope(session) {
-                    return Err(Error::KeyNotFound { handle });
-                }
-                let state = obj.state.load();
-                (obj, state)
-            } else {
-                self.owned(session, handle)?
-            };
-            let violation = |attribute: &'static str| Error::AttributeViolation {
-                handle,
-                operation: "set-attribute",
-                attribute,
-            };
-            let a = &state.info.attributes;
-            if name.is_read_only() {
-                return Err(violation("read-only"));
-            }
-            if !a.modifiable {
-                return Err(violation("modifiable is false"));
-            }
-            let mut info = state.info.clone();
-            match (name, &value) {
-                (AttributeName::Label, AttributeValue::Text(t)) => {
-                    Attributes::check_label(t)?;
-                    if t != &a.label {
-                        self.check_new_label(session, t, info.class)?;
-                    }
-                    info.attributes.label = t.clone();
-                }
-                (AttributeName::Id, AttributeValue::Text(t)) => {
-                    Attributes::check_id(t)?;
-                    info.attributes.id = t.clone();
-                }
-                (n, AttributeValue::Bool(v)) if a.get_bool(n).is_some() => {
-                    let current = a.get_bool(n).unwrap_or(false);
-                    let one_way: Option<bool> = match n {
-                        AttributeName::Extractable => {
-                            return Err(violation("extractable is set only at creation"))
-                        }
-                        AttributeName::Modifiable => Some(false),
-                        AttributeName::WrapWithTrusted
-                        | AttributeName::Token
-                        | AttributeName::Sensitive => Some(true),
-                        _ => None,
-                    };
-                    if let Some(allowed) = one_way {
-                        if *v != current && *v != allowed {
-                            return Err(violation(match n {
-                                AttributeName::Modifiable => {
-                                    "modifiable goes from true to false only"
-                                }
-                                AttributeName::WrapWithTrusted => {
-                                    "wrap_with_trusted cannot be cleared"
-                                }
-                                AttributeName::Token => "token goes from false to true only",
-                                _ => "sensitive cannot be cleared",
-                            }));
-                        }
-                    }
-                    if n == AttributeName::Token && *v && !current {
-                        return Err(violation(
-                            "making a session key persistent is not supported yet",
-                        ));
-                    }
-                    info.attributes.set_bool(n, *v);
-                    if n == AttributeName::Trusted && *v {
-                        // A trusted key may itself be wrapped only by trusted keys, so no
-                        // untrusted copy of it can unwrap what it protects.
-                        info.attributes.wrap_with_trusted = true;
-                    }
-                    if n == AttributeName::Sensitive {
-                        info.attributes.always_sensitive = info.attributes.always_sensitive && *v;
-                    }
-                }
-                (n, _) => {
-                    return Err(Error::invalid(format!(
-                        "wrong value type for attribute {n}"
-                    )))
-                }
-            }
-            self.store_state(&mut manifest, &obj, &state, info.clone())?;
-            Ok(info)
-        })();
-        self.audit_result(
+        self.audited(
             session.user(),
-            &format!("key.set-attribute.{name}"),
-            Some(&handle.to_string()),
-            &res,
-        )?;
-        res
+            AuditEvent::KeySetAttribute(name),
+            Some(handle.to_string()),
+            |audit| {
+                let mut manifest = lock(&self.writer);
+                let (obj, state) = if name == AttributeName::Trusted {
+                    session.require(Role::Admin)?;
+                    let obj = self.object(handle)?;
+                    if !obj.in_scope(session) {
+                        return Err(Error::KeyNotFound { handle });
+                    }
+                    let state = obj.state.load();
+                    (obj, state)
+                } else {
+                    self.owned(session, handle)?
+                };
+                let violation = |attribute: &'static str| Error::AttributeViolation {
+                    handle,
+                    operation: "set-attribute",
+                    attribute,
+                };
+                let a = &state.info.attributes;
+                if name.is_read_only() {
+                    return Err(violation("read-only"));
+                }
+                if !a.modifiable {
+                    return Err(violation("modifiable is false"));
+                }
+                let mut info = state.info.clone();
+                match (name, &value) {
+                    (AttributeName::Label, AttributeValue::Text(t)) => {
+                        Attributes::check_label(t)?;
+                        if t != &a.label {
+                            self.check_new_label(session, t, info.class)?;
+                        }
+                        info.attributes.label = t.clone();
+                    }
+                    (AttributeName::Id, AttributeValue::Text(t)) => {
+                        Attributes::check_id(t)?;
+                        info.attributes.id = t.clone();
+                    }
+                    (n, AttributeValue::Bool(v)) if a.get_bool(n).is_some() => {
+                        let current = a.get_bool(n).unwrap_or(false);
+                        let one_way: Option<bool> = match n {
+                            AttributeName::Extractable => {
+                                return Err(violation("extractable is set only at creation"))
+                            }
+                            AttributeName::Modifiable => Some(false),
+                            AttributeName::WrapWithTrusted
+                            | AttributeName::Token
+                            | AttributeName::Sensitive => Some(true),
+                            _ => None,
+                        };
+                        if let Some(allowed) = one_way {
+                            if *v != current && *v != allowed {
+                                return Err(violation(match n {
+                                    AttributeName::Modifiable => {
+                                        "modifiable goes from true to false only"
+                                    }
+                                    AttributeName::WrapWithTrusted => {
+                                        "wrap_with_trusted cannot be cleared"
+                                    }
+                                    AttributeName::Token => "token goes from false to true only",
+                                    _ => "sensitive cannot be cleared",
+                                }));
+                            }
+                        }
+                        if n == AttributeName::Token && *v && !current {
+                            return Err(violation(
+                                "making a session key persistent is not supported yet",
+                            ));
+                        }
+                        info.attributes.set_bool(n, *v);
+                        if n == AttributeName::Trusted && *v {
+                            // A trusted key may itself be wrapped only by trusted keys, so no
+                            // untrusted copy of it can unwrap what it protects.
+                            info.attributes.wrap_with_trusted = true;
+                        }
+                        if n == AttributeName::Sensitive {
+                            info.attributes.always_sensitive =
+                                info.attributes.always_sensitive && *v;
+                        }
+                    }
+                    (n, _) => {
+                        return Err(Error::invalid(format!(
+                            "wrong value type for attribute {n}"
+                        )))
+                    }
+                }
+                self.store_state(&mut manifest, &obj, &state, info.clone(), audit)?;
+                Ok(info)
+            },
+        )
     }
 
     /// Shares a key the session owns with another crypto-user, for use only.
@@ -171,38 +172,36 @@ impl Hsm {
     /// # Errors
     /// [`Error::PermissionDenied`], [`Error::UserNotFound`], [`Error::InvalidInput`].
     pub fn share_key(&self, session: &Session, handle: KeyHandle, user: &str) -> Result<KeyInfo> {
-        let res = (|| {
-            let mut manifest = lock(&self.writer);
-            let (obj, state) = self.owned(session, handle)?;
-            match lock(&self.users).get(user) {
-                Some((u, _)) if u.role == Role::CryptoUser => {}
-                // One answer whether the name is unknown or not a crypto-user: a crypto-user
-                // does not learn other users' roles this way.
-                _ => {
-                    return Err(Error::invalid(format!(
+        self.audited(
+            session.user(),
+            AuditEvent::KeyShare,
+            Some(format!("{handle} {user}")),
+            |audit| {
+                let mut manifest = lock(&self.writer);
+                let (obj, state) = self.owned(session, handle)?;
+                match lock(&self.users).get(user) {
+                    Some((u, _)) if u.role == Role::CryptoUser => {}
+                    // One answer whether the name is unknown or not a crypto-user: a crypto-user
+                    // does not learn other users' roles this way.
+                    _ => {
+                        return Err(Error::invalid(format!(
                         "cannot share with {:?}: keys are shared with existing crypto-users only",
                         printable(user)
                     )))
+                    }
                 }
-            }
-            if user == session.user() {
-                return Err(Error::invalid("the owner already uses the key"));
-            }
-            let mut info = state.info.clone();
-            if !info.shared_with.iter().any(|u| u == user) {
-                info.shared_with.push(user.into());
-                info.shared_with.sort();
-            }
-            self.store_state(&mut manifest, &obj, &state, info.clone())?;
-            Ok(info)
-        })();
-        self.audit_result(
-            session.user(),
-            "key.share",
-            Some(&format!("{handle} {user}")),
-            &res,
-        )?;
-        res
+                if user == session.user() {
+                    return Err(Error::invalid("the owner already uses the key"));
+                }
+                let mut info = state.info.clone();
+                if !info.shared_with.iter().any(|u| u == user) {
+                    info.shared_with.push(user.into());
+                    info.shared_with.sort();
+                }
+                self.store_state(&mut manifest, &obj, &state, info.clone(), audit)?;
+                Ok(info)
+            },
+        )
     }
 
     /// Stops sharing a key the session owns.
@@ -210,26 +209,24 @@ impl Hsm {
     /// # Errors
     /// As [`share_key`](Self::share_key).
     pub fn unshare_key(&self, session: &Session, handle: KeyHandle, user: &str) -> Result<KeyInfo> {
-        let res = (|| {
-            let mut manifest = lock(&self.writer);
-            let (obj, state) = self.owned(session, handle)?;
-            let mut info = state.info.clone();
-            let before = info.shared_with.len();
-            info.shared_with.retain(|u| u != user);
-            if info.shared_with.len() == before {
-                return Err(Error::invalid(format!(
-                    "the key is not shared with {user:?}"
-                )));
-            }
-            self.store_state(&mut manifest, &obj, &state, info.clone())?;
-            Ok(info)
-        })();
-        self.audit_result(
+        self.audited(
             session.user(),
-            "key.unshare",
-            Some(&format!("{handle} {user}")),
-            &res,
-        )?;
-        res
+            AuditEvent::KeyUnshare,
+            Some(format!("{handle} {user}")),
+            |audit| {
+                let mut manifest = lock(&self.writer);
+                let (obj, state) = self.owned(session, handle)?;
+                let mut info = state.info.clone();
+                let before = info.shared_with.len();
+                info.shared_with.retain(|u| u != user);
+                if info.shared_with.len() == before {
+                    return Err(Error::invalid(format!(
+                        "the key is not shared with {user:?}"
+                    )));
+                }
+                self.store_state(&mut manifest, &obj, &state, info.clone(), audit)?;
+                Ok(info)
+            },
+        )
     }
 }

@@ -4,12 +4,170 @@
 
 use super::*;
 
+/// What an audit entry records: the operation. Its text (the entry's `event` field, e.g.
+/// `key.generate`) is [`AuditEvent::name`]; tools and tests read these names, so they do not
+/// change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum AuditEvent {
+    HsmCreate,
+    Unseal,
+    Seal,
+    KeyGenerate,
+    KeyImport,
+    KeyUnwrap,
+    KeyDerive,
+    KeyWrap,
+    KeySetAttribute(AttributeName),
+    KeyShare,
+    KeyUnshare,
+    KeyDestroy,
+    KeyDestroyByAdmin,
+    UserCreate,
+    UserBootstrapAdmin,
+    UserDelete,
+    UserChangePassword,
+    UserOfflineResetPassword,
+    UserLockoutExpired,
+    Login,
+    LoginCertificate,
+    Logout,
+    StoreRollbackAccepted,
+    AuditDamageAccepted,
+}
+
+impl AuditEvent {
+    /// The entry's `event` text.
+    pub(super) fn name(self) -> std::borrow::Cow<'static, str> {
+        use AuditEvent::*;
+        std::borrow::Cow::Borrowed(match self {
+            HsmCreate => "hsm.create",
+            Unseal => "unseal",
+            Seal => "seal",
+            KeyGenerate => "key.generate",
+            KeyImport => "key.import",
+            KeyUnwrap => "key.unwrap",
+            KeyDerive => "key.derive",
+            KeyWrap => "key.wrap",
+            KeySetAttribute(name) => {
+                return std::borrow::Cow::Owned(format!("key.set-attribute.{name}"))
+            }
+            KeyShare => "key.share",
+            KeyUnshare => "key.unshare",
+            KeyDestroy => "key.destroy",
+            KeyDestroyByAdmin => "key.destroy-by-admin",
+            UserCreate => "user.create",
+            UserBootstrapAdmin => "user.bootstrap-admin",
+            UserDelete => "user.delete",
+            UserChangePassword => "user.change-password",
+            UserOfflineResetPassword => "user.offline-reset-password",
+            UserLockoutExpired => "user.lockout-expired",
+            Login => "login",
+            LoginCertificate => "login.certificate",
+            Logout => "logout",
+            StoreRollbackAccepted => "store.rollback-accepted",
+            AuditDamageAccepted => "audit.damage-accepted",
+        })
+    }
+}
+
+/// How an audited operation ended (the entry's `outcome` field).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Outcome {
+    /// Done.
+    Ok,
+    /// Refused by policy: role, ownership or a key attribute.
+    Denied,
+    /// Any other error.
+    Failed,
+    /// A login refused because the account is locked.
+    Locked,
+    /// A failed login that locked the account.
+    FailedAndLocked,
+}
+
+impl Outcome {
+    /// The outcome of an operation that returned `res`.
+    pub(super) fn of<T>(res: &Result<T>) -> Self {
+        match res {
+            Ok(_) => Outcome::Ok,
+            Err(Error::PermissionDenied { .. } | Error::AttributeViolation { .. }) => {
+                Outcome::Denied
+            }
+            Err(_) => Outcome::Failed,
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Denied => "denied",
+            Outcome::Failed => "failed",
+            Outcome::Locked => "locked",
+            Outcome::FailedAndLocked => "failed; user locked",
+        }
+    }
+}
+
 /// One audit entry to append: who, what, on what, how it ended.
-pub(super) struct AuditEvent<'a> {
+pub(super) struct NewAuditEntry<'a> {
     pub(super) actor: &'a str,
-    pub(super) event: &'a str,
+    pub(super) event: AuditEvent,
     pub(super) target: Option<&'a str>,
-    pub(super) outcome: &'a str,
+    pub(super) outcome: Outcome,
+}
+
+/// The audit entry of one management operation run by [`Hsm::audited`]. When the operation
+/// commits a change, [`Hsm::commit`] writes this entry (outcome `ok`) in the same batch, so a
+/// change and its record never part; otherwise (refused, failed, or nothing stored, as for
+/// session objects and wraps) `audited` appends it when the operation returns.
+pub(super) struct Audit<'a> {
+    actor: &'a str,
+    event: AuditEvent,
+    target: std::cell::RefCell<Option<String>>,
+    /// `ok` unless the operation says otherwise (a failed login is recorded with its change).
+    outcome: std::cell::Cell<Outcome>,
+    written: std::cell::Cell<bool>,
+}
+
+impl<'a> Audit<'a> {
+    /// The entry of an operation that is written only with its change: nothing is recorded
+    /// if the operation fails before it commits (use [`Hsm::audited`] to record failures too).
+    pub(super) fn new(actor: &'a str, event: AuditEvent, target: Option<String>) -> Self {
+        Audit {
+            actor,
+            event,
+            target: std::cell::RefCell::new(target),
+            outcome: std::cell::Cell::new(Outcome::Ok),
+            written: std::cell::Cell::new(false),
+        }
+    }
+
+    /// Names what the operation acts on, once it is known (a new key's handle).
+    pub(super) fn set_target(&self, target: String) {
+        *self.target.borrow_mut() = Some(target);
+    }
+
+    /// Sets the outcome the entry records when it is written with the change.
+    pub(super) fn set_outcome(&self, outcome: Outcome) {
+        self.outcome.set(outcome);
+    }
+
+    /// Builds the entry that goes into the operation's commit, and calls `f`
+    /// with it.
+    pub(super) fn entry<R>(&self, f: impl FnOnce(NewAuditEntry<'_>) -> R) -> R {
+        let target = self.target.borrow();
+        f(NewAuditEntry {
+            actor: self.actor,
+            event: self.event,
+            target: target.as_deref(),
+            outcome: self.outcome.get(),
+        })
+    }
+
+    /// Marks the entry as written with the operation's change.
+    pub(super) fn mark_written(&self) {
+        self.written.set(true);
+    }
 }
 
 impl Hsm {
@@ -17,15 +175,15 @@ impl Hsm {
     pub(super) fn audit_writes(
         &self,
         head: &AuditHead,
-        event: &AuditEvent<'_>,
+        event: &NewAuditEntry<'_>,
     ) -> Result<(Vec<Write>, AuditHead)> {
         let entry = AuditEntry {
             seq: head.seq + 1,
             time_unix_ms: crate::audit::now_unix_ms(),
             actor: event.actor.into(),
-            event: event.event.into(),
+            event: event.event.name().into_owned(),
             target: event.target.map(Into::into),
-            outcome: event.outcome.into(),
+            outcome: event.outcome.as_str().into(),
             prev_hash: head.hash.clone(),
         };
         let next = AuditHead {
@@ -52,18 +210,20 @@ impl Hsm {
         Ok((writes, next))
     }
 
+    /// Appends one audit entry on its own (an event that changes nothing else in the store:
+    /// logins, seal and unseal, or an operation that was refused or failed).
     pub(super) fn audit_append(
         &self,
         actor: &str,
-        event: &str,
+        event: AuditEvent,
         target: Option<&str>,
-        outcome: &str,
+        outcome: Outcome,
     ) -> Result<()> {
         self.check_writable("write an audit record")?;
         let mut head = lock(&self.audit);
         let (writes, next) = self.audit_writes(
             &head,
-            &AuditEvent {
+            &NewAuditEntry {
                 actor,
                 event,
                 target,
@@ -79,19 +239,24 @@ impl Hsm {
         })
     }
 
-    pub(super) fn audit_result<T>(
+    /// Runs a management operation and records it: the entry (`actor`, `event`, `target`)
+    /// goes into the operation's commit when it makes one (see [`Audit`]), or is appended
+    /// with the outcome of `op` when it returns. An error writing that entry is returned
+    /// instead of `op`'s result.
+    pub(super) fn audited<T>(
         &self,
         actor: &str,
-        event: &str,
-        target: Option<&str>,
-        res: &Result<T>,
-    ) -> Result<()> {
-        let outcome = match res {
-            Ok(_) => "ok",
-            Err(Error::PermissionDenied { .. } | Error::AttributeViolation { .. }) => "denied",
-            Err(_) => "failed",
-        };
-        self.audit_append(actor, event, target, outcome)
+        event: AuditEvent,
+        target: Option<String>,
+        op: impl FnOnce(&Audit<'_>) -> Result<T>,
+    ) -> Result<T> {
+        let audit = Audit::new(actor, event, target);
+        let res = op(&audit);
+        if !audit.written.get() {
+            let target = audit.target.borrow();
+            self.audit_append(actor, event, target.as_deref(), Outcome::of(&res))?;
+        }
+        res
     }
 
     /// Records that this node unsealed the HSM and started serving (the caller decides when:
@@ -100,7 +265,7 @@ impl Hsm {
     /// # Errors
     /// [`Error::Store`].
     pub fn record_unseal(&self, node: &str) -> Result<()> {
-        self.audit_append(node, "unseal", None, "ok")
+        self.audit_append(node, AuditEvent::Unseal, None, Outcome::Ok)
     }
 
     /// Records that this node stops serving and drops its unsealed keys.
@@ -108,7 +273,7 @@ impl Hsm {
     /// # Errors
     /// [`Error::Store`].
     pub fn record_seal(&self, node: &str) -> Result<()> {
-        self.audit_append(node, "seal", None, "ok")
+        self.audit_append(node, AuditEvent::Seal, None, Outcome::Ok)
     }
 
     /// Audit entries `from` (sequence number, from 1) on, at most `limit` (admin only).

@@ -4,15 +4,24 @@
 use super::*;
 
 impl Hsm {
-    /// Writes `writes` plus the updated manifest in one transaction. `changes` lists
-    /// `(kind, id, new version or None for deleted)`.
+    /// Writes `writes` plus the updated manifest, and the entry of the operation's `audit`
+    /// (see [`Hsm::audited`]), in one transaction. `changes` lists `(kind, id, new version or
+    /// None for deleted)`.
     pub(super) fn commit(
         &self,
         manifest: &mut Manifest,
         writes: Vec<Write>,
         changes: &[(&str, &str, Option<u64>)],
+        audit: Option<&Audit<'_>>,
     ) -> Result<()> {
-        self.commit_audited(manifest, writes, changes, None)
+        match audit {
+            Some(a) => {
+                a.entry(|e| self.commit_audited(manifest, writes, changes, Some(e)))?;
+                a.mark_written();
+                Ok(())
+            }
+            None => self.commit_audited(manifest, writes, changes, None),
+        }
     }
 
     /// Writes `writes`, the updated manifest and, with `audit`, its audit entry in one
@@ -25,7 +34,7 @@ impl Hsm {
         manifest: &mut Manifest,
         mut writes: Vec<Write>,
         changes: &[(&str, &str, Option<u64>)],
-        audit: Option<AuditEvent<'_>>,
+        audit: Option<NewAuditEntry<'_>>,
     ) -> Result<()> {
         self.check_writable("write the store")?;
         if !manifest.anchored {

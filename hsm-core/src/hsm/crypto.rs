@@ -129,36 +129,38 @@ impl Hsm {
         mechanism: WrapMechanism,
         target: KeyHandle,
     ) -> Result<Vec<u8>> {
-        let res = (|| {
-            let (wobj, wstate) = self.usable(session, wrapping_key)?;
-            let (tobj, tstate) = self.owned(session, target)?;
-            Self::need(wstate.info.attributes.wrap, wrapping_key, "wrap", "wrap")?;
-            Self::need(
-                tstate.info.attributes.extractable,
-                target,
-                "wrap (export)",
-                "extractable",
-            )?;
-            if tstate.info.attributes.wrap_with_trusted {
+        self.audited(
+            session.user(),
+            AuditEvent::KeyWrap,
+            Some(target.to_string()),
+            |_| {
+                let (wobj, wstate) = self.usable(session, wrapping_key)?;
+                let (tobj, tstate) = self.owned(session, target)?;
+                Self::need(wstate.info.attributes.wrap, wrapping_key, "wrap", "wrap")?;
                 Self::need(
-                    wstate.info.attributes.trusted,
-                    wrapping_key,
-                    "wrap a wrap_with_trusted key",
-                    "trusted",
+                    tstate.info.attributes.extractable,
+                    target,
+                    "wrap (export)",
+                    "extractable",
                 )?;
-            }
-            if !wobj.material.can_wrap(mechanism, false) {
-                return Err(Self::mechanism_invalid(&wstate, mechanism.as_str()));
-            }
-            let bytes = tobj
-                .material
-                .wrappable_bytes()
-                .ok_or_else(|| Error::invalid("public keys are exported as SPKI, not wrapped"))?;
-            let out = wobj.material.wrap(mechanism, bytes)?;
-            wobj.usage.encrypt.fetch_add(1, Ordering::Relaxed);
-            Ok(out)
-        })();
-        self.audit_result(session.user(), "key.wrap", Some(&target.to_string()), &res)?;
-        res
+                if tstate.info.attributes.wrap_with_trusted {
+                    Self::need(
+                        wstate.info.attributes.trusted,
+                        wrapping_key,
+                        "wrap a wrap_with_trusted key",
+                        "trusted",
+                    )?;
+                }
+                if !wobj.material.can_wrap(mechanism, false) {
+                    return Err(Self::mechanism_invalid(&wstate, mechanism.as_str()));
+                }
+                let bytes = tobj.material.wrappable_bytes().ok_or_else(|| {
+                    Error::invalid("public keys are exported as SPKI, not wrapped")
+                })?;
+                let out = wobj.material.wrap(mechanism, bytes)?;
+                wobj.usage.encrypt.fetch_add(1, Ordering::Relaxed);
+                Ok(out)
+            },
+        )
     }
 }

@@ -196,7 +196,12 @@ impl Hsm {
         let mut reported = Vec::new();
         if let Some(detail) = found.rollback {
             // The anchor is rewritten from this store's state by the audit entry's commit.
-            self.audit_append("local", "store.rollback-accepted", Some(&detail), "ok")?;
+            self.audit_append(
+                "local",
+                AuditEvent::StoreRollbackAccepted,
+                Some(&detail),
+                Outcome::Ok,
+            )?;
             reported.push(format!("rolled-back store accepted: {detail}"));
         }
         if let Some((accepted, version)) = found.audit_damage {
@@ -216,7 +221,12 @@ impl Hsm {
             } else {
                 Write::Update(rec)
             }])?;
-            self.audit_append("local", "audit.damage-accepted", Some(&problem), "ok")?;
+            self.audit_append(
+                "local",
+                AuditEvent::AuditDamageAccepted,
+                Some(&problem),
+                Outcome::Ok,
+            )?;
             reported.push(format!("damaged audit trail accepted: {problem}"));
         }
         Ok(reported)

@@ -67,6 +67,7 @@ impl Hsm {
         &self,
         session: &Session,
         new: Vec<(KeyInfo, Material)>,
+        audit: &Audit<'_>,
     ) -> Result<Vec<KeyInfo>> {
         // Session objects would not be written, but their creation could not be audited.
         self.check_writable("create a key")?;
@@ -119,12 +120,16 @@ impl Hsm {
             infos.push(info.clone());
             objects.push(Arc::new(KeyObject::new(info, 1, material, owner_session)));
         }
+        // The entry names the first new object (the private key of a pair).
+        if let Some(first) = infos.first() {
+            audit.set_target(first.handle.to_string());
+        }
         if !writes.is_empty() {
             let changes: Vec<(&str, &str, Option<u64>)> = changes
                 .iter()
                 .map(|(id, v)| (KIND_KEY, id.as_str(), *v))
                 .collect();
-            self.commit(&mut manifest, writes, &changes)?;
+            self.commit(&mut manifest, writes, &changes, Some(audit))?;
         }
         for o in objects {
             let h = o.state.load().info.handle;
@@ -166,7 +171,7 @@ impl Hsm {
         private: &KeyTemplate,
         public: &KeyTemplate,
     ) -> Result<(KeyInfo, KeyInfo)> {
-        let res = (|| {
+        self.audited(session.user(), AuditEvent::KeyGenerate, None, |audit| {
             session.require(Role::CryptoUser)?;
             if spec.is_secret() {
                 return Err(Error::invalid(format!(
@@ -184,12 +189,10 @@ impl Hsm {
                 .ok_or(Error::Internal("pair without public half"))?;
             let pi = self.new_info(session, KeyClass::Private, spec, pa, Some(KeyHandle(1)));
             let ui = self.new_info(session, KeyClass::Public, spec, pu, Some(KeyHandle(0)));
-            let infos = self.add_objects(session, vec![(pi, material), (ui, public_material)])?;
+            let infos =
+                self.add_objects(session, vec![(pi, material), (ui, public_material)], audit)?;
             Ok((infos[0].clone(), infos[1].clone()))
-        })();
-        let target = res.as_ref().ok().map(|(p, _)| p.handle.to_string());
-        self.audit_result(session.user(), "key.generate", target.as_deref(), &res)?;
-        res
+        })
     }
 
     /// Generates a secret key (AES or generic secret) inside the HSM (crypto-users only).
@@ -202,7 +205,7 @@ impl Hsm {
         spec: KeySpec,
         template: &KeyTemplate,
     ) -> Result<KeyInfo> {
-        let res = (|| {
+        self.audited(session.user(), AuditEvent::KeyGenerate, None, |audit| {
             session.require(Role::CryptoUser)?;
             if !spec.is_secret() {
                 return Err(Error::invalid(format!(
@@ -215,11 +218,10 @@ impl Hsm {
             self.check_new_label(session, &a.label, KeyClass::Secret)?;
             let material = Material::generate(spec)?;
             let info = self.new_info(session, KeyClass::Secret, spec, a, None);
-            Ok(self.add_objects(session, vec![(info, material)])?.remove(0))
-        })();
-        let target = res.as_ref().ok().map(|k| k.handle.to_string());
-        self.audit_result(session.user(), "key.generate", target.as_deref(), &res)?;
-        res
+            Ok(self
+                .add_objects(session, vec![(info, material)], audit)?
+                .remove(0))
+        })
     }
 
     /// Imports a public key from SubjectPublicKeyInfo (RFC 5280 §4.1.2.7), DER or PEM
@@ -234,7 +236,7 @@ impl Hsm {
         spki_der: &[u8],
         template: &KeyTemplate,
     ) -> Result<KeyInfo> {
-        let res = (|| {
+        self.audited(session.user(), AuditEvent::KeyImport, None, |audit| {
             session.require(Role::CryptoUser)?;
             let der = if spki_der.starts_with(b"-----BEGIN") {
                 let block = pem::parse(spki_der).map_err(|_| Error::invalid("not a PEM block"))?;
@@ -252,11 +254,10 @@ impl Hsm {
             a.local = false;
             self.check_new_label(session, &a.label, KeyClass::Public)?;
             let info = self.new_info(session, KeyClass::Public, material.spec(), a, None);
-            Ok(self.add_objects(session, vec![(info, material)])?.remove(0))
-        })();
-        let target = res.as_ref().ok().map(|k| k.handle.to_string());
-        self.audit_result(session.user(), "key.import", target.as_deref(), &res)?;
-        res
+            Ok(self
+                .add_objects(session, vec![(info, material)], audit)?
+                .remove(0))
+        })
     }
 
     /// Unwraps (imports) a key wrapped under `unwrapping_key` (owned or shared, with `unwrap`)
@@ -275,7 +276,7 @@ impl Hsm {
         target: UnwrapTarget,
         template: &KeyTemplate,
     ) -> Result<KeyInfo> {
-        let res = (|| {
+        self.audited(session.user(), AuditEvent::KeyUnwrap, None, |audit| {
             let (uobj, ustate) = self.usable(session, unwrapping_key)?;
             Self::need(
                 ustate.info.attributes.unwrap,
@@ -328,11 +329,10 @@ impl Hsm {
             }
             self.check_new_label(session, &a.label, class)?;
             let info = self.new_info(session, class, material.spec(), a, None);
-            Ok(self.add_objects(session, vec![(info, material)])?.remove(0))
-        })();
-        let target = res.as_ref().ok().map(|k| k.handle.to_string());
-        self.audit_result(session.user(), "key.unwrap", target.as_deref(), &res)?;
-        res
+            Ok(self
+                .add_objects(session, vec![(info, material)], audit)?
+                .remove(0))
+        })
     }
 
     /// Derives a secret key by ECDH (SEC 1 §3.3.1) between `base_key` (an EC P-256/384/521
@@ -350,7 +350,7 @@ impl Hsm {
         spec: KeySpec,
         template: &KeyTemplate,
     ) -> Result<KeyInfo> {
-        let res = (|| {
+        self.audited(session.user(), AuditEvent::KeyDerive, None, |audit| {
             let (bobj, bstate) = self.usable(session, base_key)?;
             Self::need(bstate.info.attributes.derive, base_key, "derive", "derive")?;
             if bstate.info.spec.key_type() != "ec" || bstate.info.class != KeyClass::Private {
@@ -378,11 +378,10 @@ impl Hsm {
             a.wrap_with_trusted = a.wrap_with_trusted || base.wrap_with_trusted;
             self.check_new_label(session, &a.label, KeyClass::Secret)?;
             let new = self.new_info(session, KeyClass::Secret, spec, a, None);
-            Ok(self.add_objects(session, vec![(new, material)])?.remove(0))
-        })();
-        let target = res.as_ref().ok().map(|k| k.handle.to_string());
-        self.audit_result(session.user(), "key.derive", target.as_deref(), &res)?;
-        res
+            Ok(self
+                .add_objects(session, vec![(new, material)], audit)?
+                .remove(0))
+        })
     }
 
     /// Destroys a key the session owns (it must be `destroyable`). Signers held elsewhere stop
@@ -391,23 +390,21 @@ impl Hsm {
     /// # Errors
     /// [`Error::PermissionDenied`], [`Error::AttributeViolation`].
     pub fn destroy_key(&self, session: &Session, handle: KeyHandle) -> Result<()> {
-        let res = (|| {
-            let (obj, state) = self.owned(session, handle)?;
-            Self::need(
-                state.info.attributes.destroyable,
-                handle,
-                "destroy",
-                "destroyable",
-            )?;
-            self.remove_object(&obj, &state)
-        })();
-        self.audit_result(
+        self.audited(
             session.user(),
-            "key.destroy",
-            Some(&handle.to_string()),
-            &res,
-        )?;
-        res
+            AuditEvent::KeyDestroy,
+            Some(handle.to_string()),
+            |audit| {
+                let (obj, state) = self.owned(session, handle)?;
+                Self::need(
+                    state.info.attributes.destroyable,
+                    handle,
+                    "destroy",
+                    "destroyable",
+                )?;
+                self.remove_object(&obj, &state, audit)
+            },
+        )
     }
 
     /// Destroys any crypto-user's token key (admins only): the way to remove a key whose owner
@@ -422,33 +419,36 @@ impl Hsm {
     /// [`Error::PermissionDenied`] for a non-admin or a service user's key;
     /// [`Error::KeyNotFound`].
     pub fn destroy_key_as_admin(&self, admin: &Session, handle: KeyHandle) -> Result<()> {
-        let mut target = handle.to_string();
-        let res = (|| {
+        let target = Some(handle.to_string());
+        self.audited(admin.user(), AuditEvent::KeyDestroyByAdmin, target, |audit| {
             admin.require(Role::Admin)?;
             let obj = self.object(handle)?;
             if obj.session.is_some() {
                 return Err(Error::KeyNotFound { handle });
             }
             let state = obj.state.load();
-            target = format!(
+            audit.set_target(format!(
                 "{handle} owner={} label={:?}",
                 state.info.owner,
                 printable(&state.info.attributes.label)
-            );
+            ));
             if self.is_service_user(&state.info.owner) {
                 return Err(Error::PermissionDenied {
                     reason: "keys of Keyward's service users (the node's API and proxy keys) are managed on the node, not through the API",
                 });
             }
-            self.remove_object(&obj, &state)
-        })();
-        self.audit_result(admin.user(), "key.destroy-by-admin", Some(&target), &res)?;
-        res
+            self.remove_object(&obj, &state, audit)
+        })
     }
 
     /// Deletes a key object's record (token keys) and drops it from memory; signers and
     /// ciphers held elsewhere stop working at once.
-    pub(super) fn remove_object(&self, obj: &KeyObject, state: &KeyState) -> Result<()> {
+    pub(super) fn remove_object(
+        &self,
+        obj: &KeyObject,
+        state: &KeyState,
+        audit: &Audit<'_>,
+    ) -> Result<()> {
         let handle = state.info.handle;
         let mut manifest = lock(&self.writer);
         if state.info.attributes.token {
@@ -461,6 +461,7 @@ impl Hsm {
                     state.record_version,
                 )],
                 &[(KIND_KEY, &id, None)],
+                Some(audit),
             )?;
         }
         obj.destroyed.store(true, Ordering::Release);

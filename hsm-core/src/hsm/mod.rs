@@ -81,7 +81,7 @@ pub use sync::TokenObjectChanges;
 
 pub use integrity::OpenOptions;
 
-use audit::AuditEvent;
+use audit::{Audit, AuditEvent, NewAuditEntry, Outcome};
 use integrity::{Acceptances, Anchor};
 use load::load_object;
 use policy::sign_checked;
@@ -339,8 +339,8 @@ impl Hsm {
                 locked_at_unix_ms: None,
             },
             false,
+            Some(&Audit::new("-", AuditEvent::HsmCreate, None)),
         )?;
-        hsm.audit_append("-", "hsm.create", None, "ok")?;
         Ok(hsm)
     }
 
