@@ -221,6 +221,9 @@ mod tests {
             assert_eq!(CipherSuite::from_name(&s.to_string()), Some(*s));
         }
         assert_eq!(KxGroup::from_name("x25519"), None);
-        assert!(String::from("secp256r1") == KxGroup::secp256r1);
+        // The proxy's comparison: rustls's name (a `String` from `Debug`) against the value.
+        let rustls_name: String = "secp256r1".to_owned();
+        assert!(rustls_name == KxGroup::secp256r1);
+        assert!(KxGroup::ALL[0] == "X25519MLKEM768");
     }
 }
