@@ -30,7 +30,7 @@
 //! assert_eq!(config.upstreams["default"].response_timeout_ms, 2500);
 //! assert_eq!(config.listeners[0].certificates[0].chain_file, dir.path().join("web.pem"));
 //! ```
-
+//!
 //! Each TOML table has a module of its own holding its public settings type, its raw serde
 //! struct with the defaults next to it, and its validation: `hsm`, `log`, `listener` (with
 //! `certificate`, `client_auth`, `proxy_protocol` and the TLS keys in `tls`), `upstream`

@@ -1,6 +1,6 @@
 //! `[[listeners]]`: the sockets Keyward listens on, what each does with a connection (HTTP,
 //! TCP or redirect), its TLS parameters, limits and timeouts. Its sub-tables have files of
-//! their own: [`tls`] (the TLS keys), [`certificate`], [`client_auth`], [`proxy_protocol`].
+//! their own: `tls` (the TLS keys), `certificate`, `client_auth`, `proxy_protocol`.
 
 use std::net::SocketAddr;
 
