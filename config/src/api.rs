@@ -7,6 +7,9 @@ use std::net::SocketAddr;
 
 use serde::Deserialize;
 
+use crate::check::Context;
+use crate::Error;
+
 /// `[api]`: serve the HSM REST API (TLS with the HSM's `api-tls` key from `keyward init`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -87,8 +90,8 @@ pub(crate) struct RawApi {
 }
 
 impl RawApi {
-    /// The `[api]` settings, or the key (`api.…`) whose value is invalid.
-    pub(crate) fn validate(self) -> Result<ApiConfig, String> {
+    /// The `[api]` settings; `cx` is the `api` table.
+    pub(crate) fn validate(self, cx: &Context<'_>) -> Result<ApiConfig, Error> {
         let d = ApiLimits::default();
         let limits = ApiLimits {
             handshake_timeout_ms: self.handshake_timeout_ms.unwrap_or(d.handshake_timeout_ms),
@@ -102,7 +105,7 @@ impl RawApi {
             max_connections: self.max_connections.unwrap_or(d.max_connections),
         };
         if let Some(key) = limits.zero_key() {
-            return Err(format!("api.{key}"));
+            return Err(cx.invalid(key, "must be greater than 0"));
         }
         Ok(ApiConfig {
             address: self.address,
