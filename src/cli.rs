@@ -259,7 +259,6 @@ pub(crate) struct Conn {
     pub(crate) save: bool,
 }
 
-
 #[derive(Args, Clone, Debug)]
 pub(crate) struct JsonFlag {
     /// Print JSON instead of a human-readable text.
@@ -584,7 +583,6 @@ fn parse_attr(s: &str) -> Result<(String, bool), String> {
     Ok((name.to_owned(), value))
 }
 
-
 /// The flags of `keyward hsm serve` for its listener's defences (the `[api]` keys of
 /// `keyward serve`, with the same defaults).
 #[derive(clap::Args, Clone, Debug)]
@@ -667,4 +665,3 @@ impl LimitArgs {
         Duration::from_millis(self.drain_timeout_ms)
     }
 }
-

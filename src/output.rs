@@ -58,7 +58,15 @@ pub(crate) fn true_flags<const N: usize>(flags: [(bool, &'static str); N]) -> Ve
 /// column when the rows have owners (`with_owner`).
 pub(crate) fn key_table(rows: impl IntoIterator<Item = KeyRow>, with_owner: bool) {
     let header: &[&str] = if with_owner {
-        &["HANDLE", "CLASS", "TYPE", "LINKED", "OWNER", "ATTRIBUTES", "LABEL"]
+        &[
+            "HANDLE",
+            "CLASS",
+            "TYPE",
+            "LINKED",
+            "OWNER",
+            "ATTRIBUTES",
+            "LABEL",
+        ]
     } else {
         &["HANDLE", "CLASS", "TYPE", "LINKED", "ATTRIBUTES", "LABEL"]
     };

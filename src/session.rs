@@ -245,4 +245,3 @@ impl Conn {
         Ok((client, session))
     }
 }
-

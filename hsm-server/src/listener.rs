@@ -151,9 +151,9 @@ impl Connections {
             .clone()
             .layer(axum::Extension(crate::api::ClientAddr(peer.ip())));
         let router = match &cert_session {
-            Some(s) => router.layer(axum::Extension(
-                crate::api::ClientCertificateSession(s.clone()),
-            )),
+            Some(s) => router.layer(axum::Extension(crate::api::ClientCertificateSession(
+                s.clone(),
+            ))),
             None => router,
         };
         let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");

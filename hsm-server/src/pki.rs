@@ -7,7 +7,9 @@
 
 use std::net::IpAddr;
 
-use keyward_hsm::{AttributeName, Hsm, KeyInfo, KeySigner, KeySpec, KeyTemplate, Session, SignMechanism};
+use keyward_hsm::{
+    AttributeName, Hsm, KeyInfo, KeySigner, KeySpec, KeyTemplate, Session, SignMechanism,
+};
 use rcgen::{
     CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, KeyUsagePurpose,
     SanType, SignatureAlgorithm,
@@ -151,10 +153,12 @@ pub fn self_signed(
     serial[0] &= 0x7f;
     serial[0] |= 0x01;
     p.serial_number = Some(rcgen::SerialNumber::from_slice(&serial));
-    let cert = p.self_signed(key).map_err(|source| NodeError::Certificate {
-        what: "signing the certificate in the HSM failed",
-        source,
-    })?;
+    let cert = p
+        .self_signed(key)
+        .map_err(|source| NodeError::Certificate {
+            what: "signing the certificate in the HSM failed",
+            source,
+        })?;
     Ok(cert.pem())
 }
 

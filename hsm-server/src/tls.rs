@@ -91,12 +91,10 @@ fn client_verifier(
             path: name(),
             source,
         })?;
-        roots
-            .add(cert)
-            .map_err(|source| NodeError::UnusableCa {
-                path: name(),
-                source,
-            })?;
+        roots.add(cert).map_err(|source| NodeError::UnusableCa {
+            path: name(),
+            source,
+        })?;
     }
     if roots.is_empty() {
         return Err(NodeError::NoCertificate { path: name() });

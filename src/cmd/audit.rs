@@ -58,4 +58,3 @@ pub(crate) fn run(conn: &Conn, cmd: AuditCommand) -> Result<()> {
         remote.finish(r).await
     })
 }
-

@@ -72,4 +72,3 @@ fn same_dir(a: &Path, b: &Path) -> bool {
         _ => false,
     }
 }
-

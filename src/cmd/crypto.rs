@@ -123,4 +123,3 @@ async fn crypto_inner(client: &Client, me: Option<&str>, cmd: CryptoCommand) -> 
     }
     Ok(true)
 }
-

@@ -140,4 +140,3 @@ pub(crate) fn logout(conn: &Conn) -> Result<()> {
     );
     Ok(())
 }
-

@@ -93,7 +93,6 @@ pub(crate) async fn run(
     Ok(())
 }
 
-
 /// File (mode 0600) where the quickstart keeps the generated password of its admin.
 const ADMIN_PASSWORD_FILE: &str = "admin.password";
 
@@ -182,4 +181,3 @@ fn shell_quote(s: &str) -> String {
         format!("'{}'", s.replace('\'', "'\\''"))
     }
 }
-

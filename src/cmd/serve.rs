@@ -11,7 +11,9 @@ use super::{shutdown_signal, Signals};
 use crate::data_dir;
 
 /// Binds the admin listener of `config` (if any) and logs its address.
-pub(crate) async fn bind_admin(config: &keyward_config::Config) -> Result<Option<tokio::net::TcpListener>> {
+pub(crate) async fn bind_admin(
+    config: &keyward_config::Config,
+) -> Result<Option<tokio::net::TcpListener>> {
     let Some(addr) = config.admin.address else {
         return Ok(None);
     };
@@ -175,4 +177,3 @@ pub(crate) fn run(config_path: &Path, options: keyward_hsm::OpenOptions) -> Resu
         Ok(())
     })
 }
-

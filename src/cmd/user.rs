@@ -78,7 +78,10 @@ async fn user_inner(client: &Client, cmd: UserCommand) -> Result<()> {
             password_file,
         } => {
             client
-                .change_password(&name, &Password::new(super::read_password_file(&password_file)?))
+                .change_password(
+                    &name,
+                    &Password::new(super::read_password_file(&password_file)?),
+                )
                 .await?;
             println!("changed the password of {name}");
         }
@@ -87,11 +90,13 @@ async fn user_inner(client: &Client, cmd: UserCommand) -> Result<()> {
             password_file,
         } => {
             client
-                .change_password(&name, &Password::new(super::read_password_file(&password_file)?))
+                .change_password(
+                    &name,
+                    &Password::new(super::read_password_file(&password_file)?),
+                )
                 .await?;
             println!("unlocked {name} with a new password");
         }
     }
     Ok(())
 }
-
