@@ -1,91 +1,32 @@
-//! The data directory: `keyward.sqlite3` (the encrypted store) and `master.key` (the 32-byte
-//! master key, mode 0600). Opening it unseals the HSM.
-//!
-//! File modes, checked on every open (as OpenSSH checks private key files): a master key that
-//! group or others may access (any of mode `0o077`) is refused, and so is a data directory
-//! that group or others may write (`0o022`: they could swap the master key or the store); a
-//! directory that group or others may only read is allowed with a warning. A directory that
-//! `init` or a first use creates, or populates with a new store and master key, is set to
-//! mode 0700.
+//! Opening the data directory, which unseals the HSM: the store (`keyward.sqlite3`) and the
+//! master key (`master.key`), whose files, modes and writer lock are
+//! [`keyward_keystore::data_dir`]'s. Here: which open each command needs (to read, to write
+//! under the writer lock, to serve as a writer or a reader node, or creating a new store),
+//! and the errors that tell an operator what to run.
 
-use std::fs;
-use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use keyward_hsm::{Hsm, MasterKey, OpenOptions};
+use keyward_keystore::data_dir::{self as files, DirAccess, WriterLock};
 use keyward_keystore::SqliteBackend;
-use zeroize::Zeroizing;
 
-/// File name of the store inside the data directory.
-pub(crate) const STORE_FILE: &str = "keyward.sqlite3";
-/// File name of the master key inside the data directory.
-pub(crate) const MASTER_KEY_FILE: &str = "master.key";
-
-pub(crate) fn store_path(dir: &Path) -> PathBuf {
-    dir.join(STORE_FILE)
-}
-
-/// Mode of a data directory that `init` or a first use creates or populates.
-const DIR_MODE: u32 = 0o700;
+pub(crate) use keyward_keystore::data_dir::{store_path, MASTER_KEY_FILE, STORE_FILE};
 
 /// Refuses a master key file that group or others may access.
 fn read_master_key(path: &Path) -> Result<MasterKey> {
-    let meta = fs::metadata(path)
-        .with_context(|| format!("cannot read master key file {}", path.display()))?;
-    let mode = meta.permissions().mode() & 0o7777;
-    if mode & 0o077 != 0 {
-        bail!(
-            "master key file {path} is accessible by group or others (mode {mode:04o}); it must be readable by its owner only: run `chmod 600 {path}`",
-            path = path.display()
-        );
-    }
-    let bytes = Zeroizing::new(
-        fs::read(path)
-            .with_context(|| format!("cannot read master key file {}", path.display()))?,
-    );
+    let bytes = files::read_master_key(path)?;
     MasterKey::from_bytes(&bytes).with_context(|| format!("master key file {}", path.display()))
 }
 
 /// Refuses a data directory that group or others may write; warns when they may read it.
 fn check_dir_mode(dir: &Path) -> Result<()> {
-    let meta = fs::metadata(dir)
-        .with_context(|| format!("cannot read data directory {}", dir.display()))?;
-    let mode = meta.permissions().mode() & 0o7777;
-    if mode & 0o022 != 0 {
-        bail!(
-            "data directory {dir} is writable by group or others (mode {mode:04o}), so they could replace its master key or store: run `chmod 700 {dir}`",
-            dir = dir.display()
-        );
-    }
-    if mode & 0o044 != 0 {
+    if let DirAccess::ReadableByOthers { mode } = files::check_dir_mode(dir)? {
         tracing::warn!(
             dir = %dir.display(),
             mode = %format!("{mode:04o}"),
             "data directory is readable by group or others; chmod 700 it"
         );
-    }
-    Ok(())
-}
-
-/// Refuses a store file (the database, its WAL and shared-memory files, the rollback anchor)
-/// that group or others may write: they could roll the store and its anchor back together,
-/// which no check at open can see. Files that do not exist (yet) pass.
-fn check_store_modes(dir: &Path) -> Result<()> {
-    let store = store_path(dir);
-    for suffix in ["", "-wal", "-shm", ".anchor"] {
-        let path = PathBuf::from(format!("{}{suffix}", store.display()));
-        let Ok(meta) = fs::metadata(&path) else {
-            continue;
-        };
-        let mode = meta.permissions().mode() & 0o7777;
-        if mode & 0o022 != 0 {
-            bail!(
-                "{path} is writable by group or others (mode {mode:04o}), so they could roll the store back: run `chmod 600 {path}`",
-                path = path.display()
-            );
-        }
     }
     Ok(())
 }
@@ -129,7 +70,7 @@ fn backend(dir: &Path) -> Result<(SqliteBackend, MasterKey)> {
         return Err(no_store(dir));
     }
     check_dir_mode(dir)?;
-    check_store_modes(dir)?;
+    files::check_store_modes(dir)?;
     let master = read_master_key(&dir.join(MASTER_KEY_FILE))?;
     let backend =
         SqliteBackend::open(&store).with_context(|| format!("store {}", store.display()))?;
@@ -161,50 +102,19 @@ pub(crate) fn open_or_create(dir: &Path) -> Result<Hsm> {
             store_path(dir).display()
         );
     }
-    if !dir.exists() {
-        fs::create_dir_all(dir)
-            .with_context(|| format!("cannot create data directory {}", dir.display()))?;
-    }
     // A folder that is about to hold a master key is the owner's alone, whether we made it or
     // it existed (`init` into a 0777 folder must not leave it 0777).
-    fs::set_permissions(dir, fs::Permissions::from_mode(DIR_MODE)).with_context(|| {
-        format!(
-            "cannot restrict data directory {} to mode 0700 before writing a master key into it (use a directory you own)",
-            dir.display()
-        )
-    })?;
+    files::prepare_dir(dir)?;
     let master = MasterKey::generate()?;
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&key_path)
-        .with_context(|| format!("cannot create master key file {}", key_path.display()))?;
-    f.write_all(master.as_bytes())?;
-    f.sync_all()?;
+    files::create_master_key_file(&key_path, master.as_bytes())?;
     let store = store_path(dir);
     let backend = SqliteBackend::create(&store)
         .with_context(|| format!("cannot create store {}", store.display()))?;
-    fs::set_permissions(&store, fs::Permissions::from_mode(0o600))
-        .with_context(|| format!("cannot restrict store {}", store.display()))?;
-    // SQLite made its WAL and shared-memory files before the chmod; later ones copy the
-    // store's mode.
-    for suffix in ["-wal", "-shm"] {
-        let side = PathBuf::from(format!("{}{suffix}", store.display()));
-        if side.exists() {
-            fs::set_permissions(&side, fs::Permissions::from_mode(0o600))
-                .with_context(|| format!("cannot restrict {}", side.display()))?;
-        }
-    }
+    files::restrict_store_files(&store)?;
     let hsm = Hsm::create(Box::new(backend), &master)?;
     tracing::info!(dir = %dir.display(), "created a new HSM store and master key");
     Ok(hsm)
 }
-
-/// An exclusive lock on the data directory's store, held while a process may write to it.
-/// Dropping it releases the lock.
-#[derive(Debug)]
-pub(crate) struct WriterLock(#[allow(dead_code, reason = "held for its lock")] fs::File);
 
 /// Takes the writer lock on `dir` (an advisory `flock` on the store file, so nothing new is
 /// written): one process at a time may write a data directory; readers (`key list`, `cert`)
@@ -222,15 +132,7 @@ pub(crate) fn lock_for_writing(dir: &Path) -> Result<WriterLock> {
 
 /// [`lock_for_writing`], but `None` when another process holds the lock.
 fn try_lock_for_writing(dir: &Path) -> Result<Option<WriterLock>> {
-    let path = store_path(dir);
-    let f = fs::File::open(&path).with_context(|| format!("cannot open {}", path.display()))?;
-    match f.try_lock() {
-        Ok(()) => Ok(Some(WriterLock(f))),
-        Err(fs::TryLockError::WouldBlock) => Ok(None),
-        Err(fs::TryLockError::Error(e)) => {
-            Err(e).with_context(|| format!("cannot lock {}", path.display()))
-        }
-    }
+    Ok(files::try_lock_for_writing(dir)?)
 }
 
 /// Opens the data directory for `keyward serve`: as the writer (with the writer lock) when no
@@ -283,6 +185,10 @@ pub(crate) fn open_or_create_for_writing(dir: &Path) -> Result<(Hsm, WriterLock)
 
 #[cfg(test)]
 mod tests {
+    use std::fs;
+    use std::os::unix::fs::PermissionsExt;
+    use std::path::Path;
+
     use super::*;
 
     fn mode(path: &Path) -> u32 {

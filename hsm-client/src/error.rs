@@ -54,6 +54,20 @@ pub enum Error {
     /// The call needs a session: call [`crate::Client::login`] first.
     #[error("not logged in")]
     NotLoggedIn,
+    /// The one-use transport key of [`crate::Client::import_private_pkcs8`] could not be
+    /// generated or destroyed (`action`: `generate` or `destroy`).
+    #[error("cannot {action} the transport key")]
+    TransportKey {
+        /// What failed: `generate` or `destroy`.
+        action: &'static str,
+        /// The API call's error.
+        #[source]
+        source: Box<Error>,
+    },
+    /// Wrapping a key on this machine failed (the step is named): a transport public key the
+    /// crypto library refuses, or no randomness.
+    #[error("{0}")]
+    LocalWrap(&'static str),
 }
 
 impl Error {

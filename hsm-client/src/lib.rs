@@ -17,6 +17,8 @@
 //!   (repeating the call once) when a node answers `401 session_invalid`.
 //! - Bytes are `Vec<u8>`/`&[u8]` here, standard base64 on the wire.
 //! - Key handles are per node: a key generated on one node does not exist on another.
+//! - Private keys are imported wrapped (`rsa-aes`) under a one-use transport key made on the
+//!   node ([`Client::import_private_pkcs8`]), never in plaintext.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), keyward_client::Error> {
@@ -47,6 +49,7 @@
 mod client;
 mod config;
 mod error;
+mod import;
 mod secret;
 mod transport;
 mod types;

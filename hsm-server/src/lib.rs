@@ -9,7 +9,9 @@
 //! - The OpenAPI 3.1 document is served at `/v1/openapi.json` and committed as
 //!   `hsm-server/openapi.json`.
 //!
-//! The router needs no socket: tests call it with `tower::ServiceExt::oneshot`.
+//! The router needs no socket: tests call it with `tower::ServiceExt::oneshot`. A node serves
+//! it over TLS with [`listener::serve`]; [`tls`] builds the API's TLS (its key in the HSM,
+//! client-certificate login) and [`pki`] makes HSM-signed certificates and CSRs.
 //!
 //! ```no_run
 //! # fn run(hsm: std::sync::Arc<keyward_hsm::Hsm>) {
@@ -24,7 +26,11 @@ pub mod dto;
 pub mod error;
 pub mod idempotency;
 mod jwk;
+pub mod listener;
 pub mod login_guard;
+mod node_error;
+pub mod pki;
+pub mod tls;
 
 use std::sync::Arc;
 
@@ -36,6 +42,7 @@ use utoipa::{Modify, OpenApi};
 
 pub use api::AppState;
 pub use error::{ApiError, ErrorBody};
+pub use node_error::NodeError;
 
 /// Largest request body, in bytes (16 MiB of data as base64 fits). Bodies are read only after
 /// the caller is authenticated (a route's extractors check the session first).

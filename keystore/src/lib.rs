@@ -7,7 +7,8 @@
 //! to open there.
 //!
 //! Backends: [`SqliteBackend`] (the embedded default: WAL journal, `synchronous=FULL`; its
-//! rollback anchor is the file `<store>.anchor` beside the database).
+//! rollback anchor is the file `<store>.anchor` beside the database). [`data_dir`] holds the
+//! files of a data directory: their modes and the writer lock.
 //!
 //! ```
 //! use keyward_keystore::{Backend, Record, SqliteBackend};
@@ -19,6 +20,7 @@
 
 #![deny(missing_docs)]
 
+pub mod data_dir;
 mod sqlite;
 
 pub use sqlite::SqliteBackend;
@@ -99,6 +101,51 @@ pub enum Error {
         path: String,
         /// What the operating system said.
         source: std::io::Error,
+    },
+    /// A file or folder of a data directory could not be read, created, restricted, opened or
+    /// locked (`action` names what, e.g. `read master key file`).
+    #[error("cannot {action} {path}")]
+    File {
+        /// What was attempted, e.g. `create data directory`.
+        action: &'static str,
+        /// The file or folder.
+        path: String,
+        /// What the operating system said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A data directory could not be set to mode 0700 before a master key is written into it.
+    #[error("cannot restrict data directory {path} to mode 0700 before writing a master key into it (use a directory you own)")]
+    RestrictDataDir {
+        /// The folder.
+        path: String,
+        /// What the operating system said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A master key file that group or others may access.
+    #[error("master key file {path} is accessible by group or others (mode {mode:04o}); it must be readable by its owner only: run `chmod 600 {path}`")]
+    MasterKeyExposed {
+        /// The file.
+        path: String,
+        /// Its mode.
+        mode: u32,
+    },
+    /// A data directory that group or others may write.
+    #[error("data directory {path} is writable by group or others (mode {mode:04o}), so they could replace its master key or store: run `chmod 700 {path}`")]
+    DataDirWritable {
+        /// The folder.
+        path: String,
+        /// Its mode.
+        mode: u32,
+    },
+    /// A store file (database, WAL, shared memory, anchor) that group or others may write.
+    #[error("{path} is writable by group or others (mode {mode:04o}), so they could roll the store back: run `chmod 600 {path}`")]
+    StoreFileWritable {
+        /// The file.
+        path: String,
+        /// Its mode.
+        mode: u32,
     },
 }
 

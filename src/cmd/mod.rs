@@ -1,0 +1,133 @@
+//! One module per command (`keyward <command>`), and what several of them share: the async
+//! runtimes, the signals of long-running commands, and reading and writing the files named
+//! on the command line.
+
+use std::io::{Read, Write};
+use std::net::SocketAddr;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use keyward_client::KeyTemplate;
+
+pub(crate) mod audit;
+pub(crate) mod cert;
+pub(crate) mod crypto;
+pub(crate) mod hsm;
+pub(crate) mod init;
+pub(crate) mod key;
+pub(crate) mod key_transfer;
+pub(crate) mod login;
+pub(crate) mod quickstart;
+pub(crate) mod recover;
+pub(crate) mod serve;
+pub(crate) mod user;
+
+/// The runtime of the commands that serve (proxy, API): one worker per core.
+pub(crate) fn server_runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+/// The runtime of the commands that call the API: one thread.
+pub(crate) fn client_runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+/// The signals a long-running command handles, caught before it announces anything (call
+/// `catch` inside the runtime, first thing): a SIGTERM, SIGINT or SIGHUP that arrives early is
+/// handled, never the default action that would kill the process without a drain.
+pub(crate) struct Signals {
+    pub(crate) hup: tokio::signal::unix::Signal,
+    pub(crate) term: tokio::signal::unix::Signal,
+    pub(crate) int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    pub(crate) fn catch() -> Result<Signals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        let kind =
+            |k: SignalKind, name: &str| signal(k).with_context(|| format!("cannot handle {name}"));
+        Ok(Signals {
+            hup: kind(SignalKind::hangup(), "SIGHUP")?,
+            term: kind(SignalKind::terminate(), "SIGTERM")?,
+            int: kind(SignalKind::interrupt(), "SIGINT")?,
+        })
+    }
+}
+
+/// Resolves at the first SIGTERM or SIGINT (Ctrl-C).
+pub(crate) async fn shutdown_signal(
+    mut term: tokio::signal::unix::Signal,
+    mut int: tokio::signal::unix::Signal,
+) {
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    tracing::info!("shutting down");
+}
+
+/// Binds `addr` (before anything else is started, so a busy port is reported at once).
+pub(crate) async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))
+}
+
+/// A password from a file: its text without the trailing line end.
+pub(crate) fn read_password_file(path: &Path) -> Result<String> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(text.trim_end_matches(['\r', '\n']).to_owned())
+}
+
+/// The bytes of `path`, or of stdin when there is none.
+pub(crate) fn read_input(path: Option<&Path>) -> Result<Vec<u8>> {
+    match path {
+        Some(p) => std::fs::read(p).with_context(|| format!("cannot read {}", p.display())),
+        None => {
+            let mut buf = Vec::new();
+            std::io::stdin()
+                .read_to_end(&mut buf)
+                .context("cannot read stdin")?;
+            Ok(buf)
+        }
+    }
+}
+
+/// Writes `bytes` to `path` (mode 0600), or to stdout when there is none.
+pub(crate) fn write_output(path: Option<&Path>, bytes: &[u8]) -> Result<()> {
+    match path {
+        Some(p) => {
+            // Outputs may be plaintexts or wrapped keys: readable by the owner only.
+            use std::os::unix::fs::OpenOptionsExt;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(p)
+                .with_context(|| format!("cannot write {}", p.display()))?;
+            f.write_all(bytes)
+                .with_context(|| format!("cannot write {}", p.display()))
+        }
+        None => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(bytes)?;
+            out.flush()?;
+            Ok(())
+        }
+    }
+}
+
+/// An API key template: `label` and the `--attr NAME=BOOL` values.
+pub(crate) fn template(label: &str, attrs: &[(String, bool)]) -> KeyTemplate {
+    attrs
+        .iter()
+        .fold(KeyTemplate::new(label), |t, (n, v)| t.with(n.clone(), *v))
+}

@@ -1,0 +1,179 @@
+//! `keyward serve`: the proxy from a configuration file, with its admin endpoints and, with
+//! `[api]`, the HSM API beside it; SIGHUP reloads the file, SIGTERM drains and exits. Also
+//! the proxy loop the quickstart runs.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use keyward_hsm::PROXY_USER;
+
+use super::{shutdown_signal, Signals};
+use crate::data_dir;
+
+/// Binds the admin listener of `config` (if any) and logs its address.
+pub(crate) async fn bind_admin(
+    config: &keyward_config::Config,
+) -> Result<Option<tokio::net::TcpListener>> {
+    let Some(addr) = config.admin.address else {
+        return Ok(None);
+    };
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} (admin.address)"))?;
+    Ok(Some(listener))
+}
+
+/// Serves `proxy` with its admin endpoints until SIGTERM/Ctrl-C, reloading `config_path` on
+/// SIGHUP when given, then drains. `stopping` becomes true at SIGTERM (the HSM API drains at
+/// the same time as the proxy).
+pub(crate) async fn run_proxy(
+    proxy: keyward_proxy::Proxy,
+    admin: Option<tokio::net::TcpListener>,
+    config_path: Option<&Path>,
+    signals: Signals,
+    stopping: tokio::sync::watch::Sender<bool>,
+) -> Result<()> {
+    let Signals { mut hup, term, int } = signals;
+    let ready = keyward_proxy::admin::Readiness::default();
+    // The sockets are bound and listening (connections queue in the backlog until the accept
+    // loops below start), so the proxy is ready before the admin address is announced.
+    ready.set(true);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    if let Some(listener) = admin {
+        tracing::info!(addr = %listener.local_addr()?, "serving admin endpoints (/metrics, /healthz, /readyz)");
+        let mut rx = stop_rx.clone();
+        tokio::spawn(keyward_proxy::admin::serve_admin(
+            listener,
+            ready.clone(),
+            async move {
+                let _ = rx.changed().await;
+            },
+        ));
+    }
+    let handle = proxy.handle();
+    let path = config_path.map(Path::to_owned);
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            let Some(path) = &path else {
+                tracing::warn!("SIGHUP ignored: quickstart has no configuration file to reload");
+                continue;
+            };
+            let result = match keyward_config::Config::load(path, std::env::vars()) {
+                Ok(c) => handle.reload(&c).map_err(anyhow::Error::from),
+                Err(e) => {
+                    // `reload` counts its own failures; a file that does not load is one too.
+                    keyward_proxy::metrics::metrics()
+                        .config_reloads
+                        .with_label_values(&["error"])
+                        .inc();
+                    Err(e.into())
+                }
+            };
+            match result {
+                Ok(()) => tracing::info!(config = %path.display(), "configuration reloaded"),
+                Err(e) => tracing::error!(
+                    config = %path.display(),
+                    error = %format!("{e:#}"),
+                    "reload failed; the running configuration is kept"
+                ),
+            }
+        }
+    });
+    let ready_on_stop = ready.clone();
+    proxy
+        .run(async move {
+            shutdown_signal(term, int).await;
+            ready_on_stop.set(false);
+            let _ = stopping.send(true);
+        })
+        .await;
+    let _ = stop_tx.send(true);
+    Ok(())
+}
+
+/// Runs `keyward serve` with the configuration file `config_path`.
+pub(crate) fn run(config_path: &Path, options: keyward_hsm::OpenOptions) -> Result<()> {
+    let config = keyward_config::Config::load(config_path, std::env::vars())?;
+    crate::logging::init(
+        &config.log.level,
+        config.log.format == keyward_config::LogFormat::Json,
+    );
+    let rt = super::server_runtime()?;
+    rt.block_on(async {
+        let signals = Signals::catch()?;
+        let api_listener = match &config.api {
+            Some(api) => Some(super::bind(api.address).await?),
+            None => None,
+        };
+        let admin = bind_admin(&config).await?;
+        let (hsm, writer) =
+            data_dir::open_for_serving(&config.hsm.data_dir, config.api.is_some(), options)?;
+        if let Some(api) = &config.api {
+            hsm.set_admin_lockout(std::time::Duration::from_secs(api.admin_lockout_s));
+        }
+        let role = match writer {
+            Some(_) => keyward_proxy::NodeRole::Writer,
+            None => keyward_proxy::NodeRole::Reader,
+        };
+        let hsm = std::sync::Arc::new(hsm);
+        let session = hsm.service_session(PROXY_USER)?;
+        let proxy = keyward_proxy::Proxy::build(&config, &hsm, &session, role)?;
+        let api_tls = match &api_listener {
+            Some(_) => Some(keyward_server::tls::tls_config(
+                &hsm,
+                &session,
+                &config.hsm.data_dir,
+                None,
+            )?),
+            None => None,
+        };
+        // A reader node writes no audit records (the writer's chain is the store's).
+        if writer.is_some() {
+            hsm.record_unseal("serve")?;
+        } else {
+            tracing::info!("reader node unsealed (not recorded in the audit trail)");
+        }
+        for (addr, mode) in proxy
+            .local_addrs()
+            .into_iter()
+            .zip(config.listeners.iter().map(|l| l.mode))
+        {
+            match mode {
+                keyward_config::ListenerMode::Http => tracing::info!(%addr, "listening for HTTPS"),
+                keyward_config::ListenerMode::Tcp => {
+                    tracing::info!(%addr, "listening for HTTPS (TLS to TCP, layer 4)")
+                }
+                keyward_config::ListenerMode::Redirect => {
+                    tracing::info!(%addr, "listening for HTTP (redirects to HTTPS)")
+                }
+            }
+        }
+        let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+        let mut api = None;
+        if let (Some(listener), Some(tls), Some(a)) = (api_listener, api_tls, &config.api) {
+            tracing::info!(addr = %listener.local_addr()?, "serving the HSM API");
+            api = Some(tokio::spawn(keyward_server::listener::serve(
+                listener,
+                tls,
+                hsm.clone(),
+                a.limits,
+                std::time::Duration::from_millis(config.lifecycle.drain_timeout_ms),
+                async move {
+                    let _ = stop_rx.changed().await;
+                },
+            )));
+        }
+        run_proxy(proxy, admin, Some(config_path), signals, stop_tx).await?;
+        if let Some(api) = api {
+            // It drained beside the proxy, within the same deadline.
+            let _ = api.await;
+        }
+        if writer.is_some() {
+            hsm.record_seal("serve")?;
+        } else {
+            tracing::info!("reader node sealed (not recorded in the audit trail)");
+        }
+        drop(hsm);
+        Ok(())
+    })
+}

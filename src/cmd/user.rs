@@ -1,0 +1,102 @@
+//! `keyward user ...`: HSM users on the nodes given by `--server`.
+
+use anyhow::Result;
+use keyward_client::{CallOptions, Client, Password};
+
+use crate::cli::{Conn, Role, UserCommand};
+use crate::output;
+
+/// `keyward user ...`.
+pub(crate) fn run(conn: &Conn, cmd: UserCommand) -> Result<()> {
+    super::client_runtime()?.block_on(async {
+        let remote = conn.connect().await?;
+        let r = user_inner(&remote.client, cmd).await;
+        remote.finish(r).await
+    })
+}
+
+async fn user_inner(client: &Client, cmd: UserCommand) -> Result<()> {
+    match cmd {
+        UserCommand::Create {
+            name,
+            role,
+            password_file,
+            out,
+        } => {
+            let password = Password::new(super::read_password_file(&password_file)?);
+            let role = match role {
+                Role::Admin => "admin",
+                Role::CryptoUser => "crypto-user",
+            };
+            let u = client
+                .create_user(&name, role, &password, CallOptions::default())
+                .await?;
+            if out.json {
+                output::json(&serde_json::json!({ "username": u.username, "role": u.role }))?;
+            } else {
+                println!("created user {} (role {})", u.username, u.role);
+            }
+        }
+        UserCommand::List { out } => {
+            let users = client.list_users().await?;
+            if out.json {
+                let v: Vec<_> = users
+                    .iter()
+                    .map(|u| {
+                        serde_json::json!({
+                            "username": u.username, "role": u.role, "locked": u.locked,
+                            "failed_logins": u.failed_logins, "service": u.service,
+                            "lockout_ends_unix_ms": u.lockout_ends_unix_ms,
+                        })
+                    })
+                    .collect();
+                output::json(&serde_json::Value::Array(v))?;
+            } else {
+                output::table(
+                    &["USER", "ROLE", "LOCKED", "FAILED-LOGINS", "SERVICE"],
+                    users.iter().map(|u| {
+                        [
+                            u.username.clone(),
+                            u.role.clone(),
+                            match u.lockout_ends_unix_ms {
+                                Some(ms) if u.locked => format!("until {}", output::utc(ms)),
+                                _ => u.locked.to_string(),
+                            },
+                            u.failed_logins.to_string(),
+                            u.service.to_string(),
+                        ]
+                    }),
+                );
+            }
+        }
+        UserCommand::Delete { name } => {
+            client.delete_user(&name).await?;
+            println!("deleted user {name}");
+        }
+        UserCommand::ChangePassword {
+            name,
+            password_file,
+        } => {
+            client
+                .change_password(
+                    &name,
+                    &Password::new(super::read_password_file(&password_file)?),
+                )
+                .await?;
+            println!("changed the password of {name}");
+        }
+        UserCommand::Unlock {
+            name,
+            password_file,
+        } => {
+            client
+                .change_password(
+                    &name,
+                    &Password::new(super::read_password_file(&password_file)?),
+                )
+                .await?;
+            println!("unlocked {name} with a new password");
+        }
+    }
+    Ok(())
+}
