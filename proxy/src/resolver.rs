@@ -6,39 +6,66 @@ use std::sync::Arc;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 
-use crate::signer::HsmSigningKey;
+use rustls::sign::SigningKey;
+use rustls::SignatureScheme;
 
-/// The key of a certificate entry.
-#[derive(Debug, Clone)]
-pub(crate) enum EntryKey {
-    /// An HSM key (the product).
-    Hsm(Arc<HsmSigningKey>),
-    /// A key in process memory (`bench-plain-keys` builds: the benchmark baseline).
-    #[cfg_attr(not(feature = "bench-plain-keys"), allow(dead_code))]
-    Plain(Arc<dyn rustls::sign::SigningKey>),
-}
+/// Every signature scheme rustls knows (RFC 8446 §4.2.3 and the TLS 1.2 ones it still
+/// speaks), to learn once which of them a key can use.
+pub(crate) const ALL_SCHEMES: [SignatureScheme; 16] = [
+    SignatureScheme::RSA_PKCS1_SHA1,
+    SignatureScheme::ECDSA_SHA1_Legacy,
+    SignatureScheme::RSA_PKCS1_SHA256,
+    SignatureScheme::ECDSA_NISTP256_SHA256,
+    SignatureScheme::RSA_PKCS1_SHA384,
+    SignatureScheme::ECDSA_NISTP384_SHA384,
+    SignatureScheme::RSA_PKCS1_SHA512,
+    SignatureScheme::ECDSA_NISTP521_SHA512,
+    SignatureScheme::RSA_PSS_SHA256,
+    SignatureScheme::RSA_PSS_SHA384,
+    SignatureScheme::RSA_PSS_SHA512,
+    SignatureScheme::ED25519,
+    SignatureScheme::ED448,
+    SignatureScheme::ML_DSA_44,
+    SignatureScheme::ML_DSA_65,
+    SignatureScheme::ML_DSA_87,
+];
 
-impl EntryKey {
-    pub(crate) fn signing_key(&self) -> Arc<dyn rustls::sign::SigningKey> {
-        match self {
-            EntryKey::Hsm(k) => k.clone(),
-            EntryKey::Plain(k) => k.clone(),
-        }
-    }
-
-    fn compatible(&self, offered: &[rustls::SignatureScheme]) -> bool {
-        match self {
-            EntryKey::Hsm(k) => k.compatible(offered),
-            EntryKey::Plain(k) => k.choose_scheme(offered).is_some(),
-        }
-    }
-}
-
-/// One certificate chain with its key.
+/// One certificate chain with its key, and the signature schemes that key can use.
+///
+/// The key is any [`SigningKey`]: the HSM's ([`super::signer::HsmSigningKey`]), the
+/// in-memory one of `bench-plain-keys` builds, a remote signer. Its schemes are asked once,
+/// here, so that [`SniResolver::resolve`] compares plain data on every handshake.
 #[derive(Debug, Clone)]
 pub(crate) struct Entry {
     pub(crate) certified: Arc<CertifiedKey>,
-    pub(crate) key: EntryKey,
+    schemes: Arc<[SignatureScheme]>,
+}
+
+impl Entry {
+    /// The entry for `certified`, whose key is asked which schemes it can sign with.
+    pub(crate) fn new(certified: CertifiedKey) -> Entry {
+        let schemes = supported_schemes(certified.key.as_ref());
+        Entry {
+            certified: Arc::new(certified),
+            schemes,
+        }
+    }
+
+    /// Whether the key can use one of the client's `offered` schemes (no allocation).
+    fn compatible(&self, offered: &[SignatureScheme]) -> bool {
+        self.schemes.iter().any(|s| offered.contains(s))
+    }
+}
+
+/// The schemes of [`ALL_SCHEMES`] that `key` would choose when offered alone. rustls's
+/// `choose_scheme` picks one of the offered schemes the key supports, so a client's list
+/// suits the key exactly when it holds one of these.
+fn supported_schemes(key: &dyn SigningKey) -> Arc<[SignatureScheme]> {
+    ALL_SCHEMES
+        .iter()
+        .copied()
+        .filter(|s| key.choose_scheme(&[*s]).is_some())
+        .collect()
 }
 
 /// Picks a certificate: exact SNI name, then wildcard (`*.example.com` matches one label),
@@ -81,7 +108,7 @@ fn push_sorted(list: &mut Vec<Entry>, entry: Entry) {
 fn pick<'a>(list: Option<&'a Vec<Entry>>, hello: &ClientHello<'_>) -> Option<&'a Entry> {
     list?
         .iter()
-        .find(|e| e.key.compatible(hello.signature_schemes()))
+        .find(|e| e.compatible(hello.signature_schemes()))
 }
 
 impl ResolvesServerCert for SniResolver {

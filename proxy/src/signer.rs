@@ -48,10 +48,6 @@ impl HsmSigningKey {
         HsmSigningKey { key, schemes }
     }
 
-    /// Whether the client's offered schemes include one this key can use (no allocation).
-    pub(crate) fn compatible(&self, offered: &[SignatureScheme]) -> bool {
-        self.schemes.iter().any(|(s, _)| offered.contains(s))
-    }
 }
 
 impl SigningKey for HsmSigningKey {
@@ -92,8 +88,9 @@ impl Signer for HsmSigner {
         m.hsm_sign_duration.observe(started.elapsed().as_secs_f64());
         result.map_err(|e| {
             m.hsm_errors.inc();
-            // Error text names the key handle and the failing check, never key bytes.
-            rustls::Error::General(format!("HSM signature failed: {}", e.code()))
+            // The HSM error stays the cause (its text names the key handle and the failing
+            // check, never key bytes); the allocation happens only on failure.
+            rustls::Error::Other(rustls::OtherError(Arc::new(e)))
         })
     }
 
@@ -105,4 +102,32 @@ impl Signer for HsmSigner {
 /// Builds an `Arc<dyn SigningKey>` for rustls.
 pub fn signing_key(key: KeySigner) -> Arc<HsmSigningKey> {
     Arc::new(HsmSigningKey::new(key))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_resolver_knows_every_scheme_an_hsm_key_signs_with() {
+        // The SNI resolver learns a key's schemes by offering each of ALL_SCHEMES alone: a
+        // scheme missing there would make the key look unable to sign with it.
+        for spec in [
+            KeySpec::EcP256,
+            KeySpec::EcP384,
+            KeySpec::EcP521,
+            KeySpec::Ed25519,
+            KeySpec::Rsa2048,
+            KeySpec::Rsa3072,
+            KeySpec::Rsa4096,
+        ] {
+            assert!(!schemes_for(spec).is_empty(), "{spec:?}");
+            for (scheme, _) in schemes_for(spec) {
+                assert!(
+                    crate::resolver::ALL_SCHEMES.contains(scheme),
+                    "{spec:?}: {scheme:?}"
+                );
+            }
+        }
+    }
 }
