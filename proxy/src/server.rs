@@ -12,13 +12,13 @@ use rustls::server::ProducesTickets;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::conn::{accept_loop, Lifecycle, Limit, ListenerState};
 use crate::error::Error;
-use crate::listener::{accept_loop, Lifecycle, Limit, ListenerState};
 use crate::metrics::metrics;
-use crate::pool::{HealthChecks, Pools};
-use crate::route::Router;
-use crate::tickets::{ticketer, ContextTicketer, NodeRole};
 use crate::tls::server_config;
+use crate::tls::tickets::{ticketer, ContextTicketer, NodeRole};
+use crate::upstream::route::Router;
+use crate::upstream::{HealthChecks, Pools};
 
 /// Everything a configuration builds, replaced as a whole on reload.
 struct State {

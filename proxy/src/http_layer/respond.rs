@@ -23,9 +23,9 @@ use http::header::{self, HeaderValue};
 use http::{Response, StatusCode};
 use prometheus::IntCounter;
 
-use crate::authority::AuthorityError;
-use crate::forward::{plain, ProxyBody};
-use crate::h1guard::RejectReason;
+use crate::http_layer::authority::AuthorityError;
+use crate::http_layer::h1guard::RejectReason;
+use crate::http_layer::headers::{plain, ProxyBody};
 use crate::metrics::metrics;
 
 /// At most one log line per refusal reason in this many milliseconds.

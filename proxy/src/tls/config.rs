@@ -17,8 +17,8 @@ use x509_parser::x509::SubjectPublicKeyInfo;
 
 use crate::error::Error;
 use crate::metrics::metrics;
-use crate::resolver::{Entry, SniResolver};
-use crate::signer::signing_key;
+use crate::tls::resolver::{Entry, SniResolver};
+use crate::tls::signer::signing_key;
 
 /// Largest certificate chain, CA bundle or OCSP response file read, in bytes.
 const MAX_FILE_BYTES: u64 = 1024 * 1024;

@@ -47,7 +47,6 @@ impl HsmSigningKey {
         let schemes = schemes_for(key.spec());
         HsmSigningKey { key, schemes }
     }
-
 }
 
 impl SigningKey for HsmSigningKey {
@@ -124,7 +123,7 @@ mod tests {
             assert!(!schemes_for(spec).is_empty(), "{spec:?}");
             for (scheme, _) in schemes_for(spec) {
                 assert!(
-                    crate::resolver::ALL_SCHEMES.contains(scheme),
+                    crate::tls::resolver::ALL_SCHEMES.contains(scheme),
                     "{spec:?}: {scheme:?}"
                 );
             }

@@ -36,7 +36,10 @@ use http::{HeaderMap, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Body;
 
-pub use crate::listener::{drive, Active, ActiveRequest, Activity, Lifecycle, Tracked};
+mod listener;
+
+pub(crate) use listener::{accept_loop, parse_proxy_header, Limit, ListenerState};
+pub use listener::{drive, Active, ActiveRequest, Activity, Lifecycle, Tracked};
 
 /// Reads a whole request body, at most `limit_bytes`, waiting at most `timeout` between two
 /// reads; returns the bytes and the trailers, if any.

@@ -67,6 +67,7 @@ use crate::error::Error;
 use crate::metrics::metrics;
 
 mod connect;
+pub(crate) mod route;
 
 use connect::{stale, Connector, Stale};
 

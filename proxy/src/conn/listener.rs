@@ -16,12 +16,12 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 use tokio_rustls::LazyConfigAcceptor;
 
-use crate::h1guard::H1Guard;
-use crate::http::{ConnInfo, Handler};
+use crate::http_layer::h1guard::H1Guard;
+use crate::http_layer::handler::{ConnInfo, Handler};
+use crate::http_layer::respond::{record, Refusal, Refused};
 use crate::metrics::metrics;
-use crate::pool::{Pool, Pools};
-use crate::respond::{record, Refusal, Refused};
-use crate::route::Router;
+use crate::upstream::route::Router;
+use crate::upstream::{Pool, Pools};
 
 /// What one listening socket does now; replaced as a whole on reload.
 pub(crate) struct ListenerState {
@@ -748,7 +748,7 @@ async fn serve_http<IO>(
         // HTTP/2 with the h2 crate directly (h2conn.rs: `100 Continue`, which hyper's HTTP/2
         // server never sends).
         let shutdown = Arc::new(tokio::sync::Notify::new());
-        let conn = crate::h2conn::serve(
+        let conn = crate::http_layer::h2::serve(
             io,
             handler_with(None),
             u32::try_from(st.cfg.max_header_bytes).unwrap_or(u32::MAX),

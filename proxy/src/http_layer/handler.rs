@@ -13,13 +13,15 @@ use http_body_util::BodyExt;
 use hyper::body::{Body, Incoming};
 use keyward_config::{ForwardedTrust, ListenerMode};
 
-use crate::authority::{normalize, AuthorityError, HostAuthority};
-use crate::forward::{has_dot_segment, plain, strip_hop_by_hop, BodyError, ProxyBody, ReadTimeout};
-use crate::h1guard::{GuardVerdicts, RequestId, Verdict};
-use crate::listener::{Activity, ListenerState};
+use crate::conn::{Activity, ListenerState};
+use crate::http_layer::authority::{normalize, AuthorityError, HostAuthority};
+use crate::http_layer::h1guard::{GuardVerdicts, RequestId, Verdict};
+use crate::http_layer::headers::{
+    has_dot_segment, plain, strip_hop_by_hop, BodyError, ProxyBody, ReadTimeout,
+};
+use crate::http_layer::respond::{refuse, Refusal, Refused};
 use crate::metrics::metrics;
-use crate::pool::{UpstreamError, UpstreamRequest};
-use crate::respond::{refuse, Refusal, Refused};
+use crate::upstream::{UpstreamError, UpstreamRequest};
 
 /// What the connection knows about its client.
 #[derive(Debug)]
@@ -383,7 +385,9 @@ impl Handler {
         };
         if let (Some(v), Some(request)) = (&self.verdicts, guarded) {
             if !v.body_verdict(request).is_ok() {
-                let refusal = Refusal::Framing(crate::h1guard::RejectReason::InvalidChunkedFraming);
+                let refusal = Refusal::Framing(
+                    crate::http_layer::h1guard::RejectReason::InvalidChunkedFraming,
+                );
                 return (refuse(refusal, self.refused()), route_name, None);
             }
         }
@@ -568,7 +572,7 @@ impl Handler {
         &self,
         mut upstream_res: Response<Incoming>,
         client: Option<hyper::upgrade::OnUpgrade>,
-        in_flight: crate::pool::InFlight,
+        in_flight: crate::upstream::InFlight,
     ) -> Response<ProxyBody> {
         let upstream = hyper::upgrade::on(&mut upstream_res);
         let (mut parts, _) = upstream_res.into_parts();
