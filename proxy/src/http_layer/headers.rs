@@ -1,72 +1,11 @@
-//! Helpers for forwarding: hop-by-hop headers, path checks, short error responses.
+//! Header helpers shared by the request and response paths: hop-by-hop headers (RFC 9110
+//! §7.6.1), `Connection` options, WebSocket upgrades, HTTP/1.0 keep-alive and request ids.
 
-use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::{Response, StatusCode};
-use http_body_util::combinators::BoxBody;
-use http_body_util::{BodyExt, Full};
+use http::{Method, Response, StatusCode};
+use hyper::body::Body;
 
-/// The error of a response body: the upstream's, or a read timeout.
-pub(crate) type BodyError = Box<dyn std::error::Error + Send + Sync>;
-
-/// The body type of every response the proxy sends.
-pub(crate) type ProxyBody = BoxBody<Bytes, BodyError>;
-
-/// A body that fails when no frame arrives within `timeout` of the previous one (nginx's
-/// `proxy_read_timeout`): a stalled upstream cannot hold a client connection forever.
-pub(crate) struct ReadTimeout<B> {
-    inner: B,
-    timeout: std::time::Duration,
-    sleep: std::pin::Pin<Box<tokio::time::Sleep>>,
-}
-
-impl<B> ReadTimeout<B> {
-    pub(crate) fn new(inner: B, timeout: std::time::Duration) -> Self {
-        ReadTimeout {
-            inner,
-            timeout,
-            sleep: Box::pin(tokio::time::sleep(timeout)),
-        }
-    }
-}
-
-impl<B> hyper::body::Body for ReadTimeout<B>
-where
-    B: hyper::body::Body<Data = Bytes> + Unpin,
-    B::Error: Into<BodyError>,
-{
-    type Data = Bytes;
-    type Error = BodyError;
-
-    fn poll_frame(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, BodyError>>> {
-        use std::future::Future;
-        use std::task::Poll;
-        match std::pin::Pin::new(&mut self.inner).poll_frame(cx) {
-            Poll::Ready(frame) => {
-                let deadline = tokio::time::Instant::now() + self.timeout;
-                self.sleep.as_mut().reset(deadline);
-                Poll::Ready(frame.map(|f| f.map_err(Into::into)))
-            }
-            Poll::Pending => match self.sleep.as_mut().poll(cx) {
-                Poll::Ready(()) => {
-                    Poll::Ready(Some(Err("upstream response body timed out".into())))
-                }
-                Poll::Pending => Poll::Pending,
-            },
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> hyper::body::SizeHint {
-        self.inner.size_hint()
-    }
-}
+use super::body::ProxyBody;
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1) plus the legacy ones proxies also drop.
 const HOP_BY_HOP: [HeaderName; 8] = [
@@ -79,15 +18,6 @@ const HOP_BY_HOP: [HeaderName; 8] = [
     header::TRAILER,
     header::TRANSFER_ENCODING,
 ];
-
-/// Whether a path has a `.` or `..` segment, also percent-encoded (`%2e`): RFC 3986 §5.2.4
-/// would resolve it, and it could climb out of the upstream path prefix.
-pub(crate) fn has_dot_segment(path: &str) -> bool {
-    path.split('/').any(|seg| {
-        let decoded = seg.to_ascii_lowercase().replace("%2e", ".");
-        decoded == "." || decoded == ".."
-    })
-}
 
 /// Removes hop-by-hop headers, including those the `Connection` header names.
 pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
@@ -103,30 +33,61 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-/// A short plain-text response, e.g. `502 Bad Gateway: upstream unavailable`.
-pub(crate) fn plain(status: StatusCode, detail: &str) -> Response<ProxyBody> {
-    let text = format!(
-        "{} {}: {}\n",
-        status.as_u16(),
-        status.canonical_reason().unwrap_or(""),
-        detail
-    );
-    let mut res = Response::new(
-        Full::new(Bytes::from(text))
-            .map_err(|never| match never {})
-            .boxed(),
-    );
-    *res.status_mut() = status;
-    res.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    res
+/// Whether a `Connection` header of `headers` lists `token` (case-insensitive).
+pub(super) fn connection_has(headers: &HeaderMap, token: &str) -> bool {
+    headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case(token))
+}
+
+/// HTTP/1.0 keep-alive (RFC 9112 Appendix C.2.2): the client sent `Connection: keep-alive`.
+/// HTTP/1.0 has no chunked coding, so the connection can stay open only when the response's
+/// length is known: then the response says `Connection: keep-alive` (hyper keeps an HTTP/1.0
+/// connection only when the response does). Otherwise the body is delimited by closing the
+/// connection, and the response says `Connection: close`.
+pub(super) fn http10_keep_alive(res: &mut Response<ProxyBody>, method: &Method) {
+    if connection_has(res.headers(), "close") {
+        return;
+    }
+    let status = res.status();
+    let known = res.headers().contains_key(header::CONTENT_LENGTH)
+        || res.body().size_hint().exact().is_some()
+        || *method == Method::HEAD
+        || status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED;
+    let value = if known { "keep-alive" } else { "close" };
+    res.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static(value));
+}
+
+/// Whether an `Upgrade` header names exactly the WebSocket protocol.
+pub(super) fn is_websocket(value: Option<&HeaderValue>) -> bool {
+    value
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("websocket"))
+}
+
+/// A fresh request id: 16 random bytes as 32 lower-case hex digits.
+pub(super) fn request_id() -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let bytes: [u8; 16] = rand::random();
+    let mut s = String::with_capacity(32);
+    for b in bytes {
+        s.push(char::from(HEX[usize::from(b >> 4)]));
+        s.push(char::from(HEX[usize::from(b & 0x0f)]));
+    }
+    s
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Bytes;
+    use http_body_util::{BodyExt, Full};
 
     #[test]
     fn hop_by_hop_headers_and_connection_tokens_are_removed() {
@@ -147,23 +108,59 @@ mod tests {
         assert!(h.contains_key("x-kept"));
     }
 
-    #[test]
-    fn dot_segments_are_found_also_when_encoded() {
-        for bad in ["/..", "/../x", "/a/./b", "/%2e%2E/x", "/a/%2e", "/.%2e/"] {
-            assert!(has_dot_segment(bad), "{bad}");
-        }
-        for good in ["/", "/a/b", "/.well-known/x", "/a..b", "/%2e%2ex", "/..."] {
-            assert!(!has_dot_segment(good), "{good}");
-        }
+    fn response(status: u16, body: ProxyBody) -> Response<ProxyBody> {
+        let mut res = Response::new(body);
+        *res.status_mut() = StatusCode::from_u16(status).unwrap();
+        res
+    }
+
+    fn known(text: &'static str) -> ProxyBody {
+        Full::new(Bytes::from_static(text.as_bytes()))
+            .map_err(|never| match never {})
+            .boxed()
+    }
+
+    /// A body whose length is not known in advance (as a chunked upstream response).
+    fn unknown(text: &'static str) -> ProxyBody {
+        known(text).map_frame(|f| f).boxed()
+    }
+
+    fn connection(res: &Response<ProxyBody>) -> Option<&str> {
+        res.headers()
+            .get(header::CONNECTION)
+            .and_then(|v| v.to_str().ok())
     }
 
     #[test]
-    fn error_bodies_are_short_plain_text() {
-        let r = plain(StatusCode::BAD_GATEWAY, "upstream unavailable");
-        assert_eq!(r.status(), 502);
-        assert_eq!(
-            r.headers()[header::CONTENT_TYPE],
-            "text/plain; charset=utf-8"
-        );
+    fn http10_keep_alive_only_when_the_length_is_known() {
+        assert!(unknown("x").size_hint().exact().is_none());
+        let cases: Vec<(Response<ProxyBody>, Method, &str)> = vec![
+            (response(200, known("hello")), Method::GET, "keep-alive"),
+            (
+                {
+                    let mut r = response(200, unknown("hello"));
+                    r.headers_mut()
+                        .insert(header::CONTENT_LENGTH, HeaderValue::from_static("5"));
+                    r
+                },
+                Method::GET,
+                "keep-alive",
+            ),
+            (response(200, unknown("hello")), Method::GET, "close"),
+            (response(200, unknown("")), Method::HEAD, "keep-alive"),
+            (response(204, unknown("")), Method::DELETE, "keep-alive"),
+            (response(304, unknown("")), Method::GET, "keep-alive"),
+        ];
+        for (mut res, method, want) in cases {
+            let status = res.status();
+            http10_keep_alive(&mut res, &method);
+            assert_eq!(connection(&res), Some(want), "{method} {status}");
+        }
+        // A response that closes anyway is left alone.
+        let mut res = response(400, known("no"));
+        res.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        http10_keep_alive(&mut res, &Method::GET);
+        assert_eq!(connection(&res), Some("close"));
     }
 }

@@ -1,8 +1,13 @@
 //! HTTP.
 
 pub(crate) mod authority;
+mod body;
+mod check;
+mod forward;
 pub(crate) mod h1guard;
 pub(crate) mod h2;
 pub(crate) mod handler;
-pub(crate) mod headers;
+mod headers;
 pub(crate) mod respond;
+mod rewrite;
+mod route;
