@@ -26,6 +26,15 @@
 //! # Ok(()) }
 //! ```
 
+//! # Layout
+//!
+//! By layer, in the order a connection meets them: [`conn`] (accept, limits, PROXY protocol,
+//! I/O wrappers, serving a connection) → `tls` (handshake, `ServerConfig`, certificate
+//! resolver, HSM signer, tickets) → `http_layer` (smuggling guard, HTTP/2, the request
+//! handler's check/route/rewrite/forward steps, and `respond`, where every status the proxy
+//! chooses is made) → `upstream` (routes, pools, balancing, health, connections). `server`
+//! holds the whole (build, reload, drain); [`admin`] and [`metrics`] are the operator's view.
+
 #![deny(missing_docs)]
 
 pub mod admin;

@@ -1,5 +1,7 @@
 //! The proxy as a whole: bound sockets, the current settings (swapped on reload), and the
-//! lifecycle (serve, reload, drain).
+//! lifecycle (serve, reload, drain). Settings come from [`crate::tls::server_config`],
+//! [`crate::upstream::Pools`] and [`crate::upstream::route::Router`]; each socket runs
+//! [`crate::conn::accept_loop`].
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -1,12 +1,12 @@
 //! The connection layer: accepting client connections and keeping them within bounds, up to
 //! where TLS and HTTP take over.
 //!
-//! Where things are: [`accept`](self) runs the accept loop of a listening socket and holds
-//! the listener's current settings; `serve` takes one connection through the PROXY header
-//! (`proxy_protocol`), the TLS handshake (`crate::tls::handshake`, which leads to the
-//! certificate resolver and the HSM signer) and on to HTTP (`crate::http_layer`) or a
-//! layer-4 stream; `limits` holds the connection and handshake limits, `io` the I/O
-//! wrappers, `lifecycle` the drain.
+//! Where things are: [`accept`] runs the accept loop of a listening socket and holds the
+//! listener's current settings; [`serve`] takes one connection through the PROXY header
+//! ([`proxy_protocol`]), the TLS handshake ([`crate::tls::handshake`], which leads to the
+//! certificate resolver and the HSM signer) and on to HTTP ([`crate::http_layer`]) or a
+//! layer-4 stream; [`limits`] holds the connection and handshake limits, [`io`] the I/O
+//! wrappers, [`lifecycle`] the drain.
 //!
 //! A client connection's defences are shared by the proxy's listeners and by the HSM API's
 //! listener (in the `keyward` binary), so that both behave alike:

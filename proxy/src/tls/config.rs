@@ -1,5 +1,9 @@
 //! A listener's rustls `ServerConfig`: certificates with HSM keys, versions, cipher suites,
 //! key-exchange groups, ALPN, client-certificate verification, OCSP staples, tickets.
+//!
+//! Each certificate's key is resolved here once: by label in the HSM (wrapped by
+//! [`super::signer`]), or from a PEM file in `bench-plain-keys` builds. Either way it is a
+//! rustls `SigningKey`, handed to the [`super::resolver::SniResolver`] with its chain.
 
 use std::path::Path;
 use std::sync::Arc;

@@ -1,4 +1,6 @@
-//! Certificate selection by SNI and by the client's signature schemes.
+//! Certificate selection by SNI and by the client's signature schemes: rustls calls
+//! [`SniResolver::resolve`] during each handshake (from [`super::handshake`]); the chosen
+//! entry's key then signs through rustls's `SigningKey` ([`super::signer`] for HSM keys).
 
 use std::collections::HashMap;
 use std::sync::Arc;

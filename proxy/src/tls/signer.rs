@@ -1,5 +1,11 @@
 //! The bridge from rustls to the HSM: a [`rustls::sign::SigningKey`] over an HSM key handle.
 //!
+//! The signer seam is rustls's own pair of traits: every key kind the proxy serves with is
+//! an `Arc<dyn SigningKey>` in its `CertifiedKey`: [`HsmSigningKey`] here, rustls's
+//! in-memory key in `bench-plain-keys` builds, a remote signer next. rustls already calls
+//! through that `Arc<dyn SigningKey>`, so the seam costs no extra indirection. A failed
+//! HSM signature becomes `rustls::Error::Other` with the [`keyward_hsm::Error`] as its source.
+//!
 //! rustls calls [`Signer::sign`] synchronously once per full handshake (TLS 1.3
 //! CertificateVerify, TLS 1.2 ServerKeyExchange) with the unhashed message; resumed handshakes
 //! never call it. The embedded signer goes straight to [`KeySigner::sign`]: a policy check and

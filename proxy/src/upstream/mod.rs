@@ -1,8 +1,14 @@
-//! Upstream pools: servers, balancing, passive and active health, retries, upstream TLS and
-//! layer-4 connects.
+//! The upstream layer: pools of servers, balancing, passive and active health, retries,
+//! upstream TLS and layer-4 connects.
+//!
+//! Where things are: [`route`] maps a request's host and path to a pool (the HTTP layer asks
+//! it in `crate::http_layer::route`); [`pool`] sends a request ([`Pool::send_counted`]) and
+//! opens layer-4 connections; [`balance`] picks a server; [`health`] ejects failing servers
+//! and runs active checks; [`server`] is one server's address and counters; [`connect`]
+//! makes the client connections (TCP, TLS) and tells a stale pooled connection.
 //!
 //! A [`Pool`] is built from one `[upstreams.NAME]` table. HTTP pools own one hyper-util
-//! legacy [`Client`] (HTTP/1.1 keep-alive, idle connections per server capped by
+//! legacy [`Client`](hyper_util::client::legacy::Client) (HTTP/1.1 keep-alive, idle connections per server capped by
 //! `pool_max_idle_per_host` and never reused once idle for `pool_idle_timeout_ms`) whose
 //! connector ([`connect`]) speaks plain TCP to `http://` servers and TLS (rustls, aws-lc-rs)
 //! to `https://` servers, the whole connect (TCP and TLS handshake) bounded by

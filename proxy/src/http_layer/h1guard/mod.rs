@@ -87,8 +87,8 @@ use std::task::{ready, Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-mod chunked;
-mod head;
+pub(crate) mod chunked;
+pub(crate) mod head;
 #[cfg(test)]
 mod tests;
 
