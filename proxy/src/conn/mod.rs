@@ -1,12 +1,13 @@
 //! The connection layer: accepting client connections and keeping them within bounds, up to
 //! where TLS and HTTP take over.
 //!
-//! Where things are: [`accept`] runs the accept loop of a listening socket and holds the
-//! listener's current settings; [`serve`] takes one connection through the PROXY header
-//! ([`proxy_protocol`]), the TLS handshake ([`crate::tls::handshake`], which leads to the
-//! certificate resolver and the HSM signer) and on to HTTP ([`crate::http_layer`]) or a
-//! layer-4 stream; [`limits`] holds the connection and handshake limits, [`io`] the I/O
-//! wrappers, [`lifecycle`] the drain.
+//! Where things are (private modules, so named without links in these public docs):
+//! `conn::accept` runs the accept loop of a listening socket and holds the listener's current
+//! settings; `conn::serve` takes one connection through the PROXY header
+//! (`conn::proxy_protocol`), the TLS handshake (`tls::handshake`, which leads to the
+//! certificate resolver and the HSM signer) and on to HTTP (`http_layer`) or a layer-4
+//! stream; `conn::limits` holds the connection and handshake limits, `conn::io` the I/O
+//! wrappers, `conn::lifecycle` the drain.
 //!
 //! A client connection's defences are shared by the proxy's listeners and by the HSM API's
 //! listener (in the `keyward` binary), so that both behave alike:

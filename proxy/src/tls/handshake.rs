@@ -1,7 +1,7 @@
 //! The TLS handshake of a client connection and what it tells: rustls's [`LazyConfigAcceptor`]
 //! reads the ClientHello, the listener's `ServerConfig` ([`super::config`]) picks the
 //! certificate by SNI and signature schemes ([`super::resolver::SniResolver`]), and its key
-//! signs the handshake: for an HSM key, [`super::signer::HsmSigner::sign`].
+//! signs the handshake: for an HSM key, `HsmSigner::sign` in [`super::signer`].
 //! Counted in `keyward_tls_handshakes_total{version,result,resumed}` and
 //! `keyward_tls_handshake_duration_seconds`.
 

@@ -1,5 +1,5 @@
 //! The verified client certificate's subject as an RFC 4514 string, the value of the
-//! listener's `subject_header` (set in [`crate::http_layer::rewrite`]).
+//! listener's `subject_header` (set by the HTTP layer's `rewrite` step).
 
 /// The RFC 4514 string of a distinguished name: RDNs last-to-first, `+` between the
 /// attributes of a multi-valued RDN, short names for the types RFC 4514 §3 lists (others as
