@@ -1,4 +1,5 @@
-//! The proxy's error type.
+//! The proxy's error type: what [`crate::Proxy::build`] and [`crate::ProxyHandle::reload`]
+//! return. Errors while serving become HTTP responses in [`crate::http_layer::respond`].
 
 use std::path::PathBuf;
 

@@ -26,26 +26,25 @@
 //! # Ok(()) }
 //! ```
 
+//! # Layout
+//!
+//! By layer, in the order a connection meets them: [`conn`] (accept, limits, PROXY protocol,
+//! I/O wrappers, serving a connection) → `tls` (handshake, `ServerConfig`, certificate
+//! resolver, HSM signer, tickets) → `http_layer` (smuggling guard, HTTP/2, the request
+//! handler's check/route/rewrite/forward steps, and `respond`, where every status the proxy
+//! chooses is made) → `upstream` (routes, pools, balancing, health, connections). `server`
+//! holds the whole (build, reload, drain); [`admin`] and [`metrics`] are the operator's view.
+
 #![deny(missing_docs)]
 
 pub mod admin;
-mod authority;
 pub mod conn;
 mod error;
-mod forward;
-mod h1guard;
-mod h2conn;
-mod http;
-mod listener;
+mod http_layer;
 pub mod metrics;
-mod pool;
-mod resolver;
-mod respond;
-mod route;
 mod server;
-mod signer;
-mod tickets;
 mod tls;
+mod upstream;
 
 pub use error::Error;
 
@@ -54,14 +53,14 @@ pub use error::Error;
 pub mod fuzzing {
     /// Parses a PROXY protocol header at the start of `data`; must never panic.
     pub fn proxy_header(data: &[u8]) -> bool {
-        matches!(crate::listener::parse_proxy_header(data), Ok(Some(_)))
+        matches!(crate::conn::parse_proxy_header(data), Ok(Some(_)))
     }
 
     /// Runs the HTTP/1.1 smuggling guard over `data` cut into `split`-byte reads; returns how
     /// many request heads it judged acceptable. Must never panic, and the verdicts must not
     /// depend on `split`.
     pub fn h1_guard(data: &[u8], split: usize) -> usize {
-        crate::h1guard::inspect_all(data, split, 8192)
+        crate::http_layer::h1guard::inspect_all(data, split, 8192)
             .iter()
             .filter(|v| v.is_ok())
             .count()
@@ -70,9 +69,10 @@ pub mod fuzzing {
     /// Normalises a `Host` / `:authority` value; returns whether it was accepted. Must never
     /// panic, and an accepted value must normalise to itself (checked here with an assert).
     pub fn host_authority(raw: &str) -> bool {
-        match crate::authority::normalize(raw) {
+        match crate::http_layer::authority::normalize(raw) {
             Ok(a) => {
-                let again = crate::authority::normalize(&a.to_string()).expect("canonical form");
+                let again = crate::http_layer::authority::normalize(&a.to_string())
+                    .expect("canonical form");
                 assert_eq!(again.to_string(), a.to_string(), "not canonical: {raw:?}");
                 true
             }
@@ -81,5 +81,5 @@ pub mod fuzzing {
     }
 }
 pub use server::{Proxy, ProxyHandle};
-pub use signer::{signing_key, HsmSigningKey};
-pub use tickets::NodeRole;
+pub use tls::signer::{signing_key, HsmSigningKey};
+pub use tls::tickets::NodeRole;

@@ -1,5 +1,7 @@
 //! The proxy as a whole: bound sockets, the current settings (swapped on reload), and the
-//! lifecycle (serve, reload, drain).
+//! lifecycle (serve, reload, drain). Settings come from [`crate::tls::server_config`],
+//! [`crate::upstream::Pools`] and [`crate::upstream::route::Router`]; each socket runs
+//! [`crate::conn::accept_loop`].
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,13 +14,13 @@ use rustls::server::ProducesTickets;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::conn::{accept_loop, Lifecycle, Limit, ListenerState};
 use crate::error::Error;
-use crate::listener::{accept_loop, Lifecycle, Limit, ListenerState};
 use crate::metrics::metrics;
-use crate::pool::{HealthChecks, Pools};
-use crate::route::Router;
-use crate::tickets::{ticketer, ContextTicketer, NodeRole};
 use crate::tls::server_config;
+use crate::tls::tickets::{ticketer, ContextTicketer, NodeRole};
+use crate::upstream::route::Router;
+use crate::upstream::{HealthChecks, Pools};
 
 /// Everything a configuration builds, replaced as a whole on reload.
 struct State {

@@ -15,7 +15,22 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::header::{CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
+use http::{HeaderMap, HeaderValue, Method, Request, Response};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use tokio::task::JoinHandle;
+
+use super::pool::is_idempotent;
 use super::*;
+use crate::error::Error;
+use crate::metrics::metrics;
 
 /// Loads `pools_toml` through `keyward_config::Config::load`, with the listener and route a
 /// valid file needs (the route goes to an extra pool, `unused`).

@@ -1,5 +1,6 @@
 //! TLS session tickets whose keys are AES-256 key objects in the HSM, shared by every node
-//! that uses the same store.
+//! that uses the same store. Installed in each listener's `ServerConfig` by
+//! [`crate::server`] (see [`super::config`]).
 //!
 //! A session ticket (TLS 1.3: RFC 8446 §4.6.1 NewSessionTicket; TLS 1.2: RFC 5077) carries the
 //! server's session state, encrypted under a key only the servers hold, so a client resumes

@@ -1,4 +1,15 @@
-//! A client connection's defences, shared by the proxy's listeners and by the HSM API's
+//! The connection layer: accepting client connections and keeping them within bounds, up to
+//! where TLS and HTTP take over.
+//!
+//! Where things are (private modules, so named without links in these public docs):
+//! `conn::accept` runs the accept loop of a listening socket and holds the listener's current
+//! settings; `conn::serve` takes one connection through the PROXY header
+//! (`conn::proxy_protocol`), the TLS handshake (`tls::handshake`, which leads to the
+//! certificate resolver and the HSM signer) and on to HTTP (`http_layer`) or a layer-4
+//! stream; `conn::limits` holds the connection and handshake limits, `conn::io` the I/O
+//! wrappers, `conn::lifecycle` the drain.
+//!
+//! A client connection's defences are shared by the proxy's listeners and by the HSM API's
 //! listener (in the `keyward` binary), so that both behave alike:
 //!
 //! - [`Lifecycle`] and [`Active`]: the connections of a server and its drain (on SIGTERM the
@@ -36,7 +47,18 @@ use http::{HeaderMap, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Body;
 
-pub use crate::listener::{drive, Active, ActiveRequest, Activity, Lifecycle, Tracked};
+mod accept;
+mod io;
+mod lifecycle;
+mod limits;
+mod proxy_protocol;
+mod serve;
+
+pub(crate) use accept::{accept_loop, ListenerState};
+pub use io::{ActiveRequest, Activity, Tracked};
+pub use lifecycle::{drive, Active, Lifecycle};
+pub(crate) use limits::Limit;
+pub(crate) use proxy_protocol::parse_proxy_header;
 
 /// Reads a whole request body, at most `limit_bytes`, waiting at most `timeout` between two
 /// reads; returns the bytes and the trailers, if any.

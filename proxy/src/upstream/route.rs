@@ -116,7 +116,7 @@ impl Router {
 
     /// The route for a request, or the fallback, or `None` when neither applies.
     ///
-    /// `host`: the name normalised by [`crate::authority::normalize`] (lower-case, without
+    /// `host`: the name normalised by [`crate::http_layer::authority::normalize`] (lower-case, without
     /// the trailing dot and the port); `None` when the request has no Host. `path`: the
     /// request path, without the query. Allocates nothing.
     pub(crate) fn route(&self, host: Option<&str>, path: &str) -> Option<&Route> {

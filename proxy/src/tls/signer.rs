@@ -1,5 +1,11 @@
 //! The bridge from rustls to the HSM: a [`rustls::sign::SigningKey`] over an HSM key handle.
 //!
+//! The signer seam is rustls's own pair of traits: every key kind the proxy serves with is
+//! an `Arc<dyn SigningKey>` in its `CertifiedKey`: [`HsmSigningKey`] here, rustls's
+//! in-memory key in `bench-plain-keys` builds, a remote signer next. rustls already calls
+//! through that `Arc<dyn SigningKey>`, so the seam costs no extra indirection. A failed
+//! HSM signature becomes `rustls::Error::Other` with the [`keyward_hsm::Error`] as its source.
+//!
 //! rustls calls [`Signer::sign`] synchronously once per full handshake (TLS 1.3
 //! CertificateVerify, TLS 1.2 ServerKeyExchange) with the unhashed message; resumed handshakes
 //! never call it. The embedded signer goes straight to [`KeySigner::sign`]: a policy check and
@@ -47,11 +53,6 @@ impl HsmSigningKey {
         let schemes = schemes_for(key.spec());
         HsmSigningKey { key, schemes }
     }
-
-    /// Whether the client's offered schemes include one this key can use (no allocation).
-    pub(crate) fn compatible(&self, offered: &[SignatureScheme]) -> bool {
-        self.schemes.iter().any(|(s, _)| offered.contains(s))
-    }
 }
 
 impl SigningKey for HsmSigningKey {
@@ -92,8 +93,9 @@ impl Signer for HsmSigner {
         m.hsm_sign_duration.observe(started.elapsed().as_secs_f64());
         result.map_err(|e| {
             m.hsm_errors.inc();
-            // Error text names the key handle and the failing check, never key bytes.
-            rustls::Error::General(format!("HSM signature failed: {}", e.code()))
+            // The HSM error stays the cause (its text names the key handle and the failing
+            // check, never key bytes); the allocation happens only on failure.
+            rustls::Error::Other(rustls::OtherError(Arc::new(e)))
         })
     }
 
@@ -105,4 +107,32 @@ impl Signer for HsmSigner {
 /// Builds an `Arc<dyn SigningKey>` for rustls.
 pub fn signing_key(key: KeySigner) -> Arc<HsmSigningKey> {
     Arc::new(HsmSigningKey::new(key))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_resolver_knows_every_scheme_an_hsm_key_signs_with() {
+        // The SNI resolver learns a key's schemes by offering each of ALL_SCHEMES alone: a
+        // scheme missing there would make the key look unable to sign with it.
+        for spec in [
+            KeySpec::EcP256,
+            KeySpec::EcP384,
+            KeySpec::EcP521,
+            KeySpec::Ed25519,
+            KeySpec::Rsa2048,
+            KeySpec::Rsa3072,
+            KeySpec::Rsa4096,
+        ] {
+            assert!(!schemes_for(spec).is_empty(), "{spec:?}");
+            for (scheme, _) in schemes_for(spec) {
+                assert!(
+                    crate::tls::resolver::ALL_SCHEMES.contains(scheme),
+                    "{spec:?}: {scheme:?}"
+                );
+            }
+        }
+    }
 }

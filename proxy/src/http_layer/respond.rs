@@ -1,5 +1,13 @@
-//! Refused client requests: the one place where a refusal becomes its HTTP response, is
-//! counted in `keyward_http_requests_rejected_total{reason}` and is logged.
+//! Every status the proxy itself chooses for a client request is chosen here: refusals
+//! ([`Refusal`], from [`super::check`] and the smuggling guard), requests that passed the
+//! checks but got no upstream response ([`Unserved`], from [`super::route`] and
+//! [`super::forward`]), and the redirect of a plain-HTTP listener. (The HTTP/2 `100
+//! Continue` interim response is protocol, in [`super::h2`].)
+//!
+//! Refused client requests: this is the one place where a refusal becomes its HTTP response,
+//! is counted in `keyward_http_requests_rejected_total{reason}` and is logged. An
+//! [`Unserved`] request is neither counted there nor logged here (the access log and
+//! `keyward_http_requests_total` have it, the pool logs the upstream's failure).
 //!
 //! Two kinds of refusal meet here: those the proxy decides while serving a request
 //! ([`refuse`] builds the response), and those hyper's HTTP/1.1 parser decides before our
@@ -19,14 +27,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::LazyLock;
 use std::time::Instant;
 
+use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Response, StatusCode};
+use http_body_util::{BodyExt, Full};
 use prometheus::IntCounter;
 
-use crate::authority::AuthorityError;
-use crate::forward::{plain, ProxyBody};
-use crate::h1guard::RejectReason;
+use super::authority::AuthorityError;
+use super::body::ProxyBody;
+use super::h1guard::RejectReason;
 use crate::metrics::metrics;
+use crate::upstream::UpstreamError;
 
 /// At most one log line per refusal reason in this many milliseconds.
 pub(crate) const LOG_INTERVAL_MS: u64 = 10_000;
@@ -197,6 +208,81 @@ pub(crate) fn record(refusal: Refusal, who: Refused<'_>) {
             LOG_INTERVAL_MS / 1000
         );
     }
+}
+
+/// Why a request that passed the checks got no upstream response.
+#[derive(Debug)]
+pub(crate) enum Unserved {
+    /// No route matches the host and path, and the listener has no fallback pool.
+    NoRoute,
+    /// The route names a pool that does not exist.
+    PoolMissing,
+    /// The pool could not get a response from a server.
+    Upstream(UpstreamError),
+    /// The upstream switched protocols unasked, or to something other than WebSocket.
+    UnexpectedSwitch,
+}
+
+impl Unserved {
+    /// The status the client gets: `404` without a route, `503` without a healthy server,
+    /// `504` for a slow server, `502` otherwise.
+    pub(crate) fn status(&self) -> StatusCode {
+        match self {
+            Self::NoRoute => StatusCode::NOT_FOUND,
+            Self::Upstream(UpstreamError::NoServer) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Upstream(UpstreamError::Timeout) => StatusCode::GATEWAY_TIMEOUT,
+            Self::PoolMissing
+            | Self::Upstream(UpstreamError::Connect | UpstreamError::Failed)
+            | Self::UnexpectedSwitch => StatusCode::BAD_GATEWAY,
+        }
+    }
+
+    /// The short text of the response body.
+    fn detail(&self) -> &'static str {
+        match self {
+            Self::NoRoute => "no route for this host and path",
+            Self::PoolMissing => "upstream pool missing",
+            Self::Upstream(UpstreamError::NoServer) => "no healthy upstream server",
+            Self::Upstream(UpstreamError::Connect) => "upstream unavailable",
+            Self::Upstream(UpstreamError::Timeout) => "upstream timed out",
+            Self::Upstream(UpstreamError::Failed) => "upstream failed",
+            Self::UnexpectedSwitch => "unexpected protocol switch from upstream",
+        }
+    }
+}
+
+/// The response for a request the upstream side could not serve (not a refusal: neither
+/// counted in `keyward_http_requests_rejected_total` nor logged here).
+pub(crate) fn unserved(why: Unserved) -> Response<ProxyBody> {
+    plain(why.status(), why.detail())
+}
+
+/// The answer of a plain-HTTP redirect listener: `308` to `location` (an `https://` URL).
+pub(crate) fn redirect(location: HeaderValue) -> Response<ProxyBody> {
+    let mut res = plain(StatusCode::PERMANENT_REDIRECT, "use HTTPS");
+    res.headers_mut().insert(header::LOCATION, location);
+    res
+}
+
+/// A short plain-text response, e.g. `502 Bad Gateway: upstream unavailable`.
+pub(crate) fn plain(status: StatusCode, detail: &str) -> Response<ProxyBody> {
+    let text = format!(
+        "{} {}: {}\n",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or(""),
+        detail
+    );
+    let mut res = Response::new(
+        Full::new(Bytes::from(text))
+            .map_err(|never| match never {})
+            .boxed(),
+    );
+    *res.status_mut() = status;
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    res
 }
 
 /// Milliseconds since the first refusal of the process (any monotonic origin will do).
@@ -404,5 +490,31 @@ mod tests {
             .sum();
         assert_eq!(admitted, 1);
         assert_eq!(gate.suppressed.load(Ordering::Relaxed), 7999);
+    }
+
+    #[test]
+    fn unserved_requests_get_gateway_statuses() {
+        let cases = [
+            (Unserved::NoRoute, 404),
+            (Unserved::PoolMissing, 502),
+            (Unserved::Upstream(UpstreamError::NoServer), 503),
+            (Unserved::Upstream(UpstreamError::Connect), 502),
+            (Unserved::Upstream(UpstreamError::Timeout), 504),
+            (Unserved::Upstream(UpstreamError::Failed), 502),
+            (Unserved::UnexpectedSwitch, 502),
+        ];
+        for (why, status) in cases {
+            assert_eq!(unserved(why).status(), status);
+        }
+    }
+
+    #[test]
+    fn error_bodies_are_short_plain_text() {
+        let r = plain(StatusCode::BAD_GATEWAY, "upstream unavailable");
+        assert_eq!(r.status(), 502);
+        assert_eq!(
+            r.headers()[header::CONTENT_TYPE],
+            "text/plain; charset=utf-8"
+        );
     }
 }

@@ -34,8 +34,9 @@ use hyper::body::{Body, Frame};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{oneshot, Notify};
 
-use crate::forward::{strip_hop_by_hop, ProxyBody};
-use crate::http::Handler;
+use super::body::ProxyBody;
+use super::headers::strip_hop_by_hop;
+use crate::http_layer::handler::Handler;
 
 /// hyper's HTTP/2 server defaults, kept.
 const STREAM_WINDOW_BYTES: u32 = 1024 * 1024;

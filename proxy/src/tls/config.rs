@@ -1,5 +1,9 @@
 //! A listener's rustls `ServerConfig`: certificates with HSM keys, versions, cipher suites,
 //! key-exchange groups, ALPN, client-certificate verification, OCSP staples, tickets.
+//!
+//! Each certificate's key is resolved here once: by label in the HSM (wrapped by
+//! [`super::signer`]), or from a PEM file in `bench-plain-keys` builds. Either way it is a
+//! rustls `SigningKey`, handed to the [`super::resolver::SniResolver`] with its chain.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -8,7 +12,7 @@ use keyward_config::{ListenerConfig, ResumptionConfig, TlsVersion};
 use keyward_hsm::{Hsm, KeyClass, Session};
 use rustls::crypto::CryptoProvider;
 use rustls::server::{ServerSessionMemoryCache, WebPkiClientVerifier};
-use rustls::sign::CertifiedKey;
+use rustls::sign::{CertifiedKey, SigningKey};
 use rustls::{RootCertStore, ServerConfig};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
@@ -17,8 +21,8 @@ use x509_parser::x509::SubjectPublicKeyInfo;
 
 use crate::error::Error;
 use crate::metrics::metrics;
-use crate::resolver::{Entry, EntryKey, SniResolver};
-use crate::signer::signing_key;
+use crate::tls::resolver::{Entry, SniResolver};
+use crate::tls::signer::signing_key;
 
 /// Largest certificate chain, CA bundle or OCSP response file read, in bytes.
 const MAX_FILE_BYTES: u64 = 1024 * 1024;
@@ -228,7 +232,7 @@ fn hsm_key(
     chain: &Chain,
     hsm: &Hsm,
     session: &Session,
-) -> Result<(EntryKey, String), Error> {
+) -> Result<(Arc<dyn SigningKey>, String), Error> {
     let reference = match &cert.key_file {
         Some(path) => Some(read_reference(path)?),
         None => None,
@@ -261,12 +265,12 @@ fn hsm_key(
             path: cert.chain_file.clone(),
         });
     }
-    Ok((EntryKey::Hsm(signing_key(signer)), label.to_owned()))
+    Ok((signing_key(signer), label.to_owned()))
 }
 
 /// A private key read from a PEM file into process memory: the benchmark baseline only.
 #[cfg(feature = "bench-plain-keys")]
-fn plain_key(path: &Path, chain: &Chain) -> Result<EntryKey, Error> {
+fn plain_key(path: &Path, chain: &Chain) -> Result<Arc<dyn SigningKey>, Error> {
     let err = |reason: String| Error::File {
         path: path.to_owned(),
         reason,
@@ -283,12 +287,12 @@ fn plain_key(path: &Path, chain: &Chain) -> Result<EntryKey, Error> {
         return Err(err("the certificate's public key is not this key's".into()));
     }
     tracing::warn!(path = %path.display(), "a private key is held in process memory (bench-plain-keys build): for benchmarks only");
-    Ok(EntryKey::Plain(key))
+    Ok(key)
 }
 
 /// Without the `bench-plain-keys` feature, keys in files are refused.
 #[cfg(not(feature = "bench-plain-keys"))]
-fn plain_key(path: &Path, _chain: &Chain) -> Result<EntryKey, Error> {
+fn plain_key(path: &Path, _chain: &Chain) -> Result<Arc<dyn SigningKey>, Error> {
     Err(Error::File {
         path: path.to_owned(),
         reason: "private_key_file is for benchmarks only: this keyward was built without the bench-plain-keys feature; keys belong in the HSM (key_label)".into(),
@@ -307,7 +311,7 @@ pub(crate) fn server_config(
     let mut resolver = SniResolver::default();
     for (i, cert) in listener.certificates.iter().enumerate() {
         let chain = read_chain(&cert.chain_file)?;
-        let (key, label): (EntryKey, String) = match &cert.private_key_file {
+        let (key, label): (Arc<dyn SigningKey>, String) = match &cert.private_key_file {
             Some(path) => (plain_key(path, &chain)?, "plain-key-file".to_owned()),
             None => hsm_key(cert, &chain, hsm, session)?,
         };
@@ -325,7 +329,7 @@ pub(crate) fn server_config(
         let is_default =
             cert.default || (i == 0 && !listener.certificates.iter().any(|c| c.default));
         let chain_serial = chain.serial.clone();
-        let mut certified = CertifiedKey::new(chain.certs, key.signing_key());
+        let mut certified = CertifiedKey::new(chain.certs, key);
         if let Some(path) = &cert.ocsp_file {
             let ocsp = read_small(path).map_err(|reason| Error::File {
                 path: path.clone(),
@@ -337,14 +341,7 @@ pub(crate) fn server_config(
             })?;
             certified.ocsp = Some(ocsp);
         }
-        resolver.add(
-            &names,
-            Entry {
-                certified: Arc::new(certified),
-                key,
-            },
-            is_default,
-        );
+        resolver.add(&names, Entry::new(certified), is_default);
     }
     let versions: Vec<&'static rustls::SupportedProtocolVersion> = listener
         .tls_versions

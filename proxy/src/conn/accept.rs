@@ -1,0 +1,87 @@
+//! The accept loop of one listening socket, and [`ListenerState`], the settings it and its
+//! connections use (swapped as a whole on reload). Each accepted connection goes on to
+//! [`super::serve`].
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use keyward_config::ListenerConfig;
+use rustls::ServerConfig;
+use tokio::net::TcpListener;
+
+use super::lifecycle::{Active, Lifecycle};
+use super::limits::Limit;
+use super::serve::serve_connection;
+use crate::upstream::route::Router;
+use crate::upstream::{Pool, Pools};
+
+/// What one listening socket does now; replaced as a whole on reload.
+pub(crate) struct ListenerState {
+    pub(crate) cfg: ListenerConfig,
+    /// `None` for a plain-HTTP redirect listener.
+    pub(crate) tls: Option<Arc<ServerConfig>>,
+    pub(crate) router: Router,
+    pub(crate) pools: Arc<Pools>,
+    /// The pool of a `tcp` listener.
+    pub(crate) tcp_pool: Option<Arc<Pool>>,
+    /// Per socket, kept across reloads (resized to the new limit).
+    pub(crate) handshakes: Arc<Limit>,
+    /// Per socket, kept across reloads (resized to the new limit).
+    pub(crate) connections: Arc<Limit>,
+    /// The `listener` metric label: the bound address.
+    pub(crate) label: String,
+    /// Client-certificate subject headers of every listener: removed from every request, so
+    /// a client cannot forge one on a listener without client authentication.
+    pub(crate) subject_headers: Arc<Vec<http::HeaderName>>,
+    pub(crate) access_log: bool,
+}
+
+/// Accepts connections on `socket` until draining starts. `state` gives the listener's
+/// current settings (reloads swap it).
+pub(crate) async fn accept_loop(
+    socket: TcpListener,
+    state: impl Fn() -> Arc<ListenerState> + Send + 'static,
+    lifecycle: Arc<Lifecycle>,
+) {
+    let mut last_warned: Option<Instant> = None;
+    let mut draining = lifecycle.draining.clone();
+    loop {
+        let st = state();
+        // At most `max_connections` open: the rest wait in the kernel's backlog.
+        let permit = tokio::select! {
+            biased;
+            _ = draining.wait_for(|d| *d) => return,
+            p = st.connections.semaphore.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => return,
+            },
+        };
+        let accepted = tokio::select! {
+            biased;
+            _ = draining.wait_for(|d| *d) => return,
+            a = socket.accept() => a,
+        };
+        let (tcp, peer) = match accepted {
+            Ok(c) => c,
+            Err(e) => {
+                // EMFILE and the like: back off instead of spinning, and say so at most once a
+                // second so that a flood of connections cannot flood the log.
+                if last_warned.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+                    tracing::warn!(error = %e, "accept failed; backing off");
+                    last_warned = Some(Instant::now());
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        // The settings of now, not of before the wait: a reload while waiting applies here.
+        let st = state();
+        let active = Active::new(lifecycle.clone(), &st.label);
+        let lifecycle = lifecycle.clone();
+        tokio::spawn(async move {
+            serve_connection(st, tcp, peer, lifecycle).await;
+            drop(active);
+            drop(permit);
+        });
+    }
+}

@@ -1,0 +1,104 @@
+//! The TLS handshake of a client connection and what it tells: rustls's [`LazyConfigAcceptor`]
+//! reads the ClientHello, the listener's `ServerConfig` ([`super::config`]) picks the
+//! certificate by SNI and signature schemes ([`super::resolver::SniResolver`]), and its key
+//! signs the handshake: for an HSM key, `HsmSigner::sign` in [`super::signer`].
+//! Counted in `keyward_tls_handshakes_total{version,result,resumed}` and
+//! `keyward_tls_handshake_duration_seconds`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rustls::server::Acceptor;
+use rustls::{ServerConfig, ServerConnection};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_rustls::server::TlsStream;
+use tokio_rustls::LazyConfigAcceptor;
+use x509_parser::prelude::FromDer as _;
+
+use super::subject::rfc4514;
+use crate::metrics::metrics;
+
+/// Runs the TLS handshake on `io` with `config`, at most `timeout`. Returns the stream and
+/// when the handshake began (after the ClientHello arrived); `None` after a failed or timed-out
+/// handshake, which is counted and logged at debug level.
+pub(crate) async fn accept<IO>(
+    io: IO,
+    config: Arc<ServerConfig>,
+    timeout: Duration,
+    client: SocketAddr,
+) -> Option<(TlsStream<IO>, Instant)>
+where
+    IO: AsyncRead + AsyncWrite + Unpin,
+{
+    let handshake = async {
+        let start = LazyConfigAcceptor::new(Acceptor::default(), io).await?;
+        let began = Instant::now();
+        let stream = start.into_stream(config).await?;
+        Ok::<_, std::io::Error>((stream, began))
+    };
+    match tokio::time::timeout(timeout, handshake).await {
+        Ok(Ok(s)) => Some(s),
+        Ok(Err(e)) => {
+            metrics()
+                .tls_handshakes
+                .with_label_values(&["unknown", "error", "false"])
+                .inc();
+            tracing::debug!(%client, error = %e, "TLS handshake failed");
+            None
+        }
+        Err(_) => {
+            metrics()
+                .tls_handshakes
+                .with_label_values(&["unknown", "timeout", "false"])
+                .inc();
+            tracing::debug!(%client, "TLS handshake timed out");
+            None
+        }
+    }
+}
+
+/// What a finished handshake says about the connection.
+pub(crate) struct Session {
+    /// The verified client certificate's subject (RFC 4514), with client authentication.
+    pub(crate) client_subject: Option<String>,
+    /// Whether ALPN chose HTTP/2.
+    pub(crate) h2: bool,
+}
+
+impl Session {
+    /// Counts the finished handshake (version, resumed or not, duration since `began`) and
+    /// reads the client subject and the ALPN protocol.
+    pub(crate) fn record(conn: &ServerConnection, began: Instant) -> Session {
+        let resumed = conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
+        metrics()
+            .tls_handshakes
+            .with_label_values(&[
+                version_label(conn.protocol_version()),
+                "ok",
+                if resumed { "true" } else { "false" },
+            ])
+            .inc();
+        metrics()
+            .tls_handshake_duration
+            .observe(began.elapsed().as_secs_f64());
+        let client_subject = conn
+            .peer_certificates()
+            .and_then(|certs| certs.first())
+            .and_then(|leaf| {
+                x509_parser::prelude::X509Certificate::from_der(leaf)
+                    .ok()
+                    .map(|(_, c)| rfc4514(c.subject()))
+            });
+        let h2 = conn.alpn_protocol() == Some(b"h2");
+        Session { client_subject, h2 }
+    }
+}
+
+fn version_label(v: Option<rustls::ProtocolVersion>) -> &'static str {
+    match v {
+        Some(rustls::ProtocolVersion::TLSv1_3) => "1.3",
+        Some(rustls::ProtocolVersion::TLSv1_2) => "1.2",
+        _ => "unknown",
+    }
+}
