@@ -54,7 +54,7 @@ pub(crate) fn true_flags<const N: usize>(flags: [(bool, &'static str); N]) -> Ve
         .collect()
 }
 
-/// Prints the key table: HANDLE, CLASS, TYPE, LINKED, [OWNER,] ATTRIBUTES, LABEL; the OWNER
+/// Prints the key table: HANDLE, CLASS, TYPE, LINKED, \[OWNER,\] ATTRIBUTES, LABEL; the OWNER
 /// column when the rows have owners (`with_owner`).
 pub(crate) fn key_table(rows: impl IntoIterator<Item = KeyRow>, with_owner: bool) {
     let header: &[&str] = if with_owner {

@@ -86,7 +86,7 @@ impl Drop for Active {
 
 /// Runs a hyper connection until it ends: on draining or when idle it is asked to shut down
 /// gracefully (HTTP/1.1: close after the current response; HTTP/2: GOAWAY); an idle one that
-/// ignores that (or never sent the HTTP/2 preface) is dropped after [`IDLE_GRACE`].
+/// ignores that (or never sent the HTTP/2 preface) is dropped after `IDLE_GRACE`.
 pub async fn drive<C, E>(
     conn: C,
     mut graceful_shutdown: impl FnMut(Pin<&mut C>),
