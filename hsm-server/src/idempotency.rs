@@ -67,6 +67,31 @@ fn error(status: StatusCode, code: &str, message: &str) -> Response {
     (status, axum::Json(body)).into_response()
 }
 
+/// The user of an authenticated request: its bearer session, or the session its TLS client
+/// certificate logged in; `None` for anonymous or expired ones.
+fn request_user(req: &Request, hsm: &keyward_hsm::Hsm) -> Option<String> {
+    let bearer = req
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.get(..7)
+                .filter(|p| p.eq_ignore_ascii_case("bearer "))
+                .map(|_| v[7..].trim().to_owned())
+        });
+    match bearer {
+        Some(t) => hsm
+            .session(&keyward_hsm::SessionToken::from_string(t))
+            .ok()
+            .map(|s| s.user().to_owned()),
+        None => req
+            .extensions()
+            .get::<crate::api::ClientCertificateSession>()
+            .filter(|s| s.0.is_active())
+            .map(|s| s.0.user().to_owned()),
+    }
+}
+
 /// The middleware; its state is the cache and the HSM (to authenticate before replaying).
 pub async fn idempotency(
     State((cache, hsm)): State<(Arc<IdempotencyCache>, Arc<keyward_hsm::Hsm>)>,
@@ -86,26 +111,7 @@ pub async fn idempotency(
         }
     };
     // Who is asking: replays are per authenticated user, never for anonymous requests.
-    let bearer = req
-        .headers()
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.get(..7)
-                .filter(|p| p.eq_ignore_ascii_case("bearer "))
-                .map(|_| v[7..].trim().to_owned())
-        });
-    let user = match bearer {
-        Some(t) => hsm
-            .session(&keyward_hsm::SessionToken::from_string(t))
-            .ok()
-            .map(|s| s.user().to_owned()),
-        None => req
-            .extensions()
-            .get::<crate::api::ClientCertificateSession>()
-            .filter(|s| s.0.is_active())
-            .map(|s| s.0.user().to_owned()),
-    };
+    let user = request_user(&req, &hsm);
     let Some(user) = user else {
         return next.run(req).await;
     };
