@@ -435,6 +435,34 @@ pub(crate) struct Started {
 ///
 /// # Errors
 /// The configuration cannot be written or the server does not start listening.
+/// The keyward configuration of one target: its data directory, listener, certificate
+/// (`cert`: a `key_label` or `private_key_file` line) and upstream.
+fn keyward_config(
+    m: &Material,
+    files: &KeyFiles,
+    cert: &str,
+    addr: SocketAddr,
+    admin_port: u16,
+    upstream_port: u16,
+) -> String {
+    format!(
+        "[hsm]\ndata_dir = {data:?}\n\
+         [log]\n# keyward=info logs readiness; the rustls target would warn on every\n\
+         # handshake whose SNI is an IP address.\n\
+         level = \"warn,keyward=info,rustls::msgs::handshake=error\"\n\
+         access_log = false\n\
+         [admin]\naddress = \"127.0.0.1:{admin_port}\"\n\
+         [[listeners]]\naddress = \"{addr}\"\ntls_versions = [\"1.2\", \"1.3\"]\n\
+         client_header_timeout_ms = {idle_ms}\nidle_timeout_ms = {idle_ms}\n\
+         max_connections = {MAX_CONNECTIONS}\n\
+         [[listeners.certificates]]\n{cert}\nchain_file = {chain:?}\n\
+         [upstream]\nurl = \"http://127.0.0.1:{upstream_port}\"\n",
+        data = m.keyward_data.display().to_string(),
+        idle_ms = IDLE_TIMEOUT_S * 1000,
+        chain = files.cert_pem.display().to_string(),
+    )
+}
+
 pub(crate) fn start(
     target: TargetKind,
     key: KeyKind,
@@ -466,22 +494,7 @@ pub(crate) fn start(
                     ),
                 )
             };
-            let config = format!(
-                "[hsm]\ndata_dir = {data:?}\n\
-                 [log]\n# keyward=info logs readiness; the rustls target would warn on every\n\
-                 # handshake whose SNI is an IP address.\n\
-                 level = \"warn,keyward=info,rustls::msgs::handshake=error\"\n\
-                 access_log = false\n\
-                 [admin]\naddress = \"127.0.0.1:{admin_port}\"\n\
-                 [[listeners]]\naddress = \"{addr}\"\ntls_versions = [\"1.2\", \"1.3\"]\n\
-                 client_header_timeout_ms = {idle_ms}\nidle_timeout_ms = {idle_ms}\n\
-                 max_connections = {MAX_CONNECTIONS}\n\
-                 [[listeners.certificates]]\n{cert}\nchain_file = {chain:?}\n\
-                 [upstream]\nurl = \"http://127.0.0.1:{upstream_port}\"\n",
-                data = m.keyward_data.display().to_string(),
-                idle_ms = IDLE_TIMEOUT_S * 1000,
-                chain = files.cert_pem.display().to_string(),
-            );
+            let config = keyward_config(m, files, &cert, addr, admin_port, upstream_port);
             let config_path = dir.join("keyward.toml");
             fs::write(&config_path, config)?;
             let mut cmd = keyward(bin);
