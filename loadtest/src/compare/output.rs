@@ -275,61 +275,72 @@ impl Results {
             );
         }
         for &key in &self.keys {
-            let _ = writeln!(md, "\n### {}\n", key.name());
-            let _ = writeln!(
-                md,
-                "| scenario | target | ops/s | server CPU ms/op | (range) | server core % | client CPU ms/op | p99 ms | errors | notes |\n\
-                 |---|---|---:|---:|---|---:|---:|---:|---:|---|"
-            );
-            for scenario in Scenario::ALL {
-                for &target in &self.targets {
-                    let Some(s) = self.get(key, target, scenario) else {
-                        continue;
-                    };
-                    let mut notes = Vec::new();
-                    if matches!(scenario, Scenario::Tls13Resumed | Scenario::Tls12Resumed) {
-                        notes.push(format!("{:.1}% resumed", s.resumed_fraction * 100.0));
-                    }
-                    if let Some(signs) = s.hsm_signs {
-                        notes.push(format!(
-                            "{signs} HSM signs / {} full handshakes",
-                            s.full_handshakes
-                        ));
-                    }
-                    if scenario != Scenario::Idle && s.server_core_percent < 85.0 {
-                        notes.push(format!(
-                            "server core only {:.0}% busy: bound by the client, the upstream or the machine",
-                            s.server_core_percent
-                        ));
-                    }
-                    if let Some(kib) = s.kib_per_connection {
-                        notes.push(format!("**{kib:.1} KiB per idle connection**"));
-                    }
-                    let _ = writeln!(
-                        md,
-                        "| {} | {} | {:.0} {}s/s | {:.3} | {} | {:.0} | {:.3} | {:.2} | {} | {} |",
-                        scenario.name(),
-                        target.name(),
-                        s.ops_per_s,
-                        scenario.unit(),
-                        s.server_cpu_ms_per_op,
-                        if s.runs > 1 {
-                            format!(
-                                "{:.3}–{:.3}",
-                                s.server_cpu_ms_per_op_range.0, s.server_cpu_ms_per_op_range.1
-                            )
-                        } else {
-                            String::new()
-                        },
-                        s.server_core_percent,
-                        s.client_cpu_ms_per_op,
-                        s.p99_ms,
-                        s.errors,
-                        notes.join("; ")
-                    );
+            self.markdown_key_table(&mut md, key);
+        }
+        self.markdown_negotiated(&mut md);
+        md
+    }
+
+    /// One key type's table: every scenario and target measured.
+    fn markdown_key_table(&self, md: &mut String, key: KeyKind) {
+        let _ = writeln!(md, "\n### {}\n", key.name());
+        let _ = writeln!(
+            md,
+            "| scenario | target | ops/s | server CPU ms/op | (range) | server core % | client CPU ms/op | p99 ms | errors | notes |\n\
+             |---|---|---:|---:|---|---:|---:|---:|---:|---|"
+        );
+        for scenario in Scenario::ALL {
+            for &target in &self.targets {
+                let Some(s) = self.get(key, target, scenario) else {
+                    continue;
+                };
+                let mut notes = Vec::new();
+                if matches!(scenario, Scenario::Tls13Resumed | Scenario::Tls12Resumed) {
+                    notes.push(format!("{:.1}% resumed", s.resumed_fraction * 100.0));
                 }
+                if let Some(signs) = s.hsm_signs {
+                    notes.push(format!(
+                        "{signs} HSM signs / {} full handshakes",
+                        s.full_handshakes
+                    ));
+                }
+                if scenario != Scenario::Idle && s.server_core_percent < 85.0 {
+                    notes.push(format!(
+                        "server core only {:.0}% busy: bound by the client, the upstream or the machine",
+                        s.server_core_percent
+                    ));
+                }
+                if let Some(kib) = s.kib_per_connection {
+                    notes.push(format!("**{kib:.1} KiB per idle connection**"));
+                }
+                let _ = writeln!(
+                    md,
+                    "| {} | {} | {:.0} {}s/s | {:.3} | {} | {:.0} | {:.3} | {:.2} | {} | {} |",
+                    scenario.name(),
+                    target.name(),
+                    s.ops_per_s,
+                    scenario.unit(),
+                    s.server_cpu_ms_per_op,
+                    if s.runs > 1 {
+                        format!(
+                            "{:.3}–{:.3}",
+                            s.server_cpu_ms_per_op_range.0, s.server_cpu_ms_per_op_range.1
+                        )
+                    } else {
+                        String::new()
+                    },
+                    s.server_core_percent,
+                    s.client_cpu_ms_per_op,
+                    s.p99_ms,
+                    s.errors,
+                    notes.join("; ")
+                );
             }
         }
+    }
+
+    /// Which version, suite, group and scheme each target negotiated (first round).
+    fn markdown_negotiated(&self, md: &mut String) {
         let _ = writeln!(md, "\n### Negotiated (first round)\n");
         let mut lines: BTreeMap<(KeyKind, Scenario, String), Vec<&str>> = BTreeMap::new();
         for r in &self.runs {
@@ -361,7 +372,6 @@ impl Results {
                 targets.join(", ")
             );
         }
-        md
     }
 
     /// A PNG: per key type, handshakes/s and server CPU µs per handshake for each
