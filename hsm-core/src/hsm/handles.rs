@@ -83,9 +83,9 @@ impl KeySigner {
 /// label only.
 #[derive(Clone)]
 pub struct KeyCipher {
-    obj: Arc<KeyObject>,
+    pub(super) obj: Arc<KeyObject>,
     /// Whose rights the cipher uses: checked at every call, as for [`KeySigner`].
-    session: Session,
+    pub(super) session: Session,
 }
 
 impl std::fmt::Debug for KeyCipher {
@@ -107,33 +107,6 @@ impl KeyCipher {
     /// The key's handle.
     pub fn handle(&self) -> KeyHandle {
         self.obj.state.load().info.handle
-    }
-
-    /// Checks, for one operation, that the key still exists, that the session may still use
-    /// it and that `allowed` (the attribute named `attribute`) is set.
-    fn check(
-        &self,
-        allowed: impl Fn(&Attributes) -> bool,
-        operation: &'static str,
-        attribute: &'static str,
-    ) -> Result<()> {
-        let state = self.obj.state.load();
-        let handle = state.info.handle;
-        self.session.check()?;
-        if self.obj.destroyed.load(Ordering::Acquire) {
-            return Err(Error::KeyNotFound { handle });
-        }
-        if !Hsm::may_use(&self.session, &state.info) || !self.obj.in_scope(&self.session) {
-            return Err(Error::PermissionDenied {
-                reason: "the key is no longer owned by or shared with this cipher's user",
-            });
-        }
-        Hsm::need(
-            allowed(&state.info.attributes),
-            handle,
-            operation,
-            attribute,
-        )
     }
 
     /// Encrypts `plaintext` (at most [`MAX_DATA_BYTES`]) with AES-GCM and a fresh random

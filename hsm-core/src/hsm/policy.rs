@@ -131,3 +131,32 @@ impl Hsm {
         Ok(())
     }
 }
+
+impl KeyCipher {
+    /// Checks, for one operation, that the key still exists, that the session may still use
+    /// it and that `allowed` (the attribute named `attribute`) is set.
+    pub(super) fn check(
+        &self,
+        allowed: impl Fn(&Attributes) -> bool,
+        operation: &'static str,
+        attribute: &'static str,
+    ) -> Result<()> {
+        let state = self.obj.state.load();
+        let handle = state.info.handle;
+        self.session.check()?;
+        if self.obj.destroyed.load(Ordering::Acquire) {
+            return Err(Error::KeyNotFound { handle });
+        }
+        if !Hsm::may_use(&self.session, &state.info) || !self.obj.in_scope(&self.session) {
+            return Err(Error::PermissionDenied {
+                reason: "the key is no longer owned by or shared with this cipher's user",
+            });
+        }
+        Hsm::need(
+            allowed(&state.info.attributes),
+            handle,
+            operation,
+            attribute,
+        )
+    }
+}
