@@ -11,7 +11,9 @@
 use keyward_keystore::Record;
 use serde::{Deserialize, Serialize};
 
-use crate::seal::{printable, RecordCipher};
+use crate::error::printable;
+use crate::store::format::RecordCipher;
+use crate::store::RecordKind;
 
 /// One audit entry.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -199,7 +201,7 @@ fn check_entry(
             printable(&rec.id)
         ));
     }
-    let Ok(plain) = cipher.open(&rec.kind, &rec.id, rec.version, &rec.blob) else {
+    let Ok(plain) = cipher.open(RecordKind::Audit, &rec.id, rec.version, &rec.blob) else {
         return Err(format!(
             "entry {seq} fails authentication (edited, moved or replaced)"
         ));

@@ -211,5 +211,13 @@ impl Error {
     }
 }
 
+/// A name (record id, user name, label) made safe for one line of an error message.
+pub(crate) fn printable(s: &str) -> String {
+    s.chars()
+        .take(80)
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
+}
+
 /// Result type of this crate.
 pub type Result<T> = std::result::Result<T, Error>;

@@ -31,11 +31,11 @@ impl Hsm {
                 });
             }
         }
-        let rec = seal_json(&self.data_key, KIND_USER, &user.name, 1, &user)?;
+        let rec = seal_json(&self.data_key, RecordKind::User, &user.name, 1, &user)?;
         self.commit(
             &mut manifest,
             vec![Write::Insert(rec)],
-            &[(KIND_USER, &user.name, Some(1))],
+            &[(RecordKind::User, &user.name, Some(1))],
             audit,
         )?;
         lock(&self.users).insert(user.name.clone(), (user, 1));
@@ -58,11 +58,11 @@ impl Hsm {
             .ok_or_else(|| Error::UserNotFound { user: name.into() })?;
         change(&mut user)?;
         let v = version + 1;
-        let rec = seal_json(&self.data_key, KIND_USER, &user.name, v, &user)?;
+        let rec = seal_json(&self.data_key, RecordKind::User, &user.name, v, &user)?;
         self.commit(
             &mut manifest,
             vec![Write::Update(rec)],
-            &[(KIND_USER, &user.name, Some(v))],
+            &[(RecordKind::User, &user.name, Some(v))],
             audit,
         )?;
         lock(&self.users).insert(user.name.clone(), (user.clone(), v));
@@ -163,8 +163,8 @@ impl Hsm {
                 }
                 // Withdraw every share with the user in the same transaction, so that a later user
                 // of the same name inherits nothing.
-                let mut writes = vec![Write::Delete(KIND_USER.into(), name.into(), version)];
-                let mut ids = vec![(KIND_USER, name.to_owned(), None)];
+                let mut writes = vec![Write::Delete(RecordKind::User.into(), name.into(), version)];
+                let mut ids = vec![(RecordKind::User, name.to_owned(), None)];
                 let mut new_states = Vec::new();
                 for o in objects.values() {
                     let st = o.state.load_full();
@@ -175,14 +175,14 @@ impl Hsm {
                         if info.attributes.token {
                             let id = info.handle.to_string();
                             let plain = encode_key_record(&info, stored_value(&o.material)?)?;
-                            let blob = self.data_key.seal(KIND_KEY, &id, v, &plain)?;
+                            let blob = self.data_key.seal(RecordKind::Key, &id, v, &plain)?;
                             writes.push(Write::Update(Record {
-                                kind: KIND_KEY.into(),
+                                kind: RecordKind::Key.into(),
                                 id: id.clone(),
                                 version: v,
                                 blob,
                             }));
-                            ids.push((KIND_KEY, id, Some(v)));
+                            ids.push((RecordKind::Key, id, Some(v)));
                         }
                         new_states.push((
                             o.clone(),
@@ -193,7 +193,7 @@ impl Hsm {
                         ));
                     }
                 }
-                let changes: Vec<(&str, &str, Option<u64>)> =
+                let changes: Vec<(RecordKind, &str, Option<u64>)> =
                     ids.iter().map(|(k, i, v)| (*k, i.as_str(), *v)).collect();
                 self.commit(&mut manifest, writes, &changes, Some(audit))?;
                 for (o, st) in new_states {

@@ -27,7 +27,7 @@ impl Hsm {
         }
         if obj.state.load().record_version != old.record_version {
             return Err(Error::Store(keyward_keystore::Error::VersionConflict {
-                kind: KIND_KEY.into(),
+                kind: RecordKind::Key.into(),
                 id: info.handle.to_string(),
                 expected: old.record_version,
             }));
@@ -36,16 +36,16 @@ impl Hsm {
         if old.info.attributes.token {
             let id = info.handle.to_string();
             let plain = encode_key_record(&info, stored_value(&obj.material)?)?;
-            let blob = self.data_key.seal(KIND_KEY, &id, version, &plain)?;
+            let blob = self.data_key.seal(RecordKind::Key, &id, version, &plain)?;
             self.commit(
                 manifest,
                 vec![Write::Update(Record {
-                    kind: KIND_KEY.into(),
+                    kind: RecordKind::Key.into(),
                     id: id.clone(),
                     version,
                     blob,
                 })],
-                &[(KIND_KEY, &id, Some(version))],
+                &[(RecordKind::Key, &id, Some(version))],
                 Some(audit),
             )?;
         }

@@ -194,14 +194,14 @@ impl Hsm {
         let writes = vec![
             Write::Insert(seal_json(
                 &self.data_key,
-                KIND_AUDIT,
+                RecordKind::Audit,
                 &crate::audit::record_id(entry.seq),
                 1,
                 &entry,
             )?),
             Write::Update(seal_json(
                 &self.data_key,
-                KIND_AUDIT_HEAD,
+                RecordKind::AuditHead,
                 ID_AUDIT_HEAD,
                 next.record_version,
                 &next,
@@ -293,11 +293,10 @@ impl Hsm {
         while seq <= last && out.len() < limit {
             let id = crate::audit::record_id(seq);
             let entry: AuditEntry =
-                open_json(&self.data_key, self.store.as_ref(), KIND_AUDIT, &id)?.ok_or_else(
-                    || Error::StoreInconsistent {
+                open_json(&self.data_key, self.store.as_ref(), RecordKind::Audit, &id)?
+                    .ok_or_else(|| Error::StoreInconsistent {
                         detail: format!("audit entry {seq} is missing"),
-                    },
-                )?;
+                    })?;
             out.push(entry);
             seq += 1;
         }
@@ -314,7 +313,7 @@ impl Hsm {
         let head: Option<AuditHead> = open_json(
             &self.data_key,
             self.store.as_ref(),
-            KIND_AUDIT_HEAD,
+            RecordKind::AuditHead,
             ID_AUDIT_HEAD,
         )
         .unwrap_or_default();
@@ -326,7 +325,7 @@ impl Hsm {
             });
         };
         // The whole truth: damage an operator accepted at start-up is reported here too.
-        let records = self.store.list(KIND_AUDIT)?;
+        let records = self.store.list(RecordKind::Audit.as_str())?;
         Ok(crate::audit::verify_chain(
             &self.data_key,
             &records,

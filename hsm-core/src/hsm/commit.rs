@@ -11,7 +11,7 @@ impl Hsm {
         &self,
         manifest: &mut Manifest,
         writes: Vec<Write>,
-        changes: &[(&str, &str, Option<u64>)],
+        changes: &[(RecordKind, &str, Option<u64>)],
         audit: Option<&Audit<'_>>,
     ) -> Result<()> {
         match audit {
@@ -33,7 +33,7 @@ impl Hsm {
         &self,
         manifest: &mut Manifest,
         mut writes: Vec<Write>,
-        changes: &[(&str, &str, Option<u64>)],
+        changes: &[(RecordKind, &str, Option<u64>)],
         audit: Option<NewAuditEntry<'_>>,
     ) -> Result<()> {
         self.check_writable("write the store")?;
@@ -45,14 +45,14 @@ impl Hsm {
         next.anchored = true;
         for (kind, id, version) in changes {
             match version {
-                Some(v) => next.records.insert(manifest_key(kind, id), *v),
-                None => next.records.remove(&manifest_key(kind, id)),
+                Some(v) => next.records.insert(manifest_key(*kind, id), *v),
+                None => next.records.remove(&manifest_key(*kind, id)),
             };
         }
         next.version = manifest.version + 1;
         writes.push(Write::Update(seal_json(
             &self.data_key,
-            KIND_MANIFEST,
+            RecordKind::Manifest,
             ID_MANIFEST,
             next.version,
             &next,

@@ -30,7 +30,6 @@ use serde::{Deserialize, Serialize};
 use super::*;
 use crate::audit::AcceptedDamage;
 
-pub(super) const KIND_ANCHOR: &str = "anchor";
 const ID_ANCHOR: &str = "anchor";
 const ID_AUDIT_ACCEPT: &str = "accepted";
 
@@ -65,7 +64,7 @@ pub(super) struct Acceptances {
 }
 
 pub(super) fn seal_anchor(data_key: &RecordCipher, anchor: &Anchor) -> Result<Vec<u8>> {
-    Ok(seal_json(data_key, KIND_ANCHOR, ID_ANCHOR, 1, anchor)?.blob)
+    Ok(seal_json(data_key, RecordKind::Anchor, ID_ANCHOR, 1, anchor)?.blob)
 }
 
 /// Checks the audit chain and the rollback anchor of a store being opened. `anchor_blob` was
@@ -81,7 +80,7 @@ pub(super) fn check(
 ) -> Result<Acceptances> {
     let mut found = Acceptances::default();
     let (mut accepted, version) = accepted_damage(store, data_key)?;
-    let records = store.list(KIND_AUDIT)?;
+    let records = store.list(RecordKind::Audit.as_str())?;
     let report = crate::audit::verify_chain(data_key, &records, head, &accepted);
     if let Some(problem) = report.problem {
         if !options.accept_audit_damage {
@@ -111,7 +110,7 @@ pub(super) fn check(
         None if manifest.anchored => Some("the store's rollback anchor is missing".to_owned()),
         None => None,
         Some(blob) => match data_key
-            .open(KIND_ANCHOR, ID_ANCHOR, 1, &blob)
+            .open(RecordKind::Anchor, ID_ANCHOR, 1, &blob)
             .ok()
             .and_then(|p| serde_json::from_slice::<Anchor>(&p).ok())
         {
@@ -155,11 +154,12 @@ fn accepted_damage(
     store: &dyn Backend,
     data_key: &RecordCipher,
 ) -> Result<(Vec<AcceptedDamage>, u64)> {
-    let Some(rec) = store.get(KIND_AUDIT_ACCEPT, ID_AUDIT_ACCEPT)? else {
+    let Some(rec) = store.get(RecordKind::AuditAccept.as_str(), ID_AUDIT_ACCEPT)? else {
         return Ok((Vec::new(), 0));
     };
-    let plain = data_key.open(&rec.kind, &rec.id, rec.version, &rec.blob)?;
-    let a = serde_json::from_slice(&plain).map_err(|_| tampered(&rec.kind, &rec.id))?;
+    let plain = data_key.open(RecordKind::AuditAccept, &rec.id, rec.version, &rec.blob)?;
+    let a =
+        serde_json::from_slice(&plain).map_err(|_| tampered(RecordKind::AuditAccept, &rec.id))?;
     Ok((a, rec.version))
 }
 
@@ -211,7 +211,7 @@ impl Hsm {
                 .unwrap_or_default();
             let rec = seal_json(
                 &self.data_key,
-                KIND_AUDIT_ACCEPT,
+                RecordKind::AuditAccept,
                 ID_AUDIT_ACCEPT,
                 version + 1,
                 &accepted,
@@ -269,7 +269,7 @@ impl Hsm {
                 next.hash = crate::audit::chain_hash(&entry);
                 writes.push(Write::Insert(seal_json(
                     &self.data_key,
-                    KIND_AUDIT,
+                    RecordKind::Audit,
                     &crate::audit::record_id(entry.seq),
                     1,
                     &entry,
@@ -278,7 +278,7 @@ impl Hsm {
             next.record_version += 1;
             writes.push(Write::Update(seal_json(
                 &self.data_key,
-                KIND_AUDIT_HEAD,
+                RecordKind::AuditHead,
                 ID_AUDIT_HEAD,
                 next.record_version,
                 &next,

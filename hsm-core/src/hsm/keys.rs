@@ -108,9 +108,9 @@ impl Hsm {
             if info.attributes.token {
                 let id = info.handle.to_string();
                 let plain = encode_key_record(&info, stored_value(&material)?)?;
-                let blob = self.data_key.seal(KIND_KEY, &id, 1, &plain)?;
+                let blob = self.data_key.seal(RecordKind::Key, &id, 1, &plain)?;
                 writes.push(Write::Insert(Record {
-                    kind: KIND_KEY.into(),
+                    kind: RecordKind::Key.into(),
                     id: id.clone(),
                     version: 1,
                     blob,
@@ -125,9 +125,9 @@ impl Hsm {
             audit.set_target(first.handle.to_string());
         }
         if !writes.is_empty() {
-            let changes: Vec<(&str, &str, Option<u64>)> = changes
+            let changes: Vec<(RecordKind, &str, Option<u64>)> = changes
                 .iter()
-                .map(|(id, v)| (KIND_KEY, id.as_str(), *v))
+                .map(|(id, v)| (RecordKind::Key, id.as_str(), *v))
                 .collect();
             self.commit(&mut manifest, writes, &changes, Some(audit))?;
         }
@@ -456,11 +456,11 @@ impl Hsm {
             self.commit(
                 &mut manifest,
                 vec![Write::Delete(
-                    KIND_KEY.into(),
+                    RecordKind::Key.into(),
                     id.clone(),
                     state.record_version,
                 )],
-                &[(KIND_KEY, &id, None)],
+                &[(RecordKind::Key, &id, None)],
                 Some(audit),
             )?;
         }

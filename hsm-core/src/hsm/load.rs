@@ -14,10 +14,11 @@ pub(super) struct Loaded {
 }
 
 pub(super) fn load_object(data_key: &RecordCipher, rec: &Record) -> Result<KeyObject> {
-    let plain = data_key.open(&rec.kind, &rec.id, rec.version, &rec.blob)?;
-    let (info, value) = decode_key_record(&plain).ok_or_else(|| tampered(&rec.kind, &rec.id))?;
+    let plain = data_key.open(RecordKind::Key, &rec.id, rec.version, &rec.blob)?;
+    let (info, value) =
+        decode_key_record(&plain).ok_or_else(|| tampered(RecordKind::Key, &rec.id))?;
     if info.handle.to_string() != rec.id {
-        return Err(tampered(&rec.kind, &rec.id));
+        return Err(tampered(RecordKind::Key, &rec.id));
     }
     let value = Zeroizing::new(value.to_vec());
     let material = match info.class {
@@ -25,9 +26,9 @@ pub(super) fn load_object(data_key: &RecordCipher, rec: &Record) -> Result<KeyOb
         KeyClass::Public => Material::from_spki(&value),
         KeyClass::Secret => Material::secret(info.spec, value),
     }
-    .map_err(|_| tampered(&rec.kind, &rec.id))?;
+    .map_err(|_| tampered(RecordKind::Key, &rec.id))?;
     if material.spec() != info.spec {
-        return Err(tampered(&rec.kind, &rec.id));
+        return Err(tampered(RecordKind::Key, &rec.id));
     }
     Ok(KeyObject::new(info, rec.version, material, None))
 }
@@ -42,36 +43,40 @@ impl Hsm {
         // Before anything else: a writer committing meanwhile makes the store newer than the
         // anchor read here, never older.
         let anchor_blob = store.read_anchor()?;
-        let rec = store.get(KIND_SEAL, ID_DATA_KEY)?.ok_or(Error::Sealed {
-            reason: "the store has no data key",
-        })?;
+        let rec = store
+            .get(RecordKind::Seal.as_str(), ID_DATA_KEY)?
+            .ok_or(Error::Sealed {
+                reason: "the store has no data key",
+            })?;
         let data_key = master_key
             .cipher()?
-            .open(KIND_SEAL, ID_DATA_KEY, rec.version, &rec.blob)
+            .open(RecordKind::Seal, ID_DATA_KEY, rec.version, &rec.blob)
             .map_err(|_| Error::Sealed {
                 reason: "the master key does not open this store (wrong key, or the data key record was modified)",
             })?;
         let data_key = RecordCipher::new(&data_key, DATA_KEY_VERSION)?;
         for kind in store.kinds()? {
-            if !KNOWN_KINDS.contains(&kind.as_str()) {
+            if RecordKind::in_store(&kind).is_none() {
                 return Err(Error::StoreInconsistent {
                     detail: format!("unknown record kind {:?}", printable(&kind)),
                 });
             }
         }
-        let mut manifest: Manifest = open_json(&data_key, store, KIND_MANIFEST, ID_MANIFEST)?.ok_or_else(|| Error::StoreInconsistent {
+        let mut manifest: Manifest = open_json(&data_key, store, RecordKind::Manifest, ID_MANIFEST)?.ok_or_else(|| Error::StoreInconsistent {
             detail: "the manifest record is missing (or this store was made by a development version before it existed)".into(),
         })?;
         manifest.version = store
-            .get(KIND_MANIFEST, ID_MANIFEST)?
+            .get(RecordKind::Manifest.as_str(), ID_MANIFEST)?
             .map(|r| r.version)
             .unwrap_or(0);
-        let mut head: AuditHead = open_json(&data_key, store, KIND_AUDIT_HEAD, ID_AUDIT_HEAD)?
-            .ok_or_else(|| Error::StoreInconsistent {
-                detail: "the audit head record is missing".into(),
-            })?;
+        let mut head: AuditHead =
+            open_json(&data_key, store, RecordKind::AuditHead, ID_AUDIT_HEAD)?.ok_or_else(
+                || Error::StoreInconsistent {
+                    detail: "the audit head record is missing".into(),
+                },
+            )?;
         head.record_version = store
-            .get(KIND_AUDIT_HEAD, ID_AUDIT_HEAD)?
+            .get(RecordKind::AuditHead.as_str(), ID_AUDIT_HEAD)?
             .map(|r| r.version)
             .unwrap_or(0);
         let acceptances =
@@ -79,20 +84,20 @@ impl Hsm {
 
         let mut seen = BTreeMap::new();
         let mut objects = HashMap::new();
-        for rec in store.list(KIND_KEY)? {
+        for rec in store.list(RecordKind::Key.as_str())? {
             let obj = load_object(&data_key, &rec)?;
-            seen.insert(manifest_key(&rec.kind, &rec.id), rec.version);
+            seen.insert(manifest_key(RecordKind::Key, &rec.id), rec.version);
             objects.insert(obj.state.load().info.handle, Arc::new(obj));
         }
         let mut users = HashMap::new();
-        for rec in store.list(KIND_USER)? {
-            let plain = data_key.open(&rec.kind, &rec.id, rec.version, &rec.blob)?;
+        for rec in store.list(RecordKind::User.as_str())? {
+            let plain = data_key.open(RecordKind::User, &rec.id, rec.version, &rec.blob)?;
             let user: UserRecord =
-                serde_json::from_slice(&plain).map_err(|_| tampered(&rec.kind, &rec.id))?;
+                serde_json::from_slice(&plain).map_err(|_| tampered(RecordKind::User, &rec.id))?;
             if user.name != rec.id {
-                return Err(tampered(&rec.kind, &rec.id));
+                return Err(tampered(RecordKind::User, &rec.id));
             }
-            seen.insert(manifest_key(&rec.kind, &rec.id), rec.version);
+            seen.insert(manifest_key(RecordKind::User, &rec.id), rec.version);
             users.insert(user.name.clone(), (user, rec.version));
         }
         for (name, version) in &manifest.records {

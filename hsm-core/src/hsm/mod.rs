@@ -37,6 +37,7 @@
 //! changed).
 
 use crate::audit::{AuditEntry, AuditHead, AuditReport};
+use crate::error::printable;
 use crate::error::{Error, Result};
 use crate::kdf;
 use crate::material::Material;
@@ -46,8 +47,9 @@ use crate::mechanism::{
 use crate::object::{
     AttributeName, AttributeValue, Attributes, KeyClass, KeyHandle, KeyInfo, KeySpec, KeyTemplate,
 };
-use crate::seal::{printable, MasterKey, RecordCipher, DATA_KEY_VERSION};
+use crate::seal::MasterKey;
 use crate::selftest;
+use crate::store::format::{RecordCipher, DATA_KEY_VERSION};
 use crate::users::{
     self, Password, Role, Session, SessionToken, UserInfo, UserRecord, MAX_FAILED_LOGINS,
     PROXY_USER,
@@ -273,10 +275,12 @@ impl Hsm {
     pub fn create(store: Box<dyn Backend>, master_key: &MasterKey) -> Result<Self> {
         selftest::run()?;
         let data_key_bytes = MasterKey::generate()?;
-        let blob =
-            master_key
-                .cipher()?
-                .seal(KIND_SEAL, ID_DATA_KEY, 1, data_key_bytes.as_bytes())?;
+        let blob = master_key.cipher()?.seal(
+            RecordKind::Seal,
+            ID_DATA_KEY,
+            1,
+            data_key_bytes.as_bytes(),
+        )?;
         let data_key = RecordCipher::new(data_key_bytes.as_bytes(), DATA_KEY_VERSION)?;
         let head = AuditHead {
             seq: 0,
@@ -299,21 +303,21 @@ impl Hsm {
         )?)?;
         let writes = vec![
             Write::Insert(Record {
-                kind: KIND_SEAL.into(),
+                kind: RecordKind::Seal.into(),
                 id: ID_DATA_KEY.into(),
                 version: 1,
                 blob,
             }),
             Write::Insert(seal_json(
                 &data_key,
-                KIND_AUDIT_HEAD,
+                RecordKind::AuditHead,
                 ID_AUDIT_HEAD,
                 1,
                 &head,
             )?),
             Write::Insert(seal_json(
                 &data_key,
-                KIND_MANIFEST,
+                RecordKind::Manifest,
                 ID_MANIFEST,
                 1,
                 &manifest,

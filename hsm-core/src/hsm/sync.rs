@@ -71,27 +71,28 @@ impl Hsm {
     pub fn sync_token_objects(&self) -> Result<TokenObjectChanges> {
         let mut manifest = lock(&self.writer);
         for _ in 0..SNAPSHOT_ATTEMPTS {
-            let Some(manifest_rec) = self.store.get(KIND_MANIFEST, ID_MANIFEST)? else {
+            let Some(manifest_rec) = self.store.get(RecordKind::Manifest.as_str(), ID_MANIFEST)?
+            else {
                 return Err(Error::StoreInconsistent {
                     detail: "the manifest record is missing".into(),
                 });
             };
-            let records = self.store.list(KIND_KEY)?;
+            let records = self.store.list(RecordKind::Key.as_str())?;
             let after = self
                 .store
-                .get(KIND_MANIFEST, ID_MANIFEST)?
+                .get(RecordKind::Manifest.as_str(), ID_MANIFEST)?
                 .map(|r| r.version);
             if after != Some(manifest_rec.version) {
                 continue;
             }
             let plain = self.data_key.open(
-                KIND_MANIFEST,
+                RecordKind::Manifest,
                 ID_MANIFEST,
                 manifest_rec.version,
                 &manifest_rec.blob,
             )?;
-            let mut next: Manifest =
-                serde_json::from_slice(&plain).map_err(|_| tampered(KIND_MANIFEST, ID_MANIFEST))?;
+            let mut next: Manifest = serde_json::from_slice(&plain)
+                .map_err(|_| tampered(RecordKind::Manifest, ID_MANIFEST))?;
             next.version = manifest_rec.version;
             if next.version < manifest.version {
                 return Err(Error::StoreInconsistent {
@@ -132,9 +133,9 @@ impl Hsm {
     /// Verifies `records` (every key record) against `manifest` and works out what changes;
     /// applies nothing.
     pub(super) fn plan_sync(&self, manifest: &Manifest, records: &[Record]) -> Result<SyncPlan> {
-        let key_prefix = manifest_key(KIND_KEY, "");
+        let key_prefix = manifest_key(RecordKind::Key, "");
         for rec in records {
-            let name = manifest_key(&rec.kind, &rec.id);
+            let name = manifest_key(RecordKind::Key, &rec.id);
             match manifest.records.get(&name) {
                 Some(v) if *v == rec.version => {}
                 Some(v) => {
@@ -164,7 +165,7 @@ impl Hsm {
             return Err(Error::StoreInconsistent {
                 detail: format!(
                     "record {} is missing",
-                    printable(&manifest_key(KIND_KEY, missing))
+                    printable(&manifest_key(RecordKind::Key, missing))
                 ),
             });
         }
@@ -172,14 +173,17 @@ impl Hsm {
         let mut plan = SyncPlan::default();
         let mut in_store = std::collections::HashSet::new();
         for rec in records {
-            let handle: KeyHandle = rec.id.parse().map_err(|_| tampered(&rec.kind, &rec.id))?;
+            let handle: KeyHandle = rec
+                .id
+                .parse()
+                .map_err(|_| tampered(RecordKind::Key, &rec.id))?;
             in_store.insert(handle);
             match current.get(&handle) {
                 Some(o) if o.session.is_some() => {
                     return Err(Error::StoreInconsistent {
                         detail: format!(
                             "record {} has the handle of a session object of this node",
-                            printable(&manifest_key(&rec.kind, &rec.id))
+                            printable(&manifest_key(RecordKind::Key, &rec.id))
                         ),
                     })
                 }
@@ -194,7 +198,7 @@ impl Hsm {
                         || info.spec != old.info.spec
                         || info.attributes.check_value != old.info.attributes.check_value
                     {
-                        return Err(tampered(&rec.kind, &rec.id));
+                        return Err(tampered(RecordKind::Key, &rec.id));
                     }
                     plan.updated.push((
                         o.clone(),

@@ -12,40 +12,82 @@ use keyward_keystore::{Backend, Record};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
+use crate::error::printable;
 use crate::error::{Error, Result};
-use crate::seal::{printable, RecordCipher};
+use format::RecordCipher;
 
+pub(crate) mod format;
 pub(crate) mod record;
 
-pub(crate) const KIND_SEAL: &str = "seal";
+/// What a record holds; its name is the record's `kind` column in the backend and is bound
+/// into the record's encryption (see [`format`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum RecordKind {
+    /// The data key, sealed under the master key (one record, [`ID_DATA_KEY`]).
+    Seal,
+    /// A key object (id = its handle in decimal).
+    Key,
+    /// A user (id = the user name).
+    User,
+    /// The [`Manifest`] (one record, [`ID_MANIFEST`]).
+    Manifest,
+    /// An audit entry (id = its sequence number, zero-padded).
+    Audit,
+    /// The audit chain's head (one record, [`ID_AUDIT_HEAD`]).
+    AuditHead,
+    /// Accepted audit damage (one record, see `hsm::integrity`).
+    AuditAccept,
+    /// The rollback anchor. Not a store record: the backend keeps it apart from the records
+    /// (`Backend::write_anchor`), sealed in the same format under this kind.
+    Anchor,
+}
 
+impl RecordKind {
+    /// The kinds a store may hold; any other kind found at load is refused.
+    pub(crate) const IN_STORE: [RecordKind; 7] = [
+        RecordKind::Seal,
+        RecordKind::Key,
+        RecordKind::User,
+        RecordKind::Manifest,
+        RecordKind::Audit,
+        RecordKind::AuditHead,
+        RecordKind::AuditAccept,
+    ];
+
+    /// The name stored in the backend's `kind` column and bound into the encryption.
+    pub(crate) const fn as_str(self) -> &'static str {
+        match self {
+            RecordKind::Seal => "seal",
+            RecordKind::Key => "key",
+            RecordKind::User => "user",
+            RecordKind::Manifest => "manifest",
+            RecordKind::Audit => "audit",
+            RecordKind::AuditHead => "audit-head",
+            RecordKind::AuditAccept => "audit-accept",
+            RecordKind::Anchor => "anchor",
+        }
+    }
+
+    /// The store kind named `name`, if any.
+    pub(crate) fn in_store(name: &str) -> Option<RecordKind> {
+        Self::IN_STORE.into_iter().find(|k| k.as_str() == name)
+    }
+}
+
+impl From<RecordKind> for String {
+    fn from(kind: RecordKind) -> String {
+        kind.as_str().to_owned()
+    }
+}
+
+/// The id of the [`RecordKind::Seal`] record holding the data key.
 pub(crate) const ID_DATA_KEY: &str = "data-key";
 
-pub(crate) const KIND_KEY: &str = "key";
-
-pub(crate) const KIND_USER: &str = "user";
-
-pub(crate) const KIND_MANIFEST: &str = "manifest";
-
+/// The id of the one [`RecordKind::Manifest`] record.
 pub(crate) const ID_MANIFEST: &str = "records";
 
-pub(crate) const KIND_AUDIT: &str = "audit";
-
-pub(crate) const KIND_AUDIT_HEAD: &str = "audit-head";
-
+/// The id of the one [`RecordKind::AuditHead`] record.
 pub(crate) const ID_AUDIT_HEAD: &str = "head";
-
-/// Accepted audit damage (see `hsm::integrity`).
-pub(crate) const KIND_AUDIT_ACCEPT: &str = "audit-accept";
-pub(crate) const KNOWN_KINDS: [&str; 7] = [
-    KIND_SEAL,
-    KIND_KEY,
-    KIND_USER,
-    KIND_MANIFEST,
-    KIND_AUDIT,
-    KIND_AUDIT_HEAD,
-    KIND_AUDIT_ACCEPT,
-];
 
 /// The list of key and user records with their versions, stored (encrypted) with every change
 /// in the same transaction, so that a deleted, re-added or rolled-back record is noticed.
@@ -68,27 +110,30 @@ pub(crate) const SNAPSHOT_ATTEMPTS: usize = 5;
 /// marks before and after a read mean nothing was committed in between.
 pub(crate) fn change_marks(store: &dyn Backend) -> Result<(Option<u64>, Option<u64>)> {
     Ok((
-        store.get(KIND_MANIFEST, ID_MANIFEST)?.map(|r| r.version),
         store
-            .get(KIND_AUDIT_HEAD, ID_AUDIT_HEAD)?
+            .get(RecordKind::Manifest.as_str(), ID_MANIFEST)?
+            .map(|r| r.version),
+        store
+            .get(RecordKind::AuditHead.as_str(), ID_AUDIT_HEAD)?
             .map(|r| r.version),
     ))
 }
 
-pub(crate) fn manifest_key(kind: &str, id: &str) -> String {
-    format!("{kind}/{id}")
+/// A record's key in the [`Manifest`]: `kind/id`.
+pub(crate) fn manifest_key(kind: RecordKind, id: &str) -> String {
+    format!("{}/{id}", kind.as_str())
 }
 
-pub(crate) fn tampered(kind: &str, id: &str) -> Error {
+pub(crate) fn tampered(kind: RecordKind, id: &str) -> Error {
     Error::RecordTampered {
-        kind: printable(kind),
+        kind: kind.as_str().to_owned(),
         id: printable(id),
     }
 }
 
 pub(crate) fn seal_json<T: Serialize>(
     cipher: &RecordCipher,
-    kind: &str,
+    kind: RecordKind,
     id: &str,
     version: u64,
     value: &T,
@@ -106,10 +151,10 @@ pub(crate) fn seal_json<T: Serialize>(
 pub(crate) fn open_json<T: for<'de> Deserialize<'de>>(
     cipher: &RecordCipher,
     store: &dyn Backend,
-    kind: &str,
+    kind: RecordKind,
     id: &str,
 ) -> Result<Option<T>> {
-    let Some(rec) = store.get(kind, id)? else {
+    let Some(rec) = store.get(kind.as_str(), id)? else {
         return Ok(None);
     };
     let plain = cipher.open(kind, id, rec.version, &rec.blob)?;
