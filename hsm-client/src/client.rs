@@ -602,7 +602,10 @@ impl Client {
 
     /// ECDH with `peer_public` (SPKI DER or uncompressed point) + HKDF-SHA256 into a new
     /// secret key of `spec`.
-    #[allow(clippy::too_many_arguments)]
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "the derive request's fields, as the API names them"
+    )]
     pub async fn derive(
         &self,
         handle: u64,

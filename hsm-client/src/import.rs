@@ -23,10 +23,7 @@ impl Client {
     pub async fn import_private_pkcs8(&self, der: &[u8], template: &KeyTemplate) -> Result<Key> {
         let mut rnd = [0u8; 8];
         aws_lc_rs::rand::fill(&mut rnd).map_err(|_| Error::LocalWrap("random generator failed"))?;
-        let label = format!(
-            "import-transport-{}",
-            rnd.iter().map(|b| format!("{b:02x}")).collect::<String>()
-        );
+        let label = format!("import-transport-{}", hex::encode(rnd));
         let pair = self
             .generate_pair(
                 "rsa-2048",

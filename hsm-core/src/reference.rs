@@ -36,11 +36,10 @@ pub struct KeyReference {
 
 /// SHA-256 of `spki_der`, lower-case hex.
 pub fn spki_sha256(spki_der: &[u8]) -> String {
-    aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, spki_der)
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex::encode(aws_lc_rs::digest::digest(
+        &aws_lc_rs::digest::SHA256,
+        spki_der,
+    ))
 }
 
 impl KeyReference {

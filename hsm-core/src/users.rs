@@ -261,8 +261,12 @@ impl SessionToken {
         aws_lc_rs::rand::fill(&mut raw[..]).map_err(|_| Error::Crypto {
             operation: "random",
         })?;
-        let text: String = raw.iter().map(|b| format!("{b:02x}")).collect();
-        let token = SessionToken(Zeroizing::new(text));
+        let mut text = Zeroizing::new([0u8; 64]);
+        hex::encode_to_slice(&raw[..], &mut text[..])
+            .map_err(|_| Error::Internal("session token encoding"))?;
+        let text = std::str::from_utf8(&text[..])
+            .map_err(|_| Error::Internal("session token encoding"))?;
+        let token = SessionToken(Zeroizing::new(text.to_owned()));
         let digest = token.digest();
         Ok((token, digest))
     }

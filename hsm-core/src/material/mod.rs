@@ -525,6 +525,6 @@ impl Material {
                 digest::digest(&digest::SHA1_FOR_LEGACY_USE_ONLY, spki).as_ref()[..3].to_vec()
             }
         };
-        Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+        Ok(hex::encode(bytes))
     }
 }

@@ -843,7 +843,10 @@ fn parse_report(stdout: &[u8]) -> anyhow::Result<Report> {
 }
 
 impl Run {
-    #[allow(clippy::too_many_arguments)]
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "one row of the results table: every column is an argument"
+    )]
     fn from_report(
         key: KeyKind,
         target: TargetKind,

@@ -653,7 +653,10 @@ impl Metric {
 }
 
 /// A goal "a ≤ limit × b", judged on the median of the per-round ratios.
-#[allow(clippy::too_many_arguments)]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "a goal is its name, operands, limit and the data to judge it on"
+)]
 fn ratio_goal(
     summary: &[Summary],
     runs: &[Run],
