@@ -1,7 +1,7 @@
 //! The record layer of the HSM's store, above the raw [`keyward_keystore::Backend`]: record
-//! kinds ([`RecordKind`]) and ids, the manifest (the list of records and versions, written with every change
-//! so that a deleted, re-added or rolled-back record is noticed), JSON records sealed with the
-//! data key, and the key-record codec ([`record`]).
+//! kinds ([`RecordKind`]) and ids, the manifest (the list of records and versions, written
+//! with every change so that a deleted, re-added or rolled-back record is noticed), JSON
+//! records sealed with the data key, and the key-record codec ([`record`]).
 //!
 //! Layers (see `docs/architecture.md`): HSM (`crate::hsm`) → this module → encryption
 //! format ([`format`]) → raw backend (`keyward-keystore`, which only sees ciphertext).
