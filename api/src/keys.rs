@@ -54,7 +54,7 @@ pub struct Attributes {
     pub check_value: String,
 }
 
-/// A key object: everything but its value. Handles are per node.
+/// A key object: everything but its value.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = KeyDto))]
 pub struct Key {
