@@ -81,8 +81,8 @@ fn backend(dir: &Path) -> Result<(SqliteBackend, MasterKey)> {
 /// operator may override.
 fn unsealing_failed(dir: &Path, e: keyward_hsm::Error) -> anyhow::Error {
     let hint = match e.code() {
-        "audit_damaged" => "; to start anyway, accepting the damage up to now (audited; `audit verify` keeps reporting it), add --accept-audit-damage",
-        "store_rolled_back" => "; restore the newest copy of the store if you have one; to start from this store as it is (audited), add --accept-rollback",
+        keyward_hsm::ErrorCode::AuditDamaged => "; to start anyway, accepting the damage up to now (audited; `audit verify` keeps reporting it), add --accept-audit-damage",
+        keyward_hsm::ErrorCode::StoreRolledBack => "; restore the newest copy of the store if you have one; to start from this store as it is (audited), add --accept-rollback",
         _ => "",
     };
     anyhow::Error::new(e).context(format!("cannot unseal the HSM in {}{hint}", dir.display()))

@@ -5,6 +5,7 @@
 
 use anyhow::Result;
 use comfy_table::{presets, ContentArrangement, Table};
+use keyward_client::Key;
 
 /// Prints `header` and `rows` as a table on stdout.
 pub(crate) fn table<R: IntoIterator<Item = String>>(
@@ -26,11 +27,32 @@ pub(crate) fn table<R: IntoIterator<Item = String>>(
     }
 }
 
-/// Prints `v` as pretty JSON on stdout.
+/// Prints `v` as pretty JSON on stdout, its fields in their declared order.
 pub(crate) fn json(v: &impl serde::Serialize) -> Result<()> {
     println!("{}", serde_json::to_string_pretty(v)?);
     Ok(())
 }
+
+/// Prints `v` (an API type) as pretty JSON on stdout with every object's keys sorted, as the
+/// remote commands print the API's answers.
+pub(crate) fn json_sorted<T: serde::Serialize + ?Sized>(v: &T) -> Result<()> {
+    json(&serde_json::to_value(v)?)
+}
+
+/// The usage attributes the remote `key list` table shows when true, in order.
+pub(crate) const REMOTE_FLAGS: &[&str] = &[
+    "sign",
+    "verify",
+    "encrypt",
+    "decrypt",
+    "wrap",
+    "unwrap",
+    "derive",
+    "extractable",
+];
+
+/// The attributes the local `key list` table shows when true (the proxy's TLS keys).
+pub(crate) const LOCAL_FLAGS: &[&str] = &["sign", "verify", "extractable"];
 
 /// One row of the key table: what both `key list`s show of a key object.
 pub(crate) struct KeyRow {
@@ -41,17 +63,30 @@ pub(crate) struct KeyRow {
     /// The owner, where the listing knows it (the API's; the local store lists the proxy's
     /// keys, and its table has no OWNER column).
     pub(crate) owner: Option<String>,
-    /// The usage attributes that are true, in the table's order.
+    /// The attributes among the table's flags that are true, in the table's order.
     pub(crate) flags: Vec<&'static str>,
     pub(crate) label: String,
 }
 
-/// The names of the true flags among `(value, name)` pairs, in order.
-pub(crate) fn true_flags<const N: usize>(flags: [(bool, &'static str); N]) -> Vec<&'static str> {
-    flags
-        .into_iter()
-        .filter_map(|(on, name)| on.then_some(name))
-        .collect()
+impl KeyRow {
+    /// The row of `k`, with the names of `flags` whose attribute is true. The attributes are
+    /// read by name from the API type's JSON form, so a new attribute needs no change here.
+    pub(crate) fn new(k: &Key, owner: bool, flags: &[&'static str]) -> Result<Self> {
+        let attributes = serde_json::to_value(&k.attributes)?;
+        Ok(KeyRow {
+            handle: k.handle,
+            class: k.class.to_string(),
+            spec: k.spec.to_string(),
+            linked_handle: k.linked_handle,
+            owner: owner.then(|| k.owner.clone()),
+            flags: flags
+                .iter()
+                .copied()
+                .filter(|name| attributes.get(*name) == Some(&serde_json::Value::Bool(true)))
+                .collect(),
+            label: k.attributes.label.clone(),
+        })
+    }
 }
 
 /// Prints the key table: HANDLE, CLASS, TYPE, LINKED, \[OWNER,\] ATTRIBUTES, LABEL; the OWNER

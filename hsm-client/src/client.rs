@@ -2,18 +2,26 @@
 
 use std::sync::{Arc, PoisonError};
 
-use base64::engine::general_purpose::STANDARD as B64;
-use base64::Engine;
 use http::Method;
+use keyward_api::{
+    AuditQuery, Base64, Batch, BatchResults, Ciphertext, CreateUserRequest, DecryptRequest,
+    DeriveRequest, DestroyQuery, EncryptRequest, GeneratePairRequest, GenerateSymmetricRequest,
+    Health, ImportPublicRequest, ListQuery, LoginRequest, LoginResponse, PasswordRequest,
+    Plaintext, RandomBytes, RandomRequest, SecretBase64, SetAttributeRequest, ShareRequest,
+    SignRequest, Signature, UnwrapRequest, Verified, VerifyRequest, WrapRequest, Wrapped,
+};
 use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::config::ClientConfig;
 use crate::error::{Error, Result};
-use crate::secret::{Credentials, Password, SessionToken};
-use crate::transport::{decode, login_call, Call, Inner, LoginResponse, NodeStatus, Retry};
+use crate::transport::{decode, login_call, Call, Inner, NodeStatus, Retry};
 use crate::types::*;
+use crate::{
+    AuditEntry, AuditReport, ItemError, Key, KeyPage, KeyPair, KeyTemplate, Password, SessionToken,
+    User,
+};
 
 /// A client of one or more HSM nodes. Cheap to clone (clones share connections and sessions).
 #[derive(Clone, Debug)]
@@ -21,150 +29,89 @@ pub struct Client {
     inner: Arc<Inner>,
 }
 
-fn enc(b: &[u8]) -> String {
-    B64.encode(b)
+/// The bytes of a base64 field of a response.
+fn dec(field: &str, b: &Base64) -> Result<Vec<u8>> {
+    b.decode()
+        .map_err(|e| Error::Decode(format!("{field} is not base64: {e}")))
 }
 
-fn dec(field: &str, s: &str) -> Result<Vec<u8>> {
-    B64.decode(s)
-        .map_err(|e| Error::Decode(format!("{field} is not base64: {e}")))
+/// The bytes of a secret base64 field of a response, moved out of their zeroizing buffer.
+fn dec_secret(field: &str, b: &SecretBase64) -> Result<Vec<u8>> {
+    let mut bytes = b
+        .decode()
+        .map_err(|e| Error::Decode(format!("{field} is not base64: {e}")))?;
+    Ok(std::mem::take(&mut *bytes))
 }
 
 fn seg(s: &str) -> String {
     utf8_percent_encode(s, NON_ALPHANUMERIC).to_string()
 }
 
-#[derive(Serialize)]
-struct SignWire<'a> {
-    key: u64,
-    mechanism: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    message: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    digest: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    encoding: Option<&'a str>,
+/// A query string (`?...`), or nothing when every parameter is absent.
+fn query(q: &impl Serialize) -> Result<String> {
+    let q = serde_urlencoded::to_string(q).map_err(|e| Error::Config(e.to_string()))?;
+    Ok(if q.is_empty() { q } else { format!("?{q}") })
 }
 
-fn input(i: &SignInput) -> (Option<String>, Option<String>) {
+/// A password in a request of its own (the caller keeps theirs; both are zeroized on drop).
+fn password_copy(p: &Password) -> Password {
+    Password::new(p.expose_secret().to_owned())
+}
+
+fn input(i: &SignInput) -> (Option<Base64>, Option<Base64>) {
     match i {
-        SignInput::Message(m) => (Some(enc(m)), None),
-        SignInput::Digest(d) => (None, Some(enc(d))),
+        SignInput::Message(m) => (Some(Base64::encode(m)), None),
+        SignInput::Digest(d) => (None, Some(Base64::encode(d))),
     }
 }
 
-impl<'a> From<&'a SignItem> for SignWire<'a> {
-    fn from(s: &'a SignItem) -> Self {
+impl From<&SignItem> for SignRequest {
+    fn from(s: &SignItem) -> Self {
         let (message, digest) = input(&s.input);
-        SignWire {
+        SignRequest {
             key: s.key,
-            mechanism: &s.mechanism,
+            mechanism: s.mechanism.clone(),
             message,
             digest,
-            encoding: s.encoding.as_deref(),
+            encoding: s.encoding.clone(),
         }
     }
 }
 
-#[derive(Serialize)]
-struct VerifyWire<'a> {
-    key: u64,
-    mechanism: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    message: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    digest: Option<String>,
-    signature: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    encoding: Option<&'a str>,
-}
-
-impl<'a> From<&'a VerifyItem> for VerifyWire<'a> {
-    fn from(s: &'a VerifyItem) -> Self {
+impl From<&VerifyItem> for VerifyRequest {
+    fn from(s: &VerifyItem) -> Self {
         let (message, digest) = input(&s.input);
-        VerifyWire {
+        VerifyRequest {
             key: s.key,
-            mechanism: &s.mechanism,
+            mechanism: s.mechanism.clone(),
             message,
             digest,
-            signature: enc(&s.signature),
-            encoding: s.encoding.as_deref(),
+            signature: Base64::encode(&s.signature),
+            encoding: s.encoding.clone(),
         }
     }
 }
 
-#[derive(Serialize)]
-struct EncryptWire<'a> {
-    key: u64,
-    mechanism: &'a str,
-    plaintext: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    aad: Option<String>,
-}
-
-impl<'a> From<&'a EncryptItem> for EncryptWire<'a> {
-    fn from(s: &'a EncryptItem) -> Self {
-        EncryptWire {
+impl From<&EncryptItem> for EncryptRequest {
+    fn from(s: &EncryptItem) -> Self {
+        EncryptRequest {
             key: s.key,
-            mechanism: &s.mechanism,
-            plaintext: enc(&s.plaintext),
-            aad: s.aad.as_deref().map(enc),
+            mechanism: s.mechanism.clone(),
+            plaintext: SecretBase64::encode(&s.plaintext),
+            aad: s.aad.as_deref().map(Base64::encode),
         }
     }
 }
 
-#[derive(Serialize)]
-struct DecryptWire<'a> {
-    key: u64,
-    mechanism: &'a str,
-    ciphertext: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    aad: Option<String>,
-}
-
-impl<'a> From<&'a DecryptItem> for DecryptWire<'a> {
-    fn from(s: &'a DecryptItem) -> Self {
-        DecryptWire {
+impl From<&DecryptItem> for DecryptRequest {
+    fn from(s: &DecryptItem) -> Self {
+        DecryptRequest {
             key: s.key,
-            mechanism: &s.mechanism,
-            ciphertext: enc(&s.ciphertext),
-            aad: s.aad.as_deref().map(enc),
+            mechanism: s.mechanism.clone(),
+            ciphertext: Base64::encode(&s.ciphertext),
+            aad: s.aad.as_deref().map(Base64::encode),
         }
     }
-}
-
-#[derive(Deserialize)]
-struct SignatureWire {
-    signature: String,
-}
-#[derive(Deserialize)]
-struct VerifiedWire {
-    valid: bool,
-}
-#[derive(Deserialize)]
-struct CiphertextWire {
-    ciphertext: String,
-}
-#[derive(Deserialize)]
-struct PlaintextWire {
-    plaintext: String,
-}
-#[derive(Deserialize)]
-struct BatchItemWire<T> {
-    ok: Option<T>,
-    error: Option<ItemError>,
-}
-#[derive(Deserialize)]
-struct BatchWire<T> {
-    results: Vec<BatchItemWire<T>>,
-}
-#[derive(Serialize)]
-struct Items<T> {
-    items: Vec<T>,
-}
-#[derive(Deserialize)]
-struct HealthWire {
-    status: String,
 }
 
 impl Client {
@@ -195,14 +142,14 @@ impl Client {
     pub async fn health(&self) -> Result<String> {
         let mut c = Call::new(Method::GET, "/v1/health".into(), Retry::Safe);
         c.auth = false;
-        Ok(self.run::<HealthWire>(c).await?.status)
+        Ok(self.run::<Health>(c).await?.status)
     }
 
     /// `GET /v1/ready` on some node: `"ready"` when it serves requests.
     pub async fn ready(&self) -> Result<String> {
         let mut c = Call::new(Method::GET, "/v1/ready".into(), Retry::Safe);
         c.auth = false;
-        Ok(self.run::<HealthWire>(c).await?.status)
+        Ok(self.run::<Health>(c).await?.status)
     }
 
     /// Logs in on one node and keeps the credentials (zeroized on drop) for the others.
@@ -220,7 +167,7 @@ impl Client {
         password: impl Into<Password>,
         ttl_seconds: Option<u64>,
     ) -> Result<Session> {
-        let creds = Arc::new(Credentials {
+        let creds = Arc::new(LoginRequest {
             username: username.to_owned(),
             password: password.into(),
             ttl_seconds,
@@ -231,9 +178,7 @@ impl Client {
         for n in 0..self.inner.nodes.len() {
             self.inner.node(n).set_token(None);
         }
-        self.inner
-            .node(idx)
-            .set_token(Some(Arc::new(SessionToken::new(r.token))));
+        self.inner.node(idx).set_token(Some(Arc::new(r.token)));
         *self
             .inner
             .credentials
@@ -320,17 +265,11 @@ impl Client {
         password: &Password,
         opts: CallOptions,
     ) -> Result<User> {
-        #[derive(Serialize)]
-        struct W<'a> {
-            username: &'a str,
-            role: &'a str,
-            password: &'a str,
-        }
         let c = Call::new(Method::POST, "/v1/users".into(), Retry::Unsafe)
-            .json(&W {
-                username,
-                role,
-                password: password.expose(),
+            .json(&CreateUserRequest {
+                username: username.to_owned(),
+                role: role.to_owned(),
+                password: password_copy(password),
             })?
             .idempotency_key(opts.idempotency_key.as_deref());
         self.run(c).await
@@ -351,13 +290,9 @@ impl Client {
 
     /// Sets a password: an admin for anyone (unlocks a locked user), a user for itself.
     pub async fn change_password(&self, username: &str, password: &Password) -> Result<()> {
-        #[derive(Serialize)]
-        struct W<'a> {
-            password: &'a str,
-        }
         let path = format!("/v1/users/{}/password", seg(username));
-        let c = Call::new(Method::PUT, path, Retry::Safe).json(&W {
-            password: password.expose(),
+        let c = Call::new(Method::PUT, path, Retry::Safe).json(&PasswordRequest {
+            password: password_copy(password),
         })?;
         self.run_empty(c).await
     }
@@ -371,13 +306,11 @@ impl Client {
         template: &KeyTemplate,
         opts: CallOptions,
     ) -> Result<Key> {
-        #[derive(Serialize)]
-        struct W<'a> {
-            spec: &'a str,
-            template: &'a KeyTemplate,
-        }
         let c = Call::new(Method::POST, "/v1/keys/symmetric".into(), Retry::Unsafe)
-            .json(&W { spec, template })?
+            .json(&GenerateSymmetricRequest {
+                spec: spec.to_owned(),
+                template: template.clone(),
+            })?
             .idempotency_key(opts.idempotency_key.as_deref());
         self.run(c).await
     }
@@ -390,21 +323,15 @@ impl Client {
         public: &KeyTemplate,
         opts: CallOptions,
     ) -> Result<KeyPair> {
-        #[derive(Serialize)]
-        struct W<'a> {
-            spec: &'a str,
-            private: &'a KeyTemplate,
-            public: &'a KeyTemplate,
-        }
         let c = Call::new(
             Method::POST,
             "/v1/keys/asymmetric-pair".into(),
             Retry::Unsafe,
         )
-        .json(&W {
-            spec,
-            private,
-            public,
+        .json(&GeneratePairRequest {
+            spec: spec.to_owned(),
+            private: private.clone(),
+            public: public.clone(),
         })?
         .idempotency_key(opts.idempotency_key.as_deref());
         self.run(c).await
@@ -417,47 +344,23 @@ impl Client {
         template: &KeyTemplate,
         opts: CallOptions,
     ) -> Result<Key> {
-        #[derive(Serialize)]
-        struct W<'a> {
-            #[serde(skip_serializing_if = "Option::is_none")]
-            pem: Option<&'a str>,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            der: Option<String>,
-            template: &'a KeyTemplate,
-        }
         let (pem, der) = match key {
-            PublicKeyInput::Pem(p) => (Some(p.as_str()), None),
-            PublicKeyInput::Der(d) => (None, Some(enc(d))),
+            PublicKeyInput::Pem(p) => (Some(p.clone()), None),
+            PublicKeyInput::Der(d) => (None, Some(Base64::encode(d))),
         };
         let c = Call::new(Method::POST, "/v1/keys/import-public".into(), Retry::Unsafe)
-            .json(&W { pem, der, template })?
+            .json(&ImportPublicRequest {
+                pem,
+                der,
+                template: template.clone(),
+            })?
             .idempotency_key(opts.idempotency_key.as_deref());
         self.run(c).await
     }
 
     /// Lists the keys the caller may see, one page at a time.
     pub async fn list_keys(&self, filter: &KeyFilter) -> Result<KeyPage> {
-        let mut query =
-            serde_urlencoded::to_string(filter).map_err(|e| Error::Config(e.to_string()))?;
-        if !filter.attributes.is_empty() {
-            let attrs = filter
-                .attributes
-                .iter()
-                .map(|(n, v)| format!("{n}={v}"))
-                .collect::<Vec<_>>()
-                .join(",");
-            let a = serde_urlencoded::to_string([("attributes", attrs)])
-                .map_err(|e| Error::Config(e.to_string()))?;
-            if !query.is_empty() {
-                query.push('&');
-            }
-            query.push_str(&a);
-        }
-        let path = if query.is_empty() {
-            "/v1/keys".to_owned()
-        } else {
-            format!("/v1/keys?{query}")
-        };
+        let path = format!("/v1/keys{}", query(&ListQuery::from(filter))?);
         self.run(Call::new(Method::GET, path, Retry::Safe)).await
     }
 
@@ -478,29 +381,25 @@ impl Client {
         name: &str,
         value: serde_json::Value,
     ) -> Result<Key> {
-        #[derive(Serialize)]
-        struct W<'a> {
-            name: &'a str,
-            value: serde_json::Value,
-        }
         let path = format!("/v1/keys/{handle}/attributes");
         // Setting an attribute to a value is idempotent.
-        let c = Call::new(Method::PATCH, path, Retry::Safe).json(&W { name, value })?;
+        let c = Call::new(Method::PATCH, path, Retry::Safe).json(&SetAttributeRequest {
+            name: name.to_owned(),
+            value,
+        })?;
         self.run(c).await
     }
 
     /// Shares a key with a crypto-user, for use only.
     pub async fn share(&self, handle: u64, username: &str, opts: CallOptions) -> Result<Key> {
-        #[derive(Serialize)]
-        struct W<'a> {
-            username: &'a str,
-        }
         let c = Call::new(
             Method::POST,
             format!("/v1/keys/{handle}/share"),
             Retry::Unsafe,
         )
-        .json(&W { username })?
+        .json(&ShareRequest {
+            username: username.to_owned(),
+        })?
         .idempotency_key(opts.idempotency_key.as_deref());
         self.run(c).await
     }
@@ -526,7 +425,12 @@ impl Client {
     pub async fn destroy_as_admin(&self, handle: u64) -> Result<()> {
         self.run_empty(Call::new(
             Method::DELETE,
-            format!("/v1/keys/{handle}?force_by_admin=true"),
+            format!(
+                "/v1/keys/{handle}{}",
+                query(&DestroyQuery {
+                    force_by_admin: Some(true),
+                })?
+            ),
             Retry::Safe,
         ))
         .await
@@ -534,14 +438,8 @@ impl Client {
 
     /// The public key as PEM, DER and JWK.
     pub async fn public_key(&self, handle: u64) -> Result<PublicKey> {
-        #[derive(Deserialize)]
-        struct W {
-            pem: String,
-            der: String,
-            jwk: Option<serde_json::Value>,
-        }
         let path = format!("/v1/keys/{handle}/public-key");
-        let w: W = self.run(Call::new(Method::GET, path, Retry::Safe)).await?;
+        let w: keyward_api::PublicKey = self.run(Call::new(Method::GET, path, Retry::Safe)).await?;
         Ok(PublicKey {
             pem: w.pem,
             der: dec("der", &w.der)?,
@@ -551,18 +449,13 @@ impl Client {
 
     /// Wraps (exports) key `target` under the wrapping key `handle`.
     pub async fn wrap(&self, handle: u64, mechanism: &str, target: u64) -> Result<Vec<u8>> {
-        #[derive(Serialize)]
-        struct W<'a> {
-            mechanism: &'a str,
-            target: u64,
-        }
-        #[derive(Deserialize)]
-        struct R {
-            wrapped: String,
-        }
-        let c = Call::new(Method::POST, format!("/v1/keys/{handle}/wrap"), Retry::Safe)
-            .json(&W { mechanism, target })?;
-        let r: R = self.run(c).await?;
+        let c = Call::new(Method::POST, format!("/v1/keys/{handle}/wrap"), Retry::Safe).json(
+            &WrapRequest {
+                mechanism: mechanism.to_owned(),
+                target,
+            },
+        )?;
+        let r: Wrapped = self.run(c).await?;
         dec("wrapped", &r.wrapped)
     }
 
@@ -577,24 +470,16 @@ impl Client {
         template: &KeyTemplate,
         opts: CallOptions,
     ) -> Result<Key> {
-        #[derive(Serialize)]
-        struct W<'a> {
-            mechanism: &'a str,
-            wrapped: String,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            secret_spec: Option<&'a str>,
-            template: &'a KeyTemplate,
-        }
         let c = Call::new(
             Method::POST,
             format!("/v1/keys/{handle}/unwrap"),
             Retry::Unsafe,
         )
-        .json(&W {
-            mechanism,
-            wrapped: enc(wrapped),
-            secret_spec,
-            template,
+        .json(&UnwrapRequest {
+            mechanism: mechanism.to_owned(),
+            wrapped: Base64::encode(wrapped),
+            secret_spec: secret_spec.map(str::to_owned),
+            template: template.clone(),
         })?
         .idempotency_key(opts.idempotency_key.as_deref());
         self.run(c).await
@@ -616,25 +501,17 @@ impl Client {
         template: &KeyTemplate,
         opts: CallOptions,
     ) -> Result<Key> {
-        #[derive(Serialize)]
-        struct W<'a> {
-            peer_public: String,
-            salt: String,
-            info: String,
-            spec: &'a str,
-            template: &'a KeyTemplate,
-        }
         let c = Call::new(
             Method::POST,
             format!("/v1/keys/{handle}/derive"),
             Retry::Unsafe,
         )
-        .json(&W {
-            peer_public: enc(peer_public),
-            salt: enc(salt),
-            info: enc(info),
-            spec,
-            template,
+        .json(&DeriveRequest {
+            peer_public: Base64::encode(peer_public),
+            salt: Some(Base64::encode(salt)),
+            info: Some(Base64::encode(info)),
+            spec: spec.to_owned(),
+            template: template.clone(),
         })?
         .idempotency_key(opts.idempotency_key.as_deref());
         self.run(c).await
@@ -645,56 +522,48 @@ impl Client {
     /// Signs (or MACs) a message or digest.
     pub async fn sign(&self, item: &SignItem) -> Result<Vec<u8>> {
         let c = Call::new(Method::POST, "/v1/crypto/sign".into(), Retry::Safe)
-            .json(&SignWire::from(item))?;
-        let r: SignatureWire = self.run(c).await?;
+            .json(&SignRequest::from(item))?;
+        let r: Signature = self.run(c).await?;
         dec("signature", &r.signature)
     }
 
     /// Verifies a signature or MAC.
     pub async fn verify(&self, item: &VerifyItem) -> Result<bool> {
         let c = Call::new(Method::POST, "/v1/crypto/verify".into(), Retry::Safe)
-            .json(&VerifyWire::from(item))?;
-        Ok(self.run::<VerifiedWire>(c).await?.valid)
+            .json(&VerifyRequest::from(item))?;
+        Ok(self.run::<Verified>(c).await?.valid)
     }
 
     /// Encrypts; aes-gcm returns IV ‖ ciphertext ‖ tag.
     pub async fn encrypt(&self, item: &EncryptItem) -> Result<Vec<u8>> {
         let c = Call::new(Method::POST, "/v1/crypto/encrypt".into(), Retry::Safe)
-            .json(&EncryptWire::from(item))?;
-        let r: CiphertextWire = self.run(c).await?;
+            .json(&EncryptRequest::from(item))?;
+        let r: Ciphertext = self.run(c).await?;
         dec("ciphertext", &r.ciphertext)
     }
 
     /// Decrypts.
     pub async fn decrypt(&self, item: &DecryptItem) -> Result<Vec<u8>> {
         let c = Call::new(Method::POST, "/v1/crypto/decrypt".into(), Retry::Safe)
-            .json(&DecryptWire::from(item))?;
-        let r: PlaintextWire = self.run(c).await?;
-        dec("plaintext", &r.plaintext)
+            .json(&DecryptRequest::from(item))?;
+        let r: Plaintext = self.run(c).await?;
+        dec_secret("plaintext", &r.plaintext)
     }
 
     /// Computes an HMAC (`hmac-sha256/384/512`).
     pub async fn hmac(&self, item: &SignItem) -> Result<Vec<u8>> {
         let c = Call::new(Method::POST, "/v1/crypto/hmac".into(), Retry::Safe)
-            .json(&SignWire::from(item))?;
-        let r: SignatureWire = self.run(c).await?;
+            .json(&SignRequest::from(item))?;
+        let r: Signature = self.run(c).await?;
         dec("signature", &r.signature)
     }
 
     /// `length` random bytes (1 to 65536) from the HSM's DRBG.
     pub async fn random(&self, length: usize) -> Result<Vec<u8>> {
-        #[derive(Serialize)]
-        struct W {
-            length: usize,
-        }
-        #[derive(Deserialize)]
-        struct R {
-            bytes: String,
-        }
-        let c =
-            Call::new(Method::POST, "/v1/crypto/random".into(), Retry::Safe).json(&W { length })?;
-        let r: R = self.run(c).await?;
-        dec("bytes", &r.bytes)
+        let c = Call::new(Method::POST, "/v1/crypto/random".into(), Retry::Safe)
+            .json(&RandomRequest { length })?;
+        let r: RandomBytes = self.run(c).await?;
+        dec_secret("bytes", &r.bytes)
     }
 
     async fn batch<W: Serialize, R: DeserializeOwned, T>(
@@ -703,8 +572,8 @@ impl Client {
         items: Vec<W>,
         f: impl Fn(R) -> Result<T>,
     ) -> Result<Vec<Result<T, ItemError>>> {
-        let c = Call::new(Method::POST, path.into(), Retry::Safe).json(&Items { items })?;
-        let r: BatchWire<R> = self.run(c).await?;
+        let c = Call::new(Method::POST, path.into(), Retry::Safe).json(&Batch { items })?;
+        let r: BatchResults<R> = self.run(c).await?;
         r.results
             .into_iter()
             .map(|i| match (i.ok, i.error) {
@@ -717,8 +586,8 @@ impl Client {
 
     /// Signs 1 to 1000 items; each has its own result, in order.
     pub async fn sign_batch(&self, items: &[SignItem]) -> Result<Vec<Result<Vec<u8>, ItemError>>> {
-        let w = items.iter().map(SignWire::from).collect();
-        self.batch("/v1/crypto/sign/batch", w, |r: SignatureWire| {
+        let w = items.iter().map(SignRequest::from).collect();
+        self.batch("/v1/crypto/sign/batch", w, |r: Signature| {
             dec("signature", &r.signature)
         })
         .await
@@ -726,8 +595,8 @@ impl Client {
 
     /// Verifies 1 to 1000 items.
     pub async fn verify_batch(&self, items: &[VerifyItem]) -> Result<Vec<Result<bool, ItemError>>> {
-        let w = items.iter().map(VerifyWire::from).collect();
-        self.batch("/v1/crypto/verify/batch", w, |r: VerifiedWire| Ok(r.valid))
+        let w = items.iter().map(VerifyRequest::from).collect();
+        self.batch("/v1/crypto/verify/batch", w, |r: Verified| Ok(r.valid))
             .await
     }
 
@@ -736,8 +605,8 @@ impl Client {
         &self,
         items: &[EncryptItem],
     ) -> Result<Vec<Result<Vec<u8>, ItemError>>> {
-        let w = items.iter().map(EncryptWire::from).collect();
-        self.batch("/v1/crypto/encrypt/batch", w, |r: CiphertextWire| {
+        let w = items.iter().map(EncryptRequest::from).collect();
+        self.batch("/v1/crypto/encrypt/batch", w, |r: Ciphertext| {
             dec("ciphertext", &r.ciphertext)
         })
         .await
@@ -748,9 +617,9 @@ impl Client {
         &self,
         items: &[DecryptItem],
     ) -> Result<Vec<Result<Vec<u8>, ItemError>>> {
-        let w = items.iter().map(DecryptWire::from).collect();
-        self.batch("/v1/crypto/decrypt/batch", w, |r: PlaintextWire| {
-            dec("plaintext", &r.plaintext)
+        let w = items.iter().map(DecryptRequest::from).collect();
+        self.batch("/v1/crypto/decrypt/batch", w, |r: Plaintext| {
+            dec_secret("plaintext", &r.plaintext)
         })
         .await
     }
@@ -760,7 +629,13 @@ impl Client {
     /// Audit entries from sequence number `from` (from 1), at most `limit` (1 to 1000).
     /// The audit log is per node: this reads the node that answers.
     pub async fn audit_entries(&self, from: u64, limit: usize) -> Result<Vec<AuditEntry>> {
-        let path = format!("/v1/audit?from={from}&limit={limit}");
+        let path = format!(
+            "/v1/audit{}",
+            query(&AuditQuery {
+                from: Some(from),
+                limit: Some(limit),
+            })?
+        );
         self.run(Call::new(Method::GET, path, Retry::Safe)).await
     }
 

@@ -1,5 +1,7 @@
 //! The one error type of the SDK.
 
+use keyward_api::ErrorCode;
+
 /// A boxed error from the transport layer.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
@@ -12,8 +14,9 @@ pub enum Error {
     Api {
         /// HTTP status.
         status: u16,
-        /// Stable machine-readable code, e.g. `key_not_found`.
-        code: String,
+        /// Stable machine-readable code, e.g. [`ErrorCode::KeyNotFound`] (`key_not_found`);
+        /// a code this version does not know is [`ErrorCode::Other`].
+        code: ErrorCode,
         /// Human-readable message.
         message: String,
     },
@@ -73,9 +76,14 @@ pub enum Error {
 impl Error {
     /// The API error code (`key_not_found`, ...), also through [`Error::AllNodesFailed`].
     pub fn code(&self) -> Option<&str> {
+        self.error_code().map(ErrorCode::as_str)
+    }
+
+    /// The API error code as [`ErrorCode`], also through [`Error::AllNodesFailed`].
+    pub fn error_code(&self) -> Option<&ErrorCode> {
         match self {
             Error::Api { code, .. } => Some(code),
-            Error::AllNodesFailed { last } => last.code(),
+            Error::AllNodesFailed { last } => last.error_code(),
             _ => None,
         }
     }

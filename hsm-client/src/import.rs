@@ -10,7 +10,8 @@ use zeroize::Zeroizing;
 
 use crate::client::Client;
 use crate::error::{Error, Result};
-use crate::types::{CallOptions, Key, KeyTemplate};
+use crate::types::CallOptions;
+use crate::{Key, KeyTemplate};
 
 impl Client {
     /// Imports a PKCS#8 private key (`der`) with the attributes of `template`, wrapped with

@@ -50,13 +50,17 @@ mod client;
 mod config;
 mod error;
 mod import;
-mod secret;
 mod transport;
 mod types;
 
 pub use client::Client;
 pub use config::ClientConfig;
 pub use error::{BoxError, Error, Result};
-pub use secret::{Password, SessionToken};
+/// The error of one batch item: the API's error body.
+pub use keyward_api::ErrorBody as ItemError;
+pub use keyward_api::{
+    Attributes, AuditEntry, AuditReport, ErrorCode, Key, KeyClass, KeyPage, KeyPair, KeySpec,
+    KeyTemplate, Mechanism, Password, Role, SessionToken, User,
+};
 pub use transport::NodeStatus;
 pub use types::*;

@@ -15,12 +15,11 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
 use serde::de::DeserializeOwned;
-use serde::Deserialize;
 use zeroize::Zeroizing;
 
 use crate::config::ClientConfig;
 use crate::error::{Error, Result};
-use crate::secret::{Credentials, SessionToken};
+use keyward_api::{ErrorBody, ErrorCode, LoginRequest, LoginResponse, SessionToken};
 
 /// Largest response body accepted.
 const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
@@ -139,20 +138,6 @@ pub struct NodeStatus {
     pub logged_in: bool,
 }
 
-#[derive(Deserialize)]
-struct ErrorBody {
-    code: String,
-    message: String,
-}
-
-#[derive(Deserialize)]
-pub(crate) struct LoginResponse {
-    pub(crate) token: String,
-    pub(crate) expires_in_seconds: u64,
-    pub(crate) username: String,
-    pub(crate) role: String,
-}
-
 /// Longest `Retry-After` of a `429` that [`Inner::send`] waits out itself.
 pub(crate) const MAX_THROTTLE_WAIT: Duration = Duration::from_secs(5);
 /// How often [`Inner::send`] waits out a `429` for one call.
@@ -191,7 +176,7 @@ pub(crate) struct Inner {
     http: Http,
     pub(crate) nodes: Vec<Node>,
     next: AtomicUsize,
-    pub(crate) credentials: Mutex<Option<Arc<Credentials>>>,
+    pub(crate) credentials: Mutex<Option<Arc<LoginRequest>>>,
     config: ClientConfig,
 }
 
@@ -285,7 +270,7 @@ impl Inner {
         })
     }
 
-    pub(crate) fn credentials(&self) -> Option<Arc<Credentials>> {
+    pub(crate) fn credentials(&self) -> Option<Arc<LoginRequest>> {
         self.credentials
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -378,7 +363,7 @@ impl Inner {
             match self.send(node, call, token.as_deref()).await {
                 Err(Error::Api {
                     status: 401, code, ..
-                }) if code == "session_invalid"
+                }) if code == ErrorCode::SessionInvalid
                     && !relogged
                     && token.is_some()
                     && self.credentials().is_some() =>
@@ -407,7 +392,7 @@ impl Inner {
         let login = login_call(&creds)?;
         let body = self.send(node, &login, None).await?;
         let r: LoginResponse = decode(&body)?;
-        let t = Arc::new(SessionToken::new(r.token));
+        let t = Arc::new(r.token);
         node.set_token(Some(t.clone()));
         Ok(t)
     }
@@ -451,7 +436,7 @@ impl Inner {
             .uri(uri)
             .header(ACCEPT, "application/json");
         if let Some(t) = token {
-            let mut v = HeaderValue::from_str(&format!("Bearer {}", t.expose()))
+            let mut v = HeaderValue::from_str(&format!("Bearer {}", t.expose_secret()))
                 .map_err(|_| Error::Config("token is not a header value".into()))?;
             v.set_sensitive(true);
             req = req.header(AUTHORIZATION, v);
@@ -513,7 +498,7 @@ impl Inner {
             },
             Err(_) => Error::Api {
                 status: status.as_u16(),
-                code: "unknown".into(),
+                code: ErrorCode::Other("unknown".into()),
                 message: String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned(),
             },
         };
@@ -571,19 +556,10 @@ pub(crate) fn certificate_problem(error: &(dyn std::error::Error + 'static)) -> 
     None
 }
 
-pub(crate) fn login_call(creds: &Credentials) -> Result<Call<'static>> {
-    #[derive(serde::Serialize)]
-    struct Login<'a> {
-        username: &'a str,
-        password: &'a str,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        ttl_seconds: Option<u64>,
-    }
-    let mut c = Call::new(Method::POST, "/v1/auth/login".into(), Retry::Safe).json(&Login {
-        username: &creds.username,
-        password: creds.password.expose(),
-        ttl_seconds: creds.ttl_seconds,
-    })?;
+/// The login call of stored credentials (kept as the request itself, password zeroized on
+/// drop).
+pub(crate) fn login_call(creds: &LoginRequest) -> Result<Call<'static>> {
+    let mut c = Call::new(Method::POST, "/v1/auth/login".into(), Retry::Safe).json(creds)?;
     c.auth = false;
     Ok(c)
 }

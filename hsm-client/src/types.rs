@@ -1,8 +1,8 @@
-//! Request and response types of the API, with bytes as `Vec<u8>`.
+//! The SDK's own types: what a call takes and returns where the wire type (from
+//! `keyward-api`, re-exported at the crate root) is not the handiest shape. Bytes are
+//! `Vec<u8>` here; the client encodes them into the API's requests in `client.rs`.
 
-use std::collections::BTreeMap;
-
-use serde::{Deserialize, Serialize};
+use keyward_api::{ListQuery, Role};
 
 /// A session on one node, as login returns it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -10,171 +10,50 @@ pub struct Session {
     /// The user.
     pub username: String,
     /// `admin` or `crypto-user`.
-    pub role: String,
+    pub role: Role,
     /// Seconds until the session expires.
     pub expires_in_seconds: u64,
 }
 
-/// A user.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct User {
-    /// User name.
-    pub username: String,
-    /// `admin` or `crypto-user`.
-    pub role: String,
-    /// Locked after 5 consecutive failed logins: a crypto-user until an admin sets a new
-    /// password, an admin until `lockout_ends_unix_ms`.
-    pub locked: bool,
-    /// Consecutive failed logins.
-    pub failed_logins: u32,
-    /// For a locked admin: when the lockout ends by itself (ms since the Unix epoch).
-    #[serde(default)]
-    pub lockout_ends_unix_ms: Option<u64>,
-    /// A service identity without a password.
-    pub service: bool,
-}
-
-/// A key object's attributes.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct Attributes {
-    /// Label, unique per owner and key class.
-    pub label: String,
-    /// Application id, lower-case hex.
-    pub id: String,
-    /// May sign / MAC.
-    pub sign: bool,
-    /// May verify.
-    pub verify: bool,
-    /// May encrypt.
-    pub encrypt: bool,
-    /// May decrypt.
-    pub decrypt: bool,
-    /// May wrap keys.
-    pub wrap: bool,
-    /// May unwrap keys.
-    pub unwrap: bool,
-    /// May derive keys.
-    pub derive: bool,
-    /// May be exported wrapped.
-    pub extractable: bool,
-    /// Never readable in plaintext.
-    pub sensitive: bool,
-    /// Persistent (false: session key).
-    pub token: bool,
-    /// Set by an admin.
-    pub trusted: bool,
-    /// Only trusted keys may wrap it.
-    pub wrap_with_trusted: bool,
-    /// Attributes may change.
-    pub modifiable: bool,
-    /// May be destroyed.
-    pub destroyable: bool,
-    /// Generated in the HSM.
-    pub local: bool,
-    /// Never extractable.
-    pub never_extractable: bool,
-    /// Always sensitive.
-    pub always_sensitive: bool,
-    /// Key check value (6 hex digits, or empty).
-    pub check_value: String,
-}
-
-/// A key object: everything but its value. Handles are per node.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct Key {
-    /// Key handle on the node that answered.
-    pub handle: u64,
-    /// The other half of a pair.
-    pub linked_handle: Option<u64>,
-    /// `secret`, `private` or `public`.
-    pub class: String,
-    /// Key type and size, e.g. `ec-p256`, `aes-256`.
-    pub spec: String,
-    /// Owning crypto-user.
-    pub owner: String,
-    /// Crypto-users it is shared with.
-    pub shared_with: Vec<String>,
-    /// Attributes.
-    pub attributes: Attributes,
-}
-
-/// A new key pair.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct KeyPair {
-    /// The private key.
-    pub private: Key,
-    /// The public key.
-    pub public: Key,
-}
-
-/// A page of keys.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct KeyPage {
-    /// Keys ordered by handle.
-    pub keys: Vec<Key>,
-    /// Pass as [`KeyFilter::after`] for the next page; `None` on the last page.
-    pub next: Option<u64>,
-}
-
-/// Attributes chosen for a new key: a label and boolean attributes by name.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct KeyTemplate {
-    /// Label (unique per key class).
-    pub label: String,
-    /// Optional application id, lower-case hex.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub id: Option<String>,
-    /// Boolean attributes, e.g. `sign = true`.
-    pub attributes: BTreeMap<String, bool>,
-}
-
-impl KeyTemplate {
-    /// A template with only a label.
-    pub fn new(label: impl Into<String>) -> Self {
-        KeyTemplate {
-            label: label.into(),
-            id: None,
-            attributes: BTreeMap::new(),
-        }
-    }
-
-    /// Sets a boolean attribute (`sign`, `encrypt`, `extractable`, ...).
-    pub fn with(mut self, name: impl Into<String>, value: bool) -> Self {
-        self.attributes.insert(name.into(), value);
-        self
-    }
-
-    /// Sets the application id (lower-case hex).
-    pub fn id(mut self, id: impl Into<String>) -> Self {
-        self.id = Some(id.into());
-        self
-    }
-}
-
-/// Filters and pagination of [`crate::Client::list_keys`].
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+/// Filters and pagination of [`crate::Client::list_keys`]: the API's [`ListQuery`] with the
+/// attribute filters as pairs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct KeyFilter {
     /// Exact label.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub label: Option<String>,
     /// `secret`, `private` or `public`.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub class: Option<String>,
     /// `aes`, `generic-secret`, `rsa`, `ec` or `ed25519`.
-    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
     pub key_type: Option<String>,
     /// Exact owner (user name).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
     /// Boolean attribute filters.
-    #[serde(skip)]
     pub attributes: Vec<(String, bool)>,
     /// Keys with a handle greater than this (the previous page's `next`).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub after: Option<u64>,
     /// Page size, 1 to 1000 (server default 100).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub limit: Option<usize>,
+}
+
+impl From<&KeyFilter> for ListQuery {
+    fn from(f: &KeyFilter) -> Self {
+        let attributes = (!f.attributes.is_empty()).then(|| {
+            f.attributes
+                .iter()
+                .map(|(n, v)| format!("{n}={v}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        });
+        ListQuery {
+            label: f.label.clone(),
+            owner: f.owner.clone(),
+            class: f.class.clone(),
+            key_type: f.key_type.clone(),
+            attributes,
+            after: f.after,
+            limit: f.limit,
+        }
+    }
 }
 
 /// A public key.
@@ -312,46 +191,6 @@ impl DecryptItem {
             aad: None,
         }
     }
-}
-
-/// The error of one batch item.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, thiserror::Error)]
-#[error("{code}: {message}")]
-pub struct ItemError {
-    /// Stable code, e.g. `key_not_found`.
-    pub code: String,
-    /// Human-readable message.
-    pub message: String,
-}
-
-/// An audit entry.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
-pub struct AuditEntry {
-    /// Position in the chain.
-    pub seq: u64,
-    /// Milliseconds since the Unix epoch.
-    pub time_unix_ms: u64,
-    /// Who acted.
-    pub actor: String,
-    /// What happened.
-    pub event: String,
-    /// On what.
-    pub target: Option<String>,
-    /// `ok`, `failed`, `denied`, ...
-    pub outcome: String,
-    /// Chain hash of the previous entry, hex.
-    pub prev_hash: String,
-}
-
-/// The audit chain check.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct AuditReport {
-    /// Entries read.
-    pub entries: u64,
-    /// Whether the chain is intact.
-    pub intact: bool,
-    /// The first problem found.
-    pub problem: Option<String>,
 }
 
 /// Options of calls that create something (key generation, unwrap, derive, user creation,

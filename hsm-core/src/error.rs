@@ -176,31 +176,34 @@ pub enum Error {
 }
 
 impl Error {
-    /// The stable error code, e.g. `key_not_found`, for APIs and exit statuses.
-    pub fn code(&self) -> &'static str {
+    /// The stable error code, e.g. [`ErrorCode::KeyNotFound`] (`key_not_found`), for APIs and
+    /// exit statuses.
+    pub fn code(&self) -> ErrorCode {
         match self {
-            Error::KeyNotFound { .. } | Error::LabelNotFound { .. } => "key_not_found",
-            Error::LabelAmbiguous { .. } => "label_ambiguous",
-            Error::LabelExists { .. } => "label_exists",
-            Error::AttributeViolation { .. } => "attribute_violation",
-            Error::MechanismInvalid { .. } => "mechanism_invalid",
-            Error::InvalidInput { .. } | Error::UnsupportedKeyType { .. } => "invalid_input",
-            Error::Sealed { .. } => "sealed",
-            Error::RecordTampered { .. } => "record_tampered",
-            Error::SelfTestFailed { .. } => "self_test_failed",
-            Error::Store(_) => "store_error",
-            Error::Crypto { .. } => "crypto_error",
-            Error::PermissionDenied { .. } => "permission_denied",
-            Error::AuthenticationFailed => "authentication_failed",
-            Error::UserLocked { .. } => "user_locked",
-            Error::UserNotFound { .. } => "user_not_found",
-            Error::UserExists { .. } => "user_exists",
-            Error::SessionInvalid => "session_invalid",
-            Error::StoreInconsistent { .. } => "record_tampered",
-            Error::ReadOnly { .. } => "read_only",
-            Error::AuditDamaged { .. } => "audit_damaged",
-            Error::StoreRolledBack { .. } => "store_rolled_back",
-            Error::Internal(_) => "internal_error",
+            Error::KeyNotFound { .. } | Error::LabelNotFound { .. } => ErrorCode::KeyNotFound,
+            Error::LabelAmbiguous { .. } => ErrorCode::LabelAmbiguous,
+            Error::LabelExists { .. } => ErrorCode::LabelExists,
+            Error::AttributeViolation { .. } => ErrorCode::AttributeViolation,
+            Error::MechanismInvalid { .. } => ErrorCode::MechanismInvalid,
+            Error::InvalidInput { .. } | Error::UnsupportedKeyType { .. } => {
+                ErrorCode::InvalidInput
+            }
+            Error::Sealed { .. } => ErrorCode::Sealed,
+            Error::RecordTampered { .. } => ErrorCode::RecordTampered,
+            Error::SelfTestFailed { .. } => ErrorCode::SelfTestFailed,
+            Error::Store(_) => ErrorCode::StoreError,
+            Error::Crypto { .. } => ErrorCode::CryptoError,
+            Error::PermissionDenied { .. } => ErrorCode::PermissionDenied,
+            Error::AuthenticationFailed => ErrorCode::AuthenticationFailed,
+            Error::UserLocked { .. } => ErrorCode::UserLocked,
+            Error::UserNotFound { .. } => ErrorCode::UserNotFound,
+            Error::UserExists { .. } => ErrorCode::UserExists,
+            Error::SessionInvalid => ErrorCode::SessionInvalid,
+            Error::StoreInconsistent { .. } => ErrorCode::RecordTampered,
+            Error::ReadOnly { .. } => ErrorCode::ReadOnly,
+            Error::AuditDamaged { .. } => ErrorCode::AuditDamaged,
+            Error::StoreRolledBack { .. } => ErrorCode::StoreRolledBack,
+            Error::Internal(_) => ErrorCode::InternalError,
         }
     }
 
@@ -217,6 +220,104 @@ pub(crate) fn printable(s: &str) -> String {
         .take(80)
         .map(|c| if c.is_control() { '?' } else { c })
         .collect()
+}
+
+/// The class of an [`Error`]: its stable machine-readable code. Several errors share one code
+/// (a label that names no key is `key_not_found`, like a handle that names none).
+///
+/// Deliberately not `#[non_exhaustive]`: the API maps each code to an HTTP status with an
+/// exhaustive `match`, so a new code cannot fall into a default.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    /// `key_not_found`: [`Error::KeyNotFound`], [`Error::LabelNotFound`].
+    KeyNotFound,
+    /// `label_ambiguous`: [`Error::LabelAmbiguous`].
+    LabelAmbiguous,
+    /// `label_exists`: [`Error::LabelExists`].
+    LabelExists,
+    /// `attribute_violation`: [`Error::AttributeViolation`].
+    AttributeViolation,
+    /// `mechanism_invalid`: [`Error::MechanismInvalid`].
+    MechanismInvalid,
+    /// `invalid_input`: [`Error::InvalidInput`], [`Error::UnsupportedKeyType`].
+    InvalidInput,
+    /// `sealed`: [`Error::Sealed`].
+    Sealed,
+    /// `record_tampered`: [`Error::RecordTampered`], [`Error::StoreInconsistent`].
+    RecordTampered,
+    /// `self_test_failed`: [`Error::SelfTestFailed`].
+    SelfTestFailed,
+    /// `store_error`: [`Error::Store`].
+    StoreError,
+    /// `crypto_error`: [`Error::Crypto`].
+    CryptoError,
+    /// `permission_denied`: [`Error::PermissionDenied`].
+    PermissionDenied,
+    /// `authentication_failed`: [`Error::AuthenticationFailed`].
+    AuthenticationFailed,
+    /// `user_locked`: [`Error::UserLocked`].
+    UserLocked,
+    /// `user_not_found`: [`Error::UserNotFound`].
+    UserNotFound,
+    /// `user_exists`: [`Error::UserExists`].
+    UserExists,
+    /// `session_invalid`: [`Error::SessionInvalid`].
+    SessionInvalid,
+    /// `read_only`: [`Error::ReadOnly`].
+    ReadOnly,
+    /// `audit_damaged`: [`Error::AuditDamaged`].
+    AuditDamaged,
+    /// `store_rolled_back`: [`Error::StoreRolledBack`].
+    StoreRolledBack,
+    /// `internal_error`: [`Error::Internal`].
+    InternalError,
+}
+
+impl ErrorCode {
+    /// The code's string, e.g. `key_not_found`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::KeyNotFound => "key_not_found",
+            ErrorCode::LabelAmbiguous => "label_ambiguous",
+            ErrorCode::LabelExists => "label_exists",
+            ErrorCode::AttributeViolation => "attribute_violation",
+            ErrorCode::MechanismInvalid => "mechanism_invalid",
+            ErrorCode::InvalidInput => "invalid_input",
+            ErrorCode::Sealed => "sealed",
+            ErrorCode::RecordTampered => "record_tampered",
+            ErrorCode::SelfTestFailed => "self_test_failed",
+            ErrorCode::StoreError => "store_error",
+            ErrorCode::CryptoError => "crypto_error",
+            ErrorCode::PermissionDenied => "permission_denied",
+            ErrorCode::AuthenticationFailed => "authentication_failed",
+            ErrorCode::UserLocked => "user_locked",
+            ErrorCode::UserNotFound => "user_not_found",
+            ErrorCode::UserExists => "user_exists",
+            ErrorCode::SessionInvalid => "session_invalid",
+            ErrorCode::ReadOnly => "read_only",
+            ErrorCode::AuditDamaged => "audit_damaged",
+            ErrorCode::StoreRolledBack => "store_rolled_back",
+            ErrorCode::InternalError => "internal_error",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<str> for ErrorCode {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for ErrorCode {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
 }
 
 /// Result type of this crate.

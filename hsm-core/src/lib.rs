@@ -48,7 +48,7 @@ mod store;
 mod users;
 
 pub use audit::{AuditEntry, AuditReport};
-pub use error::{Error, Result};
+pub use error::{Error, ErrorCode, Result};
 pub use hsm::{
     EcdhParams, Hsm, KeyCipher, KeyFilter, KeyPage, KeySigner, KeyUsage, OpenOptions,
     TokenObjectChanges, UnwrapTarget, DEFAULT_ADMIN_LOCKOUT, MAX_DATA_BYTES, MAX_PAGE_SIZE,

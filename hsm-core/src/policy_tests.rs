@@ -56,7 +56,7 @@ fn t(label: &str) -> KeyTemplate {
 }
 
 fn code<T: std::fmt::Debug>(r: Result<T>) -> &'static str {
-    r.unwrap_err().code()
+    r.unwrap_err().code().as_str()
 }
 
 fn m(b: &[u8]) -> SignInput<'_> {

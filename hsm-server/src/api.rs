@@ -7,13 +7,20 @@ use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request, State};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::Json;
+use keyward_api::{
+    AuditEntry, AuditQuery, AuditReport, Base64, Batch, BatchItem, BatchResults, Ciphertext,
+    CreateUserRequest, DecryptRequest, DeriveRequest, DestroyQuery, EncryptRequest,
+    GeneratePairRequest, GenerateSymmetricRequest, Health, ImportPublicRequest, Key, KeyPage,
+    KeyPair, ListQuery, LoginRequest, LoginResponse, PasswordRequest, Plaintext, PublicKey,
+    RandomBytes, RandomRequest, SecretBase64, SetAttributeRequest, ShareRequest, SignRequest,
+    Signature, UnwrapRequest, User, Verified, VerifyRequest, WrapRequest, Wrapped,
+};
 use keyward_hsm::{
     AttributeName, AttributeValue, EcdhParams, EncryptMechanism, Hsm, KeyClass, KeyFilter,
-    KeyHandle, KeySpec, Password, Role, Session, SessionToken, SignInput, SignMechanism,
-    SignatureEncoding, UnwrapTarget, WrapMechanism,
+    KeyHandle, KeySpec, Role, Session, SessionToken, SignInput, SignMechanism, SignatureEncoding,
+    UnwrapTarget, WrapMechanism,
 };
 
-use crate::dto::*;
 use crate::error::{ApiError, ApiResult};
 use crate::login_guard::LoginGuard;
 
@@ -114,6 +121,20 @@ where
     }
 }
 
+/// Decodes a base64 field, naming it in the error.
+fn b64(field: &str, value: &Base64) -> ApiResult<Vec<u8>> {
+    value.decode().map_err(|_| not_base64(field))
+}
+
+/// Decodes a secret base64 field (zeroized on drop), naming it in the error.
+fn secret_b64(field: &str, value: &SecretBase64) -> ApiResult<zeroize::Zeroizing<Vec<u8>>> {
+    value.decode().map_err(|_| not_base64(field))
+}
+
+fn not_base64(field: &str) -> ApiError {
+    ApiError::BadRequest(format!("{field} is not valid standard padded base64"))
+}
+
 fn parse<T: std::str::FromStr<Err = keyward_hsm::Error>>(s: &str) -> ApiResult<T> {
     Ok(s.parse()?)
 }
@@ -132,18 +153,18 @@ fn role(s: &str) -> ApiResult<Role> {
     Ok(s.parse()?)
 }
 
-#[utoipa::path(get, path = "/v1/health", tag = "health", responses((status = 200, body = HealthDto)))]
+#[utoipa::path(get, path = "/v1/health", tag = "health", responses((status = 200, body = Health)))]
 /// Liveness: the process answers.
-pub async fn health() -> Json<HealthDto> {
-    Json(HealthDto {
+pub async fn health() -> Json<Health> {
+    Json(Health {
         status: "ok".into(),
     })
 }
 
-#[utoipa::path(get, path = "/v1/ready", tag = "health", responses((status = 200, body = HealthDto)))]
+#[utoipa::path(get, path = "/v1/ready", tag = "health", responses((status = 200, body = Health)))]
 /// Readiness: the HSM is unsealed and passed its self-tests (it cannot exist otherwise).
-pub async fn ready(State(_s): State<AppState>) -> Json<HealthDto> {
-    Json(HealthDto {
+pub async fn ready(State(_s): State<AppState>) -> Json<Health> {
+    Json(Health {
         status: "ready".into(),
     })
 }
@@ -169,11 +190,9 @@ pub async fn login(
     }
     let admission = s.login.admit(addr.map(|a| a.0 .0), &r.username)?;
     let hsm = s.hsm.clone();
-    let res = tokio::task::spawn_blocking(move || {
-        hsm.login(&r.username, &Password::new(r.password), ttl)
-    })
-    .await
-    .map_err(|_| ApiError::Hsm(keyward_hsm::Error::Internal("login task")))?;
+    let res = tokio::task::spawn_blocking(move || hsm.login(&r.username, &r.password.into(), ttl))
+        .await
+        .map_err(|_| ApiError::Hsm(keyward_hsm::Error::Internal("login task")))?;
     match &res {
         Ok(_) => admission.succeeded(),
         Err(keyward_hsm::Error::AuthenticationFailed) => admission.failed(),
@@ -181,10 +200,10 @@ pub async fn login(
     }
     let (session, token) = res?;
     Ok(Json(LoginResponse {
-        token: token.expose().to_owned(),
+        token: keyward_api::SessionToken::new(token.expose().to_owned()),
         expires_in_seconds: ttl.as_secs(),
         username: session.user().to_owned(),
-        role: session.role().as_str().into(),
+        role: session.role().into(),
     }))
 }
 
@@ -197,18 +216,18 @@ pub async fn logout(State(s): State<AppState>, Caller(c): Caller) -> StatusCode 
 }
 
 #[utoipa::path(post, path = "/v1/users", tag = "users", security(("bearer" = [])), request_body = CreateUserRequest,
-    responses((status = 201, body = UserDto), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody),
+    responses((status = 201, body = User), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody),
               (status = 403, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)))]
 /// Creates a user (admin).
 pub async fn create_user(
     State(s): State<AppState>,
     Caller(c): Caller,
     ApiJson(r): ApiJson<CreateUserRequest>,
-) -> ApiResult<(StatusCode, Json<UserDto>)> {
+) -> ApiResult<(StatusCode, Json<User>)> {
     let role = role(&r.role)?;
     let hsm = s.hsm.clone();
     let info = tokio::task::spawn_blocking(move || {
-        hsm.create_user(&c, &r.username, role, &Password::new(r.password))
+        hsm.create_user(&c, &r.username, role, &r.password.into())
     })
     .await
     .map_err(|_| ApiError::Hsm(keyward_hsm::Error::Internal("task")))??;
@@ -216,12 +235,12 @@ pub async fn create_user(
 }
 
 #[utoipa::path(get, path = "/v1/users", tag = "users", security(("bearer" = [])),
-    responses((status = 200, body = [UserDto]), (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody)))]
+    responses((status = 200, body = [User]), (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody)))]
 /// Lists users.
 pub async fn list_users(
     State(s): State<AppState>,
     Caller(c): Caller,
-) -> ApiResult<Json<Vec<UserDto>>> {
+) -> ApiResult<Json<Vec<User>>> {
     Ok(Json(
         s.hsm.list_users(&c)?.into_iter().map(Into::into).collect(),
     ))
@@ -254,7 +273,7 @@ pub async fn change_password(
 ) -> ApiResult<StatusCode> {
     let hsm = s.hsm.clone();
     let user = name.clone();
-    tokio::task::spawn_blocking(move || hsm.change_password(&c, &name, &Password::new(r.password)))
+    tokio::task::spawn_blocking(move || hsm.change_password(&c, &name, &r.password.into()))
         .await
         .map_err(|_| ApiError::Hsm(keyward_hsm::Error::Internal("task")))??;
     // A new password starts the name's login throttling afresh.
@@ -263,53 +282,45 @@ pub async fn change_password(
 }
 
 #[utoipa::path(post, path = "/v1/keys/symmetric", tag = "keys", security(("bearer" = [])), request_body = GenerateSymmetricRequest,
-    responses((status = 201, body = KeyDto), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody)))]
+    responses((status = 201, body = Key), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody)))]
 /// Generates an AES or generic-secret key.
 pub async fn generate_symmetric(
     State(s): State<AppState>,
     Caller(c): Caller,
     ApiJson(r): ApiJson<GenerateSymmetricRequest>,
-) -> ApiResult<(StatusCode, Json<KeyDto>)> {
+) -> ApiResult<(StatusCode, Json<Key>)> {
     let spec: KeySpec = parse(&r.spec)?;
-    let k = s
-        .hsm
-        .generate_secret_key(&c, spec, &r.template.template()?)?;
+    let k = s.hsm.generate_secret_key(&c, spec, &r.template.to_hsm()?)?;
     Ok((StatusCode::CREATED, Json(k.into())))
 }
 
 #[utoipa::path(post, path = "/v1/keys/asymmetric-pair", tag = "keys", security(("bearer" = [])), request_body = GeneratePairRequest,
-    responses((status = 201, body = KeyPairDto), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody)))]
+    responses((status = 201, body = KeyPair), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody)))]
 /// Generates a key pair.
 pub async fn generate_pair(
     State(s): State<AppState>,
     Caller(c): Caller,
     ApiJson(r): ApiJson<GeneratePairRequest>,
-) -> ApiResult<(StatusCode, Json<KeyPairDto>)> {
+) -> ApiResult<(StatusCode, Json<KeyPair>)> {
     let spec: KeySpec = parse(&r.spec)?;
-    let (private, public) = (r.private.template()?, r.public.template()?);
+    let (private, public) = (r.private.to_hsm()?, r.public.to_hsm()?);
     let hsm = s.hsm.clone();
     // RSA key generation takes long: keep it off the async workers.
     let (p, u) =
         tokio::task::spawn_blocking(move || hsm.generate_key_pair(&c, spec, &private, &public))
             .await
             .map_err(|_| ApiError::Hsm(keyward_hsm::Error::Internal("task")))??;
-    Ok((
-        StatusCode::CREATED,
-        Json(KeyPairDto {
-            private: p.into(),
-            public: u.into(),
-        }),
-    ))
+    Ok((StatusCode::CREATED, Json(KeyPair::from((p, u)))))
 }
 
 #[utoipa::path(post, path = "/v1/keys/import-public", tag = "keys", security(("bearer" = [])), request_body = ImportPublicRequest,
-    responses((status = 201, body = KeyDto), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody)))]
+    responses((status = 201, body = Key), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody)))]
 /// Imports a public key (SPKI PEM or base64 DER).
 pub async fn import_public(
     State(s): State<AppState>,
     Caller(c): Caller,
     ApiJson(r): ApiJson<ImportPublicRequest>,
-) -> ApiResult<(StatusCode, Json<KeyDto>)> {
+) -> ApiResult<(StatusCode, Json<Key>)> {
     let bytes = match (&r.pem, &r.der) {
         (Some(p), None) => p.as_bytes().to_vec(),
         (None, Some(d)) => b64("der", d)?,
@@ -319,20 +330,18 @@ pub async fn import_public(
             ))
         }
     };
-    let k = s
-        .hsm
-        .import_public_key(&c, &bytes, &r.template.template()?)?;
+    let k = s.hsm.import_public_key(&c, &bytes, &r.template.to_hsm()?)?;
     Ok((StatusCode::CREATED, Json(k.into())))
 }
 
 #[utoipa::path(get, path = "/v1/keys", tag = "keys", security(("bearer" = [])), params(ListQuery),
-    responses((status = 200, body = KeyPageDto), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody)))]
+    responses((status = 200, body = KeyPage), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody)))]
 /// Lists keys the caller may see, with filters and pagination.
 pub async fn list_keys(
     State(s): State<AppState>,
     Caller(c): Caller,
     q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
-) -> ApiResult<Json<KeyPageDto>> {
+) -> ApiResult<Json<KeyPage>> {
     let Query(q) = q.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let mut filter = KeyFilter {
         label: q.label,
@@ -374,26 +383,26 @@ pub async fn list_keys(
     let page = s
         .hsm
         .list_keys(&c, &filter, q.after.map(KeyHandle), q.limit.unwrap_or(100))?;
-    Ok(Json(KeyPageDto {
+    Ok(Json(KeyPage {
         keys: page.keys.into_iter().map(Into::into).collect(),
         next: page.next.map(|h| h.0),
     }))
 }
 
 #[utoipa::path(get, path = "/v1/keys/{handle}", tag = "keys", security(("bearer" = [])), params(("handle" = u64, Path, description = "Key handle")),
-    responses((status = 200, body = KeyDto), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
+    responses((status = 200, body = Key), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
 /// One key.
 pub async fn get_key(
     State(s): State<AppState>,
     Caller(c): Caller,
     ApiPath(h): ApiPath<u64>,
-) -> ApiResult<Json<KeyDto>> {
+) -> ApiResult<Json<Key>> {
     Ok(Json(s.hsm.key_info(&c, KeyHandle(h))?.into()))
 }
 
 #[utoipa::path(patch, path = "/v1/keys/{handle}/attributes", tag = "keys", security(("bearer" = [])), request_body = SetAttributeRequest,
     params(("handle" = u64, Path, description = "Key handle")),
-    responses((status = 200, body = KeyDto), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody),
+    responses((status = 200, body = Key), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody),
               (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
 /// Changes one attribute.
 pub async fn set_attribute(
@@ -401,7 +410,7 @@ pub async fn set_attribute(
     Caller(c): Caller,
     ApiPath(h): ApiPath<u64>,
     ApiJson(r): ApiJson<SetAttributeRequest>,
-) -> ApiResult<Json<KeyDto>> {
+) -> ApiResult<Json<Key>> {
     let name: AttributeName = parse(&r.name)?;
     let value = match r.value {
         serde_json::Value::Bool(b) => AttributeValue::Bool(b),
@@ -419,7 +428,7 @@ pub async fn set_attribute(
 
 #[utoipa::path(post, path = "/v1/keys/{handle}/share", tag = "keys", security(("bearer" = [])), request_body = ShareRequest,
     params(("handle" = u64, Path, description = "Key handle")),
-    responses((status = 200, body = KeyDto), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody),
+    responses((status = 200, body = Key), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody),
               (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
 /// Shares a key for use only.
 pub async fn share(
@@ -427,20 +436,20 @@ pub async fn share(
     Caller(c): Caller,
     ApiPath(h): ApiPath<u64>,
     ApiJson(r): ApiJson<ShareRequest>,
-) -> ApiResult<Json<KeyDto>> {
+) -> ApiResult<Json<Key>> {
     Ok(Json(s.hsm.share_key(&c, KeyHandle(h), &r.username)?.into()))
 }
 
 #[utoipa::path(delete, path = "/v1/keys/{handle}/share/{username}", tag = "keys", security(("bearer" = [])),
     params(("handle" = u64, Path, description = "Key handle"), ("username" = String, Path, description = "User")),
-    responses((status = 200, body = KeyDto), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody),
+    responses((status = 200, body = Key), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody),
               (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
 /// Stops sharing a key.
 pub async fn unshare(
     State(s): State<AppState>,
     Caller(c): Caller,
     ApiPath((h, user)): ApiPath<(u64, String)>,
-) -> ApiResult<Json<KeyDto>> {
+) -> ApiResult<Json<Key>> {
     Ok(Json(s.hsm.unshare_key(&c, KeyHandle(h), &user)?.into()))
 }
 
@@ -466,34 +475,35 @@ pub async fn destroy(
 }
 
 #[utoipa::path(get, path = "/v1/keys/{handle}/public-key", tag = "keys", security(("bearer" = [])), params(("handle" = u64, Path, description = "Key handle")),
-    responses((status = 200, body = PublicKeyDto), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
+    responses((status = 200, body = PublicKey), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
 /// The public key as PEM, base64 DER and JWK.
 pub async fn public_key(
     State(s): State<AppState>,
     Caller(c): Caller,
     ApiPath(h): ApiPath<u64>,
-) -> ApiResult<Json<PublicKeyDto>> {
+) -> ApiResult<Json<PublicKey>> {
     let spki = s.hsm.public_key_spki(&c, KeyHandle(h))?;
     let spec = s.hsm.key_info(&c, KeyHandle(h))?.spec;
     let pem = format!(
         "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
-        enc(&spki)
+        Base64::encode(&spki)
+            .as_str()
             .as_bytes()
             .chunks(64)
             .map(|c| String::from_utf8_lossy(c).into_owned())
             .collect::<Vec<_>>()
             .join("\n")
     );
-    Ok(Json(PublicKeyDto {
+    Ok(Json(PublicKey {
         pem,
-        der: enc(&spki),
+        der: Base64::encode(&spki),
         jwk: crate::jwk::jwk(spec, &spki),
     }))
 }
 
 #[utoipa::path(post, path = "/v1/keys/{handle}/wrap", tag = "keys", security(("bearer" = [])), request_body = WrapRequest,
     params(("handle" = u64, Path, description = "Wrapping key handle")),
-    responses((status = 200, body = WrappedDto), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody),
+    responses((status = 200, body = Wrapped), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody),
               (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
 /// Wraps (exports) a key under the wrapping key `{handle}`.
 pub async fn wrap(
@@ -501,15 +511,17 @@ pub async fn wrap(
     Caller(c): Caller,
     ApiPath(h): ApiPath<u64>,
     ApiJson(r): ApiJson<WrapRequest>,
-) -> ApiResult<Json<WrappedDto>> {
+) -> ApiResult<Json<Wrapped>> {
     let m: WrapMechanism = parse(&r.mechanism)?;
     let out = s.hsm.wrap_key(&c, KeyHandle(h), m, KeyHandle(r.target))?;
-    Ok(Json(WrappedDto { wrapped: enc(&out) }))
+    Ok(Json(Wrapped {
+        wrapped: Base64::encode(&out),
+    }))
 }
 
 #[utoipa::path(post, path = "/v1/keys/{handle}/unwrap", tag = "keys", security(("bearer" = [])), request_body = UnwrapRequest,
     params(("handle" = u64, Path, description = "Unwrapping key handle")),
-    responses((status = 201, body = KeyDto), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody),
+    responses((status = 201, body = Key), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody),
               (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
 /// Unwraps (imports) a key under the unwrapping key `{handle}`.
 pub async fn unwrap(
@@ -517,27 +529,22 @@ pub async fn unwrap(
     Caller(c): Caller,
     ApiPath(h): ApiPath<u64>,
     ApiJson(r): ApiJson<UnwrapRequest>,
-) -> ApiResult<(StatusCode, Json<KeyDto>)> {
+) -> ApiResult<(StatusCode, Json<Key>)> {
     let m: WrapMechanism = parse(&r.mechanism)?;
     let target = match &r.secret_spec {
         Some(spec) => UnwrapTarget::Secret(parse(spec)?),
         None => UnwrapTarget::Private,
     };
     let wrapped = b64("wrapped", &r.wrapped)?;
-    let k = s.hsm.unwrap_key(
-        &c,
-        KeyHandle(h),
-        m,
-        &wrapped,
-        target,
-        &r.template.template()?,
-    )?;
+    let k = s
+        .hsm
+        .unwrap_key(&c, KeyHandle(h), m, &wrapped, target, &r.template.to_hsm()?)?;
     Ok((StatusCode::CREATED, Json(k.into())))
 }
 
 #[utoipa::path(post, path = "/v1/keys/{handle}/derive", tag = "keys", security(("bearer" = [])), request_body = DeriveRequest,
     params(("handle" = u64, Path, description = "EC private key handle")),
-    responses((status = 201, body = KeyDto), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody),
+    responses((status = 201, body = Key), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody),
               (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
 /// ECDH + HKDF-SHA256 into a new secret key.
 pub async fn derive(
@@ -545,18 +552,18 @@ pub async fn derive(
     Caller(c): Caller,
     ApiPath(h): ApiPath<u64>,
     ApiJson(r): ApiJson<DeriveRequest>,
-) -> ApiResult<(StatusCode, Json<KeyDto>)> {
+) -> ApiResult<(StatusCode, Json<Key>)> {
     let spec: KeySpec = parse(&r.spec)?;
     let peer = b64("peer_public", &r.peer_public)?;
     let salt = r
         .salt
-        .as_deref()
+        .as_ref()
         .map(|v| b64("salt", v))
         .transpose()?
         .unwrap_or_default();
     let info = r
         .info
-        .as_deref()
+        .as_ref()
         .map(|v| b64("info", v))
         .transpose()?
         .unwrap_or_default();
@@ -569,7 +576,7 @@ pub async fn derive(
             info: &info,
         },
         spec,
-        &r.template.template()?,
+        &r.template.to_hsm()?,
     )?;
     Ok((StatusCode::CREATED, Json(k.into())))
 }
@@ -587,14 +594,10 @@ fn message_or_digest<'a>(
     }
 }
 
-pub(crate) fn do_sign(hsm: &Hsm, c: &Session, r: &SignRequest) -> ApiResult<SignatureDto> {
+pub(crate) fn do_sign(hsm: &Hsm, c: &Session, r: &SignRequest) -> ApiResult<Signature> {
     let m: SignMechanism = parse(&r.mechanism)?;
-    let message = r
-        .message
-        .as_deref()
-        .map(|v| b64("message", v))
-        .transpose()?;
-    let digest = r.digest.as_deref().map(|v| b64("digest", v)).transpose()?;
+    let message = r.message.as_ref().map(|v| b64("message", v)).transpose()?;
+    let digest = r.digest.as_ref().map(|v| b64("digest", v)).transpose()?;
     let sig = hsm.sign(
         c,
         KeyHandle(r.key),
@@ -602,19 +605,15 @@ pub(crate) fn do_sign(hsm: &Hsm, c: &Session, r: &SignRequest) -> ApiResult<Sign
         message_or_digest(&message, &digest)?,
         encoding(&r.encoding)?,
     )?;
-    Ok(SignatureDto {
-        signature: enc(&sig),
+    Ok(Signature {
+        signature: Base64::encode(&sig),
     })
 }
 
-pub(crate) fn do_verify(hsm: &Hsm, c: &Session, r: &VerifyRequest) -> ApiResult<VerifiedDto> {
+pub(crate) fn do_verify(hsm: &Hsm, c: &Session, r: &VerifyRequest) -> ApiResult<Verified> {
     let m: SignMechanism = parse(&r.mechanism)?;
-    let message = r
-        .message
-        .as_deref()
-        .map(|v| b64("message", v))
-        .transpose()?;
-    let digest = r.digest.as_deref().map(|v| b64("digest", v)).transpose()?;
+    let message = r.message.as_ref().map(|v| b64("message", v)).transpose()?;
+    let digest = r.digest.as_ref().map(|v| b64("digest", v)).transpose()?;
     let sig = b64("signature", &r.signature)?;
     let valid = hsm.verify(
         c,
@@ -624,94 +623,94 @@ pub(crate) fn do_verify(hsm: &Hsm, c: &Session, r: &VerifyRequest) -> ApiResult<
         &sig,
         encoding(&r.encoding)?,
     )?;
-    Ok(VerifiedDto { valid })
+    Ok(Verified { valid })
 }
 
-pub(crate) fn do_encrypt(hsm: &Hsm, c: &Session, r: &EncryptRequest) -> ApiResult<CiphertextDto> {
+pub(crate) fn do_encrypt(hsm: &Hsm, c: &Session, r: &EncryptRequest) -> ApiResult<Ciphertext> {
     let m: EncryptMechanism = parse(&r.mechanism)?;
-    let pt = b64("plaintext", &r.plaintext)?;
+    let pt = secret_b64("plaintext", &r.plaintext)?;
     let aad = r
         .aad
-        .as_deref()
+        .as_ref()
         .map(|v| b64("aad", v))
         .transpose()?
         .unwrap_or_default();
-    Ok(CiphertextDto {
-        ciphertext: enc(&hsm.encrypt(c, KeyHandle(r.key), m, &pt, &aad)?),
+    Ok(Ciphertext {
+        ciphertext: Base64::encode(&hsm.encrypt(c, KeyHandle(r.key), m, &pt, &aad)?),
     })
 }
 
-pub(crate) fn do_decrypt(hsm: &Hsm, c: &Session, r: &DecryptRequest) -> ApiResult<PlaintextDto> {
+pub(crate) fn do_decrypt(hsm: &Hsm, c: &Session, r: &DecryptRequest) -> ApiResult<Plaintext> {
     let m: EncryptMechanism = parse(&r.mechanism)?;
     let ct = b64("ciphertext", &r.ciphertext)?;
     let aad = r
         .aad
-        .as_deref()
+        .as_ref()
         .map(|v| b64("aad", v))
         .transpose()?
         .unwrap_or_default();
-    Ok(PlaintextDto {
-        plaintext: enc(&hsm.decrypt(c, KeyHandle(r.key), m, &ct, &aad)?),
+    Ok(Plaintext {
+        plaintext: SecretBase64::encode(&hsm.decrypt(c, KeyHandle(r.key), m, &ct, &aad)?),
     })
 }
 
 #[utoipa::path(post, path = "/v1/crypto/sign", tag = "crypto", security(("bearer" = [])), request_body = SignRequest,
-    responses((status = 200, body = SignatureDto), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody),
+    responses((status = 200, body = Signature), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody),
               (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
 /// Signs (or MACs) a message or digest.
 pub async fn sign(
     State(s): State<AppState>,
     Caller(c): Caller,
     ApiJson(r): ApiJson<SignRequest>,
-) -> ApiResult<Json<SignatureDto>> {
+) -> ApiResult<Json<Signature>> {
     Ok(Json(do_sign(&s.hsm, &c, &r)?))
 }
 
 #[utoipa::path(post, path = "/v1/crypto/verify", tag = "crypto", security(("bearer" = [])), request_body = VerifyRequest,
-    responses((status = 200, body = VerifiedDto), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody),
+    responses((status = 200, body = Verified), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody),
               (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
 /// Verifies a signature or MAC.
 pub async fn verify(
     State(s): State<AppState>,
     Caller(c): Caller,
     ApiJson(r): ApiJson<VerifyRequest>,
-) -> ApiResult<Json<VerifiedDto>> {
+) -> ApiResult<Json<Verified>> {
     Ok(Json(do_verify(&s.hsm, &c, &r)?))
 }
 
 #[utoipa::path(post, path = "/v1/crypto/encrypt", tag = "crypto", security(("bearer" = [])), request_body = EncryptRequest,
-    responses((status = 200, body = CiphertextDto), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody),
+    responses((status = 200, body = Ciphertext), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody),
               (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
 /// Encrypts.
 pub async fn encrypt(
     State(s): State<AppState>,
     Caller(c): Caller,
     ApiJson(r): ApiJson<EncryptRequest>,
-) -> ApiResult<Json<CiphertextDto>> {
+) -> ApiResult<Json<Ciphertext>> {
     Ok(Json(do_encrypt(&s.hsm, &c, &r)?))
 }
 
 #[utoipa::path(post, path = "/v1/crypto/decrypt", tag = "crypto", security(("bearer" = [])), request_body = DecryptRequest,
-    responses((status = 200, body = PlaintextDto), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody),
+    responses((status = 200, body = Plaintext), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody),
               (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
 /// Decrypts.
 pub async fn decrypt(
     State(s): State<AppState>,
     Caller(c): Caller,
     ApiJson(r): ApiJson<DecryptRequest>,
-) -> ApiResult<Json<PlaintextDto>> {
+) -> ApiResult<Json<Plaintext>> {
     Ok(Json(do_decrypt(&s.hsm, &c, &r)?))
 }
 
 #[utoipa::path(post, path = "/v1/crypto/hmac", tag = "crypto", security(("bearer" = [])), request_body = SignRequest,
-    responses((status = 200, body = SignatureDto), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody),
+    responses((status = 200, body = Signature), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody),
               (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
 /// Computes an HMAC (`hmac-sha256/384/512` only).
 pub async fn hmac(
     State(s): State<AppState>,
     Caller(c): Caller,
     ApiJson(r): ApiJson<SignRequest>,
-) -> ApiResult<Json<SignatureDto>> {
+) -> ApiResult<Json<Signature>> {
     if !parse::<SignMechanism>(&r.mechanism)?.is_hmac() {
         return Err(ApiError::BadRequest(
             "hmac takes hmac-sha256, hmac-sha384 or hmac-sha512".into(),
@@ -721,15 +720,15 @@ pub async fn hmac(
 }
 
 #[utoipa::path(post, path = "/v1/crypto/random", tag = "crypto", security(("bearer" = [])), request_body = RandomRequest,
-    responses((status = 200, body = RandomDto), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody)))]
+    responses((status = 200, body = RandomBytes), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody)))]
 /// Random bytes from the HSM's DRBG.
 pub async fn random(
     State(s): State<AppState>,
     Caller(c): Caller,
     ApiJson(r): ApiJson<RandomRequest>,
-) -> ApiResult<Json<RandomDto>> {
-    Ok(Json(RandomDto {
-        bytes: enc(&s.hsm.random(&c, r.length)?),
+) -> ApiResult<Json<RandomBytes>> {
+    Ok(Json(RandomBytes {
+        bytes: SecretBase64::encode(&s.hsm.random(&c, r.length)?),
     }))
 }
 
@@ -757,90 +756,72 @@ fn batch<I, O>(items: &[I], f: impl Fn(&I) -> ApiResult<O>) -> ApiResult<BatchRe
 }
 
 #[utoipa::path(post, path = "/v1/crypto/sign/batch", tag = "crypto", security(("bearer" = [])), request_body = Batch<SignRequest>,
-    responses((status = 200, body = BatchResults<SignatureDto>), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody)))]
+    responses((status = 200, body = BatchResults<Signature>), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody)))]
 /// Signs up to 1000 items; each has its own result or error.
 pub async fn sign_batch(
     State(s): State<AppState>,
     Caller(c): Caller,
     ApiJson(r): ApiJson<Batch<SignRequest>>,
-) -> ApiResult<Json<BatchResults<SignatureDto>>> {
+) -> ApiResult<Json<BatchResults<Signature>>> {
     Ok(Json(batch(&r.items, |i| do_sign(&s.hsm, &c, i))?))
 }
 
 #[utoipa::path(post, path = "/v1/crypto/verify/batch", tag = "crypto", security(("bearer" = [])), request_body = Batch<VerifyRequest>,
-    responses((status = 200, body = BatchResults<VerifiedDto>), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody)))]
+    responses((status = 200, body = BatchResults<Verified>), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody)))]
 /// Verifies up to 1000 items.
 pub async fn verify_batch(
     State(s): State<AppState>,
     Caller(c): Caller,
     ApiJson(r): ApiJson<Batch<VerifyRequest>>,
-) -> ApiResult<Json<BatchResults<VerifiedDto>>> {
+) -> ApiResult<Json<BatchResults<Verified>>> {
     Ok(Json(batch(&r.items, |i| do_verify(&s.hsm, &c, i))?))
 }
 
 #[utoipa::path(post, path = "/v1/crypto/encrypt/batch", tag = "crypto", security(("bearer" = [])), request_body = Batch<EncryptRequest>,
-    responses((status = 200, body = BatchResults<CiphertextDto>), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody)))]
+    responses((status = 200, body = BatchResults<Ciphertext>), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody)))]
 /// Encrypts up to 1000 items.
 pub async fn encrypt_batch(
     State(s): State<AppState>,
     Caller(c): Caller,
     ApiJson(r): ApiJson<Batch<EncryptRequest>>,
-) -> ApiResult<Json<BatchResults<CiphertextDto>>> {
+) -> ApiResult<Json<BatchResults<Ciphertext>>> {
     Ok(Json(batch(&r.items, |i| do_encrypt(&s.hsm, &c, i))?))
 }
 
 #[utoipa::path(post, path = "/v1/crypto/decrypt/batch", tag = "crypto", security(("bearer" = [])), request_body = Batch<DecryptRequest>,
-    responses((status = 200, body = BatchResults<PlaintextDto>), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody)))]
+    responses((status = 200, body = BatchResults<Plaintext>), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody)))]
 /// Decrypts up to 1000 items.
 pub async fn decrypt_batch(
     State(s): State<AppState>,
     Caller(c): Caller,
     ApiJson(r): ApiJson<Batch<DecryptRequest>>,
-) -> ApiResult<Json<BatchResults<PlaintextDto>>> {
+) -> ApiResult<Json<BatchResults<Plaintext>>> {
     Ok(Json(batch(&r.items, |i| do_decrypt(&s.hsm, &c, i))?))
 }
 
 #[utoipa::path(get, path = "/v1/audit", tag = "audit", security(("bearer" = [])), params(AuditQuery),
-    responses((status = 200, body = [AuditEntryDto]), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody)))]
+    responses((status = 200, body = [AuditEntry]), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody)))]
 /// Audit entries (admin).
 pub async fn audit_entries(
     State(s): State<AppState>,
     Caller(c): Caller,
     q: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
-) -> ApiResult<Json<Vec<AuditEntryDto>>> {
+) -> ApiResult<Json<Vec<AuditEntry>>> {
     let Query(q) = q.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let limit = q.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::BadRequest("limit is 1 to 1000".into()));
     }
     let entries = s.hsm.audit_entries(&c, q.from.unwrap_or(1), limit)?;
-    Ok(Json(
-        entries
-            .into_iter()
-            .map(|e| AuditEntryDto {
-                seq: e.seq,
-                time_unix_ms: e.time_unix_ms,
-                actor: e.actor,
-                event: e.event,
-                target: e.target,
-                outcome: e.outcome,
-                prev_hash: e.prev_hash,
-            })
-            .collect(),
-    ))
+    Ok(Json(entries.into_iter().map(AuditEntry::from).collect()))
 }
 
 #[utoipa::path(post, path = "/v1/audit/verify", tag = "audit", security(("bearer" = [])),
-    responses((status = 200, body = AuditReportDto), (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody)))]
+    responses((status = 200, body = AuditReport), (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody)))]
 /// Checks the audit hash chain (admin).
 pub async fn audit_verify(
     State(s): State<AppState>,
     Caller(c): Caller,
-) -> ApiResult<Json<AuditReportDto>> {
-    let r = s.hsm.verify_audit(&c)?;
-    Ok(Json(AuditReportDto {
-        entries: r.entries,
-        intact: r.intact,
-        problem: r.problem,
-    }))
+) -> ApiResult<Json<AuditReport>> {
+    Ok(Json(s.hsm.verify_audit(&c)?.into()))
 }

@@ -3,17 +3,8 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::Serialize;
-use utoipa::ToSchema;
-
-/// The body of every error response.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ErrorBody {
-    /// Stable machine-readable code, e.g. `key_not_found`, `permission_denied`, `invalid_input`.
-    pub code: String,
-    /// What went wrong, for people. 5xx messages are generic; details go to the server log.
-    pub message: String,
-}
+pub use keyward_api::ErrorBody;
+use keyward_api::ErrorCode;
 
 /// An API error: an HSM error or a request the API itself refuses.
 #[derive(Debug)]
@@ -48,17 +39,26 @@ impl From<keyward_hsm::Error> for ApiError {
     }
 }
 
-/// The status of each HSM error code.
+/// The status of an HSM error: one exhaustive `match` on its [`keyward_hsm::ErrorCode`].
 pub fn status_of(e: &keyward_hsm::Error) -> StatusCode {
+    use keyward_hsm::ErrorCode as C;
     match e.code() {
-        "key_not_found" | "user_not_found" => StatusCode::NOT_FOUND,
-        "permission_denied" | "attribute_violation" => StatusCode::FORBIDDEN,
-        "mechanism_invalid" | "invalid_input" => StatusCode::BAD_REQUEST,
-        "authentication_failed" | "session_invalid" => StatusCode::UNAUTHORIZED,
-        "user_locked" => StatusCode::LOCKED,
-        "user_exists" | "label_exists" | "label_ambiguous" => StatusCode::CONFLICT,
-        "sealed" | "self_test_failed" => StatusCode::SERVICE_UNAVAILABLE,
-        _ => StatusCode::INTERNAL_SERVER_ERROR,
+        C::KeyNotFound | C::UserNotFound => StatusCode::NOT_FOUND,
+        C::PermissionDenied | C::AttributeViolation => StatusCode::FORBIDDEN,
+        C::MechanismInvalid | C::InvalidInput => StatusCode::BAD_REQUEST,
+        C::AuthenticationFailed | C::SessionInvalid => StatusCode::UNAUTHORIZED,
+        C::UserLocked => StatusCode::LOCKED,
+        C::UserExists | C::LabelExists | C::LabelAmbiguous => StatusCode::CONFLICT,
+        C::Sealed | C::SelfTestFailed => StatusCode::SERVICE_UNAVAILABLE,
+        // Failures of the store, of the crypto library or of Keyward itself, and a write on a
+        // read-only node: the caller sees a generic message, the log the details.
+        C::RecordTampered
+        | C::StoreError
+        | C::CryptoError
+        | C::ReadOnly
+        | C::AuditDamaged
+        | C::StoreRolledBack
+        | C::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 
@@ -71,37 +71,31 @@ impl ApiError {
                 let message = if status.is_server_error()
                     && status != StatusCode::SERVICE_UNAVAILABLE
                 {
-                    tracing::error!(error = %e, code = e.code(), "request failed inside the HSM");
+                    tracing::error!(error = %e, code = e.code().as_str(), "request failed inside the HSM");
                     "internal error; see the server log".to_owned()
                 } else {
                     e.to_string()
                 };
-                (
-                    status,
-                    ErrorBody {
-                        code: e.code().to_owned(),
-                        message,
-                    },
-                )
+                (status, ErrorBody::new(e.code().into(), message))
             }
             ApiError::BadRequest(m) => (
                 StatusCode::BAD_REQUEST,
                 ErrorBody {
-                    code: "invalid_input".into(),
+                    code: ErrorCode::InvalidInput,
                     message: m.clone(),
                 },
             ),
             ApiError::Unauthenticated => (
                 StatusCode::UNAUTHORIZED,
                 ErrorBody {
-                    code: "session_invalid".into(),
+                    code: ErrorCode::SessionInvalid,
                     message: "send Authorization: Bearer <token> from POST /v1/auth/login".into(),
                 },
             ),
             ApiError::PayloadTooLarge => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 ErrorBody {
-                    code: "payload_too_large".into(),
+                    code: ErrorCode::PayloadTooLarge,
                     message: format!("request bodies are at most {} bytes", crate::MAX_BODY_BYTES),
                 },
             ),
@@ -111,21 +105,21 @@ impl ApiError {
             } => (
                 StatusCode::TOO_MANY_REQUESTS,
                 ErrorBody {
-                    code: "too_many_requests".into(),
+                    code: ErrorCode::TooManyRequests,
                     message: format!("{reason}; retry after {retry_after_s} s"),
                 },
             ),
             ApiError::RequestTimeout => (
                 StatusCode::REQUEST_TIMEOUT,
                 ErrorBody {
-                    code: "request_timeout".into(),
+                    code: ErrorCode::RequestTimeout,
                     message: "the request body stopped arriving (the server's body timeout)".into(),
                 },
             ),
             ApiError::NotFound => (
                 StatusCode::NOT_FOUND,
                 ErrorBody {
-                    code: "not_found".into(),
+                    code: ErrorCode::NotFound,
                     message: "no such route".into(),
                 },
             ),

@@ -17,6 +17,8 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use keyward_api::{ErrorBody, ErrorCode};
+
 use crate::error::ApiError;
 
 const HEADER: &str = "idempotency-key";
@@ -62,9 +64,8 @@ fn sha256(parts: &[&[u8]]) -> [u8; 32] {
     out
 }
 
-fn error(status: StatusCode, code: &str, message: &str) -> Response {
-    let body = serde_json::json!({"code": code, "message": message});
-    (status, axum::Json(body)).into_response()
+fn error(status: StatusCode, code: ErrorCode, message: &str) -> Response {
+    (status, axum::Json(ErrorBody::new(code, message))).into_response()
 }
 
 /// The user of an authenticated request: its bearer session, or the session its TLS client
@@ -133,13 +134,13 @@ pub async fn idempotency(
                 return if *h == body_hash {
                     error(
                         StatusCode::CONFLICT,
-                        "idempotency_conflict",
+                        ErrorCode::IdempotencyConflict,
                         "a request with this Idempotency-Key is still being processed",
                     )
                 } else {
                     error(
                         StatusCode::UNPROCESSABLE_ENTITY,
-                        "idempotency_key_reused",
+                        ErrorCode::IdempotencyKeyReused,
                         "this Idempotency-Key was used with another request body",
                     )
                 };
@@ -154,7 +155,7 @@ pub async fn idempotency(
                 if *h != body_hash {
                     return error(
                         StatusCode::UNPROCESSABLE_ENTITY,
-                        "idempotency_key_reused",
+                        ErrorCode::IdempotencyKeyReused,
                         "this Idempotency-Key was used with another request body",
                     );
                 }

@@ -22,7 +22,6 @@
 #![deny(missing_docs)]
 
 pub mod api;
-pub mod dto;
 pub mod error;
 pub mod idempotency;
 mod jwk;
@@ -92,10 +91,10 @@ async fn not_found() -> ApiError {
 async fn method_not_allowed() -> (axum::http::StatusCode, Json<ErrorBody>) {
     (
         axum::http::StatusCode::METHOD_NOT_ALLOWED,
-        Json(ErrorBody {
-            code: "method_not_allowed".into(),
-            message: "this route does not take that method".into(),
-        }),
+        Json(ErrorBody::new(
+            keyward_api::ErrorCode::MethodNotAllowed,
+            "this route does not take that method",
+        )),
     )
 }
 

@@ -142,7 +142,7 @@ impl Connections {
             .and_then(|cn| match self.hsm.certificate_session(&cn, Duration::from_secs(24 * 3600)) {
                 Ok(s) => Some(s),
                 Err(e) => {
-                    tracing::info!(%peer, user = %cn, code = e.code(), "client certificate login refused");
+                    tracing::info!(%peer, user = %cn, code = e.code().as_str(), "client certificate login refused");
                     None
                 }
             });

@@ -83,7 +83,7 @@ impl Api {
 }
 
 fn b64(b: &[u8]) -> String {
-    crate::dto::enc(b)
+    keyward_api::Base64::encode(b).as_str().to_owned()
 }
 
 #[tokio::test]

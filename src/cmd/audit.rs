@@ -16,7 +16,7 @@ pub(crate) fn run(conn: &Conn, cmd: AuditCommand) -> Result<()> {
                     let limit = usize::try_from(limit).unwrap_or(1000);
                     let entries = client.audit_entries(from, limit).await?;
                     if out.json {
-                        output::json(&serde_json::to_value(&entries)?)?;
+                        output::json_sorted(&entries)?;
                     } else {
                         output::table(
                             &["SEQ", "TIME", "ACTOR", "EVENT", "TARGET", "OUTCOME"],
@@ -37,9 +37,7 @@ pub(crate) fn run(conn: &Conn, cmd: AuditCommand) -> Result<()> {
                 AuditCommand::Verify { out } => {
                     let rep = client.audit_verify().await?;
                     if out.json {
-                        output::json(&serde_json::json!({
-                            "entries": rep.entries, "intact": rep.intact, "problem": rep.problem,
-                        }))?;
+                        output::json_sorted(&rep)?;
                     } else if rep.intact {
                         println!("audit chain intact: {} entries", rep.entries);
                     }

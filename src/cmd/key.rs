@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use keyward_client::{CallOptions, Client, Key, KeyFilter};
+use keyward_client::{CallOptions, Client, Key, KeyFilter, KeyPair};
 use keyward_hsm::{KeySpec, MAX_PAGE_SIZE, PROXY_USER};
 
 use super::template;
@@ -48,7 +48,7 @@ fn generate_local(dir: &Path, spec: KeySpec, label: &str, json: bool) -> Result<
     let session = hsm.service_session(PROXY_USER)?;
     let (private, public) = keyward_server::pki::generate_tls_key(&hsm, &session, spec, label)?;
     if json {
-        output::json(&serde_json::json!({ "private": private, "public": public }))?;
+        output::json_sorted(&KeyPair::from((private, public)))?;
     } else {
         println!(
             "generated {spec} key pair {:?}: private key handle {}, public key handle {}",
@@ -71,7 +71,7 @@ fn list_local(dir: &Path, json: bool) -> Result<()> {
             after,
             MAX_PAGE_SIZE,
         )?;
-        keys.extend(page.keys);
+        keys.extend(page.keys.into_iter().map(Key::from));
         match page.next {
             Some(n) => after = Some(n),
             None => break,
@@ -80,22 +80,10 @@ fn list_local(dir: &Path, json: bool) -> Result<()> {
     if json {
         return output::json(&keys);
     }
-    let rows = keys.iter().map(|k| {
-        let a = &k.attributes;
-        KeyRow {
-            handle: k.handle.0,
-            class: k.class.to_string(),
-            spec: k.spec.to_string(),
-            linked_handle: k.linked_handle.map(|h| h.0),
-            owner: None,
-            flags: output::true_flags([
-                (a.sign, "sign"),
-                (a.verify, "verify"),
-                (a.extractable, "extractable"),
-            ]),
-            label: a.label.clone(),
-        }
-    });
+    let rows = keys
+        .iter()
+        .map(|k| KeyRow::new(k, false, output::LOCAL_FLAGS))
+        .collect::<Result<Vec<_>>>()?;
     output::key_table(rows, false);
     Ok(())
 }
@@ -148,55 +136,14 @@ fn list_remote(conn: &Conn, filters: &[String], json: bool) -> Result<()> {
     })
 }
 
-/// A key of the API as JSON (every attribute).
-pub(crate) fn key_json(k: &Key) -> serde_json::Value {
-    let a = &k.attributes;
-    serde_json::json!({
-        "handle": k.handle,
-        "linked_handle": k.linked_handle,
-        "class": k.class,
-        "spec": k.spec,
-        "owner": k.owner,
-        "shared_with": k.shared_with,
-        "attributes": {
-            "label": a.label, "id": a.id, "sign": a.sign, "verify": a.verify,
-            "encrypt": a.encrypt, "decrypt": a.decrypt, "wrap": a.wrap, "unwrap": a.unwrap,
-            "derive": a.derive, "extractable": a.extractable, "sensitive": a.sensitive,
-            "token": a.token, "trusted": a.trusted, "wrap_with_trusted": a.wrap_with_trusted,
-            "modifiable": a.modifiable, "destroyable": a.destroyable, "local": a.local,
-            "never_extractable": a.never_extractable, "always_sensitive": a.always_sensitive,
-            "check_value": a.check_value,
-        },
-    })
-}
-
 fn print_keys(keys: &[Key], json: bool) -> Result<()> {
     if json {
-        return output::json(&serde_json::Value::Array(
-            keys.iter().map(key_json).collect(),
-        ));
+        return output::json_sorted(keys);
     }
-    let rows = keys.iter().map(|k| {
-        let a = &k.attributes;
-        KeyRow {
-            handle: k.handle,
-            class: k.class.clone(),
-            spec: k.spec.clone(),
-            linked_handle: k.linked_handle,
-            owner: Some(k.owner.clone()),
-            flags: output::true_flags([
-                (a.sign, "sign"),
-                (a.verify, "verify"),
-                (a.encrypt, "encrypt"),
-                (a.decrypt, "decrypt"),
-                (a.wrap, "wrap"),
-                (a.unwrap, "unwrap"),
-                (a.derive, "derive"),
-                (a.extractable, "extractable"),
-            ]),
-            label: a.label.clone(),
-        }
-    });
+    let rows = keys
+        .iter()
+        .map(|k| KeyRow::new(k, true, output::REMOTE_FLAGS))
+        .collect::<Result<Vec<_>>>()?;
     output::key_table(rows, true);
     Ok(())
 }
@@ -204,7 +151,7 @@ fn print_keys(keys: &[Key], json: bool) -> Result<()> {
 /// Prints one key: JSON, or `WHAT SPEC key "LABEL": handle N`.
 pub(crate) fn print_key(k: &Key, json: bool, what: &str) -> Result<()> {
     if json {
-        output::json(&key_json(k))
+        output::json_sorted(k)
     } else {
         println!(
             "{what} {} key {:?}: handle {}",
@@ -377,10 +324,7 @@ async fn generate_pair(
         )
         .await?;
     if out.json {
-        output::json(&serde_json::json!({
-            "private": key_json(&pair.private),
-            "public": key_json(&pair.public),
-        }))
+        output::json_sorted(&pair)
     } else {
         println!(
             "generated {spec} key pair {label:?}: private key handle {}, public key handle {}",

@@ -32,7 +32,7 @@ pub(crate) async fn generate_file(
         v: 1,
         label: info.attributes.label.clone(),
         handle: key,
-        spec: info.spec.clone(),
+        spec: info.spec.to_string(),
         spki_sha256: keyward_hsm::spki_sha256(&public.der),
     };
     write_output(Some(out), reference.to_pem().as_bytes())?;

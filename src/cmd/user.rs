@@ -25,11 +25,11 @@ async fn user_inner(client: &Client, cmd: UserCommand) -> Result<()> {
         } => {
             let password = Password::new(super::read_password_file(&password_file)?);
             let role = match role {
-                Role::Admin => "admin",
-                Role::CryptoUser => "crypto-user",
+                Role::Admin => keyward_client::Role::Admin,
+                Role::CryptoUser => keyward_client::Role::CryptoUser,
             };
             let u = client
-                .create_user(&name, role, &password, CallOptions::default())
+                .create_user(&name, role.as_str(), &password, CallOptions::default())
                 .await?;
             if out.json {
                 output::json(&serde_json::json!({ "username": u.username, "role": u.role }))?;
@@ -40,24 +40,22 @@ async fn user_inner(client: &Client, cmd: UserCommand) -> Result<()> {
         UserCommand::List { out } => {
             let users = client.list_users().await?;
             if out.json {
-                let v: Vec<_> = users
-                    .iter()
-                    .map(|u| {
-                        serde_json::json!({
-                            "username": u.username, "role": u.role, "locked": u.locked,
-                            "failed_logins": u.failed_logins, "service": u.service,
-                            "lockout_ends_unix_ms": u.lockout_ends_unix_ms,
-                        })
-                    })
-                    .collect();
-                output::json(&serde_json::Value::Array(v))?;
+                let mut v = serde_json::to_value(&users)?;
+                // The API leaves out an unset lockout end; the CLI has always printed it as null.
+                for u in v.as_array_mut().into_iter().flatten() {
+                    if let Some(u) = u.as_object_mut() {
+                        u.entry("lockout_ends_unix_ms")
+                            .or_insert(serde_json::Value::Null);
+                    }
+                }
+                output::json(&v)?;
             } else {
                 output::table(
                     &["USER", "ROLE", "LOCKED", "FAILED-LOGINS", "SERVICE"],
                     users.iter().map(|u| {
                         [
                             u.username.clone(),
-                            u.role.clone(),
+                            u.role.to_string(),
                             match u.lockout_ends_unix_ms {
                                 Some(ms) if u.locked => format!("until {}", output::utc(ms)),
                                 _ => u.locked.to_string(),

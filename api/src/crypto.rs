@@ -1,0 +1,171 @@
+//! Sign, verify, encrypt, decrypt, random bytes, and batches of them.
+
+use serde::{Deserialize, Serialize};
+
+use crate::base64::{Base64, SecretBase64};
+use crate::error::ErrorBody;
+
+/// `POST /v1/crypto/sign` (also a batch item)
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SignRequest {
+    /// Key handle.
+    pub key: u64,
+    /// e.g. `ecdsa-sha256`, `rsa-pss-sha256`, `ed25519`, `hmac-sha256`.
+    pub mechanism: String,
+    /// The message, base64 ...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub message: Option<Base64>,
+    /// ... or its digest, base64 (ECDSA and RSA only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub digest: Option<Base64>,
+    /// ECDSA signature encoding: `der` (default) or `raw` (r‖s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encoding: Option<String>,
+}
+
+/// A signature.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = SignatureDto))]
+pub struct Signature {
+    /// The signature or MAC, base64.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub signature: Base64,
+}
+
+/// `POST /v1/crypto/verify` (also a batch item)
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct VerifyRequest {
+    /// Key handle.
+    pub key: u64,
+    /// Mechanism.
+    pub mechanism: String,
+    /// The message, base64 ...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub message: Option<Base64>,
+    /// ... or its digest, base64.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub digest: Option<Base64>,
+    /// The signature, base64.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub signature: Base64,
+    /// `der` (default) or `raw`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encoding: Option<String>,
+}
+
+/// A verification result.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = VerifiedDto))]
+pub struct Verified {
+    /// Whether the signature is valid.
+    pub valid: bool,
+}
+
+/// `POST /v1/crypto/encrypt` (also a batch item)
+#[derive(Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct EncryptRequest {
+    /// Key handle.
+    pub key: u64,
+    /// `aes-gcm`, `aes-cbc-pad`, `rsa-oaep-sha256/384/512`.
+    pub mechanism: String,
+    /// Plaintext, base64.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub plaintext: SecretBase64,
+    /// Additional authenticated data for aes-gcm, base64.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub aad: Option<Base64>,
+}
+
+/// A ciphertext.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = CiphertextDto))]
+pub struct Ciphertext {
+    /// Ciphertext, base64; aes-gcm: IV(12) ‖ ciphertext ‖ tag(16); aes-cbc-pad: IV(16) ‖ ciphertext.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub ciphertext: Base64,
+}
+
+/// `POST /v1/crypto/decrypt` (also a batch item)
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct DecryptRequest {
+    /// Key handle.
+    pub key: u64,
+    /// Mechanism.
+    pub mechanism: String,
+    /// Ciphertext in the layout `encrypt` returns, base64.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub ciphertext: Base64,
+    /// AAD for aes-gcm, base64.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub aad: Option<Base64>,
+}
+
+/// A plaintext.
+#[derive(Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = PlaintextDto))]
+pub struct Plaintext {
+    /// Plaintext, base64.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub plaintext: SecretBase64,
+}
+
+/// `POST /v1/crypto/random`
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RandomRequest {
+    /// Number of bytes, 1 to 65536.
+    pub length: usize,
+}
+
+/// Random bytes.
+#[derive(Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = RandomDto))]
+pub struct RandomBytes {
+    /// Random bytes, base64.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub bytes: SecretBase64,
+}
+
+/// A batch of requests of one kind (1 to 1000 items).
+#[derive(Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct Batch<T> {
+    /// The items, processed in order.
+    pub items: Vec<T>,
+}
+
+/// One batch result: the item's result or its error.
+#[derive(Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct BatchItem<T> {
+    /// The result, when the item succeeded (absent otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ok: Option<T>,
+    /// The error, when it failed (absent otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorBody>,
+}
+
+/// Results of a batch, in the items' order.
+#[derive(Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct BatchResults<T> {
+    /// One entry per item.
+    pub results: Vec<BatchItem<T>>,
+}

@@ -1,0 +1,168 @@
+use std::str::FromStr;
+
+use crate::*;
+
+fn round_trip<T>(value: &T, wire: &str)
+where
+    T: FromStr + std::fmt::Display + serde::Serialize + serde::de::DeserializeOwned + PartialEq,
+    T: std::fmt::Debug,
+    T::Err: std::fmt::Debug,
+{
+    assert_eq!(value.to_string(), wire);
+    assert_eq!(&wire.parse::<T>().unwrap(), value, "{wire}");
+    let json = serde_json::to_string(value).unwrap();
+    assert_eq!(json, format!("\"{wire}\""));
+    assert_eq!(&serde_json::from_str::<T>(&json).unwrap(), value);
+}
+
+#[test]
+fn every_key_class_role_and_mechanism_round_trips_through_its_wire_string() {
+    let classes = ["secret", "private", "public"];
+    assert_eq!(KeyClass::ALL.len(), classes.len());
+    for (c, wire) in KeyClass::ALL.iter().zip(classes) {
+        round_trip(c, wire);
+        assert_eq!(*c, wire);
+    }
+    let roles = ["admin", "crypto-user"];
+    assert_eq!(Role::ALL.len(), roles.len());
+    for (r, wire) in Role::ALL.iter().zip(roles) {
+        round_trip(r, wire);
+    }
+    for m in Mechanism::ALL {
+        round_trip(m, m.as_str());
+        assert_eq!(String::from(*m), m.as_str());
+    }
+    assert_eq!(Mechanism::ALL.len(), 22);
+    assert!("rsa-2048".parse::<KeyClass>().is_err());
+    assert_eq!(
+        "root".parse::<Role>().unwrap_err().to_string(),
+        "unknown role \"root\""
+    );
+    assert!("ecdsa-sha1".parse::<Mechanism>().is_err());
+}
+
+#[test]
+fn every_key_spec_round_trips_through_its_wire_string() {
+    let fixed = [
+        "aes-128", "aes-192", "aes-256", "ec-p256", "ec-p384", "ec-p521", "rsa-2048", "rsa-3072",
+        "rsa-4096", "ed25519",
+    ];
+    for (s, wire) in KeySpec::FIXED.iter().zip(fixed) {
+        round_trip(s, wire);
+    }
+    for bytes in [1u16, 32, 800] {
+        round_trip(
+            &KeySpec::GenericSecret { bytes },
+            &format!("generic-secret-{bytes}"),
+        );
+    }
+    for bad in [
+        "generic-secret-",
+        "generic-secret-032",
+        "generic-secret-x",
+        "aes-512",
+        "",
+    ] {
+        assert!(bad.parse::<KeySpec>().is_err(), "{bad}");
+    }
+    assert_eq!(KeySpec::EcP256, "ec-p256");
+}
+
+#[test]
+fn every_error_code_round_trips_and_unknown_codes_are_kept() {
+    for c in ErrorCode::KNOWN {
+        round_trip(c, c.as_str());
+    }
+    let codes: std::collections::HashSet<_> = ErrorCode::KNOWN.iter().map(|c| c.as_str()).collect();
+    assert_eq!(codes.len(), ErrorCode::KNOWN.len(), "a wire string twice");
+    let newer: ErrorCode = "quota_exceeded".parse().unwrap();
+    assert_eq!(newer, ErrorCode::Other("quota_exceeded".into()));
+    round_trip(&newer, "quota_exceeded");
+    let body: ErrorBody =
+        serde_json::from_str(r#"{"code":"key_not_found","message":"no key"}"#).unwrap();
+    assert_eq!(body.code, ErrorCode::KeyNotFound);
+    assert_eq!(body.code, "key_not_found");
+    assert_eq!(body.to_string(), "key_not_found: no key");
+}
+
+#[test]
+fn base64_fields_are_standard_padded_base64_and_round_trip() {
+    let bytes = [0u8, 0xfb, 0xff, 0x10, 0x20];
+    let b = Base64::encode(&bytes);
+    assert_eq!(b.as_str(), "APv/ECA=");
+    let w = Wrapped { wrapped: b };
+    let json = serde_json::to_string(&w).unwrap();
+    assert_eq!(json, r#"{"wrapped":"APv/ECA="}"#);
+    let back: Wrapped = serde_json::from_str(&json).unwrap();
+    assert_eq!(back.wrapped.decode().unwrap(), bytes);
+    // Decoded where used: a bad field parses, and fails only when decoded.
+    let bad: Wrapped = serde_json::from_str(r#"{"wrapped":"APv_ECA"}"#).unwrap();
+    assert!(bad.wrapped.decode().is_err());
+
+    let secret = SecretBase64::encode(&bytes);
+    assert_eq!(secret.expose_secret(), "APv/ECA=");
+    let p = Plaintext { plaintext: secret };
+    let json = serde_json::to_string(&p).unwrap();
+    assert_eq!(json, r#"{"plaintext":"APv/ECA="}"#);
+    let back: Plaintext = serde_json::from_str(&json).unwrap();
+    assert_eq!(&back.plaintext.decode().unwrap()[..], bytes);
+}
+
+#[test]
+fn requests_serialize_as_the_api_documents_them() {
+    let t = KeyTemplate::new("k").with("sign", true);
+    assert_eq!(
+        serde_json::to_string(&t).unwrap(),
+        r#"{"label":"k","attributes":{"sign":true}}"#
+    );
+    let q = ListQuery {
+        key_type: Some("ec".into()),
+        limit: Some(5),
+        ..ListQuery::default()
+    };
+    assert_eq!(
+        serde_json::to_string(&q).unwrap(),
+        r#"{"type":"ec","limit":5}"#
+    );
+    assert!(serde_json::from_str::<KeyTemplate>(r#"{"label":"k","x":1}"#).is_err());
+}
+
+#[test]
+fn secrets_never_show_in_debug() {
+    let login = LoginRequest {
+        username: "alice".into(),
+        password: Password::from("hunter2-password"),
+        ttl_seconds: None,
+    };
+    let enc = EncryptRequest {
+        key: 1,
+        mechanism: "aes-gcm".into(),
+        plaintext: SecretBase64::encode(b"top secret value"),
+        aad: None,
+    };
+    let token = LoginResponse {
+        token: SessionToken::new("f00dfeedf00dfeed".into()),
+        expires_in_seconds: 60,
+        username: "alice".into(),
+        role: Role::CryptoUser,
+    };
+    let random = RandomBytes {
+        bytes: SecretBase64::encode(b"random key bytes"),
+    };
+    let printed = format!("{login:?} {enc:?} {token:?} {random:?}");
+    for secret in [
+        "hunter2-password",
+        "f00dfeedf00dfeed",
+        SecretBase64::encode(b"top secret value").expose_secret(),
+        SecretBase64::encode(b"random key bytes").expose_secret(),
+    ] {
+        assert!(!printed.contains(secret), "{printed}");
+    }
+    assert!(printed.contains("Password(<redacted>)"));
+    assert!(printed.contains("SessionToken(<redacted>)"));
+    assert!(printed.contains("SecretBase64(<redacted>)"));
+    // The wire still carries them.
+    assert!(serde_json::to_string(&login)
+        .unwrap()
+        .contains("hunter2-password"));
+}
