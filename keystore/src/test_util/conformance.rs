@@ -272,12 +272,18 @@ pub fn the_anchor_starts_empty_and_is_replaced_whole(store: &dyn Backend) {
         Some(&b"a longer first anchor"[..])
     );
     store.write_anchor(b"second").unwrap();
-    assert_eq!(store.read_anchor().unwrap().as_deref(), Some(&b"second"[..]));
+    assert_eq!(
+        store.read_anchor().unwrap().as_deref(),
+        Some(&b"second"[..])
+    );
     assert!(store.kinds().unwrap().is_empty());
     store
         .write_batch(&[Write::Insert(rec("key", "a", 1, b"x"))])
         .unwrap();
-    assert_eq!(store.read_anchor().unwrap().as_deref(), Some(&b"second"[..]));
+    assert_eq!(
+        store.read_anchor().unwrap().as_deref(),
+        Some(&b"second"[..])
+    );
     store.write_anchor(b"").unwrap();
     assert_eq!(store.read_anchor().unwrap().as_deref(), Some(&b""[..]));
 }
