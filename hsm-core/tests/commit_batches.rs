@@ -206,10 +206,7 @@ fn when_the_batch_fails_neither_the_user_nor_an_ok_entry_is_stored() {
             "update manifest"
         ]
     );
-    assert_eq!(
-        shape(&batches[1]),
-        ["insert audit", "update audit-head"]
-    );
+    assert_eq!(shape(&batches[1]), ["insert audit", "update audit-head"]);
     assert_eq!(count("user"), users_before);
     assert_eq!(count("audit"), audit_before + 1);
     let names: Vec<String> = r

@@ -87,7 +87,7 @@ impl Fixture {
     fn rsa_aes_envelope(&self, rsa_pub_pem: &str, payload: &str, tag: &str) -> Vec<u8> {
         let aes = self.path(&format!("{tag}.ephemeral.bin"));
         openssl_ok(&["rand", "-out", &aes, "32"]);
-        let aes_hex = hex::encode(&self.read(&format!("{tag}.ephemeral.bin")));
+        let aes_hex = hex::encode(self.read(&format!("{tag}.ephemeral.bin")));
         let rsa_part = self.path(&format!("{tag}.rsa-part.bin"));
         openssl_ok(&[
             "pkeyutl",
