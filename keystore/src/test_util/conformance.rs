@@ -2,7 +2,7 @@
 //! a fresh, empty store. Run them all for a backend with
 //! [`backend_conformance_tests!`](crate::backend_conformance_tests):
 //!
-//! ```ignore
+//! ```text
 //! // in another crate's tests/, with keyward-keystore's `test-util` feature
 //! mod sqlite {
 //!     keyward_keystore::backend_conformance_tests!(|dir: &std::path::Path| {
