@@ -11,15 +11,8 @@ use support::*;
 fn init_then_serve_the_api_over_tls_with_an_hsm_key() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("hsm");
-    let pw_file = tmp.path().join("admin.pw");
-    std::fs::write(&pw_file, "admin-password\n").unwrap();
-    let out = keyward_ok(&[
-        "init",
-        "--data-dir",
-        &data.display().to_string(),
-        "--admin-password-file",
-        &pw_file.display().to_string(),
-    ]);
+    let out = init_hsm(&data, "admin-password");
+    let pw_file = admin_password_file(&data);
     assert!(
         out.contains("api-ca.pem") && !out.contains("admin-password"),
         "{out}"
@@ -221,15 +214,7 @@ fn a_client_certificate_from_the_configured_ca_logs_its_user_in() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let data = dir.join("hsm");
-    let pw_file = dir.join("admin.pw");
-    std::fs::write(&pw_file, "admin-password\n").unwrap();
-    keyward_ok(&[
-        "init",
-        "--data-dir",
-        &data.display().to_string(),
-        "--admin-password-file",
-        &pw_file.display().to_string(),
-    ]);
+    init_hsm(&data, "admin-password");
     let ca_dir = dir.join("ca");
     std::fs::create_dir(&ca_dir).unwrap();
     let (ca, ca_key) = (
@@ -298,42 +283,24 @@ fn a_client_certificate_from_the_configured_ca_logs_its_user_in() {
     assert_eq!(s, 201);
 
     let with_cert = |pem: &str, key: &str, path: &str| {
-        let url = format!("https://localhost:{}{path}", addr.port());
-        let resolve = format!("localhost:{}:127.0.0.1", addr.port());
-        let api_ca = api_ca.display().to_string();
-        run(
-            "curl",
-            &[
-                "-sS",
-                "--cacert",
-                &api_ca,
-                "--resolve",
-                &resolve,
-                "--cert",
-                pem,
-                "--key",
-                key,
-                "-w",
-                "\n%{http_code}",
-                &url,
-            ],
-        )
+        Curl::https(addr, path, &api_ca)
+            .args(&["--cert", pem, "--key", key])
+            .run()
     };
     // alice's certificate is alice, without a password.
-    let (ok, out, err) = with_cert(&alice_pem, &alice_key, "/v1/keys");
-    assert!(ok && out.ends_with("\n200"), "{out}{err}");
+    let got = with_cert(&alice_pem, &alice_key, "/v1/keys");
+    assert!(got.ok && got.status == 200, "{got:?}");
     // ... a crypto-user: the admin-only user list is refused.
-    let (ok, out, _) = with_cert(&alice_pem, &alice_key, "/v1/users");
+    let got = with_cert(&alice_pem, &alice_key, "/v1/users");
     assert!(
-        ok && out.ends_with("\n403") && out.contains("permission_denied"),
-        "{out}"
+        got.ok && got.status == 403 && got.body.contains("permission_denied"),
+        "{got:?}"
     );
     // A certificate of a user that does not exist logs nobody in.
-    let (ok, out, _) = with_cert(&nobody_pem, &nobody_key, "/v1/keys");
-    assert!(ok && out.ends_with("\n401"), "{out}");
+    let got = with_cert(&nobody_pem, &nobody_key, "/v1/keys");
+    assert!(got.ok && got.status == 401, "{got:?}");
     // A certificate from another CA does not even complete the handshake.
-    let (ok, _, _) = with_cert(&forged_pem, &forged_key, "/v1/keys");
-    assert!(!ok);
+    assert!(!with_cert(&forged_pem, &forged_key, "/v1/keys").ok);
     // No certificate and no token: 401; passwords still work.
     let (s, _) = curl_json(&api_ca, addr, "GET", "/v1/keys", None, None);
     assert_eq!(s, 401);
@@ -343,16 +310,8 @@ fn a_client_certificate_from_the_configured_ca_logs_its_user_in() {
 fn a_second_writer_is_refused_and_a_locked_out_admin_is_recovered_offline() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("hsm");
-    let pw_file = tmp.path().join("admin.pw");
-    std::fs::write(&pw_file, "admin-password\n").unwrap();
     let d = data.display().to_string();
-    keyward_ok(&[
-        "init",
-        "--data-dir",
-        &d,
-        "--admin-password-file",
-        &pw_file.display().to_string(),
-    ]);
+    init_hsm(&data, "admin-password");
     let (mut server, addr) = start_hsm_serve(&data, &[]);
     let ca = data.join("api-ca.pem");
     // Another writer on the same data directory is refused; the node keeps working.

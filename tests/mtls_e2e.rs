@@ -98,33 +98,16 @@ impl Site {
     }
 }
 
-/// What curl got: `Ok(body)` for a 200, `Err(reason)` when the exchange failed.
+/// What curl got from `/who`: `Ok(body)` for a 200, `Err(reason)` when the exchange failed.
 fn curl(addr: SocketAddr, server_ca: &Path, extra: &[&str]) -> Result<serde_json::Value, String> {
-    let url = format!("https://localhost:{}/who", addr.port());
-    let resolve = format!("localhost:{}:127.0.0.1", addr.port());
-    let ca = server_ca.display().to_string();
-    let mut args = vec![
-        "-sS",
-        "--max-time",
-        "20",
-        "--cacert",
-        &ca,
-        "--resolve",
-        &resolve,
-        "-w",
-        "\n%{http_code}",
-    ];
-    args.extend_from_slice(extra);
-    args.push(&url);
-    let (ok, out, err) = run("curl", &args);
-    if !ok {
-        return Err(err);
+    let got = Curl::https(addr, "/who", server_ca).args(extra).run();
+    if !got.ok {
+        return Err(got.stderr);
     }
-    let (body, status) = out.rsplit_once('\n').unwrap();
-    if status != "200" {
-        return Err(format!("status {status}: {body}"));
+    if got.status != 200 {
+        return Err(format!("status {}: {}", got.status, got.body));
     }
-    Ok(serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}")))
+    Ok(serde_json::from_str(&got.body).unwrap_or_else(|e| panic!("{e}: {}", got.body)))
 }
 
 #[test]

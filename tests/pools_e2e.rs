@@ -268,25 +268,14 @@ fn a_dead_server_costs_no_get_while_a_post_is_never_resent_and_passive_ejection_
     }
 }
 
-/// `curl -k` with a Host header; returns (status, body).
+/// `curl -k` to `https://127.0.0.1:PORT{path}` with a Host header; returns (status, body).
 fn curl(addr: SocketAddr, host: &str, path: &str) -> (String, String) {
     let url = format!("https://127.0.0.1:{}{path}", addr.port());
-    let (ok, out, err) = run(
-        "curl",
-        &[
-            "-sk",
-            "--max-time",
-            "20",
-            "-H",
-            &format!("Host: {host}"),
-            "-w",
-            "\n%{http_code}",
-            &url,
-        ],
-    );
-    assert!(ok, "curl {url}: {err}");
-    let (body, status) = out.rsplit_once('\n').unwrap();
-    (status.to_owned(), body.to_owned())
+    let got = Curl::url(&url)
+        .args(&["-k", "-H", &format!("Host: {host}")])
+        .run();
+    assert!(got.ok, "curl {url}: {}", got.stderr);
+    (got.status.to_string(), got.body)
 }
 
 #[test]

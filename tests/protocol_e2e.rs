@@ -195,27 +195,13 @@ fn host_names_with_empty_labels_are_refused_and_never_reach_another_tenant() {
         (head, String::from_utf8_lossy(&body).into_owned())
     };
     let h2 = |host: &str, path: &str| -> (String, String) {
-        let port = addr.port().to_string();
-        let (ok, out, err) = run(
-            "curl",
-            &[
-                "-sS",
-                "--http2",
-                "--cacert",
-                cert.to_str().unwrap(),
-                "--resolve",
-                &format!("localhost:{port}:127.0.0.1"),
-                "-H",
-                &format!("Host: {host}"),
-                "-w",
-                "\n%{http_code} %{http_version}",
-                &format!("https://localhost:{port}{path}"),
-            ],
-        );
-        assert!(ok, "curl: {err}");
-        let (body, status) = out.rsplit_once('\n').unwrap();
+        let got = Curl::https(addr, path, &cert)
+            .args(&["--http2", "-H", &format!("Host: {host}")])
+            .run();
+        assert!(got.ok, "curl: {}", got.stderr);
+        let status = format!("{} {}", got.status, got.http_version);
         assert!(status.ends_with(" 2"), "not HTTP/2: {status}");
-        (status.to_owned(), body.to_owned())
+        (status, got.body)
     };
     let bad = [
         "tenant.test..",
@@ -284,19 +270,12 @@ fn http2_expect_100_continue_gets_100_at_once() {
         listener(&cert, "web", "max_body_bytes = 1572864")
     ));
     let (_p, addrs) = start_serve(&config, 1);
-    let port = addrs[0].port().to_string();
     let upload = |bytes: usize| -> (String, String) {
         let file = site.dir.join(format!("body-{bytes}"));
         std::fs::write(&file, vec![b'x'; bytes]).unwrap();
-        let (ok, out, err) = run(
-            "curl",
-            &[
-                "-sS",
+        let got = Curl::https(addrs[0], "/upload", &cert)
+            .args(&[
                 "--http2",
-                "--cacert",
-                cert.to_str().unwrap(),
-                "--resolve",
-                &format!("localhost:{port}:127.0.0.1"),
                 "-H",
                 "Expect: 100-continue",
                 "--expect100-timeout",
@@ -308,18 +287,11 @@ fn http2_expect_100_continue_gets_100_at_once() {
                 "--trace-time",
                 "-o",
                 "/dev/null",
-                "-w",
-                "RESULT %{http_code} %{http_version} %{time_total}\n",
-                &format!("https://localhost:{port}/upload"),
-            ],
-        );
-        assert!(ok, "curl: {err}\n{out}");
-        let result = out
-            .lines()
-            .find_map(|l| l.strip_prefix("RESULT "))
-            .unwrap()
-            .to_owned();
-        (result, out)
+            ])
+            .run();
+        assert!(got.ok, "curl: {}\n{}", got.stderr, got.body);
+        let result = format!("{} {} {}", got.status, got.http_version, got.time_total_s);
+        (result, got.body)
     };
     // "HH:MM:SS.micros" at the start of a trace line, as seconds since midnight.
     let at = |line: &str| -> f64 {

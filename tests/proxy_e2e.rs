@@ -4,6 +4,7 @@
 mod support;
 
 use std::net::SocketAddr;
+use std::path::Path;
 
 use keyward_hsm::KeyClass;
 use support::*;
@@ -51,23 +52,6 @@ fn upstream(addr: SocketAddr, extra: &str) -> String {
     format!("[upstream]\nurl = \"http://{addr}\"\n{extra}\n")
 }
 
-fn curl(cacert: &str, addr: SocketAddr, path: &str, extra: &[&str]) -> (bool, String, String) {
-    let url = format!("https://localhost:{}{path}", addr.port());
-    let resolve = format!("localhost:{}:127.0.0.1", addr.port());
-    let mut args = vec![
-        "-sS",
-        "--max-time",
-        "20",
-        "--cacert",
-        cacert,
-        "--resolve",
-        &resolve,
-    ];
-    args.extend_from_slice(extra);
-    args.push(&url);
-    run("curl", &args)
-}
-
 fn served_spki(s_client_out: &str) -> Vec<u8> {
     let start = s_client_out
         .find("-----BEGIN CERTIFICATE-----")
@@ -97,11 +81,13 @@ fn https_in_front_of_a_real_upstream_with_hsm_keys_of_every_tls_type() {
 
     // Body and forwarded headers arrive; hop-by-hop headers do not (HTTP/1.1: over h2 curl
     // itself drops the Connection header).
-    let (ok, body, err) = curl(
-        &ec,
-        ec_addr,
-        "/hello?x=1",
-        &[
+    let CurlOutput {
+        ok,
+        body,
+        stderr: err,
+        ..
+    } = Curl::https(ec_addr, "/hello?x=1", Path::new(&ec))
+        .args(&[
             "--http1.1",
             "-H",
             "Connection: keep-alive, X-Hop",
@@ -109,8 +95,8 @@ fn https_in_front_of_a_real_upstream_with_hsm_keys_of_every_tls_type() {
             "X-Hop: secret",
             "-H",
             "X-Forwarded-For: 203.0.113.9",
-        ],
-    );
+        ])
+        .run();
     assert!(ok, "{err}");
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["upstream"], "keyward-test-upstream");
@@ -126,16 +112,12 @@ fn https_in_front_of_a_real_upstream_with_hsm_keys_of_every_tls_type() {
     assert!(h.get("x-hop").is_none(), "hop-by-hop header leaked: {h}");
 
     // HTTP/2 through ALPN, with a request body.
-    let (ok, out, err) = curl(
-        &ec,
-        ec_addr,
-        "/h2",
-        &["--http2", "-d", "abc", "-w", "\n%{http_version}"],
-    );
-    assert!(ok, "{err}");
-    let (body, version) = out.rsplit_once('\n').unwrap();
-    assert_eq!(version, "2");
-    let v: serde_json::Value = serde_json::from_str(body).unwrap();
+    let got = Curl::https(ec_addr, "/h2", Path::new(&ec))
+        .args(&["--http2", "-d", "abc"])
+        .run();
+    assert!(got.ok, "{}", got.stderr);
+    assert_eq!(got.http_version, "2");
+    let v: serde_json::Value = serde_json::from_str(&got.body).unwrap();
     assert_eq!(v["method"], "POST");
     assert_eq!(v["body_bytes"], 3);
     assert_eq!(
@@ -182,17 +164,16 @@ fn https_in_front_of_a_real_upstream_with_hsm_keys_of_every_tls_type() {
         out.contains("New, TLSv1.2, Cipher is ECDHE-ECDSA-AES128-GCM-SHA256"),
         "{out}"
     );
-    let (ok, _, err) = curl(
-        &ec,
-        ec_addr,
-        "/",
-        &[
+    let CurlOutput {
+        ok, stderr: err, ..
+    } = Curl::https(ec_addr, "/", Path::new(&ec))
+        .args(&[
             "--tls-max",
             "1.2",
             "--ciphers",
             "ECDHE-ECDSA-AES128-GCM-SHA256",
-        ],
-    );
+        ])
+        .run();
     assert!(ok, "{err}");
 
     // RSA-2048: TLS 1.3 signs with RSA-PSS; TLS 1.2 works too.
@@ -217,7 +198,12 @@ fn https_in_front_of_a_real_upstream_with_hsm_keys_of_every_tls_type() {
         out.contains("New, TLSv1.2, Cipher is ECDHE-RSA-AES128-GCM-SHA256"),
         "{out}"
     );
-    let (ok, body, err) = curl(&rsa, rsa_addr, "/rsa", &[]);
+    let CurlOutput {
+        ok,
+        body,
+        stderr: err,
+        ..
+    } = Curl::https(rsa_addr, "/rsa", Path::new(&rsa)).run();
     assert!(ok && body.contains("keyward-test-upstream"), "{err}");
 
     // Ed25519.
@@ -233,7 +219,12 @@ fn https_in_front_of_a_real_upstream_with_hsm_keys_of_every_tls_type() {
         served_spki(&out),
         hsm.public_key_spki(&me(&hsm), key.handle).unwrap()
     );
-    let (ok, body, err) = curl(&ed, ed_addr, "/ed", &[]);
+    let CurlOutput {
+        ok,
+        body,
+        stderr: err,
+        ..
+    } = Curl::https(ed_addr, "/ed", Path::new(&ed)).run();
     assert!(ok && body.contains("keyward-test-upstream"), "{err}");
 }
 
@@ -248,11 +239,11 @@ fn upstream_down_gives_502_and_slow_upstream_gives_504() {
         upstream(closed_port(), "")
     ));
     let (_server, addrs) = start_serve(&config, 1);
-    let (ok, out, err) = curl(&cert, addrs[0], "/", &["-w", "\n%{http_code}"]);
-    assert!(ok, "{err}");
+    let got = Curl::https(addrs[0], "/", Path::new(&cert)).run();
+    assert!(got.ok, "{}", got.stderr);
     assert!(
-        out.ends_with("\n502") && out.starts_with("502 Bad Gateway"),
-        "{out}"
+        got.status == 502 && got.body.starts_with("502 Bad Gateway"),
+        "{got:?}"
     );
     drop(_server);
 
@@ -262,15 +253,15 @@ fn upstream_down_gives_502_and_slow_upstream_gives_504() {
         upstream(up_addr, "response_timeout_ms = 300")
     ));
     let (_server, addrs) = start_serve(&config, 1);
-    let (ok, out, err) = curl(&cert, addrs[0], "/slow?ms=3000", &["-w", "\n%{http_code}"]);
-    assert!(ok, "{err}");
+    let got = Curl::https(addrs[0], "/slow?ms=3000", Path::new(&cert)).run();
+    assert!(got.ok, "{}", got.stderr);
     assert!(
-        out.ends_with("\n504") && out.starts_with("504 Gateway Timeout"),
-        "{out}"
+        got.status == 504 && got.body.starts_with("504 Gateway Timeout"),
+        "{got:?}"
     );
     // A fast request on the same server still succeeds.
-    let (ok, out, err) = curl(&cert, addrs[0], "/slow?ms=10", &["-w", "\n%{http_code}"]);
-    assert!(ok && out.ends_with("\n200"), "{out}{err}");
+    let got = Curl::https(addrs[0], "/slow?ms=10", Path::new(&cert)).run();
+    assert!(got.ok && got.status == 200, "{got:?}");
 }
 
 #[test]
@@ -321,17 +312,21 @@ fn hostile_requests_are_refused_before_reaching_the_upstream() {
 
     // Dot segments could climb out of the upstream prefix.
     for path in ["/../secret", "/%2e%2e/secret", "/a/./b", "/x/%2E%2e"] {
-        let (ok, out, err) = curl(&cert, addr, path, &["--path-as-is", "-w", "\n%{http_code}"]);
-        assert!(ok, "{err}");
-        assert!(out.ends_with("\n400"), "{path}: {out}");
+        let got = Curl::https(addr, path, Path::new(&cert))
+            .args(&["--path-as-is"])
+            .run();
+        assert!(got.ok, "{}", got.stderr);
+        assert_eq!(got.status, 400, "{path}: {got:?}");
     }
     // The prefix is kept for a normal path, and the client cannot set X-Forwarded-Host.
-    let (ok, body, err) = curl(
-        &cert,
-        addr,
-        "/ok",
-        &["-H", "X-Forwarded-Host: evil.example"],
-    );
+    let CurlOutput {
+        ok,
+        body,
+        stderr: err,
+        ..
+    } = Curl::https(addr, "/ok", Path::new(&cert))
+        .args(&["-H", "X-Forwarded-Host: evil.example"])
+        .run();
     assert!(ok, "{err}");
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["path"], "/public/ok");

@@ -290,11 +290,9 @@ fn quickstart_serves_the_demo_upstream_and_reuses_its_key() {
     let curl_cmd = &line[line.find("curl --cacert").unwrap()..];
     let args: Vec<&str> = curl_cmd.split_whitespace().collect();
     assert_eq!(args.len(), 4, "{line}");
-    let (ok, body, err) = run(
-        "curl",
-        &["-sS", "--max-time", "20", "--cacert", args[2], args[3]],
-    );
-    assert!(ok, "{err}");
+    let got = Curl::url(args[3]).args(&["--cacert", args[2]]).run();
+    assert!(got.ok, "{}", got.stderr);
+    let body = got.body;
     assert!(
         body.starts_with("Hello from the Keyward demo upstream!"),
         "{body}"
@@ -319,26 +317,17 @@ fn quickstart_serves_the_demo_upstream_and_reuses_its_key() {
             & 0o777,
         0o600
     );
-    let resolve = format!("localhost:{api_port}:127.0.0.1");
     let login = format!(r#"{{"username":"admin","password":"{admin_pw}"}}"#);
-    let api_ca = data.join("api-ca.pem").display().to_string();
-    let url = format!("https://localhost:{api_port}/v1/auth/login");
-    let (ok, body, err) = run(
-        "curl",
-        &[
-            "-sS",
-            "--cacert",
-            &api_ca,
-            "--resolve",
-            &resolve,
-            "-H",
-            "content-type: application/json",
-            "-d",
-            &login,
-            &url,
-        ],
+    let api = std::net::SocketAddr::from(([127, 0, 0, 1], api_port));
+    let (status, v) = curl_json(
+        &data.join("api-ca.pem"),
+        api,
+        "POST",
+        "/v1/auth/login",
+        None,
+        Some(&login),
     );
-    assert!(ok && body.contains("\"token\""), "{body}{err}");
+    assert!(v.get("token").is_some(), "{status}: {v}");
     assert!(p.terminate().success());
 
     let (_p, line2) = start();
@@ -591,15 +580,7 @@ fn init_into_an_open_folder_makes_it_the_owners_alone() {
     let data = tmp.path().join("data");
     std::fs::create_dir(&data).unwrap();
     std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o777)).unwrap();
-    let password = tmp.path().join("pw");
-    std::fs::write(&password, "correct horse battery").unwrap();
-    keyward_ok(&[
-        "init",
-        "--data-dir",
-        &data.display().to_string(),
-        "--admin-password-file",
-        &password.display().to_string(),
-    ]);
+    init_hsm(&data, "correct horse battery");
     let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
     assert_eq!(mode(&data), 0o700);
     assert_eq!(mode(&data.join("master.key")), 0o600);

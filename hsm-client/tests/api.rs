@@ -9,7 +9,7 @@ use keyward_client::{
     CallOptions, Client, ClientConfig, DecryptItem, EncryptItem, Error, KeyFilter, KeyTemplate,
     Password, SignItem, VerifyItem,
 };
-use keyward_hsm::{Hsm, MasterKey};
+use keyward_hsm::test_util::{TestHsm, TestStore};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio::net::TcpListener;
 use tokio::task::{JoinHandle, JoinSet};
@@ -38,16 +38,15 @@ struct Server {
     /// TLS connections accepted, and how many of them negotiated `h2`.
     conns: Arc<(AtomicUsize, AtomicUsize)>,
     task: JoinHandle<()>,
-    _dir: tempfile::TempDir,
+    _store: TestStore,
 }
 
 impl Server {
     async fn start(cert: &Cert) -> Server {
-        let dir = tempfile::tempdir().unwrap();
-        let store = keyward_keystore::SqliteBackend::create(&dir.path().join("s.sqlite3")).unwrap();
-        let hsm = Arc::new(Hsm::create(Box::new(store), &MasterKey::generate().unwrap()).unwrap());
-        hsm.bootstrap_admin("admin", &keyward_hsm::Password::from("admin-password"))
-            .unwrap();
+        let t = TestHsm::new();
+        t.admin();
+        let (store, hsm) = t.into_parts();
+        let hsm = Arc::new(hsm);
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         let mut tls = rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
@@ -95,7 +94,7 @@ impl Server {
             url: format!("https://{addr}"),
             conns,
             task,
-            _dir: dir,
+            _store: store,
         }
     }
 

@@ -3,7 +3,7 @@
 
 use aws_lc_rs::digest;
 
-use crate::tests::fixture;
+use crate::tests::TestHsm;
 use crate::*;
 
 fn t(label: &str) -> KeyTemplate {
@@ -38,8 +38,8 @@ fn key_uses(label: &str) -> KeyTemplate {
 
 #[test]
 fn digest_signing_and_raw_ecdsa_encoding() {
-    let (_f, h) = fixture();
-    let me = h.service_session(PROXY_USER).unwrap();
+    let h = TestHsm::new();
+    let me = h.service();
     for (spec, mech, alg, field) in [
         (
             KeySpec::EcP256,
@@ -159,8 +159,8 @@ fn digest_signing_and_raw_ecdsa_encoding() {
 
 #[test]
 fn hmac_with_generic_secrets_of_any_length() {
-    let (_f, h) = fixture();
-    let me = h.service_session(PROXY_USER).unwrap();
+    let h = TestHsm::new();
+    let me = h.service();
     for (bytes, mech, len) in [
         (1u16, SignMechanism::HmacSha256, 32),
         (64, SignMechanism::HmacSha384, 48),
@@ -210,8 +210,8 @@ fn hmac_with_generic_secrets_of_any_length() {
 
 #[test]
 fn encryption_round_trips_and_tampering_fails() {
-    let (_f, h) = fixture();
-    let me = h.service_session(PROXY_USER).unwrap();
+    let h = TestHsm::new();
+    let me = h.service();
     for spec in [KeySpec::Aes128, KeySpec::Aes192, KeySpec::Aes256] {
         let k = h
             .generate_secret_key(&me, spec, &all_uses(spec.as_str()))
@@ -296,8 +296,8 @@ fn encryption_round_trips_and_tampering_fails() {
 
 #[test]
 fn every_wrap_mechanism_round_trips_secret_and_private_keys() {
-    let (_f, h) = fixture();
-    let me = h.service_session(PROXY_USER).unwrap();
+    let h = TestHsm::new();
+    let me = h.service();
     let kek = h
         .generate_secret_key(&me, KeySpec::Aes256, &key_uses("kek"))
         .unwrap();
@@ -380,8 +380,8 @@ fn every_wrap_mechanism_round_trips_secret_and_private_keys() {
 
 #[test]
 fn ecdh_derives_the_same_key_on_both_sides() {
-    let (_f, h) = fixture();
-    let me = h.service_session(PROXY_USER).unwrap();
+    let h = TestHsm::new();
+    let me = h.service();
     for spec in [KeySpec::EcP256, KeySpec::EcP384] {
         let (a, ap) = h
             .generate_key_pair(
@@ -457,8 +457,8 @@ fn ecdh_derives_the_same_key_on_both_sides() {
 
 #[test]
 fn public_keys_import_from_spki_and_verify() {
-    let (_f, h) = fixture();
-    let me = h.service_session(PROXY_USER).unwrap();
+    let h = TestHsm::new();
+    let me = h.service();
     let (k, p) = h
         .generate_key_pair(&me, KeySpec::Ed25519, &all_uses("k"), &all_uses("k"))
         .unwrap();
@@ -518,8 +518,8 @@ fn public_keys_import_from_spki_and_verify() {
 
 #[test]
 fn many_threads_sign_at_once_without_errors() {
-    let (_f, h) = fixture();
-    let me = h.service_session(PROXY_USER).unwrap();
+    let h = TestHsm::new();
+    let me = h.service();
     let (k, p) = h
         .generate_key_pair(&me, KeySpec::EcP256, &all_uses("k"), &all_uses("k"))
         .unwrap();
@@ -557,8 +557,8 @@ fn many_threads_sign_at_once_without_errors() {
 
 #[test]
 fn random_bytes_have_the_asked_length_and_differ() {
-    let (_f, h) = fixture();
-    let me = h.service_session(PROXY_USER).unwrap();
+    let h = TestHsm::new();
+    let me = h.service();
     let a = h.random(&me, 32).unwrap();
     let b = h.random(&me, 32).unwrap();
     assert_eq!(a.len(), 32);
@@ -576,8 +576,8 @@ fn random_bytes_have_the_asked_length_and_differ() {
 
 #[test]
 fn unsupported_key_types_are_named_with_the_supported_ones_and_nothing_is_created() {
-    let (_f, h) = fixture();
-    let me = h.service_session(PROXY_USER).unwrap();
+    let h = TestHsm::new();
+    let me = h.service();
     let (rsa, rsa_pub) = h
         .generate_key_pair(&me, KeySpec::Rsa2048, &key_uses("rsa"), &key_uses("rsa"))
         .unwrap();

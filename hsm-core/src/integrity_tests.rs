@@ -3,23 +3,19 @@
 
 use std::time::Duration;
 
-use keyward_keystore::{Backend, Record, SqliteBackend, Write};
+use keyward_keystore::{Backend, Record, Write};
 
-use crate::tests::{fixture, Fixture};
+use crate::tests::{Fixture, TestHsm};
 use crate::*;
 
 const HOUR: Duration = Duration::from_secs(3600);
 
 /// A store with an admin and a few audited changes; the HSM is closed.
 fn store_with_history() -> Fixture {
-    let (f, hsm) = fixture();
-    hsm.bootstrap_admin("admin", &Password::from("admin-password"))
-        .unwrap();
-    let (admin, _) = hsm
-        .login("admin", &Password::from("admin-password"), HOUR)
-        .unwrap();
+    let t = TestHsm::new();
+    let admin = t.admin();
     for name in ["alice", "bob", "erin", "frank"] {
-        hsm.create_user(
+        t.create_user(
             &admin,
             name,
             Role::CryptoUser,
@@ -27,24 +23,19 @@ fn store_with_history() -> Fixture {
         )
         .unwrap();
     }
-    f
+    t.into_parts().0
 }
 
 fn open(f: &Fixture) -> Result<Hsm> {
-    Hsm::open(Box::new(SqliteBackend::open(&f.path).unwrap()), &f.master)
+    f.open()
 }
 
 fn open_accepting(f: &Fixture, options: OpenOptions) -> Hsm {
-    Hsm::open_with(
-        Box::new(SqliteBackend::open(&f.path).unwrap()),
-        &f.master,
-        options,
-    )
-    .unwrap()
+    f.open_with(options).unwrap()
 }
 
 fn audit(f: &Fixture) -> Vec<Record> {
-    SqliteBackend::open(&f.path).unwrap().list("audit").unwrap()
+    f.backend().list("audit").unwrap()
 }
 
 fn replace(f: &Fixture, old: &[&Record], new: Vec<Record>) {
@@ -53,10 +44,7 @@ fn replace(f: &Fixture, old: &[&Record], new: Vec<Record>) {
         .map(|r| Write::Delete(r.kind.clone(), r.id.clone(), r.version))
         .collect();
     writes.extend(new.into_iter().map(Write::Insert));
-    SqliteBackend::open(&f.path)
-        .unwrap()
-        .write_batch(&writes)
-        .unwrap();
+    f.backend().write_batch(&writes).unwrap();
 }
 
 /// Audit events from entry `from` on (a damaged entry cannot be read back).
@@ -85,8 +73,7 @@ fn a_flipped_byte_in_an_audit_record_stops_the_open_naming_the_entry() {
         "{err}"
     );
     // A reader node refuses too.
-    let err = Hsm::open_read_only(Box::new(SqliteBackend::open(&f.path).unwrap()), &f.master)
-        .unwrap_err();
+    let err = f.open_read_only().unwrap_err();
     assert_eq!(err.code(), "audit_damaged");
 }
 

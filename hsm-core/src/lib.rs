@@ -45,6 +45,8 @@ mod reference;
 mod seal;
 mod selftest;
 mod store;
+#[cfg(feature = "test-util")]
+pub mod test_util;
 mod users;
 
 pub use audit::{AuditEntry, AuditReport};

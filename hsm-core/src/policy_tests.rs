@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use keyward_keystore::{Backend, SqliteBackend, Write};
 
-use crate::tests::fixture;
+use crate::test_util::password_of;
+use crate::tests::TestHsm;
 use crate::*;
 
 const HOUR: Duration = Duration::from_secs(3600);
@@ -20,27 +21,15 @@ struct World {
 }
 
 fn world() -> World {
-    let (f, hsm) = fixture();
-    hsm.bootstrap_admin("admin", &Password::from("admin-password"))
-        .unwrap();
-    let (admin, _) = hsm
-        .login("admin", &Password::from("admin-password"), HOUR)
-        .unwrap();
+    let t = TestHsm::new();
+    let admin = t.admin();
     for name in ["alice", "bob", "carol"] {
-        hsm.create_user(
-            &admin,
-            name,
-            Role::CryptoUser,
-            &Password::from(format!("{name}-password").as_str()),
-        )
-        .unwrap();
+        t.create_user(&admin, name, Role::CryptoUser, &password_of(name))
+            .unwrap();
     }
-    let login = |n: &str| {
-        hsm.login(n, &Password::from(format!("{n}-password").as_str()), HOUR)
-            .unwrap()
-            .0
-    };
+    let login = |n: &str| t.login_as(n, &password_of(n));
     let (alice, bob, carol) = (login("alice"), login("bob"), login("carol"));
+    let (f, hsm) = t.into_parts();
     World {
         f,
         hsm,
@@ -484,7 +473,7 @@ fn attribute_rules_hold() {
     // Changes persist across reopen.
     let World { f, hsm, .. } = w;
     drop(hsm);
-    let hsm = Hsm::open(Box::new(SqliteBackend::open(&f.path).unwrap()), &f.master).unwrap();
+    let hsm = f.open().unwrap();
     let (alice, _) = hsm
         .login("alice", &Password::from("alice-password"), HOUR)
         .unwrap();
@@ -607,7 +596,7 @@ fn sessions_end_at_logout_and_expiry_and_take_session_keys_with_them() {
 }
 
 fn audit_records(f: &crate::tests::Fixture) -> (SqliteBackend, Vec<keyward_keystore::Record>) {
-    let store = SqliteBackend::open(&f.path).unwrap();
+    let store = f.backend();
     let recs = store.list("audit").unwrap();
     (store, recs)
 }
@@ -907,7 +896,7 @@ fn out_of_range_generic_secrets_are_refused_and_the_store_still_opens() {
     );
     let World { f, hsm, .. } = w;
     drop(hsm);
-    Hsm::open(Box::new(SqliteBackend::open(&f.path).unwrap()), &f.master).unwrap();
+    f.open().unwrap();
 }
 
 #[test]
@@ -1088,7 +1077,7 @@ fn concurrent_creations_cannot_share_a_label_and_ttls_are_bounded() {
 fn a_rolled_back_audit_head_is_refused_at_open() {
     let w = world();
     let World { f, hsm, admin, .. } = w;
-    let store = SqliteBackend::open(&f.path).unwrap();
+    let store = f.backend();
     let old_head = store.get("audit-head", "head").unwrap().unwrap();
     hsm.audit_entries(&admin, 1, 1).unwrap();
     hsm.create_user(
@@ -1107,7 +1096,7 @@ fn a_rolled_back_audit_head_is_refused_at_open() {
         ])
         .unwrap();
     drop(store);
-    let err = Hsm::open(Box::new(SqliteBackend::open(&f.path).unwrap()), &f.master).unwrap_err();
+    let err = f.open().unwrap_err();
     assert_eq!(err.code(), "audit_damaged");
     assert!(err.to_string().contains("the head names entry"), "{err}");
 }

@@ -4,9 +4,9 @@
 
 use std::time::Duration;
 
-use keyward_keystore::{Backend, SqliteBackend, Write};
+use keyward_keystore::{Backend, Write};
 
-use crate::tests::{fixture, Fixture};
+use crate::tests::{fixture, Fixture, TestHsm};
 use crate::*;
 
 fn aes(label: &str) -> KeyTemplate {
@@ -19,12 +19,12 @@ fn aes(label: &str) -> KeyTemplate {
 }
 
 fn reader(f: &Fixture) -> Hsm {
-    Hsm::open_read_only(Box::new(SqliteBackend::open(&f.path).unwrap()), &f.master).unwrap()
+    f.open_read_only().unwrap()
 }
 
 /// The manifest's and audit head's versions, read from the file by a third connection.
 fn store_marks(f: &Fixture) -> (u64, u64) {
-    let s = SqliteBackend::open(&f.path).unwrap();
+    let s = f.backend();
     (
         s.get("manifest", "records").unwrap().unwrap().version,
         s.get("audit-head", "head").unwrap().unwrap().version,
@@ -33,8 +33,8 @@ fn store_marks(f: &Fixture) -> (u64, u64) {
 
 #[test]
 fn key_cipher_round_trips_and_refuses_other_keys_edits_and_other_aad() {
-    let (_f, hsm) = fixture();
-    let me = hsm.service_session(PROXY_USER).unwrap();
+    let hsm = TestHsm::new();
+    let me = hsm.service();
     let k = hsm
         .generate_secret_key(&me, KeySpec::Aes256, &aes("ticket-a"))
         .unwrap();
@@ -82,8 +82,8 @@ fn key_cipher_round_trips_and_refuses_other_keys_edits_and_other_aad() {
 
 #[test]
 fn key_cipher_checks_attributes_key_type_rights_and_destruction_at_every_call() {
-    let (_f, hsm) = fixture();
-    let me = hsm.service_session(PROXY_USER).unwrap();
+    let hsm = TestHsm::new();
+    let me = hsm.service();
     let enc_only = hsm
         .generate_secret_key(
             &me,
@@ -173,13 +173,13 @@ fn key_cipher_checks_attributes_key_type_rights_and_destruction_at_every_call() 
 
 #[test]
 fn key_cipher_debug_shows_no_key_bytes() {
-    let (_f, hsm) = fixture();
-    let me = hsm.service_session(PROXY_USER).unwrap();
+    let hsm = TestHsm::new();
+    let me = hsm.service();
     let k = hsm
         .generate_secret_key(&me, KeySpec::Aes256, &aes("dbg"))
         .unwrap();
     let value = hsm.test_secret_value(k.handle).unwrap();
-    let hex: String = value.iter().map(|b| format!("{b:02x}")).collect();
+    let hex = hex::encode(&*value);
     let c = hsm.cipher(&me, k.handle).unwrap();
     let text = format!("{c:?}");
     assert!(text.contains("dbg"), "{text}");
@@ -331,7 +331,7 @@ fn sync_refuses_an_edited_record_loudly_and_applies_nothing() {
         .generate_secret_key(&wme, KeySpec::Aes256, &aes("b"))
         .unwrap();
     // Flip a byte in the middle of b's ciphertext, as someone with the file would.
-    let raw = SqliteBackend::open(&f.path).unwrap();
+    let raw = f.backend();
     let mut rec = raw.get("key", &b.handle.to_string()).unwrap().unwrap();
     let mid = rec.blob.len() / 2;
     rec.blob[mid] ^= 1;
@@ -360,7 +360,7 @@ fn sync_refuses_a_record_the_manifest_does_not_list_or_a_rolled_back_manifest() 
         .generate_secret_key(&wme, KeySpec::Aes256, &aes("old"))
         .unwrap();
     assert_eq!(r.sync_token_objects().unwrap().added, vec![k.handle]);
-    let raw = SqliteBackend::open(&f.path).unwrap();
+    let raw = f.backend();
     let saved = raw.get("key", &k.handle.to_string()).unwrap().unwrap();
     let saved_manifest = raw.get("manifest", "records").unwrap().unwrap();
     w.destroy_key(&wme, k.handle).unwrap();

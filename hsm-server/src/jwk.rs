@@ -55,14 +55,8 @@ mod tests {
     use super::*;
 
     fn spki_of(spec: KeySpec) -> Vec<u8> {
-        let dir = tempfile::tempdir().unwrap();
-        let store = keyward_keystore::SqliteBackend::create(&dir.path().join("s")).unwrap();
-        let hsm = keyward_hsm::Hsm::create(
-            Box::new(store),
-            &keyward_hsm::MasterKey::generate().unwrap(),
-        )
-        .unwrap();
-        let me = hsm.service_session(keyward_hsm::PROXY_USER).unwrap();
+        let hsm = keyward_hsm::test_util::TestHsm::new();
+        let me = hsm.service();
         let t = keyward_hsm::KeyTemplate::labelled("k");
         let (_, public) = hsm.generate_key_pair(&me, spec, &t, &t).unwrap();
         hsm.public_key_spki(&me, public.handle).unwrap()

@@ -5,27 +5,26 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
-use keyward_hsm::{Hsm, MasterKey, Password};
+use keyward_hsm::test_util::{TestHsm, TestStore};
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
 use crate::router;
 
 struct Api {
-    _dir: tempfile::TempDir,
+    /// The HSM's store; the router holds the HSM.
+    _store: TestStore,
     /// Built once, as a server does: the router holds state (the idempotency cache).
     router: axum::Router,
 }
 
 fn api() -> Api {
-    let dir = tempfile::tempdir().unwrap();
-    let store = keyward_keystore::SqliteBackend::create(&dir.path().join("s.sqlite3")).unwrap();
-    let hsm = Arc::new(Hsm::create(Box::new(store), &MasterKey::generate().unwrap()).unwrap());
-    hsm.bootstrap_admin("admin", &Password::from("admin-password"))
-        .unwrap();
+    let t = TestHsm::new();
+    t.admin();
+    let (store, hsm) = t.into_parts();
     Api {
-        _dir: dir,
-        router: router(hsm),
+        _store: store,
+        router: router(Arc::new(hsm)),
     }
 }
 

@@ -8,7 +8,9 @@
 //!
 //! Backends: [`SqliteBackend`] (the embedded default: WAL journal, `synchronous=FULL`; its
 //! rollback anchor is the file `<store>.anchor` beside the database). [`data_dir`] holds the
-//! files of a data directory: their modes and the writer lock.
+//! files of a data directory: their modes and the writer lock. With the `test-util` feature
+//! (tests only), [`test_util`] adds an in-memory backend, the conformance suite every backend
+//! passes, and a batch-recording wrapper.
 //!
 //! ```
 //! use keyward_keystore::{Backend, Record, SqliteBackend};
@@ -22,6 +24,8 @@
 
 pub mod data_dir;
 mod sqlite;
+#[cfg(feature = "test-util")]
+pub mod test_util;
 
 pub use sqlite::SqliteBackend;
 

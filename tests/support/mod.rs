@@ -347,11 +347,7 @@ pub fn self_signed(data: &Path, label: &str, out: &Path) {
 
 /// Opens a data directory from the test (a second reader beside a running server is fine).
 pub fn open_hsm(dir: &Path) -> keyward_hsm::Hsm {
-    let master =
-        keyward_hsm::MasterKey::from_bytes(&std::fs::read(dir.join("master.key")).unwrap())
-            .unwrap();
-    let store = keyward_keystore::SqliteBackend::open(&dir.join("keyward.sqlite3")).unwrap();
-    keyward_hsm::Hsm::open(Box::new(store), &master).unwrap()
+    keyward_hsm::test_util::open_data_dir(dir)
 }
 
 /// The proxy's service session, which owns the keys the CLI makes.
@@ -548,9 +544,10 @@ pub fn spawn_tcp_server(handler: fn(TcpStream)) -> SocketAddr {
     addr
 }
 
-/// `keyward init --data-dir DATA` with the first admin `admin` whose password is `password`.
-pub fn init_hsm(data: &Path, password: &str) {
-    let pw_file = data.with_extension("admin.pw");
+/// `keyward init --data-dir DATA` with the first admin `admin` whose password is `password`
+/// (written to [`admin_password_file`]); returns what init printed.
+pub fn init_hsm(data: &Path, password: &str) -> String {
+    let pw_file = admin_password_file(data);
     std::fs::write(&pw_file, format!("{password}\n")).unwrap();
     keyward_ok(&[
         "init",
@@ -558,7 +555,12 @@ pub fn init_hsm(data: &Path, password: &str) {
         &data.display().to_string(),
         "--admin-password-file",
         &pw_file.display().to_string(),
-    ]);
+    ])
+}
+
+/// Where [`init_hsm`] writes the admin password for `data`: `DATA.admin.pw` beside it.
+pub fn admin_password_file(data: &Path) -> PathBuf {
+    data.with_extension("admin.pw")
 }
 
 /// Starts `keyward hsm serve --listen 127.0.0.1:0 --data-dir DATA EXTRA...` and waits for its
@@ -596,6 +598,86 @@ pub fn tls_connect(
     rustls::StreamOwned::new(conn, tcp)
 }
 
+/// One `curl` request: the only way the tests run curl. `-sS --max-time 20`, and a last
+/// stdout line with the status, HTTP version and total time (read into [`CurlOutput`]).
+pub struct Curl {
+    url: String,
+    args: Vec<String>,
+}
+
+/// What [`Curl::run`] got.
+#[derive(Debug)]
+pub struct CurlOutput {
+    /// curl exited 0.
+    pub ok: bool,
+    /// The response status (`0` when there was no response).
+    pub status: u16,
+    /// `1.1` or `2`.
+    pub http_version: String,
+    /// Seconds from start to the end of the transfer.
+    pub time_total_s: f64,
+    /// Standard output without the status line: the body, or what `--trace-ascii -` wrote.
+    pub body: String,
+    /// Standard error (`-sS`: the error when it failed).
+    pub stderr: String,
+}
+
+impl Curl {
+    /// A request to `url` as given (no name resolution override, no CA).
+    pub fn url(url: impl Into<String>) -> Curl {
+        Curl {
+            url: url.into(),
+            args: Vec::new(),
+        }
+    }
+
+    /// `https://localhost:PORT{path}` with `localhost` resolved to `addr`'s 127.0.0.1 (so the
+    /// certificate's name matches), trusting the PEM file `ca`.
+    pub fn https(addr: SocketAddr, path: &str, ca: &Path) -> Curl {
+        let port = addr.port();
+        Curl::url(format!("https://localhost:{port}{path}"))
+            .args(&["--resolve", &format!("localhost:{port}:127.0.0.1")])
+            .args(&["--cacert", &ca.display().to_string()])
+    }
+
+    /// More curl arguments (before the URL).
+    pub fn args(mut self, args: &[&str]) -> Curl {
+        self.args.extend(args.iter().map(|a| (*a).to_owned()));
+        self
+    }
+
+    /// `-H "authorization: Bearer TOKEN"` when there is a token.
+    pub fn bearer(self, token: Option<&str>) -> Curl {
+        match token {
+            Some(t) => self.args(&["-H", &format!("authorization: Bearer {t}")]),
+            None => self,
+        }
+    }
+
+    /// Runs curl and splits its output.
+    pub fn run(self) -> CurlOutput {
+        let mut args: Vec<&str> = vec!["-sS", "--max-time", "20"];
+        args.extend(self.args.iter().map(String::as_str));
+        args.extend([
+            "-w",
+            "\n%{http_code} %{http_version} %{time_total}",
+            &self.url,
+        ]);
+        let (ok, out, stderr) = run("curl", &args);
+        let (body, last) = out.rsplit_once('\n').unwrap_or(("", &out));
+        let mut fields = last.split(' ');
+        let mut next = || fields.next().unwrap_or("");
+        CurlOutput {
+            ok,
+            status: next().parse().unwrap_or(0),
+            http_version: next().to_owned(),
+            time_total_s: next().parse().unwrap_or(f64::NAN),
+            body: body.to_owned(),
+            stderr,
+        }
+    }
+}
+
 /// An HSM API call with curl over TLS (trusting `ca`): the status and the JSON body (`Null`
 /// when the body is not JSON).
 pub fn curl_json(
@@ -606,36 +688,16 @@ pub fn curl_json(
     token: Option<&str>,
     body: Option<&str>,
 ) -> (u16, serde_json::Value) {
-    let url = format!("https://localhost:{}{path}", addr.port());
-    let resolve = format!("localhost:{}:127.0.0.1", addr.port());
-    let ca = ca.display().to_string();
-    let mut args = vec![
-        "-sS",
-        "--max-time",
-        "20",
-        "--cacert",
-        &ca,
-        "--resolve",
-        &resolve,
-        "-X",
-        method,
-        "-w",
-        "\n%{http_code}",
-    ];
-    let auth;
-    if let Some(t) = token {
-        auth = format!("authorization: Bearer {t}");
-        args.extend(["-H", &auth]);
-    }
+    let mut curl = Curl::https(addr, path, ca)
+        .args(&["-X", method])
+        .bearer(token);
     if let Some(b) = body {
-        args.extend(["-H", "content-type: application/json", "-d", b]);
+        curl = curl.args(&["-H", "content-type: application/json", "-d", b]);
     }
-    args.push(&url);
-    let (ok, out, err) = run("curl", &args);
-    assert!(ok, "{err}");
-    let (body, code) = out.rsplit_once('\n').unwrap();
+    let got = curl.run();
+    assert!(got.ok, "{}", got.stderr);
     (
-        code.parse().unwrap(),
-        serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
+        got.status,
+        serde_json::from_str(&got.body).unwrap_or(serde_json::Value::Null),
     )
 }

@@ -1,0 +1,18 @@
+//! Test support for backends and for code above them (feature `test-util`, enabled only
+//! through dev-dependencies; no release build contains it).
+//!
+//! - [`MemoryBackend`]: a [`Backend`](crate::Backend) in process memory, for tests that need
+//!   no file (clones share one store, like two connections to one database).
+//! - [`conformance`]: the checks every backend must pass, one function per contract of the
+//!   [`Backend`](crate::Backend) trait; [`backend_conformance_tests!`](crate::backend_conformance_tests)
+//!   turns them into one `#[test]` each for a backend constructor.
+//! - [`RecordingBackend`]: wraps a backend, records every batch written through it and can
+//!   fail the next batches, to show what a caller writes together and what a failed write
+//!   leaves behind.
+
+pub mod conformance;
+mod memory;
+mod recording;
+
+pub use memory::MemoryBackend;
+pub use recording::{BatchLog, RecordingBackend};
