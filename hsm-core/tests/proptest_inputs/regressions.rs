@@ -203,7 +203,7 @@ fn concurrent_creation_keeps_labels_unique() {
         assert!(
             found.is_ok(),
             "find_by_label {label:?}: {:?}",
-            found.err().map(|e| e.code())
+            found.err().map(|e| e.code().as_str())
         );
     }
 }
@@ -230,9 +230,9 @@ fn signers_follow_the_rights_of_their_user() {
         .unwrap();
     let h = p.handle;
     let m = SM::EcdsaSha256;
-    let code = |r: R<Vec<u8>>| r.err().map(|e| e.code());
+    let code = |r: R<Vec<u8>>| r.err().map(|e| e.code().as_str());
     assert_eq!(
-        fx.hsm.signer(&dave, h).err().map(|e| e.code()),
+        fx.hsm.signer(&dave, h).err().map(|e| e.code().as_str()),
         Some("key_not_found")
     );
     fx.hsm.share_key(me, h, "dave").unwrap();
@@ -269,14 +269,14 @@ fn admins_set_trusted_only_on_keys_they_see() {
             .generate_secret_key(&fx.me, KeySpec::Aes256, &t)
             .unwrap();
         let seen = fx.hsm.key_info(&fx.admin, k.handle);
-        prop_assert_eq!(seen.err().map(|e| e.code()), Some("key_not_found"));
+        prop_assert_eq!(seen.err().map(|e| e.code().as_str()), Some("key_not_found"));
         let got = fx.hsm.set_attribute(
             &fx.admin,
             k.handle,
             AttributeName::Trusted,
             AttributeValue::Bool(v),
         );
-        prop_assert_eq!(got.err().map(|e| e.code()), Some("key_not_found"));
+        prop_assert_eq!(got.err().map(|e| e.code().as_str()), Some("key_not_found"));
         Ok(())
     });
 }

@@ -486,11 +486,10 @@ impl Fx {
 
     /// The store reopens (with the master key) to the same token keys.
     pub(crate) fn check_reopen(&self) {
-        let hsm = self
-            .hsm
-            .store
-            .open()
-            .unwrap_or_else(|e| panic!("the store does not reopen: {} ({e})", e.code()));
+        let hsm =
+            self.hsm.store.open().unwrap_or_else(|e| {
+                panic!("the store does not reopen: {} ({e})", e.code().as_str())
+            });
         let (admin, _) = hsm
             .login("admin", &Password::from(ADMIN_PW), Duration::from_secs(60))
             .unwrap();

@@ -123,7 +123,7 @@ pub(crate) fn want(f: impl FnOnce() -> Result<Want, &'static str>) -> Want {
 pub(crate) fn check<T>(what: &str, got: &R<T>, want: Want) -> TestCaseResult {
     count_outcome(
         what.split(' ').next().unwrap_or(what),
-        got.as_ref().map_or_else(|e| e.code(), |_| "ok"),
+        got.as_ref().map_or_else(|e| e.code().as_str(), |_| "ok"),
     );
     if let Err(e) = got {
         prop_assert!(!e.code().is_empty(), "{what}: empty error code for {e:?}");
@@ -131,8 +131,10 @@ pub(crate) fn check<T>(what: &str, got: &R<T>, want: Want) -> TestCaseResult {
     }
     match (got, want) {
         (Ok(_), Want::Ok | Want::OkOr(_)) => Ok(()),
-        (Err(e), Want::Err(c) | Want::OkOr(c)) if e.code() == c => Ok(()),
-        (Err(e), Want::ErrEither(a, b)) if e.code() == a || e.code() == b => Ok(()),
+        (Err(e), Want::Err(c) | Want::OkOr(c)) if e.code().as_str() == c => Ok(()),
+        (Err(e), Want::ErrEither(a, b)) if e.code().as_str() == a || e.code().as_str() == b => {
+            Ok(())
+        }
         (Ok(_), Want::Err(c) | Want::ErrEither(c, _)) => Err(TestCaseError::fail(format!(
             "{what}: expected error {c}, got Ok"
         ))),
