@@ -126,7 +126,10 @@ pub(crate) fn check<T>(what: &str, got: &R<T>, want: Want) -> TestCaseResult {
         got.as_ref().map_or_else(|e| e.code().as_str(), |_| "ok"),
     );
     if let Err(e) = got {
-        prop_assert!(!e.code().is_empty(), "{what}: empty error code for {e:?}");
+        prop_assert!(
+            !e.code().as_str().is_empty(),
+            "{what}: empty error code for {e:?}"
+        );
         prop_assert!(!e.to_string().is_empty(), "{what}: empty message for {e:?}");
     }
     match (got, want) {
