@@ -143,8 +143,8 @@ impl VerifyItem {
     }
 }
 
-/// One encryption request; also a batch item.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One encryption request; also a batch item. `Debug` shows the plaintext's length only.
+#[derive(Clone, PartialEq, Eq)]
 pub struct EncryptItem {
     /// Key handle.
     pub key: u64,
@@ -154,6 +154,20 @@ pub struct EncryptItem {
     pub plaintext: Vec<u8>,
     /// AAD for aes-gcm.
     pub aad: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for EncryptItem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EncryptItem")
+            .field("key", &self.key)
+            .field("mechanism", &self.mechanism)
+            .field(
+                "plaintext",
+                &format_args!("<{} bytes>", self.plaintext.len()),
+            )
+            .field("aad", &self.aad)
+            .finish()
+    }
 }
 
 impl EncryptItem {
@@ -208,5 +222,18 @@ impl CallOptions {
         CallOptions {
             idempotency_key: Some(key.into()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::EncryptItem;
+
+    #[test]
+    fn encrypt_item_debug_hides_the_plaintext() {
+        let item = EncryptItem::new(7, "aes-gcm", b"attack at dawn".to_vec());
+        let shown = format!("{item:?}");
+        assert!(!shown.contains("97, 116"), "{shown}");
+        assert!(shown.contains("<14 bytes>"), "{shown}");
     }
 }
