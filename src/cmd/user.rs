@@ -75,26 +75,24 @@ async fn user_inner(client: &Client, cmd: UserCommand) -> Result<()> {
             name,
             password_file,
         } => {
-            client
-                .change_password(
-                    &name,
-                    &Password::new(super::read_password_file(&password_file)?),
-                )
-                .await?;
+            set_password(client, &name, &password_file).await?;
             println!("changed the password of {name}");
         }
         UserCommand::Unlock {
             name,
             password_file,
         } => {
-            client
-                .change_password(
-                    &name,
-                    &Password::new(super::read_password_file(&password_file)?),
-                )
-                .await?;
+            // Unlocking is setting a new password (as CloudHSM's `user change-password`).
+            set_password(client, &name, &password_file).await?;
             println!("unlocked {name} with a new password");
         }
     }
+    Ok(())
+}
+
+/// Sets `name`'s password to the contents of `password_file`.
+async fn set_password(client: &Client, name: &str, password_file: &std::path::Path) -> Result<()> {
+    let password = Password::new(super::read_password_file(password_file)?);
+    client.change_password(name, &password).await?;
     Ok(())
 }
