@@ -9,7 +9,7 @@
 //! Backends: [`SqliteBackend`] (the embedded default: WAL journal, `synchronous=FULL`; its
 //! rollback anchor is the file `<store>.anchor` beside the database). [`data_dir`] holds the
 //! files of a data directory: their modes and the writer lock. With the `test-util` feature
-//! (tests only), [`test_util`] adds an in-memory backend, the conformance suite every backend
+//! (tests only), `test_util` adds an in-memory backend, the conformance suite every backend
 //! passes, and a batch-recording wrapper.
 //!
 //! ```
