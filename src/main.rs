@@ -6,6 +6,9 @@
 //! `keyward-keystore`, `keyward-proxy`).
 //!
 //! Exit codes: 0 success; 1 an error (one line on stderr naming the cause); 2 a usage error.
+//!
+//! Where this crate sits among the others, the handshake path and the design decisions:
+//! `docs/architecture.md` in the repository.
 
 use std::process::ExitCode;
 

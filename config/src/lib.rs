@@ -37,6 +37,9 @@
 //! (with `server` and `health_check`), `route`, `resumption` (`[session_resumption]`),
 //! `admin`, `lifecycle` and `api`. `load` reads the file and the environment; `check` holds
 //! the validation context that names the offending key and the source that set it.
+//!
+//! Where this crate sits among the others, the handshake path and the design decisions:
+//! `docs/architecture.md` in the repository.
 
 #![deny(missing_docs)]
 

@@ -43,6 +43,9 @@
 //! assert!(ok);
 //! # Ok(()) }
 //! ```
+//!
+//! Where this crate sits among the others, the handshake path and the design decisions:
+//! `docs/architecture.md` in the repository.
 
 #![deny(missing_docs)]
 

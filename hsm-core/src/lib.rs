@@ -29,7 +29,10 @@
 //!     .sign(&me, key.handle, SignMechanism::EcdsaSha256, SignInput::Message(b"message"), SignatureEncoding::Der)
 //!     .unwrap();
 //! assert!(der.len() <= 72);
-//! //! ```
+//! ```
+//!
+//! Where this crate sits among the others, the handshake path and the design decisions:
+//! `docs/architecture.md` in the repository.
 
 #![deny(missing_docs)]
 

@@ -18,6 +18,9 @@
 //! let router = keyward_server::router(hsm);
 //! # let _ = router; }
 //! ```
+//!
+//! Where this crate sits among the others, the handshake path and the design decisions:
+//! `docs/architecture.md` in the repository.
 
 #![deny(missing_docs)]
 

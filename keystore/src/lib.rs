@@ -1,6 +1,6 @@
 //! Durable storage of Keyward's records.
 //!
-//! This crate is the bottom layer of the keystore (see `DESIGN.md`): it stores and returns
+//! This crate is the bottom layer of the keystore (see `docs/architecture.md`): it stores and returns
 //! opaque, already-encrypted blobs addressed by `(kind, id)` with a version number. It never
 //! sees plaintext key material; the encryption format lives in `keyward-hsm`, which uses the
 //! record kind, id and version as AES-GCM associated data so that a swapped or edited row fails
@@ -19,6 +19,9 @@
 //! store.insert(&Record { kind: "key".into(), id: "1".into(), version: 1, blob: vec![1, 2, 3] }).unwrap();
 //! assert_eq!(store.get("key", "1").unwrap().unwrap().blob, vec![1, 2, 3]);
 //! ```
+//!
+//! Where this crate sits among the others, the handshake path and the design decisions:
+//! `docs/architecture.md` in the repository.
 
 #![deny(missing_docs)]
 

@@ -5,6 +5,9 @@
 //! The binary is a thin wrapper: [`cli::Cli`] parses the command line, [`run::handshake`]
 //! and [`run::request`] drive the load, and [`report::Report`] is what they return.
 //! See `loadtest/README.md` for usage and method.
+//!
+//! Where this crate sits among the others, the handshake path and the design decisions:
+//! `docs/architecture.md` in the repository.
 
 pub mod cli;
 pub mod compare;
