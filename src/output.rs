@@ -1,7 +1,7 @@
 //! What the CLI prints: plain-text tables (comfy-table: a header row, columns aligned by their
 //! widest cell, two spaces between columns, no borders, never wrapped, so the output stays easy
-//! to read and to `grep`/`awk`), pretty JSON, the key table shared by the local and the remote
-//! `key list`, and times.
+//! to read and to `grep`/`awk`), pretty JSON, the key table of `key list` (the same for the local data
+//! directory and for `--server`), and times.
 
 use anyhow::Result;
 use comfy_table::{presets, ContentArrangement, Table};
@@ -39,8 +39,8 @@ pub(crate) fn json_sorted<T: serde::Serialize + ?Sized>(v: &T) -> Result<()> {
     json(&serde_json::to_value(v)?)
 }
 
-/// The usage attributes the remote `key list` table shows when true, in order.
-pub(crate) const REMOTE_FLAGS: &[&str] = &[
+/// The usage attributes the `key list` table shows when true, in order.
+pub(crate) const KEY_FLAGS: &[&str] = &[
     "sign",
     "verify",
     "encrypt",
@@ -51,35 +51,30 @@ pub(crate) const REMOTE_FLAGS: &[&str] = &[
     "extractable",
 ];
 
-/// The attributes the local `key list` table shows when true (the proxy's TLS keys).
-pub(crate) const LOCAL_FLAGS: &[&str] = &["sign", "verify", "extractable"];
-
 /// One row of the key table: what both `key list`s show of a key object.
 pub(crate) struct KeyRow {
     pub(crate) handle: u64,
     pub(crate) class: String,
     pub(crate) spec: String,
     pub(crate) linked_handle: Option<u64>,
-    /// The owner, where the listing knows it (the API's; the local store lists the proxy's
-    /// keys, and its table has no OWNER column).
-    pub(crate) owner: Option<String>,
-    /// The attributes among the table's flags that are true, in the table's order.
+    pub(crate) owner: String,
+    /// The names among [`KEY_FLAGS`] whose attribute is true, in that order.
     pub(crate) flags: Vec<&'static str>,
     pub(crate) label: String,
 }
 
 impl KeyRow {
-    /// The row of `k`, with the names of `flags` whose attribute is true. The attributes are
-    /// read by name from the API type's JSON form, so a new attribute needs no change here.
-    pub(crate) fn new(k: &Key, owner: bool, flags: &[&'static str]) -> Result<Self> {
+    /// The row of `k`. The attributes are read by name from the API type's JSON form, so a new
+    /// attribute needs no change here.
+    pub(crate) fn new(k: &Key) -> Result<Self> {
         let attributes = serde_json::to_value(&k.attributes)?;
         Ok(KeyRow {
             handle: k.handle,
             class: k.class.to_string(),
             spec: k.spec.to_string(),
             linked_handle: k.linked_handle,
-            owner: owner.then(|| k.owner.clone()),
-            flags: flags
+            owner: k.owner.clone(),
+            flags: KEY_FLAGS
                 .iter()
                 .copied()
                 .filter(|name| attributes.get(*name) == Some(&serde_json::Value::Bool(true)))
@@ -89,10 +84,9 @@ impl KeyRow {
     }
 }
 
-/// Prints the key table: HANDLE, CLASS, TYPE, LINKED, \[OWNER,\] ATTRIBUTES, LABEL; the OWNER
-/// column when the rows have owners (`with_owner`).
-pub(crate) fn key_table(rows: impl IntoIterator<Item = KeyRow>, with_owner: bool) {
-    let header: &[&str] = if with_owner {
+/// Prints the key table: HANDLE, CLASS, TYPE, LINKED, OWNER, ATTRIBUTES, LABEL.
+pub(crate) fn key_table(rows: impl IntoIterator<Item = KeyRow>) {
+    table(
         &[
             "HANDLE",
             "CLASS",
@@ -101,25 +95,17 @@ pub(crate) fn key_table(rows: impl IntoIterator<Item = KeyRow>, with_owner: bool
             "OWNER",
             "ATTRIBUTES",
             "LABEL",
-        ]
-    } else {
-        &["HANDLE", "CLASS", "TYPE", "LINKED", "ATTRIBUTES", "LABEL"]
-    };
-    table(
-        header,
+        ],
         rows.into_iter().map(|k| {
-            let mut row = vec![
+            vec![
                 k.handle.to_string(),
                 k.class,
                 k.spec,
                 k.linked_handle.map(|h| h.to_string()).unwrap_or_default(),
-            ];
-            if with_owner {
-                row.push(k.owner.unwrap_or_default());
-            }
-            row.push(k.flags.join(","));
-            row.push(k.label);
-            row
+                k.owner,
+                k.flags.join(","),
+                k.label,
+            ]
         }),
     );
 }

@@ -33,14 +33,7 @@ fn init_then_serve_the_api_over_tls_with_an_hsm_key() {
 
     let (s, v) = curl_json(&ca, addr, "GET", "/v1/health", None, None);
     assert_eq!((s, v["status"].as_str()), (200, Some("ok")));
-    let (s, v) = curl_json(
-        &ca,
-        addr,
-        "POST",
-        "/v1/auth/login",
-        None,
-        Some(r#"{"username":"admin","password":"admin-password"}"#),
-    );
+    let (s, v) = login_waiting(&ca, addr, "admin", "admin-password");
     assert_eq!(s, 200, "{v}");
     let admin = v["token"].as_str().unwrap().to_owned();
     let (s, _) = curl_json(
@@ -52,14 +45,7 @@ fn init_then_serve_the_api_over_tls_with_an_hsm_key() {
         Some(r#"{"username":"alice","role":"crypto-user","password":"alice-password"}"#),
     );
     assert_eq!(s, 201);
-    let (_, v) = curl_json(
-        &ca,
-        addr,
-        "POST",
-        "/v1/auth/login",
-        None,
-        Some(r#"{"username":"alice","password":"alice-password"}"#),
-    );
+    let (_, v) = login_waiting(&ca, addr, "alice", "alice-password");
     let alice = v["token"].as_str().unwrap().to_owned();
     let (s, v) = curl_json(
         &ca,

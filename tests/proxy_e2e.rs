@@ -79,6 +79,25 @@ fn https_in_front_of_a_real_upstream_with_hsm_keys_of_every_tls_type() {
     let (server, addrs) = start_serve(&config, 3);
     let (ec_addr, rsa_addr, ed_addr) = (addrs[0], addrs[1], addrs[2]);
 
+    forwards_over_http1_and_h2(ec_addr, &ec);
+    let hsm = open_hsm(&site.dir.join("data"));
+    serves_the_ec_key_over_tls13_and_tls12(ec_addr, &ec, &hsm, &server);
+    serves_the_rsa_key_over_tls13_and_tls12(rsa_addr, &rsa, &hsm);
+    serves_the_ed25519_key(ed_addr, &ed, &hsm);
+}
+
+/// The certificate in `s_client_out` carries the public key of the HSM's private key `label`.
+fn assert_serves_hsm_key(s_client_out: &str, hsm: &keyward_hsm::Hsm, label: &str) {
+    let key = hsm
+        .find_by_label(&me(hsm), label, KeyClass::Private)
+        .unwrap();
+    assert_eq!(
+        served_spki(s_client_out),
+        hsm.public_key_spki(&me(hsm), key.handle).unwrap()
+    );
+}
+
+fn forwards_over_http1_and_h2(ec_addr: SocketAddr, ec: &str) {
     // Body and forwarded headers arrive; hop-by-hop headers do not (HTTP/1.1: over h2 curl
     // itself drops the Connection header).
     let CurlOutput {
@@ -86,7 +105,7 @@ fn https_in_front_of_a_real_upstream_with_hsm_keys_of_every_tls_type() {
         body,
         stderr: err,
         ..
-    } = Curl::https(ec_addr, "/hello?x=1", Path::new(&ec))
+    } = Curl::https(ec_addr, "/hello?x=1", Path::new(ec))
         .args(&[
             "--http1.1",
             "-H",
@@ -112,7 +131,7 @@ fn https_in_front_of_a_real_upstream_with_hsm_keys_of_every_tls_type() {
     assert!(h.get("x-hop").is_none(), "hop-by-hop header leaked: {h}");
 
     // HTTP/2 through ALPN, with a request body.
-    let got = Curl::https(ec_addr, "/h2", Path::new(&ec))
+    let got = Curl::https(ec_addr, "/h2", Path::new(ec))
         .args(&["--http2", "-d", "abc"])
         .run();
     assert!(got.ok, "{}", got.stderr);
@@ -124,19 +143,19 @@ fn https_in_front_of_a_real_upstream_with_hsm_keys_of_every_tls_type() {
         v["headers"]["host"],
         format!("localhost:{}", ec_addr.port())
     );
+}
 
+fn serves_the_ec_key_over_tls13_and_tls12(
+    ec_addr: SocketAddr,
+    ec: &str,
+    hsm: &keyward_hsm::Hsm,
+    server: &Running,
+) {
     // TLS 1.3 with the P-256 key; the served certificate's key is the HSM key.
     let out = s_client(ec_addr, "localhost", &["-tls1_3"]);
     assert!(out.contains("New, TLSv1.3"), "{out}");
     assert!(out.contains("Peer signature type: ECDSA"), "{out}");
-    let hsm = open_hsm(&site.dir.join("data"));
-    let key = hsm
-        .find_by_label(&me(&hsm), "web", KeyClass::Private)
-        .unwrap();
-    assert_eq!(
-        served_spki(&out),
-        hsm.public_key_spki(&me(&hsm), key.handle).unwrap()
-    );
+    assert_serves_hsm_key(&out, hsm, "web");
 
     // A client that sends an IP address as SNI (not allowed, RFC 6066 §3) is served from the
     // default certificate, and causes no log line: nothing any client does may log per handshake.
@@ -166,7 +185,7 @@ fn https_in_front_of_a_real_upstream_with_hsm_keys_of_every_tls_type() {
     );
     let CurlOutput {
         ok, stderr: err, ..
-    } = Curl::https(ec_addr, "/", Path::new(&ec))
+    } = Curl::https(ec_addr, "/", Path::new(ec))
         .args(&[
             "--tls-max",
             "1.2",
@@ -175,20 +194,20 @@ fn https_in_front_of_a_real_upstream_with_hsm_keys_of_every_tls_type() {
         ])
         .run();
     assert!(ok, "{err}");
+}
 
+fn serves_the_rsa_key_over_tls13_and_tls12(
+    rsa_addr: SocketAddr,
+    rsa: &str,
+    hsm: &keyward_hsm::Hsm,
+) {
     // RSA-2048: TLS 1.3 signs with RSA-PSS; TLS 1.2 works too.
     let out = s_client(rsa_addr, "localhost", &["-tls1_3"]);
     assert!(
         out.contains("New, TLSv1.3") && out.contains("Peer signature type: RSA-PSS"),
         "{out}"
     );
-    let key = hsm
-        .find_by_label(&me(&hsm), "web-rsa", KeyClass::Private)
-        .unwrap();
-    assert_eq!(
-        served_spki(&out),
-        hsm.public_key_spki(&me(&hsm), key.handle).unwrap()
-    );
+    assert_serves_hsm_key(&out, hsm, "web-rsa");
     let out = s_client(
         rsa_addr,
         "localhost",
@@ -203,28 +222,24 @@ fn https_in_front_of_a_real_upstream_with_hsm_keys_of_every_tls_type() {
         body,
         stderr: err,
         ..
-    } = Curl::https(rsa_addr, "/rsa", Path::new(&rsa)).run();
+    } = Curl::https(rsa_addr, "/rsa", Path::new(rsa)).run();
     assert!(ok && body.contains("keyward-test-upstream"), "{err}");
+}
 
+fn serves_the_ed25519_key(ed_addr: SocketAddr, ed: &str, hsm: &keyward_hsm::Hsm) {
     // Ed25519.
     let out = s_client(ed_addr, "localhost", &["-tls1_3"]);
     assert!(
         out.contains("New, TLSv1.3") && out.contains("Peer signature type: ed25519"),
         "{out}"
     );
-    let key = hsm
-        .find_by_label(&me(&hsm), "web-ed", KeyClass::Private)
-        .unwrap();
-    assert_eq!(
-        served_spki(&out),
-        hsm.public_key_spki(&me(&hsm), key.handle).unwrap()
-    );
+    assert_serves_hsm_key(&out, hsm, "web-ed");
     let CurlOutput {
         ok,
         body,
         stderr: err,
         ..
-    } = Curl::https(ed_addr, "/ed", Path::new(&ed)).run();
+    } = Curl::https(ed_addr, "/ed", Path::new(ed)).run();
     assert!(ok && body.contains("keyward-test-upstream"), "{err}");
 }
 

@@ -370,23 +370,27 @@ fn quickstart_serves_the_demo_upstream_and_reuses_its_key() {
     assert_eq!(private["attributes"]["extractable"], false);
 }
 
+/// Runs the CLI with `args` and checks that it fails with exit status 1 and one line on stderr
+/// that contains `needle`, and that no file under `root` changed.
+fn one_line_failure(root: &Path, args: &[&str], needle: &str) {
+    let before = fingerprint(root);
+    let out = keyward(args);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
+    assert!(err.contains(needle), "{args:?}: {err}");
+    assert_eq!(fingerprint(root), before, "{args:?} changed files");
+}
+
 #[test]
-fn cli_refuses_bad_input_without_changing_anything() {
+fn cert_commands_refuse_bad_input_without_changing_anything() {
     let (tmp, data, cert) = setup_site();
     let data_s = data.display().to_string();
     let root = tmp.path();
-    let one_line_failure = |args: &[&str], needle: &str| {
-        let before = fingerprint(root);
-        let out = keyward(args);
-        let err = String::from_utf8_lossy(&out.stderr).into_owned();
-        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
-        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
-        assert!(err.contains(needle), "{args:?}: {err}");
-        assert_eq!(fingerprint(root), before, "{args:?} changed files");
-    };
     let cert_s = cert.display().to_string();
     let new_out = root.join("new.pem").display().to_string();
     one_line_failure(
+        root,
         &[
             "cert",
             "self-signed",
@@ -404,6 +408,7 @@ fn cli_refuses_bad_input_without_changing_anything() {
         "--days",
     );
     one_line_failure(
+        root,
         &[
             "cert",
             "self-signed",
@@ -420,6 +425,7 @@ fn cli_refuses_bad_input_without_changing_anything() {
     );
     let master = data.join("master.key").display().to_string();
     one_line_failure(
+        root,
         &[
             "cert",
             "csr",
@@ -436,6 +442,7 @@ fn cli_refuses_bad_input_without_changing_anything() {
         "HSM's own files",
     );
     one_line_failure(
+        root,
         &[
             "cert",
             "csr",
@@ -450,6 +457,13 @@ fn cli_refuses_bad_input_without_changing_anything() {
         ],
         "not a valid DNS name",
     );
+}
+
+#[test]
+fn key_generate_refuses_bad_input_without_changing_anything() {
+    let (tmp, data, _cert) = setup_site();
+    let data_s = data.display().to_string();
+    let root = tmp.path();
     // A refused generation changes no key; the refusal itself is audited (the audit chain
     // grows), as an HSM must record denied attempts.
     let keys_before = keyward_ok(&["key", "list", "--json", "--data-dir", &data_s]);
@@ -471,6 +485,7 @@ fn cli_refuses_bad_input_without_changing_anything() {
     );
     let fresh = root.join("fresh").display().to_string();
     one_line_failure(
+        root,
         &[
             "key",
             "generate",
@@ -484,6 +499,12 @@ fn cli_refuses_bad_input_without_changing_anything() {
         "label",
     );
     assert!(!root.join("fresh").exists());
+}
+
+#[test]
+fn a_first_use_makes_an_existing_folder_the_owners_alone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
     // An existing folder that a first use populates becomes the owner's alone.
     let shared = root.join("shared");
     std::fs::create_dir(&shared).unwrap();

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use keyward_client::{
-    CallOptions, Client, ClientConfig, DecryptItem, EncryptItem, Error, KeyFilter, KeyTemplate,
-    Password, SignItem, VerifyItem,
+    CallOptions, Client, ClientConfig, DecryptItem, EncryptItem, Error, Key, KeyFilter, KeyPair,
+    KeyTemplate, Password, SignItem, VerifyItem,
 };
 use keyward_hsm::test_util::{TestHsm, TestStore};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
@@ -203,7 +203,27 @@ async fn keys_and_crypto() {
     let cert = cert();
     let server = Server::start(&cert).await;
     let (_admin, c) = alice(&cert, &server).await;
+    let (pair, imported) = signing_and_public_keys(&c).await;
+    let (aes, mac_key) = symmetric_keys(&c).await;
+    listing_and_errors(&c, &pair, &aes, &mac_key).await;
+    batches(&c, &pair, &aes).await;
 
+    // Three clients (admin, alice, this one) each keep one pooled HTTP/2 connection.
+    let (total, h2) = (
+        server.conns.0.load(Ordering::SeqCst),
+        server.conns.1.load(Ordering::SeqCst),
+    );
+    assert_eq!(total, h2, "every connection negotiated h2");
+    assert!(total <= 3, "{total} connections for one client");
+
+    c.destroy(imported.handle).await.unwrap();
+    let gone = c.get_key(imported.handle).await.unwrap_err();
+    assert_eq!(gone.code(), Some("key_not_found"));
+}
+
+/// An EC pair signs and verifies (a tampered message fails), its public key reads back as PEM
+/// and JWK and imports as a new public key object. Returns the pair and the imported key.
+async fn signing_and_public_keys(c: &Client) -> (KeyPair, Key) {
     let pair = c
         .generate_pair(
             "ec-p256",
@@ -246,6 +266,11 @@ async fn keys_and_crypto() {
         .unwrap();
     assert_eq!(imported.class, "public");
 
+    (pair, imported)
+}
+
+/// AES-GCM round trip (a wrong AAD fails), HMAC, random bytes. Returns the AES and MAC keys.
+async fn symmetric_keys(c: &Client) -> (Key, Key) {
     let aes = c
         .generate_symmetric(
             "aes-256",
@@ -290,6 +315,11 @@ async fn keys_and_crypto() {
     assert_eq!(r.len(), 48);
     assert_ne!(r, c.random(48).await.unwrap());
 
+    (aes, mac_key)
+}
+
+/// Listing with filters and pagination, reading and renaming a key, and the error mapping.
+async fn listing_and_errors(c: &Client, pair: &KeyPair, aes: &Key, mac_key: &Key) {
     // Listing with filters and pagination.
     let secrets = c
         .list_keys(&KeyFilter {
@@ -345,8 +375,10 @@ async fn keys_and_crypto() {
         matches!(&missing, Error::Api { status: 404, code, .. } if code == "key_not_found"),
         "{missing:?}"
     );
+}
 
-    // Batches: 100 signatures, all verified; one bad item has its own error.
+/// Batches: 100 signatures, all verified; one bad item has its own error; an AES round trip.
+async fn batches(c: &Client, pair: &KeyPair, aes: &Key) {
     let items: Vec<SignItem> = (0..100)
         .map(|i| {
             SignItem::message(
@@ -397,18 +429,6 @@ async fn keys_and_crypto() {
         .await
         .unwrap();
     assert_eq!(pts, vec![Ok(b"one".to_vec()), Ok(b"two".to_vec())]);
-
-    // Three clients (admin, alice, this one) each keep one pooled HTTP/2 connection.
-    let (total, h2) = (
-        server.conns.0.load(Ordering::SeqCst),
-        server.conns.1.load(Ordering::SeqCst),
-    );
-    assert_eq!(total, h2, "every connection negotiated h2");
-    assert!(total <= 3, "{total} connections for one client");
-
-    c.destroy(imported.handle).await.unwrap();
-    let gone = c.get_key(imported.handle).await.unwrap_err();
-    assert_eq!(gone.code(), Some("key_not_found"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

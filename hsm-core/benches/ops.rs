@@ -22,27 +22,24 @@ use aws_lc_rs::rand::{self, SystemRandom};
 use aws_lc_rs::rsa::KeySize;
 use aws_lc_rs::signature::{self, EcdsaKeyPair, Ed25519KeyPair, RsaKeyPair};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use keyward_hsm::test_util::TestHsm;
 use keyward_hsm::{
-    AttributeName, EncryptMechanism, Hsm, KeyHandle, KeySpec, KeyTemplate, MasterKey, Session,
-    SignInput, SignMechanism, SignatureEncoding, PROXY_USER,
+    AttributeName, EncryptMechanism, KeyHandle, KeySpec, KeyTemplate, Session, SignInput,
+    SignMechanism, SignatureEncoding,
 };
-use keyward_keystore::SqliteBackend;
 
 const MESSAGE: [u8; 128] = [0x5a; 128];
 
 struct Bench {
-    _dir: tempfile::TempDir,
-    hsm: Hsm,
+    hsm: TestHsm,
     me: Session,
 }
 
 impl Bench {
     fn new() -> Bench {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteBackend::create(&dir.path().join("s.sqlite3")).unwrap();
-        let hsm = Hsm::create(Box::new(store), &MasterKey::generate().unwrap()).unwrap();
-        let me = hsm.service_session(PROXY_USER).unwrap();
-        Bench { _dir: dir, hsm, me }
+        let hsm = TestHsm::new();
+        let me = hsm.service();
+        Bench { hsm, me }
     }
 
     fn signing_key(&self, spec: KeySpec) -> KeyHandle {
@@ -238,22 +235,12 @@ fn two_threads(c: &mut Criterion) {
 /// `open-100k-audit`: [`Hsm::open`] of a store with 100,000 audit entries, which verifies
 /// the whole chain (and every key and user record, and the rollback anchor).
 fn open_with_long_audit_trail(c: &mut Criterion) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("s.sqlite3");
-    let master = MasterKey::generate().unwrap();
-    let hsm = Hsm::create(Box::new(SqliteBackend::create(&path).unwrap()), &master).unwrap();
+    let (store, hsm) = TestHsm::new().into_parts();
     hsm.test_fill_audit(100_000).unwrap();
     drop(hsm);
     let mut g = c.benchmark_group("open-100k-audit");
     g.sample_size(10);
-    g.bench_function("Hsm::open", |b| {
-        b.iter(|| {
-            black_box(Hsm::open(
-                Box::new(SqliteBackend::open(&path).unwrap()),
-                &master,
-            ))
-        })
-    });
+    g.bench_function("Hsm::open", |b| b.iter(|| black_box(store.open())));
     g.finish();
 }
 

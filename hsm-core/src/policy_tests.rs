@@ -225,10 +225,9 @@ fn non_extractable_and_wrap_with_trusted_keys_are_not_exported_without_rights() 
     );
 }
 
-#[test]
-fn owners_share_for_use_only_and_others_get_nothing() {
-    let w = world();
-    let (h, a, b, c) = (&w.hsm, &w.alice, &w.bob, &w.carol);
+/// Alice's HMAC key "mac" (sign, verify) and AES key "kek" (wrap).
+fn alices_mac_and_kek(w: &World) -> (KeyInfo, KeyInfo) {
+    let (h, a) = (&w.hsm, &w.alice);
     let key = h
         .generate_secret_key(
             a,
@@ -245,6 +244,14 @@ fn owners_share_for_use_only_and_others_get_nothing() {
             &t("kek").with(AttributeName::Wrap, true),
         )
         .unwrap();
+    (key, kek)
+}
+
+#[test]
+fn keys_not_shared_are_invisible_and_look_missing() {
+    let w = world();
+    let (h, b) = (&w.hsm, &w.bob);
+    let (key, kek) = alices_mac_and_kek(&w);
     // Not shared: Bob can neither see nor use it, and cannot tell it from a missing handle.
     let missing = KeyHandle(key.handle.0 ^ 1);
     for handle in [key.handle, missing] {
@@ -272,6 +279,13 @@ fn owners_share_for_use_only_and_others_get_nothing() {
             .replace(&key.handle.to_string(), "H"),
         "the same message for a hidden and a missing key"
     );
+}
+
+#[test]
+fn owners_share_for_use_only_and_others_get_nothing() {
+    let w = world();
+    let (h, a, b, c) = (&w.hsm, &w.alice, &w.bob, &w.carol);
+    let (key, kek) = alices_mac_and_kek(&w);
     h.share_key(a, key.handle, "bob").unwrap();
     h.share_key(a, kek.handle, "bob").unwrap();
     // Shared: Bob uses it ...

@@ -186,8 +186,8 @@ type Case<'a> = (
     &'a str,
 );
 
-#[tokio::test]
-async fn bad_input_gets_a_4xx_with_a_code_and_changes_nothing() {
+/// An API with the user alice (a crypto-user) logged in: the API, alice's session token.
+async fn api_with_alice() -> (Api, String) {
     let a = api();
     let admin = a.login("admin", "admin-password").await;
     a.call(
@@ -198,8 +198,29 @@ async fn bad_input_gets_a_4xx_with_a_code_and_changes_nothing() {
     )
     .await;
     let alice = a.login("alice", "alice-password").await;
+    (a, alice)
+}
+
+/// Sends each case and checks its status, its error code and that it has a message; then
+/// checks that `alice`'s keys are what they were.
+async fn each_refused(a: &Api, alice: &str, cases: Vec<Case<'_>>) {
+    let before = a.keys(alice).await;
+    for (method, path, token, body, status, code) in cases {
+        let (s, v) = a.call(method, path, token, body.clone()).await;
+        assert_eq!(
+            (s, v["code"].as_str()),
+            (status, Some(code)),
+            "{method} {path} {body:?}: {v}"
+        );
+        assert!(v["message"].is_string());
+    }
+    assert_eq!(a.keys(alice).await, before, "nothing changed");
+}
+
+#[tokio::test]
+async fn bad_input_gets_a_4xx_with_a_code_and_changes_nothing() {
+    let (a, alice) = api_with_alice().await;
     let before = a.keys(&alice).await;
-    let unknown = "00".repeat(32);
     let cases: Vec<Case<'_>> = vec![
         (
             "POST",
@@ -233,6 +254,87 @@ async fn bad_input_gets_a_4xx_with_a_code_and_changes_nothing() {
             StatusCode::NOT_FOUND,
             "key_not_found",
         ),
+        (
+            "POST",
+            "/v1/crypto/random",
+            Some(&alice),
+            Some(json!({"length": 0})),
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+        ),
+        (
+            "GET",
+            "/v1/keys?limit=0",
+            Some(&alice),
+            None,
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+        ),
+        (
+            "GET",
+            "/v1/keys?limit=x",
+            Some(&alice),
+            None,
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+        ),
+        (
+            "GET",
+            "/v1/nope",
+            Some(&alice),
+            None,
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            "DELETE",
+            "/v1/crypto/sign",
+            Some(&alice),
+            None,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+        ),
+    ];
+    each_refused(&a, &alice, cases).await;
+    // Not JSON, and oversized.
+    let req = Request::builder()
+        .method("POST")
+        .uri("/v1/crypto/sign")
+        .header("authorization", format!("Bearer {alice}"))
+        .header("content-type", "application/json")
+        .body(Body::from("{not json"))
+        .unwrap();
+    let (s, v) = a.raw(req).await;
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_input")),
+        "{v}"
+    );
+    let huge = format!(
+        "{{\"key\":1,\"mechanism\":\"ed25519\",\"message\":\"{}\"}}",
+        "A".repeat(crate::MAX_BODY_BYTES + 10)
+    );
+    let req = Request::builder()
+        .method("POST")
+        .uri("/v1/crypto/sign")
+        .header("authorization", format!("Bearer {alice}"))
+        .header("content-type", "application/json")
+        .body(Body::from(huge))
+        .unwrap();
+    let (s, v) = a.raw(req).await;
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (StatusCode::PAYLOAD_TOO_LARGE, Some("payload_too_large")),
+        "{v}"
+    );
+    assert_eq!(a.keys(&alice).await, before, "nothing changed");
+}
+
+#[tokio::test]
+async fn requests_without_a_valid_session_or_role_get_401_or_403_and_change_nothing() {
+    let (a, alice) = api_with_alice().await;
+    let unknown = "00".repeat(32);
+    let cases: Vec<Case<'_>> = vec![
         (
             "GET",
             "/v1/keys",
@@ -275,46 +377,6 @@ async fn bad_input_gets_a_4xx_with_a_code_and_changes_nothing() {
         ),
         (
             "POST",
-            "/v1/crypto/random",
-            Some(&alice),
-            Some(json!({"length": 0})),
-            StatusCode::BAD_REQUEST,
-            "invalid_input",
-        ),
-        (
-            "GET",
-            "/v1/keys?limit=0",
-            Some(&alice),
-            None,
-            StatusCode::BAD_REQUEST,
-            "invalid_input",
-        ),
-        (
-            "GET",
-            "/v1/keys?limit=x",
-            Some(&alice),
-            None,
-            StatusCode::BAD_REQUEST,
-            "invalid_input",
-        ),
-        (
-            "GET",
-            "/v1/nope",
-            Some(&alice),
-            None,
-            StatusCode::NOT_FOUND,
-            "not_found",
-        ),
-        (
-            "DELETE",
-            "/v1/crypto/sign",
-            Some(&alice),
-            None,
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
-        ),
-        (
-            "POST",
             "/v1/auth/login",
             None,
             Some(json!({"username": "alice", "password": "wrong-password"})),
@@ -322,47 +384,7 @@ async fn bad_input_gets_a_4xx_with_a_code_and_changes_nothing() {
             "authentication_failed",
         ),
     ];
-    for (method, path, token, body, status, code) in cases {
-        let (s, v) = a.call(method, path, token, body.clone()).await;
-        assert_eq!(
-            (s, v["code"].as_str()),
-            (status, Some(code)),
-            "{method} {path} {body:?}: {v}"
-        );
-        assert!(v["message"].is_string());
-    }
-    // Not JSON, and oversized.
-    let req = Request::builder()
-        .method("POST")
-        .uri("/v1/crypto/sign")
-        .header("authorization", format!("Bearer {alice}"))
-        .header("content-type", "application/json")
-        .body(Body::from("{not json"))
-        .unwrap();
-    let (s, v) = a.raw(req).await;
-    assert_eq!(
-        (s, v["code"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("invalid_input")),
-        "{v}"
-    );
-    let huge = format!(
-        "{{\"key\":1,\"mechanism\":\"ed25519\",\"message\":\"{}\"}}",
-        "A".repeat(crate::MAX_BODY_BYTES + 10)
-    );
-    let req = Request::builder()
-        .method("POST")
-        .uri("/v1/crypto/sign")
-        .header("authorization", format!("Bearer {alice}"))
-        .header("content-type", "application/json")
-        .body(Body::from(huge))
-        .unwrap();
-    let (s, v) = a.raw(req).await;
-    assert_eq!(
-        (s, v["code"].as_str()),
-        (StatusCode::PAYLOAD_TOO_LARGE, Some("payload_too_large")),
-        "{v}"
-    );
-    assert_eq!(a.keys(&alice).await, before, "nothing changed");
+    each_refused(&a, &alice, cases).await;
 }
 
 #[tokio::test]

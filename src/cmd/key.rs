@@ -77,15 +77,7 @@ fn list_local(dir: &Path, json: bool) -> Result<()> {
             None => break,
         }
     }
-    if json {
-        return output::json(&keys);
-    }
-    let rows = keys
-        .iter()
-        .map(|k| KeyRow::new(k, false, output::LOCAL_FLAGS))
-        .collect::<Result<Vec<_>>>()?;
-    output::key_table(rows, false);
-    Ok(())
+    print_keys(&keys, json)
 }
 
 /// Parses `--filter` values of `key list`.
@@ -136,15 +128,14 @@ fn list_remote(conn: &Conn, filters: &[String], json: bool) -> Result<()> {
     })
 }
 
+/// Prints a key listing, the same whether it came from the local data directory or from a
+/// node: the key table, or the API's JSON array with each object's keys sorted.
 fn print_keys(keys: &[Key], json: bool) -> Result<()> {
     if json {
         return output::json_sorted(keys);
     }
-    let rows = keys
-        .iter()
-        .map(|k| KeyRow::new(k, true, output::REMOTE_FLAGS))
-        .collect::<Result<Vec<_>>>()?;
-    output::key_table(rows, true);
+    let rows = keys.iter().map(KeyRow::new).collect::<Result<Vec<_>>>()?;
+    output::key_table(rows);
     Ok(())
 }
 

@@ -66,6 +66,41 @@ fn keys_of_every_type_generate_and_list_with_filters_remotely_and_locally() {
     assert!(local.contains("api-tls"), "{local}");
 }
 
+/// `key list` has one output: on a node whose only keys are the proxy's (its API TLS key), the
+/// local listing of the data directory and the admin's listing through the API print the same
+/// table and the same JSON, byte for byte.
+#[test]
+fn local_and_remote_key_lists_print_the_same() {
+    let tmp = tempfile::tempdir().unwrap();
+    let node = start_node(tmp.path(), "node");
+    let data = p(&node.data);
+    for json in [false, true] {
+        let mut args = vec!["key", "list"];
+        if json {
+            args.push("--json");
+        }
+        let remote = kw_ok(&node, "admin", "admin-password", &args);
+        args.extend(["--data-dir", &data]);
+        let local = keyward_ok(&args);
+        assert_eq!(local, remote, "json: {json}");
+        assert!(local.contains("api-tls"), "{local}");
+    }
+    let table = keyward_ok(&["key", "list", "--data-dir", &data]);
+    let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        header,
+        [
+            "HANDLE",
+            "CLASS",
+            "TYPE",
+            "LINKED",
+            "OWNER",
+            "ATTRIBUTES",
+            "LABEL"
+        ]
+    );
+}
+
 /// Wrap and unwrap: the unwrapped key has the same check value.
 #[test]
 fn wrap_then_unwrap_keeps_the_check_value() {

@@ -432,10 +432,8 @@ mod plain_key_tests {
         )
         .unwrap();
         let config = keyward_config::Config::load(&toml, Vec::new()).unwrap();
-        let master = keyward_hsm::MasterKey::generate().unwrap();
-        let store = keyward_keystore::SqliteBackend::create(&dir.path().join("s.sqlite3")).unwrap();
-        let hsm = Hsm::create(Box::new(store), &master).unwrap();
-        let session = hsm.service_session(keyward_hsm::PROXY_USER).unwrap();
+        let hsm = keyward_hsm::test_util::TestHsm::new();
+        let session = hsm.service();
         let server_config = server_config(
             &config.listeners[0],
             &config.session_resumption,

@@ -570,39 +570,20 @@ impl ProducesTickets for ContextTicketer {
 mod tests {
     use std::sync::atomic::AtomicU64;
 
-    use keyward_hsm::{MasterKey, PROXY_USER};
-    use keyward_keystore::SqliteBackend;
+    use keyward_hsm::test_util::{TestHsm, TestStore};
+    use keyward_hsm::PROXY_USER;
 
     use super::*;
 
     const ROTATION_S: u64 = 100;
 
-    struct Store {
-        _dir: tempfile::TempDir,
-        path: std::path::PathBuf,
-        master: MasterKey,
+    fn store() -> (TestStore, Arc<Hsm>) {
+        let (store, hsm) = TestHsm::new().into_parts();
+        (store, Arc::new(hsm))
     }
 
-    fn store() -> (Store, Arc<Hsm>) {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("keyward.sqlite3");
-        let master = MasterKey::generate().unwrap();
-        let hsm = Hsm::create(Box::new(SqliteBackend::create(&path).unwrap()), &master).unwrap();
-        (
-            Store {
-                _dir: dir,
-                path,
-                master,
-            },
-            Arc::new(hsm),
-        )
-    }
-
-    fn read_only(s: &Store) -> Arc<Hsm> {
-        Arc::new(
-            Hsm::open_read_only(Box::new(SqliteBackend::open(&s.path).unwrap()), &s.master)
-                .unwrap(),
-        )
+    fn read_only(s: &TestStore) -> Arc<Hsm> {
+        Arc::new(s.open_read_only().unwrap())
     }
 
     fn ticketer(hsm: &Arc<Hsm>, role: NodeRole, clock: &Arc<AtomicU64>) -> HsmTicketer {
@@ -761,7 +742,7 @@ mod tests {
         // The reader never wrote: the writer's view of the store is still consistent.
         drop(reader);
         drop(reader_hsm);
-        Hsm::open(Box::new(SqliteBackend::open(&s.path).unwrap()), &s.master).unwrap();
+        s.open().unwrap();
     }
 
     #[test]
