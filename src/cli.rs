@@ -56,6 +56,10 @@ pub(crate) enum Command {
         /// TOML configuration file (see keyward.example.toml).
         #[arg(long, env = "KEYWARD_CONFIG")]
         config: PathBuf,
+        /// Worker threads running connections; overrides `[runtime] worker_threads` (0 or
+        /// absent: one per CPU the process may use).
+        #[arg(long, value_parser = clap::value_parser!(u16).range(0..=1024))]
+        worker_threads: Option<u16>,
         #[command(flatten)]
         accept: AcceptArgs,
     },

@@ -60,13 +60,17 @@ fn run(cli: Cli) -> Result<bool> {
             listen,
             api_listen,
             admin_listen,
-        } => cmd::server_runtime()?.block_on(cmd::quickstart::run(
+        } => cmd::server_runtime(None)?.block_on(cmd::quickstart::run(
             &data.data_dir,
             listen,
             api_listen,
             admin_listen,
         ))?,
-        Command::Serve { config, accept } => cmd::serve::run(&config, accept.options())?,
+        Command::Serve {
+            config,
+            worker_threads,
+            accept,
+        } => cmd::serve::run(&config, worker_threads, accept.options())?,
         Command::Init {
             data,
             admin,

@@ -167,6 +167,7 @@ fn serves_the_ec_key_over_tls13_and_tls12(
         .into_iter()
         .filter(|l| {
             !l.contains("listening for HTTP")
+                && !l.contains("runtime started")
                 && !l.contains("serving admin endpoints")
                 && !l.contains("keyward::access")
         })

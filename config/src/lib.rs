@@ -35,7 +35,7 @@
 //! struct with the defaults next to it, and its validation: `hsm`, `log`, `listener` (with
 //! `certificate`, `client_auth`, `proxy_protocol` and the TLS keys in `tls`), `upstream`
 //! (with `server` and `health_check`), `route`, `resumption` (`[session_resumption]`),
-//! `admin`, `lifecycle` and `api`. `load` reads the file and the environment; `check` holds
+//! `admin`, `lifecycle`, `runtime` and `api`. `load` reads the file and the environment; `check` holds
 //! the validation context that names the offending key and the source that set it.
 //!
 //! Where this crate sits among the others, the handshake path and the design decisions:
@@ -55,11 +55,13 @@ pub use ipnet::IpNet;
 pub use lifecycle::{LifecycleConfig, DEFAULT_DRAIN_TIMEOUT_MS};
 pub use listener::{
     CertificateConfig, CipherSuite, ClientAuthConfig, ForwardedTrust, KxGroup, ListenerConfig,
-    ListenerMode, ProxyProtocolConfig, TlsVersion, CIPHER_SUITES, DEFAULT_KX_GROUPS,
+    ListenerMode, ProxyProtocolConfig, TlsVersion, CIPHER_SUITES, DEFAULT_BACKLOG,
+    DEFAULT_KX_GROUPS,
 };
 pub use log::{LogConfig, LogFormat};
 pub use resumption::ResumptionConfig;
 pub use route::RouteConfig;
+pub use runtime::{RuntimeConfig, MAX_WORKER_THREADS};
 pub use upstream::{Balance, HealthCheckConfig, PoolConfig, UpstreamScheme, UpstreamServer};
 
 mod admin;
@@ -72,6 +74,7 @@ mod load;
 mod log;
 mod resumption;
 mod route;
+mod runtime;
 mod upstream;
 
 use admin::RawAdmin;
@@ -83,6 +86,7 @@ use listener::RawListener;
 use log::RawLog;
 use resumption::RawResumption;
 use route::RawRoute;
+use runtime::RawRuntime;
 use upstream::RawPool;
 
 /// A configuration error: one line that names the key and its source.
@@ -129,6 +133,8 @@ pub struct Config {
     pub admin: AdminConfig,
     /// `[lifecycle]`: shutdown.
     pub lifecycle: LifecycleConfig,
+    /// `[runtime]`: worker threads.
+    pub runtime: RuntimeConfig,
     /// `[api]`: the HSM REST API beside the proxy; absent = not served.
     pub api: Option<ApiConfig>,
 }
@@ -154,6 +160,8 @@ struct RawConfig {
     admin: RawAdmin,
     #[serde(default)]
     lifecycle: RawLifecycle,
+    #[serde(default)]
+    runtime: RawRuntime,
     api: Option<RawApi>,
 }
 
@@ -175,6 +183,7 @@ fn validate(raw: RawConfig, source_of: &dyn Fn(&str) -> String) -> Result<Config
         .session_resumption
         .validate(&cx.table("session_resumption"))?;
     let api = raw.api.map(|a| a.validate(&cx.table("api"))).transpose()?;
+    let runtime = raw.runtime.validate(&cx.table("runtime"))?;
     Ok(Config {
         hsm: raw.hsm.validate(),
         log,
@@ -184,6 +193,7 @@ fn validate(raw: RawConfig, source_of: &dyn Fn(&str) -> String) -> Result<Config
         session_resumption,
         admin: raw.admin.validate(),
         lifecycle: raw.lifecycle.validate(),
+        runtime,
         api,
     })
 }

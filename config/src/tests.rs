@@ -435,3 +435,51 @@ fn api_limits_default_like_the_proxy_and_are_validated() {
     let text = format!("{GOOD}\n[api]\naddress = \"127.0.0.1:9200\"\nheader_timeout = 5\n");
     assert!(message(&text, &[]).contains("header_timeout"));
 }
+
+#[test]
+fn backlog_and_worker_threads_default_and_are_validated() {
+    let (_d, res) = load(GOOD, &[]);
+    let c = res.unwrap();
+    assert_eq!(c.listeners[0].backlog, DEFAULT_BACKLOG);
+    assert_eq!(c.runtime.worker_threads, None);
+    let with_backlog = GOOD.replace(
+        "address = \"127.0.0.1:8443\"",
+        "address = \"127.0.0.1:8443\"\nbacklog = 512",
+    );
+    let (_d, res) = load(&with_backlog, &[("KEYWARD_RUNTIME__WORKER_THREADS", "6")]);
+    let c = res.unwrap();
+    assert_eq!(c.runtime.worker_threads.map(|n| n.get()), Some(6));
+    assert_eq!(c.listeners[0].backlog, 512);
+    let zero = GOOD.replace("[upstream]", "[runtime]\nworker_threads = 0\n\n[upstream]");
+    assert_eq!(load(&zero, &[]).1.unwrap().runtime.worker_threads, None);
+    let msg = message(
+        &GOOD.replace(
+            "[upstream]",
+            "[runtime]\nworker_threads = 5000\n\n[upstream]",
+        ),
+        &[],
+    );
+    assert!(
+        msg.contains("runtime.worker_threads") && msg.contains("1024"),
+        "{msg}"
+    );
+    let msg = message(
+        &GOOD.replace(
+            "address = \"127.0.0.1:8443\"",
+            "address = \"127.0.0.1:8443\"\nbacklog = 0",
+        ),
+        &[],
+    );
+    assert!(msg.contains("listeners[0].backlog"), "{msg}");
+    let msg = message(
+        &GOOD.replace(
+            "address = \"127.0.0.1:8443\"",
+            "address = \"127.0.0.1:8443\"\nbacklog = 70000",
+        ),
+        &[],
+    );
+    assert!(
+        msg.contains("listeners[0].backlog") && msg.contains("65535"),
+        "{msg}"
+    );
+}

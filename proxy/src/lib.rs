@@ -44,6 +44,7 @@ pub mod admin;
 pub mod conn;
 mod error;
 mod http_layer;
+mod listen;
 pub mod metrics;
 mod server;
 mod tls;

@@ -7,8 +7,8 @@
 use std::sync::LazyLock;
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 /// Every metric the proxy exports.
@@ -52,6 +52,25 @@ pub struct Metrics {
     /// request was written), `closed_idle` (a reused connection closed after the request was
     /// written but before any response byte; idempotent requests only).
     pub upstream_retries: IntCounterVec,
+    /// `keyward_connections_accepted_total{listener}`: client connections accepted (the accept
+    /// rate is its `rate()`).
+    pub connections_accepted: IntCounterVec,
+    /// `keyward_listen_backlog{listener}`: the accept queue length of each of the listener's
+    /// sockets: the configured `backlog`, capped by `net.core.somaxconn`.
+    pub listen_backlog: IntGaugeVec,
+    /// `keyward_listen_sockets{listener}`: listening sockets (one accept loop each).
+    pub listen_sockets: IntGaugeVec,
+    /// `keyward_worker_threads`: the threads that run connections (`[runtime] worker_threads`).
+    pub worker_threads: IntGauge,
+    /// `keyward_listen_overflows_total`: connections the kernel dropped because an accept queue
+    /// was full (`TcpExt: ListenOverflows` of `/proc/net/netstat`, read at each scrape). The
+    /// kernel counts them for the whole network namespace since boot, every listening socket
+    /// in it included; a rising value while Keyward is the only server means its listeners'
+    /// queues fill: raise `backlog` (and `net.core.somaxconn`) or `worker_threads`.
+    pub listen_overflows: IntCounter,
+    /// `keyward_listen_drops_total`: every connection dropped at a listening socket
+    /// (`TcpExt: ListenDrops`: overflows included), as [`Metrics::listen_overflows`].
+    pub listen_drops: IntCounter,
 }
 
 /// Buckets for sub-millisecond to second latencies, in seconds.
@@ -117,6 +136,27 @@ fn build() -> Result<Metrics, prometheus::Error> {
             Opts::new("keyward_upstream_retries_total", "Upstream requests sent again, by pool and reason (connect, unsent, closed_idle)."),
             &["pool", "reason"],
         )?,
+        connections_accepted: IntCounterVec::new(
+            Opts::new("keyward_connections_accepted_total", "Client connections accepted, by listener."),
+            &["listener"],
+        )?,
+        listen_backlog: IntGaugeVec::new(
+            Opts::new("keyward_listen_backlog", "Accept queue length of each listening socket (backlog capped by net.core.somaxconn)."),
+            &["listener"],
+        )?,
+        listen_sockets: IntGaugeVec::new(
+            Opts::new("keyward_listen_sockets", "Listening sockets (SO_REUSEPORT, one accept loop each), by listener."),
+            &["listener"],
+        )?,
+        worker_threads: IntGauge::new("keyward_worker_threads", "Worker threads running connections.")?,
+        listen_overflows: IntCounter::new(
+            "keyward_listen_overflows_total",
+            "Connections dropped because an accept queue was full (kernel TcpExt ListenOverflows, whole network namespace, since boot).",
+        )?,
+        listen_drops: IntCounter::new(
+            "keyward_listen_drops_total",
+            "Connections dropped at listening sockets (kernel TcpExt ListenDrops, whole network namespace, since boot).",
+        )?,
         registry,
     };
     m.registry.register(Box::new(m.tls_handshakes.clone()))?;
@@ -138,6 +178,13 @@ fn build() -> Result<Metrics, prometheus::Error> {
     m.registry
         .register(Box::new(m.http_requests_rejected.clone()))?;
     m.registry.register(Box::new(m.upstream_retries.clone()))?;
+    m.registry
+        .register(Box::new(m.connections_accepted.clone()))?;
+    m.registry.register(Box::new(m.listen_backlog.clone()))?;
+    m.registry.register(Box::new(m.listen_sockets.clone()))?;
+    m.registry.register(Box::new(m.worker_threads.clone()))?;
+    m.registry.register(Box::new(m.listen_overflows.clone()))?;
+    m.registry.register(Box::new(m.listen_drops.clone()))?;
     Ok(m)
 }
 
@@ -152,10 +199,28 @@ pub fn metrics() -> &'static Metrics {
 impl Metrics {
     /// The Prometheus text exposition format (version 0.0.4) of every metric.
     pub fn render(&self) -> String {
+        self.read_kernel_counters();
         let mut out = Vec::new();
         // Encoding into a Vec cannot fail for well-formed metric families.
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
         String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+impl Metrics {
+    /// Brings the counters the kernel keeps up to its values (one scrape at a time, so each
+    /// increase is added once).
+    fn read_kernel_counters(&self) {
+        static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((overflows, drops)) = crate::listen::listen_overflows() {
+            for (counter, now) in [
+                (&self.listen_overflows, overflows),
+                (&self.listen_drops, drops),
+            ] {
+                counter.inc_by(now.saturating_sub(counter.get()));
+            }
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! The proxy as a whole: bound sockets, the current settings (swapped on reload), and the
 //! lifecycle (serve, reload, drain). Settings come from [`crate::tls::server_config`],
-//! [`crate::upstream::Pools`] and [`crate::upstream::route::Router`]; each socket runs
+//! [`crate::upstream::Pools`] and [`crate::upstream::route::Router`]; each listener has one
+//! socket per worker thread (`crate::listen`), and each socket runs
 //! [`crate::conn::accept_loop`].
 
 use std::net::SocketAddr;
@@ -16,6 +17,7 @@ use tokio::sync::watch;
 
 use crate::conn::{accept_loop, Lifecycle, Limit, ListenerState};
 use crate::error::Error;
+use crate::listen;
 use crate::metrics::metrics;
 use crate::tls::server_config;
 use crate::tls::tickets::{ticketer, ContextTicketer, NodeRole};
@@ -37,6 +39,8 @@ struct Shared {
     ticketer: Arc<dyn ProducesTickets>,
     /// The configured addresses (a reload must keep them).
     addresses: Vec<SocketAddr>,
+    /// The configured backlogs (set at `listen(2)`; a reload must keep them).
+    backlogs: Vec<u32>,
     /// The bound addresses: the `listener` label of metrics and logs.
     labels: Vec<String>,
     /// Per socket: (connections, handshakes), kept across reloads.
@@ -56,7 +60,8 @@ fn upstream_labels(config: &Config) -> Vec<(String, String)> {
 
 /// A built proxy: sockets bound, certificates loaded, keys resolved in the HSM.
 pub struct Proxy {
-    sockets: Vec<TcpListener>,
+    /// Per listener, one socket per worker thread (`SO_REUSEPORT`).
+    sockets: Vec<Vec<TcpListener>>,
     shared: Arc<Shared>,
     drain_timeout: Duration,
 }
@@ -176,7 +181,8 @@ fn build_state(
 impl Proxy {
     /// Reads every certificate file, resolves each key label in the HSM, checks that each
     /// certificate's public key is its HSM key's, builds the upstream pools and binds every
-    /// listener. Session-ticket keys are HSM objects; `role` says whether this process makes
+    /// listener: one socket per worker thread of the current runtime (`SO_REUSEPORT`), each
+    /// with the listener's `backlog`. Session-ticket keys are HSM objects; `role` says whether this process makes
     /// and rotates them ([`NodeRole::Writer`]) or uses those another node made.
     ///
     /// Keys are used as `session`'s user (normally [`keyward_hsm::PROXY_USER`]).
@@ -193,26 +199,48 @@ impl Proxy {
         session: &Session,
         role: NodeRole,
     ) -> Result<Proxy, Error> {
+        let workers = tokio::runtime::Handle::current().metrics().num_workers();
+        let somaxconn = listen::somaxconn();
         let mut sockets = Vec::new();
         for l in &config.listeners {
-            let socket = std::net::TcpListener::bind(l.address)
-                .and_then(|s| {
-                    s.set_nonblocking(true)?;
-                    TcpListener::from_std(s)
+            let group = listen::bind(l.address, workers, l.backlog)
+                .and_then(|group| {
+                    group
+                        .into_iter()
+                        .map(TcpListener::from_std)
+                        .collect::<Result<Vec<_>, _>>()
                 })
                 .map_err(|error| Error::Bind {
                     address: l.address,
                     error,
                 })?;
-            sockets.push(socket);
+            sockets.push(group);
         }
         let labels: Vec<String> = sockets
             .iter()
-            .map(|s| {
-                s.local_addr()
+            .map(|g| {
+                g[0].local_addr()
                     .map_or_else(|_| "?".into(), |a| a.to_string())
             })
             .collect();
+        for ((l, group), label) in config.listeners.iter().zip(&sockets).zip(&labels) {
+            let backlog = somaxconn.map_or(l.backlog, |max| l.backlog.min(max));
+            if backlog < l.backlog {
+                tracing::warn!(
+                    listener = %label,
+                    backlog = l.backlog,
+                    somaxconn = backlog,
+                    "the kernel caps the listen backlog at net.core.somaxconn; raise that sysctl to use the configured backlog"
+                );
+            }
+            let m = metrics();
+            m.listen_backlog
+                .with_label_values(&[label.as_str()])
+                .set(i64::from(backlog));
+            m.listen_sockets
+                .with_label_values(&[label.as_str()])
+                .set(group.len() as i64);
+        }
         let limits: Vec<(Arc<Limit>, Arc<Limit>)> = config
             .listeners
             .iter()
@@ -239,6 +267,7 @@ impl Proxy {
                 session: session.clone(),
                 ticketer,
                 addresses: config.listeners.iter().map(|l| l.address).collect(),
+                backlogs: config.listeners.iter().map(|l| l.backlog).collect(),
                 labels,
                 limits,
                 upstream_labels: std::sync::Mutex::new(upstream_labels(config)),
@@ -251,7 +280,7 @@ impl Proxy {
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
         self.sockets
             .iter()
-            .filter_map(|l| l.local_addr().ok())
+            .filter_map(|g| g.first()?.local_addr().ok())
             .collect()
     }
 
@@ -270,10 +299,12 @@ impl Proxy {
         let (drain_tx, drain_rx) = watch::channel(false);
         let lifecycle = Lifecycle::new(drain_rx);
         let mut tasks = tokio::task::JoinSet::new();
-        for (i, socket) in self.sockets.into_iter().enumerate() {
-            let shared = self.shared.clone();
-            let state = move || shared.state.load().listeners[i].clone();
-            tasks.spawn(accept_loop(socket, state, lifecycle.clone()));
+        for (i, group) in self.sockets.into_iter().enumerate() {
+            for socket in group {
+                let shared = self.shared.clone();
+                let state = move || shared.state.load().listeners[i].clone();
+                tasks.spawn(accept_loop(socket, state, lifecycle.clone()));
+            }
         }
         shutdown.await;
         let open = lifecycle.open_connections();
@@ -303,7 +334,7 @@ impl ProxyHandle {
     ///
     /// # Errors
     /// Any error of [`Proxy::build`], or [`Error::Reload`] when the set of listener addresses
-    /// changed (that needs a restart). On error the running settings are kept unchanged.
+    /// or a backlog changed (those need a restart). On error the running settings are kept unchanged.
     pub fn reload(&self, config: &Config) -> Result<(), Error> {
         let result = self.try_reload(config);
         metrics()
@@ -318,6 +349,16 @@ impl ProxyHandle {
         if addresses != self.shared.addresses {
             return Err(Error::Reload {
                 reason: "the listener addresses changed; restart keyward to apply that".into(),
+            });
+        }
+        if config
+            .listeners
+            .iter()
+            .map(|l| l.backlog)
+            .ne(self.shared.backlogs.iter().copied())
+        {
+            return Err(Error::Reload {
+                reason: "a listener's backlog changed; restart keyward to apply that".into(),
             });
         }
         let (state, _) = build_state(

@@ -18,7 +18,7 @@ pub(crate) fn run(
     client_ca: Option<&Path>,
     limits: &LimitArgs,
 ) -> Result<()> {
-    super::server_runtime()?.block_on(async {
+    super::server_runtime(None)?.block_on(async {
         let Signals { term, int, .. } = Signals::catch()?;
         run_node(dir, listen, client_ca, limits, shutdown_signal(term, int)).await
     })

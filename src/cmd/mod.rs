@@ -22,12 +22,30 @@ pub(crate) mod recover;
 pub(crate) mod serve;
 pub(crate) mod user;
 
-/// The runtime of the commands that serve (proxy, API): one worker per core.
-pub(crate) fn server_runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
+/// The runtime of the commands that serve (proxy, API): `workers` threads, or one per CPU
+/// this process may run on (its affinity mask and cgroup quota, as
+/// `std::thread::available_parallelism` counts them). Logs the number.
+pub(crate) fn server_runtime(
+    workers: Option<std::num::NonZeroUsize>,
+) -> Result<tokio::runtime::Runtime> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = workers {
+        builder.worker_threads(n.get());
+    }
+    let rt = builder
         .enable_all()
         .build()
-        .context("cannot start the async runtime")
+        .context("cannot start the async runtime")?;
+    let n = rt.metrics().num_workers();
+    tracing::info!(
+        worker_threads = n,
+        configured = workers.is_some(),
+        "runtime started"
+    );
+    keyward_proxy::metrics::metrics()
+        .worker_threads
+        .set(i64::try_from(n).unwrap_or(i64::MAX));
+    Ok(rt)
 }
 
 /// The runtime of the commands that call the API: one thread.

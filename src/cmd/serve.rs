@@ -91,14 +91,23 @@ pub(crate) async fn run_proxy(
     Ok(())
 }
 
-/// Runs `keyward serve` with the configuration file `config_path`.
-pub(crate) fn run(config_path: &Path, options: keyward_hsm::OpenOptions) -> Result<()> {
+/// Runs `keyward serve` with the configuration file `config_path`; `worker_threads` (the
+/// command line's) overrides `[runtime] worker_threads`, 0 meaning one per CPU.
+pub(crate) fn run(
+    config_path: &Path,
+    worker_threads: Option<u16>,
+    options: keyward_hsm::OpenOptions,
+) -> Result<()> {
     let config = keyward_config::Config::load(config_path, std::env::vars())?;
     crate::logging::init(
         &config.log.level,
         config.log.format == keyward_config::LogFormat::Json,
     );
-    let rt = super::server_runtime()?;
+    let workers = match worker_threads {
+        Some(n) => std::num::NonZeroUsize::new(usize::from(n)),
+        None => config.runtime.worker_threads,
+    };
+    let rt = super::server_runtime(workers)?;
     rt.block_on(async {
         let signals = Signals::catch()?;
         let api_listener = match &config.api {

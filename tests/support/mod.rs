@@ -167,9 +167,19 @@ pub fn closed_port() -> SocketAddr {
 
 /// Starts `keyward serve --config FILE` and waits for every listener; returns their addresses.
 pub fn start_serve(config: &Path, listeners: usize) -> (Running, Vec<SocketAddr>) {
+    start_serve_with(config, listeners, &[])
+}
+
+/// [`start_serve`] with more command-line arguments.
+pub fn start_serve_with(
+    config: &Path,
+    listeners: usize,
+    args: &[&str],
+) -> (Running, Vec<SocketAddr>) {
     let mut cmd = Command::new(keyward_bin());
     cmd.args(["serve", "--config"])
         .arg(config)
+        .args(args)
         .env("KEYWARD_LOG", "info")
         // Tests run in parallel: each admin listener on its own port.
         .env("KEYWARD_ADMIN__ADDRESS", "127.0.0.1:0");

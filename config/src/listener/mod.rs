@@ -84,11 +84,19 @@ pub struct ListenerConfig {
     /// `client_body_timeout_ms`: longest wait between two reads of a request body; beyond it
     /// the client gets `408`. Default 60000.
     pub client_body_timeout_ms: u64,
-    /// `max_connections`: connections open at once; more wait in the kernel backlog. Default
-    /// 10000.
+    /// `max_connections`: connections served at once; at the limit, each listening socket
+    /// holds one more connection accepted but unserved and the rest wait in the kernel
+    /// backlog. Default 10000.
     pub max_connections: usize,
     /// `max_concurrent_handshakes`: TLS handshakes in progress at once. Default 1024.
     pub max_concurrent_handshakes: usize,
+    /// `backlog`: the accept queue of each listening socket (`listen(2)`): connections the
+    /// kernel has completed and Keyward has not yet accepted. Default 4096, 1 to 65535. The
+    /// kernel silently caps it at `net.core.somaxconn` (`/proc/sys/net/core/somaxconn`,
+    /// 4096 on Linux 5.4 and later); `keyward serve` logs a warning when it does. A full
+    /// queue drops new SYNs (clients retry after 1 s, then 3 s): see
+    /// `keyward_listen_overflows_total`.
+    pub backlog: u32,
     /// `max_header_bytes`: request line plus headers; larger gets `431`. Default 16384
     /// (at least 8192).
     pub max_header_bytes: usize,
@@ -145,6 +153,8 @@ pub(crate) struct RawListener {
     max_connections: usize,
     #[serde(default = "default_max_handshakes")]
     max_concurrent_handshakes: usize,
+    #[serde(default = "default_backlog")]
+    backlog: u32,
     #[serde(default = "default_max_header_bytes")]
     max_header_bytes: usize,
     #[serde(default = "default_max_body_bytes")]
@@ -190,6 +200,12 @@ fn default_max_connections() -> usize {
 }
 fn default_max_handshakes() -> usize {
     1024
+}
+/// Default of `listeners[].backlog`: the kernel's `somaxconn` default since Linux 5.4
+/// (nginx's default is 511, HAProxy's its `maxconn`).
+pub const DEFAULT_BACKLOG: u32 = 4096;
+fn default_backlog() -> u32 {
+    DEFAULT_BACKLOG
 }
 fn default_max_header_bytes() -> usize {
     16 * 1024
@@ -274,6 +290,7 @@ impl RawListener {
             client_body_timeout_ms: self.client_body_timeout_ms,
             max_connections: self.max_connections,
             max_concurrent_handshakes: self.max_concurrent_handshakes,
+            backlog: self.backlog,
             max_header_bytes: self.max_header_bytes,
             max_body_bytes: self.max_body_bytes,
             hsts: self.hsts,
@@ -373,6 +390,9 @@ impl RawListener {
             "max_concurrent_handshakes",
             self.max_concurrent_handshakes as u64,
         )?;
+        if !(1..=65535).contains(&self.backlog) {
+            return Err(cx.invalid("backlog", "must be 1 to 65535"));
+        }
         if self.max_header_bytes < 8192 {
             return Err(cx.invalid("max_header_bytes", "must be at least 8192"));
         }

@@ -45,17 +45,11 @@ pub(crate) async fn accept_loop(
 ) {
     let mut last_warned: Option<Instant> = None;
     let mut draining = lifecycle.draining.clone();
+    // Resolved once: the label does not change on reload (the address cannot).
+    let accepted_total = crate::metrics::metrics()
+        .connections_accepted
+        .with_label_values(&[state().label.as_str()]);
     loop {
-        let st = state();
-        // At most `max_connections` open: the rest wait in the kernel's backlog.
-        let permit = tokio::select! {
-            biased;
-            _ = draining.wait_for(|d| *d) => return,
-            p = st.connections.semaphore.clone().acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => return,
-            },
-        };
         let accepted = tokio::select! {
             biased;
             _ = draining.wait_for(|d| *d) => return,
@@ -74,8 +68,29 @@ pub(crate) async fn accept_loop(
                 continue;
             }
         };
-        // The settings of now, not of before the wait: a reload while waiting applies here.
-        let st = state();
+        // At most `max_connections` served at once. The permit is taken after the accept, so
+        // a loop waiting in accept holds none (with one socket per worker, a permit held by an
+        // idle loop would strand connections queued on a busy one); at the limit, each loop
+        // keeps the one connection it accepted waiting here, and accepts no more, so the rest
+        // wait in the kernel's backlog.
+        accepted_total.inc();
+        let mut st = state();
+        let permit = match st.connections.semaphore.clone().try_acquire_owned() {
+            Ok(p) => p,
+            Err(_) => {
+                let p = tokio::select! {
+                    biased;
+                    _ = draining.wait_for(|d| *d) => return,
+                    p = st.connections.semaphore.clone().acquire_owned() => match p {
+                        Ok(p) => p,
+                        Err(_) => return,
+                    },
+                };
+                // The settings of now, not of before the wait: a reload while waiting applies.
+                st = state();
+                p
+            }
+        };
         let active = Active::new(lifecycle.clone(), &st.label);
         let lifecycle = lifecycle.clone();
         tokio::spawn(async move {
