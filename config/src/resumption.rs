@@ -19,6 +19,12 @@ pub struct ResumptionConfig {
     /// `session_cache_entries`: stateful sessions kept in memory per listener (TLS 1.2
     /// session IDs, and TLS 1.3 when `tickets` is false); 0 disables. Default 20000.
     pub session_cache_entries: usize,
+    /// `tls13_tickets`: TLS 1.3 NewSessionTicket messages sent after each full or resumed
+    /// handshake (RFC 8446 §4.6.1), 0 to 4; each one costs the server an encryption and a
+    /// record. Default 1: browsers use one ticket per connection (and a new connection gets
+    /// a new ticket); clients that open several connections at once from one ticket cache
+    /// may want 2 (OpenSSL's default, and rustls's).
+    pub tls13_tickets: usize,
 }
 
 #[derive(Deserialize)]
@@ -30,6 +36,8 @@ pub(crate) struct RawResumption {
     ticket_key_rotation_s: u64,
     #[serde(default = "default_cache_entries")]
     session_cache_entries: usize,
+    #[serde(default = "default_tls13_tickets")]
+    tls13_tickets: usize,
 }
 
 impl Default for RawResumption {
@@ -38,6 +46,7 @@ impl Default for RawResumption {
             tickets: true,
             ticket_key_rotation_s: default_rotation(),
             session_cache_entries: default_cache_entries(),
+            tls13_tickets: default_tls13_tickets(),
         }
     }
 }
@@ -48,12 +57,19 @@ fn default_rotation() -> u64 {
 fn default_cache_entries() -> usize {
     20_000
 }
+fn default_tls13_tickets() -> usize {
+    1
+}
 
 impl RawResumption {
     /// The `[session_resumption]` settings; `cx` is the `session_resumption` table.
     pub(crate) fn validate(self, cx: &Context<'_>) -> Result<ResumptionConfig, Error> {
         cx.positive("ticket_key_rotation_s", self.ticket_key_rotation_s)?;
+        if self.tls13_tickets > 4 {
+            return Err(cx.invalid("tls13_tickets", "must be 0 to 4"));
+        }
         Ok(ResumptionConfig {
+            tls13_tickets: self.tls13_tickets,
             tickets: self.tickets,
             ticket_key_rotation_s: self.ticket_key_rotation_s,
             session_cache_entries: self.session_cache_entries,

@@ -442,6 +442,12 @@ fn backlog_and_worker_threads_default_and_are_validated() {
     let c = res.unwrap();
     assert_eq!(c.listeners[0].backlog, DEFAULT_BACKLOG);
     assert_eq!(c.runtime.worker_threads, None);
+    assert_eq!(c.session_resumption.tls13_tickets, 1);
+    let msg = message(
+        &format!("{GOOD}\n[session_resumption]\ntls13_tickets = 5\n"),
+        &[],
+    );
+    assert!(msg.contains("session_resumption.tls13_tickets"), "{msg}");
     let with_backlog = GOOD.replace(
         "address = \"127.0.0.1:8443\"",
         "address = \"127.0.0.1:8443\"\nbacklog = 512",

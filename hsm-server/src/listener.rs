@@ -84,6 +84,7 @@ pub async fn serve(
 /// Accepts connections, at most `max_connections` open at once (the rest wait in the kernel's
 /// backlog); each runs in its own task holding its permit.
 async fn accept_loop(listener: TcpListener, connections: Arc<Connections>, label: String) {
+    let gauge = Active::gauge(&label);
     let slots = Arc::new(Semaphore::new(connections.limits.max_connections));
     let mut last_warned: Option<Instant> = None;
     loop {
@@ -102,7 +103,7 @@ async fn accept_loop(listener: TcpListener, connections: Arc<Connections>, label
                 continue;
             }
         };
-        let active = Active::new(connections.lifecycle.clone(), &label);
+        let active = Active::new(connections.lifecycle.clone(), &gauge);
         let connections = connections.clone();
         tokio::spawn(async move {
             connections.serve(tcp, peer).await;

@@ -224,5 +224,46 @@ impl Metrics {
     }
 }
 
+/// The `keyward_http_requests_total` children of one route, each resolved on its first use
+/// and then kept (resolving takes the metric family's lock: not once per request).
+pub(crate) struct RouteRequests {
+    route: Box<str>,
+    /// By status code − 100 (100 to 599).
+    by_status: Box<[std::sync::OnceLock<IntCounter>]>,
+}
+
+impl RouteRequests {
+    /// The counters of the route named `route` (its `route` label).
+    pub(crate) fn new(route: &str) -> RouteRequests {
+        RouteRequests {
+            route: route.into(),
+            by_status: (100..600).map(|_| std::sync::OnceLock::new()).collect(),
+        }
+    }
+
+    /// The route's name.
+    pub(crate) fn route(&self) -> &str {
+        &self.route
+    }
+
+    /// Counts one request answered with `status`.
+    pub(crate) fn count(&self, status: http::StatusCode) {
+        let code = status.as_u16();
+        match self.by_status.get(usize::from(code).wrapping_sub(100)) {
+            Some(slot) => slot
+                .get_or_init(|| {
+                    metrics()
+                        .http_requests
+                        .with_label_values(&[&self.route, status.as_str()])
+                })
+                .inc(),
+            None => metrics()
+                .http_requests
+                .with_label_values(&[&self.route, status.as_str()])
+                .inc(),
+        }
+    }
+}
+
 /// The content type of [`Metrics::render`]'s output.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";

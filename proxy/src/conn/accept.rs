@@ -46,9 +46,11 @@ pub(crate) async fn accept_loop(
     let mut last_warned: Option<Instant> = None;
     let mut draining = lifecycle.draining.clone();
     // Resolved once: the label does not change on reload (the address cannot).
+    let label = state().label.clone();
     let accepted_total = crate::metrics::metrics()
         .connections_accepted
-        .with_label_values(&[state().label.as_str()]);
+        .with_label_values(&[label.as_str()]);
+    let active_gauge = Active::gauge(&label);
     loop {
         let accepted = tokio::select! {
             biased;
@@ -91,7 +93,7 @@ pub(crate) async fn accept_loop(
                 p
             }
         };
-        let active = Active::new(lifecycle.clone(), &st.label);
+        let active = Active::new(lifecycle.clone(), &active_gauge);
         let lifecycle = lifecycle.clone();
         tokio::spawn(async move {
             serve_connection(st, tcp, peer, lifecycle).await;

@@ -66,12 +66,22 @@ pub struct Active {
 }
 
 impl Active {
-    /// Counts a connection of the listener labelled `label` (its bound address).
-    pub fn new(lifecycle: Arc<Lifecycle>, label: &str) -> Active {
-        let gauge = metrics().connections_active.with_label_values(&[label]);
+    /// Counts a connection in `gauge`: the listener's child of `keyward_connections_active`,
+    /// resolved once per listener with [`Active::gauge`] (not per connection: resolving takes
+    /// the metric family's lock).
+    pub fn new(lifecycle: Arc<Lifecycle>, gauge: &prometheus::IntGauge) -> Active {
+        let gauge = gauge.clone();
         gauge.inc();
         lifecycle.active.fetch_add(1, Ordering::SeqCst);
         Active { lifecycle, gauge }
+    }
+}
+
+impl Active {
+    /// The `keyward_connections_active` gauge of the listener labelled `label` (its bound
+    /// address).
+    pub fn gauge(label: &str) -> prometheus::IntGauge {
+        metrics().connections_active.with_label_values(&[label])
     }
 }
 

@@ -30,7 +30,8 @@
 //! let (drain, draining) = tokio::sync::watch::channel(false);
 //! let lifecycle = Lifecycle::new(draining);
 //! let (tcp, _) = listener.accept().await.unwrap();
-//! let active = Active::new(lifecycle.clone(), "api");
+//! let gauge = Active::gauge("api"); // once per listener
+//! let active = Active::new(lifecycle.clone(), &gauge);
 //! let activity = Activity::new();
 //! let io = Tracked::new(tcp, activity.clone());
 //! // ... TLS, then keyward_proxy::conn::drive(hyper connection, ...) in a task holding `active`.

@@ -20,13 +20,14 @@ use super::check::{check_head, request_authority, Checked};
 use super::h1guard::{GuardVerdicts, RequestId, Verdict};
 use super::headers::{connection_has, http10_keep_alive, request_id};
 use super::respond::{redirect, refuse, unserved, Refusal, Refused};
+use super::route::{NO_ROUTE, REDIRECT};
 use crate::conn::{Activity, ListenerState};
-use crate::metrics::metrics;
-use crate::upstream::UpstreamRequest;
+use crate::metrics::RouteRequests;
+use crate::upstream::{Pool, UpstreamRequest};
 
 /// A response with what the access log and the metrics name it by: the route (`none` when
 /// refused before routing) and the pool (when one was chosen).
-type Served = (Response<ProxyBody>, String, Option<String>);
+type Served = (Response<ProxyBody>, Arc<RouteRequests>, Option<Arc<Pool>>);
 
 /// What the connection knows about its client.
 #[derive(Debug)]
@@ -99,7 +100,12 @@ impl Handler {
         let _in_flight = self.activity.request();
         let started = Instant::now();
         let method = req.method().clone();
-        let path = req.uri().path().to_owned();
+        // Copied for the access log only (the request is consumed before the log line).
+        let path = if self.st.access_log {
+            req.uri().path().to_owned()
+        } else {
+            String::new()
+        };
         let version = req.version();
         let keep_alive_10 =
             version == Version::HTTP_10 && connection_has(req.headers(), "keep-alive");
@@ -111,10 +117,10 @@ impl Handler {
                     Verdict::Reject(reason) => Refusal::Framing(reason),
                     _ => Refusal::Uninspected,
                 };
-                (refuse(refusal, self.refused()), "none".to_owned(), None)
+                (refuse(refusal, self.refused()), NO_ROUTE.clone(), None)
             }
             _ if self.st.cfg.mode == ListenerMode::Redirect => {
-                (self.redirect(req), "redirect".to_owned(), None)
+                (self.redirect(req), REDIRECT.clone(), None)
             }
             _ => self.proxy(req, &id, head.map(|h| h.request)).await,
         };
@@ -131,10 +137,7 @@ impl Handler {
                     .insert(header::STRICT_TRANSPORT_SECURITY, h.clone());
             }
         }
-        metrics()
-            .http_requests
-            .with_label_values(&[route.as_str(), status.as_str()])
-            .inc();
+        route.count(status);
         if self.st.access_log {
             tracing::info!(
                 target: "keyward::access",
@@ -144,8 +147,8 @@ impl Handler {
                 path = %path,
                 version = ?version,
                 status = status.as_u16(),
-                route = %route,
-                pool = pool.as_deref().unwrap_or("-"),
+                route = route.route(),
+                pool = pool.as_ref().map_or("-", |p| p.name()),
                 // Milliseconds with microsecond resolution.
                 duration_ms = started.elapsed().as_micros() as f64 / 1000.0,
                 listener = %self.st.label,
@@ -194,14 +197,13 @@ impl Handler {
             upgrade,
         } = match check_head(req) {
             Ok(checked) => checked,
-            Err(refusal) => return (refuse(refusal, self.refused()), "none".to_owned(), None),
+            Err(refusal) => return (refuse(refusal, self.refused()), NO_ROUTE.clone(), None),
         };
-        let (route_name, pool) = match self.route(host.as_ref(), parts.uri.path()) {
+        let (route, pool) = match self.route(host.as_ref(), parts.uri.path()) {
             Ok(routed) => routed,
-            Err((why, route_name)) => return (unserved(why), route_name, None),
+            Err((why, route)) => return (unserved(why), route, None),
         };
-        let pool_name = pool.name().to_owned();
-        let refused = |refusal| (refuse(refusal, self.refused()), route_name.clone(), None);
+        let refused = |refusal| (refuse(refusal, self.refused()), route.clone(), None);
         if let Err(refusal) = self.rewrite(&mut parts.headers, host.as_ref(), id, upgrade.websocket)
         {
             return refused(refusal);
@@ -221,6 +223,6 @@ impl Handler {
             trailers,
         };
         let res = self.forward(&pool, req, upgrade).await;
-        (res, route_name, Some(pool_name))
+        (res, route, Some(pool))
     }
 }

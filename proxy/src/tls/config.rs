@@ -389,6 +389,7 @@ pub(crate) fn server_config(
     } else {
         ServerSessionMemoryCache::new(resumption.session_cache_entries)
     };
+    config.send_tls13_tickets = resumption.tls13_tickets;
     Ok(config)
 }
 

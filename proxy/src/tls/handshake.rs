@@ -6,9 +6,10 @@
 //! `keyward_tls_handshake_duration_seconds`.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
+use prometheus::IntCounter;
 use rustls::server::Acceptor;
 use rustls::{ServerConfig, ServerConnection};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -71,14 +72,12 @@ impl Session {
     /// reads the client subject and the ALPN protocol.
     pub(crate) fn record(conn: &ServerConnection, began: Instant) -> Session {
         let resumed = conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
-        metrics()
-            .tls_handshakes
-            .with_label_values(&[
-                version_label(conn.protocol_version()),
-                "ok",
-                if resumed { "true" } else { "false" },
-            ])
-            .inc();
+        let version = match conn.protocol_version() {
+            Some(rustls::ProtocolVersion::TLSv1_2) => 0,
+            Some(rustls::ProtocolVersion::TLSv1_3) => 1,
+            _ => 2,
+        };
+        SUCCEEDED[version][usize::from(resumed)].inc();
         metrics()
             .tls_handshake_duration
             .observe(began.elapsed().as_secs_f64());
@@ -95,10 +94,15 @@ impl Session {
     }
 }
 
-fn version_label(v: Option<rustls::ProtocolVersion>) -> &'static str {
-    match v {
-        Some(rustls::ProtocolVersion::TLSv1_3) => "1.3",
-        Some(rustls::ProtocolVersion::TLSv1_2) => "1.2",
-        _ => "unknown",
-    }
-}
+/// The `keyward_tls_handshakes_total{result="ok"}` children, resolved once (resolving takes
+/// the metric family's lock): by version (`1.2`, `1.3`, `unknown`), then not resumed /
+/// resumed.
+static SUCCEEDED: LazyLock<[[IntCounter; 2]; 3]> = LazyLock::new(|| {
+    ["1.2", "1.3", "unknown"].map(|version| {
+        ["false", "true"].map(|resumed| {
+            metrics()
+                .tls_handshakes
+                .with_label_values(&[version, "ok", resumed])
+        })
+    })
+});

@@ -10,14 +10,46 @@
 //! [`Router::new`] sorts the routes once into that order, so [`Router::route`] is a linear
 //! scan that returns the first match and allocates nothing.
 
+use std::sync::Arc;
+
 use keyward_config::RouteConfig;
 
+use crate::metrics::RouteRequests;
+
 /// A matched route: its name (the metrics label) and its pool's name.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub(crate) struct Route {
     pub(crate) name: String,
     pub(crate) upstream: String,
+    /// Its `keyward_http_requests_total` counters.
+    pub(crate) requests: Arc<RouteRequests>,
 }
+
+impl Route {
+    fn new(name: &str, upstream: &str) -> Route {
+        Route {
+            name: name.to_owned(),
+            upstream: upstream.to_owned(),
+            requests: Arc::new(RouteRequests::new(name)),
+        }
+    }
+}
+
+impl std::fmt::Debug for Route {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Route")
+            .field("name", &self.name)
+            .field("upstream", &self.upstream)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PartialEq for Route {
+    fn eq(&self, other: &Route) -> bool {
+        (&self.name, &self.upstream) == (&other.name, &other.upstream)
+    }
+}
+impl Eq for Route {}
 
 /// Which hosts a route accepts; the variant order is the precedence order.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -86,10 +118,7 @@ impl Router {
                 let entry = Entry {
                     host,
                     path_prefix: r.path_prefix.clone(),
-                    route: Route {
-                        name: r.name.clone(),
-                        upstream: r.upstream.clone(),
-                    },
+                    route: Route::new(&r.name, &r.upstream),
                 };
                 (i, entry)
             })
@@ -107,10 +136,7 @@ impl Router {
         });
         Router {
             entries: entries.into_iter().map(|(_, e)| e).collect(),
-            fallback: fallback.map(|upstream| Route {
-                name: "default".into(),
-                upstream,
-            }),
+            fallback: fallback.map(|upstream| Route::new("default", &upstream)),
         }
     }
 
@@ -223,17 +249,11 @@ path_prefix = "/only"
         let with = Router::new(&r, Some("b".into()));
         assert_eq!(
             with.route(Some("x.example.com"), "/only/1"),
-            Some(&Route {
-                name: "a:0".into(),
-                upstream: "a".into()
-            })
+            Some(&Route::new("a:0", "a"))
         );
         assert_eq!(
             with.route(Some("x.example.com"), "/else"),
-            Some(&Route {
-                name: "default".into(),
-                upstream: "b".into()
-            })
+            Some(&Route::new("default", "b"))
         );
         assert_eq!(with.route(None, "/only"), with.fallback.as_ref());
         let without = Router::new(&r, None);
