@@ -537,3 +537,81 @@ fn clients_sharing_a_pool_lose_no_idempotent_request_to_closing_upstream_connect
     );
     assert_eq!(failed(false), 0, "{statuses:?}");
 }
+
+/// Issue 13: a keep-alive connection quiet between requests rests (hyper's buffers freed) and
+/// wakes on the next byte; it never rests inside a request (a head or a body split by a pause
+/// longer than the rest delay), and pipelined requests after a rest are all answered.
+#[test]
+fn keep_alive_connections_rest_between_requests_and_wake_on_the_next_byte() {
+    let site = Site::new();
+    let (_up, up) = start_upstream();
+    let cert = site.localhost_cert("web");
+    let config = site.config(&format!(
+        "{}[upstream]\nurl = \"http://{up}\"\n",
+        listener(&cert, "web", "")
+    ));
+    let (p, addrs) = start_serve(&config, 1);
+    let admin = admin_addr(&p);
+    let label = addrs[0].to_string();
+    let resting = || {
+        counter(
+            &metrics(admin),
+            "keyward_connections_resting",
+            &[("listener", &label)],
+        )
+    };
+    let answered = |s: &mut Tls, path: &str| {
+        let (head, body) = read_response(s).expect("a response");
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        assert_ne!(header(&head, "connection"), Some("close"), "{head}");
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["path"], path);
+        body
+    };
+    let mut s = connect(addrs[0], &cert);
+    for i in 0..3 {
+        let path = format!("/r{i}");
+        write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
+        s.flush().unwrap();
+        answered(&mut s, &path);
+        eventually(Duration::from_secs(10), "the connection rests", || {
+            resting() == 1.0
+        });
+    }
+    // A head split by a pause: the connection does not rest inside it.
+    s.write_all(b"GET /split HTTP/1.1\r\nHo").unwrap();
+    s.flush().unwrap();
+    eventually(Duration::from_secs(10), "it wakes", || resting() == 0.0);
+    std::thread::sleep(Duration::from_millis(600));
+    assert_eq!(resting(), 0.0, "rested inside a request head");
+    s.write_all(b"st: localhost\r\n\r\n").unwrap();
+    s.flush().unwrap();
+    answered(&mut s, "/split");
+    // A body split by a pause.
+    eventually(Duration::from_secs(10), "the connection rests", || {
+        resting() == 1.0
+    });
+    s.write_all(b"POST /body HTTP/1.1\r\nHost: localhost\r\nContent-Length: 10\r\n\r\nhello")
+        .unwrap();
+    s.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(600));
+    assert_eq!(resting(), 0.0, "rested inside a request body");
+    s.write_all(b"world").unwrap();
+    s.flush().unwrap();
+    assert_eq!(answered(&mut s, "/body")["body_bytes"], 10);
+    // Two pipelined requests wake a resting connection; both are answered, in order.
+    eventually(Duration::from_secs(10), "the connection rests", || {
+        resting() == 1.0
+    });
+    s.write_all(
+        b"GET /p1 HTTP/1.1\r\nHost: localhost\r\n\r\nGET /p2 HTTP/1.1\r\nHost: localhost\r\n\r\n",
+    )
+    .unwrap();
+    s.flush().unwrap();
+    answered(&mut s, "/p1");
+    answered(&mut s, "/p2");
+    // A slow response (the upstream waits 700 ms): no rest while it is on its way.
+    write!(s, "GET /slow?ms=700 HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
+    s.flush().unwrap();
+    answered(&mut s, "/slow?ms=700");
+}

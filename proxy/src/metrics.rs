@@ -55,6 +55,9 @@ pub struct Metrics {
     /// `keyward_connections_accepted_total{listener}`: client connections accepted (the accept
     /// rate is its `rate()`).
     pub connections_accepted: IntCounterVec,
+    /// `keyward_connections_resting{listener}`: HTTP/1.1 keep-alive connections resting
+    /// between requests (their HTTP state freed until the next byte arrives).
+    pub connections_resting: IntGaugeVec,
     /// `keyward_listen_backlog{listener}`: the accept queue length of each of the listener's
     /// sockets: the configured `backlog`, capped by `net.core.somaxconn`.
     pub listen_backlog: IntGaugeVec,
@@ -140,6 +143,10 @@ fn build() -> Result<Metrics, prometheus::Error> {
             Opts::new("keyward_connections_accepted_total", "Client connections accepted, by listener."),
             &["listener"],
         )?,
+        connections_resting: IntGaugeVec::new(
+            Opts::new("keyward_connections_resting", "HTTP/1.1 keep-alive connections resting between requests (HTTP state freed)."),
+            &["listener"],
+        )?,
         listen_backlog: IntGaugeVec::new(
             Opts::new("keyward_listen_backlog", "Accept queue length of each listening socket (backlog capped by net.core.somaxconn)."),
             &["listener"],
@@ -181,6 +188,8 @@ fn build() -> Result<Metrics, prometheus::Error> {
     m.registry
         .register(Box::new(m.connections_accepted.clone()))?;
     m.registry.register(Box::new(m.listen_backlog.clone()))?;
+    m.registry
+        .register(Box::new(m.connections_resting.clone()))?;
     m.registry.register(Box::new(m.listen_sockets.clone()))?;
     m.registry.register(Box::new(m.worker_threads.clone()))?;
     m.registry.register(Box::new(m.listen_overflows.clone()))?;

@@ -147,6 +147,10 @@ fn build_state(
             ListenerMode::Tcp => l.upstream.as_deref().and_then(|u| pools.get(u)),
             _ => None,
         };
+        let label = labels
+            .get(i)
+            .cloned()
+            .unwrap_or_else(|| l.address.to_string());
         listeners.push(Arc::new(ListenerState {
             cfg: l.clone(),
             tls,
@@ -155,10 +159,10 @@ fn build_state(
             tcp_pool,
             connections: limits[i].0.clone(),
             handshakes: limits[i].1.clone(),
-            label: labels
-                .get(i)
-                .cloned()
-                .unwrap_or_else(|| l.address.to_string()),
+            resting: metrics()
+                .connections_resting
+                .with_label_values(&[label.as_str()]),
+            label,
             access_log: config.log.access_log,
             subject_headers: subject_headers.clone(),
         }));

@@ -30,6 +30,8 @@ pub(crate) struct ListenerState {
     pub(crate) connections: Arc<Limit>,
     /// The `listener` metric label: the bound address.
     pub(crate) label: String,
+    /// `keyward_connections_resting{listener}`.
+    pub(crate) resting: prometheus::IntGauge,
     /// Client-certificate subject headers of every listener: removed from every request, so
     /// a client cannot forge one on a listener without client authentication.
     pub(crate) subject_headers: Arc<Vec<http::HeaderName>>,

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-/// Bytes read ahead of the TLS stream (after a PROXY header), replayed first.
+/// Bytes read ahead, replayed first: what followed a PROXY header (ahead of the TLS stream),
+/// and on a resting HTTP/1.1 connection what hyper had read and the byte that woke it.
 pub(crate) struct Prefixed<IO> {
     prefix: Vec<u8>,
     pos: usize,
@@ -28,6 +29,24 @@ impl<IO> Prefixed<IO> {
     }
 }
 
+impl<IO> Prefixed<IO> {
+    /// Whether bytes are waiting to be replayed.
+    pub(crate) fn has_replay(&self) -> bool {
+        self.pos < self.prefix.len()
+    }
+
+    /// Puts `bytes` in front of what is still to be replayed.
+    pub(crate) fn replay(&mut self, bytes: &[u8]) {
+        if bytes.is_empty() {
+            return;
+        }
+        let mut prefix = bytes.to_vec();
+        prefix.extend_from_slice(&self.prefix[self.pos..]);
+        self.prefix = prefix;
+        self.pos = 0;
+    }
+}
+
 impl<IO: AsyncRead + Unpin> AsyncRead for Prefixed<IO> {
     fn poll_read(
         mut self: Pin<&mut Self>,
@@ -39,6 +58,11 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Prefixed<IO> {
             let start = self.pos;
             buf.put_slice(&self.prefix[start..start + n]);
             self.pos += n;
+            if self.pos == self.prefix.len() {
+                // Replayed: hold no memory for it.
+                self.prefix = Vec::new();
+                self.pos = 0;
+            }
             return Poll::Ready(Ok(()));
         }
         Pin::new(&mut self.inner).poll_read(cx, buf)
@@ -69,6 +93,8 @@ pub struct Activity {
     last_ms: AtomicU64,
     /// Requests in flight on the connection (an HTTP connection is idle only with none).
     pub(crate) in_flight: AtomicUsize,
+    /// Response bodies not yet sent whole (an HTTP/1.1 connection rests only with none).
+    pub(crate) responding: AtomicUsize,
 }
 
 impl Activity {
@@ -83,6 +109,17 @@ impl Activity {
     pub fn request(self: &Arc<Self>) -> ActiveRequest {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
         ActiveRequest(self.clone())
+    }
+
+    /// Counts a response body being sent until the guard is dropped.
+    pub(crate) fn response(self: &Arc<Self>) -> ActiveResponse {
+        self.responding.fetch_add(1, Ordering::Relaxed);
+        ActiveResponse(self.clone())
+    }
+
+    /// Whether no response body is being sent.
+    pub(crate) fn not_responding(&self) -> bool {
+        self.responding.load(Ordering::Relaxed) == 0
     }
 
     pub(crate) fn touch(&self) {
@@ -114,6 +151,15 @@ pub struct ActiveRequest(Arc<Activity>);
 impl Drop for ActiveRequest {
     fn drop(&mut self) {
         self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A response body being sent on its connection, from [`Activity::response`], until dropped.
+pub(crate) struct ActiveResponse(Arc<Activity>);
+
+impl Drop for ActiveResponse {
+    fn drop(&mut self) {
+        self.0.responding.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

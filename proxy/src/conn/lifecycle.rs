@@ -99,7 +99,7 @@ impl Drop for Active {
 /// ignores that (or never sent the HTTP/2 preface) is dropped after `IDLE_GRACE`.
 pub async fn drive<C, E>(
     conn: C,
-    mut graceful_shutdown: impl FnMut(Pin<&mut C>),
+    graceful_shutdown: impl FnMut(Pin<&mut C>),
     activity: &Activity,
     idle: Duration,
     draining: &mut watch::Receiver<bool>,
@@ -108,13 +108,47 @@ where
     C: std::future::Future<Output = Result<(), E>>,
 {
     tokio::pin!(conn);
+    let never = None::<(Duration, fn() -> bool)>;
+    match drive_or_rest(conn, graceful_shutdown, activity, idle, draining, never).await {
+        Some(r) => r,
+        None => Ok(()),
+    }
+}
+
+/// [`drive`], and with `rest = Some((after, may_rest))`: returns `None` once the connection
+/// has been quiet (no request in flight, no bytes moving) for `after` and `may_rest()` says
+/// that it is between requests, leaving `conn` unfinished for the caller to take apart.
+pub(crate) async fn drive_or_rest<C, E>(
+    mut conn: Pin<&mut C>,
+    mut graceful_shutdown: impl FnMut(Pin<&mut C>),
+    activity: &Activity,
+    idle: Duration,
+    draining: &mut watch::Receiver<bool>,
+    rest: Option<(Duration, impl Fn() -> bool)>,
+) -> Option<Result<(), E>>
+where
+    C: std::future::Future<Output = Result<(), E>>,
+{
     let mut shutting = false;
     let grace = tokio::time::sleep(IDLE_GRACE);
     tokio::pin!(grace);
     let mut grace_armed = false;
+    let restful = async {
+        let Some((after, may_rest)) = &rest else {
+            return std::future::pending().await;
+        };
+        loop {
+            activity.idle(*after).await;
+            if may_rest() {
+                return;
+            }
+            tokio::time::sleep(*after).await;
+        }
+    };
+    tokio::pin!(restful);
     loop {
         tokio::select! {
-            r = conn.as_mut() => return r,
+            r = conn.as_mut() => return Some(r),
             _ = draining.wait_for(|d| *d), if !shutting => {
                 shutting = true;
                 graceful_shutdown(conn.as_mut());
@@ -125,7 +159,8 @@ where
                 grace.as_mut().reset(tokio::time::Instant::now() + IDLE_GRACE);
                 grace_armed = true;
             }
-            _ = grace.as_mut(), if grace_armed => return Ok(()),
+            _ = grace.as_mut(), if grace_armed => return Some(Ok(())),
+            () = restful.as_mut(), if !shutting => return None,
         }
     }
 }

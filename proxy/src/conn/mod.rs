@@ -49,6 +49,7 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Body;
 
 mod accept;
+mod h1;
 mod io;
 mod lifecycle;
 mod limits;
@@ -56,6 +57,7 @@ mod proxy_protocol;
 mod serve;
 
 pub(crate) use accept::{accept_loop, ListenerState};
+pub(crate) use io::ActiveResponse;
 pub use io::{ActiveRequest, Activity, Tracked};
 pub use lifecycle::{drive, Active, Lifecycle};
 pub(crate) use limits::Limit;

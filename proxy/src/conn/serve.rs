@@ -12,6 +12,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
 use super::accept::ListenerState;
+use super::h1::serve_h1;
 use super::io::{Activity, Prefixed, Tracked};
 use super::lifecycle::{drive, Lifecycle};
 use super::proxy_protocol::client_address;
@@ -170,30 +171,7 @@ async fn serve_http<IO>(
         // the same head-size limit, so hyper answers 431 first.
         let (io, verdicts) = H1Guard::new(io, st.cfg.max_header_bytes.max(8192));
         let handler = handler_with(Some(verdicts.clone()));
-        // The request future is boxed: hyper keeps a slot the size of the service future for
-        // the whole connection, also while it idles between requests; boxed, the request's
-        // state (~3 KiB) exists only while a request is in flight.
-        let service = hyper::service::service_fn(move |req| {
-            let handler = handler.clone();
-            Box::pin(async move { handler.handle(req).await })
-        });
-        let io = hyper_util::rt::TokioIo::new(io);
-        // The header timeout runs from the first byte of a request head (slowloris); the idle
-        // timeout closes keep-alive connections with no request in flight.
-        let conn = hyper::server::conn::http1::Builder::new()
-            .timer(hyper_util::rt::TokioTimer::new())
-            .header_read_timeout(Duration::from_millis(st.cfg.client_header_timeout_ms))
-            .max_buf_size(st.cfg.max_header_bytes.max(8192))
-            .serve_connection(io, service)
-            .with_upgrades();
-        let result = drive(
-            conn,
-            |c| c.graceful_shutdown(),
-            &activity,
-            idle,
-            &mut draining,
-        )
-        .await;
+        let result = serve_h1(&st, io, &verdicts, handler, &activity, &mut draining).await;
         // hyper answers a head its parser refuses (400, 431, 414) and ends the connection
         // without calling the service: count and log that refusal here.
         if let Err(e) = &result {

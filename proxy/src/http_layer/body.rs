@@ -10,6 +10,45 @@ pub(crate) type BodyError = Box<dyn std::error::Error + Send + Sync>;
 /// The body type of every response the proxy sends.
 pub(crate) type ProxyBody = BoxBody<Bytes, BodyError>;
 
+/// A response body counted in its connection's [`crate::conn::Activity`] until it has been
+/// sent whole (or dropped), so that an HTTP/1.1 connection never rests in the middle of one.
+pub(crate) struct Counted<B> {
+    inner: B,
+    _responding: crate::conn::ActiveResponse,
+}
+
+impl<B> Counted<B> {
+    pub(crate) fn new(inner: B, responding: crate::conn::ActiveResponse) -> Self {
+        Counted {
+            inner,
+            _responding: responding,
+        }
+    }
+}
+
+impl<B> hyper::body::Body for Counted<B>
+where
+    B: hyper::body::Body + Unpin,
+{
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        std::pin::Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
 /// A body that fails when no frame arrives within `timeout` of the previous one (nginx's
 /// `proxy_read_timeout`): a stalled upstream cannot hold a client connection forever.
 pub(crate) struct ReadTimeout<B> {

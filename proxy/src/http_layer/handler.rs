@@ -12,6 +12,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use http::header::{self, HeaderName, HeaderValue};
 use http::{Request, Response, Version};
+use http_body_util::BodyExt as _;
 use hyper::body::Body;
 use keyward_config::ListenerMode;
 
@@ -154,6 +155,11 @@ impl Handler {
                 listener = %self.st.label,
                 "request"
             );
+        }
+        if self.verdicts.is_some() && !res.body().is_end_stream() {
+            // HTTP/1.1: the connection must not rest while this body is being sent.
+            let responding = self.activity.response();
+            return Ok(res.map(|b| super::body::Counted::new(b, responding).boxed()));
         }
         Ok(res)
     }

@@ -226,6 +226,10 @@ struct Shared {
     /// The request whose chunked body turned out invalid (inspection stops there, so there
     /// is at most one).
     bad_body: Option<RequestId>,
+    /// The bytes read so far end inside a request (a head, a body) or inspection stopped.
+    mid_request: bool,
+    /// Bytes written since the last completed flush.
+    unflushed: bool,
 }
 
 impl GuardVerdicts {
@@ -268,6 +272,23 @@ impl GuardVerdicts {
         }
     }
 
+    /// Whether the connection is between requests: every byte read so far belongs to
+    /// complete requests, the service has taken every head read (so hyper holds no part of
+    /// a request), and everything written was flushed. An HTTP/1.1 connection may then rest
+    /// (drop hyper's state).
+    pub(crate) fn between_requests(&self) -> bool {
+        let shared = self.lock();
+        !shared.mid_request && !shared.unflushed && shared.heads.is_empty()
+    }
+
+    fn set_unflushed(&self, unflushed: bool) {
+        self.lock().unflushed = unflushed;
+    }
+
+    fn set_mid_request(&self, mid: bool) {
+        self.lock().mid_request = mid;
+    }
+
     fn push_head(&self, head: HeadVerdict) {
         self.lock().heads.push_back(head);
     }
@@ -288,6 +309,8 @@ impl GuardVerdicts {
 pub(crate) struct H1Guard<IO> {
     io: IO,
     inspector: Inspector,
+    /// hyper wrote since its last completed flush.
+    unflushed: bool,
 }
 
 impl<IO> H1Guard<IO> {
@@ -298,7 +321,14 @@ impl<IO> H1Guard<IO> {
     pub(crate) fn new(io: IO, max_head_bytes: usize) -> (Self, GuardVerdicts) {
         let verdicts = GuardVerdicts::default();
         let inspector = Inspector::new(max_head_bytes, verdicts.clone());
-        (Self { io, inspector }, verdicts)
+        (
+            Self {
+                io,
+                inspector,
+                unflushed: false,
+            },
+            verdicts,
+        )
     }
 }
 
@@ -312,7 +342,19 @@ impl<IO: AsyncRead + Unpin> AsyncRead for H1Guard<IO> {
         let before = buf.filled().len();
         ready!(Pin::new(&mut this.io).poll_read(cx, buf))?;
         this.inspector.feed(&buf.filled()[before..]);
+        this.inspector.publish_position();
         Poll::Ready(Ok(()))
+    }
+}
+
+impl<IO> H1Guard<IO> {
+    /// Notes that hyper is writing (or flushed all it wrote), for
+    /// [`GuardVerdicts::between_requests`]: publishes only changes, twice per response.
+    fn set_unflushed(&mut self, unflushed: bool) {
+        if self.unflushed != unflushed {
+            self.unflushed = unflushed;
+            self.inspector.verdicts.set_unflushed(unflushed);
+        }
     }
 }
 
@@ -322,7 +364,9 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for H1Guard<IO> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+        let this = self.get_mut();
+        this.set_unflushed(true);
+        Pin::new(&mut this.io).poll_write(cx, buf)
     }
 
     fn poll_write_vectored(
@@ -330,7 +374,9 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for H1Guard<IO> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+        let this = self.get_mut();
+        this.set_unflushed(true);
+        Pin::new(&mut this.io).poll_write_vectored(cx, bufs)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -338,7 +384,12 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for H1Guard<IO> {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+        let this = self.get_mut();
+        let flushed = ready!(Pin::new(&mut this.io).poll_flush(cx));
+        if flushed.is_ok() {
+            this.set_unflushed(false);
+        }
+        Poll::Ready(flushed)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -363,6 +414,8 @@ enum State {
 #[derive(Debug)]
 struct Inspector {
     state: State,
+    /// What [`GuardVerdicts::between_requests`] was last told.
+    published_mid_request: bool,
     /// The part of a head received so far, when it spans reads; empty otherwise.
     head: Vec<u8>,
     end_of_head: EndOfHead,
@@ -380,6 +433,7 @@ impl Inspector {
     fn new(max_head_bytes: usize, verdicts: GuardVerdicts) -> Self {
         Self {
             state: State::Head,
+            published_mid_request: false,
             head: Vec::new(),
             end_of_head: EndOfHead::Line,
             max_head_bytes,
@@ -392,6 +446,16 @@ impl Inspector {
     }
 
     /// Inspects the next bytes of the request stream.
+    /// Tells the service side whether the bytes read so far end between requests (only
+    /// when that changed: the lock is taken at most twice per request).
+    fn publish_position(&mut self) {
+        let mid = !(matches!(self.state, State::Head) && self.head.is_empty());
+        if mid != self.published_mid_request {
+            self.published_mid_request = mid;
+            self.verdicts.set_mid_request(mid);
+        }
+    }
+
     fn feed(&mut self, mut input: &[u8]) {
         while !input.is_empty() {
             input = match self.state {

@@ -1,0 +1,148 @@
+//! An HTTP/1.1 client connection: hyper while requests come, and a resting state in between.
+//!
+//! hyper keeps a read buffer and a write buffer of 8 KiB each for as long as its connection
+//! lives, also while a keep-alive connection waits for its next request. Like nginx, which
+//! frees its request buffers between requests, a connection that has been quiet for
+//! [`REST_AFTER`] between two requests rests: the hyper connection is taken apart (its
+//! buffers freed; what it had read is kept for replay), and the task waits for the next
+//! byte with a one-byte read. That byte (and any read-ahead) is replayed into a new hyper
+//! connection. The smuggling guard sits under the replay, so it sees every byte once; resting
+//! happens only when the guard says the bytes read so far end between requests, every head
+//! was taken by the service, no response body is still being sent and everything written was
+//! flushed. While resting, the connection closes as it would in hyper: after the smaller of
+//! the idle and header timeouts without activity, and at the drain.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::watch;
+
+use super::accept::ListenerState;
+use super::io::{Activity, Prefixed};
+use super::lifecycle::drive_or_rest;
+use crate::http_layer::h1guard::{GuardVerdicts, H1Guard};
+use crate::http_layer::handler::Handler;
+
+/// How long a keep-alive connection is quiet between requests before it rests.
+pub(crate) const REST_AFTER: Duration = Duration::from_millis(200);
+
+/// Serves HTTP/1.1 on `io` (already behind the smuggling guard that fills `verdicts`).
+pub(super) async fn serve_h1<IO>(
+    st: &ListenerState,
+    io: H1Guard<IO>,
+    verdicts: &GuardVerdicts,
+    handler: Arc<Handler>,
+    activity: &Arc<Activity>,
+    draining: &mut watch::Receiver<bool>,
+) -> Result<(), hyper::Error>
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let idle = Duration::from_millis(st.cfg.idle_timeout_ms);
+    // The request future is boxed: hyper keeps a slot the size of the service future for
+    // the whole connection; boxed, the request's state (~3 KiB) exists only while a request
+    // is in flight.
+    let service = hyper::service::service_fn(move |req| {
+        let handler = handler.clone();
+        Box::pin(async move { handler.handle(req).await })
+    });
+    // The header timeout runs from the first byte of a request head (slowloris); the idle
+    // timeout closes keep-alive connections with no request in flight.
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(Duration::from_millis(st.cfg.client_header_timeout_ms))
+        .max_buf_size(st.cfg.max_header_bytes.max(8192));
+    // hyper's header timeout also runs while a keep-alive connection waits for its next
+    // request; resting keeps that limit.
+    let waiting_limit = idle.min(Duration::from_millis(st.cfg.client_header_timeout_ms));
+    let may_rest = || verdicts.between_requests() && activity.not_responding();
+    let mut io = Prefixed::new(Vec::new(), io);
+    loop {
+        // Boxed: while resting, the task holds a pointer, not hyper's connection state.
+        let mut conn = Box::pin(
+            builder
+                .serve_connection(hyper_util::rt::TokioIo::new(io), service.clone())
+                .with_upgrades(),
+        );
+        let rest = Some((REST_AFTER, &may_rest));
+        let ended = drive_or_rest(
+            conn.as_mut(),
+            |c| c.graceful_shutdown(),
+            activity,
+            idle,
+            draining,
+            rest,
+        )
+        .await;
+        if let Some(result) = ended {
+            return result;
+        }
+        // Between requests, nothing in flight: take hyper apart. `None` only after an
+        // upgrade, which ends the connection future first.
+        let Some(parts) = std::pin::Pin::into_inner(conn).into_parts() else {
+            return Ok(());
+        };
+        io = parts.io.into_inner();
+        io.replay(&parts.read_buf);
+
+        if !io.has_replay() {
+            let resting = Counted::new(&st.resting);
+            let woke = wake(&mut io, activity, waiting_limit, draining).await;
+            drop(resting);
+            if !woke {
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// One in a gauge while it lives (also when the task is dropped at the drain deadline).
+struct Counted<'a>(&'a prometheus::IntGauge);
+
+impl<'a> Counted<'a> {
+    fn new(gauge: &'a prometheus::IntGauge) -> Self {
+        gauge.inc();
+        Counted(gauge)
+    }
+}
+
+impl Drop for Counted<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+/// Rests until the client sends a byte (kept for replay): `true`. `false` when the
+/// connection ended instead: the client closed it, or it was closed after `idle` without
+/// activity or for the drain.
+async fn wake<IO>(
+    io: &mut Prefixed<IO>,
+    activity: &Activity,
+    idle: Duration,
+    draining: &mut watch::Receiver<bool>,
+) -> bool
+where
+    IO: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut byte = [0u8; 1];
+    let woke = tokio::select! {
+        read = io.read(&mut byte) => Some(matches!(read, Ok(1))),
+        _ = activity.idle(idle) => None,
+        _ = draining.wait_for(|d| *d) => None,
+    };
+    match woke {
+        Some(true) => {
+            io.replay(&byte);
+            true
+        }
+        // The client closed the connection (or it failed).
+        Some(false) => false,
+        // Idle or draining: close it as hyper would (TLS close_notify, then FIN).
+        None => {
+            let _ = tokio::time::timeout(Duration::from_secs(2), io.shutdown()).await;
+            false
+        }
+    }
+}
