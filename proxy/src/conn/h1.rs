@@ -2,10 +2,10 @@
 //!
 //! hyper keeps a read buffer and a write buffer of 8 KiB each for as long as its connection
 //! lives, also while a keep-alive connection waits for its next request. Like nginx, which
-//! frees its request buffers between requests, a connection that has been quiet for
-//! [`REST_AFTER`] between two requests rests: the hyper connection is taken apart (its
-//! buffers freed; what it had read is kept for replay), and the task waits for the next
-//! byte with a one-byte read. That byte (and any read-ahead) is replayed into a new hyper
+//! frees its request buffers as soon as a response is sent and nothing more was read, a
+//! connection rests as soon as it is between two requests: the hyper connection is taken
+//! apart (its buffers freed; what it had read is kept for replay), and the task waits for
+//! the next byte with a one-byte read. That byte (and any read-ahead) is replayed into a new hyper
 //! connection. The smuggling guard sits under the replay, so it sees every byte once; resting
 //! happens only when the guard says the bytes read so far end between requests, every head
 //! was taken by the service, no response body is still being sent and everything written was
@@ -23,9 +23,6 @@ use super::io::{Activity, Prefixed};
 use super::lifecycle::drive_or_rest;
 use crate::http_layer::h1guard::{GuardVerdicts, H1Guard};
 use crate::http_layer::handler::Handler;
-
-/// How long a keep-alive connection is quiet between requests before it rests.
-pub(crate) const REST_AFTER: Duration = Duration::from_millis(200);
 
 /// Serves HTTP/1.1 on `io` (already behind the smuggling guard that fills `verdicts`).
 pub(super) async fn serve_h1<IO>(
@@ -66,14 +63,13 @@ where
                 .serve_connection(hyper_util::rt::TokioIo::new(io), service.clone())
                 .with_upgrades(),
         );
-        let rest = Some((REST_AFTER, &may_rest));
         let ended = drive_or_rest(
             conn.as_mut(),
             |c| c.graceful_shutdown(),
             activity,
             idle,
             draining,
-            rest,
+            Some(&may_rest),
         )
         .await;
         if let Some(result) = ended {

@@ -108,23 +108,24 @@ where
     C: std::future::Future<Output = Result<(), E>>,
 {
     tokio::pin!(conn);
-    let never = None::<(Duration, fn() -> bool)>;
+    let never = None::<fn() -> bool>;
     match drive_or_rest(conn, graceful_shutdown, activity, idle, draining, never).await {
         Some(r) => r,
         None => Ok(()),
     }
 }
 
-/// [`drive`], and with `rest = Some((after, may_rest))`: returns `None` once the connection
-/// has been quiet (no request in flight, no bytes moving) for `after` and `may_rest()` says
-/// that it is between requests, leaving `conn` unfinished for the caller to take apart.
+/// [`drive`], and with `may_rest`: returns `None` as soon as the connection has no request
+/// in flight and `may_rest()` says that it is between requests, leaving `conn` unfinished
+/// for the caller to take apart. The condition is checked each time `conn` has done what it
+/// could (it changes only when `conn` makes progress), so it needs no timer.
 pub(crate) async fn drive_or_rest<C, E>(
     mut conn: Pin<&mut C>,
     mut graceful_shutdown: impl FnMut(Pin<&mut C>),
     activity: &Activity,
     idle: Duration,
     draining: &mut watch::Receiver<bool>,
-    rest: Option<(Duration, impl Fn() -> bool)>,
+    may_rest: Option<impl Fn() -> bool>,
 ) -> Option<Result<(), E>>
 where
     C: std::future::Future<Output = Result<(), E>>,
@@ -133,22 +134,18 @@ where
     let grace = tokio::time::sleep(IDLE_GRACE);
     tokio::pin!(grace);
     let mut grace_armed = false;
-    let restful = async {
-        let Some((after, may_rest)) = &rest else {
-            return std::future::pending().await;
-        };
-        loop {
-            activity.idle(*after).await;
-            if may_rest() {
-                return;
-            }
-            tokio::time::sleep(*after).await;
+    let restful = std::future::poll_fn(|_| match &may_rest {
+        Some(may_rest) if activity.in_flight.load(Ordering::Relaxed) == 0 && may_rest() => {
+            std::task::Poll::Ready(())
         }
-    };
+        _ => std::task::Poll::Pending,
+    });
     tokio::pin!(restful);
     loop {
         tokio::select! {
+            biased;
             r = conn.as_mut() => return Some(r),
+            () = restful.as_mut(), if !shutting => return None,
             _ = draining.wait_for(|d| *d), if !shutting => {
                 shutting = true;
                 graceful_shutdown(conn.as_mut());
@@ -160,7 +157,6 @@ where
                 grace_armed = true;
             }
             _ = grace.as_mut(), if grace_armed => return Some(Ok(())),
-            () = restful.as_mut(), if !shutting => return None,
         }
     }
 }

@@ -31,8 +31,13 @@ pub(super) async fn serve_connection(
     let _ = tcp.set_nodelay(true);
     let handshake_timeout = Duration::from_millis(st.cfg.handshake_timeout_ms);
     let proxy_protocol = st.cfg.proxy_protocol.as_ref();
-    let Some((client, prefix)) =
-        client_address(proxy_protocol, &mut tcp, peer, handshake_timeout).await
+    let Some((client, prefix)) = Box::pin(client_address(
+        proxy_protocol,
+        &mut tcp,
+        peer,
+        handshake_timeout,
+    ))
+    .await
     else {
         return;
     };
@@ -45,7 +50,7 @@ pub(super) async fn serve_connection(
             client_subject: None,
             tls: false,
         });
-        serve_http(st, io, false, info, activity, lifecycle).await;
+        Box::pin(serve_http(st, io, false, info, activity, lifecycle)).await;
         return;
     };
 
@@ -53,7 +58,11 @@ pub(super) async fn serve_connection(
     let Ok(permit) = st.handshakes.semaphore.clone().acquire_owned().await else {
         return;
     };
-    let Some((tls, began)) = handshake::accept(io, tls_config, handshake_timeout, client).await
+    // Each stage's future is boxed for the time it runs: the task itself stays small (a
+    // connection's task lives as long as the connection, idle or not), and the handshake's
+    // state is freed once it is done.
+    let Some((tls, began)) =
+        Box::pin(handshake::accept(io, tls_config, handshake_timeout, client)).await
     else {
         return;
     };
@@ -61,7 +70,7 @@ pub(super) async fn serve_connection(
     let session = handshake::Session::record(tls.get_ref().1, began);
 
     if st.cfg.mode == ListenerMode::Tcp {
-        serve_tcp(st, tls, client, activity, lifecycle).await;
+        Box::pin(serve_tcp(st, tls, client, activity, lifecycle)).await;
         return;
     }
     let info = Arc::new(ConnInfo {
@@ -69,7 +78,7 @@ pub(super) async fn serve_connection(
         client_subject: session.client_subject,
         tls: true,
     });
-    serve_http(st, tls, session.h2, info, activity, lifecycle).await;
+    Box::pin(serve_http(st, tls, session.h2, info, activity, lifecycle)).await;
 }
 
 /// A layer-4 (`mode = "tcp"`) connection: bytes copied both ways to one upstream server until
@@ -154,7 +163,7 @@ async fn serve_http<IO>(
             shutdown.clone(),
         );
         let result = drive(
-            conn,
+            Box::pin(conn),
             |_| shutdown.notify_one(),
             &activity,
             idle,
