@@ -80,8 +80,15 @@ where
         let Some(parts) = std::pin::Pin::into_inner(conn).into_parts() else {
             return Ok(());
         };
-        io = parts.io.into_inner();
-        io.replay(&parts.read_buf);
+        let hyper::server::conn::http1::Parts {
+            io: hyper_io,
+            read_buf,
+            ..
+        } = parts;
+        io = hyper_io.into_inner();
+        io.replay(&read_buf);
+        // Now, not at the end of the loop body: `read_buf` shares hyper's whole read buffer.
+        drop(read_buf);
 
         if !io.has_replay() {
             let resting = Counted::new(&st.resting);
