@@ -547,10 +547,11 @@ fn keep_alive_connections_rest_between_requests_and_wake_on_the_next_byte() {
     let (_up, up) = start_upstream();
     let cert = site.localhost_cert("web");
     let config = site.config(&format!(
-        "{}[upstream]\nurl = \"http://{up}\"\n",
-        listener(&cert, "web", "")
+        "{}{}[upstream]\nurl = \"http://{up}\"\n",
+        listener(&cert, "web", ""),
+        listener(&cert, "web", "keepalive_rest_ms = 600000")
     ));
-    let (p, addrs) = start_serve(&config, 1);
+    let (p, addrs) = start_serve(&config, 2);
     let admin = admin_addr(&p);
     let label = addrs[0].to_string();
     let resting = || {
@@ -614,4 +615,22 @@ fn keep_alive_connections_rest_between_requests_and_wake_on_the_next_byte() {
     write!(s, "GET /slow?ms=700 HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
     s.flush().unwrap();
     answered(&mut s, "/slow?ms=700");
+
+    // With keepalive_rest_ms = 600000 the connection keeps hyper's state between requests.
+    let patient = addrs[1].to_string();
+    let mut s = connect(addrs[1], &cert);
+    s.write_all(b"GET /kept HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .unwrap();
+    s.flush().unwrap();
+    answered(&mut s, "/kept");
+    std::thread::sleep(Duration::from_millis(500));
+    let m = metrics(admin);
+    assert_eq!(
+        counter(&m, "keyward_connections_resting", &[("listener", &patient)]),
+        0.0
+    );
+    assert_eq!(
+        counter(&m, "keyward_connections_active", &[("listener", &patient)]),
+        1.0
+    );
 }

@@ -84,6 +84,13 @@ pub struct ListenerConfig {
     /// `client_body_timeout_ms`: longest wait between two reads of a request body; beyond it
     /// the client gets `408`. Default 60000.
     pub client_body_timeout_ms: u64,
+    /// `keepalive_rest_ms`: an HTTP/1.1 keep-alive connection that has been quiet between
+    /// requests this long rests: its HTTP state and buffers are freed until the client's
+    /// next byte. 0 (the default, as nginx frees its buffers after each request) keeps idle
+    /// connections smallest (14 KiB each in BENCHMARKS.md); a few milliseconds spare busy
+    /// keep-alive connections the cost of resting after every request (about 20% CPU per
+    /// request) at the price of memory while many connections open at once.
+    pub keepalive_rest_ms: u64,
     /// `max_connections`: connections served at once; at the limit, each listening socket
     /// holds one more connection accepted but unserved and the rest wait in the kernel
     /// backlog. Default 10000.
@@ -149,6 +156,8 @@ pub(crate) struct RawListener {
     idle_timeout_ms: u64,
     #[serde(default = "default_idle_timeout")]
     client_body_timeout_ms: u64,
+    #[serde(default)]
+    keepalive_rest_ms: u64,
     #[serde(default = "default_max_connections")]
     max_connections: usize,
     #[serde(default = "default_max_handshakes")]
@@ -288,6 +297,7 @@ impl RawListener {
             client_header_timeout_ms: self.client_header_timeout_ms,
             idle_timeout_ms: self.idle_timeout_ms,
             client_body_timeout_ms: self.client_body_timeout_ms,
+            keepalive_rest_ms: self.keepalive_rest_ms,
             max_connections: self.max_connections,
             max_concurrent_handshakes: self.max_concurrent_handshakes,
             backlog: self.backlog,

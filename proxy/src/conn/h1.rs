@@ -2,10 +2,11 @@
 //!
 //! hyper keeps a read buffer and a write buffer of 8 KiB each for as long as its connection
 //! lives, also while a keep-alive connection waits for its next request. Like nginx, which
-//! frees its request buffers as soon as a response is sent and nothing more was read, a
-//! connection rests as soon as it is between two requests: the hyper connection is taken
-//! apart (its buffers freed; what it had read is kept for replay), and the task waits for
-//! the next byte with a one-byte read. That byte (and any read-ahead) is replayed into a new hyper
+//! frees its request buffers once a response is sent and nothing more was read, a
+//! connection rests once it has been quiet between two requests for `keepalive_rest_ms`
+//! (default 0: at once): the
+//! hyper connection is taken apart (its buffers freed; what it had read is kept for replay),
+//! and the task waits for the next byte with a one-byte read. That byte (and any read-ahead) is replayed into a new hyper
 //! connection. The smuggling guard sits under the replay, so it sees every byte once; resting
 //! happens only when the guard says the bytes read so far end between requests, every head
 //! was taken by the service, no response body is still being sent and everything written was
@@ -54,6 +55,7 @@ where
     // hyper's header timeout also runs while a keep-alive connection waits for its next
     // request; resting keeps that limit.
     let waiting_limit = idle.min(Duration::from_millis(st.cfg.client_header_timeout_ms));
+    let rest_after = Duration::from_millis(st.cfg.keepalive_rest_ms);
     let may_rest = || verdicts.between_requests() && activity.not_responding();
     let mut io = Prefixed::new(Vec::new(), io);
     loop {
@@ -69,7 +71,7 @@ where
             activity,
             idle,
             draining,
-            Some(&may_rest),
+            Some((rest_after, &may_rest)),
         )
         .await;
         if let Some(result) = ended {

@@ -108,24 +108,25 @@ where
     C: std::future::Future<Output = Result<(), E>>,
 {
     tokio::pin!(conn);
-    let never = None::<fn() -> bool>;
+    let never = None::<(Duration, fn() -> bool)>;
     match drive_or_rest(conn, graceful_shutdown, activity, idle, draining, never).await {
         Some(r) => r,
         None => Ok(()),
     }
 }
 
-/// [`drive`], and with `may_rest`: returns `None` as soon as the connection has no request
-/// in flight and `may_rest()` says that it is between requests, leaving `conn` unfinished
-/// for the caller to take apart. The condition is checked each time `conn` has done what it
-/// could (it changes only when `conn` makes progress), so it needs no timer.
+/// [`drive`], and with `rest = Some((after, may_rest))`: returns `None` once the connection
+/// has had no request in flight and no bytes moving for `after` and `may_rest()` says that
+/// it is between requests, leaving `conn` unfinished for the caller to take apart. The
+/// condition is first checked each time `conn` has done what it could (it changes only when
+/// `conn` makes progress); only then does a timer run, for the quiet time.
 pub(crate) async fn drive_or_rest<C, E>(
     mut conn: Pin<&mut C>,
     mut graceful_shutdown: impl FnMut(Pin<&mut C>),
     activity: &Activity,
     idle: Duration,
     draining: &mut watch::Receiver<bool>,
-    may_rest: Option<impl Fn() -> bool>,
+    rest: Option<(Duration, impl Fn() -> bool)>,
 ) -> Option<Result<(), E>>
 where
     C: std::future::Future<Output = Result<(), E>>,
@@ -134,12 +135,26 @@ where
     let grace = tokio::time::sleep(IDLE_GRACE);
     tokio::pin!(grace);
     let mut grace_armed = false;
-    let restful = std::future::poll_fn(|_| match &may_rest {
-        Some(may_rest) if activity.in_flight.load(Ordering::Relaxed) == 0 && may_rest() => {
-            std::task::Poll::Ready(())
+    let restful = async {
+        let Some((after, may_rest)) = &rest else {
+            return std::future::pending().await;
+        };
+        let ready = || activity.in_flight.load(Ordering::Relaxed) == 0 && may_rest();
+        loop {
+            std::future::poll_fn(|_| {
+                if ready() {
+                    std::task::Poll::Ready(())
+                } else {
+                    std::task::Poll::Pending
+                }
+            })
+            .await;
+            activity.idle(*after).await;
+            if ready() {
+                return;
+            }
         }
-        _ => std::task::Poll::Pending,
-    });
+    };
     tokio::pin!(restful);
     loop {
         tokio::select! {
