@@ -24,7 +24,7 @@ pub(crate) mod user;
 
 /// The runtime of the commands that serve (proxy, API): `workers` threads, or one per CPU
 /// this process may run on (its affinity mask and cgroup quota, as
-/// `std::thread::available_parallelism` counts them). Logs the number.
+/// `std::thread::available_parallelism` counts them), shown in `keyward_worker_threads`.
 pub(crate) fn server_runtime(
     workers: Option<std::num::NonZeroUsize>,
 ) -> Result<tokio::runtime::Runtime> {
@@ -37,11 +37,6 @@ pub(crate) fn server_runtime(
         .build()
         .context("cannot start the async runtime")?;
     let n = rt.metrics().num_workers();
-    tracing::info!(
-        worker_threads = n,
-        configured = workers.is_some(),
-        "runtime started"
-    );
     keyward_proxy::metrics::metrics()
         .worker_threads
         .set(i64::try_from(n).unwrap_or(i64::MAX));

@@ -142,6 +142,12 @@ pub(crate) fn run(
         } else {
             tracing::info!("reader node unsealed (not recorded in the audit trail)");
         }
+        // Logged once serving is certain (a refused start prints its one error line only).
+        tracing::info!(
+            worker_threads = tokio::runtime::Handle::current().metrics().num_workers(),
+            configured = workers.is_some(),
+            "runtime started"
+        );
         for (addr, mode) in proxy
             .local_addrs()
             .into_iter()
