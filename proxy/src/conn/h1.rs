@@ -13,7 +13,9 @@
 //! flushed. While resting, the connection closes as it would in hyper: after the smaller of
 //! the idle and header timeouts without activity, and at the drain.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -21,7 +23,7 @@ use tokio::sync::watch;
 
 use super::accept::ListenerState;
 use super::io::{Activity, Prefixed};
-use super::lifecycle::drive_or_rest;
+use super::lifecycle::IDLE_GRACE;
 use crate::http_layer::h1guard::{GuardVerdicts, H1Guard};
 use crate::http_layer::handler::Handler;
 
@@ -53,10 +55,22 @@ where
         .header_read_timeout(Duration::from_millis(st.cfg.client_header_timeout_ms))
         .max_buf_size(st.cfg.max_header_bytes.max(8192));
     // hyper's header timeout also runs while a keep-alive connection waits for its next
-    // request; resting keeps that limit.
-    let waiting_limit = idle.min(Duration::from_millis(st.cfg.client_header_timeout_ms));
+    // request, so a quiet connection ends after the smaller of the two, hyper or not.
+    let limit = idle.min(Duration::from_millis(st.cfg.client_header_timeout_ms));
     let rest_after = Duration::from_millis(st.cfg.keepalive_rest_ms);
-    let may_rest = || verdicts.between_requests() && activity.not_responding();
+    let ready = || {
+        activity.in_flight.load(Ordering::Relaxed) == 0
+            && verdicts.between_requests()
+            && activity.not_responding()
+    };
+    // One watcher for the connection's life (its timer re-arms only when it fires, its drain
+    // registration is made once): not one per request.
+    let mut stop = Box::pin(async {
+        tokio::select! {
+            () = activity.idle(limit) => Stop::Idle,
+            _ = draining.wait_for(|d| *d) => Stop::Drain,
+        }
+    });
     let mut io = Prefixed::new(Vec::new(), io);
     loop {
         // Boxed: while resting, the task holds a pointer, not hyper's connection state.
@@ -65,17 +79,43 @@ where
                 .serve_connection(hyper_util::rt::TokioIo::new(io), service.clone())
                 .with_upgrades(),
         );
-        let ended = drive_or_rest(
-            conn.as_mut(),
-            |c| c.graceful_shutdown(),
-            activity,
-            idle,
-            draining,
-            Some((rest_after, &may_rest)),
-        )
-        .await;
-        if let Some(result) = ended {
-            return result;
+        // Between requests: checked each time hyper has done what it can (the condition
+        // changes only then); a timer runs only for a nonzero `keepalive_rest_ms`.
+        let rest = async {
+            loop {
+                std::future::poll_fn(|_| {
+                    if ready() {
+                        Poll::Ready(())
+                    } else {
+                        Poll::Pending
+                    }
+                })
+                .await;
+                if rest_after.is_zero() {
+                    return;
+                }
+                activity.idle(rest_after).await;
+                if ready() {
+                    return;
+                }
+            }
+        };
+        let stopped = tokio::select! {
+            biased;
+            r = conn.as_mut() => return r,
+            () = rest => None,
+            why = stop.as_mut() => Some(why),
+        };
+        if let Some(why) = stopped {
+            // HTTP/1.1: close after the current response. A drain waits for it (the drain
+            // deadline bounds that); an idle connection that ignores it goes after a grace.
+            conn.as_mut().graceful_shutdown();
+            return match why {
+                Stop::Drain => conn.await,
+                Stop::Idle => tokio::time::timeout(IDLE_GRACE, conn)
+                    .await
+                    .unwrap_or(Ok(())),
+            };
         }
         // Between requests, nothing in flight: take hyper apart. `None` only after an
         // upgrade, which ends the connection future first.
@@ -91,16 +131,34 @@ where
         io.replay(&read_buf);
         // Now, not at the end of the loop body: `read_buf` shares hyper's whole read buffer.
         drop(read_buf);
-
         if !io.has_replay() {
             let resting = Counted::new(&st.resting);
-            let woke = wake(&mut io, activity, waiting_limit, draining).await;
+            let mut byte = [0u8; 1];
+            let woke = tokio::select! {
+                biased;
+                read = io.read(&mut byte) => matches!(read, Ok(1)),
+                _ = stop.as_mut() => {
+                    // Idle or draining: close it as hyper would (TLS close_notify, then FIN).
+                    let _ = tokio::time::timeout(IDLE_GRACE, io.shutdown()).await;
+                    false
+                }
+            };
             drop(resting);
             if !woke {
+                // The client closed the connection (or it failed), or it was closed above.
                 return Ok(());
             }
+            io.replay(&byte);
         }
     }
+}
+
+/// Why a connection's watcher ended it.
+enum Stop {
+    /// Quiet, with no request in flight, for the idle limit.
+    Idle,
+    /// The server drains.
+    Drain,
 }
 
 /// One in a gauge while it lives (also when the task is dropped at the drain deadline).
@@ -116,38 +174,5 @@ impl<'a> Counted<'a> {
 impl Drop for Counted<'_> {
     fn drop(&mut self) {
         self.0.dec();
-    }
-}
-
-/// Rests until the client sends a byte (kept for replay): `true`. `false` when the
-/// connection ended instead: the client closed it, or it was closed after `idle` without
-/// activity or for the drain.
-async fn wake<IO>(
-    io: &mut Prefixed<IO>,
-    activity: &Activity,
-    idle: Duration,
-    draining: &mut watch::Receiver<bool>,
-) -> bool
-where
-    IO: AsyncRead + AsyncWrite + Unpin,
-{
-    let mut byte = [0u8; 1];
-    let woke = tokio::select! {
-        read = io.read(&mut byte) => Some(matches!(read, Ok(1))),
-        _ = activity.idle(idle) => None,
-        _ = draining.wait_for(|d| *d) => None,
-    };
-    match woke {
-        Some(true) => {
-            io.replay(&byte);
-            true
-        }
-        // The client closed the connection (or it failed).
-        Some(false) => false,
-        // Idle or draining: close it as hyper would (TLS close_notify, then FIN).
-        None => {
-            let _ = tokio::time::timeout(Duration::from_secs(2), io.shutdown()).await;
-            false
-        }
     }
 }

@@ -14,7 +14,7 @@ use super::io::Activity;
 use crate::metrics::metrics;
 
 /// How long an idle connection may take to close after being asked to.
-const IDLE_GRACE: Duration = Duration::from_secs(2);
+pub(super) const IDLE_GRACE: Duration = Duration::from_secs(2);
 
 /// Shared by the accept loops and connections of a server (the proxy's listeners; the HSM
 /// API's): whether it drains, and how many connections are still open.
@@ -99,7 +99,7 @@ impl Drop for Active {
 /// ignores that (or never sent the HTTP/2 preface) is dropped after `IDLE_GRACE`.
 pub async fn drive<C, E>(
     conn: C,
-    graceful_shutdown: impl FnMut(Pin<&mut C>),
+    mut graceful_shutdown: impl FnMut(Pin<&mut C>),
     activity: &Activity,
     idle: Duration,
     draining: &mut watch::Receiver<bool>,
@@ -108,59 +108,13 @@ where
     C: std::future::Future<Output = Result<(), E>>,
 {
     tokio::pin!(conn);
-    let never = None::<(Duration, fn() -> bool)>;
-    match drive_or_rest(conn, graceful_shutdown, activity, idle, draining, never).await {
-        Some(r) => r,
-        None => Ok(()),
-    }
-}
-
-/// [`drive`], and with `rest = Some((after, may_rest))`: returns `None` once the connection
-/// has had no request in flight and no bytes moving for `after` and `may_rest()` says that
-/// it is between requests, leaving `conn` unfinished for the caller to take apart. The
-/// condition is first checked each time `conn` has done what it could (it changes only when
-/// `conn` makes progress); only then does a timer run, for the quiet time.
-pub(crate) async fn drive_or_rest<C, E>(
-    mut conn: Pin<&mut C>,
-    mut graceful_shutdown: impl FnMut(Pin<&mut C>),
-    activity: &Activity,
-    idle: Duration,
-    draining: &mut watch::Receiver<bool>,
-    rest: Option<(Duration, impl Fn() -> bool)>,
-) -> Option<Result<(), E>>
-where
-    C: std::future::Future<Output = Result<(), E>>,
-{
     let mut shutting = false;
     let grace = tokio::time::sleep(IDLE_GRACE);
     tokio::pin!(grace);
     let mut grace_armed = false;
-    let restful = async {
-        let Some((after, may_rest)) = &rest else {
-            return std::future::pending().await;
-        };
-        let ready = || activity.in_flight.load(Ordering::Relaxed) == 0 && may_rest();
-        loop {
-            std::future::poll_fn(|_| {
-                if ready() {
-                    std::task::Poll::Ready(())
-                } else {
-                    std::task::Poll::Pending
-                }
-            })
-            .await;
-            activity.idle(*after).await;
-            if ready() {
-                return;
-            }
-        }
-    };
-    tokio::pin!(restful);
     loop {
         tokio::select! {
-            biased;
-            r = conn.as_mut() => return Some(r),
-            () = restful.as_mut(), if !shutting => return None,
+            r = conn.as_mut() => return r,
             _ = draining.wait_for(|d| *d), if !shutting => {
                 shutting = true;
                 graceful_shutdown(conn.as_mut());
@@ -171,7 +125,7 @@ where
                 grace.as_mut().reset(tokio::time::Instant::now() + IDLE_GRACE);
                 grace_armed = true;
             }
-            _ = grace.as_mut(), if grace_armed => return Some(Ok(())),
+            _ = grace.as_mut(), if grace_armed => return Ok(()),
         }
     }
 }
