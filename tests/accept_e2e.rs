@@ -6,6 +6,7 @@
 mod support;
 
 use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
@@ -29,6 +30,19 @@ fn listening_sockets(addr: SocketAddr) -> Vec<(u32, u32)> {
         .collect()
 }
 
+/// A site with an upstream, a P-256 key and certificate for localhost, and a configuration
+/// of one listener (with `listener_extra`) after `top` (other tables); returns the upstream
+/// process (keep it alive), the certificate and the configuration file.
+fn site_with(site: &Site, top: &str, listener_extra: &str) -> (Running, PathBuf, PathBuf) {
+    let (upstream, up) = start_upstream();
+    let cert = site.localhost_cert("web");
+    let config = site.config(&format!(
+        "{top}{}[upstream]\nurl = \"http://{up}\"\n",
+        listener(&cert, "web", listener_extra)
+    ));
+    (upstream, cert, config)
+}
+
 fn scrape(p: &Running) -> String {
     http_get(admin_addr(p), "/metrics")
 }
@@ -36,12 +50,8 @@ fn scrape(p: &Running) -> String {
 #[test]
 fn each_worker_has_a_listening_socket_with_the_configured_backlog() {
     let site = Site::new();
-    let (_upstream, up) = start_upstream();
-    let cert = site.localhost_cert("web");
-    let config = site.config(&format!(
-        "[runtime]\nworker_threads = 2\n\n{}[upstream]\nurl = \"http://{up}\"\n",
-        listener(&cert, "web", "backlog = 321")
-    ));
+    let (_upstream, cert, config) =
+        site_with(&site, "[runtime]\nworker_threads = 2\n\n", "backlog = 321");
     // The command line overrides [runtime].
     let (mut p, addrs) = start_serve_with(&config, 1, &["--worker-threads", "3"]);
     let started = p.stderr.wait_for("runtime started");
@@ -93,14 +103,9 @@ fn each_worker_has_a_listening_socket_with_the_configured_backlog() {
 #[test]
 fn a_full_accept_queue_shows_in_the_overflow_counter() {
     let site = Site::new();
-    let (_upstream, up) = start_upstream();
-    let cert = site.localhost_cert("web");
     // One socket, one connection at a time, a queue of one: the next connections wait in the
     // queue, and once it is full the kernel drops further SYNs.
-    let config = site.config(&format!(
-        "{}[upstream]\nurl = \"http://{up}\"\n",
-        listener(&cert, "web", "backlog = 1\nmax_connections = 1")
-    ));
+    let (_upstream, cert, config) = site_with(&site, "", "backlog = 1\nmax_connections = 1");
     let (mut p, addrs) = start_serve_with(&config, 1, &["--worker-threads", "1"]);
     assert_eq!(listening_sockets(addrs[0]), vec![(0, 1)]);
     let overflows = |p: &Running| {

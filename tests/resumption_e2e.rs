@@ -271,3 +271,28 @@ fn a_crypto_user_cannot_squat_ticket_key_labels_and_rotation_keeps_resuming() {
         "rotation ran: {log:?}"
     );
 }
+
+/// Issue 13: `[session_resumption] tls13_tickets` is the number of TLS 1.3 NewSessionTicket
+/// messages after a handshake: 1 by default (as browsers use), 2 when configured (as
+/// OpenSSL's default), counted in what `openssl s_client -msg` receives.
+#[test]
+fn tls13_tickets_sets_the_number_of_session_tickets_per_handshake() {
+    for (setting, expected) in [("", 1), ("[session_resumption]\ntls13_tickets = 2\n", 2)] {
+        let site = Site::new();
+        let (_up, up) = start_upstream();
+        let cert = site.localhost_cert("web");
+        let config = site.config(&format!(
+            "{setting}\n{}[upstream]\nurl = \"http://{up}\"\n",
+            listener(&cert, "web", "")
+        ));
+        let (mut p, addrs) = start_serve(&config, 1);
+        let out = s_client_request(addrs[0], &["-tls1_3", "-msg"]);
+        assert!(out.contains("HTTP/1.1 200"), "{out}");
+        let tickets = out
+            .lines()
+            .filter(|l| l.starts_with("<<<") && l.contains("NewSessionTicket"))
+            .count();
+        assert_eq!(tickets, expected, "{setting:?}: {out}");
+        assert!(p.terminate().success());
+    }
+}

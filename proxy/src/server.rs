@@ -186,8 +186,9 @@ impl Proxy {
     /// Reads every certificate file, resolves each key label in the HSM, checks that each
     /// certificate's public key is its HSM key's, builds the upstream pools and binds every
     /// listener: one socket per worker thread of the current runtime (`SO_REUSEPORT`), each
-    /// with the listener's `backlog`. Session-ticket keys are HSM objects; `role` says whether this process makes
-    /// and rotates them ([`NodeRole::Writer`]) or uses those another node made.
+    /// with the listener's `backlog`. Session-ticket keys are HSM objects; `role` says whether
+    /// this process makes and rotates them ([`NodeRole::Writer`]) or uses those another node
+    /// made.
     ///
     /// Keys are used as `session`'s user (normally [`keyward_hsm::PROXY_USER`]).
     ///
@@ -338,7 +339,8 @@ impl ProxyHandle {
     ///
     /// # Errors
     /// Any error of [`Proxy::build`], or [`Error::Reload`] when the set of listener addresses
-    /// or a backlog changed (those need a restart). On error the running settings are kept unchanged.
+    /// or a backlog changed (those need a restart). On error the running settings are kept
+    /// unchanged.
     pub fn reload(&self, config: &Config) -> Result<(), Error> {
         let result = self.try_reload(config);
         metrics()

@@ -2,16 +2,16 @@
 //!
 //! hyper keeps a read buffer and a write buffer of 8 KiB each for as long as its connection
 //! lives, also while a keep-alive connection waits for its next request. Like nginx, which
-//! frees its request buffers once a response is sent and nothing more was read, a
-//! connection rests once it has been quiet between two requests for `keepalive_rest_ms`
-//! (default 0: at once): the
-//! hyper connection is taken apart (its buffers freed; what it had read is kept for replay),
-//! and the task waits for the next byte with a one-byte read. That byte (and any read-ahead) is replayed into a new hyper
-//! connection. The smuggling guard sits under the replay, so it sees every byte once; resting
-//! happens only when the guard says the bytes read so far end between requests, every head
-//! was taken by the service, no response body is still being sent and everything written was
-//! flushed. While resting, the connection closes as it would in hyper: after the smaller of
-//! the idle and header timeouts without activity, and at the drain.
+//! frees its request buffers once a response is sent and nothing more was read, a connection
+//! rests once it has been quiet between two requests for `keepalive_rest_ms` (default 0: at
+//! once): the hyper connection is taken apart (its buffers freed; what it had read is kept
+//! for replay), and the task waits for the next byte with a one-byte read. That byte (and
+//! any read-ahead) is replayed into a new hyper connection. The smuggling guard sits under
+//! the replay, so it sees every byte once; resting happens only when the guard says the bytes
+//! read so far end between requests, every head was taken by the service, no response body
+//! is still being sent and everything written was flushed. While resting, the connection
+//! closes as it would in hyper: after the smaller of the idle and header timeouts without
+//! activity, and at the drain.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -132,7 +132,7 @@ where
         // Now, not at the end of the loop body: `read_buf` shares hyper's whole read buffer.
         drop(read_buf);
         if !io.has_replay() {
-            let resting = Counted::new(&st.resting);
+            let resting = GaugeHeld::new(&st.resting);
             let mut byte = [0u8; 1];
             let woke = tokio::select! {
                 biased;
@@ -162,16 +162,16 @@ enum Stop {
 }
 
 /// One in a gauge while it lives (also when the task is dropped at the drain deadline).
-struct Counted<'a>(&'a prometheus::IntGauge);
+struct GaugeHeld<'a>(&'a prometheus::IntGauge);
 
-impl<'a> Counted<'a> {
+impl<'a> GaugeHeld<'a> {
     fn new(gauge: &'a prometheus::IntGauge) -> Self {
         gauge.inc();
-        Counted(gauge)
+        GaugeHeld(gauge)
     }
 }
 
-impl Drop for Counted<'_> {
+impl Drop for GaugeHeld<'_> {
     fn drop(&mut self) {
         self.0.dec();
     }

@@ -75,9 +75,7 @@ impl Active {
         lifecycle.active.fetch_add(1, Ordering::SeqCst);
         Active { lifecycle, gauge }
     }
-}
 
-impl Active {
     /// The `keyward_connections_active` gauge of the listener labelled `label` (its bound
     /// address).
     pub fn gauge(label: &str) -> prometheus::IntGauge {

@@ -445,7 +445,6 @@ impl Inspector {
         }
     }
 
-    /// Inspects the next bytes of the request stream.
     /// Tells the service side whether the bytes read so far end between requests (only
     /// when that changed: the lock is taken at most twice per request).
     fn publish_position(&mut self) {
@@ -456,6 +455,7 @@ impl Inspector {
         }
     }
 
+    /// Inspects the next bytes of the request stream.
     fn feed(&mut self, mut input: &[u8]) {
         while !input.is_empty() {
             input = match self.state {
