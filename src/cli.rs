@@ -28,9 +28,37 @@ pub(crate) struct Cli {
 
 #[derive(clap::Args, Clone)]
 pub(crate) struct DataDirArg {
-    /// HSM data directory (store and master key).
+    /// HSM data directory (master key, API TLS files; the store too, without --store).
     #[arg(long, env = "KEYWARD_DATA_DIR", default_value = "keyward-data")]
     pub(crate) data_dir: PathBuf,
+    /// The cluster's PostgreSQL store instead of DATA_DIR/keyward.sqlite3:
+    /// postgres://USER@HOST[:PORT]/DATABASE[?sslmode=require]. Password: --store-password-file,
+    /// else env KEYWARD_HSM__STORE_PASSWORD.
+    #[arg(long, env = "KEYWARD_HSM__STORE", value_parser = parse_store)]
+    pub(crate) store: Option<keyward_config::PostgresStore>,
+    /// File holding the PostgreSQL store's password.
+    #[arg(long, env = "KEYWARD_HSM__STORE_PASSWORD_FILE", requires = "store")]
+    pub(crate) store_password_file: Option<PathBuf>,
+    /// PEM CA certificate(s) of the PostgreSQL server (TLS then required, name verified).
+    #[arg(long, env = "KEYWARD_HSM__STORE_CA_FILE", requires = "store")]
+    pub(crate) store_ca_file: Option<PathBuf>,
+}
+
+impl DataDirArg {
+    /// The `[hsm]` settings these flags give.
+    pub(crate) fn hsm(&self) -> keyward_config::HsmConfig {
+        let mut hsm = keyward_config::HsmConfig::in_data_dir(self.data_dir.clone());
+        hsm.store = self.store.clone().map(|mut pg| {
+            pg.password_file = self.store_password_file.clone();
+            pg.ca_file = self.store_ca_file.clone();
+            pg
+        });
+        hsm
+    }
+}
+
+fn parse_store(url: &str) -> Result<keyward_config::PostgresStore, String> {
+    keyward_config::PostgresStore::from_url(url)
 }
 
 #[derive(Subcommand)]

@@ -1,5 +1,6 @@
-//! Opening the data directory, which unseals the HSM: the store (`keyward.sqlite3`) and the
-//! master key (`master.key`), whose files, modes and writer lock are
+//! Opening the HSM, which unseals it: the store (`keyward.sqlite3` in the data directory, or
+//! the cluster's PostgreSQL database given by `[hsm] store` / `--store`) and the master key
+//! (`master.key` in the data directory), whose files, modes and writer lock are
 //! [`keyward_keystore::data_dir`]'s. Here: which open each command needs (to read, to write
 //! under the writer lock, to serve as a writer or a reader node, or creating a new store),
 //! and the errors that tell an operator what to run.
@@ -7,11 +8,58 @@
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
+use keyward_config::{HsmConfig, PostgresStore};
 use keyward_hsm::{Hsm, MasterKey, OpenOptions};
-use keyward_keystore::data_dir::{self as files, DirAccess, WriterLock};
-use keyward_keystore::SqliteBackend;
+use keyward_keystore::data_dir::{self as files, DirAccess};
+use keyward_keystore::postgres::PostgresWriterLock;
+use keyward_keystore::{Backend, PostgresBackend, PostgresOptions, SqliteBackend};
+use zeroize::Zeroizing;
 
 pub(crate) use keyward_keystore::data_dir::{store_path, MASTER_KEY_FILE, STORE_FILE};
+
+/// The environment variable holding the PostgreSQL store's password when no
+/// `store_password_file` is given.
+const STORE_PASSWORD_ENV: &str = "KEYWARD_HSM__STORE_PASSWORD";
+
+/// The lock that makes a process the one writer of its store: an advisory `flock` on the
+/// SQLite file, or a PostgreSQL advisory lock held on a connection of its own.
+#[derive(Debug)]
+pub(crate) enum WriterLock {
+    /// `flock` on `keyward.sqlite3`.
+    File(#[expect(dead_code, reason = "held, never read: dropping it unlocks")] files::WriterLock),
+    /// `pg_try_advisory_lock` on the cluster database.
+    Postgres(
+        #[expect(dead_code, reason = "held, never read: dropping it unlocks")] PostgresWriterLock,
+    ),
+}
+
+/// The PostgreSQL options of `store`: its password read from `store_password_file`, else
+/// from `KEYWARD_HSM__STORE_PASSWORD`.
+fn postgres_options(store: &PostgresStore) -> Result<PostgresOptions> {
+    let mut options = PostgresOptions::new(store.url.clone());
+    options.password = match &store.password_file {
+        Some(path) => {
+            let text = Zeroizing::new(std::fs::read_to_string(path).with_context(|| {
+                format!("cannot read the store password file {}", path.display())
+            })?);
+            Some(Zeroizing::new(
+                text.trim_end_matches(['\r', '\n']).to_owned(),
+            ))
+        }
+        None => std::env::var(STORE_PASSWORD_ENV).ok().map(Zeroizing::new),
+    };
+    options.ca_file = store.ca_file.clone();
+    options.pool_size = store.pool_size;
+    Ok(options)
+}
+
+/// What the store is called in messages: its file, or its URL without a password.
+fn store_name(hsm: &HsmConfig) -> String {
+    match &hsm.store {
+        Some(pg) => PostgresOptions::new(pg.url.clone()).redacted_url(),
+        None => store_path(&hsm.data_dir).display().to_string(),
+    }
+}
 
 /// Refuses a master key file that group or others may access.
 fn read_master_key(path: &Path) -> Result<MasterKey> {
@@ -40,62 +88,119 @@ fn no_store(dir: &Path) -> anyhow::Error {
     )
 }
 
-/// Opens an existing data directory; creates nothing.
-pub(crate) fn open(dir: &Path) -> Result<Hsm> {
-    open_with(dir, OpenOptions::default())
-}
-
-/// [`open`], accepting (and auditing) what `options` says instead of refusing to open.
-fn open_with(dir: &Path, options: OpenOptions) -> Result<Hsm> {
-    let (backend, master) = backend(dir)?;
-    let hsm = Hsm::open_with(Box::new(backend), &master, options)
-        .map_err(|e| unsealing_failed(dir, e))?;
-    for what in hsm.accepted_at_open() {
-        tracing::warn!(dir = %dir.display(), "{what} (recorded in the audit trail)");
+/// Whether the store exists: the SQLite file, or (for PostgreSQL, which is asked when it is
+/// opened) the master key file that every node of a cluster holds.
+pub(crate) fn exists(hsm: &HsmConfig) -> bool {
+    match hsm.store {
+        Some(_) => hsm.data_dir.join(MASTER_KEY_FILE).is_file(),
+        None => store_path(&hsm.data_dir).is_file(),
     }
-    Ok(hsm)
 }
 
-/// Opens an existing data directory that another process may be writing, only to read it
+/// The error for a configuration without a store.
+fn no_store_for(hsm: &HsmConfig) -> anyhow::Error {
+    match &hsm.store {
+        None => no_store(&hsm.data_dir),
+        Some(_) => anyhow::anyhow!(
+            "no master key at {}: the first node of a cluster creates the store and its master key with `keyward init --data-dir {} --store URL`; every other node needs a copy of that master.key (mode 0600) in its data directory",
+            hsm.data_dir.join(MASTER_KEY_FILE).display(),
+            hsm.data_dir.display()
+        ),
+    }
+}
+
+fn open_backend(
+    hsm: &HsmConfig,
+    backend: Box<dyn Backend>,
+    master: &MasterKey,
+    options: OpenOptions,
+) -> Result<Hsm> {
+    let opened = Hsm::open_with(backend, master, options).map_err(|e| unsealing_failed(hsm, e))?;
+    for what in opened.accepted_at_open() {
+        tracing::warn!(store = %store_name(hsm), "{what} (recorded in the audit trail)");
+    }
+    Ok(opened)
+}
+
+/// Opens an existing store that another process may be writing, only to read it
 /// (`key list`, `cert`): the store is read as one consistent snapshot and never written.
-pub(crate) fn open_to_read(dir: &Path) -> Result<Hsm> {
-    let (backend, master) = backend(dir)?;
-    Hsm::open_read_only(Box::new(backend), &master).map_err(|e| unsealing_failed(dir, e))
+pub(crate) fn open_to_read(hsm: &HsmConfig) -> Result<Hsm> {
+    let (backend, master) = backend(hsm)?;
+    Hsm::open_read_only(backend.boxed(), &master).map_err(|e| unsealing_failed(hsm, e))
 }
 
-/// The store and master key of an existing data directory, modes checked.
-fn backend(dir: &Path) -> Result<(SqliteBackend, MasterKey)> {
-    let store = store_path(dir);
-    if !store.is_file() {
-        return Err(no_store(dir));
+/// An opened store of either kind.
+enum Opened {
+    Sqlite(SqliteBackend),
+    Postgres(PostgresBackend),
+}
+
+impl Opened {
+    fn boxed(self) -> Box<dyn Backend> {
+        match self {
+            Opened::Sqlite(b) => Box::new(b),
+            Opened::Postgres(b) => Box::new(b),
+        }
+    }
+
+    /// The writer lock of this store; `None` if another process holds it.
+    fn try_lock(&self, hsm: &HsmConfig) -> Result<Option<WriterLock>> {
+        Ok(match self {
+            Opened::Sqlite(_) => files::try_lock_for_writing(&hsm.data_dir)?.map(WriterLock::File),
+            Opened::Postgres(b) => b
+                .try_lock_writer()
+                .with_context(|| format!("store {}", store_name(hsm)))?
+                .map(WriterLock::Postgres),
+        })
+    }
+}
+
+/// The store and master key of an existing HSM, modes checked.
+fn backend(hsm: &HsmConfig) -> Result<(Opened, MasterKey)> {
+    let dir = &hsm.data_dir;
+    if !exists(hsm) {
+        return Err(no_store_for(hsm));
     }
     check_dir_mode(dir)?;
-    files::check_store_modes(dir)?;
+    if hsm.store.is_none() {
+        files::check_store_modes(dir)?;
+    }
     let master = read_master_key(&dir.join(MASTER_KEY_FILE))?;
-    let backend =
-        SqliteBackend::open(&store).with_context(|| format!("store {}", store.display()))?;
+    let backend = match &hsm.store {
+        None => {
+            let store = store_path(dir);
+            Opened::Sqlite(
+                SqliteBackend::open(&store)
+                    .with_context(|| format!("store {}", store.display()))?,
+            )
+        }
+        Some(pg) => Opened::Postgres(
+            PostgresBackend::open(&postgres_options(pg)?)
+                .with_context(|| format!("store {}", store_name(hsm)))?,
+        ),
+    };
     Ok((backend, master))
 }
 
 /// The error of an open that failed inside the HSM, with the way out for the refusals an
 /// operator may override.
-fn unsealing_failed(dir: &Path, e: keyward_hsm::Error) -> anyhow::Error {
+fn unsealing_failed(hsm: &HsmConfig, e: keyward_hsm::Error) -> anyhow::Error {
     let hint = match e.code() {
         keyward_hsm::ErrorCode::AuditDamaged => "; to start anyway, accepting the damage up to now (audited; `audit verify` keeps reporting it), add --accept-audit-damage",
         keyward_hsm::ErrorCode::StoreRolledBack => "; restore the newest copy of the store if you have one; to start from this store as it is (audited), add --accept-rollback",
         _ => "",
     };
-    anyhow::Error::new(e).context(format!("cannot unseal the HSM in {}{hint}", dir.display()))
+    anyhow::Error::new(e).context(format!(
+        "cannot unseal the HSM in {}{hint}",
+        hsm.data_dir.display()
+    ))
 }
 
-/// Opens the data directory, creating it, a new master key (0600) and an empty store when
-/// there is none; a directory it creates or populates gets mode 0700.
-pub(crate) fn open_or_create(dir: &Path) -> Result<Hsm> {
-    if store_path(dir).is_file() {
-        return open(dir);
-    }
+/// A new, empty store and its new master key, written to the data directory.
+fn create_store(hsm: &HsmConfig) -> Result<(Opened, MasterKey)> {
+    let dir = &hsm.data_dir;
     let key_path = dir.join(MASTER_KEY_FILE);
-    if key_path.exists() {
+    if hsm.store.is_none() && key_path.exists() {
         bail!(
             "{} exists but {} does not: restore the store from a backup, or remove the master key file to start a new, empty HSM",
             key_path.display(),
@@ -105,82 +210,96 @@ pub(crate) fn open_or_create(dir: &Path) -> Result<Hsm> {
     // A folder that is about to hold a master key is the owner's alone, whether we made it or
     // it existed (`init` into a 0777 folder must not leave it 0777).
     files::prepare_dir(dir)?;
+    let backend = match &hsm.store {
+        None => {
+            let store = store_path(dir);
+            let backend = SqliteBackend::create(&store)
+                .with_context(|| format!("cannot create store {}", store.display()))?;
+            files::restrict_store_files(&store)?;
+            Opened::Sqlite(backend)
+        }
+        Some(pg) => match PostgresBackend::create(&postgres_options(pg)?) {
+            Ok(backend) => Opened::Postgres(backend),
+            Err(keyward_keystore::Error::AlreadyExists { .. }) => bail!(
+                "the database {} already holds a Keyward store: this node joins it with a copy of master.key from a node of the cluster in {} (mode 0600)",
+                store_name(hsm),
+                dir.display()
+            ),
+            Err(e) => {
+                return Err(anyhow::Error::new(e)
+                    .context(format!("cannot create store {}", store_name(hsm))))
+            }
+        },
+    };
     let master = MasterKey::generate()?;
     files::create_master_key_file(&key_path, master.as_bytes())?;
-    let store = store_path(dir);
-    let backend = SqliteBackend::create(&store)
-        .with_context(|| format!("cannot create store {}", store.display()))?;
-    files::restrict_store_files(&store)?;
-    let hsm = Hsm::create(Box::new(backend), &master)?;
-    tracing::info!(dir = %dir.display(), "created a new HSM store and master key");
-    Ok(hsm)
+    Ok((backend, master))
 }
 
-/// Takes the writer lock on `dir` (an advisory `flock` on the store file, so nothing new is
-/// written): one process at a time may write a data directory; readers (`key list`, `cert`)
-/// need no lock. Two writers would each keep their own view of the audit chain and the
-/// manifest and break each other.
-pub(crate) fn lock_for_writing(dir: &Path) -> Result<WriterLock> {
-    match try_lock_for_writing(dir)? {
-        Some(lock) => Ok(lock),
-        None => bail!(
+/// The error when another process holds the writer lock.
+fn in_use(hsm: &HsmConfig) -> anyhow::Error {
+    match &hsm.store {
+        None => anyhow::anyhow!(
             "the data directory {} is in use by another keyward process (serve, hsm serve or quickstart): stop it, or manage keys through its API with --server",
-            dir.display()
+            hsm.data_dir.display()
+        ),
+        Some(_) => anyhow::anyhow!(
+            "the store {} is written by another keyward node (it holds the store's writer lock): one node writes a store at a time; manage keys through that node's API with --server",
+            store_name(hsm)
         ),
     }
 }
 
-/// [`lock_for_writing`], but `None` when another process holds the lock.
-fn try_lock_for_writing(dir: &Path) -> Result<Option<WriterLock>> {
-    Ok(files::try_lock_for_writing(dir)?)
-}
-
-/// Opens the data directory for `keyward serve`: as the writer (with the writer lock) when no
-/// other process holds the lock; otherwise as a reader node sharing the store with that
-/// writer: the HSM is opened read-only (it never writes the store; the writer's ticket keys
-/// are re-read from it), and the `[api]` (which writes) is refused.
+/// Opens the store for `keyward serve`: as the writer (with the writer lock) when no other
+/// process holds the lock; otherwise as a reader node sharing the store with that writer:
+/// the HSM is opened read-only (it never writes the store; the writer's ticket keys are
+/// re-read from it), and the `[api]` (which writes) is refused.
 pub(crate) fn open_for_serving(
-    dir: &Path,
+    hsm: &HsmConfig,
     serves_api: bool,
     options: OpenOptions,
 ) -> Result<(Hsm, Option<WriterLock>)> {
-    if !store_path(dir).is_file() {
-        return Err(no_store(dir));
-    }
-    if let Some(lock) = try_lock_for_writing(dir)? {
-        return Ok((open_with(dir, options)?, Some(lock)));
+    let (backend, master) = backend(hsm)?;
+    if let Some(lock) = backend.try_lock(hsm)? {
+        return Ok((
+            open_backend(hsm, backend.boxed(), &master, options)?,
+            Some(lock),
+        ));
     }
     if serves_api {
         bail!(
-            "the data directory {} is in use by another keyward process, so this one can only be a reader node, which cannot serve the HSM API ([api] writes to the store): remove [api] from this node's configuration, or serve the API from the writer",
-            dir.display()
+            "the store {} is in use by another keyward process, so this one can only be a reader node, which cannot serve the HSM API ([api] writes to the store): remove [api] from this node's configuration, or serve the API from the writer",
+            store_name(hsm)
         );
     }
-    let hsm = open_to_read(dir)?;
+    let opened =
+        Hsm::open_read_only(backend.boxed(), &master).map_err(|e| unsealing_failed(hsm, e))?;
     tracing::info!(
-        dir = %dir.display(),
-        "this node shares the data directory with a writer (another keyward process holds its lock): it runs as a reader node, never writes the store, and loads the session ticket keys the writer makes"
+        store = %store_name(hsm),
+        "this node shares the store with a writer (another keyward process holds its lock): it runs as a reader node, never writes the store, and loads the session ticket keys the writer makes"
     );
-    Ok((hsm, None))
+    Ok((opened, None))
 }
 
-/// [`open_with`] for a process that writes: takes the writer lock first.
-pub(crate) fn open_for_writing(dir: &Path, options: OpenOptions) -> Result<(Hsm, WriterLock)> {
-    if !store_path(dir).is_file() {
-        return Err(no_store(dir));
-    }
-    let lock = lock_for_writing(dir)?;
-    Ok((open_with(dir, options)?, lock))
+/// Opens an existing store for a process that writes: takes the writer lock first.
+pub(crate) fn open_for_writing(hsm: &HsmConfig, options: OpenOptions) -> Result<(Hsm, WriterLock)> {
+    let (backend, master) = backend(hsm)?;
+    let lock = backend.try_lock(hsm)?.ok_or_else(|| in_use(hsm))?;
+    Ok((open_backend(hsm, backend.boxed(), &master, options)?, lock))
 }
 
-/// [`open_or_create`] for a process that writes: the new or existing store, locked.
-pub(crate) fn open_or_create_for_writing(dir: &Path) -> Result<(Hsm, WriterLock)> {
-    if store_path(dir).is_file() {
-        return open_for_writing(dir, OpenOptions::default());
+/// Opens the store for a process that writes, creating it, the data directory and a new
+/// master key (0600) when there is none (a directory it creates or populates gets mode 0700);
+/// the new or existing store, locked.
+pub(crate) fn open_or_create_for_writing(hsm: &HsmConfig) -> Result<(Hsm, WriterLock)> {
+    if exists(hsm) {
+        return open_for_writing(hsm, OpenOptions::default());
     }
-    let hsm = open_or_create(dir)?;
-    let lock = lock_for_writing(dir)?;
-    Ok((hsm, lock))
+    let (backend, master) = create_store(hsm)?;
+    let lock = backend.try_lock(hsm)?.ok_or_else(|| in_use(hsm))?;
+    let created = Hsm::create(backend.boxed(), &master)?;
+    tracing::info!(store = %store_name(hsm), "created a new HSM store and master key");
+    Ok((created, lock))
 }
 
 #[cfg(test)]
@@ -190,6 +309,18 @@ mod tests {
     use std::path::Path;
 
     use super::*;
+
+    fn at(dir: &Path) -> HsmConfig {
+        HsmConfig::in_data_dir(dir.to_owned())
+    }
+
+    fn open(hsm: &HsmConfig) -> Result<Hsm> {
+        open_for_writing(hsm, OpenOptions::default()).map(|(opened, _lock)| opened)
+    }
+
+    fn open_or_create(hsm: &HsmConfig) -> Result<Hsm> {
+        open_or_create_for_writing(hsm).map(|(opened, _lock)| opened)
+    }
 
     fn mode(path: &Path) -> u32 {
         fs::metadata(path).unwrap().permissions().mode() & 0o7777
@@ -211,9 +342,9 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("data");
         for message in [
-            error_of(open(&dir)),
-            error_of(open_for_writing(&dir, OpenOptions::default())),
-            error_of(open_for_serving(&dir, false, OpenOptions::default())),
+            error_of(open(&at(&dir))),
+            error_of(open_for_writing(&at(&dir), OpenOptions::default())),
+            error_of(open_for_serving(&at(&dir), false, OpenOptions::default())),
         ] {
             assert!(
                 message.contains(&store_path(&dir).display().to_string()),
@@ -230,13 +361,13 @@ mod tests {
     fn a_master_key_that_group_or_others_may_read_is_refused_by_name() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("data");
-        drop(open_or_create(&dir).unwrap());
+        drop(open_or_create(&at(&dir)).unwrap());
         let key = dir.join(MASTER_KEY_FILE);
         for loose in [0o640, 0o604, 0o660, 0o644] {
             chmod(&key, loose);
             for message in [
-                error_of(open(&dir)),
-                error_of(open_for_serving(&dir, false, OpenOptions::default())),
+                error_of(open(&at(&dir))),
+                error_of(open_for_serving(&at(&dir), false, OpenOptions::default())),
             ] {
                 assert!(
                     message.contains(&format!("master key file {}", key.display())),
@@ -250,20 +381,20 @@ mod tests {
             }
         }
         chmod(&key, 0o600);
-        open(&dir).unwrap();
+        open(&at(&dir)).unwrap();
         chmod(&key, 0o400);
-        open(&dir).unwrap();
+        open(&at(&dir)).unwrap();
     }
 
     #[test]
     fn store_files_that_group_or_others_may_write_are_refused_by_name() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("data");
-        drop(open_or_create(&dir).unwrap());
+        drop(open_or_create(&at(&dir)).unwrap());
         for name in [STORE_FILE.to_owned(), format!("{STORE_FILE}.anchor")] {
             let file = dir.join(&name);
             chmod(&file, 0o666);
-            let message = error_of(open(&dir));
+            let message = error_of(open(&at(&dir)));
             assert!(
                 message.contains(&format!("run `chmod 600 {}`", file.display()))
                     && message.contains("roll the store back"),
@@ -271,17 +402,17 @@ mod tests {
             );
             chmod(&file, 0o600);
         }
-        open(&dir).unwrap();
+        open(&at(&dir)).unwrap();
     }
 
     #[test]
     fn a_data_directory_that_group_or_others_may_write_is_refused() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("data");
-        drop(open_or_create(&dir).unwrap());
+        drop(open_or_create(&at(&dir)).unwrap());
         for loose in [0o770, 0o702, 0o777] {
             chmod(&dir, loose);
-            let message = error_of(open(&dir));
+            let message = error_of(open(&at(&dir)));
             assert!(
                 message.contains(&format!(
                     "data directory {} is writable by group or others (mode {loose:04o})",
@@ -294,27 +425,27 @@ mod tests {
                 "{message}"
             );
             // A first use does not tighten an existing store's folder: it refuses it too.
-            assert!(error_of(open_or_create(&dir)).contains("chmod 700"));
+            assert!(error_of(open_or_create(&at(&dir))).contains("chmod 700"));
             assert_eq!(mode(&dir), loose, "refusing changed nothing");
         }
         // Readable (not writable) by others: opened, with a warning.
         chmod(&dir, 0o755);
-        open(&dir).unwrap();
+        open(&at(&dir)).unwrap();
     }
 
     #[test]
     fn a_directory_that_a_first_use_creates_or_populates_becomes_0700() {
         let tmp = tempfile::tempdir().unwrap();
         let created = tmp.path().join("new/data");
-        drop(open_or_create(&created).unwrap());
+        drop(open_or_create(&at(&created)).unwrap());
         assert_eq!(mode(&created), 0o700);
         assert_eq!(mode(&created.join(MASTER_KEY_FILE)), 0o600);
         let existing = tmp.path().join("existing");
         fs::create_dir(&existing).unwrap();
         chmod(&existing, 0o777);
-        drop(open_or_create(&existing).unwrap());
+        drop(open_or_create(&at(&existing)).unwrap());
         assert_eq!(mode(&existing), 0o700);
         assert_eq!(mode(&existing.join(MASTER_KEY_FILE)), 0o600);
-        open(&existing).unwrap();
+        open(&at(&existing)).unwrap();
     }
 }

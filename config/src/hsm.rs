@@ -5,29 +5,135 @@ use std::path::PathBuf;
 use figment::value::magic::RelativePathBuf;
 use serde::Deserialize;
 
+use crate::check::Context;
+use crate::Error;
+
 /// `[hsm]`
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct HsmConfig {
-    /// `data_dir`: folder holding the store (`keyward.sqlite3`) and the master key file
-    /// (`master.key`). Default `keyward-data`.
+    /// `data_dir`: folder holding the master key file (`master.key`), the API's TLS files
+    /// and, without `store`, the store (`keyward.sqlite3`). Default `keyward-data`.
     pub data_dir: PathBuf,
+    /// `store` and its `store_*` keys: the cluster's PostgreSQL database, when the records
+    /// live there instead of in `data_dir`.
+    pub store: Option<PostgresStore>,
+}
+
+impl HsmConfig {
+    /// The settings of a store in `data_dir` alone (SQLite).
+    pub fn in_data_dir(data_dir: PathBuf) -> Self {
+        Self {
+            data_dir,
+            store: None,
+        }
+    }
+}
+
+/// A PostgreSQL store: `[hsm] store = "postgres://USER@HOST[:PORT]/DATABASE[?sslmode=…]"`.
+///
+/// The password comes from `store_password_file`, else the environment variable
+/// `KEYWARD_HSM__STORE_PASSWORD` (read when the store is opened, never logged). A password in
+/// the URL itself works, but shows wherever the URL does (`ps`, configuration files): prefer
+/// the file.
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PostgresStore {
+    /// `store`: the libpq URL (`postgres://` or `postgresql://`).
+    pub url: String,
+    /// `store_password_file`: a file whose content (trailing newline removed) is the password.
+    pub password_file: Option<PathBuf>,
+    /// `store_ca_file`: PEM CA certificate(s) of the database server; TLS is then required
+    /// (unless the URL says `sslmode=`) and the server's name is verified.
+    pub ca_file: Option<PathBuf>,
+    /// `store_pool_size`: connections per node, 1–64, default 8.
+    pub pool_size: usize,
+}
+
+impl std::fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The URL may hold a password; its scheme and host are enough to tell which store.
+        let shown = match self.url.split_once('@') {
+            Some((_, host)) => format!("postgres://…@{host}"),
+            None => self.url.clone(),
+        };
+        f.debug_struct("PostgresStore")
+            .field("url", &shown)
+            .field("password_file", &self.password_file)
+            .field("ca_file", &self.ca_file)
+            .field("pool_size", &self.pool_size)
+            .finish()
+    }
+}
+
+/// The largest `store_pool_size` accepted.
+pub const MAX_STORE_POOL_SIZE: usize = 64;
+
+impl PostgresStore {
+    /// Settings for `url` with no password file, no CA file and 8 pooled connections.
+    ///
+    /// # Errors
+    /// A message if `url` is not a `postgres://` or `postgresql://` URL.
+    pub fn from_url(url: &str) -> Result<Self, String> {
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(format!(
+                "must be a postgres:// URL (without it, the store is {} in data_dir)",
+                "keyward.sqlite3"
+            ));
+        }
+        Ok(Self {
+            url: url.to_owned(),
+            password_file: None,
+            ca_file: None,
+            pool_size: 8,
+        })
+    }
 }
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields, expecting = "an [hsm] table")]
 pub(crate) struct RawHsm {
     data_dir: Option<RelativePathBuf>,
+    store: Option<String>,
+    store_password_file: Option<RelativePathBuf>,
+    store_ca_file: Option<RelativePathBuf>,
+    store_pool_size: Option<usize>,
 }
 
 impl RawHsm {
-    /// The `[hsm]` settings, relative paths resolved (nothing here can be invalid).
-    pub(crate) fn validate(self) -> HsmConfig {
-        HsmConfig {
-            data_dir: self
-                .data_dir
-                .map(|p| p.relative())
-                .unwrap_or_else(|| PathBuf::from("keyward-data")),
+    /// The `[hsm]` settings, relative paths resolved; `cx` is the `hsm` table.
+    pub(crate) fn validate(self, cx: &Context<'_>) -> Result<HsmConfig, Error> {
+        let data_dir = self
+            .data_dir
+            .map(|p| p.relative())
+            .unwrap_or_else(|| PathBuf::from("keyward-data"));
+        let Some(url) = self.store else {
+            for (key, set) in [
+                ("store_password_file", self.store_password_file.is_some()),
+                ("store_ca_file", self.store_ca_file.is_some()),
+                ("store_pool_size", self.store_pool_size.is_some()),
+            ] {
+                if set {
+                    return Err(cx.invalid(key, "is set but `store` is not".to_owned()));
+                }
+            }
+            return Ok(HsmConfig::in_data_dir(data_dir));
+        };
+        let mut store = PostgresStore::from_url(&url).map_err(|m| cx.invalid("store", m))?;
+        store.password_file = self.store_password_file.map(|p| p.relative());
+        store.ca_file = self.store_ca_file.map(|p| p.relative());
+        if let Some(n) = self.store_pool_size {
+            if !(1..=MAX_STORE_POOL_SIZE).contains(&n) {
+                return Err(cx.invalid(
+                    "store_pool_size",
+                    format!("must be 1 to {MAX_STORE_POOL_SIZE}"),
+                ));
+            }
+            store.pool_size = n;
         }
+        Ok(HsmConfig {
+            data_dir,
+            store: Some(store),
+        })
     }
 }

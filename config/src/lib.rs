@@ -6,7 +6,8 @@
 //! `KEYWARD_UPSTREAM__URL=http://127.0.0.1:8080` sets `upstream.url`,
 //! `KEYWARD_HSM__DATA_DIR=/var/lib/keyward` sets `hsm.data_dir`. Variables that are not
 //! configuration (`KEYWARD_CONFIG`, `KEYWARD_DATA_DIR`, and the client's `KEYWARD_SERVER`,
-//! `KEYWARD_USER`, `KEYWARD_PASSWORD`, `KEYWARD_CA_CERT`, `KEYWARD_ADMIN_PASSWORD`) are not
+//! `KEYWARD_USER`, `KEYWARD_PASSWORD`, `KEYWARD_CA_CERT`, `KEYWARD_ADMIN_PASSWORD`, and
+//! `KEYWARD_HSM__STORE_PASSWORD`, read when the PostgreSQL store is opened) are not
 //! read here. Unknown keys and invalid values are errors naming the key and where it came
 //! from. Relative paths in the file are relative to the file's folder.
 //!
@@ -50,7 +51,7 @@ use serde::Deserialize;
 
 pub use admin::AdminConfig;
 pub use api::{ApiConfig, ApiLimits, DEFAULT_ADMIN_LOCKOUT_S};
-pub use hsm::HsmConfig;
+pub use hsm::{HsmConfig, PostgresStore, MAX_STORE_POOL_SIZE};
 pub use ipnet::IpNet;
 pub use lifecycle::{LifecycleConfig, DEFAULT_DRAIN_TIMEOUT_MS};
 pub use listener::{
@@ -174,6 +175,7 @@ fn yes() -> bool {
 /// gets; `source_of` names where the value at a key path came from.
 fn validate(raw: RawConfig, source_of: &dyn Fn(&str) -> String) -> Result<Config, Error> {
     let cx = Context::new(source_of);
+    let hsm = raw.hsm.validate(&cx.table("hsm"))?;
     let log = raw.log.validate(&cx.table("log"))?;
     let upstreams = upstream::validate_pools(&cx, raw.upstream, raw.upstreams)?;
     let routes = route::validate_routes(&cx, raw.routes, &upstreams)?;
@@ -185,7 +187,7 @@ fn validate(raw: RawConfig, source_of: &dyn Fn(&str) -> String) -> Result<Config
     let api = raw.api.map(|a| a.validate(&cx.table("api"))).transpose()?;
     let runtime = raw.runtime.validate(&cx.table("runtime"))?;
     Ok(Config {
-        hsm: raw.hsm.validate(),
+        hsm,
         log,
         listeners,
         upstreams,

@@ -21,6 +21,9 @@ const NOT_CONFIG: &[&str] = &[
     "ADMIN_PASSWORD",
     "LOG",
     "BIN",
+    // The PostgreSQL store's password: read when the store is opened, never configuration
+    // (so it never shows in a dump of the settings).
+    "HSM__STORE_PASSWORD",
 ];
 
 /// One `KEYWARD_*` variable as a figment provider, so errors name the variable.

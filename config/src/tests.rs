@@ -489,3 +489,55 @@ fn backlog_and_worker_threads_default_and_are_validated() {
         "{msg}"
     );
 }
+
+#[test]
+fn a_postgres_store_is_read_from_the_file_or_the_environment_and_validated() {
+    let (_d, res) = load(GOOD, &[]);
+    assert_eq!(res.unwrap().hsm.store, None);
+    let with_store = GOOD.replace(
+        "data_dir = \"data\"",
+        "data_dir = \"data\"\nstore = \"postgres://kw@db/keyward\"\nstore_password_file = \"db.pw\"\nstore_pool_size = 3",
+    );
+    let (d, res) = load(&with_store, &[]);
+    let store = res.unwrap().hsm.store.unwrap();
+    assert_eq!(store.url, "postgres://kw@db/keyward");
+    assert_eq!(store.password_file, Some(d.path().join("db.pw")));
+    assert_eq!(store.pool_size, 3);
+    assert_eq!(store.ca_file, None);
+
+    // The environment sets it; the password variable is not configuration (never an
+    // unknown-key error, never in the settings).
+    let (_d, res) = load(
+        GOOD,
+        &[
+            ("KEYWARD_HSM__STORE", "postgresql://kw:secret@db/keyward"),
+            ("KEYWARD_HSM__STORE_PASSWORD", "hunter2"),
+        ],
+    );
+    let config = res.unwrap();
+    let store = config.hsm.store.as_ref().unwrap();
+    assert_eq!(store.pool_size, 8);
+    let debug = format!("{config:?}");
+    assert!(
+        !debug.contains("secret") && !debug.contains("hunter2"),
+        "{debug}"
+    );
+
+    for (bad, key) in [
+        ("store = \"mysql://db/keyward\"", "hsm.store"),
+        (
+            "store = \"postgres://db/k\"\nstore_pool_size = 0",
+            "hsm.store_pool_size",
+        ),
+        ("store_ca_file = \"ca.pem\"", "hsm.store_ca_file"),
+    ] {
+        let msg = message(
+            &GOOD.replace(
+                "data_dir = \"data\"",
+                &format!("data_dir = \"data\"\n{bad}"),
+            ),
+            &[],
+        );
+        assert!(msg.contains(key), "{bad}: {msg}");
+    }
+}

@@ -7,7 +7,8 @@
 //! to open there.
 //!
 //! Backends: [`SqliteBackend`] (the embedded default: WAL journal, `synchronous=FULL`; its
-//! rollback anchor is the file `<store>.anchor` beside the database). [`data_dir`] holds the
+//! rollback anchor is the file `<store>.anchor` beside the database) and [`PostgresBackend`]
+//! (the store of a cluster: every node points at one database; the anchor is a row in it). [`data_dir`] holds the
 //! files of a data directory: their modes and the writer lock. With the `test-util` feature
 //! (tests only), `test_util` adds an in-memory backend, the conformance suite every backend
 //! passes, and a batch-recording wrapper.
@@ -26,10 +27,12 @@
 #![deny(missing_docs)]
 
 pub mod data_dir;
+pub mod postgres;
 mod sqlite;
 #[cfg(feature = "test-util")]
 pub mod test_util;
 
+pub use postgres::{PostgresBackend, PostgresOptions};
 pub use sqlite::SqliteBackend;
 
 /// One stored record: an opaque encrypted blob with its address and version.
@@ -101,6 +104,22 @@ pub enum Error {
     /// The database itself failed (I/O error, corruption, lock timeout).
     #[error("store database error: {0}")]
     Database(rusqlite::Error),
+    /// PostgreSQL refused a statement (its SQLSTATE and message are in the error).
+    #[error("store database error: {0}")]
+    Postgres(tokio_postgres::Error),
+    /// The store's database cannot be reached: connection refused or lost, or no pooled
+    /// connection free within 5 s. Reads from memory go on; writes wait for it to return.
+    #[error("store database unavailable: {reason}")]
+    Unavailable {
+        /// What the driver said.
+        reason: String,
+    },
+    /// The store's settings are wrong (e.g. a URL that does not parse).
+    #[error("{reason}")]
+    Config {
+        /// What is wrong.
+        reason: String,
+    },
     /// A file beside the database (the rollback anchor) could not be read or written.
     #[error("{path}: {source}")]
     Io {

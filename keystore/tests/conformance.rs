@@ -16,3 +16,13 @@ mod memory {
         keyward_keystore::test_util::MemoryBackend::new()
     });
 }
+
+mod postgres {
+    use super::Path;
+    use keyward_keystore::test_util::TestPostgres;
+    // A fresh database per check on the test process's own PostgreSQL server.
+    keyward_keystore::backend_conformance_tests!(|_: &Path| {
+        keyward_keystore::PostgresBackend::create(&TestPostgres::shared().new_store_options())
+            .unwrap()
+    });
+}

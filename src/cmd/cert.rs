@@ -46,7 +46,7 @@ pub(crate) fn run(cmd: CertCommand) -> Result<()> {
     if !csr && days == 0 {
         bail!("--days must be at least 1");
     }
-    let hsm = data_dir::open_to_read(&data.data_dir)?;
+    let hsm = data_dir::open_to_read(&data.hsm())?;
     let session = hsm.service_session(PROXY_USER)?;
     let info = hsm.find_by_label(&session, &key, KeyClass::Private)?;
     let signer = pki::HsmCertKey::new(hsm.signer(&session, info.handle)?)?;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Result;
+use keyward_config::HsmConfig;
 
 use super::{shutdown_signal, Signals};
 use crate::cli::LimitArgs;
@@ -13,28 +14,29 @@ use crate::data_dir;
 
 /// Runs `keyward hsm serve` until SIGTERM or Ctrl-C.
 pub(crate) fn run(
-    dir: &Path,
+    store: &HsmConfig,
     listen: SocketAddr,
     client_ca: Option<&Path>,
     limits: &LimitArgs,
 ) -> Result<()> {
     super::server_runtime(None)?.block_on(async {
         let Signals { term, int, .. } = Signals::catch()?;
-        run_node(dir, listen, client_ca, limits, shutdown_signal(term, int)).await
+        run_node(store, listen, client_ca, limits, shutdown_signal(term, int)).await
     })
 }
 
 /// Opens `dir` as its writer, serves the API on `listen` until `shutdown`, drains, and
 /// records the unseal and the seal in the audit trail.
 async fn run_node(
-    dir: &Path,
+    store: &HsmConfig,
     listen: SocketAddr,
     client_ca: Option<&Path>,
     limits: &LimitArgs,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<()> {
     let listener = super::bind(listen).await?;
-    let (hsm, _writer) = data_dir::open_for_writing(dir, limits.accept.options())?;
+    let dir = store.data_dir.as_path();
+    let (hsm, _writer) = data_dir::open_for_writing(store, limits.accept.options())?;
     hsm.set_admin_lockout(Duration::from_secs(limits.admin_lockout_s));
     let hsm = Arc::new(hsm);
     let session = hsm.service_session(keyward_hsm::PROXY_USER)?;

@@ -17,13 +17,14 @@ pub(crate) const API_CERT_DAYS: u32 = 3650;
 /// Runs `keyward init`. The admin password comes from `password_file`, else the environment
 /// variable `KEYWARD_ADMIN_PASSWORD`, else it is generated and printed once.
 pub(crate) fn run(
-    dir: &Path,
+    store: &keyward_config::HsmConfig,
     admin: &str,
     password_file: Option<&Path>,
     dns: &[String],
     ips: &[IpAddr],
 ) -> Result<()> {
-    if data_dir::store_path(dir).exists() {
+    let dir = store.data_dir.as_path();
+    if data_dir::exists(store) {
         bail!("{} already holds an HSM store", dir.display());
     }
     let given = match (password_file, std::env::var("KEYWARD_ADMIN_PASSWORD")) {
@@ -39,7 +40,7 @@ pub(crate) fn run(
     {
         bail!("the admin password must be at least 8 characters");
     }
-    let (hsm, _writer) = data_dir::open_or_create_for_writing(dir)?;
+    let (hsm, _writer) = data_dir::open_or_create_for_writing(store)?;
     let session = hsm.service_session(PROXY_USER)?;
     provision_api_certificate(&hsm, &session, dir, dns, ips, API_CERT_DAYS)?;
     let (password, generated) = match given {

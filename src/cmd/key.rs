@@ -2,8 +2,6 @@
 //! nodes given by `--server`, and the remote key commands (attributes, sharing, deletion; the
 //! commands that move key material are in [`super::key_transfer`]).
 
-use std::path::Path;
-
 use anyhow::{bail, Context, Result};
 use keyward_client::{CallOptions, Client, Key, KeyFilter, KeyPair};
 use keyward_hsm::{KeySpec, MAX_PAGE_SIZE, PROXY_USER};
@@ -22,7 +20,7 @@ pub(crate) fn run(conn: &Conn, cmd: KeyCommand) -> Result<()> {
             label,
             json,
             data,
-        } => generate_local(&data.data_dir, spec, &label, json),
+        } => generate_local(&data.hsm(), spec, &label, json),
         KeyCommand::List { json, filter, .. } if conn.is_remote() => {
             list_remote(conn, &filter, json)
         }
@@ -30,7 +28,7 @@ pub(crate) fn run(conn: &Conn, cmd: KeyCommand) -> Result<()> {
             if !filter.is_empty() {
                 bail!("--filter needs --server (the local key list shows every key)");
             }
-            list_local(&data.data_dir, json)
+            list_local(&data.hsm(), json)
         }
         KeyCommand::Remote(cmd) => super::client_runtime()?.block_on(async {
             let remote = conn.connect().await?;
@@ -41,10 +39,15 @@ pub(crate) fn run(conn: &Conn, cmd: KeyCommand) -> Result<()> {
 }
 
 /// `keyward key generate`: a TLS key pair in the local data directory (created if needed).
-fn generate_local(dir: &Path, spec: KeySpec, label: &str, json: bool) -> Result<()> {
+fn generate_local(
+    store: &keyward_config::HsmConfig,
+    spec: KeySpec,
+    label: &str,
+    json: bool,
+) -> Result<()> {
     // Refuse bad input before anything is created on disk.
     keyward_hsm::Attributes::check_label(label)?;
-    let (hsm, _writer) = data_dir::open_or_create_for_writing(dir)?;
+    let (hsm, _writer) = data_dir::open_or_create_for_writing(store)?;
     let session = hsm.service_session(PROXY_USER)?;
     let (private, public) = keyward_server::pki::generate_tls_key(&hsm, &session, spec, label)?;
     if json {
@@ -59,8 +62,8 @@ fn generate_local(dir: &Path, spec: KeySpec, label: &str, json: bool) -> Result<
 }
 
 /// `keyward key list` on the local data directory: every key, read from a snapshot.
-fn list_local(dir: &Path, json: bool) -> Result<()> {
-    let hsm = data_dir::open_to_read(dir)?;
+fn list_local(store: &keyward_config::HsmConfig, json: bool) -> Result<()> {
+    let hsm = data_dir::open_to_read(store)?;
     let session = hsm.service_session(PROXY_USER)?;
     let mut keys = Vec::new();
     let mut after = None;

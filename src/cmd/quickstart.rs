@@ -17,7 +17,7 @@ use crate::{data_dir, demo_upstream};
 
 /// Runs `keyward quickstart` until SIGTERM or Ctrl-C.
 pub(crate) async fn run(
-    dir: &Path,
+    data: &crate::cli::DataDirArg,
     listen: SocketAddr,
     api_listen: SocketAddr,
     admin_listen: SocketAddr,
@@ -25,7 +25,13 @@ pub(crate) async fn run(
     const LABEL: &str = "quickstart";
     let signals = Signals::catch()?;
     let api_listener = super::bind(api_listen).await?;
-    let (hsm, _writer) = data_dir::open_or_create_for_writing(dir)?;
+    if data.store.is_some() {
+        anyhow::bail!(
+            "the quickstart runs on the embedded store in its data directory; for a PostgreSQL store, run `keyward serve` with [hsm] store"
+        );
+    }
+    let dir = data.data_dir.as_path();
+    let (hsm, _writer) = data_dir::open_or_create_for_writing(&data.hsm())?;
     let hsm = std::sync::Arc::new(hsm);
     let session = hsm.service_session(PROXY_USER)?;
     quickstart_api_setup(&hsm, &session, dir)?;

@@ -115,8 +115,7 @@ pub(crate) fn run(
             None => None,
         };
         let admin = bind_admin(&config).await?;
-        let (hsm, writer) =
-            data_dir::open_for_serving(&config.hsm.data_dir, config.api.is_some(), options)?;
+        let (hsm, writer) = data_dir::open_for_serving(&config.hsm, config.api.is_some(), options)?;
         if let Some(api) = &config.api {
             hsm.set_admin_lockout(std::time::Duration::from_secs(api.admin_lockout_s));
         }

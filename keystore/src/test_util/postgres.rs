@@ -1,0 +1,174 @@
+//! A real, throwaway PostgreSQL server for tests: `initdb` into a temporary folder, started
+//! with `pg_ctl` on a free loopback port, one per test process, stopped (by its PID, through
+//! `pg_ctl stop`) and removed when the test process exits, however it exits.
+//!
+//! The server is run by a small shell script that the test process feeds on standard input:
+//! when the process ends, the pipe closes, and the script stops the server and deletes its
+//! folder. As root (CI), `initdb` and the server run as the `postgres` user. The binaries are
+//! looked up on `PATH`, then in `/usr/lib/postgresql/<newest>/bin` (Debian).
+
+use std::io::{BufRead as _, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Mutex, OnceLock};
+
+use crate::PostgresOptions;
+
+/// The test process's PostgreSQL server.
+pub struct TestPostgres {
+    port: u16,
+    bin: PathBuf,
+    /// Closing this stops the server; kept for the life of the process.
+    _stdin: Mutex<ChildStdin>,
+    _child: Mutex<Child>,
+}
+
+static SERVER: OnceLock<TestPostgres> = OnceLock::new();
+static NEXT_DATABASE: AtomicU32 = AtomicU32::new(1);
+
+const SCRIPT: &str = r#"
+set -eu
+bin=$1; port=$2
+dir=$(mktemp -d "${TMPDIR:-/tmp}/keyward-pg.XXXXXX")
+if [ "$(id -u)" = 0 ]; then chown postgres "$dir"; as() { runuser -u postgres -- "$@"; }; else as() { "$@"; }; fi
+cleanup() { as "$bin/pg_ctl" -D "$dir/data" -m immediate -w stop >/dev/null 2>&1 || true; rm -rf "$dir"; }
+trap cleanup EXIT
+as "$bin/initdb" -D "$dir/data" -U postgres -A trust --no-sync -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log" >&2; exit 1; }
+as "$bin/pg_ctl" -D "$dir/data" -l "$dir/log" -w -t 60 \
+  -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300" start >/dev/null \
+  || { cat "$dir/log" >&2; exit 1; }
+echo "ready $dir"
+while read -r _; do :; done
+"#;
+
+fn find_bin() -> PathBuf {
+    let on_path = std::env::var_os("PATH").into_iter().flat_map(|p| {
+        std::env::split_paths(&p)
+            .filter(|d| d.join("initdb").is_file() && d.join("pg_ctl").is_file())
+            .collect::<Vec<_>>()
+    });
+    let debian = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path().join("bin"))
+        .filter(|d| d.join("initdb").is_file());
+    let mut debian: Vec<_> = debian.collect();
+    debian.sort_by_key(|d| {
+        d.parent()
+            .and_then(|v| v.file_name())
+            .and_then(|v| v.to_str())
+            .and_then(|v| v.parse::<u32>().ok())
+            .unwrap_or(0)
+    });
+    on_path.chain(debian.into_iter().rev()).next().expect(
+        "PostgreSQL server binaries (initdb, pg_ctl): install postgresql (scripts/test does)",
+    )
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+impl TestPostgres {
+    /// The process's server, started on first use.
+    ///
+    /// # Panics
+    /// If the binaries are missing or the server does not start (its log is printed).
+    pub fn shared() -> &'static TestPostgres {
+        SERVER.get_or_init(Self::start)
+    }
+
+    fn start() -> TestPostgres {
+        let bin = find_bin();
+        let port = free_port();
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg(SCRIPT)
+            .arg("keyward-test-postgres")
+            .arg(&bin)
+            .arg(port.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start sh for PostgreSQL");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut line = String::new();
+        // `pg_ctl -w -t 60` bounds this wait: the script prints a line or exits.
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read the PostgreSQL starter's output");
+        assert!(
+            line.starts_with("ready "),
+            "PostgreSQL did not start (its log is above)"
+        );
+        let stdin = child.stdin.take().expect("piped stdin");
+        TestPostgres {
+            port,
+            bin,
+            _stdin: Mutex::new(stdin),
+            _child: Mutex::new(child),
+        }
+    }
+
+    /// The loopback port the server listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The URL of database `name` as the superuser `postgres` (trust authentication).
+    pub fn url(&self, name: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{name}", self.port)
+    }
+
+    /// Runs one SQL statement as the superuser in database `postgres` with `psql`.
+    ///
+    /// # Panics
+    /// If `psql` fails.
+    pub fn psql(&self, database: &str, statement: &str) -> String {
+        let psql = {
+            let beside = self.bin.join("psql");
+            if beside.is_file() {
+                beside
+            } else {
+                PathBuf::from("psql")
+            }
+        };
+        let out = Command::new(psql)
+            .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1"])
+            .args(["-h", "127.0.0.1", "-U", "postgres", "-p"])
+            .arg(self.port.to_string())
+            .args(["-d", database, "-c", statement])
+            .output()
+            .expect("run psql");
+        assert!(
+            out.status.success(),
+            "psql {statement}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    /// A new, empty database; returns its name.
+    pub fn new_database(&self) -> String {
+        let name = format!(
+            "keyward_test_{}_{}",
+            std::process::id(),
+            NEXT_DATABASE.fetch_add(1, Ordering::Relaxed)
+        );
+        self.psql("postgres", &format!("CREATE DATABASE {name}"));
+        name
+    }
+
+    /// Options for a new, empty database (a pool of 4 connections).
+    pub fn new_store_options(&self) -> PostgresOptions {
+        let mut options = PostgresOptions::new(self.url(&self.new_database()));
+        options.pool_size = 4;
+        options
+    }
+}

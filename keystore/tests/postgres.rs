@@ -1,0 +1,200 @@
+//! The PostgreSQL backend beyond the conformance suite: schema versions and migrations,
+//! the writer lock, an unreachable database, and use from inside an async runtime. Each test
+//! uses its own database on the test process's PostgreSQL server.
+
+use keyward_keystore::test_util::TestPostgres;
+use keyward_keystore::{Backend, Error, PostgresBackend, PostgresOptions, Record};
+
+fn rec(id: &str) -> Record {
+    Record {
+        kind: "key".into(),
+        id: id.into(),
+        version: 1,
+        blob: vec![7; 3],
+    }
+}
+
+#[test]
+fn open_needs_a_store_create_makes_one_and_refuses_a_second() {
+    let pg = TestPostgres::shared();
+    let options = pg.new_store_options();
+    let before = pg.psql(
+        &db_of(&options),
+        "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'",
+    );
+    assert!(matches!(
+        PostgresBackend::open(&options),
+        Err(Error::NotFound { .. })
+    ));
+    assert_eq!(
+        pg.psql(
+            &db_of(&options),
+            "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"
+        ),
+        before,
+        "a failed open creates nothing"
+    );
+
+    let store = PostgresBackend::create(&options).unwrap();
+    store.insert(&rec("1")).unwrap();
+    drop(store);
+    assert_eq!(
+        pg.psql(
+            &db_of(&options),
+            "SELECT string_agg(version::text, ',' ORDER BY version) FROM keyward_schema_migrations"
+        ),
+        "1"
+    );
+    let message = PostgresBackend::create(&options).unwrap_err().to_string();
+    assert!(message.contains("already exists"), "{message}");
+
+    let store = PostgresBackend::open(&options).unwrap();
+    assert_eq!(store.get("key", "1").unwrap().unwrap().blob, vec![7; 3]);
+}
+
+#[test]
+fn a_newer_schema_is_refused_and_left_alone() {
+    let pg = TestPostgres::shared();
+    let options = pg.new_store_options();
+    drop(PostgresBackend::create(&options).unwrap());
+    pg.psql(
+        &db_of(&options),
+        "INSERT INTO keyward_schema_migrations (version) VALUES (99)",
+    );
+    match PostgresBackend::open(&options) {
+        Err(Error::Schema {
+            found: 99,
+            supported,
+        }) => assert_eq!(supported, keyward_keystore::postgres::SCHEMA_VERSION),
+        other => panic!("expected a schema refusal, got {other:?}"),
+    }
+    assert_eq!(
+        pg.psql(
+            &db_of(&options),
+            "SELECT count(*) FROM keyward_schema_migrations"
+        ),
+        "2"
+    );
+}
+
+#[test]
+fn two_nodes_starting_at_once_migrate_once() {
+    let pg = TestPostgres::shared();
+    let options = pg.new_store_options();
+    let handles: Vec<_> = (0..4)
+        .map(|_| {
+            let options = options.clone();
+            std::thread::spawn(move || PostgresBackend::create(&options).map(drop))
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap().unwrap();
+    }
+    assert_eq!(
+        pg.psql(
+            &db_of(&options),
+            "SELECT count(*) FROM keyward_schema_migrations"
+        ),
+        "1"
+    );
+}
+
+#[test]
+fn one_writer_at_a_time_and_the_lock_dies_with_its_holder() {
+    let options = TestPostgres::shared().new_store_options();
+    let a = PostgresBackend::create(&options).unwrap();
+    let b = PostgresBackend::open(&options).unwrap();
+    let held = a
+        .try_lock_writer()
+        .unwrap()
+        .expect("the first writer gets the lock");
+    assert!(
+        b.try_lock_writer().unwrap().is_none(),
+        "a second writer is refused"
+    );
+    drop(held);
+    // The server releases a session lock when its connection closes; that takes a moment.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let relocked = loop {
+        if let Some(lock) = b.try_lock_writer().unwrap() {
+            break lock;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "lock not released within 10 s"
+        );
+        std::thread::yield_now();
+    };
+    assert!(a.try_lock_writer().unwrap().is_none());
+    drop(relocked);
+}
+
+#[test]
+fn an_unreachable_database_is_unavailable_with_no_password_in_the_message() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    // Nothing listens on `port` once the listener above is dropped.
+    let options = PostgresOptions::new(format!("postgres://kw:hunter2@127.0.0.1:{port}/keyward"));
+    let e = PostgresBackend::open(&options).unwrap_err();
+    assert!(matches!(e, Error::Unavailable { .. }), "{e:?}");
+    assert!(!format!("{e} {e:?}").contains("hunter2"));
+}
+
+#[test]
+fn a_bad_url_or_ca_file_is_a_clear_error() {
+    let e = PostgresBackend::open(&PostgresOptions::new("postgres://kw:pw@[::1/db")).unwrap_err();
+    assert!(matches!(e, Error::Config { .. }), "{e:?}");
+    assert!(!e.to_string().contains(":pw@"), "{e}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, "not a certificate\n").unwrap();
+    let mut options = TestPostgres::shared().new_store_options();
+    options.ca_file = Some(ca.clone());
+    let e = PostgresBackend::open(&options).unwrap_err();
+    assert!(
+        e.to_string().contains("database CA file") && e.to_string().contains("ca.pem"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_ca_file_requires_tls_which_a_server_without_it_refuses() {
+    // The test server has no TLS: with a CA file (and no sslmode in the URL) the backend
+    // requires TLS, so it does not fall back to plain text.
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    let cert = rcgen_free_self_signed();
+    std::fs::write(&ca, cert).unwrap();
+    let mut options = TestPostgres::shared().new_store_options();
+    options.ca_file = Some(ca);
+    let e = PostgresBackend::create(&options).unwrap_err();
+    assert!(matches!(e, Error::Unavailable { .. }), "{e:?}");
+}
+
+/// A syntactically valid self-signed certificate (no crate needed: a fixed PEM).
+fn rcgen_free_self_signed() -> &'static str {
+    include_str!("data/self-signed.pem")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn works_inside_an_async_runtime_and_drops_there() {
+    let options = TestPostgres::shared().new_store_options();
+    let store = PostgresBackend::create(&options).unwrap();
+    store.insert(&rec("a")).unwrap();
+    assert_eq!(store.list("key").unwrap().len(), 1);
+    drop(store);
+}
+
+/// The database name at the end of a test URL.
+fn db_of(options: &PostgresOptions) -> String {
+    options
+        .url
+        .rsplit('/')
+        .next()
+        .expect("a database in the URL")
+        .to_owned()
+}
