@@ -209,3 +209,169 @@ fn an_unreachable_database_fails_fast_with_no_password_shown() {
     );
     assert!(!tmp.path().join("d/master.key").exists());
 }
+
+/// `keyward ARGS --server URL --ca-cert CA --user USER --password PW`.
+fn remote(url: &str, ca: &Path, user: &str, password: &str, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(keyward_bin())
+        .args(args)
+        .args(["--server", url, "--ca-cert"])
+        .arg(ca)
+        .args(["--user", user, "--password", password])
+        .env_remove("KEYWARD_DATA_DIR")
+        .env_remove("KEYWARD_SERVER")
+        .output()
+        .expect("run keyward")
+}
+
+fn remote_ok(url: &str, ca: &Path, user: &str, password: &str, args: &[&str]) -> String {
+    let out = remote(url, ca, user, password, args);
+    assert!(
+        out.status.success(),
+        "keyward {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn with_the_database_down_signing_goes_on_writes_get_503_and_the_node_recovers_alone() {
+    let pg = TestPostgres::own();
+    let url = pg.url(&pg.new_database());
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("node");
+    let pw = tmp.path().join("admin.pw");
+    std::fs::write(&pw, "admin-password\n").unwrap();
+    keyward_ok(&[
+        "init",
+        "--data-dir",
+        &p(&data),
+        "--store",
+        &url,
+        "--admin-password-file",
+        &p(&pw),
+    ]);
+    let (_node, addr) = start_hsm_serve(&data, &["--store", &url]);
+    let api = format!("https://localhost:{}", addr.port());
+    let ca = data.join("api-ca.pem");
+    let alice_pw = tmp.path().join("alice.pw");
+    std::fs::write(&alice_pw, "alice-password\n").unwrap();
+    remote_ok(
+        &api,
+        &ca,
+        "admin",
+        "admin-password",
+        &[
+            "user",
+            "create",
+            "--name",
+            "alice",
+            "--role",
+            "crypto-user",
+            "--password-file",
+            &p(&alice_pw),
+        ],
+    );
+    let generate = |label: &str| {
+        remote(
+            &api,
+            &ca,
+            "alice",
+            "alice-password",
+            &[
+                "key",
+                "generate-asymmetric-pair",
+                "ec",
+                "--curve",
+                "p256",
+                "--label",
+                label,
+                "--private-attr",
+                "sign=true",
+                "--public-attr",
+                "verify=true",
+                "--json",
+            ],
+        )
+    };
+    let out = generate("before");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pair: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let key = pair["private"]["handle"].as_u64().unwrap().to_string();
+    let msg = tmp.path().join("msg");
+    std::fs::write(&msg, b"signed while the database is down\n").unwrap();
+    let sig = tmp.path().join("sig");
+    // A session made before the outage (`login --save`): logging in writes the store.
+    let token = tmp.path().join("session.json");
+    remote_ok(
+        &api,
+        &ca,
+        "alice",
+        "alice-password",
+        &["login", "--save", "--token-file", &p(&token)],
+    );
+    let sign = || {
+        let out = std::process::Command::new(keyward_bin())
+            .args([
+                "crypto",
+                "sign",
+                "--key",
+                &key,
+                "--mechanism",
+                "ecdsa-sha256",
+                "--in",
+                &p(&msg),
+                "--out",
+                &p(&sig),
+                "--server",
+                &api,
+                "--ca-cert",
+                &p(&ca),
+                "--token-file",
+                &p(&token),
+            ])
+            .env_remove("KEYWARD_USER")
+            .env_remove("KEYWARD_PASSWORD")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "sign: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    sign();
+
+    pg.stop();
+    std::fs::remove_file(&sig).unwrap();
+    sign();
+    assert!(sig.is_file(), "signed from memory with the database down");
+    let out = generate("during");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("store_unavailable"),
+        "a write with the database down: {err}"
+    );
+
+    pg.start();
+    let out = generate("after");
+    assert!(
+        out.status.success(),
+        "the node writes again without a restart: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let list = remote_ok(
+        &api,
+        &ca,
+        "alice",
+        "alice-password",
+        &["key", "list", "--json"],
+    );
+    assert!(
+        list.contains("\"after\"") && !list.contains("\"during\""),
+        "{list}"
+    );
+}

@@ -67,6 +67,9 @@ error_codes! {
     SelfTestFailed = "self_test_failed",
     /// `store_error`: the storage backend failed (500).
     StoreError = "store_error",
+    /// `store_unavailable`: the store's database cannot be reached; reads and crypto with
+    /// the keys in memory go on, writes are refused until it returns (503).
+    StoreUnavailable = "store_unavailable",
     /// `crypto_error`: the cryptographic library failed (500).
     CryptoError = "crypto_error",
     /// `permission_denied`: the caller's role or relation to the key forbids it (403).

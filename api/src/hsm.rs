@@ -171,6 +171,7 @@ impl From<hsm::ErrorCode> for ErrorCode {
             C::RecordTampered => ErrorCode::RecordTampered,
             C::SelfTestFailed => ErrorCode::SelfTestFailed,
             C::StoreError => ErrorCode::StoreError,
+            C::StoreUnavailable => ErrorCode::StoreUnavailable,
             C::CryptoError => ErrorCode::CryptoError,
             C::PermissionDenied => ErrorCode::PermissionDenied,
             C::AuthenticationFailed => ErrorCode::AuthenticationFailed,

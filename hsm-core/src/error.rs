@@ -191,6 +191,9 @@ impl Error {
             Error::Sealed { .. } => ErrorCode::Sealed,
             Error::RecordTampered { .. } => ErrorCode::RecordTampered,
             Error::SelfTestFailed { .. } => ErrorCode::SelfTestFailed,
+            Error::Store(keyward_keystore::Error::Unavailable { .. }) => {
+                ErrorCode::StoreUnavailable
+            }
             Error::Store(_) => ErrorCode::StoreError,
             Error::Crypto { .. } => ErrorCode::CryptoError,
             Error::PermissionDenied { .. } => ErrorCode::PermissionDenied,
@@ -249,6 +252,9 @@ pub enum ErrorCode {
     SelfTestFailed,
     /// `store_error`: [`Error::Store`].
     StoreError,
+    /// `store_unavailable`: [`Error::Store`] with [`keyward_keystore::Error::Unavailable`]:
+    /// the store's database cannot be reached (writes wait for it; keys in memory still work).
+    StoreUnavailable,
     /// `crypto_error`: [`Error::Crypto`].
     CryptoError,
     /// `permission_denied`: [`Error::PermissionDenied`].
@@ -287,6 +293,7 @@ impl ErrorCode {
             ErrorCode::RecordTampered => "record_tampered",
             ErrorCode::SelfTestFailed => "self_test_failed",
             ErrorCode::StoreError => "store_error",
+            ErrorCode::StoreUnavailable => "store_unavailable",
             ErrorCode::CryptoError => "crypto_error",
             ErrorCode::PermissionDenied => "permission_denied",
             ErrorCode::AuthenticationFailed => "authentication_failed",

@@ -49,7 +49,7 @@ pub fn status_of(e: &keyward_hsm::Error) -> StatusCode {
         C::AuthenticationFailed | C::SessionInvalid => StatusCode::UNAUTHORIZED,
         C::UserLocked => StatusCode::LOCKED,
         C::UserExists | C::LabelExists | C::LabelAmbiguous => StatusCode::CONFLICT,
-        C::Sealed | C::SelfTestFailed => StatusCode::SERVICE_UNAVAILABLE,
+        C::Sealed | C::SelfTestFailed | C::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         // Failures of the store, of the crypto library or of Keyward itself, and a write on a
         // read-only node: the caller sees a generic message, the log the details.
         C::RecordTampered

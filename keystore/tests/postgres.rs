@@ -198,3 +198,37 @@ fn db_of(options: &PostgresOptions) -> String {
         .expect("a database in the URL")
         .to_owned()
 }
+
+#[test]
+fn a_database_outage_is_unavailable_and_the_same_backend_recovers_when_it_returns() {
+    let pg = TestPostgres::own();
+    let mut options = PostgresOptions::new(pg.url(&pg.new_database()));
+    options.pool_size = 2;
+    let store = PostgresBackend::create(&options).unwrap();
+    store.insert(&rec("before")).unwrap();
+    pg.stop();
+    for attempt in [
+        store.insert(&rec("during")).map(|_| ()),
+        store.get("key", "before").map(|_| ()),
+        store.write_anchor(b"a").map(|_| ()),
+    ] {
+        assert!(
+            matches!(attempt, Err(Error::Unavailable { .. })),
+            "{attempt:?}"
+        );
+    }
+    pg.start();
+    // No reopen: the pool replaces the connections the restart closed.
+    store.insert(&rec("after")).unwrap();
+    let ids: Vec<String> = store
+        .list("key")
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(
+        ids,
+        ["after", "before"],
+        "nothing written during the outage"
+    );
+}

@@ -1,6 +1,7 @@
 //! A real, throwaway PostgreSQL server for tests: `initdb` into a temporary folder, started
-//! with `pg_ctl` on a free loopback port, one per test process, stopped (by its PID, through
-//! `pg_ctl stop`) and removed when the test process exits, however it exits.
+//! with `pg_ctl` on a free loopback port, one shared per test process (or one a test owns, to
+//! stop and start it), stopped (by its PID, through `pg_ctl stop`) and removed when the test
+//! process exits, however it exits.
 //!
 //! The server is run by a small shell script that the test process feeds on standard input:
 //! when the process ends, the pipe closes, and the script stops the server and deletes its
@@ -15,13 +16,34 @@ use std::sync::{Mutex, OnceLock};
 
 use crate::PostgresOptions;
 
-/// The test process's PostgreSQL server.
+/// A PostgreSQL server of the test process: the shared one, or one a test owns (to stop and
+/// start it).
 pub struct TestPostgres {
     port: u16,
     bin: PathBuf,
-    /// Closing this stops the server; kept for the life of the process.
-    _stdin: Mutex<ChildStdin>,
-    _child: Mutex<Child>,
+    /// The script's commands (`stop`, `start`); closing it stops the server for good.
+    control: Mutex<Option<Control>>,
+    child: Mutex<Child>,
+}
+
+/// The script's standard input and output.
+type Control = (ChildStdin, BufReader<std::process::ChildStdout>);
+
+impl Drop for TestPostgres {
+    fn drop(&mut self) {
+        // Closing stdin makes the script stop the server and delete its folder; wait for it.
+        drop(
+            self.control
+                .get_mut()
+                .unwrap_or_else(|e| e.into_inner())
+                .take(),
+        );
+        let _ = self
+            .child
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .wait();
+    }
 }
 
 static SERVER: OnceLock<TestPostgres> = OnceLock::new();
@@ -35,11 +57,19 @@ if [ "$(id -u)" = 0 ]; then chown postgres "$dir"; as() { runuser -u postgres --
 cleanup() { as "$bin/pg_ctl" -D "$dir/data" -m immediate -w stop >/dev/null 2>&1 || true; rm -rf "$dir"; }
 trap cleanup EXIT
 as "$bin/initdb" -D "$dir/data" -U postgres -A trust --no-sync -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log" >&2; exit 1; }
-as "$bin/pg_ctl" -D "$dir/data" -l "$dir/log" -w -t 60 \
-  -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300" start >/dev/null \
-  || { cat "$dir/log" >&2; exit 1; }
+start() {
+  as "$bin/pg_ctl" -D "$dir/data" -l "$dir/log" -w -t 60 \
+    -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300" start >/dev/null \
+    || { cat "$dir/log" >&2; exit 1; }
+}
+start
 echo "ready $dir"
-while read -r _; do :; done
+while read -r cmd; do
+  case $cmd in
+    stop) as "$bin/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null; echo stopped ;;
+    start) start; echo started ;;
+  esac
+done
 "#;
 
 fn find_bin() -> PathBuf {
@@ -67,6 +97,15 @@ fn find_bin() -> PathBuf {
     )
 }
 
+/// One line from the script; `pg_ctl -w -t 60` bounds the wait (it prints a line or exits).
+fn read_reply(stdout: &mut BufReader<std::process::ChildStdout>) -> String {
+    let mut line = String::new();
+    stdout
+        .read_line(&mut line)
+        .expect("read the PostgreSQL script's output");
+    line
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -80,10 +119,14 @@ impl TestPostgres {
     /// # Panics
     /// If the binaries are missing or the server does not start (its log is printed).
     pub fn shared() -> &'static TestPostgres {
-        SERVER.get_or_init(Self::start)
+        SERVER.get_or_init(Self::own)
     }
 
-    fn start() -> TestPostgres {
+    /// A server of the caller's own (stopped and removed when dropped), to stop and start.
+    ///
+    /// # Panics
+    /// As [`shared`](Self::shared).
+    pub fn own() -> TestPostgres {
         let bin = find_bin();
         let port = free_port();
         let mut child = Command::new("sh")
@@ -97,23 +140,45 @@ impl TestPostgres {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("start sh for PostgreSQL");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let mut line = String::new();
-        // `pg_ctl -w -t 60` bounds this wait: the script prints a line or exits.
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("read the PostgreSQL starter's output");
+        let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
+        let stdin = child.stdin.take().expect("piped stdin");
+        let line = read_reply(&mut stdout);
         assert!(
             line.starts_with("ready "),
             "PostgreSQL did not start (its log is above)"
         );
-        let stdin = child.stdin.take().expect("piped stdin");
         TestPostgres {
             port,
             bin,
-            _stdin: Mutex::new(stdin),
-            _child: Mutex::new(child),
+            control: Mutex::new(Some((stdin, stdout))),
+            child: Mutex::new(child),
         }
+    }
+
+    fn command(&self, command: &str, reply: &str) {
+        let mut control = self.control.lock().unwrap_or_else(|e| e.into_inner());
+        let (stdin, stdout) = control.as_mut().expect("the server is running");
+        std::io::Write::write_all(stdin, format!("{command}\n").as_bytes())
+            .and_then(|()| std::io::Write::flush(stdin))
+            .expect("send a command to the PostgreSQL script");
+        let line = read_reply(stdout);
+        assert_eq!(
+            line.trim(),
+            reply,
+            "PostgreSQL {command} failed (its log is above)"
+        );
+    }
+
+    /// Stops the server (`pg_ctl stop -m fast`: connections are closed) and waits until it is
+    /// down.
+    pub fn stop(&self) {
+        self.command("stop", "stopped");
+    }
+
+    /// Starts the stopped server again on the same port and waits until it accepts
+    /// connections.
+    pub fn start(&self) {
+        self.command("start", "started");
     }
 
     /// The loopback port the server listens on.
