@@ -375,3 +375,65 @@ fn with_the_database_down_signing_goes_on_writes_get_503_and_the_node_recovers_a
         "{list}"
     );
 }
+
+#[test]
+fn two_proxies_serve_tls_with_a_key_from_the_postgres_store() {
+    let (_db, url) = new_store();
+    let site = Site::new();
+    let data = site.data();
+    keyward_ok(&[
+        "key",
+        "generate",
+        "--type",
+        "ec-p256",
+        "--label",
+        "web",
+        "--data-dir",
+        &p(&data),
+        "--store",
+        &url,
+    ]);
+    let cert = site.dir.join("web.pem");
+    keyward_ok(&[
+        "cert",
+        "self-signed",
+        "--key",
+        "web",
+        "--dns",
+        "localhost",
+        "--ip",
+        "127.0.0.1",
+        "--out",
+        &p(&cert),
+        "--data-dir",
+        &p(&data),
+        "--store",
+        &url,
+    ]);
+    assert!(!data.join("keyward.sqlite3").exists());
+    let (_up, up) = start_upstream();
+    let config = site.dir.join("keyward.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[hsm]\ndata_dir = \"data\"\nstore = \"{url}\"\n\n{}[upstream]\nurl = \"http://{up}\"\n",
+            listener(&cert, "web", "")
+        ),
+    )
+    .unwrap();
+    let (a, a_addrs) = start_serve(&config, 1);
+    let (b, b_addrs) = start_serve(&config, 1);
+    assert!(
+        b.stderr
+            .all()
+            .iter()
+            .any(|l| l.contains("runs as a reader node")),
+        "the second proxy shares the store as a reader: {:?}",
+        b.stderr.all()
+    );
+    for addr in [a_addrs[0], b_addrs[0]] {
+        let out = Curl::https(addr, "/", &cert).run();
+        assert_eq!(out.status, 200, "{addr}: {out:?}");
+    }
+    drop((a, b));
+}
