@@ -132,14 +132,14 @@ pub(crate) fn open_to_read(hsm: &HsmConfig) -> Result<Hsm> {
 /// An opened store of either kind.
 enum Opened {
     Sqlite(SqliteBackend),
-    Postgres(PostgresBackend),
+    Postgres(Box<PostgresBackend>),
 }
 
 impl Opened {
     fn boxed(self) -> Box<dyn Backend> {
         match self {
             Opened::Sqlite(b) => Box::new(b),
-            Opened::Postgres(b) => Box::new(b),
+            Opened::Postgres(b) => b,
         }
     }
 
@@ -174,10 +174,10 @@ fn backend(hsm: &HsmConfig) -> Result<(Opened, MasterKey)> {
                     .with_context(|| format!("store {}", store.display()))?,
             )
         }
-        Some(pg) => Opened::Postgres(
+        Some(pg) => Opened::Postgres(Box::new(
             PostgresBackend::open(&postgres_options(pg)?)
                 .with_context(|| format!("store {}", store_name(hsm)))?,
-        ),
+        )),
     };
     Ok((backend, master))
 }
@@ -219,7 +219,7 @@ fn create_store(hsm: &HsmConfig) -> Result<(Opened, MasterKey)> {
             Opened::Sqlite(backend)
         }
         Some(pg) => match PostgresBackend::create(&postgres_options(pg)?) {
-            Ok(backend) => Opened::Postgres(backend),
+            Ok(backend) => Opened::Postgres(Box::new(backend)),
             Err(keyward_keystore::Error::AlreadyExists { .. }) => bail!(
                 "the database {} already holds a Keyward store: this node joins it with a copy of master.key from a node of the cluster in {} (mode 0600)",
                 store_name(hsm),
