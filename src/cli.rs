@@ -32,7 +32,7 @@ pub(crate) struct DataDirArg {
     #[arg(long, env = "KEYWARD_DATA_DIR", default_value = "keyward-data")]
     pub(crate) data_dir: PathBuf,
     /// The cluster's PostgreSQL store instead of DATA_DIR/keyward.sqlite3:
-    /// postgres://USER@HOST[:PORT]/DATABASE[?sslmode=require]. Password: --store-password-file,
+    /// `postgres://USER@HOST[:PORT]/DATABASE[?sslmode=require]`. Password: --store-password-file,
     /// else env KEYWARD_HSM__STORE_PASSWORD.
     #[arg(long, env = "KEYWARD_HSM__STORE", value_parser = parse_store)]
     pub(crate) store: Option<keyward_config::PostgresStore>,
