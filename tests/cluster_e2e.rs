@@ -22,6 +22,31 @@ fn p(path: &Path) -> String {
     path.display().to_string()
 }
 
+/// `keyward init --data-dir DIR --store URL` with the admin password `admin-password`.
+fn init(dir: &Path, url: &str) -> std::process::Output {
+    let pw = dir.with_extension("admin.pw");
+    std::fs::write(&pw, "admin-password\n").unwrap();
+    keyward(&[
+        "init",
+        "--data-dir",
+        &p(dir),
+        "--store",
+        url,
+        "--admin-password-file",
+        &p(&pw),
+    ])
+}
+
+/// [`init`], which must succeed.
+fn init_ok(dir: &Path, url: &str) {
+    let out = init(dir, url);
+    assert!(
+        out.status.success(),
+        "init: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 fn stderr_of(args: &[&str]) -> String {
     let out = keyward(args);
     assert!(!out.status.success(), "keyward {args:?} succeeded");
@@ -34,17 +59,7 @@ fn init_keys_and_restarts_keep_everything_in_the_database_not_the_data_dir() {
     let (db, url) = new_store();
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("node1");
-    let pw = tmp.path().join("admin.pw");
-    std::fs::write(&pw, "admin-password\n").unwrap();
-    keyward_ok(&[
-        "init",
-        "--data-dir",
-        &p(&data),
-        "--store",
-        &url,
-        "--admin-password-file",
-        &p(&pw),
-    ]);
+    init_ok(&data, &url);
     assert!(data.join("master.key").is_file());
     assert!(
         !data.join("keyward.sqlite3").exists(),
@@ -121,21 +136,8 @@ fn a_second_init_or_a_node_without_the_master_key_is_told_what_to_do() {
     let tmp = tempfile::tempdir().unwrap();
     let first = tmp.path().join("first");
     let second = tmp.path().join("second");
-    let pw = tmp.path().join("admin.pw");
-    std::fs::write(&pw, "admin-password\n").unwrap();
-    let init = |dir: &Path| {
-        keyward(&[
-            "init",
-            "--data-dir",
-            &p(dir),
-            "--store",
-            &url,
-            "--admin-password-file",
-            &p(&pw),
-        ])
-    };
-    assert!(init(&first).status.success());
-    let out = init(&second);
+    init_ok(&first, &url);
+    let out = init(&second, &url);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         !out.status.success()
@@ -163,20 +165,8 @@ fn a_second_init_or_a_node_without_the_master_key_is_told_what_to_do() {
 
     // A different master key cannot open it.
     let third = tmp.path().join("third");
-    let other_db = {
-        let (_db, other_url) = new_store();
-        keyward_ok(&[
-            "init",
-            "--data-dir",
-            &p(&third),
-            "--store",
-            &other_url,
-            "--admin-password-file",
-            &p(&pw),
-        ]);
-        other_url
-    };
-    let _ = other_db;
+    let (_other_db, other_url) = new_store();
+    init_ok(&third, &other_url);
     let err = stderr_of(&["key", "list", "--data-dir", &p(&third), "--store", &url]);
     assert!(err.contains("cannot unseal"), "{err}");
 }
@@ -239,17 +229,7 @@ fn with_the_database_down_signing_goes_on_writes_get_503_and_the_node_recovers_a
     let url = pg.url(&pg.new_database());
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("node");
-    let pw = tmp.path().join("admin.pw");
-    std::fs::write(&pw, "admin-password\n").unwrap();
-    keyward_ok(&[
-        "init",
-        "--data-dir",
-        &p(&data),
-        "--store",
-        &url,
-        "--admin-password-file",
-        &p(&pw),
-    ]);
+    init_ok(&data, &url);
     let (_node, addr) = start_hsm_serve(&data, &["--store", &url]);
     let api = format!("https://localhost:{}", addr.port());
     let ca = data.join("api-ca.pem");
