@@ -11,7 +11,6 @@ use anyhow::{bail, Context, Result};
 use keyward_config::{HsmConfig, PostgresStore};
 use keyward_hsm::{Hsm, MasterKey, OpenOptions};
 use keyward_keystore::data_dir::{self as files, DirAccess};
-use keyward_keystore::postgres::PostgresWriterLock;
 use keyward_keystore::{Backend, PostgresBackend, PostgresOptions, SqliteBackend};
 use zeroize::Zeroizing;
 
@@ -21,16 +20,16 @@ pub(crate) use keyward_keystore::data_dir::{store_path, MASTER_KEY_FILE, STORE_F
 /// `store_password_file` is given.
 const STORE_PASSWORD_ENV: &str = "KEYWARD_HSM__STORE_PASSWORD";
 
-/// The lock that makes a process the one writer of its store: an advisory `flock` on the
-/// SQLite file, or a PostgreSQL advisory lock held on a connection of its own.
+/// What lets a process write its store: the data directory's writer lock (an advisory
+/// `flock` on the SQLite file: one writer process), or, on a PostgreSQL store, nothing to
+/// hold: every node writes, each change under the database's write lock (see
+/// `keyward_hsm::Hsm::catch_up`).
 #[derive(Debug)]
 pub(crate) enum WriterLock {
     /// `flock` on `keyward.sqlite3`.
     File(#[expect(dead_code, reason = "held, never read: dropping it unlocks")] files::WriterLock),
-    /// `pg_try_advisory_lock` on the cluster database.
-    Postgres(
-        #[expect(dead_code, reason = "held, never read: dropping it unlocks")] PostgresWriterLock,
-    ),
+    /// A node of a cluster store.
+    Cluster,
 }
 
 /// The PostgreSQL options of `store`: its password read from `store_password_file`, else
@@ -143,14 +142,12 @@ impl Opened {
         }
     }
 
-    /// The writer lock of this store; `None` if another process holds it.
+    /// The writer lock of this store; `None` if another process holds it (never for a
+    /// cluster store, which every node writes).
     fn try_lock(&self, hsm: &HsmConfig) -> Result<Option<WriterLock>> {
         Ok(match self {
             Opened::Sqlite(_) => files::try_lock_for_writing(&hsm.data_dir)?.map(WriterLock::File),
-            Opened::Postgres(b) => b
-                .try_lock_writer()
-                .with_context(|| format!("store {}", store_name(hsm)))?
-                .map(WriterLock::Postgres),
+            Opened::Postgres(_) => Some(WriterLock::Cluster),
         })
     }
 }
@@ -236,18 +233,12 @@ fn create_store(hsm: &HsmConfig) -> Result<(Opened, MasterKey)> {
     Ok((backend, master))
 }
 
-/// The error when another process holds the writer lock.
+/// The error when another process holds the data directory's writer lock.
 fn in_use(hsm: &HsmConfig) -> anyhow::Error {
-    match &hsm.store {
-        None => anyhow::anyhow!(
-            "the data directory {} is in use by another keyward process (serve, hsm serve or quickstart): stop it, or manage keys through its API with --server",
-            hsm.data_dir.display()
-        ),
-        Some(_) => anyhow::anyhow!(
-            "the store {} is written by another keyward node (it holds the store's writer lock): one node writes a store at a time; manage keys through that node's API with --server",
-            store_name(hsm)
-        ),
-    }
+    anyhow::anyhow!(
+        "the data directory {} is in use by another keyward process (serve, hsm serve or quickstart): stop it, or manage keys through its API with --server",
+        hsm.data_dir.display()
+    )
 }
 
 /// Opens the store for `keyward serve`: as the writer (with the writer lock) when no other

@@ -15,6 +15,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::Parser;
 
+mod catch_up;
 mod cli;
 mod cmd;
 mod data_dir;

@@ -88,9 +88,10 @@ fn init_keys_and_restarts_keep_everything_in_the_database_not_the_data_dir() {
         .as_u64()
         .unwrap();
 
-    // The node serves from the database; while it runs it is the store's one writer.
+    // The node serves from the database. Every node is a writer: a key generated from the
+    // command line while it runs is written beside it and reaches it.
     let (mut node, _addr) = start_hsm_serve(&data, &["--store", &url]);
-    let refused = stderr_of(&[
+    keyward_ok(&[
         "key",
         "generate",
         "--type",
@@ -102,10 +103,6 @@ fn init_keys_and_restarts_keep_everything_in_the_database_not_the_data_dir() {
         "--store",
         &url,
     ]);
-    assert!(
-        refused.contains("written by another keyward node"),
-        "{refused}"
-    );
     node.terminate();
 
     // After a restart the key is still there, read from the database.
@@ -404,11 +401,8 @@ fn two_proxies_serve_tls_with_a_key_from_the_postgres_store() {
     let (a, a_addrs) = start_serve(&config, 1);
     let (b, b_addrs) = start_serve(&config, 1);
     assert!(
-        b.stderr
-            .all()
-            .iter()
-            .any(|l| l.contains("runs as a reader node")),
-        "the second proxy shares the store as a reader: {:?}",
+        b.stderr.all().iter().all(|l| !l.contains("reader node")),
+        "on a cluster store every proxy is a full node: {:?}",
         b.stderr.all()
     );
     for addr in [a_addrs[0], b_addrs[0]] {
@@ -416,4 +410,153 @@ fn two_proxies_serve_tls_with_a_key_from_the_postgres_store() {
         assert_eq!(out.status, 200, "{addr}: {out:?}");
     }
     drop((a, b));
+}
+
+/// Copies a node's data directory (master key, API TLS files) for another node of its cluster.
+fn copy_data_dir(from: &Path, to: &Path) {
+    let (ok, _, err) = run("cp", &["-a", &p(from), &p(to)]);
+    assert!(ok, "{err}");
+}
+
+#[test]
+fn three_nodes_share_keys_users_and_lockouts() {
+    let (_db, url) = new_store();
+    let tmp = tempfile::tempdir().unwrap();
+    let first = tmp.path().join("node1");
+    init_ok(&first, &url);
+    let mut nodes = Vec::new();
+    for i in 1..=3 {
+        let data = tmp.path().join(format!("node{i}"));
+        if i > 1 {
+            copy_data_dir(&first, &data);
+        }
+        let (server, addr) = start_hsm_serve(&data, &["--store", &url]);
+        nodes.push((server, format!("https://localhost:{}", addr.port())));
+    }
+    let ca = first.join("api-ca.pem");
+    let api = |i: usize| nodes[i].1.clone();
+    let within = std::time::Duration::from_secs(10);
+
+    // A user created on node 2 logs in on node 3.
+    let alice_pw = tmp.path().join("alice.pw");
+    std::fs::write(&alice_pw, "alice-password\n").unwrap();
+    remote_ok(
+        &api(1),
+        &ca,
+        "admin",
+        "admin-password",
+        &[
+            "user",
+            "create",
+            "--name",
+            "alice",
+            "--role",
+            "crypto-user",
+            "--password-file",
+            &p(&alice_pw),
+        ],
+    );
+    let login = |i: usize, password: &str| remote(&api(i), &ca, "alice", password, &["login"]);
+    eventually(within, "alice logs in on node 3", || {
+        login(2, "alice-password").status.success()
+    });
+
+    // A key generated on node 1 signs on nodes 2 and 3.
+    let out = remote_ok(
+        &api(0),
+        &ca,
+        "alice",
+        "alice-password",
+        &[
+            "key",
+            "generate-asymmetric-pair",
+            "ec",
+            "--curve",
+            "p256",
+            "--label",
+            "shared",
+            "--private-attr",
+            "sign=true",
+            "--public-attr",
+            "verify=true",
+            "--json",
+        ],
+    );
+    let key = serde_json::from_str::<serde_json::Value>(&out).unwrap()["private"]["handle"]
+        .as_u64()
+        .unwrap()
+        .to_string();
+    let msg = tmp.path().join("msg");
+    std::fs::write(&msg, b"one key, three nodes\n").unwrap();
+    for i in [1, 2] {
+        let sig = tmp.path().join(format!("sig{i}"));
+        eventually(within, "the key signs on another node", || {
+            remote(
+                &api(i),
+                &ca,
+                "alice",
+                "alice-password",
+                &[
+                    "crypto",
+                    "sign",
+                    "--key",
+                    &key,
+                    "--mechanism",
+                    "ecdsa-sha256",
+                    "--in",
+                    &p(&msg),
+                    "--out",
+                    &p(&sig),
+                ],
+            )
+            .status
+            .success()
+        });
+    }
+
+    // Five failed logins spread over the three nodes lock the account everywhere.
+    for i in [0, 1, 2, 0, 1] {
+        let out = login(i, "wrong-password");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{err}");
+    }
+    // Locked: the right password gets a wrong password's answer on every node, and every
+    // node's admin sees the lock.
+    for i in 0..3 {
+        let out = login(i, "alice-password");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains("authentication_failed"),
+            "node {}: {err}",
+            i + 1
+        );
+        let users = remote_ok(
+            &api(i),
+            &ca,
+            "admin",
+            "admin-password",
+            &["user", "list", "--json"],
+        );
+        let users: serde_json::Value = serde_json::from_str(&users).unwrap();
+        assert!(
+            users
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|u| u["username"] == "alice" && u["locked"] == true),
+            "node {}: {users}",
+            i + 1
+        );
+    }
+    // Every node's writes went into one audit chain, which verifies on every node.
+    for i in 0..3 {
+        let out = remote_ok(
+            &api(i),
+            &ca,
+            "admin",
+            "admin-password",
+            &["audit", "verify"],
+        );
+        assert!(out.contains("intact"), "node {}: {out}", i + 1);
+    }
 }

@@ -210,7 +210,30 @@ pub trait Backend: Send + Sync + 'static {
     /// Replaces the rollback anchor atomically and durably (a crash leaves the old or the new
     /// one, never a mix).
     fn write_anchor(&self, blob: &[u8]) -> Result<()>;
+    /// Serializes the writers of a store that several processes write (a cluster's nodes):
+    /// while the returned guard lives, no other process's `lock_writes` returns. `None` (the
+    /// default): this backend has one writer process (SQLite: the data directory's lock).
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`] if the lock cannot be taken (the database is down, or another
+    /// process held it for longer than the backend waits).
+    fn lock_writes(&self) -> Result<Option<WriteLock>> {
+        Ok(None)
+    }
+    /// A channel that receives `()` whenever another process may have changed the store
+    /// (PostgreSQL: a notification after each committed batch, and one after every
+    /// (re)connection of the listener, since notifications sent meanwhile are lost). `None`
+    /// (the default): no such signal; the store has no other writer.
+    ///
+    /// # Errors
+    /// As the backend's reads.
+    fn subscribe(&self) -> Result<Option<std::sync::mpsc::Receiver<()>>> {
+        Ok(None)
+    }
 }
+
+/// What [`Backend::lock_writes`] returns: the lock is released when it is dropped.
+pub type WriteLock = Box<dyn std::any::Any + Send>;
 
 /// One write of a [`Backend::write_batch`].
 #[derive(Debug, Clone)]

@@ -58,8 +58,15 @@ const MIGRATIONS: &[(i64, &str)] = &[(
 /// The advisory lock key that serializes migrations (`pg_advisory_xact_lock`): "keyward" +
 /// 1 in ASCII, so that it does not collide with another application's by chance.
 const MIGRATION_LOCK: i64 = 0x6b65_7977_6172_6401;
-/// The advisory lock key a writer node holds ([`PostgresBackend::try_lock_writer`]).
-const WRITER_LOCK: i64 = 0x6b65_7977_6172_6402;
+/// The advisory lock key that serializes the nodes' writes ([`Backend::lock_writes`]).
+const WRITE_LOCK: i64 = 0x6b65_7977_6172_6402;
+
+/// How long a node waits for another node's write to finish before it gives up
+/// ([`Error::Unavailable`]).
+const WRITE_LOCK_TIMEOUT: &str = "10s";
+
+/// The `NOTIFY` channel of committed changes.
+const CHANGES_CHANNEL: &str = "keyward_changes";
 
 /// How long a call waits for a free pooled connection, or for a new one to be made, before
 /// it fails with [`Error::Unavailable`].
@@ -396,54 +403,71 @@ impl PostgresBackend {
             Ok(())
         })
     }
-
-    /// Takes the writer lock of this store (a session-level advisory lock, held on a
-    /// connection of its own for as long as the returned guard lives): `None` if another
-    /// process holds it. One node writes a store at a time until nodes coordinate their
-    /// writes (issue 14's multi-writer cluster).
-    ///
-    /// # Errors
-    /// [`Error::Unavailable`] if the database cannot be reached.
-    pub fn try_lock_writer(&self) -> Result<Option<PostgresWriterLock>> {
-        let config = self.config.clone();
-        let tls = self.tls.clone();
-        self.run(move |_| async move {
-            let (client, connection) = config.connect(tls).await.map_err(sql)?;
-            let task = tokio::spawn(connection);
-            let held: bool = client
-                .query_one("SELECT pg_try_advisory_lock($1)", &[&WRITER_LOCK])
-                .await
-                .map_err(sql)?
-                .get(0);
-            if held {
-                Ok(Some(PostgresWriterLock {
-                    _client: client,
-                    task,
-                }))
-            } else {
-                task.abort();
-                Ok(None)
-            }
-        })
-    }
 }
 
-/// The writer lock of a PostgreSQL store ([`PostgresBackend::try_lock_writer`]); released
-/// when dropped (its connection closes) or when this process dies.
-pub struct PostgresWriterLock {
-    _client: tokio_postgres::Client,
-    task: tokio::task::JoinHandle<std::result::Result<(), tokio_postgres::Error>>,
+/// The cluster write lock ([`Backend::lock_writes`]): a transaction on a pooled connection
+/// holding `pg_advisory_xact_lock`; dropping it commits that transaction, which releases the
+/// lock, and returns the connection to the pool.
+struct ClusterWriteLock {
+    client: Option<deadpool_postgres::Object>,
+    handle: tokio::runtime::Handle,
 }
 
-impl std::fmt::Debug for PostgresWriterLock {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PostgresWriterLock").finish_non_exhaustive()
-    }
-}
-
-impl Drop for PostgresWriterLock {
+impl Drop for ClusterWriteLock {
     fn drop(&mut self) {
-        self.task.abort();
+        if let Some(client) = self.client.take() {
+            self.handle.spawn(async move {
+                if client.batch_execute("COMMIT").await.is_err() {
+                    // Never hand back a connection in an unknown transaction state: closing it
+                    // releases the lock too.
+                    drop(deadpool_postgres::Object::take(client));
+                }
+            });
+        }
+    }
+}
+
+/// Listens for [`CHANGES_CHANNEL`] on a connection of its own, reconnecting after 1 s when it
+/// drops, and sends `()` to `tx` for each notification and after each (re)connection; ends
+/// when the receiver is gone.
+async fn listen(
+    config: tokio_postgres::Config,
+    tls: MakeRustlsConnect,
+    tx: std::sync::mpsc::Sender<()>,
+) {
+    loop {
+        if let Ok((client, mut connection)) = config.connect(tls.clone()).await {
+            let (ntx, mut nrx) = tokio::sync::mpsc::unbounded_channel();
+            let driver = tokio::spawn(async move {
+                // Drives the connection; its notifications go to `ntx`.
+                while let Some(Ok(message)) =
+                    std::future::poll_fn(|cx| connection.poll_message(cx)).await
+                {
+                    if let tokio_postgres::AsyncMessage::Notification(_) = message {
+                        let _ = ntx.send(());
+                    }
+                }
+            });
+            if client
+                .batch_execute(&format!("LISTEN {CHANGES_CHANNEL}"))
+                .await
+                .is_ok()
+            {
+                // Changes made while this listener was not connected were not notified.
+                if tx.send(()).is_err() {
+                    driver.abort();
+                    return;
+                }
+                while nrx.recv().await.is_some() {
+                    if tx.send(()).is_err() {
+                        driver.abort();
+                        return;
+                    }
+                }
+            }
+            driver.abort();
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
 
@@ -602,6 +626,10 @@ impl Backend for PostgresBackend {
                     Write::Delete(k, i, v) => delete_on(&tx, k, i, *v).await?,
                 }
             }
+            // Delivered to the other nodes' listeners when (and only if) this commits.
+            tx.execute("SELECT pg_notify($1, '')", &[&CHANGES_CHANNEL])
+                .await
+                .map_err(sql)?;
             // An error above drops `tx`, which rolls back.
             tx.commit().await.map_err(sql)
         })
@@ -616,6 +644,48 @@ impl Backend for PostgresBackend {
                 .map_err(sql)?;
             Ok(row.map(|r| r.get(0)))
         })
+    }
+
+    /// A transaction-level advisory lock on one pooled connection, waited for at most 10 s
+    /// (`lock_timeout`).
+    fn lock_writes(&self) -> Result<Option<crate::WriteLock>> {
+        let handle = self.handle.clone();
+        self.run(|pool| async move {
+            let client = pool.get().await.map_err(pooled)?;
+            client
+                .batch_execute(&format!(
+                    "BEGIN; SET LOCAL lock_timeout = '{WRITE_LOCK_TIMEOUT}'"
+                ))
+                .await
+                .map_err(sql)?;
+            let taken = client
+                .execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])
+                .await;
+            match taken {
+                Ok(_) => Ok(Some(Box::new(ClusterWriteLock {
+                    client: Some(client),
+                    handle,
+                }) as crate::WriteLock)),
+                Err(e) => {
+                    // Closing the connection ends its transaction.
+                    drop(deadpool_postgres::Object::take(client));
+                    if e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) {
+                        Err(unavailable(format!(
+                            "another node held the cluster's write lock for more than {WRITE_LOCK_TIMEOUT}"
+                        )))
+                    } else {
+                        Err(sql(e))
+                    }
+                }
+            }
+        })
+    }
+
+    fn subscribe(&self) -> Result<Option<std::sync::mpsc::Receiver<()>>> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.handle
+            .spawn(listen(self.config.clone(), self.tls.clone(), tx));
+        Ok(Some(rx))
     }
 
     fn write_anchor(&self, blob: &[u8]) -> Result<()> {

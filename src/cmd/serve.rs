@@ -124,6 +124,7 @@ pub(crate) fn run(
             None => keyward_proxy::NodeRole::Reader,
         };
         let hsm = std::sync::Arc::new(hsm);
+        crate::catch_up::follow(&hsm)?;
         let session = hsm.service_session(PROXY_USER)?;
         let proxy = keyward_proxy::Proxy::build(&config, &hsm, &session, role)?;
         let api_tls = match &api_listener {

@@ -16,7 +16,7 @@ impl Hsm {
         only_if_no_admin: bool,
         audit: Option<&Audit<'_>>,
     ) -> Result<()> {
-        let mut manifest = lock(&self.writer);
+        let mut manifest = self.begin_write()?;
         {
             let users = lock(&self.users);
             // Names differing only in case would read alike in the audit trail: one of them.
@@ -51,7 +51,7 @@ impl Hsm {
         change: impl FnOnce(&mut UserRecord) -> Result<()>,
         audit: Option<&Audit<'_>>,
     ) -> Result<UserRecord> {
-        let mut manifest = lock(&self.writer);
+        let mut manifest = self.begin_write()?;
         let (mut user, version) = lock(&self.users)
             .get(name)
             .cloned()
@@ -146,7 +146,7 @@ impl Hsm {
                 if name == admin.user() {
                     return Err(Error::invalid("an admin cannot delete itself"));
                 }
-                let mut manifest = lock(&self.writer);
+                let mut manifest = self.begin_write()?;
                 let version = {
                     let users = lock(&self.users);
                     let (u, v) = users

@@ -76,7 +76,7 @@ impl Hsm {
             AuditEvent::KeySetAttribute(name),
             Some(handle.to_string()),
             |audit| {
-                let mut manifest = lock(&self.writer);
+                let mut manifest = self.begin_write()?;
                 let (obj, state) = if name == AttributeName::Trusted {
                     session.require(Role::Admin)?;
                     let obj = self.object(handle)?;
@@ -177,7 +177,7 @@ impl Hsm {
             AuditEvent::KeyShare,
             Some(format!("{handle} {user}")),
             |audit| {
-                let mut manifest = lock(&self.writer);
+                let mut manifest = self.begin_write()?;
                 let (obj, state) = self.owned(session, handle)?;
                 match lock(&self.users).get(user) {
                     Some((u, _)) if u.role == Role::CryptoUser => {}
@@ -214,7 +214,7 @@ impl Hsm {
             AuditEvent::KeyUnshare,
             Some(format!("{handle} {user}")),
             |audit| {
-                let mut manifest = lock(&self.writer);
+                let mut manifest = self.begin_write()?;
                 let (obj, state) = self.owned(session, handle)?;
                 let mut info = state.info.clone();
                 let before = info.shared_with.len();

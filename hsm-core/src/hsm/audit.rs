@@ -220,6 +220,9 @@ impl Hsm {
         outcome: Outcome,
     ) -> Result<()> {
         self.check_writable("write an audit record")?;
+        // On a store several nodes write, the entry goes after every other node's: under the
+        // store's write lock, after catching up (which also moves the audit head).
+        let _writer = self.begin_write()?;
         let mut head = lock(&self.audit);
         let (writes, next) = self.audit_writes(
             &head,

@@ -71,7 +71,7 @@ impl Hsm {
     ) -> Result<Vec<KeyInfo>> {
         // Session objects would not be written, but their creation could not be audited.
         self.check_writable("create a key")?;
-        let mut manifest = lock(&self.writer);
+        let mut manifest = self.begin_write()?;
         // Re-checked under the writer lock: the session may have ended, its user been deleted,
         // or another call may have taken a label while this key was being generated.
         session.check()?;
@@ -450,7 +450,7 @@ impl Hsm {
         audit: &Audit<'_>,
     ) -> Result<()> {
         let handle = state.info.handle;
-        let mut manifest = lock(&self.writer);
+        let mut manifest = self.begin_write()?;
         if state.info.attributes.token {
             let id = handle.to_string();
             self.commit(

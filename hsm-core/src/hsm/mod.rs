@@ -17,6 +17,7 @@
 //! | [`handles`] | [`KeySigner`] and [`KeyCipher`], the handles the TLS proxy holds |
 //! | [`commit`], [`audit`] | writing a change with its audit entry; reading the trail |
 //! | [`sync`] | a reader node picking up another process's key changes |
+//! | [`cluster`] | several writers on one store: the store's write lock, catching up with other nodes |
 //!
 //! Records below this layer: [`crate::store`].
 //!
@@ -25,7 +26,8 @@
 //! The HSM has five mutexes; a thread that holds several took them in this order, and never
 //! takes an earlier one while it holds a later one:
 //!
-//! 1. `writer` (the manifest: serializes every change of keys, users and the manifest),
+//! 1. `writer` (the manifest: serializes every change of keys, users and the manifest), then,
+//!    on a store several nodes write, the store's write lock ([`cluster`]),
 //! 2. `users`,
 //! 3. `sessions`,
 //! 4. `audit` (the audit head),
@@ -66,6 +68,7 @@ use zeroize::Zeroizing;
 mod accounts;
 mod attributes;
 mod audit;
+mod cluster;
 mod commit;
 mod crypto;
 mod find;

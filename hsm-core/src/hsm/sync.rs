@@ -103,23 +103,7 @@ impl Hsm {
                 });
             }
             let plan = self.plan_sync(&next, &records)?;
-            let changes = plan.changes();
-            if !changes.is_empty() {
-                let mut map: ObjectMap = (**self.objects.load()).clone();
-                for (obj, state) in plan.updated {
-                    obj.state.store(Arc::new(state));
-                }
-                for obj in plan.added {
-                    let h = obj.state.load().info.handle;
-                    map.insert(h, obj);
-                }
-                for h in &plan.removed {
-                    if let Some(o) = map.remove(h) {
-                        o.destroyed.store(true, Ordering::Release);
-                    }
-                }
-                self.objects.store(Arc::new(map));
-            }
+            let changes = self.apply_sync(plan);
             *manifest = next;
             return Ok(changes);
         }
@@ -128,6 +112,28 @@ impl Hsm {
                 "the store changed while it was read, {SNAPSHOT_ATTEMPTS} times in a row"
             ),
         })
+    }
+
+    /// Applies a verified plan to the key objects; returns what changed.
+    pub(super) fn apply_sync(&self, plan: SyncPlan) -> TokenObjectChanges {
+        let changes = plan.changes();
+        if !changes.is_empty() {
+            let mut map: ObjectMap = (**self.objects.load()).clone();
+            for (obj, state) in plan.updated {
+                obj.state.store(Arc::new(state));
+            }
+            for obj in plan.added {
+                let h = obj.state.load().info.handle;
+                map.insert(h, obj);
+            }
+            for h in &plan.removed {
+                if let Some(o) = map.remove(h) {
+                    o.destroyed.store(true, Ordering::Release);
+                }
+            }
+            self.objects.store(Arc::new(map));
+        }
+        changes
     }
 
     /// Verifies `records` (every key record) against `manifest` and works out what changes;

@@ -320,6 +320,10 @@ impl Inner {
         };
         match self.role {
             NodeRole::Writer => {
+                // On a cluster store, another node may have made this period's key already.
+                self.hsm
+                    .catch_up()
+                    .map_err(|e| hsm_err("catching up with the cluster store", e))?;
                 for period in [now, now.saturating_add(1)] {
                     self.ensure_key(period)?;
                 }
@@ -434,12 +438,20 @@ impl Inner {
             .with(AttributeName::Sign, false)
             .with(AttributeName::Verify, false)
             .with(AttributeName::Extractable, false);
-        let info = self
+        let info = match self
             .hsm
             .generate_secret_key(&self.session, KeySpec::Aes256, &template)
-            .map_err(|e| Error::Tickets {
-                reason: format!("creating ticket key {label:?}: {e}"),
-            })?;
+        {
+            Ok(info) => info,
+            // Another node of the cluster made it a moment ago (the HSM caught up before it
+            // checked the label).
+            Err(keyward_hsm::Error::LabelExists { .. }) => return Ok(()),
+            Err(e) => {
+                return Err(Error::Tickets {
+                    reason: format!("creating ticket key {label:?}: {e}"),
+                })
+            }
+        };
         key_event!(self, period, handle = %info.handle, label = %label, "created a session ticket key in the HSM");
         Ok(())
     }

@@ -1,0 +1,196 @@
+//! Several writers on one store (a cluster's nodes on PostgreSQL): every change is made under
+//! the store's write lock ([`Backend::lock_writes`]), after catching up with what the other
+//! nodes committed, so no change is made from a stale view and the manifest and the audit
+//! chain stay one sequence. [`Hsm::catch_up`] is also what a node runs when the store tells it
+//! of another node's commit ([`Hsm::subscribe_changes`]) and now and then.
+//!
+//! What catching up re-reads and verifies, as [`Hsm::open`] does: the manifest (never older
+//! than the one this node knows), every key and user record against it (each opens under the
+//! data key with its kind, id and version as AAD), and the audit head (its sequence never goes
+//! back). Applied all at once, or not at all.
+
+use super::*;
+
+/// The writer mutex (the manifest) and, for a shared store, the store's write lock.
+pub(super) struct WriteGuard<'a> {
+    manifest: MutexGuard<'a, Manifest>,
+    _cluster: Option<keyward_keystore::WriteLock>,
+}
+
+impl std::ops::Deref for WriteGuard<'_> {
+    type Target = Manifest;
+    fn deref(&self) -> &Manifest {
+        &self.manifest
+    }
+}
+
+impl std::ops::DerefMut for WriteGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Manifest {
+        &mut self.manifest
+    }
+}
+
+impl Hsm {
+    /// Takes the writer mutex, then (shared store) the store's write lock, and catches up
+    /// with the other writers' commits: what every change of keys and users starts with.
+    pub(super) fn begin_write(&self) -> Result<WriteGuard<'_>> {
+        let mut manifest = lock(&self.writer);
+        let cluster = if self.read_only {
+            None
+        } else {
+            self.store.lock_writes()?
+        };
+        if cluster.is_some() {
+            self.catch_up_locked(&mut manifest)?;
+        }
+        Ok(WriteGuard {
+            manifest,
+            _cluster: cluster,
+        })
+    }
+
+    /// Learns of the changes other nodes committed to a shared store (keys created, changed
+    /// or destroyed; users; the audit head) and applies them; returns whether anything
+    /// changed. On a store with one writer it changes nothing (a reader node uses
+    /// [`sync_token_objects`](Self::sync_token_objects)).
+    ///
+    /// # Errors
+    /// [`Error::StoreInconsistent`] for a manifest or audit head older than this node's, or a
+    /// record missing from or not listed in the manifest; [`Error::RecordTampered`];
+    /// [`Error::Store`].
+    pub fn catch_up(&self) -> Result<bool> {
+        if self.read_only {
+            return self.sync_token_objects().map(|c| !c.is_empty());
+        }
+        let mut manifest = lock(&self.writer);
+        let Some(_cluster) = self.store.lock_writes()? else {
+            return Ok(false);
+        };
+        self.catch_up_locked(&mut manifest)
+    }
+
+    /// A channel that receives `()` when another node may have committed a change (see
+    /// [`Backend::subscribe`]); call [`catch_up`](Self::catch_up) then. `None` for a store
+    /// with one writer.
+    ///
+    /// # Errors
+    /// [`Error::Store`].
+    pub fn subscribe_changes(&self) -> Result<Option<std::sync::mpsc::Receiver<()>>> {
+        Ok(self.store.subscribe()?)
+    }
+
+    /// [`catch_up`](Self::catch_up) with the writer mutex and the store's write lock held (no
+    /// one commits meanwhile, so one read is a consistent state).
+    fn catch_up_locked(&self, manifest: &mut Manifest) -> Result<bool> {
+        let missing = |what: &str| Error::StoreInconsistent {
+            detail: format!("the {what} record is missing"),
+        };
+        let rec = self
+            .store
+            .get(RecordKind::Manifest.as_str(), ID_MANIFEST)?
+            .ok_or_else(|| missing("manifest"))?;
+        let head_rec = self
+            .store
+            .get(RecordKind::AuditHead.as_str(), ID_AUDIT_HEAD)?
+            .ok_or_else(|| missing("audit head"))?;
+        // A change of keys or users moves the manifest; every audit entry (logins too) moves
+        // the audit head.
+        let manifest_moved = rec.version != manifest.version;
+        if !manifest_moved && head_rec.version == lock(&self.audit).record_version {
+            return Ok(false);
+        }
+        if rec.version < manifest.version {
+            return Err(went_back("manifest", manifest.version, rec.version));
+        }
+        let plain = self.data_key.open(
+            RecordKind::AuditHead,
+            ID_AUDIT_HEAD,
+            head_rec.version,
+            &head_rec.blob,
+        )?;
+        let mut head: AuditHead = serde_json::from_slice(&plain)
+            .map_err(|_| tampered(RecordKind::AuditHead, ID_AUDIT_HEAD))?;
+        head.record_version = head_rec.version;
+        let keys_and_users = if manifest_moved {
+            let plain =
+                self.data_key
+                    .open(RecordKind::Manifest, ID_MANIFEST, rec.version, &rec.blob)?;
+            let mut next: Manifest = serde_json::from_slice(&plain)
+                .map_err(|_| tampered(RecordKind::Manifest, ID_MANIFEST))?;
+            next.version = rec.version;
+            let plan = self.plan_sync(&next, &self.store.list(RecordKind::Key.as_str())?)?;
+            let users = self.read_users(&next)?;
+            Some((next, plan, users))
+        } else {
+            None
+        };
+
+        // Everything verified: apply it all.
+        let mut current_users = lock(&self.users);
+        let mut current_head = lock(&self.audit);
+        if head.seq < current_head.seq {
+            return Err(went_back("audit chain", current_head.seq, head.seq));
+        }
+        if let Some((next, plan, users)) = keys_and_users {
+            self.apply_sync(plan);
+            *current_users = users;
+            *manifest = next;
+        }
+        *current_head = head;
+        let mut anchor = lock(&self.anchor);
+        anchor.manifest_version = manifest.version;
+        anchor.audit_seq = current_head.seq;
+        anchor.audit_hash = current_head.hash.clone();
+        Ok(true)
+    }
+
+    /// Every user record, each opened and checked against `manifest` (same versions, none
+    /// missing, none extra).
+    fn read_users(&self, manifest: &Manifest) -> Result<HashMap<String, (UserRecord, u64)>> {
+        let mut users = HashMap::new();
+        for rec in self.store.list(RecordKind::User.as_str())? {
+            let name = manifest_key(RecordKind::User, &rec.id);
+            if manifest.records.get(&name) != Some(&rec.version) {
+                return Err(Error::StoreInconsistent {
+                    detail: format!(
+                        "record {} at version {} is not the manifest's",
+                        printable(&name),
+                        rec.version
+                    ),
+                });
+            }
+            let plain = self
+                .data_key
+                .open(RecordKind::User, &rec.id, rec.version, &rec.blob)?;
+            let user: UserRecord =
+                serde_json::from_slice(&plain).map_err(|_| tampered(RecordKind::User, &rec.id))?;
+            if user.name != rec.id {
+                return Err(tampered(RecordKind::User, &rec.id));
+            }
+            users.insert(user.name.clone(), (user, rec.version));
+        }
+        let prefix = manifest_key(RecordKind::User, "");
+        if let Some(missing) = manifest
+            .records
+            .keys()
+            .filter_map(|k| k.strip_prefix(&prefix))
+            .find(|name| !users.contains_key(*name))
+        {
+            return Err(Error::StoreInconsistent {
+                detail: format!(
+                    "record {} is missing",
+                    printable(&manifest_key(RecordKind::User, missing))
+                ),
+            });
+        }
+        Ok(users)
+    }
+}
+
+fn went_back(what: &str, known: u64, found: u64) -> Error {
+    Error::StoreInconsistent {
+        detail: format!(
+            "the {what} went back from {known} to {found} (a rolled-back or restored store)"
+        ),
+    }
+}
