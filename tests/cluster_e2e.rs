@@ -431,7 +431,7 @@ fn three_nodes_share_keys_users_and_lockouts() {
             copy_data_dir(&first, &data);
         }
         let (server, addr) = start_hsm_serve(&data, &["--store", &url]);
-        nodes.push((server, format!("https://localhost:{}", addr.port())));
+        nodes.push((server, format!("https://localhost:{}", addr.port()), addr));
     }
     let ca = first.join("api-ca.pem");
     let api = |i: usize| nodes[i].1.clone();
@@ -513,6 +513,33 @@ fn three_nodes_share_keys_users_and_lockouts() {
             .success()
         });
     }
+
+    // A session made on node 1 works on node 3, and its logout on node 1 ends it there too.
+    let (status, body) = curl_json(
+        &ca,
+        nodes[0].2,
+        "POST",
+        "/v1/auth/login",
+        None,
+        Some(r#"{"username":"alice","password":"alice-password"}"#),
+    );
+    assert_eq!(status, 200, "{body}");
+    let token = body["token"].as_str().unwrap().to_owned();
+    let keys_on = |i: usize| curl_json(&ca, nodes[i].2, "GET", "/v1/keys", Some(&token), None).0;
+    eventually(within, "node 1's session works on node 3", || {
+        keys_on(2) == 200
+    });
+    let (status, _) = curl_json(
+        &ca,
+        nodes[0].2,
+        "POST",
+        "/v1/auth/logout",
+        Some(&token),
+        None,
+    );
+    assert!((200..300).contains(&status), "logout: {status}");
+    eventually(within, "the logout reaches node 3", || keys_on(2) == 401);
+    assert_eq!(keys_on(1), 401, "and node 2");
 
     // Five failed logins spread over the three nodes lock the account everywhere.
     for i in [0, 1, 2, 0, 1] {

@@ -220,6 +220,10 @@ pub trait Backend: Send + Sync + 'static {
     fn lock_writes(&self) -> Result<Option<WriteLock>> {
         Ok(None)
     }
+    /// Whether several processes write this store (a cluster's nodes). Default `false`.
+    fn is_shared(&self) -> bool {
+        false
+    }
     /// A channel that receives `()` whenever another process may have changed the store
     /// (PostgreSQL: a notification after each committed batch, and one after every
     /// (re)connection of the listener, since notifications sent meanwhile are lost). `None`

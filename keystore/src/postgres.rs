@@ -681,6 +681,10 @@ impl Backend for PostgresBackend {
         })
     }
 
+    fn is_shared(&self) -> bool {
+        true
+    }
+
     fn subscribe(&self) -> Result<Option<std::sync::mpsc::Receiver<()>>> {
         let (tx, rx) = std::sync::mpsc::channel();
         self.handle

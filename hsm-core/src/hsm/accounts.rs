@@ -434,8 +434,7 @@ impl Hsm {
             Some(ttl),
         );
         let (token, digest) = SessionToken::generate()?;
-        lock(&self.sessions).insert(digest, session.clone());
-        self.audit_append(name, AuditEvent::Login, None, Outcome::Ok)?;
+        self.add_session(digest, session.clone(), ttl)?;
         Ok((session, token))
     }
 
@@ -544,9 +543,18 @@ impl Hsm {
     /// Ends a session; its session objects (`token = false` keys) are destroyed.
     pub fn logout(&self, session: &Session) {
         session.inner.closed.store(true, Ordering::Release);
-        lock(&self.sessions).retain(|_, s| s.id() != session.id());
+        let mut digests = Vec::new();
+        lock(&self.sessions).retain(|d, s| {
+            let end = s.id() == session.id();
+            if end {
+                digests.push(*d);
+            }
+            !end
+        });
         self.drop_session_objects(session.id());
-        let _ = self.audit_append(session.user(), AuditEvent::Logout, None, Outcome::Ok);
+        // On a shared store the record goes with the audit entry: the session ends on every
+        // node. A failure (the database is down) leaves it to expire there.
+        let _ = self.forget_sessions(&digests, Some((session.user(), AuditEvent::Logout)));
     }
 
     pub(super) fn end_sessions_of(&self, name: &str) {
@@ -555,21 +563,32 @@ impl Hsm {
 
     fn end_sessions_of_except(&self, name: &str, keep: u64) {
         let mut ended = Vec::new();
-        lock(&self.sessions).retain(|_, s| {
+        let mut digests = Vec::new();
+        lock(&self.sessions).retain(|d, s| {
             let end = s.user() == name && s.id() != keep;
             if end {
                 s.inner.closed.store(true, Ordering::Release);
                 ended.push(s.id());
+                digests.push(*d);
             }
             !end
         });
         for id in ended {
             self.drop_session_objects(id);
         }
+        // On a shared store: on every node (best effort: with the database down, the other
+        // nodes' copies last until they expire).
+        let _ = self.forget_sessions(&digests, None);
     }
 
     pub(super) fn drop_session_objects(&self, session_id: u64) {
         let _w = lock(&self.writer);
+        self.remove_session_objects(session_id);
+    }
+
+    /// [`drop_session_objects`](Self::drop_session_objects) for a caller holding the writer
+    /// mutex.
+    pub(super) fn remove_session_objects(&self, session_id: u64) {
         let current = self.objects.load();
         let of_session = |o: &KeyObject| o.session.as_ref().is_some_and(|s| s.id() == session_id);
         if !current.values().any(|o| of_session(o)) {

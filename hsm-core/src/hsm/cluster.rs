@@ -120,22 +120,27 @@ impl Hsm {
             next.version = rec.version;
             let plan = self.plan_sync(&next, &self.store.list(RecordKind::Key.as_str())?)?;
             let users = self.read_users(&next)?;
-            Some((next, plan, users))
+            let sessions =
+                super::sessions::read_session_records(self.store.as_ref(), &self.data_key, &next)?;
+            Some((next, plan, users, sessions))
         } else {
             None
         };
-
-        // Everything verified: apply it all.
-        let mut current_users = lock(&self.users);
-        let mut current_head = lock(&self.audit);
-        if head.seq < current_head.seq {
-            return Err(went_back("audit chain", current_head.seq, head.seq));
+        {
+            let current = lock(&self.audit);
+            if head.seq < current.seq {
+                return Err(went_back("audit chain", current.seq, head.seq));
+            }
         }
-        if let Some((next, plan, users)) = keys_and_users {
+
+        // Everything verified: apply it all (locks in their order: users, sessions, audit).
+        if let Some((next, plan, users, sessions)) = keys_and_users {
             self.apply_sync(plan);
-            *current_users = users;
+            *lock(&self.users) = users;
+            self.merge_sessions(manifest, &sessions);
             *manifest = next;
         }
+        let mut current_head = lock(&self.audit);
         *current_head = head;
         let mut anchor = lock(&self.anchor);
         anchor.manifest_version = manifest.version;

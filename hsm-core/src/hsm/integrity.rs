@@ -182,6 +182,7 @@ impl Hsm {
         let mut hsm = Hsm::assemble(
             store, l.data_key, l.objects, l.users, l.manifest, l.head, false,
         );
+        hsm.restore_sessions(&l.sessions);
         hsm.accepted_at_open = hsm.record_acceptances(acceptances)?;
         Ok(hsm)
     }

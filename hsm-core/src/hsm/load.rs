@@ -11,6 +11,8 @@ pub(super) struct Loaded {
     pub(super) manifest: Manifest,
     pub(super) head: AuditHead,
     pub(super) acceptances: Acceptances,
+    /// The session records of a shared store (none on a store with one writer).
+    pub(super) sessions: HashMap<[u8; 32], super::sessions::SessionRecord>,
 }
 
 pub(super) fn load_object(data_key: &RecordCipher, rec: &Record) -> Result<KeyObject> {
@@ -100,6 +102,10 @@ impl Hsm {
             seen.insert(manifest_key(RecordKind::User, &rec.id), rec.version);
             users.insert(user.name.clone(), (user, rec.version));
         }
+        let sessions = super::sessions::read_session_records(store, &data_key, &manifest)?;
+        for rec in store.list(RecordKind::Session.as_str())? {
+            seen.insert(manifest_key(RecordKind::Session, &rec.id), rec.version);
+        }
         for (name, version) in &manifest.records {
             match seen.get(name) {
                 Some(v) if v == version => {}
@@ -130,6 +136,7 @@ impl Hsm {
             manifest,
             head,
             acceptances,
+            sessions,
         })
     }
 }

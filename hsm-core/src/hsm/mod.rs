@@ -18,6 +18,7 @@
 //! | [`commit`], [`audit`] | writing a change with its audit entry; reading the trail |
 //! | [`sync`] | a reader node picking up another process's key changes |
 //! | [`cluster`] | several writers on one store: the store's write lock, catching up with other nodes |
+//! | [`sessions`] | login sessions as store records on a shared store, so every node accepts them |
 //!
 //! Records below this layer: [`crate::store`].
 //!
@@ -77,6 +78,7 @@ mod integrity;
 mod keys;
 mod load;
 mod policy;
+mod sessions;
 mod sync;
 
 use crate::store::record::*;
@@ -420,9 +422,11 @@ impl Hsm {
                 continue;
             }
             let l = loaded?;
-            return Ok(Hsm::assemble(
+            let hsm = Hsm::assemble(
                 store, l.data_key, l.objects, l.users, l.manifest, l.head, true,
-            ));
+            );
+            hsm.restore_sessions(&l.sessions);
+            return Ok(hsm);
         }
         Err(Error::StoreInconsistent {
             detail: format!(

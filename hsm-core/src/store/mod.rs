@@ -37,6 +37,9 @@ pub(crate) enum RecordKind {
     AuditHead,
     /// Accepted audit damage (one record, see `hsm::integrity`).
     AuditAccept,
+    /// A login session of a store several nodes share (id = the SHA-256 of its bearer token,
+    /// hex), so that every node accepts it; see `hsm::sessions`.
+    Session,
     /// The rollback anchor. Not a store record: the backend keeps it apart from the records
     /// (`Backend::write_anchor`), sealed in the same format under this kind.
     Anchor,
@@ -44,7 +47,7 @@ pub(crate) enum RecordKind {
 
 impl RecordKind {
     /// The kinds a store may hold; any other kind found at load is refused.
-    pub(crate) const IN_STORE: [RecordKind; 7] = [
+    pub(crate) const IN_STORE: [RecordKind; 8] = [
         RecordKind::Seal,
         RecordKind::Key,
         RecordKind::User,
@@ -52,6 +55,7 @@ impl RecordKind {
         RecordKind::Audit,
         RecordKind::AuditHead,
         RecordKind::AuditAccept,
+        RecordKind::Session,
     ];
 
     /// The name stored in the backend's `kind` column and bound into the encryption.
@@ -64,6 +68,7 @@ impl RecordKind {
             RecordKind::Audit => "audit",
             RecordKind::AuditHead => "audit-head",
             RecordKind::AuditAccept => "audit-accept",
+            RecordKind::Session => "session",
             RecordKind::Anchor => "anchor",
         }
     }
