@@ -322,7 +322,16 @@ fn with_the_database_down_signing_goes_on_writes_get_503_and_the_node_recovers_a
     };
     sign();
 
+    let ready = || curl_json(&ca, addr, "GET", "/v1/ready", None, None);
+    assert_eq!(ready().0, 200);
+
     pg.stop();
+    let (status, body) = ready();
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (503, Some("store unavailable")),
+        "not ready while the database is down"
+    );
     std::fs::remove_file(&sig).unwrap();
     sign();
     assert!(sig.is_file(), "signed from memory with the database down");
@@ -334,6 +343,7 @@ fn with_the_database_down_signing_goes_on_writes_get_503_and_the_node_recovers_a
     );
 
     pg.start();
+    assert_eq!(ready().0, 200, "ready again, without a restart");
     let out = generate("after");
     assert!(
         out.status.success(),

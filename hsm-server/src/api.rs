@@ -161,12 +161,28 @@ pub async fn health() -> Json<Health> {
     })
 }
 
-#[utoipa::path(get, path = "/v1/ready", tag = "health", responses((status = 200, body = Health)))]
-/// Readiness: the HSM is unsealed and passed its self-tests (it cannot exist otherwise).
-pub async fn ready(State(_s): State<AppState>) -> Json<Health> {
-    Json(Health {
-        status: "ready".into(),
-    })
+#[utoipa::path(get, path = "/v1/ready", tag = "health",
+    responses((status = 200, body = Health), (status = 503, body = Health)))]
+/// Readiness: the HSM is unsealed and passed its self-tests (it cannot exist otherwise) and
+/// its store can be reached: `200 {"status":"ready"}`. With a PostgreSQL store that cannot be
+/// reached, `503 {"status":"store unavailable"}`: keys in memory still sign, encrypt and
+/// decrypt, but writes (and logins) fail until it returns.
+pub async fn ready(State(s): State<AppState>) -> (StatusCode, Json<Health>) {
+    let hsm = s.hsm.clone();
+    match tokio::task::spawn_blocking(move || hsm.check_store()).await {
+        Ok(Ok(())) => (
+            StatusCode::OK,
+            Json(Health {
+                status: "ready".into(),
+            }),
+        ),
+        _ => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(Health {
+                status: "store unavailable".into(),
+            }),
+        ),
+    }
 }
 
 #[utoipa::path(post, path = "/v1/auth/login", tag = "auth", request_body = LoginRequest,

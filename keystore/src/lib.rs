@@ -220,6 +220,14 @@ pub trait Backend: Send + Sync + 'static {
     fn lock_writes(&self) -> Result<Option<WriteLock>> {
         Ok(None)
     }
+    /// Checks that the store can be reached now (PostgreSQL: `SELECT 1` on a pooled
+    /// connection). Default: always.
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`] when it cannot.
+    fn ping(&self) -> Result<()> {
+        Ok(())
+    }
     /// Whether several processes write this store (a cluster's nodes). Default `false`.
     fn is_shared(&self) -> bool {
         false

@@ -685,6 +685,14 @@ impl Backend for PostgresBackend {
         true
     }
 
+    fn ping(&self) -> Result<()> {
+        self.run(|pool| async move {
+            let client = pool.get().await.map_err(pooled)?;
+            client.simple_query("SELECT 1").await.map_err(sql)?;
+            Ok(())
+        })
+    }
+
     fn subscribe(&self) -> Result<Option<std::sync::mpsc::Receiver<()>>> {
         let (tx, rx) = std::sync::mpsc::channel();
         self.handle

@@ -69,6 +69,15 @@ impl Hsm {
         self.catch_up_locked(&mut manifest)
     }
 
+    /// Whether the store can be reached now (always, for a file store): what a node's
+    /// readiness reports, since writes fail while it cannot.
+    ///
+    /// # Errors
+    /// [`Error::Store`] with the reason.
+    pub fn check_store(&self) -> Result<()> {
+        Ok(self.store.ping()?)
+    }
+
     /// A channel that receives `()` when another node may have committed a change (see
     /// [`Backend::subscribe`]); call [`catch_up`](Self::catch_up) then. `None` for a store
     /// with one writer.
