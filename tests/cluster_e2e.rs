@@ -597,3 +597,163 @@ fn three_nodes_share_keys_users_and_lockouts() {
         assert!(out.contains("intact"), "node {}: {out}", i + 1);
     }
 }
+
+/// The first certificate `openssl s_client -showcerts` printed.
+fn served_certificate(out: &str) -> String {
+    let start = out.find("-----BEGIN CERTIFICATE-----").expect(out);
+    let end = out[start..].find("-----END CERTIFICATE-----").expect(out) + start;
+    out[start..end].to_owned()
+}
+
+#[test]
+fn proxies_on_the_cluster_resume_each_others_sessions_and_load_a_key_made_through_the_api() {
+    let (_db, url) = new_store();
+    let site = Site::new();
+    let data = site.data();
+    init_ok(&data, &url);
+    keyward_ok(&[
+        "key",
+        "generate",
+        "--type",
+        "ec-p256",
+        "--label",
+        "web",
+        "--data-dir",
+        &p(&data),
+        "--store",
+        &url,
+    ]);
+    let cert = site.dir.join("web.pem");
+    keyward_ok(&[
+        "cert",
+        "self-signed",
+        "--key",
+        "web",
+        "--dns",
+        "localhost",
+        "--ip",
+        "127.0.0.1",
+        "--out",
+        &p(&cert),
+        "--data-dir",
+        &p(&data),
+        "--store",
+        &url,
+    ]);
+    let (_up, up) = start_upstream();
+    let config = site.dir.join("keyward.toml");
+    let write_config = |label: &str, chain: &Path| {
+        std::fs::write(
+            &config,
+            format!(
+                "[hsm]\ndata_dir = \"data\"\nstore = \"{url}\"\n\n[admin]\nenabled = false\n\n\
+                 [[listeners]]\naddress = \"127.0.0.1:0\"\n\n\
+                 [[listeners.certificates]]\nkey_label = \"{label}\"\nchain_file = \"{}\"\n\n\
+                 [upstream]\nurl = \"http://{up}\"\n",
+                chain.display()
+            ),
+        )
+        .unwrap();
+    };
+    write_config("web", &cert);
+    let (proxy_a, a) = start_serve(&config, 1);
+    let (proxy_b, b) = start_serve(&config, 1);
+    let (a, b) = (a[0], b[0]);
+
+    // Session tickets are sealed with keys in the shared store: either proxy resumes the
+    // other's sessions, TLS 1.3 and TLS 1.2.
+    for (version, extra) in [("TLSv1.3", &[][..]), ("TLSv1.2", &["-tls1_2"][..])] {
+        for (from, to) in [(a, b), (b, a)] {
+            let file = site.dir.join(format!("{version}-{}.pem", from.port()));
+            new_session(from, &file, version, extra);
+            let line = resume(to, &file, extra);
+            assert!(
+                line.starts_with(&format!("Reused, {version}")),
+                "a {version} session from {from} on {to}: {line}"
+            );
+        }
+    }
+
+    // A key generated through an HSM node's API (by a crypto-user, shared with the proxy's
+    // service user), then a certificate for it: both proxies serve it after SIGHUP.
+    let (_node, node_addr) = start_hsm_serve(&data, &["--store", &url]);
+    let api = format!("https://localhost:{}", node_addr.port());
+    let ca = data.join("api-ca.pem");
+    let alice_pw = site.dir.join("alice.pw");
+    std::fs::write(&alice_pw, "alice-password\n").unwrap();
+    remote_ok(
+        &api,
+        &ca,
+        "admin",
+        "admin-password",
+        &[
+            "user",
+            "create",
+            "--name",
+            "alice",
+            "--role",
+            "crypto-user",
+            "--password-file",
+            &p(&alice_pw),
+        ],
+    );
+    let out = remote_ok(
+        &api,
+        &ca,
+        "alice",
+        "alice-password",
+        &[
+            "key",
+            "generate-asymmetric-pair",
+            "ec",
+            "--curve",
+            "p256",
+            "--label",
+            "api-web",
+            "--private-attr",
+            "sign=true",
+            "--public-attr",
+            "verify=true",
+            "--json",
+        ],
+    );
+    let private = serde_json::from_str::<serde_json::Value>(&out).unwrap()["private"]["handle"]
+        .as_u64()
+        .unwrap()
+        .to_string();
+    remote_ok(
+        &api,
+        &ca,
+        "alice",
+        "alice-password",
+        &["key", "share", "--key", &private, "--with", "keyward-proxy"],
+    );
+    let api_cert = site.dir.join("api-web.pem");
+    keyward_ok(&[
+        "cert",
+        "self-signed",
+        "--key",
+        "api-web",
+        "--dns",
+        "localhost",
+        "--ip",
+        "127.0.0.1",
+        "--out",
+        &p(&api_cert),
+        "--data-dir",
+        &p(&data),
+        "--store",
+        &url,
+    ]);
+    write_config("api-web", &api_cert);
+    let expected = served_certificate(&std::fs::read_to_string(&api_cert).unwrap());
+    for (proxy, addr) in [(&proxy_a, a), (&proxy_b, b)] {
+        let (ok, _, err) = run("kill", &["-HUP", &proxy.child.id().to_string()]);
+        assert!(ok, "{err}");
+        eventually(
+            std::time::Duration::from_secs(10),
+            "the reloaded certificate is served",
+            || served_certificate(&s_client(addr, "localhost", &[])) == expected,
+        );
+    }
+}

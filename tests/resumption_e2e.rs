@@ -39,44 +39,6 @@ impl Site {
     }
 }
 
-/// The `New, TLSv1.x` / `Reused, TLSv1.x` line s_client prints.
-fn session_line(out: &str) -> &str {
-    out.lines()
-        .find(|l| l.starts_with("New, ") || l.starts_with("Reused, "))
-        .unwrap_or_else(|| panic!("no New/Reused line in s_client output:\n{out}"))
-}
-
-/// Writes a new session file from `addr`, checks it was a full handshake of `version`.
-fn new_session(addr: SocketAddr, file: &Path, version: &str, extra: &[&str]) {
-    let out = s_client_request(
-        addr,
-        &[&["-sess_out", file.to_str().unwrap()], extra].concat(),
-    );
-    assert!(
-        session_line(&out).starts_with(&format!("New, {version}")),
-        "{out}"
-    );
-    assert!(
-        out.contains("keyward-test-upstream"),
-        "no answer from the upstream: {out}"
-    );
-    let pem = std::fs::read_to_string(file).unwrap();
-    assert!(pem.contains("BEGIN SSL SESSION PARAMETERS"), "{pem}");
-}
-
-/// Resumes the session in `file` on `addr`; returns the New/Reused line.
-fn resume(addr: SocketAddr, file: &Path, extra: &[&str]) -> String {
-    let out = s_client_request(
-        addr,
-        &[&["-sess_in", file.to_str().unwrap()], extra].concat(),
-    );
-    assert!(
-        out.contains("keyward-test-upstream"),
-        "no answer from the upstream: {out}"
-    );
-    session_line(&out).to_owned()
-}
-
 /// Copies the session file `from` to `to` with one byte of the ticket's ciphertext flipped.
 /// The ticket starts with the key name, whose first 8 bytes are the period (big-endian).
 fn mangle_ticket(from: &Path, to: &Path) {

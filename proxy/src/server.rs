@@ -367,6 +367,11 @@ impl ProxyHandle {
                 reason: "a listener's backlog changed; restart keyward to apply that".into(),
             });
         }
+        // On a cluster store, a key another node made a moment ago may not have been announced
+        // to this node yet.
+        if let Err(e) = self.shared.hsm.catch_up() {
+            tracing::warn!(error = %e, "cannot catch up with the cluster store before the reload; using the keys known so far");
+        }
         let (state, _) = build_state(
             config,
             &self.shared.hsm,

@@ -321,6 +321,44 @@ pub fn s_client(addr: SocketAddr, servername: &str, extra: &[&str]) -> String {
     )
 }
 
+/// The `New, TLSv1.x` / `Reused, TLSv1.x` line s_client prints.
+pub fn session_line(out: &str) -> &str {
+    out.lines()
+        .find(|l| l.starts_with("New, ") || l.starts_with("Reused, "))
+        .unwrap_or_else(|| panic!("no New/Reused line in s_client output:\n{out}"))
+}
+
+/// Writes a new session file from `addr`, checks it was a full handshake of `version`.
+pub fn new_session(addr: SocketAddr, file: &Path, version: &str, extra: &[&str]) {
+    let out = s_client_request(
+        addr,
+        &[&["-sess_out", file.to_str().unwrap()], extra].concat(),
+    );
+    assert!(
+        session_line(&out).starts_with(&format!("New, {version}")),
+        "{out}"
+    );
+    assert!(
+        out.contains("keyward-test-upstream"),
+        "no answer from the upstream: {out}"
+    );
+    let pem = std::fs::read_to_string(file).unwrap();
+    assert!(pem.contains("BEGIN SSL SESSION PARAMETERS"), "{pem}");
+}
+
+/// Resumes the session in `file` on `addr`; returns the New/Reused line.
+pub fn resume(addr: SocketAddr, file: &Path, extra: &[&str]) -> String {
+    let out = s_client_request(
+        addr,
+        &[&["-sess_in", file.to_str().unwrap()], extra].concat(),
+    );
+    assert!(
+        out.contains("keyward-test-upstream"),
+        "no answer from the upstream: {out}"
+    );
+    session_line(&out).to_owned()
+}
+
 /// `keyward key generate --type SPEC --label LABEL --data-dir DATA`.
 pub fn generate_key(data: &Path, spec: &str, label: &str) {
     let data = data.display().to_string();
