@@ -1,6 +1,7 @@
 //! Following a cluster store: a thread that catches the HSM up with the other nodes' commits
 //! when the store signals one (PostgreSQL `NOTIFY`) and at least every [`EVERY`], so a lost
-//! notification only delays a change.
+//! notification only delays a change, and records this node's heartbeat (`keyward cluster
+//! status` shows it) as often.
 
 use std::sync::mpsc::RecvTimeoutError;
 use std::sync::Arc;
@@ -9,33 +10,86 @@ use std::time::Duration;
 use anyhow::Result;
 use keyward_hsm::Hsm;
 
-/// The catch-up period without notifications.
+/// The catch-up and heartbeat period without notifications.
 pub(crate) const EVERY: Duration = Duration::from_secs(5);
 
+/// This node in a cluster: its name (`host:port`, unique in the cluster) and what it runs.
+#[derive(Clone, Debug)]
+pub(crate) struct NodeName {
+    pub(crate) node: String,
+    pub(crate) runs: String,
+    started_unix_ms: u64,
+}
+
+impl NodeName {
+    /// `HOST:PORT` (the host name from `$HOSTNAME`, else the kernel's) running `command`.
+    pub(crate) fn new(port: u16, command: &str) -> NodeName {
+        let host = std::env::var("HOSTNAME")
+            .ok()
+            .filter(|h| !h.is_empty())
+            .or_else(|| {
+                std::fs::read_to_string("/proc/sys/kernel/hostname")
+                    .ok()
+                    .map(|h| h.trim().to_owned())
+            })
+            .unwrap_or_else(|| "localhost".into());
+        let started_unix_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        NodeName {
+            node: format!("{host}:{port}"),
+            runs: format!("keyward {} {command}", env!("CARGO_PKG_VERSION")),
+            started_unix_ms,
+        }
+    }
+
+    fn beat(&self, hsm: &Hsm) {
+        if let Err(e) = hsm.heartbeat(&self.node, &self.runs, self.started_unix_ms) {
+            tracing::warn!(error = %e, "cannot record this node's heartbeat in the cluster store");
+        }
+    }
+}
+
 /// Starts following the store if other nodes write it; returns whether it does. The thread
-/// ends when the HSM is dropped.
-pub(crate) fn follow(hsm: &Arc<Hsm>) -> Result<bool> {
+/// ends when the HSM is dropped. Call [`leave`] when the node stops.
+pub(crate) fn follow(hsm: &Arc<Hsm>, me: &NodeName) -> Result<bool> {
     let Some(changes) = hsm.subscribe_changes()? else {
         return Ok(false);
     };
+    me.beat(hsm);
     let hsm = Arc::downgrade(hsm);
+    let me = me.clone();
     std::thread::Builder::new()
         .name("keyward-catch-up".into())
-        .spawn(move || loop {
-            match changes.recv_timeout(EVERY) {
-                Ok(()) | Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => return,
-            }
-            // One catch-up covers every signal that arrived meanwhile.
-            while changes.try_recv().is_ok() {}
-            let Some(hsm) = hsm.upgrade() else { return };
-            match hsm.catch_up() {
-                Ok(true) => tracing::debug!("caught up with the other nodes' changes"),
-                Ok(false) => {}
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot catch up with the cluster store; retrying")
+        .spawn(move || {
+            let mut last_beat = std::time::Instant::now();
+            loop {
+                match changes.recv_timeout(EVERY) {
+                    Ok(()) | Err(RecvTimeoutError::Timeout) => {}
+                    Err(RecvTimeoutError::Disconnected) => return,
+                }
+                // One catch-up covers every signal that arrived meanwhile.
+                while changes.try_recv().is_ok() {}
+                let Some(hsm) = hsm.upgrade() else { return };
+                match hsm.catch_up() {
+                    Ok(true) => tracing::debug!("caught up with the other nodes' changes"),
+                    Ok(false) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot catch up with the cluster store; retrying")
+                    }
+                }
+                if last_beat.elapsed() >= EVERY {
+                    me.beat(&hsm);
+                    last_beat = std::time::Instant::now();
                 }
             }
         })?;
     Ok(true)
+}
+
+/// Removes this node's heartbeat from a cluster store (a clean stop).
+pub(crate) fn leave(hsm: &Hsm, me: &NodeName) {
+    if let Err(e) = hsm.forget_node(&me.node) {
+        tracing::warn!(error = %e, "cannot remove this node's heartbeat from the cluster store");
+    }
 }

@@ -139,6 +139,30 @@ pub(crate) enum Command {
     /// The audit log of the node given by --server.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// The nodes of a cluster store (--store): heartbeats, versions, the change sequence
+    /// each applied. Reads the database only (no master key needed).
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
+}
+
+#[derive(Subcommand)]
+pub(crate) enum ClusterCommand {
+    /// The store's change sequence and every node: what it runs, when it started, its last
+    /// heartbeat, the sequence it applied and its lag; `up` when seen in the last 15 s.
+    Status {
+        #[command(flatten)]
+        data: DataDirArg,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// The nodes' names, one per line (`up` ones only unless --all).
+    Nodes {
+        #[command(flatten)]
+        data: DataDirArg,
+        /// Also nodes not seen in the last 15 s.
+        #[arg(long)]
+        all: bool,
+    },
 }
 
 #[derive(Subcommand)]

@@ -152,6 +152,16 @@ impl Opened {
     }
 }
 
+/// The raw store of a cluster (`--store`), without the master key: for `keyward cluster`,
+/// which reads heartbeats and the change sequence only.
+pub(crate) fn open_cluster_store(hsm: &HsmConfig) -> Result<PostgresBackend> {
+    let Some(pg) = &hsm.store else {
+        bail!("a cluster store is a PostgreSQL database: give it with --store postgres://… (env KEYWARD_HSM__STORE)");
+    };
+    PostgresBackend::open(&postgres_options(pg)?)
+        .with_context(|| format!("store {}", store_name(hsm)))
+}
+
 /// The store and master key of an existing HSM, modes checked.
 fn backend(hsm: &HsmConfig) -> Result<(Opened, MasterKey)> {
     let dir = &hsm.data_dir;

@@ -103,6 +103,7 @@ fn run(cli: Cli) -> Result<bool> {
         Command::User(command) => cmd::user::run(&conn, command)?,
         Command::Crypto(command) => return cmd::crypto::run(&conn, command),
         Command::Audit(command) => cmd::audit::run(&conn, command)?,
+        Command::Cluster(command) => cmd::cluster::run(command)?,
     }
     Ok(true)
 }

@@ -596,6 +596,72 @@ fn three_nodes_share_keys_users_and_lockouts() {
         );
         assert!(out.contains("intact"), "node {}: {out}", i + 1);
     }
+
+    // `keyward cluster status`: three nodes up, each caught up with the store's sequence.
+    let status = || -> serde_json::Value {
+        let out = keyward_ok(&[
+            "cluster",
+            "status",
+            "--json",
+            "--data-dir",
+            &p(&first),
+            "--store",
+            &url,
+        ]);
+        serde_json::from_str(&out).unwrap()
+    };
+    eventually(
+        std::time::Duration::from_secs(15),
+        "three nodes up with no lag",
+        || {
+            let s = status();
+            s["nodes_up"] == 3
+                && s["nodes"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .all(|n| n["lag"] == 0 && n["state"] == "up")
+        },
+    );
+    let text = keyward_ok(&[
+        "cluster",
+        "status",
+        "--data-dir",
+        &p(&first),
+        "--store",
+        &url,
+    ]);
+    assert!(
+        text.starts_with("store sequence ") && text.contains("3 of 3 nodes up"),
+        "{text}"
+    );
+    let names = keyward_ok(&[
+        "cluster",
+        "nodes",
+        "--data-dir",
+        &p(&first),
+        "--store",
+        &url,
+    ]);
+    for (_, _, addr) in &nodes {
+        assert!(names.contains(&format!(":{}\n", addr.port())), "{names}");
+    }
+    // A node that stops cleanly leaves the list.
+    let (mut third, _, third_addr) = nodes.pop().unwrap();
+    third.terminate();
+    let names = keyward_ok(&[
+        "cluster",
+        "nodes",
+        "--data-dir",
+        &p(&first),
+        "--store",
+        &url,
+    ]);
+    assert_eq!(names.lines().count(), 2, "{names}");
+    assert!(
+        !names.contains(&format!(":{}\n", third_addr.port())),
+        "{names}"
+    );
 }
 
 /// The first certificate `openssl s_client -showcerts` printed.

@@ -228,6 +228,27 @@ pub trait Backend: Send + Sync + 'static {
     fn ping(&self) -> Result<()> {
         Ok(())
     }
+    /// Records that a node is alive (cluster stores). Default: nothing.
+    ///
+    /// # Errors
+    /// As the backend's writes.
+    fn heartbeat(&self, _beat: &NodeBeat) -> Result<()> {
+        Ok(())
+    }
+    /// Removes a node's heartbeat (it stopped cleanly). Default: nothing.
+    ///
+    /// # Errors
+    /// As the backend's writes.
+    fn forget_node(&self, _node: &str) -> Result<()> {
+        Ok(())
+    }
+    /// Every node's last heartbeat, by name. Default: none.
+    ///
+    /// # Errors
+    /// As the backend's reads.
+    fn nodes(&self) -> Result<Vec<NodeBeat>> {
+        Ok(Vec::new())
+    }
     /// Whether several processes write this store (a cluster's nodes). Default `false`.
     fn is_shared(&self) -> bool {
         false
@@ -241,6 +262,36 @@ pub trait Backend: Send + Sync + 'static {
     /// As the backend's reads.
     fn subscribe(&self) -> Result<Option<std::sync::mpsc::Receiver<()>>> {
         Ok(None)
+    }
+}
+
+/// One node's heartbeat in a cluster store ([`Backend::heartbeat`], [`Backend::nodes`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct NodeBeat {
+    /// The node's name, unique in the cluster (e.g. `host:port`).
+    pub node: String,
+    /// What it runs, e.g. `keyward 0.1.0 hsm serve`.
+    pub version: String,
+    /// The store's change sequence the node has applied (its manifest version).
+    pub applied_seq: u64,
+    /// When the node started, in ms since the Unix epoch.
+    pub started_unix_ms: u64,
+    /// How long ago its last heartbeat was, in ms, by the database's clock (ignored when
+    /// writing one).
+    pub seen_ms_ago: u64,
+}
+
+impl NodeBeat {
+    /// A heartbeat to write.
+    pub fn new(node: String, version: String, applied_seq: u64, started_unix_ms: u64) -> Self {
+        Self {
+            node,
+            version,
+            applied_seq,
+            started_unix_ms,
+            seen_ms_ago: 0,
+        }
     }
 }
 

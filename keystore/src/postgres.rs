@@ -14,7 +14,9 @@
 //! - `keyward_schema_migrations (version, applied_at)`: one row per migration applied;
 //! - `keyward_records (kind, id, version, blob)`: the encrypted records, `kind` and `id` in
 //!   the `C` collation so that listings are in byte order, as SQLite's;
-//! - `keyward_anchor (blob)`: the rollback anchor (one row).
+//! - `keyward_anchor (blob)`: the rollback anchor (one row);
+//! - `keyward_nodes (node, version, applied_seq, started_at, last_seen)`: the nodes'
+//!   heartbeats (not secret; not encrypted: names, versions and times only).
 //!
 //! TLS to the database: rustls with aws-lc-rs. `sslmode` comes from the URL (`disable`,
 //! `prefer` (libpq's default), `require`); with a CA file and no `sslmode` in the URL, TLS is
@@ -36,24 +38,36 @@ use crate::{Backend, Error, Record, Result, Write};
 
 /// Schema version written by this build; a database whose newest migration is newer is
 /// refused ([`Error::Schema`]).
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// The migrations, in order: `(version, SQL)`. Applied once each, in one transaction with
 /// the row that records them.
-const MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    "CREATE TABLE keyward_records (
-         kind    text COLLATE \"C\" NOT NULL,
-         id      text COLLATE \"C\" NOT NULL,
-         version bigint NOT NULL CHECK (version > 0),
-         blob    bytea  NOT NULL,
-         PRIMARY KEY (kind, id)
-     );
-     CREATE TABLE keyward_anchor (
-         singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
-         blob      bytea   NOT NULL
-     );",
-)];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        "CREATE TABLE keyward_records (
+             kind    text COLLATE \"C\" NOT NULL,
+             id      text COLLATE \"C\" NOT NULL,
+             version bigint NOT NULL CHECK (version > 0),
+             blob    bytea  NOT NULL,
+             PRIMARY KEY (kind, id)
+         );
+         CREATE TABLE keyward_anchor (
+             singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+             blob      bytea   NOT NULL
+         );",
+    ),
+    (
+        2,
+        "CREATE TABLE keyward_nodes (
+             node        text COLLATE \"C\" PRIMARY KEY,
+             version     text        NOT NULL,
+             applied_seq bigint      NOT NULL,
+             started_at  timestamptz NOT NULL,
+             last_seen   timestamptz NOT NULL DEFAULT now()
+         );",
+    ),
+];
 
 /// The advisory lock key that serializes migrations (`pg_advisory_xact_lock`): "keyward" +
 /// 1 in ASCII, so that it does not collide with another application's by chance.
@@ -683,6 +697,69 @@ impl Backend for PostgresBackend {
 
     fn is_shared(&self) -> bool {
         true
+    }
+
+    fn heartbeat(&self, beat: &crate::NodeBeat) -> Result<()> {
+        let beat = beat.clone();
+        self.run(|pool| async move {
+            let client = pool.get().await.map_err(pooled)?;
+            client
+                .execute(
+                    "INSERT INTO keyward_nodes (node, version, applied_seq, started_at, last_seen)
+                     VALUES ($1, $2, $3, to_timestamp($4::float8 / 1000), now())
+                     ON CONFLICT (node) DO UPDATE SET version = EXCLUDED.version,
+                         applied_seq = EXCLUDED.applied_seq, started_at = EXCLUDED.started_at,
+                         last_seen = now()",
+                    &[
+                        &beat.node,
+                        &beat.version,
+                        &version_sql(beat.applied_seq),
+                        &(beat.started_unix_ms as f64),
+                    ],
+                )
+                .await
+                .map_err(sql)?;
+            Ok(())
+        })
+    }
+
+    fn forget_node(&self, node: &str) -> Result<()> {
+        let node = node.to_owned();
+        self.run(|pool| async move {
+            let client = pool.get().await.map_err(pooled)?;
+            client
+                .execute("DELETE FROM keyward_nodes WHERE node = $1", &[&node])
+                .await
+                .map_err(sql)?;
+            Ok(())
+        })
+    }
+
+    fn nodes(&self) -> Result<Vec<crate::NodeBeat>> {
+        self.run(|pool| async move {
+            let client = pool.get().await.map_err(pooled)?;
+            let rows = client
+                .query(
+                    "SELECT node, version, applied_seq,
+                            (extract(epoch FROM started_at) * 1000)::bigint,
+                            greatest((extract(epoch FROM now() - last_seen) * 1000)::bigint, 0)
+                       FROM keyward_nodes ORDER BY node",
+                    &[],
+                )
+                .await
+                .map_err(sql)?;
+            let ms = |v: i64| u64::try_from(v).unwrap_or(0);
+            Ok(rows
+                .iter()
+                .map(|r| crate::NodeBeat {
+                    node: r.get(0),
+                    version: r.get(1),
+                    applied_seq: ms(r.get(2)),
+                    started_unix_ms: ms(r.get(3)),
+                    seen_ms_ago: ms(r.get(4)),
+                })
+                .collect())
+        })
     }
 
     fn ping(&self) -> Result<()> {

@@ -43,7 +43,7 @@ fn open_needs_a_store_create_makes_one_and_refuses_a_second() {
             &db_of(&options),
             "SELECT string_agg(version::text, ',' ORDER BY version) FROM keyward_schema_migrations"
         ),
-        "1"
+        "1,2"
     );
     let message = PostgresBackend::create(&options).unwrap_err().to_string();
     assert!(message.contains("already exists"), "{message}");
@@ -73,7 +73,7 @@ fn a_newer_schema_is_refused_and_left_alone() {
             &db_of(&options),
             "SELECT count(*) FROM keyward_schema_migrations"
         ),
-        "2"
+        "3"
     );
 }
 
@@ -95,7 +95,7 @@ fn two_nodes_starting_at_once_migrate_once() {
             &db_of(&options),
             "SELECT count(*) FROM keyward_schema_migrations"
         ),
-        "1"
+        keyward_keystore::postgres::SCHEMA_VERSION.to_string()
     );
 }
 
@@ -254,4 +254,28 @@ fn a_database_outage_is_unavailable_and_the_same_backend_recovers_when_it_return
         ["after", "before"],
         "nothing written during the outage"
     );
+}
+
+#[test]
+fn heartbeats_are_kept_per_node_and_forgotten_on_request() {
+    let options = TestPostgres::shared().new_store_options();
+    let store = PostgresBackend::create(&options).unwrap();
+    assert!(store.nodes().unwrap().is_empty());
+    let beat = |node: &str, seq| {
+        keyward_keystore::NodeBeat::new(node.into(), "keyward test".into(), seq, 1_700_000_000_000)
+    };
+    store.heartbeat(&beat("b:1", 3)).unwrap();
+    store.heartbeat(&beat("a:1", 2)).unwrap();
+    store.heartbeat(&beat("a:1", 5)).unwrap();
+    let nodes = store.nodes().unwrap();
+    let names: Vec<&str> = nodes.iter().map(|n| n.node.as_str()).collect();
+    assert_eq!(names, ["a:1", "b:1"]);
+    assert_eq!(
+        nodes[0].applied_seq, 5,
+        "the newest heartbeat replaces the older"
+    );
+    assert_eq!(nodes[0].started_unix_ms, 1_700_000_000_000);
+    assert!(nodes[0].seen_ms_ago < 60_000, "{:?}", nodes[0]);
+    store.forget_node("a:1").unwrap();
+    assert_eq!(store.nodes().unwrap().len(), 1);
 }

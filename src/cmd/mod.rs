@@ -11,6 +11,7 @@ use keyward_client::KeyTemplate;
 
 pub(crate) mod audit;
 pub(crate) mod cert;
+pub(crate) mod cluster;
 pub(crate) mod crypto;
 pub(crate) mod hsm;
 pub(crate) mod init;

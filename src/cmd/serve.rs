@@ -124,9 +124,13 @@ pub(crate) fn run(
             None => keyward_proxy::NodeRole::Reader,
         };
         let hsm = std::sync::Arc::new(hsm);
-        crate::catch_up::follow(&hsm)?;
         let session = hsm.service_session(PROXY_USER)?;
         let proxy = keyward_proxy::Proxy::build(&config, &hsm, &session, role)?;
+        let me = crate::catch_up::NodeName::new(
+            proxy.local_addrs().first().map_or(0, |a| a.port()),
+            "serve",
+        );
+        crate::catch_up::follow(&hsm, &me)?;
         let api_tls = match &api_listener {
             Some(_) => Some(keyward_server::tls::tls_config(
                 &hsm,
@@ -188,6 +192,7 @@ pub(crate) fn run(
         } else {
             tracing::info!("reader node sealed (not recorded in the audit trail)");
         }
+        crate::catch_up::leave(&hsm, &me);
         drop(hsm);
         Ok(())
     })

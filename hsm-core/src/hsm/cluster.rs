@@ -69,6 +69,32 @@ impl Hsm {
         self.catch_up_locked(&mut manifest)
     }
 
+    /// Records this node's heartbeat in a shared store (name, what it runs, the change
+    /// sequence it has applied, when it started); nothing for a store with one writer.
+    ///
+    /// # Errors
+    /// [`Error::Store`].
+    pub fn heartbeat(&self, node: &str, runs: &str, started_unix_ms: u64) -> Result<()> {
+        if !self.store.is_shared() {
+            return Ok(());
+        }
+        let applied = lock(&self.writer).version;
+        Ok(self.store.heartbeat(&keyward_keystore::NodeBeat::new(
+            node.to_owned(),
+            runs.to_owned(),
+            applied,
+            started_unix_ms,
+        ))?)
+    }
+
+    /// Removes this node's heartbeat (it is stopping cleanly).
+    ///
+    /// # Errors
+    /// [`Error::Store`].
+    pub fn forget_node(&self, node: &str) -> Result<()> {
+        Ok(self.store.forget_node(node)?)
+    }
+
     /// Whether the store can be reached now (always, for a file store): what a node's
     /// readiness reports, since writes fail while it cannot.
     ///
@@ -207,4 +233,15 @@ fn went_back(what: &str, known: u64, found: u64) -> Error {
             "the {what} went back from {known} to {found} (a rolled-back or restored store)"
         ),
     }
+}
+
+/// The store's change sequence: the version of its manifest, which every change of keys,
+/// users and sessions raises by one (0 for an empty store). Read without the master key.
+///
+/// # Errors
+/// [`Error::Store`].
+pub fn store_sequence(store: &dyn Backend) -> Result<u64> {
+    Ok(store
+        .get(RecordKind::Manifest.as_str(), ID_MANIFEST)?
+        .map_or(0, |r| r.version))
 }

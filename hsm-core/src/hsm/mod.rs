@@ -83,6 +83,7 @@ mod sync;
 
 use crate::store::record::*;
 use crate::store::*;
+pub use cluster::store_sequence;
 pub use handles::{KeyCipher, KeySigner};
 pub use sync::TokenObjectChanges;
 
