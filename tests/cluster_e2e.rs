@@ -823,3 +823,105 @@ fn proxies_on_the_cluster_resume_each_others_sessions_and_load_a_key_made_throug
         );
     }
 }
+
+/// The SDK's two-node example (keyward-client's crate documentation), against two nodes of
+/// one store: the pair made on one node signs and verifies on either, through round-robin,
+/// and keeps working with one node gone.
+#[test]
+fn the_sdk_two_node_example_works_on_a_cluster() {
+    use keyward_client::{CallOptions, Client, ClientConfig, KeyTemplate, SignItem, VerifyItem};
+    let (_db, url) = new_store();
+    let tmp = tempfile::tempdir().unwrap();
+    let first = tmp.path().join("a");
+    init_ok(&first, &url);
+    copy_data_dir(&first, &tmp.path().join("b"));
+    let (mut node_a, a) = start_hsm_serve(&first, &["--store", &url]);
+    let (_node_b, b) = start_hsm_serve(&tmp.path().join("b"), &["--store", &url]);
+    let ca = first.join("api-ca.pem");
+    let alice_pw = tmp.path().join("alice.pw");
+    std::fs::write(&alice_pw, "alice-password\n").unwrap();
+    remote_ok(
+        &format!("https://localhost:{}", a.port()),
+        &ca,
+        "admin",
+        "admin-password",
+        &[
+            "user",
+            "create",
+            "--name",
+            "alice",
+            "--role",
+            "crypto-user",
+            "--password-file",
+            &p(&alice_pw),
+        ],
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let config = ClientConfig::new([
+            format!("https://localhost:{}", a.port()),
+            format!("https://localhost:{}", b.port()),
+        ])
+        .ca_cert_pem_file(&ca)
+        .unwrap();
+        let client = Client::new(config).unwrap();
+        client.login("alice", "alice-password").await.unwrap();
+        let mut pairs = Vec::new();
+        for i in 0..10 {
+            // The crate documentation's example, as written there.
+            let pair = client
+                .generate_pair(
+                    "ec-p256",
+                    &KeyTemplate::new(format!("signing-{i}")).with("sign", true),
+                    &KeyTemplate::new(format!("signing-{i}")).with("verify", true),
+                    CallOptions::default(),
+                )
+                .await
+                .unwrap();
+            let sig = client
+                .sign(&SignItem::message(
+                    pair.private.handle,
+                    "ecdsa-sha256",
+                    b"hello".to_vec(),
+                ))
+                .await
+                .unwrap();
+            let ok = client
+                .verify(&VerifyItem::message(
+                    pair.public.handle,
+                    "ecdsa-sha256",
+                    b"hello".to_vec(),
+                    sig,
+                ))
+                .await
+                .unwrap();
+            assert!(ok);
+            pairs.push(pair);
+        }
+        // One node killed: the calls that are safe to repeat move to the other.
+        node_a.child.kill().unwrap();
+        node_a.child.wait().unwrap();
+        for pair in &pairs {
+            let sig = client
+                .sign(&SignItem::message(
+                    pair.private.handle,
+                    "ecdsa-sha256",
+                    b"still".to_vec(),
+                ))
+                .await
+                .unwrap();
+            assert!(client
+                .verify(&VerifyItem::message(
+                    pair.public.handle,
+                    "ecdsa-sha256",
+                    b"still".to_vec(),
+                    sig
+                ))
+                .await
+                .unwrap());
+        }
+    });
+}

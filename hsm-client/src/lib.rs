@@ -11,14 +11,24 @@
 //!   derive, user creation, share) are retried only with an idempotency key
 //!   ([`CallOptions::idempotency_key`]); without one they move to another node only when
 //!   the request was never sent. API errors (4xx) are never retried.
-//! - Sessions: nodes do not share sessions, so the client keeps one token per node. It
-//!   logs in on one node with [`Client::login`], keeps the credentials (zeroized, never
-//!   printed), and logs in on each other node the first time a call goes there, and again
-//!   (repeating the call once) when a node answers `401 session_invalid`.
+//! - Sessions: the client keeps one token per node. It logs in on one node with
+//!   [`Client::login`], keeps the credentials (zeroized, never printed), and logs in on each
+//!   other node the first time a call goes there, and again (repeating the call once) when a
+//!   node answers `401 session_invalid`. (Nodes of one PostgreSQL cluster store share
+//!   sessions, so one token would do; nodes with stores of their own do not.)
 //! - Bytes are `Vec<u8>`/`&[u8]` here, standard base64 on the wire.
-//! - Key handles are per node: a key generated on one node does not exist on another.
+//! - Key handles: nodes of one cluster store (PostgreSQL, `--store`) share keys, users and
+//!   handles: a key generated on one node is used on any other at once (a node that does not
+//!   know a handle yet catches up with the store before it answers `404`), which is what
+//!   the example below relies on. Nodes with stores of their own (SQLite) share nothing: a
+//!   handle from one is unknown on another. Idempotency keys are remembered by the node that
+//!   answered (not yet cluster-wide), so a creation retried on another node after a lost
+//!   answer may create a second key.
 //! - Private keys are imported wrapped (`rsa-aes`) under a one-use transport key made on the
 //!   node ([`Client::import_private_pkcs8`]), never in plaintext.
+//!
+//! Two nodes of one cluster store (this example runs as a test against real nodes:
+//! `tests/cluster_e2e.rs`, `the_sdk_two_node_example_works_on_a_cluster`):
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), keyward_client::Error> {

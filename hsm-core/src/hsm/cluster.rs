@@ -17,6 +17,18 @@ pub(super) struct WriteGuard<'a> {
     _cluster: Option<keyward_keystore::WriteLock>,
 }
 
+std::thread_local! {
+    /// Whether this thread holds a [`WriteGuard`] (so a key lookup that misses must not wait
+    /// for the writer mutex: see [`Hsm::catch_up_on_miss`]).
+    static HOLDS_WRITER: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+impl Drop for WriteGuard<'_> {
+    fn drop(&mut self) {
+        HOLDS_WRITER.with(|h| h.set(false));
+    }
+}
+
 impl std::ops::Deref for WriteGuard<'_> {
     type Target = Manifest;
     fn deref(&self) -> &Manifest {
@@ -43,6 +55,7 @@ impl Hsm {
         if cluster.is_some() {
             self.catch_up_locked(&mut manifest)?;
         }
+        HOLDS_WRITER.with(|h| h.set(true));
         Ok(WriteGuard {
             manifest,
             _cluster: cluster,
@@ -102,6 +115,19 @@ impl Hsm {
     /// [`Error::Store`] with the reason.
     pub fn check_store(&self) -> Result<()> {
         Ok(self.store.ping()?)
+    }
+
+    /// [`catch_up`](Self::catch_up) for a lookup that missed, on a shared store only. Not
+    /// when this thread holds the writer mutex (it caught up when it took it); otherwise it
+    /// waits for it, since the catch-up thread may be applying that very change.
+    pub(super) fn catch_up_on_miss(&self) {
+        if !self.store.is_shared() || self.read_only || HOLDS_WRITER.with(std::cell::Cell::get) {
+            return;
+        }
+        let mut manifest = lock(&self.writer);
+        if let Ok(Some(_cluster)) = self.store.lock_writes() {
+            let _ = self.catch_up_locked(&mut manifest);
+        }
     }
 
     /// A channel that receives `()` when another node may have committed a change (see

@@ -36,10 +36,19 @@ pub(super) fn sign_checked(
 
 impl Hsm {
     pub(super) fn object(&self, handle: KeyHandle) -> Result<Arc<KeyObject>> {
-        match self.objects.load().get(&handle) {
-            Some(o) if !o.destroyed.load(Ordering::Acquire) => Ok(o.clone()),
-            _ => Err(Error::KeyNotFound { handle }),
-        }
+        let find = || match self.objects.load().get(&handle) {
+            Some(o) if !o.destroyed.load(Ordering::Acquire) => Some(o.clone()),
+            _ => None,
+        };
+        // On a shared store, a key another node made a moment ago may not have been announced
+        // yet: catch up once before answering that it does not exist (read-your-writes across
+        // nodes for a client that made it elsewhere).
+        find()
+            .or_else(|| {
+                self.catch_up_on_miss();
+                find()
+            })
+            .ok_or(Error::KeyNotFound { handle })
     }
 
     /// `info` as `session` may see it: a user a key is shared with sees itself in
