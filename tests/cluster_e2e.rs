@@ -925,3 +925,143 @@ fn the_sdk_two_node_example_works_on_a_cluster() {
         }
     });
 }
+
+/// Confirmed writes survive `kill -9`: key creations spread over three nodes of one store
+/// while, round after round, one node is killed mid-stream and restarted; every key whose
+/// creation was answered 2xx exists afterwards, on every node.
+#[test]
+fn every_confirmed_key_creation_survives_kill_9_of_the_nodes() {
+    use keyward_client::{CallOptions, Client, ClientConfig, KeyFilter, KeyTemplate};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+    const ROUNDS: usize = 6;
+    const PER_ROUND: usize = 170; // about 1,000 in all
+    let (_db, url) = new_store();
+    let tmp = tempfile::tempdir().unwrap();
+    let dirs: Vec<_> = ["a", "b", "c"].iter().map(|n| tmp.path().join(n)).collect();
+    init_ok(&dirs[0], &url);
+    for d in &dirs[1..] {
+        copy_data_dir(&dirs[0], d);
+    }
+    let start = |d: &Path| start_hsm_serve(d, &["--store", &url]);
+    let mut nodes: Vec<_> = dirs.iter().map(|d| start(d)).collect();
+    let ca = dirs[0].join("api-ca.pem");
+    let alice_pw = tmp.path().join("alice.pw");
+    std::fs::write(&alice_pw, "alice-password\n").unwrap();
+    remote_ok(
+        &format!("https://localhost:{}", nodes[0].1.port()),
+        &ca,
+        "admin",
+        "admin-password",
+        &[
+            "user",
+            "create",
+            "--name",
+            "alice",
+            "--role",
+            "crypto-user",
+            "--password-file",
+            &p(&alice_pw),
+        ],
+    );
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let client_for = |addr: std::net::SocketAddr| {
+        let ca = ca.clone();
+        async move {
+            let c = Client::new(
+                ClientConfig::new([format!("https://localhost:{}", addr.port())])
+                    .ca_cert_pem_file(&ca)
+                    .unwrap(),
+            )
+            .unwrap();
+            c.login("alice", "alice-password").await.unwrap();
+            Arc::new(c)
+        }
+    };
+    let confirmed = Arc::new(Mutex::new(Vec::new()));
+    for round in 0..ROUNDS {
+        let victim = round % nodes.len();
+        let clients: Vec<_> = nodes
+            .iter()
+            .map(|(_, a)| rt.block_on(client_for(*a)))
+            .collect();
+        let started = Arc::new(AtomicUsize::new(0));
+        let tasks: Vec<_> = clients
+            .into_iter()
+            .map(|c| {
+                let (confirmed, started) = (confirmed.clone(), started.clone());
+                rt.spawn(async move {
+                    loop {
+                        let n = started.fetch_add(1, Ordering::SeqCst);
+                        if n >= PER_ROUND {
+                            break;
+                        }
+                        let label = format!("kill9-{round}-{n}");
+                        // An error (the node was killed) leaves the creation unconfirmed.
+                        if let Ok(k) = c
+                            .generate_symmetric(
+                                "aes-256",
+                                &KeyTemplate::new(label),
+                                CallOptions::default(),
+                            )
+                            .await
+                        {
+                            confirmed.lock().unwrap().push(k.handle);
+                        }
+                    }
+                })
+            })
+            .collect();
+        // Kill the victim half way through the round, with creations in flight.
+        eventually(
+            std::time::Duration::from_secs(60),
+            "half a round started",
+            || started.load(Ordering::SeqCst) >= PER_ROUND / 2,
+        );
+        let (ok, _, err) = run("kill", &["-9", &nodes[victim].0.child.id().to_string()]);
+        assert!(ok, "{err}");
+        for t in tasks {
+            rt.block_on(t).unwrap();
+        }
+        let _ = nodes[victim].0.child.wait();
+        nodes[victim] = start(&dirs[victim]);
+    }
+    let confirmed = confirmed.lock().unwrap().clone();
+    assert!(
+        confirmed.len() > ROUNDS * PER_ROUND / 2,
+        "{} confirmed",
+        confirmed.len()
+    );
+    for (_, addr) in &nodes {
+        let present: std::collections::HashSet<u64> = rt.block_on(async {
+            let c = client_for(*addr).await;
+            let mut all = std::collections::HashSet::new();
+            let mut after = None;
+            loop {
+                let page = c
+                    .list_keys(&KeyFilter {
+                        after,
+                        limit: Some(1000),
+                        ..KeyFilter::default()
+                    })
+                    .await
+                    .unwrap();
+                all.extend(page.keys.iter().map(|k| k.handle));
+                match page.next {
+                    Some(n) => after = Some(n),
+                    None => break all,
+                }
+            }
+        });
+        let lost: Vec<_> = confirmed.iter().filter(|h| !present.contains(h)).collect();
+        assert!(
+            lost.is_empty(),
+            "node {addr}: {} confirmed keys lost: {lost:?}",
+            lost.len()
+        );
+    }
+}
