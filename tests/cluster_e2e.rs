@@ -1065,3 +1065,186 @@ fn every_confirmed_key_creation_survives_kill_9_of_the_nodes() {
         );
     }
 }
+
+/// Starts `keyward hsm serve` for `data` on a given port (a node restarted where the clients
+/// expect it).
+fn start_hsm_serve_on(data: &Path, port: u16, url: &str) -> Running {
+    let mut cmd = std::process::Command::new(keyward_bin());
+    cmd.args([
+        "hsm",
+        "serve",
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--data-dir",
+    ])
+    .arg(data)
+    .args(["--store", url])
+    .env("KEYWARD_LOG", "info");
+    let node = Running::spawn(cmd);
+    node.stderr.wait_for("serving the HSM API");
+    node
+}
+
+/// The SDK over three nodes of one store: 2,000 mixed calls (generate with an idempotency
+/// key, sign, encrypt, share) while one node is killed after 500 calls and another restarted
+/// after 1,000: no call fails (the SDK retries what is safe elsewhere), and every key the SDK
+/// got back exists on every node.
+#[test]
+fn the_sdk_rides_out_a_killed_and_a_restarted_node() {
+    use keyward_client::{
+        CallOptions, Client, ClientConfig, EncryptItem, KeyFilter, KeyTemplate, SignItem,
+    };
+    let (_db, url) = new_store();
+    let tmp = tempfile::tempdir().unwrap();
+    let dirs: Vec<_> = ["a", "b", "c"].iter().map(|n| tmp.path().join(n)).collect();
+    init_ok(&dirs[0], &url);
+    for d in &dirs[1..] {
+        copy_data_dir(&dirs[0], d);
+    }
+    let mut nodes: Vec<_> = dirs
+        .iter()
+        .map(|d| start_hsm_serve(d, &["--store", &url]))
+        .collect();
+    let ports: Vec<u16> = nodes.iter().map(|(_, a)| a.port()).collect();
+    let urls: Vec<String> = ports
+        .iter()
+        .map(|p| format!("https://localhost:{p}"))
+        .collect();
+    let ca = dirs[0].join("api-ca.pem");
+    for (name, pw) in [("alice", "alice-password"), ("bob", "bob-password-1")] {
+        let file = tmp.path().join(format!("{name}.pw"));
+        std::fs::write(&file, format!("{pw}\n")).unwrap();
+        remote_ok(
+            &urls[0],
+            &ca,
+            "admin",
+            "admin-password",
+            &[
+                "user",
+                "create",
+                "--name",
+                name,
+                "--role",
+                "crypto-user",
+                "--password-file",
+                &p(&file),
+            ],
+        );
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let client = rt.block_on(async {
+        let c = Client::new(
+            ClientConfig::new(urls.clone())
+                .ca_cert_pem_file(&ca)
+                .unwrap(),
+        )
+        .unwrap();
+        c.login("alice", "alice-password").await.unwrap();
+        c
+    });
+    let (mut failed, mut signing, mut aes) = (Vec::new(), None, None);
+    let mut made = Vec::new();
+    for i in 0..2000usize {
+        match i {
+            500 => {
+                nodes[0].0.child.kill().unwrap();
+                let _ = nodes[0].0.child.wait();
+            }
+            1000 => {
+                nodes[1].0.terminate();
+                nodes[1].0 = start_hsm_serve_on(&dirs[1], ports[1], &url);
+            }
+            1500 => nodes[0].0 = start_hsm_serve_on(&dirs[0], ports[0], &url),
+            _ => {}
+        }
+        let r: Result<(), keyward_client::Error> = rt.block_on(async {
+            match i % 4 {
+                0 => {
+                    let opts = CallOptions::idempotency_key(format!("create-{i}"));
+                    if i % 8 == 0 {
+                        let pair = client
+                            .generate_pair(
+                                "ec-p256",
+                                &KeyTemplate::new(format!("p{i}")).with("sign", true),
+                                &KeyTemplate::new(format!("p{i}")).with("verify", true),
+                                opts,
+                            )
+                            .await?;
+                        made.push(pair.private.handle);
+                        signing = Some(pair.private.handle);
+                    } else {
+                        let k = client
+                            .generate_symmetric(
+                                "aes-256",
+                                &KeyTemplate::new(format!("s{i}")).with("encrypt", true),
+                                opts,
+                            )
+                            .await?;
+                        made.push(k.handle);
+                        aes = Some(k.handle);
+                    }
+                }
+                1 => {
+                    if let Some(k) = signing {
+                        client
+                            .sign(&SignItem::message(k, "ecdsa-sha256", b"m".to_vec()))
+                            .await?;
+                    }
+                }
+                2 => {
+                    if let Some(k) = aes {
+                        client
+                            .encrypt(&EncryptItem::new(k, "aes-gcm", b"m".to_vec()))
+                            .await?;
+                    }
+                }
+                _ => {
+                    if let Some(k) = aes {
+                        client
+                            .share(k, "bob", CallOptions::idempotency_key(format!("share-{i}")))
+                            .await?;
+                    }
+                }
+            }
+            Ok(())
+        });
+        if let Err(e) = r {
+            failed.push(format!("call {i}: {e}"));
+        }
+    }
+    assert!(failed.is_empty(), "{} failed: {failed:?}", failed.len());
+    for url_ in &urls {
+        let present: std::collections::HashSet<u64> = rt.block_on(async {
+            let c = Client::new(
+                ClientConfig::new([url_.clone()])
+                    .ca_cert_pem_file(&ca)
+                    .unwrap(),
+            )
+            .unwrap();
+            c.login("alice", "alice-password").await.unwrap();
+            let mut all = std::collections::HashSet::new();
+            let mut after = None;
+            loop {
+                let page = c
+                    .list_keys(&KeyFilter {
+                        after,
+                        limit: Some(1000),
+                        ..KeyFilter::default()
+                    })
+                    .await
+                    .unwrap();
+                all.extend(page.keys.iter().map(|k| k.handle));
+                match page.next {
+                    Some(n) => after = Some(n),
+                    None => break all,
+                }
+            }
+        });
+        let lost: Vec<_> = made.iter().filter(|h| !present.contains(h)).collect();
+        assert!(lost.is_empty(), "{url_}: {} keys missing", lost.len());
+    }
+}
