@@ -279,3 +279,128 @@ fn heartbeats_are_kept_per_node_and_forgotten_on_request() {
     store.forget_node("a:1").unwrap();
     assert_eq!(store.nodes().unwrap().len(), 1);
 }
+
+/// `openssl` with `args` in `dir`.
+fn openssl(dir: &std::path::Path, args: &[&str]) {
+    let out = std::process::Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A CA (`ca.pem`) and a server certificate for 127.0.0.1 and localhost signed by it
+/// (`server.crt`, `server.key`), and an unrelated CA (`other-ca.pem`), made with OpenSSL.
+fn certificates() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for ca in ["ca", "other-ca"] {
+        openssl(
+            d,
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-keyout",
+                &format!("{ca}.key"),
+                "-out",
+                &format!("{ca}.pem"),
+                "-days",
+                "2",
+                "-subj",
+                &format!("/CN=keyward test {ca}"),
+            ],
+        );
+    }
+    openssl(
+        d,
+        &[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ],
+    );
+    std::fs::write(d.join("ext"), "subjectAltName=IP:127.0.0.1,DNS:localhost\n").unwrap();
+    openssl(
+        d,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.crt",
+            "-days",
+            "2",
+            "-extfile",
+            "ext",
+        ],
+    );
+    dir
+}
+
+#[test]
+fn tls_with_a_ca_file_and_a_password_from_the_caller() {
+    let certs = certificates();
+    let pg = TestPostgres::own_with(Some("s3cret-superuser"), Some(certs.path()));
+    let db = pg.new_database();
+    let url = pg.url(&db);
+    let with = |password: Option<&str>, ca: Option<&str>| {
+        let mut o = PostgresOptions::new(url.clone());
+        o.password = password.map(|p| zeroize::Zeroizing::new(p.to_owned()));
+        o.ca_file = ca.map(|c| certs.path().join(c));
+        o
+    };
+    // The right CA and password: TLS is used (the server reports the connection as SSL).
+    let store = PostgresBackend::create(&with(Some("s3cret-superuser"), Some("ca.pem"))).unwrap();
+    store.insert(&rec("1")).unwrap();
+    let all = pg.psql(
+        &db,
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'keyward'",
+    );
+    let tls = pg.psql(
+        &db,
+        "SELECT count(*) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid)
+          WHERE s.ssl AND a.application_name = 'keyward'",
+    );
+    assert_ne!(all, "0");
+    assert_eq!(tls, all, "every keyward connection is TLS");
+    drop(store);
+    // A server certificate from another CA is refused; so is a wrong password, and the
+    // messages show neither password.
+    let e =
+        PostgresBackend::open(&with(Some("s3cret-superuser"), Some("other-ca.pem"))).unwrap_err();
+    assert!(matches!(e, Error::Unavailable { .. }), "{e:?}");
+    let e = PostgresBackend::open(&with(Some("wrong-password"), Some("ca.pem"))).unwrap_err();
+    let shown = format!("{e} {e:?}");
+    assert!(shown.contains("password"), "{shown}");
+    assert!(
+        !shown.contains("wrong-password") && !shown.contains("s3cret"),
+        "{shown}"
+    );
+    let e = PostgresBackend::open(&with(None, Some("ca.pem"))).unwrap_err();
+    assert!(!format!("{e:?}").contains("s3cret"), "{e:?}");
+}

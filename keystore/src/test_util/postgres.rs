@@ -21,6 +21,8 @@ use crate::PostgresOptions;
 pub struct TestPostgres {
     port: u16,
     bin: PathBuf,
+    /// The superuser's password when the server asks for one.
+    password: Option<String>,
     /// The script's commands (`stop`, `start`); closing it stops the server for good.
     control: Mutex<Option<Control>>,
     child: Mutex<Child>,
@@ -51,15 +53,27 @@ static NEXT_DATABASE: AtomicU32 = AtomicU32::new(1);
 
 const SCRIPT: &str = r#"
 set -eu
-bin=$1; port=$2
+bin=$1; port=$2; password=${3:-}; tls_dir=${4:-}
 dir=$(mktemp -d "${TMPDIR:-/tmp}/keyward-pg.XXXXXX")
 if [ "$(id -u)" = 0 ]; then chown postgres "$dir"; as() { runuser -u postgres -- "$@"; }; else as() { "$@"; }; fi
 cleanup() { as "$bin/pg_ctl" -D "$dir/data" -m immediate -w stop >/dev/null 2>&1 || true; rm -rf "$dir"; }
 trap cleanup EXIT
-as "$bin/initdb" -D "$dir/data" -U postgres -A trust --no-sync -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log" >&2; exit 1; }
+auth="-A trust"
+if [ -n "$password" ]; then
+  printf '%s\n' "$password" >"$dir/pw"; [ "$(id -u)" = 0 ] && chown postgres "$dir/pw"
+  auth="--auth-local=trust --auth-host=scram-sha-256 --pwfile=$dir/pw"
+fi
+as "$bin/initdb" -D "$dir/data" -U postgres $auth --no-sync -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log" >&2; exit 1; }
+ssl=""
+if [ -n "$tls_dir" ]; then
+  cp "$tls_dir/server.crt" "$tls_dir/server.key" "$dir/"
+  [ "$(id -u)" = 0 ] && chown postgres "$dir/server.crt" "$dir/server.key"
+  chmod 600 "$dir/server.key"
+  ssl="-c ssl=on -c ssl_cert_file=$dir/server.crt -c ssl_key_file=$dir/server.key"
+fi
 start() {
   as "$bin/pg_ctl" -D "$dir/data" -l "$dir/log" -w -t 60 \
-    -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300" start >/dev/null \
+    -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300 $ssl" start >/dev/null \
     || { cat "$dir/log" >&2; exit 1; }
 }
 start
@@ -127,6 +141,16 @@ impl TestPostgres {
     /// # Panics
     /// As [`shared`](Self::shared).
     pub fn own() -> TestPostgres {
+        Self::own_with(None, None)
+    }
+
+    /// [`own`](Self::own), with password authentication (SCRAM) for TCP connections, the
+    /// superuser `postgres` having `password`, and/or TLS from `tls_dir`'s `server.crt` and
+    /// `server.key` (PEM).
+    ///
+    /// # Panics
+    /// As [`shared`](Self::shared).
+    pub fn own_with(password: Option<&str>, tls_dir: Option<&std::path::Path>) -> TestPostgres {
         let bin = find_bin();
         let port = free_port();
         let mut child = Command::new("sh")
@@ -135,6 +159,12 @@ impl TestPostgres {
             .arg("keyward-test-postgres")
             .arg(&bin)
             .arg(port.to_string())
+            .arg(password.unwrap_or(""))
+            .arg(
+                tls_dir
+                    .map(|d| d.as_os_str().to_owned())
+                    .unwrap_or_default(),
+            )
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -150,6 +180,7 @@ impl TestPostgres {
         TestPostgres {
             port,
             bin,
+            password: password.map(str::to_owned),
             control: Mutex::new(Some((stdin, stdout))),
             child: Mutex::new(child),
         }
@@ -209,6 +240,7 @@ impl TestPostgres {
             .args(["-h", "127.0.0.1", "-U", "postgres", "-p"])
             .arg(self.port.to_string())
             .args(["-d", database, "-c", statement])
+            .env("PGPASSWORD", self.password.as_deref().unwrap_or(""))
             .output()
             .expect("run psql");
         assert!(
