@@ -24,18 +24,18 @@ cleanup() {
   rm -rf "$tmp"
 }
 trap cleanup EXIT
-mkdir -p "$tmp/pg"; [[ $(id -u) == 0 ]] && chown postgres "$tmp/pg"
+chmod 711 "$tmp"; mkdir -p "$tmp/pg"; [[ $(id -u) == 0 ]] && chown postgres "$tmp/pg"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 as_pg "$pgbin/initdb" -D "$tmp/pg/data" -U postgres -A trust -E UTF8 --locale=C.UTF-8 >/dev/null
 as_pg "$pgbin/pg_ctl" -D "$tmp/pg/data" -l "$tmp/pg/log" -w -o "-p $port -k $tmp/pg -c listen_addresses=127.0.0.1" start >/dev/null
 psql -h 127.0.0.1 -p "$port" -U postgres -qc 'CREATE DATABASE keyward'
 url="postgres://postgres@127.0.0.1:$port/keyward"
 
-# start_node DATA_DIR [--store URL]: an API node on a free port; prints its URL.
+# start_node DATA_DIR [--store URL]: an API node on a free port; sets $node_url.
 start_node() {
   local data=$1; shift
   local log="$data.log"
-  KEYWARD_LOG=info "$bin" hsm serve --data-dir "$data" --listen 127.0.0.1:0 "$@" 2>"$log" &
+  KEYWARD_LOG=info "$bin" hsm serve --data-dir "$data" --listen 127.0.0.1:0 "$@" >/dev/null 2>"$log" &
   pids+=($!)
   local addr=
   for _ in $(seq 400); do
@@ -44,7 +44,7 @@ start_node() {
     sleep 0.05
   done
   [[ -n $addr ]] || { cat "$log" >&2; exit 1; }
-  echo "https://localhost:${addr##*:}"
+  node_url="https://localhost:${addr##*:}"
 }
 kw() { "$bin" "$@" --ca-cert "$ca" --user admin --password admin-password; }
 echo 'bench-password' >"$tmp/bench.pw"
@@ -52,11 +52,11 @@ echo 'bench-password' >"$tmp/bench.pw"
 # 1. SQLite vs PostgreSQL, one node each (the client on the same 2 cores).
 KEYWARD_ADMIN_PASSWORD=admin-password "$bin" init --data-dir "$tmp/sqlite" >/dev/null
 ca=$tmp/sqlite/api-ca.pem
-sqlite_node=$(start_node "$tmp/sqlite")
+start_node "$tmp/sqlite"; sqlite_node=$node_url
 kw user create --name bench --role crypto-user --password-file "$tmp/bench.pw" --server "$sqlite_node" >/dev/null
 KEYWARD_ADMIN_PASSWORD=admin-password "$bin" init --data-dir "$tmp/n1" --store "$url" >/dev/null
 for i in 2 3; do cp -a "$tmp/n1" "$tmp/n$i"; done
-node1=$(start_node "$tmp/n1" --store "$url")
+start_node "$tmp/n1" --store "$url"; node1=$node_url
 ca=$tmp/n1/api-ca.pem
 kw user create --name bench --role crypto-user --password-file "$tmp/bench.pw" --server "$node1" >/dev/null
 common=(--user bench --password bench-password --seconds "$secs" --concurrency "$conc")
@@ -67,8 +67,8 @@ echo "postgres $sign_pg"
 kill "${pids[0]}"; unset 'pids[0]'
 
 # 2 and 3: three nodes on one store.
-node2=$(start_node "$tmp/n2" --store "$url")
-node3=$(start_node "$tmp/n3" --store "$url")
+start_node "$tmp/n2" --store "$url"; node2=$node_url
+start_node "$tmp/n3" --store "$url"; node3=$node_url
 prop=$("$bench" propagation --nodes "$node1,$node2" --ca "$ca" --user bench --password bench-password --n "$n")
 echo "$prop"
 create1=$("$bench" create --nodes "$node1" --ca "$ca" "${common[@]}")

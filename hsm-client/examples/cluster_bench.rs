@@ -141,10 +141,12 @@ async fn main() {
         }
         "create" => {
             let c = Arc::new(client(&a.nodes, &a).await);
+            // Labels are unique per owner: one prefix per run.
+            let run = std::process::id();
             let per_s = rate(&a, move |i| {
                 let c = c.clone();
                 async move {
-                    pair(&c, &format!("create-{i}")).await;
+                    pair(&c, &format!("create-{run}-{i}")).await;
                 }
             })
             .await;

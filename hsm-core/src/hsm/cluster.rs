@@ -4,11 +4,13 @@
 //! chain stay one sequence. [`Hsm::catch_up`] is also what a node runs when the store tells it
 //! of another node's commit ([`Hsm::subscribe_changes`]) and now and then.
 //!
-//! What catching up re-reads and verifies, as [`Hsm::open`] does: the manifest (never older
-//! than the one this node knows), every key and user record against it (each opens under the
-//! data key with its kind, id and version as AAD), and the audit head (its sequence never goes
-//! back). Applied all at once, or not at all.
+//! What catching up re-reads and verifies: the manifest (never older than the one this node
+//! knows), the key and session records whose version in it moved and every user record,
+//! each checked against it and opened under the data key with its kind, id and version as
+//! AAD, and the audit head (its sequence never goes back). Applied all at once, or not at
+//! all. (The whole store, every record and the whole audit chain, is verified at open.)
 
+use super::sync::SyncPlan;
 use super::*;
 
 /// The writer mutex (the manifest) and, for a shared store, the store's write lock.
@@ -172,18 +174,15 @@ impl Hsm {
         let mut head: AuditHead = serde_json::from_slice(&plain)
             .map_err(|_| tampered(RecordKind::AuditHead, ID_AUDIT_HEAD))?;
         head.record_version = head_rec.version;
-        let keys_and_users = if manifest_moved {
+        let changes = if manifest_moved {
             let plain =
                 self.data_key
                     .open(RecordKind::Manifest, ID_MANIFEST, rec.version, &rec.blob)?;
             let mut next: Manifest = serde_json::from_slice(&plain)
                 .map_err(|_| tampered(RecordKind::Manifest, ID_MANIFEST))?;
             next.version = rec.version;
-            let plan = self.plan_sync(&next, &self.store.list(RecordKind::Key.as_str())?)?;
-            let users = self.read_users(&next)?;
-            let sessions =
-                super::sessions::read_session_records(self.store.as_ref(), &self.data_key, &next)?;
-            Some((next, plan, users, sessions))
+            let changes = self.read_changes(manifest, &next)?;
+            Some((next, changes))
         } else {
             None
         };
@@ -195,10 +194,14 @@ impl Hsm {
         }
 
         // Everything verified: apply it all (locks in their order: users, sessions, audit).
-        if let Some((next, plan, users, sessions)) = keys_and_users {
-            self.apply_sync(plan);
-            *lock(&self.users) = users;
-            self.merge_sessions(manifest, &sessions);
+        if let Some((next, changes)) = changes {
+            self.apply_sync(changes.keys);
+            *lock(&self.users) = changes
+                .users
+                .into_iter()
+                .map(|(u, v)| (u.name.clone(), (u, v)))
+                .collect();
+            self.apply_session_changes(changes.sessions, &changes.sessions_removed);
             *manifest = next;
         }
         let mut current_head = lock(&self.audit);
@@ -210,13 +213,97 @@ impl Hsm {
         Ok(true)
     }
 
-    /// Every user record, each opened and checked against `manifest` (same versions, none
-    /// missing, none extra).
-    fn read_users(&self, manifest: &Manifest) -> Result<HashMap<String, (UserRecord, u64)>> {
-        let mut users = HashMap::new();
+    /// What changed from `old` to `next` (the manifests this node knows and the store's):
+    /// of keys and sessions, only the records whose version moved are read (so a catch-up
+    /// costs the changes, not the number of keys); users are all read. Each record is opened
+    /// under the data key and checked against `next`.
+    fn read_changes(&self, old: &Manifest, next: &Manifest) -> Result<Changes> {
+        let moved = |kind: RecordKind| -> (Vec<(String, u64)>, Vec<String>) {
+            let prefix = manifest_key(kind, "");
+            let changed = next
+                .records
+                .iter()
+                .filter_map(|(k, v)| Some((k.strip_prefix(&prefix)?, *v)))
+                .filter(|(id, v)| old.records.get(&manifest_key(kind, id)) != Some(v))
+                .map(|(id, v)| (id.to_owned(), v))
+                .collect();
+            let removed = old
+                .records
+                .keys()
+                .filter_map(|k| k.strip_prefix(&prefix))
+                .filter(|id| !next.records.contains_key(&manifest_key(kind, id)))
+                .map(str::to_owned)
+                .collect();
+            (changed, removed)
+        };
+        let fetch = |kind: RecordKind, id: &str, version: u64| -> Result<Record> {
+            let rec =
+                self.store
+                    .get(kind.as_str(), id)?
+                    .ok_or_else(|| Error::StoreInconsistent {
+                        detail: format!("record {} is missing", printable(&manifest_key(kind, id))),
+                    })?;
+            if rec.version != version {
+                return Err(Error::StoreInconsistent {
+                    detail: format!(
+                        "record {} is at version {}, the manifest says {version}",
+                        printable(&manifest_key(kind, id)),
+                        rec.version
+                    ),
+                });
+            }
+            Ok(rec)
+        };
+
+        let (changed, removed) = moved(RecordKind::Key);
+        let current = self.objects.load();
+        let mut keys = SyncPlan::default();
+        for (id, version) in changed {
+            let rec = fetch(RecordKind::Key, &id, version)?;
+            let handle: KeyHandle = id.parse().map_err(|_| tampered(RecordKind::Key, &id))?;
+            let loaded = load_object(&self.data_key, &rec)?;
+            match current.get(&handle) {
+                Some(o) if o.session.is_some() => {
+                    return Err(Error::StoreInconsistent {
+                        detail: format!(
+                            "record {} has the handle of a session object of this node",
+                            printable(&manifest_key(RecordKind::Key, &id))
+                        ),
+                    })
+                }
+                Some(o) => {
+                    let old_state = o.state.load_full();
+                    let info = loaded.state.load().info.clone();
+                    if info.class != old_state.info.class
+                        || info.spec != old_state.info.spec
+                        || info.attributes.check_value != old_state.info.attributes.check_value
+                    {
+                        return Err(tampered(RecordKind::Key, &id));
+                    }
+                    keys.updated.push((
+                        o.clone(),
+                        KeyState {
+                            info,
+                            record_version: version,
+                        },
+                    ));
+                }
+                None => keys.added.push(Arc::new(loaded)),
+            }
+        }
+        for id in removed {
+            keys.removed
+                .push(id.parse().map_err(|_| tampered(RecordKind::Key, &id))?);
+        }
+
+        // Users are few, and a user deleted and made again starts again at version 1: read
+        // them all (keys and sessions have random 64-bit handles and token digests, never
+        // reused, so a changed version is a changed record).
+        let mut users = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         for rec in self.store.list(RecordKind::User.as_str())? {
             let name = manifest_key(RecordKind::User, &rec.id);
-            if manifest.records.get(&name) != Some(&rec.version) {
+            if next.records.get(&name) != Some(&rec.version) {
                 return Err(Error::StoreInconsistent {
                     detail: format!(
                         "record {} at version {} is not the manifest's",
@@ -233,24 +320,47 @@ impl Hsm {
             if user.name != rec.id {
                 return Err(tampered(RecordKind::User, &rec.id));
             }
-            users.insert(user.name.clone(), (user, rec.version));
+            seen.insert(name);
+            users.push((user, rec.version));
         }
-        let prefix = manifest_key(RecordKind::User, "");
-        if let Some(missing) = manifest
+        let user_prefix = manifest_key(RecordKind::User, "");
+        if let Some(missing) = next
             .records
             .keys()
-            .filter_map(|k| k.strip_prefix(&prefix))
-            .find(|name| !users.contains_key(*name))
+            .filter(|k| k.starts_with(&user_prefix))
+            .find(|k| !seen.contains(*k))
         {
             return Err(Error::StoreInconsistent {
-                detail: format!(
-                    "record {} is missing",
-                    printable(&manifest_key(RecordKind::User, missing))
-                ),
+                detail: format!("record {} is missing", printable(missing)),
             });
         }
-        Ok(users)
+
+        let (changed, removed) = moved(RecordKind::Session);
+        let mut sessions = Vec::new();
+        for (id, version) in changed {
+            let rec = fetch(RecordKind::Session, &id, version)?;
+            sessions.push(super::sessions::open_session_record(&self.data_key, &rec)?);
+        }
+        let sessions_removed = removed
+            .iter()
+            .map(|id| super::sessions::digest_of(id))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Changes {
+            keys,
+            users,
+            sessions,
+            sessions_removed,
+        })
     }
+}
+
+/// The records another node changed, read and verified ([`Hsm::read_changes`]).
+struct Changes {
+    keys: SyncPlan,
+    /// Every user (they replace this node's).
+    users: Vec<(UserRecord, u64)>,
+    sessions: Vec<([u8; 32], super::sessions::SessionRecord)>,
+    sessions_removed: Vec<[u8; 32]>,
 }
 
 fn went_back(what: &str, known: u64, found: u64) -> Error {

@@ -25,6 +25,25 @@ fn record_id(digest: &[u8; 32]) -> String {
     hex::encode(digest)
 }
 
+/// The token digest a session record's id names.
+pub(super) fn digest_of(id: &str) -> Result<[u8; 32]> {
+    hex::decode(id)
+        .ok()
+        .and_then(|d| d.try_into().ok())
+        .ok_or_else(|| tampered(RecordKind::Session, id))
+}
+
+/// One session record, opened under the data key.
+pub(super) fn open_session_record(
+    data_key: &RecordCipher,
+    rec: &Record,
+) -> Result<([u8; 32], SessionRecord)> {
+    let plain = data_key.open(RecordKind::Session, &rec.id, rec.version, &rec.blob)?;
+    let session: SessionRecord =
+        serde_json::from_slice(&plain).map_err(|_| tampered(RecordKind::Session, &rec.id))?;
+    Ok((digest_of(&rec.id)?, session))
+}
+
 /// Every session record of `store`, opened and checked against `manifest` (the same
 /// versions; none missing, none extra), by token digest.
 pub(super) fn read_session_records(
@@ -44,13 +63,7 @@ pub(super) fn read_session_records(
                 ),
             });
         }
-        let plain = data_key.open(RecordKind::Session, &rec.id, rec.version, &rec.blob)?;
-        let session: SessionRecord =
-            serde_json::from_slice(&plain).map_err(|_| tampered(RecordKind::Session, &rec.id))?;
-        let digest: [u8; 32] = hex::decode(&rec.id)
-            .ok()
-            .and_then(|d| d.try_into().ok())
-            .ok_or_else(|| tampered(RecordKind::Session, &rec.id))?;
+        let (digest, session) = open_session_record(data_key, &rec)?;
         out.insert(digest, session);
     }
     let prefix = manifest_key(RecordKind::Session, "");
@@ -96,32 +109,27 @@ impl Hsm {
         }
     }
 
-    /// Makes the sessions map match `records` (catching up): new ones are added, ones whose
-    /// record `old` listed and that is gone end here too (their session objects destroyed);
-    /// sessions never stored (certificate logins) stay. The caller holds the writer mutex.
-    pub(super) fn merge_sessions(
+    /// Applies the session records another node added and removed (catching up): new
+    /// sessions are accepted here, removed ones end here too (their session objects
+    /// destroyed). The caller holds the writer mutex.
+    pub(super) fn apply_session_changes(
         &self,
-        old: &Manifest,
-        records: &HashMap<[u8; 32], SessionRecord>,
+        added: Vec<([u8; 32], SessionRecord)>,
+        removed: &[[u8; 32]],
     ) {
         let mut ended = Vec::new();
         {
             let mut sessions = lock(&self.sessions);
-            sessions.retain(|digest, s| {
-                let stored = old
-                    .records
-                    .contains_key(&manifest_key(RecordKind::Session, &record_id(digest)));
-                let keep = !stored || records.contains_key(digest);
-                if !keep {
+            for digest in removed {
+                if let Some(s) = sessions.remove(digest) {
                     s.inner.closed.store(true, Ordering::Release);
                     ended.push(s.id());
                 }
-                keep
-            });
-            for (digest, record) in records {
-                if !sessions.contains_key(digest) {
-                    if let Some(s) = self.session_of(record) {
-                        sessions.insert(*digest, s);
+            }
+            for (digest, record) in added {
+                if !sessions.contains_key(&digest) {
+                    if let Some(s) = self.session_of(&record) {
+                        sessions.insert(digest, s);
                     }
                 }
             }
