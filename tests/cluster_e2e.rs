@@ -325,7 +325,42 @@ fn with_the_database_down_signing_goes_on_writes_get_503_and_the_node_recovers_a
     let ready = || curl_json(&ca, addr, "GET", "/v1/ready", None, None);
     assert_eq!(ready().0, 200);
 
+    // A signing load (the SDK, logged in before the outage) runs through the whole outage.
+    let key_handle: u64 = key.parse().unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (logged_in_tx, logged_in) = std::sync::mpsc::channel();
+    let load = {
+        let (stop, ca, api) = (stop.clone(), ca.clone(), api.clone());
+        std::thread::spawn(move || {
+            use keyward_client::{Client, ClientConfig, SignItem};
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let c =
+                    Client::new(ClientConfig::new([api]).ca_cert_pem_file(&ca).unwrap()).unwrap();
+                c.login("alice", "alice-password").await.unwrap();
+                let item = SignItem::message(key_handle, "ecdsa-sha256", b"load".to_vec());
+                c.sign(&item).await.unwrap();
+                logged_in_tx.send(()).unwrap();
+                let (mut ok, mut failed) = (0u64, Vec::new());
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    match c.sign(&item).await {
+                        Ok(_) => ok += 1,
+                        Err(e) => failed.push(e.to_string()),
+                    }
+                }
+                (ok, failed)
+            })
+        })
+    };
+
+    logged_in
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .expect("the load logged in");
     pg.stop();
+    let down_since = std::time::Instant::now();
     let (status, body) = ready();
     assert_eq!(
         (status, body["status"].as_str()),
@@ -342,8 +377,20 @@ fn with_the_database_down_signing_goes_on_writes_get_503_and_the_node_recovers_a
         "a write with the database down: {err}"
     );
 
+    // The outage lasts 10 s (the scenario's length, not a wait for something).
+    while down_since.elapsed() < std::time::Duration::from_secs(10) {
+        assert_eq!(ready().0, 503);
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
     pg.start();
     assert_eq!(ready().0, 200, "ready again, without a restart");
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (signed, failed) = load.join().unwrap();
+    assert!(
+        failed.is_empty(),
+        "signatures failed during the outage: {failed:?}"
+    );
+    assert!(signed > 100, "only {signed} signatures in 10 s");
     let out = generate("after");
     assert!(
         out.status.success(),

@@ -127,9 +127,9 @@ impl Hsm {
                 }
             }
             for (digest, record) in added {
-                if !sessions.contains_key(&digest) {
+                if let std::collections::hash_map::Entry::Vacant(slot) = sessions.entry(digest) {
                     if let Some(s) = self.session_of(&record) {
-                        sessions.insert(digest, s);
+                        slot.insert(s);
                     }
                 }
             }
