@@ -28,7 +28,7 @@
 //!   node ([`Client::import_private_pkcs8`]), never in plaintext.
 //!
 //! Two nodes of one cluster store (this example runs as a test against real nodes:
-//! `tests/cluster_e2e.rs`, `the_sdk_two_node_example_works_on_a_cluster`):
+//! `tests/cluster_e2e/sdk.rs`, `the_sdk_two_node_example_works_on_a_cluster`):
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), keyward_client::Error> {
