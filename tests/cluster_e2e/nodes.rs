@@ -280,3 +280,46 @@ fn concurrent_changes_of_one_key_on_two_nodes_are_serialized() {
         .count();
     assert_eq!(changes, 100, "every change recorded once");
 }
+
+/// A node that starts while another writes reads one consistent state of the store (it
+/// holds the write lock while it loads), so it starts every time.
+#[test]
+fn a_node_starts_while_another_writes() {
+    use keyward_client::{CallOptions, KeyTemplate};
+    let cluster = Cluster::start(1);
+    cluster.create_crypto_user(0, "alice", "alice-password");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (stop, api, ca) = (stop.clone(), cluster.api(0), cluster.ca.clone());
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let c = sdk([api], &ca, "alice", "alice-password").await;
+                let mut made = 0u32;
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    c.generate_symmetric(
+                        "aes-256",
+                        &KeyTemplate::new(format!("busy-{made}")),
+                        CallOptions::default(),
+                    )
+                    .await
+                    .unwrap();
+                    made += 1;
+                }
+                made
+            })
+        })
+    };
+    let second = cluster.tmp.path().join("second");
+    copy_data_dir(&cluster.dirs[0], &second);
+    for _ in 0..3 {
+        let (mut node, _) = start_hsm_serve(&second, &["--store", &cluster.url]);
+        node.terminate();
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let made = writer.join().unwrap();
+    assert!(made > 0, "the writer wrote while the node started");
+}

@@ -177,7 +177,11 @@ impl Hsm {
         options: OpenOptions,
     ) -> Result<Self> {
         selftest::run()?;
+        // A store other nodes write: none commits while this one reads it (one consistent
+        // state), the lock released before anything is written here.
+        let cluster = store.lock_writes()?;
         let l = Self::load(store.as_ref(), master_key, options)?;
+        drop(cluster);
         let acceptances = l.acceptances;
         let mut hsm = Hsm::assemble(
             store, l.data_key, l.objects, l.users, l.manifest, l.head, false,
