@@ -13,7 +13,8 @@ use keyward_hsm::Hsm;
 /// The catch-up and heartbeat period without notifications.
 pub(crate) const EVERY: Duration = Duration::from_secs(5);
 
-/// This node in a cluster: its name (`host:port`, unique in the cluster) and what it runs.
+/// This node in a cluster: its name (`host/address:port`, unique in the cluster) and what it
+/// runs.
 #[derive(Clone, Debug)]
 pub(crate) struct NodeName {
     pub(crate) node: String,
@@ -22,8 +23,9 @@ pub(crate) struct NodeName {
 }
 
 impl NodeName {
-    /// `HOST:PORT` (the host name from `$HOSTNAME`, else the kernel's) running `command`.
-    pub(crate) fn new(port: u16, command: &str) -> NodeName {
+    /// `HOST/ADDRESS` (the host name from `$HOSTNAME`, else the kernel's, and the address the
+    /// node listens on) running `command`.
+    pub(crate) fn new(addr: std::net::SocketAddr, command: &str) -> NodeName {
         let host = std::env::var("HOSTNAME")
             .ok()
             .filter(|h| !h.is_empty())
@@ -37,7 +39,7 @@ impl NodeName {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
         NodeName {
-            node: format!("{host}:{port}"),
+            node: format!("{host}/{addr}"),
             runs: format!("keyward {} {command}", env!("CARGO_PKG_VERSION")),
             started_unix_ms,
         }

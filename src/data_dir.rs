@@ -81,9 +81,14 @@ fn check_dir_mode(dir: &Path) -> Result<()> {
 /// The error for a data directory without a store: `keyward init` first.
 fn no_store(dir: &Path) -> anyhow::Error {
     anyhow::anyhow!(
-        "no HSM store at {}: create one with `keyward init --data-dir {}` (`keyward quickstart` and `keyward key generate` also create an empty one)",
+        "no HSM store at {}: create one with `keyward init --data-dir {}` (`keyward quickstart` and `keyward key generate` also create an empty one){}",
         store_path(dir).display(),
-        dir.display()
+        dir.display(),
+        if dir.join(MASTER_KEY_FILE).is_file() {
+            "; a node of a cluster opens its PostgreSQL store: add --store URL (env KEYWARD_HSM__STORE, or [hsm] store)"
+        } else {
+            ""
+        }
     )
 }
 
@@ -209,16 +214,17 @@ fn create_store(hsm: &HsmConfig) -> Result<(Opened, MasterKey)> {
     let key_path = dir.join(MASTER_KEY_FILE);
     if hsm.store.is_none() && key_path.exists() {
         bail!(
-            "{} exists but {} does not: restore the store from a backup, or remove the master key file to start a new, empty HSM",
+            "{} exists but {} does not: if this data directory belongs to a node of a cluster, add --store URL (its PostgreSQL store); else restore the store from a backup, or remove the master key file to start a new, empty HSM",
             key_path.display(),
             store_path(dir).display()
         );
     }
     // A folder that is about to hold a master key is the owner's alone, whether we made it or
-    // it existed (`init` into a 0777 folder must not leave it 0777).
-    files::prepare_dir(dir)?;
+    // it existed (`init` into a 0777 folder must not leave it 0777). For a PostgreSQL store,
+    // only once the database took the new store (a refused init leaves no folder behind).
     let backend = match &hsm.store {
         None => {
+            files::prepare_dir(dir)?;
             let store = store_path(dir);
             let backend = SqliteBackend::create(&store)
                 .with_context(|| format!("cannot create store {}", store.display()))?;
@@ -226,7 +232,10 @@ fn create_store(hsm: &HsmConfig) -> Result<(Opened, MasterKey)> {
             Opened::Sqlite(backend)
         }
         Some(pg) => match PostgresBackend::create(&postgres_options(pg)?) {
-            Ok(backend) => Opened::Postgres(Box::new(backend)),
+            Ok(backend) => {
+                files::prepare_dir(dir)?;
+                Opened::Postgres(Box::new(backend))
+            }
             Err(keyward_keystore::Error::AlreadyExists { .. }) => bail!(
                 "the database {} already holds a Keyward store: this node joins it with a copy of master.key from a node of the cluster in {} (mode 0600)",
                 store_name(hsm),

@@ -104,8 +104,9 @@ pub enum Error {
     /// The database itself failed (I/O error, corruption, lock timeout).
     #[error("store database error: {0}")]
     Database(rusqlite::Error),
-    /// PostgreSQL refused a statement (its SQLSTATE and message are in the error).
-    #[error("store database error: {0}")]
+    /// PostgreSQL refused a statement or a login (its message and SQLSTATE are shown, e.g.
+    /// `password authentication failed for user "keyward" (28P01)`).
+    #[error("store database error: {}", postgres::describe(.0))]
     Postgres(tokio_postgres::Error),
     /// The store's database cannot be reached: connection refused or lost, or no pooled
     /// connection free within 5 s. Reads from memory go on; writes wait for it to return.
@@ -248,6 +249,14 @@ pub trait Backend: Send + Sync + 'static {
     /// As the backend's reads.
     fn nodes(&self) -> Result<Vec<NodeBeat>> {
         Ok(Vec::new())
+    }
+    /// The stored version of one record, without its blob (`None`: no such record). Default:
+    /// through [`get`](Self::get).
+    ///
+    /// # Errors
+    /// As [`get`](Self::get).
+    fn version_of(&self, kind: &str, id: &str) -> Result<Option<u64>> {
+        Ok(self.get(kind, id)?.map(|r| r.version))
     }
     /// Whether several processes write this store (a cluster's nodes). Default `false`.
     fn is_shared(&self) -> bool {

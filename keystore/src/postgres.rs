@@ -179,13 +179,33 @@ fn unavailable(what: impl std::fmt::Display) -> Error {
     }
 }
 
-/// A statement's error: [`Error::Postgres`] when the server answered, else unavailable.
+/// A statement's error: [`Error::Postgres`] when the server answered, else unavailable
+/// (with the cause: "error connecting to server: Connection refused (os error 111)").
 fn sql(e: tokio_postgres::Error) -> Error {
     if e.as_db_error().is_some() {
         Error::Postgres(e)
     } else {
-        unavailable(e)
+        unavailable(describe(&e))
     }
+}
+
+/// What the driver says, with its causes ("db error" alone names none): the server's SQLSTATE
+/// and message for an error it sent, else each `source()` in turn.
+pub(crate) fn describe(e: &tokio_postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        return format!("{} ({})", db.message(), db.code().code());
+    }
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        let next = s.to_string();
+        if !text.contains(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        source = s.source();
+    }
+    text
 }
 
 fn pooled(e: deadpool_postgres::PoolError) -> Error {
@@ -697,6 +717,21 @@ impl Backend for PostgresBackend {
 
     fn is_shared(&self) -> bool {
         true
+    }
+
+    fn version_of(&self, kind: &str, id: &str) -> Result<Option<u64>> {
+        let (kind, id) = (kind.to_owned(), id.to_owned());
+        self.run(|pool| async move {
+            let client = pool.get().await.map_err(pooled)?;
+            let row = client
+                .query_opt(
+                    "SELECT version FROM keyward_records WHERE kind = $1 AND id = $2",
+                    &[&kind, &id],
+                )
+                .await
+                .map_err(sql)?;
+            Ok(row.map(|r| u64::try_from(r.get::<_, i64>(0)).unwrap_or(0)))
+        })
     }
 
     fn heartbeat(&self, beat: &crate::NodeBeat) -> Result<()> {

@@ -39,7 +39,7 @@ async fn run_node(
     let (hsm, _writer) = data_dir::open_for_writing(store, limits.accept.options())?;
     hsm.set_admin_lockout(Duration::from_secs(limits.admin_lockout_s));
     let hsm = Arc::new(hsm);
-    let me = crate::catch_up::NodeName::new(listener.local_addr()?.port(), "hsm serve");
+    let me = crate::catch_up::NodeName::new(listener.local_addr()?, "hsm serve");
     crate::catch_up::follow(&hsm, &me)?;
     let session = hsm.service_session(keyward_hsm::PROXY_USER)?;
     let tls = keyward_server::tls::tls_config(&hsm, &session, dir, client_ca)?;

@@ -127,7 +127,11 @@ pub(crate) fn run(
         let session = hsm.service_session(PROXY_USER)?;
         let proxy = keyward_proxy::Proxy::build(&config, &hsm, &session, role)?;
         let me = crate::catch_up::NodeName::new(
-            proxy.local_addrs().first().map_or(0, |a| a.port()),
+            proxy
+                .local_addrs()
+                .first()
+                .copied()
+                .unwrap_or_else(|| std::net::SocketAddr::from(([0, 0, 0, 0], 0))),
             "serve",
         );
         crate::catch_up::follow(&hsm, &me)?;

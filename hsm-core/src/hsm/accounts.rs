@@ -355,6 +355,10 @@ impl Hsm {
             )));
         }
         lock(&self.sessions).retain(|_, s| s.is_active());
+        // A user another node made a moment ago: catch up first if the store moved.
+        if !lock(&self.users).contains_key(name) {
+            self.catch_up_if_moved();
+        }
         let found = lock(&self.users).get(name).map(|(u, _)| u.clone());
         let Some((user, phc)) = found.and_then(|u| u.password_hash.clone().map(|p| (u, p))) else {
             // Spend the same time as a real check, so user names cannot be probed by timing.
@@ -528,8 +532,13 @@ impl Hsm {
     /// # Errors
     /// [`Error::SessionInvalid`] for an unknown, logged-out or expired token.
     pub fn session(&self, token: &SessionToken) -> Result<Session> {
-        let mut sessions = lock(&self.sessions);
         let digest = token.digest();
+        // A token another node issued a moment ago: catch up first if the store moved (one
+        // small read when it did not, so unknown tokens cost no lock).
+        if !lock(&self.sessions).contains_key(&digest) {
+            self.catch_up_if_moved();
+        }
+        let mut sessions = lock(&self.sessions);
         match sessions.get(&digest) {
             Some(s) if s.is_active() => Ok(s.clone()),
             Some(_) => {

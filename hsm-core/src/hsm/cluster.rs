@@ -132,6 +132,23 @@ impl Hsm {
         }
     }
 
+    /// [`catch_up_on_miss`](Self::catch_up_on_miss), only when the store's change sequence
+    /// (one small read, no lock) is ahead of this node's: for lookups an unauthenticated
+    /// caller can trigger (a token, a user name at login).
+    pub(super) fn catch_up_if_moved(&self) {
+        if !self.store.is_shared() || self.read_only {
+            return;
+        }
+        let known = lock(&self.writer).version;
+        let moved = self
+            .store
+            .version_of(RecordKind::Manifest.as_str(), ID_MANIFEST)
+            .is_ok_and(|v| v.is_some_and(|v| v != known));
+        if moved {
+            self.catch_up_on_miss();
+        }
+    }
+
     /// A channel that receives `()` when another node may have committed a change (see
     /// [`Backend::subscribe`]); call [`catch_up`](Self::catch_up) then. `None` for a store
     /// with one writer.

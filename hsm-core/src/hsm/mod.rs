@@ -416,6 +416,9 @@ impl Hsm {
     /// during every attempt.
     pub fn open_read_only(store: Box<dyn Backend>, master_key: &MasterKey) -> Result<Self> {
         selftest::run()?;
+        // A store other nodes write: read it under its write lock (one consistent state)
+        // rather than hope for a quiet moment.
+        let cluster = store.lock_writes()?;
         for _ in 0..SNAPSHOT_ATTEMPTS {
             let before = change_marks(store.as_ref())?;
             let loaded = Self::load(store.as_ref(), master_key, OpenOptions::default());
@@ -423,6 +426,7 @@ impl Hsm {
                 continue;
             }
             let l = loaded?;
+            drop(cluster);
             let hsm = Hsm::assemble(
                 store, l.data_key, l.objects, l.users, l.manifest, l.head, true,
             );
