@@ -59,12 +59,14 @@ pub(crate) fn follow(hsm: &Arc<Hsm>, me: &NodeName) -> Result<bool> {
         return Ok(false);
     };
     me.beat(hsm);
+    tracing::info!(node = %me.node, "following the cluster store (catch-up on NOTIFY and every 5 s, heartbeats)");
     let hsm = Arc::downgrade(hsm);
     let me = me.clone();
     std::thread::Builder::new()
         .name("keyward-catch-up".into())
         .spawn(move || {
             let mut last_beat = std::time::Instant::now();
+            let mut failing = false;
             loop {
                 match changes.recv_timeout(EVERY) {
                     Ok(()) | Err(RecvTimeoutError::Timeout) => {}
@@ -74,10 +76,16 @@ pub(crate) fn follow(hsm: &Arc<Hsm>, me: &NodeName) -> Result<bool> {
                 while changes.try_recv().is_ok() {}
                 let Some(hsm) = hsm.upgrade() else { return };
                 match hsm.catch_up() {
-                    Ok(true) => tracing::debug!("caught up with the other nodes' changes"),
-                    Ok(false) => {}
+                    Ok(changed) => {
+                        if std::mem::take(&mut failing) {
+                            tracing::info!("the cluster store is reachable again; caught up");
+                        } else if changed {
+                            tracing::debug!("caught up with the other nodes' changes");
+                        }
+                    }
                     Err(e) => {
-                        tracing::warn!(error = %e, "cannot catch up with the cluster store; retrying")
+                        failing = true;
+                        tracing::warn!(error = %e, "cannot catch up with the cluster store; retrying every 5 s");
                     }
                 }
                 if last_beat.elapsed() >= EVERY {

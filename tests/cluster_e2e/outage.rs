@@ -12,7 +12,7 @@ fn with_the_database_down_signing_goes_on_writes_get_503_and_the_node_recovers_a
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("node");
     init_ok(&data, &url);
-    let (_node, addr) = start_hsm_serve(&data, &["--store", &url]);
+    let (node, addr) = start_hsm_serve(&data, &["--store", &url]);
     let api = format!("https://localhost:{}", addr.port());
     let ca = data.join("api-ca.pem");
     create_crypto_user(&api, &ca, tmp.path(), "alice", "alice-password");
@@ -131,6 +131,7 @@ fn with_the_database_down_signing_goes_on_writes_get_503_and_the_node_recovers_a
     }
     pg.start();
     assert_eq!(ready().0, 200, "ready again, without a restart");
+    node.stderr.wait_for("the cluster store is reachable again");
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     let (signed, failed) = load.join().unwrap();
     assert!(
