@@ -21,9 +21,9 @@
 //!   handles: a key generated on one node is used on any other at once (a node that does not
 //!   know a handle yet catches up with the store before it answers `404`), which is what
 //!   the example below relies on. Nodes with stores of their own (SQLite) share nothing: a
-//!   handle from one is unknown on another. Idempotency keys are remembered by the node that
-//!   answered (not yet cluster-wide), so a creation retried on another node after a lost
-//!   answer may create a second key.
+//!   handle from one is unknown on another. Idempotency keys hold across the nodes of one
+//!   cluster store (a retried creation gets the first answer from any node), and per node
+//!   otherwise.
 //! - Private keys are imported wrapped (`rsa-aes`) under a one-use transport key made on the
 //!   node ([`Client::import_private_pkcs8`]), never in plaintext.
 //!

@@ -4,7 +4,10 @@
 //! creating a second object. The same key with another body is refused with 422
 //! `idempotency_key_reused`; one still being processed with 409 `idempotency_conflict`.
 //! Unauthenticated requests are never answered from the cache. Entries live 24 h (at most
-//! 10,000; the oldest go first); only 2xx responses are kept. Responses of these routes hold
+//! 10,000 per node; the oldest go first); only 2xx responses are kept. On a cluster store the
+//! node also keeps each 2xx answer in the database before sending it (`Hsm::remember`, sealed
+//! under the data key), and a node that does not know a key asks there first, so a retry on
+//! another node is answered the same. Responses of these routes hold
 //! descriptions of keys and users, never key bytes.
 
 use std::collections::{HashMap, VecDeque};
@@ -126,6 +129,20 @@ pub async fn idempotency(
     };
     let body_hash = sha256(&[&bytes]);
     let id = sha256(&[user.as_bytes(), parts.uri.path().as_bytes(), key.as_bytes()]);
+    // On a cluster store, another node may have answered this request already.
+    let known = cache
+        .inner
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .0
+        .contains_key(&id);
+    if !known {
+        if let Some(entry) = recall(&hsm, &id).await {
+            let mut guard = cache.inner.lock().unwrap_or_else(|e| e.into_inner());
+            guard.0.insert(id, entry);
+            guard.1.push_back(id);
+        }
+    }
     {
         let mut guard = cache.inner.lock().unwrap_or_else(|e| e.into_inner());
         let (map, order) = &mut *guard;
@@ -184,6 +201,24 @@ pub async fn idempotency(
         .await;
     let (parts, body) = res.into_parts();
     let bytes = to_bytes(body, MAX_KEPT_BODY).await.unwrap_or_default();
+    if parts.status.is_success() {
+        // Before the answer leaves: a retry that reaches another node finds it there.
+        remember(
+            &hsm,
+            &id,
+            &Shared {
+                body_hash: hex::encode(body_hash),
+                status: parts.status.as_u16(),
+                content_type: parts
+                    .headers
+                    .get(axum::http::header::CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned),
+                body: base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &bytes),
+            },
+        )
+        .await;
+    }
     let mut guard = cache.inner.lock().unwrap_or_else(|e| e.into_inner());
     if parts.status.is_success() {
         guard.0.insert(
@@ -201,4 +236,54 @@ pub async fn idempotency(
     }
     drop(guard);
     Response::from_parts(parts, Body::from(bytes))
+}
+
+/// A remembered response as every node of a cluster store finds it (`Hsm::remember`, sealed
+/// under the data key, kept [`TTL`]).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Shared {
+    /// SHA-256 of the request body, hex.
+    body_hash: String,
+    status: u16,
+    content_type: Option<String>,
+    /// The response body, standard base64.
+    body: String,
+}
+
+/// The entry another node of a cluster store remembered for `id`, if any (none on a store of
+/// one process, or when the store cannot be read: the request then runs here).
+async fn recall(hsm: &Arc<keyward_hsm::Hsm>, id: &[u8; 32]) -> Option<Entry> {
+    let (hsm, id) = (hsm.clone(), hex::encode(id));
+    let plain = tokio::task::spawn_blocking(move || hsm.recall(&id))
+        .await
+        .ok()?
+        .map_err(|e| tracing::warn!(error = %e, "cannot read remembered idempotent responses"))
+        .ok()??;
+    let shared: Shared = serde_json::from_slice(&plain).ok()?;
+    let mut body_hash = [0u8; 32];
+    hex::decode_to_slice(&shared.body_hash, &mut body_hash).ok()?;
+    Some(Entry::Done {
+        body_hash,
+        status: StatusCode::from_u16(shared.status).ok()?,
+        content_type: shared
+            .content_type
+            .and_then(|c| HeaderValue::from_str(&c).ok()),
+        body: base64::Engine::decode(&base64::engine::general_purpose::STANDARD, shared.body)
+            .ok()?
+            .into(),
+        at: Instant::now(),
+    })
+}
+
+/// Remembers a successful response for the other nodes of a cluster store (a failure is
+/// logged: the response still goes out, and a retry elsewhere would run again).
+async fn remember(hsm: &Arc<keyward_hsm::Hsm>, id: &[u8; 32], shared: &Shared) {
+    let Ok(value) = serde_json::to_vec(shared) else {
+        return;
+    };
+    let (hsm, id) = (hsm.clone(), hex::encode(id));
+    let done = tokio::task::spawn_blocking(move || hsm.remember(&id, &value, TTL)).await;
+    if let Ok(Err(e)) = done {
+        tracing::warn!(error = %e, "cannot share an idempotent response with the other nodes");
+    }
 }

@@ -258,6 +258,22 @@ pub trait Backend: Send + Sync + 'static {
     fn version_of(&self, kind: &str, id: &str) -> Result<Option<u64>> {
         Ok(self.get(kind, id)?.map(|r| r.version))
     }
+    /// Keeps `blob` under `id` for `ttl` (first writer wins: an existing unexpired entry is
+    /// kept), for every process sharing the store; expired entries are removed. Default:
+    /// nothing (a store with one process keeps such entries in memory).
+    ///
+    /// # Errors
+    /// As the backend's writes.
+    fn put_expiring(&self, _id: &str, _blob: &[u8], _ttl: std::time::Duration) -> Result<()> {
+        Ok(())
+    }
+    /// The unexpired blob [`put_expiring`](Self::put_expiring) kept under `id`. Default: none.
+    ///
+    /// # Errors
+    /// As the backend's reads.
+    fn get_expiring(&self, _id: &str) -> Result<Option<Vec<u8>>> {
+        Ok(None)
+    }
     /// Whether several processes write this store (a cluster's nodes). Default `false`.
     fn is_shared(&self) -> bool {
         false

@@ -16,7 +16,9 @@
 //!   the `C` collation so that listings are in byte order, as SQLite's;
 //! - `keyward_anchor (blob)`: the rollback anchor (one row);
 //! - `keyward_nodes (node, version, applied_seq, started_at, last_seen)`: the nodes'
-//!   heartbeats (not secret; not encrypted: names, versions and times only).
+//!   heartbeats (not secret; not encrypted: names, versions and times only);
+//! - `keyward_expiring (id, blob, expires_at)`: short-lived entries every node must see
+//!   (the API's `Idempotency-Key` responses, sealed by the HSM like records).
 //!
 //! TLS to the database: rustls with aws-lc-rs. `sslmode` comes from the URL (`disable`,
 //! `prefer` (libpq's default), `require`); with a CA file and no `sslmode` in the URL, TLS is
@@ -38,7 +40,7 @@ use crate::{Backend, Error, Record, Result, Write};
 
 /// Schema version written by this build; a database whose newest migration is newer is
 /// refused ([`Error::Schema`]).
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// The migrations, in order: `(version, SQL)`. Applied once each, in one transaction with
 /// the row that records them.
@@ -66,6 +68,15 @@ const MIGRATIONS: &[(i64, &str)] = &[
              started_at  timestamptz NOT NULL,
              last_seen   timestamptz NOT NULL DEFAULT now()
          );",
+    ),
+    (
+        3,
+        "CREATE TABLE keyward_expiring (
+             id         text COLLATE \"C\" PRIMARY KEY,
+             blob       bytea       NOT NULL,
+             expires_at timestamptz NOT NULL
+         );
+         CREATE INDEX keyward_expiring_expires_at ON keyward_expiring (expires_at);",
     ),
 ];
 
@@ -717,6 +728,43 @@ impl Backend for PostgresBackend {
 
     fn is_shared(&self) -> bool {
         true
+    }
+
+    fn put_expiring(&self, id: &str, blob: &[u8], ttl: Duration) -> Result<()> {
+        let (id, blob) = (id.to_owned(), blob.to_vec());
+        let ttl_s = ttl.as_secs_f64();
+        self.run(|pool| async move {
+            let client = pool.get().await.map_err(pooled)?;
+            client
+                .batch_execute("DELETE FROM keyward_expiring WHERE expires_at < now()")
+                .await
+                .map_err(sql)?;
+            client
+                .execute(
+                    "INSERT INTO keyward_expiring (id, blob, expires_at)
+                     VALUES ($1, $2, now() + make_interval(secs => $3))
+                     ON CONFLICT (id) DO NOTHING",
+                    &[&id, &blob, &ttl_s],
+                )
+                .await
+                .map_err(sql)?;
+            Ok(())
+        })
+    }
+
+    fn get_expiring(&self, id: &str) -> Result<Option<Vec<u8>>> {
+        let id = id.to_owned();
+        self.run(|pool| async move {
+            let client = pool.get().await.map_err(pooled)?;
+            let row = client
+                .query_opt(
+                    "SELECT blob FROM keyward_expiring WHERE id = $1 AND expires_at > now()",
+                    &[&id],
+                )
+                .await
+                .map_err(sql)?;
+            Ok(row.map(|r| r.get(0)))
+        })
     }
 
     fn version_of(&self, kind: &str, id: &str) -> Result<Option<u64>> {

@@ -43,7 +43,7 @@ fn open_needs_a_store_create_makes_one_and_refuses_a_second() {
             &db_of(&options),
             "SELECT string_agg(version::text, ',' ORDER BY version) FROM keyward_schema_migrations"
         ),
-        "1,2"
+        "1,2,3"
     );
     let message = PostgresBackend::create(&options).unwrap_err().to_string();
     assert!(message.contains("already exists"), "{message}");
@@ -73,7 +73,7 @@ fn a_newer_schema_is_refused_and_left_alone() {
             &db_of(&options),
             "SELECT count(*) FROM keyward_schema_migrations"
         ),
-        "3"
+        "4"
     );
 }
 

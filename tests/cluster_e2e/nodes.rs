@@ -339,3 +339,62 @@ fn a_node_starts_while_another_writes() {
     let made = writer.join().unwrap();
     assert!(made > 0, "the writer wrote while the node started");
 }
+
+/// A creation retried with the same `Idempotency-Key` on another node of the store gets the
+/// first answer (the same key, no second one); the same key with another body is refused.
+#[test]
+fn an_idempotency_key_holds_across_nodes() {
+    let cluster = Cluster::start(2);
+    cluster.create_crypto_user(0, "alice", "alice-password");
+    let (a, b) = (cluster.nodes[0].1, cluster.nodes[1].1);
+    let (_, body) = curl_json(
+        &cluster.ca,
+        a,
+        "POST",
+        "/v1/auth/login",
+        None,
+        Some(r#"{"username":"alice","password":"alice-password"}"#),
+    );
+    let token = body["token"].as_str().unwrap().to_owned();
+    let create = |node, label: &str| {
+        let out = Curl::https(node, "/v1/keys/symmetric", &cluster.ca)
+            .args(&[
+                "-X",
+                "POST",
+                "-H",
+                "content-type: application/json",
+                "-H",
+                "idempotency-key: create-once",
+                "-d",
+                &format!(r#"{{"spec":"aes-256","template":{{"label":"{label}"}}}}"#),
+            ])
+            .bearer(Some(&token))
+            .run();
+        (
+            out.status,
+            serde_json::from_str::<serde_json::Value>(&out.body).unwrap_or_default(),
+        )
+    };
+    let (status, first) = create(a, "once");
+    assert_eq!(status, 201, "{first}");
+    let (status, again) = create(b, "once");
+    assert!(
+        (200..300).contains(&status) && again["handle"] == first["handle"],
+        "the retry on the other node got the first answer: {status} {again}"
+    );
+    let (status, reused) = create(b, "other");
+    assert_eq!(status, 422, "{reused}");
+    let (_, keys) = curl_json(
+        &cluster.ca,
+        b,
+        "GET",
+        "/v1/keys?label=once",
+        Some(&token),
+        None,
+    );
+    assert_eq!(
+        keys["keys"].as_array().unwrap().len(),
+        1,
+        "one key made: {keys}"
+    );
+}

@@ -110,6 +110,39 @@ impl Hsm {
         Ok(self.store.forget_node(node)?)
     }
 
+    /// Keeps `value` under `id` for `ttl` where every node of a shared store finds it
+    /// ([`recall`](Self::recall)), sealed under the data key (the API's idempotent responses);
+    /// nothing on a store with one process. The first value kept under an id stays.
+    ///
+    /// # Errors
+    /// [`Error::Store`].
+    pub fn remember(&self, id: &str, value: &[u8], ttl: Duration) -> Result<()> {
+        if !self.store.is_shared() {
+            return Ok(());
+        }
+        let blob = self.data_key.seal(RecordKind::Expiring, id, 1, value)?;
+        Ok(self.store.put_expiring(id, &blob, ttl)?)
+    }
+
+    /// What [`remember`](Self::remember) kept under `id` (on any node), if it has not expired.
+    ///
+    /// # Errors
+    /// [`Error::RecordTampered`] if it does not open; [`Error::Store`].
+    pub fn recall(&self, id: &str) -> Result<Option<Zeroizing<Vec<u8>>>> {
+        if !self.store.is_shared() {
+            return Ok(None);
+        }
+        match self.store.get_expiring(id)? {
+            Some(blob) => Ok(Some(self.data_key.open(
+                RecordKind::Expiring,
+                id,
+                1,
+                &blob,
+            )?)),
+            None => Ok(None),
+        }
+    }
+
     /// Whether the store can be reached now (always, for a file store): what a node's
     /// readiness reports, since writes fail while it cannot.
     ///

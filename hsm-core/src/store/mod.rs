@@ -43,6 +43,9 @@ pub(crate) enum RecordKind {
     /// The rollback anchor. Not a store record: the backend keeps it apart from the records
     /// (`Backend::write_anchor`), sealed in the same format under this kind.
     Anchor,
+    /// A remembered API response of a shared store (`Backend::put_expiring`; not a store
+    /// record), sealed in the same format under this kind.
+    Expiring,
 }
 
 impl RecordKind {
@@ -70,6 +73,7 @@ impl RecordKind {
             RecordKind::AuditAccept => "audit-accept",
             RecordKind::Session => "session",
             RecordKind::Anchor => "anchor",
+            RecordKind::Expiring => "expiring",
         }
     }
 
