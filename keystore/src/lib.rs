@@ -300,6 +300,9 @@ pub struct NodeBeat {
     pub version: String,
     /// The store's change sequence the node has applied (its manifest version).
     pub applied_seq: u64,
+    /// The store's change sequence when the heartbeat was written (so `store_seq -
+    /// applied_seq` is how far behind the node was then).
+    pub store_seq: u64,
     /// When the node started, in ms since the Unix epoch.
     pub started_unix_ms: u64,
     /// How long ago its last heartbeat was, in ms, by the database's clock (ignored when
@@ -309,11 +312,18 @@ pub struct NodeBeat {
 
 impl NodeBeat {
     /// A heartbeat to write.
-    pub fn new(node: String, version: String, applied_seq: u64, started_unix_ms: u64) -> Self {
+    pub fn new(
+        node: String,
+        version: String,
+        applied_seq: u64,
+        store_seq: u64,
+        started_unix_ms: u64,
+    ) -> Self {
         Self {
             node,
             version,
             applied_seq,
+            store_seq,
             started_unix_ms,
             seen_ms_ago: 0,
         }

@@ -40,7 +40,7 @@ use crate::{Backend, Error, Record, Result, Write};
 
 /// Schema version written by this build; a database whose newest migration is newer is
 /// refused ([`Error::Schema`]).
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// The migrations, in order: `(version, SQL)`. Applied once each, in one transaction with
 /// the row that records them.
@@ -77,6 +77,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
              expires_at timestamptz NOT NULL
          );
          CREATE INDEX keyward_expiring_expires_at ON keyward_expiring (expires_at);",
+    ),
+    (
+        4,
+        "ALTER TABLE keyward_nodes ADD COLUMN store_seq bigint NOT NULL DEFAULT 0;",
     ),
 ];
 
@@ -788,16 +792,18 @@ impl Backend for PostgresBackend {
             let client = pool.get().await.map_err(pooled)?;
             client
                 .execute(
-                    "INSERT INTO keyward_nodes (node, version, applied_seq, started_at, last_seen)
-                     VALUES ($1, $2, $3, to_timestamp($4::float8 / 1000), now())
+                    "INSERT INTO keyward_nodes
+                         (node, version, applied_seq, started_at, last_seen, store_seq)
+                     VALUES ($1, $2, $3, to_timestamp($4::float8 / 1000), now(), $5)
                      ON CONFLICT (node) DO UPDATE SET version = EXCLUDED.version,
                          applied_seq = EXCLUDED.applied_seq, started_at = EXCLUDED.started_at,
-                         last_seen = now()",
+                         last_seen = now(), store_seq = EXCLUDED.store_seq",
                     &[
                         &beat.node,
                         &beat.version,
                         &version_sql(beat.applied_seq),
                         &(beat.started_unix_ms as f64),
+                        &version_sql(beat.store_seq),
                     ],
                 )
                 .await
@@ -825,7 +831,8 @@ impl Backend for PostgresBackend {
                 .query(
                     "SELECT node, version, applied_seq,
                             (extract(epoch FROM started_at) * 1000)::bigint,
-                            greatest((extract(epoch FROM now() - last_seen) * 1000)::bigint, 0)
+                            greatest((extract(epoch FROM now() - last_seen) * 1000)::bigint, 0),
+                            store_seq
                        FROM keyward_nodes ORDER BY node",
                     &[],
                 )
@@ -840,6 +847,7 @@ impl Backend for PostgresBackend {
                     applied_seq: ms(r.get(2)),
                     started_unix_ms: ms(r.get(3)),
                     seen_ms_ago: ms(r.get(4)),
+                    store_seq: ms(r.get(5)),
                 })
                 .collect())
         })

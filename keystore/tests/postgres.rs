@@ -43,7 +43,7 @@ fn open_needs_a_store_create_makes_one_and_refuses_a_second() {
             &db_of(&options),
             "SELECT string_agg(version::text, ',' ORDER BY version) FROM keyward_schema_migrations"
         ),
-        "1,2,3"
+        "1,2,3,4"
     );
     let message = PostgresBackend::create(&options).unwrap_err().to_string();
     assert!(message.contains("already exists"), "{message}");
@@ -73,7 +73,7 @@ fn a_newer_schema_is_refused_and_left_alone() {
             &db_of(&options),
             "SELECT count(*) FROM keyward_schema_migrations"
         ),
-        "4"
+        "5"
     );
 }
 
@@ -262,7 +262,13 @@ fn heartbeats_are_kept_per_node_and_forgotten_on_request() {
     let store = PostgresBackend::create(&options).unwrap();
     assert!(store.nodes().unwrap().is_empty());
     let beat = |node: &str, seq| {
-        keyward_keystore::NodeBeat::new(node.into(), "keyward test".into(), seq, 1_700_000_000_000)
+        keyward_keystore::NodeBeat::new(
+            node.into(),
+            "keyward test".into(),
+            seq,
+            seq + 1,
+            1_700_000_000_000,
+        )
     };
     store.heartbeat(&beat("b:1", 3)).unwrap();
     store.heartbeat(&beat("a:1", 2)).unwrap();

@@ -13,7 +13,8 @@ use crate::output;
 /// A node seen within this long is `up`.
 const UP_WITHIN_MS: u64 = 15_000;
 
-/// One node as `cluster status --json` prints it.
+/// One node as `cluster status --json` prints it. `lag`: how many changes the node had not
+/// applied when it wrote its last heartbeat.
 #[derive(Serialize)]
 struct NodeRow {
     node: String,
@@ -32,7 +33,7 @@ struct Status {
     nodes: Vec<NodeRow>,
 }
 
-fn row(beat: &NodeBeat, store_sequence: u64) -> NodeRow {
+fn row(beat: &NodeBeat) -> NodeRow {
     NodeRow {
         node: beat.node.clone(),
         state: if beat.seen_ms_ago <= UP_WITHIN_MS {
@@ -44,7 +45,7 @@ fn row(beat: &NodeBeat, store_sequence: u64) -> NodeRow {
         started: output::utc(beat.started_unix_ms),
         last_heartbeat_s_ago: beat.seen_ms_ago as f64 / 1000.0,
         applied_sequence: beat.applied_seq,
-        lag: store_sequence.saturating_sub(beat.applied_seq),
+        lag: beat.store_seq.saturating_sub(beat.applied_seq),
     }
 }
 
@@ -54,7 +55,7 @@ pub(crate) fn run(cmd: ClusterCommand) -> Result<()> {
         ClusterCommand::Status { data, out } => {
             let store = data_dir::open_cluster_store(&data.hsm())?;
             let sequence = keyward_hsm::store_sequence(&store)?;
-            let nodes: Vec<NodeRow> = store.nodes()?.iter().map(|b| row(b, sequence)).collect();
+            let nodes: Vec<NodeRow> = store.nodes()?.iter().map(row).collect();
             let status = Status {
                 store_sequence: sequence,
                 nodes_up: nodes.iter().filter(|n| n.state == "up").count(),

@@ -94,10 +94,15 @@ impl Hsm {
             return Ok(());
         }
         let applied = lock(&self.writer).version;
+        let store_seq = self
+            .store
+            .version_of(RecordKind::Manifest.as_str(), ID_MANIFEST)?
+            .unwrap_or(0);
         Ok(self.store.heartbeat(&keyward_keystore::NodeBeat::new(
             node.to_owned(),
             runs.to_owned(),
             applied,
+            store_seq.max(applied),
             started_unix_ms,
         ))?)
     }
