@@ -61,6 +61,9 @@ error_codes! {
     InvalidInput = "invalid_input",
     /// `sealed`: the HSM is sealed (503).
     Sealed = "sealed",
+    /// `unseal_key_rejected`: an unseal share or passphrase was refused (not of this seal,
+    /// given twice, malformed, or it does not open the store); nothing changed (400).
+    UnsealKeyRejected = "unseal_key_rejected",
     /// `record_tampered`: a stored record failed authentication (500).
     RecordTampered = "record_tampered",
     /// `self_test_failed`: a known-answer self-test failed (503).

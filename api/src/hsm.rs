@@ -168,6 +168,7 @@ impl From<hsm::ErrorCode> for ErrorCode {
             C::MechanismInvalid => ErrorCode::MechanismInvalid,
             C::InvalidInput => ErrorCode::InvalidInput,
             C::Sealed => ErrorCode::Sealed,
+            C::UnsealKeyRejected => ErrorCode::UnsealKeyRejected,
             C::RecordTampered => ErrorCode::RecordTampered,
             C::SelfTestFailed => ErrorCode::SelfTestFailed,
             C::StoreError => ErrorCode::StoreError,

@@ -84,6 +84,14 @@ pub enum Error {
         /// Why.
         reason: &'static str,
     },
+    /// An unseal share or passphrase was refused: not a share of this store's seal, given twice,
+    /// malformed, or (passphrase, or shares once enough were given) does not open the store.
+    /// Nothing changes: shares given before stay counted.
+    #[error("unseal key rejected: {reason}")]
+    UnsealKeyRejected {
+        /// Why, without echoing the share or passphrase.
+        reason: String,
+    },
     /// A stored record failed authentication or decoding: it was edited, swapped or damaged.
     /// Nothing is overwritten or skipped when this happens.
     #[error("record {kind}/{id} failed authentication: the store was modified or damaged")]
@@ -189,6 +197,7 @@ impl Error {
                 ErrorCode::InvalidInput
             }
             Error::Sealed { .. } => ErrorCode::Sealed,
+            Error::UnsealKeyRejected { .. } => ErrorCode::UnsealKeyRejected,
             Error::RecordTampered { .. } => ErrorCode::RecordTampered,
             Error::SelfTestFailed { .. } => ErrorCode::SelfTestFailed,
             Error::Store(keyward_keystore::Error::Unavailable { .. }) => {
@@ -246,6 +255,8 @@ pub enum ErrorCode {
     InvalidInput,
     /// `sealed`: [`Error::Sealed`].
     Sealed,
+    /// `unseal_key_rejected`: [`Error::UnsealKeyRejected`].
+    UnsealKeyRejected,
     /// `record_tampered`: [`Error::RecordTampered`], [`Error::StoreInconsistent`].
     RecordTampered,
     /// `self_test_failed`: [`Error::SelfTestFailed`].
@@ -290,6 +301,7 @@ impl ErrorCode {
             ErrorCode::MechanismInvalid => "mechanism_invalid",
             ErrorCode::InvalidInput => "invalid_input",
             ErrorCode::Sealed => "sealed",
+            ErrorCode::UnsealKeyRejected => "unseal_key_rejected",
             ErrorCode::RecordTampered => "record_tampered",
             ErrorCode::SelfTestFailed => "self_test_failed",
             ErrorCode::StoreError => "store_error",

@@ -68,7 +68,10 @@ pub use object::{
     GENERIC_SECRET_MAX_BYTES,
 };
 pub use reference::{spki_sha256, KeyReference, REFERENCE_PEM_TAG};
-pub use seal::{MasterKey, MASTER_KEY_LEN};
+pub use seal::{
+    passphrase, read_seal_config, shamir, MasterKey, PassphraseParams, SealConfig, SealType,
+    ShamirParams, UnsealShare, UnsealStep, Unsealer, MASTER_KEY_LEN,
+};
 pub use users::{Password, Role, Session, SessionToken, UserInfo, MAX_FAILED_LOGINS, PROXY_USER};
 
 #[cfg(test)]
@@ -77,6 +80,8 @@ mod crypto_tests;
 mod integrity_tests;
 #[cfg(test)]
 mod policy_tests;
+#[cfg(test)]
+mod seal_tests;
 #[cfg(test)]
 mod shared_store_tests;
 #[cfg(test)]

@@ -58,6 +58,11 @@ impl std::fmt::Debug for TestStore {
 }
 
 impl TestStore {
+    /// A store made elsewhere (e.g. with another seal): its folder, file and master key.
+    pub fn from_parts(dir: tempfile::TempDir, path: PathBuf, master: MasterKey) -> Self {
+        TestStore { dir, path, master }
+    }
+
     /// The temporary folder (the store file is [`STORE_FILE`] in it; tests may add files).
     pub fn dir(&self) -> &Path {
         self.dir.path()

@@ -184,7 +184,14 @@ impl Hsm {
         drop(cluster);
         let acceptances = l.acceptances;
         let mut hsm = Hsm::assemble(
-            store, l.data_key, l.objects, l.users, l.manifest, l.head, false,
+            store,
+            l.data_key,
+            l.data_keys,
+            l.objects,
+            l.users,
+            l.manifest,
+            l.head,
+            false,
         );
         hsm.restore_sessions(&l.sessions);
         hsm.accepted_at_open = hsm.record_acceptances(acceptances)?;

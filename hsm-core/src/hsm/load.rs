@@ -6,6 +6,7 @@ use super::*;
 /// What [`Hsm::open`] reads from the store, verified.
 pub(super) struct Loaded {
     pub(super) data_key: RecordCipher,
+    pub(super) data_keys: DataKeys,
     pub(super) objects: ObjectMap,
     pub(super) users: HashMap<String, (UserRecord, u64)>,
     pub(super) manifest: Manifest,
@@ -50,15 +51,20 @@ impl Hsm {
             .ok_or(Error::Sealed {
                 reason: "the store has no data key",
             })?;
-        let data_key = master_key
+        let (_, seal_json) = crate::seal::config::read_stored(store)?;
+        let plain = master_key
             .cipher()?
             .open(RecordKind::Seal, ID_DATA_KEY, rec.version, &rec.blob)
             .map_err(|_| Error::Sealed {
-                reason: "the master key does not open this store (wrong key, or the data key record was modified)",
+                reason: "the master key does not open this store (wrong key, passphrase or shares, or the data key record was modified)",
             })?;
-        let data_key = RecordCipher::new(&data_key, DATA_KEY_VERSION)?;
+        let data_keys = DataKeys::decode(&plain, seal_json.as_ref().map(|(j, _)| &j[..]))?;
+        let current = data_keys
+            .key(data_keys.current)
+            .ok_or(Error::Internal("current data key"))?;
+        let data_key = RecordCipher::new(current, data_keys.current)?;
         for kind in store.kinds()? {
-            if RecordKind::in_store(&kind).is_none() {
+            if RecordKind::in_store(&kind).is_none() && kind != SEAL_CONFIG_KIND {
                 return Err(Error::StoreInconsistent {
                     detail: format!("unknown record kind {:?}", printable(&kind)),
                 });
@@ -131,6 +137,7 @@ impl Hsm {
         }
         Ok(Loaded {
             data_key,
+            data_keys,
             objects,
             users,
             manifest,

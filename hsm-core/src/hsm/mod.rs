@@ -19,6 +19,7 @@
 //! | [`sync`] | a reader node picking up another process's key changes |
 //! | [`cluster`] | several writers on one store: the store's write lock, catching up with other nodes |
 //! | [`sessions`] | login sessions as store records on a shared store, so every node accepts them |
+//! | [`sealing`] | the seal: rekeying the master key |
 //!
 //! Records below this layer: [`crate::store`].
 //!
@@ -50,7 +51,8 @@ use crate::mechanism::{
 use crate::object::{
     AttributeName, AttributeValue, Attributes, KeyClass, KeyHandle, KeyInfo, KeySpec, KeyTemplate,
 };
-use crate::seal::MasterKey;
+use crate::seal::config::{DataKeys, SEAL_CONFIG_ID, SEAL_CONFIG_KIND};
+use crate::seal::{MasterKey, SealConfig};
 use crate::selftest;
 use crate::store::format::{RecordCipher, DATA_KEY_VERSION};
 use crate::users::{
@@ -78,6 +80,7 @@ mod integrity;
 mod keys;
 mod load;
 mod policy;
+mod sealing;
 mod sessions;
 mod sync;
 
@@ -240,6 +243,9 @@ pub enum UnwrapTarget {
 pub struct Hsm {
     store: Box<dyn Backend>,
     data_key: RecordCipher,
+    /// The data keys' bytes, for re-wrapping them under a new master key (taken only under
+    /// `writer`).
+    data_keys: Mutex<DataKeys>,
     objects: ArcSwap<ObjectMap>,
     /// Serializes changes to keys, users and the manifest.
     writer: Mutex<Manifest>,
@@ -279,13 +285,34 @@ impl Hsm {
     /// # Errors
     /// [`Error::SelfTestFailed`], [`Error::Store`] (e.g. the store is not empty).
     pub fn create(store: Box<dyn Backend>, master_key: &MasterKey) -> Result<Self> {
+        Self::create_sealed(store, master_key, &SealConfig::key_file())
+    }
+
+    /// As [`create`](Self::create), for a store sealed by `seal` (which `master_key` came
+    /// from: a passphrase or shares, see [`crate::seal`]); the seal configuration is stored
+    /// beside the data key and bound to it.
+    ///
+    /// # Errors
+    /// As [`create`](Self::create).
+    pub fn create_sealed(
+        store: Box<dyn Backend>,
+        master_key: &MasterKey,
+        seal: &SealConfig,
+    ) -> Result<Self> {
         selftest::run()?;
         let data_key_bytes = MasterKey::generate()?;
+        let mut first = Zeroizing::new([0u8; crate::seal::MASTER_KEY_LEN]);
+        first.copy_from_slice(data_key_bytes.as_bytes());
+        let data_keys = DataKeys {
+            current: DATA_KEY_VERSION,
+            keys: vec![(DATA_KEY_VERSION, first)],
+        };
+        let config_json = seal.to_json()?;
         let blob = master_key.cipher()?.seal(
             RecordKind::Seal,
             ID_DATA_KEY,
             1,
-            data_key_bytes.as_bytes(),
+            &data_keys.encode(&config_json)?,
         )?;
         let data_key = RecordCipher::new(data_key_bytes.as_bytes(), DATA_KEY_VERSION)?;
         let head = AuditHead {
@@ -308,6 +335,12 @@ impl Hsm {
             },
         )?)?;
         let writes = vec![
+            Write::Insert(Record {
+                kind: SEAL_CONFIG_KIND.into(),
+                id: SEAL_CONFIG_ID.into(),
+                version: 1,
+                blob: config_json,
+            }),
             Write::Insert(Record {
                 kind: RecordKind::Seal.into(),
                 id: ID_DATA_KEY.into(),
@@ -333,6 +366,7 @@ impl Hsm {
         let hsm = Hsm::assemble(
             store,
             data_key,
+            data_keys,
             HashMap::new(),
             HashMap::new(),
             manifest,
@@ -354,9 +388,11 @@ impl Hsm {
         Ok(hsm)
     }
 
+    #[expect(clippy::too_many_arguments, reason = "one constructor of every field")]
     fn assemble(
         store: Box<dyn Backend>,
         data_key: RecordCipher,
+        data_keys: DataKeys,
         objects: ObjectMap,
         users: HashMap<String, (UserRecord, u64)>,
         manifest: Manifest,
@@ -371,6 +407,7 @@ impl Hsm {
         Hsm {
             store,
             data_key,
+            data_keys: Mutex::new(data_keys),
             objects: ArcSwap::from_pointee(objects),
             writer: Mutex::new(manifest),
             users: Mutex::new(users),
@@ -428,7 +465,14 @@ impl Hsm {
             let l = loaded?;
             drop(cluster);
             let hsm = Hsm::assemble(
-                store, l.data_key, l.objects, l.users, l.manifest, l.head, true,
+                store,
+                l.data_key,
+                l.data_keys,
+                l.objects,
+                l.users,
+                l.manifest,
+                l.head,
+                true,
             );
             hsm.restore_sessions(&l.sessions);
             return Ok(hsm);

@@ -1,14 +1,24 @@
 //! Sealing: the master key, which opens the data key, which opens every other record.
 //!
-//! The master key (32 bytes, held outside the store: a key file or, later, unseal shares)
-//! encrypts one record, the *data key* ([`RecordKind::Seal`](crate::store::RecordKind)); the
-//! data key encrypts every other record. Both use the record format of
-//! [`crate::store::format`] (AES-256-GCM, record identity bound as associated data).
+//! The master key (32 bytes, never stored) encrypts one record, the *data key*
+//! ([`RecordKind::Seal`](crate::store::RecordKind)); the data key encrypts every other record.
+//! Both use the record format of [`crate::store::format`] (AES-256-GCM, record identity bound
+//! as associated data). What produces the master key is the store's seal ([`SealConfig`],
+//! [`config`]): a key file, a passphrase ([`passphrase`], Argon2id), or Shamir shares
+//! ([`shamir`]). A rekey replaces the master key (and the seal) by re-encrypting the one
+//! data-key record; no other record changes.
 
 use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
 use crate::store::format::{RecordCipher, MASTER_KEY_VERSION};
+
+pub(crate) mod config;
+pub mod passphrase;
+pub mod shamir;
+
+pub use config::{read_seal_config, PassphraseParams, SealConfig, SealType, ShamirParams};
+pub use shamir::{UnsealShare, UnsealStep, Unsealer};
 
 /// Length of a master key in bytes (AES-256).
 pub const MASTER_KEY_LEN: usize = 32;
