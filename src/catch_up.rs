@@ -97,6 +97,36 @@ pub(crate) fn follow(hsm: &Arc<Hsm>, me: &NodeName) -> Result<bool> {
     Ok(true)
 }
 
+/// Follows the store (see [`follow`]) each time the node behind `gate` unseals, after
+/// `on_unseal` (settings of the new HSM); the thread of an HSM ends when a seal drops it.
+pub(crate) fn follow_gate(
+    gate: &keyward_server::SealGate,
+    me: NodeName,
+    on_unseal: impl Fn(&Hsm) + Send + Sync + 'static,
+) -> tokio::task::JoinHandle<()> {
+    let mut events = gate.subscribe();
+    let on_unseal = Arc::new(on_unseal);
+    tokio::spawn(async move {
+        loop {
+            let unsealed = events.borrow_and_update().clone();
+            if let Some(hsm) = unsealed {
+                let (me, on_unseal) = (me.clone(), on_unseal.clone());
+                let followed = tokio::task::spawn_blocking(move || {
+                    on_unseal(&hsm);
+                    follow(&hsm, &me)
+                })
+                .await;
+                if let Ok(Err(e)) = followed {
+                    tracing::warn!(error = %e, "cannot follow the cluster store");
+                }
+            }
+            if events.changed().await.is_err() {
+                return;
+            }
+        }
+    })
+}
+
 /// Removes this node's heartbeat from a cluster store (a clean stop).
 pub(crate) fn leave(hsm: &Hsm, me: &NodeName) {
     if let Err(e) = hsm.forget_node(&me.node) {

@@ -42,6 +42,9 @@ pub(crate) struct DataDirArg {
     /// PEM CA certificate(s) of the PostgreSQL server (TLS then required, name verified).
     #[arg(long, env = "KEYWARD_HSM__STORE_CA_FILE", requires = "store")]
     pub(crate) store_ca_file: Option<PathBuf>,
+    /// Master key file of a key-file seal (default DATA_DIR/master.key; `[seal] key_file`).
+    #[arg(long = "seal-key-file", env = "KEYWARD_SEAL__KEY_FILE")]
+    pub(crate) seal_key_file: Option<PathBuf>,
 }
 
 impl DataDirArg {
@@ -53,6 +56,7 @@ impl DataDirArg {
             pg.ca_file = self.store_ca_file.clone();
             pg
         });
+        hsm.key_file = self.seal_key_file.clone();
         hsm
     }
 }

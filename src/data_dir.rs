@@ -14,6 +14,8 @@ use keyward_keystore::data_dir::{self as files, DirAccess};
 use keyward_keystore::{Backend, PostgresBackend, PostgresOptions, SqliteBackend};
 use zeroize::Zeroizing;
 
+use crate::seal::{NewSeal, Sealing};
+
 pub(crate) use keyward_keystore::data_dir::{store_path, MASTER_KEY_FILE, STORE_FILE};
 
 /// The environment variable holding the PostgreSQL store's password when no
@@ -34,7 +36,7 @@ pub(crate) enum WriterLock {
 
 /// The PostgreSQL options of `store`: its password read from `store_password_file`, else
 /// from `KEYWARD_HSM__STORE_PASSWORD`.
-fn postgres_options(store: &PostgresStore) -> Result<PostgresOptions> {
+pub(crate) fn postgres_options(store: &PostgresStore) -> Result<PostgresOptions> {
     let mut options = PostgresOptions::new(store.url.clone());
     options.password = match &store.password_file {
         Some(path) => {
@@ -53,7 +55,7 @@ fn postgres_options(store: &PostgresStore) -> Result<PostgresOptions> {
 }
 
 /// What the store is called in messages: its file, or its URL without a password.
-fn store_name(hsm: &HsmConfig) -> String {
+pub(crate) fn store_name(hsm: &HsmConfig) -> String {
     match &hsm.store {
         Some(pg) => PostgresOptions::new(pg.url.clone()).redacted_url(),
         None => store_path(&hsm.data_dir).display().to_string(),
@@ -61,7 +63,7 @@ fn store_name(hsm: &HsmConfig) -> String {
 }
 
 /// Refuses a master key file that group or others may access.
-fn read_master_key(path: &Path) -> Result<MasterKey> {
+pub(crate) fn read_master_key(path: &Path) -> Result<MasterKey> {
     let bytes = files::read_master_key(path)?;
     MasterKey::from_bytes(&bytes).with_context(|| format!("master key file {}", path.display()))
 }
@@ -93,10 +95,14 @@ fn no_store(dir: &Path) -> anyhow::Error {
 }
 
 /// Whether the store exists: the SQLite file, or (for PostgreSQL, which is asked when it is
-/// opened) the master key file that every node of a cluster holds.
+/// opened) the files every node of a cluster holds: the master key file (key-file seal) or
+/// the API's key file (a seal an operator unseals).
 pub(crate) fn exists(hsm: &HsmConfig) -> bool {
     match hsm.store {
-        Some(_) => hsm.data_dir.join(MASTER_KEY_FILE).is_file(),
+        Some(_) => {
+            hsm.master_key_file().is_file()
+                || keyward_server::tls::api_key_path(&hsm.data_dir).is_file()
+        }
         None => store_path(&hsm.data_dir).is_file(),
     }
 }
@@ -106,14 +112,14 @@ fn no_store_for(hsm: &HsmConfig) -> anyhow::Error {
     match &hsm.store {
         None => no_store(&hsm.data_dir),
         Some(_) => anyhow::anyhow!(
-            "no master key at {}: the first node of a cluster creates the store and its master key with `keyward init --data-dir {} --store URL`; every other node needs a copy of that master.key (mode 0600) in its data directory",
-            hsm.data_dir.join(MASTER_KEY_FILE).display(),
+            "no master key at {}: the first node of a cluster creates the store and its master key with `keyward init --data-dir {} --store URL`; every other node needs a copy of that master.key (mode 0600) in its data directory (or, for a store sealed by a passphrase or shares, of api-tls.key and api-ca.pem)",
+            hsm.master_key_file().display(),
             hsm.data_dir.display()
         ),
     }
 }
 
-fn open_backend(
+pub(crate) fn open_backend(
     hsm: &HsmConfig,
     backend: Box<dyn Backend>,
     master: &MasterKey,
@@ -134,13 +140,20 @@ pub(crate) fn open_to_read(hsm: &HsmConfig) -> Result<Hsm> {
 }
 
 /// An opened store of either kind.
-enum Opened {
+pub(crate) enum Opened {
     Sqlite(SqliteBackend),
     Postgres(Box<PostgresBackend>),
 }
 
 impl Opened {
-    fn boxed(self) -> Box<dyn Backend> {
+    pub(crate) fn as_dyn(&self) -> &dyn Backend {
+        match self {
+            Opened::Sqlite(b) => b,
+            Opened::Postgres(b) => b.as_ref(),
+        }
+    }
+
+    pub(crate) fn boxed(self) -> Box<dyn Backend> {
         match self {
             Opened::Sqlite(b) => Box::new(b),
             Opened::Postgres(b) => b,
@@ -149,7 +162,7 @@ impl Opened {
 
     /// The writer lock of this store; `None` if another process holds it (never for a
     /// cluster store, which every node writes).
-    fn try_lock(&self, hsm: &HsmConfig) -> Result<Option<WriterLock>> {
+    pub(crate) fn try_lock(&self, hsm: &HsmConfig) -> Result<Option<WriterLock>> {
         Ok(match self {
             Opened::Sqlite(_) => files::try_lock_for_writing(&hsm.data_dir)?.map(WriterLock::File),
             Opened::Postgres(_) => Some(WriterLock::Cluster),
@@ -167,8 +180,8 @@ pub(crate) fn open_cluster_store(hsm: &HsmConfig) -> Result<PostgresBackend> {
         .with_context(|| format!("store {}", store_name(hsm)))
 }
 
-/// The store and master key of an existing HSM, modes checked.
-fn backend(hsm: &HsmConfig) -> Result<(Opened, MasterKey)> {
+/// The store of an existing HSM, modes checked (not yet unsealed).
+pub(crate) fn open_store(hsm: &HsmConfig) -> Result<Opened> {
     let dir = &hsm.data_dir;
     if !exists(hsm) {
         return Err(no_store_for(hsm));
@@ -177,8 +190,7 @@ fn backend(hsm: &HsmConfig) -> Result<(Opened, MasterKey)> {
     if hsm.store.is_none() {
         files::check_store_modes(dir)?;
     }
-    let master = read_master_key(&dir.join(MASTER_KEY_FILE))?;
-    let backend = match &hsm.store {
+    Ok(match &hsm.store {
         None => {
             let store = store_path(dir);
             Opened::Sqlite(
@@ -190,13 +202,20 @@ fn backend(hsm: &HsmConfig) -> Result<(Opened, MasterKey)> {
             PostgresBackend::open(&postgres_options(pg)?)
                 .with_context(|| format!("store {}", store_name(hsm)))?,
         )),
-    };
+    })
+}
+
+/// The store and master key of an existing HSM, modes checked, for a command that opens the
+/// store itself (see [`crate::seal::local_master_key`]).
+fn backend(hsm: &HsmConfig) -> Result<(Opened, MasterKey)> {
+    let backend = open_store(hsm)?;
+    let master = crate::seal::local_master_key(hsm, backend.as_dyn())?;
     Ok((backend, master))
 }
 
 /// The error of an open that failed inside the HSM, with the way out for the refusals an
 /// operator may override.
-fn unsealing_failed(hsm: &HsmConfig, e: keyward_hsm::Error) -> anyhow::Error {
+pub(crate) fn unsealing_failed(hsm: &HsmConfig, e: keyward_hsm::Error) -> anyhow::Error {
     let hint = match e.code() {
         keyward_hsm::ErrorCode::AuditDamaged => "; to start anyway, accepting the damage up to now (audited; `audit verify` keeps reporting it), add --accept-audit-damage",
         keyward_hsm::ErrorCode::StoreRolledBack => "; restore the newest copy of the store if you have one; to start from this store as it is (audited), add --accept-rollback",
@@ -208,11 +227,13 @@ fn unsealing_failed(hsm: &HsmConfig, e: keyward_hsm::Error) -> anyhow::Error {
     ))
 }
 
-/// A new, empty store and its new master key, written to the data directory.
-fn create_store(hsm: &HsmConfig) -> Result<(Opened, MasterKey)> {
+/// A new, empty store, and its new master key made by `seal` (a key file is written; a
+/// configured `[seal] key_file` that exists already is used as it is).
+fn create_store(hsm: &HsmConfig, seal: &NewSeal) -> Result<(Opened, Sealing)> {
     let dir = &hsm.data_dir;
-    let key_path = dir.join(MASTER_KEY_FILE);
-    if hsm.store.is_none() && key_path.exists() {
+    let key_path = hsm.master_key_file();
+    let given_key_file = hsm.key_file.is_some() && key_path.exists();
+    if hsm.store.is_none() && key_path.exists() && !given_key_file {
         bail!(
             "{} exists but {} does not: if this data directory belongs to a node of a cluster, add --store URL (its PostgreSQL store); else restore the store from a backup, or remove the master key file to start a new, empty HSM",
             key_path.display(),
@@ -247,13 +268,19 @@ fn create_store(hsm: &HsmConfig) -> Result<(Opened, MasterKey)> {
             }
         },
     };
-    let master = MasterKey::generate()?;
-    files::create_master_key_file(&key_path, master.as_bytes())?;
-    Ok((backend, master))
+    let sealing = crate::seal::new_seal(seal)?;
+    if let NewSeal::KeyFile = seal {
+        if given_key_file {
+            let master = read_master_key(&key_path)?;
+            return Ok((backend, Sealing { master, ..sealing }));
+        }
+        files::create_master_key_file(&key_path, sealing.master.as_bytes())?;
+    }
+    Ok((backend, sealing))
 }
 
 /// The error when another process holds the data directory's writer lock.
-fn in_use(hsm: &HsmConfig) -> anyhow::Error {
+pub(crate) fn in_use(hsm: &HsmConfig) -> anyhow::Error {
     anyhow::anyhow!(
         "the data directory {} is in use by another keyward process (serve, hsm serve or quickstart): stop it, or manage keys through its API with --server",
         hsm.data_dir.display()
@@ -305,11 +332,20 @@ pub(crate) fn open_or_create_for_writing(hsm: &HsmConfig) -> Result<(Hsm, Writer
     if exists(hsm) {
         return open_for_writing(hsm, OpenOptions::default());
     }
-    let (backend, master) = create_store(hsm)?;
+    create_for_writing(hsm, &NewSeal::KeyFile).map(|(h, lock, _)| (h, lock))
+}
+
+/// Creates a new store sealed by `seal` (see [`open_or_create_for_writing`]); the new HSM,
+/// locked, and the unseal shares to print (shamir).
+pub(crate) fn create_for_writing(
+    hsm: &HsmConfig,
+    seal: &NewSeal,
+) -> Result<(Hsm, WriterLock, Vec<keyward_hsm::UnsealShare>)> {
+    let (backend, sealing) = create_store(hsm, seal)?;
     let lock = backend.try_lock(hsm)?.ok_or_else(|| in_use(hsm))?;
-    let created = Hsm::create(backend.boxed(), &master)?;
-    tracing::info!(store = %store_name(hsm), "created a new HSM store and master key");
-    Ok((created, lock))
+    let created = Hsm::create_sealed(backend.boxed(), &sealing.master, &sealing.config)?;
+    tracing::info!(store = %store_name(hsm), seal = sealing.config.seal_type.as_str(), "created a new HSM store and master key");
+    Ok((created, lock, sealing.shares))
 }
 
 #[cfg(test)]

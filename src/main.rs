@@ -22,6 +22,7 @@ mod data_dir;
 mod demo_upstream;
 mod logging;
 mod output;
+mod seal;
 mod session;
 
 use cli::{Cli, Command, HsmCommand, RecoverCommand};

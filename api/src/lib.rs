@@ -41,6 +41,7 @@ mod hsm;
 mod keys;
 mod names;
 mod secret;
+mod sys;
 mod users;
 
 pub use crate::base64::{Base64, InvalidBase64, SecretBase64};
@@ -57,6 +58,7 @@ pub use keys::{
 };
 pub use names::{KeyClass, KeySpec, Mechanism, Role, UnknownName};
 pub use secret::{Password, SessionToken};
+pub use sys::{RekeyRequest, RekeyResponse, SealStatus, UnsealRequest};
 pub use users::{CreateUserRequest, Health, LoginRequest, LoginResponse, PasswordRequest, User};
 
 #[cfg(test)]

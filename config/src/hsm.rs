@@ -18,6 +18,10 @@ pub struct HsmConfig {
     /// `store` and its `store_*` keys: the cluster's PostgreSQL database, when the records
     /// live there instead of in `data_dir`.
     pub store: Option<PostgresStore>,
+    /// `[seal] key_file`: the master key file of a store sealed by a key file (e.g. a
+    /// Kubernetes Secret mounted read-only); `None`: `data_dir/master.key`. Refused when
+    /// group or others may read it.
+    pub key_file: Option<PathBuf>,
 }
 
 impl HsmConfig {
@@ -26,7 +30,29 @@ impl HsmConfig {
         Self {
             data_dir,
             store: None,
+            key_file: None,
         }
+    }
+
+    /// The master key file of a key-file seal: `[seal] key_file`, else `data_dir/master.key`.
+    pub fn master_key_file(&self) -> PathBuf {
+        self.key_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("master.key"))
+    }
+}
+
+/// `[seal]` as serde reads it.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, expecting = "a [seal] table")]
+pub(crate) struct RawSeal {
+    key_file: Option<RelativePathBuf>,
+}
+
+impl RawSeal {
+    /// `key_file`, resolved.
+    pub(crate) fn key_file(self) -> Option<PathBuf> {
+        self.key_file.map(|p| p.relative())
     }
 }
 
@@ -134,6 +160,7 @@ impl RawHsm {
         Ok(HsmConfig {
             data_dir,
             store: Some(store),
+            key_file: None,
         })
     }
 }

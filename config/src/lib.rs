@@ -81,7 +81,7 @@ mod upstream;
 use admin::RawAdmin;
 use api::RawApi;
 use check::Context;
-use hsm::RawHsm;
+use hsm::{RawHsm, RawSeal};
 use lifecycle::RawLifecycle;
 use listener::RawListener;
 use log::RawLog;
@@ -147,6 +147,8 @@ struct RawConfig {
     #[serde(default)]
     hsm: RawHsm,
     #[serde(default)]
+    seal: RawSeal,
+    #[serde(default)]
     log: RawLog,
     #[serde(default)]
     listeners: Vec<RawListener>,
@@ -175,7 +177,8 @@ fn yes() -> bool {
 /// gets; `source_of` names where the value at a key path came from.
 fn validate(raw: RawConfig, source_of: &dyn Fn(&str) -> String) -> Result<Config, Error> {
     let cx = Context::new(source_of);
-    let hsm = raw.hsm.validate(&cx.table("hsm"))?;
+    let mut hsm = raw.hsm.validate(&cx.table("hsm"))?;
+    hsm.key_file = raw.seal.key_file();
     let log = raw.log.validate(&cx.table("log"))?;
     let upstreams = upstream::validate_pools(&cx, raw.upstream, raw.upstreams)?;
     let routes = route::validate_routes(&cx, raw.routes, &upstreams)?;

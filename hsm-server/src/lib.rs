@@ -32,6 +32,7 @@ pub mod listener;
 pub mod login_guard;
 mod node_error;
 pub mod pki;
+pub mod seal;
 pub mod tls;
 
 use std::sync::Arc;
@@ -45,6 +46,7 @@ use utoipa::{Modify, OpenApi};
 pub use api::AppState;
 pub use error::{ApiError, ErrorBody};
 pub use node_error::NodeError;
+pub use seal::{Opener, SealGate};
 
 /// Largest request body, in bytes (16 MiB of data as base64 fits). Bodies are read only after
 /// the caller is authenticated (a route's extractors check the session first).
@@ -79,6 +81,7 @@ impl Modify for BearerAuth {
         api::sign, api::verify, api::encrypt, api::decrypt, api::hmac, api::random,
         api::sign_batch, api::verify_batch, api::encrypt_batch, api::decrypt_batch,
         api::audit_entries, api::audit_verify,
+        seal::seal_status, seal::unseal, seal::seal, seal::rekey,
     )
 )]
 pub struct ApiDoc;
@@ -148,6 +151,8 @@ pub fn router(hsm: Arc<keyward_hsm::Hsm>) -> Router {
         .route("/v1/crypto/decrypt/batch", post(decrypt_batch))
         .route("/v1/audit", get(audit_entries))
         .route("/v1/audit/verify", post(audit_verify))
+        .route("/v1/sys/seal", post(crate::seal::seal))
+        .route("/v1/sys/rekey", post(crate::seal::rekey))
         .merge(creating)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

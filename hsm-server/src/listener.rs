@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use keyward_config::ApiLimits;
-use keyward_hsm::Hsm;
+use crate::SealGate;
 use keyward_proxy::conn::{drive, Active, Activity, Lifecycle, Tracked};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
@@ -31,18 +31,18 @@ use crate::tls::common_name;
 struct Connections {
     acceptor: tokio_rustls::TlsAcceptor,
     router: axum::Router,
-    hsm: Arc<Hsm>,
+    gate: Arc<SealGate>,
     limits: ApiLimits,
     lifecycle: Arc<Lifecycle>,
     draining: watch::Receiver<bool>,
 }
 
-/// Serves the API on `listener` until `shutdown` completes, then drains for at most
-/// `drain_timeout` (see the module documentation).
+/// Serves the API of the node behind `gate` (sealed or not) on `listener` until `shutdown`
+/// completes, then drains for at most `drain_timeout` (see the module documentation).
 pub async fn serve(
     listener: TcpListener,
     tls: Arc<rustls::ServerConfig>,
-    hsm: Arc<Hsm>,
+    gate: Arc<SealGate>,
     limits: ApiLimits,
     drain_timeout: Duration,
     shutdown: impl std::future::Future<Output = ()>,
@@ -54,8 +54,8 @@ pub async fn serve(
     let lifecycle = Lifecycle::new(draining.clone());
     let connections = Arc::new(Connections {
         acceptor: tokio_rustls::TlsAcceptor::from(tls),
-        router: crate::router(hsm.clone()),
-        hsm,
+        router: gate.router(),
+        gate,
         limits,
         lifecycle: lifecycle.clone(),
         draining,
@@ -133,20 +133,23 @@ impl Connections {
                 return;
             }
         };
-        // A verified client certificate logs its user in for this connection.
+        // A verified client certificate logs its user in for this connection (on an unsealed
+        // node; the HSM is held weakly, so that a seal drops it while the connection lasts).
+        let hsm = self.gate.hsm();
         let cert_session = tls
             .get_ref()
             .1
             .peer_certificates()
             .and_then(|c| c.first())
             .and_then(common_name)
-            .and_then(|cn| match self.hsm.certificate_session(&cn, Duration::from_secs(24 * 3600)) {
+            .and_then(|cn| match hsm.as_ref()?.certificate_session(&cn, Duration::from_secs(24 * 3600)) {
                 Ok(s) => Some(s),
                 Err(e) => {
                     tracing::info!(%peer, user = %cn, code = e.code().as_str(), "client certificate login refused");
                     None
                 }
             });
+        let hsm = hsm.as_ref().map(Arc::downgrade);
         let router = self
             .router
             .clone()
@@ -210,8 +213,8 @@ impl Connections {
         if let Err(e) = result {
             tracing::debug!(%peer, error = %e, "API connection ended with an error");
         }
-        if let Some(s) = cert_session {
-            self.hsm.logout(&s);
+        if let (Some(s), Some(hsm)) = (cert_session, hsm.and_then(|h| h.upgrade())) {
+            hsm.logout(&s);
         }
     }
 }

@@ -21,6 +21,14 @@ pub enum NodeError {
         #[source]
         source: std::io::Error,
     },
+    /// The API key file (a node an operator unseals) is missing, exposed or not a key.
+    #[error("cannot use the API key file {path}: {reason}")]
+    ApiKeyUnusable {
+        /// The file.
+        path: String,
+        /// What is wrong (never key bytes).
+        reason: String,
+    },
     /// The client CA file (mutual TLS) could not be read.
     #[error("cannot read client CA {path}")]
     ClientCaUnreadable {

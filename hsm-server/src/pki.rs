@@ -132,7 +132,7 @@ fn params(dns: &[String], ips: &[IpAddr]) -> Result<CertificateParams, NodeError
 /// A self-signed end-entity certificate (X.509 v3, RFC 5280) valid for `days` days from one
 /// hour ago, for TLS servers, with a random 128-bit serial. Returns PEM.
 pub fn self_signed(
-    key: &HsmCertKey,
+    key: &impl rcgen::SigningKey,
     dns: &[String],
     ips: &[IpAddr],
     days: u32,

@@ -2,7 +2,6 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Result;
@@ -10,7 +9,6 @@ use keyward_config::HsmConfig;
 
 use super::{shutdown_signal, Signals};
 use crate::cli::LimitArgs;
-use crate::data_dir;
 
 /// Runs `keyward hsm serve` until SIGTERM or Ctrl-C.
 pub(crate) fn run(
@@ -25,8 +23,8 @@ pub(crate) fn run(
     })
 }
 
-/// Opens `dir` as its writer, serves the API on `listen` until `shutdown`, drains, and
-/// records the unseal and the seal in the audit trail.
+/// Opens `dir` as its writer (sealed, when operators unseal it), serves the API on `listen`
+/// until `shutdown`, drains, and records the unseal and the seal in the audit trail.
 async fn run_node(
     store: &HsmConfig,
     listen: SocketAddr,
@@ -34,27 +32,32 @@ async fn run_node(
     limits: &LimitArgs,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<()> {
+    const NODE: &str = "hsm serve";
     let listener = super::bind(listen).await?;
     let dir = store.data_dir.as_path();
-    let (hsm, _writer) = data_dir::open_for_writing(store, limits.accept.options())?;
-    hsm.set_admin_lockout(Duration::from_secs(limits.admin_lockout_s));
-    let hsm = Arc::new(hsm);
-    let me = crate::catch_up::NodeName::new(listener.local_addr()?, "hsm serve");
-    crate::catch_up::follow(&hsm, &me)?;
-    let session = hsm.service_session(keyward_hsm::PROXY_USER)?;
-    let tls = keyward_server::tls::tls_config(&hsm, &session, dir, client_ca)?;
-    hsm.record_unseal("hsm serve")?;
+    let (gate, _writer) = crate::seal::serving_gate(store, limits.accept.options(), NODE, || {
+        crate::data_dir::in_use(store)
+    })?;
+    let me = crate::catch_up::NodeName::new(listener.local_addr()?, NODE);
+    let lockout = Duration::from_secs(limits.admin_lockout_s);
+    let follower = crate::catch_up::follow_gate(&gate, me.clone(), move |hsm| {
+        hsm.set_admin_lockout(lockout);
+    });
+    let tls = keyward_server::tls::tls_config(&gate, dir, client_ca)?;
     tracing::info!(addr = %listener.local_addr()?, "serving the HSM API");
     keyward_server::listener::serve(
         listener,
         tls,
-        hsm.clone(),
+        gate.clone(),
         limits.limits(),
         limits.drain_timeout(),
         shutdown,
     )
     .await;
-    hsm.record_seal("hsm serve")?;
-    crate::catch_up::leave(&hsm, &me);
+    follower.abort();
+    crate::seal::record_stop(&gate, NODE)?;
+    if let Some(hsm) = gate.hsm() {
+        crate::catch_up::leave(&hsm, &me);
+    }
     Ok(())
 }

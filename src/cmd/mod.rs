@@ -21,6 +21,7 @@ pub(crate) mod login;
 pub(crate) mod quickstart;
 pub(crate) mod recover;
 pub(crate) mod serve;
+pub(crate) mod serve_api;
 pub(crate) mod user;
 
 /// The runtime of the commands that serve (proxy, API): `workers` threads, or one per CPU

@@ -75,7 +75,11 @@ pub(crate) async fn run(
         handle = key.handle,
         cert = shell_quote(&cert_path.display().to_string()),
     );
-    let api_tls = keyward_server::tls::tls_config(&hsm, &session, dir, None)?;
+    let opener = crate::seal::opener(&data.hsm(), keyward_hsm::OpenOptions::default())?;
+    let gate = keyward_server::SealGate::unsealed(hsm.clone(), opener, "quickstart")?;
+    drop(signer);
+    drop(hsm);
+    let api_tls = keyward_server::tls::tls_config(&gate, dir, None)?;
     tracing::info!(
         addr = %api_listener.local_addr()?,
         ca = %api_cert_path(dir).display(),
@@ -86,16 +90,22 @@ pub(crate) async fn run(
     let api = tokio::spawn(keyward_server::listener::serve(
         api_listener,
         api_tls,
-        hsm.clone(),
+        gate.clone(),
         keyward_config::ApiLimits::default(),
         std::time::Duration::from_millis(config.lifecycle.drain_timeout_ms),
         async move {
             let _ = stop_rx.changed().await;
         },
     ));
-    run_proxy(proxy, admin, None, signals, stop_tx).await?;
+    // `operator seal` stops the quickstart (its proxy holds keys of the HSM).
+    let mut events = gate.subscribe();
+    let sealed = async move {
+        let _ = events.wait_for(|h| h.is_none()).await;
+        tracing::info!("sealed: the quickstart stops (start it again to unseal)");
+    };
+    run_proxy(proxy, admin, None, signals, stop_tx, sealed).await?;
     let _ = api.await;
-    hsm.record_seal("quickstart")?;
+    crate::seal::record_stop(&gate, "quickstart")?;
     Ok(())
 }
 

@@ -23,7 +23,7 @@ pub(crate) async fn bind_admin(
     Ok(Some(listener))
 }
 
-/// Serves `proxy` with its admin endpoints until SIGTERM/Ctrl-C, reloading `config_path` on
+/// Serves `proxy` with its admin endpoints until SIGTERM/Ctrl-C (or `also_stop`), reloading `config_path` on
 /// SIGHUP when given, then drains. `stopping` becomes true at SIGTERM (the HSM API drains at
 /// the same time as the proxy).
 pub(crate) async fn run_proxy(
@@ -32,6 +32,7 @@ pub(crate) async fn run_proxy(
     config_path: Option<&Path>,
     signals: Signals,
     stopping: tokio::sync::watch::Sender<bool>,
+    also_stop: impl std::future::Future<Output = ()>,
 ) -> Result<()> {
     let Signals { mut hup, term, int } = signals;
     let ready = keyward_proxy::admin::Readiness::default();
@@ -82,13 +83,35 @@ pub(crate) async fn run_proxy(
     let ready_on_stop = ready.clone();
     proxy
         .run(async move {
-            shutdown_signal(term, int).await;
+            tokio::select! {
+                () = shutdown_signal(term, int) => {}
+                () = also_stop => {}
+            }
             ready_on_stop.set(false);
             let _ = stopping.send(true);
         })
         .await;
     let _ = stop_tx.send(true);
     Ok(())
+}
+
+/// Logs the address and mode of each listener of `proxy`.
+pub(crate) fn log_listeners(proxy: &keyward_proxy::Proxy, config: &keyward_config::Config) {
+    for (addr, mode) in proxy
+        .local_addrs()
+        .into_iter()
+        .zip(config.listeners.iter().map(|l| l.mode))
+    {
+        match mode {
+            keyward_config::ListenerMode::Http => tracing::info!(%addr, "listening for HTTPS"),
+            keyward_config::ListenerMode::Tcp => {
+                tracing::info!(%addr, "listening for HTTPS (TLS to TCP, layer 4)")
+            }
+            keyward_config::ListenerMode::Redirect => {
+                tracing::info!(%addr, "listening for HTTP (redirects to HTTPS)")
+            }
+        }
+    }
 }
 
 /// Runs `keyward serve` with the configuration file `config_path`; `worker_threads` (the
@@ -115,10 +138,11 @@ pub(crate) fn run(
             None => None,
         };
         let admin = bind_admin(&config).await?;
-        let (hsm, writer) = data_dir::open_for_serving(&config.hsm, config.api.is_some(), options)?;
-        if let Some(api) = &config.api {
-            hsm.set_admin_lockout(std::time::Duration::from_secs(api.admin_lockout_s));
+        if let Some(listener) = api_listener {
+            return super::serve_api::run(&config, config_path, options, listener, admin, signals)
+                .await;
         }
+        let (hsm, writer) = data_dir::open_for_serving(&config.hsm, false, options)?;
         let role = match writer {
             Some(_) => keyward_proxy::NodeRole::Writer,
             None => keyward_proxy::NodeRole::Reader,
@@ -135,15 +159,6 @@ pub(crate) fn run(
             "serve",
         );
         crate::catch_up::follow(&hsm, &me)?;
-        let api_tls = match &api_listener {
-            Some(_) => Some(keyward_server::tls::tls_config(
-                &hsm,
-                &session,
-                &config.hsm.data_dir,
-                None,
-            )?),
-            None => None,
-        };
         // A reader node writes no audit records (the writer's chain is the store's).
         if writer.is_some() {
             hsm.record_unseal("serve")?;
@@ -156,41 +171,17 @@ pub(crate) fn run(
             configured = workers.is_some(),
             "runtime started"
         );
-        for (addr, mode) in proxy
-            .local_addrs()
-            .into_iter()
-            .zip(config.listeners.iter().map(|l| l.mode))
-        {
-            match mode {
-                keyward_config::ListenerMode::Http => tracing::info!(%addr, "listening for HTTPS"),
-                keyward_config::ListenerMode::Tcp => {
-                    tracing::info!(%addr, "listening for HTTPS (TLS to TCP, layer 4)")
-                }
-                keyward_config::ListenerMode::Redirect => {
-                    tracing::info!(%addr, "listening for HTTP (redirects to HTTPS)")
-                }
-            }
-        }
-        let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
-        let mut api = None;
-        if let (Some(listener), Some(tls), Some(a)) = (api_listener, api_tls, &config.api) {
-            tracing::info!(addr = %listener.local_addr()?, "serving the HSM API");
-            api = Some(tokio::spawn(keyward_server::listener::serve(
-                listener,
-                tls,
-                hsm.clone(),
-                a.limits,
-                std::time::Duration::from_millis(config.lifecycle.drain_timeout_ms),
-                async move {
-                    let _ = stop_rx.changed().await;
-                },
-            )));
-        }
-        run_proxy(proxy, admin, Some(config_path), signals, stop_tx).await?;
-        if let Some(api) = api {
-            // It drained beside the proxy, within the same deadline.
-            let _ = api.await;
-        }
+        log_listeners(&proxy, &config);
+        let (stop_tx, _) = tokio::sync::watch::channel(false);
+        run_proxy(
+            proxy,
+            admin,
+            Some(config_path),
+            signals,
+            stop_tx,
+            std::future::pending(),
+        )
+        .await?;
         if writer.is_some() {
             hsm.record_seal("serve")?;
         } else {

@@ -14,6 +14,27 @@ impl Hsm {
         crate::seal::read_seal_config(self.store.as_ref())
     }
 
+    /// Whether `master` opens this store's data-key record (proof of the current seal, e.g.
+    /// before a rekey).
+    ///
+    /// # Errors
+    /// [`Error::Sealed`] if it does not; [`Error::Store`].
+    pub fn check_master_key(&self, master: &MasterKey) -> Result<()> {
+        let rec = self
+            .store
+            .get(RecordKind::Seal.as_str(), ID_DATA_KEY)?
+            .ok_or(Error::Sealed {
+                reason: "the store has no data key",
+            })?;
+        master
+            .cipher()?
+            .open(RecordKind::Seal, ID_DATA_KEY, rec.version, &rec.blob)
+            .map(drop)
+            .map_err(|_| Error::Sealed {
+                reason: "the master key does not open this store",
+            })
+    }
+
     /// Replaces the master key with `new_master` and the seal with `new_seal` (admins only):
     /// re-encrypts the data-key record under the new master key and stores the new seal
     /// configuration (its `generation` becomes the old one's plus one), in one commit with

@@ -1,0 +1,440 @@
+//! The seal of a serving node ([`SealGate`]): sealed, it answers only health, readiness and
+//! `/v1/sys/*`; unsealed, the whole API. Routes named as Vault names them:
+//!
+//! | route | who | what |
+//! | --- | --- | --- |
+//! | `GET /v1/sys/seal-status` | anyone | [`SealStatus`] |
+//! | `POST /v1/sys/unseal` | anyone (the share or passphrase is the credential) | one share, the passphrase, or `reset` |
+//! | `POST /v1/sys/seal` | admin | drops every key from memory; the node is sealed until unsealed again |
+//! | `POST /v1/sys/rekey` | admin, with the current shares or passphrase | a new master key and seal |
+//!
+//! While sealed, every other route answers `503 sealed` and `/v1/ready` answers `503
+//! {"status":"sealed"}`; `/v1/health` answers `200 {"status":"sealed"}`. Each node of a
+//! cluster is unsealed on its own (as Vault's), with the cluster's one seal.
+//!
+//! The HSM itself is opened by the node's [`Opener`] (the binary's: it knows the store and
+//! the key file); the gate only holds it, in one place, so that sealing drops it: the
+//! routers, the certificate logins of open connections and the binary's hooks hold it
+//! weakly or are replaced, so the last `Arc` goes and the keys are zeroized.
+
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+
+use arc_swap::ArcSwap;
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
+use keyward_api::{Health, RekeyRequest, RekeyResponse, SealStatus, UnsealRequest};
+use keyward_hsm::{
+    passphrase, shamir, Error, Hsm, MasterKey, Role, SealConfig, SealType, UnsealStep, Unsealer,
+};
+use tokio::sync::watch;
+use tower::ServiceExt;
+
+use crate::api::{ApiJson, AppState, Caller};
+use crate::error::{ApiError, ErrorBody};
+
+/// Opens the HSM with a master key (`None`: the node's key file, for a key-file seal).
+pub type Opener = Box<dyn Fn(Option<&MasterKey>) -> Result<Hsm, Error> + Send + Sync>;
+
+/// Largest body of `/v1/sys/unseal` and `/v1/sys/rekey` (read before any login), bytes.
+pub const MAX_SEAL_BODY_BYTES: usize = 8192;
+
+enum State_ {
+    Sealed(Unsealer),
+    Unsealed(Arc<Hsm>),
+}
+
+/// The seal of one serving node: the HSM when unsealed, the shares given so far when sealed.
+pub struct SealGate {
+    state: Mutex<State_>,
+    status: Mutex<SealStatus>,
+    router: ArcSwap<Router>,
+    opener: Opener,
+    node: String,
+    events: watch::Sender<Option<Arc<Hsm>>>,
+    on_seal: Mutex<Vec<Box<dyn Fn() + Send + Sync>>>,
+}
+
+impl std::fmt::Debug for SealGate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SealGate")
+            .field("status", &*lock(&self.status))
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn status_of(config: &SealConfig, sealed: bool, progress: u8) -> SealStatus {
+    let (threshold, shares) = config
+        .shamir
+        .as_ref()
+        .map_or((0, 0), |s| (s.threshold, s.shares));
+    SealStatus {
+        sealed,
+        seal_type: config.seal_type.as_str().into(),
+        threshold,
+        shares,
+        progress,
+        generation: config.generation,
+    }
+}
+
+impl SealGate {
+    /// A gate over an HSM that is already open (unsealed at start by its key file, or in
+    /// tests); `opener` opens it again after a seal. `node` names this node in the audit
+    /// trail's `unseal` and `seal` entries.
+    ///
+    /// # Errors
+    /// [`Error::Store`] reading the seal configuration.
+    pub fn unsealed(hsm: Arc<Hsm>, opener: Opener, node: &str) -> Result<Arc<Self>, Error> {
+        let status = status_of(&hsm.seal_config()?, false, 0);
+        let gate = Self::build(State_::Unsealed(hsm.clone()), status, opener, node);
+        gate.router.store(Arc::new(crate::router(hsm.clone())));
+        gate.events.send_replace(Some(hsm));
+        Ok(gate)
+    }
+
+    /// A gate of a node that starts sealed by `config` (read from the store with
+    /// [`keyward_hsm::read_seal_config`]).
+    pub fn sealed(config: SealConfig, opener: Opener, node: &str) -> Arc<Self> {
+        let status = status_of(&config, true, 0);
+        Self::build(State_::Sealed(Unsealer::new(config)), status, opener, node)
+    }
+
+    fn build(state: State_, status: SealStatus, opener: Opener, node: &str) -> Arc<Self> {
+        Arc::new(SealGate {
+            state: Mutex::new(state),
+            status: Mutex::new(status),
+            router: ArcSwap::from_pointee(sealed_router()),
+            opener,
+            node: node.to_owned(),
+            events: watch::channel(None).0,
+            on_seal: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// The seal's status now.
+    pub fn status(&self) -> SealStatus {
+        lock(&self.status).clone()
+    }
+
+    /// The HSM while unsealed.
+    pub fn hsm(&self) -> Option<Arc<Hsm>> {
+        match &*lock(&self.state) {
+            State_::Unsealed(h) => Some(h.clone()),
+            State_::Sealed(_) => None,
+        }
+    }
+
+    /// The HSM after each unseal (`Some`) and seal (`None`), for what the node runs beside
+    /// the API (the proxy, following a cluster store). Drop the `Arc` when it turns `None`.
+    pub fn subscribe(&self) -> watch::Receiver<Option<Arc<Hsm>>> {
+        self.events.subscribe()
+    }
+
+    /// The API's router: `/v1/sys/*` here, every other route to the HSM's router while
+    /// unsealed, or to `503 sealed`.
+    pub fn router(self: &Arc<Self>) -> Router {
+        Router::new()
+            .route("/v1/sys/seal-status", get(seal_status))
+            .route("/v1/sys/unseal", post(unseal))
+            .fallback(dispatch)
+            .layer(axum::extract::DefaultBodyLimit::max(MAX_SEAL_BODY_BYTES))
+            .with_state(self.clone())
+    }
+
+    /// Applies one unseal request (blocking: Argon2id, opening the store).
+    fn unseal_blocking(&self, req: UnsealRequest) -> Result<SealStatus, Error> {
+        let mut state = lock(&self.state);
+        let State_::Sealed(unsealer) = &mut *state else {
+            return Ok(self.status());
+        };
+        if req.reset {
+            unsealer.reset();
+            lock(&self.status).progress = 0;
+            return Ok(self.status());
+        }
+        let config = unsealer.config().clone();
+        let master = match (config.seal_type, &req.key, &req.passphrase) {
+            (SealType::KeyFile, None, None) => None,
+            (SealType::Passphrase, None, Some(p)) => {
+                Some(passphrase::master_key(&config, p.expose_secret())?)
+            }
+            (SealType::Shamir, Some(k), None) => match unsealer.add(k.expose_secret())? {
+                UnsealStep::NeedMore { given, .. } => {
+                    lock(&self.status).progress = given;
+                    return Ok(self.status());
+                }
+                UnsealStep::Complete(m) => Some(m),
+            },
+            (t, _, _) => {
+                return Err(Error::InvalidInput {
+                    reason: format!(
+                        "this node's seal is {}: unseal it with {}",
+                        t.as_str(),
+                        match t {
+                            SealType::KeyFile => "an empty request (the node reads its key file)",
+                            SealType::Passphrase => "\"passphrase\" only",
+                            SealType::Shamir => "one \"key\" (share) per request",
+                        }
+                    ),
+                })
+            }
+        };
+        lock(&self.status).progress = 0;
+        let hsm = match (self.opener)(master.as_ref()) {
+            Ok(h) => Arc::new(h),
+            Err(Error::Sealed { .. }) if master.is_some() => {
+                return Err(Error::UnsealKeyRejected {
+                    reason: match config.seal_type {
+                        SealType::Passphrase => "wrong passphrase".into(),
+                        _ => "the shares given do not open the store (progress reset)".into(),
+                    },
+                })
+            }
+            Err(e) => return Err(e),
+        };
+        if !hsm.is_read_only() {
+            hsm.record_unseal(&self.node)?;
+        }
+        tracing::info!(seal = config.seal_type.as_str(), "unsealed");
+        *state = State_::Unsealed(hsm.clone());
+        *lock(&self.status) = status_of(&hsm.seal_config()?, false, 0);
+        self.router.store(Arc::new(crate::router(hsm.clone())));
+        self.events.send_replace(Some(hsm));
+        Ok(self.status())
+    }
+
+    /// Seals the node: the HSM's routers and hooks let go of it, its keys are dropped
+    /// (zeroized) once the requests in flight end. Records `seal` in the audit trail first.
+    ///
+    /// # Errors
+    /// [`Error::Store`] reading the seal configuration or writing the audit entry (the node
+    /// stays unsealed).
+    pub fn seal(&self) -> Result<SealStatus, Error> {
+        let mut state = lock(&self.state);
+        let State_::Unsealed(hsm) = &*state else {
+            return Ok(self.status());
+        };
+        let config = hsm.seal_config()?;
+        if !hsm.is_read_only() {
+            hsm.record_seal(&self.node)?;
+        }
+        *state = State_::Sealed(Unsealer::new(config.clone()));
+        drop(state);
+        self.router.store(Arc::new(sealed_router()));
+        self.events.send_replace(None);
+        for f in lock(&self.on_seal).iter() {
+            f();
+        }
+        *lock(&self.status) = status_of(&config, true, 0);
+        tracing::info!("sealed: every key dropped from memory");
+        Ok(self.status())
+    }
+
+    /// Runs `f` each time the node seals (to drop what holds the HSM's keys).
+    pub fn on_seal(&self, f: Box<dyn Fn() + Send + Sync>) {
+        lock(&self.on_seal).push(f);
+    }
+
+    /// The HSM, held weakly (what a connection keeps for its certificate login).
+    pub fn weak_hsm(&self) -> Option<Weak<Hsm>> {
+        self.hsm().map(|h| Arc::downgrade(&h))
+    }
+}
+
+/// The router of a sealed node.
+fn sealed_router() -> Router {
+    Router::new()
+        .route(
+            "/v1/health",
+            get(|| async {
+                Json(Health {
+                    status: "sealed".into(),
+                })
+            }),
+        )
+        .route(
+            "/v1/ready",
+            get(|| async {
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    Json(Health {
+                        status: "sealed".into(),
+                    }),
+                )
+            }),
+        )
+        .fallback(|| async {
+            ApiError::Hsm(Error::Sealed {
+                reason: "unseal this node first (`keyward operator unseal`)",
+            })
+        })
+}
+
+async fn dispatch(State(gate): State<Arc<SealGate>>, mut req: Request) -> Response {
+    req.extensions_mut().insert(gate.clone());
+    let router = gate.router.load_full();
+    match (*router).clone().oneshot(req).await {
+        Ok(r) => r,
+        Err(never) => match never {},
+    }
+}
+
+fn blocking_error(_: tokio::task::JoinError) -> ApiError {
+    ApiError::Hsm(Error::Internal("seal task"))
+}
+
+#[utoipa::path(get, path = "/v1/sys/seal-status", tag = "sys",
+    responses((status = 200, body = SealStatus)))]
+/// The node's seal: sealed or not, its type, shares and threshold, unseal progress.
+pub async fn seal_status(State(gate): State<Arc<SealGate>>) -> Json<SealStatus> {
+    Json(gate.status())
+}
+
+#[utoipa::path(post, path = "/v1/sys/unseal", tag = "sys", request_body = UnsealRequest,
+    responses((status = 200, body = SealStatus), (status = 400, body = ErrorBody),
+              (status = 503, body = ErrorBody)))]
+/// Gives one unseal share (`key`), the passphrase, or `reset`; answers the status after it.
+/// A share that is not one of this seal's, or given twice, answers `400 unseal_key_rejected`
+/// and counts nothing; so does a wrong passphrase. An unsealed node answers its status.
+pub async fn unseal(
+    State(gate): State<Arc<SealGate>>,
+    ApiJson(req): ApiJson<UnsealRequest>,
+) -> Result<Json<SealStatus>, ApiError> {
+    tokio::task::spawn_blocking(move || gate.unseal_blocking(req))
+        .await
+        .map_err(blocking_error)?
+        .map(Json)
+        .map_err(ApiError::Hsm)
+}
+
+fn require_admin(s: &keyward_hsm::Session) -> Result<(), ApiError> {
+    if s.role() == Role::Admin {
+        Ok(())
+    } else {
+        Err(ApiError::Hsm(Error::PermissionDenied {
+            reason: "only admins seal or rekey a node",
+        }))
+    }
+}
+
+fn gate_of(gate: Option<Extension<Arc<SealGate>>>) -> Result<Arc<SealGate>, ApiError> {
+    gate.map(|Extension(g)| g).ok_or(ApiError::NotFound)
+}
+
+#[utoipa::path(post, path = "/v1/sys/seal", tag = "sys", security(("bearer" = [])),
+    responses((status = 200, body = SealStatus), (status = 403, body = ErrorBody)))]
+/// Seals this node (admin): every key leaves memory; the API answers `503 sealed` until it
+/// is unsealed again. Other nodes of a cluster are not affected.
+pub async fn seal(
+    Caller(c): Caller,
+    gate: Option<Extension<Arc<SealGate>>>,
+) -> Result<Json<SealStatus>, ApiError> {
+    require_admin(&c)?;
+    let gate = gate_of(gate)?;
+    tokio::task::spawn_blocking(move || gate.seal())
+        .await
+        .map_err(blocking_error)?
+        .map(Json)
+        .map_err(ApiError::Hsm)
+}
+
+#[utoipa::path(post, path = "/v1/sys/rekey", tag = "sys", security(("bearer" = [])),
+    request_body = RekeyRequest,
+    responses((status = 200, body = RekeyResponse), (status = 400, body = ErrorBody),
+              (status = 403, body = ErrorBody)))]
+/// A new master key under a new seal (admin, with the current seal's shares or passphrase):
+/// the data key is re-encrypted, no other record changes; the old shares or passphrase stop
+/// working on every node at its next unseal. The new shares are in the answer, once.
+pub async fn rekey(
+    State(s): State<AppState>,
+    Caller(c): Caller,
+    ApiJson(req): ApiJson<RekeyRequest>,
+) -> Result<Json<RekeyResponse>, ApiError> {
+    require_admin(&c)?;
+    let hsm = s.hsm.clone();
+    tokio::task::spawn_blocking(move || rekey_blocking(&hsm, &c, req))
+        .await
+        .map_err(blocking_error)?
+        .map(Json)
+}
+
+fn rekey_blocking(
+    hsm: &Hsm,
+    admin: &keyward_hsm::Session,
+    req: RekeyRequest,
+) -> Result<RekeyResponse, ApiError> {
+    let current = hsm.seal_config()?;
+    // Proof of the current seal.
+    let proof = match current.seal_type {
+        SealType::KeyFile => None,
+        SealType::Passphrase => {
+            let p = req.current_passphrase.as_ref().ok_or_else(|| {
+                ApiError::BadRequest("the current seal is a passphrase: give current_passphrase".into())
+            })?;
+            Some(passphrase::master_key(&current, p.expose_secret())?)
+        }
+        SealType::Shamir => {
+            let mut u = Unsealer::new(current.clone());
+            let mut master = None;
+            for k in &req.current_keys {
+                if let UnsealStep::Complete(m) = u.add(k.expose_secret())? {
+                    master = Some(m);
+                    break;
+                }
+            }
+            Some(master.ok_or_else(|| {
+                ApiError::BadRequest(format!(
+                    "the current seal is shamir: give at least {} of its shares in current_keys",
+                    u.threshold()
+                ))
+            })?)
+        }
+    };
+    if let Some(m) = &proof {
+        hsm.check_master_key(m).map_err(|_| {
+            ApiError::Hsm(Error::UnsealKeyRejected {
+                reason: "the current shares or passphrase do not open the store".into(),
+            })
+        })?;
+    }
+    let (master, config, keys) = match req.seal_type.as_str() {
+        "shamir" => {
+            let (n, m) = match (req.shares, req.threshold) {
+                (Some(n), Some(m)) => (n, m),
+                _ => return Err(ApiError::BadRequest("a shamir seal needs shares and threshold".into())),
+            };
+            let master = MasterKey::generate()?;
+            let (keys, config) = shamir::split(&master, n, m)?;
+            let keys = keys
+                .iter()
+                .map(|k| keyward_api::Password::from(k.expose()))
+                .collect();
+            (master, config, keys)
+        }
+        "passphrase" => {
+            let p = req.passphrase.as_ref().ok_or_else(|| {
+                ApiError::BadRequest("a passphrase seal needs passphrase".into())
+            })?;
+            let (master, config) = passphrase::new_seal(p.expose_secret())?;
+            (master, config, Vec::new())
+        }
+        other => {
+            return Err(ApiError::BadRequest(format!(
+                "a rekey makes a shamir or passphrase seal, not {:?}",
+                other.chars().take(32).collect::<String>()
+            )))
+        }
+    };
+    let config = hsm.rekey(admin, &master, config)?;
+    Ok(RekeyResponse {
+        status: status_of(&config, false, 0),
+        keys,
+    })
+}
