@@ -112,6 +112,10 @@ pub(crate) enum Command {
         /// IP addresses of the API's certificate (repeatable).
         #[arg(long = "api-ip", default_values = ["127.0.0.1", "::1"])]
         api_ip: Vec<IpAddr>,
+        #[command(flatten)]
+        seal: SealArgs,
+        #[command(flatten)]
+        out: JsonFlag,
     },
     /// Run an HSM-only node: the REST API over TLS.
     #[command(subcommand)]
@@ -147,6 +151,55 @@ pub(crate) enum Command {
     /// each applied. Reads the database only (no master key needed).
     #[command(subcommand)]
     Cluster(ClusterCommand),
+    /// The seal of each --server node: status, unseal, seal, rekey (Vault's `operator`).
+    #[command(subcommand)]
+    Operator(OperatorCommand),
+}
+
+#[derive(Subcommand)]
+pub(crate) enum OperatorCommand {
+    /// Each node's seal: sealed or not, type, shares, threshold, unseal progress.
+    Status {
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// Give each node one unseal key (a share; asked on the terminal when not given), or the
+    /// passphrase, or --reset the shares given so far. No login needed.
+    Unseal {
+        /// One unseal key as `keyward init` printed it (prefer the prompt: an argument shows
+        /// in `ps` and the shell's history).
+        key: Option<String>,
+        /// Passphrase seal: the file holding it (else env KEYWARD_SEAL_PASSPHRASE, else asked).
+        #[arg(long = "passphrase-file")]
+        passphrase_file: Option<PathBuf>,
+        /// Forget the shares given so far.
+        #[arg(long, conflicts_with_all = ["key", "passphrase_file"])]
+        reset: bool,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// Seal each node (admin): every key leaves memory, the API answers 503 sealed and the
+    /// proxy stops until the node is unsealed again.
+    Seal {
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// A new master key under a new seal (admin, with the current seal's keys or
+    /// passphrase); no record but the data key's changes. The new unseal keys are printed
+    /// once. Run against one node: the cluster shares the seal.
+    Rekey {
+        /// The new seal: `shamir` or `passphrase` (the other flags as `keyward init`'s).
+        #[command(flatten)]
+        seal: SealArgs,
+        /// Shamir: a file with the current unseal keys, one per line (else asked, one by one).
+        #[arg(long = "current-keys-file")]
+        current_keys_file: Option<PathBuf>,
+        /// Passphrase seal: the file holding the current passphrase (else asked).
+        #[arg(long = "current-passphrase-file")]
+        current_passphrase_file: Option<PathBuf>,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
 }
 
 #[derive(Subcommand)]
@@ -317,6 +370,37 @@ pub(crate) struct Conn {
     /// commands need no password (until `keyward logout` or the session expires).
     #[arg(long, global = true)]
     pub(crate) save: bool,
+}
+
+/// How `keyward init` (and `operator rekey`) seals the store.
+#[derive(Args, Clone, Debug)]
+pub(crate) struct SealArgs {
+    /// What produces the master key: `key-file` (a random key in the key file; the node
+    /// unseals itself), `passphrase` (Argon2id of a passphrase) or `shamir` (M-of-N shares,
+    /// printed once); with the last two a node starts sealed until `keyward operator unseal`.
+    #[arg(long, value_enum, default_value = "key-file")]
+    pub(crate) seal: SealKind,
+    /// Shamir: shares to make (N, 2 to 16).
+    #[arg(long, default_value_t = 5)]
+    pub(crate) shares: u8,
+    /// Shamir: shares needed to unseal (M, 2 to N).
+    #[arg(long, default_value_t = 3)]
+    pub(crate) threshold: u8,
+    /// Passphrase: the file holding it (else env KEYWARD_SEAL_PASSPHRASE, else asked twice
+    /// on the terminal). 12 characters or more.
+    #[arg(long = "passphrase-file")]
+    pub(crate) passphrase_file: Option<PathBuf>,
+}
+
+/// `--seal`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SealKind {
+    /// A key file.
+    KeyFile,
+    /// A passphrase.
+    Passphrase,
+    /// Shamir shares.
+    Shamir,
 }
 
 #[derive(Args, Clone, Debug)]

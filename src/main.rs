@@ -79,12 +79,16 @@ fn run(cli: Cli) -> Result<bool> {
             admin_password_file,
             api_dns,
             api_ip,
+            seal,
+            out,
         } => cmd::init::run(
             &data.hsm(),
             &admin,
             admin_password_file.as_deref(),
             &api_dns,
             &api_ip,
+            &seal,
+            out.json,
         )?,
         Command::Hsm(HsmCommand::Serve {
             data,
@@ -105,6 +109,7 @@ fn run(cli: Cli) -> Result<bool> {
         Command::Crypto(command) => return cmd::crypto::run(&conn, command),
         Command::Audit(command) => cmd::audit::run(&conn, command)?,
         Command::Cluster(command) => cmd::cluster::run(command)?,
+        Command::Operator(command) => cmd::operator::run(&conn, command)?,
     }
     Ok(true)
 }

@@ -12,7 +12,7 @@ use keyward_hsm::{
     UnsealShare,
 };
 use keyward_keystore::{Backend, PostgresBackend, SqliteBackend};
-use keyward_server::{Opener, SealGate};
+use keyward_server::{NodeStore, Opener, SealGate};
 use zeroize::Zeroizing;
 
 use crate::data_dir::{self, WriterLock};
@@ -110,36 +110,60 @@ pub(crate) fn local_master_key(hsm: &HsmConfig, store: &dyn Backend) -> Result<M
     }
 }
 
-/// What opens the HSM of `hsm` once its master key is known (`None`: read the key file),
-/// for a [`SealGate`]: a fresh connection to the store each time.
-pub(crate) fn opener(hsm: &HsmConfig, options: OpenOptions) -> Result<Opener> {
-    let postgres = hsm
-        .store
-        .as_ref()
-        .map(data_dir::postgres_options)
-        .transpose()?;
-    let sqlite = data_dir::store_path(&hsm.data_dir);
-    let key_file = hsm.master_key_file();
-    let name = data_dir::store_name(hsm);
-    Ok(Box::new(move |master: Option<&MasterKey>| {
-        let backend: Box<dyn Backend> = match &postgres {
+/// The store of a serving node, for its [`SealGate`]: a fresh connection for each open.
+struct ServedStore {
+    postgres: Option<keyward_keystore::PostgresOptions>,
+    sqlite: std::path::PathBuf,
+    key_file: std::path::PathBuf,
+    name: String,
+    options: OpenOptions,
+}
+
+impl ServedStore {
+    fn backend(&self) -> Result<Box<dyn Backend>, keyward_hsm::Error> {
+        Ok(match &self.postgres {
             Some(o) => Box::new(PostgresBackend::open(o)?),
-            None => Box::new(SqliteBackend::open(&sqlite)?),
-        };
+            None => Box::new(SqliteBackend::open(&self.sqlite)?),
+        })
+    }
+}
+
+impl NodeStore for ServedStore {
+    fn open(&self, master: Option<&MasterKey>) -> Result<Hsm, keyward_hsm::Error> {
+        let backend = self.backend()?;
         let from_file;
         let master = match master {
             Some(m) => m,
             None => {
-                let bytes = keyward_keystore::data_dir::read_master_key(&key_file)?;
+                let bytes = keyward_keystore::data_dir::read_master_key(&self.key_file)?;
                 from_file = MasterKey::from_bytes(&bytes)?;
                 &from_file
             }
         };
-        let opened = Hsm::open_with(backend, master, options)?;
+        let opened = Hsm::open_with(backend, master, self.options)?;
         for what in opened.accepted_at_open() {
-            tracing::warn!(store = %name, "{what} (recorded in the audit trail)");
+            tracing::warn!(store = %self.name, "{what} (recorded in the audit trail)");
         }
         Ok(opened)
+    }
+
+    fn seal_config(&self) -> Result<SealConfig, keyward_hsm::Error> {
+        read_seal_config(self.backend()?.as_ref())
+    }
+}
+
+/// The store of `hsm` for a [`SealGate`] (see [`NodeStore`]).
+pub(crate) fn opener(hsm: &HsmConfig, options: OpenOptions) -> Result<Opener> {
+    Ok(Box::new(ServedStore {
+        postgres: hsm
+            .store
+            .as_ref()
+            .map(data_dir::postgres_options)
+            .transpose()?,
+        sqlite: data_dir::store_path(&hsm.data_dir),
+        key_file: hsm.master_key_file(),
+        name: data_dir::store_name(hsm),
+        options,
     }))
 }
 
@@ -166,7 +190,7 @@ pub(crate) fn serving_gate(
         );
         return Ok((SealGate::sealed(config, open, node), lock));
     }
-    let opened = open(None).map_err(|e| data_dir::unsealing_failed(hsm, e))?;
+    let opened = open.open(None).map_err(|e| data_dir::unsealing_failed(hsm, e))?;
     opened.record_unseal(node)?;
     Ok((SealGate::unsealed(Arc::new(opened), open, node)?, lock))
 }

@@ -127,7 +127,7 @@ impl Client {
         self.inner.status()
     }
 
-    async fn run<T: DeserializeOwned>(&self, call: Call<'_>) -> Result<T> {
+    pub(crate) async fn run<T: DeserializeOwned>(&self, call: Call<'_>) -> Result<T> {
         let (_, body) = self.inner.execute(&call).await?;
         decode(&body)
     }

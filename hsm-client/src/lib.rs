@@ -63,6 +63,7 @@ mod client;
 mod config;
 mod error;
 mod import;
+mod sys;
 mod transport;
 mod types;
 
@@ -73,7 +74,8 @@ pub use error::{BoxError, Error, Result};
 pub use keyward_api::ErrorBody as ItemError;
 pub use keyward_api::{
     Attributes, AuditEntry, AuditReport, ErrorCode, Key, KeyClass, KeyPage, KeyPair, KeySpec,
-    KeyTemplate, Mechanism, Password, Role, SessionToken, User,
+    KeyTemplate, Mechanism, Password, RekeyRequest, RekeyResponse, Role, SealStatus,
+    SessionToken, UnsealRequest, User,
 };
 pub use transport::NodeStatus;
 pub use types::*;

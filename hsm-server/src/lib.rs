@@ -46,7 +46,7 @@ use utoipa::{Modify, OpenApi};
 pub use api::AppState;
 pub use error::{ApiError, ErrorBody};
 pub use node_error::NodeError;
-pub use seal::{Opener, SealGate};
+pub use seal::{NodeStore, Opener, SealGate};
 
 /// Largest request body, in bytes (16 MiB of data as base64 fits). Bodies are read only after
 /// the caller is authenticated (a route's extractors check the session first).

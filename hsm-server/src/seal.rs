@@ -35,8 +35,24 @@ use tower::ServiceExt;
 use crate::api::{ApiJson, AppState, Caller};
 use crate::error::{ApiError, ErrorBody};
 
-/// Opens the HSM with a master key (`None`: the node's key file, for a key-file seal).
-pub type Opener = Box<dyn Fn(Option<&MasterKey>) -> Result<Hsm, Error> + Send + Sync>;
+/// The node's store, as the gate needs it: given by the binary, which knows the store and
+/// the key file.
+pub trait NodeStore: Send + Sync {
+    /// Opens the HSM with a master key (`None`: the node's key file, for a key-file seal).
+    ///
+    /// # Errors
+    /// [`Error::Sealed`] if the key does not open the store; any error of opening it.
+    fn open(&self, master: Option<&MasterKey>) -> Result<Hsm, Error>;
+
+    /// The store's seal configuration as stored now (it changes with a rekey on any node).
+    ///
+    /// # Errors
+    /// [`Error::Store`], [`Error::StoreInconsistent`].
+    fn seal_config(&self) -> Result<SealConfig, Error>;
+}
+
+/// The node's store, boxed.
+pub type Opener = Box<dyn NodeStore>;
 
 /// Largest body of `/v1/sys/unseal` and `/v1/sys/rekey` (read before any login), bytes.
 pub const MAX_SEAL_BODY_BYTES: usize = 8192;
@@ -118,9 +134,15 @@ impl SealGate {
         })
     }
 
-    /// The seal's status now.
+    /// The seal's status now, as the store says (so that a rekey through another node shows;
+    /// blocking).
     pub fn status(&self) -> SealStatus {
-        lock(&self.status).clone()
+        let cached = self.cached_status();
+        match self.opener.seal_config() {
+            Ok(config) if cached.generation == config.generation => cached,
+            Ok(config) => status_of(&config, cached.sealed, 0),
+            Err(_) => cached,
+        }
     }
 
     /// The HSM while unsealed.
@@ -152,12 +174,20 @@ impl SealGate {
     fn unseal_blocking(&self, req: UnsealRequest) -> Result<SealStatus, Error> {
         let mut state = lock(&self.state);
         let State_::Sealed(unsealer) = &mut *state else {
+            drop(state);
             return Ok(self.status());
         };
+        // A rekey through another node since this one sealed: the new seal counts (and the
+        // shares given so far, of the old one, no longer do).
+        let stored = self.opener.seal_config()?;
+        if stored != *unsealer.config() {
+            *unsealer = Unsealer::new(stored.clone());
+            *lock(&self.status) = status_of(&stored, true, 0);
+        }
         if req.reset {
             unsealer.reset();
             lock(&self.status).progress = 0;
-            return Ok(self.status());
+            return Ok(self.cached_status());
         }
         let config = unsealer.config().clone();
         let master = match (config.seal_type, &req.key, &req.passphrase) {
@@ -168,7 +198,7 @@ impl SealGate {
             (SealType::Shamir, Some(k), None) => match unsealer.add(k.expose_secret())? {
                 UnsealStep::NeedMore { given, .. } => {
                     lock(&self.status).progress = given;
-                    return Ok(self.status());
+                    return Ok(self.cached_status());
                 }
                 UnsealStep::Complete(m) => Some(m),
             },
@@ -187,7 +217,7 @@ impl SealGate {
             }
         };
         lock(&self.status).progress = 0;
-        let hsm = match (self.opener)(master.as_ref()) {
+        let hsm = match self.opener.open(master.as_ref()) {
             Ok(h) => Arc::new(h),
             Err(Error::Sealed { .. }) if master.is_some() => {
                 return Err(Error::UnsealKeyRejected {
@@ -207,7 +237,12 @@ impl SealGate {
         *lock(&self.status) = status_of(&hsm.seal_config()?, false, 0);
         self.router.store(Arc::new(crate::router(hsm.clone())));
         self.events.send_replace(Some(hsm));
-        Ok(self.status())
+        Ok(self.cached_status())
+    }
+
+    /// The status as last recorded (never blocks on the store or the state).
+    fn cached_status(&self) -> SealStatus {
+        lock(&self.status).clone()
     }
 
     /// Seals the node: the HSM's routers and hooks let go of it, its keys are dropped
@@ -219,6 +254,7 @@ impl SealGate {
     pub fn seal(&self) -> Result<SealStatus, Error> {
         let mut state = lock(&self.state);
         let State_::Unsealed(hsm) = &*state else {
+            drop(state);
             return Ok(self.status());
         };
         let config = hsm.seal_config()?;
@@ -234,7 +270,7 @@ impl SealGate {
         }
         *lock(&self.status) = status_of(&config, true, 0);
         tracing::info!("sealed: every key dropped from memory");
-        Ok(self.status())
+        Ok(self.cached_status())
     }
 
     /// Runs `f` each time the node seals (to drop what holds the HSM's keys).
@@ -270,7 +306,11 @@ fn sealed_router() -> Router {
                 )
             }),
         )
-        .fallback(|| async {
+        .fallback(|body: axum::body::Body| async move {
+            // Read a small body before answering: an HTTP/2 answer sent while the request
+            // body is still coming resets the stream, which clients report as a framing
+            // error instead of this answer. Larger bodies are not read.
+            let _ = axum::body::to_bytes(body, MAX_SEAL_BODY_BYTES).await;
             ApiError::Hsm(Error::Sealed {
                 reason: "unseal this node first (`keyward operator unseal`)",
             })
@@ -293,8 +333,11 @@ fn blocking_error(_: tokio::task::JoinError) -> ApiError {
 #[utoipa::path(get, path = "/v1/sys/seal-status", tag = "sys",
     responses((status = 200, body = SealStatus)))]
 /// The node's seal: sealed or not, its type, shares and threshold, unseal progress.
-pub async fn seal_status(State(gate): State<Arc<SealGate>>) -> Json<SealStatus> {
-    Json(gate.status())
+pub async fn seal_status(State(gate): State<Arc<SealGate>>) -> Result<Json<SealStatus>, ApiError> {
+    tokio::task::spawn_blocking(move || gate.status())
+        .await
+        .map(Json)
+        .map_err(blocking_error)
 }
 
 #[utoipa::path(post, path = "/v1/sys/unseal", tag = "sys", request_body = UnsealRequest,

@@ -1,13 +1,18 @@
-//! `keyward init`: a new HSM in a data directory: the store and master key, the API's TLS key
-//! and self-signed certificate (`DATA_DIR/api-ca.pem`), and the first admin. Also the admin
-//! password the quickstart generates.
+//! `keyward init`: a new HSM in a data directory: the store and its seal (a master key file,
+//! a passphrase, or Shamir shares printed once), the API's TLS key (in the HSM; in
+//! `DATA_DIR/api-tls.key` for a seal an operator unseals) and self-signed certificate
+//! (`DATA_DIR/api-ca.pem`), and the first admin. Also the admin password the quickstart
+//! generates.
 
 use std::net::IpAddr;
 use std::path::Path;
 
 use anyhow::{bail, Result};
 use keyward_hsm::{Hsm, Password, Session, PROXY_USER};
-use keyward_server::tls::{api_cert_path, provision_api_certificate};
+use keyward_server::tls::{api_cert_path, provision_api_certificate, provision_api_key_file};
+
+use crate::cli::{SealArgs, SealKind};
+use crate::seal::NewSeal;
 
 use crate::data_dir;
 
@@ -22,6 +27,8 @@ pub(crate) fn run(
     password_file: Option<&Path>,
     dns: &[String],
     ips: &[IpAddr],
+    seal: &SealArgs,
+    json: bool,
 ) -> Result<()> {
     let dir = store.data_dir.as_path();
     if data_dir::exists(store) {
@@ -40,15 +47,75 @@ pub(crate) fn run(
     {
         bail!("the admin password must be at least 8 characters");
     }
-    let (hsm, _writer) = data_dir::open_or_create_for_writing(store)?;
+    let new_seal = match seal.seal {
+        SealKind::KeyFile => NewSeal::KeyFile,
+        SealKind::Passphrase => NewSeal::Passphrase(crate::seal::read_passphrase(
+            seal.passphrase_file.as_deref(),
+            true,
+        )?),
+        SealKind::Shamir => NewSeal::Shamir {
+            shares: seal.shares,
+            threshold: seal.threshold,
+        },
+    };
+    if let NewSeal::Shamir { shares, threshold } = new_seal {
+        if threshold < 2 || threshold > shares || shares > keyward_hsm::shamir::MAX_SHARES {
+            bail!(
+                "--shares and --threshold must satisfy 2 <= threshold <= shares <= {}",
+                keyward_hsm::shamir::MAX_SHARES
+            );
+        }
+    }
+    let (hsm, _writer, shares) = data_dir::create_for_writing(store, &new_seal)?;
     let session = hsm.service_session(PROXY_USER)?;
-    provision_api_certificate(&hsm, &session, dir, dns, ips, API_CERT_DAYS)?;
+    if matches!(new_seal, NewSeal::KeyFile) {
+        provision_api_certificate(&hsm, &session, dir, dns, ips, API_CERT_DAYS)?;
+    } else {
+        // The API must serve TLS while the node is sealed (to take the shares): its key is a
+        // file, not an HSM key.
+        provision_api_key_file(dir, dns, ips, API_CERT_DAYS)?;
+    }
     let (password, generated) = match given {
         Some(p) => (p, false),
         None => (generate_password(&hsm, &session)?, true),
     };
     hsm.bootstrap_admin(admin, &password)?;
+    let config = hsm.seal_config()?;
+    if json {
+        crate::output::json(&serde_json::json!({
+            "data_dir": dir,
+            "api_certificate": api_cert_path(dir),
+            "seal": {
+                "type": config.seal_type.as_str(),
+                "shares": config.shamir.as_ref().map_or(0, |s| s.shares),
+                "threshold": config.shamir.as_ref().map_or(0, |s| s.threshold),
+            },
+            "unseal_keys": shares.iter().map(|s| s.expose()).collect::<Vec<_>>(),
+            "admin": admin,
+            "admin_password": generated.then(|| password.expose()),
+        }))?;
+        return Ok(());
+    }
     println!("initialized the HSM in {}", dir.display());
+    match config.seal_type {
+        keyward_hsm::SealType::KeyFile => println!(
+            "sealed by the key file {} (keep a copy apart from the store)",
+            store.master_key_file().display()
+        ),
+        keyward_hsm::SealType::Passphrase => println!(
+            "sealed by a passphrase: a node starts sealed; unseal it with `keyward operator unseal --passphrase-file F`"
+        ),
+        keyward_hsm::SealType::Shamir => {
+            println!(
+                "sealed by {} unseal keys, {} of which unseal a node (shown once: give one to each key holder)",
+                shares.len(),
+                config.shamir.as_ref().map_or(0, |s| s.threshold)
+            );
+            for (i, share) in shares.iter().enumerate() {
+                println!("unseal key {}: {}", i + 1, share.expose());
+            }
+        }
+    }
     println!(
         "API certificate (trust it with --ca-cert): {}",
         api_cert_path(dir).display()

@@ -18,6 +18,7 @@ pub(crate) mod init;
 pub(crate) mod key;
 pub(crate) mod key_transfer;
 pub(crate) mod login;
+pub(crate) mod operator;
 pub(crate) mod quickstart;
 pub(crate) mod recover;
 pub(crate) mod serve;

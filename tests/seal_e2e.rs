@@ -1,0 +1,347 @@
+//! Seals, end to end with the real binary: `init --seal shamir|passphrase`, a node that starts
+//! sealed (API `503 sealed`, not ready, the proxy not listening), `operator unseal` one share
+//! at a time, wrong shares refused without effect, `operator seal` dropping the keys, and
+//! `operator rekey` retiring the old shares.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use support::*;
+
+/// `keyward ARGS` with `env`, against the node at `addr` (CA `ca`).
+fn kw(addr: SocketAddr, ca: &Path, env: &[(&str, &str)], args: &[&str]) -> std::process::Output {
+    Command::new(keyward_bin())
+        .args(args)
+        .env("KEYWARD_SERVER", format!("https://localhost:{}", addr.port()))
+        .env("KEYWARD_CA_CERT", ca)
+        .env_remove("KEYWARD_USER")
+        .env_remove("KEYWARD_PASSWORD")
+        .envs(env.iter().copied())
+        .output()
+        .unwrap()
+}
+
+fn stdout(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// The unseal keys `init` or `rekey` printed.
+fn unseal_keys(out: &str) -> Vec<String> {
+    out.lines()
+        .filter_map(|l| l.strip_prefix("unseal key "))
+        .map(|l| l.split_once(": ").unwrap().1.to_owned())
+        .collect()
+}
+
+fn seal_status(ca: &Path, addr: SocketAddr) -> serde_json::Value {
+    let (s, v) = curl_json(ca, addr, "GET", "/v1/sys/seal-status", None, None);
+    assert_eq!(s, 200, "{v}");
+    v
+}
+
+fn login(ca: &Path, addr: SocketAddr, user: &str, password: &str) -> String {
+    let body = serde_json::json!({"username": user, "password": password}).to_string();
+    let (s, v) = curl_json(ca, addr, "POST", "/v1/auth/login", None, Some(&body));
+    assert_eq!(s, 200, "{v}");
+    v["token"].as_str().unwrap().to_owned()
+}
+
+fn sign(ca: &Path, addr: SocketAddr, token: &str, key: u64) -> (u16, serde_json::Value) {
+    curl_json(
+        ca,
+        addr,
+        "POST",
+        "/v1/crypto/sign",
+        Some(token),
+        Some(&format!(
+            r#"{{"key":{key},"mechanism":"ed25519","message":"aGVsbG8="}}"#
+        )),
+    )
+}
+
+fn init(data: &Path, extra: &[&str], env: &[(&str, &str)]) -> String {
+    let pw = data.with_extension("admin.pw");
+    std::fs::write(&pw, "admin-password\n").unwrap();
+    let out = Command::new(keyward_bin())
+        .args(["init", "--data-dir"])
+        .arg(data)
+        .arg("--admin-password-file")
+        .arg(&pw)
+        .args(extra)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    stdout(&out)
+}
+
+#[test]
+fn a_shamir_sealed_node_unseals_with_three_of_five_keys_seals_and_rekeys() {
+    let site = Site::new();
+    let data = site.data();
+    let out = init(&data, &["--seal", "shamir", "--shares", "5", "--threshold", "3"], &[]);
+    let keys = unseal_keys(&out);
+    assert_eq!(keys.len(), 5, "{out}");
+    assert!(!data.join("master.key").exists(), "a shamir seal writes no key file");
+    let ca = data.join("api-ca.pem");
+    let (mut node, addr) = start_hsm_serve(&data, &[]);
+
+    // Sealed: health answers, readiness and every other route 503.
+    let (s, v) = curl_json(&ca, addr, "GET", "/v1/health", None, None);
+    assert_eq!((s, v["status"].as_str()), (200, Some("sealed")));
+    let (s, v) = curl_json(&ca, addr, "GET", "/v1/ready", None, None);
+    assert_eq!((s, v["status"].as_str()), (503, Some("sealed")));
+    let body = r#"{"username":"admin","password":"admin-password"}"#;
+    let (s, v) = curl_json(&ca, addr, "POST", "/v1/auth/login", None, Some(body));
+    assert_eq!((s, v["code"].as_str()), (503, Some("sealed")));
+    let v = seal_status(&ca, addr);
+    assert_eq!(
+        (v["sealed"].as_bool(), v["type"].as_str(), v["threshold"].as_u64(), v["shares"].as_u64()),
+        (Some(true), Some("shamir"), Some(3), Some(5))
+    );
+
+    // One key counts; a wrong key and a repeated key are refused and count nothing.
+    let o = kw(addr, &ca, &[], &["operator", "unseal", &keys[0]]);
+    assert!(stdout(&o).contains("unseal progress 1/3"), "{}", stderr(&o));
+    let mut wrong = keys[1].clone().into_bytes();
+    wrong[10] = if wrong[10] == b'A' { b'B' } else { b'A' };
+    for bad in [String::from_utf8(wrong).unwrap(), keys[0].clone(), "not-a-key".into()] {
+        let o = kw(addr, &ca, &[], &["operator", "unseal", &bad]);
+        assert!(!o.status.success());
+        assert!(stderr(&o).contains("unseal_key_rejected"), "{}", stderr(&o));
+    }
+    assert_eq!(seal_status(&ca, addr)["progress"], 1);
+    // Two keys leave it sealed; --reset forgets them; then three unseal.
+    kw(addr, &ca, &[], &["operator", "unseal", &keys[3]]);
+    assert_eq!(seal_status(&ca, addr)["sealed"], true);
+    let o = kw(addr, &ca, &[], &["operator", "unseal", "--reset"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(seal_status(&ca, addr)["progress"], 0);
+    for k in [&keys[4], &keys[2]] {
+        kw(addr, &ca, &[], &["operator", "unseal", k]);
+    }
+    let o = kw(addr, &ca, &[], &["operator", "unseal", &keys[1]]);
+    assert!(stdout(&o).contains("unsealed"), "{}", stderr(&o));
+    let (s, v) = curl_json(&ca, addr, "GET", "/v1/ready", None, None);
+    assert_eq!((s, v["status"].as_str()), (200, Some("ready")));
+
+    // A crypto-user's key signs.
+    let admin = login(&ca, addr, "admin", "admin-password");
+    let (s, _) = curl_json(
+        &ca,
+        addr,
+        "POST",
+        "/v1/users",
+        Some(&admin),
+        Some(r#"{"username":"alice","role":"crypto-user","password":"alice-password"}"#),
+    );
+    assert_eq!(s, 201);
+    let alice = login(&ca, addr, "alice", "alice-password");
+    let (s, v) = curl_json(
+        &ca,
+        addr,
+        "POST",
+        "/v1/keys/asymmetric-pair",
+        Some(&alice),
+        Some(r#"{"spec":"ed25519","private":{"label":"k","attributes":{"sign":true}},"public":{"label":"k","attributes":{"verify":true}}}"#),
+    );
+    assert_eq!(s, 201, "{v}");
+    let key = v["private"]["handle"].as_u64().unwrap();
+    let (s, first) = sign(&ca, addr, &alice, key);
+    assert_eq!(s, 200, "{first}");
+
+    // Only an admin seals; after it, signing answers 503 sealed.
+    let as_alice = [("KEYWARD_USER", "alice"), ("KEYWARD_PASSWORD", "alice-password")];
+    let o = kw(addr, &ca, &as_alice, &["operator", "seal"]);
+    assert!(stderr(&o).contains("permission_denied"), "{}", stderr(&o));
+    let as_admin = [("KEYWARD_USER", "admin"), ("KEYWARD_PASSWORD", "admin-password")];
+    let o = kw(addr, &ca, &as_admin, &["operator", "seal", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (s, v) = sign(&ca, addr, &alice, key);
+    assert_eq!((s, v["code"].as_str()), (503, Some("sealed")));
+
+    // Unseal again; rekey to 3 keys of which 2 unseal, proving the current seal with 3 keys.
+    for k in &keys[..3] {
+        kw(addr, &ca, &[], &["operator", "unseal", k]);
+    }
+    let current = site.dir.join("current-keys");
+    std::fs::write(&current, keys[2..].join("\n")).unwrap();
+    let o = kw(
+        addr,
+        &ca,
+        &as_admin,
+        &[
+            "operator", "rekey", "--seal", "shamir", "--shares", "3", "--threshold", "2",
+            "--current-keys-file", current.to_str().unwrap(),
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let new_keys = unseal_keys(&stdout(&o));
+    assert_eq!(new_keys.len(), 3);
+    assert_eq!(seal_status(&ca, addr)["generation"], 2);
+    kw(addr, &ca, &as_admin, &["operator", "seal"]);
+    // The old keys no longer count; two new ones unseal; the key signs as before.
+    let o = kw(addr, &ca, &[], &["operator", "unseal", &keys[0]]);
+    assert!(stderr(&o).contains("unseal_key_rejected"), "{}", stderr(&o));
+    kw(addr, &ca, &[], &["operator", "unseal", &new_keys[2]]);
+    kw(addr, &ca, &[], &["operator", "unseal", &new_keys[0]]);
+    assert_eq!(seal_status(&ca, addr)["sealed"], false);
+    let alice = login(&ca, addr, "alice", "alice-password");
+    let (s, v) = sign(&ca, addr, &alice, key);
+    // Ed25519 is deterministic: the same key gives the same signature.
+    assert_eq!((s, &v["signature"]), (200, &first["signature"]));
+
+    // The audit trail verifies and shows the unseals, the seals and the rekey.
+    let admin = login(&ca, addr, "admin", "admin-password");
+    let (s, v) = curl_json(&ca, addr, "POST", "/v1/audit/verify", Some(&admin), None);
+    assert_eq!(s, 200, "{v}");
+    let (_, entries) = curl_json(&ca, addr, "GET", "/v1/audit?limit=1000", Some(&admin), None);
+    let events: Vec<&str> = entries
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["event"].as_str())
+        .collect();
+    for e in ["unseal", "seal", "seal.rekey"] {
+        assert!(events.contains(&e), "{e} missing from {events:?}");
+    }
+    node.terminate();
+}
+
+#[test]
+fn serve_with_a_passphrase_seal_listens_for_tls_only_while_unsealed() {
+    let site = Site::new();
+    let data = site.data();
+    let pass = site.dir.join("passphrase");
+    std::fs::write(&pass, "correct horse battery staple\n").unwrap();
+    init(&data, &["--seal", "passphrase", "--passphrase-file", pass.to_str().unwrap()], &[]);
+    assert!(data.join("api-tls.key").exists());
+    // Local commands open a passphrase-sealed store with KEYWARD_SEAL_PASSPHRASE.
+    let local = |args: &[&str], passphrase: &str| {
+        Command::new(keyward_bin())
+            .args(args)
+            .arg("--data-dir")
+            .arg(&data)
+            .env("KEYWARD_SEAL_PASSPHRASE", passphrase)
+            .output()
+            .unwrap()
+    };
+    let o = local(&["key", "generate", "--type", "ec-p256", "--label", "web"], "wrong passphrase!");
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("sealed"), "{}", stderr(&o));
+    let o = local(&["key", "generate", "--type", "ec-p256", "--label", "web"], "correct horse battery staple");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let cert = site.dir.join("web.pem");
+    let o = local(
+        &["cert", "self-signed", "--key", "web", "--dns", "localhost", "--out", cert.to_str().unwrap()],
+        "correct horse battery staple",
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (_upstream, up) = start_upstream();
+    let proxy_port = free_port();
+    let api_port = free_port();
+    let config = site.config(&format!(
+        "[[listeners]]\naddress = \"127.0.0.1:{proxy_port}\"\n[[listeners.certificates]]\nkey_label = \"web\"\nchain_file = \"{}\"\n\n[upstream]\nurl = \"http://{up}\"\n\n[api]\naddress = \"127.0.0.1:{api_port}\"\n",
+        cert.display()
+    ));
+    let mut cmd = Command::new(keyward_bin());
+    cmd.args(["serve", "--config"])
+        .arg(&config)
+        .env("KEYWARD_LOG", "info")
+        .env("KEYWARD_ADMIN__ADDRESS", "127.0.0.1:0");
+    let mut node = Running::spawn(cmd);
+    node.stderr.wait_for("serving the HSM API");
+    let admin = admin_addr(&node);
+    let api: SocketAddr = format!("127.0.0.1:{api_port}").parse().unwrap();
+    let proxy: SocketAddr = format!("127.0.0.1:{proxy_port}").parse().unwrap();
+    let ca = data.join("api-ca.pem");
+
+    // Sealed: the proxy does not listen, /readyz is not ready, the API answers 503.
+    assert!(std::net::TcpStream::connect(proxy).is_err(), "the proxy listens while sealed");
+    assert!(http_get(admin, "/readyz").starts_with("HTTP/1.1 503"));
+    let (s, v) = curl_json(&ca, api, "GET", "/v1/keys", None, None);
+    assert_eq!((s, v["code"].as_str()), (503, Some("sealed")));
+
+    // A wrong passphrase is refused and changes nothing; the right one unseals.
+    let wrong = site.dir.join("wrong");
+    std::fs::write(&wrong, "incorrect horse battery\n").unwrap();
+    let o = kw(api, &ca, &[], &["operator", "unseal", "--passphrase-file", wrong.to_str().unwrap()]);
+    assert!(stderr(&o).contains("wrong passphrase"), "{}", stderr(&o));
+    assert_eq!(seal_status(&ca, api)["sealed"], true);
+    let o = kw(api, &ca, &[], &["operator", "unseal", "--passphrase-file", pass.to_str().unwrap()]);
+    assert!(stdout(&o).contains("unsealed"), "{}", stderr(&o));
+    wait_for_port(proxy);
+    let got = Curl::https(proxy, "/", &cert).run();
+    assert_eq!(got.status, 200, "{}", got.stderr);
+    eventually(DEADLINE, "/readyz ready", || {
+        http_get(admin, "/readyz").starts_with("HTTP/1.1 200")
+    });
+
+    // Sealed again (admin): the proxy stops listening and is not ready.
+    let o = kw(
+        api,
+        &ca,
+        &[("KEYWARD_USER", "admin"), ("KEYWARD_PASSWORD", "admin-password")],
+        &["operator", "seal"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    eventually(DEADLINE, "the proxy closes its listener", || {
+        std::net::TcpStream::connect(proxy).is_err()
+    });
+    assert!(http_get(admin, "/readyz").starts_with("HTTP/1.1 503"));
+    // And unsealed again, it serves again.
+    kw(api, &ca, &[], &["operator", "unseal", "--passphrase-file", pass.to_str().unwrap()]);
+    wait_for_port(proxy);
+    assert_eq!(Curl::https(proxy, "/", &cert).run().status, 200);
+    let status = node.terminate();
+    assert!(status.success(), "{:?}", node.stderr.all());
+}
+
+#[test]
+fn a_key_file_seal_can_live_outside_the_data_directory() {
+    let site = Site::new();
+    let data = site.data();
+    let secrets = site.dir.join("secrets");
+    std::fs::create_dir(&secrets).unwrap();
+    let key_file: PathBuf = secrets.join("master.key");
+    // A key made outside (as a Kubernetes Secret would be), mode 0600.
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&key_file)
+            .unwrap();
+        std::io::Write::write_all(&mut f, &[7u8; 32]).unwrap();
+    }
+    let env = [("KEYWARD_SEAL__KEY_FILE", key_file.to_str().unwrap())];
+    init(&data, &[], &env);
+    assert!(!data.join("master.key").exists());
+    let list = |env: &[(&str, &str)]| {
+        Command::new(keyward_bin())
+            .args(["key", "list", "--data-dir"])
+            .arg(&data)
+            .envs(env.iter().copied())
+            .output()
+            .unwrap()
+    };
+    let o = list(&env);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("api-tls"));
+    // Without it (the default path has no key) the store does not open.
+    assert!(!list(&[]).status.success());
+    // A key file others may read is refused by name.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let o = list(&env);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains(key_file.to_str().unwrap()), "{}", stderr(&o));
+}
