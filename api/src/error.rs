@@ -64,6 +64,9 @@ error_codes! {
     /// `unseal_key_rejected`: an unseal share or passphrase was refused (not of this seal,
     /// given twice, malformed, or it does not open the store); nothing changed (400).
     UnsealKeyRejected = "unseal_key_rejected",
+    /// `backup_invalid`: a backup archive is damaged or changed, or a restore was refused
+    /// (400).
+    BackupInvalid = "backup_invalid",
     /// `record_tampered`: a stored record failed authentication (500).
     RecordTampered = "record_tampered",
     /// `self_test_failed`: a known-answer self-test failed (503).

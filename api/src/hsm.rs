@@ -169,6 +169,7 @@ impl From<hsm::ErrorCode> for ErrorCode {
             C::InvalidInput => ErrorCode::InvalidInput,
             C::Sealed => ErrorCode::Sealed,
             C::UnsealKeyRejected => ErrorCode::UnsealKeyRejected,
+            C::BackupInvalid => ErrorCode::BackupInvalid,
             C::RecordTampered => ErrorCode::RecordTampered,
             C::SelfTestFailed => ErrorCode::SelfTestFailed,
             C::StoreError => ErrorCode::StoreError,

@@ -92,6 +92,13 @@ pub enum Error {
         /// Why, without echoing the share or passphrase.
         reason: String,
     },
+    /// A backup archive is damaged, was changed, or is not one; or a restore was refused
+    /// (the target store is not empty). Nothing was written.
+    #[error("backup refused: {reason}")]
+    BackupInvalid {
+        /// What is wrong.
+        reason: String,
+    },
     /// A stored record failed authentication or decoding: it was edited, swapped or damaged.
     /// Nothing is overwritten or skipped when this happens.
     #[error("record {kind}/{id} failed authentication: the store was modified or damaged")]
@@ -198,6 +205,7 @@ impl Error {
             }
             Error::Sealed { .. } => ErrorCode::Sealed,
             Error::UnsealKeyRejected { .. } => ErrorCode::UnsealKeyRejected,
+            Error::BackupInvalid { .. } => ErrorCode::BackupInvalid,
             Error::RecordTampered { .. } => ErrorCode::RecordTampered,
             Error::SelfTestFailed { .. } => ErrorCode::SelfTestFailed,
             Error::Store(keyward_keystore::Error::Unavailable { .. }) => {
@@ -257,6 +265,8 @@ pub enum ErrorCode {
     Sealed,
     /// `unseal_key_rejected`: [`Error::UnsealKeyRejected`].
     UnsealKeyRejected,
+    /// `backup_invalid`: [`Error::BackupInvalid`].
+    BackupInvalid,
     /// `record_tampered`: [`Error::RecordTampered`], [`Error::StoreInconsistent`].
     RecordTampered,
     /// `self_test_failed`: [`Error::SelfTestFailed`].
@@ -302,6 +312,7 @@ impl ErrorCode {
             ErrorCode::InvalidInput => "invalid_input",
             ErrorCode::Sealed => "sealed",
             ErrorCode::UnsealKeyRejected => "unseal_key_rejected",
+            ErrorCode::BackupInvalid => "backup_invalid",
             ErrorCode::RecordTampered => "record_tampered",
             ErrorCode::SelfTestFailed => "self_test_failed",
             ErrorCode::StoreError => "store_error",

@@ -45,6 +45,7 @@ mod material;
 mod mechanism;
 mod object;
 mod reference;
+pub mod backup;
 mod seal;
 mod selftest;
 mod store;
@@ -74,6 +75,8 @@ pub use seal::{
 };
 pub use users::{Password, Role, Session, SessionToken, UserInfo, MAX_FAILED_LOGINS, PROXY_USER};
 
+#[cfg(test)]
+mod backup_tests;
 #[cfg(test)]
 mod crypto_tests;
 #[cfg(test)]

@@ -45,7 +45,9 @@ pub fn status_of(e: &keyward_hsm::Error) -> StatusCode {
     match e.code() {
         C::KeyNotFound | C::UserNotFound => StatusCode::NOT_FOUND,
         C::PermissionDenied | C::AttributeViolation => StatusCode::FORBIDDEN,
-        C::MechanismInvalid | C::InvalidInput | C::UnsealKeyRejected => StatusCode::BAD_REQUEST,
+        C::MechanismInvalid | C::InvalidInput | C::UnsealKeyRejected | C::BackupInvalid => {
+            StatusCode::BAD_REQUEST
+        }
         C::AuthenticationFailed | C::SessionInvalid => StatusCode::UNAUTHORIZED,
         C::UserLocked => StatusCode::LOCKED,
         C::UserExists | C::LabelExists | C::LabelAmbiguous => StatusCode::CONFLICT,

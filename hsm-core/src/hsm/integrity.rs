@@ -194,6 +194,7 @@ impl Hsm {
             false,
         );
         hsm.restore_sessions(&l.sessions);
+        hsm.set_backup_kek(master_key);
         hsm.accepted_at_open = hsm.record_acceptances(acceptances)?;
         Ok(hsm)
     }

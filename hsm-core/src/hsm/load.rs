@@ -36,6 +36,31 @@ pub(super) fn load_object(data_key: &RecordCipher, rec: &Record) -> Result<KeyOb
     Ok(KeyObject::new(info, rec.version, material, None))
 }
 
+/// The data keys of `store`, opened with `master_key`, and the cipher of the current one.
+pub(super) fn open_data_keys(
+    store: &dyn Backend,
+    master_key: &MasterKey,
+) -> Result<(DataKeys, RecordCipher)> {
+    let rec = store
+        .get(RecordKind::Seal.as_str(), ID_DATA_KEY)?
+        .ok_or(Error::Sealed {
+            reason: "the store has no data key",
+        })?;
+    let (_, seal_json) = crate::seal::config::read_stored(store)?;
+    let plain = master_key
+        .cipher()?
+        .open(RecordKind::Seal, ID_DATA_KEY, rec.version, &rec.blob)
+        .map_err(|_| Error::Sealed {
+            reason: "the master key does not open this store (wrong key, passphrase or shares, or the data key record was modified)",
+        })?;
+    let data_keys = DataKeys::decode(&plain, seal_json.as_ref().map(|(j, _)| &j[..]))?;
+    let current = data_keys
+        .key(data_keys.current)
+        .ok_or(Error::Internal("current data key"))?;
+    let data_key = RecordCipher::new(current, data_keys.current)?;
+    Ok((data_keys, data_key))
+}
+
 impl Hsm {
     /// Reads and verifies everything [`open`](Self::open) needs.
     pub(super) fn load(
@@ -46,23 +71,7 @@ impl Hsm {
         // Before anything else: a writer committing meanwhile makes the store newer than the
         // anchor read here, never older.
         let anchor_blob = store.read_anchor()?;
-        let rec = store
-            .get(RecordKind::Seal.as_str(), ID_DATA_KEY)?
-            .ok_or(Error::Sealed {
-                reason: "the store has no data key",
-            })?;
-        let (_, seal_json) = crate::seal::config::read_stored(store)?;
-        let plain = master_key
-            .cipher()?
-            .open(RecordKind::Seal, ID_DATA_KEY, rec.version, &rec.blob)
-            .map_err(|_| Error::Sealed {
-                reason: "the master key does not open this store (wrong key, passphrase or shares, or the data key record was modified)",
-            })?;
-        let data_keys = DataKeys::decode(&plain, seal_json.as_ref().map(|(j, _)| &j[..]))?;
-        let current = data_keys
-            .key(data_keys.current)
-            .ok_or(Error::Internal("current data key"))?;
-        let data_key = RecordCipher::new(current, data_keys.current)?;
+        let (data_keys, data_key) = open_data_keys(store, master_key)?;
         for kind in store.kinds()? {
             if RecordKind::in_store(&kind).is_none() && kind != SEAL_CONFIG_KIND {
                 return Err(Error::StoreInconsistent {

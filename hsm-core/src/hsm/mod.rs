@@ -20,6 +20,7 @@
 //! | [`cluster`] | several writers on one store: the store's write lock, catching up with other nodes |
 //! | [`sessions`] | login sessions as store records on a shared store, so every node accepts them |
 //! | [`sealing`] | the seal: rekeying the master key |
+//! | [`backup`] | backup archives and restores |
 //!
 //! Records below this layer: [`crate::store`].
 //!
@@ -71,6 +72,7 @@ use zeroize::Zeroizing;
 mod accounts;
 mod attributes;
 mod audit;
+mod backup;
 mod cluster;
 mod commit;
 mod crypto;
@@ -246,6 +248,8 @@ pub struct Hsm {
     /// The data keys' bytes, for re-wrapping them under a new master key (taken only under
     /// `writer`).
     data_keys: Mutex<DataKeys>,
+    /// The backup wrapping key (derived from the master key, see [`crate::backup`]).
+    backup_kek: Mutex<Zeroizing<[u8; 32]>>,
     objects: ArcSwap<ObjectMap>,
     /// Serializes changes to keys, users and the manifest.
     writer: Mutex<Manifest>,
@@ -373,6 +377,7 @@ impl Hsm {
             head,
             false,
         );
+        hsm.set_backup_kek(master_key);
         hsm.insert_user(
             UserRecord {
                 name: PROXY_USER.into(),
@@ -408,6 +413,7 @@ impl Hsm {
             store,
             data_key,
             data_keys: Mutex::new(data_keys),
+            backup_kek: Mutex::new(Zeroizing::new([0; 32])),
             objects: ArcSwap::from_pointee(objects),
             writer: Mutex::new(manifest),
             users: Mutex::new(users),
@@ -475,6 +481,7 @@ impl Hsm {
                 true,
             );
             hsm.restore_sessions(&l.sessions);
+            hsm.set_backup_kek(master_key);
             return Ok(hsm);
         }
         Err(Error::StoreInconsistent {

@@ -88,6 +88,7 @@ impl Hsm {
                 }),
             ];
             self.commit(&mut manifest, writes, &[], Some(audit))?;
+            self.set_backup_kek(new_master);
             Ok(new_seal)
         })
     }
