@@ -154,6 +154,88 @@ pub(crate) enum Command {
     /// The seal of each --server node: status, unseal, seal, rekey (Vault's `operator`).
     #[command(subcommand)]
     Operator(OperatorCommand),
+    /// Encrypted backups of the whole store, in a directory or an S3 bucket.
+    #[command(subcommand)]
+    Backup(BackupCommand),
+}
+
+/// Where backups are.
+#[derive(Args, Clone, Debug)]
+pub(crate) struct DestinationArg {
+    /// A directory, or s3://BUCKET[/PREFIX] (credentials and endpoint from AWS_ACCESS_KEY_ID,
+    /// AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ENDPOINT_URL, AWS_ALLOW_HTTP).
+    #[arg(long, env = "KEYWARD_BACKUP__DESTINATION")]
+    pub(crate) destination: String,
+}
+
+/// The seal an archive was taken under, to verify or restore it: the key file
+/// (--seal-key-file, else DATA_DIR/master.key), the passphrase, or unseal keys.
+#[derive(Args, Clone, Debug)]
+pub(crate) struct SealProof {
+    /// Passphrase seal: the file holding it (else env KEYWARD_SEAL_PASSPHRASE, else asked).
+    #[arg(long = "passphrase-file")]
+    pub(crate) passphrase_file: Option<PathBuf>,
+    /// Shamir seal: a file with unseal keys, one per line (else asked, one by one).
+    #[arg(long = "unseal-keys-file")]
+    pub(crate) unseal_keys_file: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum BackupCommand {
+    /// Take a backup: through the --server node (admin login), else of the local data
+    /// directory (no node running on it), and write it to --destination.
+    Create {
+        #[command(flatten)]
+        dest: DestinationArg,
+        #[command(flatten)]
+        data: DataDirArg,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// The archives at --destination, oldest first (name, size, and what each header says).
+    List {
+        #[command(flatten)]
+        dest: DestinationArg,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// Check an archive without restoring it: every byte, with its seal.
+    Verify {
+        /// The archive's name (`keyward backup list`).
+        name: String,
+        #[command(flatten)]
+        dest: DestinationArg,
+        #[command(flatten)]
+        data: DataDirArg,
+        #[command(flatten)]
+        proof: SealProof,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// Restore an archive into an empty store (a new data directory, or an empty PostgreSQL
+    /// database with --store); every node then opens it with the archive's seal.
+    Restore {
+        /// The archive's name (`keyward backup list`).
+        name: String,
+        #[command(flatten)]
+        dest: DestinationArg,
+        #[command(flatten)]
+        data: DataDirArg,
+        #[command(flatten)]
+        proof: SealProof,
+        /// Replace the contents of a store that is not empty (every record of it).
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// Delete an archive.
+    Delete {
+        /// The archive's name.
+        name: String,
+        #[command(flatten)]
+        dest: DestinationArg,
+    },
 }
 
 #[derive(Subcommand)]
@@ -253,7 +335,36 @@ pub(crate) enum HsmCommand {
         client_ca: Option<PathBuf>,
         #[command(flatten)]
         limits: LimitArgs,
+        #[command(flatten)]
+        backup: BackupScheduleArgs,
     },
+}
+
+/// The node's backup schedule (`[backup]` of `keyward serve`).
+#[derive(Args, Clone, Debug)]
+pub(crate) struct BackupScheduleArgs {
+    /// Take a backup every --backup-interval-s to this directory or s3://BUCKET[/PREFIX]
+    /// (one node of a cluster takes each); none without it.
+    #[arg(long = "backup-destination", env = "KEYWARD_BACKUP__DESTINATION")]
+    pub(crate) destination: Option<String>,
+    /// Seconds between scheduled backups.
+    #[arg(long = "backup-interval-s", env = "KEYWARD_BACKUP__INTERVAL_S", default_value_t = 86_400, value_parser = clap::value_parser!(u64).range(1..=31_622_400))]
+    pub(crate) interval_s: u64,
+    /// Scheduled archives kept at the destination (the oldest are deleted).
+    #[arg(long = "backup-retention", env = "KEYWARD_BACKUP__RETENTION", default_value_t = 7, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub(crate) retention: u64,
+}
+
+impl BackupScheduleArgs {
+    /// The schedule these flags give.
+    pub(crate) fn config(&self) -> Option<keyward_config::BackupConfig> {
+        self.destination.as_ref().map(|d| {
+            let mut c = keyward_config::BackupConfig::to(d.clone());
+            c.interval_s = self.interval_s;
+            c.retention = usize::try_from(self.retention).unwrap_or(usize::MAX);
+            c
+        })
+    }
 }
 
 #[derive(Subcommand)]

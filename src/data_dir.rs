@@ -227,23 +227,14 @@ pub(crate) fn unsealing_failed(hsm: &HsmConfig, e: keyward_hsm::Error) -> anyhow
     ))
 }
 
-/// A new, empty store, and its new master key made by `seal` (a key file is written; a
-/// configured `[seal] key_file` that exists already is used as it is).
-fn create_store(hsm: &HsmConfig, seal: &NewSeal) -> Result<(Opened, Sealing)> {
+/// A new, empty store (the SQLite file in the data directory, made 0700; or the PostgreSQL
+/// database's tables), for `init` and `backup restore`.
+pub(crate) fn create_backend(hsm: &HsmConfig) -> Result<Opened> {
     let dir = &hsm.data_dir;
-    let key_path = hsm.master_key_file();
-    let given_key_file = hsm.key_file.is_some() && key_path.exists();
-    if hsm.store.is_none() && key_path.exists() && !given_key_file {
-        bail!(
-            "{} exists but {} does not: if this data directory belongs to a node of a cluster, add --store URL (its PostgreSQL store); else restore the store from a backup, or remove the master key file to start a new, empty HSM",
-            key_path.display(),
-            store_path(dir).display()
-        );
-    }
     // A folder that is about to hold a master key is the owner's alone, whether we made it or
     // it existed (`init` into a 0777 folder must not leave it 0777). For a PostgreSQL store,
     // only once the database took the new store (a refused init leaves no folder behind).
-    let backend = match &hsm.store {
+    Ok(match &hsm.store {
         None => {
             files::prepare_dir(dir)?;
             let store = store_path(dir);
@@ -267,7 +258,23 @@ fn create_store(hsm: &HsmConfig, seal: &NewSeal) -> Result<(Opened, Sealing)> {
                     .context(format!("cannot create store {}", store_name(hsm))))
             }
         },
-    };
+    })
+}
+
+/// A new, empty store, and its new master key made by `seal` (a key file is written; a
+/// configured `[seal] key_file` that exists already is used as it is).
+fn create_store(hsm: &HsmConfig, seal: &NewSeal) -> Result<(Opened, Sealing)> {
+    let dir = &hsm.data_dir;
+    let key_path = hsm.master_key_file();
+    let given_key_file = hsm.key_file.is_some() && key_path.exists();
+    if hsm.store.is_none() && key_path.exists() && !given_key_file {
+        bail!(
+            "{} exists but {} does not: if this data directory belongs to a node of a cluster, add --store URL (its PostgreSQL store); else restore the store from a backup, or remove the master key file to start a new, empty HSM",
+            key_path.display(),
+            store_path(dir).display()
+        );
+    }
+    let backend = create_backend(hsm)?;
     let sealing = crate::seal::new_seal(seal)?;
     if let NewSeal::KeyFile = seal {
         if given_key_file {

@@ -15,6 +15,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::Parser;
 
+mod backup;
 mod catch_up;
 mod cli;
 mod cmd;
@@ -22,6 +23,7 @@ mod data_dir;
 mod demo_upstream;
 mod logging;
 mod output;
+mod progress;
 mod seal;
 mod session;
 
@@ -95,7 +97,14 @@ fn run(cli: Cli) -> Result<bool> {
             listen,
             client_ca,
             limits,
-        }) => cmd::hsm::run(&data.hsm(), listen, client_ca.as_deref(), &limits)?,
+            backup,
+        }) => cmd::hsm::run(
+            &data.hsm(),
+            listen,
+            client_ca.as_deref(),
+            &limits,
+            backup.config(),
+        )?,
         Command::Key(command) => cmd::key::run(&conn, command)?,
         Command::Cert(command) => cmd::cert::run(command)?,
         Command::Login { json } => cmd::login::login(&conn, json)?,
@@ -110,6 +119,7 @@ fn run(cli: Cli) -> Result<bool> {
         Command::Audit(command) => cmd::audit::run(&conn, command)?,
         Command::Cluster(command) => cmd::cluster::run(command)?,
         Command::Operator(command) => cmd::operator::run(&conn, command)?,
+        Command::Backup(command) => cmd::backup::run(&conn, command)?,
     }
     Ok(true)
 }

@@ -51,6 +51,7 @@ use serde::Deserialize;
 
 pub use admin::AdminConfig;
 pub use api::{ApiConfig, ApiLimits, DEFAULT_ADMIN_LOCKOUT_S};
+pub use backup::BackupConfig;
 pub use hsm::{HsmConfig, PostgresStore, MAX_STORE_POOL_SIZE};
 pub use ipnet::IpNet;
 pub use lifecycle::{LifecycleConfig, DEFAULT_DRAIN_TIMEOUT_MS};
@@ -67,6 +68,7 @@ pub use upstream::{Balance, HealthCheckConfig, PoolConfig, UpstreamScheme, Upstr
 
 mod admin;
 mod api;
+mod backup;
 mod check;
 mod hsm;
 mod lifecycle;
@@ -138,6 +140,8 @@ pub struct Config {
     pub runtime: RuntimeConfig,
     /// `[api]`: the HSM REST API beside the proxy; absent = not served.
     pub api: Option<ApiConfig>,
+    /// `[backup]`: the backup schedule (needs `[api]`); absent = none.
+    pub backup: Option<BackupConfig>,
 }
 
 /// The whole file as serde reads it, before validation.
@@ -166,6 +170,7 @@ struct RawConfig {
     #[serde(default)]
     runtime: RawRuntime,
     api: Option<RawApi>,
+    backup: Option<backup::RawBackup>,
 }
 
 /// Serde default for the switches that are on unless turned off.
@@ -188,6 +193,16 @@ fn validate(raw: RawConfig, source_of: &dyn Fn(&str) -> String) -> Result<Config
         .session_resumption
         .validate(&cx.table("session_resumption"))?;
     let api = raw.api.map(|a| a.validate(&cx.table("api"))).transpose()?;
+    let backup = raw
+        .backup
+        .map(|b| b.validate(&cx.table("backup")))
+        .transpose()?;
+    if backup.is_some() && api.is_none() {
+        return Err(cx.table("backup").invalid(
+            "destination",
+            "a backup schedule runs on a node that serves [api] (the node that writes the store)",
+        ));
+    }
     let runtime = raw.runtime.validate(&cx.table("runtime"))?;
     Ok(Config {
         hsm,
@@ -200,6 +215,7 @@ fn validate(raw: RawConfig, source_of: &dyn Fn(&str) -> String) -> Result<Config
         lifecycle: raw.lifecycle.validate(),
         runtime,
         api,
+        backup,
     })
 }
 

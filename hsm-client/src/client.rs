@@ -127,6 +127,10 @@ impl Client {
         self.inner.status()
     }
 
+    pub(crate) async fn inner_execute(&self, call: &Call<'_>) -> Result<(usize, bytes::Bytes)> {
+        self.inner.execute(call).await
+    }
+
     pub(crate) async fn run<T: DeserializeOwned>(&self, call: Call<'_>) -> Result<T> {
         let (_, body) = self.inner.execute(&call).await?;
         decode(&body)

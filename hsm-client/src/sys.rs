@@ -38,4 +38,12 @@ impl Client {
         let c = Call::new(Method::POST, "/v1/sys/rekey".into(), Retry::Unsafe).json(request)?;
         self.run(c).await
     }
+
+    /// `POST /v1/sys/backup` (admin): a backup archive of the whole store, as bytes (see
+    /// `keyward_hsm::backup` for its format; it restores only with the same seal).
+    pub async fn backup(&self) -> Result<Vec<u8>> {
+        let c = Call::new(Method::POST, "/v1/sys/backup".into(), Retry::Unsafe);
+        let (_, body) = self.inner_execute(&c).await?;
+        Ok(body.to_vec())
+    }
 }

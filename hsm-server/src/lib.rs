@@ -81,7 +81,7 @@ impl Modify for BearerAuth {
         api::sign, api::verify, api::encrypt, api::decrypt, api::hmac, api::random,
         api::sign_batch, api::verify_batch, api::encrypt_batch, api::decrypt_batch,
         api::audit_entries, api::audit_verify,
-        seal::seal_status, seal::unseal, seal::seal, seal::rekey,
+        seal::seal_status, seal::unseal, seal::seal, seal::rekey, seal::backup,
     )
 )]
 pub struct ApiDoc;
@@ -153,6 +153,7 @@ pub fn router(hsm: Arc<keyward_hsm::Hsm>) -> Router {
         .route("/v1/audit/verify", post(audit_verify))
         .route("/v1/sys/seal", post(crate::seal::seal))
         .route("/v1/sys/rekey", post(crate::seal::rekey))
+        .route("/v1/sys/backup", post(crate::seal::backup))
         .merge(creating)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use arc_swap::ArcSwap;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use keyward_api::{Health, RekeyRequest, RekeyResponse, SealStatus, UnsealRequest};
@@ -406,6 +406,38 @@ pub async fn rekey(
         .await
         .map_err(blocking_error)?
         .map(Json)
+}
+
+#[utoipa::path(post, path = "/v1/sys/backup", tag = "sys", security(("bearer" = [])),
+    responses((status = 200, description = "The archive (`application/octet-stream`); its name in `Content-Disposition`, its header (JSON) in `X-Keyward-Backup`", content_type = "application/octet-stream"),
+              (status = 403, body = ErrorBody)))]
+/// A backup archive of the whole store (admin): every record, one consistent state,
+/// encrypted under a backup key wrapped by this seal's master key (format: `keyward_hsm::backup`).
+/// Audited as `backup.create`. Restoring it needs the same seal.
+pub async fn backup(
+    State(s): State<AppState>,
+    Caller(c): Caller,
+    gate: Option<Extension<Arc<SealGate>>>,
+) -> Result<Response, ApiError> {
+    let node = gate.map_or_else(|| "api".to_owned(), |Extension(g)| g.node.clone());
+    let hsm = s.hsm.clone();
+    let (header, archive) = tokio::task::spawn_blocking(move || hsm.backup(&c, &node))
+        .await
+        .map_err(blocking_error)??;
+    let name = format!("{}-{}.kwbackup", header.created_unix_ms, header.id);
+    let header = serde_json::to_string(&header).map_err(|_| ApiError::Hsm(Error::Internal("backup header")))?;
+    Ok((
+        [
+            (axum::http::header::CONTENT_TYPE, "application/octet-stream".to_owned()),
+            (
+                axum::http::header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{name}\""),
+            ),
+            (axum::http::HeaderName::from_static("x-keyward-backup"), header),
+        ],
+        archive,
+    )
+        .into_response())
 }
 
 fn rekey_blocking(

@@ -16,10 +16,11 @@ pub(crate) fn run(
     listen: SocketAddr,
     client_ca: Option<&Path>,
     limits: &LimitArgs,
+    backup: Option<keyward_config::BackupConfig>,
 ) -> Result<()> {
     super::server_runtime(None)?.block_on(async {
         let Signals { term, int, .. } = Signals::catch()?;
-        run_node(store, listen, client_ca, limits, shutdown_signal(term, int)).await
+        run_node(store, listen, client_ca, limits, backup, shutdown_signal(term, int)).await
     })
 }
 
@@ -30,6 +31,7 @@ async fn run_node(
     listen: SocketAddr,
     client_ca: Option<&Path>,
     limits: &LimitArgs,
+    backup: Option<keyward_config::BackupConfig>,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<()> {
     const NODE: &str = "hsm serve";
@@ -43,6 +45,9 @@ async fn run_node(
     let follower = crate::catch_up::follow_gate(&gate, me.clone(), move |hsm| {
         hsm.set_admin_lockout(lockout);
     });
+    let schedule = backup
+        .map(|b| crate::backup::schedule(&gate, b, me.node.clone()))
+        .transpose()?;
     let tls = keyward_server::tls::tls_config(&gate, dir, client_ca)?;
     tracing::info!(addr = %listener.local_addr()?, "serving the HSM API");
     keyward_server::listener::serve(
@@ -55,6 +60,9 @@ async fn run_node(
     )
     .await;
     follower.abort();
+    if let Some(s) = schedule {
+        s.abort();
+    }
     crate::seal::record_stop(&gate, NODE)?;
     if let Some(hsm) = gate.hsm() {
         crate::catch_up::leave(&hsm, &me);

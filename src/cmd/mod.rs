@@ -10,6 +10,7 @@ use anyhow::{Context, Result};
 use keyward_client::KeyTemplate;
 
 pub(crate) mod audit;
+pub(crate) mod backup;
 pub(crate) mod cert;
 pub(crate) mod cluster;
 pub(crate) mod crypto;

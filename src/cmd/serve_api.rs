@@ -39,6 +39,11 @@ pub(crate) async fn run(
     let follower = crate::catch_up::follow_gate(&gate, me.clone(), move |hsm| {
         hsm.set_admin_lockout(lockout);
     });
+    let schedule = config
+        .backup
+        .clone()
+        .map(|b| crate::backup::schedule(&gate, b, me.node.clone()))
+        .transpose()?;
     let tls = keyward_server::tls::tls_config(&gate, &config.hsm.data_dir, None)?;
     tracing::info!(
         worker_threads = tokio::runtime::Handle::current().metrics().num_workers(),
@@ -136,6 +141,9 @@ pub(crate) async fn run(
     // The API drained beside the proxy, within the same deadline.
     let _ = api_task.await;
     follower.abort();
+    if let Some(s) = schedule {
+        s.abort();
+    }
     crate::seal::record_stop(&gate, NODE)?;
     if let Some(hsm) = gate.hsm() {
         crate::catch_up::leave(&hsm, &me);

@@ -436,3 +436,20 @@ pub fn store_sequence(store: &dyn Backend) -> Result<u64> {
         .get(RecordKind::Manifest.as_str(), ID_MANIFEST)?
         .map_or(0, |r| r.version))
 }
+
+impl Hsm {
+    /// Claims `period` (e.g. `backup-schedule/123`) for `node`, for `ttl`: whether this node
+    /// got it. On a store several nodes write, the first claim wins (the database's
+    /// expiring-entry table, first writer wins); on a store with one writer, always.
+    ///
+    /// # Errors
+    /// [`Error::Store`].
+    pub fn claim_period(&self, period: &str, node: &str, ttl: std::time::Duration) -> Result<bool> {
+        if !self.store.is_shared() {
+            return Ok(true);
+        }
+        let id = format!("claim/{period}");
+        self.store.put_expiring(&id, node.as_bytes(), ttl)?;
+        Ok(self.store.get_expiring(&id)?.as_deref() == Some(node.as_bytes()))
+    }
+}
