@@ -261,6 +261,42 @@ pub(crate) fn create_backend(hsm: &HsmConfig) -> Result<Opened> {
     })
 }
 
+/// The store a backup is restored into: a new one, or (with `replace`) the existing one;
+/// whether it was made here.
+pub(crate) fn restore_target(hsm: &HsmConfig, replace: bool) -> Result<(Opened, bool)> {
+    let taken = || {
+        anyhow::anyhow!(
+            "{} already holds a store: restore into a new data directory (or an empty database), or replace its contents with --force",
+            store_name(hsm)
+        )
+    };
+    match &hsm.store {
+        None if store_path(&hsm.data_dir).exists() => {
+            if !replace {
+                return Err(taken());
+            }
+            Ok((open_store(hsm)?, false))
+        }
+        None => Ok((create_backend(hsm)?, true)),
+        Some(pg) => match PostgresBackend::create(&postgres_options(pg)?) {
+            Ok(backend) => {
+                files::prepare_dir(&hsm.data_dir)?;
+                Ok((Opened::Postgres(Box::new(backend)), true))
+            }
+            Err(keyward_keystore::Error::AlreadyExists { .. }) if replace => Ok((
+                Opened::Postgres(Box::new(
+                    PostgresBackend::open(&postgres_options(pg)?)
+                        .with_context(|| format!("store {}", store_name(hsm)))?,
+                )),
+                false,
+            )),
+            Err(keyward_keystore::Error::AlreadyExists { .. }) => Err(taken()),
+            Err(e) => Err(anyhow::Error::new(e)
+                .context(format!("cannot create store {}", store_name(hsm)))),
+        },
+    }
+}
+
 /// A new, empty store, and its new master key made by `seal` (a key file is written; a
 /// configured `[seal] key_file` that exists already is used as it is).
 fn create_store(hsm: &HsmConfig, seal: &NewSeal) -> Result<(Opened, Sealing)> {

@@ -198,30 +198,35 @@ async fn restore(
     progress.finish();
     let master = master_key_of(&header.seal, hsm, proof)?;
     let progress = Progress::new(json);
+    // Every byte checked before anything is written.
+    progress.step("verifying every byte");
+    open_archive(&archive, &master)?;
     progress.step("opening the target store");
-    let exists = data_dir::exists(hsm);
-    if exists && !force {
-        bail!(
-            "{} already holds a store: restore into a new data directory (or an empty database), or replace its contents with --force",
-            data_dir::store_name(hsm)
-        );
-    }
-    let backend = if exists {
-        data_dir::open_store(hsm)?
-    } else {
-        data_dir::create_backend(hsm)?
-    };
+    let (backend, created) = data_dir::restore_target(hsm, force)?;
     // No node may run on it meanwhile.
     let _lock = backend
         .try_lock(hsm)?
         .ok_or_else(|| data_dir::in_use(hsm))?;
     progress.step(&format!("writing {} records and checking them", header.records));
-    let (restored, header): (Hsm, BackupHeader) = {
+    let restored = {
         let archive = archive.clone();
         tokio::task::spawn_blocking(move || {
             Hsm::restore(backend.boxed(), &archive, &master, "operator", force)
         })
-        .await??
+        .await?
+    };
+    let (restored, header): (Hsm, BackupHeader) = match restored {
+        Ok(r) => r,
+        Err(e) => {
+            // A store this command made, and could not fill, is removed again.
+            if created && hsm.store.is_none() {
+                let store = data_dir::store_path(&hsm.data_dir);
+                for suffix in ["", "-wal", "-shm", ".anchor"] {
+                    let _ = std::fs::remove_file(format!("{}{suffix}", store.display()));
+                }
+            }
+            return Err(e.into());
+        }
     };
     drop(restored);
     // The API's TLS identity: a key file beside the store (the archive holds keys, not the
