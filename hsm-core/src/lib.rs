@@ -55,7 +55,7 @@ mod users;
 
 pub use audit::{AuditEntry, AuditReport};
 pub use error::{Error, ErrorCode, Result};
-pub use hsm::store_sequence;
+pub use hsm::{store_sequence, RotationStatus};
 pub use hsm::{
     EcdhParams, Hsm, KeyCipher, KeyFilter, KeyPage, KeySigner, KeyUsage, OpenOptions,
     TokenObjectChanges, UnwrapTarget, DEFAULT_ADMIN_LOCKOUT, MAX_DATA_BYTES, MAX_PAGE_SIZE,

@@ -122,3 +122,76 @@ fn rekey_replaces_the_master_key_and_keeps_every_key() {
         .unwrap();
     assert!(!ct.is_empty());
 }
+
+#[test]
+fn a_data_key_rotation_rewrites_every_record_resumes_after_a_stop_and_destroys_the_old_key() {
+    let t = TestHsm::new();
+    let admin = t.admin();
+    let alice = t.crypto_user(&admin, "alice");
+    let mut keys = Vec::new();
+    for i in 0..20 {
+        keys.push(
+            t.generate_secret_key(
+                &alice,
+                KeySpec::Aes256,
+                &KeyTemplate::labelled(&format!("k{i}")).with(AttributeName::Encrypt, true),
+            )
+            .unwrap()
+            .handle,
+        );
+    }
+    assert!(matches!(
+        t.rotate_data_key(&alice),
+        Err(Error::PermissionDenied { .. })
+    ));
+    let started = t.rotate_data_key(&admin).unwrap();
+    assert_eq!((started.current_version, started.versions.len()), (2, 2));
+    assert!(started.pending_records > 40, "{started:?}");
+    // Not twice at once.
+    assert!(t.rotate_data_key(&admin).is_err());
+    // New records go under v2 while old ones wait; one small batch, then a "crash".
+    t.generate_secret_key(&alice, KeySpec::Aes256, &KeyTemplate::labelled("new"))
+        .unwrap();
+    let after_one = t.rotation_step(5).unwrap();
+    assert!(after_one.pending_records < started.pending_records);
+    assert!(!after_one.done());
+    let (store, hsm) = t.into_parts();
+    drop(hsm);
+    // Reopened halfway: both versions open; the rotation continues where the store is.
+    let hsm = store.open().unwrap();
+    let status = hsm.rotation_status().unwrap();
+    assert_eq!(status.versions.len(), 2);
+    assert_eq!(status.pending_records, after_one.pending_records);
+    let mut last = status;
+    while !last.done() {
+        last = hsm.rotation_step(7).unwrap();
+    }
+    assert_eq!((last.current_version, last.versions.clone(), last.pending_records), (2, vec![2], 0));
+    let alice = hsm
+        .login("alice", &crate::test_util::password_of("alice"), std::time::Duration::from_secs(60))
+        .unwrap()
+        .0;
+    for k in &keys {
+        hsm.encrypt(&alice, *k, EncryptMechanism::AesGcm, b"x", b"").unwrap();
+    }
+    let (admin, _) = hsm
+        .login("admin", &Password::from("admin-password"), std::time::Duration::from_secs(60))
+        .unwrap();
+    assert!(hsm.verify_audit(&admin).unwrap().intact);
+    let events: Vec<String> = hsm
+        .audit_entries(&admin, 1, 1000)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.event)
+        .collect();
+    assert!(events.contains(&"seal.rotate-data-key".to_owned()));
+    assert!(events.contains(&"seal.data-key-destroyed".to_owned()));
+    drop(hsm);
+    // Every record is under v2 and v1 is gone: it still opens, with everything.
+    let hsm = store.open().unwrap();
+    assert!(hsm.rotation_status().unwrap().done());
+    // A blob still under v1 (a record rolled back to before the rewrite) no longer opens.
+    let b = store.backend();
+    let rec = b.get("key", &keys[0].to_string()).unwrap().unwrap();
+    assert_eq!(crate::store::format::RecordCipher::version_of(&rec.blob), Some(2));
+}

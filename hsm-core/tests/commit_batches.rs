@@ -48,6 +48,7 @@ fn shape(batch: &[Write]) -> Vec<String> {
             Write::Insert(r) => format!("insert {}", r.kind),
             Write::Update(r) => format!("update {}", r.kind),
             Write::Delete(kind, _, _) => format!("delete {kind}"),
+            Write::Rewrite(r) => format!("rewrite {}", r.kind),
         })
         .collect();
     ops.sort();

@@ -342,4 +342,8 @@ pub enum Write {
     Update(Record),
     /// As [`Backend::delete`]: kind, id, version.
     Delete(String, String, u64),
+    /// Replaces the blob of the record stored at exactly `record.version`, keeping the
+    /// version (a record re-encrypted under a new key, its content unchanged); fails with
+    /// [`Error::VersionConflict`] if it is not at that version.
+    Rewrite(Record),
 }

@@ -190,6 +190,27 @@ fn update_on(conn: &Connection, record: &Record) -> Result<()> {
     }
 }
 
+fn rewrite_on(conn: &Connection, record: &Record) -> Result<()> {
+    let n = conn.execute(
+        "UPDATE records SET blob = ?4 WHERE kind = ?1 AND id = ?2 AND version = ?3",
+        params![
+            record.kind,
+            record.id,
+            version_sql(record.version),
+            record.blob
+        ],
+    )?;
+    if n == 1 {
+        Ok(())
+    } else {
+        Err(Error::VersionConflict {
+            kind: record.kind.clone(),
+            id: record.id.clone(),
+            expected: record.version,
+        })
+    }
+}
+
 fn delete_on(conn: &Connection, kind: &str, id: &str, version: u64) -> Result<()> {
     let n = conn.execute(
         "DELETE FROM records WHERE kind = ?1 AND id = ?2 AND version = ?3",
@@ -254,6 +275,7 @@ impl Backend for SqliteBackend {
                 crate::Write::Insert(r) => insert_on(&tx, r)?,
                 crate::Write::Update(r) => update_on(&tx, r)?,
                 crate::Write::Delete(k, i, v) => delete_on(&tx, k, i, *v)?,
+                crate::Write::Rewrite(r) => rewrite_on(&tx, r)?,
             }
         }
         tx.commit()?;

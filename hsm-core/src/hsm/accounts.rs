@@ -31,7 +31,7 @@ impl Hsm {
                 });
             }
         }
-        let rec = seal_json(&self.data_key, RecordKind::User, &user.name, 1, &user)?;
+        let rec = seal_json(&self.data_key.load(), RecordKind::User, &user.name, 1, &user)?;
         self.commit(
             &mut manifest,
             vec![Write::Insert(rec)],
@@ -58,7 +58,7 @@ impl Hsm {
             .ok_or_else(|| Error::UserNotFound { user: name.into() })?;
         change(&mut user)?;
         let v = version + 1;
-        let rec = seal_json(&self.data_key, RecordKind::User, &user.name, v, &user)?;
+        let rec = seal_json(&self.data_key.load(), RecordKind::User, &user.name, v, &user)?;
         self.commit(
             &mut manifest,
             vec![Write::Update(rec)],
@@ -175,7 +175,7 @@ impl Hsm {
                         if info.attributes.token {
                             let id = info.handle.to_string();
                             let plain = encode_key_record(&info, stored_value(&o.material)?)?;
-                            let blob = self.data_key.seal(RecordKind::Key, &id, v, &plain)?;
+                            let blob = self.data_key.load().seal(RecordKind::Key, &id, v, &plain)?;
                             writes.push(Write::Update(Record {
                                 kind: RecordKind::Key.into(),
                                 id: id.clone(),

@@ -36,7 +36,7 @@ impl Hsm {
         if old.info.attributes.token {
             let id = info.handle.to_string();
             let plain = encode_key_record(&info, stored_value(&obj.material)?)?;
-            let blob = self.data_key.seal(RecordKind::Key, &id, version, &plain)?;
+            let blob = self.data_key.load().seal(RecordKind::Key, &id, version, &plain)?;
             self.commit(
                 manifest,
                 vec![Write::Update(Record {

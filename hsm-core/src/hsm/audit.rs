@@ -13,6 +13,8 @@ pub(super) enum AuditEvent {
     Unseal,
     Seal,
     SealRekey,
+    RotateDataKey,
+    DataKeyDestroyed,
     BackupCreate,
     StoreRestore,
     KeyGenerate,
@@ -47,6 +49,8 @@ impl AuditEvent {
             Unseal => "unseal",
             Seal => "seal",
             SealRekey => "seal.rekey",
+            RotateDataKey => "seal.rotate-data-key",
+            DataKeyDestroyed => "seal.data-key-destroyed",
             BackupCreate => "backup.create",
             StoreRestore => "store.restore",
             KeyGenerate => "key.generate",
@@ -199,14 +203,14 @@ impl Hsm {
         };
         let writes = vec![
             Write::Insert(seal_json(
-                &self.data_key,
+                &self.data_key.load(),
                 RecordKind::Audit,
                 &crate::audit::record_id(entry.seq),
                 1,
                 &entry,
             )?),
             Write::Update(seal_json(
-                &self.data_key,
+                &self.data_key.load(),
                 RecordKind::AuditHead,
                 ID_AUDIT_HEAD,
                 next.record_version,
@@ -302,7 +306,7 @@ impl Hsm {
         while seq <= last && out.len() < limit {
             let id = crate::audit::record_id(seq);
             let entry: AuditEntry =
-                open_json(&self.data_key, self.store.as_ref(), RecordKind::Audit, &id)?
+                open_json(&self.data_key.load(), self.store.as_ref(), RecordKind::Audit, &id)?
                     .ok_or_else(|| Error::StoreInconsistent {
                         detail: format!("audit entry {seq} is missing"),
                     })?;
@@ -320,7 +324,7 @@ impl Hsm {
     pub fn verify_audit(&self, admin: &Session) -> Result<AuditReport> {
         admin.require(Role::Admin)?;
         let head: Option<AuditHead> = open_json(
-            &self.data_key,
+            &self.data_key.load(),
             self.store.as_ref(),
             RecordKind::AuditHead,
             ID_AUDIT_HEAD,
@@ -336,7 +340,7 @@ impl Hsm {
         // The whole truth: damage an operator accepted at start-up is reported here too.
         let records = self.store.list(RecordKind::Audit.as_str())?;
         Ok(crate::audit::verify_chain(
-            &self.data_key,
+            &self.data_key.load(),
             &records,
             &head,
             &[],

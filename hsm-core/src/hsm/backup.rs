@@ -41,7 +41,7 @@ impl Hsm {
     }
 
     fn take_backup(&self, node: &str) -> Result<(BackupHeader, Vec<u8>)> {
-        let kek = lock(&self.backup_kek).clone();
+        let kek = crate::backup::wrapping_key(&self.master_key()?);
         let (records, sequence) = {
             let manifest = self.begin_write()?;
             let mut records = Vec::new();
@@ -127,7 +127,12 @@ impl Hsm {
         Ok((hsm, header))
     }
 
-    pub(super) fn set_backup_kek(&self, master: &MasterKey) {
-        *lock(&self.backup_kek) = crate::backup::wrapping_key(master);
+    pub(super) fn set_master(&self, master: &MasterKey) {
+        lock(&self.master).copy_from_slice(master.as_bytes());
+    }
+
+    /// The master key kept while unsealed.
+    pub(super) fn master_key(&self) -> Result<MasterKey> {
+        MasterKey::from_bytes(&lock(&self.master)[..])
     }
 }

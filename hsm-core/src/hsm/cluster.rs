@@ -125,7 +125,7 @@ impl Hsm {
         if !self.store.is_shared() {
             return Ok(());
         }
-        let blob = self.data_key.seal(RecordKind::Expiring, id, 1, value)?;
+        let blob = self.data_key.load().seal(RecordKind::Expiring, id, 1, value)?;
         Ok(self.store.put_expiring(id, &blob, ttl)?)
     }
 
@@ -138,7 +138,7 @@ impl Hsm {
             return Ok(None);
         }
         match self.store.get_expiring(id)? {
-            Some(blob) => Ok(Some(self.data_key.open(
+            Some(blob) => Ok(Some(self.data_key.load().open(
                 RecordKind::Expiring,
                 id,
                 1,
@@ -200,6 +200,8 @@ impl Hsm {
     /// [`catch_up`](Self::catch_up) with the writer mutex and the store's write lock held (no
     /// one commits meanwhile, so one read is a consistent state).
     fn catch_up_locked(&self, manifest: &mut Manifest) -> Result<bool> {
+        // A rotation or rekey on another node: the data keys first, so its records open.
+        self.reload_data_keys_if_moved()?;
         let missing = |what: &str| Error::StoreInconsistent {
             detail: format!("the {what} record is missing"),
         };
@@ -220,7 +222,7 @@ impl Hsm {
         if rec.version < manifest.version {
             return Err(went_back("manifest", manifest.version, rec.version));
         }
-        let plain = self.data_key.open(
+        let plain = self.data_key.load().open(
             RecordKind::AuditHead,
             ID_AUDIT_HEAD,
             head_rec.version,
@@ -231,7 +233,7 @@ impl Hsm {
         head.record_version = head_rec.version;
         let changes = if manifest_moved {
             let plain =
-                self.data_key
+                self.data_key.load()
                     .open(RecordKind::Manifest, ID_MANIFEST, rec.version, &rec.blob)?;
             let mut next: Manifest = serde_json::from_slice(&plain)
                 .map_err(|_| tampered(RecordKind::Manifest, ID_MANIFEST))?;
@@ -316,7 +318,7 @@ impl Hsm {
         for (id, version) in changed {
             let rec = fetch(RecordKind::Key, &id, version)?;
             let handle: KeyHandle = id.parse().map_err(|_| tampered(RecordKind::Key, &id))?;
-            let loaded = load_object(&self.data_key, &rec)?;
+            let loaded = load_object(&self.data_key.load(), &rec)?;
             match current.get(&handle) {
                 Some(o) if o.session.is_some() => {
                     return Err(Error::StoreInconsistent {
@@ -369,6 +371,7 @@ impl Hsm {
             }
             let plain = self
                 .data_key
+                .load()
                 .open(RecordKind::User, &rec.id, rec.version, &rec.blob)?;
             let user: UserRecord =
                 serde_json::from_slice(&plain).map_err(|_| tampered(RecordKind::User, &rec.id))?;
@@ -394,7 +397,7 @@ impl Hsm {
         let mut sessions = Vec::new();
         for (id, version) in changed {
             let rec = fetch(RecordKind::Session, &id, version)?;
-            sessions.push(super::sessions::open_session_record(&self.data_key, &rec)?);
+            sessions.push(super::sessions::open_session_record(&self.data_key.load(), &rec)?);
         }
         let sessions_removed = removed
             .iter()

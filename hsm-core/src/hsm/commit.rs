@@ -51,7 +51,7 @@ impl Hsm {
         }
         next.version = manifest.version + 1;
         writes.push(Write::Update(seal_json(
-            &self.data_key,
+            &self.data_key.load(),
             RecordKind::Manifest,
             ID_MANIFEST,
             next.version,

@@ -194,7 +194,7 @@ impl Hsm {
             false,
         );
         hsm.restore_sessions(&l.sessions);
-        hsm.set_backup_kek(master_key);
+        hsm.set_master(master_key);
         hsm.accepted_at_open = hsm.record_acceptances(acceptances)?;
         Ok(hsm)
     }
@@ -223,7 +223,7 @@ impl Hsm {
                 .map(|a| a.problem.clone())
                 .unwrap_or_default();
             let rec = seal_json(
-                &self.data_key,
+                &self.data_key.load(),
                 RecordKind::AuditAccept,
                 ID_AUDIT_ACCEPT,
                 version + 1,
@@ -249,7 +249,7 @@ impl Hsm {
     pub(super) fn advance_anchor(&self, change: impl FnOnce(&mut Anchor)) -> Result<()> {
         let mut anchor = lock(&self.anchor);
         change(&mut anchor);
-        let blob = seal_anchor(&self.data_key, &anchor)?;
+        let blob = seal_anchor(&self.data_key.load(), &anchor)?;
         self.store.write_anchor(&blob)?;
         Ok(())
     }
@@ -281,7 +281,7 @@ impl Hsm {
                 next.seq = entry.seq;
                 next.hash = crate::audit::chain_hash(&entry);
                 writes.push(Write::Insert(seal_json(
-                    &self.data_key,
+                    &self.data_key.load(),
                     RecordKind::Audit,
                     &crate::audit::record_id(entry.seq),
                     1,
@@ -290,7 +290,7 @@ impl Hsm {
             }
             next.record_version += 1;
             writes.push(Write::Update(seal_json(
-                &self.data_key,
+                &self.data_key.load(),
                 RecordKind::AuditHead,
                 ID_AUDIT_HEAD,
                 next.record_version,

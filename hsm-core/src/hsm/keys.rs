@@ -108,7 +108,7 @@ impl Hsm {
             if info.attributes.token {
                 let id = info.handle.to_string();
                 let plain = encode_key_record(&info, stored_value(&material)?)?;
-                let blob = self.data_key.seal(RecordKind::Key, &id, 1, &plain)?;
+                let blob = self.data_key.load().seal(RecordKind::Key, &id, 1, &plain)?;
                 writes.push(Write::Insert(Record {
                     kind: RecordKind::Key.into(),
                     id: id.clone(),

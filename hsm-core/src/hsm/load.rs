@@ -53,11 +53,9 @@ pub(super) fn open_data_keys(
         .map_err(|_| Error::Sealed {
             reason: "the master key does not open this store (wrong key, passphrase or shares, or the data key record was modified)",
         })?;
-    let data_keys = DataKeys::decode(&plain, seal_json.as_ref().map(|(j, _)| &j[..]))?;
-    let current = data_keys
-        .key(data_keys.current)
-        .ok_or(Error::Internal("current data key"))?;
-    let data_key = RecordCipher::new(current, data_keys.current)?;
+    let mut data_keys = DataKeys::decode(&plain, seal_json.as_ref().map(|(j, _)| &j[..]))?;
+    data_keys.record_version = rec.version;
+    let data_key = data_keys.cipher()?;
     Ok((data_keys, data_key))
 }
 

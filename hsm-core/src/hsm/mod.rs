@@ -21,6 +21,7 @@
 //! | [`sessions`] | login sessions as store records on a shared store, so every node accepts them |
 //! | [`sealing`] | the seal: rekeying the master key |
 //! | [`backup`] | backup archives and restores |
+//! | [`rotation`] | data-key rotation: new records under a new data key, old ones rewritten |
 //!
 //! Records below this layer: [`crate::store`].
 //!
@@ -82,6 +83,7 @@ mod integrity;
 mod keys;
 mod load;
 mod policy;
+mod rotation;
 mod sealing;
 mod sessions;
 mod sync;
@@ -89,6 +91,7 @@ mod sync;
 use crate::store::record::*;
 use crate::store::*;
 pub use cluster::store_sequence;
+pub use rotation::RotationStatus;
 pub use handles::{KeyCipher, KeySigner};
 pub use sync::TokenObjectChanges;
 
@@ -244,12 +247,15 @@ pub enum UnwrapTarget {
 /// operations write the store under one mutex and record an audit entry.
 pub struct Hsm {
     store: Box<dyn Backend>,
-    data_key: RecordCipher,
+    /// Every data key version still in use, sealing under the current one; replaced whole by
+    /// a data-key rotation.
+    data_key: ArcSwap<RecordCipher>,
     /// The data keys' bytes, for re-wrapping them under a new master key (taken only under
     /// `writer`).
     data_keys: Mutex<DataKeys>,
-    /// The backup wrapping key (derived from the master key, see [`crate::backup`]).
-    backup_kek: Mutex<Zeroizing<[u8; 32]>>,
+    /// The master key, kept while unsealed (as Vault keeps its root key) to re-encrypt the
+    /// data keys (rotation) and wrap backup keys; zeroized on drop.
+    master: Mutex<Zeroizing<[u8; crate::seal::MASTER_KEY_LEN]>>,
     objects: ArcSwap<ObjectMap>,
     /// Serializes changes to keys, users and the manifest.
     writer: Mutex<Manifest>,
@@ -310,6 +316,7 @@ impl Hsm {
         let data_keys = DataKeys {
             current: DATA_KEY_VERSION,
             keys: vec![(DATA_KEY_VERSION, first)],
+            record_version: 1,
         };
         let config_json = seal.to_json()?;
         let blob = master_key.cipher()?.seal(
@@ -377,7 +384,7 @@ impl Hsm {
             head,
             false,
         );
-        hsm.set_backup_kek(master_key);
+        hsm.set_master(master_key);
         hsm.insert_user(
             UserRecord {
                 name: PROXY_USER.into(),
@@ -411,9 +418,9 @@ impl Hsm {
         };
         Hsm {
             store,
-            data_key,
+            data_key: ArcSwap::from_pointee(data_key),
             data_keys: Mutex::new(data_keys),
-            backup_kek: Mutex::new(Zeroizing::new([0; 32])),
+            master: Mutex::new(Zeroizing::new([0; crate::seal::MASTER_KEY_LEN])),
             objects: ArcSwap::from_pointee(objects),
             writer: Mutex::new(manifest),
             users: Mutex::new(users),
@@ -481,7 +488,7 @@ impl Hsm {
                 true,
             );
             hsm.restore_sessions(&l.sessions);
-            hsm.set_backup_kek(master_key);
+            hsm.set_master(master_key);
             return Ok(hsm);
         }
         Err(Error::StoreInconsistent {

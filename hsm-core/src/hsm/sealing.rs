@@ -88,7 +88,8 @@ impl Hsm {
                 }),
             ];
             self.commit(&mut manifest, writes, &[], Some(audit))?;
-            self.set_backup_kek(new_master);
+            lock(&self.data_keys).record_version = version;
+            self.set_master(new_master);
             Ok(new_seal)
         })
     }

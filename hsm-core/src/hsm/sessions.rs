@@ -163,7 +163,7 @@ impl Hsm {
                 .saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX)),
         };
         let mut writes = vec![Write::Insert(seal_json(
-            &self.data_key,
+            &self.data_key.load(),
             RecordKind::Session,
             &id,
             1,

@@ -70,6 +70,7 @@ impl Hsm {
     /// [`Error::Store`].
     pub fn sync_token_objects(&self) -> Result<TokenObjectChanges> {
         let mut manifest = lock(&self.writer);
+        self.reload_data_keys_if_moved()?;
         for _ in 0..SNAPSHOT_ATTEMPTS {
             let Some(manifest_rec) = self.store.get(RecordKind::Manifest.as_str(), ID_MANIFEST)?
             else {
@@ -85,7 +86,7 @@ impl Hsm {
             if after != Some(manifest_rec.version) {
                 continue;
             }
-            let plain = self.data_key.open(
+            let plain = self.data_key.load().open(
                 RecordKind::Manifest,
                 ID_MANIFEST,
                 manifest_rec.version,
@@ -198,7 +199,7 @@ impl Hsm {
                     if old.record_version == rec.version {
                         continue;
                     }
-                    let loaded = load_object(&self.data_key, rec)?;
+                    let loaded = load_object(&self.data_key.load(), rec)?;
                     let info = loaded.state.load().info.clone();
                     if info.class != old.info.class
                         || info.spec != old.info.spec
@@ -214,7 +215,7 @@ impl Hsm {
                         },
                     ));
                 }
-                None => plan.added.push(Arc::new(load_object(&self.data_key, rec)?)),
+                None => plan.added.push(Arc::new(load_object(&self.data_key.load(), rec)?)),
             }
         }
         plan.removed = current

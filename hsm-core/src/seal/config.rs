@@ -161,6 +161,8 @@ pub(crate) struct DataKeys {
     pub(crate) current: u32,
     /// Every version still readable, with its key.
     pub(crate) keys: Vec<(u32, Zeroizing<[u8; MASTER_KEY_LEN]>)>,
+    /// The version of the data-key record they were read from (not encoded).
+    pub(crate) record_version: u64,
 }
 
 impl std::fmt::Debug for DataKeys {
@@ -176,6 +178,14 @@ impl std::fmt::Debug for DataKeys {
 }
 
 impl DataKeys {
+    /// A cipher sealing under the current key and opening under every version.
+    pub(crate) fn cipher(&self) -> Result<crate::store::format::RecordCipher> {
+        crate::store::format::RecordCipher::with_versions(
+            self.current,
+            self.keys.iter().map(|(v, k)| (*v, &k[..])),
+        )
+    }
+
     /// The key of `version`.
     pub(crate) fn key(&self, version: u32) -> Option<&[u8; MASTER_KEY_LEN]> {
         self.keys.iter().find(|(v, _)| *v == version).map(|(_, k)| &**k)
@@ -216,6 +226,7 @@ impl DataKeys {
             return Ok(DataKeys {
                 current: 1,
                 keys: vec![(1, k)],
+                record_version: 0,
             });
         }
         if plain.len() < 43 || &plain[..4] != DK_MAGIC || plain[4] != DK_FORMAT {
@@ -249,7 +260,11 @@ impl DataKeys {
             k.copy_from_slice(&chunk[4..]);
             keys.push((v, k));
         }
-        let keys = DataKeys { current, keys };
+        let keys = DataKeys {
+            current,
+            keys,
+            record_version: 0,
+        };
         if keys.key(current).is_none() {
             return Err(malformed());
         }
@@ -269,6 +284,7 @@ mod tests {
                 (1, Zeroizing::new([1; 32])),
                 (2, Zeroizing::new([2; 32])),
             ],
+            record_version: 0,
         };
         let json = SealConfig::key_file().to_json().unwrap();
         let plain = keys.encode(&json).unwrap();

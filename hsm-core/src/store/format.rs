@@ -34,16 +34,17 @@ pub(crate) const MASTER_KEY_VERSION: u32 = 0;
 /// Key version of the current data key.
 pub(crate) const DATA_KEY_VERSION: u32 = 1;
 
-/// AES-256-GCM under one key, producing and opening record blobs.
+/// AES-256-GCM record blobs: sealed under the current key version, opened under the version
+/// a blob names (several during a data-key rotation).
 pub(crate) struct RecordCipher {
-    key: RandomizedNonceKey,
-    key_version: u32,
+    /// `(version, key)`; the first is the current one.
+    keys: Vec<(u32, RandomizedNonceKey)>,
 }
 
 impl std::fmt::Debug for RecordCipher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RecordCipher")
-            .field("key_version", &self.key_version)
+            .field("versions", &self.versions())
             .finish_non_exhaustive()
     }
 }
@@ -62,10 +63,41 @@ fn aad(kind: RecordKind, id: &str, version: u64) -> Vec<u8> {
 
 impl RecordCipher {
     pub(crate) fn new(key: &[u8], key_version: u32) -> Result<Self> {
-        let key = RandomizedNonceKey::new(&AES_256_GCM, key).map_err(|_| Error::Crypto {
-            operation: "aes-256-gcm key setup",
-        })?;
-        Ok(RecordCipher { key, key_version })
+        Self::with_versions(key_version, [(key_version, key)])
+    }
+
+    /// A cipher that seals under `current` and opens under any of `keys`.
+    pub(crate) fn with_versions<'a>(
+        current: u32,
+        keys: impl IntoIterator<Item = (u32, &'a [u8])>,
+    ) -> Result<Self> {
+        let mut all = Vec::new();
+        for (v, k) in keys {
+            let key = RandomizedNonceKey::new(&AES_256_GCM, k).map_err(|_| Error::Crypto {
+                operation: "aes-256-gcm key setup",
+            })?;
+            all.push((v, key));
+        }
+        all.sort_by_key(|(v, _)| *v != current);
+        if all.first().map(|(v, _)| *v) != Some(current) {
+            return Err(Error::Internal("the current data key is missing"));
+        }
+        Ok(RecordCipher { keys: all })
+    }
+
+    /// The version new blobs are sealed under.
+    pub(crate) fn current_version(&self) -> u32 {
+        self.keys[0].0
+    }
+
+    /// Every version it opens, the current first.
+    pub(crate) fn versions(&self) -> Vec<u32> {
+        self.keys.iter().map(|(v, _)| *v).collect()
+    }
+
+    /// The key version a blob was sealed under (`None` if it is no blob).
+    pub(crate) fn version_of(blob: &[u8]) -> Option<u32> {
+        Some(u32::from_be_bytes(blob.get(4..8)?.try_into().ok()?))
     }
 
     /// Encrypts `plaintext` as record `(kind, id, version)`.
@@ -77,8 +109,8 @@ impl RecordCipher {
         plaintext: &[u8],
     ) -> Result<Vec<u8>> {
         let mut body = plaintext.to_vec();
-        let nonce = self
-            .key
+        let (key_version, key) = &self.keys[0];
+        let nonce = key
             .seal_in_place_append_tag(Aad::from(aad(kind, id, version)), &mut body)
             .map_err(|_| Error::Crypto {
                 operation: "record encrypt",
@@ -87,7 +119,7 @@ impl RecordCipher {
         blob.extend_from_slice(MAGIC);
         blob.push(FORMAT_V1);
         blob.push(ALG_AES_256_GCM);
-        blob.extend_from_slice(&self.key_version.to_be_bytes());
+        blob.extend_from_slice(&key_version.to_be_bytes());
         blob.extend_from_slice(nonce.as_ref());
         blob.extend_from_slice(&body);
         body.iter_mut().for_each(|b| *b = 0);
@@ -113,15 +145,17 @@ impl RecordCipher {
             || &blob[..2] != MAGIC
             || blob[2] != FORMAT_V1
             || blob[3] != ALG_AES_256_GCM
-            || blob[4..8] != self.key_version.to_be_bytes()
         {
             return Err(tampered());
         }
+        let key_version = Self::version_of(blob).ok_or_else(tampered)?;
+        let Some((_, key)) = self.keys.iter().find(|(v, _)| *v == key_version) else {
+            return Err(tampered());
+        };
         let nonce =
             Nonce::try_assume_unique_for_key(&blob[8..HEADER_LEN]).map_err(|_| tampered())?;
         let mut body = Zeroizing::new(blob[HEADER_LEN..].to_vec());
-        let len = self
-            .key
+        let len = key
             .open_in_place(nonce, Aad::from(aad(kind, id, version)), &mut body)
             .map_err(|_| tampered())?
             .len();
@@ -167,5 +201,20 @@ mod tests {
         }
         let other = RecordCipher::new(&[8u8; 32], 1).unwrap();
         assert!(other.open(RecordKind::Key, "42", 3, &blob).is_err());
+    }
+
+    #[test]
+    fn a_rotated_cipher_opens_both_versions_and_seals_under_the_new_one() {
+        let old = RecordCipher::new(&[7u8; 32], 1).unwrap();
+        let blob1 = old.seal(RecordKind::Key, "1", 1, b"one").unwrap();
+        let both = RecordCipher::with_versions(2, [(1, &[7u8; 32][..]), (2, &[9u8; 32][..])]).unwrap();
+        let blob2 = both.seal(RecordKind::Key, "1", 1, b"one").unwrap();
+        assert_eq!(RecordCipher::version_of(&blob2), Some(2));
+        assert_eq!(&both.open(RecordKind::Key, "1", 1, &blob1).unwrap()[..], b"one");
+        assert_eq!(&both.open(RecordKind::Key, "1", 1, &blob2).unwrap()[..], b"one");
+        assert!(old.open(RecordKind::Key, "1", 1, &blob2).is_err());
+        let only_new = RecordCipher::new(&[9u8; 32], 2).unwrap();
+        assert!(only_new.open(RecordKind::Key, "1", 1, &blob1).is_err());
+        assert_eq!(both.versions(), vec![2, 1]);
     }
 }

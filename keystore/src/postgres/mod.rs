@@ -317,6 +317,7 @@ impl Backend for PostgresBackend {
                     Write::Insert(r) => insert_on(&tx, r).await?,
                     Write::Update(r) => update_on(&tx, r).await?,
                     Write::Delete(k, i, v) => delete_on(&tx, k, i, *v).await?,
+                    Write::Rewrite(r) => rewrite_on(&tx, r).await?,
                 }
             }
             // Delivered to the other nodes' listeners when (and only if) this commits.

@@ -65,6 +65,28 @@ pub(super) async fn update_on(
     }
 }
 
+pub(super) async fn rewrite_on(
+    client: &impl deadpool_postgres::GenericClient,
+    r: &Record,
+) -> Result<()> {
+    let n = client
+        .execute(
+            "UPDATE keyward_records SET blob = $4 WHERE kind = $1 AND id = $2 AND version = $3",
+            &[&r.kind, &r.id, &version_sql(r.version), &r.blob],
+        )
+        .await
+        .map_err(sql)?;
+    if n == 1 {
+        Ok(())
+    } else {
+        Err(Error::VersionConflict {
+            kind: r.kind.clone(),
+            id: r.id.clone(),
+            expected: r.version,
+        })
+    }
+}
+
 pub(super) async fn delete_on(
     client: &impl deadpool_postgres::GenericClient,
     kind: &str,

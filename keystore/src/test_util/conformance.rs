@@ -53,6 +53,7 @@ macro_rules! backend_conformance_tests {
             kinds_are_distinct_sorted_and_follow_deletes,
             kinds_and_ids_are_separate_namespaces,
             a_batch_applies_every_write_in_order,
+            a_rewrite_replaces_the_blob_at_the_same_version,
             a_failing_batch_writes_nothing_and_returns_the_first_error,
             an_empty_batch_changes_nothing,
             the_anchor_starts_empty_and_is_replaced_whole,
@@ -228,6 +229,25 @@ pub fn a_batch_applies_every_write_in_order(store: &dyn Backend) {
     assert_eq!(blob_of(store, "key", "kept"), Some((2, b"kept2".to_vec())));
     assert!(store.get("key", "old").unwrap().is_none());
     assert_eq!(blob_of(store, "audit", "1"), Some((1, b"entry".to_vec())));
+}
+
+/// `Write::Rewrite` replaces a record's blob and keeps its version; at another version it is
+/// a conflict and changes nothing.
+pub fn a_rewrite_replaces_the_blob_at_the_same_version(store: &dyn Backend) {
+    store.insert(&rec("key", "r", 1, b"one")).unwrap();
+    store.update(&rec("key", "r", 2, b"two")).unwrap();
+    store
+        .write_batch(&[Write::Rewrite(rec("key", "r", 2, b"TWO"))])
+        .unwrap();
+    assert_eq!(blob_of(store, "key", "r"), Some((2, b"TWO".to_vec())));
+    assert!(is_conflict(
+        store.write_batch(&[Write::Rewrite(rec("key", "r", 1, b"old"))]),
+        1
+    ));
+    assert!(store
+        .write_batch(&[Write::Rewrite(rec("key", "missing", 1, b"x"))])
+        .is_err());
+    assert_eq!(blob_of(store, "key", "r"), Some((2, b"TWO".to_vec())));
 }
 
 /// A batch with one failing write changes nothing (not even the writes before it) and

@@ -74,6 +74,16 @@ fn update_in(records: &mut BTreeMap<(String, String), Record>, record: &Record) 
     }
 }
 
+fn rewrite_in(records: &mut BTreeMap<(String, String), Record>, record: &Record) -> Result<()> {
+    match records.get_mut(&key(&record.kind, &record.id)) {
+        Some(stored) if stored.version == record.version => {
+            stored.blob = record.blob.clone();
+            Ok(())
+        }
+        _ => Err(conflict(&record.kind, &record.id, record.version)),
+    }
+}
+
 fn delete_in(
     records: &mut BTreeMap<(String, String), Record>,
     kind: &str,
@@ -136,6 +146,7 @@ impl Backend for MemoryBackend {
                 Write::Insert(r) => insert_in(&mut records, r)?,
                 Write::Update(r) => update_in(&mut records, r)?,
                 Write::Delete(k, i, v) => delete_in(&mut records, k, i, *v)?,
+                Write::Rewrite(r) => rewrite_in(&mut records, r)?,
             }
         }
         state.records = records;
