@@ -266,6 +266,19 @@ pub(crate) enum OperatorCommand {
         #[command(flatten)]
         out: JsonFlag,
     },
+    /// Rotate the data key (admin): records written from now on are sealed under a new
+    /// version; the nodes rewrite the older records in the background and then destroy the
+    /// older version. With --status, only show where it stands.
+    Rotate {
+        /// Do not start one: show the rotation's progress.
+        #[arg(long)]
+        status: bool,
+        /// Wait until it is finished, showing progress.
+        #[arg(long)]
+        wait: bool,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
     /// A new master key under a new seal (admin, with the current seal's keys or
     /// passphrase); no record but the data key's changes. The new unseal keys are printed
     /// once. Run against one node: the cluster shares the seal.

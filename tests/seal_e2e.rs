@@ -345,3 +345,108 @@ fn a_key_file_seal_can_live_outside_the_data_directory() {
     assert!(!o.status.success());
     assert!(stderr(&o).contains(key_file.to_str().unwrap()), "{}", stderr(&o));
 }
+
+#[test]
+fn a_data_key_rotation_under_signing_load_fails_no_sign_and_resumes_after_kill_9() {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::Arc;
+    let site = Site::new();
+    let data = site.data();
+    init_hsm(&data, "admin-password");
+    // 300 key pairs of alice, made in-process (fast).
+    let handle = {
+        let hsm = open_hsm(&data);
+        let hour = std::time::Duration::from_secs(3600);
+        let (admin, _) = hsm
+            .login("admin", &keyward_hsm::Password::from("admin-password"), hour)
+            .unwrap();
+        hsm.create_user(&admin, "alice", keyward_hsm::Role::CryptoUser, &keyward_hsm::Password::from("alice-password"))
+            .unwrap();
+        let (alice, _) = hsm
+            .login("alice", &keyward_hsm::Password::from("alice-password"), hour)
+            .unwrap();
+        let mut first = 0;
+        for i in 0..300 {
+            let (private, _) = hsm
+                .generate_key_pair(
+                    &alice,
+                    keyward_hsm::KeySpec::Ed25519,
+                    &keyward_hsm::KeyTemplate::labelled(&format!("k{i}"))
+                        .with(keyward_hsm::AttributeName::Sign, true),
+                    &keyward_hsm::KeyTemplate::labelled(&format!("k{i}"))
+                        .with(keyward_hsm::AttributeName::Verify, true),
+                )
+                .unwrap();
+            if i == 0 {
+                first = private.handle.0;
+            }
+        }
+        first
+    };
+    let ca = data.join("api-ca.pem");
+    let as_admin = [("KEYWARD_USER", "admin"), ("KEYWARD_PASSWORD", "admin-password")];
+    let start = |batch: &str, pause_ms: &str| {
+        let mut cmd = Command::new(keyward_bin());
+        cmd.args(["hsm", "serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(&data)
+            .env("KEYWARD_LOG", "info")
+            .env("KEYWARD_ROTATION_BATCH", batch)
+            .env("KEYWARD_ROTATION_PAUSE_MS", pause_ms);
+        let node = Running::spawn(cmd);
+        let line = node.stderr.wait_for("serving the HSM API");
+        let addr: SocketAddr = line
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("addr="))
+            .unwrap()
+            .parse()
+            .unwrap();
+        (node, addr)
+    };
+
+    // A rotation under signing load: no sign fails.
+    let (mut node, addr) = start("20", "0");
+    let alice = login(&ca, addr, "alice", "alice-password");
+    let stop = Arc::new(AtomicBool::new(false));
+    let (signed, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let load = {
+        let (stop, signed, failed, ca) = (stop.clone(), signed.clone(), failed.clone(), ca.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                let (s, _) = sign(&ca, addr, &alice, handle);
+                if s == 200 { &signed } else { &failed }.fetch_add(1, Ordering::Relaxed);
+            }
+        })
+    };
+    let o = kw(addr, &ca, &as_admin, &["operator", "rotate", "--wait", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let done: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!((done["done"].as_bool(), done["current_version"].as_u64(), done["pending_records"].as_u64()), (Some(true), Some(2), Some(0)), "{done}");
+    assert_eq!(done["versions"], serde_json::json!([2]));
+    stop.store(true, Ordering::Relaxed);
+    load.join().unwrap();
+    assert!(signed.load(Ordering::Relaxed) > 0);
+    assert_eq!(failed.load(Ordering::Relaxed), 0, "signs failed during the rotation");
+
+    node.terminate();
+
+    // A second rotation, throttled (10 records per batch, 50 ms apart: about 5 s), killed
+    // (SIGKILL) halfway: the next start finishes it.
+    let (mut node, addr) = start("10", "50");
+    let o = kw(addr, &ca, &as_admin, &["operator", "rotate"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    wait_for_count(&node.stderr, "records rewritten", 3);
+    node.child.kill().unwrap();
+    node.child.wait().unwrap();
+    {
+        let hsm = open_hsm(&data);
+        let halfway = hsm.rotation_status().unwrap();
+        assert_eq!(halfway.versions.len(), 2, "{halfway:?}");
+        assert!(halfway.pending_records > 0, "{halfway:?}");
+    }
+    let (mut node, _addr) = start("50", "0");
+    node.stderr.wait_for("data-key rotation finished");
+    node.terminate();
+    let hsm = open_hsm(&data);
+    let end = hsm.rotation_status().unwrap();
+    assert_eq!((end.current_version, end.versions.clone(), end.pending_records), (3, vec![3], 0));
+}

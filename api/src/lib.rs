@@ -58,7 +58,7 @@ pub use keys::{
 };
 pub use names::{KeyClass, KeySpec, Mechanism, Role, UnknownName};
 pub use secret::{Password, SessionToken};
-pub use sys::{RekeyRequest, RekeyResponse, SealStatus, UnsealRequest};
+pub use sys::{RekeyRequest, RekeyResponse, RotationStatus, SealStatus, UnsealRequest};
 pub use users::{CreateUserRequest, Health, LoginRequest, LoginResponse, PasswordRequest, User};
 
 #[cfg(test)]

@@ -84,3 +84,19 @@ pub struct RekeyResponse {
     #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
     pub keys: Vec<Password>,
 }
+
+/// `GET /v1/sys/rotation` and `POST /v1/sys/rotate` (admin): where a data-key rotation stands.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = RotationStatusDto))]
+pub struct RotationStatus {
+    /// The data-key version new records are sealed under.
+    pub current_version: u32,
+    /// Every version still readable (two while a rotation runs, then one).
+    pub versions: Vec<u32>,
+    /// Records still under an older version.
+    pub pending_records: u64,
+    /// Records in the store.
+    pub total_records: u64,
+    /// Whether the rotation is finished (the older versions destroyed).
+    pub done: bool,
+}

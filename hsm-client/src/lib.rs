@@ -74,7 +74,7 @@ pub use error::{BoxError, Error, Result};
 pub use keyward_api::ErrorBody as ItemError;
 pub use keyward_api::{
     Attributes, AuditEntry, AuditReport, ErrorCode, Key, KeyClass, KeyPage, KeyPair, KeySpec,
-    KeyTemplate, Mechanism, Password, RekeyRequest, RekeyResponse, Role, SealStatus,
+    KeyTemplate, Mechanism, Password, RekeyRequest, RekeyResponse, Role, RotationStatus, SealStatus,
     SessionToken, UnsealRequest, User,
 };
 pub use transport::NodeStatus;

@@ -2,7 +2,7 @@
 //! unsealed on its own: give these a client of one node (one URL).
 
 use http::Method;
-use keyward_api::{RekeyRequest, RekeyResponse, SealStatus, UnsealRequest};
+use keyward_api::{RekeyRequest, RekeyResponse, RotationStatus, SealStatus, UnsealRequest};
 
 use crate::error::Result;
 use crate::transport::{Call, Retry};
@@ -45,5 +45,18 @@ impl Client {
         let c = Call::new(Method::POST, "/v1/sys/backup".into(), Retry::Unsafe);
         let (_, body) = self.inner_execute(&c).await?;
         Ok(body.to_vec())
+    }
+
+    /// `POST /v1/sys/rotate` (admin): starts a data-key rotation; the node rewrites the
+    /// records in the background (see [`Client::rotation`]).
+    pub async fn rotate(&self) -> Result<RotationStatus> {
+        self.run(Call::new(Method::POST, "/v1/sys/rotate".into(), Retry::Unsafe))
+            .await
+    }
+
+    /// `GET /v1/sys/rotation` (admin): where the data-key rotation stands.
+    pub async fn rotation(&self) -> Result<RotationStatus> {
+        self.run(Call::new(Method::GET, "/v1/sys/rotation".into(), Retry::Safe))
+            .await
     }
 }

@@ -82,6 +82,7 @@ impl Modify for BearerAuth {
         api::sign_batch, api::verify_batch, api::encrypt_batch, api::decrypt_batch,
         api::audit_entries, api::audit_verify,
         seal::seal_status, seal::unseal, seal::seal, seal::rekey, seal::backup,
+        seal::rotate, seal::rotation,
     )
 )]
 pub struct ApiDoc;
@@ -154,6 +155,8 @@ pub fn router(hsm: Arc<keyward_hsm::Hsm>) -> Router {
         .route("/v1/sys/seal", post(crate::seal::seal))
         .route("/v1/sys/rekey", post(crate::seal::rekey))
         .route("/v1/sys/backup", post(crate::seal::backup))
+        .route("/v1/sys/rotate", post(crate::seal::rotate))
+        .route("/v1/sys/rotation", get(crate::seal::rotation))
         .merge(creating)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -440,6 +440,50 @@ pub async fn backup(
         .into_response())
 }
 
+fn rotation_dto(s: keyward_hsm::RotationStatus) -> keyward_api::RotationStatus {
+    keyward_api::RotationStatus {
+        done: s.done(),
+        current_version: s.current_version,
+        versions: s.versions,
+        pending_records: s.pending_records,
+        total_records: s.total_records,
+    }
+}
+
+#[utoipa::path(post, path = "/v1/sys/rotate", tag = "sys", security(("bearer" = [])),
+    responses((status = 200, body = keyward_api::RotationStatus), (status = 400, body = ErrorBody),
+              (status = 403, body = ErrorBody)))]
+/// Starts a data-key rotation (admin): records written from now on are sealed under a new
+/// data-key version; the node rewrites the older records in the background, in batches,
+/// and destroys the older version when none is left (`GET /v1/sys/rotation`). `400
+/// invalid_input` while one is under way.
+pub async fn rotate(
+    State(s): State<AppState>,
+    Caller(c): Caller,
+) -> Result<Json<keyward_api::RotationStatus>, ApiError> {
+    let hsm = s.hsm.clone();
+    let status = tokio::task::spawn_blocking(move || hsm.rotate_data_key(&c))
+        .await
+        .map_err(blocking_error)??;
+    Ok(Json(rotation_dto(status)))
+}
+
+#[utoipa::path(get, path = "/v1/sys/rotation", tag = "sys", security(("bearer" = [])),
+    responses((status = 200, body = keyward_api::RotationStatus), (status = 403, body = ErrorBody)))]
+/// Where the data-key rotation stands (admin): versions readable, records still under an
+/// older one.
+pub async fn rotation(
+    State(s): State<AppState>,
+    Caller(c): Caller,
+) -> Result<Json<keyward_api::RotationStatus>, ApiError> {
+    require_admin(&c)?;
+    let hsm = s.hsm.clone();
+    let status = tokio::task::spawn_blocking(move || hsm.rotation_status())
+        .await
+        .map_err(blocking_error)??;
+    Ok(Json(rotation_dto(status)))
+}
+
 fn rekey_blocking(
     hsm: &Hsm,
     admin: &keyward_hsm::Session,

@@ -45,6 +45,7 @@ async fn run_node(
     let follower = crate::catch_up::follow_gate(&gate, me.clone(), move |hsm| {
         hsm.set_admin_lockout(lockout);
     });
+    let rotation = crate::rotation::run(&gate);
     let schedule = backup
         .map(|b| crate::backup::schedule(&gate, b, me.node.clone()))
         .transpose()?;
@@ -60,6 +61,7 @@ async fn run_node(
     )
     .await;
     follower.abort();
+    rotation.abort();
     if let Some(s) = schedule {
         s.abort();
     }

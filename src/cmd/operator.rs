@@ -35,6 +35,14 @@ pub(crate) fn run(conn: &Conn, command: OperatorCommand) -> Result<()> {
                 })
                 .await
             }
+            OperatorCommand::Rotate { status, wait, out } => {
+                if conn.server.len() != 1 {
+                    bail!("rotate through one node (one --server): the cluster shares the data key");
+                }
+                let remote = conn.connect().await?;
+                let r = rotate(&remote.client, status, wait, out.json).await;
+                remote.finish(r).await
+            }
             OperatorCommand::Rekey {
                 seal,
                 current_keys_file,
@@ -186,6 +194,48 @@ async fn unseal(
     }
     if json {
         return print_statuses(&all, true);
+    }
+    Ok(())
+}
+
+async fn rotate(
+    client: &keyward_client::Client,
+    status_only: bool,
+    wait: bool,
+    json: bool,
+) -> Result<()> {
+    let mut s = if status_only {
+        client.rotation().await?
+    } else {
+        client.rotate().await?
+    };
+    if wait {
+        let progress = crate::progress::Progress::new(json);
+        while !s.done {
+            progress.count(
+                "rewriting records under the new data key",
+                s.total_records.saturating_sub(s.pending_records),
+                s.total_records,
+            );
+            // Polling a remote status: the node does the work.
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+            s = client.rotation().await?;
+        }
+        progress.finish();
+    }
+    if json {
+        return output::json(&s);
+    }
+    if s.done {
+        println!(
+            "data key at version {}: every record ({}) under it, older versions destroyed",
+            s.current_version, s.total_records
+        );
+    } else {
+        println!(
+            "data key at version {} (readable: {:?}): {} of {} records still under an older version; the nodes rewrite them in the background (--wait to follow)",
+            s.current_version, s.versions, s.pending_records, s.total_records
+        );
     }
     Ok(())
 }

@@ -39,6 +39,7 @@ pub(crate) async fn run(
     let follower = crate::catch_up::follow_gate(&gate, me.clone(), move |hsm| {
         hsm.set_admin_lockout(lockout);
     });
+    let rotation = crate::rotation::run(&gate);
     let schedule = config
         .backup
         .clone()
@@ -141,6 +142,7 @@ pub(crate) async fn run(
     // The API drained beside the proxy, within the same deadline.
     let _ = api_task.await;
     follower.abort();
+    rotation.abort();
     if let Some(s) = schedule {
         s.abort();
     }

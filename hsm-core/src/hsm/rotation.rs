@@ -114,6 +114,12 @@ impl Hsm {
         Ok(())
     }
 
+    /// Whether a data-key rotation is under way (more than one version readable): cheap, no
+    /// store access.
+    pub fn rotation_pending(&self) -> bool {
+        self.data_key.load().versions().len() > 1
+    }
+
     /// How far the rotation is: records under an older data-key version, of all.
     ///
     /// # Errors
