@@ -450,3 +450,73 @@ fn a_data_key_rotation_under_signing_load_fails_no_sign_and_resumes_after_kill_9
     let end = hsm.rotation_status().unwrap();
     assert_eq!((end.current_version, end.versions.clone(), end.pending_records), (3, vec![3], 0));
 }
+
+#[test]
+fn each_node_of_a_cluster_unseals_on_its_own_with_the_same_keys_and_follows_a_rekey_and_a_rotation() {
+    let pg = keyward_keystore::test_util::TestPostgres::shared();
+    let url = pg.url(&pg.new_database());
+    let site = Site::new();
+    let (a, b) = (site.dir.join("a"), site.dir.join("b"));
+    let out = init(&a, &["--store", &url, "--seal", "shamir", "--shares", "3", "--threshold", "2"], &[]);
+    let keys = unseal_keys(&out);
+    // The second node: the API's key and certificate (no master key file: there is none).
+    std::fs::create_dir(&b).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&b, std::fs::Permissions::from_mode(0o700)).unwrap();
+    for f in ["api-tls.key", "api-ca.pem"] {
+        std::fs::copy(a.join(f), b.join(f)).unwrap();
+    }
+    let ca = a.join("api-ca.pem");
+    let (_na, addr_a) = start_hsm_serve(&a, &["--store", &url]);
+    let (_nb, addr_b) = start_hsm_serve(&b, &["--store", &url]);
+    for k in &keys[..2] {
+        kw(addr_a, &ca, &[], &["operator", "unseal", k]);
+    }
+    assert_eq!(seal_status(&ca, addr_a)["sealed"], false);
+    assert_eq!(seal_status(&ca, addr_b)["sealed"], true, "unsealing one node unseals only it");
+    for k in [&keys[2], &keys[0]] {
+        kw(addr_b, &ca, &[], &["operator", "unseal", k]);
+    }
+    assert_eq!(seal_status(&ca, addr_b)["sealed"], false);
+
+    // A rotation through A: B reads records A rewrote (its keys reload when the data-key
+    // record moves) and writes under the new version.
+    let as_admin = [("KEYWARD_USER", "admin"), ("KEYWARD_PASSWORD", "admin-password")];
+    let o = kw(addr_a, &ca, &as_admin, &["operator", "rotate", "--wait", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let admin_b = login(&ca, addr_b, "admin", "admin-password");
+    let (s, _) = curl_json(
+        &ca,
+        addr_b,
+        "POST",
+        "/v1/users",
+        Some(&admin_b),
+        Some(r#"{"username":"bob","role":"crypto-user","password":"bob-password"}"#),
+    );
+    assert_eq!(s, 201);
+    login(&ca, addr_a, "bob", "bob-password");
+    let (s, v) = curl_json(&ca, addr_a, "GET", "/v1/sys/rotation", Some(&login(&ca, addr_a, "admin", "admin-password")), None);
+    assert_eq!((s, v["done"].as_bool(), v["pending_records"].as_u64()), (200, Some(true), Some(0)), "{v}");
+
+    // A rekey through A; B, sealed afterwards, takes the new keys only.
+    let current = site.dir.join("current");
+    std::fs::write(&current, keys[..2].join("\n")).unwrap();
+    let o = kw(
+        addr_a,
+        &ca,
+        &as_admin,
+        &["operator", "rekey", "--seal", "shamir", "--shares", "3", "--threshold", "2", "--current-keys-file", current.to_str().unwrap()],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let new_keys = unseal_keys(&stdout(&o));
+    assert_eq!(seal_status(&ca, addr_b)["generation"], 2);
+    let o = kw(addr_b, &ca, &as_admin, &["operator", "seal"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = kw(addr_b, &ca, &[], &["operator", "unseal", &keys[0]]);
+    assert!(stderr(&o).contains("unseal_key_rejected"), "{} {}", stdout(&o), stderr(&o));
+    for k in &new_keys[1..] {
+        kw(addr_b, &ca, &[], &["operator", "unseal", k]);
+    }
+    assert_eq!(seal_status(&ca, addr_b)["sealed"], false);
+    login(&ca, addr_b, "bob", "bob-password");
+}

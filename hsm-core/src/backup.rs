@@ -56,6 +56,10 @@ pub struct BackupHeader {
     pub audit_entries: u64,
     /// The seal that restores it (type, shares, Argon2id parameters).
     pub seal: SealConfig,
+    /// The store's root-key record (version, blob hex: the root key under the seal's unseal
+    /// key); absent for a store from before root-key records, whose unseal key is its root.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root_key_record: Option<(u64, String)>,
     /// Nonce of the wrapped backup key, hex.
     pub key_nonce: String,
     /// The backup key wrapped under the backup wrapping key, hex (48 bytes).
@@ -115,6 +119,8 @@ fn key_aad(id: &str) -> Vec<u8> {
 
 /// What [`seal_archive`] is given besides the records.
 pub(crate) struct ArchiveInfo {
+    /// The root-key record (version, blob), if the store has one.
+    pub(crate) root_record: Option<(u64, Vec<u8>)>,
     pub(crate) node: String,
     pub(crate) store_sequence: u64,
     pub(crate) seal: SealConfig,
@@ -153,6 +159,7 @@ pub(crate) fn seal_archive(
         users: count("user"),
         audit_entries: count("audit"),
         seal: info.seal,
+        root_key_record: info.root_record.map(|(v, b)| (v, hex::encode(b))),
         key_nonce: hex::encode(key_nonce),
         wrapped_key: hex::encode(&wrapped),
     };
@@ -233,7 +240,20 @@ pub fn read_header(archive: &[u8]) -> Result<BackupHeader> {
 /// `master` is not the key of the seal it was taken under.
 pub fn open_archive(archive: &[u8], master: &MasterKey) -> Result<(BackupHeader, Vec<Record>)> {
     let (header_bytes, header, nonce, body) = split(archive)?;
-    let kek = wrapping_key(master);
+    let root = match &header.root_key_record {
+        Some((version, blob)) => {
+            let blob = hex::decode(blob).map_err(|_| damaged("the root key record is not hex"))?;
+            let plain = master
+                .cipher()?
+                .open(crate::store::RecordKind::Seal, crate::store::ID_ROOT_KEY, *version, &blob)
+                .map_err(|_| Error::UnsealKeyRejected {
+                    reason: "the seal given is not the one this backup was taken under".into(),
+                })?;
+            MasterKey::from_bytes(&crate::seal::config::decode_root(&plain, None)?[..])?
+        }
+        None => MasterKey::from_bytes(master.as_bytes())?,
+    };
+    let kek = wrapping_key(&root);
     let mut key = Zeroizing::new(
         hex::decode(&header.wrapped_key).map_err(|_| damaged("the wrapped key is not hex"))?,
     );
@@ -300,6 +320,7 @@ mod tests {
             blob: vec![1, 2, 3],
         }];
         let info = || ArchiveInfo {
+            root_record: None,
             node: "n".into(),
             store_sequence: 7,
             seal: SealConfig::key_file(),

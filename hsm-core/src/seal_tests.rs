@@ -3,6 +3,8 @@
 
 use keyward_keystore::{Backend, Record, Write};
 
+use crate::store::RecordKind;
+
 use crate::tests::TestHsm;
 use crate::*;
 
@@ -194,4 +196,77 @@ fn a_data_key_rotation_rewrites_every_record_resumes_after_a_stop_and_destroys_t
     let b = store.backend();
     let rec = b.get("key", &keys[0].to_string()).unwrap().unwrap();
     assert_eq!(crate::store::format::RecordCipher::version_of(&rec.blob), Some(2));
+}
+
+#[test]
+fn a_store_from_before_root_keys_opens_and_a_rekey_gives_it_one() {
+    use crate::seal::config::{decode_root, DataKeys, ROOT_BOUND};
+    use crate::store::format::RecordCipher;
+    let t = TestHsm::new();
+    let admin = t.admin();
+    let alice = t.crypto_user(&admin, "alice");
+    let key = t
+        .generate_secret_key(
+            &alice,
+            KeySpec::Aes256,
+            &KeyTemplate::labelled("k").with(AttributeName::Encrypt, true),
+        )
+        .unwrap()
+        .handle;
+    let (store, hsm) = t.into_parts();
+    drop(hsm);
+    // Rewrite the seal records in the layout of the first versions: no root-key record, no
+    // seal configuration, the data key (format 1: its 32 bytes) under the master key.
+    let b = store.backend();
+    let root_rec = b.get("seal", "root-key").unwrap().unwrap();
+    let plain = store.master.cipher().unwrap().open(RecordKind::Seal, "root-key", root_rec.version, &root_rec.blob).unwrap();
+    let root = decode_root(&plain, None).unwrap();
+    let dk_rec = b.get("seal", "data-key").unwrap().unwrap();
+    let dk_plain = RecordCipher::new(&root[..], 0)
+        .unwrap()
+        .open(RecordKind::Seal, "data-key", dk_rec.version, &dk_rec.blob)
+        .unwrap();
+    let keys = DataKeys::decode(&dk_plain, Some(ROOT_BOUND)).unwrap();
+    let legacy = store
+        .master
+        .cipher()
+        .unwrap()
+        .seal(RecordKind::Seal, "data-key", dk_rec.version + 1, &keys.key(1).unwrap()[..])
+        .unwrap();
+    let cfg = b.get("seal-config", "config").unwrap().unwrap();
+    b.write_batch(&[
+        Write::Delete("seal".into(), "root-key".into(), root_rec.version),
+        Write::Delete("seal-config".into(), "config".into(), cfg.version),
+        Write::Update(Record {
+            version: dk_rec.version + 1,
+            blob: legacy,
+            ..dk_rec
+        }),
+    ])
+    .unwrap();
+    // It opens with its master key; a rekey gives it a root-key record (the old master key
+    // becomes its root key), after which the new shares open it and the key works.
+    let hsm = store.open().unwrap();
+    let admin = hsm
+        .login("admin", &Password::from("admin-password"), std::time::Duration::from_secs(60))
+        .unwrap()
+        .0;
+    let new_master = MasterKey::generate().unwrap();
+    let (shares, config) = shamir::split(&new_master, 3, 2).unwrap();
+    hsm.rekey(&admin, &new_master, config).unwrap();
+    // Still unsealed after the rekey: writes work.
+    hsm.generate_secret_key(
+        &hsm.login("alice", &crate::test_util::password_of("alice"), std::time::Duration::from_secs(60)).unwrap().0,
+        KeySpec::Aes256,
+        &KeyTemplate::labelled("after"),
+    )
+    .unwrap();
+    drop(hsm);
+    assert!(store.open().is_err());
+    let hsm = unseal(&store, &[&shares[2], &shares[0]]).unwrap();
+    let alice = hsm
+        .login("alice", &crate::test_util::password_of("alice"), std::time::Duration::from_secs(60))
+        .unwrap()
+        .0;
+    hsm.encrypt(&alice, key, EncryptMechanism::AesGcm, b"x", b"").unwrap();
 }

@@ -41,7 +41,7 @@ impl Hsm {
     }
 
     fn take_backup(&self, node: &str) -> Result<(BackupHeader, Vec<u8>)> {
-        let kek = crate::backup::wrapping_key(&self.master_key()?);
+        let kek = crate::backup::wrapping_key(&self.root_key()?);
         let (records, sequence) = {
             let manifest = self.begin_write()?;
             let mut records = Vec::new();
@@ -50,7 +50,12 @@ impl Hsm {
             }
             (records, manifest.version)
         };
+        let root_record = records
+            .iter()
+            .find(|r| r.kind == RecordKind::Seal.as_str() && r.id == ID_ROOT_KEY)
+            .map(|r| (r.version, r.blob.clone()));
         let info = ArchiveInfo {
+            root_record,
             node: node.to_owned(),
             store_sequence: sequence,
             seal: self.seal_config()?,
@@ -93,7 +98,7 @@ impl Hsm {
         writes.extend(records.into_iter().map(Write::Insert));
         store.write_batch(&writes)?;
         // The anchor of the restored state: its manifest and audit head.
-        let (_, data_key) = load::open_data_keys(store.as_ref(), master)?;
+        let (_, _, data_key) = load::open_seal(store.as_ref(), master)?;
         let manifest: Manifest = open_json(&data_key, store.as_ref(), RecordKind::Manifest, ID_MANIFEST)?
             .ok_or(Error::BackupInvalid {
                 reason: "the archive holds no manifest".into(),
@@ -127,12 +132,12 @@ impl Hsm {
         Ok((hsm, header))
     }
 
-    pub(super) fn set_master(&self, master: &MasterKey) {
-        lock(&self.master).copy_from_slice(master.as_bytes());
+    pub(super) fn set_master(&self, root: &MasterKey) {
+        lock(&self.master).copy_from_slice(root.as_bytes());
     }
 
-    /// The master key kept while unsealed.
-    pub(super) fn master_key(&self) -> Result<MasterKey> {
+    /// The root key kept while unsealed.
+    pub(super) fn root_key(&self) -> Result<MasterKey> {
         MasterKey::from_bytes(&lock(&self.master)[..])
     }
 }

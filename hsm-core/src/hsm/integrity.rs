@@ -194,7 +194,7 @@ impl Hsm {
             false,
         );
         hsm.restore_sessions(&l.sessions);
-        hsm.set_master(master_key);
+        hsm.set_master(&l.root);
         hsm.accepted_at_open = hsm.record_acceptances(acceptances)?;
         Ok(hsm)
     }

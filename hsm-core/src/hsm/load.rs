@@ -7,6 +7,8 @@ use super::*;
 pub(super) struct Loaded {
     pub(super) data_key: RecordCipher,
     pub(super) data_keys: DataKeys,
+    /// The root key, kept while unsealed.
+    pub(super) root: MasterKey,
     pub(super) objects: ObjectMap,
     pub(super) users: HashMap<String, (UserRecord, u64)>,
     pub(super) manifest: Manifest,
@@ -36,27 +38,73 @@ pub(super) fn load_object(data_key: &RecordCipher, rec: &Record) -> Result<KeyOb
     Ok(KeyObject::new(info, rec.version, material, None))
 }
 
-/// The data keys of `store`, opened with `master_key`, and the cipher of the current one.
+/// Opens the seal records of `store` with the unseal key `unseal` (from the key file,
+/// passphrase or shares): the root key (from the root-key record; a store without one uses the
+/// unseal key as its root key), the data keys under it, and the cipher of every data-key
+/// version.
+pub(super) fn open_seal(
+    store: &dyn Backend,
+    unseal: &MasterKey,
+) -> Result<(MasterKey, DataKeys, RecordCipher)> {
+    let wrong = || Error::Sealed {
+        reason: "the master key does not open this store (wrong key, passphrase or shares, or the seal records were modified)",
+    };
+    let root = match store.get(RecordKind::Seal.as_str(), ID_ROOT_KEY)? {
+        Some(rec) => {
+            let (_, seal_json) = crate::seal::config::read_stored(store)?;
+            let default_json;
+            let json = match &seal_json {
+                Some((j, _)) => &j[..],
+                None => {
+                    default_json = SealConfig::key_file().to_json()?;
+                    &default_json[..]
+                }
+            };
+            let plain = unseal
+                .cipher()?
+                .open(RecordKind::Seal, ID_ROOT_KEY, rec.version, &rec.blob)
+                .map_err(|_| wrong())?;
+            MasterKey::from_bytes(&crate::seal::config::decode_root(&plain, Some(json))?[..])?
+        }
+        None => MasterKey::from_bytes(unseal.as_bytes())?,
+    };
+    let (data_keys, cipher) = open_data_keys(store, &root).map_err(|e| match e {
+        Error::Sealed { .. } => wrong(),
+        other => other,
+    })?;
+    Ok((root, data_keys, cipher))
+}
+
+/// The data keys of `store`, opened with its root key, and the cipher of every version.
 pub(super) fn open_data_keys(
     store: &dyn Backend,
-    master_key: &MasterKey,
+    root: &MasterKey,
 ) -> Result<(DataKeys, RecordCipher)> {
     let rec = store
         .get(RecordKind::Seal.as_str(), ID_DATA_KEY)?
         .ok_or(Error::Sealed {
             reason: "the store has no data key",
         })?;
-    let (_, seal_json) = crate::seal::config::read_stored(store)?;
-    let plain = master_key
+    let plain = root
         .cipher()?
         .open(RecordKind::Seal, ID_DATA_KEY, rec.version, &rec.blob)
         .map_err(|_| Error::Sealed {
-            reason: "the master key does not open this store (wrong key, passphrase or shares, or the data key record was modified)",
+            reason: "the root key does not open the data key record",
         })?;
-    let mut data_keys = DataKeys::decode(&plain, seal_json.as_ref().map(|(j, _)| &j[..]))?;
+    let mut data_keys = DataKeys::decode(&plain, data_keys_binding(store)?.as_deref())?;
     data_keys.record_version = rec.version;
     let data_key = data_keys.cipher()?;
     Ok((data_keys, data_key))
+}
+
+/// What the data-key record of `store` is bound to: the root key ([`ROOT_BOUND`]) when the
+/// store has a root-key record, else (a store from before) its seal configuration (`None`:
+/// it has none, the key-file seal of the first versions).
+pub(super) fn data_keys_binding(store: &dyn Backend) -> Result<Option<Vec<u8>>> {
+    if store.get(RecordKind::Seal.as_str(), ID_ROOT_KEY)?.is_some() {
+        return Ok(Some(ROOT_BOUND.to_vec()));
+    }
+    Ok(crate::seal::config::read_stored(store)?.1.map(|(json, _)| json))
 }
 
 impl Hsm {
@@ -69,7 +117,7 @@ impl Hsm {
         // Before anything else: a writer committing meanwhile makes the store newer than the
         // anchor read here, never older.
         let anchor_blob = store.read_anchor()?;
-        let (data_keys, data_key) = open_data_keys(store, master_key)?;
+        let (root, data_keys, data_key) = open_seal(store, master_key)?;
         for kind in store.kinds()? {
             if RecordKind::in_store(&kind).is_none() && kind != SEAL_CONFIG_KIND {
                 return Err(Error::StoreInconsistent {
@@ -145,6 +193,7 @@ impl Hsm {
         Ok(Loaded {
             data_key,
             data_keys,
+            root,
             objects,
             users,
             manifest,

@@ -53,7 +53,7 @@ use crate::mechanism::{
 use crate::object::{
     AttributeName, AttributeValue, Attributes, KeyClass, KeyHandle, KeyInfo, KeySpec, KeyTemplate,
 };
-use crate::seal::config::{DataKeys, SEAL_CONFIG_ID, SEAL_CONFIG_KIND};
+use crate::seal::config::{DataKeys, ROOT_BOUND, SEAL_CONFIG_ID, SEAL_CONFIG_KIND};
 use crate::seal::{MasterKey, SealConfig};
 use crate::selftest;
 use crate::store::format::{RecordCipher, DATA_KEY_VERSION};
@@ -253,8 +253,8 @@ pub struct Hsm {
     /// The data keys' bytes, for re-wrapping them under a new master key (taken only under
     /// `writer`).
     data_keys: Mutex<DataKeys>,
-    /// The master key, kept while unsealed (as Vault keeps its root key) to re-encrypt the
-    /// data keys (rotation) and wrap backup keys; zeroized on drop.
+    /// The root key, kept while unsealed (as Vault keeps its root key) to re-encrypt the data
+    /// keys (rotation) and wrap backup keys; zeroized on drop.
     master: Mutex<Zeroizing<[u8; crate::seal::MASTER_KEY_LEN]>>,
     objects: ArcSwap<ObjectMap>,
     /// Serializes changes to keys, users and the manifest.
@@ -319,11 +319,20 @@ impl Hsm {
             record_version: 1,
         };
         let config_json = seal.to_json()?;
-        let blob = master_key.cipher()?.seal(
+        // The root key, under the unseal key; the data keys under the root key (a rekey
+        // replaces the first record only, and every unsealed node keeps working).
+        let root = MasterKey::generate()?;
+        let root_blob = master_key.cipher()?.seal(
+            RecordKind::Seal,
+            ID_ROOT_KEY,
+            1,
+            &crate::seal::config::encode_root(root.as_bytes(), &config_json),
+        )?;
+        let blob = root.cipher()?.seal(
             RecordKind::Seal,
             ID_DATA_KEY,
             1,
-            &data_keys.encode(&config_json)?,
+            &data_keys.encode(ROOT_BOUND)?,
         )?;
         let data_key = RecordCipher::new(data_key_bytes.as_bytes(), DATA_KEY_VERSION)?;
         let head = AuditHead {
@@ -351,6 +360,12 @@ impl Hsm {
                 id: SEAL_CONFIG_ID.into(),
                 version: 1,
                 blob: config_json,
+            }),
+            Write::Insert(Record {
+                kind: RecordKind::Seal.into(),
+                id: ID_ROOT_KEY.into(),
+                version: 1,
+                blob: root_blob,
             }),
             Write::Insert(Record {
                 kind: RecordKind::Seal.into(),
@@ -384,7 +399,7 @@ impl Hsm {
             head,
             false,
         );
-        hsm.set_master(master_key);
+        hsm.set_master(&root);
         hsm.insert_user(
             UserRecord {
                 name: PROXY_USER.into(),
@@ -488,7 +503,7 @@ impl Hsm {
                 true,
             );
             hsm.restore_sessions(&l.sessions);
-            hsm.set_master(master_key);
+            hsm.set_master(&l.root);
             return Ok(hsm);
         }
         Err(Error::StoreInconsistent {

@@ -75,20 +75,19 @@ impl Hsm {
         })
     }
 
-    /// The data-key record re-encrypted (under the kept master key) with `keys`, as the next
+    /// The data-key record re-encrypted (under the kept root key) with `keys`, as the next
     /// version of the record.
-    fn data_keys_write(&self, keys: &crate::seal::config::DataKeys) -> Result<Write> {
-        let (_, stored) = crate::seal::config::read_stored(self.store.as_ref())?;
-        let config_json = match stored {
-            Some((json, _)) => json,
+    pub(super) fn data_keys_write(&self, keys: &crate::seal::config::DataKeys) -> Result<Write> {
+        let binding = match load::data_keys_binding(self.store.as_ref())? {
+            Some(b) => b,
             None => SealConfig::key_file().to_json()?,
         };
         let version = keys.record_version + 1;
-        let blob = self.master_key()?.cipher()?.seal(
+        let blob = self.root_key()?.cipher()?.seal(
             RecordKind::Seal,
             ID_DATA_KEY,
             version,
-            &keys.encode(&config_json)?,
+            &keys.encode(&binding)?,
         )?;
         Ok(Write::Update(Record {
             kind: RecordKind::Seal.into(),
@@ -108,7 +107,7 @@ impl Hsm {
         if rec.version == keys.record_version {
             return Ok(());
         }
-        let (fresh, cipher) = load::open_data_keys(self.store.as_ref(), &self.master_key()?)?;
+        let (fresh, cipher) = load::open_data_keys(self.store.as_ref(), &self.root_key()?)?;
         *keys = fresh;
         self.data_key.store(Arc::new(cipher));
         Ok(())

@@ -14,33 +14,22 @@ impl Hsm {
         crate::seal::read_seal_config(self.store.as_ref())
     }
 
-    /// Whether `master` opens this store's data-key record (proof of the current seal, e.g.
-    /// before a rekey).
+    /// Whether `master` (an unseal key) opens this store's seal (proof of the current seal,
+    /// e.g. before a rekey).
     ///
     /// # Errors
     /// [`Error::Sealed`] if it does not; [`Error::Store`].
     pub fn check_master_key(&self, master: &MasterKey) -> Result<()> {
-        let rec = self
-            .store
-            .get(RecordKind::Seal.as_str(), ID_DATA_KEY)?
-            .ok_or(Error::Sealed {
-                reason: "the store has no data key",
-            })?;
-        master
-            .cipher()?
-            .open(RecordKind::Seal, ID_DATA_KEY, rec.version, &rec.blob)
-            .map(drop)
-            .map_err(|_| Error::Sealed {
-                reason: "the master key does not open this store",
-            })
+        load::open_seal(self.store.as_ref(), master).map(drop)
     }
 
-    /// Replaces the master key with `new_master` and the seal with `new_seal` (admins only):
-    /// re-encrypts the data-key record under the new master key and stores the new seal
-    /// configuration (its `generation` becomes the old one's plus one), in one commit with
-    /// the audit entry `seal.rekey`. Every other record is untouched; the old key file,
-    /// passphrase or shares stop opening the store. Nodes of a cluster that are unsealed stay
-    /// unsealed; each next unseal takes the new seal.
+    /// Replaces the seal (admins only): the root key is re-encrypted under `new_master` (the
+    /// unseal key of `new_seal`, from new shares or a new passphrase) and the new seal
+    /// configuration stored (its `generation` becomes the old one's plus one), in one commit
+    /// with the audit entry `seal.rekey`. The root key, the data keys and every other record
+    /// stay as they are, so every unsealed node of a cluster keeps working; the old key file,
+    /// passphrase or shares no longer unseal any node. (A store made before root-key records
+    /// gets one here: its data-key record is re-encrypted under the root key it had.)
     ///
     /// # Errors
     /// [`Error::PermissionDenied`] for a non-admin; [`Error::ReadOnly`]; [`Error::Store`].
@@ -58,39 +47,66 @@ impl Hsm {
             let (old, stored) = read_stored(self.store.as_ref())?;
             new_seal.generation = old.generation + 1;
             let json = new_seal.to_json()?;
-            let rec = self
-                .store
-                .get(RecordKind::Seal.as_str(), ID_DATA_KEY)?
-                .ok_or(Error::Sealed {
-                    reason: "the store has no data key",
-                })?;
-            let version = rec.version + 1;
-            let plain = lock(&self.data_keys).encode(&json)?;
-            let blob = new_master
-                .cipher()?
-                .seal(RecordKind::Seal, ID_DATA_KEY, version, &plain)?;
+            let root = self.root_key()?;
+            let root_rec = self.store.get(RecordKind::Seal.as_str(), ID_ROOT_KEY)?;
+            let root_version = root_rec.as_ref().map_or(1, |r| r.version + 1);
+            let root_blob = new_master.cipher()?.seal(
+                RecordKind::Seal,
+                ID_ROOT_KEY,
+                root_version,
+                &crate::seal::config::encode_root(root.as_bytes(), &json),
+            )?;
             let config_record = |version| Record {
                 kind: SEAL_CONFIG_KIND.into(),
                 id: SEAL_CONFIG_ID.into(),
                 version,
                 blob: json.clone(),
             };
-            let writes = vec![
+            let root_record = Record {
+                kind: RecordKind::Seal.into(),
+                id: ID_ROOT_KEY.into(),
+                version: root_version,
+                blob: root_blob,
+            };
+            let mut writes = vec![
                 match stored {
                     Some((_, v)) => Write::Update(config_record(v + 1)),
                     None => Write::Insert(config_record(1)),
                 },
-                Write::Update(Record {
+                match root_rec {
+                    Some(_) => Write::Update(root_record),
+                    None => Write::Insert(root_record),
+                },
+            ];
+            let mut keys = lock(&self.data_keys);
+            let migrated = root_rec_missing(&writes);
+            if migrated {
+                // The data keys move under the root key (the old unseal key) with its binding.
+                let version = keys.record_version + 1;
+                writes.push(Write::Update(Record {
                     kind: RecordKind::Seal.into(),
                     id: ID_DATA_KEY.into(),
                     version,
-                    blob,
-                }),
-            ];
+                    blob: root.cipher()?.seal(
+                        RecordKind::Seal,
+                        ID_DATA_KEY,
+                        version,
+                        &keys.encode(ROOT_BOUND)?,
+                    )?,
+                }));
+            }
             self.commit(&mut manifest, writes, &[], Some(audit))?;
-            lock(&self.data_keys).record_version = version;
-            self.set_master(new_master);
+            if migrated {
+                keys.record_version += 1;
+            }
             Ok(new_seal)
         })
     }
+}
+
+/// Whether `writes` insert the root-key record (a store from before root-key records).
+fn root_rec_missing(writes: &[Write]) -> bool {
+    writes
+        .iter()
+        .any(|w| matches!(w, Write::Insert(r) if r.id == ID_ROOT_KEY))
 }

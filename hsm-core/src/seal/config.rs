@@ -151,6 +151,46 @@ pub(crate) fn read_stored(store: &dyn Backend) -> Result<(SealConfig, Option<(Ve
     }
 }
 
+/// What the data-key record of a store with a root-key record is bound to (instead of the
+/// seal configuration, which the root-key record binds).
+pub(crate) const ROOT_BOUND: &[u8] = b"keyward data keys under the root key/1";
+
+const RK_MAGIC: &[u8; 4] = b"KWRK";
+
+/// The root-key record's plaintext: `KWRK`, format `1`, the SHA-256 of the seal
+/// configuration's JSON, the 32-byte root key.
+pub(crate) fn encode_root(root: &[u8], config_json: &[u8]) -> Zeroizing<Vec<u8>> {
+    let mut out = Zeroizing::new(Vec::with_capacity(69));
+    out.extend_from_slice(RK_MAGIC);
+    out.push(1);
+    out.extend_from_slice(&SealConfig::digest_of(config_json));
+    out.extend_from_slice(root);
+    out
+}
+
+/// The root key from a root-key record's plaintext; with `config_json`, checked to be bound
+/// to that seal configuration.
+pub(crate) fn decode_root(
+    plain: &[u8],
+    config_json: Option<&[u8]>,
+) -> Result<Zeroizing<[u8; MASTER_KEY_LEN]>> {
+    if plain.len() != 37 + MASTER_KEY_LEN || &plain[..4] != RK_MAGIC || plain[4] != 1 {
+        return Err(Error::Sealed {
+            reason: "the root key record does not decode",
+        });
+    }
+    if let Some(json) = config_json {
+        if plain[5..37] != SealConfig::digest_of(json) {
+            return Err(Error::Sealed {
+                reason: "the seal configuration does not match the root key record (edited?)",
+            });
+        }
+    }
+    let mut k = Zeroizing::new([0u8; MASTER_KEY_LEN]);
+    k.copy_from_slice(&plain[37..]);
+    Ok(k)
+}
+
 const DK_MAGIC: &[u8; 4] = b"KWDK";
 const DK_FORMAT: u8 = 2;
 

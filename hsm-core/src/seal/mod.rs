@@ -1,12 +1,21 @@
-//! Sealing: the master key, which opens the data key, which opens every other record.
+//! Sealing: the master key (the *unseal key*), which opens the root key, which opens the data
+//! keys, which open every other record (Vault's barrier: unseal key → root key → keyring).
 //!
-//! The master key (32 bytes, never stored) encrypts one record, the *data key*
-//! ([`RecordKind::Seal`](crate::store::RecordKind)); the data key encrypts every other record.
-//! Both use the record format of [`crate::store::format`] (AES-256-GCM, record identity bound
-//! as associated data). What produces the master key is the store's seal ([`SealConfig`],
-//! [`config`]): a key file, a passphrase ([`passphrase`], Argon2id), or Shamir shares
-//! ([`shamir`]). A rekey replaces the master key (and the seal) by re-encrypting the one
-//! data-key record; no other record changes.
+//! | record | encrypted under | holds |
+//! | --- | --- | --- |
+//! | `seal/root-key` | the master key (never stored) | the root key (32 bytes), bound to the seal configuration's SHA-256 |
+//! | `seal/data-key` | the root key | every data-key version and which is current ([`config`]) |
+//! | every other record | a data key (its blob names the version) | keys, users, sessions, the manifest, the audit chain |
+//! | `seal-config/config` | nothing (read before unsealing) | [`SealConfig`]: the seal's type, shares, Argon2id parameters |
+//!
+//! All use the record format of [`crate::store::format`] (AES-256-GCM, record identity bound
+//! as associated data). What produces the master key is the store's seal: a key file, a
+//! passphrase ([`passphrase`], Argon2id), or Shamir shares ([`shamir`]). A rekey replaces the
+//! master key and the seal by re-encrypting the root-key record only: an unsealed node (which
+//! keeps the root key in memory) keeps working. A data-key rotation adds a data-key version
+//! and rewrites the records under it (`hsm::rotation`). A store made before root-key records
+//! has its data-key record under the master key; it still opens, and its first rekey adds the
+//! root-key record.
 
 use zeroize::Zeroizing;
 

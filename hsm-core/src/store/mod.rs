@@ -89,8 +89,13 @@ impl From<RecordKind> for String {
     }
 }
 
-/// The id of the [`RecordKind::Seal`] record holding the data key.
+/// The id of the [`RecordKind::Seal`] record holding the data keys (under the root key).
 pub(crate) const ID_DATA_KEY: &str = "data-key";
+
+/// The id of the [`RecordKind::Seal`] record holding the root key (under the unseal key made
+/// by the seal: key file, passphrase or shares). Stores made before it have none: their
+/// data-key record is under the unseal key itself, until a rekey adds one.
+pub(crate) const ID_ROOT_KEY: &str = "root-key";
 
 /// The id of the one [`RecordKind::Manifest`] record.
 pub(crate) const ID_MANIFEST: &str = "records";
