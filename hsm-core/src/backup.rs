@@ -343,4 +343,34 @@ mod tests {
         }
         assert!(open_archive(&archive[..archive.len() - 1], &master).is_err());
     }
+
+    proptest::proptest! {
+        /// Any bytes, and any archive with bytes changed, inserted or cut: an error, never a
+        /// panic, never a wrong success.
+        #[test]
+        fn archives_of_any_shape_are_refused_without_panic(
+            junk in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400),
+            at in 0usize..10_000,
+            cut in 0usize..10_000,
+            byte in proptest::prelude::any::<u8>(),
+        ) {
+            let master = MasterKey::from_bytes(&[5; 32]).unwrap();
+            let _ = read_header(&junk);
+            proptest::prop_assert!(open_archive(&junk, &master).is_err());
+            let records = vec![Record { kind: "user".into(), id: "a".into(), version: 1, blob: vec![9; 20] }];
+            let info = ArchiveInfo { root_record: None, node: "n".into(), store_sequence: 1, seal: SealConfig::key_file(), created_unix_ms: 0 };
+            let archive = seal_archive(&records, info, &wrapping_key(&master)).unwrap();
+            let mut changed = archive.clone();
+            let i = at % changed.len();
+            if changed[i] != byte {
+                changed[i] = byte;
+                proptest::prop_assert!(open_archive(&changed, &master).is_err());
+            }
+            let short = &archive[..cut % archive.len()];
+            proptest::prop_assert!(open_archive(short, &master).is_err());
+            let mut longer = archive.clone();
+            longer.insert(at % archive.len(), byte);
+            proptest::prop_assert!(open_archive(&longer, &master).is_err());
+        }
+    }
 }

@@ -241,4 +241,16 @@ mod tests {
             assert!(split(&master, n, m).is_err(), "{m} of {n}");
         }
     }
+
+    proptest::proptest! {
+        /// Any text given as a share: refused without panic, and nothing counted.
+        #[test]
+        fn any_text_as_a_share_is_refused_and_counts_nothing(text in ".{0,80}") {
+            let master = MasterKey::from_bytes(&[3; 32]).unwrap();
+            let (_, config) = split(&master, 3, 2).unwrap();
+            let mut u = Unsealer::new(config);
+            proptest::prop_assert!(u.add(&text).is_err());
+            proptest::prop_assert_eq!(u.progress(), 0);
+        }
+    }
 }
