@@ -56,9 +56,9 @@ pub use audit::{AuditEntry, AuditReport};
 pub use error::{Error, ErrorCode, Result};
 pub use hsm::store_sequence;
 pub use hsm::{
-    EcdhParams, Hsm, KeyCipher, KeyFilter, KeyPage, KeySigner, KeyUsage, OpenOptions,
-    TokenObjectChanges, UnwrapTarget, DEFAULT_ADMIN_LOCKOUT, MAX_DATA_BYTES, MAX_PAGE_SIZE,
-    MAX_RANDOM_BYTES, MAX_SESSION_TTL, RESERVED_LABEL_PREFIXES,
+    EcdhParams, Hsm, KeyCipher, KeyFilter, KeyPage, KeyRef, KeySigner, KeyUsage, OpenOptions,
+    TokenObjectChanges, UnwrapTarget, VersionSettings, Versioned, DEFAULT_ADMIN_LOCKOUT,
+    MAX_DATA_BYTES, MAX_PAGE_SIZE, MAX_RANDOM_BYTES, MAX_SESSION_TTL, RESERVED_LABEL_PREFIXES,
 };
 pub use kdf::kdf_slots;
 pub use key_type::private_key_spec;
@@ -81,3 +81,5 @@ mod policy_tests;
 mod shared_store_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod versions_tests;
