@@ -77,7 +77,7 @@ pub use error::{BoxError, Error, Result};
 pub use keyward_api::ErrorBody as ItemError;
 pub use keyward_api::{
     Attributes, AuditEntry, AuditReport, ErrorCode, Key, KeyClass, KeyConfigRequest, KeyPage,
-    KeyPair, KeySpec, KeyTemplate, Mechanism, Password, Role, SessionToken, User,
+    KeyPair, KeySpec, KeyTemplate, Mechanism, Password, Role, SessionToken, User, VERSIONED_PREFIX,
 };
 pub use transport::NodeStatus;
 pub use types::*;
