@@ -13,6 +13,11 @@
 //! [`Hsm::sync_token_objects`]. Long-lived users hold [`KeySigner`] (sign) and [`KeyCipher`]
 //! (AES-GCM) handles, which use a key without a lookup, a store access or a shared lock.
 //!
+//! Secret keys and key pairs have versions, after Vault's transit engine: [`Hsm::rotate_key`]
+//! adds one under the same handle and label, the `*_at` operations take a [`KeyRef`] (a handle
+//! and a version) and return [`Versioned`] output, and [`Hsm::rewrap`] moves a ciphertext to
+//! the latest version without the plaintext leaving the HSM.
+//!
 //! ```
 //! use keyward_hsm::*;
 //! use keyward_keystore::SqliteBackend;

@@ -8,6 +8,9 @@ use super::*;
 /// Signs with `key`, version `key.0` of the object, after every check that may have changed
 /// since the caller found it: not destroyed, `sign` set, the version still allowed for new
 /// signatures (two comparisons), the mechanism fits.
+/// A key object whose versions are managed, and its state as read under the writer lock.
+pub(super) type Managed = (Arc<KeyObject>, Arc<KeyState>);
+
 pub(super) fn sign_checked(
     obj: &KeyObject,
     state: &KeyState,
@@ -208,19 +211,12 @@ impl Hsm {
     /// # Errors
     /// As [`owned`](Self::owned); [`Error::InvalidInput`] for a public key;
     /// [`Error::AttributeViolation`] when `modifiable` is false.
-    #[allow(
-        clippy::type_complexity,
-        reason = "the key and its pair's public half, as read under the writer lock"
-    )]
     pub(super) fn versions_managed(
         &self,
         session: &Session,
         handle: KeyHandle,
         operation: &'static str,
-    ) -> Result<(
-        (Arc<KeyObject>, StateGuard),
-        Option<(Arc<KeyObject>, StateGuard)>,
-    )> {
+    ) -> Result<(Managed, Option<Managed>)> {
         let (obj, state) = self.owned(session, handle)?;
         if state.info.class == KeyClass::Public {
             return Err(Error::invalid(format!(
@@ -238,12 +234,13 @@ impl Hsm {
             operation,
             "modifiable",
         )?;
+        let state = arc_swap::Guard::into_inner(state);
         let public = state.info.linked_handle.and_then(|l| {
             let o = self.objects.load().get(&l).cloned()?;
             if o.destroyed.load(Ordering::Acquire) {
                 return None;
             }
-            let s = o.state.load();
+            let s = o.state.load_full();
             Some((o, s))
         });
         if let Some((_, p)) = &public {

@@ -180,13 +180,13 @@ impl Hsm {
             // lock) and again under the lock.
             let spec = {
                 let ((_, state), public) = self.versions_managed(session, handle, "rotate")?;
-                Self::check_rotatable(&state, public.as_ref().map(|(_, s)| &***s))?;
+                Self::check_rotatable(&state, public.as_ref().map(|(_, s)| &**s))?;
                 state.info.spec
             };
             let material = Material::generate(spec)?;
             let mut manifest = self.begin_write()?;
             let ((obj, state), public) = self.versions_managed(session, handle, "rotate")?;
-            Self::check_rotatable(&state, public.as_ref().map(|(_, s)| &***s))?;
+            Self::check_rotatable(&state, public.as_ref().map(|(_, s)| &**s))?;
             let latest = state
                 .info
                 .latest_version
@@ -201,13 +201,13 @@ impl Hsm {
                 info.latest_version = latest;
                 info.attributes.check_value = half.check_value()?;
                 let versions = Arc::new(pstate.versions.rotated(half));
-                changes.push((pobj.clone(), Arc::clone(pstate), info, versions));
+                changes.push((pobj.clone(), pstate.clone(), info, versions));
             }
             let mut info = state.info.clone();
             info.latest_version = latest;
             info.attributes.check_value = material.check_value()?;
             let versions = Arc::new(state.versions.rotated(material));
-            changes.insert(0, (obj.clone(), Arc::clone(&state), info.clone(), versions));
+            changes.insert(0, (obj.clone(), state.clone(), info.clone(), versions));
             self.store_states(&mut manifest, changes, audit)?;
             Ok(info)
         })
@@ -257,10 +257,10 @@ impl Hsm {
                 info
             };
             let info = set(old);
-            let mut changes = vec![(obj.clone(), Arc::clone(&state), info.clone(), state.versions.clone())];
+            let mut changes = vec![(obj.clone(), state.clone(), info.clone(), state.versions.clone())];
             if let Some((pobj, pstate)) = &public {
                 let pinfo = set(&pstate.info);
-                changes.push((pobj.clone(), Arc::clone(pstate), pinfo, pstate.versions.clone()));
+                changes.push((pobj.clone(), pstate.clone(), pinfo, pstate.versions.clone()));
             }
             self.store_states(&mut manifest, changes, audit)?;
             Ok(info)
@@ -308,10 +308,10 @@ impl Hsm {
                 (info, Arc::new(s.versions.trimmed(n)))
             };
             let (info, versions) = trim(&state);
-            let mut changes = vec![(obj.clone(), Arc::clone(&state), info.clone(), versions)];
+            let mut changes = vec![(obj.clone(), state.clone(), info.clone(), versions)];
             if let Some((pobj, pstate)) = &public {
                 let (pinfo, pversions) = trim(pstate);
-                changes.push((pobj.clone(), Arc::clone(pstate), pinfo, pversions));
+                changes.push((pobj.clone(), pstate.clone(), pinfo, pversions));
             }
             self.store_states(&mut manifest, changes, audit)?;
             Ok(info)
