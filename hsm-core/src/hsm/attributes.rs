@@ -3,6 +3,10 @@
 
 use super::*;
 
+/// One key object's change for [`Hsm::store_states`]: the object, its state as read under the
+/// writer lock, its new info and its new versions.
+pub(super) type StateChange = (Arc<KeyObject>, Arc<KeyState>, KeyInfo, Arc<KeyVersions>);
+
 impl Hsm {
     /// Writes a key's new attributes (or sharing). The caller holds the writer lock
     /// (`manifest`) and read `old` under it, so the read-check-write is atomic.
@@ -42,7 +46,7 @@ impl Hsm {
     pub(super) fn store_states(
         &self,
         manifest: &mut Manifest,
-        changes: Vec<(Arc<KeyObject>, Arc<KeyState>, KeyInfo, Arc<KeyVersions>)>,
+        changes: Vec<StateChange>,
         audit: &Audit<'_>,
     ) -> Result<()> {
         let mut writes = Vec::new();
