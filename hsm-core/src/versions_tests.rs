@@ -714,3 +714,39 @@ fn records_of_keys_never_rotated_keep_the_layout_before_versions() {
     assert!(encode_key_record(&info, &two[..1]).is_err());
     assert!(decode_key_record(&plain[..plain.len() - 1]).is_none());
 }
+
+#[test]
+fn debug_and_errors_of_a_rotated_key_show_no_key_bytes() {
+    let h = TestHsm::new();
+    let me = h.service();
+    let k = h
+        .generate_secret_key(&me, KeySpec::Aes256, &data_key("dbg"))
+        .unwrap();
+    let v1 = h.test_secret_value(k.handle).unwrap();
+    let ct = h.encrypt_at(&me, k.handle.into(), GCM, b"x", b"").unwrap();
+    let rotated = h.rotate_key(&me, k.handle).unwrap();
+    let v2 = h.test_secret_value(k.handle).unwrap();
+    assert_ne!(v1, v2, "a rotation makes new key material");
+    let cipher = h.cipher(&me, k.handle).unwrap();
+    h.configure_key_versions(&me, k.handle, settings(Some(2), None))
+        .unwrap();
+    let err = h
+        .decrypt_at(&me, KeyRef::version(k.handle, 1), GCM, &ct.bytes, b"")
+        .unwrap_err();
+    for text in [
+        format!("{:?}", *h),
+        format!("{cipher:?}"),
+        format!("{rotated:?}"),
+        format!("{ct:?}"),
+        format!("{err}"),
+        format!("{err:?}"),
+    ] {
+        for secret in [&v1, &v2] {
+            assert!(
+                !text.to_lowercase().contains(&hex::encode(&***secret)),
+                "{text}"
+            );
+            assert!(!text.contains(&format!("{:?}", &***secret)), "{text}");
+        }
+    }
+}

@@ -5,12 +5,12 @@
 
 use super::*;
 
-/// Signs with `key`, version `key.0` of the object, after every check that may have changed
-/// since the caller found it: not destroyed, `sign` set, the version still allowed for new
-/// signatures (two comparisons), the mechanism fits.
 /// A key object whose versions are managed, and its state as read under the writer lock.
 pub(super) type Managed = (Arc<KeyObject>, Arc<KeyState>);
 
+/// Signs with `key`, version `key.0` of the object, after every check that may have changed
+/// since the caller found it: not destroyed, `sign` set, the version still allowed for new
+/// signatures (two comparisons), the mechanism fits.
 pub(super) fn sign_checked(
     obj: &KeyObject,
     state: &KeyState,
