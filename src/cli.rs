@@ -652,6 +652,47 @@ pub(crate) enum KeyRemote {
         #[command(flatten)]
         out: JsonFlag,
     },
+    /// Show one key: its attributes and key versions.
+    Show {
+        /// Key handle, or label of your own key (else of one shared with you).
+        key: String,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// Add a new version to a secret key or a key pair (Vault transit's rotate): new
+    /// signatures, MACs and ciphertexts use it; older versions still decrypt and verify down
+    /// to min_decryption_version. A pair rotates through its private key. A TLS certificate
+    /// names one version: the proxy keeps serving it until a certificate for the new version
+    /// (`cert csr` / `cert self-signed` after the rotation) is loaded.
+    Rotate {
+        /// Secret or private key: handle, or label of your own key.
+        key: String,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// Set a key's version settings: decrypt, verify and rewrap refuse versions below
+    /// --min-decryption-version; new data with an explicit older version is refused below
+    /// --min-encryption-version (0: no limit beyond the first).
+    Config {
+        /// Secret or private key: handle, or label of your own key.
+        key: String,
+        #[arg(long)]
+        min_decryption_version: Option<u32>,
+        #[arg(long)]
+        min_encryption_version: Option<u32>,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// Destroy the key versions below --min-available-version for good (at most
+    /// min_decryption_version and a set min_encryption_version).
+    Trim {
+        /// Secret or private key: handle, or label of your own key.
+        key: String,
+        #[arg(long)]
+        min_available_version: u32,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
     /// Change one attribute of a key (true/false, or text for label and id).
     SetAttribute {
         #[arg(long)]
@@ -775,9 +816,14 @@ pub(crate) struct CryptoArgs {
     pub(crate) input: Option<PathBuf>,
 }
 
+/// Signatures, MACs and ciphertexts the crypto commands write: the raw bytes when key version
+/// 1 made them (as before keys had versions), else the text `kw:vN:BASE64` and a newline. The
+/// commands that read them take either; raw bytes are version 1 unless --key-version says
+/// otherwise.
 #[derive(Subcommand, Debug)]
 pub(crate) enum CryptoCommand {
-    /// Sign the input; the raw signature goes to --out (default stdout).
+    /// Sign the input; the signature goes to --out (default stdout): raw for key version 1,
+    /// else `kw:vN:BASE64`.
     Sign {
         #[command(flatten)]
         a: CryptoArgs,
@@ -788,11 +834,15 @@ pub(crate) enum CryptoCommand {
     Verify {
         #[command(flatten)]
         a: CryptoArgs,
-        /// File holding the raw signature.
+        /// File holding the signature: `kw:vN:BASE64`, or raw.
         #[arg(long)]
         signature: PathBuf,
+        /// The key version that made a raw signature (default 1).
+        #[arg(long)]
+        key_version: Option<u32>,
     },
-    /// Encrypt the input.
+    /// Encrypt the input with the key's latest version: raw for version 1, else
+    /// `kw:vN:BASE64`.
     Encrypt {
         #[command(flatten)]
         a: CryptoArgs,
@@ -802,7 +852,7 @@ pub(crate) enum CryptoCommand {
         #[arg(long = "aad-file")]
         aad_file: Option<PathBuf>,
     },
-    /// Decrypt the input.
+    /// Decrypt the input (`kw:vN:BASE64`, or raw) with the key version that made it.
     Decrypt {
         #[command(flatten)]
         a: CryptoArgs,
@@ -811,8 +861,28 @@ pub(crate) enum CryptoCommand {
         /// File with additional authenticated data (aes-gcm).
         #[arg(long = "aad-file")]
         aad_file: Option<PathBuf>,
+        /// The key version that made a raw ciphertext (default 1).
+        #[arg(long)]
+        key_version: Option<u32>,
     },
-    /// HMAC of the input.
+    /// Re-encrypt a ciphertext (`kw:vN:BASE64`, or raw) under the key's latest version inside
+    /// the HSM: the plaintext never leaves it. The key needs decrypt and encrypt.
+    Rewrap {
+        #[command(flatten)]
+        a: CryptoArgs,
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// File with additional authenticated data (aes-gcm), the same for both.
+        #[arg(long = "aad-file")]
+        aad_file: Option<PathBuf>,
+        /// The key version that made a raw ciphertext (default 1).
+        #[arg(long)]
+        key_version: Option<u32>,
+        /// Print the API's JSON answer (ciphertext, key_version, versioned) instead.
+        #[arg(long)]
+        json: bool,
+    },
+    /// HMAC of the input: raw for key version 1, else `kw:vN:BASE64`.
     Hmac {
         #[command(flatten)]
         a: CryptoArgs,

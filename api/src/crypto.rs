@@ -1,9 +1,19 @@
-//! Sign, verify, encrypt, decrypt, random bytes, and batches of them.
+//! Sign, verify, encrypt, decrypt, rewrap, random bytes, and batches of them.
+//!
+//! Key versions: signatures, MACs and ciphertexts come back with the `key_version` that made
+//! them, as bare base64 (the field older clients read) and as `versioned`, the
+//! self-describing `kw:vN:BASE64`; verify, decrypt and rewrap take either form (see
+//! [`VersionedBase64`]: bare base64 without `key_version` is version 1).
 
 use serde::{Deserialize, Serialize};
 
 use crate::base64::{Base64, SecretBase64};
 use crate::error::ErrorBody;
+use crate::versioned::VersionedBase64;
+
+fn version_one() -> u32 {
+    1
+}
 
 /// `POST /v1/crypto/sign` (also a batch item)
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -25,6 +35,10 @@ pub struct SignRequest {
     /// ECDSA signature encoding: `der` (default) or `raw` (r‖s).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub encoding: Option<String>,
+    /// Sign with this key version instead of the latest; refused below the key's
+    /// `min_decryption_version` and `min_encryption_version` (403 `key_version_retired`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_version: Option<u32>,
 }
 
 /// A signature.
@@ -34,6 +48,13 @@ pub struct Signature {
     /// The signature or MAC, base64.
     #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub signature: Base64,
+    /// The key version that made it (1 from servers before key versions).
+    #[serde(default = "version_one")]
+    pub key_version: u32,
+    /// The same signature as `kw:vN:BASE64`, which verify takes without `key_version`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub versioned: Option<VersionedBase64>,
 }
 
 /// `POST /v1/crypto/verify` (also a batch item)
@@ -53,12 +74,18 @@ pub struct VerifyRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub digest: Option<Base64>,
-    /// The signature, base64.
+    /// The signature: `kw:vN:BASE64`, or bare base64 made by version `key_version` (default
+    /// 1).
     #[cfg_attr(feature = "openapi", schema(value_type = String))]
-    pub signature: Base64,
+    pub signature: VersionedBase64,
     /// `der` (default) or `raw`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub encoding: Option<String>,
+    /// The key version that made a bare base64 `signature`; must match a `kw:vN:` prefix.
+    /// Versions below the key's `min_decryption_version` are refused (403
+    /// `key_version_retired`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_version: Option<u32>,
 }
 
 /// A verification result.
@@ -85,6 +112,10 @@ pub struct EncryptRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub aad: Option<Base64>,
+    /// Encrypt with this key version instead of the latest; refused below the key's
+    /// `min_decryption_version` and `min_encryption_version` (403 `key_version_retired`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_version: Option<u32>,
 }
 
 /// A ciphertext.
@@ -94,6 +125,15 @@ pub struct Ciphertext {
     /// Ciphertext, base64; aes-gcm: IV(12) ‖ ciphertext ‖ tag(16); aes-cbc-pad: IV(16) ‖ ciphertext.
     #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub ciphertext: Base64,
+    /// The key version that made it (1 from servers before key versions). Decrypting needs
+    /// it once the key is rotated: keep it, or keep `versioned`.
+    #[serde(default = "version_one")]
+    pub key_version: u32,
+    /// The same ciphertext as `kw:vN:BASE64`, which decrypt and rewrap take without
+    /// `key_version`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub versioned: Option<VersionedBase64>,
 }
 
 /// `POST /v1/crypto/decrypt` (also a batch item)
@@ -105,13 +145,44 @@ pub struct DecryptRequest {
     pub key: u64,
     /// Mechanism.
     pub mechanism: String,
-    /// Ciphertext in the layout `encrypt` returns, base64.
+    /// Ciphertext in the layout `encrypt` returns: `kw:vN:BASE64`, or bare base64 made by
+    /// version `key_version` (default 1).
     #[cfg_attr(feature = "openapi", schema(value_type = String))]
-    pub ciphertext: Base64,
+    pub ciphertext: VersionedBase64,
     /// AAD for aes-gcm, base64.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub aad: Option<Base64>,
+    /// The key version that made a bare base64 `ciphertext`; must match a `kw:vN:` prefix.
+    /// Versions below the key's `min_decryption_version` are refused (403
+    /// `key_version_retired`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_version: Option<u32>,
+}
+
+/// `POST /v1/crypto/rewrap` (also a batch item): decrypts inside the HSM with the version that
+/// made the ciphertext and encrypts again with the key's latest version, the same mechanism
+/// and the same AAD; the plaintext never leaves the HSM. The key needs `decrypt` and
+/// `encrypt`. The answer is a [`Ciphertext`].
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RewrapRequest {
+    /// Key handle.
+    pub key: u64,
+    /// Mechanism the ciphertext was made with (`aes-gcm`, `aes-cbc-pad`, `rsa-oaep-*`).
+    pub mechanism: String,
+    /// The ciphertext: `kw:vN:BASE64`, or bare base64 made by version `key_version`
+    /// (default 1).
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub ciphertext: VersionedBase64,
+    /// AAD for aes-gcm, base64: the same for the old and the new ciphertext.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub aad: Option<Base64>,
+    /// The key version that made a bare base64 `ciphertext`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_version: Option<u32>,
 }
 
 /// A plaintext.

@@ -55,6 +55,10 @@ error_codes! {
     LabelExists = "label_exists",
     /// `attribute_violation`: the key's attributes forbid the operation (403).
     AttributeViolation = "attribute_violation",
+    /// `key_version_retired`: the key version that made the input, or the one asked for, is
+    /// below the key's `min_decryption_version` (or `min_encryption_version` for new data),
+    /// or was trimmed (403).
+    KeyVersionRetired = "key_version_retired",
     /// `mechanism_invalid`: the mechanism does not fit the key (400).
     MechanismInvalid = "mechanism_invalid",
     /// `invalid_input`: a malformed request or value (400).

@@ -76,6 +76,10 @@ impl From<hsm::KeyInfo> for Key {
             owner: k.owner,
             shared_with: k.shared_with,
             attributes: (&k.attributes).into(),
+            latest_version: k.latest_version,
+            min_decryption_version: k.min_decryption_version,
+            min_encryption_version: k.min_encryption_version,
+            min_available_version: k.min_available_version,
         }
     }
 }
@@ -165,6 +169,7 @@ impl From<hsm::ErrorCode> for ErrorCode {
             C::LabelAmbiguous => ErrorCode::LabelAmbiguous,
             C::LabelExists => ErrorCode::LabelExists,
             C::AttributeViolation => ErrorCode::AttributeViolation,
+            C::KeyVersionRetired => ErrorCode::KeyVersionRetired,
             C::MechanismInvalid => ErrorCode::MechanismInvalid,
             C::InvalidInput => ErrorCode::InvalidInput,
             C::Sealed => ErrorCode::Sealed,

@@ -74,6 +74,24 @@ pub struct Key {
     pub shared_with: Vec<String>,
     /// Attributes.
     pub attributes: Attributes,
+    /// Key versions (Vault transit style): the newest version, which new signatures, MACs and
+    /// ciphertexts use; 1 until `POST /v1/keys/{handle}/rotate`.
+    #[serde(default = "version_one")]
+    pub latest_version: u32,
+    /// Decrypt, verify and rewrap refuse older versions (403 `key_version_retired`).
+    #[serde(default = "version_one")]
+    pub min_decryption_version: u32,
+    /// Signing and encrypting with an explicit `key_version` refuse older versions; 0: any
+    /// version from `min_decryption_version` on.
+    #[serde(default)]
+    pub min_encryption_version: u32,
+    /// The oldest version the HSM still holds; older ones were trimmed (destroyed).
+    #[serde(default = "version_one")]
+    pub min_available_version: u32,
+}
+
+fn version_one() -> u32 {
+    1
 }
 
 /// Attributes chosen for a new key: a label and boolean attributes by name.
@@ -301,6 +319,44 @@ pub struct DeriveRequest {
     pub spec: String,
     /// The new key's attributes.
     pub template: KeyTemplate,
+}
+
+/// `PATCH /v1/keys/{handle}/config`: the key's version settings (Vault transit's key
+/// `config`); an absent field keeps its setting. On a secret key or the private key of a pair
+/// (the public key follows); the owner only, and the key must be `modifiable`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct KeyConfigRequest {
+    /// Refuse decrypt, verify and rewrap of input made by older versions: from
+    /// `min_available_version` to `latest_version`; may go down again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_decryption_version: Option<u32>,
+    /// Refuse an explicit older `key_version` for new signatures, MACs and ciphertexts: 0 (any
+    /// version from `min_decryption_version` on) or `min_decryption_version` to
+    /// `latest_version`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_encryption_version: Option<u32>,
+}
+
+/// `POST /v1/keys/{handle}/trim`: destroys the material of every version below
+/// `min_available_version` (Vault transit's `trim`); it may not be above
+/// `min_decryption_version` nor a set `min_encryption_version`. There is no undo.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct TrimRequest {
+    /// The oldest version to keep.
+    pub min_available_version: u32,
+}
+
+/// `GET /v1/keys/{handle}/public-key` query.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
+pub struct PublicKeyQuery {
+    /// The key version (default: the latest); any version the key still holds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<u32>,
 }
 
 /// `DELETE /v1/keys/{handle}` query.

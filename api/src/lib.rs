@@ -5,6 +5,8 @@
 //!   [`SecretBase64`] for plaintext and random bytes (zeroized, redacted in `Debug`). Both are
 //!   decoded where they are used, so a bad field is an error of that field (of that batch
 //!   item), not of the whole body.
+//! - Ciphertexts and signatures carry the key version that made them: `key_version`, and the
+//!   self-describing text `kw:vN:BASE64` ([`VersionedBase64`]), after Vault transit.
 //! - Passwords and bearer tokens are [`Password`] and [`SessionToken`]: not `Clone`, zeroized
 //!   on drop, redacted in `Debug`.
 //! - Names with a fixed set of values ([`KeyClass`], [`KeySpec`], [`Mechanism`], [`Role`],
@@ -25,6 +27,7 @@
 //!     message: Some(Base64::encode(b"hello")),
 //!     digest: None,
 //!     encoding: None,
+//!     key_version: None,
 //! };
 //! let json = serde_json::to_string(&req).unwrap();
 //! assert_eq!(json, r#"{"key":7,"mechanism":"hmac-sha256","message":"aGVsbG8="}"#);
@@ -43,23 +46,26 @@ mod names;
 mod secret;
 mod sys;
 mod users;
+mod versioned;
 
 pub use crate::base64::{Base64, InvalidBase64, SecretBase64};
 pub use audit::{AuditEntry, AuditQuery, AuditReport};
 pub use crypto::{
     Batch, BatchItem, BatchResults, Ciphertext, DecryptRequest, EncryptRequest, Plaintext,
-    RandomBytes, RandomRequest, SignRequest, Signature, Verified, VerifyRequest,
+    RandomBytes, RandomRequest, RewrapRequest, SignRequest, Signature, Verified, VerifyRequest,
 };
 pub use error::{ErrorBody, ErrorCode};
 pub use keys::{
     Attributes, DeriveRequest, DestroyQuery, GeneratePairRequest, GenerateSymmetricRequest,
-    ImportPublicRequest, Key, KeyPage, KeyPair, KeyTemplate, ListQuery, PublicKey,
-    SetAttributeRequest, ShareRequest, UnwrapRequest, WrapRequest, Wrapped,
+    ImportPublicRequest, Key, KeyConfigRequest, KeyPage, KeyPair, KeyTemplate, ListQuery,
+    PublicKey, PublicKeyQuery, SetAttributeRequest, ShareRequest, TrimRequest, UnwrapRequest,
+    WrapRequest, Wrapped,
 };
 pub use names::{KeyClass, KeySpec, Mechanism, Role, UnknownName};
 pub use secret::{Password, SessionToken};
 pub use sys::{RekeyRequest, RekeyResponse, RotationStatus, SealStatus, UnsealRequest};
 pub use users::{CreateUserRequest, Health, LoginRequest, LoginResponse, PasswordRequest, User};
+pub use versioned::{InvalidVersioned, VersionedBase64, VERSIONED_PREFIX};
 
 #[cfg(test)]
 mod tests;

@@ -139,6 +139,7 @@ fn secrets_never_show_in_debug() {
         mechanism: "aes-gcm".into(),
         plaintext: SecretBase64::encode(b"top secret value"),
         aad: None,
+        key_version: None,
     };
     let token = LoginResponse {
         token: SessionToken::new("f00dfeedf00dfeed".into()),
@@ -165,4 +166,41 @@ fn secrets_never_show_in_debug() {
     assert!(serde_json::to_string(&login)
         .unwrap()
         .contains("hunter2-password"));
+}
+
+#[test]
+fn key_versions_on_the_wire_stay_compatible_with_older_peers() {
+    // An older server's answers: no key_version, no versioned form, no version fields.
+    let ct: Ciphertext = serde_json::from_str(r#"{"ciphertext":"YWJj"}"#).unwrap();
+    assert_eq!((ct.key_version, ct.versioned.as_ref()), (1, None));
+    let sig: Signature = serde_json::from_str(r#"{"signature":"YWJj"}"#).unwrap();
+    assert_eq!(sig.key_version, 1);
+    // An older client's requests: bare base64, no key_version; still version 1.
+    let d: DecryptRequest =
+        serde_json::from_str(r#"{"key":1,"mechanism":"aes-gcm","ciphertext":"YWJj"}"#).unwrap();
+    assert_eq!(
+        d.ciphertext.decode_with(d.key_version).unwrap(),
+        (1, b"abc".to_vec())
+    );
+    // A newer client's: the kw:vN: form in the same field.
+    let d: DecryptRequest =
+        serde_json::from_str(r#"{"key":1,"mechanism":"aes-gcm","ciphertext":"kw:v3:YWJj"}"#)
+            .unwrap();
+    assert_eq!(
+        d.ciphertext.decode_with(d.key_version).unwrap(),
+        (3, b"abc".to_vec())
+    );
+    // Requests without a version send no key_version field, for older servers.
+    let e = EncryptRequest {
+        key: 1,
+        mechanism: "aes-gcm".into(),
+        plaintext: SecretBase64::encode(b"x"),
+        aad: None,
+        key_version: None,
+    };
+    assert!(!serde_json::to_string(&e).unwrap().contains("key_version"));
+    assert_eq!(
+        "key_version_retired".parse::<ErrorCode>().unwrap(),
+        ErrorCode::KeyVersionRetired
+    );
 }

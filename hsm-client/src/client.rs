@@ -6,9 +6,10 @@ use http::Method;
 use keyward_api::{
     AuditQuery, Base64, Batch, BatchResults, Ciphertext, CreateUserRequest, DecryptRequest,
     DeriveRequest, DestroyQuery, EncryptRequest, GeneratePairRequest, GenerateSymmetricRequest,
-    Health, ImportPublicRequest, ListQuery, LoginRequest, LoginResponse, PasswordRequest,
-    Plaintext, RandomBytes, RandomRequest, SecretBase64, SetAttributeRequest, ShareRequest,
-    SignRequest, Signature, UnwrapRequest, Verified, VerifyRequest, WrapRequest, Wrapped,
+    Health, ImportPublicRequest, KeyConfigRequest, ListQuery, LoginRequest, LoginResponse,
+    PasswordRequest, Plaintext, PublicKeyQuery, RandomBytes, RandomRequest, RewrapRequest,
+    SecretBase64, SetAttributeRequest, ShareRequest, SignRequest, Signature, TrimRequest,
+    UnwrapRequest, Verified, VerifyRequest, VersionedBase64, WrapRequest, Wrapped,
 };
 use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 use serde::de::DeserializeOwned;
@@ -74,6 +75,7 @@ impl From<&SignItem> for SignRequest {
             message,
             digest,
             encoding: s.encoding.clone(),
+            key_version: s.key_version,
         }
     }
 }
@@ -86,8 +88,9 @@ impl From<&VerifyItem> for VerifyRequest {
             mechanism: s.mechanism.clone(),
             message,
             digest,
-            signature: Base64::encode(&s.signature),
+            signature: VersionedBase64::bare(&s.signature),
             encoding: s.encoding.clone(),
+            key_version: s.key_version,
         }
     }
 }
@@ -99,6 +102,7 @@ impl From<&EncryptItem> for EncryptRequest {
             mechanism: s.mechanism.clone(),
             plaintext: SecretBase64::encode(&s.plaintext),
             aad: s.aad.as_deref().map(Base64::encode),
+            key_version: s.key_version,
         }
     }
 }
@@ -108,10 +112,37 @@ impl From<&DecryptItem> for DecryptRequest {
         DecryptRequest {
             key: s.key,
             mechanism: s.mechanism.clone(),
-            ciphertext: Base64::encode(&s.ciphertext),
+            ciphertext: VersionedBase64::bare(&s.ciphertext),
             aad: s.aad.as_deref().map(Base64::encode),
+            key_version: s.key_version,
         }
     }
+}
+
+impl From<&RewrapItem> for RewrapRequest {
+    fn from(s: &RewrapItem) -> Self {
+        RewrapRequest {
+            key: s.key,
+            mechanism: s.mechanism.clone(),
+            ciphertext: VersionedBase64::bare(&s.ciphertext.bytes),
+            aad: s.aad.as_deref().map(Base64::encode),
+            key_version: Some(s.ciphertext.key_version),
+        }
+    }
+}
+
+fn versioned_signature(r: Signature) -> Result<Versioned> {
+    Ok(Versioned {
+        key_version: r.key_version,
+        bytes: dec("signature", &r.signature)?,
+    })
+}
+
+fn versioned_ciphertext(r: Ciphertext) -> Result<Versioned> {
+    Ok(Versioned {
+        key_version: r.key_version,
+        bytes: dec("ciphertext", &r.ciphertext)?,
+    })
 }
 
 impl Client {
@@ -440,9 +471,17 @@ impl Client {
         .await
     }
 
-    /// The public key as PEM, DER and JWK.
+    /// The public key (of the latest version) as PEM, DER and JWK.
     pub async fn public_key(&self, handle: u64) -> Result<PublicKey> {
-        let path = format!("/v1/keys/{handle}/public-key");
+        self.public_key_at(handle, None).await
+    }
+
+    /// The public key of key version `version` (`None`: the latest).
+    pub async fn public_key_at(&self, handle: u64, version: Option<u32>) -> Result<PublicKey> {
+        let path = format!(
+            "/v1/keys/{handle}/public-key{}",
+            query(&PublicKeyQuery { version })?
+        );
         let w: keyward_api::PublicKey = self.run(Call::new(Method::GET, path, Retry::Safe)).await?;
         Ok(PublicKey {
             pem: w.pem,
@@ -521,14 +560,68 @@ impl Client {
         self.run(c).await
     }
 
+    // ---- key versions ----
+
+    /// Adds a new version to a secret key or a key pair (through its private key): new
+    /// signatures, MACs and ciphertexts use it; older versions still decrypt and verify down
+    /// to `min_decryption_version`. Not repeated on a retry without an idempotency key.
+    pub async fn rotate_key(&self, handle: u64, opts: CallOptions) -> Result<Key> {
+        let c = Call::new(
+            Method::POST,
+            format!("/v1/keys/{handle}/rotate"),
+            Retry::Unsafe,
+        )
+        .idempotency_key(opts.idempotency_key.as_deref());
+        self.run(c).await
+    }
+
+    /// Sets a key's `min_decryption_version` and/or `min_encryption_version`.
+    pub async fn configure_key(&self, handle: u64, config: &KeyConfigRequest) -> Result<Key> {
+        let path = format!("/v1/keys/{handle}/config");
+        // Setting values is idempotent.
+        let c = Call::new(Method::PATCH, path, Retry::Safe).json(config)?;
+        self.run(c).await
+    }
+
+    /// Destroys every key version below `min_available_version` (no undo).
+    pub async fn trim_key(&self, handle: u64, min_available_version: u32) -> Result<Key> {
+        let path = format!("/v1/keys/{handle}/trim");
+        let c = Call::new(Method::POST, path, Retry::Safe).json(&TrimRequest {
+            min_available_version,
+        })?;
+        self.run(c).await
+    }
+
+    /// Re-encrypts a ciphertext under the key's latest version inside the HSM.
+    pub async fn rewrap(&self, item: &RewrapItem) -> Result<Versioned> {
+        let c = Call::new(Method::POST, "/v1/crypto/rewrap".into(), Retry::Safe)
+            .json(&RewrapRequest::from(item))?;
+        versioned_ciphertext(self.run(c).await?)
+    }
+
+    /// Rewraps 1 to 1000 items.
+    pub async fn rewrap_batch(
+        &self,
+        items: &[RewrapItem],
+    ) -> Result<Vec<Result<Versioned, ItemError>>> {
+        let w = items.iter().map(RewrapRequest::from).collect();
+        self.batch("/v1/crypto/rewrap/batch", w, versioned_ciphertext)
+            .await
+    }
+
     // ---- crypto ----
 
-    /// Signs (or MACs) a message or digest.
+    /// Signs (or MACs) a message or digest. [`sign_versioned`](Self::sign_versioned) also says
+    /// which key version signed.
     pub async fn sign(&self, item: &SignItem) -> Result<Vec<u8>> {
+        Ok(self.sign_versioned(item).await?.bytes)
+    }
+
+    /// Signs (or MACs) a message or digest; returns the signature with its key version.
+    pub async fn sign_versioned(&self, item: &SignItem) -> Result<Versioned> {
         let c = Call::new(Method::POST, "/v1/crypto/sign".into(), Retry::Safe)
             .json(&SignRequest::from(item))?;
-        let r: Signature = self.run(c).await?;
-        dec("signature", &r.signature)
+        versioned_signature(self.run(c).await?)
     }
 
     /// Verifies a signature or MAC.
@@ -538,12 +631,17 @@ impl Client {
         Ok(self.run::<Verified>(c).await?.valid)
     }
 
-    /// Encrypts; aes-gcm returns IV ‖ ciphertext ‖ tag.
+    /// Encrypts; aes-gcm returns IV ‖ ciphertext ‖ tag. After the key is rotated, decrypting
+    /// needs the key version too: use [`encrypt_versioned`](Self::encrypt_versioned).
     pub async fn encrypt(&self, item: &EncryptItem) -> Result<Vec<u8>> {
+        Ok(self.encrypt_versioned(item).await?.bytes)
+    }
+
+    /// Encrypts; returns the ciphertext with its key version.
+    pub async fn encrypt_versioned(&self, item: &EncryptItem) -> Result<Versioned> {
         let c = Call::new(Method::POST, "/v1/crypto/encrypt".into(), Retry::Safe)
             .json(&EncryptRequest::from(item))?;
-        let r: Ciphertext = self.run(c).await?;
-        dec("ciphertext", &r.ciphertext)
+        versioned_ciphertext(self.run(c).await?)
     }
 
     /// Decrypts.
@@ -556,10 +654,14 @@ impl Client {
 
     /// Computes an HMAC (`hmac-sha256/384/512`).
     pub async fn hmac(&self, item: &SignItem) -> Result<Vec<u8>> {
+        Ok(self.hmac_versioned(item).await?.bytes)
+    }
+
+    /// Computes an HMAC; returns it with its key version.
+    pub async fn hmac_versioned(&self, item: &SignItem) -> Result<Versioned> {
         let c = Call::new(Method::POST, "/v1/crypto/hmac".into(), Retry::Safe)
             .json(&SignRequest::from(item))?;
-        let r: Signature = self.run(c).await?;
-        dec("signature", &r.signature)
+        versioned_signature(self.run(c).await?)
     }
 
     /// `length` random bytes (1 to 65536) from the HSM's DRBG.

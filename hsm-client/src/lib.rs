@@ -17,6 +17,10 @@
 //!   node answers `401 session_invalid`. (Nodes of one PostgreSQL cluster store share
 //!   sessions, so one token would do; nodes with stores of their own do not.)
 //! - Bytes are `Vec<u8>`/`&[u8]` here, standard base64 on the wire.
+//! - Key versions: [`Client::encrypt_versioned`], [`Client::sign_versioned`] and
+//!   [`Client::rewrap`] return a [`Versioned`] (bytes and key version; `to_text()` gives
+//!   `kw:vN:BASE64`); [`DecryptItem::versioned`] and [`VerifyItem::versioned`] send the
+//!   version back. Items without a version are version 1, as before keys had versions.
 //! - Key handles: nodes of one cluster store (PostgreSQL, `--store`) share keys, users and
 //!   handles: a key generated on one node is used on any other at once (a node that does not
 //!   know a handle yet catches up with the store before it answers `404`), which is what
@@ -73,9 +77,9 @@ pub use error::{BoxError, Error, Result};
 /// The error of one batch item: the API's error body.
 pub use keyward_api::ErrorBody as ItemError;
 pub use keyward_api::{
-    Attributes, AuditEntry, AuditReport, ErrorCode, Key, KeyClass, KeyPage, KeyPair, KeySpec,
-    KeyTemplate, Mechanism, Password, RekeyRequest, RekeyResponse, Role, RotationStatus, SealStatus,
-    SessionToken, UnsealRequest, User,
+    Attributes, AuditEntry, AuditReport, ErrorCode, Key, KeyClass, KeyConfigRequest, KeyPage,
+    KeyPair, KeySpec, KeyTemplate, Mechanism, Password, RekeyRequest, RekeyResponse, Role,
+    RotationStatus, SealStatus, SessionToken, UnsealRequest, User, VERSIONED_PREFIX,
 };
 pub use transport::NodeStatus;
 pub use types::*;

@@ -96,6 +96,8 @@ pub struct SignItem {
     pub input: SignInput,
     /// ECDSA signature encoding: `der` (server default) or `raw`.
     pub encoding: Option<String>,
+    /// Sign with this key version instead of the latest.
+    pub key_version: Option<u32>,
 }
 
 impl SignItem {
@@ -106,7 +108,41 @@ impl SignItem {
             mechanism: mechanism.into(),
             input: SignInput::Message(message.into()),
             encoding: None,
+            key_version: None,
         }
+    }
+}
+
+/// A ciphertext, signature or MAC with the key version that made it: what
+/// [`Client::encrypt_versioned`](crate::Client::encrypt_versioned),
+/// [`Client::sign_versioned`](crate::Client::sign_versioned) and
+/// [`Client::rewrap`](crate::Client::rewrap) return. Keep the version with the bytes (or keep
+/// [`to_text`](Self::to_text)): after the key is rotated, decrypting and verifying need it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Versioned {
+    /// The key version.
+    pub key_version: u32,
+    /// The ciphertext, signature or MAC.
+    pub bytes: Vec<u8>,
+}
+
+impl Versioned {
+    /// The self-describing text `kw:vN:BASE64`.
+    pub fn to_text(&self) -> String {
+        keyward_api::VersionedBase64::new(self.key_version, &self.bytes)
+            .as_str()
+            .to_owned()
+    }
+
+    /// Reads `kw:vN:BASE64`, or bare base64 as version 1.
+    ///
+    /// # Errors
+    /// [`crate::Error::Decode`] for malformed text.
+    pub fn from_text(text: &str) -> crate::Result<Self> {
+        let (key_version, bytes) = keyward_api::VersionedBase64::from_text(text)
+            .decode_with(None)
+            .map_err(|e| crate::Error::Decode(e.to_string()))?;
+        Ok(Versioned { key_version, bytes })
     }
 }
 
@@ -123,6 +159,9 @@ pub struct VerifyItem {
     pub signature: Vec<u8>,
     /// `der` (server default) or `raw`.
     pub encoding: Option<String>,
+    /// The key version that made the signature (`None`: version 1, as for signatures from
+    /// before keys had versions).
+    pub key_version: Option<u32>,
 }
 
 impl VerifyItem {
@@ -139,7 +178,20 @@ impl VerifyItem {
             input: SignInput::Message(message.into()),
             signature: signature.into(),
             encoding: None,
+            key_version: None,
         }
+    }
+
+    /// Verifies `signature`, made by its key version, over `message`.
+    pub fn versioned(
+        key: u64,
+        mechanism: impl Into<String>,
+        message: impl Into<Vec<u8>>,
+        signature: &Versioned,
+    ) -> Self {
+        let mut item = VerifyItem::message(key, mechanism, message, signature.bytes.clone());
+        item.key_version = Some(signature.key_version);
+        item
     }
 }
 
@@ -154,6 +206,8 @@ pub struct EncryptItem {
     pub plaintext: Vec<u8>,
     /// AAD for aes-gcm.
     pub aad: Option<Vec<u8>>,
+    /// Encrypt with this key version instead of the latest.
+    pub key_version: Option<u32>,
 }
 
 impl std::fmt::Debug for EncryptItem {
@@ -166,6 +220,7 @@ impl std::fmt::Debug for EncryptItem {
                 &format_args!("<{} bytes>", self.plaintext.len()),
             )
             .field("aad", &self.aad)
+            .field("key_version", &self.key_version)
             .finish()
     }
 }
@@ -178,6 +233,7 @@ impl EncryptItem {
             mechanism: mechanism.into(),
             plaintext: plaintext.into(),
             aad: None,
+            key_version: None,
         }
     }
 }
@@ -193,6 +249,9 @@ pub struct DecryptItem {
     pub ciphertext: Vec<u8>,
     /// AAD for aes-gcm.
     pub aad: Option<Vec<u8>>,
+    /// The key version that made the ciphertext (`None`: version 1, as for ciphertexts from
+    /// before keys had versions).
+    pub key_version: Option<u32>,
 }
 
 impl DecryptItem {
@@ -202,6 +261,41 @@ impl DecryptItem {
             key,
             mechanism: mechanism.into(),
             ciphertext: ciphertext.into(),
+            aad: None,
+            key_version: None,
+        }
+    }
+
+    /// Decrypts `ciphertext` with the key version that made it, without AAD.
+    pub fn versioned(key: u64, mechanism: impl Into<String>, ciphertext: &Versioned) -> Self {
+        let mut item = DecryptItem::new(key, mechanism, ciphertext.bytes.clone());
+        item.key_version = Some(ciphertext.key_version);
+        item
+    }
+}
+
+/// One rewrap request ([`Client::rewrap`](crate::Client::rewrap)); also a batch item: the
+/// ciphertext is decrypted inside the HSM with the version that made it and encrypted again
+/// with the key's latest version; the plaintext never leaves the HSM.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RewrapItem {
+    /// Key handle.
+    pub key: u64,
+    /// The mechanism the ciphertext was made with.
+    pub mechanism: String,
+    /// The ciphertext and the key version that made it.
+    pub ciphertext: Versioned,
+    /// AAD for aes-gcm (the same for the new ciphertext).
+    pub aad: Option<Vec<u8>>,
+}
+
+impl RewrapItem {
+    /// Rewraps `ciphertext` without AAD.
+    pub fn new(key: u64, mechanism: impl Into<String>, ciphertext: Versioned) -> Self {
+        RewrapItem {
+            key,
+            mechanism: mechanism.into(),
+            ciphertext,
             aad: None,
         }
     }

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use keyward_client::{
-    CallOptions, Client, ClientConfig, DecryptItem, EncryptItem, Error, Key, KeyFilter, KeyPair,
-    KeyTemplate, Password, SignItem, VerifyItem,
+    CallOptions, Client, ClientConfig, DecryptItem, EncryptItem, Error, Key, KeyConfigRequest,
+    KeyFilter, KeyPair, KeyTemplate, Password, RewrapItem, SignItem, VerifyItem, Versioned,
 };
 use keyward_hsm::test_util::{TestHsm, TestStore};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
@@ -429,6 +429,106 @@ async fn batches(c: &Client, pair: &KeyPair, aes: &Key) {
         .await
         .unwrap();
     assert_eq!(pts, vec![Ok(b"one".to_vec()), Ok(b"two".to_vec())]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_versions_rotate_rewrap_and_retire() {
+    let cert = cert();
+    let server = Server::start(&cert).await;
+    let (_admin, c) = alice(&cert, &server).await;
+    let aes = c
+        .generate_symmetric(
+            "aes-256",
+            &KeyTemplate::new("versioned")
+                .with("encrypt", true)
+                .with("decrypt", true),
+            CallOptions::default(),
+        )
+        .await
+        .unwrap();
+    let v1 = c
+        .encrypt_versioned(&EncryptItem::new(aes.handle, "aes-gcm", b"one".to_vec()))
+        .await
+        .unwrap();
+    assert_eq!(v1.key_version, 1);
+    let rotated = c
+        .rotate_key(aes.handle, CallOptions::idempotency_key("rot-1"))
+        .await
+        .unwrap();
+    assert_eq!(rotated.latest_version, 2);
+    let v2 = c
+        .encrypt_versioned(&EncryptItem::new(aes.handle, "aes-gcm", b"two".to_vec()))
+        .await
+        .unwrap();
+    assert_eq!(v2.key_version, 2);
+    for (ct, plain) in [(&v1, b"one"), (&v2, b"two")] {
+        let item = DecryptItem::versioned(aes.handle, "aes-gcm", ct);
+        assert_eq!(c.decrypt(&item).await.unwrap(), plain);
+        // The text form round-trips.
+        assert_eq!(&Versioned::from_text(&ct.to_text()).unwrap(), ct);
+    }
+    let re = c
+        .rewrap(&RewrapItem::new(aes.handle, "aes-gcm", v1.clone()))
+        .await
+        .unwrap();
+    assert_eq!(re.key_version, 2);
+    let cfg = KeyConfigRequest {
+        min_decryption_version: Some(2),
+        ..Default::default()
+    };
+    assert_eq!(
+        c.configure_key(aes.handle, &cfg)
+            .await
+            .unwrap()
+            .min_decryption_version,
+        2
+    );
+    let retired = c
+        .decrypt(&DecryptItem::versioned(aes.handle, "aes-gcm", &v1))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (retired.status(), retired.code()),
+        (Some(403), Some("key_version_retired")),
+        "{retired}"
+    );
+    assert_eq!(
+        c.decrypt(&DecryptItem::versioned(aes.handle, "aes-gcm", &re))
+            .await
+            .unwrap(),
+        b"one"
+    );
+    assert_eq!(
+        c.trim_key(aes.handle, 2)
+            .await
+            .unwrap()
+            .min_available_version,
+        2
+    );
+
+    // Signatures carry their version.
+    let pair = c
+        .generate_pair(
+            "ec-p256",
+            &KeyTemplate::new("vsig").with("sign", true),
+            &KeyTemplate::new("vsig").with("verify", true),
+            CallOptions::default(),
+        )
+        .await
+        .unwrap();
+    let item = SignItem::message(pair.private.handle, "ecdsa-sha256", b"m".to_vec());
+    let s1 = c.sign_versioned(&item).await.unwrap();
+    c.rotate_key(pair.private.handle, CallOptions::default())
+        .await
+        .unwrap();
+    let s2 = c.sign_versioned(&item).await.unwrap();
+    assert_eq!((s1.key_version, s2.key_version), (1, 2));
+    for s in [&s1, &s2] {
+        let v = VerifyItem::versioned(pair.public.handle, "ecdsa-sha256", b"m".to_vec(), s);
+        assert!(c.verify(&v).await.unwrap());
+    }
+    let old = c.public_key_at(pair.public.handle, Some(1)).await.unwrap();
+    assert_ne!(old.der, c.public_key(pair.public.handle).await.unwrap().der);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -51,6 +51,22 @@ pub enum Error {
         /// The attribute that forbids it.
         attribute: &'static str,
     },
+    /// The key version that made a ciphertext or signature, or that was asked for, may no
+    /// longer be used for the operation: it is below the key's `min_decryption_version`
+    /// (decrypt, verify, rewrap, and every other use), below its `min_encryption_version`
+    /// (a new signature or ciphertext with an explicit version), or was trimmed. Ask the
+    /// key's owner to lower the minimum, or rewrap the data while its version is allowed.
+    #[error("key {handle} version {version} is retired for {operation}: the oldest version allowed is {min_version}")]
+    KeyVersionRetired {
+        /// The key.
+        handle: KeyHandle,
+        /// The version refused.
+        version: u32,
+        /// The oldest version the operation accepts.
+        min_version: u32,
+        /// What was attempted, e.g. `decrypt`.
+        operation: &'static str,
+    },
     /// The mechanism does not fit the key type or class.
     #[error("mechanism {mechanism} cannot be used with key {handle} ({key_type})")]
     MechanismInvalid {
@@ -199,6 +215,7 @@ impl Error {
             Error::LabelAmbiguous { .. } => ErrorCode::LabelAmbiguous,
             Error::LabelExists { .. } => ErrorCode::LabelExists,
             Error::AttributeViolation { .. } => ErrorCode::AttributeViolation,
+            Error::KeyVersionRetired { .. } => ErrorCode::KeyVersionRetired,
             Error::MechanismInvalid { .. } => ErrorCode::MechanismInvalid,
             Error::InvalidInput { .. } | Error::UnsupportedKeyType { .. } => {
                 ErrorCode::InvalidInput
@@ -257,6 +274,8 @@ pub enum ErrorCode {
     LabelExists,
     /// `attribute_violation`: [`Error::AttributeViolation`].
     AttributeViolation,
+    /// `key_version_retired`: [`Error::KeyVersionRetired`].
+    KeyVersionRetired,
     /// `mechanism_invalid`: [`Error::MechanismInvalid`].
     MechanismInvalid,
     /// `invalid_input`: [`Error::InvalidInput`], [`Error::UnsupportedKeyType`].
@@ -308,6 +327,7 @@ impl ErrorCode {
             ErrorCode::LabelAmbiguous => "label_ambiguous",
             ErrorCode::LabelExists => "label_exists",
             ErrorCode::AttributeViolation => "attribute_violation",
+            ErrorCode::KeyVersionRetired => "key_version_retired",
             ErrorCode::MechanismInvalid => "mechanism_invalid",
             ErrorCode::InvalidInput => "invalid_input",
             ErrorCode::Sealed => "sealed",

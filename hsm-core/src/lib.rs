@@ -13,6 +13,11 @@
 //! [`Hsm::sync_token_objects`]. Long-lived users hold [`KeySigner`] (sign) and [`KeyCipher`]
 //! (AES-GCM) handles, which use a key without a lookup, a store access or a shared lock.
 //!
+//! Secret keys and key pairs have versions, after Vault's transit engine: [`Hsm::rotate_key`]
+//! adds one under the same handle and label, the `*_at` operations take a [`KeyRef`] (a handle
+//! and a version) and return [`Versioned`] output, and [`Hsm::rewrap`] moves a ciphertext to
+//! the latest version without the plaintext leaving the HSM.
+//!
 //! ```
 //! use keyward_hsm::*;
 //! use keyward_keystore::SqliteBackend;
@@ -57,9 +62,9 @@ pub use audit::{AuditEntry, AuditReport};
 pub use error::{Error, ErrorCode, Result};
 pub use hsm::{store_sequence, RotationStatus};
 pub use hsm::{
-    EcdhParams, Hsm, KeyCipher, KeyFilter, KeyPage, KeySigner, KeyUsage, OpenOptions,
-    TokenObjectChanges, UnwrapTarget, DEFAULT_ADMIN_LOCKOUT, MAX_DATA_BYTES, MAX_PAGE_SIZE,
-    MAX_RANDOM_BYTES, MAX_SESSION_TTL, RESERVED_LABEL_PREFIXES,
+    EcdhParams, Hsm, KeyCipher, KeyFilter, KeyPage, KeyRef, KeySigner, KeyUsage, OpenOptions,
+    TokenObjectChanges, UnwrapTarget, VersionSettings, Versioned, DEFAULT_ADMIN_LOCKOUT,
+    MAX_DATA_BYTES, MAX_PAGE_SIZE, MAX_RANDOM_BYTES, MAX_SESSION_TTL, RESERVED_LABEL_PREFIXES,
 };
 pub use kdf::kdf_slots;
 pub use key_type::private_key_spec;
@@ -89,3 +94,5 @@ mod seal_tests;
 mod shared_store_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod versions_tests;

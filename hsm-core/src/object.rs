@@ -659,4 +659,36 @@ pub struct KeyInfo {
     pub shared_with: Vec<String>,
     /// The attributes.
     pub attributes: Attributes,
+    /// The newest version of the key (Vault transit's `latest_version`): new signatures, MACs
+    /// and ciphertexts use it unless an older one is asked for. 1 until the key is rotated
+    /// ([`Hsm::rotate_key`](crate::Hsm::rotate_key)).
+    #[serde(default = "version_one", skip_serializing_if = "is_version_one")]
+    pub latest_version: u32,
+    /// Decrypt, verify and rewrap refuse input made with an older version
+    /// (`min_decryption_version`). 1 by default; at most `latest_version`.
+    #[serde(default = "version_one", skip_serializing_if = "is_version_one")]
+    pub min_decryption_version: u32,
+    /// New signatures, MACs and ciphertexts asked for with an explicit older version refuse
+    /// versions below this (`min_encryption_version`); 0 (the default): any version from
+    /// `min_decryption_version` on.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub min_encryption_version: u32,
+    /// The oldest version whose key material the HSM still holds (`min_available_version`):
+    /// older ones were destroyed by [`Hsm::trim_key_versions`](crate::Hsm::trim_key_versions).
+    /// 1 by default.
+    #[serde(default = "version_one", skip_serializing_if = "is_version_one")]
+    pub min_available_version: u32,
+}
+
+// Records of keys that were never rotated keep the layout they had before key versions.
+fn version_one() -> u32 {
+    1
+}
+
+fn is_version_one(v: &u32) -> bool {
+    *v == 1
+}
+
+fn is_zero(v: &u32) -> bool {
+    *v == 0
 }

@@ -12,14 +12,16 @@ use keyward_api::{
     CreateUserRequest, DecryptRequest, DeriveRequest, DestroyQuery, EncryptRequest,
     GeneratePairRequest, GenerateSymmetricRequest, Health, ImportPublicRequest, Key, KeyPage,
     KeyPair, ListQuery, LoginRequest, LoginResponse, PasswordRequest, Plaintext, PublicKey,
-    RandomBytes, RandomRequest, SecretBase64, SetAttributeRequest, ShareRequest, SignRequest,
-    Signature, UnwrapRequest, User, Verified, VerifyRequest, WrapRequest, Wrapped,
+    PublicKeyQuery, RandomBytes, RandomRequest, SecretBase64, SetAttributeRequest, ShareRequest,
+    SignRequest, Signature, UnwrapRequest, User, Verified, VerifyRequest, WrapRequest, Wrapped,
 };
 use keyward_hsm::{
     AttributeName, AttributeValue, EcdhParams, EncryptMechanism, Hsm, KeyClass, KeyFilter,
-    KeyHandle, KeySpec, Role, Session, SessionToken, SignInput, SignMechanism, SignatureEncoding,
-    UnwrapTarget, WrapMechanism,
+    KeyHandle, KeyRef, KeySpec, Role, Session, SessionToken, SignInput, SignMechanism,
+    SignatureEncoding, UnwrapTarget, WrapMechanism,
 };
+
+use crate::versions::{versioned_input, versioned_output};
 
 use crate::error::{ApiError, ApiResult};
 use crate::login_guard::LoginGuard;
@@ -122,7 +124,7 @@ where
 }
 
 /// Decodes a base64 field, naming it in the error.
-fn b64(field: &str, value: &Base64) -> ApiResult<Vec<u8>> {
+pub(crate) fn b64(field: &str, value: &Base64) -> ApiResult<Vec<u8>> {
     value.decode().map_err(|_| not_base64(field))
 }
 
@@ -135,7 +137,7 @@ fn not_base64(field: &str) -> ApiError {
     ApiError::BadRequest(format!("{field} is not valid standard padded base64"))
 }
 
-fn parse<T: std::str::FromStr<Err = keyward_hsm::Error>>(s: &str) -> ApiResult<T> {
+pub(crate) fn parse<T: std::str::FromStr<Err = keyward_hsm::Error>>(s: &str) -> ApiResult<T> {
     Ok(s.parse()?)
 }
 
@@ -490,15 +492,22 @@ pub async fn destroy(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(get, path = "/v1/keys/{handle}/public-key", tag = "keys", security(("bearer" = [])), params(("handle" = u64, Path, description = "Key handle")),
-    responses((status = 200, body = PublicKey), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
-/// The public key as PEM, base64 DER and JWK.
+#[utoipa::path(get, path = "/v1/keys/{handle}/public-key", tag = "keys", security(("bearer" = [])), params(("handle" = u64, Path, description = "Key handle"), PublicKeyQuery),
+    responses((status = 200, body = PublicKey), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
+/// The public key as PEM, base64 DER and JWK: of the latest version, or of `version` (any
+/// version the key still holds).
 pub async fn public_key(
     State(s): State<AppState>,
     Caller(c): Caller,
     ApiPath(h): ApiPath<u64>,
+    q: Result<Query<PublicKeyQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<PublicKey>> {
-    let spki = s.hsm.public_key_spki(&c, KeyHandle(h))?;
+    let Query(q) = q.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let key = KeyRef {
+        handle: KeyHandle(h),
+        version: q.version,
+    };
+    let spki = s.hsm.public_key_spki_at(&c, key)?;
     let spec = s.hsm.key_info(&c, KeyHandle(h))?.spec;
     let pem = format!(
         "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
@@ -614,15 +623,22 @@ pub(crate) fn do_sign(hsm: &Hsm, c: &Session, r: &SignRequest) -> ApiResult<Sign
     let m: SignMechanism = parse(&r.mechanism)?;
     let message = r.message.as_ref().map(|v| b64("message", v)).transpose()?;
     let digest = r.digest.as_ref().map(|v| b64("digest", v)).transpose()?;
-    let sig = hsm.sign(
+    let key = KeyRef {
+        handle: KeyHandle(r.key),
+        version: r.key_version,
+    };
+    let sig = hsm.sign_at(
         c,
-        KeyHandle(r.key),
+        key,
         m,
         message_or_digest(&message, &digest)?,
         encoding(&r.encoding)?,
     )?;
+    let (signature, key_version, versioned) = versioned_output(&sig);
     Ok(Signature {
-        signature: Base64::encode(&sig),
+        signature,
+        key_version,
+        versioned,
     })
 }
 
@@ -630,10 +646,10 @@ pub(crate) fn do_verify(hsm: &Hsm, c: &Session, r: &VerifyRequest) -> ApiResult<
     let m: SignMechanism = parse(&r.mechanism)?;
     let message = r.message.as_ref().map(|v| b64("message", v)).transpose()?;
     let digest = r.digest.as_ref().map(|v| b64("digest", v)).transpose()?;
-    let sig = b64("signature", &r.signature)?;
-    let valid = hsm.verify(
+    let (key, sig) = versioned_input("signature", r.key, &r.signature, r.key_version)?;
+    let valid = hsm.verify_at(
         c,
-        KeyHandle(r.key),
+        key,
         m,
         message_or_digest(&message, &digest)?,
         &sig,
@@ -651,14 +667,22 @@ pub(crate) fn do_encrypt(hsm: &Hsm, c: &Session, r: &EncryptRequest) -> ApiResul
         .map(|v| b64("aad", v))
         .transpose()?
         .unwrap_or_default();
+    let key = KeyRef {
+        handle: KeyHandle(r.key),
+        version: r.key_version,
+    };
+    let (ciphertext, key_version, versioned) =
+        versioned_output(&hsm.encrypt_at(c, key, m, &pt, &aad)?);
     Ok(Ciphertext {
-        ciphertext: Base64::encode(&hsm.encrypt(c, KeyHandle(r.key), m, &pt, &aad)?),
+        ciphertext,
+        key_version,
+        versioned,
     })
 }
 
 pub(crate) fn do_decrypt(hsm: &Hsm, c: &Session, r: &DecryptRequest) -> ApiResult<Plaintext> {
     let m: EncryptMechanism = parse(&r.mechanism)?;
-    let ct = b64("ciphertext", &r.ciphertext)?;
+    let (key, ct) = versioned_input("ciphertext", r.key, &r.ciphertext, r.key_version)?;
     let aad = r
         .aad
         .as_ref()
@@ -666,7 +690,7 @@ pub(crate) fn do_decrypt(hsm: &Hsm, c: &Session, r: &DecryptRequest) -> ApiResul
         .transpose()?
         .unwrap_or_default();
     Ok(Plaintext {
-        plaintext: SecretBase64::encode(&hsm.decrypt(c, KeyHandle(r.key), m, &ct, &aad)?),
+        plaintext: SecretBase64::encode(&hsm.decrypt_at(c, key, m, &ct, &aad)?),
     })
 }
 
@@ -748,7 +772,10 @@ pub async fn random(
     }))
 }
 
-fn batch<I, O>(items: &[I], f: impl Fn(&I) -> ApiResult<O>) -> ApiResult<BatchResults<O>> {
+pub(crate) fn batch<I, O>(
+    items: &[I],
+    f: impl Fn(&I) -> ApiResult<O>,
+) -> ApiResult<BatchResults<O>> {
     if items.is_empty() || items.len() > MAX_BATCH_ITEMS {
         return Err(ApiError::BadRequest(format!(
             "a batch has 1 to {MAX_BATCH_ITEMS} items"

@@ -44,7 +44,7 @@ pub fn status_of(e: &keyward_hsm::Error) -> StatusCode {
     use keyward_hsm::ErrorCode as C;
     match e.code() {
         C::KeyNotFound | C::UserNotFound => StatusCode::NOT_FOUND,
-        C::PermissionDenied | C::AttributeViolation => StatusCode::FORBIDDEN,
+        C::PermissionDenied | C::AttributeViolation | C::KeyVersionRetired => StatusCode::FORBIDDEN,
         C::MechanismInvalid | C::InvalidInput | C::UnsealKeyRejected | C::BackupInvalid => {
             StatusCode::BAD_REQUEST
         }

@@ -1,4 +1,4 @@
-//! `Idempotency-Key` on the creating routes (key generation, import, unwrap, derive, share,
+//! `Idempotency-Key` on the creating routes (key generation, import, unwrap, derive, rotate, share,
 //! user creation): a retried request with the same key, from the same authenticated user, to
 //! the same route, with the same body, gets the first successful response again instead of
 //! creating a second object. The same key with another body is refused with 422

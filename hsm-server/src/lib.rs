@@ -34,6 +34,7 @@ mod node_error;
 pub mod pki;
 pub mod seal;
 pub mod tls;
+pub mod versions;
 
 use std::sync::Arc;
 
@@ -78,8 +79,10 @@ impl Modify for BearerAuth {
         api::create_user, api::list_users, api::delete_user, api::change_password,
         api::generate_symmetric, api::generate_pair, api::import_public, api::list_keys, api::get_key,
         api::set_attribute, api::share, api::unshare, api::destroy, api::public_key, api::wrap, api::unwrap, api::derive,
+        versions::rotate, versions::configure, versions::trim,
         api::sign, api::verify, api::encrypt, api::decrypt, api::hmac, api::random,
         api::sign_batch, api::verify_batch, api::encrypt_batch, api::decrypt_batch,
+        versions::rewrap, versions::rewrap_batch,
         api::audit_entries, api::audit_verify,
         seal::seal_status, seal::unseal, seal::seal, seal::rekey, seal::backup,
         seal::rotate, seal::rotation,
@@ -118,6 +121,7 @@ pub fn router(hsm: Arc<keyward_hsm::Hsm>) -> Router {
         .route("/v1/keys/{handle}/share", post(share))
         .route("/v1/keys/{handle}/unwrap", post(unwrap))
         .route("/v1/keys/{handle}/derive", post(derive))
+        .route("/v1/keys/{handle}/rotate", post(versions::rotate))
         .route_layer(axum::middleware::from_fn_with_state(
             (cache, hsm.clone()),
             idempotency::idempotency,
@@ -140,6 +144,8 @@ pub fn router(hsm: Arc<keyward_hsm::Hsm>) -> Router {
         .route("/v1/keys/{handle}/share/{username}", delete(unshare))
         .route("/v1/keys/{handle}/public-key", get(public_key))
         .route("/v1/keys/{handle}/wrap", post(wrap))
+        .route("/v1/keys/{handle}/config", patch(versions::configure))
+        .route("/v1/keys/{handle}/trim", post(versions::trim))
         .route("/v1/crypto/sign", post(sign))
         .route("/v1/crypto/verify", post(verify))
         .route("/v1/crypto/encrypt", post(encrypt))
@@ -150,6 +156,8 @@ pub fn router(hsm: Arc<keyward_hsm::Hsm>) -> Router {
         .route("/v1/crypto/verify/batch", post(verify_batch))
         .route("/v1/crypto/encrypt/batch", post(encrypt_batch))
         .route("/v1/crypto/decrypt/batch", post(decrypt_batch))
+        .route("/v1/crypto/rewrap", post(versions::rewrap))
+        .route("/v1/crypto/rewrap/batch", post(versions::rewrap_batch))
         .route("/v1/audit", get(audit_entries))
         .route("/v1/audit/verify", post(audit_verify))
         .route("/v1/sys/seal", post(crate::seal::seal))

@@ -660,3 +660,294 @@ async fn a_key_another_user_may_not_see_answers_like_a_missing_one_and_labels_ar
     assert_eq!(keys.len(), 1);
     assert_eq!(keys[0]["owner"], "bob");
 }
+
+#[tokio::test]
+async fn key_versions_rotate_config_rewrap_trim_and_the_versioned_forms() {
+    let (a, alice) = api_with_alice().await;
+    let call = |method: &'static str, path: String, body: Option<Value>| {
+        let (a, alice) = (&a, alice.clone());
+        async move { a.call(method, &path, Some(&alice), body).await }
+    };
+    let (s, k) = call(
+        "POST",
+        "/v1/keys/symmetric".into(),
+        Some(json!({"spec": "aes-256", "template": {"label": "data",
+            "attributes": {"encrypt": true, "decrypt": true, "sign": false, "verify": false}}})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{k}");
+    let h = k["handle"].as_u64().unwrap();
+    assert_eq!(
+        (
+            &k["latest_version"],
+            &k["min_decryption_version"],
+            &k["min_encryption_version"]
+        ),
+        (&json!(1), &json!(1), &json!(0))
+    );
+    let encrypt = |text: &'static [u8]| {
+        call(
+            "POST",
+            "/v1/crypto/encrypt".into(),
+            Some(json!({"key": h, "mechanism": "aes-gcm", "plaintext": b64(text)})),
+        )
+    };
+    let (s, c1) = encrypt(b"one").await;
+    assert_eq!(s, StatusCode::OK, "{c1}");
+    assert_eq!(c1["key_version"], 1);
+    let v1 = c1["versioned"].as_str().unwrap().to_owned();
+    assert_eq!(v1, format!("kw:v1:{}", c1["ciphertext"].as_str().unwrap()));
+
+    let (s, rotated) = call("POST", format!("/v1/keys/{h}/rotate"), None).await;
+    assert_eq!(
+        (s, &rotated["latest_version"]),
+        (StatusCode::OK, &json!(2)),
+        "{rotated}"
+    );
+    assert_eq!(rotated["handle"], h);
+    let (_, shown) = call("GET", format!("/v1/keys/{h}"), None).await;
+    assert_eq!(shown["latest_version"], 2);
+    let (_, c2) = encrypt(b"two").await;
+    assert_eq!(c2["key_version"], 2);
+    let v2 = c2["versioned"].as_str().unwrap().to_owned();
+    assert!(v2.starts_with("kw:v2:"), "{v2}");
+
+    let decrypt = |body: Value| call("POST", "/v1/crypto/decrypt".into(), Some(body));
+    // Both versions decrypt: the kw:vN: form, bare base64 with key_version, bare = version 1.
+    for (body, plain) in [
+        (
+            json!({"key": h, "mechanism": "aes-gcm", "ciphertext": v1}),
+            b"one",
+        ),
+        (
+            json!({"key": h, "mechanism": "aes-gcm", "ciphertext": v2}),
+            b"two",
+        ),
+        (
+            json!({"key": h, "mechanism": "aes-gcm", "ciphertext": c2["ciphertext"], "key_version": 2}),
+            b"two",
+        ),
+        (
+            json!({"key": h, "mechanism": "aes-gcm", "ciphertext": c1["ciphertext"]}),
+            b"one",
+        ),
+    ] {
+        let (s, p) = decrypt(body.clone()).await;
+        assert_eq!(
+            (s, p["plaintext"].as_str()),
+            (StatusCode::OK, Some(b64(plain).as_str())),
+            "{body}"
+        );
+    }
+    // A prefix and key_version that disagree, a malformed prefix: 400.
+    for bad in [
+        json!({"key": h, "mechanism": "aes-gcm", "ciphertext": v2, "key_version": 1}),
+        json!({"key": h, "mechanism": "aes-gcm", "ciphertext": "kw:v0:AAAA"}),
+        json!({"key": h, "mechanism": "aes-gcm", "ciphertext": "kw:vx:AAAA"}),
+        json!({"key": h, "mechanism": "aes-gcm", "ciphertext": v2.replace("kw:v2", "kw:v9")}),
+    ] {
+        let (s, e) = decrypt(bad.clone()).await;
+        assert_eq!(
+            (s, e["code"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("invalid_input")),
+            "{bad}: {e}"
+        );
+    }
+
+    // Rewrap: the v1 ciphertext becomes v2 without the plaintext in the answer.
+    let (s, r) = call(
+        "POST",
+        "/v1/crypto/rewrap".into(),
+        Some(json!({"key": h, "mechanism": "aes-gcm", "ciphertext": v1})),
+    )
+    .await;
+    assert_eq!((s, &r["key_version"]), (StatusCode::OK, &json!(2)), "{r}");
+    assert!(r.get("plaintext").is_none() && !r.to_string().contains(&b64(b"one")));
+    let (_, p) =
+        decrypt(json!({"key": h, "mechanism": "aes-gcm", "ciphertext": r["versioned"]})).await;
+    assert_eq!(p["plaintext"], b64(b"one"));
+    let (s, batch) = call(
+        "POST",
+        "/v1/crypto/rewrap/batch".into(),
+        Some(json!({"items": [
+            {"key": h, "mechanism": "aes-gcm", "ciphertext": v1},
+            {"key": h, "mechanism": "aes-gcm", "ciphertext": "kw:v7:AAAA"}
+        ]})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{batch}");
+    assert_eq!(batch["results"][0]["ok"]["key_version"], 2);
+    assert_eq!(batch["results"][1]["error"]["code"], "invalid_input");
+
+    // min_decryption_version = 2 refuses v1 with 403 key_version_retired.
+    let (s, cfg) = call(
+        "PATCH",
+        format!("/v1/keys/{h}/config"),
+        Some(json!({"min_decryption_version": 2})),
+    )
+    .await;
+    assert_eq!(
+        (s, &cfg["min_decryption_version"]),
+        (StatusCode::OK, &json!(2)),
+        "{cfg}"
+    );
+    let (s, e) = decrypt(json!({"key": h, "mechanism": "aes-gcm", "ciphertext": v1})).await;
+    assert_eq!(
+        (s, e["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("key_version_retired")),
+        "{e}"
+    );
+    assert!(e["message"].as_str().unwrap().contains("version 1"), "{e}");
+    let (s, e) = call(
+        "POST",
+        "/v1/crypto/encrypt".into(),
+        Some(json!({"key": h, "mechanism": "aes-gcm", "plaintext": b64(b"x"), "key_version": 1})),
+    )
+    .await;
+    assert_eq!(
+        (s, e["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("key_version_retired"))
+    );
+    let (s, _) = decrypt(json!({"key": h, "mechanism": "aes-gcm", "ciphertext": v2})).await;
+    assert_eq!(s, StatusCode::OK);
+
+    // Out-of-range settings and trims: 400; a trim within range: 200, version 1 gone.
+    for (method, path, body) in [
+        ("PATCH", "config", json!({"min_decryption_version": 3})),
+        ("PATCH", "config", json!({"min_encryption_version": 1})),
+        ("PATCH", "config", json!({"bogus": 1})),
+        ("POST", "trim", json!({"min_available_version": 3})),
+    ] {
+        let (s, e) = call(method, format!("/v1/keys/{h}/{path}"), Some(body.clone())).await;
+        assert_eq!(
+            (s, e["code"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("invalid_input")),
+            "{body}: {e}"
+        );
+    }
+    let (s, t) = call(
+        "POST",
+        format!("/v1/keys/{h}/trim"),
+        Some(json!({"min_available_version": 2})),
+    )
+    .await;
+    assert_eq!(
+        (s, &t["min_available_version"]),
+        (StatusCode::OK, &json!(2)),
+        "{t}"
+    );
+
+    // Signatures carry their version; the public key of each version can be read.
+    let (_, pair) = call(
+        "POST",
+        "/v1/keys/asymmetric-pair".into(),
+        Some(json!({"spec": "ec-p256",
+            "private": {"label": "signer", "attributes": {"sign": true}},
+            "public": {"label": "signer", "attributes": {"verify": true}}})),
+    )
+    .await;
+    let (k, p) = (
+        pair["private"]["handle"].as_u64().unwrap(),
+        pair["public"]["handle"].as_u64().unwrap(),
+    );
+    let sign = || {
+        call(
+            "POST",
+            "/v1/crypto/sign".into(),
+            Some(json!({"key": k, "mechanism": "ecdsa-sha256", "message": b64(b"m")})),
+        )
+    };
+    let (_, s1) = sign().await;
+    let (s, _) = call("POST", format!("/v1/keys/{p}/rotate"), None).await;
+    assert_eq!(
+        s,
+        StatusCode::BAD_REQUEST,
+        "the public half rotates through its private key"
+    );
+    call("POST", format!("/v1/keys/{k}/rotate"), None).await;
+    let (_, s2) = sign().await;
+    assert_eq!(
+        (&s1["key_version"], &s2["key_version"]),
+        (&json!(1), &json!(2))
+    );
+    for sig in [&s1, &s2] {
+        let (s, ok) = call(
+            "POST",
+            "/v1/crypto/verify".into(),
+            Some(json!({"key": p, "mechanism": "ecdsa-sha256", "message": b64(b"m"), "signature": sig["versioned"]})),
+        )
+        .await;
+        assert_eq!((s, &ok["valid"]), (StatusCode::OK, &json!(true)), "{sig}");
+    }
+    let (_, pk1) = call("GET", format!("/v1/keys/{p}/public-key?version=1"), None).await;
+    let (_, pk2) = call("GET", format!("/v1/keys/{p}/public-key"), None).await;
+    assert_ne!(pk1["der"], pk2["der"]);
+    let (s, _) = call("GET", format!("/v1/keys/{p}/public-key?version=3"), None).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn only_the_owner_rotates_and_a_retried_rotation_with_an_idempotency_key_rotates_once() {
+    let (a, alice) = api_with_alice().await;
+    let admin = a.login("admin", "admin-password").await;
+    a.call(
+        "POST",
+        "/v1/users",
+        Some(&admin),
+        Some(json!({"username": "bob", "role": "crypto-user", "password": "bob-password"})),
+    )
+    .await;
+    let bob = a.login("bob", "bob-password").await;
+    let (_, k) = a
+        .call(
+            "POST",
+            "/v1/keys/symmetric",
+            Some(&alice),
+            Some(json!({"spec": "aes-128", "template": {"label": "d", "attributes": {"encrypt": true, "decrypt": true}}})),
+        )
+        .await;
+    let h = k["handle"].as_u64().unwrap();
+    a.call(
+        "POST",
+        &format!("/v1/keys/{h}/share"),
+        Some(&alice),
+        Some(json!({"username": "bob"})),
+    )
+    .await;
+    for (token, status, code) in [
+        (&bob, StatusCode::FORBIDDEN, "permission_denied"),
+        (&admin, StatusCode::FORBIDDEN, "permission_denied"),
+    ] {
+        let (s, e) = a
+            .call("POST", &format!("/v1/keys/{h}/rotate"), Some(token), None)
+            .await;
+        assert_eq!((s, e["code"].as_str()), (status, Some(code)), "{e}");
+        let (s, e) = a
+            .call(
+                "PATCH",
+                &format!("/v1/keys/{h}/config"),
+                Some(token),
+                Some(json!({"min_decryption_version": 1})),
+            )
+            .await;
+        assert_eq!((s, e["code"].as_str()), (status, Some(code)), "{e}");
+    }
+    let rotate = || {
+        let req = Request::builder()
+            .method("POST")
+            .uri(format!("/v1/keys/{h}/rotate"))
+            .header("authorization", format!("Bearer {alice}"))
+            .header("idempotency-key", "rotate-once")
+            .body(Body::empty())
+            .unwrap();
+        a.raw(req)
+    };
+    let (s1, first) = rotate().await;
+    let (s2, again) = rotate().await;
+    assert_eq!((s1, s2), (StatusCode::OK, StatusCode::OK));
+    assert_eq!(first, again);
+    let (_, shown) = a
+        .call("GET", &format!("/v1/keys/{h}"), Some(&alice), None)
+        .await;
+    assert_eq!(shown["latest_version"], 2);
+}

@@ -3,11 +3,14 @@
 
 use std::path::Path;
 
-use anyhow::{bail, Context, Result};
-use keyward_client::{Client, DecryptItem, EncryptItem, Key, KeyFilter, SignItem, VerifyItem};
+use anyhow::{Context, Result};
+use keyward_client::{
+    Client, DecryptItem, EncryptItem, RewrapItem, SignItem, VerifyItem, Versioned,
+};
 
-use super::{read_input, write_output};
+use super::{key_handle, read_input, write_output};
 use crate::cli::{Conn, CryptoCommand};
+use crate::output;
 
 /// `keyward crypto ...`. Returns whether a verification succeeded (always true otherwise).
 pub(crate) fn run(conn: &Conn, cmd: CryptoCommand) -> Result<bool> {
@@ -18,44 +21,37 @@ pub(crate) fn run(conn: &Conn, cmd: CryptoCommand) -> Result<bool> {
     })
 }
 
-/// The handle `key` names: a number is a handle; anything else a label, looked up among the
-/// keys of `classes` that `me` owns, else among those shared with the caller.
-async fn key_handle(client: &Client, me: Option<&str>, key: &str, classes: &[&str]) -> Result<u64> {
-    if let Ok(h) = key.parse::<u64>() {
-        return Ok(h);
+/// A signature, MAC or ciphertext as the crypto commands read it: the text `kw:vN:BASE64`
+/// (surrounding white space ignored), else raw bytes made by `key_version` (default 1).
+fn versioned_input(bytes: Vec<u8>, key_version: Option<u32>) -> Result<Versioned> {
+    if bytes.starts_with(keyward_client::VERSIONED_PREFIX.as_bytes()) {
+        if let Some(v) = std::str::from_utf8(&bytes)
+            .ok()
+            .and_then(|t| Versioned::from_text(t.trim()).ok())
+        {
+            if key_version.is_some_and(|k| k != v.key_version) {
+                anyhow::bail!(
+                    "--key-version {} differs from the input's kw:v{}: prefix",
+                    key_version.unwrap_or_default(),
+                    v.key_version
+                );
+            }
+            return Ok(v);
+        }
     }
-    let mut found = Vec::new();
-    for class in classes {
-        let page = client
-            .list_keys(&KeyFilter {
-                label: Some(key.to_owned()),
-                class: Some((*class).to_owned()),
-                limit: Some(1000),
-                ..KeyFilter::default()
-            })
-            .await?;
-        found.extend(page.keys);
-    }
-    let own: Vec<&Key> = found
-        .iter()
-        .filter(|k| Some(k.owner.as_str()) == me)
-        .collect();
-    match (own.as_slice(), found.as_slice()) {
-        ([one], _) => Ok(one.handle),
-        ([], [one]) => Ok(one.handle),
-        ([], []) => bail!(
-            "no {} key labelled {key:?} that you own or that is shared with you",
-            classes.join(" or ")
-        ),
-        _ => bail!(
-            "the label {key:?} names {} keys ({}); use a handle",
-            found.len(),
-            found
-                .iter()
-                .map(|k| format!("{} {} of {}", k.handle, k.class, k.owner))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
+    Ok(Versioned {
+        key_version: key_version.unwrap_or(1),
+        bytes,
+    })
+}
+
+/// Writes a signature, MAC or ciphertext: raw when key version 1 made it (what these commands
+/// always wrote before keys had versions), else `kw:vN:BASE64` and a newline.
+fn write_versioned(out: Option<&Path>, v: &Versioned) -> Result<()> {
+    if v.key_version == 1 {
+        write_output(out, &v.bytes)
+    } else {
+        write_output(out, format!("{}\n", v.to_text()).as_bytes())
     }
 }
 
@@ -72,35 +68,40 @@ async fn crypto_inner(client: &Client, me: Option<&str>, cmd: CryptoCommand) -> 
         CryptoCommand::Sign { a, out } => {
             let data = read_input(a.input.as_deref())?;
             let sig = client
-                .sign(&SignItem::message(
+                .sign_versioned(&SignItem::message(
                     key_handle(client, me, &a.key, &using).await?,
                     a.mechanism,
                     data,
                 ))
                 .await?;
-            write_output(out.as_deref(), &sig)?;
+            write_versioned(out.as_deref(), &sig)?;
         }
         CryptoCommand::Hmac { a, out } => {
             let data = read_input(a.input.as_deref())?;
             let mac = client
-                .hmac(&SignItem::message(
+                .hmac_versioned(&SignItem::message(
                     key_handle(client, me, &a.key, &["secret"]).await?,
                     a.mechanism,
                     data,
                 ))
                 .await?;
-            write_output(out.as_deref(), &mac)?;
+            write_versioned(out.as_deref(), &mac)?;
         }
-        CryptoCommand::Verify { a, signature } => {
+        CryptoCommand::Verify {
+            a,
+            signature,
+            key_version,
+        } => {
             let data = read_input(a.input.as_deref())?;
             let sig = std::fs::read(&signature)
                 .with_context(|| format!("cannot read {}", signature.display()))?;
+            let sig = versioned_input(sig, key_version)?;
             let ok = client
-                .verify(&VerifyItem::message(
+                .verify(&VerifyItem::versioned(
                     key_handle(client, me, &a.key, &checking).await?,
                     a.mechanism,
                     data,
-                    sig,
+                    &sig,
                 ))
                 .await?;
             println!("{}", if ok { "valid" } else { "invalid" });
@@ -110,15 +111,46 @@ async fn crypto_inner(client: &Client, me: Option<&str>, cmd: CryptoCommand) -> 
             let key = key_handle(client, me, &a.key, &checking).await?;
             let mut item = EncryptItem::new(key, a.mechanism, read_input(a.input.as_deref())?);
             item.aad = read_aad(aad_file.as_deref())?;
-            let ct = client.encrypt(&item).await?;
-            write_output(out.as_deref(), &ct)?;
+            let ct = client.encrypt_versioned(&item).await?;
+            write_versioned(out.as_deref(), &ct)?;
         }
-        CryptoCommand::Decrypt { a, out, aad_file } => {
+        CryptoCommand::Decrypt {
+            a,
+            out,
+            aad_file,
+            key_version,
+        } => {
             let key = key_handle(client, me, &a.key, &using).await?;
-            let mut item = DecryptItem::new(key, a.mechanism, read_input(a.input.as_deref())?);
+            let ct = versioned_input(read_input(a.input.as_deref())?, key_version)?;
+            let mut item = DecryptItem::versioned(key, a.mechanism, &ct);
             item.aad = read_aad(aad_file.as_deref())?;
             let pt = zeroize::Zeroizing::new(client.decrypt(&item).await?);
             write_output(out.as_deref(), &pt)?;
+        }
+        CryptoCommand::Rewrap {
+            a,
+            out,
+            aad_file,
+            key_version,
+            json,
+        } => {
+            let key = key_handle(client, me, &a.key, &["secret", "private"]).await?;
+            let ct = versioned_input(read_input(a.input.as_deref())?, key_version)?;
+            let mut item = RewrapItem::new(key, a.mechanism, ct);
+            item.aad = read_aad(aad_file.as_deref())?;
+            let new = client.rewrap(&item).await?;
+            if json {
+                output::json_sorted(&keyward_api::Ciphertext {
+                    ciphertext: keyward_api::Base64::encode(&new.bytes),
+                    key_version: new.key_version,
+                    versioned: Some(keyward_api::VersionedBase64::new(
+                        new.key_version,
+                        &new.bytes,
+                    )),
+                })?;
+            } else {
+                write_versioned(out.as_deref(), &new)?;
+            }
         }
     }
     Ok(true)

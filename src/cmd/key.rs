@@ -32,7 +32,7 @@ pub(crate) fn run(conn: &Conn, cmd: KeyCommand) -> Result<()> {
         }
         KeyCommand::Remote(cmd) => super::client_runtime()?.block_on(async {
             let remote = conn.connect().await?;
-            let r = remote_command(&remote.client, cmd).await;
+            let r = remote_command(&remote.client, conn.user.as_deref(), cmd).await;
             remote.finish(r).await
         }),
     }
@@ -155,10 +155,31 @@ pub(crate) fn print_key(k: &Key, json: bool, what: &str) -> Result<()> {
     }
 }
 
-/// One remote key command on a connected client.
-async fn remote_command(client: &Client, cmd: KeyRemote) -> Result<()> {
+/// One remote key command on a connected client; `me` is the user logged in (labels name
+/// its own keys first).
+async fn remote_command(client: &Client, me: Option<&str>, cmd: KeyRemote) -> Result<()> {
     use super::key_transfer as transfer;
+    use super::key_versions as versions;
     match cmd {
+        KeyRemote::Show { key, out } => versions::show(client, me, &key, out.json).await,
+        KeyRemote::Rotate { key, out } => versions::rotate(client, me, &key, out.json).await,
+        KeyRemote::Config {
+            key,
+            min_decryption_version,
+            min_encryption_version,
+            out,
+        } => {
+            let config = keyward_client::KeyConfigRequest {
+                min_decryption_version,
+                min_encryption_version,
+            };
+            versions::config(client, me, &key, &config, out.json).await
+        }
+        KeyRemote::Trim {
+            key,
+            min_available_version,
+            out,
+        } => versions::trim(client, me, &key, min_available_version, out.json).await,
         KeyRemote::GenerateSymmetric {
             kind,
             bits,

@@ -6,8 +6,8 @@ use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::path::Path;
 
-use anyhow::{Context, Result};
-use keyward_client::KeyTemplate;
+use anyhow::{bail, Context, Result};
+use keyward_client::{Client, Key, KeyFilter, KeyTemplate};
 
 pub(crate) mod audit;
 pub(crate) mod backup;
@@ -18,6 +18,7 @@ pub(crate) mod hsm;
 pub(crate) mod init;
 pub(crate) mod key;
 pub(crate) mod key_transfer;
+pub(crate) mod key_versions;
 pub(crate) mod login;
 pub(crate) mod operator;
 pub(crate) mod quickstart;
@@ -147,4 +148,50 @@ pub(crate) fn template(label: &str, attrs: &[(String, bool)]) -> KeyTemplate {
     attrs
         .iter()
         .fold(KeyTemplate::new(label), |t, (n, v)| t.with(n.clone(), *v))
+}
+
+/// The handle `key` names: a number is a handle; anything else a label, looked up among the
+/// keys of `classes` that `me` owns, else among those shared with the caller.
+pub(crate) async fn key_handle(
+    client: &Client,
+    me: Option<&str>,
+    key: &str,
+    classes: &[&str],
+) -> Result<u64> {
+    if let Ok(h) = key.parse::<u64>() {
+        return Ok(h);
+    }
+    let mut found = Vec::new();
+    for class in classes {
+        let page = client
+            .list_keys(&KeyFilter {
+                label: Some(key.to_owned()),
+                class: Some((*class).to_owned()),
+                limit: Some(1000),
+                ..KeyFilter::default()
+            })
+            .await?;
+        found.extend(page.keys);
+    }
+    let own: Vec<&Key> = found
+        .iter()
+        .filter(|k| Some(k.owner.as_str()) == me)
+        .collect();
+    match (own.as_slice(), found.as_slice()) {
+        ([one], _) => Ok(one.handle),
+        ([], [one]) => Ok(one.handle),
+        ([], []) => bail!(
+            "no {} key labelled {key:?} that you own or that is shared with you",
+            classes.join(" or ")
+        ),
+        _ => bail!(
+            "the label {key:?} names {} keys ({}); use a handle",
+            found.len(),
+            found
+                .iter()
+                .map(|k| format!("{} {} of {}", k.handle, k.class, k.owner))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
 }

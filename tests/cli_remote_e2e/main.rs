@@ -13,3 +13,4 @@ mod nodes;
 mod proxy;
 mod sessions;
 mod sharing;
+mod versions;

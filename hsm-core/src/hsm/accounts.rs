@@ -173,22 +173,16 @@ impl Hsm {
                         info.shared_with.retain(|u| u != name);
                         let v = st.record_version + 1;
                         if info.attributes.token {
-                            let id = info.handle.to_string();
-                            let plain = encode_key_record(&info, stored_value(&o.material)?)?;
-                            let blob = self.data_key.load().seal(RecordKind::Key, &id, v, &plain)?;
-                            writes.push(Write::Update(Record {
-                                kind: RecordKind::Key.into(),
-                                id: id.clone(),
-                                version: v,
-                                blob,
-                            }));
-                            ids.push((RecordKind::Key, id, Some(v)));
+                            let record = self.key_record(&info, &st.versions, v)?;
+                            ids.push((RecordKind::Key, record.id.clone(), Some(v)));
+                            writes.push(Write::Update(record));
                         }
                         new_states.push((
                             o.clone(),
                             KeyState {
                                 info,
                                 record_version: v,
+                                versions: st.versions.clone(),
                             },
                         ));
                     }

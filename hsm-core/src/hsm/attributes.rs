@@ -3,13 +3,17 @@
 
 use super::*;
 
+/// One key object's change for [`Hsm::store_states`]: the object, its state as read under the
+/// writer lock, its new info and its new versions.
+pub(super) type StateChange = (Arc<KeyObject>, Arc<KeyState>, KeyInfo, Arc<KeyVersions>);
+
 impl Hsm {
-    /// Writes a key's new state. The caller holds the writer lock (`manifest`) and read `old`
-    /// under it, so the read-check-write is atomic.
+    /// Writes a key's new attributes (or sharing). The caller holds the writer lock
+    /// (`manifest`) and read `old` under it, so the read-check-write is atomic.
     pub(super) fn store_state(
         &self,
         manifest: &mut Manifest,
-        obj: &KeyObject,
+        obj: &Arc<KeyObject>,
         old: &KeyState,
         info: KeyInfo,
         audit: &Audit<'_>,
@@ -25,35 +29,85 @@ impl Hsm {
         if info.class != KeyClass::Public || linked.is_some() {
             info.attributes.check_separation(linked.as_ref())?;
         }
-        if obj.state.load().record_version != old.record_version {
-            return Err(Error::Store(keyward_keystore::Error::VersionConflict {
-                kind: RecordKind::Key.into(),
-                id: info.handle.to_string(),
-                expected: old.record_version,
-            }));
-        }
-        let version = old.record_version + 1;
-        if old.info.attributes.token {
-            let id = info.handle.to_string();
-            let plain = encode_key_record(&info, stored_value(&obj.material)?)?;
-            let blob = self.data_key.load().seal(RecordKind::Key, &id, version, &plain)?;
-            self.commit(
-                manifest,
-                vec![Write::Update(Record {
+        let versions = old.versions.clone();
+        self.store_states(
+            manifest,
+            vec![(obj.clone(), Arc::new(old.clone()), info, versions)],
+            audit,
+        )
+    }
+
+    /// Writes the new states of one or more key objects (`(object, state read under the
+    /// writer lock, new info, new versions)`) in one commit with `audit`'s entry, then
+    /// publishes them. The caller holds the writer lock (`manifest`).
+    ///
+    /// # Errors
+    /// A version conflict when an object changed since `old` was read; [`Error::Store`].
+    pub(super) fn store_states(
+        &self,
+        manifest: &mut Manifest,
+        changes: Vec<StateChange>,
+        audit: &Audit<'_>,
+    ) -> Result<()> {
+        let mut writes = Vec::new();
+        let mut ids = Vec::new();
+        let mut next = Vec::new();
+        for (obj, old, info, versions) in changes {
+            if obj.state.load().record_version != old.record_version {
+                return Err(Error::Store(keyward_keystore::Error::VersionConflict {
                     kind: RecordKind::Key.into(),
-                    id: id.clone(),
-                    version,
-                    blob,
-                })],
-                &[(RecordKind::Key, &id, Some(version))],
-                Some(audit),
-            )?;
+                    id: info.handle.to_string(),
+                    expected: old.record_version,
+                }));
+            }
+            let version = old.record_version + 1;
+            if old.info.attributes.token {
+                writes.push(Write::Update(self.key_record(&info, &versions, version)?));
+                ids.push((info.handle.to_string(), version));
+            }
+            next.push((
+                obj,
+                KeyState {
+                    info,
+                    record_version: version,
+                    versions,
+                },
+            ));
         }
-        obj.state.store(Arc::new(KeyState {
-            info,
-            record_version: version,
-        }));
+        if !writes.is_empty() {
+            let changes: Vec<(RecordKind, &str, Option<u64>)> = ids
+                .iter()
+                .map(|(id, v)| (RecordKind::Key, id.as_str(), Some(*v)))
+                .collect();
+            self.commit(manifest, writes, &changes, Some(audit))?;
+        }
+        for (obj, state) in next {
+            obj.state.store(Arc::new(state));
+        }
         Ok(())
+    }
+
+    /// A key object's store record at record version `version`: its info and every version's
+    /// value, sealed under the data key.
+    pub(super) fn key_record(
+        &self,
+        info: &KeyInfo,
+        versions: &KeyVersions,
+        version: u64,
+    ) -> Result<Record> {
+        let values = versions
+            .iter()
+            .map(|(_, m)| stored_value(m))
+            .collect::<Result<Vec<_>>>()?;
+        let id = info.handle.to_string();
+        let plain = encode_key_record(info, &values)?;
+        let blob = self.data_key.load().seal(RecordKind::Key, &id, version, &plain)?;
+        Ok(Record {
+            kind: RecordKind::Key.into(),
+            id,
+            version,
+            blob,
+        })
     }
 
     /// Changes one attribute of a key the session owns (`trusted`: admins only, on any key).

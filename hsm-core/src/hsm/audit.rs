@@ -27,6 +27,9 @@ pub(super) enum AuditEvent {
     KeyUnshare,
     KeyDestroy,
     KeyDestroyByAdmin,
+    KeyRotate,
+    KeyConfigVersions,
+    KeyTrimVersions,
     UserCreate,
     UserBootstrapAdmin,
     UserDelete,
@@ -65,6 +68,9 @@ impl AuditEvent {
             KeyUnshare => "key.unshare",
             KeyDestroy => "key.destroy",
             KeyDestroyByAdmin => "key.destroy-by-admin",
+            KeyRotate => "key.rotate",
+            KeyConfigVersions => "key.config-versions",
+            KeyTrimVersions => "key.trim-versions",
             UserCreate => "user.create",
             UserBootstrapAdmin => "user.bootstrap-admin",
             UserDelete => "user.delete",
@@ -100,9 +106,11 @@ impl Outcome {
     pub(super) fn of<T>(res: &Result<T>) -> Self {
         match res {
             Ok(_) => Outcome::Ok,
-            Err(Error::PermissionDenied { .. } | Error::AttributeViolation { .. }) => {
-                Outcome::Denied
-            }
+            Err(
+                Error::PermissionDenied { .. }
+                | Error::AttributeViolation { .. }
+                | Error::KeyVersionRetired { .. },
+            ) => Outcome::Denied,
             Err(_) => Outcome::Failed,
         }
     }

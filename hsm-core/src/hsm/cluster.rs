@@ -10,7 +10,7 @@
 //! AAD, and the audit head (its sequence never goes back). Applied all at once, or not at
 //! all. (The whole store, every record and the whole audit chain, is verified at open.)
 
-use super::sync::SyncPlan;
+use super::sync::{updated_state, SyncPlan};
 use super::*;
 
 /// The writer mutex (the manifest) and, for a shared store, the store's write lock.
@@ -329,21 +329,8 @@ impl Hsm {
                     })
                 }
                 Some(o) => {
-                    let old_state = o.state.load_full();
-                    let info = loaded.state.load().info.clone();
-                    if info.class != old_state.info.class
-                        || info.spec != old_state.info.spec
-                        || info.attributes.check_value != old_state.info.attributes.check_value
-                    {
-                        return Err(tampered(RecordKind::Key, &id));
-                    }
-                    keys.updated.push((
-                        o.clone(),
-                        KeyState {
-                            info,
-                            record_version: version,
-                        },
-                    ));
+                    let state = updated_state(&o.state.load(), &loaded, &id)?;
+                    keys.updated.push((o.clone(), state));
                 }
                 None => keys.added.push(Arc::new(loaded)),
             }

@@ -5,7 +5,8 @@
 use super::*;
 
 impl Hsm {
-    /// Signs (or MACs) with a key the session may use; the key needs `sign`.
+    /// Signs (or MACs) with the latest version of a key the session may use; the key needs
+    /// `sign`. [`sign_at`](Self::sign_at) also says which version signed.
     ///
     /// # Errors
     /// [`Error::KeyNotFound`], [`Error::PermissionDenied`], [`Error::AttributeViolation`],
@@ -18,12 +19,45 @@ impl Hsm {
         input: SignInput<'_>,
         encoding: SignatureEncoding,
     ) -> Result<Vec<u8>> {
-        let (obj, state) = self.usable(session, handle)?;
-        sign_checked(&obj, &state, mechanism, input, encoding)
+        Ok(self
+            .sign_at(session, handle.into(), mechanism, input, encoding)?
+            .bytes)
     }
 
-    /// Verifies a signature or MAC; `Ok(false)` when it does not verify. The key needs
-    /// `verify`.
+    /// Signs (or MACs) with version `key.version` of a key (`None`: the latest); returns the
+    /// signature with the version that made it. An explicit version must not be below
+    /// `min_decryption_version` nor `min_encryption_version`.
+    ///
+    /// # Errors
+    /// As [`sign`](Self::sign); [`Error::KeyVersionRetired`]; [`Error::InvalidInput`] for a
+    /// version the key never had.
+    pub fn sign_at(
+        &self,
+        session: &Session,
+        key: KeyRef,
+        mechanism: SignMechanism,
+        input: SignInput<'_>,
+        encoding: SignatureEncoding,
+    ) -> Result<Versioned> {
+        let (obj, state) = self.usable(session, key.handle)?;
+        let (version, material) = state.version_to_make(key.version, "sign")?;
+        let bytes = sign_checked(
+            &obj,
+            &state,
+            (version, material),
+            mechanism,
+            input,
+            encoding,
+        )?;
+        Ok(Versioned {
+            key_version: version,
+            bytes,
+        })
+    }
+
+    /// Verifies a signature or MAC made by the latest version of the key; `Ok(false)` when it
+    /// does not verify. The key needs `verify`. See [`verify_at`](Self::verify_at) for older
+    /// versions.
     ///
     /// # Errors
     /// As [`sign`](Self::sign).
@@ -36,21 +70,49 @@ impl Hsm {
         signature: &[u8],
         encoding: SignatureEncoding,
     ) -> Result<bool> {
+        self.verify_at(
+            session,
+            handle.into(),
+            mechanism,
+            input,
+            signature,
+            encoding,
+        )
+    }
+
+    /// Verifies a signature or MAC made by version `key.version` of the key (`None`: the
+    /// latest); versions below `min_decryption_version` are refused. For a pair, either half
+    /// verifies (the public key object holds every version's public key).
+    ///
+    /// # Errors
+    /// As [`sign_at`](Self::sign_at).
+    pub fn verify_at(
+        &self,
+        session: &Session,
+        key: KeyRef,
+        mechanism: SignMechanism,
+        input: SignInput<'_>,
+        signature: &[u8],
+        encoding: SignatureEncoding,
+    ) -> Result<bool> {
+        let handle = key.handle;
         let (obj, state) = self.usable(session, handle)?;
         Self::need(state.info.attributes.verify, handle, "verify", "verify")?;
-        if !obj.material.can_verify(mechanism, encoding) {
+        let (_, material) = state.version_to_open(key.version, "verify")?;
+        if !material.can_verify(mechanism, encoding) {
             return Err(Self::mechanism_invalid(&state, mechanism.as_str()));
         }
         match input {
             SignInput::Message(m) | SignInput::Digest(m) => Self::check_len(m)?,
         }
-        let ok = obj.material.verify(mechanism, input, signature, encoding)?;
+        let ok = material.verify(mechanism, input, signature, encoding)?;
         obj.usage.verify.fetch_add(1, Ordering::Relaxed);
         Ok(ok)
     }
 
-    /// Encrypts with a key the session may use; the key needs `encrypt`. Output layout per
-    /// [`EncryptMechanism`].
+    /// Encrypts with the latest version of a key the session may use; the key needs
+    /// `encrypt`. Output layout per [`EncryptMechanism`]. [`encrypt_at`](Self::encrypt_at)
+    /// also says which version encrypted, which decrypting needs once the key is rotated.
     ///
     /// # Errors
     /// As [`sign`](Self::sign).
@@ -62,18 +124,43 @@ impl Hsm {
         plaintext: &[u8],
         aad: &[u8],
     ) -> Result<Vec<u8>> {
+        Ok(self
+            .encrypt_at(session, handle.into(), mechanism, plaintext, aad)?
+            .bytes)
+    }
+
+    /// Encrypts with version `key.version` of a key (`None`: the latest); returns the
+    /// ciphertext with the version that made it. An explicit version must not be below
+    /// `min_decryption_version` nor `min_encryption_version`.
+    ///
+    /// # Errors
+    /// As [`sign_at`](Self::sign_at).
+    pub fn encrypt_at(
+        &self,
+        session: &Session,
+        key: KeyRef,
+        mechanism: EncryptMechanism,
+        plaintext: &[u8],
+        aad: &[u8],
+    ) -> Result<Versioned> {
+        let handle = key.handle;
         let (obj, state) = self.usable(session, handle)?;
         Self::need(state.info.attributes.encrypt, handle, "encrypt", "encrypt")?;
-        if !obj.material.can_encrypt(mechanism, false) {
+        let (version, material) = state.version_to_make(key.version, "encrypt")?;
+        if !material.can_encrypt(mechanism, false) {
             return Err(Self::mechanism_invalid(&state, mechanism.as_str()));
         }
         Self::check_len(plaintext)?;
-        let out = obj.material.encrypt(mechanism, plaintext, aad)?;
+        let bytes = material.encrypt(mechanism, plaintext, aad)?;
         obj.usage.encrypt.fetch_add(1, Ordering::Relaxed);
-        Ok(out)
+        Ok(Versioned {
+            key_version: version,
+            bytes,
+        })
     }
 
-    /// Decrypts with a key the session may use; the key needs `decrypt`.
+    /// Decrypts with the latest version of a key the session may use; the key needs
+    /// `decrypt`. See [`decrypt_at`](Self::decrypt_at) for older versions.
     ///
     /// # Errors
     /// As [`sign`](Self::sign); a failed authentication or padding check is
@@ -86,13 +173,32 @@ impl Hsm {
         ciphertext: &[u8],
         aad: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>> {
+        self.decrypt_at(session, handle.into(), mechanism, ciphertext, aad)
+    }
+
+    /// Decrypts a ciphertext made by version `key.version` of the key (`None`: the latest);
+    /// versions below `min_decryption_version` are refused.
+    ///
+    /// # Errors
+    /// As [`decrypt`](Self::decrypt); [`Error::KeyVersionRetired`]; [`Error::InvalidInput`]
+    /// for a version the key never had.
+    pub fn decrypt_at(
+        &self,
+        session: &Session,
+        key: KeyRef,
+        mechanism: EncryptMechanism,
+        ciphertext: &[u8],
+        aad: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>> {
+        let handle = key.handle;
         let (obj, state) = self.usable(session, handle)?;
         Self::need(state.info.attributes.decrypt, handle, "decrypt", "decrypt")?;
-        if !obj.material.can_encrypt(mechanism, true) {
+        let (_, material) = state.version_to_open(key.version, "decrypt")?;
+        if !material.can_encrypt(mechanism, true) {
             return Err(Self::mechanism_invalid(&state, mechanism.as_str()));
         }
         Self::check_len(ciphertext)?;
-        let out = obj.material.decrypt(mechanism, ciphertext, aad)?;
+        let out = material.decrypt(mechanism, ciphertext, aad)?;
         obj.usage.decrypt.fetch_add(1, Ordering::Relaxed);
         Ok(out)
     }
@@ -119,6 +225,8 @@ impl Hsm {
     /// Wraps (exports) `target` under `wrapping_key`. The session must own `target`, which
     /// must be `extractable` (and, with `wrap_with_trusted`, the wrapping key `trusted`); the
     /// wrapping key needs `wrap` and may be owned or shared. Private keys are wrapped as PKCS#8.
+    /// Both keys' latest versions are used: a wrapped key carries no version, and is unwrapped
+    /// into a new key with one version.
     ///
     /// # Errors
     /// [`Error::PermissionDenied`], [`Error::AttributeViolation`], [`Error::MechanismInvalid`].
@@ -135,7 +243,7 @@ impl Hsm {
             Some(target.to_string()),
             |_| {
                 let (wobj, wstate) = self.usable(session, wrapping_key)?;
-                let (tobj, tstate) = self.owned(session, target)?;
+                let (_, tstate) = self.owned(session, target)?;
                 Self::need(wstate.info.attributes.wrap, wrapping_key, "wrap", "wrap")?;
                 Self::need(
                     tstate.info.attributes.extractable,
@@ -151,13 +259,13 @@ impl Hsm {
                         "trusted",
                     )?;
                 }
-                if !wobj.material.can_wrap(mechanism, false) {
+                if !wstate.latest().can_wrap(mechanism, false) {
                     return Err(Self::mechanism_invalid(&wstate, mechanism.as_str()));
                 }
-                let bytes = tobj.material.wrappable_bytes().ok_or_else(|| {
+                let bytes = tstate.latest().wrappable_bytes().ok_or_else(|| {
                     Error::invalid("public keys are exported as SPKI, not wrapped")
                 })?;
-                let out = wobj.material.wrap(mechanism, bytes)?;
+                let out = wstate.latest().wrap(mechanism, bytes)?;
                 wobj.usage.encrypt.fetch_add(1, Ordering::Relaxed);
                 Ok(out)
             },

@@ -115,18 +115,34 @@ impl Hsm {
         }
     }
 
-    /// The public key of a visible private or public key, as SubjectPublicKeyInfo DER
-    /// (RFC 5280 §4.1.2.7).
+    /// The public key of the latest version of a visible private or public key, as
+    /// SubjectPublicKeyInfo DER (RFC 5280 §4.1.2.7).
     ///
     /// # Errors
     /// [`Error::KeyNotFound`]; [`Error::MechanismInvalid`] for a secret key.
     pub fn public_key_spki(&self, session: &Session, handle: KeyHandle) -> Result<Vec<u8>> {
-        self.key_info(session, handle)?;
-        let obj = self.object(handle)?;
-        obj.material
+        self.public_key_spki_at(session, handle.into())
+    }
+
+    /// The public key of version `key.version` (`None`: the latest), as
+    /// [`public_key_spki`](Self::public_key_spki): any version the key still holds, retired
+    /// ones included (public keys are not secret; old signatures may need checking elsewhere).
+    ///
+    /// # Errors
+    /// As [`public_key_spki`](Self::public_key_spki); [`Error::InvalidInput`] for a version
+    /// the key never had; [`Error::KeyVersionRetired`] for a trimmed one.
+    pub fn public_key_spki_at(&self, session: &Session, key: KeyRef) -> Result<Vec<u8>> {
+        self.key_info(session, key.handle)?;
+        let obj = self.object(key.handle)?;
+        let state = obj.state.load();
+        let material = match key.version {
+            None => state.latest(),
+            Some(v) => state.version_held(v, "public key export")?,
+        };
+        material
             .spki()
             .map(<[u8]>::to_vec)
-            .ok_or_else(|| Self::mechanism_invalid(&obj.state.load(), "public key export"))
+            .ok_or_else(|| Self::mechanism_invalid(&state, "public key export"))
     }
 
     /// Operation counts of a key the session may use.

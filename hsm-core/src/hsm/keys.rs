@@ -105,20 +105,14 @@ impl Hsm {
             } else {
                 Some(session.clone())
             };
+            let versions = KeyVersions::one(material);
             if info.attributes.token {
-                let id = info.handle.to_string();
-                let plain = encode_key_record(&info, stored_value(&material)?)?;
-                let blob = self.data_key.load().seal(RecordKind::Key, &id, 1, &plain)?;
-                writes.push(Write::Insert(Record {
-                    kind: RecordKind::Key.into(),
-                    id: id.clone(),
-                    version: 1,
-                    blob,
-                }));
-                changes.push((id, Some(1)));
+                let record = self.key_record(&info, &versions, 1)?;
+                changes.push((record.id.clone(), Some(1)));
+                writes.push(Write::Insert(record));
             }
             infos.push(info.clone());
-            objects.push(Arc::new(KeyObject::new(info, 1, material, owner_session)));
+            objects.push(Arc::new(KeyObject::new(info, 1, versions, owner_session)));
         }
         // The entry names the first new object (the private key of a pair).
         if let Some(first) = infos.first() {
@@ -155,6 +149,10 @@ impl Hsm {
             owner: session.user().to_owned(),
             shared_with: Vec::new(),
             attributes,
+            latest_version: 1,
+            min_decryption_version: 1,
+            min_encryption_version: 0,
+            min_available_version: 1,
         }
     }
 
@@ -277,6 +275,7 @@ impl Hsm {
         template: &KeyTemplate,
     ) -> Result<KeyInfo> {
         self.audited(session.user(), AuditEvent::KeyUnwrap, None, |audit| {
+            // Wrapped keys carry no key version: the latest one unwraps.
             let (uobj, ustate) = self.usable(session, unwrapping_key)?;
             Self::need(
                 ustate.info.attributes.unwrap,
@@ -284,7 +283,7 @@ impl Hsm {
                 "unwrap",
                 "unwrap",
             )?;
-            if !uobj.material.can_wrap(mechanism, true) {
+            if !ustate.latest().can_wrap(mechanism, true) {
                 return Err(Self::mechanism_invalid(&ustate, mechanism.as_str()));
             }
             Self::check_len(wrapped)?;
@@ -296,7 +295,7 @@ impl Hsm {
                     ));
                 }
             }
-            let value = uobj.material.unwrap(mechanism, wrapped)?;
+            let value = ustate.latest().unwrap(mechanism, wrapped)?;
             uobj.usage.decrypt.fetch_add(1, Ordering::Relaxed);
             // One message for every mismatch: the error says nothing about the unwrapped bytes,
             // except the name of a key type the HSM does not take (never key bytes).
@@ -351,7 +350,7 @@ impl Hsm {
         template: &KeyTemplate,
     ) -> Result<KeyInfo> {
         self.audited(session.user(), AuditEvent::KeyDerive, None, |audit| {
-            let (bobj, bstate) = self.usable(session, base_key)?;
+            let (_, bstate) = self.usable(session, base_key)?;
             Self::need(bstate.info.attributes.derive, base_key, "derive", "derive")?;
             if bstate.info.spec.key_type() != "ec" || bstate.info.class != KeyClass::Private {
                 return Err(Self::mechanism_invalid(&bstate, "ecdh"));
@@ -363,8 +362,10 @@ impl Hsm {
             Self::check_len(params.peer_public)?;
             Self::check_len(params.info)?;
             Self::check_len(params.salt)?;
+            // Derived keys carry no key version: the latest one derives.
             let value =
-                bobj.material
+                bstate
+                    .latest()
                     .derive_ecdh(params.peer_public, params.salt, params.info, len)?;
             let material = Material::secret(spec, value)?;
             let mut a = template.build(KeyClass::Secret)?;

@@ -19,23 +19,28 @@ pub(super) struct Loaded {
 }
 
 pub(super) fn load_object(data_key: &RecordCipher, rec: &Record) -> Result<KeyObject> {
+    let tampered = || tampered(RecordKind::Key, &rec.id);
     let plain = data_key.open(RecordKind::Key, &rec.id, rec.version, &rec.blob)?;
-    let (info, value) =
-        decode_key_record(&plain).ok_or_else(|| tampered(RecordKind::Key, &rec.id))?;
+    let (info, values) = decode_key_record(&plain).ok_or_else(tampered)?;
     if info.handle.to_string() != rec.id {
-        return Err(tampered(RecordKind::Key, &rec.id));
+        return Err(tampered());
     }
-    let value = Zeroizing::new(value.to_vec());
-    let material = match info.class {
-        KeyClass::Private => Material::from_pkcs8(Some(info.spec), value),
-        KeyClass::Public => Material::from_spki(&value),
-        KeyClass::Secret => Material::secret(info.spec, value),
+    let mut materials = Vec::with_capacity(values.len());
+    for value in values {
+        let value = Zeroizing::new(value.to_vec());
+        let material = match info.class {
+            KeyClass::Private => Material::from_pkcs8(Some(info.spec), value),
+            KeyClass::Public => Material::from_spki(&value),
+            KeyClass::Secret => Material::secret(info.spec, value),
+        }
+        .map_err(|_| tampered())?;
+        if material.spec() != info.spec {
+            return Err(tampered());
+        }
+        materials.push(material);
     }
-    .map_err(|_| tampered(RecordKind::Key, &rec.id))?;
-    if material.spec() != info.spec {
-        return Err(tampered(RecordKind::Key, &rec.id));
-    }
-    Ok(KeyObject::new(info, rec.version, material, None))
+    let versions = KeyVersions::from_record(info.min_available_version, materials)?;
+    Ok(KeyObject::new(info, rec.version, versions, None))
 }
 
 /// Opens the seal records of `store` with the unseal key `unseal` (from the key file,

@@ -12,6 +12,7 @@
 //! | [`keys`] | generating, importing, unwrapping, deriving and destroying keys |
 //! | [`find`] | listing and looking up keys |
 //! | [`attributes`] | changing attributes and sharing |
+//! | [`versions`] | key versions (Vault transit style): rotate, version settings, trim, rewrap |
 //! | [`crypto`] | sign, verify, encrypt, decrypt, wrap, random |
 //! | [`policy`] | who may see, use and manage a key: every check in one place |
 //! | [`handles`] | [`KeySigner`] and [`KeyCipher`], the handles the TLS proxy holds |
@@ -87,6 +88,7 @@ mod rotation;
 mod sealing;
 mod sessions;
 mod sync;
+mod versions;
 
 use crate::store::record::*;
 use crate::store::*;
@@ -94,6 +96,7 @@ pub use cluster::store_sequence;
 pub use rotation::RotationStatus;
 pub use handles::{KeyCipher, KeySigner};
 pub use sync::TokenObjectChanges;
+pub use versions::{KeyRef, VersionSettings, Versioned};
 
 pub use integrity::OpenOptions;
 
@@ -101,6 +104,7 @@ use audit::{Audit, AuditEvent, NewAuditEntry, Outcome};
 use integrity::{Acceptances, Anchor};
 use load::load_object;
 use policy::sign_checked;
+use versions::KeyVersions;
 
 /// Label prefixes only service users (such as [`PROXY_USER`]) may give keys: the proxy's
 /// session-ticket keys are `tls-ticket-key-<period>`.
@@ -122,11 +126,21 @@ pub const MAX_DATA_BYTES: usize = 16 * 1024 * 1024;
 /// Most keys a page of [`Hsm::list_keys`] returns.
 pub const MAX_PAGE_SIZE: usize = 1000;
 
-/// The mutable part of a key object: replaced whole on every change.
+/// The mutable part of a key object: replaced whole on every change. The key material of
+/// every version is part of it, so one lock-free load sees attributes, version settings and
+/// material that belong together.
 #[derive(Clone)]
 struct KeyState {
     info: KeyInfo,
     record_version: u64,
+    versions: Arc<KeyVersions>,
+}
+
+impl KeyState {
+    /// The material of the latest version.
+    fn latest(&self) -> &Material {
+        self.versions.latest()
+    }
 }
 
 /// Counts of operations per key since the HSM was opened (not stored).
@@ -153,7 +167,6 @@ pub struct KeyUsage {
 
 struct KeyObject {
     state: ArcSwap<KeyState>,
-    material: Material,
     /// For session objects (`token = false`): the session that owns them; only it sees them,
     /// and they are gone when it ends (logout or expiry).
     session: Option<Session>,
@@ -174,15 +187,15 @@ impl KeyObject {
     fn new(
         info: KeyInfo,
         record_version: u64,
-        material: Material,
+        versions: KeyVersions,
         session: Option<Session>,
     ) -> Self {
         KeyObject {
             state: ArcSwap::from_pointee(KeyState {
                 info,
                 record_version,
+                versions: Arc::new(versions),
             }),
-            material,
             session,
             destroyed: AtomicBool::new(false),
             usage: Usage::default(),
@@ -525,14 +538,15 @@ impl Hsm {
         Ok(())
     }
 
-    /// Reads a private or secret key's value back. Compiled only for tests (the
+    /// Reads the latest version of a private or secret key's value back. Compiled only for tests (the
     /// `test-secrets` feature, which only tests enable), so a test can look for leaked key
     /// bytes; release builds have no way to read a key in plaintext.
     #[cfg(any(test, feature = "test-secrets"))]
     pub fn test_secret_value(&self, handle: KeyHandle) -> Result<Zeroizing<Vec<u8>>> {
         let obj = self.object(handle)?;
-        let v = obj
-            .material
+        let state = obj.state.load();
+        let v = state
+            .latest()
             .wrappable_bytes()
             .ok_or(Error::KeyNotFound { handle })?;
         Ok(Zeroizing::new(v.to_vec()))

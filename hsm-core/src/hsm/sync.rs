@@ -47,6 +47,29 @@ impl SyncPlan {
     }
 }
 
+/// The new state of an existing key object from its changed record (`loaded`), checked: a
+/// changed record may change attributes, sharing and version settings, add versions (a
+/// rotation) and drop old ones (a trim), never the key's class, type or the material of a
+/// version both hold.
+///
+/// # Errors
+/// [`Error::RecordTampered`] naming the record.
+pub(super) fn updated_state(old: &KeyState, loaded: &KeyObject, id: &str) -> Result<KeyState> {
+    let new = loaded.state.load_full();
+    let (o, n) = (&old.info, &new.info);
+    let rotated = n.latest_version > o.latest_version;
+    if n.class != o.class
+        || n.spec != o.spec
+        || n.latest_version < o.latest_version
+        || n.min_available_version < o.min_available_version
+        || (!rotated && n.attributes.check_value != o.attributes.check_value)
+        || !old.versions.same_material(&new.versions)?
+    {
+        return Err(tampered(RecordKind::Key, id));
+    }
+    Ok((*new).clone())
+}
+
 impl Hsm {
     /// Re-reads the token (persistent) key objects from the store, to learn of keys another
     /// process created, changed or destroyed since this HSM was opened: what a node opened by
@@ -57,9 +80,10 @@ impl Hsm {
     /// Records are verified as [`open`](Self::open) verifies them: each decrypts under the data
     /// key with its kind, id and version as AAD; the manifest record is re-read and must list
     /// exactly the key records present, at their versions, and must not be older than the one
-    /// this HSM knows. A changed record may change attributes only, never the key's class,
-    /// type or value. Nothing is applied unless everything verifies. If the other process
-    /// commits while the store is read, the read is repeated.
+    /// this HSM knows. A changed record may change attributes and key versions only (see
+    /// `updated_state`), never the key's class, type or the value of a version. Nothing is
+    /// applied unless everything verifies. If the other process commits while the store is
+    /// read, the read is repeated.
     ///
     /// Not for the signing path: it reads the whole key table and holds the writer lock.
     ///
@@ -200,20 +224,8 @@ impl Hsm {
                         continue;
                     }
                     let loaded = load_object(&self.data_key.load(), rec)?;
-                    let info = loaded.state.load().info.clone();
-                    if info.class != old.info.class
-                        || info.spec != old.info.spec
-                        || info.attributes.check_value != old.info.attributes.check_value
-                    {
-                        return Err(tampered(RecordKind::Key, &rec.id));
-                    }
-                    plan.updated.push((
-                        o.clone(),
-                        KeyState {
-                            info,
-                            record_version: rec.version,
-                        },
-                    ));
+                    plan.updated
+                        .push((o.clone(), updated_state(&old, &loaded, &rec.id)?));
                 }
                 None => plan.added.push(Arc::new(load_object(&self.data_key.load(), rec)?)),
             }

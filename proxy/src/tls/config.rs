@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use keyward_config::{ListenerConfig, ResumptionConfig, TlsVersion};
-use keyward_hsm::{Hsm, KeyClass, Session};
+use keyward_hsm::{Hsm, KeyClass, KeyInfo, KeyRef, KeySigner, Session};
 use rustls::crypto::CryptoProvider;
 use rustls::server::{ServerSessionMemoryCache, WebPkiClientVerifier};
 use rustls::sign::{CertifiedKey, SigningKey};
@@ -227,6 +227,14 @@ fn client_roots(path: &Path) -> Result<RootCertStore, Error> {
 
 /// Resolves a certificate's HSM key (by label or reference PEM) and checks it matches the
 /// chain. Returns the key for rustls and the label.
+///
+/// Key versions: a certificate holds the public key of one version of its key. The signer is
+/// made for the newest version still allowed to sign whose public key is the certificate's:
+/// after `keyward key rotate`, the proxy keeps serving the certificate it has with the version
+/// it was issued for; a reload with a certificate for the new version (CSR or self-signed
+/// certificate made after the rotation) switches to the new version. Once the old version is
+/// below the key's `min_decryption_version` or `min_encryption_version`, its handshakes fail
+/// (and a reload refuses that certificate): replace the certificate before retiring it.
 fn hsm_key(
     cert: &keyward_config::CertificateConfig,
     chain: &Chain,
@@ -247,7 +255,13 @@ fn hsm_key(
     let info = hsm
         .find_by_label(session, label, KeyClass::Private)
         .map_err(key_err)?;
-    let signer = hsm.signer(session, info.handle).map_err(key_err)?;
+    let leaf = leaf_spki(chain);
+    let Some(signer) = version_signer(hsm, session, &info, &leaf).map_err(key_err)? else {
+        return Err(Error::KeyMismatch {
+            label: label.to_owned(),
+            path: cert.chain_file.clone(),
+        });
+    };
     if let (Some(r), Some(path)) = (&reference, &cert.key_file) {
         if keyward_hsm::spki_sha256(signer.spki_der()) != r.spki_sha256 {
             return Err(Error::CertificateFile {
@@ -259,13 +273,28 @@ fn hsm_key(
             });
         }
     }
-    if !same_public_key(&leaf_spki(chain), signer.spki_der()) {
-        return Err(Error::KeyMismatch {
-            label: label.to_owned(),
-            path: cert.chain_file.clone(),
-        });
-    }
     Ok((signing_key(signer), label.to_owned()))
+}
+
+/// A signer for the newest version of `info` that may still sign and whose public key is
+/// `leaf_spki` (the certificate's); `None` when no such version exists.
+fn version_signer(
+    hsm: &Hsm,
+    session: &Session,
+    info: &KeyInfo,
+    leaf_spki: &[u8],
+) -> Result<Option<KeySigner>, keyward_hsm::Error> {
+    let oldest = info
+        .min_decryption_version
+        .max(info.min_encryption_version)
+        .max(info.min_available_version);
+    for version in (oldest..=info.latest_version).rev() {
+        let signer = hsm.signer_at(session, KeyRef::version(info.handle, version))?;
+        if same_public_key(leaf_spki, signer.spki_der()) {
+            return Ok(Some(signer));
+        }
+    }
+    Ok(None)
 }
 
 /// A private key read from a PEM file into process memory: the benchmark baseline only.

@@ -14,6 +14,8 @@
 mod config;
 pub(crate) mod handshake;
 pub(crate) mod resolver;
+#[cfg(test)]
+mod rotation_tests;
 pub(crate) mod signer;
 mod subject;
 pub(crate) mod tickets;
