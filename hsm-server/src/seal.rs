@@ -393,8 +393,9 @@ pub async fn seal(
     responses((status = 200, body = RekeyResponse), (status = 400, body = ErrorBody),
               (status = 403, body = ErrorBody)))]
 /// A new master key under a new seal (admin, with the current seal's shares or passphrase):
-/// the data key is re-encrypted, no other record changes; the old shares or passphrase stop
-/// working on every node at its next unseal. The new shares are in the answer, once.
+/// the root key is re-encrypted, no other record changes, unsealed nodes keep running; the
+/// old shares or passphrase stop working at every node's next unseal. The new shares are in
+/// the answer, once.
 pub async fn rekey(
     State(s): State<AppState>,
     Caller(c): Caller,
