@@ -230,7 +230,7 @@ pub(crate) fn schedule(
                 continue;
             }
             let pruned = dest.prune(config.retention).await;
-            tracing::info!(archive = %name, bytes = size, records = header.records, pruned = ?pruned.as_ref().ok(), "scheduled backup written");
+            tracing::info!(archive = %name, bytes = size, records = header.records, period, pruned = ?pruned.as_ref().ok(), "scheduled backup written");
             if let Err(e) = pruned {
                 tracing::warn!(error = %format!("{e:#}"), "pruning old backups failed");
             }

@@ -235,6 +235,8 @@ pub(crate) enum BackupCommand {
         name: String,
         #[command(flatten)]
         dest: DestinationArg,
+        #[command(flatten)]
+        out: JsonFlag,
     },
 }
 

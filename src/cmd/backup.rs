@@ -123,9 +123,12 @@ pub(crate) fn run(conn: &Conn, command: BackupCommand) -> Result<()> {
                 force,
                 out,
             } => restore(&name, &dest.destination, &data.hsm(), &proof, force, out.json).await,
-            BackupCommand::Delete { name, dest } => {
+            BackupCommand::Delete { name, dest, out } => {
                 let dest = destination(&dest.destination)?;
                 dest.delete(&name).await?;
+                if out.json {
+                    return output::json(&serde_json::json!({"deleted": name, "destination": dest.shown}));
+                }
                 println!("deleted {name} from {}", dest.shown);
                 Ok(())
             }
