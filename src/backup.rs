@@ -145,10 +145,8 @@ impl Destination {
             .list(prefix)
             .try_filter_map(|m| async move {
                 let name = m.location.filename().unwrap_or_default().to_owned();
-                Ok((name.starts_with("keyward-") && name.ends_with(SUFFIX)).then_some(Listed {
-                    name,
-                    size: m.size,
-                }))
+                Ok((name.starts_with("keyward-") && name.ends_with(SUFFIX))
+                    .then_some(Listed { name, size: m.size }))
             })
             .try_collect()
             .await

@@ -278,22 +278,24 @@ pub(crate) fn restore_target(hsm: &HsmConfig, replace: bool) -> Result<(Opened, 
             Ok((open_store(hsm)?, false))
         }
         None => Ok((create_backend(hsm)?, true)),
-        Some(pg) => match PostgresBackend::create(&postgres_options(pg)?) {
-            Ok(backend) => {
-                files::prepare_dir(&hsm.data_dir)?;
-                Ok((Opened::Postgres(Box::new(backend)), true))
-            }
-            Err(keyward_keystore::Error::AlreadyExists { .. }) if replace => Ok((
-                Opened::Postgres(Box::new(
-                    PostgresBackend::open(&postgres_options(pg)?)
-                        .with_context(|| format!("store {}", store_name(hsm)))?,
+        Some(pg) => {
+            match PostgresBackend::create(&postgres_options(pg)?) {
+                Ok(backend) => {
+                    files::prepare_dir(&hsm.data_dir)?;
+                    Ok((Opened::Postgres(Box::new(backend)), true))
+                }
+                Err(keyward_keystore::Error::AlreadyExists { .. }) if replace => Ok((
+                    Opened::Postgres(Box::new(
+                        PostgresBackend::open(&postgres_options(pg)?)
+                            .with_context(|| format!("store {}", store_name(hsm)))?,
+                    )),
+                    false,
                 )),
-                false,
-            )),
-            Err(keyward_keystore::Error::AlreadyExists { .. }) => Err(taken()),
-            Err(e) => Err(anyhow::Error::new(e)
-                .context(format!("cannot create store {}", store_name(hsm)))),
-        },
+                Err(keyward_keystore::Error::AlreadyExists { .. }) => Err(taken()),
+                Err(e) => Err(anyhow::Error::new(e)
+                    .context(format!("cannot create store {}", store_name(hsm)))),
+            }
+        }
     }
 }
 

@@ -10,8 +10,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 pub(crate) enum Progress {
     /// An `indicatif` bar or spinner.
     Bar(ProgressBar),
-    /// Plain lines.
-    Lines,
+    /// Plain lines; the last tenth printed (`u64::MAX`: none yet).
+    Lines(std::cell::Cell<u64>),
     /// Nothing (`--json`).
     Quiet,
 }
@@ -30,7 +30,7 @@ impl Progress {
             bar.enable_steady_tick(std::time::Duration::from_millis(120));
             Progress::Bar(bar)
         } else {
-            Progress::Lines
+            Progress::Lines(std::cell::Cell::new(u64::MAX))
         }
     }
 
@@ -38,7 +38,7 @@ impl Progress {
     pub(crate) fn step(&self, what: &str) {
         match self {
             Progress::Bar(b) => b.set_message(what.to_owned()),
-            Progress::Lines => eprintln!("{what}…"),
+            Progress::Lines(_) => eprintln!("{what}…"),
             Progress::Quiet => {}
         }
     }
@@ -50,17 +50,20 @@ impl Progress {
                 if b.length() != Some(total) {
                     b.set_length(total);
                     b.set_style(
-                        ProgressStyle::with_template("{msg} {wide_bar} {pos}/{len} [{elapsed}, {eta} left]")
-                            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+                        ProgressStyle::with_template(
+                            "{msg} {wide_bar} {pos}/{len} [{elapsed}, {eta} left]",
+                        )
+                        .unwrap_or_else(|_| ProgressStyle::default_bar()),
                     );
                 }
                 b.set_message(what.to_owned());
                 b.set_position(done);
             }
-            // About every tenth, and the last.
-            Progress::Lines => {
-                let step = (total / 10).max(1);
-                if done == total || done % step == 0 {
+            // At the first count, then each time it reaches a new tenth.
+            Progress::Lines(last) => {
+                let tenth = done.saturating_mul(10) / total.max(1);
+                if last.get() == u64::MAX || tenth > last.get() {
+                    last.set(tenth);
                     eprintln!("{what}: {done}/{total}");
                 }
             }

@@ -190,7 +190,9 @@ pub(crate) fn serving_gate(
         );
         return Ok((SealGate::sealed(config, open, node), lock));
     }
-    let opened = open.open(None).map_err(|e| data_dir::unsealing_failed(hsm, e))?;
+    let opened = open
+        .open(None)
+        .map_err(|e| data_dir::unsealing_failed(hsm, e))?;
     opened.record_unseal(node)?;
     Ok((SealGate::unsealed(Arc::new(opened), open, node)?, lock))
 }

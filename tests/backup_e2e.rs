@@ -12,8 +12,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use keyward_hsm::{
-    AttributeName, Hsm, KeySpec, KeyTemplate, MasterKey, Password, Role, SignInput,
-    SignMechanism, SignatureEncoding,
+    AttributeName, Hsm, KeySpec, KeyTemplate, MasterKey, Password, Role, SignInput, SignMechanism,
+    SignatureEncoding,
 };
 use support::*;
 
@@ -45,13 +45,24 @@ impl Moto {
         let endpoint = format!("http://127.0.0.1:{port}");
         wait_for_port(SocketAddr::from(([127, 0, 0, 1], port)));
         eventually(DEADLINE, "moto answers", || {
-            run("curl", &["-sf", "-o", "/dev/null", &format!("{endpoint}/moto-api/")]).0
+            run(
+                "curl",
+                &["-sf", "-o", "/dev/null", &format!("{endpoint}/moto-api/")],
+            )
+            .0
         });
         let (ok, _, err) = run(
             "curl",
             &[
-                "-sS", "-f", "--aws-sigv4", "aws:amz:us-east-1:s3", "--user", "testing:testing",
-                "-X", "PUT", &format!("{endpoint}/{bucket}"),
+                "-sS",
+                "-f",
+                "--aws-sigv4",
+                "aws:amz:us-east-1:s3",
+                "--user",
+                "testing:testing",
+                "-X",
+                "PUT",
+                &format!("{endpoint}/{bucket}"),
             ],
         );
         assert!(ok, "create bucket: {err}");
@@ -92,7 +103,11 @@ fn ok(out: &std::process::Output) -> String {
 }
 
 fn err(out: &std::process::Output) -> String {
-    assert!(!out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        !out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
@@ -101,12 +116,21 @@ fn err(out: &std::process::Output) -> String {
 fn populated(data: &Path) -> BTreeMap<u64, Vec<u8>> {
     init_hsm(data, "admin-password");
     let hsm = open_hsm(data);
-    let (admin, _) = hsm.login("admin", &Password::from("admin-password"), HOUR).unwrap();
+    let (admin, _) = hsm
+        .login("admin", &Password::from("admin-password"), HOUR)
+        .unwrap();
     for i in 0..USERS {
-        hsm.create_user(&admin, &format!("user{i}"), Role::CryptoUser, &Password::new(format!("password-{i}")))
-            .unwrap();
+        hsm.create_user(
+            &admin,
+            &format!("user{i}"),
+            Role::CryptoUser,
+            &Password::new(format!("password-{i}")),
+        )
+        .unwrap();
     }
-    let (user, _) = hsm.login("user0", &Password::from("password-0"), HOUR).unwrap();
+    let (user, _) = hsm
+        .login("user0", &Password::from("password-0"), HOUR)
+        .unwrap();
     let mut sigs = BTreeMap::new();
     for i in 0..KEYS {
         let (private, _) = hsm
@@ -139,14 +163,22 @@ fn sign(hsm: &Hsm, user: &keyward_hsm::Session, handle: u64) -> Vec<u8> {
 /// the restore.
 fn check_restored(hsm: &Hsm, sigs: &BTreeMap<u64, Vec<u8>>) {
     for i in 0..USERS {
-        hsm.login(&format!("user{i}"), &Password::new(format!("password-{i}")), HOUR)
-            .unwrap();
+        hsm.login(
+            &format!("user{i}"),
+            &Password::new(format!("password-{i}")),
+            HOUR,
+        )
+        .unwrap();
     }
-    let (user, _) = hsm.login("user0", &Password::from("password-0"), HOUR).unwrap();
+    let (user, _) = hsm
+        .login("user0", &Password::from("password-0"), HOUR)
+        .unwrap();
     for (handle, sig) in sigs {
         assert_eq!(&sign(hsm, &user, *handle), sig, "key {handle}");
     }
-    let (admin, _) = hsm.login("admin", &Password::from("admin-password"), HOUR).unwrap();
+    let (admin, _) = hsm
+        .login("admin", &Password::from("admin-password"), HOUR)
+        .unwrap();
     let report = hsm.verify_audit(&admin).unwrap();
     assert!(report.intact, "{report:?}");
     let events: Vec<String> = hsm
@@ -155,11 +187,18 @@ fn check_restored(hsm: &Hsm, sigs: &BTreeMap<u64, Vec<u8>>) {
         .into_iter()
         .map(|e| e.event)
         .collect();
-    assert!(events.iter().any(|e| e == "store.restore"), "{:?}", &events[events.len().saturating_sub(5)..]);
+    assert!(
+        events.iter().any(|e| e == "store.restore"),
+        "{:?}",
+        &events[events.len().saturating_sub(5)..]
+    );
 }
 
 fn archive_names(dest: &str, env: &[(&str, String)]) -> Vec<String> {
-    let out = ok(&kw(env, &["backup", "list", "--destination", dest, "--json"]));
+    let out = ok(&kw(
+        env,
+        &["backup", "list", "--destination", dest, "--json"],
+    ));
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     v.as_array()
         .unwrap()
@@ -180,15 +219,45 @@ fn a_thousand_keys_back_up_to_a_directory_and_s3_and_restore_into_sqlite_and_pos
     let d = data.display().to_string();
 
     // To a directory and to S3.
-    ok(&kw(&[], &["backup", "create", "--data-dir", &d, "--destination", &dir]));
-    ok(&kw(&s3, &["backup", "create", "--data-dir", &d, "--destination", "s3://keyward-backups/nightly"]));
+    ok(&kw(
+        &[],
+        &["backup", "create", "--data-dir", &d, "--destination", &dir],
+    ));
+    ok(&kw(
+        &s3,
+        &[
+            "backup",
+            "create",
+            "--data-dir",
+            &d,
+            "--destination",
+            "s3://keyward-backups/nightly",
+        ],
+    ));
     let local = archive_names(&dir, &[]);
     let remote = archive_names("s3://keyward-backups/nightly", &s3);
     assert_eq!((local.len(), remote.len()), (1, 1));
     let listed = ok(&kw(&[], &["backup", "list", "--destination", &dir]));
-    assert!(listed.contains(&local[0]) && listed.contains("key-file"), "{listed}");
-    let verified = ok(&kw(&s3, &["backup", "verify", &remote[0], "--destination", "s3://keyward-backups/nightly", "--data-dir", &d]));
-    assert!(verified.contains("valid") && verified.contains(&format!("{} keys", 2 * KEYS + 2)), "{verified}");
+    assert!(
+        listed.contains(&local[0]) && listed.contains("key-file"),
+        "{listed}"
+    );
+    let verified = ok(&kw(
+        &s3,
+        &[
+            "backup",
+            "verify",
+            &remote[0],
+            "--destination",
+            "s3://keyward-backups/nightly",
+            "--data-dir",
+            &d,
+        ],
+    ));
+    assert!(
+        verified.contains("valid") && verified.contains(&format!("{} keys", 2 * KEYS + 2)),
+        "{verified}"
+    );
 
     // One byte changed anywhere: verify and restore fail loudly, nothing is restored.
     let archive = std::fs::read(Path::new(&dir).join(&local[0])).unwrap();
@@ -197,38 +266,97 @@ fn a_thousand_keys_back_up_to_a_directory_and_s3_and_restore_into_sqlite_and_pos
         bad[at] ^= 0x20;
         let name = format!("keyward-20000101T000000Z-byte{at}.kwbackup");
         std::fs::write(Path::new(&dir).join(&name), &bad).unwrap();
-        let e = err(&kw(&[], &["backup", "verify", &name, "--destination", &dir, "--data-dir", &d]));
-        assert!(e.contains("backup") || e.contains("archive"), "byte {at}: {e}");
+        let e = err(&kw(
+            &[],
+            &[
+                "backup",
+                "verify",
+                &name,
+                "--destination",
+                &dir,
+                "--data-dir",
+                &d,
+            ],
+        ));
+        assert!(
+            e.contains("backup") || e.contains("archive"),
+            "byte {at}: {e}"
+        );
         let target = site.dir.join(format!("tampered-{at}"));
         let t = target.display().to_string();
-        let e = err(&kw(&[], &["backup", "restore", &name, "--destination", &dir, "--data-dir", &t, "--seal-key-file", key_file.to_str().unwrap()]));
+        let e = err(&kw(
+            &[],
+            &[
+                "backup",
+                "restore",
+                &name,
+                "--destination",
+                &dir,
+                "--data-dir",
+                &t,
+                "--seal-key-file",
+                key_file.to_str().unwrap(),
+            ],
+        ));
         assert!(!e.is_empty());
-        assert!(!target.join("keyward.sqlite3").exists(), "byte {at}: a store was written");
+        assert!(
+            !target.join("keyward.sqlite3").exists(),
+            "byte {at}: a store was written"
+        );
         std::fs::remove_file(Path::new(&dir).join(&name)).unwrap();
     }
 
     // Another seal cannot restore it.
     let other = site.dir.join("other");
     init_hsm(&other, "admin-password");
-    let e = err(&kw(&[], &[
-        "backup", "restore", &local[0], "--destination", &dir, "--data-dir",
-        site.dir.join("wrong-seal").to_str().unwrap(), "--seal-key-file",
-        other.join("master.key").to_str().unwrap(),
-    ]));
+    let e = err(&kw(
+        &[],
+        &[
+            "backup",
+            "restore",
+            &local[0],
+            "--destination",
+            &dir,
+            "--data-dir",
+            site.dir.join("wrong-seal").to_str().unwrap(),
+            "--seal-key-file",
+            other.join("master.key").to_str().unwrap(),
+        ],
+    ));
     assert!(e.contains("not the one this backup was taken under"), "{e}");
 
     // Into a fresh SQLite store, from S3.
     let fresh = site.dir.join("fresh");
-    let out = ok(&kw(&s3, &[
-        "backup", "restore", &remote[0], "--destination", "s3://keyward-backups/nightly",
-        "--data-dir", fresh.to_str().unwrap(), "--seal-key-file", key_file.to_str().unwrap(),
-    ]));
+    let out = ok(&kw(
+        &s3,
+        &[
+            "backup",
+            "restore",
+            &remote[0],
+            "--destination",
+            "s3://keyward-backups/nightly",
+            "--data-dir",
+            fresh.to_str().unwrap(),
+            "--seal-key-file",
+            key_file.to_str().unwrap(),
+        ],
+    ));
     assert!(out.contains("restored"), "{out}");
     // Not twice into the same store without --force.
-    let e = err(&kw(&[], &[
-        "backup", "restore", &local[0], "--destination", &dir,
-        "--data-dir", fresh.to_str().unwrap(), "--seal-key-file", key_file.to_str().unwrap(),
-    ]));
+    let e = err(&kw(
+        &[],
+        &[
+            "backup",
+            "restore",
+            &local[0],
+            "--destination",
+            &dir,
+            "--data-dir",
+            fresh.to_str().unwrap(),
+            "--seal-key-file",
+            key_file.to_str().unwrap(),
+        ],
+    ));
     assert!(e.contains("--force"), "{e}");
     let master = MasterKey::from_bytes(&std::fs::read(&key_file).unwrap()).unwrap();
     let restored = Hsm::open(
@@ -243,12 +371,27 @@ fn a_thousand_keys_back_up_to_a_directory_and_s3_and_restore_into_sqlite_and_pos
     let pg = keyward_keystore::test_util::TestPostgres::shared();
     let url = pg.url(&pg.new_database());
     let node = site.dir.join("pg-node");
-    ok(&kw(&[], &[
-        "backup", "restore", &local[0], "--destination", &dir, "--data-dir",
-        node.to_str().unwrap(), "--store", &url, "--seal-key-file", key_file.to_str().unwrap(),
-    ]));
+    ok(&kw(
+        &[],
+        &[
+            "backup",
+            "restore",
+            &local[0],
+            "--destination",
+            &dir,
+            "--data-dir",
+            node.to_str().unwrap(),
+            "--store",
+            &url,
+            "--seal-key-file",
+            key_file.to_str().unwrap(),
+        ],
+    ));
     let restored = Hsm::open(
-        Box::new(keyward_keystore::PostgresBackend::open(&keyward_keystore::PostgresOptions::new(url)).unwrap()),
+        Box::new(
+            keyward_keystore::PostgresBackend::open(&keyward_keystore::PostgresOptions::new(url))
+                .unwrap(),
+        ),
         &master,
     )
     .unwrap();
@@ -264,8 +407,12 @@ fn the_schedule_backs_up_at_the_interval_and_keeps_the_newest() {
     let (mut node, _addr) = start_hsm_serve(
         &data,
         &[
-            "--backup-destination", dir.to_str().unwrap(),
-            "--backup-interval-s", "1", "--backup-retention", "2",
+            "--backup-destination",
+            dir.to_str().unwrap(),
+            "--backup-interval-s",
+            "1",
+            "--backup-retention",
+            "2",
         ],
     );
     wait_for_count(&node.stderr, "scheduled backup written", 4);
@@ -274,11 +421,27 @@ fn the_schedule_backs_up_at_the_interval_and_keeps_the_newest() {
     // last one and pruning).
     let names = archive_names(dir.to_str().unwrap(), &[]);
     assert!((2..=3).contains(&names.len()), "{names:?}");
-    let written = node.stderr.all().iter().filter(|l| l.contains("scheduled backup written")).count();
+    let written = node
+        .stderr
+        .all()
+        .iter()
+        .filter(|l| l.contains("scheduled backup written"))
+        .count();
     assert!(written >= 4);
     let d = data.display().to_string();
     let newest = names.last().unwrap();
-    ok(&kw(&[], &["backup", "verify", newest, "--destination", dir.to_str().unwrap(), "--data-dir", &d]));
+    ok(&kw(
+        &[],
+        &[
+            "backup",
+            "verify",
+            newest,
+            "--destination",
+            dir.to_str().unwrap(),
+            "--data-dir",
+            &d,
+        ],
+    ));
 }
 
 #[test]
@@ -289,18 +452,44 @@ fn two_nodes_of_a_cluster_take_each_scheduled_backup_once() {
     let (a, b) = (site.dir.join("a"), site.dir.join("b"));
     let pw = site.dir.join("pw");
     std::fs::write(&pw, "admin-password\n").unwrap();
-    ok(&kw(&[], &["init", "--data-dir", a.to_str().unwrap(), "--store", &url, "--admin-password-file", pw.to_str().unwrap()]));
+    ok(&kw(
+        &[],
+        &[
+            "init",
+            "--data-dir",
+            a.to_str().unwrap(),
+            "--store",
+            &url,
+            "--admin-password-file",
+            pw.to_str().unwrap(),
+        ],
+    ));
     std::fs::create_dir(&b).unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&b, std::fs::Permissions::from_mode(0o700)).unwrap();
     std::fs::copy(a.join("master.key"), b.join("master.key")).unwrap();
     std::fs::copy(a.join("api-ca.pem"), b.join("api-ca.pem")).unwrap();
     let dir = site.dir.join("scheduled");
-    let args = ["--store", &url, "--backup-destination", dir.to_str().unwrap(), "--backup-interval-s", "1", "--backup-retention", "100"];
+    let args = [
+        "--store",
+        &url,
+        "--backup-destination",
+        dir.to_str().unwrap(),
+        "--backup-interval-s",
+        "1",
+        "--backup-retention",
+        "100",
+    ];
     let (mut na, _) = start_hsm_serve(&a, &args);
     let (mut nb, _) = start_hsm_serve(&b, &args);
     eventually(DEADLINE, "6 scheduled backups", || {
-        let count = |n: &Running| n.stderr.all().iter().filter(|l| l.contains("scheduled backup written")).count();
+        let count = |n: &Running| {
+            n.stderr
+                .all()
+                .iter()
+                .filter(|l| l.contains("scheduled backup written"))
+                .count()
+        };
         count(&na) + count(&nb) >= 6
     });
     na.terminate();
@@ -310,13 +499,24 @@ fn two_nodes_of_a_cluster_take_each_scheduled_backup_once() {
         .iter()
         .flat_map(|n| n.stderr.all())
         .filter(|l| l.contains("scheduled backup written"))
-        .filter_map(|l| l.split_whitespace().find_map(|w| w.strip_prefix("period=")).map(str::to_owned))
+        .filter_map(|l| {
+            l.split_whitespace()
+                .find_map(|w| w.strip_prefix("period="))
+                .map(str::to_owned)
+        })
         .collect();
     let written = periods.len();
     periods.sort();
     periods.dedup();
-    assert_eq!(periods.len(), written, "two nodes took a backup in one period");
+    assert_eq!(
+        periods.len(),
+        written,
+        "two nodes took a backup in one period"
+    );
     let names = archive_names(dir.to_str().unwrap(), &[]);
     // (A node stopped between writing an archive and logging it leaves one more.)
-    assert!((written..=written + 2).contains(&names.len()), "{written} {names:?}");
+    assert!(
+        (written..=written + 2).contains(&names.len()),
+        "{written} {names:?}"
+    );
 }

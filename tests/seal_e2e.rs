@@ -15,7 +15,10 @@ use support::*;
 fn kw(addr: SocketAddr, ca: &Path, env: &[(&str, &str)], args: &[&str]) -> std::process::Output {
     Command::new(keyward_bin())
         .args(args)
-        .env("KEYWARD_SERVER", format!("https://localhost:{}", addr.port()))
+        .env(
+            "KEYWARD_SERVER",
+            format!("https://localhost:{}", addr.port()),
+        )
         .env("KEYWARD_CA_CERT", ca)
         .env_remove("KEYWARD_USER")
         .env_remove("KEYWARD_PASSWORD")
@@ -86,10 +89,17 @@ fn init(data: &Path, extra: &[&str], env: &[(&str, &str)]) -> String {
 fn a_shamir_sealed_node_unseals_with_three_of_five_keys_seals_and_rekeys() {
     let site = Site::new();
     let data = site.data();
-    let out = init(&data, &["--seal", "shamir", "--shares", "5", "--threshold", "3"], &[]);
+    let out = init(
+        &data,
+        &["--seal", "shamir", "--shares", "5", "--threshold", "3"],
+        &[],
+    );
     let keys = unseal_keys(&out);
     assert_eq!(keys.len(), 5, "{out}");
-    assert!(!data.join("master.key").exists(), "a shamir seal writes no key file");
+    assert!(
+        !data.join("master.key").exists(),
+        "a shamir seal writes no key file"
+    );
     let ca = data.join("api-ca.pem");
     let (mut node, addr) = start_hsm_serve(&data, &[]);
 
@@ -103,7 +113,12 @@ fn a_shamir_sealed_node_unseals_with_three_of_five_keys_seals_and_rekeys() {
     assert_eq!((s, v["code"].as_str()), (503, Some("sealed")));
     let v = seal_status(&ca, addr);
     assert_eq!(
-        (v["sealed"].as_bool(), v["type"].as_str(), v["threshold"].as_u64(), v["shares"].as_u64()),
+        (
+            v["sealed"].as_bool(),
+            v["type"].as_str(),
+            v["threshold"].as_u64(),
+            v["shares"].as_u64()
+        ),
         (Some(true), Some("shamir"), Some(3), Some(5))
     );
 
@@ -112,7 +127,11 @@ fn a_shamir_sealed_node_unseals_with_three_of_five_keys_seals_and_rekeys() {
     assert!(stdout(&o).contains("unseal progress 1/3"), "{}", stderr(&o));
     let mut wrong = keys[1].clone().into_bytes();
     wrong[10] = if wrong[10] == b'A' { b'B' } else { b'A' };
-    for bad in [String::from_utf8(wrong).unwrap(), keys[0].clone(), "not-a-key".into()] {
+    for bad in [
+        String::from_utf8(wrong).unwrap(),
+        keys[0].clone(),
+        "not-a-key".into(),
+    ] {
         let o = kw(addr, &ca, &[], &["operator", "unseal", &bad]);
         assert!(!o.status.success());
         assert!(stderr(&o).contains("unseal_key_rejected"), "{}", stderr(&o));
@@ -150,7 +169,9 @@ fn a_shamir_sealed_node_unseals_with_three_of_five_keys_seals_and_rekeys() {
         "POST",
         "/v1/keys/asymmetric-pair",
         Some(&alice),
-        Some(r#"{"spec":"ed25519","private":{"label":"k","attributes":{"sign":true}},"public":{"label":"k","attributes":{"verify":true}}}"#),
+        Some(
+            r#"{"spec":"ed25519","private":{"label":"k","attributes":{"sign":true}},"public":{"label":"k","attributes":{"verify":true}}}"#,
+        ),
     );
     assert_eq!(s, 201, "{v}");
     let key = v["private"]["handle"].as_u64().unwrap();
@@ -158,10 +179,16 @@ fn a_shamir_sealed_node_unseals_with_three_of_five_keys_seals_and_rekeys() {
     assert_eq!(s, 200, "{first}");
 
     // Only an admin seals; after it, signing answers 503 sealed.
-    let as_alice = [("KEYWARD_USER", "alice"), ("KEYWARD_PASSWORD", "alice-password")];
+    let as_alice = [
+        ("KEYWARD_USER", "alice"),
+        ("KEYWARD_PASSWORD", "alice-password"),
+    ];
     let o = kw(addr, &ca, &as_alice, &["operator", "seal"]);
     assert!(stderr(&o).contains("permission_denied"), "{}", stderr(&o));
-    let as_admin = [("KEYWARD_USER", "admin"), ("KEYWARD_PASSWORD", "admin-password")];
+    let as_admin = [
+        ("KEYWARD_USER", "admin"),
+        ("KEYWARD_PASSWORD", "admin-password"),
+    ];
     let o = kw(addr, &ca, &as_admin, &["operator", "seal", "--json"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let (s, v) = sign(&ca, addr, &alice, key);
@@ -178,8 +205,16 @@ fn a_shamir_sealed_node_unseals_with_three_of_five_keys_seals_and_rekeys() {
         &ca,
         &as_admin,
         &[
-            "operator", "rekey", "--seal", "shamir", "--shares", "3", "--threshold", "2",
-            "--current-keys-file", current.to_str().unwrap(),
+            "operator",
+            "rekey",
+            "--seal",
+            "shamir",
+            "--shares",
+            "3",
+            "--threshold",
+            "2",
+            "--current-keys-file",
+            current.to_str().unwrap(),
         ],
     );
     assert!(o.status.success(), "{}", stderr(&o));
@@ -221,7 +256,16 @@ fn serve_with_a_passphrase_seal_listens_for_tls_only_while_unsealed() {
     let data = site.data();
     let pass = site.dir.join("passphrase");
     std::fs::write(&pass, "correct horse battery staple\n").unwrap();
-    init(&data, &["--seal", "passphrase", "--passphrase-file", pass.to_str().unwrap()], &[]);
+    init(
+        &data,
+        &[
+            "--seal",
+            "passphrase",
+            "--passphrase-file",
+            pass.to_str().unwrap(),
+        ],
+        &[],
+    );
     assert!(data.join("api-tls.key").exists());
     // Local commands open a passphrase-sealed store with KEYWARD_SEAL_PASSPHRASE.
     let local = |args: &[&str], passphrase: &str| {
@@ -233,14 +277,29 @@ fn serve_with_a_passphrase_seal_listens_for_tls_only_while_unsealed() {
             .output()
             .unwrap()
     };
-    let o = local(&["key", "generate", "--type", "ec-p256", "--label", "web"], "wrong passphrase!");
+    let o = local(
+        &["key", "generate", "--type", "ec-p256", "--label", "web"],
+        "wrong passphrase!",
+    );
     assert!(!o.status.success());
     assert!(stderr(&o).contains("sealed"), "{}", stderr(&o));
-    let o = local(&["key", "generate", "--type", "ec-p256", "--label", "web"], "correct horse battery staple");
+    let o = local(
+        &["key", "generate", "--type", "ec-p256", "--label", "web"],
+        "correct horse battery staple",
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let cert = site.dir.join("web.pem");
     let o = local(
-        &["cert", "self-signed", "--key", "web", "--dns", "localhost", "--out", cert.to_str().unwrap()],
+        &[
+            "cert",
+            "self-signed",
+            "--key",
+            "web",
+            "--dns",
+            "localhost",
+            "--out",
+            cert.to_str().unwrap(),
+        ],
         "correct horse battery staple",
     );
     assert!(o.status.success(), "{}", stderr(&o));
@@ -264,7 +323,10 @@ fn serve_with_a_passphrase_seal_listens_for_tls_only_while_unsealed() {
     let ca = data.join("api-ca.pem");
 
     // Sealed: the proxy does not listen, /readyz is not ready, the API answers 503.
-    assert!(std::net::TcpStream::connect(proxy).is_err(), "the proxy listens while sealed");
+    assert!(
+        std::net::TcpStream::connect(proxy).is_err(),
+        "the proxy listens while sealed"
+    );
     assert!(http_get(admin, "/readyz").starts_with("HTTP/1.1 503"));
     let (s, v) = curl_json(&ca, api, "GET", "/v1/keys", None, None);
     assert_eq!((s, v["code"].as_str()), (503, Some("sealed")));
@@ -272,10 +334,30 @@ fn serve_with_a_passphrase_seal_listens_for_tls_only_while_unsealed() {
     // A wrong passphrase is refused and changes nothing; the right one unseals.
     let wrong = site.dir.join("wrong");
     std::fs::write(&wrong, "incorrect horse battery\n").unwrap();
-    let o = kw(api, &ca, &[], &["operator", "unseal", "--passphrase-file", wrong.to_str().unwrap()]);
+    let o = kw(
+        api,
+        &ca,
+        &[],
+        &[
+            "operator",
+            "unseal",
+            "--passphrase-file",
+            wrong.to_str().unwrap(),
+        ],
+    );
     assert!(stderr(&o).contains("wrong passphrase"), "{}", stderr(&o));
     assert_eq!(seal_status(&ca, api)["sealed"], true);
-    let o = kw(api, &ca, &[], &["operator", "unseal", "--passphrase-file", pass.to_str().unwrap()]);
+    let o = kw(
+        api,
+        &ca,
+        &[],
+        &[
+            "operator",
+            "unseal",
+            "--passphrase-file",
+            pass.to_str().unwrap(),
+        ],
+    );
     assert!(stdout(&o).contains("unsealed"), "{}", stderr(&o));
     wait_for_port(proxy);
     let got = Curl::https(proxy, "/", &cert).run();
@@ -288,7 +370,10 @@ fn serve_with_a_passphrase_seal_listens_for_tls_only_while_unsealed() {
     let o = kw(
         api,
         &ca,
-        &[("KEYWARD_USER", "admin"), ("KEYWARD_PASSWORD", "admin-password")],
+        &[
+            ("KEYWARD_USER", "admin"),
+            ("KEYWARD_PASSWORD", "admin-password"),
+        ],
         &["operator", "seal"],
     );
     assert!(o.status.success(), "{}", stderr(&o));
@@ -297,7 +382,17 @@ fn serve_with_a_passphrase_seal_listens_for_tls_only_while_unsealed() {
     });
     assert!(http_get(admin, "/readyz").starts_with("HTTP/1.1 503"));
     // And unsealed again, it serves again.
-    kw(api, &ca, &[], &["operator", "unseal", "--passphrase-file", pass.to_str().unwrap()]);
+    kw(
+        api,
+        &ca,
+        &[],
+        &[
+            "operator",
+            "unseal",
+            "--passphrase-file",
+            pass.to_str().unwrap(),
+        ],
+    );
     wait_for_port(proxy);
     assert_eq!(Curl::https(proxy, "/", &cert).run().status, 200);
     let status = node.terminate();
@@ -343,7 +438,11 @@ fn a_key_file_seal_can_live_outside_the_data_directory() {
     std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o644)).unwrap();
     let o = list(&env);
     assert!(!o.status.success());
-    assert!(stderr(&o).contains(key_file.to_str().unwrap()), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(key_file.to_str().unwrap()),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
@@ -358,12 +457,25 @@ fn a_data_key_rotation_under_signing_load_fails_no_sign_and_resumes_after_kill_9
         let hsm = open_hsm(&data);
         let hour = std::time::Duration::from_secs(3600);
         let (admin, _) = hsm
-            .login("admin", &keyward_hsm::Password::from("admin-password"), hour)
+            .login(
+                "admin",
+                &keyward_hsm::Password::from("admin-password"),
+                hour,
+            )
             .unwrap();
-        hsm.create_user(&admin, "alice", keyward_hsm::Role::CryptoUser, &keyward_hsm::Password::from("alice-password"))
-            .unwrap();
+        hsm.create_user(
+            &admin,
+            "alice",
+            keyward_hsm::Role::CryptoUser,
+            &keyward_hsm::Password::from("alice-password"),
+        )
+        .unwrap();
         let (alice, _) = hsm
-            .login("alice", &keyward_hsm::Password::from("alice-password"), hour)
+            .login(
+                "alice",
+                &keyward_hsm::Password::from("alice-password"),
+                hour,
+            )
             .unwrap();
         let mut first = 0;
         for i in 0..300 {
@@ -384,7 +496,10 @@ fn a_data_key_rotation_under_signing_load_fails_no_sign_and_resumes_after_kill_9
         first
     };
     let ca = data.join("api-ca.pem");
-    let as_admin = [("KEYWARD_USER", "admin"), ("KEYWARD_PASSWORD", "admin-password")];
+    let as_admin = [
+        ("KEYWARD_USER", "admin"),
+        ("KEYWARD_PASSWORD", "admin-password"),
+    ];
     let start = |batch: &str, pause_ms: &str| {
         let mut cmd = Command::new(keyward_bin());
         cmd.args(["hsm", "serve", "--listen", "127.0.0.1:0", "--data-dir"])
@@ -417,15 +532,32 @@ fn a_data_key_rotation_under_signing_load_fails_no_sign_and_resumes_after_kill_9
             }
         })
     };
-    let o = kw(addr, &ca, &as_admin, &["operator", "rotate", "--wait", "--json"]);
+    let o = kw(
+        addr,
+        &ca,
+        &as_admin,
+        &["operator", "rotate", "--wait", "--json"],
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let done: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
-    assert_eq!((done["done"].as_bool(), done["current_version"].as_u64(), done["pending_records"].as_u64()), (Some(true), Some(2), Some(0)), "{done}");
+    assert_eq!(
+        (
+            done["done"].as_bool(),
+            done["current_version"].as_u64(),
+            done["pending_records"].as_u64()
+        ),
+        (Some(true), Some(2), Some(0)),
+        "{done}"
+    );
     assert_eq!(done["versions"], serde_json::json!([2]));
     stop.store(true, Ordering::Relaxed);
     load.join().unwrap();
     assert!(signed.load(Ordering::Relaxed) > 0);
-    assert_eq!(failed.load(Ordering::Relaxed), 0, "signs failed during the rotation");
+    assert_eq!(
+        failed.load(Ordering::Relaxed),
+        0,
+        "signs failed during the rotation"
+    );
 
     node.terminate();
 
@@ -448,16 +580,37 @@ fn a_data_key_rotation_under_signing_load_fails_no_sign_and_resumes_after_kill_9
     node.terminate();
     let hsm = open_hsm(&data);
     let end = hsm.rotation_status().unwrap();
-    assert_eq!((end.current_version, end.versions.clone(), end.pending_records), (3, vec![3], 0));
+    assert_eq!(
+        (
+            end.current_version,
+            end.versions.clone(),
+            end.pending_records
+        ),
+        (3, vec![3], 0)
+    );
 }
 
 #[test]
-fn each_node_of_a_cluster_unseals_on_its_own_with_the_same_keys_and_follows_a_rekey_and_a_rotation() {
+fn each_node_of_a_cluster_unseals_on_its_own_with_the_same_keys_and_follows_a_rekey_and_a_rotation()
+{
     let pg = keyward_keystore::test_util::TestPostgres::shared();
     let url = pg.url(&pg.new_database());
     let site = Site::new();
     let (a, b) = (site.dir.join("a"), site.dir.join("b"));
-    let out = init(&a, &["--store", &url, "--seal", "shamir", "--shares", "3", "--threshold", "2"], &[]);
+    let out = init(
+        &a,
+        &[
+            "--store",
+            &url,
+            "--seal",
+            "shamir",
+            "--shares",
+            "3",
+            "--threshold",
+            "2",
+        ],
+        &[],
+    );
     let keys = unseal_keys(&out);
     // The second node: the API's key and certificate (no master key file: there is none).
     std::fs::create_dir(&b).unwrap();
@@ -473,7 +626,11 @@ fn each_node_of_a_cluster_unseals_on_its_own_with_the_same_keys_and_follows_a_re
         kw(addr_a, &ca, &[], &["operator", "unseal", k]);
     }
     assert_eq!(seal_status(&ca, addr_a)["sealed"], false);
-    assert_eq!(seal_status(&ca, addr_b)["sealed"], true, "unsealing one node unseals only it");
+    assert_eq!(
+        seal_status(&ca, addr_b)["sealed"],
+        true,
+        "unsealing one node unseals only it"
+    );
     for k in [&keys[2], &keys[0]] {
         kw(addr_b, &ca, &[], &["operator", "unseal", k]);
     }
@@ -481,8 +638,16 @@ fn each_node_of_a_cluster_unseals_on_its_own_with_the_same_keys_and_follows_a_re
 
     // A rotation through A: B reads records A rewrote (its keys reload when the data-key
     // record moves) and writes under the new version.
-    let as_admin = [("KEYWARD_USER", "admin"), ("KEYWARD_PASSWORD", "admin-password")];
-    let o = kw(addr_a, &ca, &as_admin, &["operator", "rotate", "--wait", "--json"]);
+    let as_admin = [
+        ("KEYWARD_USER", "admin"),
+        ("KEYWARD_PASSWORD", "admin-password"),
+    ];
+    let o = kw(
+        addr_a,
+        &ca,
+        &as_admin,
+        &["operator", "rotate", "--wait", "--json"],
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let admin_b = login(&ca, addr_b, "admin", "admin-password");
     let (s, _) = curl_json(
@@ -495,8 +660,19 @@ fn each_node_of_a_cluster_unseals_on_its_own_with_the_same_keys_and_follows_a_re
     );
     assert_eq!(s, 201);
     login(&ca, addr_a, "bob", "bob-password");
-    let (s, v) = curl_json(&ca, addr_a, "GET", "/v1/sys/rotation", Some(&login(&ca, addr_a, "admin", "admin-password")), None);
-    assert_eq!((s, v["done"].as_bool(), v["pending_records"].as_u64()), (200, Some(true), Some(0)), "{v}");
+    let (s, v) = curl_json(
+        &ca,
+        addr_a,
+        "GET",
+        "/v1/sys/rotation",
+        Some(&login(&ca, addr_a, "admin", "admin-password")),
+        None,
+    );
+    assert_eq!(
+        (s, v["done"].as_bool(), v["pending_records"].as_u64()),
+        (200, Some(true), Some(0)),
+        "{v}"
+    );
 
     // A rekey through A; B, sealed afterwards, takes the new keys only.
     let current = site.dir.join("current");
@@ -505,7 +681,18 @@ fn each_node_of_a_cluster_unseals_on_its_own_with_the_same_keys_and_follows_a_re
         addr_a,
         &ca,
         &as_admin,
-        &["operator", "rekey", "--seal", "shamir", "--shares", "3", "--threshold", "2", "--current-keys-file", current.to_str().unwrap()],
+        &[
+            "operator",
+            "rekey",
+            "--seal",
+            "shamir",
+            "--shares",
+            "3",
+            "--threshold",
+            "2",
+            "--current-keys-file",
+            current.to_str().unwrap(),
+        ],
     );
     assert!(o.status.success(), "{}", stderr(&o));
     let new_keys = unseal_keys(&stdout(&o));
@@ -513,7 +700,12 @@ fn each_node_of_a_cluster_unseals_on_its_own_with_the_same_keys_and_follows_a_re
     let o = kw(addr_b, &ca, &as_admin, &["operator", "seal"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let o = kw(addr_b, &ca, &[], &["operator", "unseal", &keys[0]]);
-    assert!(stderr(&o).contains("unseal_key_rejected"), "{} {}", stdout(&o), stderr(&o));
+    assert!(
+        stderr(&o).contains("unseal_key_rejected"),
+        "{} {}",
+        stdout(&o),
+        stderr(&o)
+    );
     for k in &new_keys[1..] {
         kw(addr_b, &ca, &[], &["operator", "unseal", k]);
     }

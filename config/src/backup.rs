@@ -43,10 +43,7 @@ impl RawBackup {
     /// The `[backup]` settings; `cx` is the `backup` table.
     pub(crate) fn validate(self, cx: &Context<'_>) -> Result<BackupConfig, Error> {
         if self.destination.trim().is_empty() {
-            return Err(cx.invalid(
-                "destination",
-                "must be a directory or s3://BUCKET[/PREFIX]",
-            ));
+            return Err(cx.invalid("destination", "must be a directory or s3://BUCKET[/PREFIX]"));
         }
         let mut c = BackupConfig::to(self.destination);
         if let Some(i) = self.interval_s {

@@ -21,15 +21,20 @@ impl Client {
     /// the passphrase, or a reset. Errors: `400 unseal_key_rejected` for a share that is not
     /// one of this seal's, a repeated share or a wrong passphrase (nothing counted).
     pub async fn unseal(&self, request: &UnsealRequest) -> Result<SealStatus> {
-        let mut c = Call::new(Method::POST, "/v1/sys/unseal".into(), Retry::Unsafe).json(request)?;
+        let mut c =
+            Call::new(Method::POST, "/v1/sys/unseal".into(), Retry::Unsafe).json(request)?;
         c.auth = false;
         self.run(c).await
     }
 
     /// `POST /v1/sys/seal` (admin): the node drops every key and answers `503 sealed`.
     pub async fn seal(&self) -> Result<SealStatus> {
-        self.run(Call::new(Method::POST, "/v1/sys/seal".into(), Retry::Unsafe))
-            .await
+        self.run(Call::new(
+            Method::POST,
+            "/v1/sys/seal".into(),
+            Retry::Unsafe,
+        ))
+        .await
     }
 
     /// `POST /v1/sys/rekey` (admin, with the current shares or passphrase): a new master key
@@ -50,13 +55,21 @@ impl Client {
     /// `POST /v1/sys/rotate` (admin): starts a data-key rotation; the node rewrites the
     /// records in the background (see [`Client::rotation`]).
     pub async fn rotate(&self) -> Result<RotationStatus> {
-        self.run(Call::new(Method::POST, "/v1/sys/rotate".into(), Retry::Unsafe))
-            .await
+        self.run(Call::new(
+            Method::POST,
+            "/v1/sys/rotate".into(),
+            Retry::Unsafe,
+        ))
+        .await
     }
 
     /// `GET /v1/sys/rotation` (admin): where the data-key rotation stands.
     pub async fn rotation(&self) -> Result<RotationStatus> {
-        self.run(Call::new(Method::GET, "/v1/sys/rotation".into(), Retry::Safe))
-            .await
+        self.run(Call::new(
+            Method::GET,
+            "/v1/sys/rotation".into(),
+            Retry::Safe,
+        ))
+        .await
     }
 }

@@ -14,7 +14,7 @@
 //!
 //! The body's plaintext is JSON: `{"records":[{"kind","id","version","blob"(base64)}]}`, the
 //! store's records as stored (each still encrypted under the data key, see
-//! [`crate::store::format`]). The backup key (32 random bytes) is wrapped with AES-256-GCM
+//! `store::format`). The backup key (32 random bytes) is wrapped with AES-256-GCM
 //! under the *backup wrapping key*, HKDF-SHA256 (RFC 5869) of the master key with info
 //! `"keyward backup wrapping key/1"`, with associated data `"keyward-backup-key/1" 0x00` ‖ the
 //! archive id. Changing any byte of an archive makes it fail to open.
@@ -90,7 +90,8 @@ pub(crate) fn wrapping_key(master: &MasterKey) -> Zeroizing<[u8; 32]> {
         }
     }
     let mut out = Zeroizing::new([0u8; 32]);
-    let prk = aws_lc_rs::hkdf::Salt::new(aws_lc_rs::hkdf::HKDF_SHA256, &[]).extract(master.as_bytes());
+    let prk =
+        aws_lc_rs::hkdf::Salt::new(aws_lc_rs::hkdf::HKDF_SHA256, &[]).extract(master.as_bytes());
     if let Ok(okm) = prk.expand(&[b"keyward backup wrapping key/1"], Len) {
         let _ = okm.fill(&mut out[..]);
     }
@@ -206,14 +207,24 @@ fn damaged(what: &str) -> Error {
     }
 }
 
+/// An archive split in its parts.
+struct Parts<'a> {
+    header_bytes: &'a [u8],
+    header: BackupHeader,
+    nonce: &'a [u8],
+    body: &'a [u8],
+}
+
 /// Splits an archive: header bytes, parsed header, body nonce, body.
-fn split(archive: &[u8]) -> Result<(&[u8], BackupHeader, &[u8], &[u8])> {
+fn split(archive: &[u8]) -> Result<Parts<'_>> {
     if archive.len() < 12 || &archive[..8] != MAGIC {
         return Err(damaged("not a Keyward backup archive (no KWBACKUP magic)"));
     }
     let len = u32::from_be_bytes(archive[8..12].try_into().map_err(|_| damaged("short"))?) as usize;
     if len > MAX_HEADER || archive.len() < 12 + len + NONCE_LEN + 16 {
-        return Err(damaged("the archive is truncated or its header length is wrong"));
+        return Err(damaged(
+            "the archive is truncated or its header length is wrong",
+        ));
     }
     let header_bytes = &archive[12..12 + len];
     let header: BackupHeader = serde_json::from_slice(header_bytes)
@@ -221,8 +232,12 @@ fn split(archive: &[u8]) -> Result<(&[u8], BackupHeader, &[u8], &[u8])> {
     if header.format != 1 {
         return Err(damaged("unknown archive format version"));
     }
-    let nonce = &archive[12 + len..12 + len + NONCE_LEN];
-    Ok((header_bytes, header, nonce, &archive[12 + len + NONCE_LEN..]))
+    Ok(Parts {
+        header_bytes,
+        header,
+        nonce: &archive[12 + len..12 + len + NONCE_LEN],
+        body: &archive[12 + len + NONCE_LEN..],
+    })
 }
 
 /// The header of an archive, without any key (not yet authenticated: [`open_archive`] does).
@@ -230,7 +245,7 @@ fn split(archive: &[u8]) -> Result<(&[u8], BackupHeader, &[u8], &[u8])> {
 /// # Errors
 /// [`Error::BackupInvalid`] if it is not an archive.
 pub fn read_header(archive: &[u8]) -> Result<BackupHeader> {
-    split(archive).map(|(_, h, _, _)| h)
+    split(archive).map(|p| p.header)
 }
 
 /// Opens an archive with the master key of its seal: every byte checked.
@@ -239,13 +254,23 @@ pub fn read_header(archive: &[u8]) -> Result<BackupHeader> {
 /// [`Error::BackupInvalid`] if it is damaged or was changed; [`Error::UnsealKeyRejected`] if
 /// `master` is not the key of the seal it was taken under.
 pub fn open_archive(archive: &[u8], master: &MasterKey) -> Result<(BackupHeader, Vec<Record>)> {
-    let (header_bytes, header, nonce, body) = split(archive)?;
+    let Parts {
+        header_bytes,
+        header,
+        nonce,
+        body,
+    } = split(archive)?;
     let root = match &header.root_key_record {
         Some((version, blob)) => {
             let blob = hex::decode(blob).map_err(|_| damaged("the root key record is not hex"))?;
             let plain = master
                 .cipher()?
-                .open(crate::store::RecordKind::Seal, crate::store::ID_ROOT_KEY, *version, &blob)
+                .open(
+                    crate::store::RecordKind::Seal,
+                    crate::store::ID_ROOT_KEY,
+                    *version,
+                    &blob,
+                )
                 .map_err(|_| Error::UnsealKeyRejected {
                     reason: "the seal given is not the one this backup was taken under".into(),
                 })?;
@@ -268,7 +293,9 @@ pub fn open_archive(archive: &[u8], master: &MasterKey) -> Result<(BackupHeader,
             &mut key,
         )
         .map_err(|_| Error::UnsealKeyRejected {
-            reason: "the seal given is not the one this backup was taken under (or its key was changed)".into(),
+            reason:
+                "the seal given is not the one this backup was taken under (or its key was changed)"
+                    .into(),
         })?
         .len();
     if key_len != MASTER_KEY_LEN {
@@ -339,7 +366,10 @@ mod tests {
         for i in 0..archive.len() {
             let mut a = archive.clone();
             a[i] ^= 0x01;
-            assert!(open_archive(&a, &master).is_err(), "flip at {i} not detected");
+            assert!(
+                open_archive(&a, &master).is_err(),
+                "flip at {i} not detected"
+            );
         }
         assert!(open_archive(&archive[..archive.len() - 1], &master).is_err());
     }

@@ -44,7 +44,10 @@ fn an_archive_restores_every_key_user_and_audit_entry() {
         signed.push((private.handle, sig));
     }
     // Only admins take backups; the taking is audited.
-    assert!(matches!(t.backup(&alice, "n1"), Err(Error::PermissionDenied { .. })));
+    assert!(matches!(
+        t.backup(&alice, "n1"),
+        Err(Error::PermissionDenied { .. })
+    ));
     let (header, archive) = t.backup(&admin, "n1").unwrap();
     assert_eq!(header.keys, 10);
     assert!(header.users >= 3 && header.audit_entries > 5, "{header:?}");

@@ -42,6 +42,7 @@
 #![deny(missing_docs)]
 
 mod audit;
+pub mod backup;
 mod error;
 mod hsm;
 mod kdf;
@@ -50,7 +51,6 @@ mod material;
 mod mechanism;
 mod object;
 mod reference;
-pub mod backup;
 mod seal;
 mod selftest;
 mod store;

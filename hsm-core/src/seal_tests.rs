@@ -89,7 +89,11 @@ fn rekey_replaces_the_master_key_and_keeps_every_key() {
     let admin = t.admin();
     let alice = t.crypto_user(&admin, "alice");
     let key = t
-        .generate_secret_key(&alice, KeySpec::Aes256, &KeyTemplate::labelled("k").with(AttributeName::Encrypt, true))
+        .generate_secret_key(
+            &alice,
+            KeySpec::Aes256,
+            &KeyTemplate::labelled("k").with(AttributeName::Encrypt, true),
+        )
         .unwrap();
     let (store, hsm) = t.into_parts();
     let before = read_seal_config(&store.backend()).unwrap();
@@ -116,7 +120,11 @@ fn rekey_replaces_the_master_key_and_keeps_every_key() {
     assert!(matches!(store.open(), Err(Error::Sealed { .. })));
     let reopened = unseal(&store, &[&shares[1], &shares[3], &shares[0]]).unwrap();
     let alice = reopened
-        .login("alice", &crate::test_util::password_of("alice"), std::time::Duration::from_secs(60))
+        .login(
+            "alice",
+            &crate::test_util::password_of("alice"),
+            std::time::Duration::from_secs(60),
+        )
         .unwrap()
         .0;
     let ct = reopened
@@ -168,16 +176,32 @@ fn a_data_key_rotation_rewrites_every_record_resumes_after_a_stop_and_destroys_t
     while !last.done() {
         last = hsm.rotation_step(7).unwrap();
     }
-    assert_eq!((last.current_version, last.versions.clone(), last.pending_records), (2, vec![2], 0));
+    assert_eq!(
+        (
+            last.current_version,
+            last.versions.clone(),
+            last.pending_records
+        ),
+        (2, vec![2], 0)
+    );
     let alice = hsm
-        .login("alice", &crate::test_util::password_of("alice"), std::time::Duration::from_secs(60))
+        .login(
+            "alice",
+            &crate::test_util::password_of("alice"),
+            std::time::Duration::from_secs(60),
+        )
         .unwrap()
         .0;
     for k in &keys {
-        hsm.encrypt(&alice, *k, EncryptMechanism::AesGcm, b"x", b"").unwrap();
+        hsm.encrypt(&alice, *k, EncryptMechanism::AesGcm, b"x", b"")
+            .unwrap();
     }
     let (admin, _) = hsm
-        .login("admin", &Password::from("admin-password"), std::time::Duration::from_secs(60))
+        .login(
+            "admin",
+            &Password::from("admin-password"),
+            std::time::Duration::from_secs(60),
+        )
         .unwrap();
     assert!(hsm.verify_audit(&admin).unwrap().intact);
     let events: Vec<String> = hsm
@@ -195,7 +219,10 @@ fn a_data_key_rotation_rewrites_every_record_resumes_after_a_stop_and_destroys_t
     // A blob still under v1 (a record rolled back to before the rewrite) no longer opens.
     let b = store.backend();
     let rec = b.get("key", &keys[0].to_string()).unwrap().unwrap();
-    assert_eq!(crate::store::format::RecordCipher::version_of(&rec.blob), Some(2));
+    assert_eq!(
+        crate::store::format::RecordCipher::version_of(&rec.blob),
+        Some(2)
+    );
 }
 
 #[test]
@@ -219,7 +246,17 @@ fn a_store_from_before_root_keys_opens_and_a_rekey_gives_it_one() {
     // seal configuration, the data key (format 1: its 32 bytes) under the master key.
     let b = store.backend();
     let root_rec = b.get("seal", "root-key").unwrap().unwrap();
-    let plain = store.master.cipher().unwrap().open(RecordKind::Seal, "root-key", root_rec.version, &root_rec.blob).unwrap();
+    let plain = store
+        .master
+        .cipher()
+        .unwrap()
+        .open(
+            RecordKind::Seal,
+            "root-key",
+            root_rec.version,
+            &root_rec.blob,
+        )
+        .unwrap();
     let root = decode_root(&plain, None).unwrap();
     let dk_rec = b.get("seal", "data-key").unwrap().unwrap();
     let dk_plain = RecordCipher::new(&root[..], 0)
@@ -231,7 +268,12 @@ fn a_store_from_before_root_keys_opens_and_a_rekey_gives_it_one() {
         .master
         .cipher()
         .unwrap()
-        .seal(RecordKind::Seal, "data-key", dk_rec.version + 1, &keys.key(1).unwrap()[..])
+        .seal(
+            RecordKind::Seal,
+            "data-key",
+            dk_rec.version + 1,
+            &keys.key(1).unwrap()[..],
+        )
         .unwrap();
     let cfg = b.get("seal-config", "config").unwrap().unwrap();
     b.write_batch(&[
@@ -248,7 +290,11 @@ fn a_store_from_before_root_keys_opens_and_a_rekey_gives_it_one() {
     // becomes its root key), after which the new shares open it and the key works.
     let hsm = store.open().unwrap();
     let admin = hsm
-        .login("admin", &Password::from("admin-password"), std::time::Duration::from_secs(60))
+        .login(
+            "admin",
+            &Password::from("admin-password"),
+            std::time::Duration::from_secs(60),
+        )
         .unwrap()
         .0;
     let new_master = MasterKey::generate().unwrap();
@@ -256,7 +302,13 @@ fn a_store_from_before_root_keys_opens_and_a_rekey_gives_it_one() {
     hsm.rekey(&admin, &new_master, config).unwrap();
     // Still unsealed after the rekey: writes work.
     hsm.generate_secret_key(
-        &hsm.login("alice", &crate::test_util::password_of("alice"), std::time::Duration::from_secs(60)).unwrap().0,
+        &hsm.login(
+            "alice",
+            &crate::test_util::password_of("alice"),
+            std::time::Duration::from_secs(60),
+        )
+        .unwrap()
+        .0,
         KeySpec::Aes256,
         &KeyTemplate::labelled("after"),
     )
@@ -265,8 +317,13 @@ fn a_store_from_before_root_keys_opens_and_a_rekey_gives_it_one() {
     assert!(store.open().is_err());
     let hsm = unseal(&store, &[&shares[2], &shares[0]]).unwrap();
     let alice = hsm
-        .login("alice", &crate::test_util::password_of("alice"), std::time::Duration::from_secs(60))
+        .login(
+            "alice",
+            &crate::test_util::password_of("alice"),
+            std::time::Duration::from_secs(60),
+        )
         .unwrap()
         .0;
-    hsm.encrypt(&alice, key, EncryptMechanism::AesGcm, b"x", b"").unwrap();
+    hsm.encrypt(&alice, key, EncryptMechanism::AesGcm, b"x", b"")
+        .unwrap();
 }

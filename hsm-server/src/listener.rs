@@ -16,10 +16,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::SealGate;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use keyward_config::ApiLimits;
-use crate::SealGate;
 use keyward_proxy::conn::{drive, Active, Activity, Lifecycle, Tracked};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};

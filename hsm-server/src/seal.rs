@@ -426,15 +426,22 @@ pub async fn backup(
         .await
         .map_err(blocking_error)??;
     let name = format!("{}-{}.kwbackup", header.created_unix_ms, header.id);
-    let header = serde_json::to_string(&header).map_err(|_| ApiError::Hsm(Error::Internal("backup header")))?;
+    let header = serde_json::to_string(&header)
+        .map_err(|_| ApiError::Hsm(Error::Internal("backup header")))?;
     Ok((
         [
-            (axum::http::header::CONTENT_TYPE, "application/octet-stream".to_owned()),
+            (
+                axum::http::header::CONTENT_TYPE,
+                "application/octet-stream".to_owned(),
+            ),
             (
                 axum::http::header::CONTENT_DISPOSITION,
                 format!("attachment; filename=\"{name}\""),
             ),
-            (axum::http::HeaderName::from_static("x-keyward-backup"), header),
+            (
+                axum::http::HeaderName::from_static("x-keyward-backup"),
+                header,
+            ),
         ],
         archive,
     )
@@ -496,7 +503,9 @@ fn rekey_blocking(
         SealType::KeyFile => None,
         SealType::Passphrase => {
             let p = req.current_passphrase.as_ref().ok_or_else(|| {
-                ApiError::BadRequest("the current seal is a passphrase: give current_passphrase".into())
+                ApiError::BadRequest(
+                    "the current seal is a passphrase: give current_passphrase".into(),
+                )
             })?;
             Some(passphrase::master_key(&current, p.expose_secret())?)
         }
@@ -528,7 +537,11 @@ fn rekey_blocking(
         "shamir" => {
             let (n, m) = match (req.shares, req.threshold) {
                 (Some(n), Some(m)) => (n, m),
-                _ => return Err(ApiError::BadRequest("a shamir seal needs shares and threshold".into())),
+                _ => {
+                    return Err(ApiError::BadRequest(
+                        "a shamir seal needs shares and threshold".into(),
+                    ))
+                }
             };
             let master = MasterKey::generate()?;
             let (keys, config) = shamir::split(&master, n, m)?;
@@ -539,9 +552,10 @@ fn rekey_blocking(
             (master, config, keys)
         }
         "passphrase" => {
-            let p = req.passphrase.as_ref().ok_or_else(|| {
-                ApiError::BadRequest("a passphrase seal needs passphrase".into())
-            })?;
+            let p = req
+                .passphrase
+                .as_ref()
+                .ok_or_else(|| ApiError::BadRequest("a passphrase seal needs passphrase".into()))?;
             let (master, config) = passphrase::new_seal(p.expose_secret())?;
             (master, config, Vec::new())
         }

@@ -210,7 +210,10 @@ async fn restore(
     let _lock = backend
         .try_lock(hsm)?
         .ok_or_else(|| data_dir::in_use(hsm))?;
-    progress.step(&format!("writing {} records and checking them", header.records));
+    progress.step(&format!(
+        "writing {} records and checking them",
+        header.records
+    ));
     let restored = {
         let archive = archive.clone();
         tokio::task::spawn_blocking(move || {
@@ -245,7 +248,9 @@ async fn restore(
     }
     progress.finish();
     if json {
-        return output::json(&serde_json::json!({"restored": name, "store": data_dir::store_name(hsm), "header": header}));
+        return output::json(
+            &serde_json::json!({"restored": name, "store": data_dir::store_name(hsm), "header": header}),
+        );
     }
     println!(
         "restored {name} into {} ({} records: {} keys, {} users, {} audit entries; taken {} by {}); the audit trail records the restore",
@@ -257,8 +262,14 @@ async fn restore(
         output::utc(header.created_unix_ms),
         header.node
     );
-    if header.seal.seal_type == SealType::KeyFile && hsm.key_file.is_none() && !hsm.master_key_file().exists() {
-        println!("note: nodes open it with the archive's key file at {}", hsm.master_key_file().display());
+    if header.seal.seal_type == SealType::KeyFile
+        && hsm.key_file.is_none()
+        && !hsm.master_key_file().exists()
+    {
+        println!(
+            "note: nodes open it with the archive's key file at {}",
+            hsm.master_key_file().display()
+        );
     }
     Ok(())
 }

@@ -20,7 +20,15 @@ pub(crate) fn run(
 ) -> Result<()> {
     super::server_runtime(None)?.block_on(async {
         let Signals { term, int, .. } = Signals::catch()?;
-        run_node(store, listen, client_ca, limits, backup, shutdown_signal(term, int)).await
+        run_node(
+            store,
+            listen,
+            client_ca,
+            limits,
+            backup,
+            shutdown_signal(term, int),
+        )
+        .await
     })
 }
 

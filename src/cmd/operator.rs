@@ -37,7 +37,9 @@ pub(crate) fn run(conn: &Conn, command: OperatorCommand) -> Result<()> {
             }
             OperatorCommand::Rotate { status, wait, out } => {
                 if conn.server.len() != 1 {
-                    bail!("rotate through one node (one --server): the cluster shares the data key");
+                    bail!(
+                        "rotate through one node (one --server): the cluster shares the data key"
+                    );
                 }
                 let remote = conn.connect().await?;
                 let r = rotate(&remote.client, status, wait, out.json).await;
@@ -102,7 +104,14 @@ fn print_statuses(all: &[(String, SealStatus)], json: bool) -> Result<()> {
         return output::json(&v);
     }
     output::table(
-        &["SERVER", "SEALED", "TYPE", "PROGRESS", "SHARES", "GENERATION"],
+        &[
+            "SERVER",
+            "SEALED",
+            "TYPE",
+            "PROGRESS",
+            "SHARES",
+            "GENERATION",
+        ],
         all.iter().map(|(url, s)| {
             [
                 url.clone(),
@@ -154,7 +163,9 @@ async fn unseal(
                                 "unseal key ({} of {} given): ",
                                 status.progress, status.threshold
                             ))
-                            .context("no terminal to ask for the unseal key: give it as an argument")?,
+                            .context(
+                                "no terminal to ask for the unseal key: give it as an argument",
+                            )?,
                         ));
                     }
                     UnsealRequest {
@@ -251,7 +262,14 @@ async fn rekey(
         bail!("rekey one node (give one --server): the cluster shares the seal");
     }
     let remote = conn.connect().await?;
-    let r = rekey_on(&remote.client, seal, current_keys_file, current_passphrase_file, json).await;
+    let r = rekey_on(
+        &remote.client,
+        seal,
+        current_keys_file,
+        current_passphrase_file,
+        json,
+    )
+    .await;
     remote.finish(r).await
 }
 

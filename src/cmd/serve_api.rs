@@ -116,7 +116,8 @@ pub(crate) async fn run(
         };
         let Some(hsm) = hsm else { break };
         let session = hsm.service_session(PROXY_USER)?;
-        let proxy = keyward_proxy::Proxy::build(config, &hsm, &session, keyward_proxy::NodeRole::Writer)?;
+        let proxy =
+            keyward_proxy::Proxy::build(config, &hsm, &session, keyward_proxy::NodeRole::Writer)?;
         drop(hsm);
         super::serve::log_listeners(&proxy, config);
         handle_tx.send_replace(Some(proxy.handle()));

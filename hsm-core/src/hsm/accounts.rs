@@ -31,7 +31,13 @@ impl Hsm {
                 });
             }
         }
-        let rec = seal_json(&self.data_key.load(), RecordKind::User, &user.name, 1, &user)?;
+        let rec = seal_json(
+            &self.data_key.load(),
+            RecordKind::User,
+            &user.name,
+            1,
+            &user,
+        )?;
         self.commit(
             &mut manifest,
             vec![Write::Insert(rec)],
@@ -58,7 +64,13 @@ impl Hsm {
             .ok_or_else(|| Error::UserNotFound { user: name.into() })?;
         change(&mut user)?;
         let v = version + 1;
-        let rec = seal_json(&self.data_key.load(), RecordKind::User, &user.name, v, &user)?;
+        let rec = seal_json(
+            &self.data_key.load(),
+            RecordKind::User,
+            &user.name,
+            v,
+            &user,
+        )?;
         self.commit(
             &mut manifest,
             vec![Write::Update(rec)],

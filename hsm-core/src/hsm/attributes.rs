@@ -101,7 +101,10 @@ impl Hsm {
             .collect::<Result<Vec<_>>>()?;
         let id = info.handle.to_string();
         let plain = encode_key_record(info, &values)?;
-        let blob = self.data_key.load().seal(RecordKind::Key, &id, version, &plain)?;
+        let blob = self
+            .data_key
+            .load()
+            .seal(RecordKind::Key, &id, version, &plain)?;
         Ok(Record {
             kind: RecordKind::Key.into(),
             id,

@@ -313,11 +313,15 @@ impl Hsm {
         let mut seq = from.max(1);
         while seq <= last && out.len() < limit {
             let id = crate::audit::record_id(seq);
-            let entry: AuditEntry =
-                open_json(&self.data_key.load(), self.store.as_ref(), RecordKind::Audit, &id)?
-                    .ok_or_else(|| Error::StoreInconsistent {
-                        detail: format!("audit entry {seq} is missing"),
-                    })?;
+            let entry: AuditEntry = open_json(
+                &self.data_key.load(),
+                self.store.as_ref(),
+                RecordKind::Audit,
+                &id,
+            )?
+            .ok_or_else(|| Error::StoreInconsistent {
+                detail: format!("audit entry {seq} is missing"),
+            })?;
             out.push(entry);
             seq += 1;
         }

@@ -99,17 +99,24 @@ impl Hsm {
         store.write_batch(&writes)?;
         // The anchor of the restored state: its manifest and audit head.
         let (_, _, data_key) = load::open_seal(store.as_ref(), master)?;
-        let manifest: Manifest = open_json(&data_key, store.as_ref(), RecordKind::Manifest, ID_MANIFEST)?
-            .ok_or(Error::BackupInvalid {
-                reason: "the archive holds no manifest".into(),
-            })?;
+        let manifest: Manifest =
+            open_json(&data_key, store.as_ref(), RecordKind::Manifest, ID_MANIFEST)?.ok_or(
+                Error::BackupInvalid {
+                    reason: "the archive holds no manifest".into(),
+                },
+            )?;
         let manifest_version = store
             .get(RecordKind::Manifest.as_str(), ID_MANIFEST)?
             .map_or(0, |r| r.version);
-        let head: AuditHead = open_json(&data_key, store.as_ref(), RecordKind::AuditHead, ID_AUDIT_HEAD)?
-            .ok_or(Error::BackupInvalid {
-                reason: "the archive holds no audit head".into(),
-            })?;
+        let head: AuditHead = open_json(
+            &data_key,
+            store.as_ref(),
+            RecordKind::AuditHead,
+            ID_AUDIT_HEAD,
+        )?
+        .ok_or(Error::BackupInvalid {
+            reason: "the archive holds no audit head".into(),
+        })?;
         drop(manifest);
         store.write_anchor(&integrity::seal_anchor(
             &data_key,

@@ -125,7 +125,10 @@ impl Hsm {
         if !self.store.is_shared() {
             return Ok(());
         }
-        let blob = self.data_key.load().seal(RecordKind::Expiring, id, 1, value)?;
+        let blob = self
+            .data_key
+            .load()
+            .seal(RecordKind::Expiring, id, 1, value)?;
         Ok(self.store.put_expiring(id, &blob, ttl)?)
     }
 
@@ -232,9 +235,12 @@ impl Hsm {
             .map_err(|_| tampered(RecordKind::AuditHead, ID_AUDIT_HEAD))?;
         head.record_version = head_rec.version;
         let changes = if manifest_moved {
-            let plain =
-                self.data_key.load()
-                    .open(RecordKind::Manifest, ID_MANIFEST, rec.version, &rec.blob)?;
+            let plain = self.data_key.load().open(
+                RecordKind::Manifest,
+                ID_MANIFEST,
+                rec.version,
+                &rec.blob,
+            )?;
             let mut next: Manifest = serde_json::from_slice(&plain)
                 .map_err(|_| tampered(RecordKind::Manifest, ID_MANIFEST))?;
             next.version = rec.version;
@@ -356,10 +362,10 @@ impl Hsm {
                     ),
                 });
             }
-            let plain = self
-                .data_key
-                .load()
-                .open(RecordKind::User, &rec.id, rec.version, &rec.blob)?;
+            let plain =
+                self.data_key
+                    .load()
+                    .open(RecordKind::User, &rec.id, rec.version, &rec.blob)?;
             let user: UserRecord =
                 serde_json::from_slice(&plain).map_err(|_| tampered(RecordKind::User, &rec.id))?;
             if user.name != rec.id {
@@ -384,7 +390,10 @@ impl Hsm {
         let mut sessions = Vec::new();
         for (id, version) in changed {
             let rec = fetch(RecordKind::Session, &id, version)?;
-            sessions.push(super::sessions::open_session_record(&self.data_key.load(), &rec)?);
+            sessions.push(super::sessions::open_session_record(
+                &self.data_key.load(),
+                &rec,
+            )?);
         }
         let sessions_removed = removed
             .iter()

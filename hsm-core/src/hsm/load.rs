@@ -51,8 +51,10 @@ pub(super) fn open_seal(
     store: &dyn Backend,
     unseal: &MasterKey,
 ) -> Result<(MasterKey, DataKeys, RecordCipher)> {
-    let wrong = || Error::Sealed {
+    let wrong = || {
+        Error::Sealed {
         reason: "the master key does not open this store (wrong key, passphrase or shares, or the seal records were modified)",
+    }
     };
     let root = match store.get(RecordKind::Seal.as_str(), ID_ROOT_KEY)? {
         Some(rec) => {
@@ -109,7 +111,9 @@ pub(super) fn data_keys_binding(store: &dyn Backend) -> Result<Option<Vec<u8>>> 
     if store.get(RecordKind::Seal.as_str(), ID_ROOT_KEY)?.is_some() {
         return Ok(Some(ROOT_BOUND.to_vec()));
     }
-    Ok(crate::seal::config::read_stored(store)?.1.map(|(json, _)| json))
+    Ok(crate::seal::config::read_stored(store)?
+        .1
+        .map(|(json, _)| json))
 }
 
 impl Hsm {

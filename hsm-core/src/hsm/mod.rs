@@ -93,8 +93,8 @@ mod versions;
 use crate::store::record::*;
 use crate::store::*;
 pub use cluster::store_sequence;
-pub use rotation::RotationStatus;
 pub use handles::{KeyCipher, KeySigner};
+pub use rotation::RotationStatus;
 pub use sync::TokenObjectChanges;
 pub use versions::{KeyRef, VersionSettings, Versioned};
 
@@ -312,7 +312,7 @@ impl Hsm {
     }
 
     /// As [`create`](Self::create), for a store sealed by `seal` (which `master_key` came
-    /// from: a passphrase or shares, see [`crate::seal`]); the seal configuration is stored
+    /// from: a passphrase or shares, see [`SealConfig`](crate::SealConfig)); the seal configuration is stored
     /// beside the data key and bound to it.
     ///
     /// # Errors

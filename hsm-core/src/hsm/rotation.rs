@@ -166,7 +166,9 @@ impl Hsm {
         let mut writes = Vec::new();
         let mut left = false;
         'kinds: for kind in self.store.kinds()? {
-            let Some(k) = sealed_kind(&kind) else { continue };
+            let Some(k) = sealed_kind(&kind) else {
+                continue;
+            };
             for rec in self.store.list(&kind)? {
                 if RecordCipher::version_of(&rec.blob) == Some(current) {
                     continue;

@@ -227,7 +227,9 @@ impl Hsm {
                     plan.updated
                         .push((o.clone(), updated_state(&old, &loaded, &rec.id)?));
                 }
-                None => plan.added.push(Arc::new(load_object(&self.data_key.load(), rec)?)),
+                None => plan
+                    .added
+                    .push(Arc::new(load_object(&self.data_key.load(), rec)?)),
             }
         }
         plan.removed = current

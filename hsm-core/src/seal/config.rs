@@ -139,13 +139,17 @@ pub fn read_seal_config(store: &dyn Backend) -> Result<SealConfig> {
     read_stored(store).map(|(c, _)| c)
 }
 
-pub(crate) fn read_stored(store: &dyn Backend) -> Result<(SealConfig, Option<(Vec<u8>, u64)>)> {
+/// The stored seal configuration's JSON and record version.
+pub(crate) type StoredConfig = Option<(Vec<u8>, u64)>;
+
+pub(crate) fn read_stored(store: &dyn Backend) -> Result<(SealConfig, StoredConfig)> {
     match store.get(SEAL_CONFIG_KIND, SEAL_CONFIG_ID)? {
         None => Ok((SealConfig::key_file(), None)),
         Some(rec) => {
-            let config = serde_json::from_slice(&rec.blob).map_err(|_| Error::StoreInconsistent {
-                detail: "the seal configuration record does not parse".into(),
-            })?;
+            let config =
+                serde_json::from_slice(&rec.blob).map_err(|_| Error::StoreInconsistent {
+                    detail: "the seal configuration record does not parse".into(),
+                })?;
             Ok((config, Some((rec.blob, rec.version))))
         }
     }
@@ -228,7 +232,10 @@ impl DataKeys {
 
     /// The key of `version`.
     pub(crate) fn key(&self, version: u32) -> Option<&[u8; MASTER_KEY_LEN]> {
-        self.keys.iter().find(|(v, _)| *v == version).map(|(_, k)| &**k)
+        self.keys
+            .iter()
+            .find(|(v, _)| *v == version)
+            .map(|(_, k)| &**k)
     }
 
     /// The plaintext of the data-key record, bound to the seal configuration `config_json`.
@@ -320,10 +327,7 @@ mod tests {
     fn data_keys_round_trip_and_bind_the_config() {
         let keys = DataKeys {
             current: 2,
-            keys: vec![
-                (1, Zeroizing::new([1; 32])),
-                (2, Zeroizing::new([2; 32])),
-            ],
+            keys: vec![(1, Zeroizing::new([1; 32])), (2, Zeroizing::new([2; 32]))],
             record_version: 0,
         };
         let json = SealConfig::key_file().to_json().unwrap();

@@ -65,8 +65,13 @@ pub fn master_key(config: &SealConfig, passphrase: &str) -> Result<MasterKey> {
         detail: "the seal configuration's Argon2id parameters are unusable".into(),
     };
     let salt = hex::decode(&p.salt).map_err(|_| bad())?;
-    let params = Params::new(p.memory_kib, p.iterations, p.parallelism, Some(MASTER_KEY_LEN))
-        .map_err(|_| bad())?;
+    let params = Params::new(
+        p.memory_kib,
+        p.iterations,
+        p.parallelism,
+        Some(MASTER_KEY_LEN),
+    )
+    .map_err(|_| bad())?;
     let mut out = Zeroizing::new([0u8; MASTER_KEY_LEN]);
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
         .hash_password_into(passphrase.as_bytes(), &salt, &mut out[..])
@@ -82,11 +87,15 @@ mod tests {
     fn same_passphrase_same_key_other_passphrase_other_key() {
         let (k, config) = new_seal("correct horse battery").unwrap();
         assert_eq!(
-            master_key(&config, "correct horse battery").unwrap().as_bytes(),
+            master_key(&config, "correct horse battery")
+                .unwrap()
+                .as_bytes(),
             k.as_bytes()
         );
         assert_ne!(
-            master_key(&config, "correct horse batterz").unwrap().as_bytes(),
+            master_key(&config, "correct horse batterz")
+                .unwrap()
+                .as_bytes(),
             k.as_bytes()
         );
         assert!(new_seal("short").is_err());

@@ -39,7 +39,10 @@ fn share_digest(share: &[u8]) -> String {
     let mut input = Vec::with_capacity(24 + share.len());
     input.extend_from_slice(b"keyward-unseal-share/1\0");
     input.extend_from_slice(share);
-    hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &input))
+    hex::encode(aws_lc_rs::digest::digest(
+        &aws_lc_rs::digest::SHA256,
+        &input,
+    ))
 }
 
 /// Splits `master` into `shares` shares, any `threshold` of which rebuild it; returns them and
@@ -164,10 +167,12 @@ impl Unsealer {
         let bytes = Zeroizing::new(
             base64::engine::general_purpose::STANDARD
                 .decode(share.trim())
-                .map_err(|_| rejected("a share is 44 characters of base64, as `init` printed it"))?,
+                .map_err(|_| {
+                    rejected("a share is 44 characters of base64, as `init` printed it")
+                })?,
         );
         let digest = share_digest(&bytes);
-        if !params.share_digests.iter().any(|d| *d == digest) {
+        if !params.share_digests.contains(&digest) {
             return Err(rejected(
                 "not a share of this store's seal (mistyped, of another HSM, or from before a rekey)",
             ));
@@ -207,7 +212,10 @@ mod tests {
             let mut u = Unsealer::new(config.clone());
             assert!(matches!(
                 u.add(shares[pick[0]].expose()).unwrap(),
-                UnsealStep::NeedMore { given: 1, threshold: 3 }
+                UnsealStep::NeedMore {
+                    given: 1,
+                    threshold: 3
+                }
             ));
             // Wrong, malformed and repeated shares are refused and count nothing.
             let mut flipped = base64::engine::general_purpose::STANDARD

@@ -207,11 +207,18 @@ mod tests {
     fn a_rotated_cipher_opens_both_versions_and_seals_under_the_new_one() {
         let old = RecordCipher::new(&[7u8; 32], 1).unwrap();
         let blob1 = old.seal(RecordKind::Key, "1", 1, b"one").unwrap();
-        let both = RecordCipher::with_versions(2, [(1, &[7u8; 32][..]), (2, &[9u8; 32][..])]).unwrap();
+        let both =
+            RecordCipher::with_versions(2, [(1, &[7u8; 32][..]), (2, &[9u8; 32][..])]).unwrap();
         let blob2 = both.seal(RecordKind::Key, "1", 1, b"one").unwrap();
         assert_eq!(RecordCipher::version_of(&blob2), Some(2));
-        assert_eq!(&both.open(RecordKind::Key, "1", 1, &blob1).unwrap()[..], b"one");
-        assert_eq!(&both.open(RecordKind::Key, "1", 1, &blob2).unwrap()[..], b"one");
+        assert_eq!(
+            &both.open(RecordKind::Key, "1", 1, &blob1).unwrap()[..],
+            b"one"
+        );
+        assert_eq!(
+            &both.open(RecordKind::Key, "1", 1, &blob2).unwrap()[..],
+            b"one"
+        );
         assert!(old.open(RecordKind::Key, "1", 1, &blob2).is_err());
         let only_new = RecordCipher::new(&[9u8; 32], 2).unwrap();
         assert!(only_new.open(RecordKind::Key, "1", 1, &blob1).is_err());
