@@ -9,7 +9,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${N:-10000}
 bin=${KEYWARD_BIN:-target/release/keyward}
-cargo build --release --locked -p keyward -p keyward-hsm --example fill_keys >&2
+cargo build --release --locked -p keyward --bin keyward >&2
+cargo build --release --locked -p keyward-hsm --example fill_keys >&2
 tmp=$(mktemp -d); moto_pid=
 cleanup() { [[ -n $moto_pid ]] && kill "$moto_pid" 2>/dev/null; rm -rf "$tmp"; }
 trap cleanup EXIT

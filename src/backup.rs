@@ -35,10 +35,15 @@ pub(crate) struct Listed {
 
 /// Opens `spec`: `s3://BUCKET[/PREFIX]`, or a directory (created, mode 0700, if missing).
 pub(crate) fn destination(spec: &str) -> Result<Destination> {
+    if spec.trim().is_empty() {
+        bail!("no backup destination: give a directory or s3://BUCKET[/PREFIX]");
+    }
     if let Some(rest) = spec.strip_prefix("s3://") {
         let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-        if bucket.is_empty() {
-            bail!("{spec}: an S3 destination is s3://BUCKET[/PREFIX]");
+        if bucket.is_empty() || prefix.split('/').any(|p| p == ".." || p == ".") {
+            bail!(
+                "{spec}: an S3 destination is s3://BUCKET[/PREFIX] (no `.` or `..` in the prefix)"
+            );
         }
         let s3 = object_store::aws::AmazonS3Builder::from_env()
             .with_bucket_name(bucket)
@@ -155,14 +160,43 @@ impl Destination {
         Ok(all)
     }
 
-    /// Deletes the oldest archives beyond the newest `keep`; returns their names.
-    pub(crate) async fn prune(&self, keep: usize) -> Result<Vec<String>> {
-        let all = self.list().await?;
-        let excess = all.len().saturating_sub(keep);
+    /// The header of the archive `name`, read from its first bytes (two ranged reads).
+    pub(crate) async fn header(&self, name: &str) -> Result<keyward_hsm::backup::BackupHeader> {
+        let path = self.path(name)?;
+        let head = self
+            .store
+            .get_range(&path, 0..12)
+            .await
+            .with_context(|| format!("cannot read {name} from {}", self.shown))?;
+        let len = head
+            .get(8..12)
+            .and_then(|b| <[u8; 4]>::try_from(b).ok())
+            .map_or(0, |b| u64::from(u32::from_be_bytes(b)));
+        let whole = self
+            .store
+            .get_range(&path, 0..12 + len.min(64 * 1024))
+            .await
+            .with_context(|| format!("cannot read {name} from {}", self.shown))?;
+        Ok(keyward_hsm::backup::read_header(&whole)?)
+    }
+
+    /// Deletes the oldest scheduled archives of the store `store_id` beyond the newest
+    /// `keep`; archives of `backup create`, of other stores, and files it cannot read are
+    /// left alone. Returns the names deleted.
+    pub(crate) async fn prune(&self, keep: usize, store_id: &str) -> Result<Vec<String>> {
+        let mut ours = Vec::new();
+        for a in self.list().await? {
+            if let Ok(h) = self.header(&a.name).await {
+                if h.scheduled && h.store_id == store_id {
+                    ours.push(a.name);
+                }
+            }
+        }
+        let excess = ours.len().saturating_sub(keep);
         let mut gone = Vec::new();
-        for old in all.into_iter().take(excess) {
-            self.delete(&old.name).await?;
-            gone.push(old.name);
+        for old in ours.into_iter().take(excess) {
+            self.delete(&old).await?;
+            gone.push(old);
         }
         Ok(gone)
     }
@@ -203,7 +237,7 @@ pub(crate) fn schedule(
                 if !hsm.claim_period(&format!("backup-schedule/{period}"), &node, interval)? {
                     return Ok(None);
                 }
-                hsm.backup_as("backup-schedule", &node).map(Some)
+                hsm.backup_as("backup-schedule", &node, true).map(Some)
             })
             .await;
             let (header, archive) = match taken {
@@ -227,7 +261,7 @@ pub(crate) fn schedule(
                 tracing::error!(error = %format!("{e:#}"), "scheduled backup not written");
                 continue;
             }
-            let pruned = dest.prune(config.retention).await;
+            let pruned = dest.prune(config.retention, &header.store_id).await;
             tracing::info!(archive = %name, bytes = size, records = header.records, period, pruned = ?pruned.as_ref().ok(), "scheduled backup written");
             if let Err(e) = pruned {
                 tracing::warn!(error = %format!("{e:#}"), "pruning old backups failed");

@@ -312,14 +312,34 @@ fn create_store(hsm: &HsmConfig, seal: &NewSeal) -> Result<(Opened, Sealing)> {
             store_path(dir).display()
         );
     }
-    let backend = create_backend(hsm)?;
-    let sealing = crate::seal::new_seal(seal)?;
-    if let NewSeal::KeyFile = seal {
-        if given_key_file {
-            let master = read_master_key(&key_path)?;
-            return Ok((backend, Sealing { master, ..sealing }));
+    // Everything that can be refused is checked before the store exists: a refused init
+    // leaves nothing behind.
+    let mut sealing = crate::seal::new_seal(seal)?;
+    let is_key_file = matches!(seal, NewSeal::KeyFile);
+    if is_key_file && given_key_file {
+        sealing.master = read_master_key(&key_path)?;
+    }
+    if is_key_file && !given_key_file && hsm.key_file.is_some() {
+        if let Some(parent) = key_path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            if !parent.is_dir() {
+                bail!(
+                    "the folder of the seal key file {} does not exist",
+                    key_path.display()
+                );
+            }
         }
-        files::create_master_key_file(&key_path, sealing.master.as_bytes())?;
+    }
+    let backend = create_backend(hsm)?;
+    if is_key_file && !given_key_file {
+        if let Err(e) = files::create_master_key_file(&key_path, sealing.master.as_bytes()) {
+            if hsm.store.is_none() {
+                let store = store_path(dir);
+                for suffix in ["", "-wal", "-shm", ".anchor"] {
+                    let _ = std::fs::remove_file(format!("{}{suffix}", store.display()));
+                }
+            }
+            return Err(e.into());
+        }
     }
     Ok((backend, sealing))
 }

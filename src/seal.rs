@@ -183,11 +183,18 @@ pub(crate) fn serving_gate(
     drop(store);
     let open = opener(hsm, options)?;
     if config.seal_type.needs_operator() {
-        tracing::warn!(
-            seal = config.seal_type.as_str(),
-            threshold = config.shamir.as_ref().map_or(0, |s| s.threshold),
-            "the HSM is sealed: it answers 503 sealed until operators unseal it with `keyward operator unseal`"
-        );
+        match &config.shamir {
+            Some(s) => tracing::warn!(
+                seal = config.seal_type.as_str(),
+                threshold = s.threshold,
+                shares = s.shares,
+                "the HSM is sealed: it answers 503 sealed until operators unseal it with `keyward operator unseal`"
+            ),
+            None => tracing::warn!(
+                seal = config.seal_type.as_str(),
+                "the HSM is sealed: it answers 503 sealed until an operator unseals it with `keyward operator unseal`"
+            ),
+        }
         return Ok((SealGate::sealed(config, open, node), lock));
     }
     let opened = open

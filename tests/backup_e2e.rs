@@ -404,6 +404,35 @@ fn the_schedule_backs_up_at_the_interval_and_keeps_the_newest() {
     let data = site.data();
     init_hsm(&data, "admin-password");
     let dir = site.dir.join("scheduled");
+    // Archives the schedule must leave alone: one taken by hand of this store, and one of
+    // another store.
+    let d = data.display().to_string();
+    ok(&kw(
+        &[],
+        &[
+            "backup",
+            "create",
+            "--data-dir",
+            &d,
+            "--destination",
+            dir.to_str().unwrap(),
+        ],
+    ));
+    let other = site.dir.join("other");
+    init_hsm(&other, "admin-password");
+    ok(&kw(
+        &[],
+        &[
+            "backup",
+            "create",
+            "--data-dir",
+            other.to_str().unwrap(),
+            "--destination",
+            dir.to_str().unwrap(),
+        ],
+    ));
+    let foreign = archive_names(dir.to_str().unwrap(), &[]);
+    assert_eq!(foreign.len(), 2);
     let (mut node, _addr) = start_hsm_serve(
         &data,
         &[
@@ -417,9 +446,13 @@ fn the_schedule_backs_up_at_the_interval_and_keeps_the_newest() {
     );
     wait_for_count(&node.stderr, "scheduled backup written", 4);
     node.terminate();
-    // Pruned to the newest two after each backup (three if it stopped between writing the
-    // last one and pruning).
+    // Its own scheduled archives pruned to the newest two after each backup (three if it
+    // stopped between writing the last one and pruning); the others kept.
     let names = archive_names(dir.to_str().unwrap(), &[]);
+    for f in &foreign {
+        assert!(names.contains(f), "{f} was pruned: {names:?}");
+    }
+    let names: Vec<String> = names.into_iter().filter(|n| !foreign.contains(n)).collect();
     assert!((2..=3).contains(&names.len()), "{names:?}");
     let written = node
         .stderr
@@ -428,7 +461,6 @@ fn the_schedule_backs_up_at_the_interval_and_keeps_the_newest() {
         .filter(|l| l.contains("scheduled backup written"))
         .count();
     assert!(written >= 4);
-    let d = data.display().to_string();
     let newest = names.last().unwrap();
     ok(&kw(
         &[],

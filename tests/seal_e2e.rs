@@ -712,3 +712,49 @@ fn each_node_of_a_cluster_unseals_on_its_own_with_the_same_keys_and_follows_a_re
     assert_eq!(seal_status(&ca, addr_b)["sealed"], false);
     login(&ca, addr_b, "bob", "bob-password");
 }
+
+#[test]
+fn a_refused_init_leaves_nothing_behind() {
+    let site = Site::new();
+    let data = site.data();
+    let short = site.dir.join("short");
+    std::fs::write(&short, "short\n").unwrap();
+    let out = Command::new(keyward_bin())
+        .args(["init", "--seal", "passphrase", "--data-dir"])
+        .arg(&data)
+        .arg("--passphrase-file")
+        .arg(&short)
+        .env("KEYWARD_ADMIN_PASSWORD", "admin-password")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("at least 12 characters"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!data.join("keyward.sqlite3").exists());
+    // A seal key file whose folder does not exist: refused before anything is made.
+    let out = Command::new(keyward_bin())
+        .args(["init", "--data-dir"])
+        .arg(&data)
+        .arg("--seal-key-file")
+        .arg(site.dir.join("missing/master.key"))
+        .env("KEYWARD_ADMIN_PASSWORD", "admin-password")
+        .output()
+        .unwrap();
+    assert!(stderr(&out).contains("does not exist"), "{}", stderr(&out));
+    assert!(!data.join("keyward.sqlite3").exists());
+    let good = site.dir.join("good");
+    std::fs::write(&good, "a long enough passphrase\n").unwrap();
+    init(
+        &data,
+        &[
+            "--seal",
+            "passphrase",
+            "--passphrase-file",
+            good.to_str().unwrap(),
+        ],
+        &[],
+    );
+}

@@ -44,6 +44,14 @@ pub struct BackupHeader {
     pub created_unix_ms: u64,
     /// The node that took it.
     pub node: String,
+    /// The store's id: 32 hex digits derived from its root key (HKDF-SHA256, info
+    /// `"keyward store id/1"`), the same for every node, rekey and restored copy of one store;
+    /// a schedule prunes only its own store's archives.
+    #[serde(default)]
+    pub store_id: String,
+    /// Taken by a node's schedule (which prunes them by retention), not by `backup create`.
+    #[serde(default)]
+    pub scheduled: bool,
     /// The store's change sequence (manifest version) it holds.
     pub store_sequence: u64,
     /// Records in it.
@@ -81,8 +89,8 @@ struct WireRecord {
     blob: String,
 }
 
-/// The backup wrapping key of a master key (see the module docs). Zeroized on drop.
-pub(crate) fn wrapping_key(master: &MasterKey) -> Zeroizing<[u8; 32]> {
+/// HKDF-SHA256 (RFC 5869, empty salt) of `key` with `info`, 32 bytes. Zeroized on drop.
+fn hkdf(key: &[u8], info: &[u8]) -> Zeroizing<[u8; 32]> {
     struct Len;
     impl aws_lc_rs::hkdf::KeyType for Len {
         fn len(&self) -> usize {
@@ -90,12 +98,21 @@ pub(crate) fn wrapping_key(master: &MasterKey) -> Zeroizing<[u8; 32]> {
         }
     }
     let mut out = Zeroizing::new([0u8; 32]);
-    let prk =
-        aws_lc_rs::hkdf::Salt::new(aws_lc_rs::hkdf::HKDF_SHA256, &[]).extract(master.as_bytes());
-    if let Ok(okm) = prk.expand(&[b"keyward backup wrapping key/1"], Len) {
+    let prk = aws_lc_rs::hkdf::Salt::new(aws_lc_rs::hkdf::HKDF_SHA256, &[]).extract(key);
+    if let Ok(okm) = prk.expand(&[info], Len) {
         let _ = okm.fill(&mut out[..]);
     }
     out
+}
+
+/// The backup wrapping key of a root key (see the module docs). Zeroized on drop.
+pub(crate) fn wrapping_key(root: &MasterKey) -> Zeroizing<[u8; 32]> {
+    hkdf(root.as_bytes(), b"keyward backup wrapping key/1")
+}
+
+/// The public id of the store whose root key is `root` (see [`BackupHeader::store_id`]).
+pub(crate) fn store_id(root: &MasterKey) -> String {
+    hex::encode(&hkdf(root.as_bytes(), b"keyward store id/1")[..16])
 }
 
 fn gcm(key: &[u8]) -> Result<LessSafeKey> {
@@ -123,6 +140,8 @@ pub(crate) struct ArchiveInfo {
     /// The root-key record (version, blob), if the store has one.
     pub(crate) root_record: Option<(u64, Vec<u8>)>,
     pub(crate) node: String,
+    pub(crate) store_id: String,
+    pub(crate) scheduled: bool,
     pub(crate) store_sequence: u64,
     pub(crate) seal: SealConfig,
     pub(crate) created_unix_ms: u64,
@@ -154,6 +173,8 @@ pub(crate) fn seal_archive(
         id,
         created_unix_ms: info.created_unix_ms,
         node: info.node,
+        store_id: info.store_id,
+        scheduled: info.scheduled,
         store_sequence: info.store_sequence,
         records: records.len() as u64,
         keys: count("key"),
@@ -240,12 +261,22 @@ fn split(archive: &[u8]) -> Result<Parts<'_>> {
     })
 }
 
-/// The header of an archive, without any key (not yet authenticated: [`open_archive`] does).
+/// The header of an archive (or of its first bytes, header included), without any key (not
+/// yet authenticated: [`open_archive`] does).
 ///
 /// # Errors
 /// [`Error::BackupInvalid`] if it is not an archive.
 pub fn read_header(archive: &[u8]) -> Result<BackupHeader> {
-    split(archive).map(|p| p.header)
+    // The header alone may be given (the first bytes of an archive): no body needed.
+    if archive.len() < 12 || &archive[..8] != MAGIC {
+        return Err(damaged("not a Keyward backup archive (no KWBACKUP magic)"));
+    }
+    let len = u32::from_be_bytes(archive[8..12].try_into().map_err(|_| damaged("short"))?) as usize;
+    let bytes = archive
+        .get(12..12 + len)
+        .filter(|_| len <= MAX_HEADER)
+        .ok_or_else(|| damaged("the archive is truncated or its header length is wrong"))?;
+    serde_json::from_slice(bytes).map_err(|_| damaged("the archive header does not parse"))
 }
 
 /// Opens an archive with the master key of its seal: every byte checked.
@@ -272,7 +303,7 @@ pub fn open_archive(archive: &[u8], master: &MasterKey) -> Result<(BackupHeader,
                     &blob,
                 )
                 .map_err(|_| Error::UnsealKeyRejected {
-                    reason: "the seal given is not the one this backup was taken under".into(),
+                    reason: "the seal given is not the one this backup was taken under (or the archive's header was changed)".into(),
                 })?;
             MasterKey::from_bytes(&crate::seal::config::decode_root(&plain, None)?[..])?
         }
@@ -294,7 +325,7 @@ pub fn open_archive(archive: &[u8], master: &MasterKey) -> Result<(BackupHeader,
         )
         .map_err(|_| Error::UnsealKeyRejected {
             reason:
-                "the seal given is not the one this backup was taken under (or its key was changed)"
+                "the seal given is not the one this backup was taken under (or the archive's header was changed)"
                     .into(),
         })?
         .len();
@@ -349,6 +380,8 @@ mod tests {
         let info = || ArchiveInfo {
             root_record: None,
             node: "n".into(),
+            store_id: String::new(),
+            scheduled: false,
             store_sequence: 7,
             seal: SealConfig::key_file(),
             created_unix_ms: 1,
@@ -388,7 +421,7 @@ mod tests {
             let _ = read_header(&junk);
             proptest::prop_assert!(open_archive(&junk, &master).is_err());
             let records = vec![Record { kind: "user".into(), id: "a".into(), version: 1, blob: vec![9; 20] }];
-            let info = ArchiveInfo { root_record: None, node: "n".into(), store_sequence: 1, seal: SealConfig::key_file(), created_unix_ms: 0 };
+            let info = ArchiveInfo { root_record: None, node: "n".into(), store_id: String::new(), scheduled: false, store_sequence: 1, seal: SealConfig::key_file(), created_unix_ms: 0 };
             let archive = seal_archive(&records, info, &wrapping_key(&master)).unwrap();
             let mut changed = archive.clone();
             let i = at % changed.len();

@@ -98,7 +98,12 @@ impl ApiError {
                 StatusCode::PAYLOAD_TOO_LARGE,
                 ErrorBody {
                     code: ErrorCode::PayloadTooLarge,
-                    message: format!("request bodies are at most {} bytes", crate::MAX_BODY_BYTES),
+                    message: format!(
+                        "the request body is larger than this route takes (at most {} bytes; {} for /v1/auth/login, {} for /v1/sys/*)",
+                        crate::MAX_BODY_BYTES,
+                        crate::MAX_LOGIN_BODY_BYTES,
+                        crate::seal::MAX_SEAL_BODY_BYTES
+                    ),
                 },
             ),
             ApiError::TooManyRequests {

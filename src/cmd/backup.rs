@@ -23,7 +23,7 @@ pub(crate) fn run(conn: &Conn, command: BackupCommand) -> Result<()> {
                     let (hsm, _lock) =
                         data_dir::open_for_writing(&hsm_config, keyward_hsm::OpenOptions::default())?;
                     let node = format!("{} (keyward backup create)", hsm_config.data_dir.display());
-                    tokio::task::spawn_blocking(move || hsm.backup_as("operator", &node))
+                    tokio::task::spawn_blocking(move || hsm.backup_as("operator", &node, false))
                         .await??
                         .1
                 } else {
@@ -55,8 +55,7 @@ pub(crate) fn run(conn: &Conn, command: BackupCommand) -> Result<()> {
                 let dest = destination(&dest.destination)?;
                 let mut rows = Vec::new();
                 for a in dest.list().await? {
-                    // The header is at the start: small archives are read whole.
-                    let header = dest.get(&a.name).await.ok().and_then(|b| read_header(&b).ok());
+                    let header = dest.header(&a.name).await.ok();
                     rows.push((a, header));
                 }
                 if out.json {
@@ -148,10 +147,20 @@ fn master_key_of(
             "this backup was taken under a key-file seal: give that key file (--seal-key-file, or DATA_DIR/master.key)",
         )?,
         SealType::Passphrase => {
+            if proof.unseal_keys_file.is_some() && proof.passphrase_file.is_none() {
+                bail!("this backup's seal is a passphrase, not unseal keys: give --passphrase-file (or KEYWARD_SEAL_PASSPHRASE)");
+            }
             let p = crate::seal::read_passphrase(proof.passphrase_file.as_deref(), false)?;
             passphrase::master_key(seal, &p)?
         }
         SealType::Shamir => {
+            if proof.passphrase_file.is_some() && proof.unseal_keys_file.is_none() {
+                bail!(
+                    "this backup's seal is {} unseal keys of {}, not a passphrase: give --unseal-keys-file",
+                    u8::max(seal.shamir.as_ref().map_or(0, |s| s.threshold), 1),
+                    seal.shamir.as_ref().map_or(0, |s| s.shares)
+                );
+            }
             let mut u = Unsealer::new(seal.clone());
             let keys: Vec<zeroize::Zeroizing<String>> = match &proof.unseal_keys_file {
                 Some(f) => std::fs::read_to_string(f)
@@ -170,7 +179,10 @@ fn master_key_of(
             };
             let mut master = None;
             for k in &keys {
-                if let UnsealStep::Complete(m) = u.add(k)? {
+                let step = u.add(k).context(
+                    "an unseal key was refused for this backup's seal (if the keys are right, the archive's header was changed)",
+                )?;
+                if let UnsealStep::Complete(m) = step {
                     master = Some(m);
                     break;
                 }

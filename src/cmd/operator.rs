@@ -152,10 +152,24 @@ async fn unseal(
                 ..Default::default()
             }
         } else if !status.sealed {
+            if !json {
+                println!("{url}: already unsealed");
+            }
             all.push((url.clone(), status));
             continue;
         } else {
             match status.seal_type.as_str() {
+                "shamir" if passphrase_file.is_some() => bail!(
+                    "{url} is sealed by unseal keys ({} of {}), not a passphrase: give one key",
+                    status.threshold,
+                    status.shares
+                ),
+                "passphrase" if key.is_some() => {
+                    bail!("{url} is sealed by a passphrase, not unseal keys: give --passphrase-file (or KEYWARD_SEAL_PASSPHRASE)")
+                }
+                "key-file" if key.is_some() || passphrase_file.is_some() => {
+                    bail!("{url} is sealed by a key file: `keyward operator unseal` without a key makes it read its key file again")
+                }
                 "shamir" => {
                     if key.is_none() {
                         key = Some(Password::new(
@@ -330,7 +344,9 @@ async fn rekey_on(
             request.shares = None;
             request.threshold = None;
         }
-        SealKind::KeyFile => bail!("a rekey makes a shamir or passphrase seal (--seal)"),
+        SealKind::KeyFile => bail!(
+            "a rekey makes a shamir or passphrase seal: give --seal shamir [--shares N --threshold M] or --seal passphrase [--passphrase-file F]"
+        ),
     }
     let answer = client.rekey(&request).await?;
     if json {

@@ -20,28 +20,42 @@ impl Hsm {
     pub fn backup(&self, admin: &Session, node: &str) -> Result<(BackupHeader, Vec<u8>)> {
         self.audited(admin.user(), AuditEvent::BackupCreate, None, |audit| {
             admin.require(Role::Admin)?;
-            let (header, archive) = self.take_backup(node)?;
+            let (header, archive) = self.take_backup(node, false)?;
             audit.set_target(format!("{} records={}", header.id, header.records));
             Ok((header, archive))
         })
     }
 
     /// [`backup`](Self::backup) for the process that holds the store's master key itself
-    /// (the command line on the data directory, a node's backup schedule): no session;
-    /// audited as `backup.create` by `actor`.
+    /// (the command line on the data directory, a node's backup schedule: `scheduled`): no
+    /// session; audited as `backup.create` by `actor`.
     ///
     /// # Errors
     /// [`Error::Store`].
-    pub fn backup_as(&self, actor: &str, node: &str) -> Result<(BackupHeader, Vec<u8>)> {
+    pub fn backup_as(
+        &self,
+        actor: &str,
+        node: &str,
+        scheduled: bool,
+    ) -> Result<(BackupHeader, Vec<u8>)> {
         self.audited(actor, AuditEvent::BackupCreate, None, |audit| {
-            let (header, archive) = self.take_backup(node)?;
+            let (header, archive) = self.take_backup(node, scheduled)?;
             audit.set_target(format!("{} records={}", header.id, header.records));
             Ok((header, archive))
         })
     }
 
-    fn take_backup(&self, node: &str) -> Result<(BackupHeader, Vec<u8>)> {
-        let kek = crate::backup::wrapping_key(&self.root_key()?);
+    /// This store's id (see `BackupHeader::store_id`).
+    ///
+    /// # Errors
+    /// [`Error::Internal`] (never in practice).
+    pub fn store_id(&self) -> Result<String> {
+        Ok(crate::backup::store_id(&self.root_key()?))
+    }
+
+    fn take_backup(&self, node: &str, scheduled: bool) -> Result<(BackupHeader, Vec<u8>)> {
+        let root = self.root_key()?;
+        let kek = crate::backup::wrapping_key(&root);
         let (records, sequence) = {
             let manifest = self.begin_write()?;
             let mut records = Vec::new();
@@ -57,6 +71,8 @@ impl Hsm {
         let info = ArchiveInfo {
             root_record,
             node: node.to_owned(),
+            store_id: crate::backup::store_id(&root),
+            scheduled,
             store_sequence: sequence,
             seal: self.seal_config()?,
             created_unix_ms: now_unix_ms(),

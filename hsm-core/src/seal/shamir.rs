@@ -171,6 +171,11 @@ impl Unsealer {
                     rejected("a share is 44 characters of base64, as `init` printed it")
                 })?,
         );
+        if bytes.len() != 1 + super::MASTER_KEY_LEN {
+            return Err(rejected(
+                "a share is 44 characters of base64, as `init` printed it",
+            ));
+        }
         let digest = share_digest(&bytes);
         if !params.share_digests.contains(&digest) {
             return Err(rejected(
