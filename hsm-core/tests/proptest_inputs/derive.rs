@@ -135,8 +135,13 @@ fn derive_any_key_with_any_peer() {
                 invalid_if(!secret_spec_valid(spec))?;
                 let a = built.clone()?;
                 separated(&a, None)?;
-                fx.label_free(s, &a.label, KeyClass::Secret)?;
-                Ok(peer_w)
+                // The peer key is read before the label is checked.
+                match (peer_w, fx.label_free(s, &a.label, KeyClass::Secret)) {
+                    (Want::Err(e), _) => Err(e),
+                    (Want::OkOr(e), Err(label)) => Ok(Want::ErrEither(e, label)),
+                    (_, Err(label)) => Err(label),
+                    (w, Ok(_)) => Ok(w),
+                }
             });
             let got = fx.hsm.derive_key(
                 s,
