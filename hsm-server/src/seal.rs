@@ -372,7 +372,7 @@ fn gate_of(gate: Option<Extension<Arc<SealGate>>>) -> Result<Arc<SealGate>, ApiE
 }
 
 #[utoipa::path(post, path = "/v1/sys/seal", tag = "sys", security(("bearer" = [])),
-    responses((status = 200, body = SealStatus), (status = 403, body = ErrorBody)))]
+    responses((status = 200, body = SealStatus), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 /// Seals this node (admin): every key leaves memory; the API answers `503 sealed` until it
 /// is unsealed again. Other nodes of a cluster are not affected.
 pub async fn seal(
@@ -391,7 +391,7 @@ pub async fn seal(
 #[utoipa::path(post, path = "/v1/sys/rekey", tag = "sys", security(("bearer" = [])),
     request_body = RekeyRequest,
     responses((status = 200, body = RekeyResponse), (status = 400, body = ErrorBody),
-              (status = 403, body = ErrorBody)))]
+              (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 /// A new master key under a new seal (admin, with the current seal's shares or passphrase):
 /// the root key is re-encrypted, no other record changes, unsealed nodes keep running; the
 /// old shares or passphrase stop working at every node's next unseal. The new shares are in
@@ -411,7 +411,7 @@ pub async fn rekey(
 
 #[utoipa::path(post, path = "/v1/sys/backup", tag = "sys", security(("bearer" = [])),
     responses((status = 200, description = "The archive (`application/octet-stream`); its name in `Content-Disposition`, its header (JSON) in `X-Keyward-Backup`", content_type = "application/octet-stream"),
-              (status = 403, body = ErrorBody)))]
+              (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 /// A backup archive of the whole store (admin): every record, one consistent state,
 /// encrypted under a backup key wrapped by this seal's master key (format: `keyward_hsm::backup`).
 /// Audited as `backup.create`. Restoring it needs the same seal.
@@ -460,7 +460,7 @@ fn rotation_dto(s: keyward_hsm::RotationStatus) -> keyward_api::RotationStatus {
 
 #[utoipa::path(post, path = "/v1/sys/rotate", tag = "sys", security(("bearer" = [])),
     responses((status = 200, body = keyward_api::RotationStatus), (status = 400, body = ErrorBody),
-              (status = 403, body = ErrorBody)))]
+              (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 /// Starts a data-key rotation (admin): records written from now on are sealed under a new
 /// data-key version; the node rewrites the older records in the background, in batches,
 /// and destroys the older version when none is left (`GET /v1/sys/rotation`). `400
@@ -477,7 +477,7 @@ pub async fn rotate(
 }
 
 #[utoipa::path(get, path = "/v1/sys/rotation", tag = "sys", security(("bearer" = [])),
-    responses((status = 200, body = keyward_api::RotationStatus), (status = 403, body = ErrorBody)))]
+    responses((status = 200, body = keyward_api::RotationStatus), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 /// Where the data-key rotation stands (admin): versions readable, records still under an
 /// older one.
 pub async fn rotation(
