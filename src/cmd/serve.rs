@@ -59,25 +59,7 @@ pub(crate) async fn run_proxy(
                 tracing::warn!("SIGHUP ignored: quickstart has no configuration file to reload");
                 continue;
             };
-            let result = match keyward_config::Config::load(path, std::env::vars()) {
-                Ok(c) => handle.reload(&c).map_err(anyhow::Error::from),
-                Err(e) => {
-                    // `reload` counts its own failures; a file that does not load is one too.
-                    keyward_proxy::metrics::metrics()
-                        .config_reloads
-                        .with_label_values(&["error"])
-                        .inc();
-                    Err(e.into())
-                }
-            };
-            match result {
-                Ok(()) => tracing::info!(config = %path.display(), "configuration reloaded"),
-                Err(e) => tracing::error!(
-                    config = %path.display(),
-                    error = %format!("{e:#}"),
-                    "reload failed; the running configuration is kept"
-                ),
-            }
+            reload(path, &handle);
         }
     });
     let ready_on_stop = ready.clone();
@@ -93,6 +75,30 @@ pub(crate) async fn run_proxy(
         .await;
     let _ = stop_tx.send(true);
     Ok(())
+}
+
+/// Re-reads the configuration file `path` and applies it to the running proxy (SIGHUP);
+/// a failure is logged and counted, and the running configuration is kept.
+pub(crate) fn reload(path: &Path, handle: &keyward_proxy::ProxyHandle) {
+    let result = match keyward_config::Config::load(path, std::env::vars()) {
+        Ok(c) => handle.reload(&c).map_err(anyhow::Error::from),
+        Err(e) => {
+            // `reload` counts its own failures; a file that does not load is one too.
+            keyward_proxy::metrics::metrics()
+                .config_reloads
+                .with_label_values(&["error"])
+                .inc();
+            Err(e.into())
+        }
+    };
+    match result {
+        Ok(()) => tracing::info!(config = %path.display(), "configuration reloaded"),
+        Err(e) => tracing::error!(
+            config = %path.display(),
+            error = %format!("{e:#}"),
+            "reload failed; the running configuration is kept"
+        ),
+    }
 }
 
 /// Logs the address and mode of each listener of `proxy`.

@@ -86,24 +86,7 @@ pub(crate) async fn run(
                 tracing::warn!("SIGHUP ignored: the node is sealed (no proxy runs)");
                 continue;
             };
-            let result = match keyward_config::Config::load(&path, std::env::vars()) {
-                Ok(c) => handle.reload(&c).map_err(anyhow::Error::from),
-                Err(e) => {
-                    keyward_proxy::metrics::metrics()
-                        .config_reloads
-                        .with_label_values(&["error"])
-                        .inc();
-                    Err(e.into())
-                }
-            };
-            match result {
-                Ok(()) => tracing::info!(config = %path.display(), "configuration reloaded"),
-                Err(e) => tracing::error!(
-                    config = %path.display(),
-                    error = %format!("{e:#}"),
-                    "reload failed; the running configuration is kept"
-                ),
-            }
+            super::serve::reload(&path, &handle);
         }
     });
 
