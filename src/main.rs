@@ -73,8 +73,17 @@ fn run(cli: Cli) -> Result<bool> {
         ))?,
         Command::Serve {
             config,
+            check_config: true,
+            ..
+        } => {
+            keyward_config::Config::load(&config, std::env::vars())?;
+            println!("configuration OK: {}", config.display());
+        }
+        Command::Serve {
+            config,
             worker_threads,
             accept,
+            ..
         } => cmd::serve::run(&config, worker_threads, accept.options())?,
         Command::Init {
             data,

@@ -113,3 +113,17 @@ fn keyward_serve_runs_as_the_unit_runs_it() {
     let status = node.wait_exit(std::time::Duration::from_secs(stop_s));
     assert!(status.success(), "{:?}", node.stderr.all());
 }
+
+#[test]
+fn check_config_accepts_the_example_and_names_the_first_problem() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("keyward.example.toml");
+    let out = keyward_ok(&["serve", "--config", example.to_str().unwrap(), "--check-config"]);
+    assert!(out.starts_with("configuration OK"), "{out}");
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[backup]\ndestination = \"/b\"\n").unwrap();
+    let out = keyward(&["serve", "--config", bad.to_str().unwrap(), "--check-config"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("backup.destination") && err.contains("[api]"), "{err}");
+}

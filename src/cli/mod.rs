@@ -95,6 +95,11 @@ pub(crate) enum Command {
         /// absent: one per CPU the process may use).
         #[arg(long, value_parser = clap::value_parser!(u16).range(0..=1024))]
         worker_threads: Option<u16>,
+        /// Only check the configuration (every key, with the environment's overrides) and
+        /// exit: 0 and `configuration OK`, or 1 and the first problem. Opens no store, binds
+        /// no socket.
+        #[arg(long)]
+        check_config: bool,
         #[command(flatten)]
         accept: AcceptArgs,
     },
