@@ -121,7 +121,8 @@ fn check_config_accepts_the_example_and_names_the_first_problem() {
     assert!(out.starts_with("configuration OK"), "{out}");
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.toml");
-    std::fs::write(&bad, "[backup]\ndestination = \"/b\"\n").unwrap();
+    let text = std::fs::read_to_string(&example).unwrap();
+    std::fs::write(&bad, format!("{text}\n[backup]\ndestination = \"/b\"\n")).unwrap();
     let out = keyward(&["serve", "--config", bad.to_str().unwrap(), "--check-config"]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
