@@ -92,6 +92,7 @@ fn run(cli: Cli) -> Result<bool> {
             api_dns,
             api_ip,
             seal,
+            if_missing,
             out,
         } => cmd::init::run(
             &data.hsm(),
@@ -100,6 +101,7 @@ fn run(cli: Cli) -> Result<bool> {
             &api_dns,
             &api_ip,
             &seal,
+            if_missing,
             out.json,
         )?,
         Command::Hsm(HsmCommand::Serve {

@@ -122,6 +122,10 @@ pub(crate) enum Command {
         api_ip: Vec<IpAddr>,
         #[command(flatten)]
         seal: SealArgs,
+        /// A data directory that already holds a store is left as it is (exit 0, `already
+        /// initialized`): for an init container that runs at every start.
+        #[arg(long)]
+        if_missing: bool,
         #[command(flatten)]
         out: JsonFlag,
     },

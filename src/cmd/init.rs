@@ -28,9 +28,14 @@ pub(crate) fn run(
     dns: &[String],
     ips: &[IpAddr],
     seal: &SealArgs,
+    if_missing: bool,
     json: bool,
 ) -> Result<()> {
     let dir = store.data_dir.as_path();
+    if if_missing && data_dir::exists(store) {
+        println!("already initialized: {}", dir.display());
+        return Ok(());
+    }
     if data_dir::exists(store) {
         bail!("{} already holds an HSM store", dir.display());
     }
