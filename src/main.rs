@@ -98,8 +98,10 @@ fn run(cli: Cli) -> Result<bool> {
             &data.hsm(),
             &admin,
             admin_password_file.as_deref(),
-            &api_dns,
-            &api_ip,
+            cmd::init::ApiNames {
+                dns: &api_dns,
+                ips: &api_ip,
+            },
             &seal,
             if_missing,
             out.json,

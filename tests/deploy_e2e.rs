@@ -117,7 +117,12 @@ fn keyward_serve_runs_as_the_unit_runs_it() {
 #[test]
 fn check_config_accepts_the_example_and_names_the_first_problem() {
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("keyward.example.toml");
-    let out = keyward_ok(&["serve", "--config", example.to_str().unwrap(), "--check-config"]);
+    let out = keyward_ok(&[
+        "serve",
+        "--config",
+        example.to_str().unwrap(),
+        "--check-config",
+    ]);
     assert!(out.starts_with("configuration OK"), "{out}");
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.toml");
@@ -126,5 +131,8 @@ fn check_config_accepts_the_example_and_names_the_first_problem() {
     let out = keyward(&["serve", "--config", bad.to_str().unwrap(), "--check-config"]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("backup.destination") && err.contains("[api]"), "{err}");
+    assert!(
+        err.contains("backup.destination") && err.contains("[api]"),
+        "{err}"
+    );
 }

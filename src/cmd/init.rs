@@ -19,18 +19,25 @@ use crate::data_dir;
 /// Validity of the API's self-signed certificate, in days.
 pub(crate) const API_CERT_DAYS: u32 = 3650;
 
+/// The API certificate's names of `keyward init`.
+pub(crate) struct ApiNames<'a> {
+    pub(crate) dns: &'a [String],
+    pub(crate) ips: &'a [IpAddr],
+}
+
 /// Runs `keyward init`. The admin password comes from `password_file`, else the environment
-/// variable `KEYWARD_ADMIN_PASSWORD`, else it is generated and printed once.
+/// variable `KEYWARD_ADMIN_PASSWORD`, else it is generated and printed once. With
+/// `if_missing`, a data directory that holds a store is left as it is.
 pub(crate) fn run(
     store: &keyward_config::HsmConfig,
     admin: &str,
     password_file: Option<&Path>,
-    dns: &[String],
-    ips: &[IpAddr],
+    names: ApiNames<'_>,
     seal: &SealArgs,
     if_missing: bool,
     json: bool,
 ) -> Result<()> {
+    let ApiNames { dns, ips } = names;
     let dir = store.data_dir.as_path();
     if if_missing && data_dir::exists(store) {
         println!("already initialized: {}", dir.display());
