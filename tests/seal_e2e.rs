@@ -758,3 +758,51 @@ fn a_refused_init_leaves_nothing_behind() {
         &[],
     );
 }
+
+#[test]
+fn repeated_wrong_unseal_keys_from_one_address_are_throttled() {
+    let site = Site::new();
+    let data = site.data();
+    let keys = unseal_keys(&init(
+        &data,
+        &["--seal", "shamir", "--shares", "3", "--threshold", "2"],
+        &[],
+    ));
+    let ca = data.join("api-ca.pem");
+    let (_node, addr) = start_hsm_serve(&data, &[]);
+    let wrong = r#"{"key":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}"#;
+    for i in 1..=10 {
+        let (s, v) = curl_json(&ca, addr, "POST", "/v1/sys/unseal", None, Some(wrong));
+        assert_eq!(
+            (s, v["code"].as_str()),
+            (400, Some("unseal_key_rejected")),
+            "attempt {i}"
+        );
+    }
+    let got = Curl::https(addr, "/v1/sys/unseal", &ca)
+        .args(&[
+            "-X",
+            "POST",
+            "-H",
+            "content-type: application/json",
+            "-d",
+            wrong,
+            "-D",
+            "-",
+        ])
+        .run();
+    assert_eq!(got.status, 429, "{}", got.body);
+    assert!(
+        got.body.to_ascii_lowercase().contains("retry-after:"),
+        "{}",
+        got.body
+    );
+    // Nothing was counted meanwhile; after the wait, the right keys unseal.
+    assert_eq!(seal_status(&ca, addr)["progress"], 0);
+    eventually(DEADLINE, "the throttle lets a key through", || {
+        let body = format!(r#"{{"key":"{}"}}"#, keys[0]);
+        curl_json(&ca, addr, "POST", "/v1/sys/unseal", None, Some(&body)).0 == 200
+    });
+    let o = kw(addr, &ca, &[], &["operator", "unseal", &keys[1]]);
+    assert!(stdout(&o).contains("unsealed"), "{}", stderr(&o));
+}

@@ -192,9 +192,27 @@ impl LoginGuard {
         address: Option<IpAddr>,
         user: &str,
     ) -> Result<Admission, ApiError> {
+        let user = (user.len() <= MAX_TRACKED_NAME_BYTES).then(|| user.to_owned());
+        self.admit_as(address, user)
+    }
+
+    /// As [`admit`](Self::admit) for an attempt that names no user (an unseal share or
+    /// passphrase): throttled by source address only, so that failures from one address never
+    /// keep the key holders at other addresses out.
+    ///
+    /// # Errors
+    /// As [`admit`](Self::admit).
+    pub fn admit_address(self: &Arc<Self>, address: Option<IpAddr>) -> Result<Admission, ApiError> {
+        self.admit_as(address, None)
+    }
+
+    fn admit_as(
+        self: &Arc<Self>,
+        address: Option<IpAddr>,
+        user: Option<String>,
+    ) -> Result<Admission, ApiError> {
         let now = Instant::now();
         let address = address.map(address_key);
-        let user = (user.len() <= MAX_TRACKED_NAME_BYTES).then(|| user.to_owned());
         let wait = [
             address.and_then(|a| self.by_address.wait(&a, now)),
             user.as_ref().and_then(|u| self.by_user.wait(u, now)),
@@ -205,7 +223,7 @@ impl LoginGuard {
         if let Some(wait) = wait {
             return Err(ApiError::TooManyRequests {
                 retry_after_s: wait.as_secs() + u64::from(wait.subsec_nanos() > 0),
-                reason: "too many failed logins from this address or for this user",
+                reason: "too many failed attempts from this address or for this user",
             });
         }
         let clean = address.is_none_or(|a| !self.by_address.has_failures(&a, now));

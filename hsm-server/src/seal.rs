@@ -71,6 +71,8 @@ pub struct SealGate {
     node: String,
     events: watch::Sender<Option<Arc<Hsm>>>,
     on_seal: Mutex<Vec<Box<dyn Fn() + Send + Sync>>>,
+    /// Unseal attempts: a bounded number at once, failures throttled per source address.
+    guard: Arc<crate::login_guard::LoginGuard>,
 }
 
 impl std::fmt::Debug for SealGate {
@@ -131,6 +133,7 @@ impl SealGate {
             node: node.to_owned(),
             events: watch::channel(None).0,
             on_seal: Mutex::new(Vec::new()),
+            guard: Arc::new(crate::login_guard::LoginGuard::new(4, 1)),
         })
     }
 
@@ -342,19 +345,29 @@ pub async fn seal_status(State(gate): State<Arc<SealGate>>) -> Result<Json<SealS
 
 #[utoipa::path(post, path = "/v1/sys/unseal", tag = "sys", request_body = UnsealRequest,
     responses((status = 200, body = SealStatus), (status = 400, body = ErrorBody),
-              (status = 503, body = ErrorBody)))]
+              (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
 /// Gives one unseal share (`key`), the passphrase, or `reset`; answers the status after it.
 /// A share that is not one of this seal's, or given twice, answers `400 unseal_key_rejected`
-/// and counts nothing; so does a wrong passphrase. An unsealed node answers its status.
+/// and counts nothing; so does a wrong passphrase. An unsealed node answers its status. After
+/// 10 refused attempts from one address, each further one must wait (1 s doubling to 60 s),
+/// else `429 too_many_requests` with `Retry-After`.
 pub async fn unseal(
     State(gate): State<Arc<SealGate>>,
+    addr: Option<Extension<crate::api::ClientAddr>>,
     ApiJson(req): ApiJson<UnsealRequest>,
 ) -> Result<Json<SealStatus>, ApiError> {
-    tokio::task::spawn_blocking(move || gate.unseal_blocking(req))
+    // The share or passphrase is the credential: attempts are bounded and failures throttled
+    // per address as logins are (10 free failures, then 1 s doubling to 60 s: `429` with
+    // `Retry-After`).
+    let admission = gate.guard.admit_address(addr.map(|Extension(a)| a.0))?;
+    let result = tokio::task::spawn_blocking(move || gate.unseal_blocking(req))
         .await
-        .map_err(blocking_error)?
-        .map(Json)
-        .map_err(ApiError::Hsm)
+        .map_err(blocking_error)?;
+    match &result {
+        Err(Error::UnsealKeyRejected { .. }) => admission.failed(),
+        _ => admission.succeeded(),
+    }
+    result.map(Json).map_err(ApiError::Hsm)
 }
 
 fn require_admin(s: &keyward_hsm::Session) -> Result<(), ApiError> {
