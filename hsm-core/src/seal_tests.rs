@@ -154,6 +154,12 @@ fn a_data_key_rotation_rewrites_every_record_resumes_after_a_stop_and_destroys_t
         t.rotate_data_key(&alice),
         Err(Error::PermissionDenied { .. })
     ));
+    let before = t
+        .store
+        .backend()
+        .get("key", &keys[0].to_string())
+        .unwrap()
+        .unwrap();
     let started = t.rotate_data_key(&admin).unwrap();
     assert_eq!((started.current_version, started.versions.len()), (2, 2));
     assert!(started.pending_records > 40, "{started:?}");
@@ -216,13 +222,21 @@ fn a_data_key_rotation_rewrites_every_record_resumes_after_a_stop_and_destroys_t
     // Every record is under v2 and v1 is gone: it still opens, with everything.
     let hsm = store.open().unwrap();
     assert!(hsm.rotation_status().unwrap().done());
-    // A blob still under v1 (a record rolled back to before the rewrite) no longer opens.
+    // Every record is under v2 now, and v1 is gone: a blob still under v1 (a record put back
+    // as it was before the rewrite) no longer opens.
     let b = store.backend();
     let rec = b.get("key", &keys[0].to_string()).unwrap().unwrap();
     assert_eq!(
         crate::store::format::RecordCipher::version_of(&rec.blob),
         Some(2)
     );
+    assert_eq!(
+        crate::store::format::RecordCipher::version_of(&before.blob),
+        Some(1)
+    );
+    drop(hsm);
+    b.write_batch(&[Write::Rewrite(before)]).unwrap();
+    assert!(matches!(store.open(), Err(Error::RecordTampered { .. })));
 }
 
 #[test]

@@ -137,14 +137,15 @@ impl SealGate {
         })
     }
 
-    /// The seal's status now, as the store says (so that a rekey through another node shows;
-    /// blocking).
+    /// The seal's status now (unsealed: as the store says, so that a rekey through another
+    /// node shows; blocking).
     pub fn status(&self) -> SealStatus {
-        let cached = self.cached_status();
-        match self.opener.seal_config() {
-            Ok(config) if cached.generation == config.generation => cached,
-            Ok(config) => status_of(&config, cached.sealed, 0),
-            Err(_) => cached,
+        // Unsealed: through the HSM's own store connection. Sealed: as recorded (each unseal
+        // attempt re-reads the seal first); never a new connection per call, since anyone may
+        // ask.
+        match self.hsm().map(|h| h.seal_config()) {
+            Some(Ok(config)) => status_of(&config, false, 0),
+            _ => self.cached_status(),
         }
     }
 
