@@ -296,8 +296,10 @@ fn now_ms() -> u64 {
 pub(crate) struct LogGate {
     /// When the last line was let through, plus one (0: never).
     last_ms: AtomicU64,
-    /// Refusals not logged since then.
+    /// Refusals not logged, ever (only grows, so a racing winner cannot erase a count).
     suppressed: AtomicU64,
+    /// `suppressed` as of the last line let through.
+    reported: AtomicU64,
 }
 
 impl LogGate {
@@ -314,7 +316,9 @@ impl LogGate {
                 .compare_exchange(last, stamp, Ordering::Relaxed, Ordering::Relaxed)
                 .is_ok()
         {
-            return Some(self.suppressed.swap(0, Ordering::Relaxed));
+            let total = self.suppressed.load(Ordering::Relaxed);
+            let before = self.reported.fetch_max(total, Ordering::Relaxed);
+            return Some(total.saturating_sub(before));
         }
         self.suppressed.fetch_add(1, Ordering::Relaxed);
         None
@@ -490,6 +494,8 @@ mod tests {
             .sum();
         assert_eq!(admitted, 1);
         assert_eq!(gate.suppressed.load(Ordering::Relaxed), 7999);
+        // The next line reports every call the first one did not, whatever the interleaving.
+        assert_eq!(gate.admit(60_007, 60_000), Some(7999));
     }
 
     #[test]
