@@ -24,6 +24,7 @@ mod demo_upstream;
 mod logging;
 mod output;
 mod progress;
+mod remote;
 mod rotation;
 mod seal;
 mod session;

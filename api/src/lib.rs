@@ -45,6 +45,7 @@ mod keys;
 mod names;
 mod secret;
 mod sys;
+mod tickets;
 mod users;
 mod versioned;
 
@@ -64,6 +65,7 @@ pub use keys::{
 pub use names::{KeyClass, KeySpec, Mechanism, Role, UnknownName};
 pub use secret::{Password, SessionToken};
 pub use sys::{RekeyRequest, RekeyResponse, RotationStatus, SealStatus, UnsealRequest};
+pub use tickets::{TicketKey, TicketKeys, TicketKeysRequest};
 pub use users::{CreateUserRequest, Health, LoginRequest, LoginResponse, PasswordRequest, User};
 pub use versioned::{InvalidVersioned, VersionedBase64, VERSIONED_PREFIX};
 

@@ -22,7 +22,36 @@ pub struct HsmConfig {
     /// Kubernetes Secret mounted read-only); `None`: `data_dir/master.key`. Refused when
     /// group or others may read it.
     pub key_file: Option<PathBuf>,
+    /// `mode = "remote"` and its keys: the proxy signs through HSM nodes' API instead of
+    /// opening a store (`None`: `mode = "local"`, the default).
+    pub remote: Option<RemoteHsm>,
 }
+
+/// `[hsm] mode = "remote"`: the proxy holds no store and no key; each full handshake's
+/// signature is made by an HSM node over its API (Cloudflare's Keyless SSL model).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RemoteHsm {
+    /// `servers`: the HSM nodes' API base URLs (`https://host:port`), tried in turn.
+    pub servers: Vec<String>,
+    /// `ca_file`: PEM CA certificate(s) that issued the nodes' API certificates.
+    pub ca_file: PathBuf,
+    /// `username`: the crypto-user the proxy logs in as; it owns (or was shared) the keys the
+    /// certificates name.
+    pub username: String,
+    /// `password_file`: a file whose content (trailing newline removed) is that user's
+    /// password; without it, the environment variable `KEYWARD_HSM__PASSWORD`.
+    pub password_file: Option<PathBuf>,
+    /// `max_in_flight_signs`: signatures sent to the nodes at once, 1–65536, default 256;
+    /// further handshakes wait for a slot.
+    pub max_in_flight_signs: usize,
+    /// `sign_timeout_ms`: how long a handshake waits for a slot and its signature, failover
+    /// included, before it is refused with a TLS alert; default 3000.
+    pub sign_timeout_ms: u64,
+}
+
+/// The largest `max_in_flight_signs`.
+pub const MAX_IN_FLIGHT_SIGNS: usize = 65_536;
 
 impl HsmConfig {
     /// The settings of a store in `data_dir` alone (SQLite).
@@ -31,6 +60,7 @@ impl HsmConfig {
             data_dir,
             store: None,
             key_file: None,
+            remote: None,
         }
     }
 
@@ -124,11 +154,103 @@ pub(crate) struct RawHsm {
     store_password_file: Option<RelativePathBuf>,
     store_ca_file: Option<RelativePathBuf>,
     store_pool_size: Option<usize>,
+    mode: Option<String>,
+    servers: Option<Vec<String>>,
+    ca_file: Option<RelativePathBuf>,
+    username: Option<String>,
+    password_file: Option<RelativePathBuf>,
+    max_in_flight_signs: Option<usize>,
+    sign_timeout_ms: Option<u64>,
 }
 
 impl RawHsm {
     /// The `[hsm]` settings, relative paths resolved; `cx` is the `hsm` table.
-    pub(crate) fn validate(self, cx: &Context<'_>) -> Result<HsmConfig, Error> {
+    pub(crate) fn validate(mut self, cx: &Context<'_>) -> Result<HsmConfig, Error> {
+        let remote = match self.mode.as_deref() {
+            None | Some("local") => {
+                for (key, set) in [
+                    ("servers", self.servers.is_some()),
+                    ("ca_file", self.ca_file.is_some()),
+                    ("username", self.username.is_some()),
+                    ("password_file", self.password_file.is_some()),
+                    ("max_in_flight_signs", self.max_in_flight_signs.is_some()),
+                    ("sign_timeout_ms", self.sign_timeout_ms.is_some()),
+                ] {
+                    if set {
+                        return Err(cx.invalid(key, "is for mode = \"remote\" only".to_owned()));
+                    }
+                }
+                None
+            }
+            Some("remote") => Some(self.remote(cx)?),
+            Some(other) => {
+                return Err(cx.invalid(
+                    "mode",
+                    format!("is {other:?}; use \"local\" (the default: the HSM in this process) or \"remote\" (sign through HSM nodes)"),
+                ))
+            }
+        };
+        let mut config = self.local(cx)?;
+        config.remote = remote;
+        Ok(config)
+    }
+
+    /// The keys of `mode = "remote"` (taken out of `self`).
+    fn remote(&mut self, cx: &Context<'_>) -> Result<RemoteHsm, Error> {
+        if self.store.is_some() {
+            return Err(cx.invalid(
+                "store",
+                "is for the HSM nodes; a remote-mode proxy opens no store".to_owned(),
+            ));
+        }
+        let servers = self.servers.take().unwrap_or_default();
+        if servers.is_empty() {
+            return Err(cx.invalid(
+                "servers",
+                "must list the HSM nodes' API URLs (https://host:port) when mode = \"remote\""
+                    .to_owned(),
+            ));
+        }
+        for s in &servers {
+            if !s.starts_with("https://") {
+                return Err(cx.invalid("servers", format!("{s:?} is not an https:// URL")));
+            }
+        }
+        let ca_file = self.ca_file.take().map(|p| p.relative()).ok_or_else(|| {
+            cx.invalid(
+                "ca_file",
+                "must name the PEM CA of the HSM nodes' API certificates when mode = \"remote\""
+                    .to_owned(),
+            )
+        })?;
+        let username = self.username.take().unwrap_or_default();
+        if username.is_empty() {
+            return Err(cx.invalid(
+                "username",
+                "must name the crypto-user the proxy logs in as when mode = \"remote\"".to_owned(),
+            ));
+        }
+        let max_in_flight_signs = self.max_in_flight_signs.take().unwrap_or(256);
+        if !(1..=MAX_IN_FLIGHT_SIGNS).contains(&max_in_flight_signs) {
+            return Err(cx.invalid(
+                "max_in_flight_signs",
+                format!("must be 1 to {MAX_IN_FLIGHT_SIGNS}"),
+            ));
+        }
+        let sign_timeout_ms = self.sign_timeout_ms.take().unwrap_or(3000);
+        cx.positive("sign_timeout_ms", sign_timeout_ms)?;
+        Ok(RemoteHsm {
+            servers,
+            ca_file,
+            username,
+            password_file: self.password_file.take().map(|p| p.relative()),
+            max_in_flight_signs,
+            sign_timeout_ms,
+        })
+    }
+
+    /// The local store's settings.
+    fn local(self, cx: &Context<'_>) -> Result<HsmConfig, Error> {
         let data_dir = self
             .data_dir
             .map(|p| p.relative())
@@ -161,6 +283,7 @@ impl RawHsm {
             data_dir,
             store: Some(store),
             key_file: None,
+            remote: None,
         })
     }
 }

@@ -52,7 +52,7 @@ use serde::Deserialize;
 pub use admin::AdminConfig;
 pub use api::{ApiConfig, ApiLimits, DEFAULT_ADMIN_LOCKOUT_S};
 pub use backup::BackupConfig;
-pub use hsm::{HsmConfig, PostgresStore, MAX_STORE_POOL_SIZE};
+pub use hsm::{HsmConfig, PostgresStore, RemoteHsm, MAX_IN_FLIGHT_SIGNS, MAX_STORE_POOL_SIZE};
 pub use ipnet::IpNet;
 pub use lifecycle::{LifecycleConfig, DEFAULT_DRAIN_TIMEOUT_MS};
 pub use listener::{
@@ -197,6 +197,12 @@ fn validate(raw: RawConfig, source_of: &dyn Fn(&str) -> String) -> Result<Config
         .backup
         .map(|b| b.validate(&cx.table("backup")))
         .transpose()?;
+    if hsm.remote.is_some() && api.is_some() {
+        return Err(cx.table("api").invalid(
+            "address",
+            "the HSM API needs the HSM in this process; a proxy with [hsm] mode = \"remote\" serves no [api]",
+        ));
+    }
     if backup.is_some() && api.is_none() {
         return Err(cx.table("backup").invalid(
             "destination",

@@ -24,6 +24,8 @@ const NOT_CONFIG: &[&str] = &[
     // The PostgreSQL store's password: read when the store is opened, never configuration
     // (so it never shows in a dump of the settings).
     "HSM__STORE_PASSWORD",
+    // A remote-mode proxy's password for its HSM user: read at start, never configuration.
+    "HSM__PASSWORD",
 ];
 
 /// One `KEYWARD_*` variable as a figment provider, so errors name the variable.

@@ -541,3 +541,93 @@ fn a_postgres_store_is_read_from_the_file_or_the_environment_and_validated() {
         assert!(msg.contains(key), "{bad}: {msg}");
     }
 }
+
+const REMOTE: &str = "data_dir = \"data\"\nmode = \"remote\"\nservers = [\"https://hsm-0:9200\", \"https://hsm-1:9200\"]\nca_file = \"hsm-ca.pem\"\nusername = \"proxy\"\npassword_file = \"proxy.pw\"";
+
+#[test]
+fn remote_mode_reads_its_nodes_and_credentials_with_defaults() {
+    assert_eq!(load(GOOD, &[]).1.unwrap().hsm.remote, None);
+    let text = GOOD.replace("data_dir = \"data\"", REMOTE);
+    let (d, res) = load(&text, &[("KEYWARD_HSM__PASSWORD", "hunter2")]);
+    let config = res.unwrap();
+    let remote = config.hsm.remote.as_ref().unwrap();
+    assert_eq!(remote.servers, ["https://hsm-0:9200", "https://hsm-1:9200"]);
+    assert_eq!(remote.ca_file, d.path().join("hsm-ca.pem"));
+    assert_eq!(remote.username, "proxy");
+    assert_eq!(remote.password_file, Some(d.path().join("proxy.pw")));
+    assert_eq!(remote.max_in_flight_signs, 256);
+    assert_eq!(remote.sign_timeout_ms, 3000);
+    // The password variable is read at start, never configuration.
+    assert!(!format!("{config:?}").contains("hunter2"));
+
+    let tuned = text.replace(
+        "username = \"proxy\"",
+        "username = \"proxy\"\nmax_in_flight_signs = 8\nsign_timeout_ms = 250",
+    );
+    let remote = load(&tuned, &[]).1.unwrap().hsm.remote.unwrap();
+    assert_eq!(
+        (remote.max_in_flight_signs, remote.sign_timeout_ms),
+        (8, 250)
+    );
+}
+
+#[test]
+fn remote_mode_names_each_missing_or_misplaced_key() {
+    let remote = GOOD.replace("data_dir = \"data\"", REMOTE);
+    for (from, to, key) in [
+        ("mode = \"remote\"", "mode = \"keyless\"", "hsm.mode"),
+        (
+            "servers = [\"https://hsm-0:9200\", \"https://hsm-1:9200\"]",
+            "servers = []",
+            "hsm.servers",
+        ),
+        (
+            "servers = [\"https://hsm-0:9200\", \"https://hsm-1:9200\"]",
+            "servers = [\"http://hsm-0:9200\"]",
+            "hsm.servers",
+        ),
+        ("ca_file = \"hsm-ca.pem\"", "", "hsm.ca_file"),
+        ("username = \"proxy\"", "", "hsm.username"),
+        (
+            "username = \"proxy\"",
+            "username = \"proxy\"\nmax_in_flight_signs = 0",
+            "hsm.max_in_flight_signs",
+        ),
+        (
+            "username = \"proxy\"",
+            "username = \"proxy\"\nmax_in_flight_signs = 65537",
+            "hsm.max_in_flight_signs",
+        ),
+        (
+            "username = \"proxy\"",
+            "username = \"proxy\"\nsign_timeout_ms = 0",
+            "hsm.sign_timeout_ms",
+        ),
+        (
+            "username = \"proxy\"",
+            "username = \"proxy\"\nstore = \"postgres://db/k\"",
+            "hsm.store",
+        ),
+    ] {
+        let msg = message(&remote.replace(from, to), &[]);
+        assert!(msg.contains(key), "{to}: {msg}");
+    }
+    // Remote keys without remote mode are a mistake, not ignored.
+    let msg = message(
+        &GOOD.replace(
+            "data_dir = \"data\"",
+            "data_dir = \"data\"\nservers = [\"https://h:9200\"]",
+        ),
+        &[],
+    );
+    assert!(
+        msg.contains("hsm.servers") && msg.contains("remote"),
+        "{msg}"
+    );
+    // A remote-mode proxy has no HSM in process to serve an API from.
+    let msg = message(
+        &format!("{remote}\n[api]\naddress = \"127.0.0.1:9200\"\n"),
+        &[],
+    );
+    assert!(msg.contains("api") && msg.contains("remote"), "{msg}");
+}

@@ -672,6 +672,25 @@ impl Client {
         dec_secret("bytes", &r.bytes)
     }
 
+    /// The caller's TLS session-ticket keys for the previous, current and next periods of
+    /// `rotation_s` seconds, made on the cluster when missing, each AES-256 value encrypted
+    /// with RSAES-OAEP-SHA256 to `recipient_spki_der` (an RSA key of 3072 bits or more, X.509
+    /// SubjectPublicKeyInfo DER), the key's name as the OAEP label. What a remote-mode proxy
+    /// calls; safe to repeat.
+    pub async fn ticket_keys(
+        &self,
+        rotation_s: u64,
+        recipient_spki_der: &[u8],
+    ) -> Result<keyward_api::TicketKeys> {
+        let c = Call::new(Method::POST, "/v1/tls/ticket-keys".into(), Retry::Safe).json(
+            &keyward_api::TicketKeysRequest {
+                rotation_s,
+                recipient_public_key: keyward_api::Base64::encode(recipient_spki_der),
+            },
+        )?;
+        self.run(c).await
+    }
+
     async fn batch<W: Serialize, R: DeserializeOwned, T>(
         &self,
         path: &str,

@@ -79,7 +79,8 @@ pub use keyward_api::ErrorBody as ItemError;
 pub use keyward_api::{
     Attributes, AuditEntry, AuditReport, ErrorCode, Key, KeyClass, KeyConfigRequest, KeyPage,
     KeyPair, KeySpec, KeyTemplate, Mechanism, Password, RekeyRequest, RekeyResponse, Role,
-    RotationStatus, SealStatus, SessionToken, UnsealRequest, User, VERSIONED_PREFIX,
+    RotationStatus, SealStatus, SessionToken, TicketKey, TicketKeys, UnsealRequest, User,
+    VERSIONED_PREFIX,
 };
 pub use transport::NodeStatus;
 pub use types::*;

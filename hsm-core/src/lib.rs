@@ -63,8 +63,9 @@ pub use error::{Error, ErrorCode, Result};
 pub use hsm::{store_sequence, RotationStatus};
 pub use hsm::{
     EcdhParams, Hsm, KeyCipher, KeyFilter, KeyPage, KeyRef, KeySigner, KeyUsage, OpenOptions,
-    TokenObjectChanges, UnwrapTarget, VersionSettings, Versioned, DEFAULT_ADMIN_LOCKOUT,
-    MAX_DATA_BYTES, MAX_PAGE_SIZE, MAX_RANDOM_BYTES, MAX_SESSION_TTL, RESERVED_LABEL_PREFIXES,
+    ReleasedTicketKey, TokenObjectChanges, UnwrapTarget, VersionSettings, Versioned,
+    DEFAULT_ADMIN_LOCKOUT, MAX_DATA_BYTES, MAX_PAGE_SIZE, MAX_RANDOM_BYTES, MAX_SESSION_TTL,
+    RESERVED_LABEL_PREFIXES, TICKET_KEY_LABEL_PREFIX, TICKET_KEY_WRAP_MIN_BITS,
 };
 pub use kdf::kdf_slots;
 pub use key_type::private_key_spec;
@@ -94,5 +95,7 @@ mod seal_tests;
 mod shared_store_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod ticket_keys_tests;
 #[cfg(test)]
 mod versions_tests;

@@ -33,6 +33,7 @@ pub mod login_guard;
 mod node_error;
 pub mod pki;
 pub mod seal;
+pub mod tickets;
 pub mod tls;
 pub mod versions;
 
@@ -86,6 +87,7 @@ impl Modify for BearerAuth {
         api::audit_entries, api::audit_verify,
         seal::seal_status, seal::unseal, seal::seal, seal::rekey, seal::backup,
         seal::rotate, seal::rotation,
+        tickets::ticket_keys,
     )
 )]
 pub struct ApiDoc;
@@ -147,6 +149,7 @@ pub fn router(hsm: Arc<keyward_hsm::Hsm>) -> Router {
         .route("/v1/keys/{handle}/config", patch(versions::configure))
         .route("/v1/keys/{handle}/trim", post(versions::trim))
         .route("/v1/crypto/sign", post(sign))
+        .route("/v1/tls/ticket-keys", post(tickets::ticket_keys))
         .route("/v1/crypto/verify", post(verify))
         .route("/v1/crypto/encrypt", post(encrypt))
         .route("/v1/crypto/decrypt", post(decrypt))

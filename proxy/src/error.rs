@@ -26,6 +26,16 @@ pub enum Error {
         /// The HSM's error.
         error: keyward_hsm::Error,
     },
+    /// The remote HSM nodes refused, or could not be asked for, the key a certificate names.
+    #[error("remote HSM key {label:?} for certificate {path}: {reason}")]
+    RemoteKey {
+        /// The key label from the configuration.
+        label: String,
+        /// The certificate file.
+        path: PathBuf,
+        /// The nodes' answer or the transport error.
+        reason: String,
+    },
     /// The certificate's public key is not the HSM key's public key.
     #[error("certificate {path} does not belong to HSM key {label:?}: the public keys differ")]
     KeyMismatch {

@@ -46,6 +46,7 @@ mod error;
 mod http_layer;
 mod listen;
 pub mod metrics;
+pub mod remote;
 mod server;
 mod tls;
 mod upstream;
@@ -84,6 +85,6 @@ pub mod fuzzing {
         }
     }
 }
-pub use server::{Proxy, ProxyHandle};
+pub use server::{Keys, Proxy, ProxyHandle};
 pub use tls::signer::{signing_key, HsmSigningKey};
 pub use tls::tickets::NodeRole;

@@ -25,6 +25,14 @@ pub struct Metrics {
     /// `keyward_hsm_errors_total`: HSM operations that failed in the proxy (signatures,
     /// ticket encryption).
     pub hsm_errors: IntCounter,
+    /// `keyward_remote_signs_in_flight`: remote-mode signatures sent to the HSM nodes and not
+    /// yet answered (at most `[hsm] max_in_flight_signs`).
+    pub remote_signs_in_flight: IntGauge,
+    /// `keyward_remote_sign_failures_total{reason}`: remote-mode signatures that failed:
+    /// `timeout` (no slot and answer within `sign_timeout_ms`), `error` (every node refused
+    /// or could not be reached), `down` (refused before the `ServerHello`: no node was reachable
+    /// less than 1 s ago, see `remote::DOWN_FOR`).
+    pub remote_sign_failures: IntCounterVec,
     /// `keyward_connections_active{listener}`: client connections open now.
     pub connections_active: IntGaugeVec,
     /// `keyward_http_requests_total{route,status}`: requests answered, by route name (or
@@ -102,6 +110,11 @@ fn build() -> Result<Metrics, prometheus::Error> {
                 .buckets(FAST_BUCKETS.to_vec()),
         )?,
         hsm_errors: IntCounter::new("keyward_hsm_errors_total", "HSM operations of the proxy that failed.")?,
+        remote_signs_in_flight: IntGauge::new("keyward_remote_signs_in_flight", "Remote-mode signatures sent to the HSM nodes and not yet answered.")?,
+        remote_sign_failures: IntCounterVec::new(
+            Opts::new("keyward_remote_sign_failures_total", "Remote-mode signatures that failed, by reason (timeout, error, down)."),
+            &["reason"],
+        )?,
         connections_active: IntGaugeVec::new(
             Opts::new("keyward_connections_active", "Client connections open now."),
             &["listener"],
@@ -171,6 +184,10 @@ fn build() -> Result<Metrics, prometheus::Error> {
         .register(Box::new(m.tls_handshake_duration.clone()))?;
     m.registry.register(Box::new(m.hsm_sign_duration.clone()))?;
     m.registry.register(Box::new(m.hsm_errors.clone()))?;
+    m.registry
+        .register(Box::new(m.remote_signs_in_flight.clone()))?;
+    m.registry
+        .register(Box::new(m.remote_sign_failures.clone()))?;
     m.registry
         .register(Box::new(m.connections_active.clone()))?;
     m.registry.register(Box::new(m.http_requests.clone()))?;

@@ -20,9 +20,27 @@ use crate::error::Error;
 use crate::listen;
 use crate::metrics::metrics;
 use crate::tls::server_config;
-use crate::tls::tickets::{ticketer, ContextTicketer, NodeRole};
+use crate::tls::tickets::{remote_ticketer, ticketer, ContextTicketer, NodeRole};
 use crate::upstream::route::Router;
 use crate::upstream::{HealthChecks, Pools};
+
+/// Where the proxy's private keys are and how it signs with them.
+#[derive(Clone, Debug)]
+pub enum Keys {
+    /// This process's HSM (embedded mode), used as `session`'s user (normally
+    /// [`keyward_hsm::PROXY_USER`]); `role` says whether this process makes and rotates the
+    /// session-ticket keys ([`NodeRole::Writer`]) or uses those another node made.
+    Local {
+        /// The HSM.
+        hsm: Arc<Hsm>,
+        /// Whose keys.
+        session: Session,
+        /// Ticket-key role.
+        role: NodeRole,
+    },
+    /// HSM nodes over their API (`[hsm] mode = "remote"`, see [`crate::remote`]).
+    Remote(Arc<crate::remote::Remote>),
+}
 
 /// Everything a configuration builds, replaced as a whole on reload.
 struct State {
@@ -34,8 +52,7 @@ struct State {
 
 struct Shared {
     state: ArcSwap<State>,
-    hsm: Arc<Hsm>,
-    session: Session,
+    keys: Keys,
     ticketer: Arc<dyn ProducesTickets>,
     /// The configured addresses (a reload must keep them).
     addresses: Vec<SocketAddr>,
@@ -93,8 +110,7 @@ impl std::fmt::Debug for ProxyHandle {
 /// else is known to be valid (a writer node may create ticket keys in the store then).
 fn build_state(
     config: &Config,
-    hsm: &Hsm,
-    session: &Session,
+    keys: &Keys,
     ticketer: impl FnOnce() -> Result<Arc<dyn ProducesTickets>, Error>,
     labels: &[String],
     limits: &[(Arc<Limit>, Arc<Limit>)],
@@ -104,7 +120,7 @@ fn build_state(
     for l in &config.listeners {
         let tls = match l.mode {
             ListenerMode::Redirect => None,
-            _ => Some(server_config(l, &config.session_resumption, hsm, session)?),
+            _ => Some(server_config(l, &config.session_resumption, keys)?),
         };
         prepared.push((l, tls));
     }
@@ -204,6 +220,21 @@ impl Proxy {
         session: &Session,
         role: NodeRole,
     ) -> Result<Proxy, Error> {
+        Self::build_with(
+            config,
+            Keys::Local {
+                hsm: hsm.clone(),
+                session: session.clone(),
+                role,
+            },
+        )
+    }
+
+    /// [`build`](Self::build) with the keys in this process's HSM or on remote HSM nodes.
+    ///
+    /// # Errors
+    /// As [`build`](Self::build); [`Error::RemoteKey`] when the nodes cannot be asked.
+    pub fn build_with(config: &Config, keys: Keys) -> Result<Proxy, Error> {
         let workers = tokio::runtime::Handle::current().metrics().num_workers();
         let somaxconn = listen::somaxconn();
         let mut sockets = Vec::new();
@@ -258,9 +289,13 @@ impl Proxy {
             .collect();
         let (state, ticketer) = build_state(
             config,
-            hsm,
-            session,
-            || ticketer(hsm, session, &config.session_resumption, role),
+            &keys,
+            || match &keys {
+                Keys::Local { hsm, session, role } => {
+                    ticketer(hsm, session, &config.session_resumption, *role)
+                }
+                Keys::Remote(remote) => remote_ticketer(remote, &config.session_resumption),
+            },
             &labels,
             &limits,
         )?;
@@ -268,8 +303,7 @@ impl Proxy {
             sockets,
             shared: Arc::new(Shared {
                 state: ArcSwap::from_pointee(state),
-                hsm: hsm.clone(),
-                session: session.clone(),
+                keys,
                 ticketer,
                 addresses: config.listeners.iter().map(|l| l.address).collect(),
                 backlogs: config.listeners.iter().map(|l| l.backlog).collect(),
@@ -369,13 +403,14 @@ impl ProxyHandle {
         }
         // On a cluster store, a key another node made a moment ago may not have been announced
         // to this node yet.
-        if let Err(e) = self.shared.hsm.catch_up() {
-            tracing::warn!(error = %e, "cannot catch up with the cluster store before the reload; using the keys known so far");
+        if let Keys::Local { hsm, .. } = &self.shared.keys {
+            if let Err(e) = hsm.catch_up() {
+                tracing::warn!(error = %e, "cannot catch up with the cluster store before the reload; using the keys known so far");
+            }
         }
         let (state, _) = build_state(
             config,
-            &self.shared.hsm,
-            &self.shared.session,
+            &self.shared.keys,
             || Ok(self.shared.ticketer.clone()),
             &self.shared.labels,
             &self.shared.limits,

@@ -148,6 +148,9 @@ pub(crate) fn run(
             return super::serve_api::run(&config, config_path, options, listener, admin, signals)
                 .await;
         }
+        if let Some(remote) = &config.hsm.remote {
+            return run_remote(&config, config_path, remote, admin, signals).await;
+        }
         let (hsm, writer) = data_dir::open_for_serving(&config.hsm, false, options)?;
         let role = match writer {
             Some(_) => keyward_proxy::NodeRole::Writer,
@@ -197,4 +200,37 @@ pub(crate) fn run(
         drop(hsm);
         Ok(())
     })
+}
+
+/// `keyward serve` with `[hsm] mode = "remote"`: no store, no key; every full handshake's
+/// signature comes from the HSM nodes (`keyward_proxy::remote`).
+async fn run_remote(
+    config: &keyward_config::Config,
+    config_path: &Path,
+    remote: &keyward_config::RemoteHsm,
+    admin: Option<tokio::net::TcpListener>,
+    signals: Signals,
+) -> Result<()> {
+    let nodes = crate::remote::ClientHsm::connect(remote).await?;
+    let remote = keyward_proxy::remote::Remote::new(
+        nodes,
+        remote.max_in_flight_signs,
+        std::time::Duration::from_millis(remote.sign_timeout_ms),
+    );
+    let proxy = keyward_proxy::Proxy::build_with(config, keyward_proxy::Keys::Remote(remote))?;
+    tracing::info!(
+        worker_threads = tokio::runtime::Handle::current().metrics().num_workers(),
+        "runtime started"
+    );
+    log_listeners(&proxy, config);
+    let (stop_tx, _) = tokio::sync::watch::channel(false);
+    run_proxy(
+        proxy,
+        admin,
+        Some(config_path),
+        signals,
+        stop_tx,
+        std::future::pending(),
+    )
+    .await
 }

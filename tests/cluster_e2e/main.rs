@@ -7,6 +7,7 @@
 mod support;
 
 mod common;
+mod keyless;
 mod nodes;
 mod outage;
 mod proxies;

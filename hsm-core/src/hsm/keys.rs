@@ -29,11 +29,24 @@ impl Hsm {
         label: &str,
         class: KeyClass,
     ) -> Result<()> {
+        self.check_label(session, label, class, false)
+    }
+
+    /// [`check_new_label`](Self::check_new_label); `made_by_hsm`: the HSM itself names this key
+    /// (a ticket key it makes for a remote proxy fleet), so a reserved prefix is allowed.
+    pub(super) fn check_label(
+        &self,
+        session: &Session,
+        label: &str,
+        class: KeyClass,
+        made_by_hsm: bool,
+    ) -> Result<()> {
         // Case and leading spaces do not make another name (`KEYWARD-x`, ` keyward-x`).
         let folded = label.trim_start().to_ascii_lowercase();
-        if RESERVED_LABEL_PREFIXES
-            .iter()
-            .any(|p| folded.starts_with(p))
+        if !made_by_hsm
+            && RESERVED_LABEL_PREFIXES
+                .iter()
+                .any(|p| folded.starts_with(p))
             && !self.is_service_user(session.user())
         {
             return Err(Error::PermissionDenied {
@@ -78,8 +91,9 @@ impl Hsm {
         if !lock(&self.users).contains_key(session.user()) {
             return Err(Error::SessionInvalid);
         }
+        // Uniqueness only: every caller checked the reserved prefixes before generating.
         for (info, _) in &new {
-            self.check_new_label(session, &info.attributes.label, info.class)?;
+            self.check_label(session, &info.attributes.label, info.class, true)?;
         }
         let mut map: ObjectMap = (**self.objects.load()).clone();
         let mut infos = Vec::new();
@@ -203,6 +217,18 @@ impl Hsm {
         spec: KeySpec,
         template: &KeyTemplate,
     ) -> Result<KeyInfo> {
+        self.generate_secret(session, spec, template, false)
+    }
+
+    /// [`generate_secret_key`](Self::generate_secret_key); `made_by_hsm` as in
+    /// [`check_label`](Self::check_label).
+    pub(super) fn generate_secret(
+        &self,
+        session: &Session,
+        spec: KeySpec,
+        template: &KeyTemplate,
+        made_by_hsm: bool,
+    ) -> Result<KeyInfo> {
         self.audited(session.user(), AuditEvent::KeyGenerate, None, |audit| {
             session.require(Role::CryptoUser)?;
             if !spec.is_secret() {
@@ -213,7 +239,7 @@ impl Hsm {
             spec.check()?;
             let a = template.build(KeyClass::Secret)?;
             a.check_separation(None)?;
-            self.check_new_label(session, &a.label, KeyClass::Secret)?;
+            self.check_label(session, &a.label, KeyClass::Secret, made_by_hsm)?;
             let material = Material::generate(spec)?;
             let info = self.new_info(session, KeyClass::Secret, spec, a, None);
             Ok(self

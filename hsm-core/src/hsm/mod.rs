@@ -23,6 +23,7 @@
 //! | [`sealing`] | the seal: rekeying the master key |
 //! | [`backup`] | backup archives and restores |
 //! | [`rotation`] | data-key rotation: new records under a new data key, old ones rewritten |
+//! | [`ticket_keys`] | TLS session-ticket keys made for, and released wrapped to, a remote proxy fleet |
 //!
 //! Records below this layer: [`crate::store`].
 //!
@@ -88,6 +89,7 @@ mod rotation;
 mod sealing;
 mod sessions;
 mod sync;
+mod ticket_keys;
 mod versions;
 
 use crate::store::record::*;
@@ -96,6 +98,7 @@ pub use cluster::store_sequence;
 pub use handles::{KeyCipher, KeySigner};
 pub use rotation::RotationStatus;
 pub use sync::TokenObjectChanges;
+pub use ticket_keys::{ReleasedTicketKey, TICKET_KEY_LABEL_PREFIX, TICKET_KEY_WRAP_MIN_BITS};
 pub use versions::{KeyRef, VersionSettings, Versioned};
 
 pub use integrity::OpenOptions;

@@ -392,3 +392,40 @@ impl Material {
         )
     }
 }
+
+/// Encrypts `value` to the holder of an RSA private key with RSAES-OAEP (RFC 8017 §7.1;
+/// SHA-256, MGF1-SHA-256, `label` as the OAEP label): how a secret leaves the HSM for a
+/// recipient that proved nothing but its session (TLS ticket keys for a remote proxy). The
+/// recipient's key must be at least `min_bits` long.
+///
+/// # Errors
+/// [`Error::InvalidInput`] when `recipient_spki` is not an RSA SubjectPublicKeyInfo of at
+/// least `min_bits`; [`Error::Crypto`].
+pub(crate) fn oaep_to_recipient(
+    recipient_spki: &[u8],
+    min_bits: usize,
+    value: &[u8],
+    label: &[u8],
+) -> Result<Vec<u8>> {
+    use aws_lc_rs::rsa::{OaepPublicEncryptingKey, PublicEncryptingKey, OAEP_SHA256_MGF1SHA256};
+    let key = PublicEncryptingKey::from_der(recipient_spki).map_err(|_| {
+        Error::invalid("the recipient public key is not an RSA SubjectPublicKeyInfo (DER)")
+    })?;
+    if key.key_size_bits() < min_bits {
+        return Err(Error::invalid(format!(
+            "the recipient RSA key has {} bits; at least {min_bits} are required",
+            key.key_size_bits()
+        )));
+    }
+    let crypto = |_| Error::Crypto {
+        operation: "rsa-oaep encrypt",
+    };
+    let key = OaepPublicEncryptingKey::new(key).map_err(crypto)?;
+    let mut out = vec![0u8; key.ciphertext_size()];
+    let n = key
+        .encrypt(&OAEP_SHA256_MGF1SHA256, value, &mut out, Some(label))
+        .map_err(crypto)?
+        .len();
+    out.truncate(n);
+    Ok(out)
+}

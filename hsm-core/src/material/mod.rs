@@ -30,6 +30,7 @@ use crate::mechanism::{
 use crate::object::KeySpec;
 
 mod cipher;
+pub(crate) use cipher::oaep_to_recipient;
 mod sign;
 
 const GCM_TAG_LEN: usize = 16;

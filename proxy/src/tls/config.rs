@@ -21,6 +21,8 @@ use x509_parser::x509::SubjectPublicKeyInfo;
 
 use crate::error::Error;
 use crate::metrics::metrics;
+use crate::remote::{Remote, RemoteSigningKey};
+use crate::server::Keys;
 use crate::tls::resolver::{Entry, SniResolver};
 use crate::tls::signer::signing_key;
 
@@ -276,6 +278,55 @@ fn hsm_key(
     Ok((signing_key(signer), label.to_owned()))
 }
 
+/// [`hsm_key`] for a remote-mode proxy: the key is looked up on the HSM nodes, the signer
+/// signs through them ([`crate::remote`]).
+fn remote_key(
+    cert: &keyward_config::CertificateConfig,
+    chain: &Chain,
+    remote: &Arc<Remote>,
+) -> Result<(Arc<dyn SigningKey>, String), Error> {
+    let reference = match &cert.key_file {
+        Some(path) => Some(read_reference(path)?),
+        None => None,
+    };
+    let label = reference
+        .as_ref()
+        .map_or(cert.key_label.as_str(), |r| r.label.as_str())
+        .to_owned();
+    let key = remote
+        .block_on(remote.hsm().private_key(&label))
+        .map_err(|reason| Error::RemoteKey {
+            label: label.clone(),
+            path: cert.chain_file.clone(),
+            reason,
+        })?;
+    let leaf = leaf_spki(chain);
+    let Some((version, spki)) = key
+        .versions
+        .iter()
+        .find(|(_, spki)| same_public_key(&leaf, spki))
+    else {
+        return Err(Error::KeyMismatch {
+            label,
+            path: cert.chain_file.clone(),
+        });
+    };
+    if let (Some(r), Some(path)) = (&reference, &cert.key_file) {
+        if keyward_hsm::spki_sha256(spki) != r.spki_sha256 {
+            return Err(Error::CertificateFile {
+                path: path.clone(),
+                reason: format!(
+                    "names key {:?}, but the HSM key of that label has another public key",
+                    r.label
+                ),
+            });
+        }
+    }
+    let signer =
+        RemoteSigningKey::new(remote.clone(), key.handle, *version, key.spec, spki.clone());
+    Ok((Arc::new(signer), label))
+}
+
 /// A signer for the newest version of `info` that may still sign and whose public key is
 /// `leaf_spki` (the certificate's); `None` when no such version exists.
 fn version_signer(
@@ -334,15 +385,17 @@ fn plain_key(path: &Path, _chain: &Chain) -> Result<Arc<dyn SigningKey>, Error> 
 pub(crate) fn server_config(
     listener: &ListenerConfig,
     resumption: &ResumptionConfig,
-    hsm: &Hsm,
-    session: &Session,
+    keys: &Keys,
 ) -> Result<ServerConfig, Error> {
     let mut resolver = SniResolver::default();
     for (i, cert) in listener.certificates.iter().enumerate() {
         let chain = read_chain(&cert.chain_file)?;
         let (key, label): (Arc<dyn SigningKey>, String) = match &cert.private_key_file {
             Some(path) => (plain_key(path, &chain)?, "plain-key-file".to_owned()),
-            None => hsm_key(cert, &chain, hsm, session)?,
+            None => match keys {
+                Keys::Local { hsm, session, .. } => hsm_key(cert, &chain, hsm, session)?,
+                Keys::Remote(remote) => remote_key(cert, &chain, remote)?,
+            },
         };
         let label = label.as_str();
         let names = if cert.server_names.is_empty() {
@@ -462,15 +515,16 @@ mod plain_key_tests {
         )
         .unwrap();
         let config = keyward_config::Config::load(&toml, Vec::new()).unwrap();
-        let hsm = keyward_hsm::test_util::TestHsm::new();
-        let session = hsm.service();
-        let server_config = server_config(
-            &config.listeners[0],
-            &config.session_resumption,
-            &hsm,
-            &session,
-        )
-        .unwrap();
+        let test_hsm = keyward_hsm::test_util::TestHsm::new();
+        let session = test_hsm.service();
+        let (_store, hsm) = test_hsm.into_parts();
+        let keys = Keys::Local {
+            hsm: Arc::new(hsm),
+            session,
+            role: crate::NodeRole::Writer,
+        };
+        let server_config =
+            server_config(&config.listeners[0], &config.session_resumption, &keys).unwrap();
         let mut roots = RootCertStore::empty();
         roots.add(cert.der().clone()).unwrap();
         let client_config = rustls::ClientConfig::builder_with_provider(Arc::new(

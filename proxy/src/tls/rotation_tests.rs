@@ -14,6 +14,7 @@ use x509_parser::prelude::FromDer;
 use x509_parser::x509::SubjectPublicKeyInfo;
 
 use super::server_config;
+use crate::Keys;
 
 /// An HSM key's public key as rcgen takes it (the certificate's subject key).
 struct HsmPublicKey(Vec<u8>);
@@ -62,7 +63,7 @@ impl Ca {
 }
 
 /// A listener serving `chain` with the HSM key labelled `site`, as a (re)load builds it.
-fn load(dir: &Path, chain: &str, hsm: &TestHsm) -> Result<ServerConfig, crate::error::Error> {
+fn load(dir: &Path, chain: &str, keys: &Keys) -> Result<ServerConfig, crate::error::Error> {
     let toml = dir.join("keyward.toml");
     std::fs::write(
         &toml,
@@ -70,12 +71,7 @@ fn load(dir: &Path, chain: &str, hsm: &TestHsm) -> Result<ServerConfig, crate::e
     )
     .unwrap();
     let config = keyward_config::Config::load(&toml, Vec::new()).unwrap();
-    server_config(
-        &config.listeners[0],
-        &config.session_resumption,
-        hsm,
-        &hsm.service(),
-    )
+    server_config(&config.listeners[0], &config.session_resumption, keys)
 }
 
 /// A full handshake against `server`; the certificate the client accepted.
@@ -113,8 +109,15 @@ fn handshake(server: &ServerConfig, roots: &RootCertStore) -> Result<Vec<u8>, ru
 #[test]
 fn a_rotated_key_keeps_serving_its_certificate_until_a_new_one_is_loaded() {
     let dir = tempfile::tempdir().unwrap();
-    let hsm = TestHsm::new();
-    let me = hsm.service();
+    let test_hsm = TestHsm::new();
+    let me = test_hsm.service();
+    let (_store, hsm) = test_hsm.into_parts();
+    let hsm = Arc::new(hsm);
+    let keys = Keys::Local {
+        hsm: hsm.clone(),
+        session: me.clone(),
+        role: crate::NodeRole::Writer,
+    };
     let (key, _) = hsm
         .generate_key_pair(
             &me,
@@ -128,13 +131,13 @@ fn a_rotated_key_keeps_serving_its_certificate_until_a_new_one_is_loaded() {
         &hsm.public_key_spki(&me, key.handle).unwrap(),
         &dir.path().join("v1.pem"),
     );
-    let running = load(dir.path(), "v1.pem", &hsm).unwrap();
+    let running = load(dir.path(), "v1.pem", &keys).unwrap();
     assert_eq!(handshake(&running, &ca.roots).unwrap(), cert1);
 
     hsm.rotate_key(&me, key.handle).unwrap();
     // The running listener, and a reload with the same certificate, sign with version 1.
     assert_eq!(handshake(&running, &ca.roots).unwrap(), cert1);
-    let reloaded = load(dir.path(), "v1.pem", &hsm).unwrap();
+    let reloaded = load(dir.path(), "v1.pem", &keys).unwrap();
     assert_eq!(handshake(&reloaded, &ca.roots).unwrap(), cert1);
 
     // A certificate for version 2 (issued after the rotation) switches the listener to it.
@@ -143,7 +146,7 @@ fn a_rotated_key_keeps_serving_its_certificate_until_a_new_one_is_loaded() {
         &dir.path().join("v2.pem"),
     );
     assert_ne!(cert1, cert2);
-    let switched = load(dir.path(), "v2.pem", &hsm).unwrap();
+    let switched = load(dir.path(), "v2.pem", &keys).unwrap();
     assert_eq!(handshake(&switched, &ca.roots).unwrap(), cert2);
 
     // Retiring version 1: the old certificate's handshakes fail, and it no longer loads.
@@ -158,7 +161,7 @@ fn a_rotated_key_keeps_serving_its_certificate_until_a_new_one_is_loaded() {
     .unwrap();
     assert!(handshake(&running, &ca.roots).is_err());
     assert!(matches!(
-        load(dir.path(), "v1.pem", &hsm),
+        load(dir.path(), "v1.pem", &keys),
         Err(crate::error::Error::KeyMismatch { .. })
     ));
     assert_eq!(handshake(&switched, &ca.roots).unwrap(), cert2);

@@ -2,7 +2,8 @@
 //!
 //! The signer seam is rustls's own pair of traits: every key kind the proxy serves with is
 //! an `Arc<dyn SigningKey>` in its `CertifiedKey`: [`HsmSigningKey`] here, rustls's
-//! in-memory key in `bench-plain-keys` builds, a remote signer next. rustls already calls
+//! in-memory key in `bench-plain-keys` builds, and [`crate::remote`]'s signer over the HSM nodes'
+//! API. rustls already calls
 //! through that `Arc<dyn SigningKey>`, so the seam costs no extra indirection. A failed
 //! HSM signature becomes `rustls::Error::Other` with the [`keyward_hsm::Error`] as its source.
 //!
@@ -20,7 +21,7 @@ use rustls_pki_types::SubjectPublicKeyInfoDer;
 
 /// TLS signature schemes (RFC 8446 §4.2.3) a key type can use, in our order of preference,
 /// with the HSM mechanism each maps to.
-fn schemes_for(spec: KeySpec) -> &'static [(SignatureScheme, SignMechanism)] {
+pub(crate) fn schemes_for(spec: KeySpec) -> &'static [(SignatureScheme, SignMechanism)] {
     use SignMechanism as M;
     use SignatureScheme as S;
     match spec {

@@ -55,7 +55,7 @@ pub enum NodeRole {
 }
 
 /// Label prefix of ticket keys; the period number follows.
-pub(crate) const LABEL_PREFIX: &str = "tls-ticket-key-";
+pub(crate) const LABEL_PREFIX: &str = keyward_hsm::TICKET_KEY_LABEL_PREFIX;
 /// Bytes of the key name at the start of every ticket.
 const KEY_NAME_LEN: usize = 16;
 /// AES-GCM IV and tag lengths (NIST SP 800-38D).
@@ -95,19 +95,41 @@ pub(crate) fn ticketer(
     cfg: &ResumptionConfig,
     role: NodeRole,
 ) -> Result<Arc<dyn ProducesTickets>, Error> {
+    ticketer_from(
+        Source::Local {
+            hsm: hsm.clone(),
+            session: session.clone(),
+            role,
+        },
+        cfg,
+    )
+}
+
+/// [`ticketer`] over a remote proxy's HSM nodes: the keys are released by the nodes
+/// (`keyward_hsm`'s `ticket_keys` module) and used in this process's memory, so resumption
+/// needs no node.
+pub(crate) fn remote_ticketer(
+    remote: &Arc<crate::remote::Remote>,
+    cfg: &ResumptionConfig,
+) -> Result<Arc<dyn ProducesTickets>, Error> {
+    if !cfg.tickets {
+        return Ok(Arc::new(NoTickets));
+    }
+    ticketer_from(Source::Remote(RemoteTickets::new(remote.clone())?), cfg)
+}
+
+fn ticketer_from(
+    source: Source,
+    cfg: &ResumptionConfig,
+) -> Result<Arc<dyn ProducesTickets>, Error> {
+    let role = source.role();
     if !cfg.tickets {
         return Ok(Arc::new(NoTickets));
     }
     let runtime = tokio::runtime::Handle::try_current().map_err(|_| Error::Tickets {
         reason: "the ticket key rotation needs a tokio runtime".into(),
     })?;
-    let ticketer = HsmTicketer::new(
-        hsm.clone(),
-        session.clone(),
-        cfg.ticket_key_rotation_s,
-        role,
-        Box::new(unix_time_s),
-    )?;
+    let ticketer = HsmTicketer::new(source, cfg.ticket_key_rotation_s, Box::new(unix_time_s))?;
     let keys = ticketer.inner.maintain()?;
     ticketer.inner.started.store(true, Ordering::Relaxed);
     tracing::debug!(
@@ -145,11 +167,157 @@ impl ProducesTickets for NoTickets {
     }
 }
 
-/// One ticket key: its period, its name in tickets, and the HSM handle that uses it.
+/// One ticket key: its period, its name in tickets, and what encrypts with it.
 struct TicketKey {
     period: u64,
     name: [u8; KEY_NAME_LEN],
-    cipher: KeyCipher,
+    cipher: TicketCipher,
+}
+
+/// A ticket key's AES-256-GCM: an HSM handle (the value stays in the HSM), or, in remote mode,
+/// the value the nodes released, in this process's memory (zeroized by aws-lc on drop).
+#[derive(Clone)]
+enum TicketCipher {
+    Hsm(KeyCipher),
+    Local(Arc<aws_lc_rs::aead::LessSafeKey>),
+}
+
+impl TicketCipher {
+    /// IV (12 bytes, random) ‖ ciphertext ‖ tag (16 bytes), `aad` authenticated.
+    fn encrypt(&self, plain: &[u8], aad: &[u8]) -> Result<Vec<u8>, String> {
+        match self {
+            TicketCipher::Hsm(c) => c.encrypt(plain, aad).map_err(|e| e.to_string()),
+            TicketCipher::Local(key) => {
+                use aws_lc_rs::aead::{Aad, Nonce};
+                let mut iv = [0u8; IV_LEN];
+                aws_lc_rs::rand::fill(&mut iv).map_err(|_| "no randomness".to_owned())?;
+                let mut out = Vec::with_capacity(IV_LEN + plain.len() + TAG_LEN);
+                out.extend_from_slice(&iv);
+                let mut body = plain.to_vec();
+                key.seal_in_place_append_tag(
+                    Nonce::assume_unique_for_key(iv),
+                    Aad::from(aad),
+                    &mut body,
+                )
+                .map_err(|_| "AES-GCM encryption failed".to_owned())?;
+                out.extend_from_slice(&body);
+                Ok(out)
+            }
+        }
+    }
+
+    /// Opens what [`encrypt`](Self::encrypt) made. `Err(true)`: the HSM failed (counted);
+    /// `Err(false)`: the ticket does not authenticate (the client's problem).
+    fn decrypt(&self, sealed: &[u8], aad: &[u8]) -> Result<Vec<u8>, bool> {
+        match self {
+            TicketCipher::Hsm(c) => match c.decrypt(sealed, aad) {
+                Ok(mut plain) => Ok(std::mem::take(&mut *plain)),
+                Err(e) => Err(e.code() != "invalid_input"),
+            },
+            TicketCipher::Local(key) => {
+                use aws_lc_rs::aead::{Aad, Nonce};
+                let (iv, body) = sealed.split_at(IV_LEN);
+                let nonce = Nonce::try_assume_unique_for_key(iv).map_err(|_| false)?;
+                let mut body = body.to_vec();
+                let n = key
+                    .open_in_place(nonce, Aad::from(aad), &mut body)
+                    .map_err(|_| false)?
+                    .len();
+                body.truncate(n);
+                Ok(body)
+            }
+        }
+    }
+}
+
+/// Where ticket keys come from.
+enum Source {
+    /// This process's HSM: a writer makes and rotates the keys, a reader re-reads them.
+    Local {
+        hsm: Arc<Hsm>,
+        session: Session,
+        role: NodeRole,
+    },
+    /// The HSM nodes of a remote-mode proxy, which make the keys and release them.
+    Remote(RemoteTickets),
+}
+
+impl Source {
+    /// A remote proxy re-reads like a reader (the nodes make the keys).
+    fn role(&self) -> NodeRole {
+        match self {
+            Source::Local { role, .. } => *role,
+            Source::Remote(_) => NodeRole::Reader,
+        }
+    }
+}
+
+/// A remote proxy's ticket-key source: the nodes, and the RSA key (3072 bits, made at start,
+/// never stored) they encrypt the released keys to.
+struct RemoteTickets {
+    remote: Arc<crate::remote::Remote>,
+    recipient: aws_lc_rs::rsa::OaepPrivateDecryptingKey,
+    spki: Vec<u8>,
+}
+
+impl RemoteTickets {
+    fn new(remote: Arc<crate::remote::Remote>) -> Result<Self, Error> {
+        use aws_lc_rs::encoding::AsDer;
+        use aws_lc_rs::rsa::{KeySize, OaepPrivateDecryptingKey, PrivateDecryptingKey};
+        let err = |what: &str| Error::Tickets {
+            reason: format!("the ticket-key transport key: {what}"),
+        };
+        let key = PrivateDecryptingKey::generate(KeySize::Rsa3072).map_err(|_| err("generate"))?;
+        let spki = key
+            .public_key()
+            .as_der()
+            .map_err(|_| err("encode"))?
+            .as_ref()
+            .to_vec();
+        let recipient = OaepPrivateDecryptingKey::new(key).map_err(|_| err("OAEP"))?;
+        Ok(RemoteTickets {
+            remote,
+            recipient,
+            spki,
+        })
+    }
+
+    /// Asks the nodes for the keys around now and unwraps them.
+    fn fetch(&self, rotation_s: u64) -> Result<Vec<TicketKey>, Error> {
+        use aws_lc_rs::aead::{LessSafeKey, UnboundKey, AES_256_GCM};
+        use aws_lc_rs::rsa::OAEP_SHA256_MGF1SHA256;
+        let released = self
+            .remote
+            .block_on(self.remote.hsm().ticket_keys(rotation_s, &self.spki))
+            .map_err(|reason| Error::Tickets {
+                reason: format!("fetching ticket keys from the HSM nodes: {reason}"),
+            })?;
+        let mut keys = Vec::new();
+        for k in released {
+            let mut value = zeroize::Zeroizing::new(vec![0u8; self.recipient.min_output_size()]);
+            let n = self
+                .recipient
+                .decrypt(
+                    &OAEP_SHA256_MGF1SHA256,
+                    &k.wrapped,
+                    &mut value,
+                    Some(&k.name),
+                )
+                .map_err(|_| Error::Tickets {
+                    reason: format!("ticket key of period {} does not unwrap", k.period),
+                })?
+                .len();
+            let key = UnboundKey::new(&AES_256_GCM, &value[..n]).map_err(|_| Error::Tickets {
+                reason: format!("ticket key of period {} is not an AES-256 key", k.period),
+            })?;
+            keys.push(TicketKey {
+                period: k.period,
+                name: k.name,
+                cipher: TicketCipher::Local(Arc::new(LessSafeKey::new(key))),
+            });
+        }
+        Ok(keys)
+    }
 }
 
 /// The key name of the key object `handle` for `period` (not secret).
@@ -177,10 +345,8 @@ pub(crate) struct HsmTicketer {
 }
 
 struct Inner {
-    hsm: Arc<Hsm>,
-    session: Session,
+    source: Source,
     rotation_s: u64,
-    role: NodeRole,
     /// Unix time in seconds (a parameter so that tests control it).
     clock: Box<dyn Fn() -> u64 + Send + Sync>,
     /// The keys of the previous, current and next periods that exist; replaced whole.
@@ -195,7 +361,7 @@ impl std::fmt::Debug for HsmTicketer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let keys = self.inner.keys.load();
         f.debug_struct("HsmTicketer")
-            .field("role", &self.inner.role)
+            .field("role", &self.inner.source.role())
             .field("rotation_s", &self.inner.rotation_s)
             .field(
                 "key_periods",
@@ -207,10 +373,8 @@ impl std::fmt::Debug for HsmTicketer {
 
 impl HsmTicketer {
     fn new(
-        hsm: Arc<Hsm>,
-        session: Session,
+        source: Source,
         rotation_s: u64,
-        role: NodeRole,
         clock: Box<dyn Fn() -> u64 + Send + Sync>,
     ) -> Result<HsmTicketer, Error> {
         if rotation_s == 0 {
@@ -220,10 +384,8 @@ impl HsmTicketer {
         }
         Ok(HsmTicketer {
             inner: Arc::new(Inner {
-                hsm,
-                session,
+                source,
                 rotation_s,
-                role,
                 clock,
                 keys: ArcSwap::from_pointee(Vec::new()),
                 last_wake_s: AtomicU64::new(0),
@@ -267,7 +429,7 @@ impl HsmTicketer {
     /// Asks the maintenance task for an early re-read, at most every
     /// [`UNKNOWN_KEY_REFRESH_S`] seconds (readers only). Lock-free unless it wakes the task.
     fn want_refresh(&self) {
-        if self.inner.role != NodeRole::Reader {
+        if self.inner.source.role() != NodeRole::Reader {
             return;
         }
         let now = (self.inner.clock)();
@@ -315,22 +477,61 @@ impl Inner {
 
     fn maintain_inner(&self) -> Result<usize, Error> {
         let now = self.period_now();
+        let keys = match &self.source {
+            Source::Local { hsm, session, role } => {
+                self.maintain_local(hsm, session, *role, now)?
+            }
+            Source::Remote(r) => {
+                let old = self.keys.load();
+                let mut keys = r.fetch(self.rotation_s)?;
+                for k in &mut keys {
+                    // Keep the key already in use (same name, same value).
+                    if let Some(o) = old.iter().find(|o| o.name == k.name) {
+                        k.cipher = o.cipher.clone();
+                    } else {
+                        key_event!(
+                            self,
+                            period = k.period,
+                            "received a session ticket key from the HSM nodes"
+                        );
+                    }
+                }
+                keys
+            }
+        };
+        let count = keys.len();
+        if !keys.iter().any(|k| k.period == now) {
+            tracing::warn!(
+                period = now,
+                "no session ticket key for the current period yet; is a writer node running?"
+            );
+        }
+        self.keys.store(Arc::new(keys));
+        Ok(count)
+    }
+
+    /// The keys in this process's HSM: the writer makes and destroys them, a reader re-reads.
+    fn maintain_local(
+        &self,
+        hsm: &Hsm,
+        session: &Session,
+        role: NodeRole,
+        now: u64,
+    ) -> Result<Vec<TicketKey>, Error> {
         let hsm_err = |what: &str, e: keyward_hsm::Error| Error::Tickets {
             reason: format!("{what}: {e}"),
         };
-        match self.role {
+        match role {
             NodeRole::Writer => {
                 // On a cluster store, another node may have made this period's key already.
-                self.hsm
-                    .catch_up()
+                hsm.catch_up()
                     .map_err(|e| hsm_err("catching up with the cluster store", e))?;
                 for period in [now, now.saturating_add(1)] {
-                    self.ensure_key(period)?;
+                    self.ensure_key(hsm, session, period)?;
                 }
             }
             NodeRole::Reader => {
-                let changes = self
-                    .hsm
+                let changes = hsm
                     .sync_token_objects()
                     .map_err(|e| hsm_err("re-reading key objects from the store", e))?;
                 if !changes.is_empty() {
@@ -346,10 +547,9 @@ impl Inner {
         let mut found = Vec::new();
         let mut after = None;
         loop {
-            let page = self
-                .hsm
+            let page = hsm
                 .list_keys(
-                    &self.session,
+                    session,
                     &KeyFilter {
                         class: Some(KeyClass::Secret),
                         key_type: Some("aes".into()),
@@ -360,7 +560,7 @@ impl Inner {
                 )
                 .map_err(|e| hsm_err("listing ticket keys", e))?;
             for k in page.keys {
-                if k.owner != self.session.user() {
+                if k.owner != session.user() {
                     continue;
                 }
                 if let Some(period) = label_period(&k.attributes.label) {
@@ -373,10 +573,9 @@ impl Inner {
             }
         }
         let in_window = |p: u64| p.saturating_add(1) >= now && p <= now.saturating_add(1);
-        if self.role == NodeRole::Writer {
+        if role == NodeRole::Writer {
             for &(period, handle) in found.iter().filter(|(p, _)| !in_window(*p)) {
-                self.hsm
-                    .destroy_key(&self.session, handle)
+                hsm.destroy_key(session, handle)
                     .map_err(|e| hsm_err("destroying an old ticket key", e))?;
                 key_event!(self, period, %handle, "destroyed a session ticket key outside the rotation window");
             }
@@ -387,10 +586,10 @@ impl Inner {
             let name = key_name(period, handle);
             let cipher = match old.iter().find(|k| k.name == name) {
                 Some(k) => k.cipher.clone(),
-                None => self
-                    .hsm
-                    .cipher(&self.session, handle)
-                    .map_err(|e| hsm_err("using a ticket key", e))?,
+                None => TicketCipher::Hsm(
+                    hsm.cipher(session, handle)
+                        .map_err(|e| hsm_err("using a ticket key", e))?,
+                ),
             };
             keys.push(TicketKey {
                 period,
@@ -399,28 +598,17 @@ impl Inner {
             });
         }
         keys.sort_by_key(|k| k.period);
-        let count = keys.len();
-        if !keys.iter().any(|k| k.period == now) {
-            tracing::warn!(
-                period = now,
-                "no session ticket key for the current period yet; is a writer node running?"
-            );
-        }
-        self.keys.store(Arc::new(keys));
-        Ok(count)
+        Ok(keys)
     }
 
     /// The writer: creates the key of `period` unless it exists.
-    fn ensure_key(&self, period: u64) -> Result<(), Error> {
+    fn ensure_key(&self, hsm: &Hsm, session: &Session, period: u64) -> Result<(), Error> {
         let label = Self::label(period);
         // Only a key this service user owns counts: a key another user labelled alike (from a
         // store made before such labels were reserved) and shared with it must not take the
         // place of the ticket key.
-        match self
-            .hsm
-            .find_by_label(&self.session, &label, KeyClass::Secret)
-        {
-            Ok(k) if k.owner == self.session.user() => return Ok(()),
+        match hsm.find_by_label(session, &label, KeyClass::Secret) {
+            Ok(k) if k.owner == session.user() => return Ok(()),
             Ok(_)
             | Err(
                 keyward_hsm::Error::LabelNotFound { .. }
@@ -438,10 +626,7 @@ impl Inner {
             .with(AttributeName::Sign, false)
             .with(AttributeName::Verify, false)
             .with(AttributeName::Extractable, false);
-        let info = match self
-            .hsm
-            .generate_secret_key(&self.session, KeySpec::Aes256, &template)
-        {
+        let info = match hsm.generate_secret_key(session, KeySpec::Aes256, &template) {
             Ok(info) => info,
             // Another node of the cluster made it a moment ago (the HSM caught up before it
             // checked the label).
@@ -519,13 +704,13 @@ impl ProducesTickets for HsmTicketer {
             return None;
         }
         match key.cipher.decrypt(sealed, name) {
-            Ok(mut plain) => Some(std::mem::take(&mut *plain)),
-            Err(e) => {
+            Ok(plain) => Some(plain),
+            Err(hsm_failed) => {
                 // A ticket that does not authenticate is the client's problem, not the HSM's.
-                if e.code() != "invalid_input" {
+                if hsm_failed {
                     metrics().hsm_errors.inc();
                 }
-                tracing::debug!(error = %e, "session ticket refused");
+                tracing::debug!(hsm_failed, "session ticket refused");
                 None
             }
         }
@@ -601,10 +786,12 @@ mod tests {
     fn ticketer(hsm: &Arc<Hsm>, role: NodeRole, clock: &Arc<AtomicU64>) -> HsmTicketer {
         let c = clock.clone();
         let t = HsmTicketer::new(
-            hsm.clone(),
-            hsm.service_session(PROXY_USER).unwrap(),
+            Source::Local {
+                hsm: hsm.clone(),
+                session: hsm.service_session(PROXY_USER).unwrap(),
+                role,
+            },
             ROTATION_S,
-            role,
             Box::new(move || c.load(Ordering::Relaxed)),
         )
         .unwrap();

@@ -1,0 +1,319 @@
+//! `keyward serve` in remote mode (`[hsm] mode = "remote"`, Cloudflare's Keyless SSL model):
+//! proxies that hold no store and no key, signing each full handshake through two HSM nodes
+//! of one PostgreSQL cluster. Curl and `openssl s_client` on two proxies, resumption across
+//! them with ticket keys released by the cluster, `kill -9` of a node under a
+//! `keyward-loadtest` run, every node down (fast TLS alert, resumption still served), and the
+//! sign metrics.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::common::*;
+use crate::support::*;
+
+const FLEET_PW: &str = "fleet-password";
+
+/// Two HSM nodes; the crypto-user `fleet` owning the P-256 pair `web` (shared with the
+/// nodes' own service user only so that `keyward cert self-signed` on a node's data
+/// directory can sign its certificate); a remote-mode proxy configuration.
+struct Fleet {
+    cluster: Cluster,
+    cert: PathBuf,
+    config: PathBuf,
+    _upstream: Running,
+}
+
+impl Fleet {
+    fn start() -> Fleet {
+        let cluster = Cluster::start(2);
+        cluster.create_crypto_user(0, "fleet", FLEET_PW);
+        let pair: serde_json::Value = serde_json::from_str(&remote_ok(
+            &cluster.api(0),
+            &cluster.ca,
+            "fleet",
+            FLEET_PW,
+            &[
+                "key",
+                "generate-asymmetric-pair",
+                "ec",
+                "--curve",
+                "p256",
+                "--label",
+                "web",
+                "--private-attr",
+                "sign=true",
+                "--public-attr",
+                "verify=true",
+                "--json",
+            ],
+        ))
+        .unwrap();
+        let private = pair["private"]["handle"].as_u64().unwrap().to_string();
+        remote_ok(
+            &cluster.api(0),
+            &cluster.ca,
+            "fleet",
+            FLEET_PW,
+            &["key", "share", "--key", &private, "--with", "keyward-proxy"],
+        );
+        let dir = cluster.tmp.path().to_path_buf();
+        let cert = dir.join("web.pem");
+        keyward_ok(&[
+            "cert",
+            "self-signed",
+            "--key",
+            "web",
+            "--dns",
+            "localhost",
+            "--ip",
+            "127.0.0.1",
+            "--out",
+            &p(&cert),
+            "--data-dir",
+            &p(&cluster.dirs[0]),
+            "--store",
+            &cluster.url,
+        ]);
+        let pw = dir.join("fleet.pw");
+        std::fs::write(&pw, format!("{FLEET_PW}\n")).unwrap();
+        let (upstream, up) = start_upstream();
+        let servers: Vec<String> = (0..2).map(|i| format!("\"{}\"", cluster.api(i))).collect();
+        let config = dir.join("proxy.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[hsm]\nmode = \"remote\"\nservers = [{}]\nca_file = \"{}\"\nusername = \"fleet\"\n\
+                 password_file = \"{}\"\n\n\
+                 [[listeners]]\naddress = \"127.0.0.1:0\"\n\n\
+                 [[listeners.certificates]]\nkey_label = \"web\"\nchain_file = \"{}\"\n\n\
+                 [upstream]\nurl = \"http://{up}\"\n",
+                servers.join(", "),
+                p(&cluster.ca),
+                p(&pw),
+                p(&cert),
+            ),
+        )
+        .unwrap();
+        Fleet {
+            cluster,
+            cert,
+            config,
+            _upstream: upstream,
+        }
+    }
+
+    fn proxy(&self) -> (Running, SocketAddr) {
+        let (proxy, addrs) = start_serve(&self.config, 1);
+        (proxy, addrs[0])
+    }
+
+    fn kill_node(&mut self, i: usize) {
+        let node = &mut self.cluster.nodes[i].0;
+        node.child.kill().unwrap();
+        node.child.wait().unwrap();
+    }
+}
+
+fn metrics(proxy: &Running) -> String {
+    http_get(admin_addr(proxy), "/metrics")
+}
+
+#[test]
+fn two_remote_proxies_serve_curl_and_openssl_and_resume_each_others_sessions() {
+    let fleet = Fleet::start();
+    let (proxy_a, a) = fleet.proxy();
+    let (_proxy_b, b) = fleet.proxy();
+    let log = proxy_a.stderr.all().join("\n");
+    assert!(log.contains("remote signing"), "{log}");
+
+    for addr in [a, b] {
+        let out = Curl::https(addr, "/", &fleet.cert).run();
+        assert_eq!(out.status, 200, "{addr}: {out:?}");
+        let out = s_client(addr, "localhost", &["-CAfile", &p(&fleet.cert)]);
+        assert!(out.contains("Verify return code: 0 (ok)"), "{addr}: {out}");
+        assert!(out.contains("Peer signature type: ECDSA"), "{addr}: {out}");
+    }
+
+    // Both proxies seal tickets with the keys the cluster released to `fleet`: either one
+    // resumes the other's sessions, TLS 1.3 and TLS 1.2.
+    for (version, extra) in [("TLSv1.3", &[][..]), ("TLSv1.2", &["-tls1_2"][..])] {
+        for (from, to) in [(a, b), (b, a)] {
+            let file = fleet
+                .cluster
+                .tmp
+                .path()
+                .join(format!("{version}-{}.pem", from.port()));
+            new_session(from, &file, version, extra);
+            let line = resume(to, &file, extra);
+            assert!(
+                line.starts_with(&format!("Reused, {version}")),
+                "a {version} session from {from} on {to}: {line}"
+            );
+        }
+    }
+
+    // The network sign is measured; nothing failed.
+    let m = metrics(&proxy_a);
+    let signs = metric_value(&m, "keyward_hsm_sign_duration_seconds_count", &[]).unwrap();
+    assert!(signs >= 4.0, "{m}");
+    assert_eq!(
+        metric_value(&m, "keyward_remote_signs_in_flight", &[]),
+        Some(0.0),
+        "{m}"
+    );
+    assert_eq!(
+        metric_value(&m, "keyward_hsm_errors_total", &[]),
+        Some(0.0),
+        "{m}"
+    );
+}
+
+/// One slice of the load: when it started and what `keyward-loadtest handshake` reported.
+struct Slice {
+    start: Instant,
+    handshakes: u64,
+    errors: u64,
+    first_error: Option<String>,
+}
+
+/// `keyward-loadtest handshake ADDR --ca CERT --connections 4 --duration 250ms`, in process.
+fn load_slice(rt: &tokio::runtime::Runtime, addr: SocketAddr, cert: &Path) -> Slice {
+    use clap::Parser;
+    let cli = keyward_loadtest::cli::Cli::try_parse_from([
+        "keyward-loadtest",
+        "handshake",
+        &addr.to_string(),
+        "--ca",
+        &p(cert),
+        "--connections",
+        "4",
+        "--duration",
+        "250ms",
+        "--timeout",
+        "5s",
+    ])
+    .unwrap();
+    let keyward_loadtest::cli::Mode::Handshake(args) = cli.mode else {
+        unreachable!()
+    };
+    let start = Instant::now();
+    let report = rt.block_on(keyward_loadtest::run::handshake(args)).unwrap();
+    Slice {
+        start,
+        handshakes: report.handshakes,
+        errors: report.error_total,
+        first_error: report.first_tls_error,
+    }
+}
+
+#[test]
+fn a_node_killed_under_load_costs_almost_no_handshake_and_with_every_node_down_tls_fails_fast_and_resumption_goes_on(
+) {
+    let mut fleet = Fleet::start();
+    let (proxy, addr) = fleet.proxy();
+    // Sessions saved while the nodes are up, resumed when none is.
+    let session13 = fleet.cluster.tmp.path().join("s13.pem");
+    let session12 = fleet.cluster.tmp.path().join("s12.pem");
+    new_session(addr, &session13, "TLSv1.3", &[]);
+    new_session(addr, &session12, "TLSv1.2", &["-tls1_2"]);
+
+    // Full handshakes, 4 at a time, in 250 ms slices; node 0 (the first in `servers`, so the
+    // one signing) is killed with SIGKILL while slice 4 runs.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (started_tx, started) = std::sync::mpsc::channel();
+    let load = {
+        let cert = fleet.cert.clone();
+        std::thread::spawn(move || {
+            let mut slices = Vec::new();
+            for i in 0..20 {
+                if i == 3 {
+                    started_tx.send(()).unwrap();
+                }
+                slices.push(load_slice(&rt, addr, &cert));
+            }
+            slices
+        })
+    };
+    started.recv().unwrap();
+    let killed = Instant::now();
+    fleet.kill_node(0);
+    let slices = load.join().unwrap();
+    let total: u64 = slices.iter().map(|s| s.handshakes).sum();
+    let failed: u64 = slices.iter().map(|s| s.errors).sum();
+    let report: Vec<String> = slices
+        .iter()
+        .map(|s| {
+            let at = s.start.saturating_duration_since(killed).as_millis() as i128
+                - killed.saturating_duration_since(s.start).as_millis() as i128;
+            format!(
+                "{at:+} ms: {} ok, {} failed {:?}",
+                s.handshakes, s.errors, s.first_error
+            )
+        })
+        .collect();
+    eprintln!("load around the kill: {report:#?}");
+    assert!(total >= 100, "too few handshakes to judge: {report:#?}");
+    assert!(
+        failed * 1000 < total + failed,
+        "{failed} of {} handshakes failed (0.1% allowed): {report:#?}",
+        total + failed
+    );
+    for s in slices
+        .iter()
+        .filter(|s| s.start >= killed + Duration::from_secs(1))
+    {
+        assert_eq!(
+            s.errors, 0,
+            "failures more than 1 s after the kill: {report:#?}"
+        );
+    }
+    assert!(
+        slices
+            .iter()
+            .filter(|s| s.start > killed)
+            .map(|s| s.handshakes)
+            .sum::<u64>()
+            > 0,
+        "the surviving node signed nothing: {report:#?}"
+    );
+
+    // Every node down: the first full handshake finds no node (refused at once) and fails;
+    // the following ones are refused before the ServerHello with a handshake_failure alert
+    // (remote::DOWN_FOR), all fast.
+    fleet.kill_node(1);
+    let t0 = Instant::now();
+    let first = s_client(addr, "localhost", &["-CAfile", &p(&fleet.cert)]);
+    assert!(!first.contains("Peer signature type"), "{first}");
+    let refused = s_client(addr, "localhost", &["-CAfile", &p(&fleet.cert)]);
+    let took = t0.elapsed();
+    assert!(refused.contains("alert handshake failure"), "{refused}");
+    assert!(
+        took < Duration::from_millis(1500),
+        "two refusals took {took:?} (sign_timeout_ms is 3000)"
+    );
+    // ... the proxy stays up and resumes the sessions it issued.
+    for (file, version, extra) in [
+        (&session13, "TLSv1.3", &[][..]),
+        (&session12, "TLSv1.2", &["-tls1_2"][..]),
+    ] {
+        let line = resume(addr, file, extra);
+        assert!(line.starts_with(&format!("Reused, {version}")), "{line}");
+    }
+    let health = http_get(admin_addr(&proxy), "/healthz");
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    let m = metrics(&proxy);
+    for reason in ["error", "down"] {
+        let failures = metric_value(
+            &m,
+            "keyward_remote_sign_failures_total",
+            &[("reason", reason)],
+        );
+        assert!(failures >= Some(1.0), "{reason}: {m}");
+    }
+    assert!(metric_value(&m, "keyward_hsm_sign_duration_seconds_count", &[]).unwrap() >= 100.0);
+}
