@@ -330,3 +330,7 @@ impl Signer for RemoteSigner {
         self.scheme
     }
 }
+
+#[cfg(test)]
+#[path = "remote_tests.rs"]
+mod tests;
