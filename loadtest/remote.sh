@@ -10,12 +10,13 @@
 # the HSM node (`keyward hsm serve`, SQLite store, its own key) on CPU 1. CPU times from
 # /proc/PID/stat (utime + stime) around each measured run, after a discarded warm-up.
 # Everything runs on 127.0.0.1 in a mktemp -d folder; every process is stopped by PID.
-# Env: SECONDS_EACH (10), CONNECTIONS (8), RATE (300), KEYWARD_BIN (target/release/keyward),
+# Env: SECONDS_EACH (10), CONNECTIONS (8), RATE (300), ROUNDS (3: the four runs, in turn; the
+#      summary takes each figure's median), KEYWARD_BIN (target/release/keyward),
 #      LOADTEST_BIN (target/release/keyward-loadtest); PERF_OUT=FILE records `perf record -g` of
 #      the proxy during the closed-loop run of PERF_MODE (remote). Prints JSON lines, then a Markdown table.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-secs=${SECONDS_EACH:-10}; conns=${CONNECTIONS:-8}; rate=${RATE:-300}
+secs=${SECONDS_EACH:-10}; conns=${CONNECTIONS:-8}; rate=${RATE:-300}; rounds=${ROUNDS:-3}
 bin=${KEYWARD_BIN:-target/release/keyward}
 lt=${LOADTEST_BIN:-target/release/keyward-loadtest}
 if [[ -z ${KEYWARD_BIN:-} || -z ${LOADTEST_BIN:-} ]]; then
@@ -110,10 +111,12 @@ EOF
   echo "$line"; results+=("$line")
 }
 
-measure local closed --connections "$conns"
-measure remote closed --connections "$conns"
-measure local "rate $rate/s" --rate "$rate"
-measure remote "rate $rate/s" --rate "$rate"
+for _ in $(seq "$rounds"); do
+  measure local closed --connections "$conns"
+  measure remote closed --connections "$conns"
+  measure local "rate $rate/s" --rate "$rate"
+  measure remote "rate $rate/s" --rate "$rate"
+done
 
 printf '%s\n' "${results[@]}" | python3 -c "$(cat <<'PY'
 import json, sys
@@ -124,8 +127,23 @@ print("| --- | --- | --- | --- | --- | --- | --- | --- |")
 for r in rows:
     node = "" if r["node_cpu_ms_per_handshake"] is None else r["node_cpu_ms_per_handshake"]
     print("| {} | {} | {} | {} | {} | {} | {} | {} |".format(r["mode"], r["shape"], r["handshakes_per_s"], r["errors"], r["proxy_cpu_ms_per_handshake"], node, r["p50_ms"], r["p99_ms"]))
-c = {r["mode"]: r for r in rows if r["shape"] == "closed"}
-o = {r["mode"]: r for r in rows if r["shape"] != "closed"}
+def median(mode, closed):
+    runs = [r for r in rows if r["mode"] == mode and (r["shape"] == "closed") == closed]
+    out = dict(runs[0])
+    for k in ("handshakes_per_s", "proxy_cpu_ms_per_handshake", "node_cpu_ms_per_handshake", "p50_ms", "p99_ms", "errors"):
+        vals = sorted(r[k] for r in runs if r[k] is not None)
+        out[k] = vals[len(vals) // 2] if vals else None
+    return out
+c = {m: median(m, True) for m in ("local", "remote")}
+o = {m: median(m, False) for m in ("local", "remote")}
+print()
+print("medians over the rounds:")
+print()
+print("| mode | load | handshakes/s | proxy CPU ms/handshake | HSM node CPU ms/handshake | p50 ms | p99 ms |")
+print("| --- | --- | --- | --- | --- | --- | --- |")
+for r in (c["local"], c["remote"], o["local"], o["remote"]):
+    node = "" if r["node_cpu_ms_per_handshake"] is None else r["node_cpu_ms_per_handshake"]
+    print("| {} | {} | {} | {} | {} | {} | {} |".format(r["mode"], r["shape"], r["handshakes_per_s"], r["proxy_cpu_ms_per_handshake"], node, r["p50_ms"], r["p99_ms"]))
 ratio = c["remote"]["proxy_cpu_ms_per_handshake"] / c["local"]["proxy_cpu_ms_per_handshake"]
 print()
 print("proxy CPU per full handshake, remote / local (closed loop): {:.2f}x (target <= 1.3x)".format(ratio))

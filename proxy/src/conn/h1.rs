@@ -128,7 +128,10 @@ where
             ..
         } = parts;
         io = hyper_io.into_inner();
-        io.replay(&read_buf);
+        // Empty lines before a request line are ignored (RFC 9112 §2.2): hyper holds them
+        // unparsed, and replaying them would make a new hyper connection that rests at once
+        // on the same bytes, for ever. Only what follows them is replayed.
+        io.replay(after_blank_lines(&read_buf));
         // Now, not at the end of the loop body: `read_buf` shares hyper's whole read buffer.
         drop(read_buf);
         if !io.has_replay() {
@@ -153,6 +156,15 @@ where
     }
 }
 
+/// `buf` without its leading CR and LF bytes.
+fn after_blank_lines(buf: &[u8]) -> &[u8] {
+    let start = buf
+        .iter()
+        .position(|b| !matches!(b, b'\r' | b'\n'))
+        .unwrap_or(buf.len());
+    &buf[start..]
+}
+
 /// Why a connection's watcher ended it.
 enum Stop {
     /// Quiet, with no request in flight, for the idle limit.
@@ -174,5 +186,22 @@ impl<'a> GaugeHeld<'a> {
 impl Drop for GaugeHeld<'_> {
     fn drop(&mut self) {
         self.0.dec();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::after_blank_lines;
+
+    #[test]
+    fn only_leading_empty_lines_are_dropped_from_the_replay() {
+        assert_eq!(after_blank_lines(b"\n"), b"");
+        assert_eq!(after_blank_lines(b"\r\n\r\n"), b"");
+        assert_eq!(after_blank_lines(b""), b"");
+        assert_eq!(
+            after_blank_lines(b"\r\nGET / HTTP/1.1\r\n\r\n"),
+            b"GET / HTTP/1.1\r\n\r\n"
+        );
+        assert_eq!(after_blank_lines(b"GET /\r\n"), b"GET /\r\n");
     }
 }
