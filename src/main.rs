@@ -43,6 +43,9 @@ fn main() -> ExitCode {
         Ok(false) => ExitCode::FAILURE,
         Err(e) => {
             eprintln!("keyward: error: {e:#}");
+            if e.downcast_ref::<remote::LoginRefused>().is_some() {
+                return ExitCode::from(remote::LOGIN_REFUSED_EXIT);
+            }
             ExitCode::FAILURE
         }
     }
@@ -77,7 +80,10 @@ fn run(cli: Cli) -> Result<bool> {
             check_config: true,
             ..
         } => {
-            keyward_config::Config::load(&config, std::env::vars())?;
+            let loaded = keyward_config::Config::load(&config, std::env::vars())?;
+            if let Some(remote) = &loaded.hsm.remote {
+                remote::client_and_password(remote)?;
+            }
             println!("configuration OK: {}", config.display());
         }
         Command::Serve {

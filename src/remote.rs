@@ -21,10 +21,58 @@ pub(crate) struct ClientHsm {
     client: Client,
 }
 
-/// The password: `password_file` (trailing newline removed), else `KEYWARD_HSM__PASSWORD`.
+/// The SDK client for the nodes (nothing sent yet) and the password, or what is wrong with the
+/// settings that can be checked offline: the CA file holds a PEM certificate, the password is
+/// there and not empty. `keyward serve --check-config` runs this too.
+///
+/// Timeouts: each attempt on one node gets a third of `sign_timeout_ms` (connecting at most
+/// 2 s of it), so a node that hangs (stopped, blackholed) leaves time to sign on another; a
+/// node that failed is skipped for 2 s.
+pub(crate) fn client_and_password(cfg: &RemoteHsm) -> Result<(Client, Zeroizing<String>)> {
+    let timeout = Duration::from_millis(cfg.sign_timeout_ms);
+    let attempt = (timeout / 3).max(Duration::from_millis(20));
+    let config = ClientConfig::new(cfg.servers.iter().cloned())
+        .ca_cert_pem_file(&cfg.ca_file)
+        .with_context(|| format!("cannot read hsm.ca_file {}", cfg.ca_file.display()))?
+        .connect_timeout(attempt.min(Duration::from_secs(2)))
+        .request_timeout(attempt)
+        .cool_down(Duration::from_secs(2))
+        .backoff_base(Duration::from_millis(20))
+        .max_attempts(2);
+    let client = Client::new(config).map_err(|e| match e {
+        keyward_client::Error::Config(m) if m.contains("ca_cert_pem") => anyhow::anyhow!(
+            "hsm.ca_file {} holds no PEM certificate the nodes' API certificates could chain to ({m})",
+            cfg.ca_file.display()
+        ),
+        e => anyhow::Error::new(e).context("[hsm] servers"),
+    })?;
+    let password = password(cfg)?;
+    if password.is_empty() {
+        match &cfg.password_file {
+            Some(p) => bail!("hsm.password_file {} is empty", p.display()),
+            None => bail!("{PASSWORD_ENV} is empty"),
+        }
+    }
+    Ok((client, password))
+}
+
+/// The password: `password_file` (trailing newline removed; refused when group or others may
+/// access it, as the master key is), else `KEYWARD_HSM__PASSWORD`.
 fn password(cfg: &RemoteHsm) -> Result<Zeroizing<String>> {
     match &cfg.password_file {
         Some(path) => {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(path)
+                .with_context(|| format!("cannot read hsm.password_file {}", path.display()))?
+                .permissions()
+                .mode()
+                & 0o777;
+            if mode & 0o077 != 0 {
+                bail!(
+                    "hsm.password_file {} may be read by group or others (mode {mode:04o}): chmod 600 it",
+                    path.display()
+                );
+            }
             let text = Zeroizing::new(std::fs::read_to_string(path).with_context(|| {
                 format!("cannot read hsm.password_file {}", path.display())
             })?);
@@ -40,33 +88,55 @@ fn password(cfg: &RemoteHsm) -> Result<Zeroizing<String>> {
     }
 }
 
+/// Marks a start that failed because the nodes refused the configured credentials: `keyward
+/// serve` then exits with [`LOGIN_REFUSED_EXIT`] (EX_CONFIG), which the systemd unit does not
+/// restart on (`RestartPreventExitStatus`).
+#[derive(Debug)]
+pub(crate) struct LoginRefused;
+
+impl std::fmt::Display for LoginRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the HSM nodes refused the proxy's credentials (not retried: each try is a failed login, and the user locks after a few)")
+    }
+}
+
+impl std::error::Error for LoginRefused {}
+
+/// The exit status of a start whose login was refused: 78, EX_CONFIG of sysexits.h.
+pub(crate) const LOGIN_REFUSED_EXIT: u8 = 78;
+
 impl ClientHsm {
     /// Logs in to one of the nodes (the others log in on first use).
     pub(crate) async fn connect(cfg: &RemoteHsm) -> Result<Arc<Self>> {
-        let timeout = Duration::from_millis(cfg.sign_timeout_ms);
-        let config = ClientConfig::new(cfg.servers.iter().cloned())
-            .ca_cert_pem_file(&cfg.ca_file)
-            .with_context(|| format!("hsm.ca_file {}", cfg.ca_file.display()))?
-            .connect_timeout(timeout.min(Duration::from_secs(2)))
-            .request_timeout(timeout)
-            .cool_down(Duration::from_secs(2))
-            .backoff_base(Duration::from_millis(20))
-            .max_attempts(2);
-        let client = Client::new(config).context("[hsm] servers")?;
-        let password = password(cfg)?;
+        let (client, password) = client_and_password(cfg)?;
         let session = client
             .login(&cfg.username, password.as_str())
             .await
+            .map_err(|e| {
+                // A refused password is not retried by a restart: each try is a failed login,
+                // and a crypto-user locks after a few (cluster-wide, until `user unlock`).
+                let refused = matches!(
+                    &e,
+                    keyward_client::Error::Api { status: 401 | 403 | 423, .. }
+                ) || matches!(&e, keyward_client::Error::AllNodesFailed { last } if matches!(**last, keyward_client::Error::Api { status: 401 | 403 | 423, .. }));
+                let e = anyhow::Error::new(e);
+                if refused {
+                    e.context(LoginRefused)
+                } else {
+                    e
+                }
+            })
             .with_context(|| {
                 format!(
-                    "cannot log in to the HSM nodes {} as {:?}",
+                    "cannot log in to the HSM nodes {} as {:?} (each try on a node may take a third of hsm.sign_timeout_ms = {} ms)",
                     cfg.servers.join(", "),
-                    cfg.username
+                    cfg.username,
+                    cfg.sign_timeout_ms
                 )
             })?;
         if session.role.to_string() != "crypto-user" {
             bail!(
-                "hsm.username {:?} is a {}; a remote-mode proxy signs as a crypto-user that owns (or was shared) its TLS keys",
+                "hsm.username {:?} is not a crypto-user (its role: {}); a remote-mode proxy signs as a crypto-user that owns (or was shared) its TLS keys",
                 cfg.username,
                 session.role
             );
@@ -81,7 +151,7 @@ impl ClientHsm {
         Ok(Arc::new(ClientHsm { client }))
     }
 
-    async fn find(&self, label: &str) -> Result<RemoteKey, keyward_client::Error> {
+    async fn find(&self, label: &str) -> Result<RemoteKey, String> {
         let page = self
             .client
             .list_keys(&KeyFilter {
@@ -89,26 +159,33 @@ impl ClientHsm {
                 class: Some("private".into()),
                 ..KeyFilter::default()
             })
-            .await?;
+            .await
+            .map_err(|e| e.to_string())?;
         let key = match page.keys.as_slice() {
             [one] => one.clone(),
             [] => {
-                return Err(keyward_client::Error::Config(format!(
+                return Err(format!(
                     "no private key labelled {label:?} that this user may use"
-                )))
+                ))
             }
             many => {
-                return Err(keyward_client::Error::Config(format!(
+                return Err(format!(
                     "{} private keys labelled {label:?} are visible to this user; share only one",
                     many.len()
-                )))
+                ))
             }
         };
-        let spec = key.spec.to_string().parse().map_err(|_| {
-            keyward_client::Error::Config(format!(
-                "key {label:?} has a type this proxy cannot sign with"
-            ))
-        })?;
+        if !key.attributes.sign {
+            return Err(format!(
+                "private key {label:?} (handle {}) may not sign (attribute sign = false): set it with `keyward key set-attribute` or generate the pair with --private-attr sign=true",
+                key.handle
+            ));
+        }
+        let spec = key
+            .spec
+            .to_string()
+            .parse()
+            .map_err(|_| format!("key {label:?} has a type this proxy cannot sign with"))?;
         let oldest = key
             .min_decryption_version
             .max(key.min_encryption_version)
@@ -116,7 +193,11 @@ impl ClientHsm {
             .max(1);
         let mut versions = Vec::new();
         for version in (oldest..=key.latest_version).rev() {
-            let public = self.client.public_key_at(key.handle, Some(version)).await?;
+            let public = self
+                .client
+                .public_key_at(key.handle, Some(version))
+                .await
+                .map_err(|e| e.to_string())?;
             versions.push((version, public.der));
         }
         Ok(RemoteKey {
@@ -140,7 +221,7 @@ fn unreachable(e: &keyward_client::Error) -> bool {
 
 impl keyward_proxy::remote::RemoteHsm for ClientHsm {
     fn private_key<'a>(&'a self, label: &'a str) -> BoxFuture<'a, Result<RemoteKey, String>> {
-        Box::pin(async move { self.find(label).await.map_err(|e| e.to_string()) })
+        Box::pin(self.find(label))
     }
 
     fn sign<'a>(

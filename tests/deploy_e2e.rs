@@ -200,9 +200,33 @@ fn the_charts_proxy_config_passes_check_config() {
         "templates/proxy-configmap.yaml",
     ));
     assert!(toml.contains("mode = \"remote\""), "{toml}");
-    // The files the pod mounts (chain, CA, password) as 0600 dummies under a temp dir.
+    // The files the pod mounts (chain, CA, password) as 0600 stand-ins under a temp dir, each
+    // a PEM certificate (the check reads the CA file's certificates and the password).
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().to_str().unwrap();
+    let pem = dir.path().join("stand-in.pem");
+    let (ok, _, err) = run(
+        "openssl",
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            &format!("{root}/stand-in.key"),
+            "-subj",
+            "/CN=stand-in",
+            "-days",
+            "1",
+            "-out",
+            pem.to_str().unwrap(),
+        ],
+    );
+    assert!(ok, "{err}");
+    let pem = std::fs::read_to_string(&pem).unwrap();
     let mut text = toml.clone();
     for quoted in toml
         .split('"')
@@ -210,7 +234,7 @@ fn the_charts_proxy_config_passes_check_config() {
     {
         let local = PathBuf::from(format!("{root}{quoted}"));
         std::fs::create_dir_all(local.parent().unwrap()).unwrap();
-        std::fs::write(&local, "dummy\n").unwrap();
+        std::fs::write(&local, &pem).unwrap();
         let mut perms = std::fs::metadata(&local).unwrap().permissions();
         std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o600);
         std::fs::set_permissions(&local, perms).unwrap();

@@ -34,6 +34,7 @@ use rustls::{SignatureAlgorithm, SignatureScheme};
 use rustls_pki_types::SubjectPublicKeyInfoDer;
 use tokio::sync::Semaphore;
 
+use crate::http_layer::respond::LogGate;
 use crate::metrics::metrics;
 use crate::tls::signer::schemes_for;
 
@@ -111,7 +112,12 @@ pub struct Remote {
     /// Until when (milliseconds since `epoch`) no node is thought reachable; 0: reachable.
     down_until_ms: std::sync::atomic::AtomicU64,
     epoch: Instant,
+    /// One warning per [`LOG_EVERY_MS`] about failed signs, with the count of the others.
+    log: LogGate,
 }
+
+/// At most one warning about failed remote signs per this many milliseconds.
+const LOG_EVERY_MS: u64 = 10_000;
 
 /// Why a remote signature failed.
 #[derive(Debug, thiserror::Error)]
@@ -134,6 +140,7 @@ impl Remote {
             runtime: tokio::runtime::Handle::current(),
             down_until_ms: std::sync::atomic::AtomicU64::new(0),
             epoch: Instant::now(),
+            log: LogGate::default(),
         })
     }
 
@@ -192,13 +199,14 @@ impl Remote {
         });
         m.hsm_sign_duration.observe(started.elapsed().as_secs_f64());
         let now_ms = self.epoch.elapsed().as_millis() as u64;
+        // Only "no node could be reached" refuses the next handshakes at once; a timeout may
+        // be one slow node or a burst waiting for slots, and the next sign may well succeed.
         let down = matches!(
             &result,
-            Err(RemoteSignError::Timeout(_)
-                | RemoteSignError::Refused(SignFailure {
-                    unreachable: true,
-                    ..
-                }))
+            Err(RemoteSignError::Refused(SignFailure {
+                unreachable: true,
+                ..
+            }))
         );
         if down {
             let until = now_ms + DOWN_FOR.as_millis() as u64;
@@ -220,6 +228,14 @@ impl Remote {
                 RemoteSignError::Refused(_) => "error",
             };
             m.remote_sign_failures.with_label_values(&[reason]).inc();
+            if let Some(suppressed) = self.log.admit(now_ms, LOG_EVERY_MS) {
+                tracing::warn!(
+                    error = %e,
+                    handle,
+                    suppressed,
+                    "remote signature failed: this full handshake fails (resumed sessions need no signature)"
+                );
+            }
         }
         result
     }
@@ -280,6 +296,13 @@ impl SigningKey for RemoteSigningKey {
                 .remote_sign_failures
                 .with_label_values(&["down"])
                 .inc();
+            let now_ms = self.remote.epoch.elapsed().as_millis() as u64;
+            if let Some(suppressed) = self.remote.log.admit(now_ms, LOG_EVERY_MS) {
+                tracing::warn!(
+                    suppressed,
+                    "no HSM node reachable: full handshakes are refused with a handshake_failure alert (resumed sessions are still served)"
+                );
+            }
             return None;
         }
         let (scheme, mechanism) = schemes_for(self.spec)

@@ -101,7 +101,7 @@ fn no_more_than_max_in_flight_signs_reach_the_nodes_and_the_rest_wait() {
 }
 
 #[test]
-fn a_sign_past_the_timeout_fails_and_refuses_full_handshakes_for_a_moment() {
+fn a_sign_past_the_timeout_fails_without_refusing_the_next_handshakes() {
     let rt = runtime();
     let nodes = Nodes::new(Duration::from_secs(5), Ok(vec![1]));
     let remote = rt.block_on(async { Remote::new(nodes, 1, Duration::from_millis(50)) });
@@ -114,11 +114,11 @@ fn a_sign_past_the_timeout_fails_and_refuses_full_handshakes_for_a_moment() {
     });
     assert!(matches!(r, Err(RemoteSignError::Timeout(50))), "{r:?}");
     assert!(started.elapsed() < Duration::from_secs(2));
-    assert!(remote.is_down());
-    // rustls finds no scheme: it answers with a handshake_failure alert before its ServerHello.
+    // One slow node (or a burst waiting for slots) is no reason to refuse the next ones.
+    assert!(!remote.is_down());
     assert!(key(&remote)
         .choose_scheme(&[SignatureScheme::ECDSA_NISTP256_SHA256])
-        .is_none());
+        .is_some());
 }
 
 #[test]
@@ -141,6 +141,8 @@ fn only_unreachable_nodes_mark_the_remote_down() {
         });
         assert!(matches!(r, Err(RemoteSignError::Refused(_))), "{r:?}");
         assert_eq!(remote.is_down(), down, "unreachable: {unreachable}");
+        // While down, rustls finds no scheme: it answers with a handshake_failure alert
+        // before its ServerHello.
         assert_eq!(
             key(&remote)
                 .choose_scheme(&[SignatureScheme::ECDSA_NISTP256_SHA256])

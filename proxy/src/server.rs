@@ -58,6 +58,9 @@ struct Shared {
     addresses: Vec<SocketAddr>,
     /// The configured backlogs (set at `listen(2)`; a reload must keep them).
     backlogs: Vec<u32>,
+    /// The `[hsm]` settings the process started with (the HSM or the remote nodes it uses;
+    /// a reload must keep them).
+    hsm: keyward_config::HsmConfig,
     /// The bound addresses: the `listener` label of metrics and logs.
     labels: Vec<String>,
     /// Per socket: (connections, handshakes), kept across reloads.
@@ -307,6 +310,7 @@ impl Proxy {
                 ticketer,
                 addresses: config.listeners.iter().map(|l| l.address).collect(),
                 backlogs: config.listeners.iter().map(|l| l.backlog).collect(),
+                hsm: config.hsm.clone(),
                 labels,
                 limits,
                 upstream_labels: std::sync::Mutex::new(upstream_labels(config)),
@@ -372,8 +376,8 @@ impl ProxyHandle {
     /// the new settings. Session-ticket keys are kept, so tickets stay valid.
     ///
     /// # Errors
-    /// Any error of [`Proxy::build`], or [`Error::Reload`] when the set of listener addresses
-    /// or a backlog changed (those need a restart). On error the running settings are kept
+    /// Any error of [`Proxy::build`], or [`Error::Reload`] when the set of listener addresses,
+    /// a backlog or the `[hsm]` settings changed (those need a restart). On error the running settings are kept
     /// unchanged.
     pub fn reload(&self, config: &Config) -> Result<(), Error> {
         let result = self.try_reload(config);
@@ -389,6 +393,11 @@ impl ProxyHandle {
         if addresses != self.shared.addresses {
             return Err(Error::Reload {
                 reason: "the listener addresses changed; restart keyward to apply that".into(),
+            });
+        }
+        if config.hsm != self.shared.hsm {
+            return Err(Error::Reload {
+                reason: "the [hsm] settings changed; restart keyward to apply that".into(),
             });
         }
         if config

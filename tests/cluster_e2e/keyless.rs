@@ -77,6 +77,8 @@ impl Fleet {
         ]);
         let pw = dir.join("fleet.pw");
         std::fs::write(&pw, format!("{FLEET_PW}\n")).unwrap();
+        let (ok, _, err) = run("chmod", &["600", &p(&pw)]);
+        assert!(ok, "{err}");
         let (upstream, up) = start_upstream();
         let servers: Vec<String> = (0..2).map(|i| format!("\"{}\"", cluster.api(i))).collect();
         let config = dir.join("proxy.toml");
@@ -316,4 +318,152 @@ fn a_node_killed_under_load_costs_almost_no_handshake_and_with_every_node_down_t
         assert!(failures >= Some(1.0), "{reason}: {m}");
     }
     assert!(metric_value(&m, "keyward_hsm_sign_duration_seconds_count", &[]).unwrap() >= 100.0);
+}
+
+#[test]
+fn a_hung_node_delays_the_handshakes_it_was_asked_to_sign_and_fails_none() {
+    let fleet = Fleet::start();
+    let (proxy, addr) = fleet.proxy();
+    // Node 0 stops answering (SIGSTOP: its connections stay open, nothing comes back).
+    let pid = fleet.cluster.nodes[0].0.child.id().to_string();
+    let (ok, _, err) = run("kill", &["-STOP", &pid]);
+    assert!(ok, "{err}");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let slices: Vec<Slice> = (0..12)
+        .map(|_| load_slice(&rt, addr, &fleet.cert))
+        .collect();
+    let (ok, _, err) = run("kill", &["-CONT", &pid]);
+    assert!(ok, "{err}");
+    let report: Vec<String> = slices
+        .iter()
+        .map(|s| {
+            format!(
+                "{} ok, {} failed {:?}",
+                s.handshakes, s.errors, s.first_error
+            )
+        })
+        .collect();
+    eprintln!("load with node 0 hung: {report:#?}");
+    let total: u64 = slices.iter().map(|s| s.handshakes).sum();
+    let failed: u64 = slices.iter().map(|s| s.errors).sum();
+    assert!(total >= 100, "{report:#?}");
+    // Each try on a node gets a third of sign_timeout_ms (3000): a sign sent to the hung node
+    // goes to the other one after 1 s, within the handshake's budget.
+    assert_eq!(failed, 0, "{report:#?}");
+    let m = metrics(&proxy);
+    for reason in ["timeout", "error", "down"] {
+        let n = metric_value(
+            &m,
+            "keyward_remote_sign_failures_total",
+            &[("reason", reason)],
+        );
+        assert!(n.unwrap_or(0.0) == 0.0, "{reason}: {m}");
+    }
+}
+
+#[test]
+fn bad_credentials_files_and_keys_are_named_and_a_refused_password_is_not_retried() {
+    let fleet = Fleet::start();
+    let good = std::fs::read_to_string(&fleet.config).unwrap();
+    let dir = fleet.cluster.tmp.path();
+    let variant = |name: &str, text: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let pw = dir.join("fleet.pw");
+    let set_mode = |path: &Path, mode: &str| {
+        let (ok, _, err) = run("chmod", &[mode, &p(path)]);
+        assert!(ok, "{err}");
+    };
+
+    // Offline: --check-config names the file and the fix.
+    let loose = dir.join("loose.pw");
+    std::fs::write(&loose, format!("{FLEET_PW}\n")).unwrap();
+    set_mode(&loose, "644");
+    let empty = dir.join("empty.pw");
+    std::fs::write(&empty, "\n").unwrap();
+    set_mode(&empty, "600");
+    let not_pem = dir.join("not-a-ca.pem");
+    std::fs::write(&not_pem, "hello\n").unwrap();
+    for (name, text, expected) in [
+        ("loose.toml", good.replace(&p(&pw), &p(&loose)), "chmod 600"),
+        ("empty.toml", good.replace(&p(&pw), &p(&empty)), "is empty"),
+        (
+            "ca.toml",
+            good.replace(&p(&fleet.cluster.ca), &p(&not_pem)),
+            "hsm.ca_file",
+        ),
+    ] {
+        let config = variant(name, &text);
+        let out = keyward(&["serve", "--config", &p(&config), "--check-config"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains(expected),
+            "{name}: {err}"
+        );
+        assert!(!err.contains(FLEET_PW), "{err}");
+    }
+    let out = keyward(&["serve", "--config", &p(&fleet.config), "--check-config"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // A password the nodes refuse: exit status 78, so that a supervisor does not retry it
+    // into a locked user.
+    let wrong = dir.join("wrong.pw");
+    std::fs::write(&wrong, "not-the-password\n").unwrap();
+    set_mode(&wrong, "600");
+    let config = variant("wrong.toml", &good.replace(&p(&pw), &p(&wrong)));
+    let out = keyward(&["serve", "--config", &p(&config)]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(78), "{err}");
+    assert!(err.contains("refused the proxy's credentials"), "{err}");
+    assert!(!err.contains("not-the-password"), "{err}");
+
+    // A key that may not sign is named at start, not found out by failing handshakes.
+    remote_ok(
+        &fleet.cluster.api(0),
+        &fleet.cluster.ca,
+        "fleet",
+        FLEET_PW,
+        &[
+            "key",
+            "generate-asymmetric-pair",
+            "ec",
+            "--curve",
+            "p256",
+            "--label",
+            "nosign",
+        ],
+    );
+    let config = variant(
+        "nosign.toml",
+        &good.replace("key_label = \"web\"", "key_label = \"nosign\""),
+    );
+    let out = keyward(&["serve", "--config", &p(&config)]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("may not sign"),
+        "{err}"
+    );
+
+    // [hsm] changes need a restart: a reload that makes one is refused, the proxy goes on.
+    let (proxy, addr) = fleet.proxy();
+    std::fs::write(
+        &fleet.config,
+        good.replace("username = \"fleet\"", "username = \"nobody\""),
+    )
+    .unwrap();
+    let (ok, _, err) = run("kill", &["-HUP", &proxy.child.id().to_string()]);
+    assert!(ok, "{err}");
+    let line = proxy.stderr.wait_for("reload failed");
+    assert!(line.contains("[hsm]"), "{line}");
+    assert_eq!(Curl::https(addr, "/", &fleet.cert).run().status, 200);
 }
