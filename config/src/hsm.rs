@@ -42,16 +42,16 @@ pub struct RemoteHsm {
     /// `password_file`: a file whose content (trailing newline removed) is that user's
     /// password; without it, the environment variable `KEYWARD_HSM__PASSWORD`.
     pub password_file: Option<PathBuf>,
-    /// `max_in_flight_signs`: signatures sent to the nodes at once, 1–65536, default 256;
-    /// further handshakes wait for a slot.
+    /// `max_in_flight_signs`: full handshakes signing through the nodes at once, 1–4096,
+    /// default 256; further handshakes wait for a slot (without a thread) before they start.
     pub max_in_flight_signs: usize,
     /// `sign_timeout_ms`: how long a handshake waits for a slot and its signature, failover
     /// included, before it is refused with a TLS alert; default 3000.
     pub sign_timeout_ms: u64,
 }
 
-/// The largest `max_in_flight_signs`.
-pub const MAX_IN_FLIGHT_SIGNS: usize = 65_536;
+/// The largest `max_in_flight_signs` (each sign in flight parks a thread of the proxy).
+pub const MAX_IN_FLIGHT_SIGNS: usize = 4096;
 
 impl HsmConfig {
     /// The settings of a store in `data_dir` alone (SQLite).

@@ -595,7 +595,7 @@ fn remote_mode_names_each_missing_or_misplaced_key() {
         ),
         (
             "username = \"proxy\"",
-            "username = \"proxy\"\nmax_in_flight_signs = 65537",
+            "username = \"proxy\"\nmax_in_flight_signs = 4097",
             "hsm.max_in_flight_signs",
         ),
         (

@@ -29,7 +29,8 @@ pub struct Metrics {
     /// yet answered (at most `[hsm] max_in_flight_signs`).
     pub remote_signs_in_flight: IntGauge,
     /// `keyward_remote_sign_failures_total{reason}`: remote-mode signatures that failed:
-    /// `timeout` (no slot and answer within `sign_timeout_ms`), `error` (every node refused
+    /// `timeout` (no signature within `sign_timeout_ms`, or no slot within the listener's
+    /// handshake timeout: the connection is closed unserved), `error` (every node refused
     /// or could not be reached), `down` (refused before the `ServerHello`: no node was reachable
     /// less than 1 s ago, see `remote::DOWN_FOR`).
     pub remote_sign_failures: IntCounterVec,

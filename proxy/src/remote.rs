@@ -13,10 +13,13 @@
 //!   runtime, multiplexed with every other sign). So a slow HSM delays only the handshakes
 //!   waiting for a signature; the threads so parked are bounded by the listeners'
 //!   `max_concurrent_handshakes` (and tokio's blocking-thread limit).
-//! - **Bounded.** At most `max_in_flight_signs` signs are sent at once; further handshakes
-//!   wait for a slot. Waiting and signing together are bounded by `sign_timeout_ms`: past it
-//!   the handshake fails with a TLS alert (`internal_error`), the proxy keeps serving, and
-//!   resumed handshakes (which need no signature) keep working.
+//! - **Bounded.** A listener takes one of `max_in_flight_signs` slots before each TLS
+//!   handshake and holds it to the end ([`Remote::slots`]); further connections wait for a slot
+//!   in the async accept path, without a thread, up to the handshake timeout. So at most that
+//!   many threads are ever parked in `sign`, below the runtime's blocking-thread limit (raised
+//!   by as much). The sign itself is bounded by `sign_timeout_ms`: past it the handshake fails
+//!   (after the `ServerHello`: no alert), the proxy keeps serving, and resumed handshakes
+//!   (which need no signature) keep working.
 //! - **Metrics.** `keyward_hsm_sign_duration_seconds` (the whole remote sign as the handshake
 //!   sees it), `keyward_hsm_errors_total`, `keyward_remote_signs_in_flight`,
 //!   `keyward_remote_sign_failures_total{reason}` (`timeout`, `error`).
@@ -106,7 +109,8 @@ pub trait RemoteHsm: Send + Sync + std::fmt::Debug + 'static {
 #[derive(Debug)]
 pub struct Remote {
     hsm: Arc<dyn RemoteHsm>,
-    slots: Semaphore,
+    /// `max_in_flight_signs`: a handshake takes one before it starts (see [`Remote::slot`]).
+    slots: Arc<Semaphore>,
     timeout: Duration,
     runtime: tokio::runtime::Handle,
     /// Until when (milliseconds since `epoch`) no node is thought reachable; 0: reachable.
@@ -135,7 +139,7 @@ impl Remote {
     pub fn new(hsm: Arc<dyn RemoteHsm>, max_in_flight: usize, timeout: Duration) -> Arc<Self> {
         Arc::new(Remote {
             hsm,
-            slots: Semaphore::new(max_in_flight),
+            slots: Arc::new(Semaphore::new(max_in_flight)),
             timeout,
             runtime: tokio::runtime::Handle::current(),
             down_until_ms: std::sync::atomic::AtomicU64::new(0),
@@ -170,7 +174,16 @@ impl Remote {
         until != 0 && (self.epoch.elapsed().as_millis() as u64) < until
     }
 
-    /// One signature: a slot, then the request, within the timeout.
+    /// A slot for one handshake, waited for without a thread: each listener takes one before
+    /// the TLS handshake starts and holds it to the end, so that at most
+    /// `max_in_flight_signs` threads ever wait in [`Signer::sign`] (each waiting signer parks
+    /// its thread, and tokio's pool of such threads is finite: waiting there would deadlock
+    /// the runtime under overload).
+    pub(crate) fn slots(&self) -> Arc<Semaphore> {
+        self.slots.clone()
+    }
+
+    /// One signature (its handshake holds a slot), within the timeout.
     fn sign(
         &self,
         handle: u64,
@@ -182,12 +195,6 @@ impl Remote {
         let started = Instant::now();
         let result = self.block_on(async {
             tokio::time::timeout(self.timeout, async {
-                let _slot = self.slots.acquire().await.map_err(|_| {
-                    RemoteSignError::Refused(SignFailure {
-                        unreachable: false,
-                        message: "the signer is closed".into(),
-                    })
-                })?;
                 let _in_flight = InFlight::new(&m.remote_signs_in_flight);
                 self.hsm
                     .sign(handle, version, mechanism, message)

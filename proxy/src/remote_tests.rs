@@ -84,7 +84,11 @@ fn no_more_than_max_in_flight_signs_reach_the_nodes_and_the_rest_wait() {
         let tasks: Vec<_> = (0..8)
             .map(|_| {
                 let remote = remote.clone();
-                tokio::spawn(async move { remote.sign(7, 1, "ecdsa-sha256", b"transcript") })
+                tokio::spawn(async move {
+                    // As a listener does before each handshake.
+                    let _slot = remote.slots().acquire_owned().await.unwrap();
+                    remote.sign(7, 1, "ecdsa-sha256", b"transcript")
+                })
             })
             .collect();
         let mut out = Vec::new();

@@ -184,6 +184,10 @@ fn build_state(
             label,
             access_log: config.log.access_log,
             subject_headers: subject_headers.clone(),
+            sign_slots: match keys {
+                Keys::Remote(remote) => Some(remote.slots()),
+                Keys::Local { .. } => None,
+            },
         }));
     }
     // Only now that nothing can fail: apply the (possibly changed) limits.

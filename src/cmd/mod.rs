@@ -33,10 +33,22 @@ pub(crate) mod user;
 pub(crate) fn server_runtime(
     workers: Option<std::num::NonZeroUsize>,
 ) -> Result<tokio::runtime::Runtime> {
+    server_runtime_with(workers, 0)
+}
+
+/// [`server_runtime`] with room for `parked` more blocking threads than tokio's default 512:
+/// a remote-mode proxy parks one thread per signature in flight (`block_in_place`), and a
+/// worker handed over while its thread waits runs on a blocking thread too, so the pool must
+/// never fill up with waiting signers.
+pub(crate) fn server_runtime_with(
+    workers: Option<std::num::NonZeroUsize>,
+    parked: usize,
+) -> Result<tokio::runtime::Runtime> {
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     if let Some(n) = workers {
         builder.worker_threads(n.get());
     }
+    builder.max_blocking_threads(512 + parked);
     let rt = builder
         .enable_all()
         .build()

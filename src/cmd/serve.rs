@@ -136,7 +136,12 @@ pub(crate) fn run(
         Some(n) => std::num::NonZeroUsize::new(usize::from(n)),
         None => config.runtime.worker_threads,
     };
-    let rt = super::server_runtime(workers)?;
+    let parked = config
+        .hsm
+        .remote
+        .as_ref()
+        .map_or(0, |r| r.max_in_flight_signs);
+    let rt = super::server_runtime_with(workers, parked)?;
     rt.block_on(async {
         let signals = Signals::catch()?;
         let api_listener = match &config.api {

@@ -467,3 +467,68 @@ fn bad_credentials_files_and_keys_are_named_and_a_refused_password_is_not_retrie
     assert!(line.contains("[hsm]"), "{line}");
     assert_eq!(Curl::https(addr, "/", &fleet.cert).run().status, 200);
 }
+
+/// Threads of process `pid` now.
+fn threads(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .count()
+}
+
+#[test]
+fn an_overload_with_a_hung_node_queues_connections_without_parking_threads_and_drains() {
+    let fleet = Fleet::start();
+    let good = std::fs::read_to_string(&fleet.config).unwrap();
+    std::fs::write(
+        &fleet.config,
+        good.replace(
+            "username = \"fleet\"",
+            "username = \"fleet\"\nmax_in_flight_signs = 4",
+        ),
+    )
+    .unwrap();
+    let (mut proxy, addr) = fleet.proxy();
+    let pid = fleet.cluster.nodes[0].0.child.id().to_string();
+    let (ok, _, err) = run("kill", &["-STOP", &pid]);
+    assert!(ok, "{err}");
+    // 64 handshakes at a time against 4 slots, a third of them waiting 1 s on the hung node.
+    use clap::Parser;
+    let cli = keyward_loadtest::cli::Cli::try_parse_from([
+        "keyward-loadtest",
+        "handshake",
+        &addr.to_string(),
+        "--ca",
+        &p(&fleet.cert),
+        "--connections",
+        "64",
+        "--duration",
+        "1500ms",
+        "--timeout",
+        "9s",
+    ])
+    .unwrap();
+    let keyward_loadtest::cli::Mode::Handshake(args) = cli.mode else {
+        unreachable!()
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let report = rt.block_on(keyward_loadtest::run::handshake(args)).unwrap();
+    // Idle blocking threads linger 10 s: what is there now is what the load needed.
+    let peak = threads(proxy.child.id());
+    let (ok, _, err) = run("kill", &["-CONT", &pid]);
+    assert!(ok, "{err}");
+    assert!(report.handshakes > 0, "{report:?}");
+    assert_eq!(report.error_total, 0, "{report:?}");
+    assert!(
+        peak < 48,
+        "{peak} threads: waiting handshakes parked threads instead of queueing for a slot"
+    );
+    assert_eq!(Curl::https(addr, "/", &fleet.cert).run().status, 200);
+    // It still drains and exits on SIGTERM.
+    proxy.send_sigterm();
+    let status = proxy.wait_exit(Duration::from_secs(20));
+    assert!(status.success(), "{status:?}");
+}

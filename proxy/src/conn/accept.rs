@@ -36,6 +36,9 @@ pub(crate) struct ListenerState {
     /// a client cannot forge one on a listener without client authentication.
     pub(crate) subject_headers: Arc<Vec<http::HeaderName>>,
     pub(crate) access_log: bool,
+    /// Remote mode: the slots of handshakes that may sign through the HSM nodes
+    /// ([`crate::remote::Remote::slots`]).
+    pub(crate) sign_slots: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 /// Accepts connections on `socket` until draining starts. `state` gives the listener's
