@@ -134,7 +134,7 @@ impl ClientHsm {
                     cfg.sign_timeout_ms
                 )
             })?;
-        if session.role.to_string() != "crypto-user" {
+        if session.role != keyward_client::Role::CryptoUser {
             bail!(
                 "hsm.username {:?} is not a crypto-user (its role: {}); a remote-mode proxy signs as a crypto-user that owns (or was shared) its TLS keys",
                 cfg.username,

@@ -14,7 +14,7 @@
 //!   waiting for a signature; the threads so parked are bounded by the listeners'
 //!   `max_concurrent_handshakes` (and tokio's blocking-thread limit).
 //! - **Bounded.** A listener takes one of `max_in_flight_signs` slots before each TLS
-//!   handshake and holds it to the end ([`Remote::slots`]); further connections wait for a slot
+//!   handshake and holds it to the end (`Remote::slots`); further connections wait for a slot
 //!   in the async accept path, without a thread, up to the handshake timeout. So at most that
 //!   many threads are ever parked in `sign`, below the runtime's blocking-thread limit (raised
 //!   by as much). The sign itself is bounded by `sign_timeout_ms`: past it the handshake fails
