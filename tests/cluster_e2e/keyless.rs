@@ -179,8 +179,14 @@ struct Slice {
     first_error: Option<String>,
 }
 
-/// `keyward-loadtest handshake ADDR --ca CERT --connections 4 --duration 250ms`, in process.
-fn load_slice(rt: &tokio::runtime::Runtime, addr: SocketAddr, cert: &Path) -> Slice {
+/// `keyward-loadtest handshake ADDR --ca CERT --connections N --duration D --timeout T`, in
+/// process.
+fn loadtest(
+    rt: &tokio::runtime::Runtime,
+    addr: SocketAddr,
+    cert: &Path,
+    [connections, duration, timeout]: [&str; 3],
+) -> keyward_loadtest::report::Report {
     use clap::Parser;
     let cli = keyward_loadtest::cli::Cli::try_parse_from([
         "keyward-loadtest",
@@ -189,18 +195,23 @@ fn load_slice(rt: &tokio::runtime::Runtime, addr: SocketAddr, cert: &Path) -> Sl
         "--ca",
         &p(cert),
         "--connections",
-        "4",
+        connections,
         "--duration",
-        "250ms",
+        duration,
         "--timeout",
-        "5s",
+        timeout,
     ])
     .unwrap();
     let keyward_loadtest::cli::Mode::Handshake(args) = cli.mode else {
         unreachable!()
     };
+    rt.block_on(keyward_loadtest::run::handshake(args)).unwrap()
+}
+
+/// 250 ms of full handshakes, 4 at a time.
+fn load_slice(rt: &tokio::runtime::Runtime, addr: SocketAddr, cert: &Path) -> Slice {
     let start = Instant::now();
-    let report = rt.block_on(keyward_loadtest::run::handshake(args)).unwrap();
+    let report = loadtest(rt, addr, cert, ["4", "250ms", "5s"]);
     Slice {
         start,
         handshakes: report.handshakes,
@@ -492,30 +503,12 @@ fn an_overload_with_a_hung_node_queues_connections_without_parking_threads_and_d
     let (ok, _, err) = run("kill", &["-STOP", &pid]);
     assert!(ok, "{err}");
     // 64 handshakes at a time against 4 slots, a third of them waiting 1 s on the hung node.
-    use clap::Parser;
-    let cli = keyward_loadtest::cli::Cli::try_parse_from([
-        "keyward-loadtest",
-        "handshake",
-        &addr.to_string(),
-        "--ca",
-        &p(&fleet.cert),
-        "--connections",
-        "64",
-        "--duration",
-        "1500ms",
-        "--timeout",
-        "9s",
-    ])
-    .unwrap();
-    let keyward_loadtest::cli::Mode::Handshake(args) = cli.mode else {
-        unreachable!()
-    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()
         .unwrap();
-    let report = rt.block_on(keyward_loadtest::run::handshake(args)).unwrap();
+    let report = loadtest(&rt, addr, &fleet.cert, ["64", "1500ms", "9s"]);
     // Idle blocking threads linger 10 s: what is there now is what the load needed.
     let peak = threads(proxy.child.id());
     let (ok, _, err) = run("kill", &["-CONT", &pid]);
