@@ -13,7 +13,8 @@
 # Env: SECONDS_EACH (10), CONNECTIONS (8), RATE (300), ROUNDS (3: the four runs, in turn; the
 #      summary takes each figure's median), KEYWARD_BIN (target/release/keyward),
 #      LOADTEST_BIN (target/release/keyward-loadtest); PERF_OUT=FILE records `perf record -g` of
-#      the proxy during the closed-loop run of PERF_MODE (remote). Prints JSON lines, then a Markdown table.
+#      the proxy during the closed-loop run of PERF_MODE (remote); PERF_STAT=1 prints the
+#      proxy's context switches and CPU migrations of each run (perf stat). Prints JSON lines, then a Markdown table.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${SECONDS_EACH:-10}; conns=${CONNECTIONS:-8}; rate=${RATE:-300}; rounds=${ROUNDS:-3}
@@ -91,9 +92,14 @@ measure() {
   local perf_pid=""
   if [[ -n ${PERF_OUT:-} && $mode == "${PERF_MODE:-remote}" && $shape == closed ]]; then
     perf record -q -g -p "$pid" -o "$PERF_OUT" 2>/dev/null & perf_pid=$!
+  elif [[ -n ${PERF_STAT:-} ]]; then
+    perf stat -e context-switches,cpu-migrations -p "$pid" -o "$tmp/stat.txt" 2>/dev/null & perf_pid=$!
   fi
   taskset -c 1 "$lt" handshake "${common[@]}" --duration "${secs}s" "$@" > "$tmp/out.json"
   [[ -n $perf_pid ]] && { kill -INT "$perf_pid"; wait "$perf_pid" || true; }
+  if [[ -n ${PERF_STAT:-} && -f $tmp/stat.txt ]]; then
+    echo "perf stat ($mode, $shape):" >&2; grep -E "context-switches|cpu-migrations" "$tmp/stat.txt" >&2; rm -f "$tmp/stat.txt"
+  fi
   local p1 n1; p1=$(cpu_ms "$pid"); n1=$(cpu_ms "$node_pid")
   kill "$pid"; wait "$pid" 2>/dev/null || true
   local line
