@@ -117,8 +117,8 @@ impl ClientHsm {
                 // and a crypto-user locks after a few (cluster-wide, until `user unlock`).
                 let refused = matches!(
                     &e,
-                    keyward_client::Error::Api { status: 401 | 403 | 423, .. }
-                ) || matches!(&e, keyward_client::Error::AllNodesFailed { last } if matches!(**last, keyward_client::Error::Api { status: 401 | 403 | 423, .. }));
+                    keyward_client::Error::Api { status: 401 | 403 | 423 | 429, .. }
+                ) || matches!(&e, keyward_client::Error::AllNodesFailed { last } if matches!(**last, keyward_client::Error::Api { status: 401 | 403 | 423 | 429, .. }));
                 let e = anyhow::Error::new(e);
                 if refused {
                     e.context(LoginRefused)

@@ -43,7 +43,8 @@ pub struct RemoteHsm {
     /// password; without it, the environment variable `KEYWARD_HSM__PASSWORD`.
     pub password_file: Option<PathBuf>,
     /// `max_in_flight_signs`: full handshakes signing through the nodes at once, 1–4096,
-    /// default 256; further handshakes wait for a slot (without a thread) before they start.
+    /// default 256; further handshakes wait for a slot (without a thread) after their
+    /// `ClientHello`.
     pub max_in_flight_signs: usize,
     /// `sign_timeout_ms`: how long a handshake waits for a slot and its signature, failover
     /// included, before it is refused with a TLS alert; default 3000.

@@ -44,6 +44,9 @@ pub(crate) struct Call<'a> {
     pub(crate) auth: bool,
     pub(crate) retry: Retry,
     pub(crate) idempotency_key: Option<&'a str>,
+    /// At least this long for an answer, whatever the configured request timeout (a login
+    /// hashes a password on the node).
+    pub(crate) min_timeout: Option<Duration>,
 }
 
 impl<'a> Call<'a> {
@@ -55,6 +58,7 @@ impl<'a> Call<'a> {
             auth: true,
             retry,
             idempotency_key: None,
+            min_timeout: None,
         }
     }
 
@@ -303,7 +307,7 @@ impl Inner {
     }
 
     /// Runs a call with failover and retries; returns the answering node and the body.
-    pub(crate) async fn execute(&self, call: &Call<'_>) -> Result<(usize, Bytes)> {
+    pub(crate) async fn execute(self: &Arc<Self>, call: &Call<'_>) -> Result<(usize, Bytes)> {
         let safe = call.safe();
         let mut delays = ExponentialBuilder::new()
             .with_min_delay(self.config.backoff_base)
@@ -351,7 +355,7 @@ impl Inner {
 
     /// One node: log in if needed, send, and on `401 session_invalid` log in again and resend once.
     /// Without stored credentials (a client started from a saved token) the 401 is returned.
-    async fn attempt(&self, idx: usize, call: &Call<'_>) -> Result<Bytes> {
+    async fn attempt(self: &Arc<Self>, idx: usize, call: &Call<'_>) -> Result<Bytes> {
         let node = &self.nodes[idx];
         let mut relogged = false;
         loop {
@@ -379,22 +383,37 @@ impl Inner {
     }
 
     /// The node's token, logging in with the stored credentials when it has none.
-    async fn token_for(&self, idx: usize) -> Result<Arc<SessionToken>> {
-        let node = &self.nodes[idx];
-        if let Some(t) = node.token() {
+    ///
+    /// The login runs as a task of its own where a tokio runtime runs: a caller that gives up
+    /// (its own deadline) does not cancel it, so the node's password hash is not wasted and the
+    /// next caller finds the token instead of starting another login. Callers of one node wait
+    /// for one login at a time (its gate).
+    async fn token_for(self: &Arc<Self>, idx: usize) -> Result<Arc<SessionToken>> {
+        if let Some(t) = self.nodes[idx].token() {
             return Ok(t);
         }
         let creds = self.credentials().ok_or(Error::NotLoggedIn)?;
-        let _gate = node.login_gate.lock().await;
-        if let Some(t) = node.token() {
-            return Ok(t);
+        let inner = self.clone();
+        let login = async move {
+            let node = &inner.nodes[idx];
+            let _gate = node.login_gate.lock().await;
+            if let Some(t) = node.token() {
+                return Ok(t);
+            }
+            let login = login_call(&creds)?;
+            let body = inner.send(node, &login, None).await?;
+            let r: LoginResponse = decode(&body)?;
+            let t = Arc::new(r.token);
+            node.set_token(Some(t.clone()));
+            Ok(t)
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => rt
+                .spawn(login)
+                .await
+                .map_err(|e| Error::Transport(Box::new(e)))?,
+            Err(_) => login.await,
         }
-        let login = login_call(&creds)?;
-        let body = self.send(node, &login, None).await?;
-        let r: LoginResponse = decode(&body)?;
-        let t = Arc::new(r.token);
-        node.set_token(Some(t.clone()));
-        Ok(t)
     }
 
     /// Sends one call to one node. A `429` whose `Retry-After` is at most
@@ -483,10 +502,12 @@ impl Inner {
                 .to_bytes();
             Ok::<_, Error>((status, retry_after, body))
         };
-        let (status, retry_after, body) =
-            tokio::time::timeout(self.config.request_timeout, exchange)
-                .await
-                .map_err(|_| Error::Timeout)??;
+        let limit = call.min_timeout.map_or(self.config.request_timeout, |m| {
+            m.max(self.config.request_timeout)
+        });
+        let (status, retry_after, body) = tokio::time::timeout(limit, exchange)
+            .await
+            .map_err(|_| Error::Timeout)??;
         if status.is_success() {
             return Ok(body);
         }
@@ -558,9 +579,13 @@ pub(crate) fn certificate_problem(error: &(dyn std::error::Error + 'static)) -> 
 
 /// The login call of stored credentials (kept as the request itself, password zeroized on
 /// drop).
+/// The least time a login gets (Argon2id on the node, a busy node's queue).
+const LOGIN_TIMEOUT: Duration = Duration::from_secs(10);
+
 pub(crate) fn login_call(creds: &LoginRequest) -> Result<Call<'static>> {
     let mut c = Call::new(Method::POST, "/v1/auth/login".into(), Retry::Safe).json(creds)?;
     c.auth = false;
+    c.min_timeout = Some(LOGIN_TIMEOUT);
     Ok(c)
 }
 

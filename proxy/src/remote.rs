@@ -13,8 +13,8 @@
 //!   runtime, multiplexed with every other sign). So a slow HSM delays only the handshakes
 //!   waiting for a signature; the threads so parked are bounded by the listeners'
 //!   `max_concurrent_handshakes` (and tokio's blocking-thread limit).
-//! - **Bounded.** A listener takes one of `max_in_flight_signs` slots before each TLS
-//!   handshake and holds it to the end (`Remote::slots`); further connections wait for a slot
+//! - **Bounded.** A listener takes one of `max_in_flight_signs` slots for each TLS handshake
+//!   once its `ClientHello` has arrived and holds it to the end (`Remote::slots`); further connections wait for a slot
 //!   in the async accept path, without a thread, up to the handshake timeout. So at most that
 //!   many threads are ever parked in `sign`, below the runtime's blocking-thread limit (raised
 //!   by as much). The sign itself is bounded by `sign_timeout_ms`: past it the handshake fails
@@ -109,7 +109,8 @@ pub trait RemoteHsm: Send + Sync + std::fmt::Debug + 'static {
 #[derive(Debug)]
 pub struct Remote {
     hsm: Arc<dyn RemoteHsm>,
-    /// `max_in_flight_signs`: a handshake takes one before it starts (see [`Remote::slot`]).
+    /// `max_in_flight_signs`: a handshake takes one once its `ClientHello` has arrived (see
+    /// [`Remote::slots`]).
     slots: Arc<Semaphore>,
     timeout: Duration,
     runtime: tokio::runtime::Handle,

@@ -487,7 +487,8 @@ fn threads(pid: u32) -> usize {
 }
 
 #[test]
-fn an_overload_with_a_hung_node_queues_connections_without_parking_threads_and_drains() {
+fn an_overload_with_a_hung_node_and_silent_sockets_queues_handshakes_without_parking_threads_and_drains(
+) {
     let fleet = Fleet::start();
     let good = std::fs::read_to_string(&fleet.config).unwrap();
     std::fs::write(
@@ -499,6 +500,10 @@ fn an_overload_with_a_hung_node_queues_connections_without_parking_threads_and_d
     )
     .unwrap();
     let (mut proxy, addr) = fleet.proxy();
+    // Connections that never send a ClientHello hold no slot.
+    let silent: Vec<std::net::TcpStream> = (0..16)
+        .map(|_| std::net::TcpStream::connect(addr).unwrap())
+        .collect();
     let pid = fleet.cluster.nodes[0].0.child.id().to_string();
     let (ok, _, err) = run("kill", &["-STOP", &pid]);
     assert!(ok, "{err}");
@@ -511,6 +516,7 @@ fn an_overload_with_a_hung_node_queues_connections_without_parking_threads_and_d
     let report = loadtest(&rt, addr, &fleet.cert, ["64", "1500ms", "9s"]);
     // Idle blocking threads linger 10 s: what is there now is what the load needed.
     let peak = threads(proxy.child.id());
+    drop(silent);
     let (ok, _, err) = run("kill", &["-CONT", &pid]);
     assert!(ok, "{err}");
     assert!(report.handshakes > 0, "{report:?}");

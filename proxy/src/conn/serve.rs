@@ -58,35 +58,21 @@ pub(super) async fn serve_connection(
     let Ok(permit) = st.handshakes.semaphore.clone().acquire_owned().await else {
         return;
     };
-    // Remote mode: a signing slot too, waited for here, where waiting takes no thread; the
-    // wait counts against the handshake timeout.
-    let began_waiting = std::time::Instant::now();
-    let sign_slot = match &st.sign_slots {
-        None => None,
-        Some(slots) => {
-            match tokio::time::timeout(handshake_timeout, slots.clone().acquire_owned()).await {
-                Ok(Ok(slot)) => Some(slot),
-                _ => {
-                    crate::metrics::metrics()
-                        .remote_sign_failures
-                        .with_label_values(&["timeout"])
-                        .inc();
-                    return;
-                }
-            }
-        }
-    };
-    let handshake_timeout = handshake_timeout.saturating_sub(began_waiting.elapsed());
     // Each stage's future is boxed for the time it runs: the task itself stays small (a
     // connection's task lives as long as the connection, idle or not), and the handshake's
     // state is freed once it is done.
-    let Some((tls, began)) =
-        Box::pin(handshake::accept(io, tls_config, handshake_timeout, client)).await
+    let Some((tls, began)) = Box::pin(handshake::accept(
+        io,
+        tls_config,
+        handshake_timeout,
+        client,
+        st.sign_slots.as_ref(),
+    ))
+    .await
     else {
         return;
     };
     drop(permit);
-    drop(sign_slot);
     let session = handshake::Session::record(tls.get_ref().1, began);
 
     if st.cfg.mode == ListenerMode::Tcp {

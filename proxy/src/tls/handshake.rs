@@ -28,12 +28,25 @@ pub(crate) async fn accept<IO>(
     config: Arc<ServerConfig>,
     timeout: Duration,
     client: SocketAddr,
+    sign_slots: Option<&Arc<tokio::sync::Semaphore>>,
 ) -> Option<(TlsStream<IO>, Instant)>
 where
     IO: AsyncRead + AsyncWrite + Unpin,
 {
     let handshake = async {
         let start = LazyConfigAcceptor::new(Acceptor::default(), io).await?;
+        // Remote mode: a signing slot, once a ClientHello has come (a silent connection holds
+        // none), waited for here, where waiting takes no thread; held to the handshake's end.
+        let _slot = match sign_slots {
+            Some(slots) => Some(
+                slots
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .map_err(|_| std::io::Error::other("the signer is closed"))?,
+            ),
+            None => None,
+        };
         let began = Instant::now();
         let stream = start.into_stream(config).await?;
         Ok::<_, std::io::Error>((stream, began))
