@@ -39,14 +39,10 @@ pub(crate) enum WriterLock {
 pub(crate) fn postgres_options(store: &PostgresStore) -> Result<PostgresOptions> {
     let mut options = PostgresOptions::new(store.url.clone());
     options.password = match &store.password_file {
-        Some(path) => {
-            let text = Zeroizing::new(std::fs::read_to_string(path).with_context(|| {
-                format!("cannot read the store password file {}", path.display())
-            })?);
-            Some(Zeroizing::new(
-                text.trim_end_matches(['\r', '\n']).to_owned(),
-            ))
-        }
+        Some(path) => Some(crate::cmd::read_secret_file(
+            path,
+            "the store password file",
+        )?),
         None => std::env::var(STORE_PASSWORD_ENV).ok().map(Zeroizing::new),
     };
     options.ca_file = store.ca_file.clone();

@@ -73,10 +73,7 @@ fn password(cfg: &RemoteHsm) -> Result<Zeroizing<String>> {
                     path.display()
                 );
             }
-            let text = Zeroizing::new(std::fs::read_to_string(path).with_context(|| {
-                format!("cannot read hsm.password_file {}", path.display())
-            })?);
-            Ok(Zeroizing::new(text.trim_end_matches(['\r', '\n']).to_owned()))
+            crate::cmd::read_secret_file(path, "hsm.password_file")
         }
         None => match std::env::var(PASSWORD_ENV) {
             Ok(p) => Ok(Zeroizing::new(p)),

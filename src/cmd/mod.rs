@@ -116,6 +116,18 @@ pub(crate) fn read_password_file(path: &Path) -> Result<String> {
     Ok(text.trim_end_matches(['\r', '\n']).to_owned())
 }
 
+/// A secret from a file (`what` names it in errors): its text without the trailing line end,
+/// zeroized when dropped.
+pub(crate) fn read_secret_file(path: &Path, what: &str) -> Result<zeroize::Zeroizing<String>> {
+    let text = zeroize::Zeroizing::new(
+        std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {what} {}", path.display()))?,
+    );
+    Ok(zeroize::Zeroizing::new(
+        text.trim_end_matches(['\r', '\n']).to_owned(),
+    ))
+}
+
 /// The bytes of `path`, or of stdin when there is none.
 pub(crate) fn read_input(path: Option<&Path>) -> Result<Vec<u8>> {
     match path {

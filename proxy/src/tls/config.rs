@@ -243,12 +243,8 @@ fn hsm_key(
     hsm: &Hsm,
     session: &Session,
 ) -> Result<(Arc<dyn SigningKey>, String), Error> {
-    let reference = match &cert.key_file {
-        Some(path) => Some(read_reference(path)?),
-        None => None,
-    };
-    let label_owned = reference.as_ref().map(|r| r.label.clone());
-    let label = label_owned.as_deref().unwrap_or(cert.key_label.as_str());
+    let (reference, label) = key_label(cert)?;
+    let label = label.as_str();
     let key_err = |error| Error::Key {
         label: label.to_owned(),
         path: cert.chain_file.clone(),
@@ -264,8 +260,33 @@ fn hsm_key(
             path: cert.chain_file.clone(),
         });
     };
-    if let (Some(r), Some(path)) = (&reference, &cert.key_file) {
-        if keyward_hsm::spki_sha256(signer.spki_der()) != r.spki_sha256 {
+    check_reference(reference.as_ref(), cert, signer.spki_der())?;
+    Ok((signing_key(signer), label.to_owned()))
+}
+
+/// The reference file a certificate names (if any) and the label of its key.
+fn key_label(
+    cert: &keyward_config::CertificateConfig,
+) -> Result<(Option<keyward_hsm::KeyReference>, String), Error> {
+    let reference = match &cert.key_file {
+        Some(path) => Some(read_reference(path)?),
+        None => None,
+    };
+    let label = reference
+        .as_ref()
+        .map_or(cert.key_label.as_str(), |r| r.label.as_str())
+        .to_owned();
+    Ok((reference, label))
+}
+
+/// Refuses a key whose public key (`spki`, DER) is not the one the reference file names.
+fn check_reference(
+    reference: Option<&keyward_hsm::KeyReference>,
+    cert: &keyward_config::CertificateConfig,
+    spki: &[u8],
+) -> Result<(), Error> {
+    if let (Some(r), Some(path)) = (reference, &cert.key_file) {
+        if keyward_hsm::spki_sha256(spki) != r.spki_sha256 {
             return Err(Error::CertificateFile {
                 path: path.clone(),
                 reason: format!(
@@ -275,7 +296,7 @@ fn hsm_key(
             });
         }
     }
-    Ok((signing_key(signer), label.to_owned()))
+    Ok(())
 }
 
 /// [`hsm_key`] for a remote-mode proxy: the key is looked up on the HSM nodes, the signer
@@ -285,14 +306,7 @@ fn remote_key(
     chain: &Chain,
     remote: &Arc<Remote>,
 ) -> Result<(Arc<dyn SigningKey>, String), Error> {
-    let reference = match &cert.key_file {
-        Some(path) => Some(read_reference(path)?),
-        None => None,
-    };
-    let label = reference
-        .as_ref()
-        .map_or(cert.key_label.as_str(), |r| r.label.as_str())
-        .to_owned();
+    let (reference, label) = key_label(cert)?;
     let key = remote
         .block_on(remote.hsm().private_key(&label))
         .map_err(|reason| Error::RemoteKey {
@@ -311,17 +325,7 @@ fn remote_key(
             path: cert.chain_file.clone(),
         });
     };
-    if let (Some(r), Some(path)) = (&reference, &cert.key_file) {
-        if keyward_hsm::spki_sha256(spki) != r.spki_sha256 {
-            return Err(Error::CertificateFile {
-                path: path.clone(),
-                reason: format!(
-                    "names key {:?}, but the HSM key of that label has another public key",
-                    r.label
-                ),
-            });
-        }
-    }
+    check_reference(reference.as_ref(), cert, spki)?;
     let signer =
         RemoteSigningKey::new(remote.clone(), key.handle, *version, key.spec, spki.clone());
     Ok((Arc::new(signer), label))
