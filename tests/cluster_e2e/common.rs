@@ -256,3 +256,24 @@ pub(crate) async fn key_handles(c: &keyward_client::Client) -> std::collections:
         }
     }
 }
+
+/// `keyward cert self-signed --key LABEL` for `localhost` and 127.0.0.1 into `out`, signed in
+/// the cluster store at `url` through the data directory `data` (as the nodes' service user).
+pub(crate) fn cluster_self_signed(data: &Path, url: &str, label: &str, out: &Path) {
+    keyward_ok(&[
+        "cert",
+        "self-signed",
+        "--key",
+        label,
+        "--dns",
+        "localhost",
+        "--ip",
+        "127.0.0.1",
+        "--out",
+        &p(out),
+        "--data-dir",
+        &p(data),
+        "--store",
+        url,
+    ]);
+}

@@ -59,22 +59,7 @@ impl Fleet {
         );
         let dir = cluster.tmp.path().to_path_buf();
         let cert = dir.join("web.pem");
-        keyward_ok(&[
-            "cert",
-            "self-signed",
-            "--key",
-            "web",
-            "--dns",
-            "localhost",
-            "--ip",
-            "127.0.0.1",
-            "--out",
-            &p(&cert),
-            "--data-dir",
-            &p(&cluster.dirs[0]),
-            "--store",
-            &cluster.url,
-        ]);
+        cluster_self_signed(&cluster.dirs[0], &cluster.url, "web", &cert);
         let pw = dir.join("fleet.pw");
         std::fs::write(&pw, format!("{FLEET_PW}\n")).unwrap();
         let (ok, _, err) = run("chmod", &["600", &p(&pw)]);

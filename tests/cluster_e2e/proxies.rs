@@ -24,22 +24,7 @@ fn proxies_on_the_cluster_resume_each_others_sessions_and_load_a_key_made_throug
         &url,
     ]);
     let cert = site.dir.join("web.pem");
-    keyward_ok(&[
-        "cert",
-        "self-signed",
-        "--key",
-        "web",
-        "--dns",
-        "localhost",
-        "--ip",
-        "127.0.0.1",
-        "--out",
-        &p(&cert),
-        "--data-dir",
-        &p(&data),
-        "--store",
-        &url,
-    ]);
+    cluster_self_signed(&data, &url, "web", &cert);
     let (_up, up) = start_upstream();
     let config = site.dir.join("keyward.toml");
     let write_config = |label: &str, chain: &Path| {
@@ -104,22 +89,7 @@ fn proxies_on_the_cluster_resume_each_others_sessions_and_load_a_key_made_throug
         &["key", "share", "--key", &private, "--with", "keyward-proxy"],
     );
     let api_cert = site.dir.join("api-web.pem");
-    keyward_ok(&[
-        "cert",
-        "self-signed",
-        "--key",
-        "api-web",
-        "--dns",
-        "localhost",
-        "--ip",
-        "127.0.0.1",
-        "--out",
-        &p(&api_cert),
-        "--data-dir",
-        &p(&data),
-        "--store",
-        &url,
-    ]);
+    cluster_self_signed(&data, &url, "api-web", &api_cert);
     write_config("api-web", &api_cert);
     let expected = served_certificate(&std::fs::read_to_string(&api_cert).unwrap());
     for (proxy, addr) in [(&proxy_a, a), (&proxy_b, b)] {
