@@ -12,6 +12,7 @@
 //! ```
 
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -62,10 +63,20 @@ impl TokenConfig {
 impl Config {
     /// Reads the file `KEYWARD_PKCS11_CONF` names (or [`DEFAULT_PATH`]); the error names the
     /// file and what is wrong.
+    ///
+    /// The first path read is remembered: a process forked after `C_Initialize` finds the
+    /// same file even when its environment was cleared (nginx workers keep only the
+    /// variables its `env` directive names).
     pub(crate) fn load() -> Result<Config, String> {
-        let path = std::env::var_os(ENV)
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_PATH));
+        static FIRST: OnceLock<PathBuf> = OnceLock::new();
+        let path = match std::env::var_os(ENV) {
+            Some(p) => PathBuf::from(p),
+            None => FIRST
+                .get()
+                .cloned()
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_PATH)),
+        };
+        let _ = FIRST.set(path.clone());
         Self::read(&path)
     }
 
