@@ -1,10 +1,12 @@
 //! `keyward-loadtest compare --tiny` against the real targets (keyward with the key in its
-//! HSM and in memory, nginx, nginx + SoftHSM2, HAProxy), so the harness cannot rot: every
+//! HSM and in memory, nginx, nginx + SoftHSM2, nginx + Keyward's PKCS#11 module, HAProxy), so
+//! the harness cannot rot: every
 //! target starts, answers every scenario without errors, and the three outputs are written.
 //!
 //! Needs the `keyward` binary next to `keyward-loadtest` (built by `cargo test --workspace`)
 //! and `keyward-bench-plain` (a `keyward` built with `--features bench-plain-keys`, which
-//! `scripts/test` builds first), and nginx, haproxy, softhsm2, libengine-pkcs11-openssl,
+//! `scripts/test` builds first), `libkeyward_pkcs11.so` (also built by `scripts/test`), and
+//! nginx, haproxy, softhsm2, libengine-pkcs11-openssl,
 //! opensc and fonts-dejavu-core (which `scripts/test` installs).
 
 use std::path::PathBuf;
@@ -32,6 +34,8 @@ fn tiny_comparison_runs_every_target_and_writes_json_markdown_and_png() {
         .arg(sibling("keyward"))
         .arg("--keyward-plain-bin")
         .arg(sibling("keyward-bench-plain"))
+        .arg("--pkcs11-module")
+        .arg(sibling("libkeyward_pkcs11.so"))
         .arg("--out")
         .arg(out.path())
         .output()
@@ -42,8 +46,8 @@ fn tiny_comparison_runs_every_target_and_writes_json_markdown_and_png() {
     let results: Value =
         serde_json::from_slice(&std::fs::read(out.path().join("results.json")).unwrap()).unwrap();
     let runs = results["runs"].as_array().unwrap();
-    // 5 targets × 2 keys × 6 scenarios, plus the ML-KEM row for the 2 keyward targets.
-    assert_eq!(runs.len(), 5 * 2 * 6 + 2 * 2, "{results:#}");
+    // 6 targets × 2 keys × 6 scenarios, plus the ML-KEM row for the 2 keyward targets.
+    assert_eq!(runs.len(), 6 * 2 * 6 + 2 * 2, "{results:#}");
     for r in runs {
         assert_eq!(r["error_total"], 0, "errors in {r}");
         assert!(r["ops"].as_u64().unwrap() > 0, "{r}");

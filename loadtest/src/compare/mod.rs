@@ -10,6 +10,7 @@
 //! Outputs: `results.json`, `results.md` and `results.png` in `--out`.
 
 mod output;
+mod pkcs11_target;
 mod procs;
 mod targets;
 
@@ -65,7 +66,7 @@ pub struct CompareArgs {
     pub verify_every: u64,
 
     /// Targets to run, comma-separated (default all): keyward-hsm, keyward-plain, nginx,
-    /// nginx-softhsm, haproxy.
+    /// nginx-softhsm, nginx-keyward, haproxy.
     #[arg(long, value_enum, value_delimiter = ',')]
     pub targets: Vec<TargetKind>,
 
@@ -86,6 +87,11 @@ pub struct CompareArgs {
     /// keyward-plain target). Default: `keyward-bench-plain` next to `--keyward-bin`.
     #[arg(long)]
     pub keyward_plain_bin: Option<PathBuf>,
+
+    /// Keyward's PKCS#11 module for the nginx-keyward target. Default:
+    /// `libkeyward_pkcs11.so` next to `--keyward-bin`.
+    #[arg(long)]
+    pub pkcs11_module: Option<PathBuf>,
 
     /// CPU for the server under test and the upstream.
     #[arg(long, default_value_t = 0)]
@@ -310,6 +316,7 @@ pub fn run(args: &CompareArgs) -> anyhow::Result<()> {
         keyward_plain: plain_bin(args),
         nginx: targets::nginx_path(),
         haproxy: targets::find_program("haproxy"),
+        pkcs11_module: pkcs11_module(args),
     };
     // The work directory holds private keys, a master key and passwords: owner only, and
     // removed (with every server stopped) also when the run is interrupted.
@@ -341,7 +348,7 @@ pub fn run(args: &CompareArgs) -> anyhow::Result<()> {
         &keys,
         targets
             .iter()
-            .any(|t| t.is_keyward())
+            .any(|t| t.is_keyward() || t.needs_keyward_hsm())
             .then_some(bins.keyward.as_path()),
         targets.contains(&TargetKind::NginxSofthsm),
     )?;
@@ -448,6 +455,13 @@ fn log(msg: &str) {
 }
 
 /// `--keyward-plain-bin`, else `keyward-bench-plain` next to `--keyward-bin` if it exists.
+/// `--pkcs11-module`, else `libkeyward_pkcs11.so` beside `--keyward-bin`.
+fn pkcs11_module(args: &CompareArgs) -> PathBuf {
+    args.pkcs11_module
+        .clone()
+        .unwrap_or_else(|| args.keyward_bin.with_file_name("libkeyward_pkcs11.so"))
+}
+
 fn plain_bin(args: &CompareArgs) -> Option<PathBuf> {
     args.keyward_plain_bin.clone().or_else(|| {
         let beside = args.keyward_bin.with_file_name("keyward-bench-plain");
@@ -480,6 +494,12 @@ fn preflight(args: &CompareArgs, targets: &[TargetKind], p: &mut Profile) -> any
     }
     if targets.contains(&TargetKind::NginxSofthsm) {
         tools.extend(["softhsm2-util", "pkcs11-tool"]);
+    }
+    if targets.contains(&TargetKind::NginxKeyward) && !pkcs11_module(args).is_file() {
+        bail!(
+            "the nginx-keyward target needs {} (cargo build --release -p keyward-pkcs11, or --pkcs11-module)",
+            pkcs11_module(args).display()
+        );
     }
     for tool in tools {
         let path = targets::find_program(tool);
@@ -679,9 +699,9 @@ impl Client<'_> {
         let p = self.profile;
         self.loadgen(&self.handshake_args(scenario, p.warmup_count, p.warmup_s, false))?;
         let signs0 = sign_count(s, target)?;
-        let cpu0 = s.server.cpu()?;
+        let cpu0 = s.cpu()?;
         let report = self.loadgen(&self.handshake_args(scenario, p.count, p.duration_s, false))?;
-        let cpu = s.server.cpu()?.saturating_sub(cpu0);
+        let cpu = s.cpu()?.saturating_sub(cpu0);
         let signs = match (signs0, sign_count(s, target)?) {
             (Some(a), Some(b)) => Some(b.saturating_sub(a)),
             _ => None,
@@ -702,7 +722,7 @@ impl Client<'_> {
         let p = self.profile;
         self.loadgen(&self.handshake_args(Scenario::Tls13Full, p.warmup_count, p.warmup_s, true))?;
         let rss_before = s.server.rss_kib()?;
-        let cpu0 = s.server.cpu()?;
+        let cpu0 = s.cpu()?;
         let mut args = vec!["idle".to_owned()];
         args.extend(self.common_args(TlsVersion::Tls13, &[Group::X25519]));
         args.extend([
@@ -733,7 +753,7 @@ impl Client<'_> {
         let client_cpu_ms = held["client_cpu_ms"].as_f64().unwrap_or(0.0);
         std::thread::sleep(Duration::from_secs_f64(p.idle_settle_s));
         let rss_held = s.server.rss_kib()?;
-        let cpu = s.server.cpu()?.saturating_sub(cpu0);
+        let cpu = s.cpu()?.saturating_sub(cpu0);
         // End of input: the generator checks every connection, closes them and reports.
         if let Some(mut stdin) = child.stdin.take() {
             let _ = stdin.flush();

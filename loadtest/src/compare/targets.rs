@@ -17,10 +17,13 @@ use crate::cli::SigAlgs;
 
 /// SoftHSM2's PKCS#11 module (Debian package softhsm2).
 const SOFTHSM_MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
+/// The crypto-user who owns the keys imported into keyward's HSM, and its password.
+pub(super) const BENCH_USER: &str = "bench";
+pub(super) const BENCH_PASSWORD: &str = "bench-user-password";
 /// The SoftHSM2 token's user PIN (a throwaway token in the work directory).
 const SOFTHSM_PIN: &str = "1234";
 /// Idle keep-alive limit given to every server, so the idle scenario's connections stay open.
-const IDLE_TIMEOUT_S: u64 = 300;
+pub(super) const IDLE_TIMEOUT_S: u64 = 300;
 /// Connection limit given to every server (the idle scenario holds up to 10,000).
 const MAX_CONNECTIONS: u64 = 12_000;
 /// HAProxy's `maxconn` is the idle scenario's connections plus this many.
@@ -98,17 +101,21 @@ pub enum TargetKind {
     Nginx,
     /// nginx with the key in SoftHSM2 through libengine-pkcs11-openssl, `master_process off`.
     NginxSofthsm,
+    /// nginx (master + one worker) with the key in a Keyward HSM node, through
+    /// libengine-pkcs11-openssl and `libkeyward_pkcs11.so`; CPU of nginx and the node.
+    NginxKeyward,
     /// HAProxy (Debian), key in a PEM file, one thread.
     Haproxy,
 }
 
 impl TargetKind {
     /// Every target, in report order.
-    pub const ALL: [TargetKind; 5] = [
+    pub const ALL: [TargetKind; 6] = [
         TargetKind::KeywardHsm,
         TargetKind::KeywardPlain,
         TargetKind::Nginx,
         TargetKind::NginxSofthsm,
+        TargetKind::NginxKeyward,
         TargetKind::Haproxy,
     ];
 
@@ -119,6 +126,7 @@ impl TargetKind {
             TargetKind::KeywardPlain => "keyward-plain",
             TargetKind::Nginx => "nginx",
             TargetKind::NginxSofthsm => "nginx-softhsm",
+            TargetKind::NginxKeyward => "nginx-keyward",
             TargetKind::Haproxy => "haproxy",
         }
     }
@@ -130,6 +138,7 @@ impl TargetKind {
             TargetKind::KeywardPlain => "keyward (key in memory)",
             TargetKind::Nginx => "nginx (key file)",
             TargetKind::NginxSofthsm => "nginx + SoftHSM2 (PKCS#11)",
+            TargetKind::NginxKeyward => "nginx + Keyward node (PKCS#11)",
             TargetKind::Haproxy => "HAProxy (key file)",
         }
     }
@@ -137,6 +146,11 @@ impl TargetKind {
     /// Whether this is keyward (it offers X25519MLKEM768, and has a sign counter).
     pub fn is_keyward(self) -> bool {
         matches!(self, TargetKind::KeywardHsm | TargetKind::KeywardPlain)
+    }
+
+    /// Whether it needs the keys imported into a Keyward HSM.
+    pub fn needs_keyward_hsm(self) -> bool {
+        matches!(self, TargetKind::KeywardHsm | TargetKind::NginxKeyward)
     }
 }
 
@@ -235,7 +249,7 @@ pub(crate) fn prepare(
 }
 
 /// A `keyward` command with no `KEYWARD_*` variables from the caller's environment.
-fn keyward(bin: &Path) -> Command {
+pub(super) fn keyward(bin: &Path) -> Command {
     let mut cmd = Command::new(bin);
     for (k, _) in std::env::vars_os() {
         if k.to_string_lossy().starts_with("KEYWARD_") {
@@ -257,7 +271,7 @@ fn import_into_keyward(
     let admin_pw = dir.join("admin.pw");
     let user_pw = dir.join("bench.pw");
     fs::write(&admin_pw, "bench-admin-password\n")?;
-    fs::write(&user_pw, "bench-user-password\n")?;
+    fs::write(&user_pw, format!("{BENCH_PASSWORD}\n"))?;
     run_ok(
         "keyward init",
         keyward(bin)
@@ -291,14 +305,21 @@ fn import_into_keyward(
     run_ok(
         "keyward user create",
         remote("admin", "bench-admin-password")
-            .args(["user", "create", "--name", "bench", "--role", "crypto-user"])
+            .args([
+                "user",
+                "create",
+                "--name",
+                BENCH_USER,
+                "--role",
+                "crypto-user",
+            ])
             .arg("--password-file")
             .arg(&user_pw),
     )?;
     for files in keys.values() {
         let out = run_ok(
             "keyward key import pem",
-            remote("bench", "bench-user-password")
+            remote(BENCH_USER, BENCH_PASSWORD)
                 .args(["key", "import", "pem", "--label", &files.label, "--json"])
                 .arg("--in")
                 .arg(&files.key_pem),
@@ -310,7 +331,7 @@ fn import_into_keyward(
             .context("keyward key import printed no handle")?;
         run_ok(
             "keyward key share",
-            remote("bench", "bench-user-password").args([
+            remote(BENCH_USER, BENCH_PASSWORD).args([
                 "key",
                 "share",
                 "--key",
@@ -341,21 +362,8 @@ fn softhsm_token(
             tokens.display()
         ),
     )?;
-    let engine = fs::read_dir("/usr/lib")?
-        .flatten()
-        .map(|e| e.path().join("engines-3/pkcs11.so"))
-        .find(|p| p.exists())
-        .context("no OpenSSL PKCS#11 engine (install libengine-pkcs11-openssl)")?;
-    let openssl_cnf = dir.join("openssl-pkcs11.cnf");
-    fs::write(
-        &openssl_cnf,
-        format!(
-            "openssl_conf = openssl_init\n[openssl_init]\nengines = engine_section\n\
-             [engine_section]\npkcs11 = pkcs11_section\n[pkcs11_section]\nengine_id = pkcs11\n\
-             dynamic_path = {}\nMODULE_PATH = {SOFTHSM_MODULE}\ninit = 0\n",
-            engine.display()
-        ),
-    )?;
+    let openssl_cnf =
+        engine_openssl_cnf(&dir.join("openssl-pkcs11.cnf"), Path::new(SOFTHSM_MODULE))?;
     run_ok(
         "softhsm2-util --init-token",
         Command::new("softhsm2-util")
@@ -402,6 +410,30 @@ fn softhsm_token(
     ])
 }
 
+/// Writes an OpenSSL configuration at `path` that loads the PKCS#11 engine
+/// (libengine-pkcs11-openssl) with the PKCS#11 module `module`; returns `path`.
+///
+/// # Errors
+/// No engine is installed, or the file cannot be written.
+pub(super) fn engine_openssl_cnf(path: &Path, module: &Path) -> anyhow::Result<PathBuf> {
+    let engine = fs::read_dir("/usr/lib")?
+        .flatten()
+        .map(|e| e.path().join("engines-3/pkcs11.so"))
+        .find(|p| p.exists())
+        .context("no OpenSSL PKCS#11 engine (install libengine-pkcs11-openssl)")?;
+    fs::write(
+        path,
+        format!(
+            "openssl_conf = openssl_init\n[openssl_init]\nengines = engine_section\n\
+             [engine_section]\npkcs11 = pkcs11_section\n[pkcs11_section]\nengine_id = pkcs11\n\
+             dynamic_path = {}\nMODULE_PATH = {}\ninit = 0\n",
+            engine.display(),
+            module.display()
+        ),
+    )?;
+    Ok(path.to_owned())
+}
+
 /// The nginx that plays the upstream for every target: `200 ok` to any request, keep-alive.
 ///
 /// # Errors
@@ -428,6 +460,20 @@ pub(crate) struct Started {
     pub addr: SocketAddr,
     /// keyward's admin listener (`/metrics`).
     pub admin: Option<SocketAddr>,
+    /// A process doing part of the target's work (the HSM node behind nginx + Keyward),
+    /// whose CPU time counts as the target's.
+    pub sidecar: Option<Server>,
+}
+
+impl Started {
+    /// CPU time of the server's process tree and of the sidecar.
+    pub(crate) fn cpu(&self) -> anyhow::Result<std::time::Duration> {
+        let sidecar = match &self.sidecar {
+            Some(s) => s.cpu()?,
+            None => std::time::Duration::ZERO,
+        };
+        Ok(self.server.cpu()? + sidecar)
+    }
 }
 
 /// Starts `target` serving `key` on a free port, pinned to `cpu`, forwarding to the
@@ -508,6 +554,7 @@ pub(crate) fn start(
                 server,
                 addr,
                 admin: Some(SocketAddr::from(([127, 0, 0, 1], admin_port))),
+                sidecar: None,
             })
         }
         TargetKind::Nginx | TargetKind::NginxSofthsm => {
@@ -541,7 +588,11 @@ pub(crate) fn start(
                 server,
                 addr,
                 admin: None,
+                sidecar: None,
             })
+        }
+        TargetKind::NginxKeyward => {
+            super::pkcs11_target::start(m, bins, files, &dir, &name, cpu, addr, upstream_port)
         }
         TargetKind::Haproxy => {
             let conf = format!(
@@ -565,6 +616,7 @@ pub(crate) fn start(
                 server,
                 addr,
                 admin: None,
+                sidecar: None,
             })
         }
     }
@@ -581,12 +633,15 @@ pub(crate) struct Binaries {
     pub nginx: PathBuf,
     /// `haproxy`.
     pub haproxy: PathBuf,
+    /// `libkeyward_pkcs11.so` (the nginx-keyward target).
+    pub pkcs11_module: PathBuf,
 }
 
-/// The start of an nginx configuration: one worker (or none with `master_process off`),
+/// The start of an nginx configuration: one worker (or none with `master_process off`,
+/// which loads the PKCS#11 engine),
 /// foreground, everything under `dir`, room for the idle scenario's connections, no
 /// access log.
-fn nginx_head(dir: &Path, master_process: bool) -> anyhow::Result<String> {
+pub(super) fn nginx_head(dir: &Path, master_process: bool) -> anyhow::Result<String> {
     let tmp = dir.join("tmp");
     fs::create_dir_all(&tmp)?;
     let d = dir.display();
@@ -608,7 +663,7 @@ fn nginx_head(dir: &Path, master_process: bool) -> anyhow::Result<String> {
     ))
 }
 
-fn start_nginx(
+pub(super) fn start_nginx(
     name: &str,
     dir: &Path,
     conf: &str,
