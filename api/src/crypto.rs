@@ -116,6 +116,14 @@ pub struct EncryptRequest {
     /// `min_decryption_version` and `min_encryption_version` (403 `key_version_retired`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_version: Option<u32>,
+    /// The IV, base64: 12 bytes for aes-gcm, 16 for aes-cbc-pad (400 `invalid_input`
+    /// otherwise, and with other mechanisms). Absent: the HSM picks a random one, which is
+    /// what applications should do; this is for PKCS#11's `C_EncryptInit`, whose caller
+    /// chooses it. An aes-gcm IV must never repeat under one key (NIST SP 800-38D §8). The
+    /// ciphertext starts with the IV either way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub iv: Option<Base64>,
 }
 
 /// A ciphertext.

@@ -140,6 +140,7 @@ fn secrets_never_show_in_debug() {
         plaintext: SecretBase64::encode(b"top secret value"),
         aad: None,
         key_version: None,
+        iv: None,
     };
     let token = LoginResponse {
         token: SessionToken::new("f00dfeedf00dfeed".into()),
@@ -197,6 +198,7 @@ fn key_versions_on_the_wire_stay_compatible_with_older_peers() {
         plaintext: SecretBase64::encode(b"x"),
         aad: None,
         key_version: None,
+        iv: None,
     };
     assert!(!serde_json::to_string(&e).unwrap().contains("key_version"));
     assert_eq!(

@@ -103,6 +103,7 @@ impl From<&EncryptItem> for EncryptRequest {
             plaintext: SecretBase64::encode(&s.plaintext),
             aad: s.aad.as_deref().map(Base64::encode),
             key_version: s.key_version,
+            iv: s.iv.as_deref().map(Base64::encode),
         }
     }
 }

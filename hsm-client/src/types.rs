@@ -208,6 +208,9 @@ pub struct EncryptItem {
     pub aad: Option<Vec<u8>>,
     /// Encrypt with this key version instead of the latest.
     pub key_version: Option<u32>,
+    /// The IV for aes-gcm (12 bytes) or aes-cbc-pad (16); `None`: the HSM picks one (use
+    /// that unless a protocol fixes the IV, as PKCS#11 does).
+    pub iv: Option<Vec<u8>>,
 }
 
 impl std::fmt::Debug for EncryptItem {
@@ -221,6 +224,7 @@ impl std::fmt::Debug for EncryptItem {
             )
             .field("aad", &self.aad)
             .field("key_version", &self.key_version)
+            .field("iv", &self.iv)
             .finish()
     }
 }
@@ -234,6 +238,7 @@ impl EncryptItem {
             plaintext: plaintext.into(),
             aad: None,
             key_version: None,
+            iv: None,
         }
     }
 }

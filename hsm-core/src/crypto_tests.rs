@@ -660,3 +660,56 @@ fn unsupported_key_types_are_named_with_the_supported_ones_and_nothing_is_create
         .to_string();
     assert!(message.contains("not a key of the asked type"), "{message}");
 }
+
+#[test]
+fn a_callers_iv_is_used_as_given_and_checked() {
+    let h = TestHsm::new();
+    let me = h.service();
+    let k = h
+        .generate_secret_key(&me, KeySpec::Aes256, &all_uses("iv"))
+        .unwrap();
+    for (m, iv) in [
+        (EncryptMechanism::AesGcm, vec![7u8; 12]),
+        (EncryptMechanism::AesCbcPad, vec![9u8; 16]),
+    ] {
+        let aad: &[u8] = if m == EncryptMechanism::AesGcm {
+            b"aad"
+        } else {
+            b""
+        };
+        let enc = |iv: Option<&[u8]>| {
+            h.encrypt_at_with_iv(&me, k.handle.into(), m, b"plain text", aad, iv)
+                .map(|v| v.bytes)
+        };
+        let a = enc(Some(&iv)).unwrap();
+        // The IV leads the ciphertext; the same IV and plaintext give the same bytes (the IV
+        // is not replaced), and the ciphertext decrypts.
+        assert_eq!(&a[..iv.len()], &iv[..], "{m}");
+        assert_eq!(a, enc(Some(&iv)).unwrap(), "{m}");
+        assert_eq!(
+            &h.decrypt(&me, k.handle, m, &a, aad).unwrap()[..],
+            b"plain text"
+        );
+        // Without one, a fresh random IV each time.
+        assert_ne!(
+            enc(None).unwrap()[..iv.len()],
+            enc(None).unwrap()[..iv.len()]
+        );
+        let short = enc(Some(&iv[1..])).unwrap_err();
+        assert_eq!(short.code(), "invalid_input", "{m}: {short}");
+    }
+    let rsa = h
+        .generate_key_pair(&me, KeySpec::Rsa2048, &all_uses("r"), &all_uses("r"))
+        .unwrap();
+    let e = h
+        .encrypt_at_with_iv(
+            &me,
+            rsa.1.handle.into(),
+            EncryptMechanism::RsaOaepSha256,
+            b"x",
+            b"",
+            Some(&[0; 12]),
+        )
+        .unwrap_err();
+    assert!(e.to_string().contains("takes no IV"), "{e}");
+}

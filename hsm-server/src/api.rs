@@ -667,12 +667,13 @@ pub(crate) fn do_encrypt(hsm: &Hsm, c: &Session, r: &EncryptRequest) -> ApiResul
         .map(|v| b64("aad", v))
         .transpose()?
         .unwrap_or_default();
+    let iv = r.iv.as_ref().map(|v| b64("iv", v)).transpose()?;
     let key = KeyRef {
         handle: KeyHandle(r.key),
         version: r.key_version,
     };
     let (ciphertext, key_version, versioned) =
-        versioned_output(&hsm.encrypt_at(c, key, m, &pt, &aad)?);
+        versioned_output(&hsm.encrypt_at_with_iv(c, key, m, &pt, &aad, iv.as_deref())?);
     Ok(Ciphertext {
         ciphertext,
         key_version,

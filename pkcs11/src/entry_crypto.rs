@@ -23,7 +23,7 @@ pub unsafe extern "C" fn C_SignInit(
     guard(|| {
         let (m, e) = session(h)?;
         // SAFETY: a CK_MECHANISM (caller).
-        let mech = unsafe { mechanism(mech) }?;
+        let mech = unsafe { mechanism(mech, false) }?;
         let token = m.token(e.slot)?;
         token.need_login()?;
         let mut s = lock(&e.state);
@@ -124,7 +124,7 @@ pub unsafe extern "C" fn C_VerifyInit(
     guard(|| {
         let (m, e) = session(h)?;
         // SAFETY: a CK_MECHANISM (caller).
-        let mech = unsafe { mechanism(mech) }?;
+        let mech = unsafe { mechanism(mech, false) }?;
         let token = m.token(e.slot)?;
         token.need_login()?;
         let mut s = lock(&e.state);
@@ -216,7 +216,7 @@ fn crypt_init(
     guard(|| {
         let (m, e) = session(h)?;
         // SAFETY: a CK_MECHANISM (the entry point's caller).
-        let mech = unsafe { mechanism(mech) }?;
+        let mech = unsafe { mechanism(mech, encrypt) }?;
         let token = m.token(e.slot)?;
         token.need_login()?;
         let mut s = lock(&e.state);
@@ -408,7 +408,7 @@ pub unsafe extern "C" fn C_DigestInit(h: CK_SESSION_HANDLE, mech: *mut CK_MECHAN
     guard(|| {
         let (_, e) = session(h)?;
         // SAFETY: a CK_MECHANISM (caller).
-        let mech = unsafe { mechanism(mech) }?;
+        let mech = unsafe { mechanism(mech, false) }?;
         let mut s = lock(&e.state);
         if s.digest.is_some() {
             return Err(CKR_OPERATION_ACTIVE);
@@ -504,7 +504,7 @@ pub unsafe extern "C" fn C_WrapKey(
     guard(|| {
         let (m, e) = session(h)?;
         // SAFETY: a CK_MECHANISM (caller).
-        let mech = unsafe { mechanism(mech) }?;
+        let mech = unsafe { mechanism(mech, false) }?;
         let token = m.token(e.slot)?;
         token.need_login()?;
         let mut s = lock(&e.state);
@@ -539,7 +539,7 @@ pub unsafe extern "C" fn C_UnwrapKey(
         // SAFETY: a CK_MECHANISM, `wrapped_len` bytes and `count` attributes (caller).
         let (mech, wrapped, t) = unsafe {
             (
-                mechanism(mech)?,
+                mechanism(mech, false)?,
                 bytes(wrapped, wrapped_len)?,
                 template(attrs, count)?,
             )

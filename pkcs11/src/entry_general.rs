@@ -428,7 +428,7 @@ pub unsafe extern "C" fn C_GenerateKey(
     guard(|| {
         let (m, e) = session(h)?;
         // SAFETY: a CK_MECHANISM and `count` attributes (caller).
-        let (mech, t) = unsafe { (mechanism(mech)?, template(attrs, count)?) };
+        let (mech, t) = unsafe { (mechanism(mech, false)?, template(attrs, count)?) };
         let token = m.token(e.slot)?;
         token.need_login()?;
         if key.is_null() {
@@ -456,7 +456,7 @@ pub unsafe extern "C" fn C_GenerateKeyPair(
         // SAFETY: a CK_MECHANISM and two templates (caller).
         let (mech, public, private) = unsafe {
             (
-                mechanism(mech)?,
+                mechanism(mech, false)?,
                 template(pub_attrs, pub_count)?,
                 template(priv_attrs, priv_count)?,
             )

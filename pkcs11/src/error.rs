@@ -56,6 +56,9 @@ pub(crate) fn rv(e: &Error, doing: Doing) -> CK_RV {
             Doing::KeyOp => CKR_DATA_INVALID,
         },
         ErrorCode::PayloadTooLarge => CKR_DATA_LEN_RANGE,
+        // The node delays logins after failures (per user name and per address; `Retry-After`
+        // says how long): for C_Login that is a PIN that cannot be used for now.
+        ErrorCode::TooManyRequests if doing == Doing::Login => CKR_PIN_LOCKED,
         ErrorCode::PermissionDenied => CKR_ACTION_PROHIBITED,
         ErrorCode::ReadOnly => CKR_TOKEN_WRITE_PROTECTED,
         _ => CKR_DEVICE_ERROR,

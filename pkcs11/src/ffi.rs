@@ -73,45 +73,16 @@ pub(crate) unsafe fn template(
         .collect()
 }
 
-/// A buffer in the application's memory that a mechanism parameter names (an IV): read when
-/// decrypting, written with the HSM's IV when encrypting.
-#[derive(Debug)]
-pub(crate) struct OutBytes {
-    ptr: *mut CK_BYTE,
-    len: usize,
-}
-
-// SAFETY: the pointer is only dereferenced by the thread calling into the session that holds
-// it, under that session's lock; PKCS#11 requires the application to keep a mechanism
-// parameter valid until the operation it started ends (the README says so for the IV).
-unsafe impl Send for OutBytes {}
-
-impl OutBytes {
-    /// Its length.
-    pub(crate) fn len(&self) -> usize {
-        self.len
-    }
-
-    /// Its bytes now.
-    pub(crate) fn read(&self) -> Vec<u8> {
-        // SAFETY: `ptr` holds `len` bytes until the operation ends (see `impl Send`); it was
-        // checked non-null when the operation started.
-        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }.to_vec()
-    }
-
-    /// Overwrites it with `value` (at most its length).
-    pub(crate) fn write(&self, value: &[u8]) {
-        let n = value.len().min(self.len);
-        // SAFETY: as in `read`; `n` is at most the buffer's length.
-        unsafe { std::ptr::copy_nonoverlapping(value.as_ptr(), self.ptr, n) };
-    }
-}
-
-/// The mechanism and its parameter.
+/// The mechanism and its parameter, copied (PKCS#11 callers may free the parameter as soon
+/// as the `C_*Init` call returns: the JDK does).
+///
+/// With `fill_zero_gcm_iv` (`C_EncryptInit`), an AES-GCM IV of 12 zero bytes is replaced by
+/// 12 random bytes, written into the caller's `pIv` now, during the call: an application
+/// that leaves the IV to the token (as CloudHSM's library requires) reads it from there.
 ///
 /// # Safety
 /// `p` is null or points to a `CK_MECHANISM` whose parameter is what that mechanism takes.
-pub(crate) unsafe fn mechanism(p: *const CK_MECHANISM) -> Rv<Mech> {
+pub(crate) unsafe fn mechanism(p: *const CK_MECHANISM, fill_zero_gcm_iv: bool) -> Rv<Mech> {
     if p.is_null() {
         return Err(CKR_ARGUMENTS_BAD);
     }
@@ -134,26 +105,27 @@ pub(crate) unsafe fn mechanism(p: *const CK_MECHANISM) -> Rv<Mech> {
         CKM_AES_GCM => {
             // SAFETY: the parameter of CKM_AES_GCM is a CK_GCM_PARAMS (caller).
             let g: CK_GCM_PARAMS = unsafe { param(m, len) }?;
-            let iv_len = usize::try_from(g.ulIvLen).map_err(|_| CKR_MECHANISM_PARAM_INVALID)?;
-            if g.pIv.is_null() {
-                return Err(CKR_MECHANISM_PARAM_INVALID);
+            // SAFETY: the IV is ulIvLen bytes at pIv, the AAD ulAADLen bytes at pAAD (caller).
+            let (iv, aad) = unsafe { (bytes(g.pIv, g.ulIvLen), bytes(g.pAAD, g.ulAADLen)) };
+            let (mut iv, aad) = (
+                iv.map_err(|_| CKR_MECHANISM_PARAM_INVALID)?.to_vec(),
+                aad.map_err(|_| CKR_MECHANISM_PARAM_INVALID)?.to_vec(),
+            );
+            if fill_zero_gcm_iv && iv.len() == 12 && iv.iter().all(|b| *b == 0) {
+                aws_lc_rs::rand::fill(&mut iv).map_err(|_| CKR_FUNCTION_FAILED)?;
+                // SAFETY: pIv has ulIvLen == 12 writable bytes during this call (caller).
+                unsafe { std::ptr::copy_nonoverlapping(iv.as_ptr(), g.pIv, 12) };
             }
-            // SAFETY: the AAD is ulAADLen bytes at pAAD (caller).
-            let aad =
-                unsafe { bytes(g.pAAD, g.ulAADLen) }.map_err(|_| CKR_MECHANISM_PARAM_INVALID)?;
             Param::Gcm {
-                iv: OutBytes {
-                    ptr: g.pIv,
-                    len: iv_len,
-                },
-                aad: aad.to_vec(),
+                iv,
+                aad,
                 tag_bits: g.ulTagBits,
             }
         }
-        CKM_AES_CBC_PAD if has => Param::Iv(OutBytes {
-            ptr: m.pParameter as *mut CK_BYTE,
-            len,
-        }),
+        CKM_AES_CBC_PAD if has => {
+            // SAFETY: `len` bytes at the non-null parameter (caller).
+            Param::Iv(unsafe { bytes(m.pParameter as *const CK_BYTE, m.ulParameterLen) }?.to_vec())
+        }
         CKM_RSA_PKCS_PSS
         | CKM_SHA256_RSA_PKCS_PSS
         | CKM_SHA384_RSA_PKCS_PSS

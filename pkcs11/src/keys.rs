@@ -89,7 +89,12 @@ pub(crate) fn generate_secret(m: &Module, token: &Token, mech: &Mech, t: &Templa
         return Err(CKR_TEMPLATE_INCONSISTENT);
     }
     let spec = secret_spec(kind, t.value_len)?;
-    let template = t.key_template(CKO_SECRET_KEY, &fresh_label())?;
+    let usage: &[&str] = if kind == "aes" {
+        &["encrypt", "decrypt"]
+    } else {
+        &["sign", "verify"]
+    };
+    let template = t.key_template(CKO_SECRET_KEY, &fresh_label(), usage)?;
     let key = m
         .block_on(
             token
@@ -124,8 +129,8 @@ pub(crate) fn generate_pair(
         .clone()
         .or_else(|| private.label.clone())
         .unwrap_or_else(fresh_label);
-    let pub_t = public.key_template(CKO_PUBLIC_KEY, &label)?;
-    let priv_t = private.key_template(CKO_PRIVATE_KEY, &label)?;
+    let pub_t = public.key_template(CKO_PUBLIC_KEY, &label, &["verify"])?;
+    let priv_t = private.key_template(CKO_PRIVATE_KEY, &label, &["sign"])?;
     let pair = m
         .block_on(
             token
@@ -207,7 +212,7 @@ pub(crate) fn unwrap(
         CKO_PRIVATE_KEY => None,
         _ => return Err(CKR_TEMPLATE_INCONSISTENT),
     };
-    let template = t.key_template(class, &fresh_label())?;
+    let template = t.key_template(class, &fresh_label(), &[])?;
     let key = m
         .block_on(token.client.unwrap(
             unwrapping,

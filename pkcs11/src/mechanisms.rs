@@ -2,8 +2,13 @@
 //!
 //! | PKCS#11 | API | input given to C_Sign / C_Verify |
 //! | --- | --- | --- |
-//! | `CKM_ECDSA` | `ecdsa-sha256/384/512` by digest length (32/48/64 bytes) | a digest; signature `r‖s` |
-//! | `CKM_ECDSA_SHA256/384/512` | `ecdsa-sha*` (the module hashes) | the message; signature `r‖s` |
+//! | `CKM_ECDSA` | `ecdsa-sha256/384/512` by curve (P-256/384/521) | a digest of 20 to 64 bytes; signature `r‖s` |
+//! | `CKM_ECDSA_SHA256/384/512` | as `CKM_ECDSA` (the module hashes) | the message; signature `r‖s` |
+//!
+//! ECDSA signs the leftmost bits of a digest longer than the curve's order and the integer
+//! value of a shorter one (FIPS 186-5 §6.4.1): the module passes the HSM a digest of the
+//! curve's length, the longer one cut, the shorter one zero-padded on the left, so any hash
+//! signs with any curve and the signature verifies as ECDSA over the original digest.
 //! | `CKM_RSA_PKCS` | `rsa-pkcs1-sha*` from the DigestInfo (RFC 8017 §9.2) | a DER DigestInfo of SHA-256/384/512 |
 //! | `CKM_SHA256/384/512_RSA_PKCS` | `rsa-pkcs1-sha*` | the message |
 //! | `CKM_RSA_PKCS_PSS` | `rsa-pss-sha*` (salt = hash length, MGF1 with the same hash) | a digest |
@@ -22,11 +27,11 @@ pub(crate) enum Param {
     None,
     /// Bytes (an AES key-wrap IV, ...).
     Bytes(Vec<u8>),
-    /// An IV buffer the module reads (decrypt) or fills with the HSM's IV (encrypt): AES-CBC.
-    Iv(crate::ffi::OutBytes),
-    /// `CK_GCM_PARAMS`: where the IV goes, its length, the AAD, the tag length in bits.
+    /// An IV (AES-CBC).
+    Iv(Vec<u8>),
+    /// `CK_GCM_PARAMS`: the IV, the AAD, the tag length in bits.
     Gcm {
-        iv: crate::ffi::OutBytes,
+        iv: Vec<u8>,
         aad: Vec<u8>,
         tag_bits: CK_ULONG,
     },
@@ -53,6 +58,7 @@ pub(crate) struct Mech {
 
 /// What the token can do: `(mechanism, min key size, max key size, flags)`; key sizes in bits
 /// for RSA and EC, in bytes for AES and generic secrets (PKCS#11 §2.1 of the mechanisms spec).
+/// `CKF_HW`: done by the HSM (the digests are computed by the module).
 pub(crate) const MECHANISMS: &[(CK_MECHANISM_TYPE, CK_ULONG, CK_ULONG, CK_FLAGS)] = &[
     (
         CKM_EC_KEY_PAIR_GEN,
@@ -66,42 +72,77 @@ pub(crate) const MECHANISMS: &[(CK_MECHANISM_TYPE, CK_ULONG, CK_ULONG, CK_FLAGS)
         255,
         CKF_GENERATE_KEY_PAIR | EC_FLAGS,
     ),
-    (CKM_RSA_PKCS_KEY_PAIR_GEN, 2048, 4096, CKF_GENERATE_KEY_PAIR),
-    (CKM_AES_KEY_GEN, 16, 32, CKF_GENERATE),
-    (CKM_GENERIC_SECRET_KEY_GEN, 1, 800, CKF_GENERATE),
+    (
+        CKM_RSA_PKCS_KEY_PAIR_GEN,
+        2048,
+        4096,
+        CKF_GENERATE_KEY_PAIR | CKF_HW,
+    ),
+    (CKM_AES_KEY_GEN, 16, 32, CKF_GENERATE | CKF_HW),
+    (CKM_GENERIC_SECRET_KEY_GEN, 1, 800, CKF_GENERATE | CKF_HW),
     (CKM_ECDSA, 256, 521, CKF_SIGN | CKF_VERIFY | EC_FLAGS),
     (CKM_ECDSA_SHA256, 256, 521, CKF_SIGN | CKF_VERIFY | EC_FLAGS),
     (CKM_ECDSA_SHA384, 256, 521, CKF_SIGN | CKF_VERIFY | EC_FLAGS),
     (CKM_ECDSA_SHA512, 256, 521, CKF_SIGN | CKF_VERIFY | EC_FLAGS),
     (CKM_EDDSA, 255, 255, CKF_SIGN | CKF_VERIFY | EC_FLAGS),
-    (CKM_RSA_PKCS, 2048, 4096, CKF_SIGN | CKF_VERIFY),
-    (CKM_SHA256_RSA_PKCS, 2048, 4096, CKF_SIGN | CKF_VERIFY),
-    (CKM_SHA384_RSA_PKCS, 2048, 4096, CKF_SIGN | CKF_VERIFY),
-    (CKM_SHA512_RSA_PKCS, 2048, 4096, CKF_SIGN | CKF_VERIFY),
-    (CKM_RSA_PKCS_PSS, 2048, 4096, CKF_SIGN | CKF_VERIFY),
-    (CKM_SHA256_RSA_PKCS_PSS, 2048, 4096, CKF_SIGN | CKF_VERIFY),
-    (CKM_SHA384_RSA_PKCS_PSS, 2048, 4096, CKF_SIGN | CKF_VERIFY),
-    (CKM_SHA512_RSA_PKCS_PSS, 2048, 4096, CKF_SIGN | CKF_VERIFY),
+    (CKM_RSA_PKCS, 2048, 4096, CKF_HW | CKF_SIGN | CKF_VERIFY),
+    (
+        CKM_SHA256_RSA_PKCS,
+        2048,
+        4096,
+        CKF_HW | CKF_SIGN | CKF_VERIFY,
+    ),
+    (
+        CKM_SHA384_RSA_PKCS,
+        2048,
+        4096,
+        CKF_HW | CKF_SIGN | CKF_VERIFY,
+    ),
+    (
+        CKM_SHA512_RSA_PKCS,
+        2048,
+        4096,
+        CKF_HW | CKF_SIGN | CKF_VERIFY,
+    ),
+    (CKM_RSA_PKCS_PSS, 2048, 4096, CKF_HW | CKF_SIGN | CKF_VERIFY),
+    (
+        CKM_SHA256_RSA_PKCS_PSS,
+        2048,
+        4096,
+        CKF_HW | CKF_SIGN | CKF_VERIFY,
+    ),
+    (
+        CKM_SHA384_RSA_PKCS_PSS,
+        2048,
+        4096,
+        CKF_HW | CKF_SIGN | CKF_VERIFY,
+    ),
+    (
+        CKM_SHA512_RSA_PKCS_PSS,
+        2048,
+        4096,
+        CKF_HW | CKF_SIGN | CKF_VERIFY,
+    ),
     (
         CKM_RSA_PKCS_OAEP,
         2048,
         4096,
         CKF_ENCRYPT | CKF_DECRYPT | CKF_WRAP | CKF_UNWRAP,
     ),
-    (CKM_SHA256_HMAC, 1, 800, CKF_SIGN | CKF_VERIFY),
-    (CKM_SHA384_HMAC, 1, 800, CKF_SIGN | CKF_VERIFY),
-    (CKM_SHA512_HMAC, 1, 800, CKF_SIGN | CKF_VERIFY),
-    (CKM_AES_GCM, 16, 32, CKF_ENCRYPT | CKF_DECRYPT),
-    (CKM_AES_CBC_PAD, 16, 32, CKF_ENCRYPT | CKF_DECRYPT),
-    (CKM_AES_KEY_WRAP, 16, 32, CKF_WRAP | CKF_UNWRAP),
-    (CKM_AES_KEY_WRAP_KWP, 16, 32, CKF_WRAP | CKF_UNWRAP),
+    (CKM_SHA256_HMAC, 1, 800, CKF_HW | CKF_SIGN | CKF_VERIFY),
+    (CKM_SHA384_HMAC, 1, 800, CKF_HW | CKF_SIGN | CKF_VERIFY),
+    (CKM_SHA512_HMAC, 1, 800, CKF_HW | CKF_SIGN | CKF_VERIFY),
+    (CKM_AES_GCM, 16, 32, CKF_HW | CKF_ENCRYPT | CKF_DECRYPT),
+    (CKM_AES_CBC_PAD, 16, 32, CKF_HW | CKF_ENCRYPT | CKF_DECRYPT),
+    (CKM_AES_KEY_WRAP, 16, 32, CKF_HW | CKF_WRAP | CKF_UNWRAP),
+    (CKM_AES_KEY_WRAP_KWP, 16, 32, CKF_HW | CKF_WRAP | CKF_UNWRAP),
     (CKM_SHA_1, 0, 0, CKF_DIGEST),
     (CKM_SHA256, 0, 0, CKF_DIGEST),
     (CKM_SHA384, 0, 0, CKF_DIGEST),
     (CKM_SHA512, 0, 0, CKF_DIGEST),
 ];
 
-const EC_FLAGS: CK_FLAGS = CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS;
+const EC_FLAGS: CK_FLAGS = CKF_HW | CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS;
 
 /// A hash the module computes itself.
 pub(crate) fn digest_alg(kind: CK_MECHANISM_TYPE) -> Option<&'static aws_lc_rs::digest::Algorithm> {
@@ -141,8 +182,9 @@ pub(crate) enum Feed {
 pub(crate) enum ApiMech {
     /// Always this one.
     Fixed(&'static str),
-    /// `CKM_ECDSA`: by the digest's length.
-    EcdsaByDigestLength,
+    /// ECDSA on a curve whose mechanism takes digests of this many bytes (P-256: 32,
+    /// P-384: 48, P-521: 64).
+    Ecdsa(usize),
     /// `CKM_RSA_PKCS`: by the DigestInfo's algorithm.
     RsaByDigestInfo,
 }
@@ -157,9 +199,18 @@ pub(crate) struct SignPlan {
     pub(crate) raw_ecdsa: bool,
 }
 
+/// The digest length of the HSM's ECDSA mechanism for an EC key spec (`ec-p256`, …).
+pub(crate) fn ecdsa_digest_len(spec: &str) -> usize {
+    match spec {
+        "ec-p384" => 48,
+        "ec-p521" => 64,
+        _ => 32,
+    }
+}
+
 /// Resolves a sign/verify mechanism for a key type (`ec`, `rsa`, `ed25519`, `aes`,
-/// `generic-secret`).
-pub(crate) fn sign_plan(mech: &Mech, key_type: &str) -> Rv<SignPlan> {
+/// `generic-secret`); `ecdsa_len` is [`ecdsa_digest_len`] of an EC key.
+pub(crate) fn sign_plan(mech: &Mech, key_type: &str, ecdsa_len: usize) -> Rv<SignPlan> {
     let plan = |api, feed| SignPlan {
         api,
         feed,
@@ -170,20 +221,20 @@ pub(crate) fn sign_plan(mech: &Mech, key_type: &str) -> Rv<SignPlan> {
         CKM_ECDSA => (
             SignPlan {
                 raw_ecdsa: true,
-                ..plan(ApiMech::EcdsaByDigestLength, Feed::Digest)
+                ..plan(ApiMech::Ecdsa(ecdsa_len), Feed::Digest)
             },
             "ec",
         ),
         CKM_ECDSA_SHA256 | CKM_ECDSA_SHA384 | CKM_ECDSA_SHA512 => {
-            let (name, hash) = match mech.kind {
-                CKM_ECDSA_SHA256 => ("ecdsa-sha256", CKM_SHA256),
-                CKM_ECDSA_SHA384 => ("ecdsa-sha384", CKM_SHA384),
-                _ => ("ecdsa-sha512", CKM_SHA512),
+            let hash = match mech.kind {
+                CKM_ECDSA_SHA256 => CKM_SHA256,
+                CKM_ECDSA_SHA384 => CKM_SHA384,
+                _ => CKM_SHA512,
             };
             (
                 SignPlan {
                     raw_ecdsa: true,
-                    ..plan(ApiMech::Fixed(name), Feed::HashHere(hash))
+                    ..plan(ApiMech::Ecdsa(ecdsa_len), Feed::HashHere(hash))
                 },
                 "ec",
             )
@@ -304,21 +355,33 @@ const DIGEST_INFOS: &[(&[u8], &str)] = &[
     ),
 ];
 
-/// The API mechanism and the digest for `data` under `api`.
-pub(crate) fn resolve(api: ApiMech, data: &[u8]) -> Rv<(&'static str, &[u8])> {
+/// The API mechanism and the bytes to send for `data` under `api`.
+pub(crate) fn resolve(api: ApiMech, data: &[u8]) -> Rv<(&'static str, Vec<u8>)> {
     match api {
-        ApiMech::Fixed(name) => Ok((name, data)),
-        ApiMech::EcdsaByDigestLength => match data.len() {
-            32 => Ok(("ecdsa-sha256", data)),
-            48 => Ok(("ecdsa-sha384", data)),
-            64 => Ok(("ecdsa-sha512", data)),
-            _ => Err(CKR_DATA_LEN_RANGE),
-        },
+        ApiMech::Fixed(name) => Ok((name, data.to_vec())),
+        ApiMech::Ecdsa(n) => {
+            // SHA-1 (20 bytes) to SHA-512 (64): what PKCS#11 applications hash with.
+            if !(20..=64).contains(&data.len()) {
+                return Err(CKR_DATA_LEN_RANGE);
+            }
+            let digest = if data.len() >= n {
+                data[..n].to_vec()
+            } else {
+                [vec![0; n - data.len()], data.to_vec()].concat()
+            };
+            let name = match n {
+                48 => "ecdsa-sha384",
+                64 => "ecdsa-sha512",
+                _ => "ecdsa-sha256",
+            };
+            Ok((name, digest))
+        }
         ApiMech::RsaByDigestInfo => DIGEST_INFOS
             .iter()
             .find_map(|(prefix, name)| {
                 let digest = data.strip_prefix(*prefix)?;
-                (digest.len() == usize::from(prefix[prefix.len() - 1])).then_some((*name, digest))
+                (digest.len() == usize::from(prefix[prefix.len() - 1]))
+                    .then(|| (*name, digest.to_vec()))
             })
             // Raw RSA over anything but a SHA-2 DigestInfo (e.g. TLS 1.1's MD5‖SHA-1) is not
             // offered: the HSM signs only what it can name.
@@ -326,16 +389,14 @@ pub(crate) fn resolve(api: ApiMech, data: &[u8]) -> Rv<(&'static str, &[u8])> {
     }
 }
 
-/// An encryption mechanism resolved: the API name, and for AES modes where the IV goes.
+/// An encryption mechanism resolved: the API name, the AAD and the IV.
 #[derive(Debug)]
 pub(crate) struct CryptPlan {
     pub(crate) api: &'static str,
     /// AES-GCM: the AAD.
     pub(crate) aad: Vec<u8>,
-    /// AES: the IV given (decrypt), and where the HSM's IV is written (encrypt).
-    pub(crate) iv: Option<crate::ffi::OutBytes>,
-    /// The IV's length for the AES modes (12 for GCM, 16 for CBC), 0 otherwise.
-    pub(crate) iv_len: usize,
+    /// AES: the IV (12 bytes for GCM, 16 for CBC).
+    pub(crate) iv: Option<Vec<u8>>,
 }
 
 /// Resolves an encrypt/decrypt mechanism for a key type.
@@ -350,7 +411,6 @@ pub(crate) fn crypt_plan(mech: Mech, key_type: &str) -> Rv<CryptPlan> {
                     api: "aes-gcm",
                     aad,
                     iv: Some(iv),
-                    iv_len: 12,
                 },
                 "aes",
             )
@@ -360,7 +420,6 @@ pub(crate) fn crypt_plan(mech: Mech, key_type: &str) -> Rv<CryptPlan> {
                 api: "aes-cbc-pad",
                 aad: Vec::new(),
                 iv: Some(iv),
-                iv_len: 16,
             },
             "aes",
         ),
@@ -386,7 +445,6 @@ pub(crate) fn crypt_plan(mech: Mech, key_type: &str) -> Rv<CryptPlan> {
                     api,
                     aad: Vec::new(),
                     iv: None,
-                    iv_len: 0,
                 },
                 "rsa",
             )

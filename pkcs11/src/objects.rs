@@ -110,20 +110,24 @@ impl Template {
     }
 
     /// The HSM template for a new key of class `class`: its label (generated when the
-    /// template has none: the HSM requires one), id and boolean attributes. `CKA_PRIVATE`
-    /// false on a secret or private key is refused: every such key needs a login.
+    /// template has none: the HSM requires one), id and boolean attributes, with PKCS#11's
+    /// defaults where the HSM's differ:
+    /// - `CKA_TOKEN` absent: false (PKCS#11 v2.40 §4.4), a session object;
+    /// - no usage attribute at all: `usage`, the usual ones of the key type, as SoftHSM and
+    ///   the JDK's defaults expect (the HSM's own default for an asymmetric key is none).
+    ///
+    /// `CKA_PRIVATE` false is accepted and has no effect: every Keyward object needs a login
+    /// (`CKA_PRIVATE` reads true), as with YubiHSM's and CloudHSM's modules.
     pub(crate) fn key_template(
         &self,
         class: CK_OBJECT_CLASS,
         default_label: &str,
+        usage: &[&'static str],
     ) -> Rv<KeyTemplate> {
         if let Some(c) = self.class {
             if c != class {
                 return Err(CKR_TEMPLATE_INCONSISTENT);
             }
-        }
-        if self.private == Some(false) && class != CKO_PUBLIC_KEY {
-            return Err(CKR_ATTRIBUTE_VALUE_INVALID);
         }
         let mut k = KeyTemplate::new(
             self.label
@@ -137,6 +141,17 @@ impl Template {
         }
         for (name, value) in &self.bools {
             k = k.with(*name, *value);
+        }
+        if !self.bools.contains_key("token") {
+            k = k.with("token", false);
+        }
+        const USAGE: [&str; 7] = [
+            "sign", "verify", "encrypt", "decrypt", "wrap", "unwrap", "derive",
+        ];
+        if !USAGE.iter().any(|u| self.bools.contains_key(u)) {
+            for u in usage {
+                k = k.with(*u, true);
+            }
         }
         Ok(k)
     }

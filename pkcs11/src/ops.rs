@@ -7,7 +7,7 @@ use keyward_client::{DecryptItem, EncryptItem, SignInput, SignItem, VerifyItem};
 use zeroize::Zeroizing;
 
 use crate::error::{rv, Doing, Rv};
-use crate::mechanisms::{crypt_plan, digest_alg, resolve, sign_plan, Feed, Mech};
+use crate::mechanisms::{crypt_plan, digest_alg, ecdsa_digest_len, resolve, sign_plan, Feed, Mech};
 use crate::module::{Module, Token};
 use crate::objects::{class_of, signature_len, type_name};
 use crate::session::{CryptOp, Data, DigestOp, OutLen, SignOp};
@@ -21,7 +21,11 @@ pub(crate) fn sign_init(
     verify: bool,
 ) -> Rv<SignOp> {
     let c = m.key(token, handle, Doing::KeyOp)?;
-    let plan = sign_plan(mech, type_name(&c.key))?;
+    let plan = sign_plan(
+        mech,
+        type_name(&c.key),
+        ecdsa_digest_len(c.key.spec.as_str()),
+    )?;
     if !verify && class_of(&c.key) == CKO_PUBLIC_KEY {
         return Err(CKR_KEY_TYPE_INCONSISTENT);
     }
@@ -64,8 +68,8 @@ fn sign_item(op: &mut SignOp) -> Rv<SignItem> {
         .finish();
     let (api, bytes) = resolve(op.plan.api, &data)?;
     let input = match op.plan.feed {
-        Feed::Message => SignInput::Message(bytes.to_vec()),
-        Feed::Digest | Feed::HashHere(_) => SignInput::Digest(bytes.to_vec()),
+        Feed::Message => SignInput::Message(bytes),
+        Feed::Digest | Feed::HashHere(_) => SignInput::Digest(bytes),
     };
     Ok(SignItem {
         key: op.handle,
@@ -176,25 +180,23 @@ pub(crate) fn crypt(
             plaintext: data,
             aad,
             key_version: None,
+            iv: op.plan.iv.clone(),
         };
         let mut bytes = Zeroizing::new(
             m.block_on(token.client.encrypt(&item))
                 .map_err(|e| rv(&e, Doing::KeyOp))?,
         );
         if let Some(iv) = &op.plan.iv {
-            // The HSM chose the IV (it is the ciphertext's prefix): it goes into the
-            // mechanism parameter, as CloudHSM's library does for AES-GCM.
-            if bytes.len() < op.plan.iv_len {
+            // The API's ciphertext starts with the IV: PKCS#11's does not.
+            if !bytes.starts_with(iv) {
                 return Err(CKR_DEVICE_ERROR);
             }
-            let rest = bytes.split_off(op.plan.iv_len);
-            iv.write(&bytes);
-            bytes = Zeroizing::new(rest);
+            bytes = Zeroizing::new(bytes.split_off(iv.len()));
         }
         bytes
     } else {
         let ciphertext = match &op.plan.iv {
-            Some(iv) => [iv.read(), data].concat(),
+            Some(iv) => [iv.as_slice(), &data].concat(),
             None => data,
         };
         let item = DecryptItem {

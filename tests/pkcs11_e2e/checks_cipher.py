@@ -1,6 +1,8 @@
-"""Group `cipher`: AES-GCM and AES-CBC-PAD round trips (the HSM picks the IV on encryption and
-the module writes it into the caller's parameter buffer, as AWS CloudHSM's library does),
-RSA-OAEP, AES key wrapping (RFC 3394 and RFC 5649)."""
+"""Group `cipher`: AES-GCM and AES-CBC-PAD round trips with the caller's IV (and, for GCM,
+an all-zero IV replaced by a random one written into CK_GCM_PARAMS.pIv during
+C_EncryptInit, as AWS CloudHSM's library does), RSA-OAEP, AES key wrapping (RFC 3394 and
+RFC 5649)."""
+import os
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
@@ -19,8 +21,8 @@ CRYPT = F.ENCRYPT | F.DECRYPT
 
 def fresh(n):
     """A new zeroed `bytes` of n bytes. python-pkcs11 passes a `bytes` IV by pointer, so the
-    IV the module writes back (CK_GCM_PARAMS.pIv, the CBC parameter) lands in this object:
-    it must be a private one, never shared or interned."""
+    IV the module writes back (CK_GCM_PARAMS.pIv) lands in this object: it must be a
+    private one, never shared or interned."""
     return bytes(bytearray(n))
 
 
@@ -54,6 +56,19 @@ def aes_gcm():
             check(back == PLAIN, f"AES-{bits}-GCM round trip gave {back!r}")
             iv2, ct2 = gcm_encrypt(key, PLAIN, aad)
             check(iv2 != iv and ct2 != ct, "two encryptions share an IV")
+            # A caller's (non-zero) IV is used as given: the buffer is unchanged, the same IV
+            # gives the same ciphertext, and only that IV decrypts it.
+            mine = os.urandom(12)
+            given = copy_of(mine)
+            ct3 = key.encrypt(PLAIN, mechanism=M.AES_GCM, mechanism_param=GCMParams(given, aad, 128))
+            check(given == mine, "the module changed a caller's non-zero IV")
+            again = key.encrypt(PLAIN, mechanism=M.AES_GCM,
+                                mechanism_param=GCMParams(copy_of(mine), aad, 128))
+            check(again == ct3, "the caller's GCM IV was not used")
+            back3 = key.decrypt(ct3, mechanism=M.AES_GCM, mechanism_param=GCMParams(mine, aad, 128))
+            check(back3 == PLAIN, "AES-GCM with the caller's IV")
+            expect_refused(key.decrypt, ct3, mechanism=M.AES_GCM,
+                           mechanism_param=GCMParams(iv, aad, 128))
             tampered = bytes([ct[0] ^ 1]) + ct[1:]
             refusal = expect_refused(key.decrypt, tampered, mechanism=M.AES_GCM,
                                      mechanism_param=GCMParams(iv, aad, 128))
@@ -70,10 +85,12 @@ def aes_cbc_pad():
     with session() as s:
         key = aes_key(s, 256, "py-cbc", b"\x54")
         for plain in (PLAIN, b"", b"sixteen bytes!!!"):
-            iv = fresh(16)
-            ct = key.encrypt(plain, mechanism=M.AES_CBC_PAD, mechanism_param=iv)
-            iv = copy_of(iv)
-            check(iv != bytes(16), "the module did not write the HSM's IV into the parameter")
+            iv = os.urandom(16)
+            given = copy_of(iv)
+            ct = key.encrypt(plain, mechanism=M.AES_CBC_PAD, mechanism_param=given)
+            check(given == iv, "the module changed the caller's CBC IV")
+            again = key.encrypt(plain, mechanism=M.AES_CBC_PAD, mechanism_param=copy_of(iv))
+            check(again == ct, "the caller's CBC IV was not used")
             want = (len(plain) // 16 + 1) * 16
             check(len(ct) == want, f"{len(plain)} bytes encrypt to {len(ct)}, not {want}")
             back = key.decrypt(ct, mechanism=M.AES_CBC_PAD, mechanism_param=iv)

@@ -5,7 +5,9 @@ let it ask the node for a user's failed logins) and `isolation` (bob against ali
 import hashlib
 import json
 import os
+import pkcs11
 import subprocess
+import time
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -145,20 +147,51 @@ def admin_view(name):
     return next(u for u in json.loads(out) if u["username"] == name)
 
 
+def login_outcome(pin):
+    """C_Login with `pin`, waiting out the node's login throttle (after 3 failures a user name
+    must wait 1 s, 2 s, 4 s, … between attempts: CKR_PIN_LOCKED meanwhile): the exception
+    class of the first attempt the node judged, or None when it logged in."""
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with session(pin):
+                return None
+        except E.PinLocked:
+            check(time.monotonic() < deadline, "still throttled after 60 s")
+            time.sleep(0.25)
+        except pkcs11.PKCS11Error as e:
+            return type(e)
+
+
 def lockout():
-    """The server locks a user after 5 failed logins; the module says CKR_PIN_LOCKED. One
-    C_Login is one login on the node (no retries that would lock a user sooner)."""
+    """The server locks a user after 5 failed logins. One C_Login is one login on the node
+    (no retries that would lock a user sooner). A locked user's correct PIN then gets
+    CKR_PIN_INCORRECT, as a wrong one does: the node does not tell anyone who tries
+    passwords which user is locked. While the node throttles a name after failures, C_Login
+    gets CKR_PIN_LOCKED. An admin's `keyward user unlock` (a new password) lets the user in
+    again."""
     pin = os.environ["CAROL_PIN"]
     user = pin.split(":")[0]
     wrong = user + ":not-the-password"
-    for attempt in range(1, 5):
-        expect(E.PinIncorrect, session, wrong)
+    for attempt in range(1, 6):
+        got = login_outcome(wrong)
+        check(got is E.PinIncorrect, f"wrong PIN {attempt}: {got}")
         seen = admin_view(user)["failed_logins"]
         check(seen == attempt, f"after {attempt} wrong PINs the node counts {seen}")
-    print("  fifth wrong PIN:", expect_refused(session, wrong))
     check(admin_view(user)["locked"], "the node has not locked the user after 5 failures")
-    expect(E.PinLocked, session, pin)
-    expect(E.PinLocked, session, wrong)
+    got = login_outcome(pin)
+    check(got is E.PinIncorrect, f"the locked user's right PIN: {got}")
+    new_password = "carol-new-password"
+    pw_file = os.path.join(os.environ["WORK_DIR"], "carol-new.pw")
+    with open(pw_file, "w") as f:
+        f.write(new_password + "\n")
+    subprocess.run(
+        [os.environ["KEYWARD_BIN"], "user", "unlock", "--name", user, "--password-file", pw_file,
+         "--server", os.environ["NODE_URL"], "--ca-cert", os.environ["NODE_CA"], "--user", "admin",
+         "--password", os.environ["ADMIN_PASSWORD"]],
+        check=True, capture_output=True, timeout=60,
+    )
+    check(login_outcome(f"{user}:{new_password}") is None, "no login after unlock")
 
 
 def sensitive():

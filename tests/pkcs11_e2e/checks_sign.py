@@ -19,7 +19,12 @@ from p11util import (
 
 MSG = b"a message signed through the Keyward PKCS#11 module"
 SIGN_VERIFY = F.SIGN | F.VERIFY
-HASHES = {"sha256": hashes.SHA256(), "sha384": hashes.SHA384(), "sha512": hashes.SHA512()}
+HASHES = {
+    "sha1": hashes.SHA1(),
+    "sha256": hashes.SHA256(),
+    "sha384": hashes.SHA384(),
+    "sha512": hashes.SHA512(),
+}
 
 
 def ec_pair(s, params, label, id_, mechanism=None):
@@ -62,8 +67,11 @@ def ecdsa_matching_hashes():
             raw = priv.sign(MSG, mechanism=mech)
             key.verify(der_sig(raw), MSG, ec.ECDSA(HASHES[name]))
             check(pub.verify(MSG, raw, mechanism=mech), f"module rejects {mech.name}")
-        print("  ECDSA over a 20-byte input:",
-              expect_refused(priv.sign, hashlib.sha1(MSG).digest(), mechanism=M.ECDSA))
+        # A SHA-1 digest (20 bytes) is signed as its value (FIPS 186-5 §6.4.1) and verifies.
+        sha1 = hashlib.sha1(MSG).digest()
+        ecdsa_check(pub, key, "sha1", sha1, priv.sign(sha1, mechanism=M.ECDSA))
+        print("  ECDSA over a 19-byte input:",
+              expect_refused(priv.sign, sha1[:19], mechanism=M.ECDSA))
 
 
 def ecdsa_any_hash_any_curve():

@@ -143,6 +143,26 @@ impl Hsm {
         plaintext: &[u8],
         aad: &[u8],
     ) -> Result<Versioned> {
+        self.encrypt_at_with_iv(session, key, mechanism, plaintext, aad, None)
+    }
+
+    /// [`encrypt_at`](Self::encrypt_at) with the caller's IV for AES-GCM (12 bytes) and
+    /// AES-CBC (16 bytes), as PKCS#11's `C_EncryptInit` takes one (`None`: a random IV, what
+    /// every other caller should use). A GCM IV must never repeat under one key (NIST SP
+    /// 800-38D §8): that is the caller's to ensure.
+    ///
+    /// # Errors
+    /// As [`sign_at`](Self::sign_at); [`Error::InvalidInput`] for an IV of the wrong length
+    /// or with another mechanism.
+    pub fn encrypt_at_with_iv(
+        &self,
+        session: &Session,
+        key: KeyRef,
+        mechanism: EncryptMechanism,
+        plaintext: &[u8],
+        aad: &[u8],
+        iv: Option<&[u8]>,
+    ) -> Result<Versioned> {
         let handle = key.handle;
         let (obj, state) = self.usable(session, handle)?;
         Self::need(state.info.attributes.encrypt, handle, "encrypt", "encrypt")?;
@@ -151,7 +171,7 @@ impl Hsm {
             return Err(Self::mechanism_invalid(&state, mechanism.as_str()));
         }
         Self::check_len(plaintext)?;
-        let bytes = material.encrypt(mechanism, plaintext, aad)?;
+        let bytes = material.encrypt_with_iv(mechanism, plaintext, aad, iv)?;
         obj.usage.encrypt.fetch_add(1, Ordering::Relaxed);
         Ok(Versioned {
             key_version: version,

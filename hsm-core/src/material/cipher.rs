@@ -73,6 +73,35 @@ impl Material {
         plaintext: &[u8],
         aad: &[u8],
     ) -> Result<Vec<u8>> {
+        self.encrypt_with_iv(mechanism, plaintext, aad, None)
+    }
+
+    /// Encrypts with the caller's IV for the AES modes (12 bytes for GCM, 16 for CBC; `None`:
+    /// a random one). The output starts with the IV either way.
+    pub(crate) fn encrypt_with_iv(
+        &self,
+        mechanism: EncryptMechanism,
+        plaintext: &[u8],
+        aad: &[u8],
+        given_iv: Option<&[u8]>,
+    ) -> Result<Vec<u8>> {
+        let iv_len = match mechanism {
+            EncryptMechanism::AesGcm => NONCE_LEN,
+            EncryptMechanism::AesCbcPad => 16,
+            _ => 0,
+        };
+        match given_iv {
+            Some(_) if iv_len == 0 => {
+                return Err(Error::invalid(format!("{mechanism} takes no IV")));
+            }
+            Some(iv) if iv.len() != iv_len => {
+                return Err(Error::invalid(format!(
+                    "the IV of {mechanism} is {iv_len} bytes (got {})",
+                    iv.len()
+                )));
+            }
+            _ => {}
+        }
         if mechanism != EncryptMechanism::AesGcm && !aad.is_empty() {
             return Err(Error::invalid(format!(
                 "{mechanism} takes no additional authenticated data"
@@ -82,7 +111,10 @@ impl Material {
             EncryptMechanism::AesGcm => {
                 let key = self.gcm_key()?;
                 let mut iv = [0u8; NONCE_LEN];
-                aws_lc_rs::rand::fill(&mut iv).map_err(|_| crypto("random"))?;
+                match given_iv {
+                    Some(g) => iv.copy_from_slice(g),
+                    None => aws_lc_rs::rand::fill(&mut iv).map_err(|_| crypto("random"))?,
+                }
                 // One buffer: IV ‖ plaintext sealed in place ‖ tag.
                 let mut out = Vec::with_capacity(NONCE_LEN + plaintext.len() + GCM_TAG_LEN);
                 out.extend_from_slice(&iv);
@@ -105,9 +137,14 @@ impl Material {
                 )
                 .map_err(|_| crypto("aes key"))?;
                 let mut body = plaintext.to_vec();
-                let ctx = key
-                    .encrypt(&mut body)
-                    .map_err(|_| crypto("aes-cbc encrypt"))?;
+                let ctx = match given_iv {
+                    Some(g) => {
+                        let iv: [u8; 16] = g.try_into().map_err(|_| crypto("aes-cbc iv"))?;
+                        key.less_safe_encrypt(&mut body, EncryptionContext::Iv128(iv.into()))
+                    }
+                    None => key.encrypt(&mut body),
+                }
+                .map_err(|_| crypto("aes-cbc encrypt"))?;
                 let iv: &[u8] = (&ctx).try_into().map_err(|_| crypto("aes-cbc iv"))?;
                 let mut out = iv.to_vec();
                 out.extend_from_slice(&body);
