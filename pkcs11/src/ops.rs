@@ -51,6 +51,7 @@ pub(crate) fn sign_init(
     };
     Ok(SignOp {
         handle,
+        version: c.key.latest_version.max(1),
         plan,
         data: Some(data),
         len: signature_len(&c.key, hmac_len),
@@ -110,7 +111,7 @@ pub(crate) fn verify(m: &Module, token: &Token, op: &mut SignOp, signature: &[u8
         input: s.input,
         signature: signature.to_vec(),
         encoding: s.encoding,
-        key_version: None,
+        key_version: Some(op.version),
     };
     match m.block_on(token.client.verify(&item)) {
         Ok(true) => Ok(()),
@@ -153,6 +154,7 @@ pub(crate) fn crypt_init(
     };
     Ok(CryptOp {
         handle,
+        version: c.key.latest_version.max(1),
         plan,
         data: Zeroizing::new(Vec::new()),
         out_len,
@@ -204,7 +206,7 @@ pub(crate) fn crypt(
             mechanism: op.plan.api.to_owned(),
             ciphertext,
             aad,
-            key_version: None,
+            key_version: Some(op.version),
         };
         Zeroizing::new(
             m.block_on(token.client.decrypt(&item))

@@ -74,6 +74,9 @@ impl Data {
 /// A sign or verify operation.
 pub(crate) struct SignOp {
     pub(crate) handle: u64,
+    /// The key's latest version when the operation started: what verifies (PKCS#11 has no
+    /// key versions; a key rotated after signing no longer verifies old signatures here).
+    pub(crate) version: u32,
     pub(crate) plan: SignPlan,
     /// `None` once the data went to the HSM.
     pub(crate) data: Option<Data>,
@@ -88,6 +91,8 @@ pub(crate) struct SignOp {
 /// An encrypt or decrypt operation (multi-part data is gathered, then sent at the end).
 pub(crate) struct CryptOp {
     pub(crate) handle: u64,
+    /// The key's latest version when the operation started: what decrypts.
+    pub(crate) version: u32,
     pub(crate) plan: CryptPlan,
     pub(crate) data: Zeroizing<Vec<u8>>,
     /// The output's length (or a bound on it) for a length query.
