@@ -222,11 +222,7 @@ fn line(out: &Output, name: &str) -> String {
 }
 
 fn unhex(s: &str) -> Vec<u8> {
-    assert!(s.len() % 2 == 0, "odd hex {s}");
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
+    hex::decode(s).unwrap_or_else(|e| panic!("{s:?}: {e}"))
 }
 
 /// Alice's EC pair `ec1` (CKA_ID ec01) and AES-256 key `aes1` (CKA_ID none), made by the CLI.
