@@ -14,13 +14,35 @@ import time
 
 
 def worker(module, token_label, pin, key_label, seconds, out):
+    try:
+        out.put(measure(module, token_label, pin, key_label, seconds))
+    except Exception as e:  # reported, so that the parent does not wait for this process
+        out.put(([], 1, repr(e)))
+
+
+def login(token, pin):
+    """A session, waiting while the node delays logins (CKR_PIN_LOCKED: all processes log in
+    at once, more than the node hashes passwords at a time)."""
+    import pkcs11
+
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            return token.open(user_pin=pin)
+        except pkcs11.exceptions.PinLocked:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+def measure(module, token_label, pin, key_label, seconds):
     import pkcs11
     from pkcs11 import Mechanism, ObjectClass
 
     lib = pkcs11.lib(module)
     token = lib.get_token(token_label=token_label)
     latencies, errors = [], 0
-    with token.open(user_pin=pin) as session:
+    with login(token, pin) as session:
         key = session.get_key(object_class=ObjectClass.PRIVATE_KEY, label=key_label)
         digest = bytes(range(32))
         key.sign(digest, mechanism=Mechanism.ECDSA)  # warm-up: connection, login
@@ -34,7 +56,7 @@ def worker(module, token_label, pin, key_label, seconds, out):
             except pkcs11.PKCS11Error:
                 errors += 1
             latencies.append(time.perf_counter() - t0)
-    out.put((latencies, errors))
+    return latencies, errors, None
 
 
 def percentile(sorted_values, p):
@@ -60,6 +82,9 @@ def main():
             p.join(timeout=30)
         latencies = sorted(x for r in results for x in r[0])
         errors = sum(r[1] for r in results)
+        for r in results:
+            if r[2]:
+                print(f"a process failed: {r[2]}", file=sys.stderr)
         print(json.dumps({
             "module": module.rsplit("/", 1)[-1],
             "processes": n,

@@ -27,9 +27,9 @@ use clap::ValueEnum;
 use serde::{Deserialize, Serialize};
 
 use crate::cli::{Cipher, Group, TlsVersion};
+pub use args::CompareArgs;
 use procs::run_ok;
 use targets::{Binaries, Material, Started};
-pub use args::CompareArgs;
 pub use targets::{KeyKind, TargetKind};
 
 /// Set by SIGINT/SIGTERM: the run stops at the next step, stopping every server and
