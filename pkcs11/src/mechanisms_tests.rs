@@ -93,3 +93,27 @@ fn mechanisms_must_fit_the_key_type() {
     let odd_iv = mech(CKM_AES_KEY_WRAP, Param::Bytes(vec![1; 8]));
     assert_eq!(wrap_mech(&odd_iv, "aes"), Err(CKR_MECHANISM_PARAM_INVALID));
 }
+
+proptest::proptest! {
+    /// A digest shorter than the curve's is the same integer once padded; a longer one is cut
+    /// to its leftmost bytes; the length is always the mechanism's.
+    #[test]
+    fn ecdsa_digests_keep_their_value(digest in proptest::collection::vec(proptest::num::u8::ANY, 20..=64), n in proptest::sample::select(vec![32usize, 48, 64])) {
+        let (_, out) = resolve(ApiMech::Ecdsa(n), &digest).unwrap();
+        proptest::prop_assert_eq!(out.len(), n);
+        if digest.len() <= n {
+            proptest::prop_assert!(out[..n - digest.len()].iter().all(|b| *b == 0));
+            proptest::prop_assert_eq!(&out[n - digest.len()..], &digest[..]);
+        } else {
+            proptest::prop_assert_eq!(&out[..], &digest[..n]);
+        }
+    }
+
+    /// Any bytes as input to `CKM_RSA_PKCS`: a refusal or a SHA-2 digest, never a panic.
+    #[test]
+    fn digest_info_parsing_never_panics(data in proptest::collection::vec(proptest::num::u8::ANY, 0..100)) {
+        if let Ok((_, digest)) = resolve(ApiMech::RsaByDigestInfo, &data) {
+            proptest::prop_assert!([32, 48, 64].contains(&digest.len()));
+        }
+    }
+}

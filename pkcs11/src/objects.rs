@@ -409,3 +409,7 @@ pub(crate) fn secret_spec(key_type: &str, value_len: Option<CK_ULONG>) -> Rv<Str
         _ => Err(CKR_TEMPLATE_INCONSISTENT),
     }
 }
+
+#[cfg(test)]
+#[path = "objects_tests.rs"]
+mod tests;
