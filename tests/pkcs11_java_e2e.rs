@@ -16,17 +16,16 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use support::*;
+use support::pkcs11::{module_path, Node};
 
-const ADMIN_PASSWORD: &str = "admin-password";
 /// The PIN is `username:password` of a crypto-user.
 const ALICE_PIN: &str = "alice:alice-password";
 /// What one Java run may take (`timeout` kills it after that); compiling P11.java is most of it.
 const JAVA_SECONDS: &str = "120";
 
 /// SunPKCS11 `attributes` lines for EC pairs: session objects (`CKA_TOKEN` false), the private
-/// key allowed to sign and the public key to verify (whose defaults are token-specific:
-/// Keyward's are false).
+/// key allowed to sign and the public key to verify, said explicitly (the module's defaults
+/// when a template names no usage are the same).
 const EC_SESSION_ATTRIBUTES: &str = "\
 attributes(generate, CKO_PRIVATE_KEY, CKK_EC) = {
   CKA_TOKEN = false
@@ -50,95 +49,28 @@ fn java_available() -> bool {
     ok
 }
 
-/// `target/debug/libkeyward_pkcs11.so`, beside the `keyward` binary.
-fn module_path() -> PathBuf {
-    let so = Path::new(keyward_bin())
-        .parent()
-        .unwrap()
-        .join("libkeyward_pkcs11.so");
-    assert!(
-        so.is_file(),
-        "{} is missing: run cargo build -p keyward-pkcs11 (scripts/test does)",
-        so.display()
-    );
-    so
-}
-
 /// A node, the crypto-user alice, the module's configuration and SunPKCS11's.
 struct Lab {
-    _server: Running,
-    tmp: tempfile::TempDir,
-    url: String,
-    ca: PathBuf,
+    node: Node,
     /// The module's TOML: one token `keyward` on this node (`KEYWARD_PKCS11_CONF`).
     module_conf: PathBuf,
 }
 
 impl Lab {
     fn new() -> Lab {
-        let tmp = tempfile::tempdir().unwrap();
-        let data = tmp.path().join("hsm");
-        init_hsm(&data, ADMIN_PASSWORD);
-        let (server, addr) = start_hsm_serve(&data, &[]);
-        let url = format!("https://localhost:{}", addr.port());
-        let ca = data.join("api-ca.pem");
-        let module_conf = tmp.path().join("pkcs11.toml");
-        std::fs::write(
-            &module_conf,
-            format!(
-                "[[token]]\nlabel = \"keyward\"\nservers = [\"{url}\"]\nca_file = \"{}\"\n",
-                ca.display()
-            ),
-        )
-        .unwrap();
-        let lab = Lab {
-            _server: server,
-            tmp,
-            url,
-            ca,
-            module_conf,
-        };
-        let (name, password) = ALICE_PIN.split_once(':').unwrap();
-        let pw_file = lab.tmp.path().join("alice.pw");
-        std::fs::write(&pw_file, format!("{password}\n")).unwrap();
-        let args = format!(
-            "user create --name {name} --role crypto-user --password-file {}",
-            pw_file.display()
-        );
-        let out = lab.kw("admin", ADMIN_PASSWORD, &args);
-        assert!(out.contains("created user alice"), "{out}");
-        lab
+        let node = Node::start();
+        node.crypto_user(ALICE_PIN);
+        Lab {
+            module_conf: node.conf.clone(),
+            node,
+        }
     }
 
-    /// `keyward ARGS` (whitespace-separated: lab paths have no spaces) against the node as
-    /// `user`; insists on success; returns stdout.
-    fn kw(&self, user: &str, password: &str, args: &str) -> String {
-        let out = Command::new(keyward_bin())
-            .args(args.split_whitespace())
-            .args([
-                "--server",
-                &self.url,
-                "--ca-cert",
-                &self.ca.display().to_string(),
-            ])
-            .args(["--user", user, "--password", password])
-            .env_remove("KEYWARD_PASSWORD")
-            .env_remove("KEYWARD_SERVER")
-            .output()
-            .expect("run keyward");
-        assert!(
-            out.status.success(),
-            "keyward {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    }
-
-    /// `keyward ARGS --json` as alice.
+    /// `keyward ARGS --json` (whitespace-separated: lab paths have no spaces) as alice.
     fn alice_json(&self, args: &str) -> serde_json::Value {
         let (user, password) = ALICE_PIN.split_once(':').unwrap();
-        let out = self.kw(user, password, &format!("{args} --json"));
-        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
+        let args: Vec<&str> = args.split_whitespace().collect();
+        self.node.json(user, password, &args)
     }
 
     /// Alice's keys as the node lists them: `(handle, class, label, token)`, sorted.
@@ -164,7 +96,7 @@ impl Lab {
 
     /// A SunPKCS11 configuration for slot 0 of the module, with `attributes` lines.
     fn sun_conf(&self, name: &str, attributes: &str) -> PathBuf {
-        let path = self.tmp.path().join(name);
+        let path = self.node.dir.path().join(name);
         let body = format!(
             "name = Keyward\nlibrary = {}\nslot = 0\n{attributes}",
             module_path().display()

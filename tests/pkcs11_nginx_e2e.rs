@@ -130,8 +130,8 @@ fn request(addr: SocketAddr, cert: &Path) -> Result<u32, String> {
 #[test]
 fn nginx_workers_sign_through_keyward_and_softhsm2_fails_after_fork() {
     let node = Node::start();
-    node.crypto_user("web", "web-password");
-    node.ec_pair("web", "web-password", "nginx-key");
+    node.crypto_user("web:web-password");
+    node.ec_pair("web:web-password", "nginx-key");
     let module = module_path();
     let dir = node.dir.path().join("nginx-keyward");
     std::fs::create_dir_all(&dir).unwrap();

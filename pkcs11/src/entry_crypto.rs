@@ -12,13 +12,27 @@ use cryptoki_sys::*;
 use crate::ffi::{bytes, give, guard, mechanism, put, session, settle, template};
 use crate::module::lock;
 use crate::objects::Template;
+use crate::session::{Session, SignOp};
 use crate::{keys, ops};
 
-#[no_mangle]
-pub unsafe extern "C" fn C_SignInit(
+/// The session's sign or verify operation.
+fn sign_op(s: &mut Session, verify: bool) -> &mut Option<SignOp> {
+    if verify {
+        &mut s.verify
+    } else {
+        &mut s.sign
+    }
+}
+
+/// `C_SignInit` / `C_VerifyInit`.
+///
+/// # Safety
+/// As the entry points'.
+unsafe fn sign_init(
     h: CK_SESSION_HANDLE,
     mech: *mut CK_MECHANISM,
     key: CK_OBJECT_HANDLE,
+    verify: bool,
 ) -> CK_RV {
     guard(|| {
         let (m, e) = session(h)?;
@@ -27,12 +41,53 @@ pub unsafe extern "C" fn C_SignInit(
         let token = m.token(e.slot)?;
         token.need_login()?;
         let mut s = lock(&e.state);
-        if s.sign.is_some() {
+        let op = sign_op(&mut s, verify);
+        if op.is_some() {
             return Err(CKR_OPERATION_ACTIVE);
         }
-        s.sign = Some(ops::sign_init(&m, token, &mech, key, false)?);
+        *op = Some(ops::sign_init(&m, token, &mech, key, verify)?);
         Ok(())
     })
+}
+
+/// `C_SignUpdate` / `C_VerifyUpdate`: an error ends the operation.
+///
+/// # Safety
+/// As the entry points'.
+unsafe fn sign_update(
+    h: CK_SESSION_HANDLE,
+    part: *mut CK_BYTE,
+    len: CK_ULONG,
+    verify: bool,
+) -> CK_RV {
+    guard(|| {
+        let (_, e) = session(h)?;
+        let mut s = lock(&e.state);
+        let slot = sign_op(&mut s, verify);
+        let op = slot.as_mut().ok_or(CKR_OPERATION_NOT_INITIALIZED)?;
+        op.multi = true;
+        // SAFETY: `len` bytes at `part` (caller).
+        let r = unsafe { bytes(part, len) }.and_then(|p| {
+            op.data
+                .as_mut()
+                .ok_or(CKR_OPERATION_NOT_INITIALIZED)?
+                .add(p)
+        });
+        if r.is_err() {
+            *slot = None;
+        }
+        r
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_SignInit(
+    h: CK_SESSION_HANDLE,
+    mech: *mut CK_MECHANISM,
+    key: CK_OBJECT_HANDLE,
+) -> CK_RV {
+    // SAFETY: the caller's pointers.
+    unsafe { sign_init(h, mech, key, false) }
 }
 
 #[no_mangle]
@@ -78,23 +133,8 @@ pub unsafe extern "C" fn C_SignUpdate(
     part: *mut CK_BYTE,
     len: CK_ULONG,
 ) -> CK_RV {
-    guard(|| {
-        let (_, e) = session(h)?;
-        let mut s = lock(&e.state);
-        let op = s.sign.as_mut().ok_or(CKR_OPERATION_NOT_INITIALIZED)?;
-        op.multi = true;
-        // SAFETY: `len` bytes at `part` (caller).
-        let r = unsafe { bytes(part, len) }.and_then(|p| {
-            op.data
-                .as_mut()
-                .ok_or(CKR_OPERATION_NOT_INITIALIZED)?
-                .add(p)
-        });
-        if r.is_err() {
-            s.sign = None;
-        }
-        r
-    })
+    // SAFETY: the caller's pointers.
+    unsafe { sign_update(h, part, len, false) }
 }
 
 #[no_mangle]
@@ -121,19 +161,8 @@ pub unsafe extern "C" fn C_VerifyInit(
     mech: *mut CK_MECHANISM,
     key: CK_OBJECT_HANDLE,
 ) -> CK_RV {
-    guard(|| {
-        let (m, e) = session(h)?;
-        // SAFETY: a CK_MECHANISM (caller).
-        let mech = unsafe { mechanism(mech, false) }?;
-        let token = m.token(e.slot)?;
-        token.need_login()?;
-        let mut s = lock(&e.state);
-        if s.verify.is_some() {
-            return Err(CKR_OPERATION_ACTIVE);
-        }
-        s.verify = Some(ops::sign_init(&m, token, &mech, key, true)?);
-        Ok(())
-    })
+    // SAFETY: the caller's pointers.
+    unsafe { sign_init(h, mech, key, true) }
 }
 
 #[no_mangle]
@@ -168,23 +197,8 @@ pub unsafe extern "C" fn C_VerifyUpdate(
     part: *mut CK_BYTE,
     len: CK_ULONG,
 ) -> CK_RV {
-    guard(|| {
-        let (_, e) = session(h)?;
-        let mut s = lock(&e.state);
-        let op = s.verify.as_mut().ok_or(CKR_OPERATION_NOT_INITIALIZED)?;
-        op.multi = true;
-        // SAFETY: `len` bytes at `part` (caller).
-        let r = unsafe { bytes(part, len) }.and_then(|p| {
-            op.data
-                .as_mut()
-                .ok_or(CKR_OPERATION_NOT_INITIALIZED)?
-                .add(p)
-        });
-        if r.is_err() {
-            s.verify = None;
-        }
-        r
-    })
+    // SAFETY: the caller's pointers.
+    unsafe { sign_update(h, part, len, true) }
 }
 
 #[no_mangle]

@@ -7,11 +7,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::support::pkcs11::Node;
+pub(crate) use crate::support::pkcs11::{module_path, ADMIN_PASSWORD, TOKEN};
 use crate::support::*;
 
-pub(crate) const ADMIN_PASSWORD: &str = "admin-password";
-/// The token label of the module's first (usually only) `[[token]]`.
-pub(crate) const TOKEN: &str = "keyward";
 /// PINs are `username:password` of a crypto-user (as AWS CloudHSM's library).
 pub(crate) const ALICE_PIN: &str = "alice:alice-password";
 pub(crate) const BOB_PIN: &str = "bob:bob-password";
@@ -26,20 +25,6 @@ pub(crate) fn target_dir() -> PathBuf {
     bin.parent().and_then(Path::parent).unwrap().to_path_buf()
 }
 
-/// `target/debug/libkeyward_pkcs11.so`, beside the `keyward` binary; a clear failure when absent.
-pub(crate) fn module_path() -> PathBuf {
-    let so = Path::new(keyward_bin())
-        .parent()
-        .unwrap()
-        .join("libkeyward_pkcs11.so");
-    assert!(
-        so.is_file(),
-        "the PKCS#11 module {} is missing: scripts/test builds it: cargo build -p keyward-pkcs11",
-        so.display()
-    );
-    so
-}
-
 pub(crate) fn p(path: &Path) -> String {
     path.display().to_string()
 }
@@ -47,52 +32,29 @@ pub(crate) fn p(path: &Path) -> String {
 /// A node (`keyward init` + `keyward hsm serve`), crypto-users alice, bob and carol, and a
 /// module configuration with the one token `keyward`, all in a temporary folder.
 pub(crate) struct Lab {
-    _server: Running,
+    node: Node,
     pub(crate) url: String,
     pub(crate) ca: PathBuf,
     /// `pkcs11.toml`: what `KEYWARD_PKCS11_CONF` names for every program the test runs.
     pub(crate) conf: PathBuf,
-    tmp: tempfile::TempDir,
 }
 
 impl Lab {
     pub(crate) fn new() -> Lab {
-        let tmp = tempfile::tempdir().unwrap();
-        let data = tmp.path().join("hsm");
-        init_hsm(&data, ADMIN_PASSWORD);
-        let (server, addr) = start_hsm_serve(&data, &[]);
-        let mut lab = Lab {
-            _server: server,
-            url: format!("https://localhost:{}", addr.port()),
-            ca: data.join("api-ca.pem"),
-            conf: PathBuf::new(),
-            tmp,
-        };
+        let node = Node::start();
         for pin in [ALICE_PIN, BOB_PIN, CAROL_PIN] {
-            let (name, password) = pin.split_once(':').unwrap();
-            let pw_file = lab.file(&format!("{name}.pw"), format!("{password}\n").as_bytes());
-            let out = lab.kw_ok(
-                "admin",
-                ADMIN_PASSWORD,
-                &[
-                    "user",
-                    "create",
-                    "--name",
-                    name,
-                    "--role",
-                    "crypto-user",
-                    "--password-file",
-                    &p(&pw_file),
-                ],
-            );
-            assert!(out.contains(name), "{out}");
+            node.crypto_user(pin);
         }
-        lab.conf = lab.write_conf("pkcs11.toml", &[TOKEN]);
-        lab
+        Lab {
+            url: node.url.clone(),
+            ca: node.ca.clone(),
+            conf: node.conf.clone(),
+            node,
+        }
     }
 
     pub(crate) fn dir(&self) -> &Path {
-        self.tmp.path()
+        self.node.dir.path()
     }
 
     /// Writes `name` in the lab folder; returns its path.
@@ -104,40 +66,13 @@ impl Lab {
 
     /// A module configuration with one `[[token]]` per label, each on this node.
     pub(crate) fn write_conf(&self, name: &str, labels: &[&str]) -> PathBuf {
-        let body: String = labels
-            .iter()
-            .map(|label| {
-                format!(
-                    "[[token]]\nlabel = \"{label}\"\nservers = [\"{}\"]\nca_file = \"{}\"\n\n",
-                    self.url,
-                    p(&self.ca)
-                )
-            })
-            .collect();
-        self.file(name, body.as_bytes())
+        self.node.write_conf(name, labels)
     }
 
     /// `keyward ARGS --server URL --ca-cert CA --user USER --password PASSWORD`; insists on
     /// success; returns stdout.
     pub(crate) fn kw_ok(&self, user: &str, password: &str, args: &[&str]) -> String {
-        let out = Command::new(keyward_bin())
-            .args(args)
-            .args(["--server", &self.url, "--ca-cert", &p(&self.ca)])
-            .args(["--user", user, "--password", password])
-            .env_remove("KEYWARD_DATA_DIR")
-            .env_remove("KEYWARD_SERVER")
-            .env_remove("KEYWARD_USER")
-            .env_remove("KEYWARD_PASSWORD")
-            .env_remove("KEYWARD_CA_CERT")
-            .stdin(Stdio::null())
-            .output()
-            .expect("run keyward");
-        assert!(
-            out.status.success(),
-            "keyward {args:?} as {user} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
+        self.node.kw_ok(user, password, args)
     }
 
     /// `kw_ok` as alice, read as JSON.
@@ -157,24 +92,7 @@ impl Lab {
 
     /// Alice's EC P-256 pair made by the CLI (private `sign`, public `verify`): the handles.
     pub(crate) fn alice_cli_ec(&self, label: &str) -> (u64, u64) {
-        let v = self.alice_json(&[
-            "key",
-            "generate-asymmetric-pair",
-            "ec",
-            "--curve",
-            "p256",
-            "--label",
-            label,
-            "--private-attr",
-            "sign=true",
-            "--public-attr",
-            "verify=true",
-            "--json",
-        ]);
-        (
-            v["private"]["handle"].as_u64().unwrap(),
-            v["public"]["handle"].as_u64().unwrap(),
-        )
+        self.node.ec_pair(ALICE_PIN, label)
     }
 
     /// `pkcs11-tool --module SO ARGS` with this lab's configuration.

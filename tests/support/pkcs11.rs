@@ -1,23 +1,31 @@
-//! A Keyward node for PKCS#11 tests: an HSM (`keyward init`), `keyward hsm serve` on a free
-//! port, crypto-users, and a module configuration (`KEYWARD_PKCS11_CONF`) naming the node.
-//! Everything readable by other users (nginx's workers run as `nobody` when nginx starts as
-//! root): the folder is 0755, the CA copy and the configuration 0644.
+//! A Keyward node for the PKCS#11 tests: an HSM (`keyward init`), `keyward hsm serve` on a
+//! free port, crypto-users, and a module configuration (`KEYWARD_PKCS11_CONF`) with the one
+//! token `keyward` on the node. Everything is readable by other users (nginx's workers run as
+//! `nobody` when nginx starts as root): the folder is 0755, the CA copy and the configuration
+//! 0644.
 
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 
-use super::{init_hsm, keyward_bin, keyward_ok, start_hsm_serve, Running};
+use super::{init_hsm, keyward_bin, start_hsm_serve, Running};
 
 /// The admin password of [`Node`]'s HSM.
-pub const ADMIN_PASSWORD: &str = "p11-admin-password";
+pub const ADMIN_PASSWORD: &str = "admin-password";
+/// The token label in [`Node::conf`].
+pub const TOKEN: &str = "keyward";
 
 /// A running node with what PKCS#11 applications need.
 pub struct Node {
     pub dir: tempfile::TempDir,
     pub server: Running,
     pub addr: SocketAddr,
-    /// The module configuration file (`KEYWARD_PKCS11_CONF`), token label `keyward`.
+    /// `https://localhost:PORT`.
+    pub url: String,
+    /// The node's API CA (a 0644 copy).
+    pub ca: PathBuf,
+    /// The module configuration file (`KEYWARD_PKCS11_CONF`), token label [`TOKEN`].
     pub conf: PathBuf,
 }
 
@@ -40,84 +48,117 @@ impl Node {
         let data = dir.path().join("data");
         init_hsm(&data, ADMIN_PASSWORD);
         let (server, addr) = start_hsm_serve(&data, &[]);
+        let url = format!("https://localhost:{}", addr.port());
         let ca = dir.path().join("api-ca.pem");
         std::fs::copy(data.join("api-ca.pem"), &ca).unwrap();
-        let conf = dir.path().join("pkcs11.toml");
-        std::fs::write(
-            &conf,
-            format!(
-                "[[token]]\nlabel = \"keyward\"\nservers = [\"https://localhost:{}\"]\nca_file = {:?}\n",
-                addr.port(),
-                ca.display().to_string()
-            ),
-        )
-        .unwrap();
-        for f in [&ca, &conf] {
-            std::fs::set_permissions(f, std::fs::Permissions::from_mode(0o644)).unwrap();
-        }
-        Node {
+        std::fs::set_permissions(&ca, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let mut node = Node {
             dir,
             server,
             addr,
-            conf,
-        }
+            url,
+            ca,
+            conf: PathBuf::new(),
+        };
+        node.conf = node.write_conf("pkcs11.toml", &[TOKEN]);
+        node
     }
 
-    /// The `--server … --ca-cert …` arguments of remote CLI commands.
-    pub fn api_args(&self) -> Vec<String> {
-        vec![
-            "--server".into(),
-            format!("https://localhost:{}", self.addr.port()),
-            "--ca-cert".into(),
-            self.dir.path().join("api-ca.pem").display().to_string(),
-        ]
+    /// A module configuration `name` in the folder with one `[[token]]` per label, each on
+    /// this node (mode 0644).
+    pub fn write_conf(&self, name: &str, labels: &[&str]) -> PathBuf {
+        let body: String = labels
+            .iter()
+            .map(|label| {
+                format!(
+                    "[[token]]\nlabel = \"{label}\"\nservers = [\"{}\"]\nca_file = {:?}\n\n",
+                    self.url,
+                    self.ca.display().to_string()
+                )
+            })
+            .collect();
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, body).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        path
     }
 
-    /// Creates a crypto-user `name` with `password`.
-    pub fn crypto_user(&self, name: &str, password: &str) {
+    /// `keyward ARGS --server URL --ca-cert CA --user USER --password PASSWORD`; insists on
+    /// success; returns stdout.
+    pub fn kw_ok(&self, user: &str, password: &str, args: &[&str]) -> String {
+        let out = Command::new(keyward_bin())
+            .args(args)
+            .args(["--server", &self.url, "--ca-cert"])
+            .arg(&self.ca)
+            .args(["--user", user, "--password", password])
+            .env_remove("KEYWARD_DATA_DIR")
+            .env_remove("KEYWARD_SERVER")
+            .env_remove("KEYWARD_USER")
+            .env_remove("KEYWARD_PASSWORD")
+            .env_remove("KEYWARD_CA_CERT")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run keyward");
+        assert!(
+            out.status.success(),
+            "keyward {args:?} as {user} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// [`kw_ok`](Self::kw_ok) with `--json`, parsed.
+    pub fn json(&self, user: &str, password: &str, args: &[&str]) -> serde_json::Value {
+        let mut args = args.to_vec();
+        args.push("--json");
+        let out = self.kw_ok(user, password, &args);
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
+    }
+
+    /// Creates the crypto-user of `pin` (`user:password`).
+    pub fn crypto_user(&self, pin: &str) {
+        let (name, password) = pin.split_once(':').unwrap();
         let pw = self.dir.path().join(format!("{name}.pw"));
         std::fs::write(&pw, format!("{password}\n")).unwrap();
-        let mut args = vec![
-            "user".to_owned(),
-            "create".into(),
-            "--name".into(),
-            name.into(),
-            "--role".into(),
-            "crypto-user".into(),
-            "--password-file".into(),
-            pw.display().to_string(),
-            "--user".into(),
-            "admin".into(),
-            "--password".into(),
-            ADMIN_PASSWORD.into(),
+        let pw = pw.display().to_string();
+        let args = [
+            "user",
+            "create",
+            "--name",
+            name,
+            "--role",
+            "crypto-user",
+            "--password-file",
+            &pw,
         ];
-        args.extend(self.api_args());
-        keyward_ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        let out = self.kw_ok("admin", ADMIN_PASSWORD, &args);
+        assert!(out.contains(name), "{out}");
     }
 
-    /// Generates an EC P-256 pair labelled `label` owned by `user` (`sign` / `verify`).
-    pub fn ec_pair(&self, user: &str, password: &str, label: &str) {
-        let mut args = vec![
-            "key",
-            "generate-asymmetric-pair",
-            "ec",
-            "--curve",
-            "p256",
-            "--label",
-            label,
-            "--private-attr",
-            "sign=true",
-            "--public-attr",
-            "verify=true",
-            "--user",
+    /// An EC P-256 pair labelled `label` owned by the user of `pin` (`sign` / `verify`):
+    /// `(private, public)` handles.
+    pub fn ec_pair(&self, pin: &str, label: &str) -> (u64, u64) {
+        let (user, password) = pin.split_once(':').unwrap();
+        let v = self.json(
             user,
-            "--password",
             password,
-        ]
-        .into_iter()
-        .map(str::to_owned)
-        .collect::<Vec<_>>();
-        args.extend(self.api_args());
-        keyward_ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+            &[
+                "key",
+                "generate-asymmetric-pair",
+                "ec",
+                "--curve",
+                "p256",
+                "--label",
+                label,
+                "--private-attr",
+                "sign=true",
+                "--public-attr",
+                "verify=true",
+            ],
+        );
+        (
+            v["private"]["handle"].as_u64().unwrap(),
+            v["public"]["handle"].as_u64().unwrap(),
+        )
     }
 }
