@@ -7,11 +7,12 @@
 # engine, and nginx.conf serving "ok" on 127.0.0.1:PORT (default 18442). Then it starts nginx
 # in the foreground.
 #
-# Finding (2026-11-30, nginx 1.22.1, OpenSSL 3.0, libp11 0.4.12, SoftHSM 2.6): with nginx's
-# default `master_process on`, every handshake fails in the worker with
-# "PKCS#11 module::Object handle invalid": the master opened the PKCS#11 session and the key
-# handle does not survive fork(). Only `master_process off` (one process, no workers) works,
-# which is what this script writes. MASTER_PROCESS=on reproduces the failure.
+# nginx's default `master_process on`: when nginx starts as root its workers run as `nobody`
+# and open SoftHSM2's token again after fork(), so DIR/tokens is made readable by all
+# (a+rX). Corrected 2026-12-06: the finding of 2026-11-30 ("every handshake fails in the
+# workers with Object handle invalid: handles do not survive fork()") was this permission
+# error, which libp11 reports as an invalid object handle; with a readable token folder the
+# workers serve (tests/pkcs11_nginx_e2e.rs). MASTER_PROCESS=off runs one process instead.
 #
 # Needs (Debian): nginx-light or nginx, softhsm2, libengine-pkcs11-openssl, opensc (pkcs11-tool).
 set -euo pipefail
@@ -27,6 +28,7 @@ if ! softhsm2-util --show-slots | grep -q 'Label:.*kw'; then
   pkcs11-tool --module "$module" --login --pin 1234 --token-label kw --keypairgen \
     --key-type EC:prime256v1 --label bench --id 01 >/dev/null
 fi
+chmod -R a+rX "$dir/tokens"
 cat >"$dir/openssl.cnf" <<CNF
 openssl_conf = openssl_init
 [openssl_init]
@@ -44,7 +46,7 @@ key_uri="pkcs11:token=kw;object=bench;type=private;pin-value=1234"
 openssl req -engine pkcs11 -keyform engine -key "$key_uri" -x509 -new -subj /CN=localhost \
   -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" -days 1 -sha256 -out "$dir/cert.pem" 2>/dev/null
 cat >"$dir/nginx/nginx.conf" <<CONF
-master_process ${MASTER_PROCESS:-off};
+master_process ${MASTER_PROCESS:-on};
 daemon off;
 worker_processes 1;
 pid $dir/nginx/nginx.pid;

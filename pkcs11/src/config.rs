@@ -8,7 +8,7 @@
 //! servers = ["https://hsm-0:9200", "https://hsm-1:9200"]
 //! ca_file = "/etc/keyward/api-ca.pem"            # PEM CA of the nodes' API certificates
 //! # username = "app"       # optional: then a PIN without ':' is this user's password
-//! # request_timeout_ms = 5000                    # per attempt on one node (default 5000)
+//! # request_timeout_ms = 2000                    # per attempt on one node (default 2000)
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -50,7 +50,7 @@ pub(crate) struct TokenConfig {
 }
 
 fn default_timeout_ms() -> u64 {
-    5000
+    2000
 }
 
 impl TokenConfig {
@@ -77,13 +77,20 @@ impl Config {
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_PATH)),
         };
         let _ = FIRST.set(path.clone());
-        Self::read(&path)
+        // One line on standard error: TOML's messages span several.
+        Self::read(&path).map_err(|e| e.split_whitespace().collect::<Vec<_>>().join(" "))
     }
 
     /// Reads and checks one file.
     pub(crate) fn read(path: &Path) -> Result<Config, String> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read {} ({ENV}): {e}", path.display()))?;
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            let named = if std::env::var_os(ENV).is_some() {
+                format!("named by {ENV}")
+            } else {
+                format!("the default: {ENV} is not set")
+            };
+            format!("cannot read {} ({named}): {e}", path.display())
+        })?;
         let config: Config =
             toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
         config
@@ -102,6 +109,9 @@ impl Config {
             }
             if t.servers.is_empty() {
                 return Err(format!("token[{i}].servers is empty"));
+            }
+            if self.token[..i].iter().any(|o| o.label == t.label) {
+                return Err(format!("token[{i}].label {:?} is used twice", t.label));
             }
             if !(100..=600_000).contains(&t.request_timeout_ms) {
                 return Err(format!(
@@ -132,7 +142,13 @@ mod tests {
         let ok =
             parse("[[token]]\nlabel = \"k\"\nservers = [\"https://a:1\"]\nca_file = \"/ca.pem\"\n")
                 .unwrap();
-        assert_eq!(ok.token[0].request_timeout_ms, 5000);
+        assert_eq!(ok.token[0].request_timeout_ms, 2000);
+        let twice = parse(
+            "[[token]]\nlabel = \"k\"\nservers = [\"https://a:1\"]\nca_file = \"/c\"\n\
+             [[token]]\nlabel = \"k\"\nservers = [\"https://b:1\"]\nca_file = \"/c\"\n",
+        )
+        .unwrap_err();
+        assert!(twice.contains("token[1].label"), "{twice}");
         let long = parse(&format!(
             "[[token]]\nlabel = \"{}\"\nservers = [\"https://a:1\"]\nca_file = \"/c\"\n",
             "x".repeat(33)

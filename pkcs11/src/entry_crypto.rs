@@ -521,6 +521,9 @@ pub unsafe extern "C" fn C_WrapKey(
         let mech = unsafe { mechanism(mech, false) }?;
         let token = m.token(e.slot)?;
         token.need_login()?;
+        if out_len.is_null() {
+            return Err(CKR_ARGUMENTS_BAD);
+        }
         let mut s = lock(&e.state);
         let id = (wrapping, key, mech.kind);
         let wrapped = match s.last_wrap.take() {

@@ -141,7 +141,7 @@ pub unsafe extern "C" fn C_GetTokenInfo(slot: CK_SLOT_ID, info: *mut CK_TOKEN_IN
             ulSessionCount: sessions,
             ulMaxRwSessionCount: CK_EFFECTIVELY_INFINITE,
             ulRwSessionCount: rw,
-            ulMaxPinLen: 1024,
+            ulMaxPinLen: module::MAX_PIN as CK_ULONG,
             ulMinPinLen: 3,
             ulTotalPublicMemory: CK_UNAVAILABLE_INFORMATION,
             ulFreePublicMemory: CK_UNAVAILABLE_INFORMATION,
@@ -500,7 +500,8 @@ pub unsafe extern "C" fn C_GenerateRandom(
         }
         let mut done = 0;
         while done < len {
-            let n = (len - done).min(1024);
+            // The API's most per request (`MAX_RANDOM_BYTES`).
+            let n = (len - done).min(65_536);
             let chunk = m
                 .block_on(token.client.random(n))
                 .map_err(|e| crate::error::rv(&e, crate::error::Doing::KeyOp))?;

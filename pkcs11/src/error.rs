@@ -22,8 +22,13 @@ pub(crate) enum Doing {
     Create,
 }
 
-/// The `CK_RV` for an SDK error.
+/// The `CK_RV` for an SDK error. A node certificate the configured CA does not trust is also
+/// said once per process on standard error (the application sees only `CKR_DEVICE_ERROR`).
 pub(crate) fn rv(e: &Error, doing: Doing) -> CK_RV {
+    if let Error::UntrustedCertificate { .. } = e {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| eprintln!("keyward-pkcs11: {e} (check ca_file in KEYWARD_PKCS11_CONF)"));
+    }
     let code = match e {
         Error::AllNodesFailed { last } => return rv(last, doing),
         Error::Api { code, .. } => code,
@@ -51,10 +56,13 @@ pub(crate) fn rv(e: &Error, doing: Doing) -> CK_RV {
         ErrorCode::LabelExists | ErrorCode::LabelAmbiguous => CKR_ATTRIBUTE_VALUE_INVALID,
         ErrorCode::InvalidInput => match doing {
             Doing::Decrypt => CKR_ENCRYPTED_DATA_INVALID,
-            Doing::Create | Doing::Object => CKR_ATTRIBUTE_VALUE_INVALID,
+            // The HSM refused the combination (e.g. a key that would both sign and decrypt).
+            Doing::Create => CKR_TEMPLATE_INCONSISTENT,
+            Doing::Object => CKR_ATTRIBUTE_VALUE_INVALID,
             Doing::Login => CKR_PIN_INCORRECT,
             Doing::KeyOp => CKR_DATA_INVALID,
         },
+        ErrorCode::PayloadTooLarge if doing == Doing::Login => CKR_PIN_LEN_RANGE,
         ErrorCode::PayloadTooLarge => CKR_DATA_LEN_RANGE,
         // The node delays logins after failures (per user name and per address; `Retry-After`
         // says how long): for C_Login that is a PIN that cannot be used for now.

@@ -124,10 +124,11 @@ pub(crate) fn generate_pair(
         )?,
         _ => pair_spec(mech.kind, public)?,
     };
-    let label = public
-        .label
-        .clone()
-        .or_else(|| private.label.clone())
+    let label = [&public.label, &private.label]
+        .into_iter()
+        .flatten()
+        .find(|l| !l.is_empty())
+        .cloned()
         .unwrap_or_else(fresh_label);
     let pub_t = public.key_template(CKO_PUBLIC_KEY, &label, &["verify"])?;
     let priv_t = private.key_template(CKO_PRIVATE_KEY, &label, &["sign"])?;

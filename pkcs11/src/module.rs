@@ -32,6 +32,9 @@ static INIT_PID: AtomicU32 = AtomicU32::new(0);
 /// Serializes `C_Initialize` and `C_Finalize` (never taken by other functions).
 static INIT_LOCK: Mutex<()> = Mutex::new(());
 
+/// The longest PIN (`ulMaxPinLen`): `user:password` of at most this many bytes.
+pub(crate) const MAX_PIN: usize = 1024;
+
 /// How long a key's attributes read from the nodes are reused (`C_GetAttributeValue` is
 /// called many times per key by most applications).
 const CACHE_FOR: Duration = Duration::from_secs(5);
@@ -97,7 +100,15 @@ pub(crate) fn initialize() -> Rv {
 /// `C_Finalize`.
 pub(crate) fn finalize() -> Rv {
     let _one = INIT_LOCK.lock().unwrap_or_else(PoisonError::into_inner);
-    module()?;
+    let m = module()?;
+    // End the nodes' login sessions, and with them the session objects (best effort: an
+    // unreachable node's session expires by itself).
+    for token in &m.tokens {
+        if token.user().is_some() {
+            let _ = m.logout(token);
+        }
+    }
+    drop(m);
     INIT_PID.store(0, Ordering::Release);
     drop(MODULE.swap(None));
     Ok(())
@@ -123,11 +134,15 @@ impl Module {
         let _entered = runtime.enter();
         let mut tokens = Vec::new();
         for (i, t) in config.token.into_iter().enumerate() {
+            // Two tries per call (the second on another node when there is one), a node that
+            // failed skipped for 2 s: a stopped node costs a call at most 2 × the timeout.
             let cfg = ClientConfig::new(t.servers.iter().cloned())
                 .ca_cert_pem_file(&t.ca_file)
                 .map_err(|e| format!("token[{i}].ca_file {}: {e}", t.ca_file.display()))?
                 .request_timeout(t.request_timeout())
-                .connect_timeout(t.request_timeout().min(Duration::from_secs(5)));
+                .connect_timeout(t.request_timeout().min(Duration::from_secs(2)))
+                .max_attempts(2)
+                .cool_down(Duration::from_secs(2));
             let client = Client::new(cfg).map_err(|e| format!("token[{i}]: {e}"))?;
             tokens.push(Token {
                 config: t,
@@ -231,6 +246,9 @@ impl Module {
             return Err(CKR_USER_ALREADY_LOGGED_IN);
         }
         // The PIN borrows the application's buffer: nothing to zeroize here; the copies are.
+        if pin.len() > MAX_PIN {
+            return Err(CKR_PIN_LEN_RANGE);
+        }
         let pin = std::str::from_utf8(pin).map_err(|_| CKR_PIN_INCORRECT)?;
         let (user, password) = match pin.split_once(':') {
             Some((u, p)) => (u.to_owned(), Zeroizing::new(p.to_owned())),

@@ -129,11 +129,12 @@ impl Template {
                 return Err(CKR_TEMPLATE_INCONSISTENT);
             }
         }
-        let mut k = KeyTemplate::new(
-            self.label
-                .clone()
-                .unwrap_or_else(|| default_label.to_owned()),
-        );
+        // An empty CKA_LABEL is PKCS#11's default (python-pkcs11 always sends one): as absent.
+        let label = match self.label.as_deref() {
+            Some(l) if !l.is_empty() => l.to_owned(),
+            _ => default_label.to_owned(),
+        };
+        let mut k = KeyTemplate::new(label);
         if let Some(id) = &self.id {
             if !id.is_empty() {
                 k = k.id(hex::encode(id));

@@ -66,16 +66,8 @@ pub(super) fn start(
         "pkcs11:token=keyward;object={};type=private;pin-value={BENCH_USER}:{BENCH_PASSWORD}",
         files.label
     );
-    // The worker re-initializes the module after fork() and reads the configuration and the
-    // CA from the work directory, which only its owner may enter: run the worker as that
-    // owner (`user` only applies when nginx starts as root).
-    let user = if rustix::process::geteuid().is_root() {
-        "user root;\n"
-    } else {
-        ""
-    };
     let conf_text = format!(
-        "{user}ssl_engine pkcs11;\n{head}    keepalive_timeout {IDLE_TIMEOUT_S}s;\n    keepalive_requests 1000000;\n\
+        "{head}    keepalive_timeout {IDLE_TIMEOUT_S}s;\n    keepalive_requests 1000000;\n\
          \x20   upstream plain {{ server 127.0.0.1:{upstream_port}; keepalive 64; keepalive_requests 1000000; }}\n\
          \x20   server {{\n        listen {addr} ssl;\n\
          \x20       ssl_protocols TLSv1.2 TLSv1.3;\n\

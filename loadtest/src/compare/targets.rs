@@ -99,7 +99,7 @@ pub enum TargetKind {
     KeywardPlain,
     /// nginx (Debian), key in a PEM file, one worker process.
     Nginx,
-    /// nginx with the key in SoftHSM2 through libengine-pkcs11-openssl, `master_process off`.
+    /// nginx (master + one worker) with the key in SoftHSM2 through libengine-pkcs11-openssl.
     NginxSofthsm,
     /// nginx (master + one worker) with the key in a Keyward HSM node, through
     /// libengine-pkcs11-openssl and `libkeyward_pkcs11.so`; CPU of nginx and the node.
@@ -445,7 +445,7 @@ pub(crate) fn start_upstream(m: &Material, cpu: usize) -> anyhow::Result<(Server
         "{}    keepalive_requests 1000000;\n    keepalive_timeout {IDLE_TIMEOUT_S}s;\n    server {{\n\
          \x20       listen 127.0.0.1:{port};\n        location / {{ default_type text/plain; return 200 \"ok\\n\"; }}\n\
          \x20   }}\n}}\n",
-        nginx_head(&dir, true)?
+        nginx_head(&dir, false)?
     );
     let server = start_nginx("upstream nginx", &dir, &conf, cpu, port, true, &[])?;
     Ok((server, port))
@@ -575,7 +575,7 @@ pub(crate) fn start(
                  \x20       ssl_certificate {cert};\n        ssl_certificate_key {key_directive};\n\
                  \x20       location / {{ proxy_pass http://plain; proxy_http_version 1.1; proxy_set_header Connection \"\"; }}\n\
                  \x20   }}\n}}\n",
-                head = nginx_head(&dir, !softhsm)?,
+                head = nginx_head(&dir, softhsm)?,
                 cert = files.cert_pem.display(),
             );
             let env: Vec<(String, PathBuf)> = if softhsm {
@@ -583,7 +583,7 @@ pub(crate) fn start(
             } else {
                 Vec::new()
             };
-            let server = start_nginx(&name, &dir, &conf, cpu, port, !softhsm, &env)?;
+            let server = start_nginx(&name, &dir, &conf, cpu, port, true, &env)?;
             Ok(Started {
                 server,
                 addr,
@@ -637,29 +637,30 @@ pub(crate) struct Binaries {
     pub pkcs11_module: PathBuf,
 }
 
-/// The start of an nginx configuration: one worker (or none with `master_process off`,
-/// which loads the PKCS#11 engine),
-/// foreground, everything under `dir`, room for the idle scenario's connections, no
-/// access log.
-pub(super) fn nginx_head(dir: &Path, master_process: bool) -> anyhow::Result<String> {
+/// The start of an nginx configuration: nginx's default master process and one worker,
+/// foreground, everything under `dir`, room for the idle scenario's connections, no access
+/// log. With `engine`, the PKCS#11 engine (`ssl_engine pkcs11`) and, when nginx starts as
+/// root, a worker that runs as root too: the worker initializes the PKCS#11 module again
+/// after fork() and reads its files (SoftHSM2's token, Keyward's configuration and CA) from
+/// the work directory, which only its owner may enter.
+pub(super) fn nginx_head(dir: &Path, engine: bool) -> anyhow::Result<String> {
     let tmp = dir.join("tmp");
     fs::create_dir_all(&tmp)?;
     let d = dir.display();
     let t = tmp.display();
-    let master = if master_process { "on" } else { "off" };
+    let engine = match (engine, rustix::process::geteuid().is_root()) {
+        (true, true) => "ssl_engine pkcs11;\nuser root;\n",
+        (true, false) => "ssl_engine pkcs11;\n",
+        (false, _) => "",
+    };
     Ok(format!(
-        "master_process {master};\nworker_processes 1;\ndaemon off;\npid {d}/nginx.pid;\n\
+        "worker_processes 1;\ndaemon off;\npid {d}/nginx.pid;\n\
          error_log {d}/error.log warn;\n\
-         env SOFTHSM2_CONF;\nenv OPENSSL_CONF;\n{}\
+         env SOFTHSM2_CONF;\nenv OPENSSL_CONF;\n{engine}\
          events {{ worker_connections {MAX_CONNECTIONS}; }}\n\
          http {{\n    access_log off;\n    client_body_temp_path {t}/body;\n\
          \x20   proxy_temp_path {t}/proxy;\n    fastcgi_temp_path {t}/fastcgi;\n\
          \x20   uwsgi_temp_path {t}/uwsgi;\n    scgi_temp_path {t}/scgi;\n",
-        if master_process {
-            ""
-        } else {
-            "ssl_engine pkcs11;\n"
-        },
     ))
 }
 
