@@ -315,6 +315,11 @@ pub struct DeriveRequest {
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub info: Option<Base64>,
+    /// `hkdf-sha256` (default: HKDF-SHA256, RFC 5869, with the salt and info) or `none` (the
+    /// key's value is the leftmost bytes of the shared secret Z, as PKCS#11's `CKD_NULL`; no
+    /// salt or info; the key at most as long as Z: 32, 48 or 66 bytes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kdf: Option<String>,
     /// Spec of the new secret key.
     pub spec: String,
     /// The new key's attributes.

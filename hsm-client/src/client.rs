@@ -554,6 +554,34 @@ impl Client {
             peer_public: Base64::encode(peer_public),
             salt: Some(Base64::encode(salt)),
             info: Some(Base64::encode(info)),
+            kdf: None,
+            spec: spec.to_owned(),
+            template: template.clone(),
+        })?
+        .idempotency_key(opts.idempotency_key.as_deref());
+        self.run(c).await
+    }
+
+    /// ECDH without a KDF (PKCS#11's `CKD_NULL`): a new secret key of `spec` whose value is
+    /// the leftmost bytes of the shared secret (at most its length).
+    pub async fn derive_no_kdf(
+        &self,
+        handle: u64,
+        peer_public: &[u8],
+        spec: &str,
+        template: &KeyTemplate,
+        opts: CallOptions,
+    ) -> Result<Key> {
+        let c = Call::new(
+            Method::POST,
+            format!("/v1/keys/{handle}/derive"),
+            Retry::Unsafe,
+        )
+        .json(&DeriveRequest {
+            peer_public: Base64::encode(peer_public),
+            salt: None,
+            info: None,
+            kdf: Some("none".into()),
             spec: spec.to_owned(),
             template: template.clone(),
         })?

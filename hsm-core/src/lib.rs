@@ -62,8 +62,8 @@ pub use audit::{AuditEntry, AuditReport};
 pub use error::{Error, ErrorCode, Result};
 pub use hsm::{store_sequence, RotationStatus};
 pub use hsm::{
-    EcdhParams, Hsm, KeyCipher, KeyFilter, KeyPage, KeyRef, KeySigner, KeyUsage, OpenOptions,
-    ReleasedTicketKey, TokenObjectChanges, UnwrapTarget, VersionSettings, Versioned,
+    EcdhKdf, EcdhParams, Hsm, KeyCipher, KeyFilter, KeyPage, KeyRef, KeySigner, KeyUsage,
+    OpenOptions, ReleasedTicketKey, TokenObjectChanges, UnwrapTarget, VersionSettings, Versioned,
     DEFAULT_ADMIN_LOCKOUT, MAX_DATA_BYTES, MAX_PAGE_SIZE, MAX_RANDOM_BYTES, MAX_SESSION_TTL,
     RESERVED_LABEL_PREFIXES, TICKET_KEY_LABEL_PREFIX, TICKET_KEY_WRAP_MIN_BITS,
 };
@@ -85,6 +85,8 @@ pub use users::{Password, Role, Session, SessionToken, UserInfo, MAX_FAILED_LOGI
 mod backup_tests;
 #[cfg(test)]
 mod crypto_tests;
+#[cfg(test)]
+mod ecdh_null_tests;
 #[cfg(test)]
 mod integrity_tests;
 #[cfg(test)]

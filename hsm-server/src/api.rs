@@ -16,7 +16,7 @@ use keyward_api::{
     SignRequest, Signature, UnwrapRequest, User, Verified, VerifyRequest, WrapRequest, Wrapped,
 };
 use keyward_hsm::{
-    AttributeName, AttributeValue, EcdhParams, EncryptMechanism, Hsm, KeyClass, KeyFilter,
+    AttributeName, AttributeValue, EcdhKdf, EcdhParams, EncryptMechanism, Hsm, KeyClass, KeyFilter,
     KeyHandle, KeyRef, KeySpec, Role, Session, SessionToken, SignInput, SignMechanism,
     SignatureEncoding, UnwrapTarget, WrapMechanism,
 };
@@ -592,7 +592,16 @@ pub async fn derive(
         .map(|v| b64("info", v))
         .transpose()?
         .unwrap_or_default();
-    let k = s.hsm.derive_key(
+    let kdf = match r.kdf.as_deref() {
+        None | Some("hkdf-sha256") => EcdhKdf::HkdfSha256,
+        Some("none") => EcdhKdf::Null,
+        Some(other) => {
+            return Err(ApiError::BadRequest(format!(
+                "kdf {other:?}: use hkdf-sha256 or none"
+            )))
+        }
+    };
+    let k = s.hsm.derive_key_with(
         &c,
         KeyHandle(h),
         &EcdhParams {
@@ -600,6 +609,7 @@ pub async fn derive(
             salt: &salt,
             info: &info,
         },
+        kdf,
         spec,
         &r.template.to_hsm()?,
     )?;

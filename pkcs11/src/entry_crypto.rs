@@ -575,16 +575,23 @@ pub unsafe extern "C" fn C_UnwrapKey(
 #[no_mangle]
 pub unsafe extern "C" fn C_DeriveKey(
     h: CK_SESSION_HANDLE,
-    _mech: *mut CK_MECHANISM,
-    _base: CK_OBJECT_HANDLE,
-    _attrs: *mut CK_ATTRIBUTE,
-    _count: CK_ULONG,
-    _key: *mut CK_OBJECT_HANDLE,
+    mech: *mut CK_MECHANISM,
+    base: CK_OBJECT_HANDLE,
+    attrs: *mut CK_ATTRIBUTE,
+    count: CK_ULONG,
+    key: *mut CK_OBJECT_HANDLE,
 ) -> CK_RV {
     guard(|| {
-        session(h)?;
-        // The HSM derives with ECDH followed by HKDF-SHA256 (RFC 5869); CKM_ECDH1_DERIVE's
-        // key derivation functions (CKD_NULL, the X9.63 KDFs) are not among what it offers.
-        Err(CKR_MECHANISM_INVALID)
+        let (m, e) = session(h)?;
+        // SAFETY: a CK_MECHANISM and `count` attributes (caller).
+        let (mech, t) = unsafe { (mechanism(mech, false)?, template(attrs, count)?) };
+        let token = m.token(e.slot)?;
+        token.need_login()?;
+        if key.is_null() {
+            return Err(CKR_ARGUMENTS_BAD);
+        }
+        let handle = keys::derive(&m, token, &mech, base, &Template::parse(&t)?)?;
+        // SAFETY: non-null, writable (caller).
+        unsafe { put(key, handle) }
     })
 }

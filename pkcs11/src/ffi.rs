@@ -138,6 +138,23 @@ pub(crate) unsafe fn mechanism(p: *const CK_MECHANISM, fill_zero_gcm_iv: bool) -
                 salt_len: p.sLen,
             }
         }
+        CKM_ECDH1_DERIVE => {
+            // SAFETY: CKM_ECDH1_DERIVE takes a CK_ECDH1_DERIVE_PARAMS (caller).
+            let p: CK_ECDH1_DERIVE_PARAMS = unsafe { param(m, len) }?;
+            // SAFETY: ulPublicDataLen bytes at pPublicData (caller).
+            let public = unsafe { bytes(p.pPublicData, p.ulPublicDataLen) }
+                .map_err(|_| CKR_MECHANISM_PARAM_INVALID)?;
+            let shared_len = if p.pSharedData.is_null() {
+                0
+            } else {
+                p.ulSharedDataLen
+            };
+            Param::Ecdh {
+                kdf: p.kdf,
+                shared_len,
+                public: public.to_vec(),
+            }
+        }
         CKM_RSA_PKCS_OAEP => {
             // SAFETY: CKM_RSA_PKCS_OAEP takes a CK_RSA_PKCS_OAEP_PARAMS (caller).
             let p: CK_RSA_PKCS_OAEP_PARAMS = unsafe { param(m, len) }?;

@@ -5,7 +5,7 @@ use cryptoki_sys::*;
 use keyward_client::{CallOptions, KeyFilter};
 
 use crate::error::{rv, Doing, Rv};
-use crate::mechanisms::{wrap_mech, Mech};
+use crate::mechanisms::{wrap_mech, Mech, Param};
 use crate::module::{Module, Token};
 use crate::objects::{
     class_of, matches, needs_spki, pair_spec, secret_spec, type_name, type_name_of_ckk, Template,
@@ -227,6 +227,72 @@ pub(crate) fn unwrap(
             CKR_ENCRYPTED_DATA_INVALID => CKR_WRAPPED_KEY_INVALID,
             other => other,
         })?;
+    Ok(token.remember(key).key.handle)
+}
+
+/// `C_DeriveKey` with `CKM_ECDH1_DERIVE` and `CKD_NULL` (the HSM's other KDF, HKDF-SHA256,
+/// is not among PKCS#11's): a secret key (`CKA_CLASS` secret, `CKA_KEY_TYPE` AES or generic
+/// secret, `CKA_VALUE_LEN`; an AES key without one is as long as the shared secret allows,
+/// up to 32 bytes) whose value is the leftmost bytes of the shared secret Z. The peer's public
+/// value is an uncompressed point, bare or in a DER OCTET STRING.
+pub(crate) fn derive(m: &Module, token: &Token, mech: &Mech, base: u64, t: &Template) -> Rv<u64> {
+    let Param::Ecdh {
+        kdf,
+        shared_len,
+        public,
+    } = &mech.param
+    else {
+        return Err(if mech.kind == CKM_ECDH1_DERIVE {
+            CKR_MECHANISM_PARAM_INVALID
+        } else {
+            CKR_MECHANISM_INVALID
+        });
+    };
+    if *kdf != CKD_NULL || *shared_len != 0 {
+        return Err(CKR_MECHANISM_PARAM_INVALID);
+    }
+    let b = m.key(token, base, Doing::KeyOp)?;
+    if type_name(&b.key) != "ec" || class_of(&b.key) != CKO_PRIVATE_KEY {
+        return Err(CKR_KEY_TYPE_INCONSISTENT);
+    }
+    if t.class.is_some_and(|c| c != CKO_SECRET_KEY) {
+        return Err(CKR_TEMPLATE_INCONSISTENT);
+    }
+    let kind = t
+        .key_type
+        .and_then(type_name_of_ckk)
+        .ok_or(CKR_TEMPLATE_INCOMPLETE)?;
+    let z_len: CK_ULONG = match b.key.spec.as_str() {
+        "ec-p384" => 48,
+        "ec-p521" => 66,
+        _ => 32,
+    };
+    // The uncompressed point (0x04 ‖ x ‖ y), bare or in a DER OCTET STRING (04 len, or
+    // 04 81 len for P-521's 133 bytes).
+    let point_len = 1 + 2 * z_len as usize;
+    let point = match public.as_slice() {
+        p if p.len() == point_len => p,
+        [0x04, n, rest @ ..] if usize::from(*n) == point_len && rest.len() == point_len => rest,
+        [0x04, 0x81, n, rest @ ..] if usize::from(*n) == point_len && rest.len() == point_len => {
+            rest
+        }
+        _ => return Err(CKR_MECHANISM_PARAM_INVALID),
+    };
+    let len = t.value_len.or((kind == "aes").then_some(z_len.min(32)));
+    let spec = secret_spec(kind, len)?;
+    let usage: &[&str] = if kind == "aes" {
+        &["encrypt", "decrypt"]
+    } else {
+        &["sign", "verify"]
+    };
+    let template = t.key_template(CKO_SECRET_KEY, &fresh_label(), usage)?;
+    let key = m
+        .block_on(
+            token
+                .client
+                .derive_no_kdf(base, point, &spec, &template, CallOptions::default()),
+        )
+        .map_err(|e| rv(&e, Doing::Create))?;
     Ok(token.remember(key).key.handle)
 }
 

@@ -41,6 +41,12 @@ pub(crate) enum Param {
         mgf: CK_RSA_PKCS_MGF_TYPE,
         salt_len: CK_ULONG,
     },
+    /// `CK_ECDH1_DERIVE_PARAMS`: the KDF, the shared data's length, the peer's public value.
+    Ecdh {
+        kdf: CK_EC_KDF_TYPE,
+        shared_len: CK_ULONG,
+        public: Vec<u8>,
+    },
     /// `CK_RSA_PKCS_OAEP_PARAMS` (the label's length only: labels are refused).
     Oaep {
         hash: CK_MECHANISM_TYPE,
@@ -136,6 +142,7 @@ pub(crate) const MECHANISMS: &[(CK_MECHANISM_TYPE, CK_ULONG, CK_ULONG, CK_FLAGS)
     (CKM_AES_CBC_PAD, 16, 32, CKF_HW | CKF_ENCRYPT | CKF_DECRYPT),
     (CKM_AES_KEY_WRAP, 16, 32, CKF_HW | CKF_WRAP | CKF_UNWRAP),
     (CKM_AES_KEY_WRAP_KWP, 16, 32, CKF_HW | CKF_WRAP | CKF_UNWRAP),
+    (CKM_ECDH1_DERIVE, 256, 521, CKF_DERIVE | EC_FLAGS),
     (CKM_SHA_1, 0, 0, CKF_DIGEST),
     (CKM_SHA256, 0, 0, CKF_DIGEST),
     (CKM_SHA384, 0, 0, CKF_DIGEST),

@@ -13,7 +13,7 @@ from pkcs11 import MechanismFlag as F
 from pkcs11 import exceptions as E
 from pkcs11.mechanisms import GCMParams
 
-from p11util import check, expect, expect_refused, rsa_public, session
+from p11util import check, der_octet_string, expect, expect_refused, rsa_public, session
 
 PLAIN = b"forty bytes of plaintext for the module."
 CRYPT = F.ENCRYPT | F.DECRYPT
@@ -175,7 +175,50 @@ def aes_wrap():
         expect(E.KeyUnextractable, kek.wrap_key, stuck, mechanism=M.AES_KEY_WRAP)
 
 
+def ecdh_derive():
+    """CKM_ECDH1_DERIVE with CKD_NULL: the derived key is the shared secret Z. Checked against
+    `cryptography`'s ECDH from a local peer key (an HMAC with the derived key equals one with
+    Z computed here), and two token keys deriving from each other agree."""
+    from cryptography.hazmat.primitives import hmac as chmac
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+    from pkcs11 import KDF
+    from p11util import P256, ec_public
+
+    with session() as s:
+        dp = s.create_domain_parameters(KeyType.EC, {A.EC_PARAMS: P256}, local=True)
+        pairs = [
+            dp.generate_keypair(store=True, label=f"py-ecdh-{n}", capabilities=F.DERIVE)
+            for n in ("a", "b")
+        ]
+        (a_pub, a_priv), (b_pub, b_priv) = pairs
+        local = ec.generate_private_key(ec.SECP256R1())
+        point = local.public_key().public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
+        z = local.exchange(ec.ECDH(), ec_public(a_pub))
+        key = a_priv.derive_key(
+            KeyType.GENERIC_SECRET, 256, label="py-ecdh-z", capabilities=F.SIGN | F.VERIFY,
+            mechanism=M.ECDH1_DERIVE, mechanism_param=(KDF.NULL, None, point),
+        )
+        mac = chmac.HMAC(z, hashes.SHA256())
+        mac.update(PLAIN)
+        check(key.sign(PLAIN, mechanism=M.SHA256_HMAC) == mac.finalize(),
+              "the derived key is not the shared secret")
+        # The two token keys, each with the other's public point: the same AES key.
+        def aes_from(priv, pub, label):
+            other = der_octet_string(pub[A.EC_POINT])
+            return priv.derive_key(KeyType.AES, 256, label=label, capabilities=CRYPT,
+                                   mechanism=M.ECDH1_DERIVE, mechanism_param=(KDF.NULL, None, other))
+        ka, kb = aes_from(a_priv, b_pub, "py-ecdh-ab"), aes_from(b_priv, a_pub, "py-ecdh-ba")
+        iv, ct = gcm_encrypt(ka, PLAIN, b"")
+        back = kb.decrypt(ct, mechanism=M.AES_GCM, mechanism_param=GCMParams(iv, None, 128))
+        check(back == PLAIN, "the two sides derived different keys")
+        expect(E.MechanismParamInvalid, a_priv.derive_key, KeyType.AES, 256, label="py-x963",
+               capabilities=CRYPT, mechanism=M.ECDH1_DERIVE,
+               mechanism_param=(KDF.SHA256, None, point))
+
+
 def run(c):
+    c.run("ecdh_derive", ecdh_derive)
     c.run("aes_gcm", aes_gcm)
     c.run("aes_cbc_pad", aes_cbc_pad)
     c.run("rsa_oaep_decrypt", rsa_oaep_decrypt)

@@ -375,6 +375,36 @@ impl Hsm {
         spec: KeySpec,
         template: &KeyTemplate,
     ) -> Result<KeyInfo> {
+        self.derive_key_with(
+            session,
+            base_key,
+            params,
+            EcdhKdf::HkdfSha256,
+            spec,
+            template,
+        )
+    }
+
+    /// [`derive_key`](Self::derive_key) with the KDF chosen: [`EcdhKdf::Null`] makes the key
+    /// of the shared secret itself (PKCS#11's `CKM_ECDH1_DERIVE` with `CKD_NULL`).
+    ///
+    /// # Errors
+    /// As [`derive_key`](Self::derive_key); [`Error::InvalidInput`] for a salt or info with
+    /// [`EcdhKdf::Null`], or a key longer than the shared secret.
+    pub fn derive_key_with(
+        &self,
+        session: &Session,
+        base_key: KeyHandle,
+        params: &EcdhParams<'_>,
+        kdf: EcdhKdf,
+        spec: KeySpec,
+        template: &KeyTemplate,
+    ) -> Result<KeyInfo> {
+        if kdf == EcdhKdf::Null && !(params.salt.is_empty() && params.info.is_empty()) {
+            return Err(Error::invalid(
+                "a derivation without KDF takes no salt or info",
+            ));
+        }
         self.audited(session.user(), AuditEvent::KeyDerive, None, |audit| {
             let (_, bstate) = self.usable(session, base_key)?;
             Self::need(bstate.info.attributes.derive, base_key, "derive", "derive")?;
@@ -389,10 +419,13 @@ impl Hsm {
             Self::check_len(params.info)?;
             Self::check_len(params.salt)?;
             // Derived keys carry no key version: the latest one derives.
-            let value =
-                bstate
-                    .latest()
-                    .derive_ecdh(params.peer_public, params.salt, params.info, len)?;
+            let value = bstate.latest().derive_ecdh(
+                params.peer_public,
+                kdf,
+                params.salt,
+                params.info,
+                len,
+            )?;
             let material = Material::secret(spec, value)?;
             let mut a = template.build(KeyClass::Secret)?;
             a.check_separation(None)?;

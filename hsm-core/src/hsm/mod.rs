@@ -246,6 +246,18 @@ pub struct EcdhParams<'a> {
     pub info: &'a [u8],
 }
 
+/// What makes a key of an ECDH shared secret ([`Hsm::derive_key_with`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum EcdhKdf {
+    /// HKDF-SHA256 (RFC 5869) with the salt and info: what [`Hsm::derive_key`] does.
+    #[default]
+    HkdfSha256,
+    /// No KDF (PKCS#11's `CKD_NULL`): the new key's value is the leftmost bytes of the shared
+    /// secret Z, the x-coordinate of the shared point (SEC 1 §3.3.1), as long as the key (at
+    /// most Z's length). Salt and info must be empty.
+    Null,
+}
+
 /// What [`Hsm::unwrap_key`] creates.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum UnwrapTarget {

@@ -384,10 +384,12 @@ impl Material {
     }
 
     /// ECDH (SEC 1 §3.3.1) with `peer` (SubjectPublicKeyInfo DER or an uncompressed point),
-    /// then HKDF-SHA256 (RFC 5869) with `salt` and `info` to `out_len` bytes.
+    /// then HKDF-SHA256 (RFC 5869) with `salt` and `info` to `out_len` bytes, or (`kdf` Null)
+    /// the shared secret's leftmost `out_len` bytes.
     pub(crate) fn derive_ecdh(
         &self,
         peer: &[u8],
+        kdf: crate::EcdhKdf,
         salt: &[u8],
         info: &[u8],
         out_len: usize,
@@ -418,6 +420,15 @@ impl Material {
             agreement::UnparsedPublicKey::new(alg, peer),
             bad_peer,
             |secret| {
+                if kdf == crate::EcdhKdf::Null {
+                    return match secret.get(..out_len) {
+                        Some(z) => Ok(Zeroizing::new(z.to_vec())),
+                        None => Err(Error::invalid(format!(
+                            "the shared secret is {} bytes: no key of {out_len} without a KDF",
+                            secret.len()
+                        ))),
+                    };
+                }
                 let mut out = Zeroizing::new(vec![0u8; out_len]);
                 hkdf::Salt::new(hkdf::HKDF_SHA256, salt)
                     .extract(secret)
