@@ -20,6 +20,21 @@ pub struct ClientConfig {
     pub(crate) cool_down: Duration,
     pub(crate) backoff_base: Duration,
     pub(crate) max_attempts: usize,
+    /// A client certificate (PEM chain) and its private key (PKCS#8 PEM) for mutual TLS.
+    pub(crate) client_identity: Option<ClientIdentity>,
+}
+
+/// A client certificate and key; `Debug` shows neither's bytes.
+#[derive(Clone)]
+pub(crate) struct ClientIdentity {
+    pub(crate) cert_pem: Vec<u8>,
+    pub(crate) key_pem: zeroize::Zeroizing<Vec<u8>>,
+}
+
+impl std::fmt::Debug for ClientIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ClientIdentity(<certificate and key>)")
+    }
 }
 
 impl ClientConfig {
@@ -38,6 +53,7 @@ impl ClientConfig {
             cool_down: Duration::from_secs(5),
             backoff_base: Duration::from_millis(50),
             max_attempts: 3,
+            client_identity: None,
         }
     }
 
@@ -86,5 +102,24 @@ impl ClientConfig {
     pub fn max_attempts(mut self, n: usize) -> Self {
         self.max_attempts = n.max(1);
         self
+    }
+
+    /// A client certificate for the nodes' mutual TLS (a node started with a client CA): the
+    /// certificate chain (PEM, leaf first) and its private key (PKCS#8, PKCS#1 or SEC 1 PEM),
+    /// read from files. A node logs the connection in as the user named by the certificate's
+    /// common name; calls then need no [`Client::login`](crate::Client::login).
+    pub fn client_identity_pem_files(
+        mut self,
+        cert: impl AsRef<Path>,
+        key: impl AsRef<Path>,
+    ) -> Result<Self> {
+        let read = |p: &Path| {
+            std::fs::read(p).map_err(|e| Error::Config(format!("reading {}: {e}", p.display())))
+        };
+        self.client_identity = Some(ClientIdentity {
+            cert_pem: read(cert.as_ref())?,
+            key_pem: zeroize::Zeroizing::new(read(key.as_ref())?),
+        });
+        Ok(self)
     }
 }

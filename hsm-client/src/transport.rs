@@ -195,7 +195,10 @@ impl std::fmt::Debug for Inner {
     }
 }
 
-fn tls_config(ca_pem: &[u8]) -> Result<rustls::ClientConfig> {
+fn tls_config(
+    ca_pem: &[u8],
+    identity: Option<&crate::config::ClientIdentity>,
+) -> Result<rustls::ClientConfig> {
     let mut roots = rustls::RootCertStore::empty();
     for cert in CertificateDer::pem_slice_iter(ca_pem) {
         let cert = cert.map_err(|e| Error::Config(format!("ca_cert_pem: {e}")))?;
@@ -209,11 +212,27 @@ fn tls_config(ca_pem: &[u8]) -> Result<rustls::ClientConfig> {
         ));
     }
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    Ok(rustls::ClientConfig::builder_with_provider(provider)
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| Error::Config(e.to_string()))?
-        .with_root_certificates(roots)
-        .with_no_client_auth())
+        .with_root_certificates(roots);
+    let Some(id) = identity else {
+        return Ok(builder.with_no_client_auth());
+    };
+    let chain = CertificateDer::pem_slice_iter(&id.cert_pem)
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| Error::Config(format!("client certificate: {e}")))?;
+    if chain.is_empty() {
+        return Err(Error::Config(
+            "client certificate: no CERTIFICATE block".into(),
+        ));
+    }
+    // The error names the problem, never the key's bytes.
+    let key = rustls_pki_types::PrivateKeyDer::from_pem_slice(&id.key_pem)
+        .map_err(|e| Error::Config(format!("client key: {e}")))?;
+    builder
+        .with_client_auth_cert(chain, key)
+        .map_err(|e| Error::Config(format!("client certificate and key: {e}")))
 }
 
 fn node_base(url: &str) -> Result<String> {
@@ -255,7 +274,10 @@ impl Inner {
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(config.connect_timeout));
         let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls_config(&config.ca_cert_pem)?)
+            .with_tls_config(tls_config(
+                &config.ca_cert_pem,
+                config.client_identity.as_ref(),
+            )?)
             .https_only()
             .enable_http1()
             .enable_http2()
@@ -359,7 +381,10 @@ impl Inner {
         let node = &self.nodes[idx];
         let mut relogged = false;
         loop {
-            let token = if call.auth {
+            // With a client certificate and no password login, the connection is the session.
+            let by_certificate =
+                self.config.client_identity.is_some() && self.credentials().is_none();
+            let token = if call.auth && !by_certificate {
                 Some(self.token_for(idx).await?)
             } else {
                 None

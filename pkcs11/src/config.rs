@@ -8,6 +8,8 @@
 //! servers = ["https://hsm-0:9200", "https://hsm-1:9200"]
 //! ca_file = "/etc/keyward/api-ca.pem"            # PEM CA of the nodes' API certificates
 //! # username = "app"       # optional: then a PIN without ':' is this user's password
+//! # client_cert_file = "/etc/keyward/app.pem"      # optional: log in by certificate
+//! # client_key_file = "/etc/keyward/app.key"       #   (C_Login with an empty PIN)
 //! # request_timeout_ms = 2000                    # per attempt on one node (default 2000)
 //! ```
 
@@ -44,6 +46,13 @@ pub(crate) struct TokenConfig {
     /// A PIN without `:` is this user's password.
     #[serde(default)]
     pub(crate) username: Option<String>,
+    /// A client certificate (PEM) for the nodes' mutual TLS: `C_Login` with an empty PIN logs
+    /// in as the user its common name names.
+    #[serde(default)]
+    pub(crate) client_cert_file: Option<PathBuf>,
+    /// The certificate's private key (PEM).
+    #[serde(default)]
+    pub(crate) client_key_file: Option<PathBuf>,
     /// Milliseconds per attempt on one node.
     #[serde(default = "default_timeout_ms")]
     pub(crate) request_timeout_ms: u64,
@@ -109,6 +118,11 @@ impl Config {
             }
             if t.servers.is_empty() {
                 return Err(format!("token[{i}].servers is empty"));
+            }
+            if t.client_cert_file.is_some() != t.client_key_file.is_some() {
+                return Err(format!(
+                    "token[{i}]: client_cert_file and client_key_file go together"
+                ));
             }
             if self.token[..i].iter().any(|o| o.label == t.label) {
                 return Err(format!("token[{i}].label {:?} is used twice", t.label));

@@ -136,7 +136,17 @@ pub unsafe extern "C" fn C_GetTokenInfo(slot: CK_SLOT_ID, info: *mut CK_TOKEN_IN
             manufacturerID: padded("Keyward"),
             model: padded("Keyward HSM"),
             serialNumber: padded(&hex::encode(&digest.as_ref()[..8])),
-            flags: CKF_RNG | CKF_LOGIN_REQUIRED | CKF_USER_PIN_INITIALIZED | CKF_TOKEN_INITIALIZED,
+            // With a client certificate, an empty PIN logs in (PKCS#11's protected
+            // authentication path: the application passes no PIN).
+            flags: CKF_RNG
+                | CKF_LOGIN_REQUIRED
+                | CKF_USER_PIN_INITIALIZED
+                | CKF_TOKEN_INITIALIZED
+                | if token.config.client_cert_file.is_some() {
+                    CKF_PROTECTED_AUTHENTICATION_PATH
+                } else {
+                    0
+                },
             ulMaxSessionCount: CK_EFFECTIVELY_INFINITE,
             ulSessionCount: sessions,
             ulMaxRwSessionCount: CK_EFFECTIVELY_INFINITE,

@@ -136,13 +136,18 @@ impl Module {
         for (i, t) in config.token.into_iter().enumerate() {
             // Two tries per call (the second on another node when there is one), a node that
             // failed skipped for 2 s: a stopped node costs a call at most 2 × the timeout.
-            let cfg = ClientConfig::new(t.servers.iter().cloned())
+            let mut cfg = ClientConfig::new(t.servers.iter().cloned())
                 .ca_cert_pem_file(&t.ca_file)
                 .map_err(|e| format!("token[{i}].ca_file {}: {e}", t.ca_file.display()))?
                 .request_timeout(t.request_timeout())
                 .connect_timeout(t.request_timeout().min(Duration::from_secs(2)))
                 .max_attempts(2)
                 .cool_down(Duration::from_secs(2));
+            if let (Some(cert), Some(key)) = (&t.client_cert_file, &t.client_key_file) {
+                cfg = cfg
+                    .client_identity_pem_files(cert, key)
+                    .map_err(|e| format!("token[{i}] client certificate: {e}"))?;
+            }
             let client = Client::new(cfg).map_err(|e| format!("token[{i}]: {e}"))?;
             tokens.push(Token {
                 config: t,
@@ -249,6 +254,9 @@ impl Module {
         if pin.len() > MAX_PIN {
             return Err(CKR_PIN_LEN_RANGE);
         }
+        if pin.is_empty() && token.config.client_cert_file.is_some() {
+            return self.login_by_certificate(token);
+        }
         let pin = std::str::from_utf8(pin).map_err(|_| CKR_PIN_INCORRECT)?;
         let (user, password) = match pin.split_once(':') {
             Some((u, p)) => (u.to_owned(), Zeroizing::new(p.to_owned())),
@@ -268,6 +276,25 @@ impl Module {
             return Err(CKR_USER_TYPE_INVALID);
         }
         *lock(&token.login) = Some(user);
+        token.clear_cache();
+        Ok(())
+    }
+
+    /// `C_Login` with an empty PIN on a token with a client certificate: the nodes log the
+    /// connection in as the certificate's user; one call checks that they do.
+    fn login_by_certificate(&self, token: &Token) -> Rv {
+        let probe = keyward_client::KeyFilter {
+            limit: Some(1),
+            ..keyward_client::KeyFilter::default()
+        };
+        self.block_on(token.client.list_keys(&probe))
+            .map_err(|e| match rv(&e, Doing::Login) {
+                // No session for this certificate: no user of its name, a locked one, or a
+                // sealed node.
+                CKR_USER_NOT_LOGGED_IN => CKR_PIN_INCORRECT,
+                other => other,
+            })?;
+        *lock(&token.login) = Some("(client certificate)".to_owned());
         token.clear_cache();
         Ok(())
     }

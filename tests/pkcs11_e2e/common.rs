@@ -41,7 +41,15 @@ pub(crate) struct Lab {
 
 impl Lab {
     pub(crate) fn new() -> Lab {
-        let node = Node::start();
+        Lab::on(Node::start())
+    }
+
+    /// A lab whose node also logs in clients by certificate (see `Node::client_certificate`).
+    pub(crate) fn with_client_ca() -> Lab {
+        Lab::on(Node::start_with_client_ca())
+    }
+
+    fn on(node: Node) -> Lab {
         for pin in [ALICE_PIN, BOB_PIN, CAROL_PIN] {
             node.crypto_user(pin);
         }
@@ -51,6 +59,10 @@ impl Lab {
             conf: node.conf.clone(),
             node,
         }
+    }
+
+    pub(crate) fn node(&self) -> &Node {
+        &self.node
     }
 
     pub(crate) fn dir(&self) -> &Path {

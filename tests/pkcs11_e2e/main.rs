@@ -11,6 +11,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod cert_login;
 mod common;
 mod python;
 mod tool;

@@ -43,11 +43,33 @@ pub fn module_path() -> PathBuf {
 impl Node {
     /// A fresh node.
     pub fn start() -> Node {
+        Node::start_with(false)
+    }
+
+    /// A fresh node whose API also logs in clients by certificates that the CA
+    /// `client-ca.pem` in its folder issued ([`Node::client_certificate`]).
+    pub fn start_with_client_ca() -> Node {
+        Node::start_with(true)
+    }
+
+    fn start_with(client_ca: bool) -> Node {
         let dir = tempfile::tempdir().unwrap();
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
         let data = dir.path().join("data");
         init_hsm(&data, ADMIN_PASSWORD);
-        let (server, addr) = start_hsm_serve(&data, &[]);
+        let ca = dir.path().join("client-ca.pem");
+        let mut extra = Vec::new();
+        if client_ca {
+            openssl(
+                dir.path(),
+                "req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout client-ca.key \
+                 -out client-ca.pem -days 2 -subj /CN=clients -addext basicConstraints=critical,CA:TRUE \
+                 -addext keyUsage=critical,keyCertSign",
+            );
+            extra = vec!["--client-ca".to_owned(), ca.display().to_string()];
+        }
+        let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+        let (server, addr) = start_hsm_serve(&data, &extra);
         let url = format!("https://localhost:{}", addr.port());
         let ca = dir.path().join("api-ca.pem");
         std::fs::copy(data.join("api-ca.pem"), &ca).unwrap();
@@ -62,6 +84,31 @@ impl Node {
         };
         node.conf = node.write_conf("pkcs11.toml", &[TOKEN]);
         node
+    }
+
+    /// A client certificate for `CN=name` from `client-ca.pem`: `(certificate, key)` PEM files.
+    pub fn client_certificate(&self, name: &str) -> (PathBuf, PathBuf) {
+        let d = self.dir.path();
+        std::fs::write(
+            d.join(format!("{name}.ext")),
+            "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n",
+        )
+        .unwrap();
+        openssl(
+            d,
+            &format!(
+                "req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout {name}.key \
+                 -out {name}.csr -subj /CN={name}"
+            ),
+        );
+        openssl(
+            d,
+            &format!(
+                "x509 -req -in {name}.csr -CA client-ca.pem -CAkey client-ca.key -CAcreateserial \
+                 -days 2 -extfile {name}.ext -out {name}.pem"
+            ),
+        );
+        (d.join(format!("{name}.pem")), d.join(format!("{name}.key")))
     }
 
     /// A module configuration `name` in the folder with one `[[token]]` per label, each on
@@ -161,4 +208,18 @@ impl Node {
             v["public"]["handle"].as_u64().unwrap(),
         )
     }
+}
+
+/// `openssl ARGS` (whitespace-separated) in `dir`; must succeed.
+fn openssl(dir: &Path, args: &str) {
+    let out = Command::new("openssl")
+        .args(args.split_whitespace())
+        .current_dir(dir)
+        .output()
+        .expect("openssl");
+    assert!(
+        out.status.success(),
+        "openssl {args}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
