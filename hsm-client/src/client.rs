@@ -545,21 +545,15 @@ impl Client {
         template: &KeyTemplate,
         opts: CallOptions,
     ) -> Result<Key> {
-        let c = Call::new(
-            Method::POST,
-            format!("/v1/keys/{handle}/derive"),
-            Retry::Unsafe,
-        )
-        .json(&DeriveRequest {
+        let r = DeriveRequest {
             peer_public: Base64::encode(peer_public),
             salt: Some(Base64::encode(salt)),
             info: Some(Base64::encode(info)),
             kdf: None,
             spec: spec.to_owned(),
             template: template.clone(),
-        })?
-        .idempotency_key(opts.idempotency_key.as_deref());
-        self.run(c).await
+        };
+        self.derive_request(handle, &r, opts).await
     }
 
     /// ECDH without a KDF (PKCS#11's `CKD_NULL`): a new secret key of `spec` whose value is
@@ -572,19 +566,30 @@ impl Client {
         template: &KeyTemplate,
         opts: CallOptions,
     ) -> Result<Key> {
-        let c = Call::new(
-            Method::POST,
-            format!("/v1/keys/{handle}/derive"),
-            Retry::Unsafe,
-        )
-        .json(&DeriveRequest {
+        let r = DeriveRequest {
             peer_public: Base64::encode(peer_public),
             salt: None,
             info: None,
             kdf: Some("none".into()),
             spec: spec.to_owned(),
             template: template.clone(),
-        })?
+        };
+        self.derive_request(handle, &r, opts).await
+    }
+
+    /// `POST /v1/keys/{handle}/derive`.
+    async fn derive_request(
+        &self,
+        handle: u64,
+        r: &DeriveRequest,
+        opts: CallOptions,
+    ) -> Result<Key> {
+        let c = Call::new(
+            Method::POST,
+            format!("/v1/keys/{handle}/derive"),
+            Retry::Unsafe,
+        )
+        .json(r)?
         .idempotency_key(opts.idempotency_key.as_deref());
         self.run(c).await
     }

@@ -20,6 +20,16 @@ fn fresh_label() -> String {
     format!("p11-{}", hex::encode(b))
 }
 
+/// The usage a new secret key gets when its template names none: AES encrypts and decrypts,
+/// a generic secret MACs.
+fn secret_usage(kind: &str) -> &'static [&'static str] {
+    if kind == "aes" {
+        &["encrypt", "decrypt"]
+    } else {
+        &["sign", "verify"]
+    }
+}
+
 /// `C_FindObjectsInit` + the search: the handles of the user's keys matching every attribute
 /// of `wanted`. Not logged in: nothing (every Keyward object needs a login).
 pub(crate) fn find(
@@ -89,12 +99,7 @@ pub(crate) fn generate_secret(m: &Module, token: &Token, mech: &Mech, t: &Templa
         return Err(CKR_TEMPLATE_INCONSISTENT);
     }
     let spec = secret_spec(kind, t.value_len)?;
-    let usage: &[&str] = if kind == "aes" {
-        &["encrypt", "decrypt"]
-    } else {
-        &["sign", "verify"]
-    };
-    let template = t.key_template(CKO_SECRET_KEY, &fresh_label(), usage)?;
+    let template = t.key_template(CKO_SECRET_KEY, &fresh_label(), secret_usage(kind))?;
     let key = m
         .block_on(
             token
@@ -280,12 +285,7 @@ pub(crate) fn derive(m: &Module, token: &Token, mech: &Mech, base: u64, t: &Temp
     };
     let len = t.value_len.or((kind == "aes").then_some(z_len.min(32)));
     let spec = secret_spec(kind, len)?;
-    let usage: &[&str] = if kind == "aes" {
-        &["encrypt", "decrypt"]
-    } else {
-        &["sign", "verify"]
-    };
-    let template = t.key_template(CKO_SECRET_KEY, &fresh_label(), usage)?;
+    let template = t.key_template(CKO_SECRET_KEY, &fresh_label(), secret_usage(kind))?;
     let key = m
         .block_on(
             token
