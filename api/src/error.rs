@@ -100,6 +100,15 @@ error_codes! {
     AuditDamaged = "audit_damaged",
     /// `store_rolled_back`: the store is older than its rollback anchor (500).
     StoreRolledBack = "store_rolled_back",
+    /// `ca_not_found`: no issuing CA has this name (404).
+    CaNotFound = "ca_not_found",
+    /// `ca_exists`: an issuing CA of this name exists (409).
+    CaExists = "ca_exists",
+    /// `certificate_not_found`: the CA issued no certificate with this serial (404).
+    CertificateNotFound = "certificate_not_found",
+    /// `certificate_request_refused`: the CA's profile does not allow the request: a name
+    /// outside its policy, a weak key, a bad CSR signature, a validity too long (422).
+    CertificateRequestRefused = "certificate_request_refused",
     /// `internal_error`: a bug in Keyward (500).
     InternalError = "internal_error",
     /// `not_found`: no such route (404).

@@ -189,6 +189,10 @@ impl From<hsm::ErrorCode> for ErrorCode {
             C::ReadOnly => ErrorCode::ReadOnly,
             C::AuditDamaged => ErrorCode::AuditDamaged,
             C::StoreRolledBack => ErrorCode::StoreRolledBack,
+            C::CaNotFound => ErrorCode::CaNotFound,
+            C::CaExists => ErrorCode::CaExists,
+            C::CertificateNotFound => ErrorCode::CertificateNotFound,
+            C::CertificateRequestRefused => ErrorCode::CertificateRequestRefused,
             C::InternalError => ErrorCode::InternalError,
         }
     }

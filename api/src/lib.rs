@@ -37,6 +37,7 @@
 
 mod audit;
 mod base64;
+mod ca;
 mod crypto;
 mod error;
 #[cfg(feature = "hsm")]
@@ -51,6 +52,7 @@ mod versioned;
 
 pub use crate::base64::{Base64, InvalidBase64, SecretBase64};
 pub use audit::{AuditEntry, AuditQuery, AuditReport};
+pub use ca::{Ca, CreateCaRequest, CrlInfo, IssueRequest, IssuedCertificate, RevokeRequest};
 pub use crypto::{
     Batch, BatchItem, BatchResults, Ciphertext, DecryptRequest, EncryptRequest, Plaintext,
     RandomBytes, RandomRequest, RewrapRequest, SignRequest, Signature, Verified, VerifyRequest,

@@ -201,6 +201,31 @@ pub enum Error {
         /// What was refused, e.g. `write the store`.
         operation: &'static str,
     },
+    /// No issuing CA has this name.
+    #[error("no CA named {name:?}")]
+    CaNotFound {
+        /// The name asked for.
+        name: String,
+    },
+    /// An issuing CA of this name exists.
+    #[error("a CA named {name:?} exists")]
+    CaExists {
+        /// The name asked for.
+        name: String,
+    },
+    /// The CA issued no certificate with this serial number.
+    #[error("no certificate with serial {serial} in this CA's register")]
+    CertificateNotFound {
+        /// The serial asked for (lowercase hex).
+        serial: String,
+    },
+    /// A certificate request the CA's profile does not allow (a name outside its policy, a
+    /// weak key, a bad CSR signature, a validity too long).
+    #[error("certificate request refused: {reason}")]
+    CertificateRequestRefused {
+        /// Why, naming the offending value.
+        reason: String,
+    },
     /// A bug in Keyward: an invariant did not hold.
     #[error("internal error: {0}")]
     Internal(&'static str),
@@ -240,6 +265,10 @@ impl Error {
             Error::ReadOnly { .. } => ErrorCode::ReadOnly,
             Error::AuditDamaged { .. } => ErrorCode::AuditDamaged,
             Error::StoreRolledBack { .. } => ErrorCode::StoreRolledBack,
+            Error::CaNotFound { .. } => ErrorCode::CaNotFound,
+            Error::CaExists { .. } => ErrorCode::CaExists,
+            Error::CertificateNotFound { .. } => ErrorCode::CertificateNotFound,
+            Error::CertificateRequestRefused { .. } => ErrorCode::CertificateRequestRefused,
             Error::Internal(_) => ErrorCode::InternalError,
         }
     }
@@ -315,6 +344,14 @@ pub enum ErrorCode {
     AuditDamaged,
     /// `store_rolled_back`: [`Error::StoreRolledBack`].
     StoreRolledBack,
+    /// `ca_not_found`: [`Error::CaNotFound`].
+    CaNotFound,
+    /// `ca_exists`: [`Error::CaExists`].
+    CaExists,
+    /// `certificate_not_found`: [`Error::CertificateNotFound`].
+    CertificateNotFound,
+    /// `certificate_request_refused`: [`Error::CertificateRequestRefused`].
+    CertificateRequestRefused,
     /// `internal_error`: [`Error::Internal`].
     InternalError,
 }
@@ -347,6 +384,10 @@ impl ErrorCode {
             ErrorCode::ReadOnly => "read_only",
             ErrorCode::AuditDamaged => "audit_damaged",
             ErrorCode::StoreRolledBack => "store_rolled_back",
+            ErrorCode::CaNotFound => "ca_not_found",
+            ErrorCode::CaExists => "ca_exists",
+            ErrorCode::CertificateNotFound => "certificate_not_found",
+            ErrorCode::CertificateRequestRefused => "certificate_request_refused",
             ErrorCode::InternalError => "internal_error",
         }
     }

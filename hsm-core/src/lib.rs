@@ -60,6 +60,7 @@ mod users;
 
 pub use audit::{AuditEntry, AuditReport};
 pub use error::{Error, ErrorCode, Result};
+pub use hsm::{check_ca_name, CaRecord, CaSettings, CertRecord, Revocation, CA_NAME_MAX};
 pub use hsm::{store_sequence, RotationStatus};
 pub use hsm::{
     EcdhKdf, EcdhParams, Hsm, KeyCipher, KeyFilter, KeyPage, KeyRef, KeySigner, KeyUsage,

@@ -43,14 +43,17 @@ impl From<keyward_hsm::Error> for ApiError {
 pub fn status_of(e: &keyward_hsm::Error) -> StatusCode {
     use keyward_hsm::ErrorCode as C;
     match e.code() {
-        C::KeyNotFound | C::UserNotFound => StatusCode::NOT_FOUND,
+        C::KeyNotFound | C::UserNotFound | C::CaNotFound | C::CertificateNotFound => {
+            StatusCode::NOT_FOUND
+        }
+        C::CertificateRequestRefused => StatusCode::UNPROCESSABLE_ENTITY,
         C::PermissionDenied | C::AttributeViolation | C::KeyVersionRetired => StatusCode::FORBIDDEN,
         C::MechanismInvalid | C::InvalidInput | C::UnsealKeyRejected | C::BackupInvalid => {
             StatusCode::BAD_REQUEST
         }
         C::AuthenticationFailed | C::SessionInvalid => StatusCode::UNAUTHORIZED,
         C::UserLocked => StatusCode::LOCKED,
-        C::UserExists | C::LabelExists | C::LabelAmbiguous => StatusCode::CONFLICT,
+        C::UserExists | C::LabelExists | C::LabelAmbiguous | C::CaExists => StatusCode::CONFLICT,
         C::Sealed | C::SelfTestFailed | C::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         // Failures of the store, of the crypto library or of Keyward itself, and a write on a
         // read-only node: the caller sees a generic message, the log the details.

@@ -25,6 +25,7 @@
 #![deny(missing_docs)]
 
 pub mod api;
+pub mod ca;
 pub mod error;
 pub mod idempotency;
 mod jwk;

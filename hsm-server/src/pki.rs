@@ -87,7 +87,7 @@ impl rcgen::SigningKey for HsmCertKey {
 
 /// Checks a DNS name for a certificate (RFC 5280 §4.2.1.6, RFC 1035 preferred syntax; a
 /// leading `*.` wildcard label allowed).
-fn check_dns_name(name: &str) -> Result<(), NodeError> {
+pub(crate) fn check_dns_name(name: &str) -> Result<(), NodeError> {
     let body = name.strip_prefix("*.").unwrap_or(name);
     let ok = !body.is_empty()
         && body.len() <= 253

@@ -75,6 +75,7 @@ use zeroize::Zeroizing;
 mod accounts;
 mod attributes;
 mod audit;
+mod ca;
 mod backup;
 mod cluster;
 mod commit;
@@ -94,6 +95,7 @@ mod versions;
 
 use crate::store::record::*;
 use crate::store::*;
+pub use ca::{check_ca_name, CaRecord, CaSettings, CertRecord, Revocation, CA_NAME_MAX};
 pub use cluster::store_sequence;
 pub use handles::{KeyCipher, KeySigner};
 pub use rotation::RotationStatus;

@@ -40,6 +40,10 @@ pub(crate) enum RecordKind {
     /// A login session of a store several nodes share (id = the SHA-256 of its bearer token,
     /// hex), so that every node accepts it; see `hsm::sessions`.
     Session,
+    /// An issuing CA of the register (id = its name); see `hsm::ca`.
+    Ca,
+    /// A certificate an issuing CA issued (id = `CA:SERIAL`); see `hsm::ca`.
+    Cert,
     /// The rollback anchor. Not a store record: the backend keeps it apart from the records
     /// (`Backend::write_anchor`), sealed in the same format under this kind.
     Anchor,
@@ -50,7 +54,7 @@ pub(crate) enum RecordKind {
 
 impl RecordKind {
     /// The kinds a store may hold; any other kind found at load is refused.
-    pub(crate) const IN_STORE: [RecordKind; 8] = [
+    pub(crate) const IN_STORE: [RecordKind; 10] = [
         RecordKind::Seal,
         RecordKind::Key,
         RecordKind::User,
@@ -59,6 +63,8 @@ impl RecordKind {
         RecordKind::AuditHead,
         RecordKind::AuditAccept,
         RecordKind::Session,
+        RecordKind::Ca,
+        RecordKind::Cert,
     ];
 
     /// The name stored in the backend's `kind` column and bound into the encryption.
@@ -72,6 +78,8 @@ impl RecordKind {
             RecordKind::AuditHead => "audit-head",
             RecordKind::AuditAccept => "audit-accept",
             RecordKind::Session => "session",
+            RecordKind::Ca => "ca",
+            RecordKind::Cert => "cert",
             RecordKind::Anchor => "anchor",
             RecordKind::Expiring => "expiring",
         }
