@@ -127,7 +127,8 @@ fn run(cli: Cli) -> Result<bool> {
             backup.config(),
         )?,
         Command::Key(command) => cmd::key::run(&conn, command)?,
-        Command::Cert(command) => cmd::cert::run(command)?,
+        Command::Cert(command) => cmd::cert::run(&conn, command)?,
+        Command::Ca(command) => cmd::ca::run(&conn, command)?,
         Command::Login { json } => cmd::login::login(&conn, json)?,
         Command::Logout => cmd::login::logout(&conn)?,
         Command::Recover(RecoverCommand::ResetPassword {

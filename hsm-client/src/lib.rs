@@ -63,6 +63,7 @@
 
 #![deny(missing_docs)]
 
+mod ca;
 mod client;
 mod config;
 mod error;
@@ -77,7 +78,8 @@ pub use error::{BoxError, Error, Result};
 /// The error of one batch item: the API's error body.
 pub use keyward_api::ErrorBody as ItemError;
 pub use keyward_api::{
-    Attributes, AuditEntry, AuditReport, ErrorCode, Key, KeyClass, KeyConfigRequest, KeyPage,
+    Attributes, AuditEntry, AuditReport, Ca, CreateCaRequest, CrlInfo, ErrorCode, IssueRequest,
+    IssuedCertificate, RevokeRequest, Key, KeyClass, KeyConfigRequest, KeyPage,
     KeyPair, KeySpec, KeyTemplate, Mechanism, Password, RekeyRequest, RekeyResponse, Role,
     RotationStatus, SealStatus, SessionToken, TicketKey, TicketKeys, UnsealRequest, User,
     VERSIONED_PREFIX,

@@ -89,6 +89,9 @@ impl Modify for BearerAuth {
         seal::seal_status, seal::unseal, seal::seal, seal::rekey, seal::backup,
         seal::rotate, seal::rotation,
         tickets::ticket_keys,
+        ca::api::create, ca::api::list, ca::api::get, ca::api::certificate, ca::api::issue,
+        ca::api::certificates, ca::api::revoke, ca::api::crl_der, ca::api::publish_crl,
+        ca::api::ocsp_post,
     )
 )]
 pub struct ApiDoc;
@@ -169,6 +172,20 @@ pub fn router(hsm: Arc<keyward_hsm::Hsm>) -> Router {
         .route("/v1/sys/backup", post(crate::seal::backup))
         .route("/v1/sys/rotate", post(crate::seal::rotate))
         .route("/v1/sys/rotation", get(crate::seal::rotation))
+        .route("/v1/ca", post(ca::api::create).get(ca::api::list))
+        .route("/v1/ca/{name}", get(ca::api::get))
+        .route("/v1/ca/{name}/certificate", get(ca::api::certificate))
+        .route("/v1/ca/{name}/issue", post(ca::api::issue))
+        .route("/v1/ca/{name}/certificates", get(ca::api::certificates))
+        .route(
+            "/v1/ca/{name}/certificates/{serial}/revoke",
+            post(ca::api::revoke),
+        )
+        .route(
+            "/v1/ca/{name}/crl",
+            get(ca::api::crl_der).post(ca::api::publish_crl),
+        )
+        .route("/v1/ca/{name}/ocsp", post(ca::api::ocsp_post))
         .merge(creating)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -10,7 +10,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use keyward_config::ApiLimits;
 use keyward_hsm::KeySpec;
 
+mod ca;
 mod seal;
+pub(crate) use ca::CaCommand;
 pub(crate) use seal::*;
 
 #[derive(Parser)]
@@ -138,6 +140,9 @@ pub(crate) enum Command {
     /// Make certificates and CSRs signed inside the HSM.
     #[command(subcommand)]
     Cert(CertCommand),
+    /// Issuing CAs on the node(s) given by --server: create, issue, revoke, CRLs.
+    #[command(subcommand)]
+    Ca(CaCommand),
     /// End the saved session(s) of `keyward login --save` and delete the token file.
     Logout,
     /// Recovery on the machine that holds the data directory and master key, with every
@@ -261,6 +266,34 @@ pub(crate) enum KeyCommand {
 
 #[derive(Subcommand)]
 pub(crate) enum CertCommand {
+    /// A TLS server certificate (full chain, PEM) from an issuing CA for a key, in one step:
+    /// with --server, the CA on those nodes certifies your key --key; without, the CA and the
+    /// proxy's key in the local data directory (with every keyward process on it stopped).
+    Issue {
+        /// The issuing CA.
+        #[arg(long)]
+        ca: String,
+        /// Label of the HSM private key.
+        #[arg(long)]
+        key: String,
+        /// DNS subject alternative names (repeatable).
+        #[arg(long = "dns", required_unless_present = "ip")]
+        dns: Vec<String>,
+        /// IP subject alternative names (repeatable).
+        #[arg(long = "ip")]
+        ip: Vec<IpAddr>,
+        /// Validity in days (default: the CA's limit).
+        #[arg(long)]
+        days: Option<u32>,
+        /// Output PEM file: the certificate, then the CA chain.
+        #[arg(long)]
+        out: PathBuf,
+        /// Replace `--out` if it exists.
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        data: DataDirArg,
+    },
     /// Write a self-signed TLS server certificate for an HSM key.
     SelfSigned {
         /// Label of the HSM private key.

@@ -7,12 +7,32 @@ use anyhow::{bail, Context, Result};
 use keyward_hsm::{KeyClass, PROXY_USER};
 use keyward_server::pki;
 
-use crate::cli::CertCommand;
+use crate::cli::{CertCommand, Conn};
 use crate::data_dir;
 
-/// Runs `keyward cert self-signed` or `keyward cert csr`.
-pub(crate) fn run(cmd: CertCommand) -> Result<()> {
+/// Runs `keyward cert self-signed`, `keyward cert csr` or `keyward cert issue`.
+pub(crate) fn run(conn: &Conn, cmd: CertCommand) -> Result<()> {
     let (key, dns, ip, out, force, data, days, csr) = match cmd {
+        CertCommand::Issue {
+            ca,
+            key,
+            dns,
+            ip,
+            days,
+            out,
+            force,
+            data,
+        } => {
+            let args = super::cert_issue::IssueArgs {
+                ca,
+                key,
+                dns,
+                ip,
+                days,
+                data,
+            };
+            return super::cert_issue::run(conn, args, &out, force);
+        }
         CertCommand::SelfSigned {
             key,
             dns,

@@ -11,7 +11,9 @@ use keyward_client::{Client, Key, KeyFilter, KeyTemplate};
 
 pub(crate) mod audit;
 pub(crate) mod backup;
+pub(crate) mod ca;
 pub(crate) mod cert;
+pub(crate) mod cert_issue;
 pub(crate) mod cluster;
 pub(crate) mod crypto;
 pub(crate) mod hsm;

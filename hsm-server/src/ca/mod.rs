@@ -6,6 +6,7 @@
 //! (CAs, issued certificates, revocations, the newest CRL) is `keyward-hsm`'s `ca` records;
 //! each change there is audited.
 
+pub mod api;
 pub mod crl;
 pub mod ocsp;
 pub mod profile;
@@ -515,4 +516,56 @@ pub fn reason_name(code: u8) -> &'static str {
         .iter()
         .find(|(c, _)| *c == code)
         .map_or("unspecified", |(_, n)| n)
+}
+
+/// A TLS server certificate from CA `ca_name` for the proxy's key labelled `key_label` on
+/// this node (owned by the proxy's service user), as `keyward cert issue` without `--server`
+/// and the proxy's renewal make it: the key signs a CSR, and the CA issues from it on its
+/// owner's behalf (whoever runs this holds the node's master key). Returns the record and
+/// the full chain, PEM (leaf first).
+///
+/// # Errors
+/// As [`issue`]; [`Error::LabelNotFound`] for the key.
+pub fn issue_for_proxy_key(
+    hsm: &Hsm,
+    ca_name: &str,
+    key_label: &str,
+    dns: &[String],
+    ips: &[IpAddr],
+    validity_days: Option<u32>,
+) -> Result<(CertRecord, String), Error> {
+    let proxy = hsm.service_session(keyward_hsm::PROXY_USER)?;
+    let info = hsm.find_by_label(&proxy, key_label, KeyClass::Private)?;
+    let key = HsmCertKey::new(hsm.signer(&proxy, info.handle)?).map_err(|e| {
+        Error::InvalidInput {
+            reason: e.to_string(),
+        }
+    })?;
+    let csr = crate::pki::csr(&key, dns, ips).map_err(|e| Error::InvalidInput {
+        reason: e.to_string(),
+    })?;
+    let der = pem::parse(csr.as_bytes())
+        .map_err(|_| Error::Internal("CSR PEM"))?
+        .into_contents();
+    let session = hsm.ca_service_session(ca_name)?;
+    let record = issue(
+        hsm,
+        &session,
+        ca_name,
+        &Request {
+            profile: Profile::TlsServer,
+            subject: Subject::Csr(der),
+            dns: dns.to_vec(),
+            ips: ips.to_vec(),
+            common_name: None,
+            validity_days,
+        },
+    )?;
+    let ca = hsm.ca(ca_name)?;
+    let chain = pem_chain(
+        std::iter::once(&record.certificate)
+            .chain(std::iter::once(&ca.certificate))
+            .chain(&ca.chain),
+    );
+    Ok((record, chain))
 }
