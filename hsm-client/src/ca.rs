@@ -42,8 +42,8 @@ impl Client {
         ca: &str,
         request: &IssueRequest,
     ) -> Result<IssuedCertificate> {
-        let c = Call::new(Method::POST, format!("/v1/ca/{ca}/issue"), Retry::Unsafe)
-            .json(request)?;
+        let c =
+            Call::new(Method::POST, format!("/v1/ca/{ca}/issue"), Retry::Unsafe).json(request)?;
         self.run(c).await
     }
 
@@ -97,11 +97,7 @@ impl Client {
     /// `GET /v1/ca/{name}/certificate` (no login): the CA's certificate and those above it,
     /// PEM.
     pub async fn ca_certificate_chain(&self, ca: &str) -> Result<String> {
-        let mut c = Call::new(
-            Method::GET,
-            format!("/v1/ca/{ca}/certificate"),
-            Retry::Safe,
-        );
+        let mut c = Call::new(Method::GET, format!("/v1/ca/{ca}/certificate"), Retry::Safe);
         c.auth = false;
         let (_, body) = self.inner_execute(&c).await?;
         Ok(String::from_utf8_lossy(&body).into_owned())

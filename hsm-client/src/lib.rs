@@ -79,10 +79,9 @@ pub use error::{BoxError, Error, Result};
 pub use keyward_api::ErrorBody as ItemError;
 pub use keyward_api::{
     Attributes, AuditEntry, AuditReport, Ca, CreateCaRequest, CrlInfo, ErrorCode, IssueRequest,
-    IssuedCertificate, RevokeRequest, Key, KeyClass, KeyConfigRequest, KeyPage,
-    KeyPair, KeySpec, KeyTemplate, Mechanism, Password, RekeyRequest, RekeyResponse, Role,
-    RotationStatus, SealStatus, SessionToken, TicketKey, TicketKeys, UnsealRequest, User,
-    VERSIONED_PREFIX,
+    IssuedCertificate, Key, KeyClass, KeyConfigRequest, KeyPage, KeyPair, KeySpec, KeyTemplate,
+    Mechanism, Password, RekeyRequest, RekeyResponse, RevokeRequest, Role, RotationStatus,
+    SealStatus, SessionToken, TicketKey, TicketKeys, UnsealRequest, User, VERSIONED_PREFIX,
 };
 pub use transport::NodeStatus;
 pub use types::*;

@@ -29,9 +29,8 @@ pub(crate) fn run(conn: &Conn, a: IssueArgs, out: &Path, force: bool) -> Result<
     let (serial, not_after, pem) = if conn.server.is_empty() {
         let (hsm, _lock) =
             data_dir::open_for_writing(&a.data.hsm(), keyward_hsm::OpenOptions::default())?;
-        let (record, pem) = keyward_server::ca::issue_for_proxy_key(
-            &hsm, &a.ca, &a.key, &a.dns, &a.ip, a.days,
-        )?;
+        let (record, pem) =
+            keyward_server::ca::issue_for_proxy_key(&hsm, &a.ca, &a.key, &a.dns, &a.ip, a.days)?;
         (record.serial, record.not_after_unix_s.to_string(), pem)
     } else {
         super::client_runtime()?.block_on(async {
@@ -55,14 +54,21 @@ pub(crate) fn run(conn: &Conn, a: IssueArgs, out: &Path, force: bool) -> Result<
                         },
                     )
                     .await?;
-                Ok((c.serial, c.not_after, format!("{}{}", c.certificate_pem, c.chain_pem)))
+                Ok((
+                    c.serial,
+                    c.not_after,
+                    format!("{}{}", c.certificate_pem, c.chain_pem),
+                ))
             }
             .await;
             remote.finish(r).await
         })?
     };
     write_certificate(out, &pem)?;
-    println!("issued serial {serial} (not after {not_after}): wrote {}", out.display());
+    println!(
+        "issued serial {serial} (not after {not_after}): wrote {}",
+        out.display()
+    );
     Ok(())
 }
 

@@ -32,7 +32,17 @@ pub struct CertificateConfig {
     pub default: bool,
     /// `ocsp_file`: a DER OCSP response (RFC 6960) stapled in the handshake; re-read on reload.
     pub ocsp_file: Option<PathBuf>,
+    /// `renew_ca`: the issuing CA (in this node's HSM) that renews this certificate before it
+    /// expires: a new one for the same key and names is written to `chain_file` and served
+    /// without a restart. Needs `key_label`.
+    pub renew_ca: Option<String>,
+    /// `renew_before_days`: renew when the certificate has fewer days left than this
+    /// (default 30; 1 to 3650).
+    pub renew_before_days: u32,
 }
+
+/// Default of `renew_before_days`.
+const DEFAULT_RENEW_BEFORE_DAYS: u32 = 30;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, expecting = "a [[listeners.certificates]] table")]
@@ -50,6 +60,10 @@ pub(crate) struct RawCertificate {
     pub(crate) default: bool,
     #[serde(default)]
     ocsp_file: Option<RelativePathBuf>,
+    #[serde(default)]
+    renew_ca: Option<String>,
+    #[serde(default)]
+    renew_before_days: Option<u32>,
 }
 
 impl RawCertificate {
@@ -60,7 +74,24 @@ impl RawCertificate {
         for n in self.server_names {
             server_names.push(check_host_pattern(&n).map_err(|m| cx.invalid("server_names", m))?);
         }
+        if let Some(ca) = &self.renew_ca {
+            if key_label.is_empty() {
+                return Err(cx.invalid("renew_ca", "needs key_label (the key the CA certifies)"));
+            }
+            // The HSM checks the name when it looks the CA up; here only that it can be one.
+            if ca.is_empty() || ca.len() > 64 || ca.bytes().any(|b| b.is_ascii_whitespace()) {
+                return Err(cx.invalid("renew_ca", "must be a CA name (1 to 64 characters)"));
+            }
+        } else if self.renew_before_days.is_some() {
+            return Err(cx.invalid("renew_before_days", "needs renew_ca"));
+        }
+        let renew_before_days = self.renew_before_days.unwrap_or(DEFAULT_RENEW_BEFORE_DAYS);
+        if !(1..=3650).contains(&renew_before_days) {
+            return Err(cx.invalid("renew_before_days", "must be 1 to 3650"));
+        }
         Ok(CertificateConfig {
+            renew_ca: self.renew_ca,
+            renew_before_days,
             key_label,
             key_file: self.key_file.map(|f| f.relative()),
             private_key_file: self.private_key_file.map(|f| f.relative()),

@@ -384,27 +384,32 @@ impl Hsm {
     pub fn record_issued(&self, session: &Session, cert: &CertRecord) -> Result<()> {
         check_serial(&cert.serial)?;
         let id = cert.id();
-        self.audited(session.user(), AuditEvent::CaIssue, Some(id.clone()), |audit| {
-            let ca = self.ca(&cert.ca)?;
-            self.signer(session, ca.key)?;
-            let mut manifest = self.begin_write()?;
-            if manifest
-                .records
-                .contains_key(&manifest_key(RecordKind::Cert, &id))
-            {
-                return Err(Error::invalid(format!(
-                    "CA {} already issued serial {}",
-                    cert.ca, cert.serial
-                )));
-            }
-            let write = seal_json(&self.data_key.load(), RecordKind::Cert, &id, 1, cert)?;
-            self.commit(
-                &mut manifest,
-                vec![Write::Insert(write)],
-                &[(RecordKind::Cert, &id, Some(1))],
-                Some(audit),
-            )
-        })
+        self.audited(
+            session.user(),
+            AuditEvent::CaIssue,
+            Some(id.clone()),
+            |audit| {
+                let ca = self.ca(&cert.ca)?;
+                self.signer(session, ca.key)?;
+                let mut manifest = self.begin_write()?;
+                if manifest
+                    .records
+                    .contains_key(&manifest_key(RecordKind::Cert, &id))
+                {
+                    return Err(Error::invalid(format!(
+                        "CA {} already issued serial {}",
+                        cert.ca, cert.serial
+                    )));
+                }
+                let write = seal_json(&self.data_key.load(), RecordKind::Cert, &id, 1, cert)?;
+                self.commit(
+                    &mut manifest,
+                    vec![Write::Insert(write)],
+                    &[(RecordKind::Cert, &id, Some(1))],
+                    Some(audit),
+                )
+            },
+        )
     }
 
     /// Revokes certificate `serial` of CA `ca` with RFC 5280 reason code `reason`: the
@@ -429,58 +434,63 @@ impl Hsm {
                 "revocation reason {reason} is not an RFC 5280 §5.3.1 CRLReason"
             )));
         }
-        self.audited(session.user(), AuditEvent::CaRevoke, Some(id.clone()), |audit| {
-            let mut manifest = self.begin_write()?;
-            let (mut record, ca_version) = self
-                .read_locked::<CaRecord>(&manifest, RecordKind::Ca, ca)?
-                .ok_or_else(|| Error::CaNotFound { name: ca.into() })?;
-            self.signer(session, record.key)?;
-            let (mut cert, cert_version) = self
-                .read_locked::<CertRecord>(&manifest, RecordKind::Cert, &id)?
-                .ok_or_else(|| Error::CertificateNotFound {
-                    serial: serial.into(),
-                })?;
-            if cert.revocation.is_some() {
-                return Err(Error::invalid(format!(
-                    "certificate {serial} of CA {ca} is already revoked"
-                )));
-            }
-            let revocation = Revocation {
-                serial: serial.to_owned(),
-                revoked_unix_s: crate::audit::now_unix_ms() / 1000,
-                reason,
-                not_after_unix_s: cert.not_after_unix_s,
-            };
-            cert.revocation = Some(revocation.clone());
-            record.revoked.push(revocation.clone());
-            let key = self.data_key.load();
-            let writes = vec![
-                Write::Update(seal_json(
-                    &key,
-                    RecordKind::Cert,
-                    &id,
-                    cert_version + 1,
-                    &cert,
-                )?),
-                Write::Update(seal_json(
-                    &key,
-                    RecordKind::Ca,
-                    ca,
-                    ca_version + 1,
-                    &record,
-                )?),
-            ];
-            self.commit(
-                &mut manifest,
-                writes,
-                &[
-                    (RecordKind::Cert, &id, Some(cert_version + 1)),
-                    (RecordKind::Ca, ca, Some(ca_version + 1)),
-                ],
-                Some(audit),
-            )?;
-            Ok(revocation)
-        })
+        self.audited(
+            session.user(),
+            AuditEvent::CaRevoke,
+            Some(id.clone()),
+            |audit| {
+                let mut manifest = self.begin_write()?;
+                let (mut record, ca_version) = self
+                    .read_locked::<CaRecord>(&manifest, RecordKind::Ca, ca)?
+                    .ok_or_else(|| Error::CaNotFound { name: ca.into() })?;
+                self.signer(session, record.key)?;
+                let (mut cert, cert_version) = self
+                    .read_locked::<CertRecord>(&manifest, RecordKind::Cert, &id)?
+                    .ok_or_else(|| Error::CertificateNotFound {
+                        serial: serial.into(),
+                    })?;
+                if cert.revocation.is_some() {
+                    return Err(Error::invalid(format!(
+                        "certificate {serial} of CA {ca} is already revoked"
+                    )));
+                }
+                let revocation = Revocation {
+                    serial: serial.to_owned(),
+                    revoked_unix_s: crate::audit::now_unix_ms() / 1000,
+                    reason,
+                    not_after_unix_s: cert.not_after_unix_s,
+                };
+                cert.revocation = Some(revocation.clone());
+                record.revoked.push(revocation.clone());
+                let key = self.data_key.load();
+                let writes = vec![
+                    Write::Update(seal_json(
+                        &key,
+                        RecordKind::Cert,
+                        &id,
+                        cert_version + 1,
+                        &cert,
+                    )?),
+                    Write::Update(seal_json(
+                        &key,
+                        RecordKind::Ca,
+                        ca,
+                        ca_version + 1,
+                        &record,
+                    )?),
+                ];
+                self.commit(
+                    &mut manifest,
+                    writes,
+                    &[
+                        (RecordKind::Cert, &id, Some(cert_version + 1)),
+                        (RecordKind::Ca, ca, Some(ca_version + 1)),
+                    ],
+                    Some(audit),
+                )?;
+                Ok(revocation)
+            },
+        )
     }
 
     /// Stores CA `ca`'s new CRL (signed by the API with the CA's key) as number
@@ -549,7 +559,10 @@ fn went_back_record(kind: RecordKind, id: &str, known: u64, found: u64) -> Error
 mod der_b64 {
     use super::*;
 
-    pub(super) fn serialize<S: serde::Serializer>(v: &[u8], s: S) -> std::result::Result<S::Ok, S::Error> {
+    pub(super) fn serialize<S: serde::Serializer>(
+        v: &[u8],
+        s: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
         s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(v))
     }
 

@@ -14,14 +14,17 @@ use keyward_api::{Ca, CreateCaRequest, CrlInfo, IssueRequest, IssuedCertificate,
 use keyward_hsm::{CaRecord, CaSettings, CertRecord, KeyHandle, KeySpec};
 
 use super::{crl, ocsp, pem_chain, Profile, Request, Subject};
-use crate::api::{ApiPath, ApiJson, AppState, Caller};
+use crate::api::{ApiJson, ApiPath, AppState, Caller};
 use crate::error::{ApiError, ApiResult};
 
 /// RFC 3339 text of a Unix time in seconds.
 fn rfc3339(unix_s: u64) -> String {
     time::OffsetDateTime::from_unix_timestamp(i64::try_from(unix_s).unwrap_or(0))
         .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
         .unwrap_or_default()
 }
 
@@ -209,9 +212,8 @@ pub async fn issue(
     let profile = Profile::parse(r.profile.as_deref().unwrap_or("tls-server"))?;
     let subject = match (&r.csr_pem, r.key) {
         (Some(pem_text), None) => {
-            let block = pem::parse(pem_text.as_bytes()).map_err(|_| {
-                ApiError::BadRequest("csr_pem is not PEM".into())
-            })?;
+            let block = pem::parse(pem_text.as_bytes())
+                .map_err(|_| ApiError::BadRequest("csr_pem is not PEM".into()))?;
             if block.tag() != "CERTIFICATE REQUEST" && block.tag() != "NEW CERTIFICATE REQUEST" {
                 return Err(ApiError::BadRequest(format!(
                     "csr_pem holds a {:?} block, not a CERTIFICATE REQUEST",
@@ -253,9 +255,11 @@ pub async fn certificates(
     ApiPath(name): ApiPath<String>,
 ) -> ApiResult<Json<Vec<IssuedCertificate>>> {
     let hsm = s.hsm.clone();
-    let (certs, ca) = blocking(move || Ok((hsm.issued_certificates(&c, &name)?, hsm.ca(&name)?)))
-        .await?;
-    Ok(Json(certs.iter().map(|x| certificate_view(x, &ca)).collect()))
+    let (certs, ca) =
+        blocking(move || Ok((hsm.issued_certificates(&c, &name)?, hsm.ca(&name)?))).await?;
+    Ok(Json(
+        certs.iter().map(|x| certificate_view(x, &ca)).collect(),
+    ))
 }
 
 #[utoipa::path(post, path = "/v1/ca/{name}/certificates/{serial}/revoke", tag = "ca", security(("bearer" = [])), params(("name" = String, Path, description = "CA name"), ("serial" = String, Path, description = "Serial number, lowercase hex")), request_body = RevokeRequest,

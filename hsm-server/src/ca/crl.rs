@@ -5,7 +5,9 @@
 //! demand or after a revocation.
 
 use keyward_hsm::{CaRecord, Error, Hsm, Session};
-use rcgen::{CertificateRevocationListParams, KeyIdMethod, RevocationReason, RevokedCertParams, SerialNumber};
+use rcgen::{
+    CertificateRevocationListParams, KeyIdMethod, RevocationReason, RevokedCertParams, SerialNumber,
+};
 use time::OffsetDateTime;
 
 use super::{issuer, now, unix_s};
@@ -76,9 +78,7 @@ pub fn publish(hsm: &Hsm, session: &Session, ca_name: &str) -> Result<CaRecord, 
         unix_s(next_update),
     ) {
         Ok(()) => hsm.ca(ca_name),
-        Err(Error::InvalidInput { .. }) if hsm.ca(ca_name)?.crl_number >= number => {
-            hsm.ca(ca_name)
-        }
+        Err(Error::InvalidInput { .. }) if hsm.ca(ca_name)?.crl_number >= number => hsm.ca(ca_name),
         Err(e) => Err(e),
     }
 }

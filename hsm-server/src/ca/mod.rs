@@ -18,8 +18,8 @@ use keyward_hsm::{
     KeyTemplate, Session,
 };
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, GeneralSubtree, IsCa,
-    Issuer, KeyUsagePurpose, NameConstraints, SanType, SerialNumber,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, GeneralSubtree, IsCa, Issuer,
+    KeyUsagePurpose, NameConstraints, SanType, SerialNumber,
 };
 use time::OffsetDateTime;
 use x509_parser::prelude::FromDer;
@@ -193,11 +193,10 @@ pub fn create(hsm: &Hsm, session: &Session, new: &NewCa) -> Result<CaRecord, Err
     let public = KeyTemplate::labelled(&label).with(AttributeName::Verify, true);
     let (key, pubkey) = hsm.generate_key_pair(session, new.spec, &private, &public)?;
     let made = (|| {
-        let signer = HsmCertKey::new(hsm.signer(session, key.handle)?).map_err(|e| {
-            Error::InvalidInput {
+        let signer =
+            HsmCertKey::new(hsm.signer(session, key.handle)?).map_err(|e| Error::InvalidInput {
                 reason: e.to_string(),
-            }
-        })?;
+            })?;
         let now = now();
         let mut p = CertificateParams::default();
         let mut dn = DistinguishedName::new();
@@ -319,6 +318,8 @@ fn read_csr(der: &[u8]) -> Result<CsrContents, Error> {
     if !rest.is_empty() {
         return Err(refused("the CSR has trailing bytes".into()));
     }
+    // The key first: a weak key is refused as such (aws-lc-rs would not even verify with it).
+    profile::check_public_key(csr.certification_request_info.subject_pki.raw)?;
     csr.verify_signature()
         .map_err(|_| refused("the CSR's signature does not verify with its public key".into()))?;
     let info = &csr.certification_request_info;
@@ -331,9 +332,7 @@ fn read_csr(der: &[u8]) -> Result<CsrContents, Error> {
                     GeneralName::DNSName(d) => dns.push(d.to_ascii_lowercase()),
                     GeneralName::IPAddress(b) => match b.len() {
                         4 => ips.push(IpAddr::from(<[u8; 4]>::try_from(*b).unwrap_or_default())),
-                        16 => {
-                            ips.push(IpAddr::from(<[u8; 16]>::try_from(*b).unwrap_or_default()))
-                        }
+                        16 => ips.push(IpAddr::from(<[u8; 16]>::try_from(*b).unwrap_or_default())),
                         _ => return Err(refused("the CSR has a malformed IP name".into())),
                     },
                     other => {
@@ -387,7 +386,12 @@ pub fn issue(
                     reason: format!("key {handle} is not a private key"),
                 });
             }
-            (hsm.public_key_spki(session, *handle)?, Vec::new(), Vec::new(), None)
+            (
+                hsm.public_key_spki(session, *handle)?,
+                Vec::new(),
+                Vec::new(),
+                None,
+            )
         }
     };
     if !req.dns.is_empty() || !req.ips.is_empty() {
@@ -536,11 +540,10 @@ pub fn issue_for_proxy_key(
 ) -> Result<(CertRecord, String), Error> {
     let proxy = hsm.service_session(keyward_hsm::PROXY_USER)?;
     let info = hsm.find_by_label(&proxy, key_label, KeyClass::Private)?;
-    let key = HsmCertKey::new(hsm.signer(&proxy, info.handle)?).map_err(|e| {
-        Error::InvalidInput {
+    let key =
+        HsmCertKey::new(hsm.signer(&proxy, info.handle)?).map_err(|e| Error::InvalidInput {
             reason: e.to_string(),
-        }
-    })?;
+        })?;
     let csr = crate::pki::csr(&key, dns, ips).map_err(|e| Error::InvalidInput {
         reason: e.to_string(),
     })?;

@@ -2,8 +2,8 @@
 //! body. Each request is answered `good` (issued by this CA, not revoked), `revoked` (with
 //! its time and reason) or `unknown` (another issuer, or a serial this CA never issued), in a
 //! BasicOCSPResponse signed by the CA's own key in the HSM (RFC 6960 §4.2.2.2: the CA itself
-//! is an authorized responder), responder id by key hash, the request's nonce echoed
-//! (RFC 8954). Encoding: RustCrypto's `x509-ocsp` and `der`.
+//! is an authorized responder) with the CA's certificate in `certs`, responder id by key hash,
+//! the request's nonce echoed (RFC 8954). A delegated responder key is not offered. Encoding: RustCrypto's `x509-ocsp` and `der`.
 
 use aws_lc_rs::digest;
 use der::asn1::{BitString, Null, OctetString};
@@ -117,10 +117,14 @@ fn status(hsm: &Hsm, ca: &CaRecord, id: &CertId) -> Result<CertStatus, Error> {
 /// RFC 6960 §2.3 has them).
 pub fn respond(hsm: &Hsm, ca_name: &str, request: &[u8]) -> Vec<u8> {
     let Ok(req) = OcspRequest::from_der(request) else {
-        return OcspResponse::malformed_request().to_der().unwrap_or_default();
+        return OcspResponse::malformed_request()
+            .to_der()
+            .unwrap_or_default();
     };
     if req.tbs_request.request_list.is_empty() {
-        return OcspResponse::malformed_request().to_der().unwrap_or_default();
+        return OcspResponse::malformed_request()
+            .to_der()
+            .unwrap_or_default();
     }
     match signed(hsm, ca_name, &req) {
         Ok(der) => der,
@@ -177,7 +181,11 @@ fn signed(hsm: &Hsm, ca_name: &str, req: &OcspRequest) -> Result<Vec<u8>, Error>
         signature_algorithm,
         signature: BitString::from_bytes(&signature)
             .map_err(|_| Error::Internal("encoding the OCSP signature"))?,
-        certs: None,
+        // The signer's certificate, so a client finds the responder without being told.
+        certs: Some(vec![x509_cert::Certificate::from_der(&ca.certificate)
+            .map_err(|_| {
+                Error::Internal("the CA certificate does not parse")
+            })?]),
     };
     OcspResponse::successful(basic)
         .and_then(|r| r.to_der())

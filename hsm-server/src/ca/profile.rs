@@ -158,7 +158,8 @@ pub fn check_names(
         _ => {}
     }
     for name in dns {
-        crate::pki::check_dns_name(name).map_err(|_| refused(format!("{name:?} is not a DNS name")))?;
+        crate::pki::check_dns_name(name)
+            .map_err(|_| refused(format!("{name:?} is not a DNS name")))?;
         if !settings.allowed_dns.is_empty()
             && !settings.allowed_dns.iter().any(|p| allowed_by(p, name))
         {
@@ -182,9 +183,7 @@ pub fn check_names(
     }
     if let Some(ip) = ips.first() {
         if !settings.allow_ip {
-            return Err(refused(format!(
-                "{ip}: this CA issues no IP-address names"
-            )));
+            return Err(refused(format!("{ip}: this CA issues no IP-address names")));
         }
     }
     Ok(())
@@ -223,35 +222,38 @@ pub fn check_public_key(spki_der: &[u8]) -> Result<SubjectKey, Error> {
         .as_ref()
         .and_then(|p| p.as_oid().ok())
         .map(|o| o.to_id_string());
-    let (algorithm, rsa): (&'static SignatureAlgorithm, bool) = match (alg.as_str(), curve.as_deref()) {
-        ("1.2.840.113549.1.1.1", _) => {
-            let bits = match spki.parsed() {
-                Ok(PublicKey::RSA(k)) => k.key_size(),
-                _ => return Err(refused("the RSA public key does not parse".into())),
-            };
-            if !(MIN_RSA_BITS..=MAX_RSA_BITS).contains(&bits) {
-                return Err(refused(format!(
-                    "a {bits}-bit RSA key is refused: {MIN_RSA_BITS} to {MAX_RSA_BITS} bits"
-                )));
+    let (algorithm, rsa): (&'static SignatureAlgorithm, bool) =
+        match (alg.as_str(), curve.as_deref()) {
+            ("1.2.840.113549.1.1.1", _) => {
+                let bits = match spki.parsed() {
+                    Ok(PublicKey::RSA(k)) => k.key_size(),
+                    _ => return Err(refused("the RSA public key does not parse".into())),
+                };
+                if !(MIN_RSA_BITS..=MAX_RSA_BITS).contains(&bits) {
+                    return Err(refused(format!(
+                        "a {bits}-bit RSA key is refused: {MIN_RSA_BITS} to {MAX_RSA_BITS} bits"
+                    )));
+                }
+                (&rcgen::PKCS_RSA_SHA256, true)
             }
-            (&rcgen::PKCS_RSA_SHA256, true)
-        }
-        ("1.2.840.10045.2.1", Some("1.2.840.10045.3.1.7")) => (&rcgen::PKCS_ECDSA_P256_SHA256, false),
-        ("1.2.840.10045.2.1", Some("1.3.132.0.34")) => (&rcgen::PKCS_ECDSA_P384_SHA384, false),
-        ("1.2.840.10045.2.1", Some("1.3.132.0.35")) => (&rcgen::PKCS_ECDSA_P521_SHA512, false),
-        ("1.3.101.112", _) => (&rcgen::PKCS_ED25519, false),
-        ("1.2.840.10045.2.1", c) => {
-            return Err(refused(format!(
-                "EC curve {} is refused: P-256, P-384 or P-521",
-                c.unwrap_or("(none)")
-            )))
-        }
-        (other, _) => {
-            return Err(refused(format!(
+            ("1.2.840.10045.2.1", Some("1.2.840.10045.3.1.7")) => {
+                (&rcgen::PKCS_ECDSA_P256_SHA256, false)
+            }
+            ("1.2.840.10045.2.1", Some("1.3.132.0.34")) => (&rcgen::PKCS_ECDSA_P384_SHA384, false),
+            ("1.2.840.10045.2.1", Some("1.3.132.0.35")) => (&rcgen::PKCS_ECDSA_P521_SHA512, false),
+            ("1.3.101.112", _) => (&rcgen::PKCS_ED25519, false),
+            ("1.2.840.10045.2.1", c) => {
+                return Err(refused(format!(
+                    "EC curve {} is refused: P-256, P-384 or P-521",
+                    c.unwrap_or("(none)")
+                )))
+            }
+            (other, _) => {
+                return Err(refused(format!(
                 "public key algorithm {other} is refused: RSA, EC (P-256, P-384, P-521) or Ed25519"
             )))
-        }
-    };
+            }
+        };
     Ok(SubjectKey {
         raw,
         algorithm,

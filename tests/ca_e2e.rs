@@ -1,0 +1,586 @@
+//! The issuing CA end to end against a real node (`keyward hsm serve`), every artefact checked
+//! by OpenSSL: a root and an intermediate whose keys stay in the HSM, a TLS server certificate
+//! issued from an OpenSSL CSR (`openssl verify`), the profile's refusals (a name outside the
+//! policy, a 1024-bit RSA key, a bad CSR signature), a proxy key certified from its CSR and
+//! served by `keyward serve` to curl, revocation into the CRL (`openssl crl`, `openssl verify
+//! -crl_check`), and the OCSP responder (`openssl ocsp`: `revoked`, `good`, signature OK).
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use support::pkcs11::Node;
+use support::{
+    generate_key, keyward_bin, keyward_ok, run, start_serve, start_upstream, Curl, Site,
+};
+
+const CA_USER: &str = "ca-admin";
+const CA_PASSWORD: &str = "ca-admin-password";
+
+/// `keyward ARGS` on the node as the CA user: `(ok, stdout, stderr)`.
+fn kw(node: &Node, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(keyward_bin())
+        .args(args)
+        .args(["--server", &node.url, "--ca-cert"])
+        .arg(&node.ca)
+        .args(["--user", CA_USER, "--password", CA_PASSWORD])
+        .env_remove("KEYWARD_DATA_DIR")
+        .env_remove("KEYWARD_SERVER")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn kw_ok(node: &Node, args: &[&str]) -> String {
+    let (ok, out, err) = kw(node, args);
+    assert!(ok, "keyward {args:?}: {err}");
+    out
+}
+
+fn openssl_ok(args: &[&str]) -> String {
+    let (ok, out, err) = run("openssl", args);
+    assert!(ok, "openssl {args:?}: {out}{err}");
+    format!("{out}{err}")
+}
+
+fn p(path: &Path) -> String {
+    path.display().to_string()
+}
+
+/// A node with the CA user, a root (`root`, P-384, path length 1, name constraint
+/// `example.test`) and an intermediate (`issuing`, P-256, issuing names under example.test).
+/// Returns the node and `root.pem`, `inter.pem`, `chain.pem` (inter + root).
+fn node_with_cas() -> (Node, PathBuf, PathBuf, PathBuf) {
+    let node = Node::start();
+    node.crypto_user(&format!("{CA_USER}:{CA_PASSWORD}"));
+    let dir = node.dir.path();
+    let root = kw_ok(
+        &node,
+        &[
+            "ca",
+            "create",
+            "root",
+            "--common-name",
+            "Keyward Test Root",
+            "--key-type",
+            "ec-p384",
+            "--path-len",
+            "1",
+            "--permitted-dns",
+            "example.test",
+            "--json",
+        ],
+    );
+    let root: serde_json::Value = serde_json::from_str(&root).unwrap();
+    assert_eq!(root["subject"], "CN=Keyward Test Root");
+    let inter = kw_ok(
+        &node,
+        &[
+            "ca",
+            "create",
+            "issuing",
+            "--parent",
+            "root",
+            "--common-name",
+            "Keyward Test Issuing",
+            "--key-type",
+            "ec-p256",
+            "--allow-dns",
+            "example.test",
+            "--allow-dns",
+            ".example.test",
+            "--json",
+        ],
+    );
+    let inter: serde_json::Value = serde_json::from_str(&inter).unwrap();
+    let root_pem = dir.join("root.pem");
+    let inter_pem = dir.join("inter.pem");
+    let chain_pem = dir.join("chain.pem");
+    std::fs::write(&root_pem, root["certificate_pem"].as_str().unwrap()).unwrap();
+    std::fs::write(&inter_pem, inter["certificate_pem"].as_str().unwrap()).unwrap();
+    kw_ok(
+        &node,
+        &["ca", "certificate", "issuing", "--out", &p(&chain_pem)],
+    );
+    (node, root_pem, inter_pem, chain_pem)
+}
+
+/// An OpenSSL key and CSR (`-newkey`, e.g. `ec -pkeyopt ec_paramgen_curve:P-256`) for `dns`.
+fn openssl_csr(dir: &Path, name: &str, newkey: &[&str], dns: &str) -> PathBuf {
+    let csr = dir.join(format!("{name}.csr"));
+    let key = dir.join(format!("{name}.key"));
+    let mut args = vec!["req", "-new", "-nodes", "-newkey"];
+    args.extend_from_slice(newkey);
+    let subj = format!("/CN={dns}");
+    let san = format!("subjectAltName=DNS:{dns}");
+    let (key_s, csr_s) = (p(&key), p(&csr));
+    args.extend([
+        "-keyout", &key_s, "-subj", &subj, "-addext", &san, "-out", &csr_s,
+    ]);
+    openssl_ok(&args);
+    csr
+}
+
+#[test]
+fn root_intermediate_and_leaf_verify_with_openssl_and_refusals_are_clear() {
+    let (node, root, inter, chain) = node_with_cas();
+    let dir = node.dir.path();
+
+    // The CA keys are HSM keys that cannot be extracted.
+    let keys = kw_ok(
+        &node,
+        &["key", "list", "--json", "--filter", "attr.label=ca-root"],
+    );
+    assert!(
+        keys.contains("\"extractable\": false") || keys.contains("\"extractable\":false"),
+        "{keys}"
+    );
+    // The intermediate verifies under the root, with its path length and name constraints.
+    openssl_ok(&["verify", "-CAfile", &p(&root), &p(&inter)]);
+    let text = openssl_ok(&["x509", "-in", &p(&inter), "-noout", "-text"]);
+    assert!(text.contains("CA:TRUE, pathlen:0"), "{text}");
+    assert!(
+        text.contains("Permitted:") && text.contains("DNS:example.test"),
+        "{text}"
+    );
+
+    // A TLS server certificate from an OpenSSL CSR.
+    let csr = openssl_csr(
+        dir,
+        "www",
+        &["ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
+        "www.example.test",
+    );
+    let leaf = dir.join("www.pem");
+    let out = kw_ok(
+        &node,
+        &[
+            "ca",
+            "issue",
+            "issuing",
+            "--csr",
+            &p(&csr),
+            "--out",
+            &p(&leaf),
+            "--json",
+        ],
+    );
+    let issued: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(issued["status"], "valid");
+    let verify = openssl_ok(&[
+        "verify",
+        "-CAfile",
+        &p(&root),
+        "-untrusted",
+        &p(&inter),
+        &p(&leaf),
+    ]);
+    assert!(verify.contains(": OK"), "{verify}");
+    let text = openssl_ok(&["x509", "-in", &p(&leaf), "-noout", "-text"]);
+    assert!(text.contains("TLS Web Server Authentication"), "{text}");
+    assert!(text.contains("DNS:www.example.test"), "{text}");
+    assert!(text.contains("CA:FALSE"), "{text}");
+    // The CA chain file is the intermediate then the root.
+    let chain_text = std::fs::read_to_string(&chain).unwrap();
+    assert_eq!(chain_text.matches("BEGIN CERTIFICATE").count(), 2);
+
+    // A name outside the CA's policy.
+    let evil = openssl_csr(
+        dir,
+        "evil",
+        &["ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
+        "www.evil.test",
+    );
+    let (ok, _, err) = kw(
+        &node,
+        &[
+            "ca",
+            "issue",
+            "issuing",
+            "--csr",
+            &p(&evil),
+            "--out",
+            &p(&dir.join("evil.pem")),
+        ],
+    );
+    assert!(
+        !ok && err.contains("www.evil.test is outside the names this CA may issue"),
+        "{err}"
+    );
+    // A 1024-bit RSA key.
+    let weak = openssl_csr(dir, "weak", &["rsa:1024"], "weak.example.test");
+    let (ok, _, err) = kw(
+        &node,
+        &[
+            "ca",
+            "issue",
+            "issuing",
+            "--csr",
+            &p(&weak),
+            "--out",
+            &p(&dir.join("weak.pem")),
+        ],
+    );
+    assert!(!ok && err.contains("1024-bit RSA key is refused"), "{err}");
+    // A CSR whose signature does not verify: the last byte of its signature flipped.
+    let der = openssl_ok(&[
+        "req",
+        "-in",
+        &p(&csr),
+        "-outform",
+        "DER",
+        "-out",
+        &p(&dir.join("www.csr.der")),
+    ]);
+    drop(der);
+    let mut bytes = std::fs::read(dir.join("www.csr.der")).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x01;
+    let bad = dir.join("bad.csr");
+    std::fs::write(
+        &bad,
+        pem::encode(&pem::Pem::new("CERTIFICATE REQUEST", bytes)),
+    )
+    .unwrap();
+    let (ok, _, err) = kw(
+        &node,
+        &[
+            "ca",
+            "issue",
+            "issuing",
+            "--csr",
+            &p(&bad),
+            "--out",
+            &p(&dir.join("bad.pem")),
+        ],
+    );
+    assert!(!ok && err.contains("signature does not verify"), "{err}");
+    // A validity beyond the profile's limit.
+    let (ok, _, err) = kw(
+        &node,
+        &[
+            "ca",
+            "issue",
+            "issuing",
+            "--csr",
+            &p(&csr),
+            "--days",
+            "800",
+            "--out",
+            &p(&dir.join("long.pem")),
+        ],
+    );
+    assert!(!ok && err.contains("validity of 800 days"), "{err}");
+    // Nothing refused reached the register.
+    let register = kw_ok(&node, &["ca", "certificates", "issuing", "--json"]);
+    let register: serde_json::Value = serde_json::from_str(&register).unwrap();
+    assert_eq!(register.as_array().unwrap().len(), 1, "{register}");
+
+    // The root has path length 1: an intermediate under the intermediate is refused.
+    let (ok, _, err) = kw(
+        &node,
+        &[
+            "ca",
+            "create",
+            "deeper",
+            "--parent",
+            "issuing",
+            "--common-name",
+            "Deeper",
+        ],
+    );
+    assert!(!ok && err.contains("path length 0"), "{err}");
+
+    // Every issuance is audited.
+    let audit = node.kw_ok(
+        "admin",
+        support::pkcs11::ADMIN_PASSWORD,
+        &["audit", "list", "--json", "--limit", "1000"],
+    );
+    assert!(
+        audit.contains("ca.create") && audit.contains("ca.issue"),
+        "{audit}"
+    );
+}
+
+#[test]
+fn a_proxy_serves_a_certificate_from_the_ca_and_curl_trusts_the_root() {
+    let (node, root, _inter, _chain) = node_with_cas();
+    let site = Site::new();
+    let (_up, up_addr) = start_upstream();
+    // The proxy's key in its own HSM; its CSR goes to the CA, the full chain comes back.
+    generate_key(&site.data(), "ec-p256", "web");
+    let csr = site.dir.join("web.csr");
+    keyward_ok(&[
+        "cert",
+        "csr",
+        "--key",
+        "web",
+        "--dns",
+        "www.example.test",
+        "--out",
+        &p(&csr),
+        "--data-dir",
+        &p(&site.data()),
+    ]);
+    let chain = site.dir.join("web.pem");
+    kw_ok(
+        &node,
+        &[
+            "ca",
+            "issue",
+            "issuing",
+            "--csr",
+            &p(&csr),
+            "--fullchain",
+            "--out",
+            &p(&chain),
+        ],
+    );
+    let config = site.config(&format!(
+        "[[listeners]]\naddress = \"127.0.0.1:0\"\n[[listeners.certificates]]\nkey_label = \"web\"\nchain_file = \"{}\"\n\n[upstream]\nurl = \"http://{up_addr}\"\n",
+        chain.display()
+    ));
+    let (_p, addrs) = start_serve(&config, 1);
+    let port = addrs[0].port();
+    let got = Curl::url(format!("https://www.example.test:{port}/"))
+        .args(&[
+            "--resolve",
+            &format!("www.example.test:{port}:127.0.0.1"),
+            "--cacert",
+            &p(&root),
+        ])
+        .run();
+    assert!(got.ok && got.status == 200, "{got:?}");
+
+    // `keyward cert issue` certifies a key on the node in one step.
+    let dir = node.dir.path();
+    node.ec_pair(&format!("{CA_USER}:{CA_PASSWORD}"), "app");
+    let app = dir.join("app.pem");
+    kw_ok(
+        &node,
+        &[
+            "cert",
+            "issue",
+            "--ca",
+            "issuing",
+            "--key",
+            "app",
+            "--dns",
+            "app.example.test",
+            "--out",
+            &p(&app),
+        ],
+    );
+    let app_text = std::fs::read_to_string(&app).unwrap();
+    assert_eq!(
+        app_text.matches("BEGIN CERTIFICATE").count(),
+        3,
+        "leaf, intermediate, root"
+    );
+    let leaf_only = dir.join("app-leaf.pem");
+    openssl_ok(&["x509", "-in", &p(&app), "-out", &p(&leaf_only)]);
+    openssl_ok(&[
+        "verify",
+        "-CAfile",
+        &p(&root),
+        "-untrusted",
+        &p(&app),
+        &p(&leaf_only),
+    ]);
+}
+
+#[test]
+fn revocation_reaches_the_crl_and_ocsp() {
+    let (node, root, inter, chain) = node_with_cas();
+    let dir = node.dir.path();
+    let issue = |name: &str| -> (PathBuf, String) {
+        let csr = openssl_csr(
+            dir,
+            name,
+            &["ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
+            &format!("{name}.example.test"),
+        );
+        let pem = dir.join(format!("{name}.pem"));
+        let out = kw_ok(
+            &node,
+            &[
+                "ca",
+                "issue",
+                "issuing",
+                "--csr",
+                &p(&csr),
+                "--out",
+                &p(&pem),
+                "--json",
+            ],
+        );
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        (pem, v["serial"].as_str().unwrap().to_owned())
+    };
+    let (bad, bad_serial) = issue("bad");
+    let (good, _) = issue("good");
+
+    let out = kw_ok(
+        &node,
+        &[
+            "ca",
+            "revoke",
+            "issuing",
+            "--serial",
+            &bad_serial,
+            "--reason",
+            "keyCompromise",
+        ],
+    );
+    assert!(out.contains("revoked serial"), "{out}");
+    let (ok, _, err) = kw(&node, &["ca", "revoke", "issuing", "--serial", &bad_serial]);
+    assert!(!ok && err.contains("already revoked"), "{err}");
+
+    // The CRL: signed by the intermediate, lists the serial with its reason.
+    let crl = dir.join("crl.pem");
+    kw_ok(&node, &["ca", "crl", "issuing", "--out", &p(&crl)]);
+    let checked = openssl_ok(&["crl", "-in", &p(&crl), "-CAfile", &p(&chain), "-noout"]);
+    assert!(checked.contains("verify OK"), "{checked}");
+    let text = openssl_ok(&["crl", "-in", &p(&crl), "-noout", "-text"]);
+    assert!(text.to_ascii_lowercase().contains(&bad_serial), "{text}");
+    assert!(
+        text.contains("Key Compromise") && text.contains("Next Update"),
+        "{text}"
+    );
+    assert!(text.contains("X509v3 CRL Number"), "{text}");
+    // With the CRL, the revoked leaf fails and the other verifies.
+    let with_crl = |leaf: &Path| {
+        run(
+            "openssl",
+            &[
+                "verify",
+                "-crl_check",
+                "-CAfile",
+                &p(&root),
+                "-untrusted",
+                &p(&inter),
+                "-CRLfile",
+                &p(&crl),
+                &p(leaf),
+            ],
+        )
+    };
+    let (ok, out, err) = with_crl(&bad);
+    assert!(
+        !ok && format!("{out}{err}").contains("certificate revoked"),
+        "{out}{err}"
+    );
+    let (ok, out, err) = with_crl(&good);
+    assert!(ok, "{out}{err}");
+
+    // OCSP: a request made by openssl, posted to the responder, the response checked by openssl.
+    let ocsp = |leaf: &Path, name: &str| -> String {
+        let req = dir.join(format!("{name}.ocsp-req"));
+        let resp = dir.join(format!("{name}.ocsp-resp"));
+        openssl_ok(&[
+            "ocsp",
+            "-issuer",
+            &p(&inter),
+            "-cert",
+            &p(leaf),
+            "-reqout",
+            &p(&req),
+        ]);
+        let got = Curl::url(format!("{}/v1/ca/issuing/ocsp", node.url))
+            .args(&[
+                "--cacert",
+                &p(&node.ca),
+                "-H",
+                "content-type: application/ocsp-request",
+                "--data-binary",
+                &format!("@{}", p(&req)),
+                "-o",
+                &p(&resp),
+            ])
+            .run();
+        assert!(got.ok && got.status == 200, "{got:?}");
+        // -reqin (and no -cert, which would make a new request): openssl also checks that the
+        // response echoes the request's nonce.
+        openssl_ok(&[
+            "ocsp",
+            "-reqin",
+            &p(&req),
+            "-respin",
+            &p(&resp),
+            "-CAfile",
+            &p(&chain),
+            "-resp_text",
+        ])
+    };
+    let out = ocsp(&bad, "bad");
+    assert!(out.contains("Response verify OK"), "{out}");
+    assert!(
+        out.contains("Cert Status: revoked") && out.contains("keyCompromise"),
+        "{out}"
+    );
+    assert!(
+        out.contains("Responder Id:") && out.contains("Nonce"),
+        "{out}"
+    );
+    let out = ocsp(&good, "good");
+    assert!(
+        out.contains("Response verify OK") && out.contains("Cert Status: good"),
+        "{out}"
+    );
+    // A serial the CA never issued.
+    let req = dir.join("foreign.ocsp-req");
+    openssl_ok(&[
+        "ocsp",
+        "-issuer",
+        &p(&inter),
+        "-serial",
+        "0x7a11ce",
+        "-reqout",
+        &p(&req),
+    ]);
+    let resp = dir.join("foreign.ocsp-resp");
+    let got = Curl::url(format!("{}/v1/ca/issuing/ocsp", node.url))
+        .args(&[
+            "--cacert",
+            &p(&node.ca),
+            "--data-binary",
+            &format!("@{}", p(&req)),
+            "-o",
+            &p(&resp),
+        ])
+        .run();
+    assert!(got.ok, "{got:?}");
+    let out = openssl_ok(&[
+        "ocsp",
+        "-reqin",
+        &p(&req),
+        "-respin",
+        &p(&resp),
+        "-CAfile",
+        &p(&chain),
+        "-resp_text",
+    ]);
+    assert!(out.contains("Cert Status: unknown"), "{out}");
+    // A body that is not an OCSP request.
+    let junk = Curl::url(format!("{}/v1/ca/issuing/ocsp", node.url))
+        .args(&["--cacert", &p(&node.ca), "--data-binary", "not der"])
+        .run();
+    assert!(junk.ok && junk.status == 200, "{junk:?}");
+
+    let audit = node.kw_ok(
+        "admin",
+        support::pkcs11::ADMIN_PASSWORD,
+        &["audit", "list", "--json", "--limit", "1000"],
+    );
+    assert!(
+        audit.contains("ca.revoke") && audit.contains("ca.crl"),
+        "{audit}"
+    );
+}
