@@ -25,6 +25,7 @@ mod logging;
 mod output;
 mod progress;
 mod remote;
+mod renew;
 mod rotation;
 mod seal;
 mod session;

@@ -3,7 +3,8 @@
 //! issued from an OpenSSL CSR (`openssl verify`), the profile's refusals (a name outside the
 //! policy, a 1024-bit RSA key, a bad CSR signature), a proxy key certified from its CSR and
 //! served by `keyward serve` to curl, revocation into the CRL (`openssl crl`, `openssl verify
-//! -crl_check`), and the OCSP responder (`openssl ocsp`: `revoked`, `good`, signature OK).
+//! -crl_check`), the OCSP responder (`openssl ocsp`: `revoked`, `good`, signature OK), and a
+//! proxy renewing its certificate from the CA in its own HSM while it serves.
 
 mod support;
 
@@ -12,7 +13,8 @@ use std::process::{Command, Stdio};
 
 use support::pkcs11::Node;
 use support::{
-    generate_key, keyward_bin, keyward_ok, run, start_serve, start_upstream, Curl, Site,
+    free_port, generate_key, init_hsm, keyward_bin, keyward_ok, listener, run, s_client,
+    start_serve, start_upstream, Curl, Site,
 };
 
 const CA_USER: &str = "ca-admin";
@@ -583,4 +585,161 @@ fn revocation_reaches_the_crl_and_ocsp() {
         audit.contains("ca.revoke") && audit.contains("ca.crl"),
         "{audit}"
     );
+}
+
+/// `keyward ARGS --server URL --ca-cert CA --user USER --password PW`, insisting on success.
+fn kw_at(url: &str, ca: &Path, user: &str, password: &str, args: &[&str]) -> String {
+    let out = Command::new(keyward_bin())
+        .args(args)
+        .args(["--server", url, "--ca-cert"])
+        .arg(ca)
+        .args(["--user", user, "--password", password])
+        .env_remove("KEYWARD_DATA_DIR")
+        .env_remove("KEYWARD_SERVER")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "keyward {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The serial (uppercase hex, as `openssl x509 -serial` prints it) of the first certificate
+/// in PEM text.
+fn serial_of(pem_text: &str) -> String {
+    let start = pem_text
+        .find("-----BEGIN CERTIFICATE-----")
+        .expect(pem_text);
+    let end = pem_text[start..].find("-----END CERTIFICATE-----").unwrap() + start + 25;
+    let tmp = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(tmp.path(), &pem_text[start..end]).unwrap();
+    let out = openssl_ok(&["x509", "-in", &p(tmp.path()), "-noout", "-serial"]);
+    out.trim().trim_start_matches("serial=").to_owned()
+}
+
+#[test]
+fn the_proxy_renews_its_certificate_from_its_own_ca_without_a_restart() {
+    let site = Site::new();
+    let data = site.data();
+    init_hsm(&data, "admin-password-1");
+    let boot = site.localhost_cert("boot");
+    generate_key(&data, "ec-p256", "web");
+    let csr = site.dir.join("web.csr");
+    keyward_ok(&[
+        "cert",
+        "csr",
+        "--key",
+        "web",
+        "--dns",
+        "www.example.test",
+        "--out",
+        &p(&csr),
+        "--data-dir",
+        &p(&data),
+    ]);
+    let (_up, up) = start_upstream();
+    let api_port = free_port();
+    let url = format!("https://localhost:{api_port}");
+    let api_ca = data.join("api-ca.pem");
+    let head = format!("[admin]\nenabled = false\n\n[api]\naddress = \"127.0.0.1:{api_port}\"\n\n");
+    let tail = format!("[upstream]\nurl = \"http://{up}\"\n");
+
+    // A node serving its API: a CA in its HSM issues the proxy key a certificate of one day.
+    let config = site.config(&format!("{head}{}{tail}", listener(&boot, "boot", "")));
+    let (mut node, _) = start_serve(&config, 1);
+    let pw = site.dir.join("ca.pw");
+    std::fs::write(&pw, "ca-admin-password\n").unwrap();
+    kw_at(
+        &url,
+        &api_ca,
+        "admin",
+        "admin-password-1",
+        &[
+            "user",
+            "create",
+            "--name",
+            "ca-admin",
+            "--role",
+            "crypto-user",
+            "--password-file",
+            &p(&pw),
+        ],
+    );
+    let as_ca = |args: &[&str]| kw_at(&url, &api_ca, "ca-admin", "ca-admin-password", args);
+    as_ca(&[
+        "ca",
+        "create",
+        "edge",
+        "--common-name",
+        "Edge CA",
+        "--key-type",
+        "ec-p256",
+        "--allow-dns",
+        ".example.test",
+    ]);
+    let root = site.dir.join("edge.pem");
+    as_ca(&["ca", "certificate", "edge", "--out", &p(&root)]);
+    let chain = site.dir.join("web.pem");
+    as_ca(&[
+        "ca",
+        "issue",
+        "edge",
+        "--csr",
+        &p(&csr),
+        "--days",
+        "1",
+        "--fullchain",
+        "--out",
+        &p(&chain),
+    ]);
+    let first = serial_of(&std::fs::read_to_string(&chain).unwrap());
+    node.terminate();
+
+    // Served with `renew_ca`: one day left is inside the two-day window, so the proxy renews
+    // it once it serves, and serves the new certificate from the same process.
+    let cert = format!(
+        "[[listeners]]\naddress = \"127.0.0.1:0\"\n[[listeners.certificates]]\nkey_label = \"web\"\nchain_file = \"{}\"\nrenew_ca = \"edge\"\nrenew_before_days = 2\n\n",
+        chain.display()
+    );
+    let config = site.config(&format!("{head}{cert}{tail}"));
+    let (node, addrs) = start_serve(&config, 1);
+    let line = node.stderr.wait_for("certificate renewed");
+    assert!(line.contains("serial="), "{line}");
+    node.stderr.wait_for("configuration reloaded");
+    let renewed = std::fs::read_to_string(&chain).unwrap();
+    let second = serial_of(&renewed);
+    assert_ne!(first, second);
+    let served = s_client(addrs[0], "www.example.test", &[]);
+    assert_eq!(serial_of(&served), second, "{served}");
+    // The new certificate verifies under the CA, for the same name, for longer than a day.
+    let leaf = site.dir.join("leaf.pem");
+    openssl_ok(&["x509", "-in", &p(&chain), "-out", &p(&leaf)]);
+    openssl_ok(&["verify", "-CAfile", &p(&root), &p(&leaf)]);
+    let text = openssl_ok(&[
+        "x509",
+        "-in",
+        &p(&leaf),
+        "-noout",
+        "-text",
+        "-checkend",
+        "864000",
+    ]);
+    assert!(text.contains("DNS:www.example.test"), "{text}");
+    let port = addrs[0].port();
+    let got = Curl::url(format!("https://www.example.test:{port}/"))
+        .args(&[
+            "--resolve",
+            &format!("www.example.test:{port}:127.0.0.1"),
+            "--cacert",
+            &p(&root),
+        ])
+        .run();
+    assert!(got.ok && got.status == 200, "{got:?}");
+    // Both are in the CA's register; nothing renews again (the new one has 397 days).
+    let register = as_ca(&["ca", "certificates", "edge", "--json"]);
+    let register: serde_json::Value = serde_json::from_str(&register).unwrap();
+    assert_eq!(register.as_array().unwrap().len(), 2, "{register}");
 }

@@ -186,6 +186,9 @@ pub(crate) fn run(
             "runtime started"
         );
         log_listeners(&proxy, &config);
+        // Renewal writes the CA's register: the writer node's work.
+        let renewal = (writer.is_some() && crate::renew::configured(&config))
+            .then(|| crate::renew::spawn(hsm.clone(), config_path.to_owned(), proxy.handle()));
         let (stop_tx, _) = tokio::sync::watch::channel(false);
         run_proxy(
             proxy,
@@ -196,6 +199,9 @@ pub(crate) fn run(
             std::future::pending(),
         )
         .await?;
+        if let Some(r) = renewal {
+            r.abort();
+        }
         if writer.is_some() {
             hsm.record_seal("serve")?;
         } else {

@@ -101,6 +101,9 @@ pub(crate) async fn run(
         let session = hsm.service_session(PROXY_USER)?;
         let proxy =
             keyward_proxy::Proxy::build(config, &hsm, &session, keyward_proxy::NodeRole::Writer)?;
+        // Aborted when the proxy stops, so a seal drops the HSM with the proxy.
+        let renewal = crate::renew::configured(config)
+            .then(|| crate::renew::spawn(hsm.clone(), config_path.to_owned(), proxy.handle()));
         drop(hsm);
         super::serve::log_listeners(&proxy, config);
         handle_tx.send_replace(Some(proxy.handle()));
@@ -118,6 +121,9 @@ pub(crate) async fn run(
             })
             .await;
         handle_tx.send_replace(None);
+        if let Some(r) = renewal {
+            r.abort();
+        }
         if *stop.borrow() {
             break;
         }

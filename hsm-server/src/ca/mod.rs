@@ -572,3 +572,44 @@ pub fn issue_for_proxy_key(
     );
     Ok((record, chain))
 }
+
+/// What a served certificate's renewal needs from its chain file (PEM, leaf first): `None`
+/// while it has more than `before_days` left, else its DNS and IP names (the new certificate
+/// carries the same).
+///
+/// # Errors
+/// [`Error::InvalidInput`] when the file holds no certificate that parses.
+pub fn renewal_due(
+    chain_pem: &[u8],
+    before_days: u32,
+) -> Result<Option<(Vec<String>, Vec<IpAddr>)>, Error> {
+    use x509_parser::extensions::GeneralName;
+    let bad = || Error::InvalidInput {
+        reason: "the chain file holds no certificate that parses".into(),
+    };
+    let block = x509_parser::pem::parse_x509_pem(chain_pem)
+        .map_err(|_| bad())?
+        .1;
+    let (_, cert) =
+        x509_parser::certificate::X509Certificate::from_der(&block.contents).map_err(|_| bad())?;
+    let left = cert.validity().not_after.timestamp() - now().unix_timestamp();
+    if left > i64::from(before_days) * 86_400 {
+        return Ok(None);
+    }
+    let (mut dns, mut ips) = (Vec::new(), Vec::new());
+    if let Ok(Some(san)) = cert.subject_alternative_name() {
+        for name in &san.value.general_names {
+            match name {
+                GeneralName::DNSName(d) => dns.push((*d).to_owned()),
+                GeneralName::IPAddress(b) if b.len() == 4 => {
+                    ips.push(IpAddr::from(<[u8; 4]>::try_from(*b).unwrap_or_default()));
+                }
+                GeneralName::IPAddress(b) if b.len() == 16 => {
+                    ips.push(IpAddr::from(<[u8; 16]>::try_from(*b).unwrap_or_default()));
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(Some((dns, ips)))
+}
