@@ -85,6 +85,8 @@ pub use users::{Password, Role, Session, SessionToken, UserInfo, MAX_FAILED_LOGI
 #[cfg(test)]
 mod backup_tests;
 #[cfg(test)]
+mod ca_tests;
+#[cfg(test)]
 mod crypto_tests;
 #[cfg(test)]
 mod ecdh_null_tests;
