@@ -230,6 +230,58 @@ fn a_certificate_names_its_key_by_label_or_by_reference_file_but_not_both() {
     );
 }
 
+#[test]
+fn renewal_from_a_ca_needs_a_key_label_and_a_sane_window() {
+    let (_d, res) = load(
+        &GOOD.replace(
+            "chain_file = \"web.pem\"",
+            "chain_file = \"web.pem\"\nrenew_ca = \"edge\"",
+        ),
+        &[],
+    );
+    let c = res.unwrap();
+    assert_eq!(
+        c.listeners[0].certificates[0].renew_ca.as_deref(),
+        Some("edge")
+    );
+    assert_eq!(c.listeners[0].certificates[0].renew_before_days, 30);
+    let (_d, res) = load(&GOOD, &[]);
+    assert_eq!(res.unwrap().listeners[0].certificates[0].renew_ca, None);
+    let msg = message(
+        &GOOD.replace(
+            "key_label = \"web\"",
+            "key_file = \"web.ref.pem\"\nrenew_ca = \"edge\"",
+        ),
+        &[],
+    );
+    assert!(
+        msg.contains("renew_ca") && msg.contains("needs key_label"),
+        "{msg}"
+    );
+    let msg = message(
+        &GOOD.replace(
+            "chain_file = \"web.pem\"",
+            "chain_file = \"web.pem\"\nrenew_before_days = 5",
+        ),
+        &[],
+    );
+    assert!(
+        msg.contains("renew_before_days") && msg.contains("needs renew_ca"),
+        "{msg}"
+    );
+    let msg = message(
+        &GOOD.replace(
+            "chain_file = \"web.pem\"",
+            "chain_file = \"web.pem\"\nrenew_ca = \"edge\"\nrenew_before_days = 0",
+        ),
+        &[],
+    );
+    assert!(
+        msg.contains("renew_before_days") && msg.contains("1 to 3650"),
+        "{msg}"
+    );
+}
+
 const POOLS: &str = r#"
 [[listeners]]
 address = "127.0.0.1:8443"
