@@ -64,6 +64,7 @@
 #![deny(missing_docs)]
 
 mod client;
+pub mod codesign;
 mod config;
 mod error;
 mod import;
