@@ -13,6 +13,7 @@ pub(crate) mod audit;
 pub(crate) mod backup;
 pub(crate) mod cert;
 pub(crate) mod cluster;
+pub(crate) mod codesign;
 pub(crate) mod crypto;
 pub(crate) mod hsm;
 pub(crate) mod init;

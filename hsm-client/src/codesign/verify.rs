@@ -10,7 +10,7 @@ use const_oid::db::{rfc5280, rfc5911, rfc5912};
 use der::asn1::{ObjectIdentifier, OctetString};
 use der::{Decode, Encode};
 use rustls_pki_types::{CertificateDer, UnixTime};
-use x509_cert::ext::pkix::KeyUsage;
+use x509_cert::ext::pkix::{ExtendedKeyUsage, KeyUsage};
 use x509_cert::time::Time;
 use x509_cert::Certificate;
 
@@ -75,6 +75,9 @@ pub enum Invalid {
     /// The signature does not verify with the signer certificate's public key.
     #[error("the signature does not verify with the signer certificate's public key")]
     BadSignature,
+    /// The signer certificate has no extended key usage extension with id-kp-codeSigning.
+    #[error("the signer certificate is not for code signing: its extended key usage lacks id-kp-codeSigning")]
+    NotCodeSigning,
     /// The signer certificate's key usage allows no signatures.
     #[error("the signer certificate's key usage has neither digitalSignature nor nonRepudiation")]
     KeyUsage,
@@ -320,7 +323,9 @@ impl TrustAnchors {
         })
     }
 
-    /// The path from `cert` to a root, valid at `time` (else now), with id-kp-codeSigning.
+    /// The path from `cert` to a root, valid at `time` (else now): `cert` with
+    /// id-kp-codeSigning, each CA with it where it names extended key usages at all (the
+    /// EKU-chaining rule of rustls-webpki, Mozilla and Microsoft).
     fn check_path(
         &self,
         cert: &Certificate,
@@ -328,6 +333,7 @@ impl TrustAnchors {
         time: Option<SystemTime>,
     ) -> Result<(), Invalid> {
         check_key_usage(cert)?;
+        check_code_signing(cert)?;
         let time = time.unwrap_or_else(SystemTime::now);
         let since_epoch = time
             .duration_since(SystemTime::UNIX_EPOCH)
@@ -358,7 +364,7 @@ impl TrustAnchors {
             &anchors,
             &intermediates,
             UnixTime::since_unix_epoch(since_epoch),
-            webpki::KeyUsage::required(CODE_SIGNING.as_bytes()),
+            webpki::KeyUsage::required_if_present(CODE_SIGNING.as_bytes()),
             None,
             None,
         )
@@ -381,13 +387,7 @@ fn signer_key(cert: &Certificate, algorithm: SignatureAlgorithm) -> Result<&[u8]
 
 /// RFC 5280 §4.2.1.3: a key usage extension, where present, must allow signatures.
 fn check_key_usage(cert: &Certificate) -> Result<(), Invalid> {
-    let Some(ext) = cert
-        .tbs_certificate
-        .extensions
-        .iter()
-        .flatten()
-        .find(|e| e.extn_id == rfc5912::ID_CE_KEY_USAGE)
-    else {
+    let Some(ext) = extension(cert, rfc5912::ID_CE_KEY_USAGE) else {
         return Ok(());
     };
     let ku = KeyUsage::from_der(ext.extn_value.as_bytes()).map_err(Invalid::Malformed)?;
@@ -396,6 +396,28 @@ fn check_key_usage(cert: &Certificate) -> Result<(), Invalid> {
     } else {
         Err(Invalid::KeyUsage)
     }
+}
+
+/// RFC 5280 §4.2.1.12: the signer certificate must name id-kp-codeSigning (the path check
+/// above lets certificates without the extension pass, as CAs may).
+fn check_code_signing(cert: &Certificate) -> Result<(), Invalid> {
+    let Some(ext) = extension(cert, rfc5912::ID_CE_EXT_KEY_USAGE) else {
+        return Err(Invalid::NotCodeSigning);
+    };
+    let eku = ExtendedKeyUsage::from_der(ext.extn_value.as_bytes()).map_err(Invalid::Malformed)?;
+    if eku.0.contains(&CODE_SIGNING) {
+        Ok(())
+    } else {
+        Err(Invalid::NotCodeSigning)
+    }
+}
+
+fn extension(cert: &Certificate, oid: ObjectIdentifier) -> Option<&x509_cert::ext::Extension> {
+    cert.tbs_certificate
+        .extensions
+        .iter()
+        .flatten()
+        .find(|e| e.extn_id == oid)
 }
 
 /// `time` as RFC 3339 UTC, whole seconds.
