@@ -677,3 +677,85 @@ fn a_signer_under_an_intermediate_verifies_to_the_root_and_a_server_certificate_
     );
     assert!(out.contains("id-kp-codeSigning"), "{out}");
 }
+
+/// Ed25519 (RFC 8419): OpenSSL 3.0 neither makes nor verifies Ed25519 CMS signatures (its
+/// CMS code hands the digest algorithm to the pure-EdDSA signer: `eddsa_digest_signverify_init:
+/// invalid digest`), so `verify-file` checks these and OpenSSL only parses them.
+#[test]
+fn an_ed25519_cms_signature_verifies_with_verify_file_and_a_raw_one_is_refused() {
+    let node = node();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    make_ca(dir);
+    let public = hsm_key(&node, dir, &["ed25519"], "release-ed");
+    let cert = certificate(dir, "root", &public, "release-ed", "codeSigning");
+    let file = payload(dir);
+    let sig = dir.join("release-ed.sig");
+    sign(&node, "release-ed", &cert, &file, &sig, &[]);
+    let root = path(&dir.join("root.pem"));
+    let (ok, out) = verify_file(&[
+        "--in",
+        &path(&file),
+        "--sig",
+        &path(&sig),
+        "--ca-file",
+        &root,
+    ]);
+    assert!(ok && out.trim() == "valid", "{out}");
+    let printed = openssl_ok(
+        dir,
+        &[
+            "cms",
+            "-cmsout",
+            "-print",
+            "-inform",
+            "DER",
+            "-in",
+            &path(&sig),
+        ],
+    );
+    assert!(printed.contains("ED25519"), "{printed}");
+    assert!(
+        printed.contains("sha512"),
+        "RFC 8419 §3.1: a SHA-512 digest:\n{printed}"
+    );
+    let mut bytes = std::fs::read(&file).unwrap();
+    bytes.push(0);
+    std::fs::write(&file, bytes).unwrap();
+    let (ok, out) = verify_file(&[
+        "--in",
+        &path(&file),
+        "--sig",
+        &path(&sig),
+        "--ca-file",
+        &root,
+    ]);
+    assert!(
+        !ok && out.starts_with("invalid: the message digest does not match"),
+        "{out}"
+    );
+
+    let raw = dir.join("never.sig");
+    let out = kw(
+        &node,
+        &[
+            "sign-file",
+            "--key",
+            "release-ed",
+            "--cert",
+            &path(&cert),
+            "--in",
+            &path(&file),
+            "--out",
+            &path(&raw),
+            "--format",
+            "raw",
+        ],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("use a CMS signature"),
+        "{err}"
+    );
+    assert!(!raw.exists());
+}
