@@ -51,13 +51,8 @@ impl DigestAlgorithm {
     }
 
     /// The digest length in bytes.
-    pub fn len(self) -> usize {
+    pub fn output_len(self) -> usize {
         self.aws().output_len()
-    }
-
-    /// Always false: a digest is never empty (clippy's `len` companion).
-    pub fn is_empty(self) -> bool {
-        false
     }
 
     /// The CMS `DigestAlgorithmIdentifier`: parameters absent (RFC 5754 §2).
@@ -319,6 +314,17 @@ impl SignatureAlgorithm {
         }
     }
 
+    fn is_pss(self) -> bool {
+        matches!(self, A::RsaPssSha256 | A::RsaPssSha384 | A::RsaPssSha512)
+    }
+
+    fn is_rsa_pkcs1(self) -> bool {
+        matches!(
+            self,
+            A::RsaPkcs1Sha256 | A::RsaPkcs1Sha384 | A::RsaPkcs1Sha512
+        )
+    }
+
     /// Whether the HSM signs a digest with it (Ed25519 signs whole messages only).
     pub fn signs_digests(self) -> bool {
         self != A::Ed25519
@@ -363,7 +369,7 @@ impl SignatureAlgorithm {
                 oid: rfc5912::ID_MGF_1,
                 parameters: Some(hash),
             },
-            salt_len: u8::try_from(self.digest().len()).unwrap_or(u8::MAX),
+            salt_len: u8::try_from(self.digest().output_len()).unwrap_or(u8::MAX),
             trailer_field: TrailerField::BC,
         }
     }
@@ -379,21 +385,17 @@ impl SignatureAlgorithm {
             let params = signature_algorithm.parameters.as_ref()?.to_der().ok()?;
             let params = RsaPssParams::from_der(&params).ok()?;
             return ALL.into_iter().find(|a| {
-                a.mechanism().starts_with("rsa-pss")
-                    && a.digest() == digest
-                    && same_pss_params(&params, &a.pss_params())
+                a.is_pss() && a.digest() == digest && same_pss_params(&params, &a.pss_params())
             });
         }
         if oid == rfc5912::RSA_ENCRYPTION {
             // RFC 3370 §3.2: rsaEncryption with the hash of the digest algorithm.
             return ALL
                 .into_iter()
-                .find(|a| a.mechanism().starts_with("rsa-pkcs1") && a.digest() == digest);
+                .find(|a| a.is_rsa_pkcs1() && a.digest() == digest);
         }
         ALL.into_iter().find(|a| {
-            !a.mechanism().starts_with("rsa-pss")
-                && a.digest() == digest
-                && a.identifier().is_ok_and(|id| id.oid == oid)
+            !a.is_pss() && a.digest() == digest && a.identifier().is_ok_and(|id| id.oid == oid)
         })
     }
 

@@ -47,20 +47,24 @@ impl CodeSigner {
     }
 }
 
-/// Reads PEM certificates (one or more `CERTIFICATE` blocks).
+/// Reads PEM certificates: every `CERTIFICATE` block of the text, in order (text around the
+/// blocks, such as `openssl x509 -text` output, is ignored).
 ///
 /// # Errors
 /// [`Error::Der`] when the text holds no certificate or a malformed one.
-pub fn certificates_from_pem(pem: &[u8]) -> Result<Vec<Certificate>> {
-    let certs = Certificate::load_pem_chain(pem).map_err(|source| Error::Der {
-        what: "read the PEM certificates",
-        source,
-    })?;
+pub fn certificates_from_pem(text: &[u8]) -> Result<Vec<Certificate>> {
+    let none = || Error::Der {
+        what: "find a PEM certificate (-----BEGIN CERTIFICATE-----)",
+        source: der::ErrorKind::Failed.into(),
+    };
+    let blocks = pem::parse_many(text).map_err(|_| none())?;
+    let certs = blocks
+        .iter()
+        .filter(|b| b.tag() == "CERTIFICATE")
+        .map(|b| Certificate::from_der(b.contents()).map_err(der_err("read the PEM certificates")))
+        .collect::<Result<Vec<_>>>()?;
     if certs.is_empty() {
-        return Err(Error::Der {
-            what: "read the PEM certificates",
-            source: der::ErrorKind::Failed.into(),
-        });
+        return Err(none());
     }
     Ok(certs)
 }
@@ -306,6 +310,25 @@ pub(crate) fn cms_time(time: SystemTime) -> Result<Time> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn text_without_a_certificate_is_an_error_that_says_so() {
+        for text in [
+            &b""[..],
+            b"\n",
+            b"hello",
+            b"-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n",
+        ] {
+            let err = certificates_from_pem(text).unwrap_err().to_string();
+            assert!(err.contains("BEGIN CERTIFICATE"), "{err}");
+        }
+        let err = certificates_from_pem(
+            b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.starts_with("cannot read the PEM certificates"), "{err}");
+    }
 
     #[test]
     fn signing_times_before_2050_are_utc_times_and_later_ones_generalized() {
