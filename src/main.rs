@@ -143,6 +143,8 @@ fn run(cli: Cli) -> Result<bool> {
         Command::Cluster(command) => cmd::cluster::run(command)?,
         Command::Operator(command) => cmd::operator::run(&conn, command)?,
         Command::Backup(command) => cmd::backup::run(&conn, command)?,
+        Command::SignFile(args) => cmd::codesign::sign_file(&conn, args)?,
+        Command::VerifyFile(args) => return cmd::codesign::verify_file(&args),
     }
     Ok(true)
 }

@@ -71,6 +71,56 @@ pub enum Error {
     /// crypto library refuses, or no randomness.
     #[error("{0}")]
     LocalWrap(&'static str),
+    /// Reading the input of a local step (a file being hashed) failed.
+    #[error("cannot read the input: {0}")]
+    Read(#[source] std::io::Error),
+    /// A certificate, public key or CMS structure could not be read or encoded (`what`: the
+    /// step, e.g. `read the PEM certificates`).
+    #[error("cannot {what}: {source}")]
+    Der {
+        /// The step that failed.
+        what: &'static str,
+        /// The DER library's error.
+        #[source]
+        source: der::Error,
+    },
+    /// The signer certificate's public key is not the public key of key `key` (in any
+    /// version that may sign): the certificate belongs to another key.
+    #[error("the certificate's public key is not the public key of HSM key {key}")]
+    CertificateKeyMismatch {
+        /// The key handle.
+        key: u64,
+    },
+    /// A key type code signing does not take (`algorithm`: its OID, and curve).
+    #[error("code signing does not support keys of algorithm {algorithm}")]
+    UnsupportedKey {
+        /// The SubjectPublicKeyInfo algorithm.
+        algorithm: String,
+    },
+    /// A mechanism that is unknown or does not fit the key.
+    #[error("mechanism {mechanism} does not fit an {key} key; expected one of {expected}")]
+    MechanismMismatch {
+        /// The mechanism asked for.
+        mechanism: String,
+        /// The key type, e.g. `EC P-256`.
+        key: &'static str,
+        /// The mechanisms that fit.
+        expected: String,
+    },
+    /// A digest made with another hash than the signature algorithm's.
+    #[error("the digest is {got}; the signature algorithm needs {expected}")]
+    DigestMismatch {
+        /// The hash the algorithm needs.
+        expected: String,
+        /// The digest's hash.
+        got: String,
+    },
+    /// A CMS signature needs the signer certificate: the signer was made without one.
+    #[error("a CMS signature needs the signer certificate")]
+    MissingCertificate,
+    /// A combination this does not do (the reason says which and what to do instead).
+    #[error("{0}")]
+    Unsupported(&'static str),
 }
 
 impl Error {

@@ -65,6 +65,7 @@
 
 mod ca;
 mod client;
+pub mod codesign;
 mod config;
 mod error;
 mod import;

@@ -11,8 +11,10 @@ use keyward_config::ApiLimits;
 use keyward_hsm::KeySpec;
 
 mod ca;
+mod codesign;
 mod seal;
 pub(crate) use ca::CaCommand;
+pub(crate) use codesign::*;
 pub(crate) use seal::*;
 
 #[derive(Parser)]
@@ -21,8 +23,8 @@ pub(crate) use seal::*;
     version,
     about = "TLS reverse proxy with keys held in a bundled HSM",
     after_help = "Exit codes: 0 success; 1 error (one line on stderr, `keyward: error: ...`, with \
-                  the API's error code such as key_not_found), or `crypto verify` found the \
-                  signature invalid; 2 usage error."
+                  the API's error code such as key_not_found), or `crypto verify` or `verify-file` \
+                  found the signature invalid; 2 usage error."
 )]
 pub(crate) struct Cli {
     #[command(subcommand)]
@@ -174,6 +176,10 @@ pub(crate) enum Command {
     /// Encrypted backups of the whole store, in a directory or an S3 bucket.
     #[command(subcommand)]
     Backup(BackupCommand),
+    /// Sign a file with a key on the --server nodes: a detached CMS signature or a raw one.
+    SignFile(SignFileArgs),
+    /// Verify a file's signature here (no server): prints `valid` (exit 0) or `invalid: REASON` (exit 1).
+    VerifyFile(VerifyFileArgs),
 }
 
 #[derive(Subcommand)]

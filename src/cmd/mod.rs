@@ -15,6 +15,7 @@ pub(crate) mod ca;
 pub(crate) mod cert;
 pub(crate) mod cert_issue;
 pub(crate) mod cluster;
+pub(crate) mod codesign;
 pub(crate) mod crypto;
 pub(crate) mod hsm;
 pub(crate) mod init;
