@@ -759,3 +759,85 @@ fn an_ed25519_cms_signature_verifies_with_verify_file_and_a_raw_one_is_refused()
     );
     assert!(!raw.exists());
 }
+
+/// The signer certificates from Keyward's own issuing CA (profile `code-signing`, for the HSM
+/// key itself): for ECDSA P-256, RSA PKCS#1 v1.5 and RSA-PSS, OpenSSL verifies the CMS
+/// signature against the CA's root, and a changed file fails (`cms_round_trip`).
+#[test]
+fn certificates_from_keywards_own_ca_sign_files_that_openssl_verifies() {
+    let node = node();
+    let dir = node.dir.path();
+    let out = kw(
+        &node,
+        &[
+            "ca",
+            "create",
+            "code",
+            "--common-name",
+            "Keyward Code Signing CA",
+            "--key-type",
+            "ec-p384",
+            "--max-days",
+            "1095",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = kw(
+        &node,
+        &[
+            "ca",
+            "certificate",
+            "code",
+            "--out",
+            &path(&dir.join("root.pem")),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for (kind, label, extra) in [
+        (&["ec", "--curve", "p256"][..], "ca-signed-ec", &[][..]),
+        (&["rsa", "--bits", "2048"][..], "ca-signed-rsa", &[][..]),
+        (
+            &["rsa", "--bits", "2048"][..],
+            "ca-signed-pss",
+            &["--mechanism", "rsa-pss-sha256"][..],
+        ),
+    ] {
+        hsm_key(&node, dir, kind, label);
+        let cert = dir.join(format!("{label}.pem"));
+        let out = kw(
+            &node,
+            &[
+                "ca",
+                "issue",
+                "code",
+                "--profile",
+                "code-signing",
+                "--key",
+                label,
+                "--common-name",
+                label,
+                "--out",
+                &path(&cert),
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = openssl_ok(dir, &["x509", "-in", &path(&cert), "-noout", "-text"]);
+        assert!(text.contains("Code Signing"), "{text}");
+        let printed = cms_round_trip(&node, dir, label, &cert, extra);
+        if label == "ca-signed-pss" {
+            assert!(printed.contains("rsassaPss"), "{printed}");
+        }
+    }
+}
