@@ -245,7 +245,7 @@ fn renewal_from_a_ca_needs_a_key_label_and_a_sane_window() {
         Some("edge")
     );
     assert_eq!(c.listeners[0].certificates[0].renew_before_days, 30);
-    let (_d, res) = load(&GOOD, &[]);
+    let (_d, res) = load(GOOD, &[]);
     assert_eq!(res.unwrap().listeners[0].certificates[0].renew_ca, None);
     let msg = message(
         &GOOD.replace(

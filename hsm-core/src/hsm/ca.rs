@@ -161,7 +161,7 @@ pub fn check_ca_name(name: &str) -> Result<()> {
 /// octets).
 fn check_serial(serial: &str) -> Result<()> {
     let ok = (2..=40).contains(&serial.len())
-        && serial.len() % 2 == 0
+        && serial.len().is_multiple_of(2)
         && serial
             .bytes()
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));

@@ -425,7 +425,7 @@ pub fn issue(
         ));
     }
     if req.profile == Profile::TlsServer
-        && !dns.iter().any(|d| *d == common_name)
+        && !dns.contains(&common_name)
         && !ips.iter().any(|i| i.to_string() == common_name)
     {
         // A TLS server's names are its SANs (RFC 6125 §6.4.4); a CN that is not one of them
@@ -573,16 +573,16 @@ pub fn issue_for_proxy_key(
     Ok((record, chain))
 }
 
+/// A certificate's DNS and IP names.
+pub type Names = (Vec<String>, Vec<IpAddr>);
+
 /// What a served certificate's renewal needs from its chain file (PEM, leaf first): `None`
 /// while it has more than `before_days` left, else its DNS and IP names (the new certificate
 /// carries the same).
 ///
 /// # Errors
 /// [`Error::InvalidInput`] when the file holds no certificate that parses.
-pub fn renewal_due(
-    chain_pem: &[u8],
-    before_days: u32,
-) -> Result<Option<(Vec<String>, Vec<IpAddr>)>, Error> {
+pub fn renewal_due(chain_pem: &[u8], before_days: u32) -> Result<Option<Names>, Error> {
     use x509_parser::extensions::GeneralName;
     let bad = || Error::InvalidInput {
         reason: "the chain file holds no certificate that parses".into(),
