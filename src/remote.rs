@@ -19,6 +19,8 @@ const PASSWORD_ENV: &str = "KEYWARD_HSM__PASSWORD";
 #[derive(Debug)]
 pub(crate) struct ClientHsm {
     client: Client,
+    /// The crypto-user it signs as.
+    username: String,
 }
 
 /// The SDK client for the nodes (nothing sent yet) and the password, or what is wrong with the
@@ -145,7 +147,15 @@ impl ClientHsm {
             sign_timeout_ms = cfg.sign_timeout_ms,
             "remote signing: logged in to the HSM nodes"
         );
-        Ok(Arc::new(ClientHsm { client }))
+        Ok(Arc::new(ClientHsm {
+            client,
+            username: cfg.username.clone(),
+        }))
+    }
+
+    /// The logged-in SDK client and its user, for the proxy's certificate renewal.
+    pub(crate) fn client(&self) -> (&Client, &str) {
+        (&self.client, &self.username)
     }
 
     async fn find(&self, label: &str) -> Result<RemoteKey, String> {

@@ -1,20 +1,31 @@
-//! Certificates `keyward serve` renews from an issuing CA in its own HSM
-//! (`[[listeners.certificates]] renew_ca`): at start and every hour, each certificate with
-//! fewer than `renew_before_days` left is re-issued for the same key and names
-//! (`keyward_server::ca::issue_for_proxy_key`), its chain file replaced atomically, and the
+//! Certificates `keyward serve` renews from an issuing CA (`[[listeners.certificates]]
+//! renew_ca`): at start and every hour, each certificate with fewer than `renew_before_days`
+//! left is re-issued for the same key and names, its chain file replaced atomically, and the
 //! configuration reloaded as SIGHUP does, so the new certificate is served without a restart.
-//! A failure is logged and tried again after five minutes; the old certificate stays served.
+//! With a local HSM the CA is in it (`keyward_server::ca::issue_for_proxy_key`); in remote
+//! mode the proxy's crypto-user asks the nodes (`POST /v1/ca/{name}/issue` for its key), so it
+//! must be allowed to sign with the CA's key (own it, or have it shared). A failure is logged
+//! and tried again after five minutes; the old certificate stays served.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context;
 use keyward_hsm::Hsm;
 
 /// How often certificates are checked.
 const CHECK_EVERY: Duration = Duration::from_secs(3600);
 /// How soon a failed renewal is tried again.
 const RETRY_AFTER: Duration = Duration::from_secs(300);
+
+/// Where new certificates come from.
+pub(crate) enum Issuer {
+    /// The CA in the node's own HSM.
+    Local(Arc<Hsm>),
+    /// The CA on the remote-mode proxy's HSM nodes.
+    Remote(Arc<crate::remote::ClientHsm>),
+}
 
 /// Whether any certificate of `config` is renewed from a CA.
 pub(crate) fn configured(config: &keyward_config::Config) -> bool {
@@ -25,17 +36,17 @@ pub(crate) fn configured(config: &keyward_config::Config) -> bool {
         .any(|c| c.renew_ca.is_some())
 }
 
-/// Starts the renewal task of a proxy with the HSM `hsm`, configured by `config_path` (read
-/// again at each check, so a reload's changes count), reloading through `handle`. Abort the
-/// task when the proxy stops.
+/// Starts the renewal task of a proxy, configured by `config_path` (read again at each
+/// check, so a reload's changes count), reloading through `handle`. Abort the task when the
+/// proxy stops.
 pub(crate) fn spawn(
-    hsm: Arc<Hsm>,
+    issuer: Issuer,
     config_path: PathBuf,
     handle: keyward_proxy::ProxyHandle,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         loop {
-            let wait = match check(&hsm, &config_path, &handle).await {
+            let wait = match check(&issuer, &config_path, &handle).await {
                 true => CHECK_EVERY,
                 false => RETRY_AFTER,
             };
@@ -45,7 +56,7 @@ pub(crate) fn spawn(
 }
 
 /// One pass over the configured certificates; false when one renewal failed.
-async fn check(hsm: &Arc<Hsm>, config_path: &Path, handle: &keyward_proxy::ProxyHandle) -> bool {
+async fn check(issuer: &Issuer, config_path: &Path, handle: &keyward_proxy::ProxyHandle) -> bool {
     let config = match keyward_config::Config::load(config_path, std::env::vars()) {
         Ok(c) => c,
         Err(e) => {
@@ -56,19 +67,18 @@ async fn check(hsm: &Arc<Hsm>, config_path: &Path, handle: &keyward_proxy::Proxy
     let mut all_ok = true;
     let mut renewed = false;
     for cert in config.listeners.iter().flat_map(|l| &l.certificates) {
-        let Some(ca) = cert.renew_ca.clone() else {
+        let Some(ca) = &cert.renew_ca else {
             continue;
         };
-        let hsm = hsm.clone();
-        let chain_file = cert.chain_file.clone();
-        let label = cert.key_label.clone();
-        let before = cert.renew_before_days;
-        let done =
-            tokio::task::spawn_blocking(move || renew_one(&hsm, &ca, &label, &chain_file, before))
-                .await
-                .map_err(|_| anyhow::anyhow!("renewal task failed"))
-                .and_then(|r| r);
-        match done {
+        match renew_one(
+            issuer,
+            ca,
+            &cert.key_label,
+            &cert.chain_file,
+            cert.renew_before_days,
+        )
+        .await
+        {
             Ok(None) => {}
             Ok(Some((serial, not_after))) => {
                 renewed = true;
@@ -87,20 +97,55 @@ async fn check(hsm: &Arc<Hsm>, config_path: &Path, handle: &keyward_proxy::Proxy
 }
 
 /// Renews one certificate when due: `Some((serial, not_after))` when it did.
-fn renew_one(
-    hsm: &Hsm,
+async fn renew_one(
+    issuer: &Issuer,
     ca: &str,
     label: &str,
     chain_file: &Path,
     before_days: u32,
 ) -> anyhow::Result<Option<(String, String)>> {
-    use anyhow::Context;
     let current = std::fs::read(chain_file)
         .with_context(|| format!("cannot read {}", chain_file.display()))?;
     let Some((dns, ips)) = keyward_server::ca::renewal_due(&current, before_days)? else {
         return Ok(None);
     };
-    let (record, pem) = keyward_server::ca::issue_for_proxy_key(hsm, ca, label, &dns, &ips, None)?;
+    let (serial, not_after, pem) = match issuer {
+        Issuer::Local(hsm) => {
+            let (hsm, ca, label) = (hsm.clone(), ca.to_owned(), label.to_owned());
+            tokio::task::spawn_blocking(move || {
+                keyward_server::ca::issue_for_proxy_key(&hsm, &ca, &label, &dns, &ips, None)
+            })
+            .await
+            .context("renewal task failed")?
+            .map(|(r, pem)| {
+                let not_after = crate::cmd::cert_issue::rfc3339(r.not_after_unix_s);
+                (r.serial, not_after, pem)
+            })?
+        }
+        Issuer::Remote(nodes) => {
+            let (client, me) = nodes.client();
+            let key = crate::cmd::key_handle(client, Some(me), label, &["private"]).await?;
+            let c = client
+                .issue_certificate(
+                    ca,
+                    &keyward_client::IssueRequest {
+                        profile: Some("tls-server".into()),
+                        csr_pem: None,
+                        key: Some(key),
+                        dns,
+                        ips: ips.iter().map(ToString::to_string).collect(),
+                        common_name: None,
+                        validity_days: None,
+                    },
+                )
+                .await?;
+            (
+                c.serial,
+                c.not_after,
+                format!("{}{}", c.certificate_pem, c.chain_pem),
+            )
+        }
+    };
     crate::cmd::cert_issue::write_certificate(chain_file, &pem)?;
-    Ok(Some((record.serial, record.not_after_unix_s.to_string())))
+    Ok(Some((serial, not_after)))
 }

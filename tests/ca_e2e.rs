@@ -743,3 +743,85 @@ fn the_proxy_renews_its_certificate_from_its_own_ca_without_a_restart() {
     let register: serde_json::Value = serde_json::from_str(&register).unwrap();
     assert_eq!(register.as_array().unwrap().len(), 2, "{register}");
 }
+
+/// A remote-mode proxy (no HSM of its own) renews its certificate from the CA on its HSM
+/// node: its crypto-user owns the CA and the key, and asks the node to issue.
+#[test]
+fn a_remote_mode_proxy_renews_its_certificate_from_the_nodes_ca() {
+    let node = Node::start();
+    node.crypto_user(&format!("{CA_USER}:{CA_PASSWORD}"));
+    let dir = node.dir.path();
+    kw_ok(
+        &node,
+        &[
+            "ca",
+            "create",
+            "edge",
+            "--common-name",
+            "Edge CA",
+            "--key-type",
+            "ec-p256",
+            "--allow-dns",
+            ".example.test",
+        ],
+    );
+    let root = dir.join("edge.pem");
+    kw_ok(&node, &["ca", "certificate", "edge", "--out", &p(&root)]);
+    node.ec_pair(&format!("{CA_USER}:{CA_PASSWORD}"), "web");
+    let chain = dir.join("web.pem");
+    kw_ok(
+        &node,
+        &[
+            "cert",
+            "issue",
+            "--ca",
+            "edge",
+            "--key",
+            "web",
+            "--dns",
+            "www.example.test",
+            "--days",
+            "1",
+            "--out",
+            &p(&chain),
+        ],
+    );
+    let first = serial_of(&std::fs::read_to_string(&chain).unwrap());
+    let pw = dir.join("fleet.pw");
+    std::fs::write(&pw, format!("{CA_PASSWORD}\n")).unwrap();
+    std::fs::set_permissions(&pw, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let (_up, up) = start_upstream();
+    let config = dir.join("proxy.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[hsm]\nmode = \"remote\"\nservers = [\"{}\"]\nca_file = \"{}\"\nusername = \"{CA_USER}\"\npassword_file = \"{}\"\n\n\
+             [[listeners]]\naddress = \"127.0.0.1:0\"\n\n\
+             [[listeners.certificates]]\nkey_label = \"web\"\nchain_file = \"{}\"\nrenew_ca = \"edge\"\nrenew_before_days = 2\n\n\
+             [upstream]\nurl = \"http://{up}\"\n",
+            node.url,
+            p(&node.ca),
+            p(&pw),
+            p(&chain),
+        ),
+    )
+    .unwrap();
+    let (proxy, addrs) = start_serve(&config, 1);
+    let line = proxy.stderr.wait_for("certificate renewed");
+    assert!(line.contains("serial="), "{line}");
+    proxy.stderr.wait_for("configuration reloaded");
+    let second = serial_of(&std::fs::read_to_string(&chain).unwrap());
+    assert_ne!(first, second);
+    let served = s_client(addrs[0], "www.example.test", &[]);
+    assert_eq!(serial_of(&served), second, "{served}");
+    let port = addrs[0].port();
+    let got = Curl::url(format!("https://www.example.test:{port}/"))
+        .args(&[
+            "--resolve",
+            &format!("www.example.test:{port}:127.0.0.1"),
+            "--cacert",
+            &p(&root),
+        ])
+        .run();
+    assert!(got.ok && got.status == 200, "{got:?}");
+}

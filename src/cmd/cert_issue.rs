@@ -31,7 +31,7 @@ pub(crate) fn run(conn: &Conn, a: IssueArgs, out: &Path, force: bool) -> Result<
             data_dir::open_for_writing(&a.data.hsm(), keyward_hsm::OpenOptions::default())?;
         let (record, pem) =
             keyward_server::ca::issue_for_proxy_key(&hsm, &a.ca, &a.key, &a.dns, &a.ip, a.days)?;
-        (record.serial, record.not_after_unix_s.to_string(), pem)
+        (record.serial, rfc3339(record.not_after_unix_s), pem)
     } else {
         super::client_runtime()?.block_on(async {
             let remote = conn.connect().await?;
@@ -70,6 +70,17 @@ pub(crate) fn run(conn: &Conn, a: IssueArgs, out: &Path, force: bool) -> Result<
         out.display()
     );
     Ok(())
+}
+
+/// RFC 3339 text of a Unix time in seconds (as the API writes `not_after`).
+pub(crate) fn rfc3339(unix_s: u64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(i64::try_from(unix_s).unwrap_or(i64::MAX))
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| unix_s.to_string())
 }
 
 /// Writes a certificate file atomically (a temporary file in the same folder, renamed), so a

@@ -187,8 +187,10 @@ pub(crate) fn run(
         );
         log_listeners(&proxy, &config);
         // Renewal writes the CA's register: the writer node's work.
-        let renewal = (writer.is_some() && crate::renew::configured(&config))
-            .then(|| crate::renew::spawn(hsm.clone(), config_path.to_owned(), proxy.handle()));
+        let renewal = (writer.is_some() && crate::renew::configured(&config)).then(|| {
+            let issuer = crate::renew::Issuer::Local(hsm.clone());
+            crate::renew::spawn(issuer, config_path.to_owned(), proxy.handle())
+        });
         let (stop_tx, _) = tokio::sync::watch::channel(false);
         run_proxy(
             proxy,
@@ -223,6 +225,7 @@ async fn run_remote(
     signals: Signals,
 ) -> Result<()> {
     let nodes = crate::remote::ClientHsm::connect(remote).await?;
+    let issuer = crate::renew::Issuer::Remote(nodes.clone());
     let remote = keyward_proxy::remote::Remote::new(
         nodes,
         remote.max_in_flight_signs,
@@ -234,8 +237,10 @@ async fn run_remote(
         "runtime started"
     );
     log_listeners(&proxy, config);
+    let renewal = crate::renew::configured(config)
+        .then(|| crate::renew::spawn(issuer, config_path.to_owned(), proxy.handle()));
     let (stop_tx, _) = tokio::sync::watch::channel(false);
-    run_proxy(
+    let result = run_proxy(
         proxy,
         admin,
         Some(config_path),
@@ -243,5 +248,9 @@ async fn run_remote(
         stop_tx,
         std::future::pending(),
     )
-    .await
+    .await;
+    if let Some(r) = renewal {
+        r.abort();
+    }
+    result
 }
