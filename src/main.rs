@@ -19,6 +19,7 @@ mod backup;
 mod catch_up;
 mod cli;
 mod cmd;
+mod crl_schedule;
 mod data_dir;
 mod demo_upstream;
 mod logging;

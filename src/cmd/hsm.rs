@@ -54,6 +54,7 @@ async fn run_node(
         hsm.set_admin_lockout(lockout);
     });
     let rotation = crate::rotation::run(&gate);
+    let crls = crate::crl_schedule::run(&gate);
     let schedule = backup
         .map(|b| crate::backup::schedule(&gate, b, me.node.clone()))
         .transpose()?;
@@ -70,6 +71,7 @@ async fn run_node(
     .await;
     follower.abort();
     rotation.abort();
+    crls.abort();
     if let Some(s) = schedule {
         s.abort();
     }

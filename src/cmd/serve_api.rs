@@ -40,6 +40,7 @@ pub(crate) async fn run(
         hsm.set_admin_lockout(lockout);
     });
     let rotation = crate::rotation::run(&gate);
+    let crls = crate::crl_schedule::run(&gate);
     let schedule = config
         .backup
         .clone()
@@ -135,6 +136,7 @@ pub(crate) async fn run(
     let _ = api_task.await;
     follower.abort();
     rotation.abort();
+    crls.abort();
     if let Some(s) = schedule {
         s.abort();
     }
