@@ -71,6 +71,10 @@ pub enum Error {
     /// crypto library refuses, or no randomness.
     #[error("{0}")]
     LocalWrap(&'static str),
+    /// Envelope encryption or decryption failed on this machine: I/O, a malformed or
+    /// truncated envelope, a chunk that fails authentication.
+    #[error(transparent)]
+    Envelope(#[from] crate::EnvelopeError),
 }
 
 impl Error {
