@@ -122,7 +122,7 @@ pub enum EnvelopeError {
 
 /// An envelope's header fields, as [`Client::encrypt_stream`] wrote them or
 /// [`Client::decrypt_stream`] read them, and the content's size.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct EnvelopeInfo {
     /// The KEK's handle.
     pub kek: u64,

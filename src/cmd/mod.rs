@@ -14,6 +14,7 @@ pub(crate) mod backup;
 pub(crate) mod cert;
 pub(crate) mod cluster;
 pub(crate) mod crypto;
+pub(crate) mod envelope;
 pub(crate) mod hsm;
 pub(crate) mod init;
 pub(crate) mod key;
