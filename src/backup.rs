@@ -1,5 +1,6 @@
 //! Where backups go: a directory, or an S3-compatible bucket (`s3://BUCKET[/PREFIX]`), through
-//! `object_store` (its local file system and Amazon S3 backends). S3 settings come from the
+//! `object_store` (its local file system and Amazon S3 backends); [`s3_bucket`] also serves
+//! `keyward crypto encrypt-file --upload`. S3 settings come from the
 //! standard environment variables (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
 //! `AWS_REGION`, `AWS_ENDPOINT_URL` for another S3-compatible server, `AWS_ALLOW_HTTP=true`
 //! for a plain-HTTP one).
@@ -45,12 +46,9 @@ pub(crate) fn destination(spec: &str) -> Result<Destination> {
                 "{spec}: an S3 destination is s3://BUCKET[/PREFIX] (no `.` or `..` in the prefix)"
             );
         }
-        let s3 = object_store::aws::AmazonS3Builder::from_env()
-            .with_bucket_name(bucket)
-            .build()
-            .with_context(|| format!("backup destination {spec}"))?;
+        let s3 = s3_bucket(bucket).with_context(|| format!("backup destination {spec}"))?;
         return Ok(Destination {
-            store: Arc::new(s3),
+            store: s3,
             prefix: StorePath::from(prefix.trim_matches('/')),
             shown: spec.to_owned(),
         });
@@ -74,6 +72,16 @@ pub(crate) fn destination(spec: &str) -> Result<Destination> {
         prefix: StorePath::default(),
         shown: spec.to_owned(),
     })
+}
+
+/// The S3 bucket `bucket`, with the settings of the standard environment variables
+/// (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, `AWS_ENDPOINT_URL`,
+/// `AWS_ALLOW_HTTP`): backup destinations and `keyward crypto encrypt-file --upload`.
+pub(crate) fn s3_bucket(bucket: &str) -> Result<Arc<dyn ObjectStore>> {
+    let s3 = object_store::aws::AmazonS3Builder::from_env()
+        .with_bucket_name(bucket)
+        .build()?;
+    Ok(Arc::new(s3))
 }
 
 /// The archive name of a backup taken at `created_unix_ms` with id `id`.

@@ -6,8 +6,7 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -15,73 +14,12 @@ use keyward_hsm::{
     AttributeName, Hsm, KeySpec, KeyTemplate, MasterKey, Password, Role, SignInput, SignMechanism,
     SignatureEncoding,
 };
+use support::moto::Moto;
 use support::*;
 
 const HOUR: Duration = Duration::from_secs(3600);
 const KEYS: usize = 1000;
 const USERS: usize = 10;
-
-/// A moto S3 server on a free port, stopped (by PID) when dropped.
-struct Moto {
-    _process: Running,
-    endpoint: String,
-}
-
-fn moto_server() -> PathBuf {
-    // scripts/test installs moto into target/test-venv when the machine lacks it.
-    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-venv/bin/moto_server");
-    if venv.exists() {
-        return venv;
-    }
-    PathBuf::from("moto_server")
-}
-
-impl Moto {
-    fn start(bucket: &str) -> Moto {
-        let port = free_port();
-        let mut cmd = Command::new(moto_server());
-        cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
-        let process = Running::spawn(cmd);
-        let endpoint = format!("http://127.0.0.1:{port}");
-        wait_for_port(SocketAddr::from(([127, 0, 0, 1], port)));
-        eventually(DEADLINE, "moto answers", || {
-            run(
-                "curl",
-                &["-sf", "-o", "/dev/null", &format!("{endpoint}/moto-api/")],
-            )
-            .0
-        });
-        let (ok, _, err) = run(
-            "curl",
-            &[
-                "-sS",
-                "-f",
-                "--aws-sigv4",
-                "aws:amz:us-east-1:s3",
-                "--user",
-                "testing:testing",
-                "-X",
-                "PUT",
-                &format!("{endpoint}/{bucket}"),
-            ],
-        );
-        assert!(ok, "create bucket: {err}");
-        Moto {
-            _process: process,
-            endpoint,
-        }
-    }
-
-    fn env(&self) -> Vec<(&'static str, String)> {
-        vec![
-            ("AWS_ACCESS_KEY_ID", "testing".into()),
-            ("AWS_SECRET_ACCESS_KEY", "testing".into()),
-            ("AWS_REGION", "us-east-1".into()),
-            ("AWS_ENDPOINT_URL", self.endpoint.clone()),
-            ("AWS_ALLOW_HTTP", "true".into()),
-        ]
-    }
-}
 
 /// `keyward ARGS` with `env`.
 fn kw(env: &[(&str, String)], args: &[&str]) -> std::process::Output {

@@ -204,3 +204,13 @@ impl From<Password> for hsm::Password {
         hsm::Password::new(p.into_secret_string())
     }
 }
+
+impl From<hsm::DataKey> for crate::DataKey {
+    fn from(k: hsm::DataKey) -> Self {
+        crate::DataKey {
+            plaintext: crate::SecretBase64::encode(&k.plaintext),
+            wrapped: crate::Base64::encode(&k.wrapped),
+            key_version: k.key_version,
+        }
+    }
+}

@@ -39,6 +39,7 @@ mod audit;
 mod base64;
 mod ca;
 mod crypto;
+mod data_key;
 mod error;
 #[cfg(feature = "hsm")]
 mod hsm;
@@ -57,6 +58,7 @@ pub use crypto::{
     Batch, BatchItem, BatchResults, Ciphertext, DecryptRequest, EncryptRequest, Plaintext,
     RandomBytes, RandomRequest, RewrapRequest, SignRequest, Signature, Verified, VerifyRequest,
 };
+pub use data_key::{DataKey, DataKeyRequest, DataKeyUnwrapRequest};
 pub use error::{ErrorBody, ErrorCode};
 pub use keys::{
     Attributes, DeriveRequest, DestroyQuery, GeneratePairRequest, GenerateSymmetricRequest,

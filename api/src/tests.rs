@@ -206,3 +206,32 @@ fn key_versions_on_the_wire_stay_compatible_with_older_peers() {
         ErrorCode::KeyVersionRetired
     );
 }
+
+#[test]
+fn data_key_wire_shapes_and_a_redacted_debug() {
+    let req: crate::DataKeyRequest =
+        serde_json::from_str(r#"{"key":4,"mechanism":"aes-kwp"}"#).unwrap();
+    assert_eq!((req.key, req.bytes, req.key_version), (4, 32, None));
+    assert!(serde_json::from_str::<crate::DataKeyRequest>(
+        r#"{"key":4,"mechanism":"aes-kwp","length":32}"#
+    )
+    .is_err());
+    let key = crate::DataKey {
+        plaintext: SecretBase64::encode(b"data key bytes, thirty-two long!"),
+        wrapped: Base64::encode(b"wrapped"),
+        key_version: 1,
+    };
+    let json = serde_json::to_string(&key).unwrap();
+    assert_eq!(
+        json,
+        r#"{"plaintext":"ZGF0YSBrZXkgYnl0ZXMsIHRoaXJ0eS10d28gbG9uZyE=","wrapped":"d3JhcHBlZA==","key_version":1}"#
+    );
+    let shown = format!("{key:?}");
+    assert!(shown.contains("SecretBase64(<redacted>)"), "{shown}");
+    assert!(!shown.contains("ZGF0YSBr"), "{shown}");
+    let unwrap: crate::DataKeyUnwrapRequest = serde_json::from_str(
+        r#"{"key":4,"mechanism":"rsa-oaep-sha256","wrapped":"AA==","key_version":1}"#,
+    )
+    .unwrap();
+    assert_eq!(unwrap.wrapped.decode().unwrap(), [0]);
+}

@@ -121,6 +121,10 @@ pub enum Error {
     /// A combination this does not do (the reason says which and what to do instead).
     #[error("{0}")]
     Unsupported(&'static str),
+    /// Envelope encryption or decryption failed on this machine: I/O, a malformed or
+    /// truncated envelope, a chunk that fails authentication.
+    #[error(transparent)]
+    Envelope(#[from] crate::EnvelopeError),
 }
 
 impl Error {

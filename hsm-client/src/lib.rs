@@ -28,6 +28,10 @@
 //!   handle from one is unknown on another. Idempotency keys hold across the nodes of one
 //!   cluster store (a retried creation gets the first answer from any node), and per node
 //!   otherwise.
+//! - Envelope encryption of streams of any size in constant memory:
+//!   [`Client::encrypt_stream`] / [`Client::decrypt_stream`] (AES-256-GCM chunks here, the
+//!   data key made and wrapped by the HSM; the format is in the `envelope` module's
+//!   documentation and the README's "Envelope encryption").
 //! - Private keys are imported wrapped (`rsa-aes`) under a one-use transport key made on the
 //!   node ([`Client::import_private_pkcs8`]), never in plaintext.
 //!
@@ -67,6 +71,8 @@ mod ca;
 mod client;
 pub mod codesign;
 mod config;
+mod data_key;
+mod envelope;
 mod error;
 mod import;
 mod sys;
@@ -75,6 +81,11 @@ mod types;
 
 pub use client::Client;
 pub use config::ClientConfig;
+pub use data_key::DataKey;
+pub use envelope::{
+    EnvelopeError, EnvelopeInfo, ENVELOPE_CHUNK_BYTES, ENVELOPE_CHUNK_RANGE, ENVELOPE_MAGIC,
+    ENVELOPE_VERSION,
+};
 pub use error::{BoxError, Error, Result};
 /// The error of one batch item: the API's error body.
 pub use keyward_api::ErrorBody as ItemError;

@@ -696,3 +696,156 @@ async fn secrets_are_redacted() {
     let e = c.login("admin", "wrong-password-x").await.unwrap_err();
     assert!(!format!("{e:?} {e}").contains("wrong-password-x"));
 }
+
+/// `encrypt_stream` into memory, then `decrypt_stream` of `sealed`; the error's text.
+async fn open_err(c: &Client, sealed: &[u8]) -> String {
+    let mut out = Vec::new();
+    let e = c.decrypt_stream(sealed, &mut out, None).await.unwrap_err();
+    assert!(matches!(e, Error::Envelope(_)), "{e:?}");
+    e.to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn envelope_streams_round_trip_and_every_tampering_fails() {
+    let cert = cert();
+    let server = Server::start(&cert).await;
+    let (_, c) = alice(&cert, &server).await;
+    let kek = c
+        .generate_symmetric(
+            "aes-256",
+            &KeyTemplate::new("files")
+                .with("wrap", true)
+                .with("unwrap", true),
+            CallOptions::default(),
+        )
+        .await
+        .unwrap();
+    let chunk = keyward_client::ENVELOPE_CHUNK_BYTES as usize;
+    let sizes = [0, 1, chunk - 1, chunk, chunk + 1, 3 * chunk + 17];
+    for size in sizes {
+        let plain: Vec<u8> = (0..size).map(|i| (i * 7 % 251) as u8).collect();
+        let mut sealed = Vec::new();
+        let info = c
+            .encrypt_stream(&plain[..], &mut sealed, kek.handle, "aes-kwp")
+            .await
+            .unwrap();
+        assert_eq!(info.plaintext_bytes, size as u64);
+        assert_eq!(info.chunks, (size.max(1)).div_ceil(chunk) as u64, "{size}");
+        assert_eq!(info.kek_label, "files");
+        let header = 34 + "files".len() + 40;
+        assert_eq!(sealed.len(), header + size + 16 * info.chunks as usize);
+        let mut back = Vec::new();
+        let read = c
+            .decrypt_stream(&sealed[..], &mut back, None)
+            .await
+            .unwrap();
+        assert_eq!(back, plain, "{size}");
+        assert_eq!(read, info);
+    }
+    let plain = vec![0x5Au8; 3 * chunk + 100];
+    let mut sealed = Vec::new();
+    c.encrypt_stream(&plain[..], &mut sealed, kek.handle, "aes-kwp")
+        .await
+        .unwrap();
+    let header = 34 + 5 + 40;
+    let sealed_chunk = chunk + 16;
+    // A flipped byte in chunk 2.
+    let mut flipped = sealed.clone();
+    flipped[header + 2 * sealed_chunk + 9] ^= 1;
+    let e = open_err(&c, &flipped).await;
+    assert!(
+        e.contains("chunk 2 (at byte") && e.contains("failed authentication"),
+        "{e}"
+    );
+    // Cut after chunk 1: the last chunk is missing.
+    let e = open_err(&c, &sealed[..header + 2 * sealed_chunk]).await;
+    assert!(e.contains("truncated: the last chunk is missing"), "{e}");
+    // Cut inside the last chunk's tag.
+    let e = open_err(&c, &sealed[..header + 3 * sealed_chunk + 10]).await;
+    assert!(
+        e.contains("truncated") && e.contains("shorter than its tag"),
+        "{e}"
+    );
+    // Chunks 0 and 1 swapped.
+    let mut swapped = sealed.clone();
+    let (a, b) = (header, header + sealed_chunk);
+    let first = sealed[a..b].to_vec();
+    swapped.copy_within(b..b + sealed_chunk, a);
+    swapped[b..b + sealed_chunk].copy_from_slice(&first);
+    let e = open_err(&c, &swapped).await;
+    assert!(
+        e.contains("chunk 0 ") && e.contains("failed authentication"),
+        "{e}"
+    );
+    // A header edit (the label): chunk 0 fails.
+    let mut relabelled = sealed.clone();
+    relabelled[25] = b'F';
+    let e = open_err(&c, &relabelled).await;
+    assert!(
+        e.contains("chunk 0 ") && e.contains("failed authentication"),
+        "{e}"
+    );
+    // An edited wrapped key: the node does not unwrap it.
+    let mut rewrapped = sealed.clone();
+    rewrapped[25 + 5 + 2 + 3] ^= 1;
+    let mut out = Vec::new();
+    let e = c
+        .decrypt_stream(&rewrapped[..], &mut out, None)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some("invalid_input"), "{e}");
+    assert!(out.is_empty());
+    // Not an envelope; an unknown mechanism.
+    assert!(open_err(&c, b"hello world")
+        .await
+        .contains("not a Keyward envelope"));
+    let e = c
+        .encrypt_stream(&b"x"[..], Vec::new(), kek.handle, "aes-kw")
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("aes-kwp or rsa-oaep-sha256"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_rsa_envelope_is_opened_by_the_linked_private_key() {
+    let cert = cert();
+    let server = Server::start(&cert).await;
+    let (_, c) = alice(&cert, &server).await;
+    let pair = c
+        .generate_pair(
+            "rsa-2048",
+            &KeyTemplate::new("rsa-kek").with("unwrap", true),
+            &KeyTemplate::new("rsa-kek").with("wrap", true),
+            CallOptions::default(),
+        )
+        .await
+        .unwrap();
+    let plain = vec![7u8; 100_000];
+    let mut sealed = Vec::new();
+    let info = c
+        .encrypt_stream(
+            &plain[..],
+            &mut sealed,
+            pair.public.handle,
+            "rsa-oaep-sha256",
+        )
+        .await
+        .unwrap();
+    assert_eq!(info.kek, pair.public.handle);
+    let mut back = Vec::new();
+    c.decrypt_stream(&sealed[..], &mut back, None)
+        .await
+        .unwrap();
+    assert_eq!(back, plain);
+    // The public key cannot unwrap when named.
+    let e = c
+        .decrypt_stream(&sealed[..], Vec::new(), Some(pair.public.handle))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some("attribute_violation"), "{e}");
+    let dk = c
+        .generate_data_key(pair.public.handle, "rsa-oaep-sha256", 32)
+        .await
+        .unwrap();
+    assert!(format!("{dk:?}").contains("<redacted>"));
+}

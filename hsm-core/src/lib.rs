@@ -63,14 +63,16 @@ pub use error::{Error, ErrorCode, Result};
 pub use hsm::{check_ca_name, CaRecord, CaSettings, CertRecord, Revocation, CA_NAME_MAX};
 pub use hsm::{store_sequence, RotationStatus};
 pub use hsm::{
-    EcdhKdf, EcdhParams, Hsm, KeyCipher, KeyFilter, KeyPage, KeyRef, KeySigner, KeyUsage,
+    DataKey, EcdhKdf, EcdhParams, Hsm, KeyCipher, KeyFilter, KeyPage, KeyRef, KeySigner, KeyUsage,
     OpenOptions, ReleasedTicketKey, TokenObjectChanges, UnwrapTarget, VersionSettings, Versioned,
-    DEFAULT_ADMIN_LOCKOUT, MAX_DATA_BYTES, MAX_PAGE_SIZE, MAX_RANDOM_BYTES, MAX_SESSION_TTL,
-    RESERVED_LABEL_PREFIXES, TICKET_KEY_LABEL_PREFIX, TICKET_KEY_WRAP_MIN_BITS,
+    DATA_KEY_LENGTHS, DEFAULT_ADMIN_LOCKOUT, MAX_DATA_BYTES, MAX_PAGE_SIZE, MAX_RANDOM_BYTES,
+    MAX_SESSION_TTL, RESERVED_LABEL_PREFIXES, TICKET_KEY_LABEL_PREFIX, TICKET_KEY_WRAP_MIN_BITS,
 };
 pub use kdf::kdf_slots;
 pub use key_type::private_key_spec;
-pub use mechanism::{EncryptMechanism, SignInput, SignMechanism, SignatureEncoding, WrapMechanism};
+pub use mechanism::{
+    DataKeyMechanism, EncryptMechanism, SignInput, SignMechanism, SignatureEncoding, WrapMechanism,
+};
 pub use object::{
     AttributeName, AttributeValue, Attributes, KeyClass, KeyHandle, KeyInfo, KeySpec, KeyTemplate,
     GENERIC_SECRET_MAX_BYTES,
@@ -88,6 +90,8 @@ mod backup_tests;
 mod ca_tests;
 #[cfg(test)]
 mod crypto_tests;
+#[cfg(test)]
+mod data_keys_tests;
 #[cfg(test)]
 mod ecdh_null_tests;
 #[cfg(test)]

@@ -191,3 +191,29 @@ named_enum! {
         RsaAes => "rsa-aes",
     }
 }
+
+named_enum! {
+    /// How a data key of envelope encryption ([`Hsm::generate_data_key`](crate::Hsm::generate_data_key))
+    /// is wrapped under its key encryption key (KEK).
+    ///
+    /// | mechanism | standard | KEK (wraps / unwraps) | wrapped bytes |
+    /// | --- | --- | --- | --- |
+    /// | `aes-kwp` | RFC 5649 (NIST SP 800-38F KWP) | AES-128/256 secret key | data key padded to 8 bytes, + 8 (40 for 32 bytes) |
+    /// | `rsa-oaep-sha256` | RFC 8017 §7.1, SHA-256, MGF1-SHA-256, empty label | RSA public key / its private key | modulus length |
+    DataKeyMechanism {
+        /// AES Key Wrap with Padding.
+        AesKwp => "aes-kwp",
+        /// RSA-OAEP with SHA-256.
+        RsaOaepSha256 => "rsa-oaep-sha256",
+    }
+}
+
+impl DataKeyMechanism {
+    /// The key-wrapping mechanism that does the work.
+    pub(crate) fn wrap_mechanism(self) -> WrapMechanism {
+        match self {
+            DataKeyMechanism::AesKwp => WrapMechanism::AesKwp,
+            DataKeyMechanism::RsaOaepSha256 => WrapMechanism::RsaOaep,
+        }
+    }
+}

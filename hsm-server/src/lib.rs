@@ -26,6 +26,7 @@
 
 pub mod api;
 pub mod ca;
+pub mod data_key;
 pub mod error;
 pub mod idempotency;
 mod jwk;
@@ -83,6 +84,7 @@ impl Modify for BearerAuth {
         api::set_attribute, api::share, api::unshare, api::destroy, api::public_key, api::wrap, api::unwrap, api::derive,
         versions::rotate, versions::configure, versions::trim,
         api::sign, api::verify, api::encrypt, api::decrypt, api::hmac, api::random,
+        data_key::data_key, data_key::data_key_unwrap,
         api::sign_batch, api::verify_batch, api::encrypt_batch, api::decrypt_batch,
         versions::rewrap, versions::rewrap_batch,
         api::audit_entries, api::audit_verify,
@@ -159,6 +161,11 @@ pub fn router(hsm: Arc<keyward_hsm::Hsm>) -> Router {
         .route("/v1/crypto/decrypt", post(decrypt))
         .route("/v1/crypto/hmac", post(hmac))
         .route("/v1/crypto/random", post(random))
+        .route("/v1/crypto/data-key", post(data_key::data_key))
+        .route(
+            "/v1/crypto/data-key/unwrap",
+            post(data_key::data_key_unwrap),
+        )
         .route("/v1/crypto/sign/batch", post(sign_batch))
         .route("/v1/crypto/verify/batch", post(verify_batch))
         .route("/v1/crypto/encrypt/batch", post(encrypt_batch))
@@ -196,5 +203,7 @@ pub fn router(hsm: Arc<keyward_hsm::Hsm>) -> Router {
         })
 }
 
+#[cfg(test)]
+mod data_key_tests;
 #[cfg(test)]
 mod tests;

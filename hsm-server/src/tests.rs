@@ -11,14 +11,14 @@ use tower::ServiceExt;
 
 use crate::router;
 
-struct Api {
+pub(super) struct Api {
     /// The HSM's store; the router holds the HSM.
     _store: TestStore,
     /// Built once, as a server does: the router holds state (the idempotency cache).
     router: axum::Router,
 }
 
-fn api() -> Api {
+pub(super) fn api() -> Api {
     let t = TestHsm::new();
     t.admin();
     let (store, hsm) = t.into_parts();
@@ -29,7 +29,7 @@ fn api() -> Api {
 }
 
 impl Api {
-    async fn call(
+    pub(super) async fn call(
         &self,
         method: &str,
         path: &str,
@@ -63,7 +63,7 @@ impl Api {
         (status, v)
     }
 
-    async fn login(&self, user: &str, pw: &str) -> String {
+    pub(super) async fn login(&self, user: &str, pw: &str) -> String {
         let (s, v) = self
             .call(
                 "POST",
@@ -81,7 +81,7 @@ impl Api {
     }
 }
 
-fn b64(b: &[u8]) -> String {
+pub(super) fn b64(b: &[u8]) -> String {
     keyward_api::Base64::encode(b).as_str().to_owned()
 }
 

@@ -12,9 +12,11 @@ use keyward_hsm::KeySpec;
 
 mod ca;
 mod codesign;
+mod envelope;
 mod seal;
 pub(crate) use ca::CaCommand;
 pub(crate) use codesign::*;
+pub(crate) use envelope::*;
 pub(crate) use seal::*;
 
 #[derive(Parser)]
@@ -744,6 +746,11 @@ pub(crate) enum CryptoCommand {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Envelope-encrypt a file of any size: AES-256-GCM chunks under a fresh data key that the
+    /// HSM makes and wraps under --key (README: Envelope encryption).
+    EncryptFile(EncryptFileArgs),
+    /// Decrypt an envelope made by encrypt-file, each chunk verified before it is written.
+    DecryptFile(DecryptFileArgs),
 }
 
 #[derive(Subcommand, Debug)]

@@ -65,6 +65,8 @@ async fn crypto_inner(client: &Client, me: Option<&str>, cmd: CryptoCommand) -> 
     let using = ["private", "secret"];
     let checking = ["public", "secret"];
     match cmd {
+        CryptoCommand::EncryptFile(a) => super::envelope::encrypt_file(client, me, a).await?,
+        CryptoCommand::DecryptFile(a) => super::envelope::decrypt_file(client, me, a).await?,
         CryptoCommand::Sign { a, out } => {
             let data = read_input(a.input.as_deref())?;
             let sig = client

@@ -17,6 +17,7 @@ pub(crate) mod cert_issue;
 pub(crate) mod cluster;
 pub(crate) mod codesign;
 pub(crate) mod crypto;
+pub(crate) mod envelope;
 pub(crate) mod hsm;
 pub(crate) mod init;
 pub(crate) mod key;

@@ -15,6 +15,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+pub mod moto;
 pub mod pkcs11;
 
 pub const DEADLINE: Duration = Duration::from_secs(30);

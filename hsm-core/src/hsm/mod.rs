@@ -50,7 +50,7 @@ use crate::error::{Error, Result};
 use crate::kdf;
 use crate::material::Material;
 use crate::mechanism::{
-    EncryptMechanism, SignInput, SignMechanism, SignatureEncoding, WrapMechanism,
+    DataKeyMechanism, EncryptMechanism, SignInput, SignMechanism, SignatureEncoding, WrapMechanism,
 };
 use crate::object::{
     AttributeName, AttributeValue, Attributes, KeyClass, KeyHandle, KeyInfo, KeySpec, KeyTemplate,
@@ -80,6 +80,7 @@ mod ca;
 mod cluster;
 mod commit;
 mod crypto;
+mod data_keys;
 mod find;
 mod handles;
 mod integrity;
@@ -97,6 +98,7 @@ use crate::store::record::*;
 use crate::store::*;
 pub use ca::{check_ca_name, CaRecord, CaSettings, CertRecord, Revocation, CA_NAME_MAX};
 pub use cluster::store_sequence;
+pub use data_keys::{DataKey, DATA_KEY_LENGTHS};
 pub use handles::{KeyCipher, KeySigner};
 pub use rotation::RotationStatus;
 pub use sync::TokenObjectChanges;
