@@ -93,6 +93,9 @@ pub(crate) enum CaCommand {
         /// Append the issuing CA's chain to --out (what a TLS server serves).
         #[arg(long)]
         fullchain: bool,
+        /// Replace --out if it exists.
+        #[arg(long)]
+        force: bool,
         #[command(flatten)]
         json: JsonFlag,
     },
@@ -111,7 +114,8 @@ pub(crate) enum CaCommand {
         #[arg(long)]
         serial: String,
         /// RFC 5280 reason: unspecified, keyCompromise, cACompromise, affiliationChanged,
-        /// superseded, cessationOfOperation, certificateHold, privilegeWithdrawn, aACompromise.
+        /// superseded, cessationOfOperation, certificateHold, privilegeWithdrawn, aACompromise
+        /// (removeFromCRL is for delta CRLs and is refused).
         #[arg(long, default_value = "unspecified")]
         reason: String,
     },

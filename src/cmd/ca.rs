@@ -98,8 +98,12 @@ async fn ca_inner(client: &Client, me: Option<&str>, cmd: CaCommand) -> Result<(
             days,
             out,
             fullchain,
+            force,
             json,
         } => {
+            if out.exists() && !force {
+                anyhow::bail!("{} exists; pass --force to replace it", out.display());
+            }
             let csr_pem = csr
                 .map(|p| {
                     std::fs::read_to_string(&p)

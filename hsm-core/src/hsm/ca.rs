@@ -289,7 +289,7 @@ impl Hsm {
     /// As [`Hsm::ca`]; [`Error::PermissionDenied`] and the key errors of [`Hsm::signer`].
     pub fn issued_certificates(&self, session: &Session, ca: &str) -> Result<Vec<CertRecord>> {
         let record = self.ca(ca)?;
-        self.signer(session, record.key)?;
+        self.may_use_ca(session, &record)?;
         let prefix = manifest_key(RecordKind::Cert, &cert_id(ca, ""));
         let ids: Vec<String> = lock(&self.writer)
             .records
@@ -308,6 +308,45 @@ impl Hsm {
         }
         out.sort_by_key(|c: &CertRecord| c.issued_unix_ms);
         Ok(out)
+    }
+
+    /// Whether `session` may act on CA `ca`: sign with its key. Refused as
+    /// [`Error::PermissionDenied`] (never as a missing key, which would name a key the caller
+    /// may not see).
+    ///
+    /// # Errors
+    /// [`Error::PermissionDenied`]; [`Error::SessionInvalid`].
+    pub fn may_use_ca(&self, session: &Session, ca: &CaRecord) -> Result<()> {
+        match self.signer(session, ca.key) {
+            Ok(_) => Ok(()),
+            Err(Error::KeyNotFound { .. } | Error::PermissionDenied { .. }) => {
+                Err(Error::PermissionDenied {
+                    reason: "only users allowed to sign with a CA's key (its owner, and those it is shared with) may use the CA",
+                })
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Records a certificate request of CA `ca` refused before anything was issued (audit
+    /// `ca.issue`, outcome `denied` or `failed`, target `CA:refused`), so refusals leave a
+    /// trace as issued certificates do.
+    ///
+    /// # Errors
+    /// [`Error::Store`] when the entry cannot be written.
+    pub fn record_refused_issue(&self, session: &Session, ca: &str, refusal: &Error) -> Result<()> {
+        let outcome = match refusal {
+            Error::PermissionDenied { .. }
+            | Error::AttributeViolation { .. }
+            | Error::CertificateRequestRefused { .. } => Outcome::Denied,
+            _ => Outcome::Failed,
+        };
+        self.audit_append(
+            session.user(),
+            AuditEvent::CaIssue,
+            Some(&format!("{}:refused", printable(ca))),
+            outcome,
+        )
     }
 
     /// A session of CA `name`'s owner for the node's own use of the CA's key: signing CRLs on
@@ -390,7 +429,7 @@ impl Hsm {
             Some(id.clone()),
             |audit| {
                 let ca = self.ca(&cert.ca)?;
-                self.signer(session, ca.key)?;
+                self.may_use_ca(session, &ca)?;
                 let mut manifest = self.begin_write()?;
                 if manifest
                     .records
@@ -429,9 +468,11 @@ impl Hsm {
         check_ca_name(ca)?;
         check_serial(serial)?;
         let id = cert_id(ca, serial);
-        if !matches!(reason, 0..=6 | 8..=10) {
+        // 8 (removeFromCRL) belongs to delta CRLs only (RFC 5280 §5.3.1): in a full CRL it
+        // would list the certificate without revoking it.
+        if !matches!(reason, 0..=6 | 9..=10) {
             return Err(Error::invalid(format!(
-                "revocation reason {reason} is not an RFC 5280 §5.3.1 CRLReason"
+                "revocation reason {reason} is not one a full CRL takes (RFC 5280 §5.3.1: 0 to 6, 9, 10)"
             )));
         }
         self.audited(
@@ -443,7 +484,7 @@ impl Hsm {
                 let (mut record, ca_version) = self
                     .read_locked::<CaRecord>(&manifest, RecordKind::Ca, ca)?
                     .ok_or_else(|| Error::CaNotFound { name: ca.into() })?;
-                self.signer(session, record.key)?;
+                self.may_use_ca(session, &record)?;
                 let (mut cert, cert_version) = self
                     .read_locked::<CertRecord>(&manifest, RecordKind::Cert, &id)?
                     .ok_or_else(|| Error::CertificateNotFound {
@@ -518,7 +559,7 @@ impl Hsm {
                 let (mut record, version) = self
                     .read_locked::<CaRecord>(&manifest, RecordKind::Ca, ca)?
                     .ok_or_else(|| Error::CaNotFound { name: ca.into() })?;
-                self.signer(session, record.key)?;
+                self.may_use_ca(session, &record)?;
                 if crl_number != record.crl_number + 1 {
                     return Err(Error::invalid(format!(
                         "CRL number {crl_number} is not the next of CA {ca} ({})",

@@ -11,7 +11,7 @@ use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use keyward_api::{Ca, CreateCaRequest, CrlInfo, IssueRequest, IssuedCertificate, RevokeRequest};
-use keyward_hsm::{CaRecord, CaSettings, CertRecord, KeyHandle, KeySpec};
+use keyward_hsm::{CaRecord, CaSettings, CertRecord, KeyHandle, KeySpec, Role};
 
 use super::{crl, ocsp, pem_chain, Profile, Request, Subject};
 use crate::api::{ApiJson, ApiPath, AppState, Caller};
@@ -145,23 +145,37 @@ pub async fn create(
 
 #[utoipa::path(get, path = "/v1/ca", tag = "ca", security(("bearer" = [])),
     responses((status = 200, body = Vec<Ca>), (status = 401, body = crate::error::ErrorBody)))]
-/// Every CA, by name.
-pub async fn list(State(s): State<AppState>, Caller(_c): Caller) -> ApiResult<Json<Vec<Ca>>> {
+/// The CAs the caller may use (sign with their keys); every CA for an admin.
+pub async fn list(State(s): State<AppState>, Caller(c): Caller) -> ApiResult<Json<Vec<Ca>>> {
     let hsm = s.hsm.clone();
-    let cas = blocking(move || hsm.cas()).await?;
+    let cas = blocking(move || {
+        let all = hsm.cas()?;
+        Ok(all
+            .into_iter()
+            .filter(|ca| c.role() == Role::Admin || hsm.may_use_ca(&c, ca).is_ok())
+            .collect::<Vec<_>>())
+    })
+    .await?;
     Ok(Json(cas.iter().map(ca_view).collect()))
 }
 
 #[utoipa::path(get, path = "/v1/ca/{name}", tag = "ca", security(("bearer" = [])), params(("name" = String, Path, description = "CA name")),
     responses((status = 200, body = Ca), (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
-/// One CA.
+/// One CA the caller may use (an admin: any).
 pub async fn get(
     State(s): State<AppState>,
-    Caller(_c): Caller,
+    Caller(c): Caller,
     ApiPath(name): ApiPath<String>,
 ) -> ApiResult<Json<Ca>> {
     let hsm = s.hsm.clone();
-    let ca = blocking(move || hsm.ca(&name)).await?;
+    let ca = blocking(move || {
+        let ca = hsm.ca(&name)?;
+        if c.role() != Role::Admin {
+            hsm.may_use_ca(&c, &ca)?;
+        }
+        Ok(ca)
+    })
+    .await?;
     Ok(Json(ca_view(&ca)))
 }
 

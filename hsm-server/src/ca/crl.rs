@@ -40,6 +40,7 @@ fn time_of(unix_s: u64) -> OffsetDateTime {
 /// [`Error::CaNotFound`]; the key errors of [`Hsm`]; [`Error::Store`].
 pub fn publish(hsm: &Hsm, session: &Session, ca_name: &str) -> Result<CaRecord, Error> {
     let ca = hsm.ca(ca_name)?;
+    hsm.may_use_ca(session, &ca)?;
     let issuer = issuer(hsm, session, &ca)?;
     let now = now();
     let period = ca.settings.crl_period_s.max(60);

@@ -28,6 +28,32 @@ pub use profile::Profile;
 
 use crate::pki::HsmCertKey;
 
+/// Longest validity of a CA certificate, in days (100 years).
+pub const MAX_CA_DAYS: u32 = 36_500;
+
+/// Refuses to act under `ca` when its certificate, or that of a CA above it, was revoked in
+/// the register of the CA that issued it.
+fn parent_still_valid(hsm: &Hsm, ca: &CaRecord) -> Result<(), Error> {
+    let mut child = ca.clone();
+    while let Some(parent) = child.parent.clone() {
+        let serial = x509_parser::certificate::X509Certificate::from_der(&child.certificate)
+            .map(|(_, c)| hex::encode(c.raw_serial()))
+            .map_err(|_| Error::Internal("the CA certificate does not parse"))?;
+        match hsm.issued_certificate(&parent, &serial) {
+            Ok(c) if c.revocation.is_some() => {
+                return Err(refused(format!(
+                    "CA {}'s certificate was revoked by CA {parent}",
+                    child.name
+                )))
+            }
+            Ok(_) | Err(Error::CertificateNotFound { .. }) => {}
+            Err(e) => return Err(e),
+        }
+        child = hsm.ca(&parent)?;
+    }
+    Ok(())
+}
+
 /// What a new CA is ([`create`]).
 #[derive(Clone, Debug)]
 pub struct NewCa {
@@ -145,9 +171,17 @@ pub fn create(hsm: &Hsm, session: &Session, new: &NewCa) -> Result<CaRecord, Err
             reason: "validity_days must be at least 1".into(),
         });
     }
+    if new.validity_days > MAX_CA_DAYS {
+        return Err(Error::InvalidInput {
+            reason: format!("validity_days must be 1 to {MAX_CA_DAYS}"),
+        });
+    }
     let parent = new.parent.as_deref().map(|p| hsm.ca(p)).transpose()?;
     let mut settings = new.settings.clone();
     if let Some(p) = &parent {
+        // The caller must be allowed to use the parent before learning anything about it.
+        hsm.may_use_ca(session, p)?;
+        parent_still_valid(hsm, p)?;
         // An intermediate lives inside its parent's constraints.
         match (p.settings.path_len, settings.path_len) {
             (Some(0), _) => {
@@ -165,26 +199,12 @@ pub fn create(hsm: &Hsm, session: &Session, new: &NewCa) -> Result<CaRecord, Err
             }
             _ => {}
         }
-        if settings.permitted_dns.is_empty() {
-            settings.permitted_dns = p.settings.permitted_dns.clone();
-        } else if !p.settings.permitted_dns.is_empty() {
-            for name in &settings.permitted_dns {
-                profile::check_names(
-                    &CaSettings {
-                        allowed_dns: Vec::new(),
-                        ..p.settings.clone()
-                    },
-                    Profile::TlsClient,
-                    std::slice::from_ref(name),
-                    &[],
-                )?;
-            }
-        }
     }
-    for name in &settings.permitted_dns {
-        crate::pki::check_dns_name(name.trim_start_matches('.'))
-            .map_err(|_| refused(format!("{name:?} is not a DNS name")))?;
-    }
+    profile::check_ca_settings(
+        &new.common_name,
+        &mut settings,
+        parent.as_ref().map(|p| &p.settings),
+    )?;
 
     let label = format!("ca-{}", new.name);
     let private = KeyTemplate::labelled(&label)
@@ -192,6 +212,7 @@ pub fn create(hsm: &Hsm, session: &Session, new: &NewCa) -> Result<CaRecord, Err
         .with(AttributeName::Extractable, false);
     let public = KeyTemplate::labelled(&label).with(AttributeName::Verify, true);
     let (key, pubkey) = hsm.generate_key_pair(session, new.spec, &private, &public)?;
+    let mut recorded: Option<(String, String)> = None;
     let made = (|| {
         let signer =
             HsmCertKey::new(hsm.signer(session, key.handle)?).map_err(|e| Error::InvalidInput {
@@ -203,7 +224,7 @@ pub fn create(hsm: &Hsm, session: &Session, new: &NewCa) -> Result<CaRecord, Err
         dn.push(DnType::CommonName, new.common_name.as_str());
         p.distinguished_name = dn;
         p.not_before = now - time::Duration::minutes(5);
-        p.not_after = now + time::Duration::days(i64::from(new.validity_days));
+        p.not_after = p.not_before + time::Duration::days(i64::from(new.validity_days));
         if let Some(parent) = &parent {
             let limit = not_after(&parent.certificate)?;
             if p.not_after > limit {
@@ -252,6 +273,28 @@ pub fn create(hsm: &Hsm, session: &Session, new: &NewCa) -> Result<CaRecord, Err
                 (der, chain)
             }
         };
+        if let Some(parent) = &parent {
+            // The parent's register holds the intermediate like any certificate it issued,
+            // so the parent can revoke it.
+            recorded = Some((parent.name.clone(), hex::encode(&serial)));
+            hsm.record_issued(
+                session,
+                &CertRecord {
+                    ca: parent.name.clone(),
+                    serial: hex::encode(&serial),
+                    profile: Profile::Intermediate.name().to_owned(),
+                    subject: format!("CN={}", new.common_name),
+                    dns: Vec::new(),
+                    ips: Vec::new(),
+                    not_before_unix_s: unix_s(p.not_before),
+                    not_after_unix_s: unix_s(p.not_after),
+                    certificate: der.clone(),
+                    issued_by: session.user().to_owned(),
+                    issued_unix_ms: unix_s(now) * 1000,
+                    revocation: None,
+                },
+            )?;
+        }
         let record = CaRecord {
             name: new.name.clone(),
             key: key.handle,
@@ -272,6 +315,10 @@ pub fn create(hsm: &Hsm, session: &Session, new: &NewCa) -> Result<CaRecord, Err
     if made.is_err() {
         let _ = hsm.destroy_key(session, key.handle);
         let _ = hsm.destroy_key(session, pubkey.handle);
+        if let Some((parent, serial)) = recorded {
+            // Its key is gone: the certificate must not stay valid (5: cessationOfOperation).
+            let _ = hsm.revoke_certificate(session, &parent, &serial, 5);
+        }
     }
     made
 }
@@ -372,7 +419,34 @@ pub fn issue(
     ca_name: &str,
     req: &Request,
 ) -> Result<CertRecord, Error> {
+    let issued = issue_checked(hsm, session, ca_name, req);
+    match &issued {
+        // Refused before the register's own (audited) commit: recorded here.
+        Err(e) if !matches!(e, Error::Store(_) | Error::CaNotFound { .. }) => {
+            if let Err(audit) = hsm.record_refused_issue(session, ca_name, e) {
+                tracing::warn!(ca = ca_name, error = %audit, "a refused certificate request could not be audited");
+            }
+        }
+        _ => {}
+    }
+    issued
+}
+
+fn issue_checked(
+    hsm: &Hsm,
+    session: &Session,
+    ca_name: &str,
+    req: &Request,
+) -> Result<CertRecord, Error> {
     let ca = hsm.ca(ca_name)?;
+    hsm.may_use_ca(session, &ca)?;
+    parent_still_valid(hsm, &ca)?;
+    if req.profile == Profile::Intermediate && ca.settings.path_len == Some(0) {
+        return Err(refused(format!(
+            "CA {} has path length 0: it cannot sign another CA",
+            ca.name
+        )));
+    }
     let issuer = issuer(hsm, session, &ca)?;
     let (spki, mut dns, mut ips, csr_cn) = match &req.subject {
         Subject::Csr(der) => {
@@ -397,6 +471,10 @@ pub fn issue(
     if !req.dns.is_empty() || !req.ips.is_empty() {
         dns = req.dns.iter().map(|d| d.to_ascii_lowercase()).collect();
         ips = req.ips.clone();
+    } else if matches!(req.profile, Profile::CodeSigning | Profile::Intermediate) {
+        // These profiles carry no names: a CSR's are ignored (asking for names is refused).
+        dns.clear();
+        ips.clear();
     }
     dns.dedup();
     let key = profile::check_public_key(&spki)?;
@@ -425,7 +503,7 @@ pub fn issue(
         ));
     }
     if req.profile == Profile::TlsServer
-        && !dns.contains(&common_name)
+        && !dns.iter().any(|d| d.eq_ignore_ascii_case(&common_name))
         && !ips.iter().any(|i| i.to_string() == common_name)
     {
         // A TLS server's names are its SANs (RFC 6125 §6.4.4); a CN that is not one of them
@@ -452,11 +530,16 @@ pub fn issue(
     p.subject_alt_names
         .extend(ips.iter().map(|i| SanType::IpAddress(*i)));
     p.not_before = now - time::Duration::minutes(5);
-    p.not_after = (now + time::Duration::days(i64::from(days))).min(not_after(&ca.certificate)?);
+    p.not_after =
+        (p.not_before + time::Duration::days(i64::from(days))).min(not_after(&ca.certificate)?);
     p.key_usages = req.profile.key_usages(key.rsa);
     p.extended_key_usages = req.profile.extended_key_usages();
     p.is_ca = match req.profile {
-        Profile::Intermediate => IsCa::Ca(BasicConstraints::Constrained(0)),
+        Profile::Intermediate => {
+            // Held to this CA's policy by its certificate, since its key is not in the HSM.
+            p.name_constraints = profile::sub_ca_constraints(&ca.settings);
+            IsCa::Ca(BasicConstraints::Constrained(0))
+        }
         _ => IsCa::ExplicitNoCa,
     };
     p.use_authority_key_identifier_extension = true;
@@ -484,7 +567,8 @@ pub fn issue(
 }
 
 /// The names of RFC 5280 §5.3.1's reason codes.
-pub const REASONS: [(u8, &str); 10] = [
+/// (`removeFromCRL`, 8, is for delta CRLs only and is not taken.)
+pub const REASONS: [(u8, &str); 9] = [
     (0, "unspecified"),
     (1, "keyCompromise"),
     (2, "cACompromise"),
@@ -492,7 +576,6 @@ pub const REASONS: [(u8, &str); 10] = [
     (4, "superseded"),
     (5, "cessationOfOperation"),
     (6, "certificateHold"),
-    (8, "removeFromCRL"),
     (9, "privilegeWithdrawn"),
     (10, "aACompromise"),
 ];

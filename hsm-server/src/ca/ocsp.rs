@@ -121,7 +121,12 @@ pub fn respond(hsm: &Hsm, ca_name: &str, request: &[u8]) -> Vec<u8> {
             .to_der()
             .unwrap_or_default();
     };
-    if req.tbs_request.request_list.is_empty() {
+    // RFC 8954 §2.1: a nonce is 1 to 32 octets.
+    if req.tbs_request.request_list.is_empty()
+        || req
+            .nonce()
+            .is_some_and(|n| !(1..=32).contains(&n.0.as_bytes().len()))
+    {
         return OcspResponse::malformed_request()
             .to_der()
             .unwrap_or_default();

@@ -189,6 +189,138 @@ pub fn check_names(
     Ok(())
 }
 
+/// Checks a CA's own settings before anything is made: `allowed_dns` patterns and
+/// `permitted_dns` subtrees are DNS names (a pattern may start with `*.` or `.`; a subtree
+/// may not hold a wildcard), the common name is 1 to 64 characters without control
+/// characters, and with a `parent`, the settings stay inside the parent's: names it may issue
+/// (inherited when none are given), IP names only if the parent allows them, subtrees inside
+/// its subtrees (inherited when none are given).
+///
+/// # Errors
+/// [`Error::CertificateRequestRefused`] naming the value.
+pub fn check_ca_settings(
+    common_name: &str,
+    settings: &mut CaSettings,
+    parent: Option<&CaSettings>,
+) -> Result<(), Error> {
+    if common_name.is_empty()
+        || common_name.chars().count() > 64
+        || common_name.chars().any(char::is_control)
+    {
+        return Err(refused(
+            "the common name must be 1 to 64 characters without control characters (RFC 5280 ub-common-name)".into(),
+        ));
+    }
+    for p in &settings.allowed_dns {
+        let body = p
+            .strip_prefix("*.")
+            .or_else(|| p.strip_prefix('.'))
+            .unwrap_or(p);
+        crate::pki::check_dns_name(body)
+            .map_err(|_| refused(format!("allowed name {p:?} is not a DNS name pattern")))?;
+    }
+    for n in &settings.permitted_dns {
+        if n.contains('*') {
+            return Err(refused(format!(
+                "permitted subtree {n:?} holds a wildcard: name a domain (example.com covers every name below it)"
+            )));
+        }
+        crate::pki::check_dns_name(n.trim_start_matches('.'))
+            .map_err(|_| refused(format!("permitted subtree {n:?} is not a DNS name")))?;
+    }
+    let Some(parent) = parent else {
+        return Ok(());
+    };
+    if settings.allow_ip && !parent.allow_ip {
+        return Err(refused(
+            "the parent CA issues no IP-address names, so this CA may not either".into(),
+        ));
+    }
+    if settings.allowed_dns.is_empty() {
+        settings.allowed_dns = parent.allowed_dns.clone();
+    } else if !parent.allowed_dns.is_empty() {
+        for p in &settings.allowed_dns {
+            if !pattern_within(p, &parent.allowed_dns) {
+                return Err(refused(format!(
+                    "allowed name {p} is outside the parent CA's ({})",
+                    parent.allowed_dns.join(", ")
+                )));
+            }
+        }
+    }
+    if settings.permitted_dns.is_empty() {
+        settings.permitted_dns = parent.permitted_dns.clone();
+    } else if !parent.permitted_dns.is_empty() {
+        for n in &settings.permitted_dns {
+            if !parent
+                .permitted_dns
+                .iter()
+                .any(|b| within_subtree(b, n.trim_start_matches('.')))
+            {
+                return Err(refused(format!(
+                    "permitted subtree {n} is outside the parent CA's ({})",
+                    parent.permitted_dns.join(", ")
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether every name the pattern `p` allows is allowed by one of `parents`.
+fn pattern_within(p: &str, parents: &[String]) -> bool {
+    parents.iter().any(|q| {
+        if p == q {
+            return true;
+        }
+        if let Some(base) = q.strip_prefix('.') {
+            // Any name below `base`: an exact name, wildcard or suffix below it is inside.
+            let body = p.trim_start_matches("*.").trim_start_matches('.');
+            return body.ends_with(&format!(".{base}"))
+                || (body == base && (p.starts_with("*.") || p.starts_with('.')));
+        }
+        // An exact name or a one-label wildcard parent allows that name, or one below.
+        !p.starts_with('.') && !p.starts_with("*.") && allowed_by(q, p)
+    })
+}
+
+/// The name constraints a sub-CA whose key is held elsewhere gets from CA `settings`
+/// (the `intermediate` profile), so that relying parties hold it to the issuing CA's policy:
+/// the permitted subtrees, else the domains of the allowed names (each pattern's domain: a
+/// subtree covers the names below it too, so this may be broader than an exact-name pattern),
+/// and every IP address excluded when the CA issues none. `None` when the CA allows any name.
+pub(super) fn sub_ca_constraints(settings: &CaSettings) -> Option<rcgen::NameConstraints> {
+    use rcgen::{CidrSubnet, GeneralSubtree};
+    let mut permitted: Vec<String> = settings.permitted_dns.clone();
+    if permitted.is_empty() {
+        permitted = settings
+            .allowed_dns
+            .iter()
+            .map(|p| {
+                p.trim_start_matches("*.")
+                    .trim_start_matches('.')
+                    .to_owned()
+            })
+            .collect();
+        permitted.dedup();
+    }
+    if permitted.is_empty() && settings.allow_ip {
+        return None;
+    }
+    let excluded = if settings.allow_ip {
+        Vec::new()
+    } else {
+        vec![
+            GeneralSubtree::IpAddress(CidrSubnet::V4([0; 4], [0; 4])),
+            GeneralSubtree::IpAddress(CidrSubnet::V6([0; 16], [0; 16])),
+        ]
+    };
+    Some(rcgen::NameConstraints {
+        permitted_subtrees: permitted.into_iter().map(GeneralSubtree::DnsName).collect(),
+        excluded_subtrees: excluded,
+    })
+}
+
 /// A subject public key rcgen can certify: the raw key and the algorithm that names its type.
 pub struct SubjectKey {
     raw: Vec<u8>,
