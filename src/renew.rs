@@ -1,5 +1,5 @@
 //! Certificates `keyward serve` renews from an issuing CA (`[[listeners.certificates]]
-//! renew_ca`): at start and every hour, each certificate with fewer than `renew_before_days`
+//! renew_ca`): at start, every hour and at each SIGHUP, each certificate with fewer than `renew_before_days`
 //! left is re-issued for the same key and names, its chain file replaced atomically, and the
 //! configuration reloaded as SIGHUP does, so the new certificate is served without a restart.
 //! With a local HSM the CA is in it (`keyward_server::ca::issue_for_proxy_key`); in remote
@@ -27,15 +27,6 @@ pub(crate) enum Issuer {
     Remote(Arc<crate::remote::ClientHsm>),
 }
 
-/// Whether any certificate of `config` is renewed from a CA.
-pub(crate) fn configured(config: &keyward_config::Config) -> bool {
-    config
-        .listeners
-        .iter()
-        .flat_map(|l| &l.certificates)
-        .any(|c| c.renew_ca.is_some())
-}
-
 /// Starts the renewal task of a proxy, configured by `config_path` (read again at each
 /// check, so a reload's changes count), reloading through `handle`. Abort the task when the
 /// proxy stops.
@@ -45,12 +36,23 @@ pub(crate) fn spawn(
     handle: keyward_proxy::ProxyHandle,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
+        // A SIGHUP (a reload) also starts a check: a certificate given `renew_ca` by the
+        // reload is looked at now, not within the hour.
+        let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
         loop {
             let wait = match check(&issuer, &config_path, &handle).await {
                 true => CHECK_EVERY,
                 false => RETRY_AFTER,
             };
-            tokio::time::sleep(wait).await;
+            match hup.as_mut() {
+                Some(h) => {
+                    tokio::select! {
+                        () = tokio::time::sleep(wait) => {}
+                        _ = h.recv() => {}
+                    }
+                }
+                None => tokio::time::sleep(wait).await,
+            }
         }
     })
 }

@@ -13,8 +13,8 @@ use std::process::{Command, Stdio};
 
 use support::pkcs11::Node;
 use support::{
-    free_port, generate_key, init_hsm, keyward_bin, keyward_ok, listener, run, s_client,
-    start_serve, start_upstream, Curl, Site,
+    free_port, generate_key, init_hsm, keyward_bin, keyward_ok, run, s_client, start_serve,
+    start_upstream, Curl, Site,
 };
 
 const CA_USER: &str = "ca-admin";
@@ -625,8 +625,20 @@ fn the_proxy_renews_its_certificate_from_its_own_ca_without_a_restart() {
     let site = Site::new();
     let data = site.data();
     init_hsm(&data, "admin-password-1");
-    let boot = site.localhost_cert("boot");
     generate_key(&data, "ec-p256", "web");
+    let chain = site.dir.join("web.pem");
+    keyward_ok(&[
+        "cert",
+        "self-signed",
+        "--key",
+        "web",
+        "--dns",
+        "www.example.test",
+        "--out",
+        &p(&chain),
+        "--data-dir",
+        &p(&data),
+    ]);
     let csr = site.dir.join("web.csr");
     keyward_ok(&[
         "cert",
@@ -646,10 +658,16 @@ fn the_proxy_renews_its_certificate_from_its_own_ca_without_a_restart() {
     let api_ca = data.join("api-ca.pem");
     let head = format!("[admin]\nenabled = false\n\n[api]\naddress = \"127.0.0.1:{api_port}\"\n\n");
     let tail = format!("[upstream]\nurl = \"http://{up}\"\n");
+    let cert = |renew: &str| {
+        format!(
+            "[[listeners]]\naddress = \"127.0.0.1:0\"\n[[listeners.certificates]]\nkey_label = \"web\"\nchain_file = \"{}\"\n{renew}\n",
+            chain.display()
+        )
+    };
 
-    // A node serving its API: a CA in its HSM issues the proxy key a certificate of one day.
-    let config = site.config(&format!("{head}{}{tail}", listener(&boot, "boot", "")));
-    let (mut node, _) = start_serve(&config, 1);
+    // A node serving its API and the proxy (a self-signed certificate at first).
+    let config = site.config(&format!("{head}{}{tail}", cert("")));
+    let (node, addrs) = start_serve(&config, 1);
     let pw = site.dir.join("ca.pw");
     std::fs::write(&pw, "ca-admin-password\n").unwrap();
     kw_at(
@@ -682,7 +700,7 @@ fn the_proxy_renews_its_certificate_from_its_own_ca_without_a_restart() {
     ]);
     let root = site.dir.join("edge.pem");
     as_ca(&["ca", "certificate", "edge", "--out", &p(&root)]);
-    let chain = site.dir.join("web.pem");
+    // The CA certifies the proxy's key for one day.
     as_ca(&[
         "ca",
         "issue",
@@ -692,23 +710,23 @@ fn the_proxy_renews_its_certificate_from_its_own_ca_without_a_restart() {
         "--days",
         "1",
         "--fullchain",
+        "--force",
         "--out",
         &p(&chain),
     ]);
     let first = serial_of(&std::fs::read_to_string(&chain).unwrap());
-    node.terminate();
 
-    // Served with `renew_ca`: one day left is inside the two-day window, so the proxy renews
-    // it once it serves, and serves the new certificate from the same process.
-    let cert = format!(
-        "[[listeners]]\naddress = \"127.0.0.1:0\"\n[[listeners.certificates]]\nkey_label = \"web\"\nchain_file = \"{}\"\nrenew_ca = \"edge\"\nrenew_before_days = 2\n\n",
-        chain.display()
-    );
-    let config = site.config(&format!("{head}{cert}{tail}"));
-    let (node, addrs) = start_serve(&config, 1);
+    // `renew_ca` added and SIGHUP: one day left is inside the two-day window, so the same
+    // process renews the certificate and serves the new one.
+    site.config(&format!(
+        "{head}{}{tail}",
+        cert("renew_ca = \"edge\"\nrenew_before_days = 2\n")
+    ));
+    let (ok, _, err) = run("kill", &["-HUP", &node.child.id().to_string()]);
+    assert!(ok, "{err}");
     let line = node.stderr.wait_for("certificate renewed");
     assert!(line.contains("serial="), "{line}");
-    node.stderr.wait_for("configuration reloaded");
+    support::wait_for_count(&node.stderr, "configuration reloaded", 2);
     let renewed = std::fs::read_to_string(&chain).unwrap();
     let second = serial_of(&renewed);
     assert_ne!(first, second);

@@ -187,7 +187,7 @@ pub(crate) fn run(
         );
         log_listeners(&proxy, &config);
         // Renewal writes the CA's register: the writer node's work.
-        let renewal = (writer.is_some() && crate::renew::configured(&config)).then(|| {
+        let renewal = writer.is_some().then(|| {
             let issuer = crate::renew::Issuer::Local(hsm.clone());
             crate::renew::spawn(issuer, config_path.to_owned(), proxy.handle())
         });
@@ -237,8 +237,7 @@ async fn run_remote(
         "runtime started"
     );
     log_listeners(&proxy, config);
-    let renewal = crate::renew::configured(config)
-        .then(|| crate::renew::spawn(issuer, config_path.to_owned(), proxy.handle()));
+    let renewal = crate::renew::spawn(issuer, config_path.to_owned(), proxy.handle());
     let (stop_tx, _) = tokio::sync::watch::channel(false);
     let result = run_proxy(
         proxy,
@@ -249,8 +248,6 @@ async fn run_remote(
         std::future::pending(),
     )
     .await;
-    if let Some(r) = renewal {
-        r.abort();
-    }
+    renewal.abort();
     result
 }

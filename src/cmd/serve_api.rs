@@ -103,10 +103,11 @@ pub(crate) async fn run(
         let proxy =
             keyward_proxy::Proxy::build(config, &hsm, &session, keyward_proxy::NodeRole::Writer)?;
         // Aborted when the proxy stops, so a seal drops the HSM with the proxy.
-        let renewal = crate::renew::configured(config).then(|| {
-            let issuer = crate::renew::Issuer::Local(hsm.clone());
-            crate::renew::spawn(issuer, config_path.to_owned(), proxy.handle())
-        });
+        let renewal = crate::renew::spawn(
+            crate::renew::Issuer::Local(hsm.clone()),
+            config_path.to_owned(),
+            proxy.handle(),
+        );
         drop(hsm);
         super::serve::log_listeners(&proxy, config);
         handle_tx.send_replace(Some(proxy.handle()));
@@ -124,9 +125,7 @@ pub(crate) async fn run(
             })
             .await;
         handle_tx.send_replace(None);
-        if let Some(r) = renewal {
-            r.abort();
-        }
+        renewal.abort();
         if *stop.borrow() {
             break;
         }
