@@ -151,3 +151,25 @@ pub(crate) fn serial_of(pem_text: &str) -> String {
     let out = openssl_ok(&["x509", "-in", &p(tmp.path()), "-noout", "-serial"]);
     out.trim().trim_start_matches("serial=").to_owned()
 }
+
+/// An OpenSSL P-256 key and CSR for `dns` ([`openssl_csr`]).
+pub(crate) fn p256_csr(dir: &Path, name: &str, dns: &str) -> PathBuf {
+    openssl_csr(
+        dir,
+        name,
+        &["ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
+        dns,
+    )
+}
+
+/// `keyward ca issue CA --csr CSR` must be refused with an error containing `needle` (and
+/// write nothing).
+pub(crate) fn issue_refused(node: &Node, ca: &str, csr: &Path, needle: &str) {
+    let out = csr.with_extension("refused.pem");
+    let (ok, _, err) = kw(
+        node,
+        &["ca", "issue", ca, "--csr", &p(csr), "--out", &p(&out)],
+    );
+    assert!(!ok && err.contains(needle), "{err}");
+    assert!(!out.exists(), "a refused request wrote {}", out.display());
+}

@@ -27,12 +27,7 @@ fn root_intermediate_and_leaf_verify_with_openssl_and_refusals_are_clear() {
     );
 
     // A TLS server certificate from an OpenSSL CSR.
-    let csr = openssl_csr(
-        dir,
-        "www",
-        &["ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
-        "www.example.test",
-    );
+    let csr = p256_csr(dir, "www", "www.example.test");
     let leaf = dir.join("www.pem");
     let out = kw_ok(
         &node,
@@ -67,43 +62,16 @@ fn root_intermediate_and_leaf_verify_with_openssl_and_refusals_are_clear() {
     assert_eq!(chain_text.matches("BEGIN CERTIFICATE").count(), 2);
 
     // A name outside the CA's policy.
-    let evil = openssl_csr(
-        dir,
-        "evil",
-        &["ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
-        "www.evil.test",
-    );
-    let (ok, _, err) = kw(
+    let evil = p256_csr(dir, "evil", "www.evil.test");
+    issue_refused(
         &node,
-        &[
-            "ca",
-            "issue",
-            "issuing",
-            "--csr",
-            &p(&evil),
-            "--out",
-            &p(&dir.join("evil.pem")),
-        ],
-    );
-    assert!(
-        !ok && err.contains("www.evil.test is outside the names this CA may issue"),
-        "{err}"
+        "issuing",
+        &evil,
+        "www.evil.test is outside the names this CA may issue",
     );
     // A 1024-bit RSA key.
     let weak = openssl_csr(dir, "weak", &["rsa:1024"], "weak.example.test");
-    let (ok, _, err) = kw(
-        &node,
-        &[
-            "ca",
-            "issue",
-            "issuing",
-            "--csr",
-            &p(&weak),
-            "--out",
-            &p(&dir.join("weak.pem")),
-        ],
-    );
-    assert!(!ok && err.contains("1024-bit RSA key is refused"), "{err}");
+    issue_refused(&node, "issuing", &weak, "1024-bit RSA key is refused");
     // A CSR whose signature does not verify: the last byte of its signature flipped.
     let der = openssl_ok(&[
         "req",
@@ -124,19 +92,7 @@ fn root_intermediate_and_leaf_verify_with_openssl_and_refusals_are_clear() {
         pem::encode(&pem::Pem::new("CERTIFICATE REQUEST", bytes)),
     )
     .unwrap();
-    let (ok, _, err) = kw(
-        &node,
-        &[
-            "ca",
-            "issue",
-            "issuing",
-            "--csr",
-            &p(&bad),
-            "--out",
-            &p(&dir.join("bad.pem")),
-        ],
-    );
-    assert!(!ok && err.contains("signature does not verify"), "{err}");
+    issue_refused(&node, "issuing", &bad, "signature does not verify");
     // A validity beyond the profile's limit.
     let (ok, _, err) = kw(
         &node,

@@ -238,27 +238,12 @@ fn sub_cas_are_held_to_their_parent_and_revocable_and_refusals_are_audited() {
             "Sub",
         ],
     );
-    let other = openssl_csr(
-        dir,
-        "other",
-        &["ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
-        "www.google.com",
-    );
-    let (ok, _, err) = kw(
+    let other = p256_csr(dir, "other", "www.google.com");
+    issue_refused(
         &node,
-        &[
-            "ca",
-            "issue",
-            "sub",
-            "--csr",
-            &p(&other),
-            "--out",
-            &p(&dir.join("g.pem")),
-        ],
-    );
-    assert!(
-        !ok && err.contains("outside the names this CA may issue (www.example.test)"),
-        "{err}"
+        "sub",
+        &other,
+        "outside the names this CA may issue (www.example.test)",
     );
     let (ok, _, err) = kw(
         &node,
@@ -276,12 +261,7 @@ fn sub_cas_are_held_to_their_parent_and_revocable_and_refusals_are_audited() {
     );
     assert!(!ok && err.contains("outside the parent CA's"), "{err}");
     // An external sub-CA (key outside the HSM) gets name constraints from the policy.
-    let ext = openssl_csr(
-        dir,
-        "ext",
-        &["ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
-        "ext.example.test",
-    );
+    let ext = p256_csr(dir, "ext", "ext.example.test");
     let ext_pem = dir.join("ext.pem");
     kw_ok(
         &node,
@@ -354,28 +334,8 @@ fn sub_cas_are_held_to_their_parent_and_revocable_and_refusals_are_audited() {
         !ok && format!("{out}{err}").contains("certificate revoked"),
         "{out}{err}"
     );
-    let csr = openssl_csr(
-        dir,
-        "late",
-        &["ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
-        "late.example.test",
-    );
-    let (ok, _, err) = kw(
-        &node,
-        &[
-            "ca",
-            "issue",
-            "issuing",
-            "--csr",
-            &p(&csr),
-            "--out",
-            &p(&dir.join("late.pem")),
-        ],
-    );
-    assert!(
-        !ok && err.contains("certificate was revoked by CA root"),
-        "{err}"
-    );
+    let csr = p256_csr(dir, "late", "late.example.test");
+    issue_refused(&node, "issuing", &csr, "certificate was revoked by CA root");
 
     // A huge validity is refused before a key is made: the name stays usable.
     let (ok, _, err) = kw(
