@@ -148,31 +148,62 @@ fn the_owner_creates_issues_revokes_and_publishes_others_cannot() {
 }
 
 #[test]
-fn a_rolled_back_or_deleted_register_record_is_refused() {
+fn a_rolled_back_ca_record_is_refused_and_a_certificate_record_cannot_undo_a_revocation() {
     let t = TestHsm::new();
     let admin = t.admin();
     let alice = t.crypto_user(&admin, "alice");
     let key = ca_key(&t, &alice, "ca-root", false);
     t.create_ca(&alice, &record("root", key, "alice")).unwrap();
     t.record_issued(&alice, &cert("root", "01ab")).unwrap();
-    let before = t.store.backend().get("cert", "root:01ab").unwrap().unwrap();
+    t.record_issued(&alice, &cert("root", "02ab")).unwrap();
+    let before = t.store.backend().get("ca", "root").unwrap().unwrap();
     t.revoke_certificate(&alice, "root", "01ab", 1).unwrap();
+    assert_eq!(t.issued_certificates(&alice, "root").unwrap().len(), 2);
 
-    // Put the unrevoked version back: refused while running and at the next open.
-    let now = t.store.backend().get("cert", "root:01ab").unwrap().unwrap();
+    // A certificate record copied over another id does not open.
+    let rec = t.store.backend().get("cert", "root:02ab").unwrap().unwrap();
+    let moved = keyward_keystore::Record {
+        id: "root:03ab".into(),
+        ..rec
+    };
+    t.store
+        .backend()
+        .write_batch(&[Write::Insert(moved)])
+        .unwrap();
+    assert_eq!(
+        t.issued_certificate("root", "03ab").unwrap_err().code(),
+        "record_tampered"
+    );
+    // A deleted certificate record: unknown, and its revocation is still the CA's.
+    let rec = t.store.backend().get("cert", "root:01ab").unwrap().unwrap();
+    t.store
+        .backend()
+        .write_batch(&[Write::Delete(
+            "cert".into(),
+            "root:01ab".into(),
+            rec.version,
+        )])
+        .unwrap();
+    assert_eq!(
+        t.issued_certificate("root", "01ab").unwrap_err().code(),
+        "certificate_not_found"
+    );
+    assert_eq!(t.ca("root").unwrap().revoked[0].serial, "01ab");
+
+    // The CA record put back as it was before the revocation: refused now and at the next open.
+    let now = t.store.backend().get("ca", "root").unwrap().unwrap();
     t.store
         .backend()
         .write_batch(&[
-            Write::Delete("cert".into(), "root:01ab".into(), now.version),
+            Write::Delete("ca".into(), "root".into(), now.version),
             Write::Insert(before),
         ])
         .unwrap();
-    let e = t.issued_certificate("root", "01ab").unwrap_err();
-    assert_eq!(e.code(), "store_rolled_back", "{e}");
+    assert_eq!(t.ca("root").unwrap_err().code(), "store_rolled_back");
     let (store, hsm) = t.into_parts();
     drop(hsm);
     let e = store.open().unwrap_err();
-    assert!(e.to_string().contains("cert/root:01ab"), "{e}");
+    assert!(e.to_string().contains("ca/root"), "{e}");
 
     // A deleted CA record.
     let t = TestHsm::new();

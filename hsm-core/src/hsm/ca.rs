@@ -1,6 +1,11 @@
-//! The register of Keyward's issuing CAs: each CA (record kind `ca`, id = its name) and each
-//! certificate it issued (kind `cert`, id = `CA:SERIAL`), encrypted and listed in the
-//! manifest like every record, so a deleted, re-added or rolled-back one is refused.
+//! The register of Keyward's issuing CAs: each CA (record kind `ca`, id = its name),
+//! encrypted and listed in the manifest like every record, so a deleted, re-added or
+//! rolled-back one is refused; and each certificate it issued (kind `cert`, id = `CA:SERIAL`),
+//! encrypted and bound to its kind, id and version, written once and never changed, and kept
+//! out of the manifest, which every commit rewrites (a register of any size costs each
+//! issuance the same). What must not go back, a revocation, lives in the CA record: a
+//! certificate's status is always read from there, so a deleted or older `cert` record can
+//! make a certificate unknown, never valid again.
 //!
 //! The HSM decides who may act on a CA: whoever may sign with its key (its owner, and the
 //! crypto-users it is shared with) creates, issues, revokes and publishes CRLs; every one of
@@ -276,11 +281,30 @@ impl Hsm {
     pub fn issued_certificate(&self, ca: &str, serial: &str) -> Result<CertRecord> {
         check_ca_name(ca)?;
         check_serial(serial)?;
-        self.read_register::<CertRecord>(RecordKind::Cert, &cert_id(ca, serial))?
-            .map(|(c, _)| c)
+        let record = self.ca(ca)?;
+        let id = cert_id(ca, serial);
+        let rec = self
+            .store
+            .get(RecordKind::Cert.as_str(), &id)?
             .ok_or_else(|| Error::CertificateNotFound {
                 serial: serial.to_owned(),
-            })
+            })?;
+        let cert = self.open_cert(&rec)?;
+        Ok(with_status(cert, &record))
+    }
+
+    /// A `cert` record, opened (its kind, id and version are bound into its encryption).
+    fn open_cert(&self, rec: &Record) -> Result<CertRecord> {
+        let plain = self
+            .data_key
+            .load()
+            .open(RecordKind::Cert, &rec.id, rec.version, &rec.blob)?;
+        let cert: CertRecord =
+            serde_json::from_slice(&plain).map_err(|_| tampered(RecordKind::Cert, &rec.id))?;
+        if cert.id() != rec.id {
+            return Err(tampered(RecordKind::Cert, &rec.id));
+        }
+        Ok(cert)
     }
 
     /// Every certificate CA `ca` issued, oldest first. Whoever may sign with the CA's key.
@@ -290,20 +314,11 @@ impl Hsm {
     pub fn issued_certificates(&self, session: &Session, ca: &str) -> Result<Vec<CertRecord>> {
         let record = self.ca(ca)?;
         self.may_use_ca(session, &record)?;
-        let prefix = manifest_key(RecordKind::Cert, &cert_id(ca, ""));
-        let ids: Vec<String> = lock(&self.writer)
-            .records
-            .keys()
-            .filter_map(|k| {
-                k.strip_prefix(&manifest_key(RecordKind::Cert, ""))
-                    .filter(|_| k.starts_with(&prefix))
-                    .map(str::to_owned)
-            })
-            .collect();
-        let mut out = Vec::with_capacity(ids.len());
-        for id in ids {
-            if let Some((c, _)) = self.read_register::<CertRecord>(RecordKind::Cert, &id)? {
-                out.push(c);
+        let prefix = cert_id(ca, "");
+        let mut out = Vec::new();
+        for rec in self.store.list(RecordKind::Cert.as_str())? {
+            if rec.id.starts_with(&prefix) {
+                out.push(with_status(self.open_cert(&rec)?, &record));
             }
         }
         out.sort_by_key(|c: &CertRecord| c.issued_unix_ms);
@@ -431,29 +446,26 @@ impl Hsm {
                 let ca = self.ca(&cert.ca)?;
                 self.may_use_ca(session, &ca)?;
                 let mut manifest = self.begin_write()?;
-                if manifest
-                    .records
-                    .contains_key(&manifest_key(RecordKind::Cert, &id))
-                {
+                if self.store.get(RecordKind::Cert.as_str(), &id)?.is_some() {
                     return Err(Error::invalid(format!(
                         "CA {} already issued serial {}",
                         cert.ca, cert.serial
                     )));
                 }
-                let write = seal_json(&self.data_key.load(), RecordKind::Cert, &id, 1, cert)?;
-                self.commit(
-                    &mut manifest,
-                    vec![Write::Insert(write)],
-                    &[(RecordKind::Cert, &id, Some(1))],
-                    Some(audit),
-                )
+                let record = CertRecord {
+                    revocation: None,
+                    ..cert.clone()
+                };
+                let write = seal_json(&self.data_key.load(), RecordKind::Cert, &id, 1, &record)?;
+                // Not in the manifest (see the module documentation): no manifest change.
+                self.commit(&mut manifest, vec![Write::Insert(write)], &[], Some(audit))
             },
         )
     }
 
-    /// Revokes certificate `serial` of CA `ca` with RFC 5280 reason code `reason`: the
-    /// certificate's record and the CA's list of revocations change in one commit. The next
-    /// CRL lists it; a CRL is not signed here.
+    /// Revokes certificate `serial` of CA `ca` with RFC 5280 reason code `reason`: the CA's
+    /// list of revocations (its record, in the manifest) changes, audited. The next CRL lists
+    /// it; a CRL is not signed here.
     ///
     /// # Errors
     /// [`Error::CertificateNotFound`]; [`Error::InvalidInput`] when it is already revoked or
@@ -485,12 +497,14 @@ impl Hsm {
                     .read_locked::<CaRecord>(&manifest, RecordKind::Ca, ca)?
                     .ok_or_else(|| Error::CaNotFound { name: ca.into() })?;
                 self.may_use_ca(session, &record)?;
-                let (mut cert, cert_version) = self
-                    .read_locked::<CertRecord>(&manifest, RecordKind::Cert, &id)?
+                let cert = self
+                    .store
+                    .get(RecordKind::Cert.as_str(), &id)?
                     .ok_or_else(|| Error::CertificateNotFound {
                         serial: serial.into(),
-                    })?;
-                if cert.revocation.is_some() {
+                    })
+                    .and_then(|rec| self.open_cert(&rec))?;
+                if record.revoked.iter().any(|r| r.serial == serial) {
                     return Err(Error::invalid(format!(
                         "certificate {serial} of CA {ca} is already revoked"
                     )));
@@ -501,32 +515,20 @@ impl Hsm {
                     reason,
                     not_after_unix_s: cert.not_after_unix_s,
                 };
-                cert.revocation = Some(revocation.clone());
+                // The revocation lives in the CA record (in the manifest): see the module
+                // documentation. The certificate's record does not change.
                 record.revoked.push(revocation.clone());
-                let key = self.data_key.load();
-                let writes = vec![
-                    Write::Update(seal_json(
-                        &key,
-                        RecordKind::Cert,
-                        &id,
-                        cert_version + 1,
-                        &cert,
-                    )?),
-                    Write::Update(seal_json(
-                        &key,
-                        RecordKind::Ca,
-                        ca,
-                        ca_version + 1,
-                        &record,
-                    )?),
-                ];
+                let write = seal_json(
+                    &self.data_key.load(),
+                    RecordKind::Ca,
+                    ca,
+                    ca_version + 1,
+                    &record,
+                )?;
                 self.commit(
                     &mut manifest,
-                    writes,
-                    &[
-                        (RecordKind::Cert, &id, Some(cert_version + 1)),
-                        (RecordKind::Ca, ca, Some(ca_version + 1)),
-                    ],
+                    vec![Write::Update(write)],
+                    &[(RecordKind::Ca, ca, Some(ca_version + 1))],
                     Some(audit),
                 )?;
                 Ok(revocation)
@@ -585,6 +587,12 @@ impl Hsm {
             },
         )
     }
+}
+
+/// `cert` with its revocation as CA `ca`'s record has it (the one that counts).
+fn with_status(mut cert: CertRecord, ca: &CaRecord) -> CertRecord {
+    cert.revocation = ca.revoked.iter().find(|r| r.serial == cert.serial).cloned();
+    cert
 }
 
 fn went_back_record(kind: RecordKind, id: &str, known: u64, found: u64) -> Error {

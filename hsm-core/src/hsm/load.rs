@@ -176,11 +176,10 @@ impl Hsm {
         for rec in store.list(RecordKind::Session.as_str())? {
             seen.insert(manifest_key(RecordKind::Session, &rec.id), rec.version);
         }
-        // The CA register is read when asked for (`hsm::ca`); here only its presence.
-        for kind in [RecordKind::Ca, RecordKind::Cert] {
-            for rec in store.list(kind.as_str())? {
-                seen.insert(manifest_key(kind, &rec.id), rec.version);
-            }
+        // The CA records are read when asked for (`hsm::ca`); here only their presence.
+        // Certificate records are not in the manifest (their revocations are in the CA's).
+        for rec in store.list(RecordKind::Ca.as_str())? {
+            seen.insert(manifest_key(RecordKind::Ca, &rec.id), rec.version);
         }
         for (name, version) in &manifest.records {
             match seen.get(name) {
