@@ -177,7 +177,7 @@ fn an_aes_kek_round_trips_and_each_tampering_fails_with_no_output() {
     ));
     assert!(said.contains("in 5 chunks"), "{said}");
     let env = std::fs::read(&sealed).unwrap();
-    let header = 34 + "files".len() + 40;
+    let header = 34 + "files".len() + 48;
     assert_eq!(env.len(), header + bytes.len() + 5 * 16);
     assert_eq!(&env[..6], b"KWENV\n");
     let back = d.join("back.bin");
@@ -590,7 +590,7 @@ fn a_256_mib_file_is_encrypted_and_decrypted_in_bounded_memory() {
     assert!(dec < 64 * 1024, "decrypt peak RSS {dec} KiB");
     assert_eq!(
         std::fs::metadata(&sealed).unwrap().len(),
-        (34 + 5 + 40 + 256 * 1024 * 1024 + 16 * 4096) as u64
+        (34 + 5 + 48 + 256 * 1024 * 1024 + 16 * 4096) as u64
     );
     // Compare a megabyte at a time.
     use std::io::Read;
@@ -605,4 +605,123 @@ fn a_256_mib_file_is_encrypted_and_decrypted_in_bounded_memory() {
         assert!(x == y);
     }
     assert_eq!(b.read(&mut y).unwrap(), 0, "nothing more");
+}
+
+/// What a review found: `--out` never replaces a device, FIFO or symbolic link (the rename
+/// would put plaintext there), an existing file only with `--force`, never the input; and an
+/// interrupted decrypt (SIGINT) leaves no partial plaintext.
+#[test]
+fn outputs_are_new_or_regular_files_and_an_interrupted_run_leaves_nothing() {
+    let n = node();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    aes_kek(&n, "files", true, true);
+    let (plain, _) = content(d, "plain.bin", CHUNK + 7);
+    let sealed = d.join("plain.kwenv");
+    let enc = |out: &Path, extra: &[&str]| {
+        let mut args = vec![
+            "crypto",
+            "encrypt-file",
+            "--key",
+            "files",
+            "--mechanism",
+            "aes-kwp",
+            "--in",
+            p(&plain),
+            "--out",
+            p(out),
+        ];
+        args.extend_from_slice(extra);
+        kw(&n, &args)
+    };
+    ok(&enc(&sealed, &[]));
+    let err = failed(&enc(&sealed, &[]));
+    assert!(err.contains("exists; pass --force"), "{err}");
+    ok(&enc(&sealed, &["--force"]));
+    let err = failed(&enc(&plain, &["--force"]));
+    assert!(err.contains("is the input file"), "{err}");
+    let link = d.join("link");
+    std::os::unix::fs::symlink("/dev/null", &link).unwrap();
+    let fifo = d.join("fifo");
+    let (made, _, e) = support::run("mkfifo", &[p(&fifo)]);
+    assert!(made, "{e}");
+    for special in [&link, &fifo] {
+        let out = kw(
+            &n,
+            &[
+                "crypto",
+                "decrypt-file",
+                "--in",
+                p(&sealed),
+                "--out",
+                p(special),
+                "--force",
+            ],
+        );
+        let err = failed(&out);
+        assert!(err.contains("is not a regular file"), "{err}");
+    }
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+
+    // A big decrypt interrupted by SIGINT: an error, and nothing left beside --out.
+    let (big, _) = content(d, "big.bin", 64 * 1024 * 1024);
+    let big_sealed = d.join("big.kwenv");
+    ok(&kw(
+        &n,
+        &[
+            "crypto",
+            "encrypt-file",
+            "--key",
+            "files",
+            "--mechanism",
+            "aes-kwp",
+            "--in",
+            p(&big),
+            "--out",
+            p(&big_sealed),
+        ],
+    ));
+    let before = listing(d);
+    let out = d.join("big.back");
+    let mut child = Command::new(keyward_bin())
+        .args([
+            "crypto",
+            "decrypt-file",
+            "--in",
+            p(&big_sealed),
+            "--out",
+            p(&out),
+        ])
+        .args(["--server", &n.url, "--ca-cert"])
+        .arg(&n.ca)
+        .args(["--user", USER, "--password", PASSWORD])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Interrupt once the temporary file exists (the decrypt is under way).
+    let started = std::time::Instant::now();
+    while !listing(d).iter().any(|f| f.ends_with(".partial")) {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "no temporary file: {:?}",
+            listing(d)
+        );
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::yield_now();
+    }
+    let (sent, _, e) = support::run("kill", &["-INT", &child.id().to_string()]);
+    assert!(sent, "{e}");
+    let done = child.wait_with_output().unwrap();
+    if !done.status.success() {
+        let err = String::from_utf8_lossy(&done.stderr);
+        assert!(err.contains("interrupted"), "{err}");
+        assert_eq!(listing(d), before, "something was left behind");
+    }
 }

@@ -32,7 +32,10 @@ def main():
     if mode == "wrapped":
         open(sys.argv[3], "wb").write(wrapped)
         return
-    key = open(sys.argv[3], "rb").read()
+    unwrapped = open(sys.argv[3], "rb").read()
+    # What is wrapped: the tag "KWDK" 0x01, then the data key.
+    assert unwrapped[:5] == b"KWDK\x01", unwrapped[:5]
+    key = unwrapped[5:]
     assert len(key) == 32, len(key)
     aead, aad = AESGCM(key), hashlib.sha256(header).digest()
     body, sealed, out, index = envelope[len(header) :], chunk_bytes + 16, [], 0

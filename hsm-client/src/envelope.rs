@@ -26,7 +26,7 @@
 //! | 24 | 1 | `L`: the length of the KEK's label, 0 to 255 |
 //! | 25 | `L` | the KEK's label, UTF-8 (for information: decryption uses the handle) |
 //! | 25+L | 2 | `W`: the wrapped data key's length, 1 to 4096 |
-//! | 27+L | `W` | the wrapped data key (40 bytes for `aes-kwp`; the modulus length for `rsa-oaep-sha256`) |
+//! | 27+L | `W` | the wrapped data key: `KWDK` 0x01 ‖ data key (5 + 32 bytes), wrapped (48 bytes for `aes-kwp`; the modulus length for `rsa-oaep-sha256`) |
 //! | 27+L+W | 7 | nonce prefix, random |
 //!
 //! The header is `H = 34 + L + W` bytes. Then chunks `i = 0, 1, …, n-1`, with no framing of

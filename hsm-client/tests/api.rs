@@ -732,7 +732,7 @@ async fn envelope_streams_round_trip_and_every_tampering_fails() {
         assert_eq!(info.plaintext_bytes, size as u64);
         assert_eq!(info.chunks, (size.max(1)).div_ceil(chunk) as u64, "{size}");
         assert_eq!(info.kek_label, "files");
-        let header = 34 + "files".len() + 40;
+        let header = 34 + "files".len() + 48;
         assert_eq!(sealed.len(), header + size + 16 * info.chunks as usize);
         let mut back = Vec::new();
         let read = c
@@ -747,7 +747,7 @@ async fn envelope_streams_round_trip_and_every_tampering_fails() {
     c.encrypt_stream(&plain[..], &mut sealed, kek.handle, "aes-kwp")
         .await
         .unwrap();
-    let header = 34 + 5 + 40;
+    let header = 34 + 5 + 48;
     let sealed_chunk = chunk + 16;
     // A flipped byte in chunk 2.
     let mut flipped = sealed.clone();

@@ -42,7 +42,11 @@ fn an_aes_kek_makes_and_opens_data_keys_with_kwp() {
         .generate_data_key(&alice, latest(kek.handle), DataKeyMechanism::AesKwp, 32)
         .unwrap();
     assert_eq!(dk.plaintext.len(), 32);
-    assert_eq!(dk.wrapped.len(), 40, "RFC 5649: 32 bytes + 8");
+    assert_eq!(
+        dk.wrapped.len(),
+        48,
+        "RFC 5649: tag (5) + 32 bytes, padded to 40, + 8"
+    );
     assert_eq!(dk.key_version, 1);
     let again = t
         .generate_data_key(&alice, latest(kek.handle), DataKeyMechanism::AesKwp, 32)
@@ -76,39 +80,48 @@ fn an_aes_kek_makes_and_opens_data_keys_with_kwp() {
 }
 
 #[test]
-fn kwp_output_is_the_standard_one() {
-    // A KEK whose value this test knows: a data key's plaintext, unwrapped into the HSM as a
-    // new AES-256 key. Data keys wrapped under it then open with aws-lc-rs's own RFC 5649
-    // unwrap, outside the HSM.
+fn a_wrapped_key_object_never_unwraps_as_a_data_key() {
+    // The attack a review found: wrap a sensitive key object under the KEK, then ask for it as
+    // a data key. The data key's tag keeps the two apart, both ways.
     let t = TestHsm::new();
     let admin = t.admin();
     let alice = t.crypto_user(&admin, "alice");
-    let transport = aes_kek(&t, &alice, "transport", true, true);
-    let known = t
-        .generate_data_key(
+    let kek = aes_kek(&t, &alice, "kek", true, true);
+    let victim = t
+        .generate_secret_key(
             &alice,
-            latest(transport.handle),
+            KeySpec::Aes256,
+            &tpl("victim")
+                .with(AttributeName::Extractable, true)
+                .with(AttributeName::Encrypt, true),
+        )
+        .unwrap();
+    let wrapped = t
+        .wrap_key(&alice, kek.handle, WrapMechanism::AesKwp, victim.handle)
+        .unwrap();
+    let e = t
+        .unwrap_data_key(
+            &alice,
+            latest(kek.handle),
             DataKeyMechanism::AesKwp,
-            32,
+            &wrapped,
         )
-        .unwrap();
-    let kek = t
-        .unwrap_key(
-            &alice,
-            transport.handle,
-            WrapMechanism::AesKwp,
-            &known.wrapped,
-            UnwrapTarget::Secret(KeySpec::Aes256),
-            &tpl("known").with(AttributeName::Wrap, true),
-        )
-        .unwrap();
+        .unwrap_err();
+    assert!(e.to_string().contains("not a data key"), "{e}");
+    // And a data key does not become a key object.
     let dk = t
         .generate_data_key(&alice, latest(kek.handle), DataKeyMechanism::AesKwp, 32)
         .unwrap();
-    let local = AesKek::new(&AES_256, &known.plaintext).unwrap();
-    let mut out = [0u8; 40];
-    let opened = local.unwrap_with_padding(&dk.wrapped, &mut out).unwrap();
-    assert_eq!(opened, &dk.plaintext[..]);
+    assert!(t
+        .unwrap_key(
+            &alice,
+            kek.handle,
+            WrapMechanism::AesKwp,
+            &dk.wrapped,
+            UnwrapTarget::Secret(KeySpec::Aes256),
+            &tpl("from-dk"),
+        )
+        .is_err());
 }
 
 #[test]

@@ -65,8 +65,9 @@ pub use hsm::{store_sequence, RotationStatus};
 pub use hsm::{
     DataKey, EcdhKdf, EcdhParams, Hsm, KeyCipher, KeyFilter, KeyPage, KeyRef, KeySigner, KeyUsage,
     OpenOptions, ReleasedTicketKey, TokenObjectChanges, UnwrapTarget, VersionSettings, Versioned,
-    DATA_KEY_LENGTHS, DEFAULT_ADMIN_LOCKOUT, MAX_DATA_BYTES, MAX_PAGE_SIZE, MAX_RANDOM_BYTES,
-    MAX_SESSION_TTL, RESERVED_LABEL_PREFIXES, TICKET_KEY_LABEL_PREFIX, TICKET_KEY_WRAP_MIN_BITS,
+    DATA_KEY_LENGTHS, DATA_KEY_TAG, DEFAULT_ADMIN_LOCKOUT, MAX_DATA_BYTES, MAX_PAGE_SIZE,
+    MAX_RANDOM_BYTES, MAX_SESSION_TTL, RESERVED_LABEL_PREFIXES, TICKET_KEY_LABEL_PREFIX,
+    TICKET_KEY_WRAP_MIN_BITS,
 };
 pub use kdf::kdf_slots;
 pub use key_type::private_key_spec;

@@ -68,7 +68,11 @@ async fn aes_kwp_round_trip_and_refusals() {
     let plaintext = dk["plaintext"].as_str().unwrap().to_owned();
     let wrapped = dk["wrapped"].as_str().unwrap().to_owned();
     assert_eq!(decoded_len(&dk["plaintext"]), 32);
-    assert_eq!(decoded_len(&dk["wrapped"]), 40, "RFC 5649: 32 + 8");
+    assert_eq!(
+        decoded_len(&dk["wrapped"]),
+        48,
+        "RFC 5649: tag (5) + 32, padded to 40, + 8"
+    );
     let (s, v) = unwrap(
         &a,
         &alice,

@@ -38,6 +38,9 @@ pub(crate) struct EncryptFileArgs {
     pub(crate) input: PathBuf,
     #[command(flatten)]
     pub(crate) to: EncryptTo,
+    /// Replace --out if it exists (a regular file other than --in).
+    #[arg(long)]
+    pub(crate) force: bool,
     /// Print what was written as JSON.
     #[arg(long)]
     pub(crate) json: bool,
@@ -67,6 +70,9 @@ pub(crate) struct DecryptFileArgs {
     /// every chunk has verified; nothing is left on any failure.
     #[arg(long)]
     pub(crate) out: PathBuf,
+    /// Replace --out if it exists (a regular file other than --in).
+    #[arg(long)]
+    pub(crate) force: bool,
     /// The key that unwraps the data key (handle or label). Default: the KEK named in the
     /// envelope, or for an RSA public key its linked private key.
     #[arg(long)]

@@ -57,8 +57,22 @@ struct Partial {
 }
 
 impl Partial {
-    fn create(out: &Path) -> Result<(Partial, tokio::fs::File)> {
+    /// The temporary file for `out`, after checking `out`: a new path, or with `force` a
+    /// regular file that is not `input` (a device, FIFO, symbolic link or folder is refused:
+    /// the rename would replace it with the plaintext).
+    fn create(out: &Path, force: bool, input: Option<&Path>) -> Result<(Partial, tokio::fs::File)> {
         use std::os::unix::fs::OpenOptionsExt;
+        match std::fs::symlink_metadata(out) {
+            Ok(m) if !m.file_type().is_file() => bail!(
+                "{} is not a regular file (a device, FIFO, symbolic link or folder): --out takes the path of a new or regular file",
+                out.display()
+            ),
+            Ok(_) if input.is_some_and(|i| same_file(i, out)) => {
+                bail!("--out {} is the input file", out.display())
+            }
+            Ok(_) if !force => bail!("{} exists; pass --force to replace it", out.display()),
+            _ => {}
+        }
         let name = out
             .file_name()
             .with_context(|| format!("{}: not a file name", out.display()))?;
@@ -92,6 +106,24 @@ impl Partial {
     }
 }
 
+/// Whether two paths name the same existing file.
+fn same_file(a: &Path, b: &Path) -> bool {
+    matches!((a.canonicalize(), b.canonicalize()), (Ok(x), Ok(y)) if x == y)
+}
+
+/// Resolves at the first SIGINT (Ctrl-C) or SIGTERM: the command then returns an error, and
+/// the temporary file is removed as on any failure.
+async fn interrupted() -> Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    bail!("interrupted: nothing was written")
+}
+
 impl Drop for Partial {
     fn drop(&mut self) {
         if !self.done {
@@ -117,6 +149,13 @@ pub(crate) async fn encrypt_file(
     me: Option<&str>,
     a: EncryptFileArgs,
 ) -> Result<()> {
+    tokio::select! {
+        r = encrypt_file_inner(client, me, a) => r,
+        r = interrupted() => r,
+    }
+}
+
+async fn encrypt_file_inner(client: &Client, me: Option<&str>, a: EncryptFileArgs) -> Result<()> {
     let classes: &[&str] = match a.mechanism {
         EnvelopeMechanism::AesKwp => &["secret"],
         EnvelopeMechanism::RsaOaepSha256 => &["public"],
@@ -131,7 +170,7 @@ pub(crate) async fn encrypt_file(
     let m = a.mechanism.as_str();
     let info = match (&a.to.out, &a.to.upload) {
         (Some(out), _) => {
-            let (partial, mut file) = Partial::create(out)?;
+            let (partial, mut file) = Partial::create(out, a.force, Some(&a.input))?;
             let mut w = tokio::io::BufWriter::with_capacity(FILE_BUFFER, &mut file);
             let info = client
                 .encrypt_stream(input, &mut w, kek, m)
@@ -172,11 +211,18 @@ pub(crate) async fn decrypt_file(
     me: Option<&str>,
     a: DecryptFileArgs,
 ) -> Result<()> {
+    tokio::select! {
+        r = decrypt_file_inner(client, me, a) => r,
+        r = interrupted() => r,
+    }
+}
+
+async fn decrypt_file_inner(client: &Client, me: Option<&str>, a: DecryptFileArgs) -> Result<()> {
     let key = match &a.key {
         Some(k) => Some(key_handle(client, me, k, &["secret", "private"]).await?),
         None => None,
     };
-    let (partial, mut file) = Partial::create(&a.out)?;
+    let (partial, mut file) = Partial::create(&a.out, a.force, a.from.input.as_deref())?;
     let (info, whence) = match (&a.from.input, &a.from.download) {
         (Some(input), _) => {
             let reader = tokio::io::BufReader::with_capacity(

@@ -6,11 +6,17 @@
 //! Policy (PKCS#11's `CKA_WRAP` / `CKA_UNWRAP`): making a data key needs the KEK's `wrap`,
 //! opening one its `unwrap`. A `trusted` KEK (or the private half of a `trusted` public key)
 //! opens no data key: it wraps `wrap_with_trusted` keys, whose wrapped bytes must not come back
-//! in plaintext. What is unwrapped must have a data key's length ([`DATA_KEY_LENGTHS`]). Both
+//! in plaintext. What is wrapped is [`DATA_KEY_TAG`] followed by the data key, and what is
+//! unwrapped must be so tagged and hold a data key's length ([`DATA_KEY_LENGTHS`]): a key object
+//! wrapped under the same KEK (`C_WrapKey`, `keyward key wrap`) is not tagged, so this never
+//! returns a key object's value in plaintext (domain separation). Both
 //! operations are audited (`crypto.data-key`, `crypto.data-key-unwrap`, the KEK's handle as the
 //! target); neither stores anything.
 
 use super::*;
+
+/// What precedes a data key inside its wrapping: `KWDK` and format version 1 (5 bytes).
+pub const DATA_KEY_TAG: &[u8; 5] = b"KWDK\x01";
 
 /// The lengths a data key may have, in bytes (AES-128, AES-192, AES-256).
 pub const DATA_KEY_LENGTHS: [usize; 3] = [16, 24, 32];
@@ -63,7 +69,7 @@ impl Hsm {
                 Self::need(
                     state.info.attributes.wrap,
                     handle,
-                    "generate a data key",
+                    "data-key generation",
                     "wrap",
                 )?;
                 let (key_version, material) = state.version_to_make(kek.version, "wrap")?;
@@ -76,7 +82,10 @@ impl Hsm {
                 aws_lc_rs::rand::fill(&mut plaintext).map_err(|_| Error::Crypto {
                     operation: "random",
                 })?;
-                let wrapped = material.wrap(wrap, &plaintext)?;
+                let mut tagged = Zeroizing::new(Vec::with_capacity(DATA_KEY_TAG.len() + len));
+                tagged.extend_from_slice(DATA_KEY_TAG);
+                tagged.extend_from_slice(&plaintext);
+                let wrapped = material.wrap(wrap, &tagged)?;
                 obj.usage.encrypt.fetch_add(1, Ordering::Relaxed);
                 Ok(DataKey {
                     plaintext,
@@ -113,7 +122,7 @@ impl Hsm {
                 Self::need(
                     state.info.attributes.unwrap,
                     handle,
-                    "unwrap a data key",
+                    "data-key unwrap",
                     "unwrap",
                 )?;
                 if self.trusted_kek(&state.info) {
@@ -129,10 +138,14 @@ impl Hsm {
                 Self::check_len(wrapped)?;
                 let value = material.unwrap(wrap, wrapped)?;
                 obj.usage.decrypt.fetch_add(1, Ordering::Relaxed);
-                if !DATA_KEY_LENGTHS.contains(&value.len()) {
-                    return Err(Error::invalid("unwrap failed"));
+                match value.strip_prefix(DATA_KEY_TAG.as_slice()) {
+                    Some(key) if DATA_KEY_LENGTHS.contains(&key.len()) => {
+                        Ok(Zeroizing::new(key.to_vec()))
+                    }
+                    _ => Err(Error::invalid(
+                        "unwrap failed: not a data key made by data-key generation (a wrapped key object never unwraps here)",
+                    )),
                 }
-                Ok(value)
             },
         )
     }

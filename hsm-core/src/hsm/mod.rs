@@ -98,7 +98,7 @@ use crate::store::record::*;
 use crate::store::*;
 pub use ca::{check_ca_name, CaRecord, CaSettings, CertRecord, Revocation, CA_NAME_MAX};
 pub use cluster::store_sequence;
-pub use data_keys::{DataKey, DATA_KEY_LENGTHS};
+pub use data_keys::{DataKey, DATA_KEY_LENGTHS, DATA_KEY_TAG};
 pub use handles::{KeyCipher, KeySigner};
 pub use rotation::RotationStatus;
 pub use sync::TokenObjectChanges;
