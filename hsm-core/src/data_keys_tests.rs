@@ -2,7 +2,6 @@
 //! refusal of the policy (`wrap`, `unwrap`, ownership, mechanism, length, trusted KEKs,
 //! key versions), the audit entries, and a redacted `Debug`.
 
-
 use crate::tests::TestHsm;
 use crate::*;
 
