@@ -111,17 +111,20 @@ fn same_file(a: &Path, b: &Path) -> bool {
     matches!((a.canonicalize(), b.canonicalize()), (Ok(x), Ok(y)) if x == y)
 }
 
-/// Resolves at the first SIGINT (Ctrl-C) or SIGTERM: the command then returns an error, and
-/// the temporary file is removed as on any failure.
-async fn interrupted() -> Result<()> {
+/// A future that resolves at the first SIGINT (Ctrl-C) or SIGTERM: the command then returns
+/// an error, and the temporary file is removed as on any failure. The handlers are installed
+/// here, before the command starts, so a signal that comes at once is caught too.
+fn interrupted() -> Result<impl std::future::Future<Output = Result<()>>> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
     let mut int = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-    }
-    bail!("interrupted: nothing was written")
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        bail!("interrupted: nothing was written")
+    })
 }
 
 impl Drop for Partial {
@@ -149,9 +152,10 @@ pub(crate) async fn encrypt_file(
     me: Option<&str>,
     a: EncryptFileArgs,
 ) -> Result<()> {
+    let stop = interrupted()?;
     tokio::select! {
         r = encrypt_file_inner(client, me, a) => r,
-        r = interrupted() => r,
+        r = stop => r,
     }
 }
 
@@ -211,9 +215,10 @@ pub(crate) async fn decrypt_file(
     me: Option<&str>,
     a: DecryptFileArgs,
 ) -> Result<()> {
+    let stop = interrupted()?;
     tokio::select! {
         r = decrypt_file_inner(client, me, a) => r,
-        r = interrupted() => r,
+        r = stop => r,
     }
 }
 
