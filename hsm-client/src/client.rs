@@ -351,7 +351,8 @@ impl Client {
         self.run(c).await
     }
 
-    /// Generates a key pair (`ec-p256`, `rsa-3072`, `ed25519`, ...).
+    /// Generates a key pair (`ec-p256`, `rsa-3072`, `ed25519`, ...). It gets at least 60 s,
+    /// whatever the configured request timeout (RSA-4096 takes seconds on a busy node).
     pub async fn generate_pair(
         &self,
         spec: &str,
@@ -359,7 +360,7 @@ impl Client {
         public: &KeyTemplate,
         opts: CallOptions,
     ) -> Result<KeyPair> {
-        let c = Call::new(
+        let mut c = Call::new(
             Method::POST,
             "/v1/keys/asymmetric-pair".into(),
             Retry::Unsafe,
@@ -370,6 +371,7 @@ impl Client {
             public: public.clone(),
         })?
         .idempotency_key(opts.idempotency_key.as_deref());
+        c.min_timeout = Some(crate::transport::KEY_PAIR_TIMEOUT);
         self.run(c).await
     }
 

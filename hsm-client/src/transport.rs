@@ -607,6 +607,10 @@ pub(crate) fn certificate_problem(error: &(dyn std::error::Error + 'static)) -> 
 /// The least time a login gets (Argon2id on the node, a busy node's queue).
 const LOGIN_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The least time a key-pair generation gets: RSA-4096 searches for primes for seconds on a
+/// busy node, longer than a short request timeout (e.g. the PKCS#11 module's 2 s default).
+pub(crate) const KEY_PAIR_TIMEOUT: Duration = Duration::from_secs(60);
+
 pub(crate) fn login_call(creds: &LoginRequest) -> Result<Call<'static>> {
     let mut c = Call::new(Method::POST, "/v1/auth/login".into(), Retry::Safe).json(creds)?;
     c.auth = false;
