@@ -479,23 +479,25 @@ mod tests {
     #[test]
     fn concurrent_callers_let_exactly_one_line_through() {
         let gate = std::sync::Arc::new(LogGate::default());
-        let admitted: usize = (0..8)
+        let reports: Vec<u64> = (0..8)
             .map(|_| {
                 let gate = gate.clone();
                 std::thread::spawn(move || {
                     (0..1000)
-                        .filter(|_| gate.admit(7, 60_000).is_some())
-                        .count()
+                        .filter_map(|_| gate.admit(7, 60_000))
+                        .collect::<Vec<_>>()
                 })
             })
             .collect::<Vec<_>>()
             .into_iter()
-            .map(|t| t.join().unwrap())
-            .sum();
-        assert_eq!(admitted, 1);
+            .flat_map(|t| t.join().unwrap())
+            .collect();
+        assert_eq!(reports.len(), 1, "one line let through: {reports:?}");
         assert_eq!(gate.suppressed.load(Ordering::Relaxed), 7999);
-        // The next line reports every call the first one did not, whatever the interleaving.
-        assert_eq!(gate.admit(60_007, 60_000), Some(7999));
+        // The winner reports the losers it saw (racing ones may already count); the next line
+        // reports the rest, so the two together account for every suppressed call, once.
+        let next = gate.admit(60_007, 60_000).expect("due after the interval");
+        assert_eq!(reports[0] + next, 7999);
     }
 
     #[test]
