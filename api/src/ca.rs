@@ -47,6 +47,17 @@ pub struct CreateCaRequest {
     /// of that has passed, or on demand.
     #[serde(default)]
     pub crl_period_s: Option<u64>,
+    /// URLs where relying parties fetch its CRL, written into the CRL distribution points
+    /// (RFC 5280 §4.2.1.13) of every certificate it issues, e.g.
+    /// `http://pki.example.com/v1/ca/NAME/crl` (Keyward serves it at `GET /v1/ca/{name}/crl`);
+    /// absolute `http` or `https` URLs, at most 4, 512 bytes each; empty (default): none.
+    #[serde(default)]
+    pub crl_urls: Vec<String>,
+    /// URLs of its OCSP responder, written into the authority information access (RFC 5280
+    /// §4.2.2.1, id-ad-ocsp) of every certificate it issues (Keyward answers at
+    /// `POST /v1/ca/{name}/ocsp`); same rules as `crl_urls`.
+    #[serde(default)]
+    pub ocsp_urls: Vec<String>,
 }
 
 /// An issuing CA.
@@ -77,6 +88,12 @@ pub struct Ca {
     pub max_validity_days: u32,
     /// Seconds each CRL is valid.
     pub crl_period_s: u64,
+    /// CRL distribution point URLs in the certificates it issues.
+    #[serde(default)]
+    pub crl_urls: Vec<String>,
+    /// OCSP responder URLs in the certificates it issues.
+    #[serde(default)]
+    pub ocsp_urls: Vec<String>,
     /// Number of the newest CRL (0: none yet).
     pub crl_number: u64,
     /// How many certificates it revoked.

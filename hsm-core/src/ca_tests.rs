@@ -32,6 +32,8 @@ fn record(name: &str, key: KeyHandle, owner: &str) -> CaRecord {
             crl_period_s: 86_400,
             path_len: Some(1),
             permitted_dns: Vec::new(),
+            crl_urls: Vec::new(),
+            ocsp_urls: Vec::new(),
         },
         crl_number: 0,
         crl: None,
@@ -217,4 +219,11 @@ fn a_rolled_back_ca_record_is_refused_and_a_certificate_record_cannot_undo_a_rev
         .write_batch(&[Write::Delete("ca".into(), "root".into(), rec.version)])
         .unwrap();
     assert_eq!(t.ca("root").unwrap_err().code(), "record_tampered");
+}
+
+#[test]
+fn settings_written_before_the_revocation_urls_still_read() {
+    let old = r#"{"allowed_dns":[],"allow_ip":false,"max_validity_days":397,"crl_period_s":86400,"path_len":null,"permitted_dns":[]}"#;
+    let s: CaSettings = serde_json::from_str(old).unwrap();
+    assert!(s.crl_urls.is_empty() && s.ocsp_urls.is_empty());
 }

@@ -33,6 +33,8 @@ pub struct AppState {
     pub hsm: Arc<Hsm>,
     /// Admission control and failure throttling of logins.
     pub login: Arc<LoginGuard>,
+    /// Signed OCSP responses served again to requests without a nonce.
+    pub ocsp: Arc<crate::ca::ocsp::Cache>,
 }
 
 /// The address of the connection's client, which the serving layer puts into every request

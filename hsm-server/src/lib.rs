@@ -200,6 +200,7 @@ pub fn router(hsm: Arc<keyward_hsm::Hsm>) -> Router {
         .with_state(AppState {
             hsm,
             login: Arc::new(login_guard::LoginGuard::default()),
+            ocsp: Arc::new(ca::ocsp::Cache::default()),
         })
 }
 

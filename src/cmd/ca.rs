@@ -37,6 +37,8 @@ async fn ca_inner(client: &Client, me: Option<&str>, cmd: CaCommand) -> Result<(
             allow_ip,
             max_days,
             crl_period_s,
+            crl_urls,
+            ocsp_urls,
             out,
         } => {
             let ca = client
@@ -52,6 +54,8 @@ async fn ca_inner(client: &Client, me: Option<&str>, cmd: CaCommand) -> Result<(
                     allow_ip,
                     max_validity_days: max_days,
                     crl_period_s,
+                    crl_urls,
+                    ocsp_urls,
                 })
                 .await?;
             if out.json {

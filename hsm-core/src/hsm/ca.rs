@@ -78,6 +78,14 @@ pub struct CaSettings {
     pub path_len: Option<u8>,
     /// Its certificate's permitted DNS subtrees (RFC 5280 §4.2.1.10); empty: none set.
     pub permitted_dns: Vec<String>,
+    /// URLs of its CRL, written into the CRL distribution points (RFC 5280 §4.2.1.13) of the
+    /// certificates it issues; empty: none. (Absent in records written before it existed.)
+    #[serde(default)]
+    pub crl_urls: Vec<String>,
+    /// URLs of its OCSP responder, written into the authority information access (RFC 5280
+    /// §4.2.2.1) of the certificates it issues; empty: none.
+    #[serde(default)]
+    pub ocsp_urls: Vec<String>,
 }
 
 /// A revoked certificate as a CRL lists it.

@@ -49,6 +49,8 @@ pub fn ca_view(ca: &CaRecord) -> Ca {
         allow_ip: ca.settings.allow_ip,
         max_validity_days: ca.settings.max_validity_days,
         crl_period_s: ca.settings.crl_period_s,
+        crl_urls: ca.settings.crl_urls.clone(),
+        ocsp_urls: ca.settings.ocsp_urls.clone(),
         crl_number: ca.crl_number,
         revoked: ca.revoked.len(),
     }
@@ -131,8 +133,11 @@ pub async fn create(
                 .iter()
                 .map(|d| d.to_ascii_lowercase())
                 .collect(),
+            crl_urls: r.crl_urls,
+            ocsp_urls: r.ocsp_urls,
         },
     };
+    super::pointers::check(&new.settings)?;
     if new.settings.crl_period_s < 60 || new.settings.crl_period_s > 366 * 86_400 {
         return Err(ApiError::BadRequest(
             "crl_period_s must be 60 to 31622400 seconds".into(),
@@ -337,7 +342,9 @@ pub async fn publish_crl(
 #[utoipa::path(post, path = "/v1/ca/{name}/ocsp", tag = "ca", params(("name" = String, Path, description = "CA name")),
     request_body(content = Vec<u8>, content_type = "application/ocsp-request", description = "OCSPRequest, DER (RFC 6960 §4.1)"),
     responses((status = 200, description = "OCSPResponse, DER (RFC 6960 §4.2), signed by the CA's key", content_type = "application/ocsp-response", body = Vec<u8>), (status = 404, body = crate::error::ErrorBody)))]
-/// The CA's OCSP responder (RFC 6960, POST binding of §A.1). Public (no session).
+/// The CA's OCSP responder (RFC 6960, POST binding of §A.1). Public (no session). At most 8
+/// certificates per request; a request without a nonce may get a response signed up to 300 s
+/// before (with the current status: a revocation is answered at once).
 pub async fn ocsp_post(
     State(s): State<AppState>,
     ApiPath(name): ApiPath<String>,
@@ -346,11 +353,7 @@ pub async fn ocsp_post(
     if body.len() > ocsp::MAX_REQUEST_BYTES {
         return Err(ApiError::PayloadTooLarge);
     }
-    let hsm = s.hsm.clone();
-    let der = blocking(move || {
-        hsm.ca(&name)?;
-        Ok(ocsp::respond(&hsm, &name, &body))
-    })
-    .await?;
+    let (hsm, cache) = (s.hsm.clone(), s.ocsp.clone());
+    let der = blocking(move || ocsp::respond(&cache, &hsm, &name, &body)).await?;
     Ok(pem_response("application/ocsp-response", der))
 }

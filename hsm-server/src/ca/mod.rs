@@ -9,6 +9,7 @@
 pub mod api;
 pub mod crl;
 pub mod ocsp;
+pub mod pointers;
 pub mod profile;
 
 use std::net::IpAddr;
@@ -262,6 +263,7 @@ pub fn create(hsm: &Hsm, session: &Session, new: &NewCa) -> Result<CaRecord, Err
             ),
             Some(parent) => {
                 p.use_authority_key_identifier_extension = true;
+                pointers::apply(&parent.settings, &mut p)?;
                 let issuer = issuer(hsm, session, parent)?;
                 let der = p
                     .signed_by(&signer, &issuer)
@@ -543,6 +545,7 @@ fn issue_checked(
         _ => IsCa::ExplicitNoCa,
     };
     p.use_authority_key_identifier_extension = true;
+    pointers::apply(&ca.settings, &mut p)?;
     let (serial, serial_hex) = new_serial()?;
     p.serial_number = Some(SerialNumber::from_slice(&serial));
     let cert = p

@@ -3,7 +3,18 @@
 //! its time and reason) or `unknown` (another issuer, or a serial this CA never issued), in a
 //! BasicOCSPResponse signed by the CA's own key in the HSM (RFC 6960 §4.2.2.2: the CA itself
 //! is an authorized responder) with the CA's certificate in `certs`, responder id by key hash,
-//! the request's nonce echoed (RFC 8954). A delegated responder key is not offered. Encoding: RustCrypto's `x509-ocsp` and `der`.
+//! the request's nonce echoed (RFC 8954). A delegated responder key is not offered. Encoding:
+//! RustCrypto's `x509-ocsp` and `der`.
+//!
+//! The responder is public, so its cost per request is bounded: a request asks about at most
+//! [`MAX_CERTS_PER_REQUEST`] certificates, and a request without a nonce (RFC 5019 §2.1.1: the
+//! lightweight profile clients and CDNs use) is answered from a [`Cache`] of signed responses
+//! for [`REUSE_S`] seconds, keyed by the CA, the certificates asked about and their current
+//! status, so a revocation is answered `revoked` at once. A request with a nonce is signed
+//! afresh each time.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
 
 use aws_lc_rs::digest;
 use der::asn1::{BitString, Null, OctetString};
@@ -22,6 +33,72 @@ use x509_parser::prelude::FromDer;
 pub const MAX_REQUEST_BYTES: usize = 16 * 1024;
 /// How long a response is good for (its `nextUpdate - thisUpdate`), in seconds.
 pub const RESPONSE_VALIDITY_S: u64 = 3600;
+/// Most certificates one request may ask about (RFC 5019 §2.1.1 allows one; `openssl ocsp`
+/// sends one per `-cert`); more is a `malformedRequest`.
+pub const MAX_CERTS_PER_REQUEST: usize = 8;
+/// How long a signed response to a request without a nonce is served again, in seconds (it
+/// stays valid for [`RESPONSE_VALIDITY_S`] from its `thisUpdate`).
+pub const REUSE_S: u64 = 300;
+/// Most responses the [`Cache`] holds; when full, stale ones are dropped, then all.
+pub const CACHE_ENTRIES: usize = 4096;
+
+/// Signed responses to requests without a nonce, by [`cache_key`]: (`producedAt`, DER).
+#[derive(Default)]
+pub struct Cache {
+    entries: Mutex<HashMap<[u8; 32], (u64, Vec<u8>)>>,
+}
+
+impl Cache {
+    fn get(&self, key: &[u8; 32], now: u64) -> Option<Vec<u8>> {
+        let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        entries
+            .get(key)
+            .filter(|(at, _)| now.saturating_sub(*at) < REUSE_S)
+            .map(|(_, der)| der.clone())
+    }
+
+    fn put(&self, key: [u8; 32], now: u64, der: Vec<u8>) {
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        if entries.len() >= CACHE_ENTRIES {
+            entries.retain(|_, (at, _)| now.saturating_sub(*at) < REUSE_S);
+            if entries.len() >= CACHE_ENTRIES {
+                entries.clear();
+            }
+        }
+        entries.insert(key, (now, der));
+    }
+
+    /// How many responses it holds.
+    pub fn len(&self) -> usize {
+        self.entries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+
+    /// Whether it holds none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// What a response depends on: the CA (its certificate, so another HSM's CA of the same name
+/// differs), each certificate asked about and its status now.
+fn cache_key(ca: &CaRecord, asked: &[(CertId, CertStatus)]) -> Result<[u8; 32], Error> {
+    let mut ctx = digest::Context::new(&digest::SHA256);
+    ctx.update(&ca.certificate);
+    for (id, status) in asked {
+        let id = id.to_der().map_err(|_| Error::Internal("encoding a CertID"))?;
+        let status = status
+            .to_der()
+            .map_err(|_| Error::Internal("encoding a status"))?;
+        ctx.update(&id);
+        ctx.update(&status);
+    }
+    let mut key = [0u8; 32];
+    key.copy_from_slice(ctx.finish().as_ref());
+    Ok(key)
+}
 
 const SHA1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.14.3.2.26");
 const SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.1");
@@ -113,55 +190,91 @@ fn status(hsm: &Hsm, ca: &CaRecord, id: &CertId) -> Result<CertStatus, Error> {
 }
 
 /// Answers an OCSP request (DER) for CA `ca_name`: a DER `OCSPResponse`. A request that does
-/// not parse gets `malformedRequest`; a failure of the HSM `internalError` (both unsigned, as
-/// RFC 6960 §2.3 has them).
-pub fn respond(hsm: &Hsm, ca_name: &str, request: &[u8]) -> Vec<u8> {
-    let Ok(req) = OcspRequest::from_der(request) else {
-        return OcspResponse::malformed_request()
+/// not parse, asks about no certificate or more than [`MAX_CERTS_PER_REQUEST`], or carries a
+/// nonce that is not 1 to 32 bytes gets `malformedRequest`; a failure of the HSM
+/// `internalError` (both unsigned, as RFC 6960 §2.3 has them).
+///
+/// # Errors
+/// [`Error::CaNotFound`] when there is no such CA (the API answers 404).
+pub fn respond(cache: &Cache, hsm: &Hsm, ca_name: &str, request: &[u8]) -> Result<Vec<u8>, Error> {
+    let ca = hsm.ca(ca_name)?;
+    let malformed = || {
+        OcspResponse::malformed_request()
             .to_der()
-            .unwrap_or_default();
+            .unwrap_or_default()
     };
+    let Ok(req) = OcspRequest::from_der(request) else {
+        return Ok(malformed());
+    };
+    let asked = &req.tbs_request.request_list;
     // RFC 8954 §2.1: a nonce is 1 to 32 octets.
-    if req.tbs_request.request_list.is_empty()
+    if asked.is_empty()
+        || asked.len() > MAX_CERTS_PER_REQUEST
         || req
             .nonce()
             .is_some_and(|n| !(1..=32).contains(&n.0.as_bytes().len()))
     {
-        return OcspResponse::malformed_request()
-            .to_der()
-            .unwrap_or_default();
+        return Ok(malformed());
     }
-    match signed(hsm, ca_name, &req) {
-        Ok(der) => der,
+    match answer(cache, hsm, &ca, &req) {
+        Ok(der) => Ok(der),
         Err(e) => {
             tracing::warn!(ca = ca_name, error = %e, "OCSP response failed");
-            OcspResponse::internal_error().to_der().unwrap_or_default()
+            Ok(OcspResponse::internal_error().to_der().unwrap_or_default())
         }
     }
 }
 
-fn signed(hsm: &Hsm, ca_name: &str, req: &OcspRequest) -> Result<Vec<u8>, Error> {
-    let ca = hsm.ca(ca_name)?;
-    let session = hsm.ca_service_session(ca_name)?;
-    let signer = hsm.signer(&session, ca.key)?;
-    let (mechanism, signature_algorithm) = algorithm(signer.spec())?;
-    let now = super::unix_s(super::now());
-    let mut responses = Vec::with_capacity(req.tbs_request.request_list.len());
-    for r in &req.tbs_request.request_list {
-        responses.push(SingleResponse {
-            cert_id: r.req_cert.clone(),
-            cert_status: status(hsm, &ca, &r.req_cert)?,
-            this_update: gt(now)?,
-            next_update: Some(gt(now + RESPONSE_VALIDITY_S)?),
-            single_extensions: None,
-        });
-    }
+/// The response to a well-formed request: from the cache when it has no nonce and the same
+/// answer was signed less than [`REUSE_S`] seconds ago, else signed now.
+fn answer(cache: &Cache, hsm: &Hsm, ca: &CaRecord, req: &OcspRequest) -> Result<Vec<u8>, Error> {
+    let asked = req
+        .tbs_request
+        .request_list
+        .iter()
+        .map(|r| Ok((r.req_cert.clone(), status(hsm, ca, &r.req_cert)?)))
+        .collect::<Result<Vec<_>, Error>>()?;
     let nonce: Option<Vec<Extension>> = req
         .tbs_request
         .request_extensions
         .as_ref()
         .and_then(|exts| exts.iter().find(|e| e.extn_id == NONCE))
         .map(|e| vec![e.clone()]);
+    let now = super::unix_s(super::now());
+    if nonce.is_some() {
+        return signed(hsm, ca, asked, nonce, now);
+    }
+    let key = cache_key(ca, &asked)?;
+    if let Some(der) = cache.get(&key, now) {
+        return Ok(der);
+    }
+    let der = signed(hsm, ca, asked, None, now)?;
+    cache.put(key, now, der.clone());
+    Ok(der)
+}
+
+fn signed(
+    hsm: &Hsm,
+    ca: &CaRecord,
+    asked: Vec<(CertId, CertStatus)>,
+    nonce: Option<Vec<Extension>>,
+    now: u64,
+) -> Result<Vec<u8>, Error> {
+    let session = hsm.ca_service_session(&ca.name)?;
+    let signer = hsm.signer(&session, ca.key)?;
+    let (mechanism, signature_algorithm) = algorithm(signer.spec())?;
+    let responses = asked
+        .into_iter()
+        .map(|(cert_id, cert_status)| {
+            Ok(SingleResponse {
+                cert_id,
+                cert_status,
+                this_update: gt(now)?,
+                next_update: Some(gt(now + RESPONSE_VALIDITY_S)?),
+                single_extensions: None,
+            })
+        })
+        .collect::<Result<Vec<_>, Error>>()?;
     let (_, cert) = x509_parser::certificate::X509Certificate::from_der(&ca.certificate)
         .map_err(|_| Error::Internal("the CA certificate does not parse"))?;
     let key_hash = digest::digest(

@@ -405,6 +405,8 @@ mod tests {
             crl_period_s: 86400,
             path_len: None,
             permitted_dns: permitted.iter().map(|s| s.to_string()).collect(),
+            crl_urls: Vec::new(),
+            ocsp_urls: Vec::new(),
         }
     }
 

@@ -1,0 +1,215 @@
+//! Certificates that say where their revocation status is (CRL distribution points, OCSP in
+//! the authority information access), followed by OpenSSL and curl as a relying party would;
+//! and the public OCSP responder's bounds (signed responses reused for nonce-less requests
+//! until the status changes, at most 8 certificates per request).
+
+use std::path::{Path, PathBuf};
+
+use crate::common::*;
+use crate::support::*;
+
+/// Posts the OCSP request in file `req` to `url`: the response's bytes.
+fn post_ocsp(node_ca: &Path, url: &str, req: &Path) -> Vec<u8> {
+    let out = req.with_extension("resp");
+    let got = Curl::url(url)
+        .args(&[
+            "--cacert",
+            &p(node_ca),
+            "-H",
+            "content-type: application/ocsp-request",
+            "--data-binary",
+            &format!("@{}", p(req)),
+            "-o",
+            &p(&out),
+        ])
+        .run();
+    assert!(got.ok && got.status == 200, "{got:?}");
+    std::fs::read(out).unwrap()
+}
+
+/// `openssl ocsp -issuer ISSUER -cert LEAF [-no_nonce] -reqout FILE`: the request file.
+fn ocsp_request(dir: &Path, name: &str, issuer: &Path, leaf: &Path, nonce: bool) -> PathBuf {
+    let req = dir.join(format!("{name}.req"));
+    let (issuer, leaf, out) = (p(issuer), p(leaf), p(&req));
+    let mut args = vec!["ocsp", "-issuer", &issuer, "-cert", &leaf, "-reqout", &out];
+    if !nonce {
+        args.push("-no_nonce");
+    }
+    openssl_ok(&args);
+    req
+}
+
+/// `openssl ocsp -reqin REQ -respin RESP -CAfile CHAIN -resp_text`: (ok, output).
+fn read_response(req: &Path, resp: &[u8], chain: &Path) -> (bool, String) {
+    let file = req.with_extension("resp-in");
+    std::fs::write(&file, resp).unwrap();
+    let (ok, out, err) = run(
+        "openssl",
+        &[
+            "ocsp",
+            "-reqin",
+            &p(req),
+            "-respin",
+            &p(&file),
+            "-CAfile",
+            &p(chain),
+            "-resp_text",
+        ],
+    );
+    (ok, format!("{out}{err}"))
+}
+
+#[test]
+fn certificates_point_at_the_crl_and_the_ocsp_responder_which_stays_cheap() {
+    let (node, _root, _inter, _chain) = node_with_cas();
+    let dir = node.dir.path();
+    let crl_url = format!("{}/v1/ca/edge/crl", node.url);
+    let ocsp_url = format!("{}/v1/ca/edge/ocsp", node.url);
+
+    // URLs are checked when the CA is created.
+    for bad in ["ftp://pki.example.test/crl", "/v1/ca/edge/crl"] {
+        let (ok, _, err) = kw(
+            &node,
+            &[
+                "ca",
+                "create",
+                "edge",
+                "--parent",
+                "root",
+                "--common-name",
+                "Edge",
+                "--crl-url",
+                bad,
+            ],
+        );
+        assert!(!ok && err.contains("crl_urls"), "{bad}: {err}");
+    }
+    let made = kw_ok(
+        &node,
+        &[
+            "ca",
+            "create",
+            "edge",
+            "--parent",
+            "root",
+            "--common-name",
+            "Keyward Test Edge",
+            "--key-type",
+            "ec-p256",
+            "--allow-dns",
+            ".example.test",
+            "--crl-url",
+            &crl_url,
+            "--ocsp-url",
+            &ocsp_url,
+            "--json",
+        ],
+    );
+    let made: serde_json::Value = serde_json::from_str(&made).unwrap();
+    assert_eq!(made["crl_urls"], serde_json::json!([crl_url]));
+    assert_eq!(made["ocsp_urls"], serde_json::json!([ocsp_url]));
+    let edge = dir.join("edge.pem");
+    let chain = dir.join("edge-chain.pem");
+    std::fs::write(&edge, made["certificate_pem"].as_str().unwrap()).unwrap();
+    kw_ok(&node, &["ca", "certificate", "edge", "--out", &p(&chain)]);
+    // The root has no URLs, so the edge CA's own certificate carries none.
+    let text = openssl_ok(&["x509", "-in", &p(&edge), "-noout", "-text"]);
+    assert!(!text.contains("CRL Distribution Points"), "{text}");
+
+    let issue = |name: &str| -> (PathBuf, String) {
+        let csr = p256_csr(dir, name, &format!("{name}.example.test"));
+        let pem = dir.join(format!("{name}.pem"));
+        let out = kw_ok(
+            &node,
+            &[
+                "ca",
+                "issue",
+                "edge",
+                "--csr",
+                &p(&csr),
+                "--out",
+                &p(&pem),
+                "--json",
+            ],
+        );
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        (pem, v["serial"].as_str().unwrap().to_owned())
+    };
+    let (leaf, serial) = issue("www");
+
+    // What OpenSSL reads from the leaf: the OCSP URL and the CRL distribution point.
+    let uri = openssl_ok(&["x509", "-in", &p(&leaf), "-noout", "-ocsp_uri"]);
+    assert_eq!(uri.trim(), ocsp_url);
+    let cdp = openssl_ok(&[
+        "x509",
+        "-in",
+        &p(&leaf),
+        "-noout",
+        "-ext",
+        "crlDistributionPoints",
+    ]);
+    assert!(cdp.contains(&format!("URI:{crl_url}")), "{cdp}");
+
+    // A relying party fetches the CRL from the certificate's URL: DER, signed by the edge CA.
+    let crl = dir.join("edge.crl");
+    let got = Curl::url(&crl_url)
+        .args(&["--cacert", &p(&node.ca), "-o", &p(&crl)])
+        .run();
+    assert!(got.ok && got.status == 200, "{got:?}");
+    let checked = openssl_ok(&[
+        "crl", "-inform", "DER", "-in", &p(&crl), "-CAfile", &p(&chain), "-noout",
+    ]);
+    assert!(checked.contains("verify OK"), "{checked}");
+
+    // OCSP at the certificate's URL. Without a nonce, the same signed response is served again
+    // (identical bytes) while the status holds.
+    let plain = ocsp_request(dir, "plain", &edge, &leaf, false);
+    let first = post_ocsp(&node.ca, &uri, &plain);
+    let again = post_ocsp(&node.ca, &uri, &plain);
+    assert_eq!(first, again, "a nonce-less request was signed afresh");
+    let (ok, out) = read_response(&plain, &first, &chain);
+    assert!(
+        ok && out.contains("Response verify OK") && out.contains("Cert Status: good"),
+        "{out}"
+    );
+    // With a nonce, each response is signed for its request.
+    let nonced = ocsp_request(dir, "nonced", &edge, &leaf, true);
+    let a = post_ocsp(&node.ca, &uri, &nonced);
+    let nonced2 = ocsp_request(dir, "nonced2", &edge, &leaf, true);
+    let b = post_ocsp(&node.ca, &uri, &nonced2);
+    assert_ne!(a, b);
+    let (ok, out) = read_response(&nonced2, &b, &chain);
+    assert!(ok && out.contains("Nonce"), "{out}");
+
+    // A revocation is answered at once, even to the request whose answer was reused.
+    kw_ok(
+        &node,
+        &[
+            "ca",
+            "revoke",
+            "edge",
+            "--serial",
+            &serial,
+            "--reason",
+            "superseded",
+        ],
+    );
+    let after = post_ocsp(&node.ca, &uri, &plain);
+    let (ok, out) = read_response(&plain, &after, &chain);
+    assert!(
+        ok && out.contains("Cert Status: revoked") && out.contains("superseded"),
+        "{out}"
+    );
+
+    // At most 8 certificates per request: 9 serials are a malformedRequest, unsigned.
+    let many = dir.join("many.req");
+    let mut args = vec!["ocsp".to_owned(), "-issuer".into(), p(&edge)];
+    for i in 1..=9 {
+        args.extend(["-serial".into(), format!("0x{i:02x}")]);
+    }
+    args.extend(["-no_nonce".into(), "-reqout".into(), p(&many)]);
+    openssl_ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let refused = post_ocsp(&node.ca, &uri, &many);
+    let (_, out) = read_response(&many, &refused, &chain);
+    assert!(out.contains("malformedrequest"), "{out}");
+}
