@@ -9,6 +9,8 @@
 pub mod api;
 pub mod crl;
 pub mod ocsp;
+#[cfg(test)]
+mod ocsp_tests;
 pub mod pointers;
 pub mod profile;
 
