@@ -48,6 +48,14 @@ pub struct Cache {
     entries: Mutex<HashMap<[u8; 32], (u64, Vec<u8>)>>,
 }
 
+impl std::fmt::Debug for Cache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cache")
+            .field("entries", &self.len())
+            .finish()
+    }
+}
+
 impl Cache {
     fn get(&self, key: &[u8; 32], now: u64) -> Option<Vec<u8>> {
         let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
