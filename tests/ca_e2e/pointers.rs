@@ -139,7 +139,8 @@ fn certificates_point_at_the_crl_and_the_ocsp_responder_which_stays_cheap() {
 
     // What OpenSSL reads from the leaf: the OCSP URL and the CRL distribution point.
     let uri = openssl_ok(&["x509", "-in", &p(&leaf), "-noout", "-ocsp_uri"]);
-    assert_eq!(uri.trim(), ocsp_url);
+    let uri = uri.trim();
+    assert_eq!(uri, ocsp_url);
     let cdp = openssl_ok(&[
         "x509",
         "-in",
@@ -157,15 +158,22 @@ fn certificates_point_at_the_crl_and_the_ocsp_responder_which_stays_cheap() {
         .run();
     assert!(got.ok && got.status == 200, "{got:?}");
     let checked = openssl_ok(&[
-        "crl", "-inform", "DER", "-in", &p(&crl), "-CAfile", &p(&chain), "-noout",
+        "crl",
+        "-inform",
+        "DER",
+        "-in",
+        &p(&crl),
+        "-CAfile",
+        &p(&chain),
+        "-noout",
     ]);
     assert!(checked.contains("verify OK"), "{checked}");
 
     // OCSP at the certificate's URL. Without a nonce, the same signed response is served again
     // (identical bytes) while the status holds.
     let plain = ocsp_request(dir, "plain", &edge, &leaf, false);
-    let first = post_ocsp(&node.ca, &uri, &plain);
-    let again = post_ocsp(&node.ca, &uri, &plain);
+    let first = post_ocsp(&node.ca, uri, &plain);
+    let again = post_ocsp(&node.ca, uri, &plain);
     assert_eq!(first, again, "a nonce-less request was signed afresh");
     let (ok, out) = read_response(&plain, &first, &chain);
     assert!(
@@ -174,9 +182,9 @@ fn certificates_point_at_the_crl_and_the_ocsp_responder_which_stays_cheap() {
     );
     // With a nonce, each response is signed for its request.
     let nonced = ocsp_request(dir, "nonced", &edge, &leaf, true);
-    let a = post_ocsp(&node.ca, &uri, &nonced);
+    let a = post_ocsp(&node.ca, uri, &nonced);
     let nonced2 = ocsp_request(dir, "nonced2", &edge, &leaf, true);
-    let b = post_ocsp(&node.ca, &uri, &nonced2);
+    let b = post_ocsp(&node.ca, uri, &nonced2);
     assert_ne!(a, b);
     let (ok, out) = read_response(&nonced2, &b, &chain);
     assert!(ok && out.contains("Nonce"), "{out}");
@@ -194,7 +202,7 @@ fn certificates_point_at_the_crl_and_the_ocsp_responder_which_stays_cheap() {
             "superseded",
         ],
     );
-    let after = post_ocsp(&node.ca, &uri, &plain);
+    let after = post_ocsp(&node.ca, uri, &plain);
     let (ok, out) = read_response(&plain, &after, &chain);
     assert!(
         ok && out.contains("Cert Status: revoked") && out.contains("superseded"),
@@ -209,7 +217,7 @@ fn certificates_point_at_the_crl_and_the_ocsp_responder_which_stays_cheap() {
     }
     args.extend(["-no_nonce".into(), "-reqout".into(), p(&many)]);
     openssl_ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
-    let refused = post_ocsp(&node.ca, &uri, &many);
+    let refused = post_ocsp(&node.ca, uri, &many);
     let (_, out) = read_response(&many, &refused, &chain);
     assert!(out.contains("malformedrequest"), "{out}");
 }

@@ -96,7 +96,9 @@ fn cache_key(ca: &CaRecord, asked: &[(CertId, CertStatus)]) -> Result<[u8; 32], 
     let mut ctx = digest::Context::new(&digest::SHA256);
     ctx.update(&ca.certificate);
     for (id, status) in asked {
-        let id = id.to_der().map_err(|_| Error::Internal("encoding a CertID"))?;
+        let id = id
+            .to_der()
+            .map_err(|_| Error::Internal("encoding a CertID"))?;
         let status = status
             .to_der()
             .map_err(|_| Error::Internal("encoding a status"))?;

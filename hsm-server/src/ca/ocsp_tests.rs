@@ -50,8 +50,8 @@ fn hsm_with_ca() -> TestHsm {
 /// A request about `serials` under the CA's SHA-256 CertID, with a nonce if given.
 fn request(t: &TestHsm, serials: &[u8], nonce: Option<&[u8]>) -> Vec<u8> {
     let ca = t.ca(CA).unwrap();
-    let (_, cert) =
-        x509_parser::certificate::X509Certificate::from_der(&ca.certificate).unwrap_or_else(|_| {
+    let (_, cert) = x509_parser::certificate::X509Certificate::from_der(&ca.certificate)
+        .unwrap_or_else(|_| {
             panic!("the CA certificate parses");
         });
     let sha256 = |b: &[u8]| aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, b);
@@ -125,7 +125,12 @@ fn at_most_eight_certificates_per_request_and_an_unknown_ca_is_an_error() {
     let t = hsm_with_ca();
     let cache = Cache::default();
     let serials: Vec<u8> = (1..=u8::try_from(MAX_CERTS_PER_REQUEST + 1).unwrap()).collect();
-    let ok = respond(&cache, &t, CA, &request(&t, &serials[..MAX_CERTS_PER_REQUEST], None));
+    let ok = respond(
+        &cache,
+        &t,
+        CA,
+        &request(&t, &serials[..MAX_CERTS_PER_REQUEST], None),
+    );
     assert_eq!(status(&ok.unwrap()), OcspResponseStatus::Successful);
     let too_many = respond(&cache, &t, CA, &request(&t, &serials, None)).unwrap();
     assert_eq!(status(&too_many), OcspResponseStatus::MalformedRequest);

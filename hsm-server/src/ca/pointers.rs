@@ -29,7 +29,10 @@ const AD_OCSP: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.48
 /// # Errors
 /// [`Error::InvalidInput`] naming the URL.
 pub fn check(settings: &CaSettings) -> Result<(), Error> {
-    for (what, urls) in [("crl_urls", &settings.crl_urls), ("ocsp_urls", &settings.ocsp_urls)] {
+    for (what, urls) in [
+        ("crl_urls", &settings.crl_urls),
+        ("ocsp_urls", &settings.ocsp_urls),
+    ] {
         if urls.len() > MAX_URLS {
             return Err(Error::InvalidInput {
                 reason: format!("{what} holds {} URLs; at most {MAX_URLS}", urls.len()),
