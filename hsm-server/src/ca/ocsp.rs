@@ -42,10 +42,13 @@ pub const REUSE_S: u64 = 300;
 /// Most responses the [`Cache`] holds; when full, stale ones are dropped, then all.
 pub const CACHE_ENTRIES: usize = 4096;
 
-/// Signed responses to requests without a nonce, by [`cache_key`]: (`producedAt`, DER).
+/// A signed response: its `producedAt` (seconds since the Unix epoch) and its DER.
+type Signed = (u64, Vec<u8>);
+
+/// Signed responses to requests without a nonce, by [`cache_key`].
 #[derive(Default)]
 pub struct Cache {
-    entries: Mutex<HashMap<[u8; 32], (u64, Vec<u8>)>>,
+    entries: Mutex<HashMap<[u8; 32], Signed>>,
 }
 
 impl std::fmt::Debug for Cache {
