@@ -48,11 +48,11 @@ pub(crate) enum CaCommand {
         #[arg(long)]
         crl_period_s: Option<u64>,
         /// A URL of its CRL, written into every certificate it issues (CRL distribution
-        /// point), e.g. http://pki.example.com/v1/ca/NAME/crl (repeatable).
+        /// point), e.g. `http://pki.example.com/v1/ca/NAME/crl` (repeatable).
         #[arg(long = "crl-url")]
         crl_urls: Vec<String>,
         /// A URL of its OCSP responder, written into every certificate it issues (authority
-        /// information access), e.g. http://pki.example.com/v1/ca/NAME/ocsp (repeatable).
+        /// information access), e.g. `http://pki.example.com/v1/ca/NAME/ocsp` (repeatable).
         #[arg(long = "ocsp-url")]
         ocsp_urls: Vec<String>,
         #[command(flatten)]

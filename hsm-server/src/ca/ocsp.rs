@@ -45,7 +45,8 @@ pub const CACHE_ENTRIES: usize = 4096;
 /// A signed response: its `producedAt` (seconds since the Unix epoch) and its DER.
 type Signed = (u64, Vec<u8>);
 
-/// Signed responses to requests without a nonce, by [`cache_key`].
+/// Signed responses to requests without a nonce, by a SHA-256 of the CA's certificate and each
+/// certificate asked about with its status.
 #[derive(Default)]
 pub struct Cache {
     entries: Mutex<HashMap<[u8; 32], Signed>>,
