@@ -173,3 +173,26 @@ pub(crate) fn issue_refused(node: &Node, ca: &str, csr: &Path, needle: &str) {
     assert!(!ok && err.contains(needle), "{err}");
     assert!(!out.exists(), "a refused request wrote {}", out.display());
 }
+
+/// Issues a certificate from CA `ca` for an OpenSSL P-256 CSR for `NAME.example.test`: the
+/// certificate's file (`NAME.pem` in the node's folder) and its serial (lowercase hex).
+pub(crate) fn issue_leaf(node: &Node, ca: &str, name: &str) -> (PathBuf, String) {
+    let dir = node.dir.path();
+    let csr = p256_csr(dir, name, &format!("{name}.example.test"));
+    let pem = dir.join(format!("{name}.pem"));
+    let out = kw_ok(
+        node,
+        &[
+            "ca",
+            "issue",
+            ca,
+            "--csr",
+            &p(&csr),
+            "--out",
+            &p(&pem),
+            "--json",
+        ],
+    );
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    (pem, v["serial"].as_str().unwrap().to_owned())
+}

@@ -66,45 +66,31 @@ fn certificates_point_at_the_crl_and_the_ocsp_responder_which_stays_cheap() {
     let crl_url = format!("{}/v1/ca/edge/crl", node.url);
     let ocsp_url = format!("{}/v1/ca/edge/ocsp", node.url);
 
+    let create = |name: &str, more: &[&str]| -> (bool, String, String) {
+        let mut args = vec!["ca", "create", name, "--common-name", name];
+        args.extend_from_slice(&["--key-type", "ec-p256", "--json"]);
+        args.extend_from_slice(more);
+        kw(&node, &args)
+    };
     // URLs are checked when the CA is created.
     for bad in ["ftp://pki.example.test/crl", "/v1/ca/edge/crl"] {
-        let (ok, _, err) = kw(
-            &node,
-            &[
-                "ca",
-                "create",
-                "edge",
-                "--parent",
-                "root",
-                "--common-name",
-                "Edge",
-                "--crl-url",
-                bad,
-            ],
-        );
+        let (ok, _, err) = create("edge", &["--parent", "root", "--crl-url", bad]);
         assert!(!ok && err.contains("crl_urls"), "{bad}: {err}");
     }
-    let made = kw_ok(
-        &node,
+    let (ok, made, err) = create(
+        "edge",
         &[
-            "ca",
-            "create",
-            "edge",
             "--parent",
             "root",
-            "--common-name",
-            "Keyward Test Edge",
-            "--key-type",
-            "ec-p256",
             "--allow-dns",
             ".example.test",
             "--crl-url",
             &crl_url,
             "--ocsp-url",
             &ocsp_url,
-            "--json",
         ],
     );
+    assert!(ok, "{err}");
     let made: serde_json::Value = serde_json::from_str(&made).unwrap();
     assert_eq!(made["crl_urls"], serde_json::json!([crl_url]));
     assert_eq!(made["ocsp_urls"], serde_json::json!([ocsp_url]));
@@ -115,27 +101,32 @@ fn certificates_point_at_the_crl_and_the_ocsp_responder_which_stays_cheap() {
     // The root has no URLs, so the edge CA's own certificate carries none.
     let text = openssl_ok(&["x509", "-in", &p(&edge), "-noout", "-text"]);
     assert!(!text.contains("CRL Distribution Points"), "{text}");
+    // A root with URLs: its own (self-signed) certificate carries none, its intermediate's
+    // carries the root's.
+    let (ok, _, err) = create(
+        "root2",
+        &[
+            "--crl-url",
+            "http://pki.example.test/root2.crl",
+            "--ocsp-url",
+            "http://ocsp.example.test/root2",
+        ],
+    );
+    assert!(ok, "{err}");
+    let (ok, inter2, err) = create("inter2", &["--parent", "root2"]);
+    assert!(ok, "{err}");
+    let inter2: serde_json::Value = serde_json::from_str(&inter2).unwrap();
+    let inter2_pem = dir.join("inter2.pem");
+    std::fs::write(&inter2_pem, inter2["certificate_pem"].as_str().unwrap()).unwrap();
+    let text = openssl_ok(&["x509", "-in", &p(&inter2_pem), "-noout", "-text"]);
+    assert!(
+        text.contains("URI:http://pki.example.test/root2.crl")
+            && text.contains("OCSP - URI:http://ocsp.example.test/root2"),
+        "{text}"
+    );
+    assert_eq!(inter2["crl_urls"], serde_json::json!([]));
 
-    let issue = |name: &str| -> (PathBuf, String) {
-        let csr = p256_csr(dir, name, &format!("{name}.example.test"));
-        let pem = dir.join(format!("{name}.pem"));
-        let out = kw_ok(
-            &node,
-            &[
-                "ca",
-                "issue",
-                "edge",
-                "--csr",
-                &p(&csr),
-                "--out",
-                &p(&pem),
-                "--json",
-            ],
-        );
-        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-        (pem, v["serial"].as_str().unwrap().to_owned())
-    };
-    let (leaf, serial) = issue("www");
+    let (leaf, serial) = issue_leaf(&node, "edge", "www");
 
     // What OpenSSL reads from the leaf: the OCSP URL and the CRL distribution point.
     let uri = openssl_ok(&["x509", "-in", &p(&leaf), "-noout", "-ocsp_uri"]);

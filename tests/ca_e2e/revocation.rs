@@ -1,6 +1,6 @@
 //! Revocation into CRLs and OCSP; sub-CAs held to their parent and revocable by it.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 use crate::common::*;
@@ -10,32 +10,8 @@ use crate::support::*;
 fn revocation_reaches_the_crl_and_ocsp() {
     let (node, root, inter, chain) = node_with_cas();
     let dir = node.dir.path();
-    let issue = |name: &str| -> (PathBuf, String) {
-        let csr = openssl_csr(
-            dir,
-            name,
-            &["ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
-            &format!("{name}.example.test"),
-        );
-        let pem = dir.join(format!("{name}.pem"));
-        let out = kw_ok(
-            &node,
-            &[
-                "ca",
-                "issue",
-                "issuing",
-                "--csr",
-                &p(&csr),
-                "--out",
-                &p(&pem),
-                "--json",
-            ],
-        );
-        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-        (pem, v["serial"].as_str().unwrap().to_owned())
-    };
-    let (bad, bad_serial) = issue("bad");
-    let (good, _) = issue("good");
+    let (bad, bad_serial) = issue_leaf(&node, "issuing", "bad");
+    let (good, _) = issue_leaf(&node, "issuing", "good");
 
     let out = kw_ok(
         &node,
