@@ -227,3 +227,25 @@ fn settings_written_before_the_revocation_urls_still_read() {
     let s: CaSettings = serde_json::from_str(old).unwrap();
     assert!(s.crl_urls.is_empty() && s.ocsp_urls.is_empty());
 }
+
+#[test]
+fn a_cas_key_is_kept_while_the_ca_exists() {
+    let t = TestHsm::new();
+    let admin = t.admin();
+    let alice = t.crypto_user(&admin, "alice");
+    let key = ca_key(&t, &alice, "ca-root", false);
+    let other = ca_key(&t, &alice, "not-a-ca", false);
+    t.create_ca(&alice, &record("root", key, "alice")).unwrap();
+    for e in [
+        t.destroy_key(&alice, key).unwrap_err(),
+        t.destroy_key_as_admin(&admin, key).unwrap_err(),
+    ] {
+        assert_eq!(e.code(), "permission_denied");
+        assert!(e.to_string().contains("issuing CA"), "{e}");
+    }
+    assert!(
+        t.key_info(&alice, key).is_ok(),
+        "the CA's key is still there"
+    );
+    t.destroy_key(&alice, other).unwrap();
+}

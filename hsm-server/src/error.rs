@@ -102,10 +102,11 @@ impl ApiError {
                 ErrorBody {
                     code: ErrorCode::PayloadTooLarge,
                     message: format!(
-                        "the request body is larger than this route takes (at most {} bytes; {} for /v1/auth/login, {} for /v1/sys/*)",
+                        "the request body is larger than this route takes (at most {} bytes; {} for /v1/auth/login, {} for /v1/sys/*, {} for /v1/ca/NAME/ocsp)",
                         crate::MAX_BODY_BYTES,
                         crate::MAX_LOGIN_BODY_BYTES,
-                        crate::seal::MAX_SEAL_BODY_BYTES
+                        crate::seal::MAX_SEAL_BODY_BYTES,
+                        crate::ca::ocsp::MAX_REQUEST_BYTES
                     ),
                 },
             ),

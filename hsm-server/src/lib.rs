@@ -94,6 +94,7 @@ impl Modify for BearerAuth {
         ca::api::create, ca::api::list, ca::api::get, ca::api::certificate, ca::api::issue,
         ca::api::certificates, ca::api::revoke, ca::api::crl_der, ca::api::publish_crl,
         ca::api::ocsp_post,
+        ca::api::ocsp_get,
     )
 )]
 pub struct ApiDoc;
@@ -192,7 +193,11 @@ pub fn router(hsm: Arc<keyward_hsm::Hsm>) -> Router {
             "/v1/ca/{name}/crl",
             get(ca::api::crl_der).post(ca::api::publish_crl),
         )
-        .route("/v1/ca/{name}/ocsp", post(ca::api::ocsp_post))
+        .route(
+            "/v1/ca/{name}/ocsp",
+            post(ca::api::ocsp_post).layer(DefaultBodyLimit::max(ca::ocsp::MAX_REQUEST_BYTES)),
+        )
+        .route("/v1/ca/{name}/ocsp/{*request}", get(ca::api::ocsp_get))
         .merge(creating)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -544,6 +544,17 @@ impl Hsm {
         )
     }
 
+    /// Refuses to let key `handle` go while an issuing CA signs with it: its certificates, CRLs
+    /// and OCSP responses would fail (as Vault refuses to delete a key an issuer uses).
+    pub(super) fn refuse_ca_key(&self, handle: KeyHandle) -> Result<()> {
+        if self.cas()?.iter().any(|ca| ca.key == handle) {
+            return Err(Error::PermissionDenied {
+                reason: "the key of an issuing CA is kept as long as the CA: it signs the CA's certificates, CRLs and OCSP responses",
+            });
+        }
+        Ok(())
+    }
+
     /// Stores CA `ca`'s new CRL (signed by the API with the CA's key) as number
     /// `crl_number`, which must be the next one. `session` may be a service session (the
     /// node's scheduled CRLs) or any user allowed to sign with the CA's key.

@@ -444,11 +444,11 @@ impl Hsm {
         })
     }
 
-    /// Destroys a key the session owns (it must be `destroyable`). Signers held elsewhere stop
-    /// working at once.
+    /// Destroys a key the session owns (it must be `destroyable`, and not an issuing CA's key).
+    /// Signers held elsewhere stop working at once.
     ///
     /// # Errors
-    /// [`Error::PermissionDenied`], [`Error::AttributeViolation`].
+    /// [`Error::PermissionDenied`] (also for a CA's key), [`Error::AttributeViolation`].
     pub fn destroy_key(&self, session: &Session, handle: KeyHandle) -> Result<()> {
         self.audited(
             session.user(),
@@ -462,6 +462,7 @@ impl Hsm {
                     "destroy",
                     "destroyable",
                 )?;
+                self.refuse_ca_key(handle)?;
                 self.remove_object(&obj, &state, audit)
             },
         )
@@ -476,7 +477,7 @@ impl Hsm {
     /// keys belong to one session and are not reachable here.
     ///
     /// # Errors
-    /// [`Error::PermissionDenied`] for a non-admin or a service user's key;
+    /// [`Error::PermissionDenied`] for a non-admin, a service user's key or an issuing CA's key;
     /// [`Error::KeyNotFound`].
     pub fn destroy_key_as_admin(&self, admin: &Session, handle: KeyHandle) -> Result<()> {
         let target = Some(handle.to_string());
@@ -497,6 +498,7 @@ impl Hsm {
                     reason: "keys of Keyward's service users (the node's API and proxy keys) are managed on the node, not through the API",
                 });
             }
+            self.refuse_ca_key(handle)?;
             self.remove_object(&obj, &state, audit)
         })
     }

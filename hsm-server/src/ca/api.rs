@@ -6,8 +6,9 @@
 use std::net::IpAddr;
 
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
-use axum::http::header::CONTENT_TYPE;
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use keyward_api::{Ca, CreateCaRequest, CrlInfo, IssueRequest, IssuedCertificate, RevokeRequest};
@@ -340,20 +341,59 @@ pub async fn publish_crl(
 }
 
 #[utoipa::path(post, path = "/v1/ca/{name}/ocsp", tag = "ca", params(("name" = String, Path, description = "CA name")),
-    request_body(content = Vec<u8>, content_type = "application/ocsp-request", description = "OCSPRequest, DER (RFC 6960 §4.1)"),
-    responses((status = 200, description = "OCSPResponse, DER (RFC 6960 §4.2), signed by the CA's key", content_type = "application/ocsp-response", body = Vec<u8>), (status = 404, body = crate::error::ErrorBody)))]
+    request_body(content = Vec<u8>, content_type = "application/ocsp-request", description = "OCSPRequest, DER (RFC 6960 §4.1), at most 16384 bytes"),
+    responses((status = 200, description = "OCSPResponse, DER (RFC 6960 §4.2), signed by the CA's key", content_type = "application/ocsp-response", body = Vec<u8>), (status = 404, body = crate::error::ErrorBody), (status = 413, body = crate::error::ErrorBody)))]
 /// The CA's OCSP responder (RFC 6960, POST binding of §A.1). Public (no session). At most 8
 /// certificates per request; a request without a nonce may get a response signed up to 300 s
 /// before (with the current status: a revocation is answered at once).
 pub async fn ocsp_post(
     State(s): State<AppState>,
     ApiPath(name): ApiPath<String>,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Response> {
+    let body = body.map_err(|_| ApiError::PayloadTooLarge)?;
     if body.len() > ocsp::MAX_REQUEST_BYTES {
         return Err(ApiError::PayloadTooLarge);
     }
     let (hsm, cache) = (s.hsm.clone(), s.ocsp.clone());
-    let der = blocking(move || ocsp::respond(&cache, &hsm, &name, &body)).await?;
-    Ok(pem_response("application/ocsp-response", der))
+    let answer = blocking(move || ocsp::respond(&cache, &hsm, &name, &body)).await?;
+    Ok(pem_response("application/ocsp-response", answer.der))
+}
+
+/// Base64 as RFC 6960 §A.1's GET binding carries it: the standard alphabet, padded or not.
+const GET_BASE64: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    base64::engine::GeneralPurposeConfig::new()
+        .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+);
+
+#[utoipa::path(get, path = "/v1/ca/{name}/ocsp/{request}", tag = "ca", params(("name" = String, Path, description = "CA name"), ("request" = String, Path, description = "The DER OCSPRequest, base64 (standard alphabet), URL-encoded (RFC 6960 §A.1)")),
+    responses((status = 200, description = "OCSPResponse, DER (RFC 6960 §4.2); `Cache-Control: max-age=N, public, no-transform, must-revalidate` (RFC 5019 §6.2) when it answers a request without a nonce, else `no-cache`", content_type = "application/ocsp-response", body = Vec<u8>), (status = 404, body = crate::error::ErrorBody), (status = 413, body = crate::error::ErrorBody)))]
+/// The CA's OCSP responder, GET binding (RFC 6960 §A.1, which RFC 5019 §5 requires of
+/// responders: Windows and other clients use it for small requests). Public (no session). As
+/// the POST binding; a path that is not base64 gets `malformedRequest`. Answers to requests
+/// without a nonce may be kept by HTTP caches for what is left of their 300 s.
+pub async fn ocsp_get(
+    State(s): State<AppState>,
+    ApiPath((name, request)): ApiPath<(String, String)>,
+) -> ApiResult<Response> {
+    use base64::Engine as _;
+    if request.len() > ocsp::MAX_REQUEST_BYTES.div_ceil(3) * 4 {
+        return Err(ApiError::PayloadTooLarge);
+    }
+    let der = GET_BASE64.decode(request.as_bytes()).unwrap_or_default();
+    let (hsm, cache) = (s.hsm.clone(), s.ocsp.clone());
+    let answer = blocking(move || ocsp::respond(&cache, &hsm, &name, &der)).await?;
+    let cache_control = match answer.max_age_s {
+        Some(s) => format!("max-age={s}, public, no-transform, must-revalidate"),
+        None => "no-cache".to_owned(),
+    };
+    Ok((
+        [
+            (CONTENT_TYPE, "application/ocsp-response".to_owned()),
+            (CACHE_CONTROL, cache_control),
+        ],
+        answer.der,
+    )
+        .into_response())
 }

@@ -17,8 +17,8 @@ pub mod profile;
 use std::net::IpAddr;
 
 use keyward_hsm::{
-    AttributeName, CaRecord, CaSettings, CertRecord, Error, Hsm, KeyClass, KeyHandle, KeySpec,
-    KeyTemplate, Session,
+    AttributeName, AttributeValue, CaRecord, CaSettings, CertRecord, Error, Hsm, KeyClass,
+    KeyHandle, KeySpec, KeyTemplate, Session,
 };
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, GeneralSubtree, IsCa, Issuer,
@@ -138,8 +138,8 @@ fn issuer(
         .map_err(internal("the CA certificate does not parse"))
 }
 
-/// Creates a CA: generates its key pair in the HSM (labelled `ca-NAME`; the private key signs
-/// and is not extractable), makes its certificate (self-signed, or signed by `parent`'s key:
+/// Creates a CA: generates its key pair in the HSM (labelled `ca-NAME`; the private key signs,
+/// is not extractable and, once the CA is registered, neither destroyable nor modifiable), makes its certificate (self-signed, or signed by `parent`'s key:
 /// the caller must be allowed to sign with it), and registers it. On failure after the key
 /// was made, the key is destroyed.
 ///
@@ -216,7 +216,7 @@ pub fn create(hsm: &Hsm, session: &Session, new: &NewCa) -> Result<CaRecord, Err
     let public = KeyTemplate::labelled(&label).with(AttributeName::Verify, true);
     let (key, pubkey) = hsm.generate_key_pair(session, new.spec, &private, &public)?;
     let mut recorded: Option<(String, String)> = None;
-    let made = (|| {
+    let made: Result<CaRecord, Error> = (|| {
         let signer =
             HsmCertKey::new(hsm.signer(session, key.handle)?).map_err(|e| Error::InvalidInput {
                 reason: e.to_string(),
@@ -324,7 +324,13 @@ pub fn create(hsm: &Hsm, session: &Session, new: &NewCa) -> Result<CaRecord, Err
             let _ = hsm.revoke_certificate(session, &parent, &serial, 5);
         }
     }
-    made
+    let record = made?;
+    // The key lives as long as the CA: not destroyable (the HSM also refuses to destroy a
+    // CA's key), and not modifiable, so `sign` cannot be cleared nor the key rotated.
+    for name in [AttributeName::Destroyable, AttributeName::Modifiable] {
+        hsm.set_attribute(session, key.handle, name, AttributeValue::Bool(false))?;
+    }
+    Ok(record)
 }
 
 /// What to certify ([`issue`]).

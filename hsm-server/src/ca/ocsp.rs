@@ -42,6 +42,17 @@ pub const REUSE_S: u64 = 300;
 /// Most responses the [`Cache`] holds; when full, stale ones are dropped, then all.
 pub const CACHE_ENTRIES: usize = 4096;
 
+/// An `OCSPResponse` to send.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Answer {
+    /// The DER `OCSPResponse`.
+    pub der: Vec<u8>,
+    /// How long an HTTP cache may keep it, in seconds (RFC 5019 §6.2): what is left of its
+    /// [`REUSE_S`] for a signed answer to a request without a nonce; `None` for one signed for
+    /// a nonce and for unsigned errors.
+    pub max_age_s: Option<u64>,
+}
+
 /// A signed response: its `producedAt` (seconds since the Unix epoch) and its DER.
 type Signed = (u64, Vec<u8>);
 
@@ -61,12 +72,12 @@ impl std::fmt::Debug for Cache {
 }
 
 impl Cache {
-    fn get(&self, key: &[u8; 32], now: u64) -> Option<Vec<u8>> {
+    fn get(&self, key: &[u8; 32], now: u64) -> Option<Signed> {
         let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         entries
             .get(key)
             .filter(|(at, _)| now.saturating_sub(*at) < REUSE_S)
-            .map(|(_, der)| der.clone())
+            .cloned()
     }
 
     fn put(&self, key: [u8; 32], now: u64, der: Vec<u8>) {
@@ -210,12 +221,13 @@ fn status(hsm: &Hsm, ca: &CaRecord, id: &CertId) -> Result<CertStatus, Error> {
 ///
 /// # Errors
 /// [`Error::CaNotFound`] when there is no such CA (the API answers 404).
-pub fn respond(cache: &Cache, hsm: &Hsm, ca_name: &str, request: &[u8]) -> Result<Vec<u8>, Error> {
+pub fn respond(cache: &Cache, hsm: &Hsm, ca_name: &str, request: &[u8]) -> Result<Answer, Error> {
     let ca = hsm.ca(ca_name)?;
-    let malformed = || {
-        OcspResponse::malformed_request()
+    let malformed = || Answer {
+        der: OcspResponse::malformed_request()
             .to_der()
-            .unwrap_or_default()
+            .unwrap_or_default(),
+        max_age_s: None,
     };
     let Ok(req) = OcspRequest::from_der(request) else {
         return Ok(malformed());
@@ -231,17 +243,20 @@ pub fn respond(cache: &Cache, hsm: &Hsm, ca_name: &str, request: &[u8]) -> Resul
         return Ok(malformed());
     }
     match answer(cache, hsm, &ca, &req) {
-        Ok(der) => Ok(der),
+        Ok(answer) => Ok(answer),
         Err(e) => {
             tracing::warn!(ca = ca_name, error = %e, "OCSP response failed");
-            Ok(OcspResponse::internal_error().to_der().unwrap_or_default())
+            Ok(Answer {
+                der: OcspResponse::internal_error().to_der().unwrap_or_default(),
+                max_age_s: None,
+            })
         }
     }
 }
 
 /// The response to a well-formed request: from the cache when it has no nonce and the same
 /// answer was signed less than [`REUSE_S`] seconds ago, else signed now.
-fn answer(cache: &Cache, hsm: &Hsm, ca: &CaRecord, req: &OcspRequest) -> Result<Vec<u8>, Error> {
+fn answer(cache: &Cache, hsm: &Hsm, ca: &CaRecord, req: &OcspRequest) -> Result<Answer, Error> {
     let asked = req
         .tbs_request
         .request_list
@@ -256,15 +271,24 @@ fn answer(cache: &Cache, hsm: &Hsm, ca: &CaRecord, req: &OcspRequest) -> Result<
         .map(|e| vec![e.clone()]);
     let now = super::unix_s(super::now());
     if nonce.is_some() {
-        return signed(hsm, ca, asked, nonce, now);
+        return Ok(Answer {
+            der: signed(hsm, ca, asked, nonce, now)?,
+            max_age_s: None,
+        });
     }
     let key = cache_key(ca, &asked)?;
-    if let Some(der) = cache.get(&key, now) {
-        return Ok(der);
+    if let Some((at, der)) = cache.get(&key, now) {
+        return Ok(Answer {
+            der,
+            max_age_s: Some(REUSE_S.saturating_sub(now.saturating_sub(at))),
+        });
     }
     let der = signed(hsm, ca, asked, None, now)?;
     cache.put(key, now, der.clone());
-    Ok(der)
+    Ok(Answer {
+        der,
+        max_age_s: Some(REUSE_S),
+    })
 }
 
 fn signed(

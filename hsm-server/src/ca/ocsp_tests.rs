@@ -103,18 +103,25 @@ fn nonce_less_answers_are_reused_and_nonced_ones_are_signed_each_time() {
     let t = hsm_with_ca();
     let cache = Cache::default();
     let plain = request(&t, &[1], None);
-    let first = respond(&cache, &t, CA, &plain).unwrap();
+    let fresh = respond(&cache, &t, CA, &plain).unwrap();
+    let first = fresh.der.clone();
     assert_eq!(status(&first), OcspResponseStatus::Successful);
-    assert_eq!(respond(&cache, &t, CA, &plain).unwrap(), first);
+    assert_eq!(fresh.max_age_s, Some(super::ocsp::REUSE_S));
+    let reused = respond(&cache, &t, CA, &plain).unwrap();
+    assert_eq!(reused.der, first);
+    assert!(reused.max_age_s.is_some_and(|s| s <= super::ocsp::REUSE_S));
     assert_eq!(cache.len(), 1);
     // Another serial is another answer.
-    let other = respond(&cache, &t, CA, &request(&t, &[2], None)).unwrap();
+    let other = respond(&cache, &t, CA, &request(&t, &[2], None))
+        .unwrap()
+        .der;
     assert_ne!(other, first);
     assert_eq!(cache.len(), 2);
     // A nonce: signed for the request (ECDSA signatures differ), never cached.
     let nonced = request(&t, &[1], Some(b"0123456789abcdef"));
-    let a = respond(&cache, &t, CA, &nonced).unwrap();
-    let b = respond(&cache, &t, CA, &nonced).unwrap();
+    assert_eq!(respond(&cache, &t, CA, &nonced).unwrap().max_age_s, None);
+    let a = respond(&cache, &t, CA, &nonced).unwrap().der;
+    let b = respond(&cache, &t, CA, &nonced).unwrap().der;
     assert_eq!(status(&a), OcspResponseStatus::Successful);
     assert_ne!(a, b);
     assert_eq!(cache.len(), 2);
@@ -131,14 +138,18 @@ fn at_most_eight_certificates_per_request_and_an_unknown_ca_is_an_error() {
         CA,
         &request(&t, &serials[..MAX_CERTS_PER_REQUEST], None),
     );
-    assert_eq!(status(&ok.unwrap()), OcspResponseStatus::Successful);
-    let too_many = respond(&cache, &t, CA, &request(&t, &serials, None)).unwrap();
+    assert_eq!(status(&ok.unwrap().der), OcspResponseStatus::Successful);
+    let too_many = respond(&cache, &t, CA, &request(&t, &serials, None))
+        .unwrap()
+        .der;
     assert_eq!(status(&too_many), OcspResponseStatus::MalformedRequest);
-    let empty = respond(&cache, &t, CA, &request(&t, &[], None)).unwrap();
+    let empty = respond(&cache, &t, CA, &request(&t, &[], None))
+        .unwrap()
+        .der;
     assert_eq!(status(&empty), OcspResponseStatus::MalformedRequest);
     let long_nonce = request(&t, &[1], Some(&[7; 33]));
     assert_eq!(
-        status(&respond(&cache, &t, CA, &long_nonce).unwrap()),
+        status(&respond(&cache, &t, CA, &long_nonce).unwrap().der),
         OcspResponseStatus::MalformedRequest
     );
     assert!(matches!(
@@ -154,7 +165,7 @@ fn any_request_gets_an_ocsp_response() {
     let t = hsm_with_ca();
     let cache = Cache::default();
     let answer = |req: &[u8]| {
-        let der = respond(&cache, &t, CA, req).expect("an answer");
+        let der = respond(&cache, &t, CA, req).expect("an answer").der;
         OcspResponse::from_der(&der).expect("a DER OCSPResponse");
     };
     let nonced = request(&t, &[1, 2], Some(b"nonce"));
