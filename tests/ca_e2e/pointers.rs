@@ -5,6 +5,8 @@
 
 use std::path::{Path, PathBuf};
 
+use base64::Engine as _;
+
 use crate::common::*;
 use crate::support::*;
 
@@ -179,6 +181,87 @@ fn certificates_point_at_the_crl_and_the_ocsp_responder_which_stays_cheap() {
     assert_ne!(a, b);
     let (ok, out) = read_response(&nonced2, &b, &chain);
     assert!(ok && out.contains("Nonce"), "{out}");
+
+    // The GET binding (RFC 6960 §A.1): the same request, base64 then URL-encoded, gets the
+    // same reused response, with the Cache-Control of RFC 5019 §6.2.
+    let b64 = base64::engine::general_purpose::STANDARD.encode(std::fs::read(&plain).unwrap());
+    let escaped = b64
+        .replace('+', "%2B")
+        .replace('/', "%2F")
+        .replace('=', "%3D");
+    let (body, headers) = (dir.join("get.resp"), dir.join("get.headers"));
+    let got = Curl::url(format!("{uri}/{escaped}"))
+        .args(&[
+            "--cacert",
+            &p(&node.ca),
+            "-o",
+            &p(&body),
+            "-D",
+            &p(&headers),
+        ])
+        .run();
+    assert!(got.ok && got.status == 200, "{got:?}");
+    assert_eq!(std::fs::read(&body).unwrap(), first);
+    let headers = std::fs::read_to_string(&headers)
+        .unwrap()
+        .to_ascii_lowercase();
+    assert!(
+        headers.contains("content-type: application/ocsp-response")
+            && headers.contains("public, no-transform, must-revalidate")
+            && headers.contains("cache-control: max-age="),
+        "{headers}"
+    );
+    let got = Curl::url(format!("{uri}/not-base64!"))
+        .args(&["--cacert", &p(&node.ca), "-o", &p(&body)])
+        .run();
+    assert!(got.ok && got.status == 200, "{got:?}");
+    let (_, out) = read_response(&plain, &std::fs::read(&body).unwrap(), &chain);
+    assert!(out.contains("malformedrequest"), "{out}");
+    // The responder reads at most 16 KiB, before anyone logs in.
+    let big = dir.join("big.req");
+    std::fs::write(&big, vec![0x30; 16 * 1024 + 1]).unwrap();
+    let got = Curl::url(&ocsp_url)
+        .args(&[
+            "--cacert",
+            &p(&node.ca),
+            "--data-binary",
+            &format!("@{}", p(&big)),
+        ])
+        .run();
+    assert!(got.status == 413 && got.body.contains("16384"), "{got:?}");
+    // A declared length over the limit is refused at once, before any body arrives (HTTP/1.1:
+    // HTTP/2 resets a stream whose length is not what it declares).
+    let got = Curl::url(&ocsp_url)
+        .args(&[
+            "--cacert",
+            &p(&node.ca),
+            "--http1.1",
+            "-H",
+            "content-length: 999999999999",
+            "--data-binary",
+            "x",
+        ])
+        .run();
+    assert!(got.status == 413, "{got:?}");
+
+    // The CA's key stays as long as the CA: neither destroyed nor changed.
+    let key = made["key"].as_u64().unwrap().to_string();
+    let (ok, _, err) = kw(&node, &["key", "delete", "--key", &key]);
+    assert!(!ok && err.contains("destroyable"), "{err}");
+    let (ok, _, err) = kw(
+        &node,
+        &[
+            "key",
+            "set-attribute",
+            "--key",
+            &key,
+            "--name",
+            "sign",
+            "--value",
+            "false",
+        ],
+    );
+    assert!(!ok && err.contains("modifiable"), "{err}");
 
     // A revocation is answered at once, even to the request whose answer was reused.
     kw_ok(
