@@ -97,7 +97,8 @@ fn refusal(url: &str) -> Option<String> {
 }
 
 /// Checks a CA's `crl_urls` and `ocsp_urls`: at most [`MAX_URLS`] of each, no duplicates, each
-/// one a certificate may carry (see [`refusal`]).
+/// one a certificate may carry: an absolute `http` or `https` URL in normal form (see the
+/// README, "Where relying parties look").
 ///
 /// # Errors
 /// [`Error::InvalidInput`] naming the list and quoting the URL (cut at 80 characters).
