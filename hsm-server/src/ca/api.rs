@@ -164,7 +164,7 @@ pub async fn list(State(s): State<AppState>, Caller(c): Caller) -> ApiResult<Jso
 }
 
 #[utoipa::path(get, path = "/v1/ca/{name}", tag = "ca", security(("bearer" = [])), params(("name" = String, Path, description = "CA name")),
-    responses((status = 200, body = Ca), (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
+    responses((status = 200, body = Ca), (status = 401, body = crate::error::ErrorBody), (status = 400, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
 /// One CA the caller may use (an admin: any).
 pub async fn get(
     State(s): State<AppState>,
@@ -188,7 +188,7 @@ fn pem_response(content_type: &'static str, body: Vec<u8>) -> Response {
 }
 
 #[utoipa::path(get, path = "/v1/ca/{name}/certificate", tag = "ca", params(("name" = String, Path, description = "CA name")),
-    responses((status = 200, description = "The CA's certificate and those above it, PEM (`application/pem-certificate-chain`, RFC 8555 §9.1)", content_type = "application/pem-certificate-chain", body = String), (status = 404, body = crate::error::ErrorBody)))]
+    responses((status = 200, description = "The CA's certificate and those above it, PEM (`application/pem-certificate-chain`, RFC 8555 §9.1)", content_type = "application/pem-certificate-chain", body = String), (status = 400, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
 /// The CA's certificate followed by those above it, PEM. Public (no session).
 pub async fn certificate(
     State(s): State<AppState>,
@@ -265,7 +265,7 @@ pub async fn issue(
 }
 
 #[utoipa::path(get, path = "/v1/ca/{name}/certificates", tag = "ca", security(("bearer" = [])), params(("name" = String, Path, description = "CA name")),
-    responses((status = 200, body = Vec<IssuedCertificate>), (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
+    responses((status = 200, body = Vec<IssuedCertificate>), (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody), (status = 400, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
 /// The CA's register: every certificate it issued, oldest first, with its status.
 pub async fn certificates(
     State(s): State<AppState>,
@@ -303,7 +303,7 @@ pub async fn revoke(
 }
 
 #[utoipa::path(get, path = "/v1/ca/{name}/crl", tag = "ca", params(("name" = String, Path, description = "CA name")),
-    responses((status = 200, description = "The newest CRL, DER (`application/pkix-crl`, RFC 5280 §5, RFC 2585 §4.2)", content_type = "application/pkix-crl", body = Vec<u8>), (status = 404, body = crate::error::ErrorBody)))]
+    responses((status = 200, description = "The newest CRL, DER (`application/pkix-crl`, RFC 5280 §5, RFC 2585 §4.2)", content_type = "application/pkix-crl", body = Vec<u8>), (status = 400, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
 /// The CA's newest CRL, DER; a new one is signed first when half of its period has passed.
 /// Public (no session).
 pub async fn crl_der(
@@ -316,7 +316,7 @@ pub async fn crl_der(
 }
 
 #[utoipa::path(post, path = "/v1/ca/{name}/crl", tag = "ca", security(("bearer" = [])), params(("name" = String, Path, description = "CA name")),
-    responses((status = 200, body = CrlInfo), (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
+    responses((status = 200, body = CrlInfo), (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody), (status = 400, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
 /// Signs and publishes a new CRL now. Audited `ca.crl`.
 pub async fn publish_crl(
     State(s): State<AppState>,
@@ -340,7 +340,7 @@ pub async fn publish_crl(
 
 #[utoipa::path(post, path = "/v1/ca/{name}/ocsp", tag = "ca", params(("name" = String, Path, description = "CA name")),
     request_body(content = Vec<u8>, content_type = "application/ocsp-request", description = "OCSPRequest, DER (RFC 6960 §4.1), at most 16384 bytes"),
-    responses((status = 200, description = "OCSPResponse, DER (RFC 6960 §4.2), signed by the CA's key", content_type = "application/ocsp-response", body = Vec<u8>), (status = 404, body = crate::error::ErrorBody), (status = 413, body = crate::error::ErrorBody)))]
+    responses((status = 200, description = "OCSPResponse, DER (RFC 6960 §4.2), signed by the CA's key", content_type = "application/ocsp-response", body = Vec<u8>), (status = 400, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody), (status = 413, body = crate::error::ErrorBody)))]
 /// The CA's OCSP responder (RFC 6960, POST binding of §A.1). Public (no session). At most 8
 /// certificates per request; a request without a nonce may get a response signed up to 300 s
 /// before (with the current status: a revocation is answered at once).
@@ -373,7 +373,7 @@ const GET_BASE64: base64::engine::GeneralPurpose = base64::engine::GeneralPurpos
 );
 
 #[utoipa::path(get, path = "/v1/ca/{name}/ocsp/{request}", tag = "ca", params(("name" = String, Path, description = "CA name"), ("request" = String, Path, description = "The DER OCSPRequest, base64 (standard alphabet), URL-encoded (RFC 6960 §A.1)")),
-    responses((status = 200, description = "OCSPResponse, DER (RFC 6960 §4.2); `Cache-Control: max-age=N, public, no-transform, must-revalidate` (RFC 5019 §6.2) when it answers a request without a nonce, else `no-cache`", content_type = "application/ocsp-response", body = Vec<u8>), (status = 404, body = crate::error::ErrorBody), (status = 413, body = crate::error::ErrorBody)))]
+    responses((status = 200, description = "OCSPResponse, DER (RFC 6960 §4.2); `Cache-Control: max-age=N, public, no-transform, must-revalidate` (RFC 5019 §6.2) when it answers a request without a nonce, else `no-cache`", content_type = "application/ocsp-response", body = Vec<u8>), (status = 400, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody), (status = 413, body = crate::error::ErrorBody)))]
 /// The CA's OCSP responder, GET binding (RFC 6960 §A.1, which RFC 5019 §5 requires of
 /// responders: Windows and other clients use it for small requests). Public (no session). As
 /// the POST binding; a path that is not base64 gets `malformedRequest`. Answers to requests
