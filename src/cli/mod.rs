@@ -552,8 +552,9 @@ pub(crate) enum KeyRemote {
     },
     /// Change one attribute of a key (true/false, or text for label and id).
     SetAttribute {
+        /// Key handle, or label of your own key (a pair's two keys share a label: use a handle).
         #[arg(long)]
-        key: u64,
+        key: String,
         #[arg(long)]
         name: String,
         #[arg(long)]
@@ -563,16 +564,18 @@ pub(crate) enum KeyRemote {
     },
     /// Share a key with a crypto-user (use only).
     Share {
+        /// Secret or private key: handle, or label of your own key.
         #[arg(long)]
-        key: u64,
+        key: String,
         /// The crypto-user (`--user` is the one who logs in).
         #[arg(long = "with", alias = "share-user")]
         with: String,
     },
     /// Stop sharing a key.
     Unshare {
+        /// Secret or private key: handle, or label of your own key.
         #[arg(long)]
-        key: u64,
+        key: String,
         /// The crypto-user (`--user` is the one who logs in).
         #[arg(long = "with", alias = "share-user")]
         with: String,
@@ -580,8 +583,9 @@ pub(crate) enum KeyRemote {
     /// Destroy a key: your own (it must be destroyable), or as an admin with
     /// --force-by-admin any user's key (audited as key.destroy-by-admin).
     Delete {
+        /// Key handle, or label of your own key (a pair's two keys share a label: use a handle).
         #[arg(long)]
-        key: u64,
+        key: String,
         /// As an admin: destroy another user's key, even one that is not destroyable.
         #[arg(long = "force-by-admin")]
         force_by_admin: bool,
@@ -590,9 +594,9 @@ pub(crate) enum KeyRemote {
     /// PEM that names the HSM key (label and public-key hash) and holds no key material; the
     /// proxy accepts it as `key_file` in a certificate entry.
     GenerateFile {
-        /// Private key handle.
+        /// Private key: handle, or label of your own key.
         #[arg(long)]
-        key: u64,
+        key: String,
         /// File encoding.
         #[arg(long, value_enum, default_value = "reference-pem")]
         encoding: FileEncoding,
@@ -602,19 +606,20 @@ pub(crate) enum KeyRemote {
     },
     /// Print a public key (PEM or JWK).
     Public {
+        /// Private or public key: handle, or label (the private key of a pair first).
         #[arg(long)]
-        key: u64,
+        key: String,
         #[arg(long, value_enum, default_value = "pem")]
         format: PublicFormat,
     },
     /// Export key TARGET wrapped under the wrapping key.
     Wrap {
-        /// Wrapping key handle.
+        /// Wrapping key (secret, or RSA public): handle, or label of your own key.
         #[arg(long)]
-        key: u64,
-        /// Handle of the key to wrap.
+        key: String,
+        /// The key to wrap (secret or private): handle, or label of your own key.
         #[arg(long)]
-        target: u64,
+        target: String,
         /// aes-kw, aes-kwp, aes-gcm, rsa-oaep or rsa-aes.
         #[arg(long)]
         mechanism: String,
@@ -623,9 +628,9 @@ pub(crate) enum KeyRemote {
     },
     /// Import a wrapped key under the unwrapping key.
     Unwrap {
-        /// Unwrapping key handle.
+        /// Unwrapping key (secret or private): handle, or label of your own key.
         #[arg(long)]
-        key: u64,
+        key: String,
         #[arg(long)]
         mechanism: String,
         #[arg(long = "in")]

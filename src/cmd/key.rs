@@ -6,10 +6,16 @@ use anyhow::{bail, Context, Result};
 use keyward_client::{CallOptions, Client, Key, KeyFilter, KeyPair};
 use keyward_hsm::{KeySpec, MAX_PAGE_SIZE, PROXY_USER};
 
-use super::template;
+use super::{key_handle, template};
 use crate::cli::{Conn, JsonFlag, KeyCommand, KeyRemote, PairType, SymType};
 use crate::data_dir;
 use crate::output::{self, KeyRow};
+
+/// The classes a `--key` label is looked up in: keys with secret material (shared, wrapped,
+/// unwrapping) ...
+const SECRET_OR_PRIVATE: [&str; 2] = ["secret", "private"];
+/// ... and any key object.
+const ANY: [&str; 3] = ["secret", "private", "public"];
 
 /// Runs `keyward key <command>`: `list` on the `--server` nodes when given, else in the local
 /// data directory; `generate` locally; every other command on the nodes.
@@ -211,15 +217,18 @@ async fn remote_command(client: &Client, me: Option<&str>, cmd: KeyRemote) -> Re
                 "false" => serde_json::Value::Bool(false),
                 _ => serde_json::Value::String(value.clone()),
             };
+            let key = key_handle(client, me, &key, &ANY).await?;
             let k = client.set_attribute(key, &name, v).await?;
             print_key(&k, out.json, &format!("set {name}={value} on"))
         }
         KeyRemote::Share { key, with } => {
+            let key = key_handle(client, me, &key, &SECRET_OR_PRIVATE).await?;
             client.share(key, &with, CallOptions::default()).await?;
             println!("shared key {key} with {with}");
             Ok(())
         }
         KeyRemote::Unshare { key, with } => {
+            let key = key_handle(client, me, &key, &SECRET_OR_PRIVATE).await?;
             client.unshare(key, &with).await?;
             println!("stopped sharing key {key} with {with}");
             Ok(())
@@ -228,6 +237,7 @@ async fn remote_command(client: &Client, me: Option<&str>, cmd: KeyRemote) -> Re
             key,
             force_by_admin,
         } => {
+            let key = key_handle(client, me, &key, &ANY).await?;
             if force_by_admin {
                 client.destroy_as_admin(key).await?;
             } else {
@@ -237,15 +247,26 @@ async fn remote_command(client: &Client, me: Option<&str>, cmd: KeyRemote) -> Re
             Ok(())
         }
         KeyRemote::GenerateFile { key, encoding, out } => {
+            let key = key_handle(client, me, &key, &["private"]).await?;
             transfer::generate_file(client, key, encoding, &out).await
         }
-        KeyRemote::Public { key, format } => transfer::public(client, key, format).await,
+        KeyRemote::Public { key, format } => {
+            let key = match key_handle(client, me, &key, &["private"]).await {
+                Ok(h) => h,
+                Err(_) => key_handle(client, me, &key, &["public"]).await?,
+            };
+            transfer::public(client, key, format).await
+        }
         KeyRemote::Wrap {
             key,
             target,
             mechanism,
             out,
-        } => transfer::wrap(client, key, target, &mechanism, &out).await,
+        } => {
+            let key = key_handle(client, me, &key, &["secret", "public"]).await?;
+            let target = key_handle(client, me, &target, &SECRET_OR_PRIVATE).await?;
+            transfer::wrap(client, key, target, &mechanism, &out).await
+        }
         KeyRemote::Unwrap {
             key,
             mechanism,
@@ -256,7 +277,7 @@ async fn remote_command(client: &Client, me: Option<&str>, cmd: KeyRemote) -> Re
             out,
         } => {
             let unwrap = transfer::Unwrap {
-                key,
+                key: key_handle(client, me, &key, &SECRET_OR_PRIVATE).await?,
                 mechanism: &mechanism,
                 input: &input,
                 secret_spec: secret_spec.as_deref(),

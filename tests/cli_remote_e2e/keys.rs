@@ -101,14 +101,15 @@ fn local_and_remote_key_lists_print_the_same() {
     );
 }
 
-/// Wrap and unwrap: the unwrapped key has the same check value.
+/// Wrap and unwrap: the unwrapped key has the same check value. Keys are named by label
+/// (wrap, unwrap, delete) as well as by handle.
 #[test]
 fn wrap_then_unwrap_keeps_the_check_value() {
     let lab = Lab::new().with_alice_and_bob();
     let n = &lab.node;
-    let (kek, _) = sym(n, &aes_args("256", "kek1", &["wrap=true", "unwrap=true"]));
-    let kek_s = kek.to_string();
-    let (target, target_v) = sym(n, &aes_args("128", "exportable", &["extractable=true"]));
+    sym(n, &aes_args("256", "kek1", &["wrap=true", "unwrap=true"]));
+    let kek_s = "kek1".to_owned();
+    let (_, target_v) = sym(n, &aes_args("128", "exportable", &["extractable=true"]));
     let wrapped = lab.dir().join("target.wrapped");
     kw_ok(
         n,
@@ -120,7 +121,7 @@ fn wrap_then_unwrap_keeps_the_check_value() {
             "--key",
             &kek_s,
             "--target",
-            &target.to_string(),
+            "exportable",
             "--mechanism",
             "aes-kwp",
             "--out",
@@ -153,6 +154,11 @@ fn wrap_then_unwrap_keeps_the_check_value() {
     assert_eq!(
         v["attributes"]["check_value"],
         target_v["attributes"]["check_value"]
+    );
+    let out = kw_ok(n, "alice", ALICE, &["key", "delete", "--key", "unwrapped"]);
+    assert!(
+        out.contains(&format!("deleted key {}", v["handle"])),
+        "{out}"
     );
 }
 
