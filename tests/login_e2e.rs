@@ -281,3 +281,41 @@ fn unauthenticated_callers_cannot_make_the_node_buffer_large_bodies() {
     let rss = rss_bytes(pid);
     assert!(rss < 150 * 1024 * 1024, "RSS {} MiB", rss >> 20);
 }
+
+/// A request that announces a body over its route's limit and sends none: the status, read
+/// within 10 s (the body timeout is 60 s, so only a refusal before the body answers in time).
+fn status_of_announced_body(addr: SocketAddr, ca: &Path, path: &str, body_len: usize) -> u16 {
+    use std::io::{BufRead, BufReader, Write};
+    let mut tls = tls_connect(addr, ca);
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: {body_len}\r\n\r\n"
+    );
+    tls.write_all(head.as_bytes()).unwrap();
+    tls.flush().unwrap();
+    tls.get_ref()
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(tls)
+        .read_line(&mut line)
+        .unwrap_or_else(|e| panic!("{path}: no answer before the body came: {e}"));
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[test]
+fn a_body_announced_over_the_limit_is_refused_before_it_is_sent() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_node, addr, ca) = start_node(tmp.path());
+    for (path, len) in [
+        ("/v1/auth/login", 4097),
+        ("/v1/sys/unseal", 8193),
+        ("/v1/ca/any/ocsp", 16385),
+        ("/v1/crypto/sign", 24 * 1024 * 1024 + 1),
+    ] {
+        assert_eq!(
+            status_of_announced_body(addr, &ca, path, len),
+            413,
+            "{path}"
+        );
+    }
+}

@@ -25,6 +25,7 @@
 #![deny(missing_docs)]
 
 pub mod api;
+pub mod body_limit;
 pub mod ca;
 pub mod data_key;
 pub mod error;
@@ -42,8 +43,10 @@ pub mod versions;
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
+use axum::middleware::from_fn_with_state;
 use axum::routing::{delete, get, patch, post, put};
 use axum::{Json, Router};
+use body_limit::refuse_declared_over;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -141,7 +144,12 @@ pub fn router(hsm: Arc<keyward_hsm::Hsm>) -> Router {
         .route("/v1/openapi.json", get(openapi))
         .route(
             "/v1/auth/login",
-            post(login).layer(DefaultBodyLimit::max(MAX_LOGIN_BODY_BYTES)),
+            post(login)
+                .layer(DefaultBodyLimit::max(MAX_LOGIN_BODY_BYTES))
+                .layer(from_fn_with_state(
+                    MAX_LOGIN_BODY_BYTES,
+                    refuse_declared_over,
+                )),
         )
         .route("/v1/auth/logout", post(logout))
         .route("/v1/users", get(list_users))
@@ -195,13 +203,19 @@ pub fn router(hsm: Arc<keyward_hsm::Hsm>) -> Router {
         )
         .route(
             "/v1/ca/{name}/ocsp",
-            post(ca::api::ocsp_post).layer(DefaultBodyLimit::max(ca::ocsp::MAX_REQUEST_BYTES)),
+            post(ca::api::ocsp_post)
+                .layer(DefaultBodyLimit::max(ca::ocsp::MAX_REQUEST_BYTES))
+                .layer(from_fn_with_state(
+                    ca::ocsp::MAX_REQUEST_BYTES,
+                    refuse_declared_over,
+                )),
         )
         .route("/v1/ca/{name}/ocsp/{*request}", get(ca::api::ocsp_get))
         .merge(creating)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(from_fn_with_state(MAX_BODY_BYTES, refuse_declared_over))
         .with_state(AppState {
             hsm,
             login: Arc::new(login_guard::LoginGuard::default()),

@@ -171,6 +171,12 @@ impl SealGate {
             .route("/v1/sys/unseal", post(unseal))
             .fallback(dispatch)
             .layer(axum::extract::DefaultBodyLimit::max(MAX_SEAL_BODY_BYTES))
+            // Its own routes only: the fallback hands requests to the HSM's router, whose
+            // routes have their own limits.
+            .route_layer(axum::middleware::from_fn_with_state(
+                MAX_SEAL_BODY_BYTES,
+                crate::body_limit::refuse_declared_over,
+            ))
             .with_state(self.clone())
     }
 

@@ -5,8 +5,10 @@
 
 use std::net::IpAddr;
 
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
-use axum::http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE};
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use keyward_api::{Ca, CreateCaRequest, CrlInfo, IssueRequest, IssuedCertificate, RevokeRequest};
@@ -347,19 +349,10 @@ pub async fn publish_crl(
 pub async fn ocsp_post(
     State(s): State<AppState>,
     ApiPath(name): ApiPath<String>,
-    request: axum::extract::Request,
+    body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Response> {
-    // A declared length over the limit is refused before waiting for any of the body.
-    let declared = request
-        .headers()
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > ocsp::MAX_REQUEST_BYTES as u64) {
-        return Err(ApiError::PayloadTooLarge);
-    }
-    let body = axum::body::to_bytes(request.into_body(), ocsp::MAX_REQUEST_BYTES)
-        .await
-        .map_err(|_| ApiError::PayloadTooLarge)?;
+    // The route's body limit (and crate::body_limit) make an over-long body a rejection.
+    let body = body.map_err(|_| ApiError::PayloadTooLarge)?;
     let (hsm, cache) = (s.hsm.clone(), s.ocsp.clone());
     let answer = blocking(move || ocsp::respond(&cache, &hsm, &name, &body)).await?;
     Ok(pem_response("application/ocsp-response", answer.der))
