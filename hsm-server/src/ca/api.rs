@@ -95,7 +95,7 @@ async fn blocking<T: Send + 'static>(
 }
 
 #[utoipa::path(post, path = "/v1/ca", tag = "ca", security(("bearer" = [])), request_body = CreateCaRequest,
-    responses((status = 200, body = Ca), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
+    responses((status = 200, body = Ca), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
 /// Creates a root CA (no `parent`) or an intermediate CA: its key pair is generated in the
 /// HSM (`ca-NAME`, signs, not extractable, owned by the caller) and its certificate made
 /// (X.509 v3, RFC 5280: basicConstraints CA with the path length, keyCertSign and cRLSign,
@@ -166,7 +166,7 @@ pub async fn list(State(s): State<AppState>, Caller(c): Caller) -> ApiResult<Jso
 }
 
 #[utoipa::path(get, path = "/v1/ca/{name}", tag = "ca", security(("bearer" = [])), params(("name" = String, Path, description = "CA name")),
-    responses((status = 200, body = Ca), (status = 401, body = crate::error::ErrorBody), (status = 400, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
+    responses((status = 200, body = Ca), (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody), (status = 400, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
 /// One CA the caller may use (an admin: any).
 pub async fn get(
     State(s): State<AppState>,
