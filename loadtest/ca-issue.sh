@@ -3,7 +3,8 @@
 # API (POST /v1/ca/NAME/issue from an OpenSSL P-256 CSR, profile tls-server; each issuance
 # checks the CSR's signature, signs in the HSM and commits the register record with its audit
 # entry), for a P-256 and an RSA-3072 CA key; then OCSP responses per second (POST
-# /v1/ca/NAME/ocsp, signed by the CA key) and CRL fetches per second.
+# /v1/ca/NAME/ocsp: with a nonce, signed by the CA key each time; without, the reused response,
+# over POST and over the GET binding) and CRL fetches per second.
 # The API node runs on CPU 0 (TOKIO_WORKER_THREADS=1), h2load (Debian nghttp2-client) on CPU 1.
 # Env: REQUESTS (default 2000), CLIENTS (4), STREAMS (8), KEYWARD_BIN (target/release/keyward).
 set -euo pipefail
@@ -57,6 +58,13 @@ for spec in ec-p256 rsa-3072; do
   openssl ocsp -issuer "$tmp/ca.pem" -serial "0x$serial" -reqout "$tmp/ocsp.der" 2>/dev/null
   out=$(run "$tmp/ocsp.der" "/v1/ca/$ca/ocsp" "$requests" application/ocsp-request)
   echo "| OCSP response (signed) | $spec | $requests | $(rps "$out") | $(ok "$out") | $(codes "$out") |"
+  # Without a nonce (RFC 5019): the response signed first is served again for 300 s.
+  openssl ocsp -issuer "$tmp/ca.pem" -serial "0x$serial" -no_nonce -reqout "$tmp/ocsp-plain.der" 2>/dev/null
+  out=$(run "$tmp/ocsp-plain.der" "/v1/ca/$ca/ocsp" "$requests" application/ocsp-request)
+  echo "| OCSP response, no nonce (reused) | $spec | $requests | $(rps "$out") | $(ok "$out") | $(codes "$out") |"
+  get=$(python3 -c 'import base64,sys,urllib.parse; print(urllib.parse.quote(base64.b64encode(open(sys.argv[1],"rb").read()).decode(), safe=""))' "$tmp/ocsp-plain.der")
+  out=$(run - "/v1/ca/$ca/ocsp/$get" "$requests" application/ocsp-request)
+  echo "| OCSP response, no nonce, GET binding | $spec | $requests | $(rps "$out") | $(ok "$out") | $(codes "$out") |"
   out=$(run - "/v1/ca/$ca/crl" "$requests" application/pkix-crl)
   echo "| CRL fetch (cached) | $spec | $requests | $(rps "$out") | $(ok "$out") | $(codes "$out") |"
 done

@@ -229,23 +229,72 @@ fn settings_written_before_the_revocation_urls_still_read() {
 }
 
 #[test]
-fn a_cas_key_is_kept_while_the_ca_exists() {
+fn a_cas_key_is_bound_to_it_and_kept_while_the_ca_exists() {
     let t = TestHsm::new();
     let admin = t.admin();
     let alice = t.crypto_user(&admin, "alice");
+    let bob = t.crypto_user(&admin, "bob");
     let key = ca_key(&t, &alice, "ca-root", false);
     let other = ca_key(&t, &alice, "not-a-ca", false);
+    let sign = |s: &Session, k: KeyHandle| {
+        t.sign(
+            s,
+            k,
+            SignMechanism::EcdsaSha256,
+            SignInput::Message(b"tbsCertificate of my choosing"),
+            SignatureEncoding::Der,
+        )
+    };
+    sign(&alice, key).unwrap();
+    t.share_key(&alice, key, "bob").unwrap();
     t.create_ca(&alice, &record("root", key, "alice")).unwrap();
-    for e in [
-        t.destroy_key(&alice, key).unwrap_err(),
-        t.destroy_key_as_admin(&admin, key).unwrap_err(),
-    ] {
-        assert_eq!(e.code(), "permission_denied");
-        assert!(e.to_string().contains("issuing CA"), "{e}");
+
+    let info = t.key_info(&alice, key).unwrap();
+    assert_eq!(info.issuing_ca.as_deref(), Some("root"));
+    assert!(!info.attributes.destroyable && !info.attributes.modifiable);
+    // Raw signing is refused to the owner and to users it is shared with; the CA's own
+    // signatures go on.
+    for s in [&alice, &bob] {
+        let e = sign(s, key).unwrap_err();
+        assert_eq!(e.code(), "permission_denied", "{e}");
     }
-    assert!(
-        t.key_info(&alice, key).is_ok(),
-        "the CA's key is still there"
+    t.signer(&alice, key)
+        .unwrap()
+        .sign(SignMechanism::EcdsaSha256, b"a CRL the CA made")
+        .unwrap();
+    sign(&alice, other).unwrap();
+    // Kept: the owner's destroy meets destroyable=false, an admin's the CA binding; nothing
+    // may change, so `sign` cannot be cleared.
+    assert_eq!(
+        t.destroy_key(&alice, key).unwrap_err().code(),
+        "attribute_violation"
     );
-    t.destroy_key(&alice, other).unwrap();
+    let e = t.destroy_key_as_admin(&admin, key).unwrap_err();
+    assert_eq!(e.code(), "permission_denied");
+    assert!(e.to_string().contains("issuing CA"), "{e}");
+    let e = t
+        .set_attribute(
+            &alice,
+            key,
+            AttributeName::Sign,
+            AttributeValue::Bool(false),
+        )
+        .unwrap_err();
+    assert_eq!(e.code(), "attribute_violation");
+    // The binding is in the key's record: a reopened HSM has it.
+    let (store, hsm) = t.into_parts();
+    drop(hsm);
+    let reopened = store.open().unwrap();
+    let (a, _) = reopened
+        .login(
+            "alice",
+            &crate::test_util::password_of("alice"),
+            crate::test_util::SESSION_TTL,
+        )
+        .unwrap();
+    assert_eq!(
+        reopened.key_info(&a, key).unwrap().issuing_ca.as_deref(),
+        Some("root")
+    );
+    reopened.destroy_key(&a, other).unwrap();
 }

@@ -678,6 +678,13 @@ pub struct KeyInfo {
     /// 1 by default.
     #[serde(default = "version_one", skip_serializing_if = "is_version_one")]
     pub min_available_version: u32,
+    /// The issuing CA whose key this is, set when the CA is registered
+    /// ([`Hsm::create_ca`](crate::Hsm::create_ca)): from then on the key signs only what the
+    /// CA signs (certificates, CRLs, OCSP responses, through [`Hsm::signer`](crate::Hsm::signer)),
+    /// never caller-supplied data through [`Hsm::sign`](crate::Hsm::sign), and is neither
+    /// destroyable nor modifiable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuing_ca: Option<String>,
 }
 
 // Records of keys that were never rotated keep the layout they had before key versions.

@@ -244,7 +244,7 @@ fn certificates_point_at_the_crl_and_the_ocsp_responder_which_stays_cheap() {
         .run();
     assert!(got.status == 413, "{got:?}");
 
-    // The CA's key stays as long as the CA: neither destroyed nor changed.
+    // The CA's key is bound to the CA: neither destroyed nor changed.
     let key = made["key"].as_u64().unwrap().to_string();
     let (ok, _, err) = kw(&node, &["key", "delete", "--key", &key]);
     assert!(!ok && err.contains("destroyable"), "{err}");
@@ -262,6 +262,25 @@ fn certificates_point_at_the_crl_and_the_ocsp_responder_which_stays_cheap() {
         ],
     );
     assert!(!ok && err.contains("modifiable"), "{err}");
+    // Nor does it sign raw data: a tbsCertificate of one's own making is refused.
+    let tbs = dir.join("forged.tbs");
+    std::fs::write(&tbs, b"0\x82 a tbsCertificate outside the CA's policy").unwrap();
+    let (ok, _, err) = kw(
+        &node,
+        &[
+            "crypto",
+            "sign",
+            "--key",
+            &key,
+            "--mechanism",
+            "ecdsa-sha256",
+            "--in",
+            &p(&tbs),
+            "--out",
+            &p(&dir.join("forged.sig")),
+        ],
+    );
+    assert!(!ok && err.contains("permission_denied"), "{err}");
 
     // A revocation is answered at once, even to the request whose answer was reused.
     kw_ok(

@@ -392,8 +392,9 @@ impl Hsm {
         }
     }
 
-    /// Registers a new CA. The caller must be allowed to sign with `record.key`, a private
-    /// key that is not extractable.
+    /// Registers a new CA. `record.key` must be the caller's own private key, not extractable,
+    /// a token key; in the same commit it is bound to the CA ([`KeyInfo::issuing_ca`]: only
+    /// the CA's signatures from now on) and made neither destroyable nor modifiable.
     ///
     /// # Errors
     /// [`Error::CaExists`]; [`Error::InvalidInput`] for a bad name or an extractable key;
@@ -429,12 +430,34 @@ impl Hsm {
                     1,
                     record,
                 )?;
+                // In the same commit, the key becomes the CA's: bound to it (raw signing is
+                // refused), neither destroyable nor modifiable.
+                let (obj, old) = self.owned(session, record.key)?;
+                if !old.info.attributes.token {
+                    return Err(Error::invalid("a CA's key must be a token (persistent) key"));
+                }
+                let mut info = old.info.clone();
+                info.issuing_ca = Some(record.name.clone());
+                info.attributes.destroyable = false;
+                info.attributes.modifiable = false;
+                let key_version = old.record_version + 1;
+                let key_write = self.key_record(&info, &old.versions, key_version)?;
+                let key_id = info.handle.to_string();
                 self.commit(
                     &mut manifest,
-                    vec![Write::Insert(write)],
-                    &[(RecordKind::Ca, &record.name, Some(1))],
+                    vec![Write::Insert(write), Write::Update(key_write)],
+                    &[
+                        (RecordKind::Ca, &record.name, Some(1)),
+                        (RecordKind::Key, &key_id, Some(key_version)),
+                    ],
                     Some(audit),
-                )
+                )?;
+                obj.state.store(Arc::new(KeyState {
+                    info,
+                    record_version: key_version,
+                    versions: old.versions.clone(),
+                }));
+                Ok(())
             },
         )
     }
@@ -542,17 +565,6 @@ impl Hsm {
                 Ok(revocation)
             },
         )
-    }
-
-    /// Refuses to let key `handle` go while an issuing CA signs with it: its certificates, CRLs
-    /// and OCSP responses would fail (as Vault refuses to delete a key an issuer uses).
-    pub(super) fn refuse_ca_key(&self, handle: KeyHandle) -> Result<()> {
-        if self.cas()?.iter().any(|ca| ca.key == handle) {
-            return Err(Error::PermissionDenied {
-                reason: "the key of an issuing CA is kept as long as the CA: it signs the CA's certificates, CRLs and OCSP responses",
-            });
-        }
-        Ok(())
     }
 
     /// Stores CA `ca`'s new CRL (signed by the API with the CA's key) as number
@@ -687,5 +699,16 @@ mod der_b64_list {
             .map(|s| base64::engine::general_purpose::STANDARD.decode(s))
             .collect::<std::result::Result<_, _>>()
             .map_err(serde::de::Error::custom)
+    }
+}
+
+/// Refuses to let a key go while an issuing CA signs with it: its certificates, CRLs and OCSP
+/// responses would fail (as Vault refuses to delete a key an issuer uses).
+pub(super) fn refuse_ca_key(info: &KeyInfo) -> Result<()> {
+    match &info.issuing_ca {
+        Some(_) => Err(Error::PermissionDenied {
+            reason: "the key of an issuing CA is kept as long as the CA: it signs the CA's certificates, CRLs and OCSP responses",
+        }),
+        None => Ok(()),
     }
 }

@@ -40,6 +40,13 @@ impl Hsm {
         encoding: SignatureEncoding,
     ) -> Result<Versioned> {
         let (obj, state) = self.usable(session, key.handle)?;
+        if state.info.issuing_ca.is_some() {
+            // Raw data signed by a CA's key could be a certificate, CRL or OCSP response the
+            // CA never made (outside its policy, register and audit).
+            return Err(Error::PermissionDenied {
+                reason: "an issuing CA's key signs only through the CA (/v1/ca), not raw data",
+            });
+        }
         let (version, material) = state.version_to_make(key.version, "sign")?;
         let bytes = sign_checked(
             &obj,

@@ -167,6 +167,7 @@ impl Hsm {
             min_decryption_version: 1,
             min_encryption_version: 0,
             min_available_version: 1,
+            issuing_ca: None,
         }
     }
 
@@ -462,7 +463,7 @@ impl Hsm {
                     "destroy",
                     "destroyable",
                 )?;
-                self.refuse_ca_key(handle)?;
+                super::ca::refuse_ca_key(&state.info)?;
                 self.remove_object(&obj, &state, audit)
             },
         )
@@ -498,7 +499,7 @@ impl Hsm {
                     reason: "keys of Keyward's service users (the node's API and proxy keys) are managed on the node, not through the API",
                 });
             }
-            self.refuse_ca_key(handle)?;
+            super::ca::refuse_ca_key(&state.info)?;
             self.remove_object(&obj, &state, audit)
         })
     }

@@ -17,8 +17,8 @@ pub mod profile;
 use std::net::IpAddr;
 
 use keyward_hsm::{
-    AttributeName, AttributeValue, CaRecord, CaSettings, CertRecord, Error, Hsm, KeyClass,
-    KeyHandle, KeySpec, KeyTemplate, Session,
+    AttributeName, CaRecord, CaSettings, CertRecord, Error, Hsm, KeyClass, KeyHandle, KeySpec,
+    KeyTemplate, Session,
 };
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, GeneralSubtree, IsCa, Issuer,
@@ -139,7 +139,8 @@ fn issuer(
 }
 
 /// Creates a CA: generates its key pair in the HSM (labelled `ca-NAME`; the private key signs,
-/// is not extractable and, once the CA is registered, neither destroyable nor modifiable), makes its certificate (self-signed, or signed by `parent`'s key:
+/// is not extractable and, once the CA is registered, bound to it: neither destroyable nor
+/// modifiable, and refused for raw signing), makes its certificate (self-signed, or signed by `parent`'s key:
 /// the caller must be allowed to sign with it), and registers it. On failure after the key
 /// was made, the key is destroyed.
 ///
@@ -216,7 +217,7 @@ pub fn create(hsm: &Hsm, session: &Session, new: &NewCa) -> Result<CaRecord, Err
     let public = KeyTemplate::labelled(&label).with(AttributeName::Verify, true);
     let (key, pubkey) = hsm.generate_key_pair(session, new.spec, &private, &public)?;
     let mut recorded: Option<(String, String)> = None;
-    let made: Result<CaRecord, Error> = (|| {
+    let made = (|| {
         let signer =
             HsmCertKey::new(hsm.signer(session, key.handle)?).map_err(|e| Error::InvalidInput {
                 reason: e.to_string(),
@@ -324,13 +325,7 @@ pub fn create(hsm: &Hsm, session: &Session, new: &NewCa) -> Result<CaRecord, Err
             let _ = hsm.revoke_certificate(session, &parent, &serial, 5);
         }
     }
-    let record = made?;
-    // The key lives as long as the CA: not destroyable (the HSM also refuses to destroy a
-    // CA's key), and not modifiable, so `sign` cannot be cleared nor the key rotated.
-    for name in [AttributeName::Destroyable, AttributeName::Modifiable] {
-        hsm.set_attribute(session, key.handle, name, AttributeValue::Bool(false))?;
-    }
-    Ok(record)
+    made
 }
 
 /// What to certify ([`issue`]).
