@@ -552,7 +552,8 @@ pub(crate) enum KeyRemote {
     },
     /// Change one attribute of a key (true/false, or text for label and id).
     SetAttribute {
-        /// Key handle, or label of your own key (a pair's two keys share a label: use a handle).
+        /// Key handle, or label (yours, else the one shared with you; a pair's two keys share a
+        /// label: use a handle).
         #[arg(long)]
         key: String,
         #[arg(long)]
@@ -583,7 +584,8 @@ pub(crate) enum KeyRemote {
     /// Destroy a key: your own (it must be destroyable), or as an admin with
     /// --force-by-admin any user's key (audited as key.destroy-by-admin).
     Delete {
-        /// Key handle, or label of your own key (a pair's two keys share a label: use a handle).
+        /// Key handle, or label (yours, else the one shared with you; a pair's two keys share a
+        /// label: use a handle).
         #[arg(long)]
         key: String,
         /// As an admin: destroy another user's key, even one that is not destroyable.
@@ -594,7 +596,7 @@ pub(crate) enum KeyRemote {
     /// PEM that names the HSM key (label and public-key hash) and holds no key material; the
     /// proxy accepts it as `key_file` in a certificate entry.
     GenerateFile {
-        /// Private key: handle, or label of your own key.
+        /// Private key: handle, or label (yours, else the one shared with you).
         #[arg(long)]
         key: String,
         /// File encoding.
@@ -614,10 +616,12 @@ pub(crate) enum KeyRemote {
     },
     /// Export key TARGET wrapped under the wrapping key.
     Wrap {
-        /// Wrapping key (secret, or RSA public): handle, or label of your own key.
+        /// Wrapping key (secret, or RSA public): handle, or label (yours, else the one shared with
+        /// you).
         #[arg(long)]
         key: String,
-        /// The key to wrap (secret or private): handle, or label of your own key.
+        /// The key to wrap (secret or private): handle, or label (yours, else the one shared with
+        /// you).
         #[arg(long)]
         target: String,
         /// aes-kw, aes-kwp, aes-gcm, rsa-oaep or rsa-aes.
@@ -628,7 +632,8 @@ pub(crate) enum KeyRemote {
     },
     /// Import a wrapped key under the unwrapping key.
     Unwrap {
-        /// Unwrapping key (secret or private): handle, or label of your own key.
+        /// Unwrapping key (secret or private): handle, or label (yours, else the one shared with
+        /// you).
         #[arg(long)]
         key: String,
         #[arg(long)]

@@ -179,7 +179,8 @@ pub(crate) fn template(label: &str, attrs: &[(String, bool)]) -> KeyTemplate {
 }
 
 /// The handle `key` names: a number is a handle; anything else a label, looked up among the
-/// keys of `classes` that `me` owns, else among those shared with the caller.
+/// keys of `classes` that `me` owns, else among those shared with the caller (only when `me`
+/// owns no key of that label, of any class).
 pub(crate) async fn key_handle(
     client: &Client,
     me: Option<&str>,
@@ -207,7 +208,31 @@ pub(crate) async fn key_handle(
         .collect();
     match (own.as_slice(), found.as_slice()) {
         ([one], _) => Ok(one.handle),
-        ([], [one]) => Ok(one.handle),
+        ([], [one]) => {
+            // Another user's key, shared with you: only when no key of yours has that label,
+            // so a label meant for your own key never lands on someone else's.
+            let mine = client
+                .list_keys(&KeyFilter {
+                    label: Some(key.to_owned()),
+                    limit: Some(1000),
+                    ..KeyFilter::default()
+                })
+                .await?
+                .keys
+                .into_iter()
+                .find(|k| Some(k.owner.as_str()) == me);
+            if let Some(k) = mine {
+                bail!(
+                    "the label {key:?} names your {} key {}, which this operation cannot use, and {}'s {} key {} shared with you; use a handle",
+                    k.class,
+                    k.handle,
+                    one.owner,
+                    one.class,
+                    one.handle
+                );
+            }
+            Ok(one.handle)
+        }
         ([], []) => bail!(
             "no {} key labelled {key:?} that you own or that is shared with you",
             classes.join(" or ")

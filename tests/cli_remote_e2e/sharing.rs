@@ -41,6 +41,44 @@ fn a_shared_key_signs_for_bob_but_is_not_his_to_delete_until_unshared() {
     kw_ok(n, "alice", ALICE, &["key", "delete", "--key", &ec_s]);
 }
 
+/// A label names a key shared with you only when no key of yours has that label: alice's own
+/// secret `lbl` keeps bob's shared private `lbl` from being taken for it.
+#[test]
+fn a_label_of_yours_is_never_taken_for_someone_elses_shared_key() {
+    let lab = Lab::new().with_alice_and_bob();
+    let n = &lab.node;
+    let v = json(&kw_ok(
+        n,
+        "bob",
+        BOB,
+        &[
+            "key",
+            "generate-asymmetric-pair",
+            "ec",
+            "--label",
+            "lbl",
+            "--private-attr",
+            "sign=true",
+            "--public-attr",
+            "verify=true",
+            "--json",
+        ],
+    ));
+    let bobs = v["private"]["handle"].as_u64().unwrap().to_string();
+    kw_ok(
+        n,
+        "bob",
+        BOB,
+        &["key", "share", "--key", &bobs, "--with", "alice"],
+    );
+    let file = p(&lab.dir().join("lbl.pem"));
+    let generate_file = ["key", "generate-file", "--key", "lbl", "--out", &file];
+    // Alice owns no `lbl`: the one shared with her is it.
+    kw_ok(n, "alice", ALICE, &generate_file);
+    sym(n, &["aes", "--bits", "256", "--label", "lbl"]);
+    kw_err(n, "alice", ALICE, &generate_file, "use a handle");
+}
+
 /// The audit chain is intact, and its entries can be read back, as a table and as JSON.
 #[test]
 fn the_audit_chain_is_intact_and_reads_back_as_a_table_and_as_json() {

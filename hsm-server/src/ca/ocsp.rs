@@ -41,6 +41,8 @@ pub const MAX_CERTS_PER_REQUEST: usize = 8;
 pub const REUSE_S: u64 = 300;
 /// Most responses the [`Cache`] holds; when full, stale ones are dropped, then all.
 pub const CACHE_ENTRIES: usize = 4096;
+/// Most bytes of responses the [`Cache`] holds (each carries the CA's certificate).
+pub const CACHE_BYTES: usize = 32 * 1024 * 1024;
 
 /// An `OCSPResponse` to send.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -82,13 +84,19 @@ impl Cache {
 
     fn put(&self, key: [u8; 32], now: u64, der: Vec<u8>) {
         let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        if entries.len() >= CACHE_ENTRIES {
+        let full = |e: &HashMap<[u8; 32], Signed>| {
+            e.len() >= CACHE_ENTRIES
+                || e.values().map(|(_, d)| d.len()).sum::<usize>() + der.len() > CACHE_BYTES
+        };
+        if full(&entries) {
             entries.retain(|_, (at, _)| now.saturating_sub(*at) < REUSE_S);
-            if entries.len() >= CACHE_ENTRIES {
+            if full(&entries) {
                 entries.clear();
             }
         }
-        entries.insert(key, (now, der));
+        if der.len() <= CACHE_BYTES {
+            entries.insert(key, (now, der));
+        }
     }
 
     /// How many responses it holds.

@@ -47,11 +47,10 @@ fn refusal(url: &str) -> Option<String> {
         return Some(format!("is longer than {MAX_URL_BYTES} bytes"));
     }
     // RFC 3986 §2: unreserved, sub-delims, gen-delims but `#`, and `%` (checked below).
-    let allowed = |b: u8| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/?[]%".contains(&b);
-    if let Some(b) = url.bytes().find(|b| !allowed(*b)) {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "-._~!$&'()*+,;=:@/?[]%".contains(c);
+    if let Some(c) = url.chars().find(|c| !allowed(*c)) {
         return Some(format!(
-            "holds {:?}, which a URL carries only percent-encoded (RFC 3986 §2)",
-            char::from(b)
+            "holds {c:?}, which a URL carries only percent-encoded (RFC 3986 §2)"
         ));
     }
     let Ok(parsed) = url::Url::parse(url) else {
@@ -66,7 +65,7 @@ fn refusal(url: &str) -> Option<String> {
     match parsed.host() {
         Some(url::Host::Domain(d)) => {
             if d.contains('*') || crate::pki::check_dns_name(d).is_err() {
-                return Some(format!("has host {d:?}, which is not a DNS name"));
+                return Some(format!("has host {}, which is not a DNS name", quoted(d)));
             }
         }
         Some(url::Host::Ipv4(_) | url::Host::Ipv6(_)) => {}
@@ -227,6 +226,16 @@ mod tests {
             assert!(e.contains("crl_urls"), "{bad}: {e}");
             assert!(check(&with(&[], &[bad])).is_err(), "{bad}");
         }
+        let e = check(&with(&["http://example.com/\u{fc}"], &[]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("'\u{fc}'"),
+            "the character, not its first byte: {e}"
+        );
+        let host = format!("http://{}.com/", "a_".repeat(100));
+        let e = check(&with(&[&host], &[])).unwrap_err().to_string();
+        assert!(e.len() < 300, "the host quoted whole: {e}");
         let long = format!("http://example.com/{}", "a".repeat(20 * MAX_URL_BYTES));
         let e = check(&with(&[&long], &[])).unwrap_err().to_string();
         assert!(

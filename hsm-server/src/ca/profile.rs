@@ -189,7 +189,12 @@ pub fn check_names(
     Ok(())
 }
 
-/// Checks a CA's own settings before anything is made: `allowed_dns` patterns and
+/// Most names in a CA's `allowed_dns` or `permitted_dns` (each permitted subtree is written into
+/// its certificate, which every OCSP response carries).
+pub const MAX_NAME_RULES: usize = 64;
+
+/// Checks a CA's own settings before anything is made: at most [`MAX_NAME_RULES`] names in
+/// each list, none twice; `allowed_dns` patterns and
 /// `permitted_dns` subtrees are DNS names (a pattern may start with `*.` or `.`; a subtree
 /// may not hold a wildcard), the common name is 1 to 64 characters without control
 /// characters, and with a `parent`, the settings stay inside the parent's: names it may issue
@@ -203,6 +208,24 @@ pub fn check_ca_settings(
     settings: &mut CaSettings,
     parent: Option<&CaSettings>,
 ) -> Result<(), Error> {
+    for (what, list) in [
+        ("allowed_dns", &settings.allowed_dns),
+        ("permitted_dns", &settings.permitted_dns),
+    ] {
+        if list.len() > MAX_NAME_RULES {
+            return Err(refused(format!(
+                "{what} holds {} names; at most {MAX_NAME_RULES}",
+                list.len()
+            )));
+        }
+        if let Some((_, twice)) = list
+            .iter()
+            .enumerate()
+            .find(|(i, n)| list[..*i].contains(n))
+        {
+            return Err(refused(format!("{what} names {twice:?} twice")));
+        }
+    }
     if common_name.is_empty()
         || common_name.chars().count() > 64
         || common_name.chars().any(char::is_control)
@@ -451,5 +474,25 @@ mod tests {
         let s = settings(&[], &["example.com"]);
         let dns = vec!["example.org".to_string()];
         assert!(check_names(&s, Profile::TlsServer, &dns, &[]).is_err());
+    }
+
+    #[test]
+    fn name_lists_are_bounded_and_without_repeats() {
+        let many: Vec<String> = (0..=MAX_NAME_RULES)
+            .map(|i| format!("n{i}.example.com"))
+            .collect();
+        let many: Vec<&str> = many.iter().map(String::as_str).collect();
+        for mut s in [settings(&many, &[]), settings(&[], &many)] {
+            let e = check_ca_settings("CA", &mut s, None)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("at most 64"), "{e}");
+        }
+        let mut s = settings(&[], &["a.example.com", "b.example.com", "a.example.com"]);
+        let e = check_ca_settings("CA", &mut s, None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("twice"), "{e}");
+        check_ca_settings("CA", &mut settings(&many[..MAX_NAME_RULES], &[]), None).unwrap();
     }
 }
