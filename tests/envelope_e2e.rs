@@ -78,6 +78,23 @@ fn p(path: &Path) -> &str {
     path.to_str().unwrap()
 }
 
+/// `keyward crypto encrypt-file --key KEY --mechanism MECHANISM --in INPUT` followed by `rest`
+/// (`--out FILE` or `--upload URL`, and any flags).
+fn encrypt_file(n: &Node, key: &str, mechanism: &str, input: &Path, rest: &[&str]) -> Output {
+    let mut args = vec![
+        "crypto",
+        "encrypt-file",
+        "--key",
+        key,
+        "--mechanism",
+        mechanism,
+        "--in",
+        p(input),
+    ];
+    args.extend_from_slice(rest);
+    kw(n, &args)
+}
+
 /// An AES-256 key of alice's with the given `wrap` and `unwrap`.
 fn aes_kek(n: &Node, label: &str, wrap: bool, unwrap: bool) -> u64 {
     n.json(
@@ -160,20 +177,12 @@ fn an_aes_kek_round_trips_and_each_tampering_fails_with_no_output() {
     aes_kek(&n, "files", true, true);
     let (plain, bytes) = content(d, "plain.bin", 4 * CHUNK + 1000);
     let sealed = d.join("plain.kwenv");
-    let said = ok(&kw(
+    let said = ok(&encrypt_file(
         &n,
-        &[
-            "crypto",
-            "encrypt-file",
-            "--key",
-            "files",
-            "--mechanism",
-            "aes-kwp",
-            "--in",
-            p(&plain),
-            "--out",
-            p(&sealed),
-        ],
+        "files",
+        "aes-kwp",
+        &plain,
+        &["--out", p(&sealed)],
     ));
     assert!(said.contains("in 5 chunks"), "{said}");
     let env = std::fs::read(&sealed).unwrap();
@@ -233,23 +242,8 @@ fn kek_without_wrap_or_unwrap_is_refused() {
     aes_kek(&n, "no-wrap", false, true);
     aes_kek(&n, "no-unwrap", true, false);
     let (plain, _) = content(d, "plain.bin", 1000);
-    let encrypt = |key: &str, out: &Path| {
-        kw(
-            &n,
-            &[
-                "crypto",
-                "encrypt-file",
-                "--key",
-                key,
-                "--mechanism",
-                "aes-kwp",
-                "--in",
-                p(&plain),
-                "--out",
-                p(out),
-            ],
-        )
-    };
+    let encrypt =
+        |key: &str, out: &Path| encrypt_file(&n, key, "aes-kwp", &plain, &["--out", p(out)]);
     let refused_out = d.join("refused.kwenv");
     let err = failed(&encrypt("no-wrap", &refused_out));
     assert!(err.contains("attribute_violation"), "{err}");
@@ -350,20 +344,12 @@ fn an_openssl_rsa_kek_and_an_independent_opening_by_openssl_and_python() {
     let public = import("kek.pub.pem", "wrap=true");
     let (plain, bytes) = content(d, "plain.bin", 2 * CHUNK + 333);
     let sealed = d.join("plain.kwenv");
-    ok(&kw(
+    ok(&encrypt_file(
         &n,
-        &[
-            "crypto",
-            "encrypt-file",
-            "--key",
-            &public,
-            "--mechanism",
-            "rsa-oaep-sha256",
-            "--in",
-            p(&plain),
-            "--out",
-            p(&sealed),
-        ],
+        &public,
+        "rsa-oaep-sha256",
+        &plain,
+        &["--out", p(&sealed)],
     ));
     // The imported public key is linked to no private key: the envelope names the public one.
     let back = d.join("back.bin");
@@ -669,20 +655,12 @@ fn outputs_are_new_or_regular_files_and_an_interrupted_run_leaves_nothing() {
     // A big decrypt interrupted by SIGINT: an error, and nothing left beside --out.
     let (big, _) = content(d, "big.bin", 64 * 1024 * 1024);
     let big_sealed = d.join("big.kwenv");
-    ok(&kw(
+    ok(&encrypt_file(
         &n,
-        &[
-            "crypto",
-            "encrypt-file",
-            "--key",
-            "files",
-            "--mechanism",
-            "aes-kwp",
-            "--in",
-            p(&big),
-            "--out",
-            p(&big_sealed),
-        ],
+        "files",
+        "aes-kwp",
+        &big,
+        &["--out", p(&big_sealed)],
     ));
     let before = listing(d);
     let out = d.join("big.back");
