@@ -196,3 +196,33 @@ pub(crate) fn issue_leaf(node: &Node, ca: &str, name: &str) -> (PathBuf, String)
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     (pem, v["serial"].as_str().unwrap().to_owned())
 }
+
+/// `keyward cert csr` for the proxy key `web` in `data`, for `www.example.test`, into `csr`.
+pub(crate) fn web_csr(data: &Path, csr: &Path) {
+    crate::support::keyward_ok(&[
+        "cert",
+        "csr",
+        "--key",
+        "web",
+        "--dns",
+        "www.example.test",
+        "--out",
+        &p(csr),
+        "--data-dir",
+        &p(data),
+    ]);
+}
+
+/// curl gets `https://www.example.test:PORT/` from the proxy on loopback with a 200, trusting
+/// only `root`.
+pub(crate) fn curl_trusts(port: u16, root: &Path) {
+    let got = crate::support::Curl::url(format!("https://www.example.test:{port}/"))
+        .args(&[
+            "--resolve",
+            &format!("www.example.test:{port}:127.0.0.1"),
+            "--cacert",
+            &p(root),
+        ])
+        .run();
+    assert!(got.ok && got.status == 200, "{got:?}");
+}

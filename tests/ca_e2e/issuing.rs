@@ -149,18 +149,7 @@ fn a_proxy_serves_a_certificate_from_the_ca_and_curl_trusts_the_root() {
     // The proxy's key in its own HSM; its CSR goes to the CA, the full chain comes back.
     generate_key(&site.data(), "ec-p256", "web");
     let csr = site.dir.join("web.csr");
-    keyward_ok(&[
-        "cert",
-        "csr",
-        "--key",
-        "web",
-        "--dns",
-        "www.example.test",
-        "--out",
-        &p(&csr),
-        "--data-dir",
-        &p(&site.data()),
-    ]);
+    web_csr(&site.data(), &csr);
     let chain = site.dir.join("web.pem");
     kw_ok(
         &node,
@@ -180,16 +169,7 @@ fn a_proxy_serves_a_certificate_from_the_ca_and_curl_trusts_the_root() {
         chain.display()
     ));
     let (_p, addrs) = start_serve(&config, 1);
-    let port = addrs[0].port();
-    let got = Curl::url(format!("https://www.example.test:{port}/"))
-        .args(&[
-            "--resolve",
-            &format!("www.example.test:{port}:127.0.0.1"),
-            "--cacert",
-            &p(&root),
-        ])
-        .run();
-    assert!(got.ok && got.status == 200, "{got:?}");
+    curl_trusts(addrs[0].port(), &root);
 
     // `keyward cert issue` certifies a key on the node in one step.
     let dir = node.dir.path();

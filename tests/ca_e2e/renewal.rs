@@ -24,18 +24,7 @@ fn the_proxy_renews_its_certificate_from_its_own_ca_without_a_restart() {
         &p(&data),
     ]);
     let csr = site.dir.join("web.csr");
-    keyward_ok(&[
-        "cert",
-        "csr",
-        "--key",
-        "web",
-        "--dns",
-        "www.example.test",
-        "--out",
-        &p(&csr),
-        "--data-dir",
-        &p(&data),
-    ]);
+    web_csr(&data, &csr);
     let (_up, up) = start_upstream();
     let api_port = free_port();
     let url = format!("https://localhost:{api_port}");
@@ -130,16 +119,7 @@ fn the_proxy_renews_its_certificate_from_its_own_ca_without_a_restart() {
         "864000",
     ]);
     assert!(text.contains("DNS:www.example.test"), "{text}");
-    let port = addrs[0].port();
-    let got = Curl::url(format!("https://www.example.test:{port}/"))
-        .args(&[
-            "--resolve",
-            &format!("www.example.test:{port}:127.0.0.1"),
-            "--cacert",
-            &p(&root),
-        ])
-        .run();
-    assert!(got.ok && got.status == 200, "{got:?}");
+    curl_trusts(addrs[0].port(), &root);
     // Both are in the CA's register; nothing renews again (the new one has 397 days).
     let register = as_ca(&["ca", "certificates", "edge", "--json"]);
     let register: serde_json::Value = serde_json::from_str(&register).unwrap();
@@ -216,14 +196,5 @@ fn a_remote_mode_proxy_renews_its_certificate_from_the_nodes_ca() {
     assert_ne!(first, second);
     let served = s_client(addrs[0], "www.example.test", &[]);
     assert_eq!(serial_of(&served), second, "{served}");
-    let port = addrs[0].port();
-    let got = Curl::url(format!("https://www.example.test:{port}/"))
-        .args(&[
-            "--resolve",
-            &format!("www.example.test:{port}:127.0.0.1"),
-            "--cacert",
-            &p(&root),
-        ])
-        .run();
-    assert!(got.ok && got.status == 200, "{got:?}");
+    curl_trusts(addrs[0].port(), &root);
 }
